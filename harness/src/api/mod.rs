@@ -1,0 +1,1 @@
+//! The offload API under test.

@@ -1,0 +1,10 @@
+//! The nvmf-conform harness: everything a conformance suite uses to drive an NVMe-oF
+//! target offload device.
+//!
+//! - [`api`]: the offload API under test (`OffloadProvider`), shaped after the RFC.
+//! - [`wire`]: byte-exact NVMe and NVMe-oF formats (SQE, CQE, SGL, Connect, CM private data).
+//! - [`fabric`]: the RDMA transport seam and its deterministic simulated implementation.
+
+pub mod api;
+pub mod fabric;
+pub mod wire;
