@@ -11,6 +11,7 @@
 //! librdmacm would return. Waits (`wait_cq`, `next_async_event`, `next_cm_event`) are
 //! unbounded here: callers bound them, e.g. with [`wait::completion`].
 
+pub mod contract;
 mod error;
 pub mod sim;
 mod types;

@@ -1,0 +1,1 @@
+//! Fabric contract cases (in progress).
