@@ -116,7 +116,7 @@ pub trait DeviceContext: Send + Sync {
     /// The QP's current state (`ibv_query_qp`).
     fn query_qp(&self, qp: QpId) -> Result<QpState>;
 
-    /// Destroys a QP (any state); EBUSY while a CM identifier still holds it connected.
+    /// Destroys a QP in any state; outstanding work is discarded without completions.
     fn destroy_qp(&self, qp: QpId) -> Result<()>;
 
     /// Posts a send request; EINVAL in RESET/INIT/RTR or for too many SGEs,

@@ -59,7 +59,10 @@ pub async fn completions(
 }
 
 /// Waits up to `bound` for the next async event.
-pub async fn async_event(ctx: &dyn DeviceContext, bound: Duration) -> Result<AsyncEvent, WaitError> {
+pub async fn async_event(
+    ctx: &dyn DeviceContext,
+    bound: Duration,
+) -> Result<AsyncEvent, WaitError> {
     tokio::time::timeout(bound, ctx.next_async_event())
         .await
         .map_err(|_| WaitError::TimedOut(bound))

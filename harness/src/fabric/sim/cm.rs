@@ -1,0 +1,435 @@
+//! The simulated connection manager: listen, connect request with private data,
+//! accept / reject, established, disconnect, after RDMA CM over IB CM.
+
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::time::Instant;
+
+use super::net::{Conn, ConnState, Listener, Net, Timed};
+use crate::fabric::{
+    Access, CmEvent, CmEventKind, ConnId, ConnParam, FabricError, ListenerId, QpDest, QpId,
+    QpState, Result, CM_REJ_CONSUMER_DEFINED, CM_REJ_INVALID_SERVICE_ID, CM_REJ_PRIVATE_DATA_MAX,
+    CM_REP_PRIVATE_DATA_MAX, CM_REQ_PRIVATE_DATA_MAX,
+};
+
+impl Net {
+    pub(crate) fn cm_listen(&mut self, ctx: usize, addr: SocketAddr) -> Result<ListenerId> {
+        let dev = self.ctxs[ctx].device;
+        let ip = match addr.ip() {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(_) => return Err(FabricError::AddrNotAvail(addr)),
+        };
+        if !ip.is_unspecified() && ip != self.devices[dev].addr {
+            return Err(FabricError::AddrNotAvail(addr));
+        }
+        if addr.port() == 0 {
+            return Err(FabricError::Invalid("listen address: port 0"));
+        }
+        let taken = self.devices[dev].contexts.iter().any(|c| {
+            self.ctxs[*c].listeners.values().any(|l| {
+                l.addr.port() == addr.port()
+                    && (l.addr.ip() == addr.ip()
+                        || ip.is_unspecified()
+                        || l.addr.ip().is_unspecified())
+            })
+        });
+        if taken {
+            return Err(FabricError::AddrInUse(addr));
+        }
+        let id = ListenerId(self.ctxs[ctx].alloc_id());
+        self.ctxs[ctx].listeners.insert(id, Listener { addr });
+        Ok(id)
+    }
+
+    pub(crate) fn cm_close_listener(&mut self, ctx: usize, l: ListenerId) -> Result<()> {
+        self.ctxs[ctx]
+            .listeners
+            .remove(&l)
+            .map(|_| ())
+            .ok_or(FabricError::NotFound("listener"))
+    }
+
+    pub(crate) fn cm_connect(
+        &mut self,
+        ctx: usize,
+        addr: SocketAddr,
+        qp: QpId,
+        param: &ConnParam,
+    ) -> Result<ConnId> {
+        let q = self.ctxs[ctx]
+            .qps
+            .get(&qp)
+            .ok_or(FabricError::NotFound("qp"))?;
+        if q.state != QpState::Reset {
+            return Err(FabricError::Invalid("cm_connect: qp must be in RESET"));
+        }
+        if param.private_data.len() > CM_REQ_PRIVATE_DATA_MAX {
+            return Err(FabricError::Invalid(
+                "cm_connect: private_data longer than 56 bytes",
+            ));
+        }
+        if param.rnr_retry_count > 7 {
+            return Err(FabricError::Invalid("cm_connect: rnr_retry_count above 7"));
+        }
+        if !addr.is_ipv4() {
+            return Err(FabricError::Invalid("cm_connect: address is not IPv4"));
+        }
+        let dev = self.ctxs[ctx].device;
+        let local = SocketAddr::new(self.devices[dev].addr.into(), self.next_port);
+        self.next_port = self.next_port.wrapping_add(1).max(40000);
+        let id = ConnId(self.ctxs[ctx].alloc_id());
+        self.ctxs[ctx].conns.insert(
+            id,
+            Conn {
+                state: ConnState::Connecting,
+                qp: Some(qp),
+                peer: None,
+                local,
+                param: param.clone(),
+            },
+        );
+        let at = Instant::now() + self.latency();
+        self.schedule(
+            at,
+            Timed::CmRequest {
+                ctx,
+                conn: id,
+                addr,
+            },
+        );
+        Ok(id)
+    }
+
+    /// A connect request reaches the address it was sent to.
+    pub(crate) fn on_cm_request(&mut self, ctx: usize, conn: ConnId, addr: SocketAddr) {
+        let Some(c) = self.ctxs[ctx].conns.get(&conn) else {
+            return;
+        };
+        if c.state != ConnState::Connecting {
+            return;
+        }
+        let from = self.ctxs[ctx].device;
+        let to = match addr.ip() {
+            IpAddr::V4(ip) => self.device_by_addr(ip),
+            IpAddr::V6(_) => None,
+        };
+        if !self.path_up(from, 0, to) {
+            self.push_cm_event(
+                ctx,
+                CmEvent {
+                    conn,
+                    kind: CmEventKind::Unreachable,
+                },
+            );
+            return;
+        }
+        let to = to.expect("path_up checked");
+        let listener = self.devices[to].contexts.iter().find_map(|lc| {
+            self.ctxs[*lc]
+                .listeners
+                .iter()
+                .find(|(_, l)| {
+                    l.addr.port() == addr.port()
+                        && (l.addr.ip() == addr.ip() || l.addr.ip().is_unspecified())
+                })
+                .map(|(id, _)| (*lc, *id))
+        });
+        let Some((lctx, lid)) = listener else {
+            let ev = CmEvent {
+                conn,
+                kind: CmEventKind::Rejected {
+                    status: CM_REJ_INVALID_SERVICE_ID,
+                    private_data: Vec::new(),
+                },
+            };
+            let at = Instant::now() + self.latency();
+            self.schedule(at, Timed::CmDeliver { ctx, event: ev });
+            if let Some(c) = self.ctxs[ctx].conns.get_mut(&conn) {
+                c.state = ConnState::Rejected;
+            }
+            return;
+        };
+        let (local, param) = {
+            let c = &self.ctxs[ctx].conns[&conn];
+            (c.local, c.param.clone())
+        };
+        let pid = ConnId(self.ctxs[lctx].alloc_id());
+        self.ctxs[lctx].conns.insert(
+            pid,
+            Conn {
+                state: ConnState::RequestReceived,
+                qp: None,
+                peer: Some((ctx, conn)),
+                local: addr,
+                param: param.clone(),
+            },
+        );
+        self.ctxs[ctx].conns.get_mut(&conn).expect("conn").peer = Some((lctx, pid));
+        self.push_cm_event(
+            lctx,
+            CmEvent {
+                conn: pid,
+                kind: CmEventKind::ConnectRequest {
+                    listener: lid,
+                    peer: local,
+                    param,
+                },
+            },
+        );
+    }
+
+    /// Moves a QP through INIT and RTR to RTS towards `dest`, as the CM does for its user.
+    fn cm_bring_up(&mut self, ctx: usize, qp: QpId, dest: QpDest, responder: u8, rnr: u8) {
+        let q = self.ctxs[ctx].qps.get_mut(&qp).expect("checked qp");
+        q.access = Access::LOCAL_WRITE
+            | Access::REMOTE_WRITE
+            | if responder > 0 {
+                Access::REMOTE_READ
+            } else {
+                Access::empty()
+            };
+        q.dest = Some(dest);
+        q.retry_cnt = 7;
+        q.rnr_retry = rnr;
+        q.state = QpState::Rts;
+    }
+
+    pub(crate) fn cm_accept(
+        &mut self,
+        ctx: usize,
+        conn: ConnId,
+        qp: QpId,
+        param: &ConnParam,
+    ) -> Result<()> {
+        let c = self.ctxs[ctx]
+            .conns
+            .get(&conn)
+            .ok_or(FabricError::NotFound("conn"))?;
+        if c.state != ConnState::RequestReceived {
+            return Err(FabricError::Invalid(
+                "cm_accept: conn is not an unanswered request",
+            ));
+        }
+        let (actx, aconn) = c.peer.expect("request has a peer");
+        let areq = c.param.clone();
+        let pq = self.ctxs[ctx]
+            .qps
+            .get(&qp)
+            .ok_or(FabricError::NotFound("qp"))?;
+        if pq.state != QpState::Reset {
+            return Err(FabricError::Invalid("cm_accept: qp must be in RESET"));
+        }
+        if param.private_data.len() > CM_REP_PRIVATE_DATA_MAX {
+            return Err(FabricError::Invalid(
+                "cm_accept: private_data longer than 196 bytes",
+            ));
+        }
+        if param.rnr_retry_count > 7 {
+            return Err(FabricError::Invalid("cm_accept: rnr_retry_count above 7"));
+        }
+        let pqpn = pq.qpn;
+        let active = self.ctxs[actx]
+            .conns
+            .get(&aconn)
+            .filter(|a| a.state == ConnState::Connecting);
+        let Some(aqp) = active.and_then(|a| a.qp) else {
+            return Err(FabricError::NotConnected("cm_accept: the peer gave up"));
+        };
+        let Some(aq) = self.ctxs[actx]
+            .qps
+            .get(&aqp)
+            .filter(|q| q.state == QpState::Reset)
+        else {
+            return Err(FabricError::NotConnected(
+                "cm_accept: the peer's qp is gone",
+            ));
+        };
+        let aqpn = aq.qpn;
+        let pgid = self.devices[self.ctxs[ctx].device].gid();
+        let agid = self.devices[self.ctxs[actx].device].gid();
+        self.cm_bring_up(
+            ctx,
+            qp,
+            QpDest {
+                gid: agid,
+                qpn: aqpn,
+            },
+            param.responder_resources,
+            areq.rnr_retry_count,
+        );
+        self.cm_bring_up(
+            actx,
+            aqp,
+            QpDest {
+                gid: pgid,
+                qpn: pqpn,
+            },
+            areq.responder_resources,
+            param.rnr_retry_count,
+        );
+        let c = self.ctxs[ctx].conns.get_mut(&conn).expect("conn");
+        c.state = ConnState::Accepted;
+        c.qp = Some(qp);
+        self.ctxs[actx].conns.get_mut(&aconn).expect("conn").state = ConnState::Established;
+        let now = Instant::now();
+        let l1 = self.latency();
+        let l2 = self.latency();
+        self.schedule(
+            now + l1,
+            Timed::CmDeliver {
+                ctx: actx,
+                event: CmEvent {
+                    conn: aconn,
+                    kind: CmEventKind::Established {
+                        private_data: param.private_data.clone(),
+                    },
+                },
+            },
+        );
+        self.schedule(now + l1 + l2, Timed::CmRtu { ctx, conn });
+        Ok(())
+    }
+
+    pub(crate) fn on_cm_rtu(&mut self, ctx: usize, conn: ConnId) {
+        let Some(c) = self.ctxs[ctx].conns.get_mut(&conn) else {
+            return;
+        };
+        if c.state != ConnState::Accepted {
+            return;
+        }
+        c.state = ConnState::Established;
+        self.push_cm_event(
+            ctx,
+            CmEvent {
+                conn,
+                kind: CmEventKind::Established {
+                    private_data: Vec::new(),
+                },
+            },
+        );
+    }
+
+    pub(crate) fn cm_reject(
+        &mut self,
+        ctx: usize,
+        conn: ConnId,
+        private_data: &[u8],
+    ) -> Result<()> {
+        let c = self.ctxs[ctx]
+            .conns
+            .get_mut(&conn)
+            .ok_or(FabricError::NotFound("conn"))?;
+        if c.state != ConnState::RequestReceived {
+            return Err(FabricError::Invalid(
+                "cm_reject: conn is not an unanswered request",
+            ));
+        }
+        if private_data.len() > CM_REJ_PRIVATE_DATA_MAX {
+            return Err(FabricError::Invalid(
+                "cm_reject: private_data longer than 148 bytes",
+            ));
+        }
+        c.state = ConnState::Rejected;
+        let (actx, aconn) = c.peer.expect("request has a peer");
+        if let Some(a) = self.ctxs[actx].conns.get_mut(&aconn) {
+            if a.state == ConnState::Connecting {
+                a.state = ConnState::Rejected;
+                let ev = CmEvent {
+                    conn: aconn,
+                    kind: CmEventKind::Rejected {
+                        status: CM_REJ_CONSUMER_DEFINED,
+                        private_data: private_data.to_vec(),
+                    },
+                };
+                let at = Instant::now() + self.latency();
+                self.schedule(
+                    at,
+                    Timed::CmDeliver {
+                        ctx: actx,
+                        event: ev,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Tears down this side of a connection: QP to ERR, the peer told, optionally a local event.
+    fn cm_teardown(&mut self, ctx: usize, conn: ConnId, local_event: bool) {
+        let c = self.ctxs[ctx].conns.get_mut(&conn).expect("conn");
+        c.state = ConnState::Disconnected;
+        let (qp, peer) = (c.qp, c.peer);
+        if let Some(qp) = qp {
+            self.qp_to_err(ctx, qp);
+        }
+        let now = Instant::now();
+        let l1 = self.latency();
+        if let Some((pctx, pconn)) = peer {
+            self.schedule(
+                now + l1,
+                Timed::CmDisconnect {
+                    ctx: pctx,
+                    conn: pconn,
+                },
+            );
+        }
+        if local_event {
+            let l2 = self.latency();
+            self.schedule(
+                now + l1 + l2,
+                Timed::CmDeliver {
+                    ctx,
+                    event: CmEvent {
+                        conn,
+                        kind: CmEventKind::Disconnected,
+                    },
+                },
+            );
+        }
+    }
+
+    pub(crate) fn cm_disconnect(&mut self, ctx: usize, conn: ConnId) -> Result<()> {
+        let c = self.ctxs[ctx]
+            .conns
+            .get(&conn)
+            .ok_or(FabricError::NotFound("conn"))?;
+        if !matches!(c.state, ConnState::Established | ConnState::Accepted) {
+            return Err(FabricError::Invalid("cm_disconnect: conn is not connected"));
+        }
+        self.cm_teardown(ctx, conn, true);
+        Ok(())
+    }
+
+    /// The peer of `conn` disconnected.
+    pub(crate) fn on_cm_disconnect(&mut self, ctx: usize, conn: ConnId) {
+        let Some(c) = self.ctxs[ctx].conns.get_mut(&conn) else {
+            return;
+        };
+        if !matches!(c.state, ConnState::Established | ConnState::Accepted) {
+            return;
+        }
+        c.state = ConnState::Disconnected;
+        if let Some(qp) = c.qp {
+            self.qp_to_err(ctx, qp);
+        }
+        self.push_cm_event(
+            ctx,
+            CmEvent {
+                conn,
+                kind: CmEventKind::Disconnected,
+            },
+        );
+    }
+
+    pub(crate) fn cm_destroy(&mut self, ctx: usize, conn: ConnId) -> Result<()> {
+        let c = self.ctxs[ctx]
+            .conns
+            .get(&conn)
+            .ok_or(FabricError::NotFound("conn"))?;
+        if matches!(c.state, ConnState::Established | ConnState::Accepted) {
+            self.cm_teardown(ctx, conn, false);
+        }
+        self.ctxs[ctx].conns.remove(&conn);
+        Ok(())
+    }
+}
