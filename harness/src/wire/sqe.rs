@@ -1,0 +1,1108 @@
+//! NVMe submission queue entry, 64 bytes (NVMe Base Specification 2.0, "Common Command
+//! Format"), and the NVM I/O commands of the NVM Command Set Specification 1.0 (Read,
+//! Write, Write Zeroes, Dataset Management; Flush is in the Base specification).
+//!
+//! | bytes | field |
+//! |-------|-------|
+//! | 0 | OPC opcode |
+//! | 1 | FUSE bits 1:0, reserved bits 5:2, PSDT bits 7:6 |
+//! | 3:2 | CID |
+//! | 7:4 | NSID |
+//! | 11:8, 15:12 | CDW2, CDW3 |
+//! | 23:16 | MPTR |
+//! | 39:24 | DPTR (PRP1/PRP2, or SGL1 when PSDT is 01b/10b) |
+//! | 63:40 | CDW10..CDW15 |
+//!
+//! Decisions where the specifications differ between revisions:
+//! - CDW2, CDW3 and MPTR are kept raw for every command: NVMe 2.0 gives CDW2/3 meaning
+//!   for Read/Write/Write Zeroes (extended protection information) and NVMe-oF leaves
+//!   MPTR to the transport. They are never checked.
+//! - Read/Write CDW12 bits 19:16 and 25 and CDW13 bits 15:8 are reserved (NVM Command
+//!   Set 1.0) and rejected; NVMe 2.1's Command Extension Type (bits 19:16) is therefore
+//!   not accepted. DTYPE (CDW12 23:20) and DSPEC (CDW13 31:16) are reserved for Read.
+//! - Write Zeroes CDW12 bits 23:16 and all of CDW13 are reserved and rejected.
+//! - Flush CDW10..15 and Dataset Management CDW10 bits 31:8, CDW11 bits 31:3 and
+//!   CDW12..15 are reserved and rejected.
+//! - FUSE 11b and PSDT 11b (both reserved) parse successfully: the target judges them.
+//!   With PSDT 00b or 11b the data pointer is kept raw; with 01b/10b it must be a valid
+//!   SGL descriptor.
+
+use super::field::{
+    check_bits, check_len, check_width, get_u16, get_u32, get_u64, set_u16, set_u32, set_u64, Field,
+};
+use super::opcode::NvmOpcode;
+use super::sgl::{Sgl, SglRepr};
+use super::{Result, WireError};
+
+/// Length of a submission queue entry in bytes.
+pub const SQE_LEN: usize = 64;
+
+/// Byte offsets inside a submission queue entry.
+pub mod field {
+    use super::Field;
+    /// Opcode (byte 0).
+    pub const OPCODE: usize = 0;
+    /// FUSE (bits 1:0), reserved (bits 5:2) and PSDT (bits 7:6).
+    pub const FLAGS: usize = 1;
+    /// Command Identifier, u16.
+    pub const CID: Field = 2..4;
+    /// Namespace Identifier, u32.
+    pub const NSID: Field = 4..8;
+    /// Command Dword 2, u32.
+    pub const CDW2: Field = 8..12;
+    /// Command Dword 3, u32.
+    pub const CDW3: Field = 12..16;
+    /// Metadata Pointer, u64.
+    pub const MPTR: Field = 16..24;
+    /// Data Pointer: PRP Entry 1 and 2, or SGL Entry 1.
+    pub const DPTR: Field = 24..40;
+    /// Command Dword 10, u32.
+    pub const CDW10: Field = 40..44;
+    /// Command Dword 11, u32.
+    pub const CDW11: Field = 44..48;
+    /// Command Dword 12, u32.
+    pub const CDW12: Field = 48..52;
+    /// Command Dword 13, u32.
+    pub const CDW13: Field = 52..56;
+    /// Command Dword 14, u32.
+    pub const CDW14: Field = 56..60;
+    /// Command Dword 15, u32.
+    pub const CDW15: Field = 60..64;
+}
+
+/// Bits of CDW0 byte 1.
+mod flags {
+    pub const FUSE_MASK: u8 = 0x03;
+    pub const RESERVED_MASK: u8 = 0x3c;
+    pub const PSDT_SHIFT: u8 = 6;
+}
+
+/// Bits of Read/Write/Write Zeroes CDW12 and CDW13 (NVM Command Set 1.0).
+mod rw {
+    pub const NLB_MASK: u32 = 0xffff;
+    pub const DTYPE_SHIFT: u32 = 20;
+    pub const DTYPE_MASK: u32 = 0xf;
+    pub const STC: u32 = 1 << 24;
+    pub const DEAC: u32 = 1 << 25;
+    pub const PRINFO_SHIFT: u32 = 26;
+    pub const PRINFO_MASK: u32 = 0xf;
+    pub const FUA: u32 = 1 << 30;
+    pub const LR: u32 = 1 << 31;
+    /// Read/Write CDW12 reserved bits 25 and 19:16.
+    pub const RW_CDW12_RESERVED: u32 = (1 << 25) | (0xf << 16);
+    /// Read CDW12 bits 23:20 (DTYPE is a Write field).
+    pub const READ_CDW12_DTYPE: u32 = 0xf << 20;
+    /// Write Zeroes CDW12 reserved bits 23:16.
+    pub const WZ_CDW12_RESERVED: u32 = 0xff << 16;
+    pub const DSM_MASK: u32 = 0xff;
+    /// CDW13 reserved bits 15:8.
+    pub const CDW13_RESERVED: u32 = 0xff00;
+    pub const DSPEC_SHIFT: u32 = 16;
+}
+
+/// Bits of Dataset Management CDW10/CDW11.
+mod dsm {
+    pub const NR_MASK: u32 = 0xff;
+    pub const IDR: u32 = 1 << 0;
+    pub const IDW: u32 = 1 << 1;
+    pub const AD: u32 = 1 << 2;
+    pub const CDW11_RESERVED: u32 = !0x7;
+}
+
+/// A read/write view of a submission queue entry.
+#[derive(Debug, Clone)]
+pub struct Sqe<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Sqe<T> {
+    /// Wraps a buffer without checking its length; getters panic if it is shorter than 64.
+    pub const fn new_unchecked(buffer: T) -> Sqe<T> {
+        Sqe { buffer }
+    }
+
+    /// Wraps a buffer of at least 64 bytes.
+    pub fn new_checked(buffer: T) -> Result<Sqe<T>> {
+        let s = Sqe::new_unchecked(buffer);
+        s.check_len()?;
+        Ok(s)
+    }
+
+    /// `Err(Truncated)` if the buffer is shorter than 64 bytes.
+    pub fn check_len(&self) -> Result<()> {
+        check_len("sqe", SQE_LEN, self.buffer.as_ref().len())
+    }
+
+    /// Returns the underlying buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Opcode (byte 0).
+    pub fn opcode(&self) -> u8 {
+        self.buffer.as_ref()[field::OPCODE]
+    }
+
+    /// Byte 1 as is: FUSE, reserved bits and PSDT.
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref()[field::FLAGS]
+    }
+
+    /// Fused Operation (bits 1:0 of byte 1).
+    pub fn fuse(&self) -> Fuse {
+        Fuse::from_bits(self.flags())
+    }
+
+    /// PRP or SGL for Data Transfer (bits 7:6 of byte 1).
+    pub fn psdt(&self) -> Psdt {
+        Psdt::from_bits(self.flags() >> flags::PSDT_SHIFT)
+    }
+
+    /// Command Identifier.
+    pub fn cid(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), field::CID.start)
+    }
+
+    /// Namespace Identifier.
+    pub fn nsid(&self) -> u32 {
+        get_u32(self.buffer.as_ref(), field::NSID.start)
+    }
+
+    /// Metadata Pointer.
+    pub fn mptr(&self) -> u64 {
+        get_u64(self.buffer.as_ref(), field::MPTR.start)
+    }
+
+    /// The 16 data-pointer bytes (24..40).
+    pub fn dptr(&self) -> &[u8] {
+        &self.buffer.as_ref()[field::DPTR]
+    }
+
+    /// A view of the data pointer as SGL Entry 1.
+    pub fn sgl1(&self) -> Sgl<&[u8]> {
+        Sgl::new_unchecked(self.dptr())
+    }
+
+    /// Command dword `n` (0..16) at byte offset `4 * n`; panics if `n >= 16`.
+    pub fn cdw(&self, n: usize) -> u32 {
+        assert!(n < 16, "command dword index {n} out of range");
+        get_u32(self.buffer.as_ref(), 4 * n)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Sqe<T> {
+    /// Sets the opcode.
+    pub fn set_opcode(&mut self, value: u8) {
+        self.buffer.as_mut()[field::OPCODE] = value;
+    }
+
+    /// Sets byte 1 as is.
+    pub fn set_flags(&mut self, value: u8) {
+        self.buffer.as_mut()[field::FLAGS] = value;
+    }
+
+    /// Sets FUSE, keeping the other bits of byte 1.
+    pub fn set_fuse(&mut self, value: Fuse) {
+        let f = self.flags() & !flags::FUSE_MASK;
+        self.set_flags(f | value as u8);
+    }
+
+    /// Sets PSDT, keeping the other bits of byte 1.
+    pub fn set_psdt(&mut self, value: Psdt) {
+        let f = self.flags() & !(0x3 << flags::PSDT_SHIFT);
+        self.set_flags(f | (value as u8) << flags::PSDT_SHIFT);
+    }
+
+    /// Sets the Command Identifier.
+    pub fn set_cid(&mut self, value: u16) {
+        set_u16(self.buffer.as_mut(), field::CID.start, value);
+    }
+
+    /// Sets the Namespace Identifier.
+    pub fn set_nsid(&mut self, value: u32) {
+        set_u32(self.buffer.as_mut(), field::NSID.start, value);
+    }
+
+    /// Sets the Metadata Pointer.
+    pub fn set_mptr(&mut self, value: u64) {
+        set_u64(self.buffer.as_mut(), field::MPTR.start, value);
+    }
+
+    /// The 16 data-pointer bytes, writable.
+    pub fn dptr_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[field::DPTR]
+    }
+
+    /// Sets command dword `n` (0..16); panics if `n >= 16`.
+    pub fn set_cdw(&mut self, n: usize, value: u32) {
+        assert!(n < 16, "command dword index {n} out of range");
+        set_u32(self.buffer.as_mut(), 4 * n, value);
+    }
+}
+
+/// Fused Operation (CDW0 bits 9:8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Fuse {
+    /// 00b: normal operation.
+    #[default]
+    Normal = 0,
+    /// 01b: first command of a fused operation.
+    First = 1,
+    /// 10b: second command of a fused operation.
+    Second = 2,
+    /// 11b: reserved (parsed so that the target can reject it).
+    Reserved = 3,
+}
+
+impl Fuse {
+    /// From the low two bits of `bits`.
+    pub fn from_bits(bits: u8) -> Fuse {
+        match bits & 0x3 {
+            0 => Fuse::Normal,
+            1 => Fuse::First,
+            2 => Fuse::Second,
+            _ => Fuse::Reserved,
+        }
+    }
+}
+
+/// PRP or SGL for Data Transfer (CDW0 bits 15:14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Psdt {
+    /// 00b: PRPs (not allowed on NVMe-oF; parsed so the target can reject it).
+    Prp = 0,
+    /// 01b: SGL; MPTR is the address of one contiguous metadata buffer. Linux and SPDK
+    /// hosts send this on NVMe-oF.
+    #[default]
+    SglMptrContiguous = 1,
+    /// 10b: SGL; MPTR is the address of an SGL segment with one descriptor.
+    SglMptrSegment = 2,
+    /// 11b: reserved.
+    Reserved = 3,
+}
+
+impl Psdt {
+    /// From the low two bits of `bits`.
+    pub fn from_bits(bits: u8) -> Psdt {
+        match bits & 0x3 {
+            0 => Psdt::Prp,
+            1 => Psdt::SglMptrContiguous,
+            2 => Psdt::SglMptrSegment,
+            _ => Psdt::Reserved,
+        }
+    }
+
+    /// True for 01b and 10b, the values under which DPTR is an SGL descriptor.
+    pub fn is_sgl(self) -> bool {
+        matches!(self, Psdt::SglMptrContiguous | Psdt::SglMptrSegment)
+    }
+}
+
+/// The data pointer (bytes 39:24).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataPointer {
+    /// SGL Entry 1 (PSDT 01b or 10b).
+    Sgl(SglRepr),
+    /// The raw 16 bytes (PSDT 00b: PRP1 and PRP2; PSDT 11b: undefined).
+    Raw([u8; 16]),
+}
+
+/// Read and Write command fields (CDW10..CDW15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RwCommand {
+    /// Starting LBA (CDW10 low, CDW11 high).
+    pub slba: u64,
+    /// Number of Logical Blocks, 0's based (CDW12 bits 15:0).
+    pub nlb: u16,
+    /// Limited Retry (CDW12 bit 31).
+    pub lr: bool,
+    /// Force Unit Access (CDW12 bit 30).
+    pub fua: bool,
+    /// Protection Information field, PRACT and PRCHK (CDW12 bits 29:26, 4 bits).
+    pub prinfo: u8,
+    /// Storage Tag Check (CDW12 bit 24).
+    pub stc: bool,
+    /// Directive Type (CDW12 bits 23:20, 4 bits; Write only, must be 0 for Read).
+    pub dtype: u8,
+    /// Dataset Management hints (CDW13 bits 7:0).
+    pub dsm: u8,
+    /// Directive Specific (CDW13 bits 31:16; Write only, must be 0 for Read).
+    pub dspec: u16,
+    /// Initial Logical Block Reference Tag (CDW14).
+    pub ilbrt: u32,
+    /// Logical Block Application Tag (CDW15 bits 15:0).
+    pub lbat: u16,
+    /// Logical Block Application Tag Mask (CDW15 bits 31:16).
+    pub lbatm: u16,
+}
+
+impl RwCommand {
+    /// `blocks` blocks from `slba` (NLB = `blocks - 1`, 0's based); `blocks` is clamped
+    /// to 1..=65536.
+    pub fn new(slba: u64, blocks: u32) -> RwCommand {
+        RwCommand {
+            slba,
+            nlb: (blocks.clamp(1, 0x1_0000) - 1) as u16,
+            ..RwCommand::default()
+        }
+    }
+
+    /// The number of blocks, `nlb + 1`.
+    pub fn blocks(&self) -> u32 {
+        u32::from(self.nlb) + 1
+    }
+
+    fn cdw12(&self) -> u32 {
+        let mut v = u32::from(self.nlb);
+        v |= (u32::from(self.dtype) & rw::DTYPE_MASK) << rw::DTYPE_SHIFT;
+        v |= (u32::from(self.prinfo) & rw::PRINFO_MASK) << rw::PRINFO_SHIFT;
+        if self.stc {
+            v |= rw::STC;
+        }
+        if self.fua {
+            v |= rw::FUA;
+        }
+        if self.lr {
+            v |= rw::LR;
+        }
+        v
+    }
+
+    fn parse(cdw: &[u32; 6], read: bool) -> Result<RwCommand> {
+        let (c12, c13) = (cdw[2], cdw[3]);
+        check_bits(
+            c12.into(),
+            rw::RW_CDW12_RESERVED.into(),
+            "cdw12 reserved bits 25, 19:16",
+            field::CDW12.start,
+        )?;
+        check_bits(
+            c13.into(),
+            rw::CDW13_RESERVED.into(),
+            "cdw13 reserved bits 15:8",
+            field::CDW13.start,
+        )?;
+        if read {
+            check_bits(
+                c12.into(),
+                rw::READ_CDW12_DTYPE.into(),
+                "read cdw12 bits 23:20 (dtype)",
+                field::CDW12.start,
+            )?;
+            check_bits(
+                c13.into(),
+                0xffff_0000,
+                "read cdw13 bits 31:16 (dspec)",
+                field::CDW13.start,
+            )?;
+        }
+        Ok(RwCommand {
+            slba: u64::from(cdw[0]) | u64::from(cdw[1]) << 32,
+            nlb: (c12 & rw::NLB_MASK) as u16,
+            lr: c12 & rw::LR != 0,
+            fua: c12 & rw::FUA != 0,
+            prinfo: ((c12 >> rw::PRINFO_SHIFT) & rw::PRINFO_MASK) as u8,
+            stc: c12 & rw::STC != 0,
+            dtype: ((c12 >> rw::DTYPE_SHIFT) & rw::DTYPE_MASK) as u8,
+            dsm: (c13 & rw::DSM_MASK) as u8,
+            dspec: (c13 >> rw::DSPEC_SHIFT) as u16,
+            ilbrt: cdw[4],
+            lbat: cdw[5] as u16,
+            lbatm: (cdw[5] >> 16) as u16,
+        })
+    }
+
+    fn emit(&self, read: bool) -> Result<[u32; 6]> {
+        check_width(self.prinfo.into(), 4, "rw.prinfo")?;
+        check_width(self.dtype.into(), 4, "rw.dtype")?;
+        if read && self.dtype != 0 {
+            return Err(WireError::BadValue {
+                field: "read.dtype",
+                value: self.dtype.into(),
+            });
+        }
+        if read && self.dspec != 0 {
+            return Err(WireError::BadValue {
+                field: "read.dspec",
+                value: self.dspec.into(),
+            });
+        }
+        Ok([
+            self.slba as u32,
+            (self.slba >> 32) as u32,
+            self.cdw12(),
+            u32::from(self.dsm) | u32::from(self.dspec) << rw::DSPEC_SHIFT,
+            self.ilbrt,
+            u32::from(self.lbat) | u32::from(self.lbatm) << 16,
+        ])
+    }
+}
+
+/// Write Zeroes command fields (CDW10..CDW15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct WriteZeroesCommand {
+    /// Starting LBA (CDW10 low, CDW11 high).
+    pub slba: u64,
+    /// Number of Logical Blocks, 0's based (CDW12 bits 15:0).
+    pub nlb: u16,
+    /// Limited Retry (CDW12 bit 31).
+    pub lr: bool,
+    /// Force Unit Access (CDW12 bit 30).
+    pub fua: bool,
+    /// Protection Information field (CDW12 bits 29:26, 4 bits).
+    pub prinfo: u8,
+    /// Deallocate (CDW12 bit 25).
+    pub deac: bool,
+    /// Storage Tag Check (CDW12 bit 24).
+    pub stc: bool,
+    /// Initial Logical Block Reference Tag (CDW14).
+    pub ilbrt: u32,
+    /// Logical Block Application Tag (CDW15 bits 15:0).
+    pub lbat: u16,
+    /// Logical Block Application Tag Mask (CDW15 bits 31:16).
+    pub lbatm: u16,
+}
+
+impl WriteZeroesCommand {
+    fn parse(cdw: &[u32; 6]) -> Result<WriteZeroesCommand> {
+        let c12 = cdw[2];
+        check_bits(
+            c12.into(),
+            rw::WZ_CDW12_RESERVED.into(),
+            "write zeroes cdw12 reserved bits 23:16",
+            field::CDW12.start,
+        )?;
+        check_bits(
+            cdw[3].into(),
+            u32::MAX.into(),
+            "write zeroes cdw13 (reserved)",
+            field::CDW13.start,
+        )?;
+        Ok(WriteZeroesCommand {
+            slba: u64::from(cdw[0]) | u64::from(cdw[1]) << 32,
+            nlb: (c12 & rw::NLB_MASK) as u16,
+            lr: c12 & rw::LR != 0,
+            fua: c12 & rw::FUA != 0,
+            prinfo: ((c12 >> rw::PRINFO_SHIFT) & rw::PRINFO_MASK) as u8,
+            deac: c12 & rw::DEAC != 0,
+            stc: c12 & rw::STC != 0,
+            ilbrt: cdw[4],
+            lbat: cdw[5] as u16,
+            lbatm: (cdw[5] >> 16) as u16,
+        })
+    }
+
+    fn emit(&self) -> Result<[u32; 6]> {
+        check_width(self.prinfo.into(), 4, "write_zeroes.prinfo")?;
+        let mut c12 = u32::from(self.nlb);
+        c12 |= u32::from(self.prinfo) << rw::PRINFO_SHIFT;
+        for (set, bit) in [
+            (self.deac, rw::DEAC),
+            (self.stc, rw::STC),
+            (self.fua, rw::FUA),
+            (self.lr, rw::LR),
+        ] {
+            if set {
+                c12 |= bit;
+            }
+        }
+        Ok([
+            self.slba as u32,
+            (self.slba >> 32) as u32,
+            c12,
+            0,
+            self.ilbrt,
+            u32::from(self.lbat) | u32::from(self.lbatm) << 16,
+        ])
+    }
+}
+
+/// Dataset Management command fields (CDW10, CDW11); the ranges travel as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct DsmCommand {
+    /// Number of Ranges, 0's based (CDW10 bits 7:0).
+    pub nr: u8,
+    /// Integral Dataset for Read (CDW11 bit 0).
+    pub idr: bool,
+    /// Integral Dataset for Write (CDW11 bit 1).
+    pub idw: bool,
+    /// Attribute – Deallocate (CDW11 bit 2).
+    pub ad: bool,
+}
+
+impl DsmCommand {
+    /// The number of 16-byte range entries, `nr + 1`.
+    pub fn ranges(&self) -> usize {
+        usize::from(self.nr) + 1
+    }
+
+    fn parse(cdw: &[u32; 6]) -> Result<DsmCommand> {
+        check_bits(
+            cdw[0].into(),
+            (!dsm::NR_MASK).into(),
+            "dsm cdw10 reserved bits 31:8",
+            field::CDW10.start,
+        )?;
+        check_bits(
+            cdw[1].into(),
+            dsm::CDW11_RESERVED.into(),
+            "dsm cdw11 reserved bits 31:3",
+            field::CDW11.start,
+        )?;
+        for (i, &v) in cdw[2..].iter().enumerate() {
+            check_bits(
+                v.into(),
+                u32::MAX.into(),
+                "dsm cdw12..15 (reserved)",
+                field::CDW12.start + 4 * i,
+            )?;
+        }
+        Ok(DsmCommand {
+            nr: (cdw[0] & dsm::NR_MASK) as u8,
+            idr: cdw[1] & dsm::IDR != 0,
+            idw: cdw[1] & dsm::IDW != 0,
+            ad: cdw[1] & dsm::AD != 0,
+        })
+    }
+
+    fn emit(&self) -> [u32; 6] {
+        let mut c11 = 0;
+        for (set, bit) in [
+            (self.idr, dsm::IDR),
+            (self.idw, dsm::IDW),
+            (self.ad, dsm::AD),
+        ] {
+            if set {
+                c11 |= bit;
+            }
+        }
+        [u32::from(self.nr), c11, 0, 0, 0, 0]
+    }
+}
+
+/// The command-specific part of an SQE (opcode and CDW10..CDW15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SqeCommand {
+    /// Read (02h).
+    Read(RwCommand),
+    /// Write (01h).
+    Write(RwCommand),
+    /// Flush (00h): CDW10..15 reserved.
+    Flush,
+    /// Write Zeroes (08h).
+    WriteZeroes(WriteZeroesCommand),
+    /// Dataset Management (09h).
+    DatasetManagement(DsmCommand),
+    /// Any other command, uninterpreted (admin commands, Fabrics, other I/O opcodes).
+    Other {
+        /// The opcode.
+        opcode: u8,
+        /// CDW10..CDW15 as is.
+        cdw: [u32; 6],
+    },
+}
+
+impl SqeCommand {
+    /// The opcode this command emits.
+    pub fn opcode(&self) -> u8 {
+        match self {
+            SqeCommand::Read(_) => NvmOpcode::Read.into(),
+            SqeCommand::Write(_) => NvmOpcode::Write.into(),
+            SqeCommand::Flush => NvmOpcode::Flush.into(),
+            SqeCommand::WriteZeroes(_) => NvmOpcode::WriteZeroes.into(),
+            SqeCommand::DatasetManagement(_) => NvmOpcode::DatasetManagement.into(),
+            SqeCommand::Other { opcode, .. } => *opcode,
+        }
+    }
+}
+
+/// A parsed submission queue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SqeRepr {
+    /// Fused Operation.
+    pub fuse: Fuse,
+    /// PRP or SGL for Data Transfer; must agree with `dptr` (SGL iff 01b/10b).
+    pub psdt: Psdt,
+    /// Command Identifier.
+    pub cid: u16,
+    /// Namespace Identifier.
+    pub nsid: u32,
+    /// Command Dword 2, uninterpreted.
+    pub cdw2: u32,
+    /// Command Dword 3, uninterpreted.
+    pub cdw3: u32,
+    /// Metadata Pointer, uninterpreted.
+    pub mptr: u64,
+    /// Data Pointer.
+    pub dptr: DataPointer,
+    /// Opcode and command-specific dwords.
+    pub command: SqeCommand,
+}
+
+impl SqeRepr {
+    /// An SQE with PSDT 01b and `sgl` as SGL Entry 1 (what NVMe-oF hosts send), with
+    /// CDW2/3 and MPTR zero.
+    pub fn new(cid: u16, nsid: u32, command: SqeCommand, sgl: SglRepr) -> SqeRepr {
+        SqeRepr {
+            fuse: Fuse::Normal,
+            psdt: Psdt::SglMptrContiguous,
+            cid,
+            nsid,
+            cdw2: 0,
+            cdw3: 0,
+            mptr: 0,
+            dptr: DataPointer::Sgl(sgl),
+            command,
+        }
+    }
+
+    /// The opcode.
+    pub fn opcode(&self) -> u8 {
+        self.command.opcode()
+    }
+
+    /// SGL Entry 1, when the data pointer is an SGL.
+    pub fn sgl1(&self) -> Option<&SglRepr> {
+        match &self.dptr {
+            DataPointer::Sgl(s) => Some(s),
+            DataPointer::Raw(_) => None,
+        }
+    }
+
+    fn parse_header<T: AsRef<[u8]>>(sqe: &Sqe<T>) -> Result<(SqeRepr, [u32; 6])> {
+        sqe.check_len()?;
+        check_bits(
+            sqe.flags().into(),
+            flags::RESERVED_MASK.into(),
+            "sqe cdw0 reserved bits 13:10",
+            field::FLAGS,
+        )?;
+        let psdt = sqe.psdt();
+        let dptr = if psdt.is_sgl() {
+            DataPointer::Sgl(SglRepr::parse(&sqe.sgl1())?)
+        } else {
+            let mut raw = [0u8; 16];
+            raw.copy_from_slice(sqe.dptr());
+            DataPointer::Raw(raw)
+        };
+        let b = sqe.buffer.as_ref();
+        let cdw = core::array::from_fn(|i| sqe.cdw(10 + i));
+        let repr = SqeRepr {
+            fuse: sqe.fuse(),
+            psdt,
+            cid: sqe.cid(),
+            nsid: sqe.nsid(),
+            cdw2: get_u32(b, field::CDW2.start),
+            cdw3: get_u32(b, field::CDW3.start),
+            mptr: sqe.mptr(),
+            dptr,
+            command: SqeCommand::Other {
+                opcode: sqe.opcode(),
+                cdw,
+            },
+        };
+        Ok((repr, cdw))
+    }
+
+    /// Parses an SQE of an I/O queue: the NVM opcodes of [`NvmOpcode`] are interpreted
+    /// and their reserved fields checked; every other opcode is [`SqeCommand::Other`].
+    pub fn parse<T: AsRef<[u8]>>(sqe: &Sqe<T>) -> Result<SqeRepr> {
+        let (mut repr, cdw) = SqeRepr::parse_header(sqe)?;
+        repr.command = match NvmOpcode::try_from(sqe.opcode()) {
+            Ok(NvmOpcode::Read) => SqeCommand::Read(RwCommand::parse(&cdw, true)?),
+            Ok(NvmOpcode::Write) => SqeCommand::Write(RwCommand::parse(&cdw, false)?),
+            Ok(NvmOpcode::Flush) => {
+                for (i, &v) in cdw.iter().enumerate() {
+                    check_bits(
+                        v.into(),
+                        u32::MAX.into(),
+                        "flush cdw10..15 (reserved)",
+                        field::CDW10.start + 4 * i,
+                    )?;
+                }
+                SqeCommand::Flush
+            }
+            Ok(NvmOpcode::WriteZeroes) => SqeCommand::WriteZeroes(WriteZeroesCommand::parse(&cdw)?),
+            Ok(NvmOpcode::DatasetManagement) => {
+                SqeCommand::DatasetManagement(DsmCommand::parse(&cdw)?)
+            }
+            Err(_) => repr.command,
+        };
+        Ok(repr)
+    }
+
+    /// Parses an SQE without interpreting the opcode: the command is always
+    /// [`SqeCommand::Other`]. Use it for admin queues, whose opcodes overlap the NVM ones.
+    pub fn parse_raw<T: AsRef<[u8]>>(sqe: &Sqe<T>) -> Result<SqeRepr> {
+        SqeRepr::parse_header(sqe).map(|(r, _)| r)
+    }
+
+    /// Parses the first 64 bytes of `bytes` as an I/O queue SQE.
+    pub fn parse_bytes(bytes: &[u8]) -> Result<SqeRepr> {
+        SqeRepr::parse(&Sqe::new_checked(bytes)?)
+    }
+
+    /// Length of the emitted SQE (64).
+    pub const fn buffer_len(&self) -> usize {
+        SQE_LEN
+    }
+
+    /// Writes the SQE into the first 64 bytes of `buf`.
+    ///
+    /// Fails when `buf` is short, when `psdt` and `dptr` disagree, or when a field does
+    /// not fit its wire width.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<()> {
+        check_len("sqe", SQE_LEN, buf.len())?;
+        let cdw = match &self.command {
+            SqeCommand::Read(c) => c.emit(true)?,
+            SqeCommand::Write(c) => c.emit(false)?,
+            SqeCommand::Flush => [0; 6],
+            SqeCommand::WriteZeroes(c) => c.emit()?,
+            SqeCommand::DatasetManagement(c) => c.emit(),
+            SqeCommand::Other { cdw, .. } => *cdw,
+        };
+        let mut dptr = [0u8; 16];
+        match (&self.dptr, self.psdt.is_sgl()) {
+            (DataPointer::Sgl(s), true) => s.emit(&mut dptr)?,
+            (DataPointer::Raw(r), false) => dptr = *r,
+            _ => {
+                return Err(WireError::BadValue {
+                    field: "sqe.psdt (does not match the data pointer kind)",
+                    value: self.psdt as u64,
+                })
+            }
+        }
+        let mut s = Sqe::new_unchecked(&mut buf[..SQE_LEN]);
+        s.set_opcode(self.opcode());
+        s.set_flags(self.fuse as u8 | (self.psdt as u8) << flags::PSDT_SHIFT);
+        s.set_cid(self.cid);
+        s.set_nsid(self.nsid);
+        s.set_cdw(2, self.cdw2);
+        s.set_cdw(3, self.cdw3);
+        s.set_mptr(self.mptr);
+        s.dptr_mut().copy_from_slice(&dptr);
+        for (i, v) in cdw.into_iter().enumerate() {
+            s.set_cdw(10 + i, v);
+        }
+        Ok(())
+    }
+
+    /// The 64 emitted bytes.
+    pub fn to_bytes(&self) -> Result<[u8; SQE_LEN]> {
+        let mut b = [0u8; SQE_LEN];
+        self.emit(&mut b)?;
+        Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::sgl::SGL_ID_KEYED;
+
+    /// A write of 8 blocks at LBA 0x1_0000_0010 with a keyed SGL, written by hand.
+    fn write_bytes() -> [u8; 64] {
+        let mut b = [0u8; 64];
+        b[0] = 0x01; // opcode Write
+        b[1] = 0x40; // PSDT 01b
+        b[2..4].copy_from_slice(&0xBEEFu16.to_le_bytes()); // CID
+        b[4..8].copy_from_slice(&7u32.to_le_bytes()); // NSID
+        b[24..32].copy_from_slice(&0x7f00_0000_1000u64.to_le_bytes()); // SGL address
+        b[32..35].copy_from_slice(&[0x00, 0x10, 0x00]); // SGL length 4096
+        b[35..39].copy_from_slice(&0x1234_5678u32.to_le_bytes()); // SGL key
+        b[39] = SGL_ID_KEYED;
+        b[40..44].copy_from_slice(&0x10u32.to_le_bytes()); // SLBA low
+        b[44..48].copy_from_slice(&0x1u32.to_le_bytes()); // SLBA high
+        b[48..52].copy_from_slice(&(7u32 | 1 << 30).to_le_bytes()); // NLB 7 (8 blocks), FUA
+        b
+    }
+
+    #[test]
+    fn write_by_hand() {
+        let r = SqeRepr::parse_bytes(&write_bytes()).unwrap();
+        assert_eq!(r.opcode(), 0x01);
+        assert_eq!(r.cid, 0xBEEF);
+        assert_eq!(r.nsid, 7);
+        assert_eq!(r.psdt, Psdt::SglMptrContiguous);
+        assert_eq!(
+            r.sgl1(),
+            Some(&SglRepr::keyed(0x7f00_0000_1000, 4096, 0x1234_5678))
+        );
+        let SqeCommand::Write(w) = r.command else {
+            panic!("not a write: {:?}", r.command)
+        };
+        assert_eq!(w.slba, 0x1_0000_0010);
+        assert_eq!(w.nlb, 7);
+        assert_eq!(w.blocks(), 8);
+        assert!(w.fua);
+        assert!(!w.lr);
+        assert_eq!(r.to_bytes().unwrap(), write_bytes());
+    }
+
+    #[test]
+    fn emit_offsets() {
+        let cmd = RwCommand {
+            lr: true,
+            prinfo: 0b1001,
+            dsm: 0x07,
+            ilbrt: 0xAABB_CCDD,
+            lbat: 0x1122,
+            lbatm: 0x3344,
+            ..RwCommand::new(0x0102_0304_0506_0708, 256)
+        };
+        let r = SqeRepr::new(3, 1, SqeCommand::Read(cmd), SglRepr::in_capsule(0, 0));
+        let b = r.to_bytes().unwrap();
+        assert_eq!(b[0], 0x02);
+        assert_eq!(b[1], 0x40);
+        assert_eq!(&b[2..4], &[3, 0]);
+        assert_eq!(&b[4..8], &[1, 0, 0, 0]);
+        assert_eq!(b[39], 0x01);
+        assert_eq!(&b[40..48], &[8, 7, 6, 5, 4, 3, 2, 1]);
+        // CDW12: NLB 255, PRINFO 1001b at 29:26, LR bit 31.
+        assert_eq!(
+            u32::from_le_bytes(b[48..52].try_into().unwrap()),
+            255 | 0b1001 << 26 | 1 << 31
+        );
+        assert_eq!(&b[52..56], &[7, 0, 0, 0]);
+        assert_eq!(&b[56..60], &[0xDD, 0xCC, 0xBB, 0xAA]);
+        assert_eq!(&b[60..64], &[0x22, 0x11, 0x44, 0x33]);
+    }
+
+    #[test]
+    fn write_zeroes_deac() {
+        let mut b = [0u8; 64];
+        b[0] = 0x08;
+        b[1] = 0x40;
+        b[39] = SGL_ID_KEYED; // the null keyed SGL Linux sends for commands without data
+        b[48..52].copy_from_slice(&(15u32 | 1 << 25).to_le_bytes());
+        let r = SqeRepr::parse_bytes(&b).unwrap();
+        assert_eq!(
+            r.command,
+            SqeCommand::WriteZeroes(WriteZeroesCommand {
+                nlb: 15,
+                deac: true,
+                ..Default::default()
+            })
+        );
+        assert_eq!(r.to_bytes().unwrap(), b);
+        b[50] = 0x01; // CDW12 bit 16: reserved
+        assert_eq!(
+            SqeRepr::parse_bytes(&b),
+            Err(WireError::Reserved {
+                what: "write zeroes cdw12 reserved bits 23:16",
+                offset: 50
+            })
+        );
+        b[50] = 0;
+        b[53] = 1; // CDW13 reserved
+        assert!(matches!(
+            SqeRepr::parse_bytes(&b),
+            Err(WireError::Reserved { offset: 53, .. })
+        ));
+    }
+
+    #[test]
+    fn dataset_management() {
+        let mut b = [0u8; 64];
+        b[0] = 0x09;
+        b[1] = 0x40;
+        b[39] = 0x01;
+        b[32..36].copy_from_slice(&64u32.to_le_bytes());
+        b[40] = 3; // NR = 3 -> 4 ranges
+        b[44] = 0b100; // AD
+        let r = SqeRepr::parse_bytes(&b).unwrap();
+        let SqeCommand::DatasetManagement(d) = r.command else {
+            panic!()
+        };
+        assert_eq!(d.ranges(), 4);
+        assert!(d.ad && !d.idr && !d.idw);
+        assert_eq!(r.to_bytes().unwrap(), b);
+        b[41] = 1;
+        assert_eq!(
+            SqeRepr::parse_bytes(&b),
+            Err(WireError::Reserved {
+                what: "dsm cdw10 reserved bits 31:8",
+                offset: 41
+            })
+        );
+        b[41] = 0;
+        b[44] = 0b1000;
+        assert!(SqeRepr::parse_bytes(&b).is_err());
+        b[44] = 0;
+        b[60] = 1;
+        assert_eq!(
+            SqeRepr::parse_bytes(&b),
+            Err(WireError::Reserved {
+                what: "dsm cdw12..15 (reserved)",
+                offset: 60
+            })
+        );
+    }
+
+    #[test]
+    fn flush_and_reserved_bits() {
+        let r = SqeRepr::new(1, 1, SqeCommand::Flush, SglRepr::keyed(0, 0, 0));
+        let mut b = r.to_bytes().unwrap();
+        assert_eq!(b[0], 0x00);
+        assert_eq!(SqeRepr::parse_bytes(&b).unwrap(), r);
+        b[44] = 1;
+        assert_eq!(
+            SqeRepr::parse_bytes(&b),
+            Err(WireError::Reserved {
+                what: "flush cdw10..15 (reserved)",
+                offset: 44
+            })
+        );
+        b[44] = 0;
+        b[1] |= 0x04;
+        assert_eq!(
+            SqeRepr::parse_bytes(&b),
+            Err(WireError::Reserved {
+                what: "sqe cdw0 reserved bits 13:10",
+                offset: 1
+            })
+        );
+    }
+
+    #[test]
+    fn read_reserved_fields() {
+        let r = SqeRepr::new(
+            1,
+            1,
+            SqeCommand::Read(RwCommand::new(0, 1)),
+            SglRepr::keyed(0, 512, 1),
+        );
+        let mut b = r.to_bytes().unwrap();
+        b[50] = 0x10; // CDW12 bit 20: DTYPE, reserved for Read
+        assert!(matches!(
+            SqeRepr::parse_bytes(&b),
+            Err(WireError::Reserved { offset: 50, .. })
+        ));
+        b[0] = 0x01; // ...but a Write may carry a directive type
+        let w = SqeRepr::parse_bytes(&b).unwrap();
+        let SqeCommand::Write(c) = w.command else {
+            panic!()
+        };
+        assert_eq!(c.dtype, 1);
+        b[51] = 0x02; // CDW12 bit 25: reserved
+        assert!(matches!(
+            SqeRepr::parse_bytes(&b),
+            Err(WireError::Reserved { offset: 51, .. })
+        ));
+        let bad = RwCommand {
+            dspec: 1,
+            ..RwCommand::new(0, 1)
+        };
+        let r = SqeRepr::new(1, 1, SqeCommand::Read(bad), SglRepr::keyed(0, 0, 0));
+        assert!(r.to_bytes().is_err());
+    }
+
+    #[test]
+    fn prp_and_reserved_psdt_are_raw() {
+        let mut b = write_bytes();
+        b[1] = 0x00; // PSDT 00b: PRPs
+        let r = SqeRepr::parse_bytes(&b).unwrap();
+        assert_eq!(r.psdt, Psdt::Prp);
+        let DataPointer::Raw(raw) = r.dptr else {
+            panic!()
+        };
+        assert_eq!(&raw[..], &b[24..40]);
+        assert_eq!(r.to_bytes().unwrap(), b);
+        b[1] = 0xC3; // PSDT 11b, FUSE 11b: reserved values, parsed for the target to judge
+        let r = SqeRepr::parse_bytes(&b).unwrap();
+        assert_eq!(r.psdt, Psdt::Reserved);
+        assert_eq!(r.fuse, Fuse::Reserved);
+        assert_eq!(r.to_bytes().unwrap(), b);
+    }
+
+    #[test]
+    fn psdt_must_match_dptr() {
+        let mut r = SqeRepr::new(1, 1, SqeCommand::Flush, SglRepr::keyed(0, 0, 0));
+        r.psdt = Psdt::Prp;
+        assert!(matches!(
+            r.to_bytes(),
+            Err(WireError::BadValue { value: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_sgl_is_an_error() {
+        let mut b = write_bytes();
+        b[39] = 0x5a;
+        assert_eq!(
+            SqeRepr::parse_bytes(&b),
+            Err(WireError::BadValue {
+                field: "sgl.type",
+                value: 5
+            })
+        );
+        // Without SGL (PSDT 00b) the same bytes are just PRPs.
+        b[1] = 0;
+        assert!(SqeRepr::parse_bytes(&b).is_ok());
+    }
+
+    #[test]
+    fn admin_opcodes_parse_raw() {
+        let mut b = [0u8; 64];
+        b[0] = 0x06; // Identify
+        b[1] = 0x40;
+        b[39] = 0x40;
+        b[40] = 0x01; // CNS 1
+        let r = SqeRepr::parse_raw(&Sqe::new_checked(&b[..]).unwrap()).unwrap();
+        assert_eq!(
+            r.command,
+            SqeCommand::Other {
+                opcode: 0x06,
+                cdw: [1, 0, 0, 0, 0, 0]
+            }
+        );
+        assert_eq!(r.to_bytes().unwrap(), b);
+        // Get Log Page (02h) on the admin queue is Read on an I/O queue.
+        b[0] = 0x02;
+        b[40..44].copy_from_slice(&0x00ff_0002u32.to_le_bytes());
+        assert!(SqeRepr::parse_raw(&Sqe::new_checked(&b[..]).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn truncated() {
+        let b = write_bytes();
+        for n in 0..64 {
+            assert_eq!(
+                SqeRepr::parse_bytes(&b[..n]),
+                Err(WireError::Truncated {
+                    what: "sqe",
+                    need: 64,
+                    got: n
+                })
+            );
+        }
+        let mut short = [0u8; 63];
+        assert!(SqeRepr::parse_bytes(&b).unwrap().emit(&mut short).is_err());
+    }
+
+    #[test]
+    fn rw_new_counts_blocks() {
+        assert_eq!(RwCommand::new(0, 1).nlb, 0);
+        assert_eq!(RwCommand::new(0, 8).blocks(), 8);
+        assert_eq!(RwCommand::new(0, 0x1_0000).nlb, 0xffff);
+        assert_eq!(RwCommand::new(0, 0).nlb, 0);
+        assert_eq!(RwCommand::new(0, 0x2_0000).nlb, 0xffff);
+    }
+
+    #[test]
+    fn view_accessors() {
+        let mut b = write_bytes();
+        let mut v = Sqe::new_checked(&mut b[..]).unwrap();
+        assert_eq!(v.cdw(10), 0x10);
+        v.set_fuse(Fuse::First);
+        v.set_psdt(Psdt::SglMptrSegment);
+        assert_eq!(v.flags(), 0x81);
+        v.set_cdw(15, 9);
+        assert_eq!(v.cdw(15), 9);
+        assert_eq!(v.sgl1().identifier(), SGL_ID_KEYED);
+        assert_eq!(v.mptr(), 0);
+        assert_eq!(v.into_inner()[60], 9);
+    }
+}
