@@ -4,7 +4,10 @@
 //! - [`api`]: the offload API under test (`OffloadProvider`), shaped after the RFC.
 //! - [`wire`]: byte-exact NVMe and NVMe-oF formats (SQE, CQE, SGL, Connect, CM private data).
 //! - [`fabric`]: the RDMA transport seam and its deterministic simulated implementation.
+//! - [`runner`] and [`report`]: verdicts, exit codes, JUnit / Markdown / JSON reports.
 
 pub mod api;
 pub mod fabric;
+pub mod report;
+pub mod runner;
 pub mod wire;

@@ -1,1 +1,9 @@
-//! x
+//! The nvmf-conform catalog and the code that runs it.
+//!
+//! Today the catalog holds the fabric contract cases (`harness::fabric::contract`); the
+//! offload suites join it as they land. [`run`] executes a selection of cases, each on a
+//! fresh fabric with its own seed, and returns a [`harness::runner::RunResult`].
+
+pub mod catalog;
+pub mod run;
+pub mod seed;

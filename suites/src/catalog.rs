@@ -1,0 +1,84 @@
+//! The catalog: every case nvmf-conform knows, with its metadata, in a stable order.
+
+use harness::fabric::contract::{self, ContractCase};
+
+/// What runs when a catalog entry runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    /// A fabric contract case: exercises the RDMA fabric itself.
+    Fabric(&'static ContractCase),
+}
+
+/// One case of the catalog.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Stable identifier, `<suite>.<case>`, e.g. `fabric.qp.state.reset-to-rts`.
+    pub id: String,
+    /// Area: the JUnit suite it is reported in.
+    pub area: String,
+    /// One-line description.
+    pub description: &'static str,
+    /// The code.
+    pub body: Body,
+}
+
+/// Every case, in catalog order.
+pub fn all() -> Vec<Entry> {
+    contract::cases()
+        .iter()
+        .map(|c| Entry {
+            id: format!("fabric.{}", c.id),
+            area: format!("fabric.{}", c.area),
+            description: c.description,
+            body: Body::Fabric(c),
+        })
+        .collect()
+}
+
+/// Does `entry` match one filter? A filter selects an exact id, an area, or every id that
+/// starts with it followed by a dot (`fabric.qp` selects `fabric.qp.*`).
+pub fn matches(entry: &Entry, filter: &str) -> bool {
+    entry.id == filter
+        || entry.area == filter
+        || entry
+            .id
+            .strip_prefix(filter)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// The entries matching any of `filters` (all of them when `filters` is empty).
+pub fn select(filters: &[String]) -> Vec<Entry> {
+    all()
+        .into_iter()
+        .filter(|e| filters.is_empty() || filters.iter().any(|f| matches(e, f)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_unique_and_areas_prefix_ids() {
+        let all = all();
+        let mut ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(before, ids.len(), "duplicate case ids");
+        assert!(all.iter().all(|e| e.id.starts_with("fabric.")));
+    }
+
+    #[test]
+    fn filters_select_by_id_area_and_prefix() {
+        let all = all();
+        let first = &all[0];
+        assert_eq!(select(std::slice::from_ref(&first.id)).len(), 1);
+        let by_area = select(std::slice::from_ref(&first.area));
+        assert!(by_area.iter().all(|e| e.area == first.area) && !by_area.is_empty());
+        assert_eq!(select(&["fabric".to_string()]).len(), all.len());
+        assert!(select(&["no-such-case".to_string()]).is_empty());
+        // a prefix must end at a dot: "fabric.q" selects nothing
+        assert!(select(&["fabric.q".to_string()]).is_empty());
+    }
+}

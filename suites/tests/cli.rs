@@ -1,0 +1,134 @@
+//! The `nvmf-conform` command as scripts and CI use it: exit codes, reports, determinism.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn conform(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nvmf-conform"))
+        .args(args)
+        .output()
+        .expect("nvmf-conform runs")
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("nvmf-conform-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn run_writes_all_three_reports_and_exits_0() {
+    let dir = tmp("run");
+    let out = conform(&[
+        "run",
+        "--filter",
+        "fabric.qp",
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["junit.xml", "summary.md", "results.json"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let n = junit.matches("<testcase ").count();
+    assert!(n > 5, "only {n} cases in junit.xml");
+    assert!(
+        !junit.contains("classname=\"fabric.mr\""),
+        "the filter was ignored"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{n} cases: {n} passed")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn same_seed_gives_byte_identical_results() {
+    let (a, b) = (tmp("det-a"), tmp("det-b"));
+    for d in [&a, &b] {
+        let out = conform(&[
+            "run",
+            "--seed",
+            "99",
+            "--filter",
+            "fabric.rdma",
+            "--report-dir",
+            d.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let read = |d: &Path| std::fs::read(d.join("results.json")).unwrap();
+    assert_eq!(read(&a), read(&b));
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_reason() {
+    let out = conform(&[
+        "run",
+        "--filter",
+        "no-such-case",
+        "--report-dir",
+        tmp("none").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("selects no case"));
+
+    let out = conform(&["run", "--fabric", "verbs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not built"));
+
+    let out = conform(&["run", "--seed", "not-a-number"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = conform(&["replay", "no.such.case"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unwritable_report_dir_is_a_usage_error() {
+    let file = tmp("file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let out = conform(&[
+        "run",
+        "--filter",
+        "fabric.device",
+        "--report-dir",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write"));
+}
+
+#[test]
+fn list_and_replay() {
+    let out = conform(&["list", "--filter", "fabric.device"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(first.starts_with("fabric.device."));
+    let out = conform(&["replay", &first, "--seed", "3"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PASS"));
+}
+
+#[test]
+fn help_explains_exit_codes() {
+    let out = conform(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("125") && text.contains("run") && text.contains("replay"));
+}
