@@ -619,7 +619,8 @@ pub enum Fault {
         /// QP number.
         qpn: u32,
     },
-    /// Add this much latency to every packet from now on.
+    /// Set the latency added to every packet from now on (replaces any earlier value;
+    /// `Delay(Duration::ZERO)` removes it).
     Delay(Duration),
     /// Break the connection of this QP: its packets and its peer's are lost from now on.
     DropConnection {
