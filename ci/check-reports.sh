@@ -11,7 +11,7 @@ cargo conform run --report-dir "$dir"
 
 xmllint --noout --schema fixtures/schemas/junit-10.xsd "$dir/junit.xml"
 test -s "$dir/summary.md"
-junit_cases=$(grep -c '<testcase ' "$dir/junit.xml")
+junit_cases=$(grep -o '<testcase ' "$dir/junit.xml" | wc -l)
 json_cases=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["cases"]))' "$dir/results.json")
 if [ "$junit_cases" != "$json_cases" ]; then
   echo "check-reports: junit.xml has $junit_cases cases, results.json $json_cases" >&2
