@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::net::{Cq, Mr, Net, Pd, PendingSend, Qp, Srq};
+use super::transport::flush_recv_wc;
 use super::Inner;
 use crate::fabric::{
     Access, AsyncEvent, CmEvent, ConnId, ConnParam, CqId, DeviceAttr, DeviceContext, FabricError,
@@ -24,6 +25,20 @@ pub struct SimContext {
 impl SimContext {
     fn with<R>(&self, f: impl FnOnce(&mut Net, usize) -> R) -> R {
         self.inner.shared.with(|net| f(net, self.ctx))
+    }
+
+    /// Waits until `take` finds an event of this context (async or CM) and returns it.
+    async fn next_ctx_event<T>(&self, take: impl Fn(&mut Net, usize) -> Option<T>) -> T {
+        loop {
+            let notify = self.with(|n, c| n.ctxs[c].notify.clone());
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(e) = self.with(&take) {
+                return e;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -190,17 +205,7 @@ impl Net {
             QpState::Reset => Err(FabricError::Invalid("post_recv: qp is in RESET")),
             QpState::Err => {
                 let (cq, qpn) = (q.recv_cq, q.qpn);
-                let wc = WorkCompletion {
-                    wr_id: wr.wr_id,
-                    status: WcStatus::WrFlushErr,
-                    opcode: WcOpcode::Recv,
-                    byte_len: 0,
-                    qp,
-                    qp_num: qpn,
-                    src_qp: 0,
-                    invalidated_rkey: None,
-                };
-                self.push_wc(ctx, cq, wc);
+                self.push_wc(ctx, cq, flush_recv_wc(wr.wr_id, qp, qpn));
                 Ok(())
             }
             _ => {
@@ -643,16 +648,8 @@ impl DeviceContext for SimContext {
     }
 
     async fn next_async_event(&self) -> AsyncEvent {
-        loop {
-            let notify = self.with(|n, c| n.ctxs[c].notify.clone());
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(e) = self.poll_async_event() {
-                return e;
-            }
-            notified.await;
-        }
+        self.next_ctx_event(|n, c| n.ctxs[c].async_events.pop_front())
+            .await
     }
 
     fn cm_listen(&self, addr: SocketAddr) -> Result<ListenerId> {
@@ -688,15 +685,7 @@ impl DeviceContext for SimContext {
     }
 
     async fn next_cm_event(&self) -> CmEvent {
-        loop {
-            let notify = self.with(|n, c| n.ctxs[c].notify.clone());
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(e) = self.poll_cm_event() {
-                return e;
-            }
-            notified.await;
-        }
+        self.next_ctx_event(|n, c| n.ctxs[c].cm_events.pop_front())
+            .await
     }
 }

@@ -150,20 +150,7 @@ impl Net {
             self.push_wc(ctx, scq, send_wc(s, WcStatus::WrFlushErr, qp, qpn, 0));
         }
         for r in recvs {
-            self.push_wc(
-                ctx,
-                rcq,
-                WorkCompletion {
-                    wr_id: r.wr_id,
-                    status: WcStatus::WrFlushErr,
-                    opcode: WcOpcode::Recv,
-                    byte_len: 0,
-                    qp,
-                    qp_num: qpn,
-                    src_qp: 0,
-                    invalidated_rkey: None,
-                },
-            );
+            self.push_wc(ctx, rcq, flush_recv_wc(r.wr_id, qp, qpn));
         }
         if srq.is_some() && !was_err {
             self.push_event(ctx, AsyncEvent::QpLastWqeReached(qp));
@@ -402,6 +389,20 @@ impl Net {
             self.push_wc(ctx, cq, send_wc(&head, WcStatus::Success, qp, qpn, len));
         }
         self.kick(ctx, qp);
+    }
+}
+
+/// The WR_FLUSH_ERR completion of a receive request.
+pub(crate) fn flush_recv_wc(wr_id: u64, qp: QpId, qpn: u32) -> WorkCompletion {
+    WorkCompletion {
+        wr_id,
+        status: WcStatus::WrFlushErr,
+        opcode: WcOpcode::Recv,
+        byte_len: 0,
+        qp,
+        qp_num: qpn,
+        src_qp: 0,
+        invalidated_rkey: None,
     }
 }
 
