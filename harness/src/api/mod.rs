@@ -1,7 +1,8 @@
 //! The offload API under test: the RFC's NVMe-oF target offload verbs, in Rust.
 //!
 //! - [`OffloadProvider`] ([`provider`]): the calls a target's control plane makes.
-//! - [`NvmfCaps`] ([`caps`]): what a device can do, loadable from a TOML profile.
+//! - [`NvmfCaps`] ([`caps`]): what a device can do; [`Profile`] ([`profile`]) names a set
+//!   of caps in a TOML file (`fixtures/profiles/`).
 //! - [`OffloadOps`] / [`OffloadType`] ([`ops`]): which commands are offloaded, and the rule
 //!   tying an SRQ's request to the device's capability bits.
 //! - [`NvmfSrqAttrs`] ([`srq`]), [`NvmeCtrlAttrs`] ([`ctrl`]), [`NsMapping`]
@@ -19,6 +20,7 @@ pub mod event;
 pub mod mem;
 pub mod namespace;
 pub mod ops;
+pub mod profile;
 pub mod provider;
 pub mod qp;
 pub mod srq;
@@ -30,6 +32,7 @@ pub use event::OffloadEvent;
 pub use mem::MemRef;
 pub use namespace::{NsCounters, NsMapping};
 pub use ops::{OffloadOps, OffloadType};
+pub use profile::{Profile, ProfileError};
 pub use provider::OffloadProvider;
 pub use qp::QpNvmfFlags;
 pub use srq::{NvmfSrq, NvmfSrqAttrs, SrqCounters, SrqHandle, StagingBuf};
