@@ -3,3 +3,5 @@
 //!
 //! It is built in the next milestone (issue 3); the crate exists now so the workspace has
 //! the shape users will find: `harness`, `reference-target`, `suites`.
+
+pub mod backend;

@@ -1,0 +1,916 @@
+//! [`BackendController`]: an emulated NVMe controller driven through fabric memory.
+//!
+//! The queues live in memory regions of one [`DeviceContext`], as the offload API gives
+//! them: SQ rings of 64-byte entries, one CQ ring of 16-byte entries, an SQ-tail doorbell
+//! per SQ and a CQ-head doorbell (4-byte little-endian values inside regions). The
+//! producer (the offload engine, acting for the NIC) writes SQEs with `mr_write` and rings
+//! ([`BackendController::ring_sq_doorbell`], or [`SqWriter`]); the controller, a tokio
+//! task, reads the doorbell value back from its region, fetches SQEs round-robin over its
+//! SQs (one command per SQ per turn), executes them, and posts CQEs with the phase tag
+//! into the CQ ring, never past an entry the consumer has not released through the
+//! CQ-head doorbell ([`CqReader`]).
+//!
+//! Queue conventions (NVMe): a queue of depth `d` holds at most `d - 1` entries (full when
+//! `tail + 1 == head` mod `d`); the phase tag of the first pass is 1 and flips at every
+//! wrap; the SQ doorbell's and CQ doorbell's initial values are the first tail and head.
+//! The CQ ring must be zeroed before the controller starts (a fresh `reg_mr` is). With a
+//! nonzero initial CQ head `h`, the controller stamps slots `0..h` with phase 1 at start
+//! (as if posted and consumed earlier in the same pass), so that after the first wrap the
+//! consumer does not take those zeroed slots for new phase-0 entries.
+//!
+//! Data pointers: a backend SQE carries PRP1 (PSDT 00b, DPTR bytes 24..31), the address
+//! of **one contiguous buffer** of `NLB × lba_data_size` bytes (PRP2 and PRP lists are not
+//! used). That buffer must lie inside one of the controller's DMA regions (the staging
+//! buffers software mapped for it); otherwise the command completes with Data Transfer
+//! Error and counts as a DMA fault.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use harness::api::{MemRef, NvmeCtrlAttrs};
+use harness::fabric::{DeviceContext, MrId, MrInfo};
+use harness::wire::{CqeRepr, SqeRepr, Status, CQE_LEN, SQE_LEN};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::AbortHandle;
+
+use super::command::{self, Dma, DmaFault, Unmapped};
+use super::faults::{Fault, FaultState};
+use super::namespace::Namespace;
+use super::BackendError;
+
+/// A byte range inside a memory region, by offset (what `mr_read`/`mr_write` take).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Span {
+    /// The region.
+    pub mr: MrId,
+    /// Offset of the first byte within the region.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+impl Span {
+    /// `len` bytes at `offset` in `mr`.
+    pub fn new(mr: &MrInfo, offset: u64, len: u64) -> Span {
+        Span {
+            mr: mr.id,
+            offset,
+            len,
+        }
+    }
+
+    /// The span of an API memory reference; `None` unless it lies inside `mr`.
+    pub fn from_mem(mem: &MemRef, mr: &MrInfo) -> Option<Span> {
+        mem.within(mr).then(|| Span {
+            mr: mr.id,
+            offset: mem.offset_in(mr),
+            len: mem.len,
+        })
+    }
+}
+
+/// An address range the controller may DMA to and from (a mapped staging buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DmaRegion {
+    /// The region holding the range.
+    pub mr: MrId,
+    /// The region's first byte's address (to translate addresses to offsets).
+    pub mr_addr: u64,
+    /// First mapped address.
+    pub addr: u64,
+    /// Mapped length in bytes.
+    pub len: u64,
+}
+
+impl DmaRegion {
+    /// A whole memory region.
+    pub fn whole(mr: &MrInfo) -> DmaRegion {
+        DmaRegion {
+            mr: mr.id,
+            mr_addr: mr.addr,
+            addr: mr.addr,
+            len: mr.len,
+        }
+    }
+
+    /// Part of a region (e.g. a staging buffer); `None` unless `mem` lies inside `mr`.
+    pub fn from_mem(mem: &MemRef, mr: &MrInfo) -> Option<DmaRegion> {
+        mem.within(mr).then_some(DmaRegion {
+            mr: mr.id,
+            mr_addr: mr.addr,
+            addr: mem.addr,
+            len: mem.len,
+        })
+    }
+
+    /// The region offset of `len` bytes at `addr`, when they are all mapped here.
+    fn translate(&self, addr: u64, len: u64) -> Option<u64> {
+        let end = addr.checked_add(len)?;
+        (addr >= self.addr && end <= self.addr.checked_add(self.len)?).then(|| addr - self.mr_addr)
+    }
+}
+
+/// One submission queue: ring, tail doorbell, initial tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqConfig {
+    /// The ring: `depth` entries of 64 bytes.
+    pub ring: Span,
+    /// The tail doorbell: 4 bytes, little-endian.
+    pub doorbell: Span,
+    /// Initial tail (and head), `< depth`.
+    pub tail_ini: u16,
+}
+
+/// Everything a controller needs: queues, depth, DMA regions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// Entries per queue (all SQs and the CQ), at least 2.
+    pub depth: u16,
+    /// The SQs, served round-robin; SQ ids in CQEs are their indices + 1.
+    pub sqs: Vec<SqConfig>,
+    /// The CQ ring: `depth` entries of 16 bytes.
+    pub cq_ring: Span,
+    /// The CQ head doorbell: 4 bytes, little-endian.
+    pub cq_doorbell: Span,
+    /// Initial CQ head (and tail), `< depth`.
+    pub cq_head_ini: u16,
+    /// Where the controller may DMA data.
+    pub dma: Vec<DmaRegion>,
+}
+
+impl ControllerConfig {
+    /// The configuration for the offload API's controller attributes: `depth` is the SRQ's
+    /// `nvme_queue_depth`, `mr_of` finds the regions the memory references name, `dma` are
+    /// the mapped staging buffers.
+    pub fn from_attrs(
+        attrs: &NvmeCtrlAttrs,
+        depth: u16,
+        mr_of: impl Fn(MrId) -> Option<MrInfo>,
+        dma: Vec<DmaRegion>,
+    ) -> Result<ControllerConfig, BackendError> {
+        let span = |m: &MemRef| {
+            mr_of(m.mr)
+                .and_then(|mr| Span::from_mem(m, &mr))
+                .ok_or(BackendError::Config("memory reference outside its region"))
+        };
+        let sqs = attrs
+            .sqs()
+            .map(|sq| {
+                Ok(SqConfig {
+                    ring: span(&sq.buf)?,
+                    doorbell: span(&sq.db)?,
+                    tail_ini: sq.db_ini,
+                })
+            })
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        let cfg = ControllerConfig {
+            depth,
+            sqs,
+            cq_ring: span(&attrs.cq_buf)?,
+            cq_doorbell: span(&attrs.cqdb)?,
+            cq_head_ini: attrs.cqdb_ini,
+            dma,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks sizes and initial values.
+    pub fn validate(&self) -> Result<(), BackendError> {
+        let d = u64::from(self.depth);
+        let cfg = BackendError::Config;
+        if self.depth < 2 {
+            return Err(cfg("queue depth below 2"));
+        }
+        if self.sqs.is_empty() {
+            return Err(cfg("no submission queue"));
+        }
+        for sq in &self.sqs {
+            if sq.ring.len < d * SQE_LEN as u64 {
+                return Err(cfg("SQ ring smaller than depth × 64 bytes"));
+            }
+            if sq.doorbell.len < 4 {
+                return Err(cfg("SQ doorbell shorter than 4 bytes"));
+            }
+            if sq.tail_ini >= self.depth {
+                return Err(cfg("initial SQ tail not below the depth"));
+            }
+        }
+        if self.cq_ring.len < d * CQE_LEN as u64 {
+            return Err(cfg("CQ ring smaller than depth × 16 bytes"));
+        }
+        if self.cq_doorbell.len < 4 {
+            return Err(cfg("CQ doorbell shorter than 4 bytes"));
+        }
+        if self.cq_head_ini >= self.depth {
+            return Err(cfg("initial CQ head not below the depth"));
+        }
+        Ok(())
+    }
+}
+
+/// A controller's state, observable with [`BackendController::watch_state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CtrlState {
+    /// Serving commands.
+    Running,
+    /// Fatal PCI error (injected, or its queue memory became unreachable): doorbells are
+    /// ignored and outstanding commands never complete. The engine raises `NvmePciErr`.
+    PciError,
+}
+
+/// Per-controller counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// Commands fetched from the SQs.
+    pub commands: u64,
+    /// Completions posted to the CQ.
+    pub completions: u64,
+    /// Completions posted with a status other than success.
+    pub errors: u64,
+    /// Commands whose buffer was not (or was treated as not) DMA-mapped.
+    pub dma_faults: u64,
+    /// Commands an injected timeout made complete never.
+    pub dropped: u64,
+    /// Doorbell writes with a value not below the depth (ignored).
+    pub bad_doorbells: u64,
+}
+
+#[derive(Debug)]
+struct Pending {
+    sq: usize,
+    cid: u16,
+    status: Status,
+}
+
+#[derive(Debug)]
+struct State {
+    faults: FaultState,
+    counters: Counters,
+    sq_heads: Vec<u16>,
+    rr: usize,
+    cq_tail: u16,
+    phase: bool,
+}
+
+struct Inner {
+    ctx: Arc<dyn DeviceContext>,
+    cfg: ControllerConfig,
+    nss: Mutex<BTreeMap<u32, Namespace>>,
+    st: Mutex<State>,
+    sq_bell: Arc<Notify>,
+    cq_bell: Arc<Notify>,
+    posted: Notify,
+    state: watch::Sender<CtrlState>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read_u32(ctx: &dyn DeviceContext, s: &Span) -> Result<u32, BackendError> {
+    let mut b = [0u8; 4];
+    ctx.mr_read(s.mr, s.offset, &mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn write_u32(ctx: &dyn DeviceContext, s: &Span, v: u32) -> Result<(), BackendError> {
+    ctx.mr_write(s.mr, s.offset, &v.to_le_bytes())?;
+    Ok(())
+}
+
+/// The controller's DMA engine over its mapped regions.
+struct MrDma<'a> {
+    ctx: &'a dyn DeviceContext,
+    regions: &'a [DmaRegion],
+    addr: u64,
+    faulted: bool,
+}
+
+impl MrDma<'_> {
+    fn locate(&mut self, offset: u64, len: usize) -> Result<(MrId, u64), DmaFault> {
+        let found = self.addr.checked_add(offset).and_then(|a| {
+            self.regions
+                .iter()
+                .find_map(|r| r.translate(a, len as u64).map(|o| (r.mr, o)))
+        });
+        found.ok_or_else(|| {
+            self.faulted = true;
+            DmaFault
+        })
+    }
+}
+
+impl Dma for MrDma<'_> {
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DmaFault> {
+        let (mr, off) = self.locate(offset, buf.len())?;
+        self.ctx.mr_read(mr, off, buf).map_err(|_| {
+            self.faulted = true;
+            DmaFault
+        })
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), DmaFault> {
+        let (mr, off) = self.locate(offset, data.len())?;
+        self.ctx.mr_write(mr, off, data).map_err(|_| {
+            self.faulted = true;
+            DmaFault
+        })
+    }
+}
+
+impl Inner {
+    fn running(&self) -> bool {
+        *self.state.borrow() == CtrlState::Running
+    }
+
+    fn fail(&self, why: &str) {
+        if self.running() {
+            tracing::warn!(why, "backend controller: fatal PCI error");
+            self.state.send_replace(CtrlState::PciError);
+        }
+        self.sq_bell.notify_one();
+        self.cq_bell.notify_one();
+        self.posted.notify_one();
+    }
+
+    /// Takes the next SQE, round-robin: `(sq index, raw entry)`.
+    fn fetch(&self) -> Result<Option<(usize, [u8; SQE_LEN])>, BackendError> {
+        let mut st = lock(&self.st);
+        let n = self.cfg.sqs.len();
+        for k in 0..n {
+            let i = (st.rr + k) % n;
+            let sq = &self.cfg.sqs[i];
+            let tail = read_u32(self.ctx.as_ref(), &sq.doorbell)?;
+            if tail >= u32::from(self.cfg.depth) {
+                st.counters.bad_doorbells += 1;
+                continue;
+            }
+            let head = st.sq_heads[i];
+            if u32::from(head) == tail {
+                continue;
+            }
+            let mut raw = [0u8; SQE_LEN];
+            let off = sq.ring.offset + u64::from(head) * SQE_LEN as u64;
+            self.ctx.mr_read(sq.ring.mr, off, &mut raw)?;
+            st.sq_heads[i] = (head + 1) % self.cfg.depth;
+            st.rr = (i + 1) % n;
+            return Ok(Some((i, raw)));
+        }
+        Ok(None)
+    }
+
+    /// Executes one fetched command; `None` when it is never to complete.
+    fn process(&self, sq: usize, raw: &[u8; SQE_LEN]) -> Option<(Pending, Duration)> {
+        let cid = u16::from_le_bytes([raw[2], raw[3]]);
+        let parsed = SqeRepr::parse_bytes(raw);
+        let mut nss = lock(&self.nss);
+        let (verdict, seq) = {
+            let mut st = lock(&self.st);
+            st.counters.commands += 1;
+            let seq = st.counters.commands;
+            let moves = parsed
+                .as_ref()
+                .ok()
+                .and_then(|s| command::transfer_len(&nss, s))
+                .is_some();
+            let v = match &parsed {
+                Ok(s) => st.faults.on_command(seq, s, moves),
+                Err(_) => Default::default(),
+            };
+            (v, seq)
+        };
+        if verdict.pci_error {
+            drop(nss);
+            self.fail("injected on command");
+            return None;
+        }
+        let status = match &parsed {
+            Err(e) => {
+                tracing::debug!(seq, cid, %e, "backend SQE does not parse");
+                Status::INVALID_FIELD
+            }
+            Ok(sqe) => {
+                let addr = command::prp1(sqe).unwrap_or(0);
+                let mut dma = MrDma {
+                    ctx: self.ctx.as_ref(),
+                    regions: &self.cfg.dma,
+                    addr,
+                    faulted: false,
+                };
+                let status = if verdict.dma_fault {
+                    command::execute(&mut nss, sqe, &mut Unmapped)
+                } else {
+                    command::execute(&mut nss, sqe, &mut dma)
+                };
+                if verdict.dma_fault || dma.faulted {
+                    lock(&self.st).counters.dma_faults += 1;
+                }
+                status
+            }
+        };
+        if verdict.never {
+            lock(&self.st).counters.dropped += 1;
+            return None;
+        }
+        Some((Pending { sq, cid, status }, verdict.delay))
+    }
+
+    async fn fetch_loop(self: Arc<Self>, tx: mpsc::UnboundedSender<Pending>) {
+        loop {
+            if !self.running() {
+                return;
+            }
+            let next = match self.fetch() {
+                Ok(n) => n,
+                Err(e) => {
+                    self.fail(&format!("SQ unreachable: {e}"));
+                    return;
+                }
+            };
+            let Some((sq, raw)) = next else {
+                self.sq_bell.notified().await;
+                continue;
+            };
+            if let Some((p, delay)) = self.process(sq, &raw) {
+                if delay.is_zero() {
+                    let _ = tx.send(p);
+                } else {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = tx.send(p);
+                    });
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn cq_full(&self) -> Result<bool, BackendError> {
+        let head = read_u32(self.ctx.as_ref(), &self.cfg.cq_doorbell)?;
+        let d = self.cfg.depth;
+        if head >= u32::from(d) {
+            lock(&self.st).counters.bad_doorbells += 1;
+            return Ok(true);
+        }
+        let tail = lock(&self.st).cq_tail;
+        Ok((tail + 1) % d == head as u16)
+    }
+
+    fn post(&self, p: &Pending) -> Result<(), BackendError> {
+        let mut st = lock(&self.st);
+        let cqe = CqeRepr {
+            result: 0,
+            sq_head: st.sq_heads[p.sq],
+            sq_id: (p.sq + 1) as u16,
+            cid: p.cid,
+            phase: st.phase,
+            status: p.status,
+        };
+        let bytes = cqe
+            .to_bytes()
+            .map_err(|_| BackendError::Config("CQE does not encode"))?;
+        let off = self.cfg.cq_ring.offset + u64::from(st.cq_tail) * CQE_LEN as u64;
+        self.ctx.mr_write(self.cfg.cq_ring.mr, off, &bytes)?;
+        st.cq_tail = (st.cq_tail + 1) % self.cfg.depth;
+        if st.cq_tail == 0 {
+            st.phase = !st.phase;
+        }
+        st.counters.completions += 1;
+        if !p.status.is_success() {
+            st.counters.errors += 1;
+        }
+        Ok(())
+    }
+
+    async fn post_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+        while let Some(p) = rx.recv().await {
+            loop {
+                if !self.running() {
+                    return;
+                }
+                match self.cq_full() {
+                    Ok(false) => break,
+                    Ok(true) => self.cq_bell.notified().await,
+                    Err(e) => {
+                        self.fail(&format!("CQ unreachable: {e}"));
+                        return;
+                    }
+                }
+            }
+            if let Err(e) = self.post(&p) {
+                self.fail(&format!("CQ unreachable: {e}"));
+                return;
+            }
+            self.posted.notify_one();
+        }
+    }
+}
+
+/// An emulated backend NVMe controller (see the module docs). Its tasks stop when it is
+/// dropped.
+pub struct BackendController {
+    inner: Arc<Inner>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl std::fmt::Debug for BackendController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendController")
+            .field("cfg", &self.inner.cfg)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackendController {
+    /// Starts a controller on `ctx` (inside a tokio runtime): writes the initial doorbell
+    /// values into the doorbell regions and spawns the controller's tasks.
+    pub fn spawn(
+        ctx: Arc<dyn DeviceContext>,
+        cfg: ControllerConfig,
+    ) -> Result<BackendController, BackendError> {
+        cfg.validate()?;
+        for sq in &cfg.sqs {
+            write_u32(ctx.as_ref(), &sq.doorbell, sq.tail_ini.into())?;
+        }
+        write_u32(ctx.as_ref(), &cfg.cq_doorbell, cfg.cq_head_ini.into())?;
+        let mut stale = [0u8; CQE_LEN];
+        stale[CQE_LEN - 2] = 1; // phase tag: bit 0 of the status field
+        for slot in 0..u64::from(cfg.cq_head_ini) {
+            let off = cfg.cq_ring.offset + slot * CQE_LEN as u64;
+            ctx.mr_write(cfg.cq_ring.mr, off, &stale)?;
+        }
+        let st = State {
+            faults: FaultState::default(),
+            counters: Counters::default(),
+            sq_heads: cfg.sqs.iter().map(|s| s.tail_ini).collect(),
+            rr: 0,
+            cq_tail: cfg.cq_head_ini,
+            phase: true,
+        };
+        let inner = Arc::new(Inner {
+            ctx,
+            cfg,
+            nss: Mutex::new(BTreeMap::new()),
+            st: Mutex::new(st),
+            sq_bell: Arc::new(Notify::new()),
+            cq_bell: Arc::new(Notify::new()),
+            posted: Notify::new(),
+            state: watch::Sender::new(CtrlState::Running),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let fetch = tokio::spawn(inner.clone().fetch_loop(tx));
+        let post = tokio::spawn(inner.clone().post_loop(rx));
+        Ok(BackendController {
+            inner,
+            tasks: vec![fetch.abort_handle(), post.abort_handle()],
+        })
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &ControllerConfig {
+        &self.inner.cfg
+    }
+
+    /// Entries per queue.
+    pub fn depth(&self) -> u16 {
+        self.inner.cfg.depth
+    }
+
+    /// Adds a namespace; [`BackendError::NamespaceExists`] when its nsid is taken.
+    pub fn add_namespace(&self, ns: Namespace) -> Result<(), BackendError> {
+        let mut nss = lock(&self.inner.nss);
+        if nss.contains_key(&ns.nsid()) {
+            return Err(BackendError::NamespaceExists(ns.nsid()));
+        }
+        nss.insert(ns.nsid(), ns);
+        Ok(())
+    }
+
+    /// Removes a namespace and hands it back.
+    pub fn remove_namespace(&self, nsid: u32) -> Result<Namespace, BackendError> {
+        lock(&self.inner.nss)
+            .remove(&nsid)
+            .ok_or(BackendError::NamespaceNotFound(nsid))
+    }
+
+    /// Runs `f` on a namespace (e.g. to read its blocks directly); `None` when unknown.
+    pub fn with_namespace<R>(&self, nsid: u32, f: impl FnOnce(&mut Namespace) -> R) -> Option<R> {
+        lock(&self.inner.nss).get_mut(&nsid).map(f)
+    }
+
+    /// The nsids of its namespaces, ascending.
+    pub fn namespace_ids(&self) -> Vec<u32> {
+        lock(&self.inner.nss).keys().copied().collect()
+    }
+
+    /// Writes `tail` into SQ `sq`'s doorbell (index into [`ControllerConfig::sqs`]) and
+    /// wakes the controller. Ignored by a controller in [`CtrlState::PciError`].
+    pub fn ring_sq_doorbell(&self, sq: usize, tail: u16) -> Result<(), BackendError> {
+        let s = self
+            .inner
+            .cfg
+            .sqs
+            .get(sq)
+            .ok_or(BackendError::Config("no such SQ"))?;
+        write_u32(self.inner.ctx.as_ref(), &s.doorbell, tail.into())?;
+        self.inner.sq_bell.notify_one();
+        Ok(())
+    }
+
+    /// Writes `head` into the CQ-head doorbell, releasing the entries before it, and wakes
+    /// the controller if it waits for room.
+    pub fn ring_cq_doorbell(&self, head: u16) -> Result<(), BackendError> {
+        write_u32(
+            self.inner.ctx.as_ref(),
+            &self.inner.cfg.cq_doorbell,
+            head.into(),
+        )?;
+        self.inner.cq_bell.notify_one();
+        Ok(())
+    }
+
+    /// Waits until a completion is posted after the last call (single consumer: a posting
+    /// that happened with nobody waiting is remembered once). Callers bound the wait.
+    pub async fn wait_completion(&self) {
+        self.inner.posted.notified().await;
+    }
+
+    /// A consumer of the CQ, starting at the initial head with phase 1.
+    pub fn cq_reader(&self) -> CqReader {
+        let c = &self.inner.cfg;
+        CqReader {
+            ctx: self.inner.ctx.clone(),
+            ring: c.cq_ring,
+            doorbell: c.cq_doorbell,
+            depth: c.depth,
+            head: c.cq_head_ini,
+            phase: true,
+            bell: self.inner.cq_bell.clone(),
+        }
+    }
+
+    /// A producer for SQ `sq`, starting at its initial tail; `None` for an unknown SQ.
+    pub fn sq_writer(&self, sq: usize) -> Option<SqWriter> {
+        let c = &self.inner.cfg;
+        let s = c.sqs.get(sq)?;
+        Some(SqWriter {
+            ctx: self.inner.ctx.clone(),
+            ring: s.ring,
+            doorbell: s.doorbell,
+            depth: c.depth,
+            tail: s.tail_ini,
+            bell: self.inner.sq_bell.clone(),
+        })
+    }
+
+    /// Injects a fault (see [`Fault`]); a media error needs the namespace to exist.
+    pub fn inject(&self, fault: Fault) -> Result<(), BackendError> {
+        if let Fault::MediaError { nsid, lbas } = &fault {
+            return self
+                .with_namespace(*nsid, |ns| ns.add_media_error(lbas.clone()))
+                .ok_or(BackendError::NamespaceNotFound(*nsid));
+        }
+        let now = {
+            let mut st = lock(&self.inner.st);
+            let fetched = st.counters.commands;
+            st.faults.arm(&fault, fetched)
+        };
+        if now {
+            self.inner.fail("injected");
+        }
+        Ok(())
+    }
+
+    /// Disarms every fault and clears media errors (a PCI error already raised stays).
+    pub fn clear_faults(&self) {
+        lock(&self.inner.st).faults.clear();
+        for ns in lock(&self.inner.nss).values_mut() {
+            ns.clear_media_errors();
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> CtrlState {
+        *self.inner.state.borrow()
+    }
+
+    /// A receiver that sees every state change (the engine awaits `PciError` on it).
+    pub fn watch_state(&self) -> watch::Receiver<CtrlState> {
+        self.inner.state.subscribe()
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Counters {
+        lock(&self.inner.st).counters
+    }
+}
+
+impl Drop for BackendController {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The consumer side of a controller's CQ: tracks head and phase.
+pub struct CqReader {
+    ctx: Arc<dyn DeviceContext>,
+    ring: Span,
+    doorbell: Span,
+    depth: u16,
+    head: u16,
+    phase: bool,
+    bell: Arc<Notify>,
+}
+
+impl std::fmt::Debug for CqReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CqReader")
+            .field("head", &self.head)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CqReader {
+    /// Takes the entry at the head if its phase tag is the current one, advancing the head
+    /// (and flipping the expected phase at the wrap). Does not ring: see [`Self::release`].
+    pub fn poll(&mut self) -> Result<Option<CqeRepr>, BackendError> {
+        let mut b = [0u8; CQE_LEN];
+        let off = self.ring.offset + u64::from(self.head) * CQE_LEN as u64;
+        self.ctx.mr_read(self.ring.mr, off, &mut b)?;
+        let cqe =
+            CqeRepr::parse_bytes(&b).map_err(|_| BackendError::Config("CQE does not parse"))?;
+        if cqe.phase != self.phase {
+            return Ok(None);
+        }
+        self.head = (self.head + 1) % self.depth;
+        if self.head == 0 {
+            self.phase = !self.phase;
+        }
+        Ok(Some(cqe))
+    }
+
+    /// Takes every new entry (without ringing).
+    pub fn drain(&mut self) -> Result<Vec<CqeRepr>, BackendError> {
+        let mut out = Vec::new();
+        while let Some(c) = self.poll()? {
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// Writes the current head into the CQ-head doorbell and wakes the controller.
+    pub fn release(&self) -> Result<(), BackendError> {
+        write_u32(self.ctx.as_ref(), &self.doorbell, self.head.into())?;
+        self.bell.notify_one();
+        Ok(())
+    }
+
+    /// The next entry to read.
+    pub fn head(&self) -> u16 {
+        self.head
+    }
+
+    /// The phase tag that marks a new entry.
+    pub fn phase(&self) -> bool {
+        self.phase
+    }
+}
+
+/// The producer side of one SQ: writes SQEs at the tail and rings. It does not know the
+/// controller's head: callers keep at most `depth - 1` commands outstanding (the CQEs'
+/// `sq_head` tells how far the controller has fetched).
+pub struct SqWriter {
+    ctx: Arc<dyn DeviceContext>,
+    ring: Span,
+    doorbell: Span,
+    depth: u16,
+    tail: u16,
+    bell: Arc<Notify>,
+}
+
+impl std::fmt::Debug for SqWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqWriter")
+            .field("tail", &self.tail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqWriter {
+    /// Writes `sqe` at the tail and advances the tail (without ringing).
+    pub fn push(&mut self, sqe: &SqeRepr) -> Result<(), BackendError> {
+        let bytes = sqe
+            .to_bytes()
+            .map_err(|_| BackendError::Config("SQE does not encode"))?;
+        self.push_raw(&bytes)
+    }
+
+    /// Writes 64 raw bytes at the tail and advances the tail (without ringing).
+    pub fn push_raw(&mut self, bytes: &[u8; SQE_LEN]) -> Result<(), BackendError> {
+        let off = self.ring.offset + u64::from(self.tail) * SQE_LEN as u64;
+        self.ctx.mr_write(self.ring.mr, off, bytes)?;
+        self.tail = (self.tail + 1) % self.depth;
+        Ok(())
+    }
+
+    /// Writes the tail into the doorbell and wakes the controller.
+    pub fn ring(&self) -> Result<(), BackendError> {
+        write_u32(self.ctx.as_ref(), &self.doorbell, self.tail.into())?;
+        self.bell.notify_one();
+        Ok(())
+    }
+
+    /// [`Self::push`] then [`Self::ring`].
+    pub fn submit(&mut self, sqe: &SqeRepr) -> Result<(), BackendError> {
+        self.push(sqe)?;
+        self.ring()
+    }
+
+    /// The next slot to write.
+    pub fn tail(&self) -> u16 {
+        self.tail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::fabric::Access;
+
+    fn mr(id: u32, addr: u64, len: u64) -> MrInfo {
+        MrInfo {
+            id: MrId(id),
+            addr,
+            len,
+            lkey: 1,
+            rkey: 2,
+            access: Access::LOCAL_WRITE,
+        }
+    }
+
+    #[test]
+    fn dma_region_translates_inside_only() {
+        let m = mr(1, 0x10_000, 0x4000);
+        let r = DmaRegion::from_mem(&MemRef::of(&m, 0x1000, 0x1000), &m).unwrap();
+        assert_eq!(r.translate(0x11_000, 0x1000), Some(0x1000));
+        assert_eq!(r.translate(0x11_800, 0x800), Some(0x1800));
+        assert_eq!(r.translate(0x11_801, 0x800), None);
+        assert_eq!(r.translate(0x10_fff, 1), None);
+        assert_eq!(r.translate(u64::MAX, 2), None);
+        assert!(DmaRegion::from_mem(&MemRef::of(&m, 0x3000, 0x2000), &m).is_none());
+        assert_eq!(DmaRegion::whole(&m).translate(0x10_000, 0x4000), Some(0));
+    }
+
+    #[test]
+    fn config_validation() {
+        let m = mr(1, 0, 1 << 16);
+        let good = ControllerConfig {
+            depth: 8,
+            sqs: vec![SqConfig {
+                ring: Span::new(&m, 0, 8 * 64),
+                doorbell: Span::new(&m, 4096, 4),
+                tail_ini: 7,
+            }],
+            cq_ring: Span::new(&m, 1024, 8 * 16),
+            cq_doorbell: Span::new(&m, 4100, 4),
+            cq_head_ini: 0,
+            dma: vec![],
+        };
+        good.validate().unwrap();
+        let bad = [
+            ControllerConfig {
+                depth: 1,
+                ..good.clone()
+            },
+            ControllerConfig {
+                depth: 16,
+                ..good.clone()
+            },
+            ControllerConfig {
+                sqs: vec![],
+                ..good.clone()
+            },
+            ControllerConfig {
+                cq_head_ini: 8,
+                ..good.clone()
+            },
+            ControllerConfig {
+                cq_doorbell: Span::new(&m, 4100, 2),
+                ..good.clone()
+            },
+        ];
+        for b in bad {
+            assert!(b.validate().is_err(), "{b:?}");
+        }
+        let mut b = good.clone();
+        b.sqs[0].tail_ini = 8;
+        assert!(b.validate().is_err());
+    }
+}
