@@ -4,10 +4,12 @@
 //! - [`api`]: the offload API under test (`OffloadProvider`), shaped after the RFC.
 //! - [`wire`]: byte-exact NVMe and NVMe-oF formats (SQE, CQE, SGL, Connect, CM private data).
 //! - [`fabric`]: the RDMA transport seam and its deterministic simulated implementation.
+//! - [`initiator`]: an NVMe-oF RDMA host (admin and I/O queues, misbehaviour) over the fabric.
 //! - [`runner`] and [`report`]: verdicts, exit codes, JUnit / Markdown / JSON reports.
 
 pub mod api;
 pub mod fabric;
+pub mod initiator;
 pub mod report;
 pub mod runner;
 pub mod wire;

@@ -1,0 +1,494 @@
+//! The admin queue: [`Controller`] connects it and drives the controller (properties,
+//! enable, Identify, Set Features, Keep Alive, shutdown), and connects I/O queues.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::connect::{cm_establish, fabrics_connect, CmOptions, ConnectOptions};
+use super::error::{InitiatorError, Result};
+use super::io::IoQueue;
+use super::queue::{Command, Completion, DataMode, HostQueue, QueueSpec, Transfer};
+use crate::fabric::{DeviceContext, PdId};
+use crate::wire::{
+    AdminOpcode, ConnectDataRepr, FabricsRepr, PropertyGetRepr, PropertySetRepr, PropertySize,
+    Psdt, SglRepr, SqeCommand, CNTLID_DYNAMIC,
+};
+
+/// Property offset of CAP (Controller Capabilities, 8 bytes).
+pub const PROP_CAP: u32 = 0x00;
+/// Property offset of VS (Version, 4 bytes).
+pub const PROP_VS: u32 = 0x08;
+/// Property offset of CC (Controller Configuration, 4 bytes).
+pub const PROP_CC: u32 = 0x14;
+/// Property offset of CSTS (Controller Status, 4 bytes).
+pub const PROP_CSTS: u32 = 0x1c;
+
+/// CC.EN.
+pub const CC_EN: u32 = 1 << 0;
+/// CC.SHN = 01b, normal shutdown (bits 15:14).
+pub const CC_SHN_NORMAL: u32 = 1 << 14;
+/// CC.IOSQES = 6 (64-byte SQEs) and CC.IOCQES = 4 (16-byte CQEs), as Linux sets them.
+pub const CC_IOSQES_IOCQES: u32 = (6 << 16) | (4 << 20);
+/// CSTS.RDY.
+pub const CSTS_RDY: u32 = 1 << 0;
+/// CSTS.CFS.
+pub const CSTS_CFS: u32 = 1 << 1;
+/// CSTS.SHST mask (bits 3:2); 10b = shutdown complete.
+pub const CSTS_SHST_MASK: u32 = 0b11 << 2;
+/// CSTS.SHST = 10b, shutdown processing complete.
+pub const CSTS_SHST_CMPLT: u32 = 0b10 << 2;
+
+/// Who the host is and how it behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// Host NQN.
+    pub hostnqn: String,
+    /// Host identifier.
+    pub hostid: [u8; 16],
+    /// Subsystem NQN to connect to.
+    pub subnqn: String,
+    /// Keep Alive Timeout sent in the admin Connect, in milliseconds.
+    pub kato_ms: u32,
+    /// Admin queue depth (Linux: 32).
+    pub admin_depth: u16,
+    /// Send Connect data in the capsule (SGL 01h) instead of keyed (40h, the default).
+    pub connect_data_in_capsule: bool,
+    /// Bound of each CM wait.
+    pub cm_bound: Duration,
+    /// Bound of each command's response wait.
+    pub command_bound: Duration,
+    /// Bound of the CSTS.RDY / CSTS.SHST polling loops.
+    pub ready_bound: Duration,
+}
+
+impl HostConfig {
+    /// A host with Linux-like defaults for `subnqn`.
+    pub fn new(subnqn: &str) -> HostConfig {
+        HostConfig {
+            hostnqn: "nqn.2014-08.org.nvmexpress:uuid:6e766d66-636f-6e66-6f72-6d2d686f7374".into(),
+            hostid: *b"nvmf-conform-hst",
+            subnqn: subnqn.into(),
+            kato_ms: 5000,
+            admin_depth: 32,
+            connect_data_in_capsule: false,
+            cm_bound: Duration::from_secs(2),
+            command_bound: Duration::from_secs(2),
+            ready_bound: Duration::from_secs(5),
+        }
+    }
+
+    /// The Connect data for a queue of controller `cntlid` (FFFFh on the admin queue).
+    pub fn connect_data(&self, cntlid: u16) -> ConnectDataRepr {
+        ConnectDataRepr {
+            hostid: self.hostid,
+            cntlid,
+            subnqn: self.subnqn.clone(),
+            hostnqn: self.hostnqn.clone(),
+        }
+    }
+}
+
+/// The Identify Controller fields this host uses, plus the raw 4096 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentifyController {
+    /// MDTS (byte 77): maximum transfer 2^MDTS minimum pages; 0 = no limit.
+    pub mdts: u8,
+    /// CNTLID (bytes 79:78).
+    pub cntlid: u16,
+    /// NN (bytes 519:516): number of namespaces.
+    pub nn: u32,
+    /// SGLS (bytes 539:536).
+    pub sgls: u32,
+    /// IOCCSZ (bytes 1795:1792): I/O capsule size in 16-byte units.
+    pub ioccsz: u32,
+    /// IORCSZ (bytes 1799:1796): I/O response size in 16-byte units.
+    pub iorcsz: u32,
+    /// ICDOFF (bytes 1801:1800).
+    pub icdoff: u16,
+    /// The whole data structure.
+    pub raw: Vec<u8>,
+}
+
+impl IdentifyController {
+    /// Parses the fields from the 4096-byte data structure.
+    pub fn parse(raw: Vec<u8>) -> Result<IdentifyController> {
+        if raw.len() < 4096 {
+            return Err(InitiatorError::Protocol(format!(
+                "identify controller data of {} bytes",
+                raw.len()
+            )));
+        }
+        let u32_at = |o: usize| u32::from_le_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
+        Ok(IdentifyController {
+            mdts: raw[77],
+            cntlid: u16::from_le_bytes([raw[78], raw[79]]),
+            nn: u32_at(516),
+            sgls: u32_at(536),
+            ioccsz: u32_at(1792),
+            iorcsz: u32_at(1796),
+            icdoff: u16::from_le_bytes([raw[1800], raw[1801]]),
+            raw,
+        })
+    }
+
+    /// In-capsule data bytes an I/O capsule may carry: IOCCSZ * 16 - 64.
+    pub fn in_capsule_data(&self) -> u32 {
+        (self.ioccsz * 16).saturating_sub(64)
+    }
+}
+
+/// The Identify Namespace fields this host uses, plus the raw 4096 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentifyNamespace {
+    /// NSZE (bytes 7:0), in logical blocks.
+    pub nsze: u64,
+    /// NCAP (bytes 15:8).
+    pub ncap: u64,
+    /// FLBAS (byte 26).
+    pub flbas: u8,
+    /// LBA data size in bytes, 2^LBADS of the format FLBAS selects.
+    pub lba_size: u32,
+    /// The whole data structure.
+    pub raw: Vec<u8>,
+}
+
+impl IdentifyNamespace {
+    /// Parses the fields from the 4096-byte data structure.
+    pub fn parse(raw: Vec<u8>) -> Result<IdentifyNamespace> {
+        if raw.len() < 4096 {
+            return Err(InitiatorError::Protocol(format!(
+                "identify namespace data of {} bytes",
+                raw.len()
+            )));
+        }
+        let u64_at = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&raw[o..o + 8]);
+            u64::from_le_bytes(b)
+        };
+        let flbas = raw[26];
+        let fmt = usize::from(flbas & 0x0f) | (usize::from(flbas >> 5 & 0x3) << 4);
+        let lbads = raw[128 + 4 * fmt + 2];
+        if !(9..32).contains(&lbads) {
+            return Err(InitiatorError::Protocol(format!(
+                "identify namespace: LBADS {lbads} of format {fmt}"
+            )));
+        }
+        Ok(IdentifyNamespace {
+            nsze: u64_at(0),
+            ncap: u64_at(8),
+            flbas,
+            lba_size: 1 << lbads,
+            raw,
+        })
+    }
+}
+
+/// A controller reached through a connected admin queue.
+pub struct Controller {
+    ctx: Arc<dyn DeviceContext>,
+    pd: PdId,
+    addr: SocketAddr,
+    config: HostConfig,
+    admin: HostQueue,
+    cntlid: u16,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("addr", &self.addr)
+            .field("cntlid", &self.cntlid)
+            .field("admin", &self.admin)
+            .finish()
+    }
+}
+
+impl Controller {
+    /// Creates a protection domain, connects the admin queue (CM, then Connect with
+    /// CNTLID FFFFh) and returns the controller with the CNTLID the target gave.
+    pub async fn connect(
+        ctx: Arc<dyn DeviceContext>,
+        addr: SocketAddr,
+        config: HostConfig,
+    ) -> Result<Controller> {
+        let pd = ctx.alloc_pd()?;
+        let spec = QueueSpec {
+            depth: config.admin_depth,
+            ..QueueSpec::admin()
+        };
+        let mut admin = HostQueue::create(ctx.clone(), pd, spec, config.command_bound)?;
+        let opts = CmOptions::for_queue(&admin);
+        if let Err(e) = cm_establish(&mut admin, addr, &opts, config.cm_bound).await {
+            let _ = admin.abort();
+            let _ = ctx.dealloc_pd(pd);
+            return Err(e);
+        }
+        let copts =
+            ConnectOptions::for_queue(&admin, config.kato_ms, config.connect_data_in_capsule);
+        let s = fabrics_connect(&mut admin, &config.connect_data(CNTLID_DYNAMIC), &copts).await?;
+        Ok(Controller {
+            ctx,
+            pd,
+            addr,
+            config,
+            admin,
+            cntlid: s.cntlid,
+        })
+    }
+
+    /// The controller ID the admin Connect returned.
+    pub fn cntlid(&self) -> u16 {
+        self.cntlid
+    }
+
+    /// The admin queue.
+    pub fn admin(&mut self) -> &mut HostQueue {
+        &mut self.admin
+    }
+
+    /// The host configuration.
+    pub fn config(&self) -> &HostConfig {
+        &self.config
+    }
+
+    /// The device context.
+    pub fn ctx(&self) -> &Arc<dyn DeviceContext> {
+        &self.ctx
+    }
+
+    /// The protection domain shared by all queues of this controller.
+    pub fn pd(&self) -> PdId {
+        self.pd
+    }
+
+    /// The target's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs an admin command; a non-success status becomes [`InitiatorError::Nvme`].
+    pub async fn admin_command(
+        &mut self,
+        what: &'static str,
+        cmd: &Command,
+        transfer: Transfer<'_>,
+    ) -> Result<Completion> {
+        let c = self.admin.execute(cmd, transfer, DataMode::Keyed).await?;
+        if !c.cqe.status.is_success() {
+            return Err(InitiatorError::Nvme {
+                what,
+                status: c.cqe.status,
+                cqe: c.cqe,
+            });
+        }
+        Ok(c)
+    }
+
+    /// Property Get of `size` at `offset`.
+    pub async fn property_get(&mut self, offset: u32, size: PropertySize) -> Result<u64> {
+        let cmd = Command::Fabrics(FabricsRepr::PropertyGet(PropertyGetRepr {
+            psdt: Psdt::SglMptrContiguous,
+            cid: 0,
+            sgl1: SglRepr::keyed(0, 0, 0),
+            size,
+            offset,
+        }));
+        let c = self
+            .admin_command("Property Get", &cmd, Transfer::None)
+            .await?;
+        Ok(match size {
+            PropertySize::Four => u64::from(c.cqe.dw0()),
+            PropertySize::Eight => c.cqe.result,
+        })
+    }
+
+    /// Property Set of `size` at `offset`.
+    pub async fn property_set(
+        &mut self,
+        offset: u32,
+        size: PropertySize,
+        value: u64,
+    ) -> Result<()> {
+        let cmd = Command::Fabrics(FabricsRepr::PropertySet(PropertySetRepr {
+            psdt: Psdt::SglMptrContiguous,
+            cid: 0,
+            sgl1: SglRepr::keyed(0, 0, 0),
+            size,
+            offset,
+            value,
+        }));
+        self.admin_command("Property Set", &cmd, Transfer::None)
+            .await?;
+        Ok(())
+    }
+
+    /// Polls CSTS every millisecond until `done(csts)`, bounded by the ready bound.
+    async fn poll_csts(&mut self, what: &'static str, done: impl Fn(u32) -> bool) -> Result<u32> {
+        let bound = self.config.ready_bound;
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let csts = self.property_get(PROP_CSTS, PropertySize::Four).await? as u32;
+            if done(csts) {
+                return Ok(csts);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(InitiatorError::TimedOut { what, bound });
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Enables the controller as Linux does: read CAP, write CC with IOSQES/IOCQES and
+    /// EN=1, poll CSTS.RDY (bounded). Returns CAP.
+    pub async fn enable(&mut self) -> Result<u64> {
+        let cap = self.property_get(PROP_CAP, PropertySize::Eight).await?;
+        self.property_set(
+            PROP_CC,
+            PropertySize::Four,
+            u64::from(CC_IOSQES_IOCQES | CC_EN),
+        )
+        .await?;
+        let csts = self
+            .poll_csts("CSTS.RDY = 1", |c| c & (CSTS_RDY | CSTS_CFS) != 0)
+            .await?;
+        if csts & CSTS_CFS != 0 {
+            return Err(InitiatorError::Protocol(format!(
+                "CSTS.CFS set while enabling (CSTS {csts:#x})"
+            )));
+        }
+        Ok(cap)
+    }
+
+    /// Identify with CNS `cns` for `nsid`: 4096 bytes to a host region (keyed SGL).
+    pub async fn identify(&mut self, cns: u8, nsid: u32) -> Result<Vec<u8>> {
+        let cmd = Command::Nvme {
+            nsid,
+            command: SqeCommand::Other {
+                opcode: AdminOpcode::Identify.into(),
+                cdw: [u32::from(cns), 0, 0, 0, 0, 0],
+            },
+        };
+        let c = self
+            .admin_command("Identify", &cmd, Transfer::FromTarget(4096))
+            .await?;
+        Ok(c.data)
+    }
+
+    /// Identify Controller (CNS 01h).
+    pub async fn identify_controller(&mut self) -> Result<IdentifyController> {
+        IdentifyController::parse(self.identify(1, 0).await?)
+    }
+
+    /// Identify Namespace (CNS 00h) of `nsid`.
+    pub async fn identify_namespace(&mut self, nsid: u32) -> Result<IdentifyNamespace> {
+        IdentifyNamespace::parse(self.identify(0, nsid).await?)
+    }
+
+    /// Set Features Number of Queues (FID 07h) asking for `n` submission and completion
+    /// queues; returns what the controller allocated (NSQA, NCQA), 1-based.
+    pub async fn set_number_of_queues(&mut self, n: u16) -> Result<(u32, u32)> {
+        let v = u32::from(n.max(1) - 1);
+        let cmd = Command::Nvme {
+            nsid: 0,
+            command: SqeCommand::Other {
+                opcode: AdminOpcode::SetFeatures.into(),
+                cdw: [0x07, v | v << 16, 0, 0, 0, 0],
+            },
+        };
+        let c = self
+            .admin_command("Set Features (Number of Queues)", &cmd, Transfer::None)
+            .await?;
+        let dw0 = c.cqe.dw0();
+        Ok(((dw0 & 0xffff) + 1, (dw0 >> 16) + 1))
+    }
+
+    /// Keep Alive.
+    pub async fn keep_alive(&mut self) -> Result<()> {
+        let cmd = Command::Nvme {
+            nsid: 0,
+            command: SqeCommand::Other {
+                opcode: AdminOpcode::KeepAlive.into(),
+                cdw: [0; 6],
+            },
+        };
+        self.admin_command("Keep Alive", &cmd, Transfer::None)
+            .await?;
+        Ok(())
+    }
+
+    /// Normal shutdown: CC.SHN = 01b (keeping the other CC bits), then poll CSTS.SHST
+    /// until shutdown complete (bounded).
+    pub async fn shutdown(&mut self) -> Result<()> {
+        let cc = self.property_get(PROP_CC, PropertySize::Four).await? as u32;
+        let cc = (cc & !(0b11 << 14)) | CC_SHN_NORMAL;
+        self.property_set(PROP_CC, PropertySize::Four, u64::from(cc))
+            .await?;
+        self.poll_csts("CSTS.SHST = complete", |c| {
+            c & CSTS_SHST_MASK == CSTS_SHST_CMPLT
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Connects I/O queue `qid` of `depth` entries with `in_capsule_data` bytes of
+    /// in-capsule data (at most IOCCSZ * 16 - 64), Connect data carrying this
+    /// controller's CNTLID. Returns it bound to namespace `nsid` of `lba_size` bytes.
+    pub async fn connect_io_queue(
+        &mut self,
+        qid: u16,
+        depth: u16,
+        in_capsule_data: u32,
+        nsid: u32,
+        lba_size: u32,
+    ) -> Result<IoQueue> {
+        let spec = QueueSpec::io(qid, depth, in_capsule_data);
+        let mut q = HostQueue::create(self.ctx.clone(), self.pd, spec, self.config.command_bound)?;
+        let opts = CmOptions::for_queue(&q);
+        if let Err(e) = cm_establish(&mut q, self.addr, &opts, self.config.cm_bound).await {
+            let _ = q.abort();
+            return Err(e);
+        }
+        let copts = ConnectOptions::for_queue(&q, 0, self.config.connect_data_in_capsule);
+        fabrics_connect(&mut q, &self.config.connect_data(self.cntlid), &copts).await?;
+        Ok(IoQueue::new(q, nsid, lba_size))
+    }
+
+    /// Disconnects the admin queue through the CM and frees the protection domain
+    /// (I/O queues must be disconnected first).
+    pub async fn disconnect(self) -> Result<()> {
+        let bound = self.config.cm_bound;
+        self.admin.disconnect(bound).await?;
+        self.ctx.dealloc_pd(self.pd)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identify_namespace_uses_the_selected_format() {
+        let mut raw = vec![0u8; 4096];
+        raw[0..8].copy_from_slice(&1000u64.to_le_bytes());
+        raw[26] = 0x21; // FLBAS: format 1 | (1 << 4) via bits 6:5 = 01b -> 17
+        raw[128 + 4 * 17 + 2] = 12;
+        let ns = IdentifyNamespace::parse(raw).unwrap();
+        assert_eq!(ns.nsze, 1000);
+        assert_eq!(ns.lba_size, 4096);
+        assert!(IdentifyNamespace::parse(vec![0u8; 4096]).is_err());
+    }
+
+    #[test]
+    fn identify_controller_fields() {
+        let mut raw = vec![0u8; 4096];
+        raw[77] = 5;
+        raw[1792..1796].copy_from_slice(&516u32.to_le_bytes());
+        let id = IdentifyController::parse(raw).unwrap();
+        assert_eq!(id.mdts, 5);
+        assert_eq!(id.in_capsule_data(), 8192);
+        assert!(IdentifyController::parse(vec![0u8; 10]).is_err());
+    }
+}
