@@ -1,7 +1,14 @@
-//! The nvmf-conform reference NVMe-oF target offload: emulated backend NVMe controllers,
-//! the software offload engine (an `OffloadProvider`), and the target's control plane.
+//! The nvmf-conform reference NVMe-oF target offload: what every vendor device is
+//! compared with.
 //!
-//! It is built in the next milestone (issue 3); the crate exists now so the workspace has
-//! the shape users will find: `harness`, `reference-target`, `suites`.
+//! - [`backend`]: emulated backend NVMe controllers (SQ/CQ rings and doorbells in fabric
+//!   memory, RAM or file namespaces, LBA formats with metadata, fault injection).
+//! - [`engine`]: the software offload engine, an `OffloadProvider` and the device context
+//!   software uses with it.
+//! - [`pci`]: the emulated bus on which the engine finds backend controllers.
+//! - [`quirks`]: deliberate violations, one rule each, to prove the suite can fail.
 
 pub mod backend;
+pub mod engine;
+pub mod pci;
+pub mod quirks;

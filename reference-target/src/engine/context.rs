@@ -1,0 +1,616 @@
+//! The engine's device context: what software uses, as on a real offloading NIC.
+//!
+//! PDs, MRs and the connection manager pass straight through to the real context. CQs are
+//! the engine's own; every QP gets a private real CQ that a task drains, routing software's
+//! completions into software's CQs and the engine's to the data path. Receives of an
+//! NVMe-oF SRQ are software's to post but the engine's to fill.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use harness::api::OffloadProvider;
+use harness::fabric::{
+    Access, AsyncEvent, CmEvent, ConnId, ConnParam, CqId, DeviceAttr, DeviceContext, FabricError,
+    ListenerId, MrId, MrInfo, PdId, PortAttr, QpAttr, QpCap, QpId, QpInfo, QpInit, QpState, RecvWr,
+    Result, SendWr, SrqAttr, SrqId, SrqInit, WcOpcode, WcStatus, WorkCompletion,
+};
+
+use super::{Core, VCq, VQp, VSrq, Wr};
+use crate::quirks::Quirk;
+
+/// The device context of an [`super::Engine`]; see the module docs.
+pub struct EngineContext {
+    pub(crate) core: Arc<Core>,
+}
+
+impl Core {
+    fn vqp_real(&self, qp: QpId) -> Result<QpId> {
+        self.lock()
+            .qps
+            .get(&qp)
+            .map(|q| q.real)
+            .ok_or(FabricError::NotFound("qp"))
+    }
+
+    /// Routes completions of a QP's private real CQ.
+    pub(crate) fn on_real_wcs(self: &Arc<Self>, wcs: Vec<WorkCompletion>) {
+        for wc in wcs {
+            let owner = self.lock().wrs.remove(&wc.wr_id);
+            match owner {
+                Some(Wr::Sw {
+                    vqp,
+                    user,
+                    signaled,
+                    recv,
+                }) => {
+                    if wc.status == WcStatus::Success && !signaled {
+                        continue;
+                    }
+                    self.to_software(vqp, user, recv, &wc);
+                }
+                Some(Wr::SwSrq { user }) => {
+                    let vqp = self.lock().real_qp.get(&wc.qp).copied();
+                    if let Some(vqp) = vqp {
+                        self.to_software(vqp, user, true, &wc);
+                    }
+                }
+                Some(Wr::Capsule { srq, slot }) => self.on_capsule_wc(srq, slot, &wc),
+                Some(Wr::Cmd { cmd, step }) => self.on_cmd_wc(cmd, step, &wc),
+                None => {}
+            }
+        }
+    }
+
+    /// Hands a completion to software, in its handles.
+    fn to_software(&self, vqp: QpId, user: u64, recv: bool, wc: &WorkCompletion) {
+        let mut st = self.lock();
+        let Some(q) = st.qps.get(&vqp) else { return };
+        let cq = if recv || wc.opcode == WcOpcode::Recv {
+            q.recv_cq
+        } else {
+            q.send_cq
+        };
+        let out = WorkCompletion {
+            wr_id: user,
+            qp: vqp,
+            ..wc.clone()
+        };
+        let ev = st.push_wc(cq, out);
+        drop(st);
+        if let Some(ev) = ev {
+            self.ctx_event(ev);
+        }
+    }
+}
+
+impl EngineContext {
+    fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+}
+
+/// Drains a QP's private real CQ for as long as the QP and the engine live.
+async fn drain(real: Arc<dyn DeviceContext>, cq: CqId, core: Weak<Core>) {
+    loop {
+        if real.wait_cq(cq).await.is_err() {
+            return;
+        }
+        let Ok(wcs) = real.poll_cq(cq, 256) else {
+            return;
+        };
+        let Some(core) = core.upgrade() else { return };
+        core.on_real_wcs(wcs);
+    }
+}
+
+#[async_trait]
+impl DeviceContext for EngineContext {
+    fn device_attr(&self) -> DeviceAttr {
+        self.core.real.device_attr()
+    }
+
+    fn port_attr(&self, port: u8) -> Result<PortAttr> {
+        self.core.real.port_attr(port)
+    }
+
+    fn alloc_pd(&self) -> Result<PdId> {
+        self.core.real.alloc_pd()
+    }
+
+    fn dealloc_pd(&self, pd: PdId) -> Result<()> {
+        self.core.real.dealloc_pd(pd)
+    }
+
+    fn reg_mr(&self, pd: PdId, len: u64, access: Access) -> Result<MrInfo> {
+        let mr = self.core.real.reg_mr(pd, len, access)?;
+        self.core.lock().mrs.insert(mr.id, mr);
+        Ok(mr)
+    }
+
+    fn dereg_mr(&self, mr: MrId) -> Result<()> {
+        self.core.real.dereg_mr(mr)?;
+        self.core.lock().mrs.remove(&mr);
+        Ok(())
+    }
+
+    fn mr_write(&self, mr: MrId, offset: u64, data: &[u8]) -> Result<()> {
+        self.core.real.mr_write(mr, offset, data)
+    }
+
+    fn mr_read(&self, mr: MrId, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.core.real.mr_read(mr, offset, buf)
+    }
+
+    fn create_cq(&self, cqe: u32) -> Result<CqId> {
+        if cqe == 0 || cqe > self.core.real.device_attr().max_cqe {
+            return Err(FabricError::Invalid("create_cq: cqe is 0 or above max_cqe"));
+        }
+        let mut st = self.core.lock();
+        let id = CqId(st.alloc_id());
+        st.cqs.insert(
+            id,
+            VCq {
+                cqe,
+                entries: VecDeque::new(),
+                overrun: false,
+                notify: Default::default(),
+            },
+        );
+        Ok(id)
+    }
+
+    fn destroy_cq(&self, cq: CqId) -> Result<()> {
+        let mut st = self.core.lock();
+        if !st.cqs.contains_key(&cq) {
+            return Err(FabricError::NotFound("cq"));
+        }
+        if st.qps.values().any(|q| q.send_cq == cq || q.recv_cq == cq) {
+            return Err(FabricError::Busy("destroy_cq: a QP still uses it"));
+        }
+        st.cqs.remove(&cq);
+        Ok(())
+    }
+
+    fn poll_cq(&self, cq: CqId, max: usize) -> Result<Vec<WorkCompletion>> {
+        let mut st = self.core.lock();
+        let q = st.cqs.get_mut(&cq).ok_or(FabricError::NotFound("cq"))?;
+        let n = max.min(q.entries.len());
+        Ok(q.entries.drain(..n).collect())
+    }
+
+    async fn wait_cq(&self, cq: CqId) -> Result<()> {
+        loop {
+            let notify = {
+                let st = self.core.lock();
+                let q = st.cqs.get(&cq).ok_or(FabricError::NotFound("cq"))?;
+                if !q.entries.is_empty() {
+                    return Ok(());
+                }
+                q.notify.clone()
+            };
+            let n = notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            {
+                let st = self.core.lock();
+                let q = st.cqs.get(&cq).ok_or(FabricError::NotFound("cq"))?;
+                if !q.entries.is_empty() {
+                    return Ok(());
+                }
+            }
+            n.await;
+        }
+    }
+
+    fn create_srq(&self, pd: PdId, init: SrqInit) -> Result<SrqId> {
+        let real = self.core.real.create_srq(pd, init)?;
+        let mut st = self.core.lock();
+        let id = SrqId(st.alloc_id());
+        st.srqs.insert(id, VSrq::Plain { real });
+        Ok(id)
+    }
+
+    fn arm_srq(&self, srq: SrqId, limit: u32) -> Result<()> {
+        let mut st = self.core.lock();
+        match st.srqs.get(&srq) {
+            Some(VSrq::Plain { real }) => {
+                let real = *real;
+                drop(st);
+                self.core.real.arm_srq(real, limit)
+            }
+            Some(VSrq::Nvmf { handle }) => {
+                let h = *handle;
+                let n = st.nvmf.get_mut(&h).ok_or(FabricError::NotFound("srq"))?;
+                if limit > n.attrs.rq.max_wr {
+                    return Err(FabricError::Invalid("arm_srq: limit above max_wr"));
+                }
+                n.sw_limit = limit;
+                Ok(())
+            }
+            None => Err(FabricError::NotFound("srq")),
+        }
+    }
+
+    fn query_srq(&self, srq: SrqId) -> Result<SrqAttr> {
+        let st = self.core.lock();
+        match st.srqs.get(&srq) {
+            Some(VSrq::Plain { real }) => {
+                let real = *real;
+                drop(st);
+                self.core.real.query_srq(real)
+            }
+            Some(VSrq::Nvmf { handle }) => {
+                let n = st.nvmf.get(handle).ok_or(FabricError::NotFound("srq"))?;
+                Ok(SrqAttr {
+                    max_wr: n.attrs.rq.max_wr,
+                    posted: n.sw_recvs.len() as u32,
+                    srq_limit: n.sw_limit,
+                })
+            }
+            None => Err(FabricError::NotFound("srq")),
+        }
+    }
+
+    fn destroy_srq(&self, srq: SrqId) -> Result<()> {
+        let mut st = self.core.lock();
+        match st.srqs.get(&srq) {
+            Some(VSrq::Plain { real }) => {
+                let real = *real;
+                if st.qps.values().any(|q| q.srq == Some(srq)) {
+                    return Err(FabricError::Busy("destroy_srq: a QP still uses it"));
+                }
+                self.core.real.destroy_srq(real)?;
+                st.srqs.remove(&srq);
+                Ok(())
+            }
+            Some(VSrq::Nvmf { handle }) => {
+                let h = *handle;
+                drop(st);
+                let engine = super::Engine {
+                    core: self.core.clone(),
+                };
+                engine.destroy_srq(h).map_err(|e| match e.errno() {
+                    nix::errno::Errno::EBUSY => FabricError::Busy("destroy_srq: in use"),
+                    _ => FabricError::Invalid("destroy_srq: NVMe-oF SRQ refused"),
+                })
+            }
+            None => Err(FabricError::NotFound("srq")),
+        }
+    }
+
+    fn post_srq_recv(&self, srq: SrqId, wr: &RecvWr) -> Result<()> {
+        let mut st = self.core.lock();
+        match st.srqs.get(&srq) {
+            Some(VSrq::Plain { real }) => {
+                let real = *real;
+                let id = st.wr(Wr::SwSrq { user: wr.wr_id });
+                let r = self.core.real.post_srq_recv(
+                    real,
+                    &RecvWr {
+                        wr_id: id,
+                        sg_list: wr.sg_list.clone(),
+                    },
+                );
+                if r.is_err() {
+                    st.wrs.remove(&id);
+                }
+                r
+            }
+            Some(VSrq::Nvmf { handle }) => {
+                let h = *handle;
+                let n = st.nvmf.get_mut(&h).ok_or(FabricError::NotFound("srq"))?;
+                if wr.sg_list.len() > n.attrs.rq.max_sge as usize {
+                    return Err(FabricError::Invalid(
+                        "post_srq_recv: more SGEs than max_sge",
+                    ));
+                }
+                if n.sw_recvs.len() >= n.attrs.rq.max_wr as usize {
+                    return Err(FabricError::NoMemory("post_srq_recv: SRQ full"));
+                }
+                n.sw_recvs.push_back(wr.clone());
+                drop(st);
+                self.core.drain_backlog(h);
+                Ok(())
+            }
+            None => Err(FabricError::NotFound("srq")),
+        }
+    }
+
+    fn create_qp(&self, pd: PdId, init: QpInit) -> Result<QpInfo> {
+        let core = self.core();
+        let attr = core.real.device_attr();
+        let (real_srq, nvmf) = {
+            let st = core.lock();
+            if !st.cqs.contains_key(&init.send_cq) || !st.cqs.contains_key(&init.recv_cq) {
+                return Err(FabricError::Invalid(
+                    "create_qp: unknown send_cq or recv_cq",
+                ));
+            }
+            match init.srq.map(|s| st.srqs.get(&s)) {
+                None => (None, None),
+                Some(None) => return Err(FabricError::Invalid("create_qp: unknown srq")),
+                Some(Some(VSrq::Plain { real })) => (Some(*real), None),
+                Some(Some(VSrq::Nvmf { handle })) => {
+                    let n = &st.nvmf[handle];
+                    (Some(n.real), Some((*handle, n.attrs.rq.max_wr)))
+                }
+            }
+        };
+        // The engine posts its own RDMA and SEND requests on offloaded QPs: room for them.
+        let extra = nvmf.map_or(0, |(_, depth)| 3 * depth);
+        let cap = QpCap {
+            max_send_wr: init
+                .cap
+                .max_send_wr
+                .saturating_add(extra)
+                .min(attr.max_qp_wr.max(init.cap.max_send_wr)),
+            ..init.cap
+        };
+        if init.cap.max_send_wr == 0 || init.cap.max_send_wr > attr.max_qp_wr {
+            return Err(FabricError::Invalid("create_qp: cap above device limits"));
+        }
+        let cqe = (cap.max_send_wr + cap.max_recv_wr + extra + 64).min(attr.max_cqe);
+        let real_cq = core.real.create_cq(cqe)?;
+        let info = match core.real.create_qp(
+            pd,
+            QpInit {
+                send_cq: real_cq,
+                recv_cq: real_cq,
+                srq: real_srq,
+                cap,
+            },
+        ) {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = core.real.destroy_cq(real_cq);
+                return Err(e);
+            }
+        };
+        let task = tokio::spawn(drain(core.real.clone(), real_cq, Arc::downgrade(core)));
+        let mut st = core.lock();
+        let id = QpId(st.alloc_id());
+        st.qps.insert(
+            id,
+            VQp {
+                real: info.id,
+                qpn: info.qpn,
+                real_cq,
+                send_cq: init.send_cq,
+                recv_cq: init.recv_cq,
+                srq: init.srq,
+                nvmf: nvmf.map(|(h, _)| h),
+                offload: nvmf.is_some() && core.quirks.has(Quirk::OffloadAtQpCreation),
+                received: 0,
+                task: task.abort_handle(),
+            },
+        );
+        st.real_qp.insert(info.id, id);
+        Ok(QpInfo { id, qpn: info.qpn })
+    }
+
+    fn modify_qp(&self, qp: QpId, attr: &QpAttr) -> Result<()> {
+        let real = self.core.vqp_real(qp)?;
+        self.core.real.modify_qp(real, attr)
+    }
+
+    fn query_qp(&self, qp: QpId) -> Result<QpState> {
+        let real = self.core.vqp_real(qp)?;
+        self.core.real.query_qp(real)
+    }
+
+    fn destroy_qp(&self, qp: QpId) -> Result<()> {
+        let q = {
+            let mut st = self.core.lock();
+            let q = st.qps.remove(&qp).ok_or(FabricError::NotFound("qp"))?;
+            st.real_qp.remove(&q.real);
+            for c in st.cmds.values_mut() {
+                if c.vqp == qp {
+                    c.orphan = true;
+                }
+            }
+            st.wrs
+                .retain(|_, w| !matches!(w, Wr::Sw { vqp, .. } if *vqp == qp));
+            q
+        };
+        q.task.abort();
+        let r = self.core.real.destroy_qp(q.real);
+        let _ = self.core.real.destroy_cq(q.real_cq);
+        r
+    }
+
+    fn post_send(&self, qp: QpId, wr: &SendWr) -> Result<()> {
+        let mut st = self.core.lock();
+        let real = st.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
+        let id = st.wr(Wr::Sw {
+            vqp: qp,
+            user: wr.wr_id,
+            signaled: wr.signaled,
+            recv: false,
+        });
+        let r = self.core.real.post_send(
+            real,
+            &SendWr {
+                wr_id: id,
+                signaled: true,
+                ..wr.clone()
+            },
+        );
+        if r.is_err() {
+            st.wrs.remove(&id);
+        }
+        r
+    }
+
+    fn post_recv(&self, qp: QpId, wr: &RecvWr) -> Result<()> {
+        let mut st = self.core.lock();
+        let real = st.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
+        let id = st.wr(Wr::Sw {
+            vqp: qp,
+            user: wr.wr_id,
+            signaled: true,
+            recv: true,
+        });
+        let r = self.core.real.post_recv(
+            real,
+            &RecvWr {
+                wr_id: id,
+                sg_list: wr.sg_list.clone(),
+            },
+        );
+        if r.is_err() {
+            st.wrs.remove(&id);
+        }
+        r
+    }
+
+    fn poll_async_event(&self) -> Option<AsyncEvent> {
+        self.core.pop_ctx_event()
+    }
+
+    async fn next_async_event(&self) -> AsyncEvent {
+        self.core.next_ctx_event().await
+    }
+
+    fn cm_listen(&self, addr: SocketAddr) -> Result<ListenerId> {
+        self.core.real.cm_listen(addr)
+    }
+
+    fn cm_close_listener(&self, listener: ListenerId) -> Result<()> {
+        self.core.real.cm_close_listener(listener)
+    }
+
+    fn cm_connect(&self, addr: SocketAddr, qp: QpId, param: &ConnParam) -> Result<ConnId> {
+        let real = self.core.vqp_real(qp)?;
+        self.core.real.cm_connect(addr, real, param)
+    }
+
+    fn cm_accept(&self, conn: ConnId, qp: QpId, param: &ConnParam) -> Result<()> {
+        let real = self.core.vqp_real(qp)?;
+        self.core.real.cm_accept(conn, real, param)
+    }
+
+    fn cm_reject(&self, conn: ConnId, private_data: &[u8]) -> Result<()> {
+        self.core.real.cm_reject(conn, private_data)
+    }
+
+    fn cm_disconnect(&self, conn: ConnId) -> Result<()> {
+        self.core.real.cm_disconnect(conn)
+    }
+
+    fn cm_destroy(&self, conn: ConnId) -> Result<()> {
+        self.core.real.cm_destroy(conn)
+    }
+
+    fn poll_cm_event(&self) -> Option<CmEvent> {
+        self.core.real.poll_cm_event()
+    }
+
+    async fn next_cm_event(&self) -> CmEvent {
+        self.core.real.next_cm_event().await
+    }
+}
+
+impl Core {
+    /// Delivers backlogged capsules of an NVMe-oF SRQ to software's receives.
+    pub(crate) fn drain_backlog(&self, srq: harness::api::SrqHandle) {
+        loop {
+            let item = {
+                let mut st = self.lock();
+                let Some(n) = st.nvmf.get_mut(&srq) else {
+                    return;
+                };
+                if n.sw_recvs.is_empty() {
+                    return;
+                }
+                match n.backlog.pop_front() {
+                    Some(b) => b,
+                    None => return,
+                }
+            };
+            self.deliver_to_software(srq, item.vqp, &item.bytes, item.src_qp);
+        }
+    }
+
+    /// Gives a capsule the engine does not serve to software, as an SRQ receive; keeps it
+    /// until software posts a receive when none is posted.
+    pub(crate) fn deliver_to_software(
+        &self,
+        srq: harness::api::SrqHandle,
+        vqp: QpId,
+        bytes: &[u8],
+        src_qp: u32,
+    ) {
+        let mut st = self.lock();
+        let (qpn, recv_cq) = match st.qps.get(&vqp) {
+            Some(q) => (q.qpn, q.recv_cq),
+            None => return,
+        };
+        let Some(n) = st.nvmf.get_mut(&srq) else {
+            return;
+        };
+        let Some(wr) = n.sw_recvs.pop_front() else {
+            n.backlog.push_back(super::Backlog {
+                vqp,
+                bytes: bytes.to_vec(),
+                src_qp,
+            });
+            return;
+        };
+        let limit_hit = n.sw_limit > 0 && (n.sw_recvs.len() as u32) < n.sw_limit;
+        if limit_hit {
+            n.sw_limit = 0;
+        }
+        let vsrq = n.vsrq;
+        // Scatter into software's buffers.
+        let mut rest = bytes;
+        let mut status = WcStatus::Success;
+        for sge in &wr.sg_list {
+            if rest.is_empty() {
+                break;
+            }
+            let take = rest.len().min(sge.length as usize);
+            match st.region(sge.lkey, sge.addr, take as u64) {
+                Some((mr, off)) => {
+                    if self.real.mr_write(mr.id, off, &rest[..take]).is_err() {
+                        status = WcStatus::LocProtErr;
+                        break;
+                    }
+                    rest = &rest[take..];
+                }
+                None => {
+                    status = WcStatus::LocProtErr;
+                    break;
+                }
+            }
+        }
+        if status == WcStatus::Success && !rest.is_empty() {
+            status = WcStatus::LocLenErr;
+        }
+        let wc = WorkCompletion {
+            wr_id: wr.wr_id,
+            status,
+            opcode: WcOpcode::Recv,
+            byte_len: bytes.len() as u32,
+            qp: vqp,
+            qp_num: qpn,
+            src_qp,
+            invalidated_rkey: None,
+        };
+        let ev = st.push_wc(recv_cq, wc);
+        let real = st.qps.get(&vqp).map(|q| q.real);
+        drop(st);
+        if status != WcStatus::Success {
+            if let Some(real) = real {
+                let _ = self.real.modify_qp(real, &QpAttr::state(QpState::Err));
+            }
+        }
+        if let Some(ev) = ev {
+            self.ctx_event(ev);
+        }
+        if limit_hit {
+            self.ctx_event(AsyncEvent::SrqLimitReached(vsrq));
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! The offload data path: a command capsule arrives on an NVMe-oF SRQ; the engine decides
+//! whether it offloads it; an offloaded command moves its data host ↔ staging buffer ↔
+//! backend controller and is answered with a response capsule; anything else goes to
+//! software as an SRQ receive (or, on a device without non-offloaded ops, raises
+//! `UNSUPPORTED_NVMF_OP` and puts the QP in error).
+//!
+//! The offload decision (`decide`), in order — the first rule that fails sends the
+//! capsule to software:
+//! 1. the QP has offload enabled (`qp_set_nvmf`), and the capsule holds a whole SQE that
+//!    parses as an NVM I/O command (not fused);
+//! 2. its opcode is in the SRQ's `offload_ops`;
+//! 3. its nsid is mapped on the SRQ (else also counted in `unknown_ns_cmds`);
+//! 4. its data length (blocks × lba_data_size; DSM: ranges × 16) is ≤ `max_io_sz`;
+//! 5. its data pointer is a keyed SGL (0x40 / 0x4F) of exactly that length, or, for a
+//!    write, in-capsule data (0x01) of exactly that length within the capsule past ICDOFF.
+
+use std::sync::Arc;
+
+use harness::api::{OffloadEvent, OffloadOps, SrqHandle};
+use harness::fabric::{QpAttr, QpState, RecvWr, SendOp, SendWr, WcStatus, WorkCompletion};
+use harness::wire::{
+    CqeRepr, DataPointer, SglAddressing, SglRepr, SqeCommand, SqeRepr, Status, SQE_LEN,
+};
+
+use super::{Cmd, Core, DataSrc, Step, Wr};
+use crate::quirks::Quirk;
+
+/// Why a capsule is not offloaded (kept for traces and docs; the capsule goes to software).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotOffloaded {
+    OffloadDisabled,
+    Malformed,
+    OpNotSelected,
+    UnknownNamespace,
+    TooLong,
+    DataPointer,
+}
+
+impl Core {
+    /// An engine capsule receive completed.
+    pub(crate) fn on_capsule_wc(self: &Arc<Self>, srq: SrqHandle, slot: u32, wc: &WorkCompletion) {
+        let (bytes, vqp) = {
+            let mut st = self.lock();
+            let Some(n) = st.nvmf.get(&srq) else { return };
+            let (mr, slot_len, real_srq) = (n.recv_mr, n.slot_len, n.real);
+            let mut bytes = vec![0u8; (wc.byte_len as u64).min(slot_len) as usize];
+            let ok = wc.status == WcStatus::Success
+                && self
+                    .real
+                    .mr_read(mr.id, u64::from(slot) * slot_len, &mut bytes)
+                    .is_ok();
+            // Give the buffer back to the SRQ at once.
+            let id = st.wr(Wr::Capsule { srq, slot });
+            let repost = RecvWr {
+                wr_id: id,
+                sg_list: vec![mr.sge(u64::from(slot) * slot_len, slot_len as u32)],
+            };
+            if self.real.post_srq_recv(real_srq, &repost).is_err() {
+                st.wrs.remove(&id);
+            }
+            if !ok {
+                return;
+            }
+            let Some(vqp) = st.real_qp.get(&wc.qp).copied() else {
+                return;
+            };
+            (bytes, vqp)
+        };
+        self.on_capsule(srq, vqp, bytes, wc.src_qp);
+    }
+
+    fn on_capsule(
+        self: &Arc<Self>,
+        srq: SrqHandle,
+        vqp: harness::fabric::QpId,
+        bytes: Vec<u8>,
+        src_qp: u32,
+    ) {
+        let decision = {
+            let mut st = self.lock();
+            let Some(q) = st.qps.get_mut(&vqp) else {
+                return;
+            };
+            q.received += 1;
+            let sq_head = q.received as u16;
+            let offload = q.offload;
+            let real_qp = q.real;
+            if !offload {
+                Err((NotOffloaded::OffloadDisabled, 0u8))
+            } else {
+                self.decide(&mut st, srq, vqp, real_qp, &bytes, sq_head)
+            }
+        };
+        match decision {
+            Ok(cmd) => self.start(cmd),
+            Err((NotOffloaded::OffloadDisabled, _)) => {
+                self.deliver_to_software(srq, vqp, &bytes, src_qp)
+            }
+            Err((_, opcode)) => {
+                if self.caps.supports_non_offloaded_ops {
+                    self.deliver_to_software(srq, vqp, &bytes, src_qp);
+                } else if !self.quirks.has(Quirk::UnsupportedOpSilent) {
+                    self.offload_event(OffloadEvent::UnsupportedNvmfOp { qp: vqp, opcode });
+                    let real = self.lock().qps.get(&vqp).map(|q| q.real);
+                    if let Some(real) = real {
+                        let _ = self.real.modify_qp(real, &QpAttr::state(QpState::Err));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The offload decision (see the module docs); on success the command is registered.
+    fn decide(
+        &self,
+        st: &mut super::State,
+        srq: SrqHandle,
+        vqp: harness::fabric::QpId,
+        real_qp: harness::fabric::QpId,
+        bytes: &[u8],
+        sq_head: u16,
+    ) -> Result<u64, (NotOffloaded, u8)> {
+        let opcode = bytes.first().copied().unwrap_or(0);
+        let no = |why| Err((why, opcode));
+        if bytes.len() < SQE_LEN {
+            return no(NotOffloaded::Malformed);
+        }
+        let Ok(sqe) = SqeRepr::parse_bytes(&bytes[..SQE_LEN]) else {
+            return no(NotOffloaded::Malformed);
+        };
+        if sqe.fuse != harness::wire::Fuse::Normal {
+            return no(NotOffloaded::Malformed);
+        }
+        let n = st.nvmf.get_mut(&srq).expect("capsule of a live SRQ");
+        let Some(op) = OffloadOps::from_opcode(opcode) else {
+            return no(NotOffloaded::OpNotSelected);
+        };
+        if !n.attrs.offload_ops.contains(op) {
+            return no(NotOffloaded::OpNotSelected);
+        }
+        let Some(map) = n.ns.get(&sqe.nsid) else {
+            n.counters.unknown_ns_cmds += 1;
+            return no(NotOffloaded::UnknownNamespace);
+        };
+        let lba = u64::from(map.lba_data_size);
+        let (blocks, len, writes) = match &sqe.command {
+            SqeCommand::Read(rw) => (u64::from(rw.nlb) + 1, (u64::from(rw.nlb) + 1) * lba, false),
+            SqeCommand::Write(rw) => (u64::from(rw.nlb) + 1, (u64::from(rw.nlb) + 1) * lba, true),
+            SqeCommand::WriteZeroes(wz) => (u64::from(wz.nlb) + 1, 0, false),
+            SqeCommand::DatasetManagement(d) => (0, (u64::from(d.nr) + 1) * 16, true),
+            SqeCommand::Flush => (0, 0, false),
+            SqeCommand::Other { .. } => return no(NotOffloaded::OpNotSelected),
+        };
+        if len > u64::from(n.attrs.max_io_sz) {
+            return no(NotOffloaded::TooLong);
+        }
+        let unchecked = self.quirks.has(Quirk::SglLengthUnchecked);
+        let data = if len == 0 {
+            DataSrc::None
+        } else {
+            match &sqe.dptr {
+                DataPointer::Sgl(SglRepr::KeyedDataBlock {
+                    invalidate,
+                    address,
+                    length,
+                    key,
+                }) if u64::from(*length) == len || unchecked => DataSrc::Keyed {
+                    addr: *address,
+                    key: *key,
+                    invalidate: *invalidate,
+                },
+                DataPointer::Sgl(SglRepr::DataBlock {
+                    addressing: SglAddressing::Offset,
+                    address,
+                    length,
+                }) if writes && u64::from(*length) == len => {
+                    let start = SQE_LEN as u64 + u64::from(n.attrs.icdoff) * 16 + *address;
+                    let end = start + len;
+                    if end > bytes.len() as u64
+                        || end > n.attrs.in_capsule_data_len() + SQE_LEN as u64
+                    {
+                        return no(NotOffloaded::DataPointer);
+                    }
+                    DataSrc::InCapsule(bytes[start as usize..end as usize].to_vec())
+                }
+                _ => return no(NotOffloaded::DataPointer),
+            }
+        };
+        let cmd = Cmd {
+            vqp,
+            real_qp,
+            srq,
+            ctrl: map.ctrl,
+            fe_nsid: sqe.nsid,
+            nvme_nsid: map.nvme_nsid,
+            blocks,
+            len,
+            data,
+            sqe,
+            staging: None,
+            resp_slot: None,
+            backend_cid: None,
+            deadline: None,
+            answered: false,
+            orphan: false,
+            in_backend: false,
+            resp_pending: false,
+            backend_err: false,
+            sq_head,
+        };
+        st.next_cmd += 1;
+        let id = st.next_cmd;
+        st.cmds.insert(id, cmd);
+        Ok(id)
+    }
+
+    /// Takes staging space and a response buffer, then moves the data in or submits.
+    pub(crate) fn start(self: &Arc<Self>, id: u64) {
+        enum Next {
+            Fetch(harness::fabric::QpId, SendWr),
+            Submit,
+            Wait,
+        }
+        let next = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let Some(cmd) = st.cmds.get_mut(&id) else {
+                return;
+            };
+            let n = st.nvmf.get_mut(&cmd.srq).expect("cmd of a live SRQ");
+            if cmd.resp_slot.is_none() {
+                cmd.resp_slot = n.resp_free.pop();
+            }
+            if cmd.staging.is_none() && cmd.len > 0 {
+                cmd.staging = n.staging.alloc(cmd.len);
+            }
+            if cmd.resp_slot.is_none() || (cmd.len > 0 && cmd.staging.is_none()) {
+                if !n.waiting.contains(&id) {
+                    n.waiting.push_back(id);
+                }
+                Next::Wait
+            } else {
+                let staging_off = n.staging_base + cmd.staging.unwrap_or(0);
+                match &cmd.data {
+                    DataSrc::Keyed { addr, key, .. } if is_inbound(&cmd.sqe) => {
+                        let sge = n.staging_mr.sge(staging_off, cmd.len as u32);
+                        let (addr, key, real_qp) = (*addr, *key, cmd.real_qp);
+                        let wr_id = {
+                            st.next_wr += 1;
+                            st.wrs.insert(
+                                st.next_wr,
+                                Wr::Cmd {
+                                    cmd: id,
+                                    step: Step::Fetch,
+                                },
+                            );
+                            st.next_wr
+                        };
+                        Next::Fetch(
+                            real_qp,
+                            SendWr::new(
+                                wr_id,
+                                SendOp::RdmaRead {
+                                    remote_addr: addr,
+                                    rkey: key,
+                                },
+                                vec![sge],
+                            ),
+                        )
+                    }
+                    DataSrc::InCapsule(data) => {
+                        let _ = self.real.mr_write(n.staging_mr.id, staging_off, data);
+                        Next::Submit
+                    }
+                    _ => Next::Submit,
+                }
+            }
+        };
+        match next {
+            Next::Wait => {}
+            Next::Submit => self.submit_backend(id),
+            Next::Fetch(qp, wr) => {
+                if self.real.post_send(qp, &wr).is_err() {
+                    self.lock().wrs.remove(&wr.wr_id);
+                    self.abort_cmd(id);
+                }
+            }
+        }
+    }
+
+    /// An engine work request of a command completed.
+    pub(crate) fn on_cmd_wc(self: &Arc<Self>, id: u64, step: Step, wc: &WorkCompletion) {
+        if wc.status != WcStatus::Success {
+            // The QP is in error: nothing more can be sent to this host.
+            {
+                let mut st = self.lock();
+                if let Some(c) = st.cmds.get_mut(&id) {
+                    c.orphan = true;
+                    if step == Step::Respond {
+                        c.resp_pending = false;
+                    }
+                }
+            }
+            self.try_retire(id);
+            return;
+        }
+        match step {
+            Step::Fetch => {
+                let early = {
+                    let st = self.lock();
+                    st.cmds.get(&id).is_some_and(|c| {
+                        self.quirks.has(Quirk::EarlyWriteAck)
+                            && matches!(c.sqe.command, SqeCommand::Write(_))
+                    })
+                };
+                if early {
+                    self.respond(id, Status::SUCCESS, false);
+                }
+                self.submit_backend(id);
+            }
+            Step::Deliver => {}
+            Step::Respond => {
+                if let Some(c) = self.lock().cmds.get_mut(&id) {
+                    c.resp_pending = false;
+                }
+                self.try_retire(id);
+            }
+        }
+    }
+
+    /// The backend completed (or failed) a command.
+    pub(crate) fn on_backend_done(self: &Arc<Self>, id: u64, status: Status) {
+        let (read_ok, answered) = {
+            let mut st = self.lock();
+            let Some(c) = st.cmds.get_mut(&id) else {
+                return;
+            };
+            c.in_backend = false;
+            if !status.is_success() {
+                c.backend_err = true;
+            }
+            (
+                status.is_success() && matches!(c.sqe.command, SqeCommand::Read(_)),
+                c.answered || c.orphan,
+            )
+        };
+        if answered {
+            self.try_retire(id);
+            return;
+        }
+        if read_ok {
+            self.respond(id, status, true);
+        } else {
+            self.respond(id, status, false);
+        }
+    }
+
+    /// Sends the response capsule (after an RDMA WRITE of read data when `deliver`).
+    pub(crate) fn respond(self: &Arc<Self>, id: u64, status: Status, deliver: bool) {
+        let posts = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let Some(c) = st.cmds.get_mut(&id) else {
+                return;
+            };
+            if c.answered || c.orphan {
+                return;
+            }
+            c.answered = true;
+            let hang = self.quirks.has(Quirk::HangOneCommand)
+                && !st.hung_once
+                && matches!(c.sqe.command, SqeCommand::Read(_));
+            let n = st.nvmf.get_mut(&c.srq).expect("cmd of a live SRQ");
+            // Counters.
+            if let Some(m) = n.ns.get_mut(&c.fe_nsid) {
+                let k = &mut m.counters;
+                match &c.sqe.command {
+                    SqeCommand::Read(_) => {
+                        k.read_cmds += 1;
+                        k.read_blocks += c.blocks;
+                    }
+                    SqeCommand::Write(_) => {
+                        k.write_cmds += 1;
+                        k.write_blocks += c.blocks;
+                        if matches!(c.data, DataSrc::InCapsule(_)) {
+                            k.write_inline_cmds += 1;
+                            k.write_inline_blocks += c.blocks;
+                        }
+                    }
+                    SqeCommand::Flush => k.flush_cmds += 1,
+                    _ => {}
+                }
+                if !status.is_success() {
+                    k.error_cmds += 1;
+                }
+                if c.backend_err {
+                    k.backend_error_cmds += 1;
+                }
+            }
+            if hang {
+                st.hung_once = true;
+                c.orphan = true;
+                None
+            } else {
+                let slot = c.resp_slot.expect("response slot taken at start");
+                let cqe = CqeRepr {
+                    result: 0,
+                    sq_head: c.sq_head,
+                    sq_id: 0,
+                    cid: c.sqe.cid,
+                    phase: false,
+                    status,
+                };
+                let bytes = cqe.to_bytes().expect("a CQE always encodes");
+                let off = u64::from(slot) * 16;
+                let _ = self.real.mr_write(n.resp_mr.id, off, &bytes);
+                let mut wrs = Vec::new();
+                if deliver {
+                    if let (DataSrc::Keyed { addr, key, .. }, Some(s)) = (&c.data, c.staging) {
+                        let sge = n.staging_mr.sge(n.staging_base + s, c.len as u32);
+                        let op = SendOp::RdmaWrite {
+                            remote_addr: *addr,
+                            rkey: *key,
+                        };
+                        wrs.push((Step::Deliver, op, sge));
+                    }
+                }
+                let op = match c.data {
+                    DataSrc::Keyed {
+                        key,
+                        invalidate: true,
+                        ..
+                    } => SendOp::SendWithInv { rkey: key },
+                    _ => SendOp::Send,
+                };
+                wrs.push((Step::Respond, op, n.resp_mr.sge(off, 16)));
+                c.resp_pending = true;
+                let qp = c.real_qp;
+                let mut out = Vec::new();
+                for (step, op, sge) in wrs {
+                    st.next_wr += 1;
+                    st.wrs.insert(st.next_wr, Wr::Cmd { cmd: id, step });
+                    out.push(SendWr::new(st.next_wr, op, vec![sge]));
+                }
+                Some((qp, out))
+            }
+        };
+        match posts {
+            None => self.try_retire(id),
+            Some((qp, wrs)) => {
+                for wr in wrs {
+                    if self.real.post_send(qp, &wr).is_err() {
+                        let mut st = self.lock();
+                        st.wrs.remove(&wr.wr_id);
+                        if let Some(c) = st.cmds.get_mut(&id) {
+                            c.resp_pending = false;
+                            c.orphan = true;
+                        }
+                        drop(st);
+                        self.try_retire(id);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops a command that can no longer be answered.
+    pub(crate) fn abort_cmd(self: &Arc<Self>, id: u64) {
+        if let Some(c) = self.lock().cmds.get_mut(&id) {
+            c.orphan = true;
+        }
+        self.try_retire(id);
+    }
+
+    /// Frees a command's staging space and response buffer once nothing uses them.
+    pub(crate) fn try_retire(self: &Arc<Self>, id: u64) {
+        let srq = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let Some(c) = st.cmds.get(&id) else { return };
+            if c.in_backend || c.resp_pending || !(c.answered || c.orphan) {
+                return;
+            }
+            let c = st.cmds.remove(&id).expect("present");
+            let Some(n) = st.nvmf.get_mut(&c.srq) else {
+                return;
+            };
+            if let Some(s) = c.staging {
+                n.staging.free(s, c.len);
+            }
+            if let Some(r) = c.resp_slot {
+                n.resp_free.push(r);
+            }
+            n.waiting.retain(|w| *w != id);
+            c.srq
+        };
+        self.pump_waiting(srq);
+    }
+
+    /// Starts the commands waiting for staging space, in order, while they fit.
+    pub(crate) fn pump_waiting(self: &Arc<Self>, srq: SrqHandle) {
+        loop {
+            let next = {
+                let mut st = self.lock();
+                let Some(n) = st.nvmf.get_mut(&srq) else {
+                    return;
+                };
+                match n.waiting.pop_front() {
+                    Some(id) => id,
+                    None => return,
+                }
+            };
+            self.start(next);
+            let still_waiting = self
+                .lock()
+                .nvmf
+                .get(&srq)
+                .is_some_and(|n| n.waiting.front() == Some(&next));
+            if still_waiting {
+                return;
+            }
+        }
+    }
+}
+
+/// Whether a command's data flows from the host to the target.
+fn is_inbound(sqe: &SqeRepr) -> bool {
+    matches!(
+        sqe.command,
+        SqeCommand::Write(_) | SqeCommand::DatasetManagement(_)
+    )
+}

@@ -1,0 +1,488 @@
+//! The software offload engine: the reference implementation of the NVMe-oF target offload
+//! API ([`OffloadProvider`]), standing where an offloading NIC stands.
+//!
+//! An [`Engine`] wraps one real device context (sim or verbs) and presents two faces:
+//!
+//! - [`OffloadProvider`]: caps, NVMe-oF SRQs with a staging buffer, backend controllers,
+//!   namespace mappings, `qp_set_nvmf`, counters and offload events. Every argument goes
+//!   through `harness::api::check`, the rule book, so the errno returned is the one the
+//!   requirement table states.
+//! - [`Engine::context`]: the **device context software uses**, as on a real offloading
+//!   NIC where QPs, CQs and receives live on the same device. QPs attached to an NVMe-oF
+//!   SRQ are the engine's to inspect: every command capsule arrives at the engine first;
+//!   it serves offloaded commands itself (RDMA READ/WRITE to host memory, staging buffer,
+//!   backend controller doorbells, response SEND) and delivers everything else to
+//!   software as ordinary SRQ receives.
+//!
+//! Files: `context.rs` (the device context), `datapath.rs` (capsule → offload decision →
+//! data movement → response), `backend_link.rs` (backend SQ submission, CQ reaping, timeouts,
+//! PCI errors), `staging.rs` (the staging allocator), `provider.rs` (the provider calls).
+
+mod backend_link;
+mod context;
+mod datapath;
+mod provider;
+pub mod staging;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use harness::api::{
+    CtrlHandle, NsCounters, NvmfCaps, NvmfSrqAttrs, OffloadEvent, OffloadProvider, SrqCounters,
+    SrqHandle,
+};
+use harness::fabric::{
+    AsyncEvent, CqId, DeviceContext, MrInfo, PdId, QpId, RecvWr, SrqId, WorkCompletion,
+};
+use harness::wire::SqeRepr;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::backend::{BackendController, CqReader, SqWriter};
+use crate::pci::PciBus;
+use crate::quirks::Quirks;
+use staging::Staging;
+
+pub use context::EngineContext;
+
+/// Command timeout of a backend controller created with `cmd_timeout_us` 0.
+pub const DEFAULT_CMD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The reference offload engine; see the module docs.
+pub struct Engine {
+    core: Arc<Core>,
+}
+
+impl Engine {
+    /// An engine over `real` with these capabilities. `bus` is where software attaches the
+    /// backend controllers it creates. Must be called inside a tokio runtime.
+    pub fn new(
+        real: Arc<dyn DeviceContext>,
+        caps: NvmfCaps,
+        quirks: Quirks,
+        bus: Arc<PciBus>,
+    ) -> Arc<Engine> {
+        let core = Arc::new(Core {
+            real: real.clone(),
+            caps,
+            quirks,
+            bus,
+            st: Mutex::new(State::default()),
+            events: Mutex::new(VecDeque::new()),
+            events_notify: Notify::new(),
+            ctx_events: Mutex::new(VecDeque::new()),
+            ctx_notify: Notify::new(),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let weak = Arc::downgrade(&core);
+        let task = tokio::spawn(async move {
+            loop {
+                let ev = real.next_async_event().await;
+                let Some(core) = weak.upgrade() else { return };
+                core.forward_async_event(ev);
+            }
+        });
+        core.tasks_lock().push(task.abort_handle());
+        Arc::new(Engine { core })
+    }
+
+    /// The device context software must use for everything that touches offload: QPs on an
+    /// NVMe-oF SRQ, their CQs, receives and sends, MRs used with them.
+    pub fn context(&self) -> Arc<dyn DeviceContext> {
+        Arc::new(EngineContext {
+            core: self.core.clone(),
+        })
+    }
+
+    /// The engine as a provider trait object.
+    pub fn provider(self: &Arc<Self>) -> Arc<dyn OffloadProvider> {
+        self.clone()
+    }
+
+    /// The quirks it runs with.
+    pub fn quirks(&self) -> &Quirks {
+        &self.core.quirks
+    }
+
+    /// The backend controller behind a controller handle (for fault injection in tests).
+    pub fn backend_of(&self, ctrl: CtrlHandle) -> Option<Arc<BackendController>> {
+        self.core.lock().ctrls.get(&ctrl).map(|c| c.backend.clone())
+    }
+
+    /// Offloaded commands accepted but not yet retired (staging waits included).
+    pub fn commands_in_flight(&self) -> usize {
+        self.core.lock().cmds.len()
+    }
+
+    /// One line per offloaded command not yet retired, for failure messages.
+    pub fn describe_in_flight(&self) -> Vec<String> {
+        self.core
+            .lock()
+            .cmds
+            .iter()
+            .map(|(id, c)| {
+                format!(
+                    "cmd{id} qp={} cid={} op={:#04x} nsid={} len={} staging={:?} backend_cid={:?} \
+                     in_backend={} resp_pending={} answered={} orphan={}",
+                    c.vqp,
+                    c.sqe.cid,
+                    c.sqe.opcode(),
+                    c.fe_nsid,
+                    c.len,
+                    c.staging,
+                    c.backend_cid,
+                    c.in_backend,
+                    c.resp_pending,
+                    c.answered,
+                    c.orphan
+                )
+            })
+            .collect()
+    }
+}
+
+/// What the engine's tasks and faces share.
+pub(crate) struct Core {
+    pub(crate) real: Arc<dyn DeviceContext>,
+    pub(crate) caps: NvmfCaps,
+    pub(crate) quirks: Quirks,
+    pub(crate) bus: Arc<PciBus>,
+    pub(crate) st: Mutex<State>,
+    events: Mutex<VecDeque<OffloadEvent>>,
+    events_notify: Notify,
+    ctx_events: Mutex<VecDeque<AsyncEvent>>,
+    ctx_notify: Notify,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        for t in self.tasks_lock().iter() {
+            t.abort();
+        }
+    }
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Core {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        relock(&self.st)
+    }
+
+    fn tasks_lock(&self) -> MutexGuard<'_, Vec<AbortHandle>> {
+        relock(&self.tasks)
+    }
+
+    /// Queues an offload event for [`OffloadProvider::next_event`].
+    pub(crate) fn offload_event(&self, ev: OffloadEvent) {
+        relock(&self.events).push_back(ev);
+        self.events_notify.notify_waiters();
+    }
+
+    pub(crate) fn pop_offload_event(&self) -> Option<OffloadEvent> {
+        relock(&self.events).pop_front()
+    }
+
+    pub(crate) async fn next_offload_event(&self) -> OffloadEvent {
+        loop {
+            let n = self.events_notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if let Some(e) = self.pop_offload_event() {
+                return e;
+            }
+            n.await;
+        }
+    }
+
+    /// Queues an async event for the engine context's `next_async_event`.
+    pub(crate) fn ctx_event(&self, ev: AsyncEvent) {
+        relock(&self.ctx_events).push_back(ev);
+        self.ctx_notify.notify_waiters();
+    }
+
+    pub(crate) fn pop_ctx_event(&self) -> Option<AsyncEvent> {
+        relock(&self.ctx_events).pop_front()
+    }
+
+    pub(crate) async fn next_ctx_event(&self) -> AsyncEvent {
+        loop {
+            let n = self.ctx_notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if let Some(e) = self.pop_ctx_event() {
+                return e;
+            }
+            n.await;
+        }
+    }
+
+    /// Translates a real async event to the engine context's handles and queues it.
+    fn forward_async_event(&self, ev: AsyncEvent) {
+        let st = self.lock();
+        let vqp = |q: QpId| st.real_qp.get(&q).copied();
+        let vsrq = |s: SrqId| {
+            st.srqs.iter().find_map(|(v, x)| match x {
+                VSrq::Plain { real } if *real == s => Some(*v),
+                VSrq::Nvmf { handle } if st.nvmf.get(handle).map(|n| n.real) == Some(s) => Some(*v),
+                _ => None,
+            })
+        };
+        let out = match ev {
+            AsyncEvent::QpFatal(q) => vqp(q).map(AsyncEvent::QpFatal),
+            AsyncEvent::QpReqErr(q) => vqp(q).map(AsyncEvent::QpReqErr),
+            AsyncEvent::QpAccessErr(q) => vqp(q).map(AsyncEvent::QpAccessErr),
+            AsyncEvent::CommEst(q) => vqp(q).map(AsyncEvent::CommEst),
+            AsyncEvent::SqDrained(q) => vqp(q).map(AsyncEvent::SqDrained),
+            AsyncEvent::QpLastWqeReached(q) => vqp(q).map(AsyncEvent::QpLastWqeReached),
+            // The engine posts the receives of NVMe-oF SRQs: their watermark is its own.
+            AsyncEvent::SrqLimitReached(s) => vsrq(s).and_then(|v| match st.srqs.get(&v) {
+                Some(VSrq::Plain { .. }) => Some(AsyncEvent::SrqLimitReached(v)),
+                _ => None,
+            }),
+            AsyncEvent::SrqErr(s) => vsrq(s).map(AsyncEvent::SrqErr),
+            // The engine's own CQs are sized never to overflow; a real overflow is fatal.
+            AsyncEvent::CqErr(_) => Some(AsyncEvent::DeviceFatal),
+            e @ (AsyncEvent::PortActive(_) | AsyncEvent::PortErr(_) | AsyncEvent::DeviceFatal) => {
+                Some(e)
+            }
+        };
+        drop(st);
+        if let Some(e) = out {
+            self.ctx_event(e);
+        }
+    }
+}
+
+/// A completion queue of the engine context (completions are routed into it).
+pub(crate) struct VCq {
+    pub cqe: u32,
+    pub entries: VecDeque<WorkCompletion>,
+    pub overrun: bool,
+    pub notify: Arc<Notify>,
+}
+
+/// A QP of the engine context: a real QP with a private real CQ.
+pub(crate) struct VQp {
+    pub real: QpId,
+    pub qpn: u32,
+    pub real_cq: CqId,
+    pub send_cq: CqId,
+    pub recv_cq: CqId,
+    pub srq: Option<SrqId>,
+    /// The NVMe-oF SRQ it is attached to.
+    pub nvmf: Option<SrqHandle>,
+    /// Whether `qp_set_nvmf(ENABLE)` was called (or the quirk enables it at creation).
+    pub offload: bool,
+    /// Capsules received (reported as SQHD in offloaded responses, modulo 2^16).
+    pub received: u64,
+    pub task: AbortHandle,
+}
+
+/// An SRQ of the engine context.
+pub(crate) enum VSrq {
+    /// An ordinary SRQ: receives go straight to the real one.
+    Plain { real: SrqId },
+    /// The receive side of an NVMe-oF SRQ: software's receives wait in the engine.
+    Nvmf { handle: SrqHandle },
+}
+
+/// Who owns a work request posted on a real QP, by internal `wr_id`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wr {
+    /// Software's send or receive on a QP (its own `wr_id`; unsignaled sends are posted
+    /// signaled and their success completion is swallowed).
+    Sw {
+        vqp: QpId,
+        user: u64,
+        signaled: bool,
+        recv: bool,
+    },
+    /// Software's receive on a plain SRQ.
+    SwSrq { user: u64 },
+    /// The engine's capsule receive buffer `slot` of an NVMe-oF SRQ.
+    Capsule { srq: SrqHandle, slot: u32 },
+    /// A step of an offloaded command.
+    Cmd { cmd: u64, step: Step },
+}
+
+/// The engine's work requests for one command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// RDMA READ of write data (or DSM ranges) from the host into staging.
+    Fetch,
+    /// RDMA WRITE of read data from staging to the host.
+    Deliver,
+    /// SEND of the response capsule.
+    Respond,
+}
+
+/// A namespace mapping and its counters.
+pub(crate) struct NsMap {
+    pub ctrl: CtrlHandle,
+    pub nvme_nsid: u32,
+    pub lba_data_size: u32,
+    pub counters: NsCounters,
+}
+
+/// A capsule for software that arrived before software posted a receive.
+pub(crate) struct Backlog {
+    pub vqp: QpId,
+    pub bytes: Vec<u8>,
+    pub src_qp: u32,
+}
+
+/// One NVMe-oF SRQ.
+pub(crate) struct NvmfSrq {
+    pub vsrq: SrqId,
+    pub real: SrqId,
+    pub pd: PdId,
+    pub attrs: NvmfSrqAttrs,
+    pub staging_mr: MrInfo,
+    /// Offset of the staging buffer inside `staging_mr`.
+    pub staging_base: u64,
+    pub staging: Staging,
+    /// The engine's capsule receive buffers.
+    pub recv_mr: MrInfo,
+    pub slot_len: u64,
+    /// The engine's response capsule buffers and which are free.
+    pub resp_mr: MrInfo,
+    pub resp_free: Vec<u32>,
+    pub sw_recvs: VecDeque<RecvWr>,
+    pub sw_limit: u32,
+    pub backlog: VecDeque<Backlog>,
+    /// Commands waiting for staging space or a response buffer, in arrival order.
+    pub waiting: VecDeque<u64>,
+    pub ctrls: BTreeSet<CtrlHandle>,
+    pub ns: BTreeMap<u32, NsMap>,
+    pub counters: SrqCounters,
+}
+
+/// One backend controller as the engine drives it.
+pub(crate) struct Ctrl {
+    pub srq: SrqHandle,
+    pub backend: Arc<BackendController>,
+    pub writers: Vec<SqWriter>,
+    pub outstanding_per_sq: Vec<u16>,
+    pub rr: usize,
+    pub reader: CqReader,
+    pub reaped: u64,
+    pub depth: u16,
+    pub free_cids: Vec<u16>,
+    /// Backend CID → (command, SQ index).
+    pub inflight: BTreeMap<u16, (u64, usize)>,
+    /// Commands waiting for a free CID or SQ slot.
+    pub queued: VecDeque<u64>,
+    pub timeout: Duration,
+    /// Backend CIDs whose command timed out: their late completion only frees the CID.
+    pub abandoned: BTreeSet<u16>,
+    pub dead: bool,
+    /// Wakes the reaper to recompute its earliest deadline after a submission.
+    pub kick: Arc<Notify>,
+    pub task: AbortHandle,
+}
+
+/// Where an offloaded command's data comes from or goes to.
+#[derive(Debug, Clone)]
+pub(crate) enum DataSrc {
+    /// Host memory by keyed SGL (`invalidate`: 0x4F, answer with SEND with invalidate).
+    Keyed {
+        addr: u64,
+        key: u32,
+        invalidate: bool,
+    },
+    /// Write data carried in the capsule.
+    InCapsule(Vec<u8>),
+    /// No data (flush).
+    None,
+}
+
+/// An offloaded command in flight.
+pub(crate) struct Cmd {
+    pub vqp: QpId,
+    pub real_qp: QpId,
+    pub srq: SrqHandle,
+    pub ctrl: CtrlHandle,
+    pub fe_nsid: u32,
+    pub sqe: SqeRepr,
+    pub nvme_nsid: u32,
+    pub blocks: u64,
+    pub len: u64,
+    pub data: DataSrc,
+    pub staging: Option<u64>,
+    pub resp_slot: Option<u32>,
+    pub backend_cid: Option<u16>,
+    pub deadline: Option<Instant>,
+    /// The host already got its answer (early-ack quirk) or must never get one.
+    pub answered: bool,
+    /// The QP is gone or in error: finish quietly.
+    pub orphan: bool,
+    /// Submitted to the backend and not completed yet (its staging may still be DMA'd).
+    pub in_backend: bool,
+    /// A response (or read data) work request is outstanding.
+    pub resp_pending: bool,
+    /// The backend failed it (error status, timeout, PCI error).
+    pub backend_err: bool,
+    pub sq_head: u16,
+}
+
+/// Everything the engine keeps, behind one mutex.
+#[derive(Default)]
+pub(crate) struct State {
+    pub next_id: u32,
+    pub cqs: BTreeMap<CqId, VCq>,
+    pub qps: BTreeMap<QpId, VQp>,
+    pub real_qp: BTreeMap<QpId, QpId>,
+    pub srqs: BTreeMap<SrqId, VSrq>,
+    pub mrs: BTreeMap<harness::fabric::MrId, MrInfo>,
+    pub wrs: BTreeMap<u64, Wr>,
+    pub next_wr: u64,
+    pub nvmf: BTreeMap<SrqHandle, NvmfSrq>,
+    pub ctrls: BTreeMap<CtrlHandle, Ctrl>,
+    pub cmds: BTreeMap<u64, Cmd>,
+    pub next_cmd: u64,
+    pub next_srq_handle: u32,
+    pub next_ctrl_handle: u32,
+    pub hung_once: bool,
+}
+
+impl State {
+    pub(crate) fn alloc_id(&mut self) -> u32 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub(crate) fn wr(&mut self, owner: Wr) -> u64 {
+        self.next_wr += 1;
+        self.wrs.insert(self.next_wr, owner);
+        self.next_wr
+    }
+
+    /// Queues a completion on an engine-context CQ (overflow: CQ error event, lost).
+    pub(crate) fn push_wc(&mut self, cq: CqId, wc: WorkCompletion) -> Option<AsyncEvent> {
+        let q = self.cqs.get_mut(&cq)?;
+        if q.overrun {
+            return None;
+        }
+        if q.entries.len() >= q.cqe as usize {
+            q.overrun = true;
+            return Some(AsyncEvent::CqErr(cq));
+        }
+        q.entries.push_back(wc);
+        q.notify.notify_waiters();
+        None
+    }
+
+    /// The region of this context that holds `[addr, addr + len)` under `lkey`.
+    pub(crate) fn region(&self, lkey: u32, addr: u64, len: u64) -> Option<(MrInfo, u64)> {
+        self.mrs.values().find_map(|m| {
+            let off = addr.checked_sub(m.addr)?;
+            (m.lkey == lkey && off.checked_add(len)? <= m.len).then_some((*m, off))
+        })
+    }
+}

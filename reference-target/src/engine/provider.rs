@@ -1,0 +1,293 @@
+//! The engine's [`OffloadProvider`] calls: every argument through the rule book
+//! (`harness::api::check`), then the bookkeeping.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use async_trait::async_trait;
+use harness::api::check::{self, CtrlCounts, MapState};
+use harness::api::{
+    CtrlHandle, NsCounters, NsMapping, NvmeCtrlAttrs, NvmfCaps, NvmfSrq, NvmfSrqAttrs,
+    OffloadError, OffloadEvent, OffloadProvider, QpNvmfFlags, Result, SrqCounters, SrqHandle,
+};
+use harness::fabric::{Access, PdId, QpId, RecvWr, SrqInit};
+
+use super::backend_link::reaper;
+use super::staging::Staging;
+use super::{Ctrl, Engine, NsMap, NvmfSrq as SrqState, VSrq, Wr, DEFAULT_CMD_TIMEOUT};
+use crate::quirks::Quirk;
+
+/// Response capsule buffers per NVMe-oF SRQ, per receive it holds.
+const RESP_SLOTS_PER_RECV: u32 = 2;
+
+#[async_trait]
+impl OffloadProvider for Engine {
+    fn caps(&self) -> NvmfCaps {
+        self.core.caps.clone()
+    }
+
+    fn create_srq(&self, pd: PdId, attrs: &NvmfSrqAttrs) -> Result<NvmfSrq> {
+        let core = &self.core;
+        let staging_mr = {
+            let st = core.lock();
+            let mrs: Vec<_> = st.mrs.values().copied().collect();
+            check::check_srq_attrs(&core.caps, attrs, check::mr_table(&mrs))?;
+            st.mrs[&attrs.staging_buf.mr]
+        };
+        let real = core.real.create_srq(
+            pd,
+            SrqInit {
+                max_wr: attrs.rq.max_wr,
+                max_sge: 1,
+                srq_limit: 0,
+            },
+        )?;
+        let slot_len = u64::from(attrs.ioccsz) * 16;
+        let slots = attrs.rq.max_wr;
+        let recv_mr = match core
+            .real
+            .reg_mr(pd, slot_len * u64::from(slots), Access::LOCAL_WRITE)
+        {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = core.real.destroy_srq(real);
+                return Err(e.into());
+            }
+        };
+        let resp_slots = (slots * RESP_SLOTS_PER_RECV).max(16);
+        let resp_mr = match core
+            .real
+            .reg_mr(pd, 16 * u64::from(resp_slots), Access::LOCAL_WRITE)
+        {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = core.real.dereg_mr(recv_mr.id);
+                let _ = core.real.destroy_srq(real);
+                return Err(e.into());
+            }
+        };
+        let mut st = core.lock();
+        st.next_srq_handle += 1;
+        let handle = SrqHandle(st.next_srq_handle);
+        for slot in 0..slots {
+            let id = st.wr(Wr::Capsule { srq: handle, slot });
+            let wr = RecvWr {
+                wr_id: id,
+                sg_list: vec![recv_mr.sge(u64::from(slot) * slot_len, slot_len as u32)],
+            };
+            core.real.post_srq_recv(real, &wr)?;
+        }
+        let vsrq = harness::fabric::SrqId(st.alloc_id());
+        st.srqs.insert(vsrq, VSrq::Nvmf { handle });
+        st.nvmf.insert(
+            handle,
+            SrqState {
+                vsrq,
+                real,
+                pd,
+                attrs: attrs.clone(),
+                staging_mr,
+                staging_base: attrs.staging_buf.addr - staging_mr.addr,
+                staging: Staging::new(attrs.staging_buf.len),
+                recv_mr,
+                slot_len,
+                resp_mr,
+                resp_free: (0..resp_slots).rev().collect(),
+                sw_recvs: VecDeque::new(),
+                sw_limit: 0,
+                backlog: VecDeque::new(),
+                waiting: VecDeque::new(),
+                ctrls: BTreeSet::new(),
+                ns: BTreeMap::new(),
+                counters: SrqCounters::default(),
+            },
+        );
+        Ok(NvmfSrq { handle, srq: vsrq })
+    }
+
+    fn destroy_srq(&self, srq: SrqHandle) -> Result<()> {
+        let core = &self.core;
+        let mut st = core.lock();
+        let n = st.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
+        let qps = st.qps.values().filter(|q| q.nvmf == Some(srq)).count() as u32;
+        check::check_destroy_srq(n.ctrls.len() as u32, qps)?;
+        let n = st.nvmf.remove(&srq).expect("present");
+        st.srqs.remove(&n.vsrq);
+        st.wrs
+            .retain(|_, w| !matches!(w, Wr::Capsule { srq: s, .. } if *s == srq));
+        drop(st);
+        let _ = core.real.destroy_srq(n.real);
+        let _ = core.real.dereg_mr(n.recv_mr.id);
+        let _ = core.real.dereg_mr(n.resp_mr.id);
+        let _ = n.pd;
+        Ok(())
+    }
+
+    fn create_nvme_ctrl(&self, srq: SrqHandle, attrs: &NvmeCtrlAttrs) -> Result<CtrlHandle> {
+        let core = &self.core;
+        let mut st = core.lock();
+        let n = st.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
+        let mrs: Vec<_> = st.mrs.values().copied().collect();
+        let counts = CtrlCounts {
+            srq_ctrls: n.ctrls.len() as u32,
+            device_ctrls: st.ctrls.len() as u32,
+        };
+        check::check_create_ctrl(&core.caps, &n.attrs, attrs, check::mr_table(&mrs), counts)?;
+        let backend =
+            core.bus
+                .find(attrs.sqdb.mr, attrs.sqdb.addr)
+                .ok_or(OffloadError::Invalid(
+                    "sqdb is the doorbell of no backend controller on the bus",
+                ))?;
+        let depth = backend.depth();
+        if u32::from(depth) != n.attrs.nvme_queue_depth {
+            return Err(OffloadError::Invalid(
+                "backend queue depth differs from the SRQ's nvme_queue_depth",
+            ));
+        }
+        let nsq = backend.config().sqs.len();
+        if nsq != attrs.sqs().count() {
+            return Err(OffloadError::Invalid(
+                "backend SQ count differs from sq_buf + extra_sqs",
+            ));
+        }
+        let writers = (0..nsq)
+            .map(|i| backend.sq_writer(i).expect("sq exists"))
+            .collect();
+        st.next_ctrl_handle += 1;
+        let handle = CtrlHandle(st.next_ctrl_handle);
+        let kick = std::sync::Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(reaper(
+            std::sync::Arc::downgrade(core),
+            handle,
+            backend.clone(),
+            kick.clone(),
+        ));
+        let cids = u16::try_from(usize::from(depth) * nsq).unwrap_or(u16::MAX);
+        st.ctrls.insert(
+            handle,
+            Ctrl {
+                srq,
+                reader: backend.cq_reader(),
+                backend,
+                writers,
+                outstanding_per_sq: vec![0; nsq],
+                rr: 0,
+                reaped: 0,
+                depth,
+                free_cids: (0..cids).rev().collect(),
+                inflight: BTreeMap::new(),
+                queued: VecDeque::new(),
+                timeout: attrs.cmd_timeout().unwrap_or(DEFAULT_CMD_TIMEOUT),
+                abandoned: BTreeSet::new(),
+                dead: false,
+                kick,
+                task: task.abort_handle(),
+            },
+        );
+        st.nvmf.get_mut(&srq).expect("present").ctrls.insert(handle);
+        Ok(handle)
+    }
+
+    fn remove_nvme_ctrl(&self, srq: SrqHandle, ctrl: CtrlHandle) -> Result<()> {
+        let core = &self.core;
+        {
+            let st = core.lock();
+            let n = st.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
+            let c = st.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?;
+            let namespaces = n.ns.values().filter(|m| m.ctrl == ctrl).count() as u32;
+            check::check_remove_ctrl(c.srq == srq, namespaces)?;
+        }
+        core.drop_ctrl_commands(ctrl);
+        let mut st = core.lock();
+        if let Some(c) = st.ctrls.remove(&ctrl) {
+            c.task.abort();
+        }
+        if let Some(n) = st.nvmf.get_mut(&srq) {
+            n.ctrls.remove(&ctrl);
+        }
+        Ok(())
+    }
+
+    fn map_nsid(&self, ctrl: CtrlHandle, m: &NsMapping) -> Result<()> {
+        let core = &self.core;
+        let mut st = core.lock();
+        let srq = st.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?.srq;
+        let device_namespaces = st.nvmf.values().map(|n| n.ns.len() as u32).sum();
+        let n = st.nvmf.get_mut(&srq).expect("ctrl of a live SRQ");
+        let mapped = match n.ns.get(&m.fe_nsid) {
+            Some(x) if core.quirks.has(Quirk::EexistPerCtrl) => x.ctrl == ctrl,
+            Some(_) => true,
+            None => false,
+        };
+        let state = MapState {
+            fe_nsid_mapped_in_srq: mapped,
+            srq_namespaces: n.ns.len() as u32,
+            device_namespaces,
+        };
+        let mut caps = core.caps.clone();
+        if core.quirks.has(Quirk::LbaSizeUnchecked) {
+            caps.lba_data_sizes.insert(m.lba_data_size);
+        }
+        check::check_map_nsid(&caps, &n.attrs, m, state)?;
+        n.ns.insert(
+            m.fe_nsid,
+            NsMap {
+                ctrl,
+                nvme_nsid: m.nvme_nsid,
+                lba_data_size: m.lba_data_size,
+                counters: NsCounters::default(),
+            },
+        );
+        Ok(())
+    }
+
+    fn unmap_nsid(&self, ctrl: CtrlHandle, fe_nsid: u32) -> Result<()> {
+        let core = &self.core;
+        let mut st = core.lock();
+        let srq = st.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?.srq;
+        let n = st.nvmf.get_mut(&srq).expect("ctrl of a live SRQ");
+        let mapped = n.ns.get(&fe_nsid).is_some_and(|x| x.ctrl == ctrl);
+        if !mapped && core.quirks.has(Quirk::UnmapMissingOk) {
+            return Ok(());
+        }
+        check::check_unmap_nsid(&core.caps, fe_nsid, mapped)?;
+        n.ns.remove(&fe_nsid);
+        Ok(())
+    }
+
+    fn qp_set_nvmf(&self, qp: QpId, flags: QpNvmfFlags) -> Result<()> {
+        let mut st = self.core.lock();
+        let on_nvmf = st.qps.get(&qp).is_some_and(|q| q.nvmf.is_some());
+        check::check_qp_set_nvmf(flags, on_nvmf)?;
+        st.qps.get_mut(&qp).expect("checked").offload = true;
+        Ok(())
+    }
+
+    fn ns_counters(&self, ctrl: CtrlHandle, fe_nsid: u32) -> Result<NsCounters> {
+        let st = self.core.lock();
+        let srq = st.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?.srq;
+        check::check_fe_nsid(&self.core.caps, fe_nsid)?;
+        st.nvmf[&srq]
+            .ns
+            .get(&fe_nsid)
+            .filter(|m| m.ctrl == ctrl)
+            .map(|m| m.counters)
+            .ok_or(check::NS_NOT_MAPPED)
+    }
+
+    fn srq_counters(&self, srq: SrqHandle) -> Result<SrqCounters> {
+        let st = self.core.lock();
+        st.nvmf
+            .get(&srq)
+            .map(|n| n.counters)
+            .ok_or(check::UNKNOWN_SRQ)
+    }
+
+    fn poll_event(&self) -> Option<OffloadEvent> {
+        self.core.pop_offload_event()
+    }
+
+    async fn next_event(&self) -> OffloadEvent {
+        self.core.next_offload_event().await
+    }
+}

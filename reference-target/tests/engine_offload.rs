@@ -1,0 +1,407 @@
+//! The offload engine on its own, driven like a device: software sets up an NVMe-oF SRQ,
+//! a backend controller and a namespace, accepts a host connection on a QP of that SRQ and
+//! enables offload; the host's I/O is then served by the engine without software.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::api::{
+    MemRef, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, OffloadEvent, OffloadOps,
+    OffloadProvider, Profile, QpNvmfFlags,
+};
+use harness::fabric::sim::{SimFabric, SIM0_ADDR};
+use harness::fabric::{
+    wait, Access, CmEventKind, ConnParam, DeviceContext, Fabric, QpCap, QpInit, RecvWr, SrqInit,
+};
+use harness::initiator::connect::{cm_establish, CmOptions};
+use harness::initiator::misbehave;
+use harness::initiator::{DataMode, HostQueue, IoQueue, QueueSpec};
+use harness::wire::{CmAcceptRepr, Status};
+use reference_target::backend::{
+    BackendController, ControllerConfig, CtrlState, DmaRegion, Fault, LbaFormat, Namespace,
+};
+use reference_target::engine::Engine;
+use reference_target::pci::PciBus;
+use reference_target::quirks::{Quirk, Quirks};
+
+const BOUND: Duration = Duration::from_secs(5);
+const DEPTH: u32 = 32;
+
+struct Rig {
+    engine: Arc<Engine>,
+    ctx: Arc<dyn DeviceContext>,
+    srq: NvmfSrq,
+    ctrl: harness::api::CtrlHandle,
+    backend: Arc<BackendController>,
+    io: IoQueue,
+    target_qp: harness::fabric::QpId,
+    target_cq: harness::fabric::CqId,
+    _fabric: Arc<SimFabric>,
+}
+
+/// Builds the device, a namespace of `format` with 2048 blocks, and one offloaded queue.
+async fn rig(seed: u64, profile: &str, format: LbaFormat, quirks: Quirks, offload: bool) -> Rig {
+    let fabric = SimFabric::new(seed);
+    let caps = Profile::builtin(profile).unwrap().caps;
+    let bus = PciBus::new();
+    let engine = Engine::new(
+        fabric.open("sim0").unwrap(),
+        caps.clone(),
+        quirks,
+        bus.clone(),
+    );
+    let ctx = engine.context();
+    let pd = ctx.alloc_pd().unwrap();
+    let staging_len = caps.min_staging_buf_size.max(1 << 20);
+    let staging = ctx.reg_mr(pd, staging_len, Access::LOCAL_WRITE).unwrap();
+    let ops = caps.allowed_offload_ops();
+    let attrs = NvmfSrqAttrs {
+        rq: SrqInit {
+            max_wr: 64,
+            max_sge: 1,
+            srq_limit: 0,
+        },
+        offload_ops: ops,
+        max_namespaces: 4,
+        nvme_log_page_sz: 0,
+        ioccsz: caps.max_ioccsz.min(68),
+        icdoff: 0,
+        max_io_sz: caps.max_io_sz,
+        nvme_queue_depth: DEPTH,
+        staging_buf: MemRef::of(&staging, 0, staging_len),
+    };
+    let srq = engine.create_srq(pd, &attrs).unwrap();
+    let rings = ctx.reg_mr(pd, 4096, Access::LOCAL_WRITE).unwrap();
+    let ctrl_attrs = NvmeCtrlAttrs {
+        sq_buf: MemRef::of(&rings, 0, u64::from(DEPTH) * 64),
+        cq_buf: MemRef::of(&rings, 2048, u64::from(DEPTH) * 16),
+        sqdb: MemRef::of(&rings, 3072, 4),
+        cqdb: MemRef::of(&rings, 3076, 4),
+        sqdb_ini: 0,
+        cqdb_ini: 0,
+        cmd_timeout_us: 1_000_000,
+        extra_sqs: vec![],
+    };
+    let mrs = [staging, rings];
+    let cfg = ControllerConfig::from_attrs(
+        &ctrl_attrs,
+        DEPTH as u16,
+        harness::api::check::mr_table(&mrs),
+        vec![DmaRegion::from_mem(&attrs.staging_buf, &staging).unwrap()],
+    )
+    .unwrap();
+    let backend = Arc::new(BackendController::spawn(ctx.clone(), cfg).unwrap());
+    backend
+        .add_namespace(Namespace::ram(1, format, 4096).unwrap())
+        .unwrap();
+    bus.attach(ctrl_attrs.sqdb.mr, ctrl_attrs.sqdb.addr, backend.clone());
+    let ctrl = engine.create_nvme_ctrl(srq.handle, &ctrl_attrs).unwrap();
+    engine
+        .map_nsid(
+            ctrl,
+            &NsMapping {
+                fe_nsid: 7,
+                nvme_nsid: 1,
+                lba_data_size: format.lba_data_size(),
+            },
+        )
+        .unwrap();
+
+    // Host queue and the connection.
+    let addr = SocketAddr::new(SIM0_ADDR.into(), 4420);
+    ctx.cm_listen(addr).unwrap();
+    let host = fabric.open("sim1").unwrap();
+    let hpd = host.alloc_pd().unwrap();
+    let mut queue = HostQueue::create(host, hpd, QueueSpec::io(1, 32, 1024), BOUND).unwrap();
+    let opts = CmOptions::for_queue(&queue);
+    let target = {
+        let ctx = ctx.clone();
+        let engine = engine.clone();
+        let srq_id = srq.srq;
+        tokio::spawn(async move {
+            let ev = wait::cm_event(ctx.as_ref(), BOUND).await.unwrap();
+            assert!(matches!(ev.kind, CmEventKind::ConnectRequest { .. }));
+            let cq = ctx.create_cq(256).unwrap();
+            let qp = ctx
+                .create_qp(
+                    pd,
+                    QpInit {
+                        send_cq: cq,
+                        recv_cq: cq,
+                        srq: Some(srq_id),
+                        cap: QpCap::default(),
+                    },
+                )
+                .unwrap();
+            let accept = CmAcceptRepr {
+                recfmt: 0,
+                crqsize: 32,
+            };
+            let param = ConnParam {
+                private_data: accept.to_bytes().to_vec(),
+                responder_resources: 0,
+                initiator_depth: 16,
+                rnr_retry_count: 7,
+            };
+            ctx.cm_accept(ev.conn, qp.id, &param).unwrap();
+            if offload {
+                engine.qp_set_nvmf(qp.id, QpNvmfFlags::ENABLE).unwrap();
+            }
+            (qp.id, cq)
+        })
+    };
+    cm_establish(&mut queue, addr, &opts, BOUND).await.unwrap();
+    let (target_qp, target_cq) = target.await.unwrap();
+    Rig {
+        engine,
+        ctx,
+        srq,
+        ctrl,
+        backend,
+        io: IoQueue::new(queue, 7, format.lba_data_size()),
+        target_qp,
+        target_cq,
+        _fabric: fabric,
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn offloaded_write_then_read_back_every_format() {
+    for (i, format) in LbaFormat::SUPPORTED.into_iter().enumerate() {
+        let mut r = rig(1 + i as u64, "full", format, Quirks::none(), true).await;
+        let bs = format.lba_data_size() as usize;
+        let blocks = (64 * 1024 / bs).max(1);
+        let mut total = 0;
+        let mut slba = 0;
+        while total < (1 << 20) {
+            let data = pattern(blocks * bs, slba as u8);
+            let mode = if slba % 2 == 0 {
+                DataMode::Keyed
+            } else {
+                DataMode::KeyedInvalidate
+            };
+            let w = r.io.write(slba, &data, mode).await.unwrap();
+            assert_eq!(
+                w.cqe.status,
+                Status::SUCCESS,
+                "write {format:?} slba {slba}"
+            );
+            let rd = r.io.read(slba, blocks as u32, mode).await.unwrap();
+            assert_eq!(rd.cqe.status, Status::SUCCESS, "read {format:?}");
+            assert!(rd.data == data, "data mismatch {format:?} slba {slba}");
+            if mode == DataMode::KeyedInvalidate {
+                assert_eq!(
+                    rd.invalidated_rkey, rd.rkey,
+                    "0x4F answered with SEND with invalidate"
+                );
+            }
+            total += data.len();
+            slba += blocks as u64;
+        }
+        // Let the last response's acknowledgement come back (bounded).
+        for _ in 0..1000 {
+            if r.engine.commands_in_flight() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(10)).await;
+        }
+        let k = r.engine.ns_counters(r.ctrl, 7).unwrap();
+        assert_eq!(k.write_cmds, k.read_cmds);
+        assert_eq!(k.write_blocks, slba, "{format:?}");
+        assert_eq!(k.error_cmds, 0);
+        // Nothing reached software.
+        assert!(r.ctx.poll_cq(r.target_cq, 16).unwrap().is_empty());
+        assert_eq!(
+            r.engine.commands_in_flight(),
+            0,
+            "{:#?}",
+            r.engine.describe_in_flight()
+        );
+        assert_eq!(r.backend.state(), CtrlState::Running);
+        let _ = (&r.srq, r.target_qp);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_capsule_write_and_flush_are_offloaded() {
+    let mut r = rig(11, "full", LbaFormat::L512, Quirks::none(), true).await;
+    let data = pattern(1024, 3);
+    let w = r.io.write(10, &data, DataMode::InCapsule).await.unwrap();
+    assert_eq!(w.cqe.status, Status::SUCCESS);
+    assert_eq!(r.io.flush().await.unwrap().cqe.status, Status::SUCCESS);
+    let rd = r.io.read(10, 2, DataMode::Keyed).await.unwrap();
+    assert_eq!(rd.data, data);
+    let k = r.engine.ns_counters(r.ctrl, 7).unwrap();
+    assert_eq!((k.write_inline_cmds, k.flush_cmds, k.read_cmds), (1, 1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_offload_commands_reach_software() {
+    let mut r = rig(12, "full", LbaFormat::L4096, Quirks::none(), false).await;
+    // Software posts a receive on the NVMe-oF SRQ and sees the capsule there.
+    let pd = r.ctx.alloc_pd().unwrap();
+    let rbuf = r.ctx.reg_mr(pd, 1024, Access::LOCAL_WRITE).unwrap();
+    r.ctx
+        .post_srq_recv(
+            r.srq.srq,
+            &RecvWr {
+                wr_id: 99,
+                sg_list: vec![rbuf.sge(0, 1024)],
+            },
+        )
+        .unwrap();
+    let cid = misbehave::send_before_connect(r.io.queue(), 7).unwrap();
+    let wc = wait::completion(r.ctx.as_ref(), r.target_cq, BOUND)
+        .await
+        .unwrap();
+    assert_eq!(wc.wr_id, 99);
+    assert_eq!(wc.qp, r.target_qp);
+    assert_eq!(wc.byte_len, 64);
+    let mut sqe = [0u8; 64];
+    r.ctx.mr_read(rbuf.id, 0, &mut sqe).unwrap();
+    assert_eq!(u16::from_le_bytes([sqe[2], sqe[3]]), cid);
+    assert_eq!(r.engine.ns_counters(r.ctrl, 7).unwrap().read_cmds, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pci_error_raises_event_and_answers_in_flight() {
+    let mut r = rig(13, "full", LbaFormat::L4096, Quirks::none(), true).await;
+    let w =
+        r.io.write(0, &pattern(4096, 1), DataMode::Keyed)
+            .await
+            .unwrap();
+    assert_eq!(w.cqe.status, Status::SUCCESS);
+    r.backend.inject(Fault::PciError).unwrap();
+    let rd = r.io.read(0, 1, DataMode::Keyed).await.unwrap();
+    assert_eq!(rd.cqe.status.code(), Status::INTERNAL_ERROR.code());
+    let ev = tokio::time::timeout(BOUND, r.engine.next_event())
+        .await
+        .unwrap();
+    assert_eq!(ev, OffloadEvent::NvmePciErr { ctrl: r.ctrl });
+}
+
+#[tokio::test(start_paused = true)]
+async fn backend_timeout_raises_event_and_answers() {
+    let mut r = rig(14, "full", LbaFormat::L4096, Quirks::none(), true).await;
+    r.backend
+        .inject(Fault::Timeout {
+            on: reference_target::backend::CmdMatch::Any,
+            delay: None,
+        })
+        .unwrap();
+    let t0 = tokio::time::Instant::now();
+    let rd = r.io.read(0, 1, DataMode::Keyed).await.unwrap();
+    assert_eq!(rd.cqe.status.code(), Status::INTERNAL_ERROR.code());
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "answered before the 1 s timeout"
+    );
+    let ev = tokio::time::timeout(BOUND, r.engine.next_event())
+        .await
+        .unwrap();
+    assert!(matches!(ev, OffloadEvent::NvmeTimeout { ctrl, .. } if ctrl == r.ctrl));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unsupported_op_on_minimal_device_errors_the_qp() {
+    let mut r = rig(15, "minimal", LbaFormat::L4096, Quirks::none(), true).await;
+    let w =
+        r.io.write(0, &pattern(4096, 1), DataMode::Keyed)
+            .await
+            .unwrap();
+    assert_eq!(
+        w.cqe.status,
+        Status::SUCCESS,
+        "writes are offloaded on minimal"
+    );
+    let rd = r.io.read(0, 1, DataMode::Keyed).await;
+    assert!(rd.is_err(), "a read has no answer: the QP went to error");
+    let ev = tokio::time::timeout(BOUND, r.engine.next_event())
+        .await
+        .unwrap();
+    assert!(
+        matches!(ev, OffloadEvent::UnsupportedNvmfOp { opcode: 0x02, .. }),
+        "{ev:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn quirk_unsupported_op_silent_sends_no_event() {
+    let mut r = rig(
+        16,
+        "minimal",
+        LbaFormat::L4096,
+        Quirks::one(Quirk::UnsupportedOpSilent),
+        true,
+    )
+    .await;
+    let _ = r.io.read(0, 1, DataMode::Keyed).await;
+    assert_eq!(r.engine.poll_event(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn staging_exhaustion_makes_commands_wait_not_overwrite() {
+    // 1 MiB staging, 128 KiB commands: more in flight than fit at once.
+    let mut r = rig(17, "full", LbaFormat::L4096, Quirks::none(), true).await;
+    let blocks = 32u32; // 128 KiB
+    let bs = 4096usize;
+    let mut expected = Vec::new();
+    for i in 0..16u64 {
+        let data = pattern(blocks as usize * bs, i as u8);
+        let w =
+            r.io.write(i * u64::from(blocks), &data, DataMode::Keyed)
+                .await
+                .unwrap();
+        assert_eq!(w.cqe.status, Status::SUCCESS);
+        expected.push(data);
+    }
+    for (i, data) in expected.iter().enumerate() {
+        let rd =
+            r.io.read(i as u64 * u64::from(blocks), blocks, DataMode::Keyed)
+                .await
+                .unwrap();
+        assert!(&rd.data == data, "block range {i} corrupted");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn api_errors_follow_the_rule_book() {
+    let r = rig(18, "full", LbaFormat::L4096, Quirks::none(), true).await;
+    let e = |m: NsMapping| r.engine.map_nsid(r.ctrl, &m).unwrap_err().errno();
+    use nix::errno::Errno;
+    let m = |fe, lba| NsMapping {
+        fe_nsid: fe,
+        nvme_nsid: 1,
+        lba_data_size: lba,
+    };
+    assert_eq!(e(m(7, 4096)), Errno::EEXIST);
+    assert_eq!(e(m(0, 4096)), Errno::EINVAL);
+    assert_eq!(e(m(0xFFFF_FFFF, 4096)), Errno::EINVAL);
+    assert_eq!(e(m(8, 1000)), Errno::EOPNOTSUPP);
+    assert_eq!(
+        r.engine.unmap_nsid(r.ctrl, 9).unwrap_err().errno(),
+        Errno::ENOENT
+    );
+    assert_eq!(
+        r.engine
+            .remove_nvme_ctrl(r.srq.handle, r.ctrl)
+            .unwrap_err()
+            .errno(),
+        Errno::EBUSY
+    );
+    assert_eq!(
+        r.engine
+            .qp_set_nvmf(r.target_qp, QpNvmfFlags::empty())
+            .unwrap_err()
+            .errno(),
+        Errno::EOPNOTSUPP
+    );
+    let _ = OffloadOps::empty();
+}
