@@ -405,3 +405,257 @@ async fn api_errors_follow_the_rule_book() {
     );
     let _ = OffloadOps::empty();
 }
+
+// ---- quirks: each one breaks its rule, observably ----
+
+fn rw_map(fe: u32, lba: u32) -> NsMapping {
+    NsMapping {
+        fe_nsid: fe,
+        nvme_nsid: 1,
+        lba_data_size: lba,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn quirk_mapping_rules() {
+    use nix::errno::Errno;
+    let r = rig(
+        20,
+        "full",
+        LbaFormat::L4096,
+        Quirks::one(Quirk::UnmapMissingOk),
+        true,
+    )
+    .await;
+    assert_eq!(
+        r.engine.unmap_nsid(r.ctrl, 9),
+        Ok(()),
+        "unmap of a missing nsid returns 0"
+    );
+    let r = rig(
+        21,
+        "full",
+        LbaFormat::L4096,
+        Quirks::one(Quirk::LbaSizeUnchecked),
+        true,
+    )
+    .await;
+    assert_eq!(
+        r.engine.map_nsid(r.ctrl, &rw_map(8, 1000)),
+        Ok(()),
+        "ENOTSUP not enforced"
+    );
+    let r = rig(22, "full", LbaFormat::L4096, Quirks::none(), true).await;
+    assert_eq!(
+        r.engine
+            .map_nsid(r.ctrl, &rw_map(8, 1000))
+            .unwrap_err()
+            .errno(),
+        Errno::EOPNOTSUPP
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn quirk_no_pci_err_event_and_lost_inflight() {
+    let mut r = rig(
+        23,
+        "full",
+        LbaFormat::L4096,
+        Quirks::one(Quirk::NoPciErrEvent),
+        true,
+    )
+    .await;
+    r.backend.inject(Fault::PciError).unwrap();
+    let rd = r.io.read(0, 1, DataMode::Keyed).await.unwrap();
+    assert_eq!(
+        rd.cqe.status.code(),
+        Status::INTERNAL_ERROR.code(),
+        "still answered"
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(r.engine.poll_event(), None, "but no NVME_PCI_ERR");
+
+    let r = rig(
+        24,
+        "full",
+        LbaFormat::L4096,
+        Quirks::one(Quirk::LoseInflightOnPciErr),
+        true,
+    )
+    .await;
+    r.backend
+        .inject(Fault::Timeout {
+            on: reference_target::backend::CmdMatch::Any,
+            delay: None,
+        })
+        .unwrap();
+    let mut io = r.io;
+    let host = tokio::spawn(async move { io.read(0, 1, DataMode::Keyed).await.is_err() });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    r.backend.inject(Fault::PciError).unwrap();
+    assert!(host.await.unwrap(), "the in-flight read is never answered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn quirk_no_timeout_event_never_answers() {
+    let mut r = rig(
+        25,
+        "full",
+        LbaFormat::L4096,
+        Quirks::one(Quirk::NoTimeoutEvent),
+        true,
+    )
+    .await;
+    r.backend
+        .inject(Fault::Timeout {
+            on: reference_target::backend::CmdMatch::Any,
+            delay: None,
+        })
+        .unwrap();
+    assert!(
+        r.io.read(0, 1, DataMode::Keyed).await.is_err(),
+        "no answer within the host bound"
+    );
+    assert_eq!(r.engine.poll_event(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn quirk_early_write_ack_answers_before_the_backend() {
+    let mut r = rig(
+        26,
+        "full",
+        LbaFormat::L4096,
+        Quirks::one(Quirk::EarlyWriteAck),
+        true,
+    )
+    .await;
+    r.backend
+        .inject(Fault::Timeout {
+            on: reference_target::backend::CmdMatch::Any,
+            delay: None,
+        })
+        .unwrap();
+    let w =
+        r.io.write(0, &pattern(4096, 9), DataMode::Keyed)
+            .await
+            .unwrap();
+    assert_eq!(
+        w.cqe.status,
+        Status::SUCCESS,
+        "acknowledged although the backend never completed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn quirk_cq_phase_stuck_stalls_after_a_wrap() {
+    let mut r = rig(
+        27,
+        "full",
+        LbaFormat::L4096,
+        Quirks::one(Quirk::CqPhaseStuck),
+        true,
+    )
+    .await;
+    let mut failed_at = None;
+    for i in 0..(2 * DEPTH as u64) {
+        match r
+            .io
+            .write(i, &pattern(4096, i as u8), DataMode::Keyed)
+            .await
+        {
+            Ok(c) if c.cqe.status.is_success() => {}
+            _ => {
+                failed_at = Some(i);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        failed_at,
+        Some(u64::from(DEPTH)),
+        "stalls right after the first wrap"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn quirk_sgl_length_unchecked_transfers_past_the_sgl() {
+    use harness::wire::SglRepr;
+    // Conforming: an SGL shorter than the data goes to software (no offload).
+    let mut r = rig(28, "full", LbaFormat::L4096, Quirks::none(), true).await;
+    let sqe = misbehave::read_sqe(1, 7, 0, 2, SglRepr::keyed(0x1000, 4096, 0x1234)).unwrap();
+    misbehave::send_raw(r.io.queue(), &sqe).unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(r.engine.ns_counters(r.ctrl, 7).unwrap().read_cmds, 0);
+    // Quirk: the engine offloads it anyway.
+    let mut r = rig(
+        29,
+        "full",
+        LbaFormat::L4096,
+        Quirks::one(Quirk::SglLengthUnchecked),
+        true,
+    )
+    .await;
+    let sqe = misbehave::read_sqe(1, 7, 0, 2, SglRepr::keyed(0x1000, 4096, 0x1234)).unwrap();
+    misbehave::send_raw(r.io.queue(), &sqe).unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(r.engine.ns_counters(r.ctrl, 7).unwrap().read_cmds, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn quirk_hang_one_command() {
+    let mut r = rig(
+        30,
+        "full",
+        LbaFormat::L4096,
+        Quirks::one(Quirk::HangOneCommand),
+        true,
+    )
+    .await;
+    assert!(
+        r.io.read(0, 1, DataMode::Keyed).await.is_err(),
+        "the first read hangs"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn quirk_offload_at_qp_creation_serves_before_enable() {
+    let mut r = rig(
+        31,
+        "full",
+        LbaFormat::L4096,
+        Quirks::one(Quirk::OffloadAtQpCreation),
+        false,
+    )
+    .await;
+    let w =
+        r.io.write(0, &pattern(4096, 1), DataMode::Keyed)
+            .await
+            .unwrap();
+    assert_eq!(
+        w.cqe.status,
+        Status::SUCCESS,
+        "served although offload was never enabled"
+    );
+    assert_eq!(r.engine.ns_counters(r.ctrl, 7).unwrap().write_cmds, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn quirk_eexist_per_ctrl_is_checked_per_controller() {
+    // Same controller: EEXIST even with the quirk; the quirk shows with a second
+    // controller of the same SRQ (the suites check that case).
+    let r = rig(
+        32,
+        "full",
+        LbaFormat::L4096,
+        Quirks::one(Quirk::EexistPerCtrl),
+        true,
+    )
+    .await;
+    assert_eq!(
+        r.engine
+            .map_nsid(r.ctrl, &rw_map(7, 4096))
+            .unwrap_err()
+            .errno(),
+        nix::errno::Errno::EEXIST
+    );
+}
