@@ -351,7 +351,10 @@ impl DeviceContext for EngineContext {
         if init.cap.max_send_wr == 0 || init.cap.max_send_wr > attr.max_qp_wr {
             return Err(FabricError::Invalid("create_qp: cap above device limits"));
         }
-        let cqe = (cap.max_send_wr + cap.max_recv_wr + extra + 64).min(attr.max_cqe);
+        // The private CQ also takes the engine's own completions and every capsule the SRQ
+        // delivers for this QP; the simulated pump may complete many at one instant, so it
+        // is as large as the device allows (entries cost nothing until used).
+        let cqe = attr.max_cqe;
         let real_cq = core.real.create_cq(cqe)?;
         let info = match core.real.create_qp(
             pd,
