@@ -2,175 +2,18 @@
 //! a backend controller and a namespace, accepts a host connection on a QP of that SRQ and
 //! enables offload; the host's I/O is then served by the engine without software.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod rig;
+
 use std::time::Duration;
 
-use harness::api::{
-    MemRef, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, OffloadEvent, OffloadOps,
-    OffloadProvider, Profile, QpNvmfFlags,
-};
-use harness::fabric::sim::{SimFabric, SIM0_ADDR};
-use harness::fabric::{
-    wait, Access, CmEventKind, ConnParam, DeviceContext, Fabric, QpCap, QpInit, RecvWr, SrqInit,
-};
-use harness::initiator::connect::{cm_establish, CmOptions};
+use harness::api::{NsMapping, OffloadEvent, OffloadProvider, QpNvmfFlags};
+use harness::fabric::{wait, Access, RecvWr};
 use harness::initiator::misbehave;
-use harness::initiator::{DataMode, HostQueue, IoQueue, QueueSpec};
-use harness::wire::{CmAcceptRepr, Status};
-use reference_target::backend::{
-    BackendController, ControllerConfig, CtrlState, DmaRegion, Fault, LbaFormat, Namespace,
-};
-use reference_target::engine::Engine;
-use reference_target::pci::PciBus;
+use harness::initiator::DataMode;
+use harness::wire::Status;
+use reference_target::backend::{CtrlState, Fault, LbaFormat};
 use reference_target::quirks::{Quirk, Quirks};
-
-const BOUND: Duration = Duration::from_secs(5);
-const DEPTH: u32 = 32;
-
-struct Rig {
-    engine: Arc<Engine>,
-    ctx: Arc<dyn DeviceContext>,
-    srq: NvmfSrq,
-    ctrl: harness::api::CtrlHandle,
-    backend: Arc<BackendController>,
-    io: IoQueue,
-    target_qp: harness::fabric::QpId,
-    target_cq: harness::fabric::CqId,
-    _fabric: Arc<SimFabric>,
-}
-
-/// Builds the device, a namespace of `format` with 2048 blocks, and one offloaded queue.
-async fn rig(seed: u64, profile: &str, format: LbaFormat, quirks: Quirks, offload: bool) -> Rig {
-    let fabric = SimFabric::new(seed);
-    let caps = Profile::builtin(profile).unwrap().caps;
-    let bus = PciBus::new();
-    let engine = Engine::new(
-        fabric.open("sim0").unwrap(),
-        caps.clone(),
-        quirks,
-        bus.clone(),
-    );
-    let ctx = engine.context();
-    let pd = ctx.alloc_pd().unwrap();
-    let staging_len = caps.min_staging_buf_size.max(1 << 20);
-    let staging = ctx.reg_mr(pd, staging_len, Access::LOCAL_WRITE).unwrap();
-    let ops = caps.allowed_offload_ops();
-    let attrs = NvmfSrqAttrs {
-        rq: SrqInit {
-            max_wr: 64,
-            max_sge: 1,
-            srq_limit: 0,
-        },
-        offload_ops: ops,
-        max_namespaces: 4,
-        nvme_log_page_sz: 0,
-        ioccsz: caps.max_ioccsz.min(68),
-        icdoff: 0,
-        max_io_sz: caps.max_io_sz,
-        nvme_queue_depth: DEPTH,
-        staging_buf: MemRef::of(&staging, 0, staging_len),
-    };
-    let srq = engine.create_srq(pd, &attrs).unwrap();
-    let rings = ctx.reg_mr(pd, 4096, Access::LOCAL_WRITE).unwrap();
-    let ctrl_attrs = NvmeCtrlAttrs {
-        sq_buf: MemRef::of(&rings, 0, u64::from(DEPTH) * 64),
-        cq_buf: MemRef::of(&rings, 2048, u64::from(DEPTH) * 16),
-        sqdb: MemRef::of(&rings, 3072, 4),
-        cqdb: MemRef::of(&rings, 3076, 4),
-        sqdb_ini: 0,
-        cqdb_ini: 0,
-        cmd_timeout_us: 1_000_000,
-        extra_sqs: vec![],
-    };
-    let mrs = [staging, rings];
-    let cfg = ControllerConfig::from_attrs(
-        &ctrl_attrs,
-        DEPTH as u16,
-        harness::api::check::mr_table(&mrs),
-        vec![DmaRegion::from_mem(&attrs.staging_buf, &staging).unwrap()],
-    )
-    .unwrap();
-    let backend = Arc::new(BackendController::spawn(ctx.clone(), cfg).unwrap());
-    backend
-        .add_namespace(Namespace::ram(1, format, 4096).unwrap())
-        .unwrap();
-    bus.attach(ctrl_attrs.sqdb.mr, ctrl_attrs.sqdb.addr, backend.clone());
-    let ctrl = engine.create_nvme_ctrl(srq.handle, &ctrl_attrs).unwrap();
-    engine
-        .map_nsid(
-            ctrl,
-            &NsMapping {
-                fe_nsid: 7,
-                nvme_nsid: 1,
-                lba_data_size: format.lba_data_size(),
-            },
-        )
-        .unwrap();
-
-    // Host queue and the connection.
-    let addr = SocketAddr::new(SIM0_ADDR.into(), 4420);
-    ctx.cm_listen(addr).unwrap();
-    let host = fabric.open("sim1").unwrap();
-    let hpd = host.alloc_pd().unwrap();
-    let mut queue = HostQueue::create(host, hpd, QueueSpec::io(1, 32, 1024), BOUND).unwrap();
-    let opts = CmOptions::for_queue(&queue);
-    let target = {
-        let ctx = ctx.clone();
-        let engine = engine.clone();
-        let srq_id = srq.srq;
-        tokio::spawn(async move {
-            let ev = wait::cm_event(ctx.as_ref(), BOUND).await.unwrap();
-            assert!(matches!(ev.kind, CmEventKind::ConnectRequest { .. }));
-            let cq = ctx.create_cq(256).unwrap();
-            let qp = ctx
-                .create_qp(
-                    pd,
-                    QpInit {
-                        send_cq: cq,
-                        recv_cq: cq,
-                        srq: Some(srq_id),
-                        cap: QpCap::default(),
-                    },
-                )
-                .unwrap();
-            let accept = CmAcceptRepr {
-                recfmt: 0,
-                crqsize: 32,
-            };
-            let param = ConnParam {
-                private_data: accept.to_bytes().to_vec(),
-                responder_resources: 0,
-                initiator_depth: 16,
-                rnr_retry_count: 7,
-            };
-            ctx.cm_accept(ev.conn, qp.id, &param).unwrap();
-            if offload {
-                engine.qp_set_nvmf(qp.id, QpNvmfFlags::ENABLE).unwrap();
-            }
-            (qp.id, cq)
-        })
-    };
-    cm_establish(&mut queue, addr, &opts, BOUND).await.unwrap();
-    let (target_qp, target_cq) = target.await.unwrap();
-    Rig {
-        engine,
-        ctx,
-        srq,
-        ctrl,
-        backend,
-        io: IoQueue::new(queue, 7, format.lba_data_size()),
-        target_qp,
-        target_cq,
-        _fabric: fabric,
-    }
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
+use rig::{pattern, rig, BOUND, DEPTH};
 
 #[tokio::test(start_paused = true)]
 async fn offloaded_write_then_read_back_every_format() {
@@ -403,7 +246,6 @@ async fn api_errors_follow_the_rule_book() {
             .errno(),
         Errno::EOPNOTSUPP
     );
-    let _ = OffloadOps::empty();
 }
 
 // ---- quirks: each one breaks its rule, observably ----
