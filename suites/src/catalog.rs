@@ -2,11 +2,15 @@
 
 use harness::fabric::contract::{self, ContractCase};
 
+use crate::offload;
+
 /// What runs when a catalog entry runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Body {
     /// A fabric contract case: exercises the RDMA fabric itself.
     Fabric(&'static ContractCase),
+    /// An offload conformance case: exercises the device under test.
+    Offload(offload::Case),
 }
 
 /// One case of the catalog.
@@ -17,22 +21,30 @@ pub struct Entry {
     /// Area: the JUnit suite it is reported in.
     pub area: String,
     /// One-line description.
-    pub description: &'static str,
+    pub description: String,
+    /// The requirement it checks (offload cases).
+    pub requirement: Option<&'static str>,
     /// The code.
     pub body: Body,
 }
 
-/// Every case, in catalog order.
+/// Every case, in catalog order: the offload conformance cases, then the fabric contract.
 pub fn all() -> Vec<Entry> {
-    contract::cases()
-        .iter()
-        .map(|c| Entry {
-            id: format!("fabric.{}", c.id),
-            area: format!("fabric.{}", c.area),
-            description: c.description,
-            body: Body::Fabric(c),
-        })
-        .collect()
+    let offload = offload::cases().into_iter().map(|c| Entry {
+        id: c.id.clone(),
+        area: c.area.to_string(),
+        description: c.description.clone(),
+        requirement: Some(c.requirement),
+        body: Body::Offload(c),
+    });
+    let fabric = contract::cases().iter().map(|c| Entry {
+        id: format!("fabric.{}", c.id),
+        area: format!("fabric.{}", c.area),
+        description: c.description.to_string(),
+        requirement: None,
+        body: Body::Fabric(c),
+    });
+    offload.chain(fabric).collect()
 }
 
 /// Does `entry` match one filter? A filter selects an exact id, an area, or every id that
@@ -66,7 +78,9 @@ mod tests {
         let before = ids.len();
         ids.dedup();
         assert_eq!(before, ids.len(), "duplicate case ids");
-        assert!(all.iter().all(|e| e.id.starts_with("fabric.")));
+        assert!(all
+            .iter()
+            .all(|e| e.id.starts_with(&format!("{}.", e.area)) || e.id.starts_with("fabric.")));
     }
 
     #[test]
@@ -76,7 +90,8 @@ mod tests {
         assert_eq!(select(std::slice::from_ref(&first.id)).len(), 1);
         let by_area = select(std::slice::from_ref(&first.area));
         assert!(by_area.iter().all(|e| e.area == first.area) && !by_area.is_empty());
-        assert_eq!(select(&["fabric".to_string()]).len(), all.len());
+        let fabric = all.iter().filter(|e| e.id.starts_with("fabric.")).count();
+        assert_eq!(select(&["fabric".to_string()]).len(), fabric);
         assert!(select(&["no-such-case".to_string()]).is_empty());
         // a prefix must end at a dot: "fabric.q" selects nothing
         assert!(select(&["fabric.q".to_string()]).is_empty());

@@ -4,6 +4,8 @@
 //! offload suites join it as they land. [`run`] executes a selection of cases, each on a
 //! fresh fabric with its own seed, and returns a [`harness::runner::RunResult`].
 
+pub mod areas;
 pub mod catalog;
+pub mod offload;
 pub mod run;
 pub mod seed;

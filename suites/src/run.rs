@@ -4,12 +4,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use harness::api::Profile;
 use harness::fabric::contract::{self, Env, FabricFactory, Outcome};
 use harness::fabric::sim::SimFabric;
 use harness::fabric::Fabric;
 use harness::runner::{CaseRecord, RunMeta, RunResult, Verdict};
+use reference_target::quirks::Quirks;
 
 use crate::catalog::{Body, Entry};
+use crate::offload::{self, Dut};
 use crate::seed::case_seed;
 
 /// How to run.
@@ -19,6 +23,10 @@ pub struct Options {
     pub seed: u64,
     /// Longest a case may take (virtual time on `sim`).
     pub case_bound: Duration,
+    /// The reference target's capability profile.
+    pub profile: Profile,
+    /// Deliberate violations the reference target commits.
+    pub quirks: Quirks,
 }
 
 impl Default for Options {
@@ -26,7 +34,21 @@ impl Default for Options {
         Options {
             seed: 0,
             case_bound: Duration::from_secs(600),
+            profile: Profile::builtin("full").expect("the full profile ships with the code"),
+            quirks: Quirks::none(),
         }
+    }
+}
+
+impl Options {
+    /// How the device under test is named in reports: `reference:PROFILE[+quirk…]`.
+    pub fn target_name(&self) -> String {
+        let mut s = format!("reference:{}", self.profile.name);
+        for q in self.quirks.iter() {
+            s.push('+');
+            s.push_str(q.name());
+        }
+        s
     }
 }
 
@@ -34,13 +56,13 @@ impl Default for Options {
 pub fn run(entries: &[Entry], opts: &Options, mut progress: impl FnMut(&CaseRecord)) -> RunResult {
     let mut cases = Vec::with_capacity(entries.len());
     for e in entries {
-        let rec = run_one(e, case_seed(opts.seed, &e.id), opts.case_bound);
+        let rec = run_one(e, case_seed(opts.seed, &e.id), opts);
         progress(&rec);
         cases.push(rec);
     }
     RunResult {
         meta: RunMeta {
-            target: "fabric:sim".into(),
+            target: opts.target_name(),
             fabric: "sim".into(),
             seed: opts.seed,
             shard: None,
@@ -51,7 +73,8 @@ pub fn run(entries: &[Entry], opts: &Options, mut progress: impl FnMut(&CaseReco
 }
 
 /// Runs one entry with `seed` on a fresh simulated fabric.
-pub fn run_one(entry: &Entry, seed: u64, bound: Duration) -> CaseRecord {
+pub fn run_one(entry: &Entry, seed: u64, opts: &Options) -> CaseRecord {
+    let bound = opts.case_bound;
     let started = Instant::now();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -63,7 +86,28 @@ pub fn run_one(entry: &Entry, seed: u64, bound: Duration) -> CaseRecord {
             Vec::new(),
         ),
         Ok(rt) => rt.block_on(async {
-            match entry.body {
+            match &entry.body {
+                Body::Offload(case) => {
+                    let dut = Dut::reference(seed, &opts.profile, opts.quirks.clone());
+                    let rec = dut.rec.clone();
+                    if let Some(why) = case.unmet(&dut.caps, dut.backends.is_some()) {
+                        return (Verdict::Skip(why), Vec::new());
+                    }
+                    let body = std::panic::AssertUnwindSafe((case.body)(dut)).catch_unwind();
+                    let verdict = match tokio::time::timeout(bound, body).await {
+                        Ok(Ok(Ok(()))) => Verdict::Pass,
+                        Ok(Ok(Err(offload::Failure(m)))) => Verdict::Fail(m),
+                        Ok(Err(p)) => {
+                            Verdict::Error(format!("the case panicked: {}", panic_text(&*p)))
+                        }
+                        Err(_) => Verdict::Error(format!(
+                            "no verdict within {} s of virtual time: the device hung",
+                            bound.as_secs()
+                        )),
+                    };
+                    let trace = rec.lines().iter().map(ToString::to_string).collect();
+                    (verdict, trace)
+                }
                 Body::Fabric(case) => {
                     let fabric: Arc<dyn Fabric> = SimFabric::new(seed);
                     let factory: FabricFactory = Arc::new(|s| SimFabric::new(s) as Arc<dyn Fabric>);
@@ -92,4 +136,12 @@ pub fn run_one(entry: &Entry, seed: u64, bound: Duration) -> CaseRecord {
         wall: started.elapsed(),
         trace,
     }
+}
+
+/// The text of a panic payload.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "non-string panic".into())
 }

@@ -5,7 +5,9 @@ use std::process::ExitCode as ProcessExit;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use harness::api::Profile;
 use harness::runner::{ExitCode, Verdict};
+use reference_target::quirks::{Quirk, Quirks};
 use suites::catalog;
 use suites::run::{self, Options};
 use suites::seed::case_seed;
@@ -40,6 +42,8 @@ enum Command {
         /// Longest one case may take, in seconds (virtual time on sim).
         #[arg(long, default_value_t = 600)]
         case_timeout: u64,
+        #[command(flatten)]
+        target: TargetArgs,
     },
     /// List the catalog (or the cases selected by --filter): id, area, description.
     List {
@@ -47,6 +51,8 @@ enum Command {
         #[arg(long)]
         filter: Vec<String>,
     },
+    /// Print the requirement table (the content of docs/requirements.md).
+    Requirements,
     /// Run one case again with the seed a run reported for it, printing its trace.
     Replay {
         /// The case id.
@@ -54,7 +60,44 @@ enum Command {
         /// The run's base seed (as printed in the report's metadata).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        #[command(flatten)]
+        target: TargetArgs,
     },
+}
+
+/// How the reference target under test is set up.
+#[derive(clap::Args, Debug)]
+struct TargetArgs {
+    /// Capability profile of the reference target: full, minimal, tight, or a TOML file.
+    #[arg(long, default_value = "full")]
+    profile: String,
+    /// Make the reference target break one rule (repeatable); see
+    /// `nvmf-reference-target --list-quirks`.
+    #[arg(long = "quirk")]
+    quirks: Vec<String>,
+}
+
+impl TargetArgs {
+    /// The run options these arguments ask for, or a usage error.
+    fn options(&self, seed: u64, case_timeout: u64) -> Result<Options, String> {
+        let profile = match Profile::builtin(&self.profile) {
+            Ok(p) => p,
+            Err(_) if std::path::Path::new(&self.profile).exists() => {
+                Profile::load(std::path::Path::new(&self.profile)).map_err(|e| e.to_string())?
+            }
+            Err(e) => return Err(format!("--profile: {e}")),
+        };
+        let mut quirks = Quirks::none();
+        for q in &self.quirks {
+            quirks.insert(q.parse::<Quirk>().map_err(|e| format!("--quirk: {e}"))?);
+        }
+        Ok(Options {
+            seed,
+            case_bound: Duration::from_secs(case_timeout),
+            profile,
+            quirks,
+        })
+    }
 }
 
 fn main() -> ProcessExit {
@@ -66,14 +109,31 @@ fn main() -> ProcessExit {
             filter,
             report_dir,
             case_timeout,
-        } => cmd_run(&fabric, seed, &filter, &report_dir, case_timeout),
+            target,
+        } => match target.options(seed, case_timeout) {
+            Ok(opts) => cmd_run(&fabric, &filter, &report_dir, &opts),
+            Err(e) => usage(&e),
+        },
         Command::List { filter } => cmd_list(&filter),
-        Command::Replay { case, seed } => cmd_replay(&case, seed),
+        Command::Requirements => {
+            print!("{}", suites::offload::requirements::markdown());
+            ExitCode::Passed
+        }
+        Command::Replay { case, seed, target } => match target.options(seed, 600) {
+            Ok(opts) => cmd_replay(&case, &opts),
+            Err(e) => usage(&e),
+        },
     };
     ProcessExit::from(code.code() as u8)
 }
 
-fn cmd_run(fabric: &str, seed: u64, filter: &[String], dir: &Path, timeout: u64) -> ExitCode {
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("nvmf-conform: {msg}");
+    ExitCode::Usage
+}
+
+fn cmd_run(fabric: &str, filter: &[String], dir: &Path, opts: &Options) -> ExitCode {
+    let seed = opts.seed;
     if fabric != "sim" {
         eprintln!(
             "nvmf-conform: --fabric {fabric}: not built; only `sim` is available in this build"
@@ -85,11 +145,7 @@ fn cmd_run(fabric: &str, seed: u64, filter: &[String], dir: &Path, timeout: u64)
         eprintln!("nvmf-conform: --filter {filter:?} selects no case (see `nvmf-conform list`)");
         return ExitCode::Usage;
     }
-    let opts = Options {
-        seed,
-        case_bound: Duration::from_secs(timeout),
-    };
-    let result = run::run(&entries, &opts, |rec| match &rec.verdict {
+    let result = run::run(&entries, opts, |rec| match &rec.verdict {
         Verdict::Pass => {}
         v => eprintln!("{:5} {}: {}", v.name().to_uppercase(), rec.id, detail(v)),
     });
@@ -121,20 +177,22 @@ fn cmd_list(filter: &[String]) -> ExitCode {
     let mut out = std::io::stdout().lock();
     for e in catalog::select(filter) {
         // A closed pipe (`| head`) ends the listing quietly.
-        if writeln!(out, "{:50} {:20} {}", e.id, e.area, e.description).is_err() {
+        let req = e.requirement.unwrap_or("-");
+        if writeln!(out, "{:45} {:24} {}", e.id, req, e.description).is_err() {
             break;
         }
     }
     ExitCode::Passed
 }
 
-fn cmd_replay(id: &str, seed: u64) -> ExitCode {
+fn cmd_replay(id: &str, opts: &Options) -> ExitCode {
+    let seed = opts.seed;
     let Some(entry) = catalog::all().into_iter().find(|e| e.id == id) else {
         eprintln!("nvmf-conform: no case `{id}` (see `nvmf-conform list`)");
         return ExitCode::Usage;
     };
     let case_seed = case_seed(seed, id);
-    let rec = run::run_one(&entry, case_seed, Duration::from_secs(600));
+    let rec = run::run_one(&entry, case_seed, opts);
     println!(
         "# {} (run seed {seed}, case seed {case_seed:#018x})",
         rec.id

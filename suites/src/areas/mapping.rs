@@ -1,0 +1,358 @@
+//! Area `mapping`: front-facing nsid → backend namespace mappings: EEXIST across the
+//! controllers of one SRQ, ENOENT, ENOTSUP per LBA data size, EINVAL nsids, and limits.
+
+use harness::api::{CtrlHandle, NsMapping};
+use nix::errno::Errno;
+
+use crate::offload::dut::{expect_errno, expect_ok};
+use crate::offload::{Case, Dut, Failure, Need};
+
+/// LBA data sizes every device is asked about: accepted when the caps list them,
+/// ENOTSUP otherwise (data + metadata bytes per block, e.g. 4160 = 8 × (512 + 8)).
+pub const LBA_SIZES: [u32; 12] = [
+    512, 520, 528, 576, 1024, 2048, 4096, 4104, 4112, 4160, 4224, 8192,
+];
+
+fn m(fe: u32, lba: u32) -> NsMapping {
+    NsMapping {
+        fe_nsid: fe,
+        nvme_nsid: 1,
+        lba_data_size: lba,
+    }
+}
+
+/// One SRQ with `n` controllers.
+async fn srq_with_ctrls(
+    d: &Dut,
+    n: usize,
+) -> Result<(harness::api::NvmfSrq, Vec<CtrlHandle>), Failure> {
+    let (pd, staging, attrs, srq) = d.srq()?;
+    let mut ctrls = Vec::new();
+    for _ in 0..n {
+        ctrls.push(d.ctrl(pd, &staging, &attrs, &srq)?);
+    }
+    Ok((srq, ctrls))
+}
+
+/// The cases of this area.
+pub fn cases() -> Vec<Case> {
+    let bk = [Need::Backends];
+    let mut v = vec![
+        Case::new(
+            "mapping",
+            "map-unmap",
+            "MAP-OK",
+            "a free fe_nsid maps and unmaps",
+            &bk,
+            |d| async move {
+                let (_, c) = srq_with_ctrls(&d, 1).await?;
+                let lba = d.ns_format().lba_data_size();
+                expect_ok(d.provider.map_nsid(c[0], &m(1, lba)), "map_nsid")?;
+                expect_ok(d.provider.unmap_nsid(c[0], 1), "unmap_nsid")?;
+                Ok(())
+            },
+        ),
+        Case::new(
+            "mapping",
+            "eexist.same-ctrl",
+            "MAP-EEXIST",
+            "mapping an fe_nsid twice on one controller is EEXIST",
+            &bk,
+            |d| async move {
+                let (_, c) = srq_with_ctrls(&d, 1).await?;
+                let lba = d.ns_format().lba_data_size();
+                expect_ok(d.provider.map_nsid(c[0], &m(1, lba)), "first map_nsid")?;
+                expect_errno(
+                    d.provider.map_nsid(c[0], &m(1, lba)),
+                    Errno::EEXIST,
+                    "second map_nsid",
+                )
+            },
+        ),
+        Case::new(
+            "mapping",
+            "eexist.other-ctrl-same-srq",
+            "MAP-EEXIST-SHARED-SRQ",
+            "mapping an fe_nsid already mapped on another controller of the same SRQ is EEXIST",
+            &bk,
+            |d| async move {
+                let (_, c) = srq_with_ctrls(&d, 2).await?;
+                let lba = d.ns_format().lba_data_size();
+                expect_ok(d.provider.map_nsid(c[0], &m(3, lba)), "map on controller A")?;
+                expect_errno(
+                    d.provider.map_nsid(c[1], &m(3, lba)),
+                    Errno::EEXIST,
+                    "map on controller B",
+                )
+            },
+        ),
+        Case::new(
+            "mapping",
+            "other-srq-independent",
+            "MAP-OTHER-SRQ-INDEPENDENT",
+            "the same fe_nsid maps on two SRQs",
+            &bk,
+            |d| async move {
+                let (_, a) = srq_with_ctrls(&d, 1).await?;
+                let (_, b) = srq_with_ctrls(&d, 1).await?;
+                let lba = d.ns_format().lba_data_size();
+                expect_ok(d.provider.map_nsid(a[0], &m(5, lba)), "map on SRQ 1")?;
+                expect_ok(d.provider.map_nsid(b[0], &m(5, lba)), "map on SRQ 2")?;
+                Ok(())
+            },
+        ),
+        Case::new(
+            "mapping",
+            "enoent.never-mapped",
+            "MAP-ENOENT",
+            "unmapping an fe_nsid never mapped is ENOENT",
+            &bk,
+            |d| async move {
+                let (_, c) = srq_with_ctrls(&d, 1).await?;
+                expect_errno(d.provider.unmap_nsid(c[0], 9), Errno::ENOENT, "unmap_nsid")
+            },
+        ),
+        Case::new(
+            "mapping",
+            "enoent.already-unmapped",
+            "MAP-ENOENT",
+            "unmapping an fe_nsid a second time is ENOENT",
+            &bk,
+            |d| async move {
+                let (_, c) = srq_with_ctrls(&d, 1).await?;
+                let lba = d.ns_format().lba_data_size();
+                expect_ok(d.provider.map_nsid(c[0], &m(2, lba)), "map_nsid")?;
+                expect_ok(d.provider.unmap_nsid(c[0], 2), "unmap_nsid")?;
+                expect_errno(
+                    d.provider.unmap_nsid(c[0], 2),
+                    Errno::ENOENT,
+                    "second unmap_nsid",
+                )
+            },
+        ),
+        Case::new(
+            "mapping",
+            "enoent.other-ctrl",
+            "MAP-ENOENT",
+            "unmapping through another controller of the SRQ is ENOENT and leaves the mapping",
+            &bk,
+            |d| async move {
+                let (_, c) = srq_with_ctrls(&d, 2).await?;
+                let lba = d.ns_format().lba_data_size();
+                expect_ok(d.provider.map_nsid(c[0], &m(2, lba)), "map_nsid")?;
+                expect_errno(
+                    d.provider.unmap_nsid(c[1], 2),
+                    Errno::ENOENT,
+                    "unmap via controller B",
+                )?;
+                expect_errno(
+                    d.provider.map_nsid(c[1], &m(2, lba)),
+                    Errno::EEXIST,
+                    "the mapping is still there",
+                )
+            },
+        ),
+        Case::new(
+            "mapping",
+            "enoent.other-srq",
+            "MAP-ENOENT",
+            "unmapping an fe_nsid mapped only on another SRQ is ENOENT",
+            &bk,
+            |d| async move {
+                let (_, a) = srq_with_ctrls(&d, 1).await?;
+                let (_, b) = srq_with_ctrls(&d, 1).await?;
+                let lba = d.ns_format().lba_data_size();
+                expect_ok(d.provider.map_nsid(a[0], &m(4, lba)), "map on SRQ 1")?;
+                expect_errno(
+                    d.provider.unmap_nsid(b[0], 4),
+                    Errno::ENOENT,
+                    "unmap on SRQ 2",
+                )
+            },
+        ),
+        Case::new(
+            "mapping",
+            "counters.unmapped",
+            "MAP-ENOENT",
+            "counters of an fe_nsid not mapped on the controller are ENOENT",
+            &bk,
+            |d| async move {
+                let (_, c) = srq_with_ctrls(&d, 1).await?;
+                expect_errno(
+                    d.provider.ns_counters(c[0], 6),
+                    Errno::ENOENT,
+                    "ns_counters",
+                )
+            },
+        ),
+        Case::new(
+            "mapping",
+            "unknown-ctrl",
+            "MAP-UNKNOWN-CTRL",
+            "map_nsid and unmap_nsid on a handle that names no controller are EINVAL",
+            &bk,
+            |d| async move {
+                let lba = d.ns_format().lba_data_size();
+                let bogus = CtrlHandle(u32::MAX);
+                expect_errno(
+                    d.provider.map_nsid(bogus, &m(1, lba)),
+                    Errno::EINVAL,
+                    "map_nsid",
+                )?;
+                expect_errno(d.provider.unmap_nsid(bogus, 1), Errno::EINVAL, "unmap_nsid")
+            },
+        ),
+    ];
+    type NsidCase = (
+        &'static str,
+        &'static str,
+        fn(&Dut) -> NsMapping,
+        Option<Errno>,
+        &'static [Need],
+    );
+    let nsid_cases: [NsidCase; 6] = [
+        (
+            "einval.fe-nsid-0",
+            "fe_nsid 0 is EINVAL",
+            |d| m(0, d.ns_format().lba_data_size()),
+            Some(Errno::EINVAL),
+            &[],
+        ),
+        (
+            "einval.fe-nsid-broadcast",
+            "fe_nsid 0xFFFFFFFF is EINVAL",
+            |d| m(u32::MAX, d.ns_format().lba_data_size()),
+            Some(Errno::EINVAL),
+            &[],
+        ),
+        (
+            "fe-nsid.at-max",
+            "fe_nsid = max_frontend_nsid is accepted",
+            |d| m(d.caps.max_frontend_nsid, d.ns_format().lba_data_size()),
+            None,
+            &[Need::FrontendNsidLimit],
+        ),
+        (
+            "einval.fe-nsid-above-max",
+            "fe_nsid = max_frontend_nsid + 1 is EINVAL",
+            |d| m(d.caps.max_frontend_nsid + 1, d.ns_format().lba_data_size()),
+            Some(Errno::EINVAL),
+            &[Need::FrontendNsidLimit],
+        ),
+        (
+            "einval.nvme-nsid-0",
+            "nvme_nsid 0 is EINVAL",
+            |d| NsMapping {
+                nvme_nsid: 0,
+                ..m(1, d.ns_format().lba_data_size())
+            },
+            Some(Errno::EINVAL),
+            &[],
+        ),
+        (
+            "einval.nvme-nsid-broadcast",
+            "nvme_nsid 0xFFFFFFFF is EINVAL",
+            |d| NsMapping {
+                nvme_nsid: u32::MAX,
+                ..m(1, d.ns_format().lba_data_size())
+            },
+            Some(Errno::EINVAL),
+            &[],
+        ),
+    ];
+    for (id, desc, mapping, expect, needs) in nsid_cases {
+        let mut needs = needs.to_vec();
+        needs.push(Need::Backends);
+        v.push(Case::new(
+            "mapping",
+            id,
+            "MAP-EINVAL-NSID",
+            desc,
+            &needs,
+            move |d| async move {
+                let (_, c) = srq_with_ctrls(&d, 1).await?;
+                let r = d.provider.map_nsid(c[0], &mapping(&d));
+                match expect {
+                    None => expect_ok(r, "map_nsid"),
+                    Some(e) => expect_errno(r, e, "map_nsid"),
+                }
+            },
+        ));
+    }
+    for size in LBA_SIZES {
+        v.push(Case::new(
+            "mapping",
+            format!("lba-size.{size}"),
+            "MAP-LBA-SIZE",
+            format!("lba_data_size {size}: accepted when the caps list it, ENOTSUP otherwise"),
+            &bk,
+            move |d| async move {
+                let (_, c) = srq_with_ctrls(&d, 1).await?;
+                let r = d.provider.map_nsid(c[0], &m(1, size));
+                if d.caps.supports_lba_data_size(size) {
+                    expect_ok(r, "map_nsid with a listed size")
+                } else {
+                    expect_errno(r, Errno::EOPNOTSUPP, "map_nsid with an unlisted size")
+                }
+            },
+        ));
+    }
+    v.push(Case::new(
+        "mapping",
+        "limit.per-srq",
+        "MAP-LIMIT-SRQ",
+        "the SRQ's max_namespaces mappings fit; one more is ENOSPC",
+        &bk,
+        |d| async move {
+            let (_, c) = srq_with_ctrls(&d, 1).await?;
+            let lba = d.ns_format().lba_data_size();
+            let n = d.caps.max_srq_namespaces.min(d.caps.max_namespaces);
+            for fe in 1..=n {
+                expect_ok(
+                    d.provider.map_nsid(c[0], &m(fe, lba)),
+                    &format!("mapping {fe} of {n}"),
+                )?;
+            }
+            let want = if n < d.caps.max_srq_namespaces {
+                Errno::ENOMEM
+            } else {
+                Errno::ENOSPC
+            };
+            expect_errno(
+                d.provider.map_nsid(c[0], &m(n + 1, lba)),
+                want,
+                "one mapping past the limit",
+            )
+        },
+    ));
+    v.push(Case::new(
+        "mapping",
+        "limit.total",
+        "MAP-LIMIT-TOTAL",
+        "max_namespaces mappings fit on the device; one more is ENOMEM",
+        &bk,
+        |d| async move {
+            let lba = d.ns_format().lba_data_size();
+            let total = d.caps.max_namespaces;
+            let per = d.caps.max_srq_namespaces.max(1);
+            let mut made = 0;
+            while made < total {
+                let (_, c) = srq_with_ctrls(&d, 1).await?;
+                for fe in 1..=per.min(total - made) {
+                    expect_ok(
+                        d.provider.map_nsid(c[0], &m(fe, lba)),
+                        &format!("mapping {} of {total}", made + fe),
+                    )?;
+                }
+                made += per.min(total - made);
+            }
+            let (_, c) = srq_with_ctrls(&d, 1).await?;
+            expect_errno(
+                d.provider.map_nsid(c[0], &m(1, lba)),
+                Errno::ENOMEM,
+                "one mapping past the device limit",
+            )
+        },
+    ));
+    v
+}

@@ -1,0 +1,277 @@
+//! The device under test as a case sees it: the offload provider, the device context that
+//! goes with it (both traced), its caps, and helpers to build valid objects so that each
+//! case changes exactly one thing.
+
+use std::sync::Arc;
+
+use harness::api::{
+    CtrlHandle, MemRef, NvmeCtrlAttrs, NvmfCaps, NvmfSrq, NvmfSrqAttrs, OffloadError,
+    OffloadProvider, Profile,
+};
+use harness::fabric::sim::SimFabric;
+use harness::fabric::{Access, DeviceContext, Fabric, MrInfo, PdId, SrqInit};
+use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
+use reference_target::backend::{
+    BackendController, ControllerConfig, DmaRegion, LbaFormat, Namespace,
+};
+use reference_target::engine::Engine;
+use reference_target::pci::PciBus;
+use reference_target::quirks::Quirks;
+
+use super::Failure;
+
+/// Blocks of each namespace the harness creates on an emulated backend.
+pub const NS_BLOCKS: u64 = 1024;
+
+/// Creates emulated backend NVMe controllers reachable by the device (reference target).
+pub struct Backends {
+    ctx: Arc<dyn DeviceContext>,
+    bus: Arc<PciBus>,
+    made: std::sync::Mutex<Vec<Arc<BackendController>>>,
+}
+
+impl Backends {
+    /// A controller with `nsqs` SQs of `depth`, DMA-mapped to the SRQ's staging buffer,
+    /// holding namespaces `(nsid, format)`; returns the attributes naming it.
+    pub fn create(
+        &self,
+        pd: PdId,
+        srq: &NvmfSrqAttrs,
+        staging: &MrInfo,
+        nsqs: usize,
+        namespaces: &[(u32, LbaFormat)],
+    ) -> Result<NvmeCtrlAttrs, Failure> {
+        let depth = srq.nvme_queue_depth as u64;
+        let sq_len = depth * 64;
+        let cq_len = depth * 16;
+        // Room for every ring and doorbell with its alignment padding.
+        let len = (sq_len + 128) * nsqs as u64 + cq_len + 256;
+        let m = self.ctx.reg_mr(pd, len, Access::LOCAL_WRITE)?;
+        let mut off: u64 = 0;
+        let mut take = |n: u64, align: u64| {
+            off = off.div_ceil(align) * align;
+            let r = MemRef::of(&m, off, n);
+            off += n;
+            r
+        };
+        let sq_buf = take(sq_len, 64);
+        let cq_buf = take(cq_len, 16);
+        let sqdb = take(4, 4);
+        let cqdb = take(4, 4);
+        let extra_sqs = (1..nsqs)
+            .map(|_| harness::api::BackendSq {
+                buf: take(sq_len, 64),
+                db: take(4, 4),
+                db_ini: 0,
+            })
+            .collect();
+        let attrs = NvmeCtrlAttrs {
+            sq_buf,
+            cq_buf,
+            sqdb,
+            cqdb,
+            sqdb_ini: 0,
+            cqdb_ini: 0,
+            cmd_timeout_us: 0,
+            extra_sqs,
+        };
+        let mrs = [m, *staging];
+        let dma = DmaRegion::from_mem(&srq.staging_buf, staging)
+            .ok_or_else(|| Failure("staging buffer outside its region".into()))?;
+        let cfg = ControllerConfig::from_attrs(
+            &attrs,
+            srq.nvme_queue_depth as u16,
+            harness::api::check::mr_table(&mrs),
+            vec![dma],
+        )
+        .map_err(|e| Failure(format!("backend config: {e}")))?;
+        let ctrl = Arc::new(
+            BackendController::spawn(self.ctx.clone(), cfg)
+                .map_err(|e| Failure(format!("backend spawn: {e}")))?,
+        );
+        for (nsid, fmt) in namespaces {
+            ctrl.add_namespace(
+                Namespace::ram(*nsid, *fmt, NS_BLOCKS)
+                    .map_err(|e| Failure(format!("namespace: {e}")))?,
+            )
+            .map_err(|e| Failure(format!("namespace: {e}")))?;
+        }
+        self.bus.attach(sqdb.mr, sqdb.addr, ctrl.clone());
+        self.made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ctrl);
+        Ok(attrs)
+    }
+}
+
+/// What a case gets; see the module docs.
+pub struct Dut {
+    /// The fabric (kept alive for the case).
+    pub fabric: Arc<dyn Fabric>,
+    /// The device context software uses with the provider (traced as `target`).
+    pub ctx: Arc<dyn DeviceContext>,
+    /// The provider under test (traced as `device`).
+    pub provider: Arc<dyn OffloadProvider>,
+    /// Its caps, read once.
+    pub caps: NvmfCaps,
+    /// The case's trace.
+    pub rec: Recorder,
+    /// Names shared by every traced object.
+    pub names: Names,
+    /// Backend controller factory, when the harness can make them.
+    pub backends: Option<Arc<Backends>>,
+    /// The reference engine, when the DUT is the reference target (fault injection).
+    pub engine: Option<Arc<Engine>>,
+}
+
+impl Dut {
+    /// The reference target with `profile` and `quirks` on a fresh simulated fabric.
+    /// Must be called inside a tokio runtime.
+    pub fn reference(seed: u64, profile: &Profile, quirks: Quirks) -> Dut {
+        let fabric = SimFabric::new(seed);
+        let real = fabric.open("sim0").expect("sim0 exists");
+        let bus = PciBus::new();
+        let engine = Engine::new(real, profile.caps.clone(), quirks, bus.clone());
+        let rec = Recorder::new();
+        let names = Names::new();
+        let ctx: Arc<dyn DeviceContext> =
+            TracedContext::new(engine.context(), "target", rec.clone(), names.clone());
+        let provider: Arc<dyn OffloadProvider> = TracedProvider::new(
+            engine.provider(),
+            "device",
+            "target",
+            rec.clone(),
+            names.clone(),
+        );
+        Dut {
+            fabric,
+            caps: provider.caps(),
+            backends: Some(Arc::new(Backends {
+                ctx: ctx.clone(),
+                bus,
+                made: Default::default(),
+            })),
+            ctx,
+            provider,
+            rec,
+            names,
+            engine: Some(engine),
+        }
+    }
+
+    /// A protection domain.
+    pub fn pd(&self) -> Result<PdId, Failure> {
+        Ok(self.ctx.alloc_pd()?)
+    }
+
+    /// A staging length the caps accept and that holds two largest I/Os.
+    pub fn staging_len(&self) -> u64 {
+        let want = self
+            .caps
+            .min_staging_buf_size
+            .max(2 * u64::from(self.caps.max_io_sz));
+        match self.caps.max_staging_buf_size {
+            0 => want,
+            max => want.min(max),
+        }
+    }
+
+    /// A registered staging buffer of `len` bytes.
+    pub fn staging(&self, pd: PdId, len: u64) -> Result<MrInfo, Failure> {
+        Ok(self.ctx.reg_mr(pd, len, Access::LOCAL_WRITE)?)
+    }
+
+    /// Valid SRQ attributes within the caps, over the whole of `staging`.
+    pub fn srq_attrs(&self, staging: &MrInfo) -> NvmfSrqAttrs {
+        let c = &self.caps;
+        NvmfSrqAttrs {
+            rq: SrqInit {
+                max_wr: 64,
+                max_sge: 1,
+                srq_limit: 0,
+            },
+            offload_ops: c.allowed_offload_ops(),
+            max_namespaces: c.max_srq_namespaces,
+            nvme_log_page_sz: 0,
+            ioccsz: c.min_ioccsz.max(4),
+            icdoff: 0,
+            max_io_sz: c.max_io_sz,
+            nvme_queue_depth: 32.clamp(c.min_nvme_queue_depth, c.max_nvme_queue_depth),
+            staging_buf: MemRef::of(staging, 0, staging.len),
+        }
+    }
+
+    /// A valid NVMe-oF SRQ with its PD, staging buffer and attributes.
+    pub fn srq(&self) -> Result<(PdId, MrInfo, NvmfSrqAttrs, NvmfSrq), Failure> {
+        let pd = self.pd()?;
+        let staging = self.staging(pd, self.staging_len())?;
+        let attrs = self.srq_attrs(&staging);
+        let srq = self.provider.create_srq(pd, &attrs)?;
+        Ok((pd, staging, attrs, srq))
+    }
+
+    /// The backend factory, or a failure naming the missing need.
+    pub fn backends(&self) -> Result<&Arc<Backends>, Failure> {
+        self.backends
+            .as_ref()
+            .ok_or_else(|| Failure("no backend factory (case should need Backends)".into()))
+    }
+
+    /// A valid backend controller on `srq` with one namespace (nsid 1, 4096-byte blocks
+    /// or the first supported size).
+    pub fn ctrl(
+        &self,
+        pd: PdId,
+        staging: &MrInfo,
+        attrs: &NvmfSrqAttrs,
+        srq: &NvmfSrq,
+    ) -> Result<CtrlHandle, Failure> {
+        let a = self
+            .backends()?
+            .create(pd, attrs, staging, 1, &[(1, self.ns_format())])?;
+        Ok(self.provider.create_nvme_ctrl(srq.handle, &a)?)
+    }
+
+    /// The LBA format of harness-made namespaces: 4096 when supported, else the first one
+    /// the device supports that the backend can emulate.
+    pub fn ns_format(&self) -> LbaFormat {
+        LbaFormat::SUPPORTED
+            .into_iter()
+            .find(|f| f.lba_data_size() == 4096 && self.caps.supports_lba_data_size(4096))
+            .or_else(|| {
+                LbaFormat::SUPPORTED
+                    .into_iter()
+                    .find(|f| self.caps.supports_lba_data_size(f.lba_data_size()))
+            })
+            .unwrap_or(LbaFormat::L4096)
+    }
+}
+
+/// Fails unless `r` is an error with `errno`.
+pub fn expect_errno<T: std::fmt::Debug>(
+    r: Result<T, OffloadError>,
+    errno: nix::errno::Errno,
+    what: &str,
+) -> Result<(), Failure> {
+    match r {
+        Err(e) if e.errno() == errno => Ok(()),
+        Err(e) => Err(Failure(format!(
+            "{what}: expected {errno:?}, got {:?} ({e})",
+            e.errno()
+        ))),
+        Ok(v) => Err(Failure(format!(
+            "{what}: expected {errno:?}, got success ({v:?})"
+        ))),
+    }
+}
+
+/// Fails unless `r` succeeded.
+pub fn expect_ok<T>(r: Result<T, OffloadError>, what: &str) -> Result<T, Failure> {
+    r.map_err(|e| {
+        Failure(format!(
+            "{what}: expected success, got {:?} ({e})",
+            e.errno()
+        ))
+    })
+}

@@ -1,0 +1,184 @@
+//! Offload conformance cases: each carries its requirement ID, a one-line description, the
+//! capabilities it needs and tags (Test262 style). One list ([`cases`]) feeds the catalog,
+//! `docs/requirements.md` and the reports.
+
+pub mod dut;
+pub mod requirements;
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use harness::api::{NvmfCaps, OffloadOps};
+
+pub use dut::Dut;
+
+/// Why a case failed: what was expected and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure(pub String);
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure(e.to_string())
+    }
+}
+
+/// The result of a case body.
+pub type CaseResult = Result<(), Failure>;
+
+/// Fails the case with a formatted message unless the condition holds.
+#[macro_export]
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err($crate::offload::Failure(format!($($fmt)+)));
+        }
+    };
+}
+
+/// Fails the case unless `got == expected`, naming both.
+#[macro_export]
+macro_rules! check_eq {
+    ($got:expr, $expected:expr, $($fmt:tt)+) => {{
+        let got = &$got;
+        let expected = &$expected;
+        if got != expected {
+            return Err($crate::offload::Failure(format!(
+                "{}: expected {:?}, got {:?}",
+                format!($($fmt)+),
+                expected,
+                got
+            )));
+        }
+    }};
+}
+
+/// Something a case needs from the device under test; absent → the case is skipped with
+/// the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// These ops are offloadable (the caps' offload types allow them).
+    Ops(OffloadOps),
+    /// Offloaded QPs also carry non-offloaded ops (`supports_non_offloaded_ops`).
+    NonOffloadedOps,
+    /// Offloaded QPs do not carry non-offloaded ops.
+    NoNonOffloadedOps,
+    /// `max_frontend_nsid` is set (not 0 = any).
+    FrontendNsidLimit,
+    /// The staging buffer has an upper bound (`max_staging_buf_size` ≠ 0).
+    StagingMax,
+    /// Command timeouts have bounds (`max_cmd_timeout_us` ≠ 0).
+    TimeoutBounds,
+    /// Backend controllers may have extra SQs (`max_extra_sqs` > 0).
+    ExtraSqs,
+    /// At least one op the device cannot offload (to check that asking for it fails).
+    SomeOpNotOffloadable,
+    /// Backend NVMe controllers the harness can create (emulated ones, on the reference
+    /// target; a plugin must provide them).
+    Backends,
+}
+
+impl Need {
+    /// Why `caps` (and the DUT) cannot meet this need, if they cannot.
+    pub fn unmet(self, caps: &NvmfCaps, dut_has_backends: bool) -> Option<String> {
+        let ok = match self {
+            Need::Ops(ops) => caps.offload_ops_allowed(ops),
+            Need::NonOffloadedOps => caps.supports_non_offloaded_ops,
+            Need::NoNonOffloadedOps => !caps.supports_non_offloaded_ops,
+            Need::FrontendNsidLimit => caps.max_frontend_nsid != 0,
+            Need::StagingMax => caps.max_staging_buf_size != 0,
+            Need::TimeoutBounds => caps.max_cmd_timeout_us != 0,
+            Need::ExtraSqs => caps.max_extra_sqs > 0,
+            Need::SomeOpNotOffloadable => caps.allowed_offload_ops() != OffloadOps::all(),
+            Need::Backends => dut_has_backends,
+        };
+        (!ok).then(|| match self {
+            Need::Ops(ops) => format!("device does not offload {ops:?}"),
+            Need::NonOffloadedOps => "device has no non-offloaded ops on offloaded QPs".into(),
+            Need::NoNonOffloadedOps => "device supports non-offloaded ops".into(),
+            Need::FrontendNsidLimit => "device has no max_frontend_nsid".into(),
+            Need::StagingMax => "device has no max_staging_buf_size".into(),
+            Need::TimeoutBounds => "device has no command timeout bounds".into(),
+            Need::ExtraSqs => "device has no extra SQs per backend controller".into(),
+            Need::SomeOpNotOffloadable => "device offloads every op".into(),
+            Need::Backends => "no backend controllers can be created for this device".into(),
+        })
+    }
+}
+
+/// The body of a case.
+pub type Body = Arc<dyn Fn(Dut) -> BoxFuture<'static, CaseResult> + Send + Sync>;
+
+/// One offload conformance case.
+#[derive(Clone)]
+pub struct Case {
+    /// Stable id, `<area>.<what>`, e.g. `mapping.eexist.same-ctrl`.
+    pub id: String,
+    /// Area: `caps`, `srq`, `ctrl`, `mapping`, …
+    pub area: &'static str,
+    /// The requirement it checks (see [`requirements`]).
+    pub requirement: &'static str,
+    /// One line.
+    pub description: String,
+    /// What the device must offer for the case to run.
+    pub needs: Vec<Need>,
+    /// The code.
+    pub body: Body,
+}
+
+impl fmt::Debug for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Case")
+            .field("id", &self.id)
+            .field("requirement", &self.requirement)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Case {
+    /// A case; `body` is an async fn of the [`Dut`].
+    pub fn new<F, Fut>(
+        area: &'static str,
+        id: impl Into<String>,
+        requirement: &'static str,
+        description: impl Into<String>,
+        needs: &[Need],
+        body: F,
+    ) -> Case
+    where
+        F: Fn(Dut) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = CaseResult> + Send + 'static,
+    {
+        Case {
+            id: format!("{area}.{}", id.into()),
+            area,
+            requirement,
+            description: description.into(),
+            needs: needs.to_vec(),
+            body: Arc::new(move |d| Box::pin(body(d))),
+        }
+    }
+
+    /// The first unmet need's reason, if any.
+    pub fn unmet(&self, caps: &NvmfCaps, dut_has_backends: bool) -> Option<String> {
+        self.needs
+            .iter()
+            .find_map(|n| n.unmet(caps, dut_has_backends))
+    }
+}
+
+/// Every offload case, in catalog order.
+pub fn cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    v.extend(crate::areas::caps::cases());
+    v.extend(crate::areas::srq::cases());
+    v.extend(crate::areas::ctrl::cases());
+    v.extend(crate::areas::mapping::cases());
+    v
+}

@@ -1,0 +1,94 @@
+//! The requirements: each a rule the device must follow, with its source. Cases name the
+//! requirement they check; `docs/requirements.md` is generated from this list and the
+//! cases (`nvmf-conform requirements`), and a test fails when the committed file is stale.
+
+/// One requirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requirement {
+    /// Stable ID, e.g. `MAP-EEXIST-SHARED-SRQ`.
+    pub id: &'static str,
+    /// The rule, in one sentence.
+    pub rule: &'static str,
+    /// Where it comes from: the RFC thread, the shipped implementation, the NVMe-oF spec,
+    /// or this project's decision where they are silent.
+    pub source: &'static str,
+}
+
+const RFC: &str = "RFC (seed thread)";
+const SHIPPED: &str = "shipped implementation";
+const RULE_BOOK: &str = "project decision (harness::api::check)";
+
+/// Every requirement, grouped by area.
+pub const REQUIREMENTS: &[Requirement] = &[
+    // caps
+    Requirement { id: "CAPS-CONSISTENT", rule: "query_device_ex reports caps with every minimum ≤ its maximum, per-SRQ limits ≤ device limits, and no unknown offload type bits", source: RFC },
+    Requirement { id: "CAPS-IOCCSZ-SQE", rule: "min_ioccsz is at least 4 (one 64-byte SQE)", source: "NVMe-oF" },
+    Requirement { id: "CAPS-LBA-SIZES", rule: "a device that offloads lists at least one supported LBA data size, none below 512", source: RFC },
+    // srq
+    Requirement { id: "SRQ-CREATE-VALID", rule: "create_srq with attributes inside the caps succeeds and destroy_srq of an idle SRQ succeeds", source: RFC },
+    Requirement { id: "SRQ-ATTR-BOUNDS", rule: "create_srq accepts every attribute at its caps bound and fails with EINVAL one step outside it", source: RFC },
+    Requirement { id: "SRQ-STAGING", rule: "create_srq fails with EINVAL when the staging buffer is not a registered, locally writable region that contains it", source: RFC },
+    Requirement { id: "SRQ-OFFLOAD-OPS", rule: "create_srq fails with EINVAL for empty or unknown offload ops, or ops the caps do not allow", source: SHIPPED },
+    Requirement { id: "SRQ-DESTROY-BUSY", rule: "destroy_srq fails with EBUSY while backend controllers exist on the SRQ", source: RULE_BOOK },
+    Requirement { id: "SRQ-UNKNOWN", rule: "calls naming an SRQ that is not a live NVMe-oF SRQ fail with EINVAL", source: SHIPPED },
+    // ctrl
+    Requirement { id: "CTRL-CREATE-REMOVE", rule: "create_nvme_ctrl with valid queues succeeds and remove_nvme_ctrl of a controller without namespaces succeeds", source: RFC },
+    Requirement { id: "CTRL-REMOVE-BUSY", rule: "remove_nvme_ctrl fails with EBUSY while namespaces are mapped on the controller", source: SHIPPED },
+    Requirement { id: "CTRL-OTHER-SRQ", rule: "remove_nvme_ctrl with a controller of another SRQ fails with EINVAL", source: RULE_BOOK },
+    Requirement { id: "CTRL-LIMIT-SRQ", rule: "max_srq_backend_ctrls controllers can be created on one SRQ; one more fails with ENOSPC", source: RULE_BOOK },
+    Requirement { id: "CTRL-LIMIT-TOTAL", rule: "max_backend_ctrls_total controllers can be created on the device; one more fails with ENOMEM", source: RULE_BOOK },
+    Requirement { id: "CTRL-ATTR-BOUNDS", rule: "create_nvme_ctrl fails with EINVAL for rings shorter than the queue depth, doorbells that are not 4 aligned bytes, initial doorbell values not below the depth, timeouts outside the caps, or more extra SQs than max_extra_sqs", source: RFC },
+    // mapping
+    Requirement { id: "MAP-OK", rule: "map_nsid of a free fe_nsid with a supported LBA data size succeeds, and unmap_nsid of it succeeds", source: RFC },
+    Requirement { id: "MAP-EEXIST", rule: "map_nsid of an fe_nsid already mapped on the same controller fails with EEXIST", source: RFC },
+    Requirement { id: "MAP-EEXIST-SHARED-SRQ", rule: "map_nsid of an fe_nsid mapped on another controller of the same SRQ fails with EEXIST: controllers of one SRQ share one number space", source: RFC },
+    Requirement { id: "MAP-OTHER-SRQ-INDEPENDENT", rule: "an fe_nsid mapped on one SRQ can be mapped on another SRQ", source: RFC },
+    Requirement { id: "MAP-ENOENT", rule: "unmap_nsid of an fe_nsid not mapped on that controller fails with ENOENT", source: RFC },
+    Requirement { id: "MAP-LBA-SIZE", rule: "map_nsid succeeds for every LBA data size the caps list and fails with ENOTSUP for any other", source: RFC },
+    Requirement { id: "MAP-EINVAL-NSID", rule: "map_nsid fails with EINVAL for fe_nsid 0, 0xFFFFFFFF, above max_frontend_nsid, or nvme_nsid 0 / 0xFFFFFFFF", source: RULE_BOOK },
+    Requirement { id: "MAP-LIMIT-SRQ", rule: "the SRQ's max_namespaces mappings succeed; one more fails with ENOSPC", source: RULE_BOOK },
+    Requirement { id: "MAP-LIMIT-TOTAL", rule: "max_namespaces mappings succeed on the device; one more fails with ENOMEM", source: RULE_BOOK },
+    Requirement { id: "MAP-UNKNOWN-CTRL", rule: "map_nsid and unmap_nsid naming no live controller fail with EINVAL", source: SHIPPED },
+];
+
+/// The requirement with this ID.
+pub fn requirement(id: &str) -> Option<&'static Requirement> {
+    REQUIREMENTS.iter().find(|r| r.id == id)
+}
+
+/// `docs/requirements.md`: every requirement with its rule, source and the cases that
+/// check it (generated; `nvmf-conform requirements > docs/requirements.md`).
+pub fn markdown() -> String {
+    use std::fmt::Write;
+    let cases = super::cases();
+    let mut s = String::from(
+        "# Requirements\n\n\
+         Generated by `nvmf-conform requirements` from the case metadata \
+         (`suites/src/offload/requirements.rs` and `suites/src/areas/`); a test fails when this \
+         file is out of date. Each requirement is a rule the device under test must follow; \
+         the cases listed check it.\n\n\
+         | requirement | rule | source | cases |\n|---|---|---|---|\n",
+    );
+    for r in REQUIREMENTS {
+        let ids: Vec<String> = cases
+            .iter()
+            .filter(|c| c.requirement == r.id)
+            .map(|c| format!("`{}`", c.id))
+            .collect();
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} |",
+            r.id,
+            r.rule.replace('|', "\\|"),
+            r.source,
+            ids.join("<br>")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{} requirements, {} cases.",
+        REQUIREMENTS.len(),
+        cases.len()
+    );
+    s
+}

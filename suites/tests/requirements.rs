@@ -1,0 +1,61 @@
+//! The requirement table and the case metadata agree, and docs/requirements.md is current.
+
+use std::collections::BTreeSet;
+
+use suites::offload::cases;
+use suites::offload::requirements::{markdown, requirement, REQUIREMENTS};
+
+#[test]
+fn committed_requirement_table_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/requirements.md");
+    let committed = std::fs::read_to_string(path).expect("docs/requirements.md exists");
+    assert!(
+        committed == markdown(),
+        "docs/requirements.md is out of date: run `cargo conform requirements > docs/requirements.md`"
+    );
+}
+
+#[test]
+fn every_case_names_a_known_requirement_and_every_requirement_has_a_case() {
+    let cases = cases();
+    for c in &cases {
+        assert!(
+            requirement(c.requirement).is_some(),
+            "{}: unknown requirement {}",
+            c.id,
+            c.requirement
+        );
+    }
+    let used: BTreeSet<&str> = cases.iter().map(|c| c.requirement).collect();
+    for r in REQUIREMENTS {
+        assert!(used.contains(r.id), "requirement {} has no case", r.id);
+    }
+}
+
+#[test]
+fn case_metadata_is_well_formed() {
+    let cases = cases();
+    let mut ids = BTreeSet::new();
+    for c in &cases {
+        assert!(ids.insert(c.id.clone()), "duplicate id {}", c.id);
+        assert!(
+            c.id.starts_with(&format!("{}.", c.area)),
+            "{} not in its area {}",
+            c.id,
+            c.area
+        );
+        assert!(
+            c.id.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ".-".contains(ch)),
+            "{}: ids are lowercase, digits, dots and dashes",
+            c.id
+        );
+        assert!(
+            !c.description.is_empty() && !c.description.contains('\n'),
+            "{}: one-line description",
+            c.id
+        );
+    }
+    let reqs: BTreeSet<&str> = REQUIREMENTS.iter().map(|r| r.id).collect();
+    assert_eq!(reqs.len(), REQUIREMENTS.len(), "duplicate requirement ids");
+}
