@@ -9,6 +9,7 @@
 //! - [`quirks`]: deliberate violations, one rule each, to prove the suite can fail.
 
 pub mod backend;
+pub mod control;
 pub mod engine;
 pub mod pci;
 pub mod quirks;

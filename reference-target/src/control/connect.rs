@@ -1,0 +1,390 @@
+//! Connecting a queue: the RDMA CM request, then the Fabrics Connect command.
+//!
+//! **CM request** (private data, 32 bytes), checked in this order, each failure a CM
+//! reject whose private data is `{recfmt 0, sts}`: fewer than 32 bytes → 01h invalid
+//! length; RECFMT ≠ 0 → 02h; QID above [`MAX_IO_QUEUES`] → 03h; HSQSIZE 0 or HSQSIZE + 1
+//! above the queue's limit (admin 32, I/O CAP.MQES + 1) → 04h; HRQSIZE 0 or above that
+//! limit → 05h; QP resources → 06h. Accepted: CRQSIZE = HSQSIZE + 1; the QP (admin queues
+//! too) is attached to the subsystem's NVMe-oF SRQ.
+//!
+//! **Fabrics Connect**, in this order (every failure with DNR): a second Connect on a
+//! connected queue → 0/0Ch; RECFMT ≠ 0 → 1/80h; the Connect data (1024 bytes, keyed: RDMA
+//! READ from the host, or in-capsule) with a bad SGL → 0/11h type, 0/0Fh length, 0/16h
+//! offset; QID ≠ the CM QID → 1/82h IPO QID. Admin queue: CNTLID ≠ FFFFh → 1/82h IPO
+//! CNTLID (IATTR 1); SUBNQN not this port's subsystem → 1/82h IPO SUBNQN (IATTR 1); host not
+//! allowed → 1/84h (the `allow-any-host` quirk or `allow_any_host` skips it); SQSIZE 0 or
+//! above 31 → 1/82h IPO SQSIZE. I/O queue: SUBNQN → as above; no controller with that
+//! CNTLID for this host → 1/82h IPO CNTLID (IATTR 1); controller not enabled → 0/0Ch; QID
+//! above the granted queues → 1/82h IPO QID; QID already connected → 0/0Ch; SQSIZE 0 or
+//! above MQES → 1/82h IPO SQSIZE. Success: DW0 = CNTLID; on an I/O queue of an offloaded
+//! subsystem, `qp_set_nvmf(ENABLE)` is called **before** the response is sent.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use harness::api::{OffloadProvider, QpNvmfFlags};
+use harness::fabric::{Access, ConnId, ConnParam, ListenerId, QpCap, QpInit};
+use harness::wire::{
+    connect_data_field, fabrics_field, CmAcceptRepr, CmRejectRepr, CmRejectStatus, CmRequest,
+    ConnectData, FabricsCmd, InvalidParam, Status, CM_REQUEST_LEN, CNTLID_DYNAMIC,
+    CONNECT_DATA_LEN, NQN_FIELD_LEN,
+};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::queue::{DataRef, Queue};
+use super::target::{ConnEntry, NvmfCtrl, Shared, IDLE_TICK};
+use crate::quirks::Quirk;
+
+/// Highest I/O queue ID a controller offers (and grants by default).
+pub const MAX_IO_QUEUES: u16 = 64;
+/// Deepest admin queue (NVMe-oF RDMA: 32 entries).
+pub const ADMIN_DEPTH_MAX: u32 = 32;
+
+fn reject(sh: &Shared, conn: ConnId, sts: CmRejectStatus, why: String) {
+    let r = CmRejectRepr {
+        recfmt: 0,
+        status: sts,
+    };
+    let _ = sh.ctx.cm_reject(conn, &r.to_bytes());
+    sh.log(format!("cm-reject sts={:#04x} {why}", sts as u16));
+}
+
+/// A CM connect request on one of the target's listeners: check, then accept (and start
+/// the connection task) or reject.
+pub(crate) fn on_connect_request(
+    sh: &Arc<Shared>,
+    conn: ConnId,
+    listener: ListenerId,
+    param: &ConnParam,
+) {
+    let Some(&sub) = sh.listeners.get(&listener) else {
+        reject(
+            sh,
+            conn,
+            CmRejectStatus::NoResources,
+            "unknown listener".into(),
+        );
+        return;
+    };
+    let pd_bytes = &param.private_data;
+    if pd_bytes.len() < CM_REQUEST_LEN {
+        reject(
+            sh,
+            conn,
+            CmRejectStatus::InvalidLength,
+            format!("private data of {} bytes", pd_bytes.len()),
+        );
+        return;
+    }
+    let v = CmRequest::new_unchecked(&pd_bytes[..CM_REQUEST_LEN]);
+    let (recfmt, qid, hrqsize, hsqsize) = (v.recfmt(), v.qid(), v.hrqsize(), v.hsqsize());
+    if recfmt != 0 {
+        reject(
+            sh,
+            conn,
+            CmRejectStatus::InvalidRecfmt,
+            format!("recfmt {recfmt}"),
+        );
+        return;
+    }
+    if qid > MAX_IO_QUEUES {
+        reject(sh, conn, CmRejectStatus::InvalidQid, format!("qid {qid}"));
+        return;
+    }
+    let s = &sh.subs[sub];
+    let limit = if qid == 0 {
+        ADMIN_DEPTH_MAX
+    } else {
+        u32::from(s.depth)
+    };
+    if hsqsize == 0 || u32::from(hsqsize) + 1 > limit {
+        reject(
+            sh,
+            conn,
+            CmRejectStatus::InvalidHsqsize,
+            format!("hsqsize {hsqsize} qid {qid}"),
+        );
+        return;
+    }
+    if hrqsize == 0 || u32::from(hrqsize) > limit {
+        reject(
+            sh,
+            conn,
+            CmRejectStatus::InvalidHrqsize,
+            format!("hrqsize {hrqsize} qid {qid}"),
+        );
+        return;
+    }
+    let ctx = &sh.ctx;
+    let depth = u32::from(hsqsize) + 1;
+    let built = (|| {
+        let cq = ctx.create_cq(4 * depth + 64)?;
+        let qp = match ctx.create_qp(
+            s.pd,
+            QpInit {
+                send_cq: cq,
+                recv_cq: cq,
+                srq: Some(s.srq.srq),
+                cap: QpCap {
+                    max_send_wr: 2 * depth + 16,
+                    max_recv_wr: 1,
+                    max_send_sge: 1,
+                    max_recv_sge: 1,
+                },
+            },
+        ) {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = ctx.destroy_cq(cq);
+                return Err(e);
+            }
+        };
+        let resp = ctx.reg_mr(s.pd, 64, Access::LOCAL_WRITE)?;
+        let data = ctx.reg_mr(s.pd, s.data_len, Access::LOCAL_WRITE)?;
+        Ok((cq, qp, resp, data))
+    })();
+    let (cq, qp, resp, data) = match built {
+        Ok(x) => x,
+        Err(e) => {
+            reject(
+                sh,
+                conn,
+                CmRejectStatus::NoResources,
+                format!("resources: {e}"),
+            );
+            return;
+        }
+    };
+    let accept = CmAcceptRepr {
+        recfmt: 0,
+        crqsize: hsqsize.saturating_add(1),
+    };
+    let ird = ctx.device_attr().max_qp_rd_atom.min(255) as u8;
+    let param_out = ConnParam {
+        private_data: accept.to_bytes().to_vec(),
+        responder_resources: 0,
+        initiator_depth: param.responder_resources.min(ird).max(1),
+        rnr_retry_count: 7,
+    };
+    let (tx, rx) = watch::channel(false);
+    sh.lock().conns.insert(conn, ConnEntry { cancel: tx });
+    if let Err(e) = ctx.cm_accept(conn, qp.id, &param_out) {
+        sh.lock().conns.remove(&conn);
+        let _ = ctx.destroy_qp(qp.id);
+        let _ = ctx.destroy_cq(cq);
+        let _ = ctx.dereg_mr(resp.id);
+        let _ = ctx.dereg_mr(data.id);
+        sh.log(format!("cm-accept-failed {e}"));
+        return;
+    }
+    sh.log(format!(
+        "cm-accept subsystem={} qid={qid} hsqsize={hsqsize} hrqsize={hrqsize}",
+        s.cfg.nqn
+    ));
+    let q = Queue::new(sh.clone(), sub, conn, qp.id, cq, qid, resp, data);
+    sh.spawn(q.run(rx));
+}
+
+/// Reads an NQN field: the bytes up to the first NUL, as UTF-8.
+fn nqn(field: &[u8]) -> Option<String> {
+    let end = field.iter().position(|b| *b == 0)?;
+    if end > harness::wire::NQN_MAX_LEN {
+        return None;
+    }
+    String::from_utf8(field[..end].to_vec()).ok()
+}
+
+fn invalid(p: InvalidParam) -> (Status, u64) {
+    (
+        Status::CONNECT_INVALID_PARAMETERS.with_dnr(),
+        u64::from(p.dw0()),
+    )
+}
+
+/// A Fabrics Connect capsule on `q`.
+pub(crate) async fn on_connect(q: &mut Queue, bytes: &[u8]) {
+    let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
+    let (status, result, inval) = connect_status(q, bytes).await;
+    if q.dead {
+        return;
+    }
+    q.respond(cid, status, result, inval).await;
+}
+
+async fn connect_status(q: &mut Queue, bytes: &[u8]) -> (Status, u64, Option<u32>) {
+    let sh = q.sh.clone();
+    let sub = &sh.subs[q.sub];
+    let fail = |s: Status| (s.with_dnr(), 0u64, None);
+    if q.cntlid.is_some() {
+        return fail(Status::COMMAND_SEQUENCE_ERROR);
+    }
+    let v = FabricsCmd::new_unchecked(&bytes[..64]);
+    let (recfmt, qid, sqsize, kato) = (v.recfmt(), v.qid(), v.sqsize(), v.kato());
+    if recfmt != 0 {
+        return fail(Status::CONNECT_INCOMPATIBLE_FORMAT);
+    }
+    // The Connect data.
+    let data = match q.data_ref(bytes, 0) {
+        Err(s) => return (s, 0, None),
+        Ok(None) => return fail(Status::DATA_SGL_LENGTH_INVALID),
+        Ok(Some(d)) => d,
+    };
+    let (data, inval) = match data {
+        DataRef::Keyed {
+            addr,
+            key,
+            len,
+            invalidate,
+        } => {
+            if len as usize != CONNECT_DATA_LEN {
+                return fail(Status::DATA_SGL_LENGTH_INVALID);
+            }
+            match q.rdma_read(addr, key, len).await {
+                Some(d) => (d, invalidate.then_some(key)),
+                None => return fail(Status::DATA_TRANSFER_ERROR),
+            }
+        }
+        DataRef::InCapsule { start, len } => {
+            if len as usize != CONNECT_DATA_LEN {
+                return fail(Status::DATA_SGL_LENGTH_INVALID);
+            }
+            (bytes[start..start + CONNECT_DATA_LEN].to_vec(), None)
+        }
+    };
+    let with = |(s, r): (Status, u64)| (s, r, inval);
+    if qid != q.cm_qid {
+        return with(invalid(InvalidParam::sqe(fabrics_field::CONNECT_QID.start)));
+    }
+    let cd = ConnectData::new_unchecked(&data[..]);
+    let cntlid = cd.cntlid();
+    let subnqn = nqn(&cd.subnqn_field()[..NQN_FIELD_LEN]);
+    let hostnqn = nqn(&cd.hostnqn_field()[..NQN_FIELD_LEN]);
+    let sub_ok = subnqn.as_deref() == Some(sub.cfg.nqn.as_str());
+    let ipo_sub = InvalidParam::data(connect_data_field::SUBNQN.start);
+    let ipo_cntlid = InvalidParam::data(connect_data_field::CNTLID.start);
+    let ipo_sqsize = InvalidParam::sqe(fabrics_field::CONNECT_SQSIZE.start);
+    let Some(hostnqn) = hostnqn else {
+        return with(invalid(InvalidParam::data(
+            connect_data_field::HOSTNQN.start,
+        )));
+    };
+    if qid == 0 {
+        if cntlid != CNTLID_DYNAMIC {
+            return with(invalid(ipo_cntlid));
+        }
+        if !sub_ok {
+            return with(invalid(ipo_sub));
+        }
+        let allowed = sub.cfg.allow_any_host
+            || sh.quirks.has(Quirk::AllowAnyHost)
+            || sub.cfg.hosts.contains(&hostnqn);
+        if !allowed {
+            sh.log(format!(
+                "connect-host-refused subsystem={} host={hostnqn}",
+                sub.cfg.nqn
+            ));
+            return (Status::CONNECT_INVALID_HOST.with_dnr(), 0, inval);
+        }
+        if sqsize == 0 || u32::from(sqsize) + 1 > ADMIN_DEPTH_MAX {
+            return with(invalid(ipo_sqsize));
+        }
+        let id = {
+            let mut st = sh.lock();
+            let next = st.next_cntlid.entry(q.sub).or_insert(1);
+            let mut id = *next;
+            while st.ctrls.contains_key(&(q.sub, id)) || id == 0 || id >= 0xFFF0 {
+                id = if id >= 0xFFEF { 1 } else { id + 1 };
+            }
+            st.next_cntlid
+                .insert(q.sub, if id >= 0xFFEF { 1 } else { id + 1 });
+            st.ctrls.insert(
+                (q.sub, id),
+                NvmfCtrl {
+                    hostnqn: hostnqn.clone(),
+                    kato: std::time::Duration::from_millis(kato.into()),
+                    last_ka: Instant::now(),
+                    cc: 0,
+                    csts: 0,
+                    granted: None,
+                    io_qids: BTreeSet::new(),
+                    admin_conn: q.conn,
+                    io_conns: BTreeSet::new(),
+                },
+            );
+            id
+        };
+        q.cntlid = Some(id);
+        q.qid = 0;
+        sh.log(format!(
+            "ctrl-created subsystem={} cntlid={id} host={hostnqn} kato_ms={kato}",
+            sub.cfg.nqn
+        ));
+        if kato != 0 {
+            sh.spawn(kato_watchdog(sh.clone(), q.sub, id));
+        }
+        return (Status::SUCCESS, u64::from(id), inval);
+    }
+    if !sub_ok {
+        return with(invalid(ipo_sub));
+    }
+    {
+        let mut st = sh.lock();
+        let Some(ctrl) = st
+            .ctrls
+            .get_mut(&(q.sub, cntlid))
+            .filter(|c| c.hostnqn == hostnqn)
+        else {
+            return with(invalid(ipo_cntlid));
+        };
+        if ctrl.csts & 1 == 0 {
+            return fail(Status::COMMAND_SEQUENCE_ERROR);
+        }
+        if qid > ctrl.granted.unwrap_or(MAX_IO_QUEUES) {
+            return with(invalid(InvalidParam::sqe(fabrics_field::CONNECT_QID.start)));
+        }
+        if ctrl.io_qids.contains(&qid) {
+            return fail(Status::COMMAND_SEQUENCE_ERROR);
+        }
+        if sqsize == 0 || sqsize >= sub.depth {
+            return with(invalid(ipo_sqsize));
+        }
+        ctrl.io_qids.insert(qid);
+        ctrl.io_conns.insert(q.conn);
+    }
+    q.cntlid = Some(cntlid);
+    q.qid = qid;
+    if sub.cfg.offload {
+        // The shipped kernel's order: offload on, then the Connect response.
+        if let Err(e) = sh.engine.qp_set_nvmf(q.qp, QpNvmfFlags::ENABLE) {
+            sh.log(format!("qp-set-nvmf-failed qid={qid} errno={}", e.errno()));
+        }
+    }
+    sh.log(format!(
+        "io-queue-connected subsystem={} cntlid={cntlid} qid={qid} offload={}",
+        sub.cfg.nqn, sub.cfg.offload
+    ));
+    (Status::SUCCESS, u64::from(cntlid), inval)
+}
+
+/// Tears the controller down when no Keep Alive arrived within KATO.
+async fn kato_watchdog(sh: Arc<Shared>, sub: usize, cntlid: u16) {
+    loop {
+        let deadline = {
+            let st = sh.lock();
+            let Some(c) = st.ctrls.get(&(sub, cntlid)) else {
+                return;
+            };
+            c.last_ka + c.kato
+        };
+        if Instant::now() >= deadline {
+            sh.log(format!(
+                "kato-expired subsystem={} cntlid={cntlid}",
+                sh.subs[sub].cfg.nqn
+            ));
+            sh.teardown_ctrl(sub, cntlid, "keep alive timeout expired");
+            return;
+        }
+        tokio::time::sleep_until(deadline.min(Instant::now() + IDLE_TICK * 60)).await;
+    }
+}

@@ -1,0 +1,262 @@
+//! The software I/O path: I/O commands the engine does not offload (opcodes outside the
+//! SRQ's offload ops, QPs without offload, unmapped nsids, data pointers the engine does
+//! not take, transfers above `max_io_sz`), served through the same backend namespaces.
+//!
+//! Checks, in order (every error with DNR unless noted): SQE that does not parse → 0/11h
+//! when SGL1 is an undefined descriptor, else 0/02h; PSDT not SGL or a fused command →
+//! 0/02h; opcode other than Read/Write/Flush/Write Zeroes/DSM → 0/01h; nsid not in the
+//! subsystem → 0/0Bh; namespace released after a backend PCI error → 0/82h Namespace Not
+//! Ready (DNR set: it does not come back without reconfiguration); LBA range → 0/80h;
+//! PRINFO ≠ 0 → 0/02h; data pointer: read with in-capsule data → 0/02h, keyed length ≠
+//! the transfer → 0/0Fh, in-capsule past the capsule → 0/16h, other descriptors → 0/11h,
+//! transfer above the bounce buffer → 0/02h; media error → 2/81h (no DNR). A namespace
+//! briefly absent while its controller is re-created → 0/82h without DNR.
+//! Data moves by RDMA READ / WRITE with the host's keyed SGL or from the capsule; the
+//! response is a SEND (SEND with invalidate for 4Fh).
+
+use harness::wire::{Fuse, SglAddressing, SglRepr, SqeCommand, SqeRepr, Status};
+
+use super::queue::{DataRef, Queue};
+
+/// An I/O command on a connected I/O queue.
+pub(crate) async fn on_io(q: &mut Queue, bytes: &[u8]) {
+    let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
+    *q.sh.lock().sw_io.entry(q.sub).or_insert(0) += 1;
+    let (status, inval) = match SqeRepr::parse_bytes(&bytes[..64]) {
+        Err(_) => {
+            let psdt_sgl = (bytes[1] >> 6) & 0b11 != 0;
+            if psdt_sgl && SglRepr::parse_bytes(&bytes[24..40]).is_err() {
+                (Status::SGL_DESCRIPTOR_TYPE_INVALID.with_dnr(), None)
+            } else {
+                (Status::INVALID_FIELD.with_dnr(), None)
+            }
+        }
+        Ok(sqe) => serve(q, bytes, &sqe).await,
+    };
+    if q.dead {
+        return;
+    }
+    if !status.is_success() {
+        q.sh.log(format!(
+            "sw-io-error subsystem={} qid={} opcode={:#04x} nsid={} status={:#05x}",
+            q.sh.subs[q.sub].cfg.nqn,
+            q.qid,
+            bytes[0],
+            u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+            status.code()
+        ));
+    }
+    q.respond(cid, status, 0, inval).await;
+}
+
+enum Op {
+    Read { slba: u64, blocks: u64 },
+    Write { slba: u64, blocks: u64 },
+    Flush,
+    Zeroes { slba: u64, blocks: u64 },
+    Dsm { ranges: usize, deallocate: bool },
+}
+
+async fn serve(q: &mut Queue, bytes: &[u8], sqe: &SqeRepr) -> (Status, Option<u32>) {
+    let dnr = |s: Status| (s.with_dnr(), None);
+    if !sqe.psdt.is_sgl() || sqe.fuse != Fuse::Normal {
+        return dnr(Status::INVALID_FIELD);
+    }
+    let op = match sqe.command {
+        SqeCommand::Read(rw) | SqeCommand::Write(rw) if rw.prinfo != 0 => {
+            return dnr(Status::INVALID_FIELD)
+        }
+        SqeCommand::Read(rw) => Op::Read {
+            slba: rw.slba,
+            blocks: u64::from(rw.blocks()),
+        },
+        SqeCommand::Write(rw) => Op::Write {
+            slba: rw.slba,
+            blocks: u64::from(rw.blocks()),
+        },
+        SqeCommand::Flush => Op::Flush,
+        SqeCommand::WriteZeroes(wz) if wz.prinfo != 0 => return dnr(Status::INVALID_FIELD),
+        SqeCommand::WriteZeroes(wz) => Op::Zeroes {
+            slba: wz.slba,
+            blocks: u64::from(wz.nlb) + 1,
+        },
+        SqeCommand::DatasetManagement(d) => Op::Dsm {
+            ranges: d.ranges(),
+            deallocate: d.ad,
+        },
+        SqeCommand::Other { .. } => return dnr(Status::INVALID_OPCODE),
+    };
+    let sh = q.sh.clone();
+    let sub = &sh.subs[q.sub];
+    if matches!(op, Op::Flush) && sqe.nsid == u32::MAX {
+        return (Status::SUCCESS, None);
+    }
+    let Some(ns) = sub.cfg.namespaces.iter().find(|n| n.nsid == sqe.nsid) else {
+        return dnr(Status::INVALID_NAMESPACE);
+    };
+    let (backend, offline) = {
+        let st = sh.lock();
+        (
+            st.backends.get(&q.sub).map(|b| b.backend.clone()),
+            st.ns_offline.get(&(q.sub, ns.nsid)).copied(),
+        )
+    };
+    if offline.is_some() {
+        return dnr(Status::NAMESPACE_NOT_READY);
+    }
+    let Some(backend) = backend else {
+        return (Status::NAMESPACE_NOT_READY, None);
+    };
+    let nsid = ns.nsid;
+    let lba = u64::from(ns.lba_format.lba_data_size());
+    let nblocks = ns.blocks();
+    let in_range = |slba: u64, n: u64| slba.checked_add(n).is_some_and(|e| e <= nblocks);
+    let icdoff = usize::from(sub.attrs.icdoff) * 16;
+    let not_ready = (Status::NAMESPACE_NOT_READY, None);
+    match op {
+        Op::Read { slba, blocks } => {
+            if !in_range(slba, blocks) {
+                return dnr(Status::LBA_OUT_OF_RANGE);
+            }
+            let len = blocks * lba;
+            // Data to the host never travels in the capsule (checked before offsets).
+            if let Ok(SglRepr::DataBlock {
+                addressing: SglAddressing::Offset,
+                ..
+            }) = SglRepr::parse_bytes(&bytes[24..40])
+            {
+                return dnr(Status::INVALID_FIELD);
+            }
+            let (addr, key, invalidate) = match q.data_ref(bytes, icdoff) {
+                Err(s) => return (s, None),
+                Ok(Some(DataRef::Keyed {
+                    addr,
+                    key,
+                    len: l,
+                    invalidate,
+                })) => {
+                    if u64::from(l) != len {
+                        return dnr(Status::DATA_SGL_LENGTH_INVALID);
+                    }
+                    (addr, key, invalidate)
+                }
+                Ok(_) => return dnr(Status::INVALID_FIELD),
+            };
+            if len > q.data_mr.len {
+                return dnr(Status::INVALID_FIELD);
+            }
+            let got = backend.with_namespace(nsid, |n| {
+                if n.has_media_error(slba, blocks) {
+                    Err(Status::UNRECOVERED_READ_ERROR)
+                } else {
+                    n.read_blocks(slba, blocks)
+                        .map_err(|_| Status::INTERNAL_ERROR)
+                }
+            });
+            let data = match got {
+                None => return not_ready,
+                Some(Err(s)) => return (s, None),
+                Some(Ok(d)) => d,
+            };
+            if !q.rdma_write(addr, key, &data).await {
+                return (Status::DATA_TRANSFER_ERROR, None);
+            }
+            (Status::SUCCESS, invalidate.then_some(key))
+        }
+        Op::Write { slba, blocks } => {
+            if !in_range(slba, blocks) {
+                return dnr(Status::LBA_OUT_OF_RANGE);
+            }
+            let len = blocks * lba;
+            let (data, inval) = match fetch(q, bytes, icdoff, len).await {
+                Ok(x) => x,
+                Err(s) => return (s, None),
+            };
+            match backend.with_namespace(nsid, |n| n.write_blocks(slba, &data)) {
+                None => not_ready,
+                Some(Err(_)) => (Status::INTERNAL_ERROR, inval),
+                Some(Ok(())) => (Status::SUCCESS, inval),
+            }
+        }
+        Op::Flush => match backend.with_namespace(nsid, |n| n.flush()) {
+            None => not_ready,
+            Some(Err(_)) => (Status::INTERNAL_ERROR, None),
+            Some(Ok(())) => (Status::SUCCESS, None),
+        },
+        Op::Zeroes { slba, blocks } => {
+            if !in_range(slba, blocks) {
+                return dnr(Status::LBA_OUT_OF_RANGE);
+            }
+            match backend.with_namespace(nsid, |n| n.zero_blocks(slba, blocks)) {
+                None => not_ready,
+                Some(Err(_)) => (Status::INTERNAL_ERROR, None),
+                Some(Ok(())) => (Status::SUCCESS, None),
+            }
+        }
+        Op::Dsm { ranges, deallocate } => {
+            let (raw, inval) = match fetch(q, bytes, icdoff, 16 * ranges as u64).await {
+                Ok(x) => x,
+                Err(s) => return (s, None),
+            };
+            let list: Vec<(u64, u64)> = raw
+                .chunks_exact(16)
+                .map(|r| {
+                    let n = u32::from_le_bytes([r[4], r[5], r[6], r[7]]);
+                    let mut s = [0u8; 8];
+                    s.copy_from_slice(&r[8..16]);
+                    (u64::from_le_bytes(s), u64::from(n))
+                })
+                .collect();
+            if list.iter().any(|&(s, n)| !in_range(s, n)) {
+                return (Status::LBA_OUT_OF_RANGE.with_dnr(), inval);
+            }
+            if !deallocate {
+                return (Status::SUCCESS, inval);
+            }
+            let r = backend.with_namespace(nsid, |n| {
+                list.iter().try_for_each(|&(s, c)| n.zero_blocks(s, c))
+            });
+            match r {
+                None => not_ready,
+                Some(Err(_)) => (Status::INTERNAL_ERROR, inval),
+                Some(Ok(())) => (Status::SUCCESS, inval),
+            }
+        }
+    }
+}
+
+/// The host-to-target data of a command, `len` bytes: RDMA READ (keyed) or the capsule.
+/// Returns the data and the key to invalidate with the response.
+async fn fetch(
+    q: &mut Queue,
+    bytes: &[u8],
+    icdoff: usize,
+    len: u64,
+) -> Result<(Vec<u8>, Option<u32>), Status> {
+    match q.data_ref(bytes, icdoff)? {
+        Some(DataRef::Keyed {
+            addr,
+            key,
+            len: l,
+            invalidate,
+        }) => {
+            if u64::from(l) != len {
+                return Err(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
+            }
+            if len > q.data_mr.len {
+                return Err(Status::INVALID_FIELD.with_dnr());
+            }
+            match q.rdma_read(addr, key, l).await {
+                Some(d) => Ok((d, invalidate.then_some(key))),
+                None => Err(Status::DATA_TRANSFER_ERROR),
+            }
+        }
+        Some(DataRef::InCapsule { start, len: l }) => {
+            if u64::from(l) != len {
+                return Err(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
+            }
+            Ok((bytes[start..start + l as usize].to_vec(), None))
+        }
+        None => Err(Status::DATA_SGL_LENGTH_INVALID.with_dnr()),
+    }
+}

@@ -1,0 +1,394 @@
+//! One connection (one NVMe-oF queue) as software sees it.
+//!
+//! Its QP is attached to the subsystem's NVMe-oF SRQ; capsules the engine does not serve
+//! arrive as receives of the subsystem's shared receive buffers, completing on the
+//! connection's own CQ (which also carries its sends). The connection task handles one
+//! capsule at a time: it reads it, gives the buffer back to the SRQ, and dispatches it
+//! (Connect, admin, or the software I/O path). Data moves with RDMA READ / WRITE through
+//! the connection's bounce buffer; each response is one SEND (with invalidate for a 4Fh
+//! SGL) of a 16-byte CQE from the connection's response buffer. Every wait is bounded.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use harness::fabric::{
+    ConnId, CqId, MrInfo, QpId, RecvWr, SendOp, SendWr, WcStatus, WorkCompletion,
+};
+use harness::wire::{CqeRepr, SglAddressing, SglRepr, Status, FABRICS_OPCODE, SQE_LEN};
+use tokio::sync::watch;
+
+use super::target::{Shared, IDLE_TICK, OP_BOUND};
+use super::{admin, connect, io};
+
+/// Work request ids of sends carry this bit; receive ids are buffer slot numbers.
+const SEND_TAG: u64 = 1 << 40;
+
+/// The data a command's SGL1 names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DataRef {
+    /// Host memory, keyed (`invalidate`: 4Fh).
+    Keyed {
+        addr: u64,
+        key: u32,
+        len: u32,
+        invalidate: bool,
+    },
+    /// In the capsule, at this byte offset of the capsule (SQE included), this long.
+    InCapsule { start: usize, len: u32 },
+}
+
+/// A connection: see the module docs.
+pub(crate) struct Queue {
+    pub sh: Arc<Shared>,
+    pub sub: usize,
+    pub conn: ConnId,
+    pub qp: QpId,
+    pub cq: CqId,
+    /// QID of the CM private data.
+    pub cm_qid: u16,
+    pub resp_mr: MrInfo,
+    pub data_mr: MrInfo,
+    pending: VecDeque<WorkCompletion>,
+    next_wr: u64,
+    /// Capsules software received on this queue (SQHD of software's responses).
+    pub received: u16,
+    /// The controller after a successful Connect.
+    pub cntlid: Option<u16>,
+    /// The queue's QID after a successful Connect.
+    pub qid: u16,
+    /// The QP failed or the host is gone: stop.
+    pub dead: bool,
+}
+
+impl Queue {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        sh: Arc<Shared>,
+        sub: usize,
+        conn: ConnId,
+        qp: QpId,
+        cq: CqId,
+        cm_qid: u16,
+        resp_mr: MrInfo,
+        data_mr: MrInfo,
+    ) -> Queue {
+        Queue {
+            sh,
+            sub,
+            conn,
+            qp,
+            cq,
+            cm_qid,
+            resp_mr,
+            data_mr,
+            pending: VecDeque::new(),
+            next_wr: 0,
+            received: 0,
+            cntlid: None,
+            qid: cm_qid,
+            dead: false,
+        }
+    }
+
+    /// The connection task: capsules until cancelled, disconnected or broken.
+    pub(crate) async fn run(mut self, mut cancel: watch::Receiver<bool>) {
+        loop {
+            if *cancel.borrow() || self.dead {
+                break;
+            }
+            let wc = match self.pending.pop_front() {
+                Some(wc) => wc,
+                None => match self.sh.ctx.poll_cq(self.cq, 1) {
+                    Err(_) => break,
+                    Ok(mut v) => match v.pop() {
+                        Some(wc) => wc,
+                        None => {
+                            tokio::select! {
+                                r = self.sh.ctx.wait_cq(self.cq) => if r.is_err() { break },
+                                r = cancel.changed() => if r.is_err() { break },
+                                _ = tokio::time::sleep(IDLE_TICK) => {}
+                            }
+                            continue;
+                        }
+                    },
+                },
+            };
+            self.on_wc(wc).await;
+        }
+        self.cleanup();
+    }
+
+    async fn on_wc(&mut self, wc: WorkCompletion) {
+        if wc.wr_id & SEND_TAG != 0 {
+            if wc.status != WcStatus::Success {
+                self.dead = true;
+            }
+            return;
+        }
+        let sub = &self.sh.subs[self.sub];
+        let slot = wc.wr_id;
+        let mut bytes = vec![0u8; (u64::from(wc.byte_len)).min(sub.slot_len) as usize];
+        let ok = wc.status == WcStatus::Success
+            && self
+                .sh
+                .ctx
+                .mr_read(sub.recv_mr.id, slot * sub.slot_len, &mut bytes)
+                .is_ok();
+        if wc.status != WcStatus::WrFlushErr {
+            let wr = RecvWr {
+                wr_id: slot,
+                sg_list: vec![sub.recv_mr.sge(slot * sub.slot_len, sub.slot_len as u32)],
+            };
+            let _ = self.sh.ctx.post_srq_recv(sub.srq.srq, &wr);
+        }
+        if !ok {
+            self.dead = true;
+            return;
+        }
+        self.received = self.received.wrapping_add(1);
+        self.on_capsule(bytes).await;
+    }
+
+    async fn on_capsule(&mut self, bytes: Vec<u8>) {
+        if bytes.len() < SQE_LEN {
+            // Not even a command: answer if a CID can be read, else drop it.
+            if bytes.len() >= 4 {
+                let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
+                self.respond(cid, Status::INVALID_FIELD.with_dnr(), 0, None)
+                    .await;
+            }
+            return;
+        }
+        let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
+        let opcode = bytes[0];
+        if opcode == FABRICS_OPCODE && bytes[4] == 0x01 {
+            connect::on_connect(self, &bytes).await;
+        } else if self.cntlid.is_none() {
+            self.sh.log(format!(
+                "command-before-connect subsystem={} cm_qid={} opcode={opcode:#04x} cid={cid}",
+                self.sh.subs[self.sub].cfg.nqn, self.cm_qid
+            ));
+            self.respond(cid, Status::COMMAND_SEQUENCE_ERROR.with_dnr(), 0, None)
+                .await;
+        } else if self.qid == 0 {
+            if opcode == FABRICS_OPCODE {
+                admin::on_fabrics(self, &bytes).await;
+            } else {
+                admin::on_admin(self, &bytes).await;
+            }
+        } else if opcode == FABRICS_OPCODE {
+            self.respond(cid, Status::INVALID_OPCODE.with_dnr(), 0, None)
+                .await;
+        } else {
+            io::on_io(self, &bytes).await;
+        }
+    }
+
+    /// Interprets SGL1 (bytes 24..40) of a capsule: `Err(status)` for a descriptor the
+    /// target does not take (type → 0/11h).
+    pub(crate) fn data_ref(&self, bytes: &[u8], icdoff: usize) -> Result<Option<DataRef>, Status> {
+        let Ok(sgl) = SglRepr::parse_bytes(&bytes[24..40]) else {
+            return Err(Status::SGL_DESCRIPTOR_TYPE_INVALID.with_dnr());
+        };
+        match sgl {
+            SglRepr::KeyedDataBlock {
+                invalidate,
+                address,
+                length,
+                key,
+            } => Ok(Some(DataRef::Keyed {
+                addr: address,
+                key,
+                len: length,
+                invalidate,
+            })),
+            SglRepr::DataBlock {
+                addressing: SglAddressing::Offset,
+                address,
+                length,
+            } => {
+                let start = (SQE_LEN + icdoff) as u64 + address;
+                let end = start.checked_add(u64::from(length));
+                match end {
+                    Some(e) if e <= bytes.len() as u64 => Ok(Some(DataRef::InCapsule {
+                        start: start as usize,
+                        len: length,
+                    })),
+                    _ => Err(Status::SGL_OFFSET_INVALID.with_dnr()),
+                }
+            }
+            _ => Err(Status::SGL_DESCRIPTOR_TYPE_INVALID.with_dnr()),
+        }
+    }
+
+    fn post(&mut self, op: SendOp, sg: Vec<harness::fabric::Sge>) -> Option<u64> {
+        self.next_wr += 1;
+        let id = SEND_TAG | self.next_wr;
+        match self.sh.ctx.post_send(self.qp, &SendWr::new(id, op, sg)) {
+            Ok(()) => Some(id),
+            Err(_) => {
+                self.dead = true;
+                None
+            }
+        }
+    }
+
+    /// Waits (bounded) for the completion of send `id`; receives that complete meanwhile
+    /// are kept for later. False (and the queue is dead) unless it succeeded.
+    async fn complete(&mut self, id: u64) -> bool {
+        let deadline = tokio::time::Instant::now() + OP_BOUND;
+        loop {
+            let wcs = match self.sh.ctx.poll_cq(self.cq, 16) {
+                Ok(v) => v,
+                Err(_) => {
+                    self.dead = true;
+                    return false;
+                }
+            };
+            let mut found = None;
+            for wc in wcs {
+                if wc.wr_id == id {
+                    found = Some(wc.status);
+                } else if wc.wr_id & SEND_TAG != 0 {
+                    if wc.status != WcStatus::Success {
+                        self.dead = true;
+                    }
+                } else {
+                    self.pending.push_back(wc);
+                }
+            }
+            if let Some(s) = found {
+                if s != WcStatus::Success {
+                    self.dead = true;
+                }
+                return s == WcStatus::Success;
+            }
+            match tokio::time::timeout_at(deadline, self.sh.ctx.wait_cq(self.cq)).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    self.dead = true;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// RDMA READ of `len` bytes of host memory; `None` when it failed (queue dead).
+    pub(crate) async fn rdma_read(&mut self, addr: u64, key: u32, len: u32) -> Option<Vec<u8>> {
+        if u64::from(len) > self.data_mr.len {
+            return None;
+        }
+        let sge = self.data_mr.sge(0, len);
+        let id = self.post(
+            SendOp::RdmaRead {
+                remote_addr: addr,
+                rkey: key,
+            },
+            vec![sge],
+        )?;
+        if !self.complete(id).await {
+            return None;
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.sh.ctx.mr_read(self.data_mr.id, 0, &mut buf).ok()?;
+        Some(buf)
+    }
+
+    /// RDMA WRITE of `data` into host memory; false when it failed (queue dead).
+    pub(crate) async fn rdma_write(&mut self, addr: u64, key: u32, data: &[u8]) -> bool {
+        if data.len() as u64 > self.data_mr.len {
+            return false;
+        }
+        if self.sh.ctx.mr_write(self.data_mr.id, 0, data).is_err() {
+            return false;
+        }
+        let sge = self.data_mr.sge(0, data.len() as u32);
+        let Some(id) = self.post(
+            SendOp::RdmaWrite {
+                remote_addr: addr,
+                rkey: key,
+            },
+            vec![sge],
+        ) else {
+            return false;
+        };
+        self.complete(id).await
+    }
+
+    /// Sends the response capsule: SQHD = capsules software received on this queue,
+    /// SQID = the queue's QID; SEND with invalidate of `invalidate` when given.
+    pub(crate) async fn respond(
+        &mut self,
+        cid: u16,
+        status: Status,
+        result: u64,
+        invalidate: Option<u32>,
+    ) {
+        if self.dead {
+            return;
+        }
+        let cqe = CqeRepr {
+            result,
+            sq_head: self.received,
+            sq_id: self.qid,
+            cid,
+            phase: false,
+            status,
+        };
+        let Ok(bytes) = cqe.to_bytes() else { return };
+        if self.sh.ctx.mr_write(self.resp_mr.id, 0, &bytes).is_err() {
+            self.dead = true;
+            return;
+        }
+        let op = match invalidate {
+            Some(rkey) => SendOp::SendWithInv { rkey },
+            None => SendOp::Send,
+        };
+        let sge = self.resp_mr.sge(0, 16);
+        if let Some(id) = self.post(op, vec![sge]) {
+            self.complete(id).await;
+        }
+    }
+
+    /// The queue ends: forget it in its controller (the admin queue takes the controller
+    /// and its I/O queues with it), then free its objects.
+    fn cleanup(self) {
+        let sh = self.sh.clone();
+        let admin_of = {
+            let mut st = sh.lock();
+            st.conns.remove(&self.conn);
+            match self.cntlid {
+                Some(c) if self.qid != 0 => {
+                    if let Some(ctrl) = st.ctrls.get_mut(&(self.sub, c)) {
+                        if ctrl.io_conns.remove(&self.conn) {
+                            ctrl.io_qids.remove(&self.qid);
+                        }
+                    }
+                    None
+                }
+                Some(c) => st
+                    .ctrls
+                    .get(&(self.sub, c))
+                    .filter(|x| x.admin_conn == self.conn)
+                    .map(|_| c),
+                None => None,
+            }
+        };
+        if let Some(c) = admin_of {
+            sh.teardown_ctrl(self.sub, c, "admin queue disconnected");
+        }
+        let ctx = &sh.ctx;
+        let _ = ctx.cm_disconnect(self.conn);
+        let _ = ctx.cm_destroy(self.conn);
+        let _ = ctx.destroy_qp(self.qp);
+        let _ = ctx.destroy_cq(self.cq);
+        let _ = ctx.dereg_mr(self.resp_mr.id);
+        let _ = ctx.dereg_mr(self.data_mr.id);
+        sh.log(format!(
+            "queue-closed subsystem={} qid={} cntlid={}",
+            sh.subs[self.sub].cfg.nqn,
+            self.qid,
+            self.cntlid.map_or("-".into(), |c| c.to_string())
+        ));
+    }
+}

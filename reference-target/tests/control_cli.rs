@@ -1,0 +1,109 @@
+//! The `nvmf-reference-target` command: quirk listing, usage errors, the sim self-test.
+
+use std::path::Path;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nvmf-reference-target"))
+}
+
+fn reference() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/configs/reference.toml")
+}
+
+#[test]
+fn list_quirks_names_each_with_a_description() {
+    let out = bin().arg("--list-quirks").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 12, "{text}");
+    assert_eq!(lines.len(), reference_target::quirks::Quirk::ALL.len());
+    assert!(lines.iter().any(|l| l.starts_with("allow-any-host ")));
+    assert!(
+        lines.iter().all(|l| l.split_whitespace().count() >= 3),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_config_names_the_field_and_exits_2() {
+    let dir = std::env::temp_dir().join(format!("nvmf-rt-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("bad.toml");
+    let text = std::fs::read_to_string(reference())
+        .unwrap()
+        .replace("lba_format = \"4096+64\"", "lba_format = \"4096+65\"");
+    std::fs::write(&p, text).unwrap();
+    let out = bin().arg("--config").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("subsystem.namespace.lba_format"), "{err}");
+    assert!(err.contains("bad.toml:"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = bin()
+        .args(["--fabric", "verbs", "--config"])
+        .arg(reference())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not built in this build"));
+    let out = bin()
+        .args(["--quirk", "be-nice", "--config"])
+        .arg(reference())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = bin().output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "--config is required");
+}
+
+#[test]
+fn self_test_on_sim_passes() {
+    let out = bin()
+        .args(["--fabric", "sim", "--self-test", "--config"])
+        .arg(reference())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("self-test: PASSED"), "{text}");
+    assert_eq!(text.matches("read back OK").count(), 5, "{text}");
+}
+
+#[test]
+fn self_test_failure_exits_1() {
+    // The quirk leaves the first offloaded read unanswered: the self-test must fail.
+    let out = bin()
+        .args(["--self-test", "--quirk", "hang-one-command", "--config"])
+        .arg(reference())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("self-test: FAILED"), "{text}");
+}
+
+#[test]
+fn software_only_fixture_self_test() {
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/configs/software-only.toml");
+    let out = bin()
+        .args(["--self-test", "--seed", "5", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("write_cmds=0 read_cmds=0"),
+        "the software-only subsystem: {text}"
+    );
+    assert!(
+        text.contains("write_cmds=1 read_cmds=1"),
+        "the offloaded one: {text}"
+    );
+}

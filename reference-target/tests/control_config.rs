@@ -1,0 +1,149 @@
+//! The configuration file: every shipped fixture parses; every error names the field (and
+//! the line when there is one).
+
+use std::path::Path;
+
+use reference_target::backend::LbaFormat;
+use reference_target::control::{Backing, Config, ConfigError};
+use reference_target::quirks::Quirk;
+
+fn configs_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/configs")
+}
+
+#[test]
+fn every_fixture_config_parses() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(configs_dir()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            let c = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!c.ports.is_empty(), "{}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "fixtures found: {n}");
+}
+
+#[test]
+fn reference_fixture_has_every_lba_format() {
+    let c = Config::load(&configs_dir().join("reference.toml")).unwrap();
+    assert_eq!(c.profile.name, "full");
+    assert_eq!(c.subsystems.len(), 1);
+    let s = &c.subsystems[0];
+    assert_eq!(s.staging_buf, Some(4 << 20));
+    assert_eq!(s.queue_depth, 128);
+    assert!(s.offload);
+    let formats: Vec<LbaFormat> = s.namespaces.iter().map(|n| n.lba_format).collect();
+    assert_eq!(formats, LbaFormat::SUPPORTED.to_vec());
+    assert!(s.namespaces.iter().all(|n| n.backing == Backing::Ram));
+    assert_eq!(s.namespaces[0].blocks(), 16 * 1024 * 1024 / 512);
+}
+
+const BASE: &str = r#"
+profile = "full"
+quirks = ["allow-any-host"]
+
+[[port]]
+addr = "127.0.10.1:4420"
+subsystem = "nqn.x:a"
+
+[[subsystem]]
+nqn = "nqn.x:a"
+hosts = ["nqn.h:1"]
+
+[[subsystem.namespace]]
+nsid = 1
+backing = "file:/tmp/ns1.img"
+size = 1048576
+lba_format = "4096+8"
+"#;
+
+fn err(text: &str) -> ConfigError {
+    Config::parse("t.toml", text).unwrap_err()
+}
+
+#[test]
+fn base_parses() {
+    let c = Config::parse("t.toml", BASE).unwrap();
+    assert!(c.quirks.has(Quirk::AllowAnyHost));
+    let n = &c.subsystems[0].namespaces[0];
+    assert_eq!(n.backing, Backing::File("/tmp/ns1.img".into()));
+    assert_eq!(n.size, 1 << 20);
+    assert_eq!(n.lba_format, LbaFormat::L4096_8);
+    assert_eq!(c.subsystems[0].queue_depth, 128, "default");
+}
+
+#[test]
+fn errors_name_the_field_and_line() {
+    let e = err(&BASE.replace("\"4096+8\"", "\"1024\""));
+    assert_eq!(e.field, "subsystem.namespace.lba_format");
+    assert_eq!(e.line, Some(17));
+    assert!(
+        e.to_string()
+            .starts_with("t.toml:17: subsystem.namespace.lba_format:"),
+        "{e}"
+    );
+
+    let dup = BASE.to_string() + "[[subsystem.namespace]]\nnsid = 1\nsize = \"1MiB\"\n";
+    let e = err(&dup);
+    assert_eq!(e.field, "subsystem.namespace.nsid");
+    assert!(e.message.contains("duplicate nsid 1"), "{e}");
+    assert_eq!(e.line, Some(19));
+
+    let e = err(&BASE.replace("subsystem = \"nqn.x:a\"", "subsystem = \"nqn.x:b\""));
+    assert_eq!(e.field, "port.subsystem");
+    assert!(e.message.contains("nqn.x:b"), "{e}");
+    assert_eq!(e.line, Some(7));
+
+    let e = err(&BASE.replace("size = 1048576", "size = \"lots\""));
+    assert_eq!(e.field, "subsystem.namespace.size");
+    let e = err(&BASE.replace("size = 1048576", "size = \"12345\""));
+    assert_eq!(e.field, "subsystem.namespace.size", "not whole blocks");
+
+    let e = err(&BASE.replace("hosts = [", "colour = \"blue\"\nhosts = ["));
+    assert_eq!(e.field, "colour", "{e}");
+    assert!(e.message.contains("unknown field"), "{e}");
+    assert_eq!(e.line, Some(11));
+
+    let e = err(&BASE.replace("\"allow-any-host\"", "\"be-nice\""));
+    assert_eq!(e.field, "quirks");
+    assert!(e.message.contains("be-nice"));
+
+    let e = err(&BASE.replace("profile = \"full\"", "profile = \"huge\""));
+    assert_eq!(e.field, "profile");
+
+    let e = err(&BASE.replace("backing = \"file:/tmp/ns1.img\"", "backing = \"tape\""));
+    assert_eq!(e.field, "subsystem.namespace.backing");
+
+    let e = err(&BASE.replace("127.0.10.1:4420", "here"));
+    assert_eq!(e.field, "port.addr");
+
+    let e = err(&BASE.replace("nsid = 1", "nsid = 0"));
+    assert_eq!(e.field, "subsystem.namespace.nsid");
+
+    let e = err(&BASE.replace("nsid = 1", "nsid = \"one\""));
+    assert!(e.line.is_some(), "{e}");
+    assert!(e.to_string().contains("nsid"), "{e}");
+
+    let e = err(&(BASE.to_string() + "[[subsystem]]\nnqn = \"nqn.x:a\"\n"));
+    assert_eq!(e.field, "subsystem.nqn");
+    assert!(e.message.contains("duplicate"));
+}
+
+#[test]
+fn profile_by_path() {
+    let text = BASE.replace(
+        "profile = \"full\"",
+        &format!(
+            "profile = \"{}\"",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fixtures/profiles/tight.toml")
+                .display()
+        ),
+    );
+    let c = Config::parse("t.toml", &text).unwrap();
+    assert_eq!(c.profile.name, "tight");
+    let e = err(&BASE.replace("profile = \"full\"", "profile = \"/nonexistent/p.toml\""));
+    assert_eq!(e.field, "profile");
+}
