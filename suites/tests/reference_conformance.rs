@@ -34,10 +34,16 @@ fn every_profile_conforms() {
             .collect();
         assert!(bad.is_empty(), "profile {profile}:\n{}", bad.join("\n"));
         let passed = result.count("pass");
-        assert!(
-            passed * 10 >= result.cases.len() * 9,
-            "profile {profile}: only {passed} passed"
-        );
+        if profile == "full" {
+            // The complete device runs nearly everything; only what needs a lesser device
+            // (an op it cannot offload, no non-offloaded ops) skips.
+            assert!(
+                passed * 20 >= result.cases.len() * 19,
+                "profile full: only {passed} of {} passed",
+                result.cases.len()
+            );
+        }
+        assert!(passed > 0, "profile {profile}: nothing passed");
         for c in &result.cases {
             if let Verdict::Skip(why) = &c.verdict {
                 assert!(!why.is_empty(), "{} skipped without a reason", c.id);
@@ -47,26 +53,61 @@ fn every_profile_conforms() {
 }
 
 #[test]
-fn api_quirks_are_caught() {
-    for (quirk, case) in [
-        (Quirk::EexistPerCtrl, "mapping.eexist.other-ctrl-same-srq"),
-        (Quirk::UnmapMissingOk, "mapping.enoent.never-mapped"),
-        (Quirk::LbaSizeUnchecked, "mapping.lba-size.1024"),
-    ] {
-        let result = run::run(
-            &offload_entries(),
-            &opts("full", Quirks::one(quirk)),
-            |_| {},
-        );
-        let rec = result
-            .cases
-            .iter()
-            .find(|c| c.id == case)
-            .expect("case exists");
+fn device_quirks_are_caught() {
+    // quirk, profile, a case that must catch it (the kill matrix proper is generated
+    // over the whole catalog; this pins the case named for each rule).
+    let table = [
+        (
+            Quirk::OffloadAtQpCreation,
+            "full",
+            "software.offload-not-enabled",
+        ),
+        (
+            Quirk::EexistPerCtrl,
+            "full",
+            "mapping.eexist.other-ctrl-same-srq",
+        ),
+        (Quirk::UnmapMissingOk, "full", "mapping.enoent.never-mapped"),
+        (Quirk::LbaSizeUnchecked, "full", "mapping.lba-size.1024"),
+        (
+            Quirk::UnsupportedOpSilent,
+            "minimal",
+            "unsupported.unknown-opcode",
+        ),
+        (Quirk::NoPciErrEvent, "full", "pci-error.idle"),
+        (Quirk::NoTimeoutEvent, "full", "timeout.event-and-answer"),
+        (
+            Quirk::LoseInflightOnPciErr,
+            "full",
+            "pci-error.in-flight-answered",
+        ),
+        (
+            Quirk::EarlyWriteAck,
+            "full",
+            "timeout.write-not-acknowledged-early",
+        ),
+        (Quirk::CqPhaseStuck, "full", "datapath.queue-wrap"),
+        (Quirk::SglLengthUnchecked, "full", "software.sgl-too-short"),
+        (
+            Quirk::HangOneCommand,
+            "full",
+            "datapath.write-read.lba-4096",
+        ),
+    ];
+    for (quirk, profile, case) in table {
+        let entries: Vec<Entry> = offload_entries()
+            .into_iter()
+            .filter(|e| e.id == case)
+            .collect();
+        assert_eq!(entries.len(), 1, "case {case} exists");
+        let result = run::run(&entries, &opts(profile, Quirks::one(quirk)), |_| {});
         assert!(
-            matches!(rec.verdict, Verdict::Fail(_)),
+            matches!(
+                result.cases[0].verdict,
+                Verdict::Fail(_) | Verdict::Error(_)
+            ),
             "quirk {quirk} not caught by {case}: {:?}",
-            rec.verdict
+            result.cases[0].verdict
         );
     }
 }

@@ -2,5 +2,9 @@
 
 pub mod caps;
 pub mod ctrl;
+pub mod datapath;
+pub mod faults;
 pub mod mapping;
+pub mod software;
 pub mod srq;
+pub mod unsupported;

@@ -103,6 +103,11 @@ impl Backends {
             .push(ctrl);
         Ok(attrs)
     }
+
+    /// The emulated controller behind attributes made by [`Backends::create`].
+    pub fn controller(&self, attrs: &NvmeCtrlAttrs) -> Option<Arc<BackendController>> {
+        self.bus.find(attrs.sqdb.mr, attrs.sqdb.addr)
+    }
 }
 
 /// What a case gets; see the module docs.

@@ -4,6 +4,7 @@
 
 pub mod dut;
 pub mod requirements;
+pub mod session;
 
 use std::fmt;
 use std::sync::Arc;
@@ -77,6 +78,10 @@ pub enum Need {
     TimeoutBounds,
     /// Backend controllers may have extra SQs (`max_extra_sqs` > 0).
     ExtraSqs,
+    /// The device supports this LBA data size (data + metadata bytes).
+    LbaSize(u32),
+    /// Capsules can carry one block of the smallest supported LBA data size in-capsule.
+    InCapsuleBlock,
     /// At least one op the device cannot offload (to check that asking for it fails).
     SomeOpNotOffloadable,
     /// Backend NVMe controllers the harness can create (emulated ones, on the reference
@@ -96,6 +101,12 @@ impl Need {
             Need::TimeoutBounds => caps.max_cmd_timeout_us != 0,
             Need::ExtraSqs => caps.max_extra_sqs > 0,
             Need::SomeOpNotOffloadable => caps.allowed_offload_ops() != OffloadOps::all(),
+            Need::LbaSize(s) => caps.supports_lba_data_size(s),
+            Need::InCapsuleBlock => caps
+                .lba_data_sizes
+                .iter()
+                .min()
+                .is_some_and(|b| u64::from(caps.max_ioccsz) * 16 >= 64 + u64::from(*b)),
             Need::Backends => dut_has_backends,
         };
         (!ok).then(|| match self {
@@ -107,6 +118,8 @@ impl Need {
             Need::TimeoutBounds => "device has no command timeout bounds".into(),
             Need::ExtraSqs => "device has no extra SQs per backend controller".into(),
             Need::SomeOpNotOffloadable => "device offloads every op".into(),
+            Need::LbaSize(s) => format!("device does not support LBA data size {s}"),
+            Need::InCapsuleBlock => "capsules cannot carry one block in-capsule".into(),
             Need::Backends => "no backend controllers can be created for this device".into(),
         })
     }
@@ -180,5 +193,9 @@ pub fn cases() -> Vec<Case> {
     v.extend(crate::areas::srq::cases());
     v.extend(crate::areas::ctrl::cases());
     v.extend(crate::areas::mapping::cases());
+    v.extend(crate::areas::datapath::cases());
+    v.extend(crate::areas::software::cases());
+    v.extend(crate::areas::unsupported::cases());
+    v.extend(crate::areas::faults::cases());
     v
 }

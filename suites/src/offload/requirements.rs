@@ -49,6 +49,33 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "MAP-LIMIT-SRQ", rule: "the SRQ's max_namespaces mappings succeed; one more fails with ENOSPC", source: RULE_BOOK },
     Requirement { id: "MAP-LIMIT-TOTAL", rule: "max_namespaces mappings succeed on the device; one more fails with ENOMEM", source: RULE_BOOK },
     Requirement { id: "MAP-UNKNOWN-CTRL", rule: "map_nsid and unmap_nsid naming no live controller fail with EINVAL", source: SHIPPED },
+    // datapath
+    Requirement { id: "DP-OFFLOAD-RW", rule: "on a QP with offload enabled, writes and reads of a mapped namespace with keyed SGLs are served by the device: data read back equals data written, no capsule reaches software, the namespace counters count them", source: RFC },
+    Requirement { id: "DP-SEND-INV", rule: "a command with a keyed SGL with invalidate (0x4F) is answered with SEND with invalidate of the host's key", source: "NVMe-oF RDMA" },
+    Requirement { id: "DP-IN-CAPSULE", rule: "a write with in-capsule data within the SRQ's IOCCSZ is offloaded", source: RFC },
+    Requirement { id: "DP-OFFLOAD-FLUSH", rule: "a flush on an SRQ offloading flush is served by the device and counted", source: RFC },
+    Requirement { id: "DP-OFFLOAD-WZ", rule: "a write zeroes on an SRQ offloading it leaves the blocks reading as zeroes", source: RFC },
+    Requirement { id: "DP-OFFLOAD-DSM", rule: "a dataset management deallocate on an SRQ offloading it leaves the range reading as zeroes", source: RFC },
+    Requirement { id: "DP-MAX-IO", rule: "a command of exactly max_io_sz is offloaded; one block more is not (software receives it)", source: SHIPPED },
+    Requirement { id: "DP-QUEUE-DEPTH", rule: "a full queue of commands in flight is answered, every one", source: RFC },
+    Requirement { id: "DP-QUEUE-WRAP", rule: "offloaded commands keep being served after the backend queues wrap (phase tags followed)", source: "NVMe" },
+    Requirement { id: "DP-ACK-AFTER-BACKEND", rule: "an offloaded write is acknowledged with success only after the backend completed it", source: RULE_BOOK },
+    Requirement { id: "DP-BACKEND-STATUS", rule: "an offloaded command the backend fails is answered with the backend's status and counted as an error", source: RULE_BOOK },
+    Requirement { id: "DP-RESPONSE", rule: "each offloaded response carries its command's CID", source: "NVMe-oF" },
+    // software path
+    Requirement { id: "SW-NOT-ENABLED", rule: "on a QP of an NVMe-oF SRQ without offload enabled, every capsule reaches software as an SRQ receive, byte for byte", source: RFC },
+    Requirement { id: "SW-NOT-OFFLOADED", rule: "with non-offloaded ops supported, a capsule the device does not offload (op, nsid, SGL, length, malformed) reaches software as an SRQ receive on its QP", source: RFC },
+    // unsupported
+    Requirement { id: "UNSUP-EVENT", rule: "without non-offloaded op support, a capsule the device cannot serve on an offloaded QP raises UNSUPPORTED_NVMF_OP with the QP and opcode, and the QP goes to error", source: RFC },
+    Requirement { id: "UNSUP-ISOLATED", rule: "a QP put in error by an unsupported op does not affect the other QPs of its SRQ", source: RULE_BOOK },
+    // pci-error, timeout
+    Requirement { id: "PCI-EVENT", rule: "a backend controller PCI error raises NVME_PCI_ERR naming that controller", source: RFC },
+    Requirement { id: "PCI-INFLIGHT-ANSWERED", rule: "every command in flight on, or later sent to, a controller that hit a PCI error is answered with an error status: none is dropped", source: RULE_BOOK },
+    Requirement { id: "PCI-ISOLATED", rule: "a PCI error on one controller leaves the other controllers of the SRQ serving", source: RULE_BOOK },
+    Requirement { id: "PCI-RECOVER", rule: "after software removes the failed controller and creates a new one, I/O to its namespaces works", source: SHIPPED },
+    Requirement { id: "TMO-EVENT", rule: "a backend command not completed within the controller's timeout raises NVME_TIMEOUT naming the controller, and the command is answered with an error", source: RFC },
+    Requirement { id: "TMO-ANSWERED", rule: "a stuck command is not answered before the controller's command timeout", source: RULE_BOOK },
+    Requirement { id: "TMO-RECOVER", rule: "a command that completes after its timeout is answered only once, and the queue keeps serving", source: RULE_BOOK },
 ];
 
 /// The requirement with this ID.

@@ -1,0 +1,464 @@
+//! Area `datapath`: offloaded reads, writes, flush, write zeroes and DSM on a connected
+//! queue, data compared, in every LBA format and SGL kind; the device answers without
+//! software, and its counters account for every command.
+
+use std::time::Duration;
+
+use harness::api::OffloadOps;
+use harness::initiator::{misbehave, DataMode};
+use harness::wire::{SglRepr, SqeCommand, SqeRepr, Status};
+use reference_target::backend::LbaFormat;
+
+use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
+use crate::offload::{Case, Dut, Failure, Need};
+use crate::{check, check_eq};
+
+const PORT: u16 = 4420;
+const RW: OffloadOps = OffloadOps::READ.union(OffloadOps::WRITE);
+
+/// Fails unless a completion has a success status.
+fn ok_status(what: &str, s: Status) -> Result<(), Failure> {
+    if s.is_success() {
+        Ok(())
+    } else {
+        Err(Failure(format!("{what}: expected success, got {s}")))
+    }
+}
+
+/// Nothing the host sent reached software.
+fn nothing_for_software(d: &Dut, s: &Session) -> Result<(), Failure> {
+    let wcs = d.ctx.poll_cq(s.cq, 64)?;
+    check!(
+        wcs.is_empty(),
+        "software received {} completion(s) for offloaded I/O",
+        wcs.len()
+    );
+    Ok(())
+}
+
+async fn write_read(d: Dut, format: LbaFormat, mode: DataMode) -> Result<(), Failure> {
+    let mut s = d
+        .session(
+            &SessionOpts {
+                format,
+                ..Default::default()
+            },
+            PORT,
+        )
+        .await?;
+    let bs = format.lba_data_size() as usize;
+    let per_cmd = ((d.caps.max_io_sz as usize).min(64 * 1024) / bs).max(1);
+    let mut slba = 0u64;
+    let mut total = 0usize;
+    let mut cmds = 0u64;
+    while total < 256 * 1024 {
+        let data = pattern(per_cmd * bs, slba as u8);
+        let w = s.io.write(slba, &data, mode).await?;
+        ok_status("write", w.cqe.status)?;
+        let r = s.io.read(slba, per_cmd as u32, mode).await?;
+        ok_status("read", r.cqe.status)?;
+        check!(
+            r.data == data,
+            "data read back at slba {slba} differs from what was written"
+        );
+        if mode == DataMode::KeyedInvalidate {
+            check_eq!(
+                r.invalidated_rkey,
+                r.rkey,
+                "0x4F read answered with SEND with invalidate"
+            );
+        }
+        slba += per_cmd as u64;
+        total += data.len();
+        cmds += 1;
+    }
+    settle().await;
+    let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
+    check_eq!(
+        (k.write_cmds, k.read_cmds),
+        (cmds, cmds),
+        "offloaded write/read commands counted"
+    );
+    check_eq!(
+        (k.write_blocks, k.read_blocks),
+        (slba, slba),
+        "blocks counted"
+    );
+    check_eq!(k.error_cmds, 0, "error commands");
+    nothing_for_software(&d, &s)
+}
+
+/// Lets the last acknowledgements of the fabric arrive.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+/// The cases of this area.
+pub fn cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    for format in LbaFormat::SUPPORTED {
+        let size = format.lba_data_size();
+        let name = if format.meta == 0 {
+            format!("{}", format.data)
+        } else {
+            format!("{}+{}", format.data, format.meta)
+        };
+        v.push(Case::new(
+            "datapath",
+            format!("write-read.lba-{}", name.replace('+', "-")),
+            "DP-OFFLOAD-RW",
+            format!("offloaded writes then reads of 256 KiB in LBA format {name} return the data written"),
+            &[Need::Ops(RW), Need::Backends, Need::LbaSize(size)],
+            move |d| write_read(d, format, DataMode::Keyed),
+        ));
+    }
+    v.push(Case::new(
+        "datapath",
+        "keyed-invalidate",
+        "DP-SEND-INV",
+        "a 0x4F keyed SGL is answered with SEND with invalidate of the host's key",
+        &[Need::Ops(RW), Need::Backends],
+        |d| async move {
+            let f = d.ns_format();
+            write_read(d, f, DataMode::KeyedInvalidate).await
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
+        "in-capsule-write",
+        "DP-IN-CAPSULE",
+        "a write of one block with in-capsule data is offloaded and reads back",
+        &[Need::Ops(RW), Need::Backends, Need::InCapsuleBlock],
+        |d| async move {
+            let f = LbaFormat::SUPPORTED
+                .into_iter()
+                .filter(|f| d.caps.supports_lba_data_size(f.lba_data_size()))
+                .min_by_key(|f| f.lba_data_size())
+                .ok_or_else(|| Failure("no supported LBA format the backend emulates".into()))?;
+            let bs = f.lba_data_size();
+            let mut s = d
+                .session(
+                    &SessionOpts {
+                        format: f,
+                        in_capsule: bs,
+                        ..Default::default()
+                    },
+                    PORT,
+                )
+                .await?;
+            let data = pattern(bs as usize, 5);
+            let w = s.io.write(3, &data, DataMode::InCapsule).await?;
+            ok_status("in-capsule write", w.cqe.status)?;
+            let r = s.io.read(3, 1, DataMode::Keyed).await?;
+            check!(
+                r.data == data,
+                "in-capsule data did not reach the namespace"
+            );
+            settle().await;
+            let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
+            check_eq!(k.write_inline_cmds, 1, "in-capsule writes counted");
+            nothing_for_software(&d, &s)
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
+        "flush",
+        "DP-OFFLOAD-FLUSH",
+        "an offloaded flush succeeds and is counted",
+        &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
+        |d| async move {
+            let mut s = d
+                .session(
+                    &SessionOpts {
+                        format: d.ns_format(),
+                        ..Default::default()
+                    },
+                    PORT,
+                )
+                .await?;
+            let c = s.io.flush().await?;
+            ok_status("flush", c.cqe.status)?;
+            settle().await;
+            check_eq!(
+                d.provider.ns_counters(s.ctrl, FE_NSID)?.flush_cmds,
+                1,
+                "flushes counted"
+            );
+            nothing_for_software(&d, &s)
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
+        "write-zeroes",
+        "DP-OFFLOAD-WZ",
+        "an offloaded write zeroes makes the blocks read back as zeroes",
+        &[Need::Ops(RW | OffloadOps::WRITE_ZEROES), Need::Backends],
+        |d| async move {
+            let f = d.ns_format();
+            let mut s = d
+                .session(
+                    &SessionOpts {
+                        format: f,
+                        ..Default::default()
+                    },
+                    PORT,
+                )
+                .await?;
+            let bs = f.lba_data_size() as usize;
+            ok_status(
+                "write",
+                s.io.write(8, &pattern(4 * bs, 1), DataMode::Keyed)
+                    .await?
+                    .cqe
+                    .status,
+            )?;
+            ok_status("write zeroes", s.io.write_zeroes(8, 4).await?.cqe.status)?;
+            let r = s.io.read(8, 4, DataMode::Keyed).await?;
+            check!(
+                r.data.iter().all(|b| *b == 0),
+                "blocks not zero after write zeroes"
+            );
+            nothing_for_software(&d, &s)
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
+        "dsm-deallocate",
+        "DP-OFFLOAD-DSM",
+        "an offloaded dataset management deallocate makes the range read back as zeroes",
+        &[Need::Ops(RW | OffloadOps::DATASET_MGMT), Need::Backends],
+        |d| async move {
+            let f = d.ns_format();
+            let mut s = d
+                .session(
+                    &SessionOpts {
+                        format: f,
+                        ..Default::default()
+                    },
+                    PORT,
+                )
+                .await?;
+            let bs = f.lba_data_size() as usize;
+            ok_status(
+                "write",
+                s.io.write(16, &pattern(8 * bs, 2), DataMode::Keyed)
+                    .await?
+                    .cqe
+                    .status,
+            )?;
+            ok_status(
+                "dsm",
+                s.io.dataset_management(&[(0, 8, 16)], true, DataMode::Keyed)
+                    .await?
+                    .cqe
+                    .status,
+            )?;
+            let r = s.io.read(16, 8, DataMode::Keyed).await?;
+            check!(
+                r.data.iter().all(|b| *b == 0),
+                "blocks not zero after deallocate"
+            );
+            nothing_for_software(&d, &s)
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
+        "max-io-sz.exact",
+        "DP-MAX-IO",
+        "a read of exactly max_io_sz is offloaded",
+        &[Need::Ops(RW), Need::Backends],
+        |d| async move {
+            let f = d.ns_format();
+            let mut s = d
+                .session(
+                    &SessionOpts {
+                        format: f,
+                        ..Default::default()
+                    },
+                    PORT,
+                )
+                .await?;
+            let blocks = s.attrs.max_io_sz / f.lba_data_size();
+            check!(blocks > 0, "max_io_sz below one block");
+            let r = s.io.read(0, blocks, DataMode::Keyed).await?;
+            ok_status("read of max_io_sz", r.cqe.status)?;
+            settle().await;
+            check_eq!(
+                d.provider.ns_counters(s.ctrl, FE_NSID)?.read_cmds,
+                1,
+                "offloaded reads"
+            );
+            nothing_for_software(&d, &s)
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
+        "max-io-sz.plus-one-block",
+        "DP-MAX-IO",
+        "a read one block past max_io_sz is not offloaded: software receives it",
+        &[Need::Ops(RW), Need::Backends, Need::NonOffloadedOps],
+        |d| async move {
+            let f = d.ns_format();
+            let mut s = d
+                .session(
+                    &SessionOpts {
+                        format: f,
+                        ..Default::default()
+                    },
+                    PORT,
+                )
+                .await?;
+            let blocks = s.attrs.max_io_sz / f.lba_data_size() + 1;
+            let sqe = misbehave::read_sqe(
+                7,
+                FE_NSID,
+                0,
+                blocks,
+                SglRepr::keyed(0x1000, blocks * f.lba_data_size(), 0x55),
+            )?;
+            misbehave::send_raw(s.io.queue(), &sqe)?;
+            let wc =
+                harness::fabric::wait::completion(d.ctx.as_ref(), s.cq, Duration::from_secs(5))
+                    .await?;
+            check_eq!(
+                wc.status,
+                harness::fabric::WcStatus::Success,
+                "software receive"
+            );
+            check_eq!(wc.qp, s.qp, "receive on the session's QP");
+            settle().await;
+            check_eq!(
+                d.provider.ns_counters(s.ctrl, FE_NSID)?.read_cmds,
+                0,
+                "offloaded reads"
+            );
+            Ok(())
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
+        "queue-depth-full",
+        "DP-QUEUE-DEPTH",
+        "a full queue of flushes in flight is answered, every one",
+        &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
+        |d| async move {
+            let mut s = d
+                .session(
+                    &SessionOpts {
+                        format: d.ns_format(),
+                        ..Default::default()
+                    },
+                    PORT,
+                )
+                .await?;
+            let n = 31usize;
+            let cids = misbehave::overrun_sqsize(s.io.queue(), FE_NSID, n)?;
+            for cid in cids {
+                let r =
+                    s.io.queue()
+                        .wait_response(cid, Duration::from_secs(5))
+                        .await?;
+                ok_status("flush", r.cqe.status)?;
+            }
+            settle().await;
+            check_eq!(
+                d.provider.ns_counters(s.ctrl, FE_NSID)?.flush_cmds,
+                n as u64,
+                "flushes counted"
+            );
+            Ok(())
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
+        "queue-wrap",
+        "DP-QUEUE-WRAP",
+        "commands keep being served after the backend queues wrap several times",
+        &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
+        |d| async move {
+            let mut s = d
+                .session(
+                    &SessionOpts {
+                        format: d.ns_format(),
+                        ..Default::default()
+                    },
+                    PORT,
+                )
+                .await?;
+            let n = 4 * s.attrs.nvme_queue_depth as u64 + 3;
+            for i in 0..n {
+                let c =
+                    s.io.flush()
+                        .await
+                        .map_err(|e| Failure(format!("flush {i} of {n}: {e}")))?;
+                ok_status("flush", c.cqe.status)?;
+            }
+            settle().await;
+            check_eq!(
+                d.provider.ns_counters(s.ctrl, FE_NSID)?.flush_cmds,
+                n,
+                "flushes counted"
+            );
+            Ok(())
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
+        "lba-out-of-range",
+        "DP-BACKEND-STATUS",
+        "an offloaded read past the namespace end is answered with the backend's LBA Out of Range",
+        &[Need::Ops(RW), Need::Backends],
+        |d| async move {
+            let mut s = d
+                .session(
+                    &SessionOpts {
+                        format: d.ns_format(),
+                        ..Default::default()
+                    },
+                    PORT,
+                )
+                .await?;
+            let r =
+                s.io.read(crate::offload::dut::NS_BLOCKS, 1, DataMode::Keyed)
+                    .await?;
+            check!(
+                r.cqe.status.same_code(Status::LBA_OUT_OF_RANGE),
+                "expected LBA Out of Range, got {}",
+                r.cqe.status
+            );
+            settle().await;
+            check_eq!(
+                d.provider.ns_counters(s.ctrl, FE_NSID)?.error_cmds,
+                1,
+                "errors counted"
+            );
+            Ok(())
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
+        "response-cid",
+        "DP-RESPONSE",
+        "each offloaded response carries its command's CID",
+        &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
+        |d| async move {
+            let mut s = d
+                .session(
+                    &SessionOpts {
+                        format: d.ns_format(),
+                        ..Default::default()
+                    },
+                    PORT,
+                )
+                .await?;
+            let q = s.io.queue();
+            let sqe = SqeRepr::new(0x1234, FE_NSID, SqeCommand::Flush, SglRepr::keyed(0, 0, 0))
+                .to_bytes()?;
+            misbehave::send_raw(q, &sqe)?;
+            let r = q.wait_response(0x1234, Duration::from_secs(5)).await?;
+            check_eq!(r.cqe.cid, 0x1234, "response CID");
+            ok_status("flush", r.cqe.status)
+        },
+    ));
+    v
+}

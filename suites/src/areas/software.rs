@@ -1,0 +1,82 @@
+//! Area `software`: what the device does not offload reaches software as an ordinary SRQ
+//! receive, byte for byte, on the QP it arrived on.
+
+use std::time::Duration;
+
+use harness::api::OffloadOps;
+use harness::fabric::{wait, WcStatus};
+use harness::initiator::misbehave;
+use harness::wire::{SglRepr, SqeRepr};
+
+use crate::offload::session::{SessionOpts, FE_NSID};
+use crate::offload::{Case, Dut, Failure, Need};
+use crate::{check, check_eq};
+
+const PORT: u16 = 4420;
+const BOUND: Duration = Duration::from_secs(5);
+
+/// Sends `capsule` and expects software to receive exactly it on the session's QP.
+async fn reaches_software(
+    d: &Dut,
+    opts: SessionOpts,
+    capsule: Vec<u8>,
+) -> Result<crate::offload::session::Session, Failure> {
+    let mut s = d.session(&opts, PORT).await?;
+    misbehave::send_raw(s.io.queue(), &capsule)?;
+    let wc = wait::completion(d.ctx.as_ref(), s.cq, BOUND).await?;
+    check_eq!(wc.status, WcStatus::Success, "software receive status");
+    check_eq!(wc.qp, s.qp, "the QP the capsule arrived on");
+    check_eq!(wc.byte_len as usize, capsule.len(), "received length");
+    let slot = (wc.wr_id - 1000) * u64::from(s.attrs.ioccsz) * 16;
+    let mut got = vec![0u8; capsule.len()];
+    d.ctx.mr_read(s.sw_buf.id, slot, &mut got)?;
+    check!(
+        got == capsule,
+        "software received different bytes than the host sent"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
+    check_eq!(
+        k.read_cmds + k.write_cmds + k.flush_cmds,
+        0,
+        "commands the device counted as offloaded"
+    );
+    let _ = &mut s;
+    Ok(s)
+}
+
+/// The cases of this area.
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new("software", "offload-not-enabled", "SW-NOT-ENABLED", "on a QP without offload enabled every I/O capsule reaches software", &[Need::Backends], |d| async move {
+            let sqe = misbehave::read_sqe(1, FE_NSID, 0, 1, SglRepr::keyed(0x1000, d.ns_format().lba_data_size(), 0x77))?;
+            reaches_software(&d, SessionOpts { format: d.ns_format(), offload: false, ..Default::default() }, sqe.to_vec()).await.map(|_| ())
+        }),
+        Case::new("software", "unmapped-nsid", "SW-NOT-OFFLOADED", "an I/O capsule for an unmapped nsid reaches software and counts as unknown-namespace", &[Need::Backends, Need::NonOffloadedOps, Need::Ops(OffloadOps::READ)], |d| async move {
+            let sqe = misbehave::read_sqe(1, 99, 0, 1, SglRepr::keyed(0x1000, d.ns_format().lba_data_size(), 0x77))?;
+            let s = reaches_software(&d, SessionOpts { format: d.ns_format(), ..Default::default() }, sqe.to_vec()).await?;
+            check_eq!(d.provider.srq_counters(s.srq.handle)?.unknown_ns_cmds, 1, "unknown-namespace commands");
+            Ok(())
+        }),
+        Case::new("software", "admin-opcode-on-io-queue", "SW-NOT-OFFLOADED", "a command the device does not offload (Identify's opcode) reaches software", &[Need::Backends, Need::NonOffloadedOps], |d| async move {
+            let sqe = misbehave::opcode_sqe(2, FE_NSID, 0x06)?;
+            reaches_software(&d, SessionOpts { format: d.ns_format(), ..Default::default() }, sqe.to_vec()).await.map(|_| ())
+        }),
+        Case::new("software", "fabrics-command", "SW-NOT-OFFLOADED", "a Fabrics command capsule (Property Get) on an I/O queue reaches software", &[Need::Backends, Need::NonOffloadedOps], |d| async move {
+            let mut sqe = [0u8; 64];
+            sqe[0] = 0x7f;
+            sqe[2] = 3;
+            sqe[4] = 0x04;
+            reaches_software(&d, SessionOpts { format: d.ns_format(), ..Default::default() }, sqe.to_vec()).await.map(|_| ())
+        }),
+        Case::new("software", "sgl-too-short", "SW-NOT-OFFLOADED", "a read whose keyed SGL is shorter than its data is not offloaded: software receives it", &[Need::Backends, Need::NonOffloadedOps, Need::Ops(OffloadOps::READ)], |d| async move {
+            let bs = d.ns_format().lba_data_size();
+            let sqe = misbehave::read_sqe(3, FE_NSID, 0, 2, SglRepr::keyed(0x1000, bs, 0x77))?;
+            reaches_software(&d, SessionOpts { format: d.ns_format(), ..Default::default() }, sqe.to_vec()).await.map(|_| ())
+        }),
+        Case::new("software", "malformed-capsule", "SW-NOT-OFFLOADED", "a capsule shorter than an SQE reaches software intact", &[Need::Backends, Need::NonOffloadedOps], |d| async move {
+            let full = SqeRepr::new(4, FE_NSID, harness::wire::SqeCommand::Flush, SglRepr::keyed(0, 0, 0)).to_bytes()?;
+            reaches_software(&d, SessionOpts { format: d.ns_format(), ..Default::default() }, full[..32].to_vec()).await.map(|_| ())
+        }),
+    ]
+}

@@ -1,0 +1,219 @@
+//! A connected, offloaded host queue on the device under test, set up the way a target's
+//! control plane would: an NVMe-oF SRQ, a backend controller with a namespace mapped, a QP
+//! of that SRQ accepted for the host and (unless told otherwise) `qp_set_nvmf(ENABLE)`.
+//! The data-path areas start from here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::api::{CtrlHandle, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, QpNvmfFlags};
+use harness::fabric::sim::SIM0_ADDR;
+use harness::fabric::{
+    wait, Access, CmEventKind, ConnParam, CqId, DeviceContext, MrInfo, PdId, QpCap, QpId, QpInit,
+    RecvWr,
+};
+use harness::initiator::connect::{cm_establish, CmOptions};
+use harness::initiator::{HostQueue, IoQueue, QueueSpec};
+use harness::trace::TracedContext;
+use harness::wire::CmAcceptRepr;
+use reference_target::backend::{BackendController, LbaFormat};
+
+use super::{Dut, Failure};
+
+/// Bound of every wait while setting up (virtual time on sim).
+pub const SETUP_BOUND: Duration = Duration::from_secs(5);
+/// The front-facing nsid sessions map their namespace under.
+pub const FE_NSID: u32 = 1;
+
+/// How to set a session up.
+#[derive(Debug, Clone)]
+pub struct SessionOpts {
+    /// LBA format of the backend namespace.
+    pub format: LbaFormat,
+    /// Whether to enable offload on the target QP.
+    pub offload: bool,
+    /// In-capsule data bytes the host may send (the SRQ's ioccsz is sized for it).
+    pub in_capsule: u32,
+    /// Host queue depth.
+    pub depth: u16,
+    /// Backend command timeout, µs (0 = device default).
+    pub cmd_timeout_us: u32,
+    /// Software receives to post on the NVMe-oF SRQ (for commands not offloaded).
+    pub sw_recvs: u32,
+}
+
+impl Default for SessionOpts {
+    fn default() -> Self {
+        SessionOpts {
+            format: LbaFormat::L4096,
+            offload: true,
+            in_capsule: 0,
+            depth: 32,
+            cmd_timeout_us: 0,
+            sw_recvs: 16,
+        }
+    }
+}
+
+/// A connected host queue and the target objects behind it.
+pub struct Session {
+    /// The host's I/O queue (nsid [`FE_NSID`]).
+    pub io: IoQueue,
+    /// The target QP (engine context handle).
+    pub qp: QpId,
+    /// The target QP's CQ (software completions).
+    pub cq: CqId,
+    /// The NVMe-oF SRQ.
+    pub srq: NvmfSrq,
+    /// Its attributes.
+    pub attrs: NvmfSrqAttrs,
+    /// The backend controller handle.
+    pub ctrl: CtrlHandle,
+    /// The emulated backend controller (fault injection).
+    pub backend: Arc<BackendController>,
+    /// Its attributes.
+    pub ctrl_attrs: NvmeCtrlAttrs,
+    /// The target PD.
+    pub pd: PdId,
+    /// The staging buffer's region.
+    pub staging: MrInfo,
+    /// Software's receive buffers on the NVMe-oF SRQ (one capsule-sized slot per receive).
+    pub sw_buf: MrInfo,
+}
+
+impl Dut {
+    /// Sets up a session (see the module docs) listening on `port`.
+    pub async fn session(&self, opts: &SessionOpts, port: u16) -> Result<Session, Failure> {
+        let pd = self.pd()?;
+        let staging_mr = self.staging(pd, self.staging_len())?;
+        let mut attrs = self.srq_attrs(&staging_mr);
+        let want_ioccsz = (64 + opts.in_capsule).div_ceil(16);
+        attrs.ioccsz = want_ioccsz.clamp(self.caps.min_ioccsz.max(4), self.caps.max_ioccsz);
+        attrs.nvme_queue_depth = u32::from(opts.depth).clamp(
+            self.caps.min_nvme_queue_depth,
+            self.caps.max_nvme_queue_depth,
+        );
+        let srq = self.provider.create_srq(pd, &attrs)?;
+        let backends = self.backends()?;
+        let mut ctrl_attrs = backends.create(pd, &attrs, &staging_mr, 1, &[(1, opts.format)])?;
+        ctrl_attrs.cmd_timeout_us = opts.cmd_timeout_us;
+        let backend = backends
+            .controller(&ctrl_attrs)
+            .ok_or_else(|| Failure("backend not on the bus".into()))?;
+        let ctrl = self.provider.create_nvme_ctrl(srq.handle, &ctrl_attrs)?;
+        self.provider.map_nsid(
+            ctrl,
+            &NsMapping {
+                fe_nsid: FE_NSID,
+                nvme_nsid: 1,
+                lba_data_size: opts.format.lba_data_size(),
+            },
+        )?;
+        // Software's receives on the SRQ, for whatever is not offloaded.
+        let slot = u64::from(attrs.ioccsz) * 16;
+        let sw_buf = self.ctx.reg_mr(
+            pd,
+            slot * u64::from(opts.sw_recvs.max(1)),
+            Access::LOCAL_WRITE,
+        )?;
+        for i in 0..opts.sw_recvs {
+            self.ctx.post_srq_recv(
+                srq.srq,
+                &RecvWr {
+                    wr_id: 1000 + u64::from(i),
+                    sg_list: vec![sw_buf.sge(u64::from(i) * slot, slot as u32)],
+                },
+            )?;
+        }
+        let (io, qp, cq) = self.connect_queue(&srq, pd, opts, port).await?;
+        Ok(Session {
+            io,
+            qp,
+            cq,
+            srq,
+            attrs,
+            ctrl,
+            backend,
+            ctrl_attrs,
+            pd,
+            staging: staging_mr,
+            sw_buf,
+        })
+    }
+
+    /// Connects one more host queue to a new QP on `srq` (offloaded when `opts.offload`),
+    /// listening on `port`.
+    pub async fn connect_queue(
+        &self,
+        srq: &NvmfSrq,
+        pd: PdId,
+        opts: &SessionOpts,
+        port: u16,
+    ) -> Result<(IoQueue, QpId, CqId), Failure> {
+        let addr = SocketAddr::new(SIM0_ADDR.into(), port);
+        self.ctx.cm_listen(addr)?;
+        let host: Arc<dyn DeviceContext> = TracedContext::new(
+            self.fabric.open("sim1")?,
+            "host",
+            self.rec.clone(),
+            self.names.clone(),
+        );
+        let hpd = host.alloc_pd()?;
+        let spec = QueueSpec::io(1, opts.depth, opts.in_capsule);
+        let mut queue = HostQueue::create(host, hpd, spec, SETUP_BOUND)?;
+        let cm_opts = CmOptions::for_queue(&queue);
+        let connecting = cm_establish(&mut queue, addr, &cm_opts, SETUP_BOUND);
+        let accepting = async {
+            // Events of earlier connections (their ESTABLISHED) may come first.
+            let deadline = tokio::time::Instant::now() + SETUP_BOUND;
+            let ev = loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let ev = wait::cm_event(self.ctx.as_ref(), left).await?;
+                if matches!(ev.kind, CmEventKind::ConnectRequest { .. }) {
+                    break ev;
+                }
+            };
+            let cq = self.ctx.create_cq(256)?;
+            let qp = self.ctx.create_qp(
+                pd,
+                QpInit {
+                    send_cq: cq,
+                    recv_cq: cq,
+                    srq: Some(srq.srq),
+                    cap: QpCap::default(),
+                },
+            )?;
+            let accept = CmAcceptRepr {
+                recfmt: 0,
+                crqsize: opts.depth,
+            };
+            let param = ConnParam {
+                private_data: accept.to_bytes().to_vec(),
+                responder_resources: 0,
+                initiator_depth: 16,
+                rnr_retry_count: 7,
+            };
+            self.ctx.cm_accept(ev.conn, qp.id, &param)?;
+            if opts.offload {
+                self.provider.qp_set_nvmf(qp.id, QpNvmfFlags::ENABLE)?;
+            }
+            Ok::<_, Failure>((qp.id, cq))
+        };
+        let (connected, accepted) = tokio::join!(connecting, accepting);
+        let (qp, cq) = accepted?;
+        connected?;
+        Ok((
+            IoQueue::new(queue, FE_NSID, opts.format.lba_data_size()),
+            qp,
+            cq,
+        ))
+    }
+}
+
+/// A deterministic data pattern.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
