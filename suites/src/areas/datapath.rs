@@ -88,6 +88,40 @@ async fn write_read(d: Dut, format: LbaFormat, mode: DataMode) -> Result<(), Fai
     nothing_for_software(&d, &s)
 }
 
+/// The commands that leave blocks reading as zeroes.
+#[derive(Debug, Clone, Copy)]
+enum Zeroing {
+    WriteZeroes,
+    Deallocate,
+}
+
+/// Writes 8 blocks, zeroes them with `how`, and checks they read back as zeroes.
+async fn zeroes_after(d: Dut, how: Zeroing) -> Result<(), Failure> {
+    let f = d.ns_format();
+    let opts = SessionOpts {
+        format: f,
+        ..Default::default()
+    };
+    let mut s = d.session(&opts, PORT).await?;
+    let bs = f.lba_data_size() as usize;
+    let w = s.io.write(16, &pattern(8 * bs, 2), DataMode::Keyed).await?;
+    ok_status("write", w.cqe.status)?;
+    let c = match how {
+        Zeroing::WriteZeroes => s.io.write_zeroes(16, 8).await?,
+        Zeroing::Deallocate => {
+            s.io.dataset_management(&[(0, 8, 16)], true, DataMode::Keyed)
+                .await?
+        }
+    };
+    ok_status(&format!("{how:?}"), c.cqe.status)?;
+    let r = s.io.read(16, 8, DataMode::Keyed).await?;
+    check!(
+        r.data.iter().all(|b| *b == 0),
+        "blocks not zero after {how:?}"
+    );
+    nothing_for_software(&d, &s)
+}
+
 /// Lets the last acknowledgements of the fabric arrive.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -193,33 +227,7 @@ pub fn cases() -> Vec<Case> {
         "DP-OFFLOAD-WZ",
         "an offloaded write zeroes makes the blocks read back as zeroes",
         &[Need::Ops(RW | OffloadOps::WRITE_ZEROES), Need::Backends],
-        |d| async move {
-            let f = d.ns_format();
-            let mut s = d
-                .session(
-                    &SessionOpts {
-                        format: f,
-                        ..Default::default()
-                    },
-                    PORT,
-                )
-                .await?;
-            let bs = f.lba_data_size() as usize;
-            ok_status(
-                "write",
-                s.io.write(8, &pattern(4 * bs, 1), DataMode::Keyed)
-                    .await?
-                    .cqe
-                    .status,
-            )?;
-            ok_status("write zeroes", s.io.write_zeroes(8, 4).await?.cqe.status)?;
-            let r = s.io.read(8, 4, DataMode::Keyed).await?;
-            check!(
-                r.data.iter().all(|b| *b == 0),
-                "blocks not zero after write zeroes"
-            );
-            nothing_for_software(&d, &s)
-        },
+        |d| zeroes_after(d, Zeroing::WriteZeroes),
     ));
     v.push(Case::new(
         "datapath",
@@ -227,39 +235,7 @@ pub fn cases() -> Vec<Case> {
         "DP-OFFLOAD-DSM",
         "an offloaded dataset management deallocate makes the range read back as zeroes",
         &[Need::Ops(RW | OffloadOps::DATASET_MGMT), Need::Backends],
-        |d| async move {
-            let f = d.ns_format();
-            let mut s = d
-                .session(
-                    &SessionOpts {
-                        format: f,
-                        ..Default::default()
-                    },
-                    PORT,
-                )
-                .await?;
-            let bs = f.lba_data_size() as usize;
-            ok_status(
-                "write",
-                s.io.write(16, &pattern(8 * bs, 2), DataMode::Keyed)
-                    .await?
-                    .cqe
-                    .status,
-            )?;
-            ok_status(
-                "dsm",
-                s.io.dataset_management(&[(0, 8, 16)], true, DataMode::Keyed)
-                    .await?
-                    .cqe
-                    .status,
-            )?;
-            let r = s.io.read(16, 8, DataMode::Keyed).await?;
-            check!(
-                r.data.iter().all(|b| *b == 0),
-                "blocks not zero after deallocate"
-            );
-            nothing_for_software(&d, &s)
-        },
+        |d| zeroes_after(d, Zeroing::Deallocate),
     ));
     v.push(Case::new(
         "datapath",
