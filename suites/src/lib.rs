@@ -6,6 +6,7 @@
 
 pub mod areas;
 pub mod catalog;
+pub mod kill;
 pub mod offload;
 pub mod run;
 pub mod seed;
