@@ -64,9 +64,8 @@ fn expect(m: &mut Model, caps: &harness::api::NvmfCaps, srq_max_ns: u32, op: &Op
         },
         Op::Map { slot, fe, lba } => {
             let alive = m.ctrls.get(slot).is_some_and(|c| c.1);
-            if !alive {
-                Some(Errno::EINVAL)
-            } else if fe == 0 || (caps.max_frontend_nsid != 0 && fe > caps.max_frontend_nsid) {
+            let bad_nsid = fe == 0 || (caps.max_frontend_nsid != 0 && fe > caps.max_frontend_nsid);
+            if !alive || bad_nsid {
                 Some(Errno::EINVAL)
             } else if !caps.supports_lba_data_size(lba) {
                 Some(Errno::EOPNOTSUPP)
@@ -83,9 +82,8 @@ fn expect(m: &mut Model, caps: &harness::api::NvmfCaps, srq_max_ns: u32, op: &Op
         }
         Op::Unmap { slot, fe } => {
             let alive = m.ctrls.get(slot).is_some_and(|c| c.1);
-            if !alive {
-                Some(Errno::EINVAL)
-            } else if fe == 0 || (caps.max_frontend_nsid != 0 && fe > caps.max_frontend_nsid) {
+            let bad_nsid = fe == 0 || (caps.max_frontend_nsid != 0 && fe > caps.max_frontend_nsid);
+            if !alive || bad_nsid {
                 Some(Errno::EINVAL)
             } else if m.map.get(&fe) != Some(&slot) {
                 Some(Errno::ENOENT)
