@@ -10,3 +10,4 @@ pub mod kill;
 pub mod offload;
 pub mod run;
 pub mod seed;
+pub mod snapshot;

@@ -1,6 +1,13 @@
 //! Runs catalog entries: each on a fresh fabric, a fresh paused-clock runtime, its own seed,
 //! and a time bound, so one hung or crashing case becomes a verdict, never a stuck run.
+//!
+//! With [`Options::snapshots`] set, an offload case that passed its assertions also has its
+//! trace compared with its reviewed snapshot ([`crate::snapshot`]): a difference makes it a
+//! failure whose message ends with the diff; a device whose caps are not the `full`
+//! profile's, or a missing snapshot file, leaves the verdict alone and says so in the
+//! record's note.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +22,7 @@ use reference_target::quirks::Quirks;
 use crate::catalog::{Body, Entry};
 use crate::offload::{self, Dut};
 use crate::seed::case_seed;
+use crate::snapshot::{self, Comparison};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -27,6 +35,10 @@ pub struct Options {
     pub profile: Profile,
     /// Deliberate violations the reference target commits.
     pub quirks: Quirks,
+    /// Where the trace snapshots are ([`snapshot::default_dir`] for the command); `None`
+    /// compares no trace (the default here, so that library users such as the kill matrix
+    /// judge by assertions alone).
+    pub snapshots: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -36,6 +48,7 @@ impl Default for Options {
             case_bound: Duration::from_secs(600),
             profile: Profile::builtin("full").expect("the full profile ships with the code"),
             quirks: Quirks::none(),
+            snapshots: None,
         }
     }
 }
@@ -80,18 +93,20 @@ pub fn run_one(entry: &Entry, seed: u64, opts: &Options) -> CaseRecord {
         .enable_time()
         .start_paused(true)
         .build();
-    let (verdict, trace) = match rt {
+    let (verdict, trace, note) = match rt {
         Err(e) => (
             Verdict::Error(format!("cannot start a runtime: {e}")),
             Vec::new(),
+            None,
         ),
         Ok(rt) => rt.block_on(async {
             match &entry.body {
                 Body::Offload(case) => {
                     let dut = Dut::reference(seed, &opts.profile, opts.quirks.clone());
                     let rec = dut.rec.clone();
+                    let caps = dut.caps.clone();
                     if let Some(why) = case.unmet(&dut.caps, dut.backends.is_some()) {
-                        return (Verdict::Skip(why), Vec::new());
+                        return (Verdict::Skip(why), Vec::new(), None);
                     }
                     let body = std::panic::AssertUnwindSafe((case.body)(dut)).catch_unwind();
                     let verdict = match tokio::time::timeout(bound, body).await {
@@ -105,8 +120,15 @@ pub fn run_one(entry: &Entry, seed: u64, opts: &Options) -> CaseRecord {
                             bound.as_secs()
                         )),
                     };
-                    let trace = rec.lines().iter().map(ToString::to_string).collect();
-                    (verdict, trace)
+                    let trace: Vec<String> = rec.lines().iter().map(ToString::to_string).collect();
+                    match (&verdict, &opts.snapshots) {
+                        (Verdict::Pass, Some(dir)) => {
+                            let (verdict, note) =
+                                against_snapshot(&entry.id, &trace, &caps, dir, opts);
+                            (verdict, trace, note)
+                        }
+                        _ => (verdict, trace, None),
+                    }
                 }
                 Body::Fabric(case) => {
                     let fabric: Arc<dyn Fabric> = SimFabric::new(seed);
@@ -123,7 +145,7 @@ pub fn run_one(entry: &Entry, seed: u64, opts: &Options) -> CaseRecord {
                                 bound.as_secs()
                             )),
                         };
-                    (verdict, trace.snapshot())
+                    (verdict, trace.snapshot(), None)
                 }
             }
         }),
@@ -135,6 +157,40 @@ pub fn run_one(entry: &Entry, seed: u64, opts: &Options) -> CaseRecord {
         verdict,
         wall: started.elapsed(),
         trace,
+        note,
+    }
+}
+
+/// The verdict and note of a case that passed its assertions, once its trace is compared
+/// with its snapshot in `dir` (see the module docs).
+fn against_snapshot(
+    id: &str,
+    trace: &[String],
+    caps: &harness::api::NvmfCaps,
+    dir: &std::path::Path,
+    opts: &Options,
+) -> (Verdict, Option<String>) {
+    if !snapshot::applies(caps) {
+        return (
+            Verdict::Pass,
+            Some(format!(
+                "trace not compared with its snapshot: the device's caps are not the `{}` \
+                 profile's, so its API calls legitimately differ",
+                snapshot::PROFILE
+            )),
+        );
+    }
+    match snapshot::compare(dir, id, trace, &opts.target_name()) {
+        Ok(Comparison::Matches) => (Verdict::Pass, None),
+        Ok(Comparison::Differs(message)) => (Verdict::Fail(message), None),
+        Ok(Comparison::Missing(file)) => (
+            Verdict::Pass,
+            Some(format!(
+                "trace not compared: no snapshot {} (generate it: see README, Trace snapshots)",
+                snapshot::shown(&file)
+            )),
+        ),
+        Err(e) => (Verdict::Error(e.to_string()), None),
     }
 }
 

@@ -93,6 +93,7 @@ fn device_quirks_are_caught() {
             "full",
             "datapath.write-read.lba-4096",
         ),
+        (Quirk::AllowAnyHost, "full", "security.host-not-allowed"),
     ];
     for (quirk, profile, case) in table {
         let entries: Vec<Entry> = offload_entries()

@@ -1,8 +1,13 @@
 //! JUnit XML: a `<testsuite>` per area, a `<testcase>` per case (classname = area,
 //! name = case id), failures and errors with their message, skips with their reason, and
 //! the run metadata in each suite's `<system-out>` (junit-report has no `<properties>`).
+//!
+//! A failure's `message` attribute is the first line of its message; a message of several
+//! lines (a trace that differs from its snapshot ends with the unified diff) is also the
+//! element's text. A case's note (e.g. why its trace was not compared with a snapshot) and,
+//! unless it passed, its trace go to the case's `<system-out>`.
 
-use junit_report::{Duration as JDuration, ReportBuilder, TestCase, TestSuiteBuilder};
+use junit_report::{Duration as JDuration, ReportBuilder, TestCase, TestResult, TestSuiteBuilder};
 
 use super::ReportError;
 use crate::runner::{RunResult, Verdict};
@@ -25,13 +30,22 @@ pub fn to_xml(run: &RunResult) -> Result<String, ReportError> {
             let t = JDuration::milliseconds(c.wall.as_millis().min(i64::MAX as u128) as i64);
             let mut tc = match &c.verdict {
                 Verdict::Pass => TestCase::success(&c.id, t),
-                Verdict::Fail(m) => TestCase::failure(&c.id, t, "conformance", m),
-                Verdict::Error(m) => TestCase::error(&c.id, t, "error", m),
+                Verdict::Fail(m) => {
+                    with_body(TestCase::failure(&c.id, t, "conformance", headline(m)), m)
+                }
+                Verdict::Error(m) => with_body(TestCase::error(&c.id, t, "error", headline(m)), m),
                 Verdict::Skip(m) => TestCase::skipped_with_cause(&c.id, "skipped", m),
             };
             tc.set_classname(area);
+            let mut out = Vec::new();
+            if let Some(note) = &c.note {
+                out.push(format!("note: {note}"));
+            }
             if !c.trace.is_empty() && !matches!(c.verdict, Verdict::Pass) {
-                tc.set_system_out(&c.trace.join("\n"));
+                out.push(c.trace.join("\n"));
+            }
+            if !out.is_empty() {
+                tc.set_system_out(&out.join("\n"));
             }
             suite.add_testcase(tc);
         }
@@ -44,6 +58,26 @@ pub fn to_xml(run: &RunResult) -> Result<String, ReportError> {
         .write_xml(&mut out)
         .map_err(|e| ReportError::Junit(e.to_string()))?;
     String::from_utf8(out).map_err(|e| ReportError::Junit(e.to_string()))
+}
+
+/// The first line of a message: the `message` attribute (attribute values cannot keep
+/// line breaks).
+fn headline(m: &str) -> &str {
+    m.lines().next().unwrap_or("")
+}
+
+/// A failure or error whose message has more than one line (a snapshot diff, say) carries
+/// the whole message as the element's text, where CI tools show it as written.
+fn with_body(mut tc: TestCase, m: &str) -> TestCase {
+    if m.contains('\n') {
+        // The text is written as CDATA, which cannot hold its own terminator.
+        let body = m.replace("]]>", "]] >");
+        if let TestResult::Failure { cause, .. } | TestResult::Error { cause, .. } = &mut tc.result
+        {
+            *cause = Some(body);
+        }
+    }
+    tc
 }
 
 #[cfg(test)]
@@ -61,6 +95,7 @@ mod tests {
             verdict,
             wall: Duration::from_nanos(1_234_567),
             trace: vec!["host wc SEND ok".into()],
+            note: None,
         };
         RunResult {
             meta: RunMeta {
@@ -91,6 +126,24 @@ mod tests {
         assert!(xml.contains("seed=7") && xml.contains("shard=1/2"));
         // a failing case carries its trace; a passing one does not
         assert_eq!(xml.matches("host wc SEND ok").count(), 3);
+    }
+
+    #[test]
+    fn a_multi_line_message_is_the_failure_text_and_notes_reach_system_out() {
+        let mut run = sample();
+        run.cases[0].note = Some("trace not compared: no snapshot".into());
+        run.cases[1].verdict =
+            Verdict::Fail("trace differs\n--- expected\n+++ actual\n-a ]]> b\n+c".into());
+        let xml = to_xml(&run).unwrap();
+        assert!(xml.contains(r#"message="trace differs""#), "{xml}");
+        assert!(
+            xml.contains("<![CDATA[trace differs\n--- expected\n+++ actual\n-a ]] > b\n+c]]>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("note: trace not compared: no snapshot"),
+            "{xml}"
+        );
     }
 
     #[test]

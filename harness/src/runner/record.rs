@@ -49,6 +49,10 @@ pub struct CaseRecord {
     pub wall: Duration,
     /// The observed trace lines, in order.
     pub trace: Vec<String>,
+    /// Something the reader should know that is not the verdict, e.g. that the trace was
+    /// not compared with its snapshot and why. Absent from `results.json` when empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What was tested, how, and with which seed.
@@ -119,6 +123,7 @@ mod tests {
             verdict,
             wall: Duration::ZERO,
             trace: vec![],
+            note: None,
         }
     }
 

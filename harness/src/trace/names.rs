@@ -1,5 +1,10 @@
 //! Names for values that differ between runs and fabrics: each object gets a name in
 //! creation order, and its numbers (QPN, keys, addresses) print as that name.
+//!
+//! A QPN, key or address that belongs to no object the trace saw created (a bogus key a
+//! case puts in a capsule on purpose, say) is never printed raw either: it gets a name of
+//! its own in order of first appearance, `unknown-key1`, `unknown-addr1`, `unknown-qpn1`,
+//! so the same value prints the same way throughout the trace and from run to run.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +19,21 @@ struct Table {
     qpns: BTreeMap<u32, String>,
     keys: BTreeMap<u32, String>,
     regions: Vec<(u64, u64, String)>,
+    /// (kind, raw value) → name for values that belong to no known object.
+    unknown: BTreeMap<(&'static str, u64), String>,
+}
+
+impl Table {
+    /// The stable name of a value of `kind` that belongs to no known object.
+    fn unknown(&mut self, kind: &'static str, raw: u64) -> String {
+        if let Some(n) = self.unknown.get(&(kind, raw)) {
+            return n.clone();
+        }
+        let n = 1 + self.unknown.keys().filter(|(k, _)| *k == kind).count();
+        let name = format!("unknown-{kind}{n}");
+        self.unknown.insert((kind, raw), name.clone());
+        name
+    }
 }
 
 /// The naming table shared by every traced object of one case (host and target alike, so
@@ -75,38 +95,45 @@ impl Names {
         t.regions.retain(|(a, _, _)| *a != mr.addr);
     }
 
-    /// A QP number as a name (`qp1`), or `qpn?` when unknown.
+    /// A QP number as a name (`qp1`), or `unknown-qpnN` when it belongs to no QP the
+    /// trace saw created (never the raw value).
     pub fn qpn(&self, qpn: u32) -> String {
-        self.table()
-            .qpns
-            .get(&qpn)
-            .cloned()
-            .unwrap_or_else(|| "qpn?".into())
+        let mut t = self.table();
+        match t.qpns.get(&qpn) {
+            Some(n) => n.clone(),
+            None => t.unknown("qpn", u64::from(qpn)),
+        }
     }
 
-    /// A key as a name (`mr1.rkey`), or `key?` when unknown (never the raw value).
+    /// A key as a name (`mr1.rkey`), or `unknown-keyN` when it belongs to no region the
+    /// trace saw registered (never the raw value).
     pub fn key(&self, key: u32) -> String {
         if key == 0 {
             return "0".into();
         }
-        self.table()
-            .keys
-            .get(&key)
-            .cloned()
-            .unwrap_or_else(|| "key?".into())
+        let mut t = self.table();
+        match t.keys.get(&key) {
+            Some(n) => n.clone(),
+            None => t.unknown("key", u64::from(key)),
+        }
     }
 
-    /// An address as `region+offset`, or `addr?` when in no known region.
+    /// An address as `region+offset`, or `unknown-addrN` when in no known region (never
+    /// the raw value).
     pub fn addr(&self, addr: u64) -> String {
         if addr == 0 {
             return "0".into();
         }
-        let t = self.table();
-        t.regions
+        let mut t = self.table();
+        let known = t
+            .regions
             .iter()
             .find(|(a, l, _)| addr >= *a && addr < a + l.max(&1))
-            .map(|(a, _, n)| format!("{n}+{:#x}", addr - a))
-            .unwrap_or_else(|| "addr?".into())
+            .map(|(a, _, n)| format!("{n}+{:#x}", addr - a));
+        match known {
+            Some(n) => n,
+            None => t.unknown("addr", addr),
+        }
     }
 }
 

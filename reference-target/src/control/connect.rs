@@ -22,7 +22,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use harness::api::{OffloadProvider, QpNvmfFlags};
+use harness::api::QpNvmfFlags;
 use harness::fabric::{Access, ConnId, ConnParam, ListenerId, QpCap, QpInit};
 use harness::wire::{
     connect_data_field, fabrics_field, CmAcceptRepr, CmRejectRepr, CmRejectStatus, CmRequest,
@@ -356,7 +356,7 @@ async fn connect_status(q: &mut Queue, bytes: &[u8]) -> (Status, u64, Option<u32
     q.qid = qid;
     if sub.cfg.offload {
         // The shipped kernel's order: offload on, then the Connect response.
-        if let Err(e) = sh.engine.qp_set_nvmf(q.qp, QpNvmfFlags::ENABLE) {
+        if let Err(e) = sh.provider.qp_set_nvmf(q.qp, QpNvmfFlags::ENABLE) {
             sh.log(format!("qp-set-nvmf-failed qid={qid} errno={}", e.errno()));
         }
     }

@@ -17,14 +17,14 @@
 
 use std::sync::Arc;
 
-use harness::api::{CtrlHandle, OffloadEvent, OffloadProvider};
+use harness::api::{CtrlHandle, OffloadEvent};
 
 use super::target::{Shared, IDLE_TICK};
 
 /// Waits for offload events and reacts to each, for as long as the target runs.
 pub(crate) async fn event_loop(sh: Arc<Shared>) {
     loop {
-        let Ok(ev) = tokio::time::timeout(IDLE_TICK, sh.engine.next_event()).await else {
+        let Ok(ev) = tokio::time::timeout(IDLE_TICK, sh.provider.next_event()).await else {
             continue;
         };
         on_event(&sh, ev);
@@ -60,9 +60,9 @@ pub(crate) fn on_event(sh: &Shared, ev: OffloadEvent) {
 fn unplug(sh: &Shared, sub: usize, ctrl: CtrlHandle) {
     let s = &sh.subs[sub];
     for n in &s.cfg.namespaces {
-        let _ = sh.engine.unmap_nsid(ctrl, n.nsid);
+        let _ = sh.provider.unmap_nsid(ctrl, n.nsid);
     }
-    if let Err(e) = sh.engine.remove_nvme_ctrl(s.srq.handle, ctrl) {
+    if let Err(e) = sh.provider.remove_nvme_ctrl(s.srq.handle, ctrl) {
         sh.log(format!(
             "remove-nvme-ctrl-failed {ctrl} errno={}",
             e.errno()

@@ -44,6 +44,8 @@ pub(crate) const IDLE_TICK: Duration = Duration::from_secs(1);
 /// Everything the target's tasks share.
 pub(crate) struct Shared {
     pub engine: Arc<Engine>,
+    /// The provider every offload call goes through (the engine's, or a wrapper of it).
+    pub provider: Arc<dyn OffloadProvider>,
     pub ctx: Arc<dyn DeviceContext>,
     pub bus: Arc<PciBus>,
     pub quirks: Quirks,
@@ -227,7 +229,7 @@ impl Shared {
         }
         self.bus
             .attach(attrs.sqdb.mr, attrs.sqdb.addr, backend.clone());
-        let ctrl = match self.engine.create_nvme_ctrl(s.srq.handle, &attrs) {
+        let ctrl = match self.provider.create_nvme_ctrl(s.srq.handle, &attrs) {
             Ok(c) => c,
             Err(e) => {
                 self.bus.detach(attrs.sqdb.mr, attrs.sqdb.addr);
@@ -246,7 +248,7 @@ impl Shared {
                 nvme_nsid: n.nsid,
                 lba_data_size: n.lba_format.lba_data_size(),
             };
-            if let Err(e) = self.engine.map_nsid(ctrl, &m) {
+            if let Err(e) = self.provider.map_nsid(ctrl, &m) {
                 // Not offloadable on this device (e.g. LBA data size): software serves it.
                 self.log(format!(
                     "map-nsid-refused subsystem={} nsid={} lba_data_size={} errno={} (served by software)",
@@ -285,10 +287,36 @@ impl Target {
     /// Starts the target on `real` (a sim or verbs device context) with `config`. Must be
     /// called inside a tokio runtime. Errors name the object that could not be built.
     pub fn start(real: Arc<dyn DeviceContext>, config: Config) -> Result<Target, TargetError> {
-        let caps = config.profile.caps.clone();
         let bus = PciBus::new();
-        let engine = Engine::new(real, caps.clone(), config.quirks.clone(), bus.clone());
+        let engine = Engine::new(
+            real,
+            config.profile.caps.clone(),
+            config.quirks.clone(),
+            bus.clone(),
+        );
         let ctx = engine.context();
+        let provider = engine.provider();
+        Target::start_on(engine, bus, ctx, provider, config)
+    }
+
+    /// Starts the target over an engine the caller built (`Engine::new` with `bus`), so
+    /// that the caller can see what the control plane does: `ctx` and `provider` are the
+    /// device context and provider every call goes through — the engine's own, or
+    /// wrappers of them (e.g. `harness::trace`'s traced ones, recording the device calls).
+    /// The caps are `provider`'s (the config's profile is not used); the quirks are the
+    /// config's and the engine's. Must be called inside a tokio runtime.
+    pub fn start_on(
+        engine: Arc<Engine>,
+        bus: Arc<PciBus>,
+        ctx: Arc<dyn DeviceContext>,
+        provider: Arc<dyn OffloadProvider>,
+        config: Config,
+    ) -> Result<Target, TargetError> {
+        let caps = provider.caps();
+        let mut quirks = config.quirks.clone();
+        for q in engine.quirks().iter() {
+            quirks.insert(q);
+        }
         let dev = ctx.device_attr();
         let mut subs = Vec::new();
         for s in &config.subsystems {
@@ -329,7 +357,7 @@ impl Target {
                 nvme_queue_depth: depth,
                 staging_buf: MemRef::of(&staging, 0, staging_len),
             };
-            let srq = engine
+            let srq = provider
                 .create_srq(pd, &attrs)
                 .map_err(|x| e("NVMe-oF SRQ (staging_buf, queue_depth)", x.to_string()))?;
             let slot_len = (u64::from(ioccsz) * 16).max(64 + 1024);
@@ -371,9 +399,10 @@ impl Target {
         }
         let sh = Arc::new(Shared {
             engine,
+            provider,
             ctx,
             bus,
-            quirks: config.quirks.clone(),
+            quirks,
             subs,
             listeners,
             st: Mutex::new(State::default()),

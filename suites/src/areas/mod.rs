@@ -1,10 +1,12 @@
 //! The offload conformance areas, one module each.
 
 pub mod caps;
+pub mod connect;
 pub mod ctrl;
 pub mod datapath;
 pub mod faults;
 pub mod mapping;
+pub mod security;
 pub mod software;
 pub mod srq;
 pub mod unsupported;

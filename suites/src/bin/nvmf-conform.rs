@@ -65,7 +65,7 @@ enum Command {
     },
 }
 
-/// How the reference target under test is set up.
+/// How the reference target under test is set up, and what its traces are compared with.
 #[derive(clap::Args, Debug)]
 struct TargetArgs {
     /// Capability profile of the reference target: full, minimal, tight, or a TOML file.
@@ -75,6 +75,11 @@ struct TargetArgs {
     /// `nvmf-reference-target --list-quirks`.
     #[arg(long = "quirk")]
     quirks: Vec<String>,
+    /// Directory of the reviewed trace snapshots (`<case id>.snap`) that passing offload
+    /// cases are compared with when the device has the full profile's caps. Default: the
+    /// suites/snapshots directory of the source tree this binary was built from.
+    #[arg(long, value_name = "DIR")]
+    snapshots: Option<PathBuf>,
 }
 
 impl TargetArgs {
@@ -91,11 +96,20 @@ impl TargetArgs {
         for q in &self.quirks {
             quirks.insert(q.parse::<Quirk>().map_err(|e| format!("--quirk: {e}"))?);
         }
+        // A typo must not silently compare nothing: a directory given must exist.
+        if let Some(dir) = self.snapshots.as_ref().filter(|d| !d.is_dir()) {
+            return Err(format!("--snapshots {}: not a directory", dir.display()));
+        }
         Ok(Options {
             seed,
             case_bound: Duration::from_secs(case_timeout),
             profile,
             quirks,
+            snapshots: Some(
+                self.snapshots
+                    .clone()
+                    .unwrap_or_else(suites::snapshot::default_dir),
+            ),
         })
     }
 }
@@ -162,6 +176,13 @@ fn cmd_run(fabric: &str, filter: &[String], dir: &Path, opts: &Options) -> ExitC
         result.count("skip"),
         dir.display()
     );
+    let noted = result.cases.iter().filter(|c| c.note.is_some()).count();
+    if noted > 0 {
+        println!(
+            "{noted} cases carry a note (e.g. a trace not compared with its snapshot): see {}",
+            dir.join("summary.md").display()
+        );
+    }
     result.exit_code()
 }
 
@@ -205,6 +226,9 @@ fn cmd_replay(id: &str, opts: &Options) -> ExitCode {
         rec.verdict.name().to_uppercase(),
         detail(&rec.verdict)
     );
+    if let Some(note) = &rec.note {
+        println!("note: {note}");
+    }
     match rec.verdict {
         Verdict::Pass => ExitCode::Passed,
         Verdict::Skip(_) => ExitCode::Untestable,

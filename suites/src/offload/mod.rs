@@ -5,6 +5,7 @@
 pub mod dut;
 pub mod requirements;
 pub mod session;
+pub mod target;
 
 use std::fmt;
 use std::sync::Arc;
@@ -87,6 +88,9 @@ pub enum Need {
     /// Backend NVMe controllers the harness can create (emulated ones, on the reference
     /// target; a plugin must provide them).
     Backends,
+    /// The reference target's control plane can run over the device (`Dut::target`): it
+    /// builds its subsystems with emulated backend controllers, so it needs them too.
+    ControlPlane,
 }
 
 impl Need {
@@ -107,7 +111,7 @@ impl Need {
                 .iter()
                 .min()
                 .is_some_and(|b| u64::from(caps.max_ioccsz) * 16 >= 64 + u64::from(*b)),
-            Need::Backends => dut_has_backends,
+            Need::Backends | Need::ControlPlane => dut_has_backends,
         };
         (!ok).then(|| match self {
             Need::Ops(ops) => format!("device does not offload {ops:?}"),
@@ -121,6 +125,10 @@ impl Need {
             Need::LbaSize(s) => format!("device does not support LBA data size {s}"),
             Need::InCapsuleBlock => "capsules cannot carry one block in-capsule".into(),
             Need::Backends => "no backend controllers can be created for this device".into(),
+            Need::ControlPlane => {
+                "the reference control plane cannot run over this device (no emulated backends)"
+                    .into()
+            }
         })
     }
 }
@@ -197,5 +205,7 @@ pub fn cases() -> Vec<Case> {
     v.extend(crate::areas::software::cases());
     v.extend(crate::areas::unsupported::cases());
     v.extend(crate::areas::faults::cases());
+    v.extend(crate::areas::connect::cases());
+    v.extend(crate::areas::security::cases());
     v
 }

@@ -76,6 +76,28 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "TMO-EVENT", rule: "a backend command not completed within the controller's timeout raises NVME_TIMEOUT naming the controller, and the command is answered with an error", source: RFC },
     Requirement { id: "TMO-ANSWERED", rule: "a stuck command is not answered before the controller's command timeout", source: RULE_BOOK },
     Requirement { id: "TMO-RECOVER", rule: "a command that completes after its timeout is answered only once, and the queue keeps serving", source: RULE_BOOK },
+    // connect
+    Requirement { id: "CONN-BEFORE-CONNECT", rule: "a capsule on a queue that has not completed its Fabrics Connect is not served by the device: software answers Command Sequence Error (0/0Ch, DNR) and nothing reaches the backend", source: SHIPPED },
+    Requirement { id: "CONN-OFFLOAD-AFTER-CONNECT", rule: "offload is enabled on an I/O queue while its Connect is processed: from its Connect response on, its I/O is served by the device", source: SHIPPED },
+    Requirement { id: "CONN-ADMIN-NOT-OFFLOADED", rule: "the admin queue is never offloaded: NVM I/O capsules on it are answered by software (Invalid Opcode) and the device serves none", source: SHIPPED },
+    Requirement { id: "CONN-SUCCESS", rule: "a good admin Connect returns a new controller ID (not FFFFh) in DW0; a good I/O Connect returns its controller's ID", source: "NVMe-oF" },
+    Requirement { id: "CONN-RECFMT", rule: "a Connect with RECFMT other than 0 is answered Incompatible Format (1/80h, DNR)", source: "NVMe-oF" },
+    Requirement { id: "CONN-ADMIN-CNTLID", rule: "an admin Connect whose CNTLID is not FFFFh is answered Connect Invalid Parameters (1/82h) with IPO of CNTLID in the Connect data", source: "NVMe-oF" },
+    Requirement { id: "CONN-SUBNQN", rule: "a Connect naming a subsystem the port does not serve is answered Connect Invalid Parameters with IPO of SUBNQN in the Connect data", source: "NVMe-oF" },
+    Requirement { id: "CONN-HOST", rule: "an admin Connect from a host the subsystem does not allow is answered Connect Invalid Host (1/84h, DNR)", source: "NVMe-oF" },
+    Requirement { id: "CONN-SQSIZE", rule: "a Connect with SQSIZE 0, above 31 on the admin queue, or above CAP.MQES on an I/O queue is answered Connect Invalid Parameters with IPO of SQSIZE", source: "NVMe-oF" },
+    Requirement { id: "CONN-TWICE", rule: "a Connect on a queue already connected, or for an I/O QID already connected, is answered Command Sequence Error (0/0Ch, DNR)", source: "NVMe-oF" },
+    Requirement { id: "CONN-IO-CNTLID", rule: "an I/O Connect naming no controller of that host is answered Connect Invalid Parameters with IPO of CNTLID in the Connect data", source: "NVMe-oF" },
+    Requirement { id: "CONN-IO-QID", rule: "an I/O Connect whose QID is above the granted queue count or differs from its CM request's QID is answered Connect Invalid Parameters with IPO of QID", source: "project decision (docs/target.md)" },
+    Requirement { id: "CONN-IO-NOT-ENABLED", rule: "an I/O Connect to a controller not enabled (CSTS.RDY 0) is answered Command Sequence Error (0/0Ch, DNR)", source: "project decision (docs/target.md)" },
+    Requirement { id: "CONN-CM-REQUEST", rule: "an RDMA CM request is rejected with the NVMe-oF status of its first bad field: length 01h, RECFMT 02h, QID 03h, HSQSIZE 04h, HRQSIZE 05h", source: "NVMe-oF RDMA" },
+    Requirement { id: "CONN-KATO", rule: "a controller that receives no Keep Alive within KATO is torn down (queues disconnected, controller forgotten), and not while Keep Alives arrive in time", source: "NVMe-oF" },
+    // security
+    Requirement { id: "SEC-HOST-ALLOWLIST", rule: "a host not in the subsystem's allow-list gets no controller (Connect Invalid Host)", source: "NVMe-oF" },
+    Requirement { id: "SEC-CTRL-HOST-BOUND", rule: "an I/O queue can only join a controller of the same host NQN", source: "NVMe-oF" },
+    Requirement { id: "SEC-PORT-SUBSYSTEM", rule: "a port serves only its own subsystem (its NVMe-oF SRQ): a Connect naming another subsystem is refused", source: "project decision (docs/target.md)" },
+    Requirement { id: "SEC-RKEY", rule: "a keyed SGL naming memory the host did not open to that connection (another PD's key, past the region) fails at the host's NIC: the command never completes with success, a write writes nothing, other queues keep serving", source: "RDMA (IB spec remote access checks)" },
+    Requirement { id: "SEC-NS-ISOLATION", rule: "I/O on a queue of one subsystem to an nsid only another subsystem has is answered Invalid Namespace (0/0Bh) and never served from the other subsystem's backend", source: RFC },
 ];
 
 /// The requirement with this ID.

@@ -1,0 +1,335 @@
+//! The reference target's control plane over the device under test, and a host to talk to
+//! it: what the `connect` and `security` areas start from.
+//!
+//! [`Dut::target`] starts [`Target`] (Connect, admin queue, software I/O path, event
+//! reactions) from a configuration's text on the Dut's device (`sim0` of the Dut's
+//! fabric) with [`Target::start_on`], over a reference engine with the Dut's caps and
+//! quirks whose device context and provider are traced into the case's trace (`target`
+//! and `device`), so the trace shows every call the control plane makes.
+//!
+//! The engine is a new one on a new context of the device, not the Dut's own engine
+//! object: the control plane attaches the backend controllers it builds to its engine's
+//! emulated PCIe bus, which the Dut does not expose. It is the same implementation with
+//! the same caps and quirks, so the cases check the device the run names.
+//!
+//! The returned [`TargetRig`] holds a traced host on `sim1` and helpers for the usual host
+//! steps (connect and enable a controller, a CM-only queue, a raw Connect, a CM request
+//! expected to be rejected) and for looking behind the target (engine counters, backend
+//! counters and blocks, software I/O count). Cases using it declare
+//! [`super::Need::ControlPlane`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::api::{NsCounters, OffloadProvider};
+use harness::fabric::sim::SIM0_ADDR;
+use harness::fabric::DeviceContext;
+use harness::initiator::connect::{cm_establish, CmOptions, ConnectOptions};
+use harness::initiator::{
+    misbehave, Command, Controller, DataMode, HostConfig, HostQueue, InitiatorError, QueueSpec,
+    Transfer,
+};
+use harness::trace::{TracedContext, TracedProvider};
+use harness::wire::{
+    connect_data_field, fabrics_field, CmRejectStatus, ConnectDataRepr, ConnectResponse, CqeRepr,
+    InvalidParam, PropertySize, Status,
+};
+use reference_target::backend::{BackendController, LbaFormat};
+use reference_target::control::{Config, Target};
+use reference_target::engine::Engine;
+use reference_target::pci::PciBus;
+
+use super::{Dut, Failure};
+
+/// The first subsystem of the configurations below (port [`PORT_A`]).
+pub const SUB_A: &str = "nqn.2026-11.io.nvmf-conform:sub0";
+/// The second subsystem of [`two_subsystems`] (port [`PORT_B`]).
+pub const SUB_B: &str = "nqn.2026-11.io.nvmf-conform:sub1";
+/// The host NQN the allow-lists name (the initiator's default).
+pub const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:6e766d66-636f-6e66-6f72-6d2d686f7374";
+/// A second allowed host of [`one_subsystem`].
+pub const HOSTNQN_2: &str = "nqn.2014-08.org.nvmexpress:uuid:6e766d66-636f-6e66-6f72-6d2d686f7332";
+/// A host no allow-list names.
+pub const STRANGER: &str = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-00000000dead";
+/// Port of [`SUB_A`].
+pub const PORT_A: u16 = 4420;
+/// Port of [`SUB_B`].
+pub const PORT_B: u16 = 4421;
+/// Bound of every wait of the helpers (virtual time on sim).
+pub const BOUND: Duration = Duration::from_secs(10);
+/// Blocks of every namespace of the configurations below.
+pub const NS_BLOCKS: u64 = 256;
+
+/// IPO of Connect Invalid Parameters naming the SQE's QID.
+pub const IPO_QID: InvalidParam = InvalidParam::sqe(fabrics_field::CONNECT_QID.start);
+/// IPO naming the SQE's SQSIZE.
+pub const IPO_SQSIZE: InvalidParam = InvalidParam::sqe(fabrics_field::CONNECT_SQSIZE.start);
+/// IPO naming the Connect data's CNTLID (IATTR 1).
+pub const IPO_CNTLID: InvalidParam = InvalidParam::data(connect_data_field::CNTLID.start);
+/// IPO naming the Connect data's SUBNQN (IATTR 1).
+pub const IPO_SUBNQN: InvalidParam = InvalidParam::data(connect_data_field::SUBNQN.start);
+
+fn format_name(f: LbaFormat) -> String {
+    if f.meta == 0 {
+        f.data.to_string()
+    } else {
+        format!("{}+{}", f.data, f.meta)
+    }
+}
+
+fn subsystem(nqn: &str, nsids: &[u32], format: LbaFormat) -> String {
+    let mut s = format!(
+        "[[subsystem]]\nnqn = \"{nqn}\"\nhosts = [\"{HOSTNQN}\", \"{HOSTNQN_2}\"]\nqueue_depth = 64\n"
+    );
+    for n in nsids {
+        s.push_str(&format!(
+            "\n[[subsystem.namespace]]\nnsid = {n}\nsize = {}\nlba_format = \"{}\"\n",
+            NS_BLOCKS * u64::from(format.data),
+            format_name(format)
+        ));
+    }
+    s
+}
+
+/// One subsystem [`SUB_A`] on port [`PORT_A`], allowing [`HOSTNQN`] and [`HOSTNQN_2`],
+/// with namespace 1 in `format`.
+pub fn one_subsystem(format: LbaFormat) -> String {
+    format!(
+        "[[port]]\naddr = \"{}:{PORT_A}\"\nsubsystem = \"{SUB_A}\"\n\n{}",
+        SIM0_ADDR,
+        subsystem(SUB_A, &[1], format)
+    )
+}
+
+/// Two subsystems on two ports: [`SUB_A`] (namespace 1) on [`PORT_A`], [`SUB_B`]
+/// (namespaces 1 and 2) on [`PORT_B`]; both allow [`HOSTNQN`] and [`HOSTNQN_2`].
+pub fn two_subsystems(format: LbaFormat) -> String {
+    let ip = SIM0_ADDR;
+    format!(
+        "[[port]]\naddr = \"{ip}:{PORT_A}\"\nsubsystem = \"{SUB_A}\"\n\n\
+         [[port]]\naddr = \"{ip}:{PORT_B}\"\nsubsystem = \"{SUB_B}\"\n\n{}\n{}",
+        subsystem(SUB_A, &[1], format),
+        subsystem(SUB_B, &[1, 2], format)
+    )
+}
+
+/// The running control plane of a case and its host; see the module docs.
+pub struct TargetRig {
+    /// The running target.
+    pub target: Target,
+    /// The host's device context (`sim1`, traced as `host`).
+    pub host: Arc<dyn DeviceContext>,
+    /// The reference engine under the control plane (used untraced, so that reading its
+    /// counters leaves the case's trace alone).
+    pub engine: Arc<Engine>,
+}
+
+impl Dut {
+    /// Starts the reference control plane with the configuration `config_toml` over the
+    /// Dut's device (see the module docs). Subsystems without `staging_buf` get one the
+    /// caps accept; the config's profile is ignored (the Dut's caps are used).
+    pub fn target(&self, config_toml: &str) -> Result<TargetRig, Failure> {
+        let mut config = Config::parse("<case config>", config_toml)
+            .map_err(|e| Failure(format!("case config: {e}")))?;
+        for s in &mut config.subsystems {
+            s.staging_buf.get_or_insert(self.staging_len());
+        }
+        let quirks = self
+            .engine
+            .as_ref()
+            .map(|e| e.quirks().clone())
+            .ok_or_else(|| Failure("the control plane needs the reference engine".into()))?;
+        let bus = PciBus::new();
+        let engine = Engine::new(
+            self.fabric.open("sim0")?,
+            self.caps.clone(),
+            quirks,
+            bus.clone(),
+        );
+        let ctx: Arc<dyn DeviceContext> = TracedContext::new(
+            engine.context(),
+            "target",
+            self.rec.clone(),
+            self.names.clone(),
+        );
+        let provider: Arc<dyn OffloadProvider> = TracedProvider::new(
+            engine.provider(),
+            "device",
+            "target",
+            self.rec.clone(),
+            self.names.clone(),
+        );
+        let target = Target::start_on(engine.clone(), bus, ctx, provider, config)
+            .map_err(|e| Failure(format!("the control plane did not start: {e}")))?;
+        let host: Arc<dyn DeviceContext> = TracedContext::new(
+            self.fabric.open("sim1")?,
+            "host",
+            self.rec.clone(),
+            self.names.clone(),
+        );
+        Ok(TargetRig {
+            target,
+            host,
+            engine,
+        })
+    }
+
+    /// [`Dut::target`] with [`one_subsystem`] in the Dut's namespace format.
+    pub fn target_one(&self) -> Result<TargetRig, Failure> {
+        self.target(&one_subsystem(self.ns_format()))
+    }
+}
+
+/// A host configuration for `subnqn` as [`HOSTNQN`], with this module's bounds.
+pub fn host_config(subnqn: &str) -> HostConfig {
+    let mut c = HostConfig::new(subnqn);
+    c.hostnqn = HOSTNQN.into();
+    c.command_bound = Duration::from_secs(5);
+    c.cm_bound = Duration::from_secs(5);
+    c
+}
+
+/// Fails unless `cqe` is `want` (same SCT/SC) with DNR.
+pub fn expect_status(cqe: &CqeRepr, want: Status, what: &str) -> Result<(), Failure> {
+    if !cqe.status.same_code(want) || !cqe.status.dnr {
+        return Err(Failure(format!(
+            "{what}: expected {want} with DNR, got {} (dnr {})",
+            cqe.status, cqe.status.dnr
+        )));
+    }
+    Ok(())
+}
+
+/// Fails unless `cqe` is Connect Invalid Parameters (1/82h, DNR) naming `want`.
+pub fn expect_invalid_param(cqe: &CqeRepr, want: InvalidParam, what: &str) -> Result<(), Failure> {
+    expect_status(cqe, Status::CONNECT_INVALID_PARAMETERS, what)?;
+    match ConnectResponse::decode(cqe.status, cqe.dw0()) {
+        Ok(ConnectResponse::InvalidParameters(p)) if p == want => Ok(()),
+        other => Err(Failure(format!(
+            "{what}: expected IPO {} IATTR {}, got {other:?}",
+            want.offset, want.in_data as u8
+        ))),
+    }
+}
+
+impl TargetRig {
+    /// The target's address for `port`.
+    pub fn addr(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(SIM0_ADDR.into(), port)
+    }
+
+    /// Connects a controller on `port` as `cfg` says (CM, admin Connect), without enabling.
+    pub async fn connect(&self, port: u16, cfg: HostConfig) -> Result<Controller, InitiatorError> {
+        Controller::connect(self.host.clone(), self.addr(port), cfg).await
+    }
+
+    /// Connects a controller on `port` and enables it (CC.EN, CSTS.RDY).
+    pub async fn controller(&self, port: u16, cfg: HostConfig) -> Result<Controller, Failure> {
+        let mut c = self
+            .connect(port, cfg)
+            .await
+            .map_err(|e| Failure(format!("admin connect: {e}")))?;
+        c.enable()
+            .await
+            .map_err(|e| Failure(format!("enable: {e}")))?;
+        Ok(c)
+    }
+
+    /// A queue of `spec` connected through the CM only (no Fabrics Connect yet).
+    pub async fn cm_queue(&self, port: u16, spec: QueueSpec) -> Result<HostQueue, Failure> {
+        let pd = self.host.alloc_pd()?;
+        let mut q = HostQueue::create(self.host.clone(), pd, spec, Duration::from_secs(5))?;
+        let opts = CmOptions::for_queue(&q);
+        cm_establish(&mut q, self.addr(port), &opts, BOUND)
+            .await
+            .map_err(|e| Failure(format!("CM connect of qid {}: {e}", spec.qid)))?;
+        Ok(q)
+    }
+
+    /// Sends a CM connect request with `private_data` for a queue of `spec`; returns the
+    /// NVMe-oF reject status, failing when the request is accepted.
+    pub async fn cm_reject(
+        &self,
+        port: u16,
+        spec: QueueSpec,
+        private_data: Vec<u8>,
+    ) -> Result<Option<CmRejectStatus>, Failure> {
+        let pd = self.host.alloc_pd()?;
+        let mut q = HostQueue::create(self.host.clone(), pd, spec, Duration::from_secs(5))?;
+        let r = misbehave::connect_with_private_data(&mut q, self.addr(port), private_data, BOUND)
+            .await;
+        match r {
+            Err(InitiatorError::Rejected { status, .. }) => Ok(status),
+            Ok(_) => Err(Failure("the CM request was accepted".into())),
+            Err(e) => Err(Failure(format!("expected a CM reject, got {e}"))),
+        }
+    }
+
+    /// The engine's counters of namespace `nsid` of `subnqn` (zero when not offloaded).
+    pub fn ns_counters(&self, subnqn: &str, nsid: u32) -> NsCounters {
+        self.target
+            .ctrl_of(subnqn, nsid)
+            .and_then(|c| self.engine.ns_counters(c, nsid).ok())
+            .unwrap_or_default()
+    }
+
+    /// The emulated backend controller behind `nsid` of `subnqn`.
+    pub fn backend(&self, subnqn: &str, nsid: u32) -> Result<Arc<BackendController>, Failure> {
+        self.target
+            .backend_of(subnqn, nsid)
+            .ok_or_else(|| Failure(format!("no backend for {subnqn} nsid {nsid}")))
+    }
+
+    /// Commands the backend controller of `subnqn` fetched from its queues.
+    pub fn backend_commands(&self, subnqn: &str) -> Result<u64, Failure> {
+        Ok(self.backend(subnqn, 1)?.counters().commands)
+    }
+
+    /// Blocks of namespace `nsid` of `subnqn` as the backend holds them.
+    pub fn backend_blocks(
+        &self,
+        subnqn: &str,
+        nsid: u32,
+        slba: u64,
+        count: u64,
+    ) -> Result<Vec<u8>, Failure> {
+        self.backend(subnqn, nsid)?
+            .with_namespace(nsid, |n| n.read_blocks(slba, count))
+            .ok_or_else(|| Failure(format!("backend has no namespace {nsid}")))?
+            .map_err(|e| Failure(format!("backend read: {e}")))
+    }
+}
+
+/// The maximum queue entries supported (CAP.MQES, 0's based) the controller reports.
+pub async fn mqes(c: &mut Controller) -> Result<u16, Failure> {
+    let cap = c
+        .property_get(0, PropertySize::Eight)
+        .await
+        .map_err(|e| Failure(format!("Property Get CAP: {e}")))?;
+    Ok((cap & 0xffff) as u16)
+}
+
+/// Sends Connect with `opts` and `data` (keyed unless `opts.data_in_capsule`) on a
+/// CM-connected queue; returns the response's CQE, whatever its status.
+pub async fn send_connect(
+    q: &mut HostQueue,
+    opts: ConnectOptions,
+    data: &ConnectDataRepr,
+) -> Result<CqeRepr, Failure> {
+    let bytes = data.to_bytes()?;
+    let mode = if opts.data_in_capsule {
+        DataMode::InCapsule
+    } else {
+        DataMode::Keyed
+    };
+    let c = q
+        .execute(
+            &Command::Fabrics(opts.command()),
+            Transfer::ToTarget(&bytes),
+            mode,
+        )
+        .await
+        .map_err(|e| Failure(format!("Connect got no response: {e}")))?;
+    Ok(c.cqe)
+}

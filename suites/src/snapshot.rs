@@ -1,0 +1,326 @@
+//! Trace snapshots: each offload case's trace, as a complete, conforming device (the
+//! reference target with the `full` profile) produces it, is committed as a reviewed insta
+//! snapshot, `suites/snapshots/<case id>.snap`. `cargo test -p suites --test snapshots`
+//! keeps the files current (and `cargo insta review` works on them); the runner compares
+//! every passing offload case's trace with its file.
+//!
+//! **When a trace is compared.** Only after the case passed its assertions, and only when
+//! the device's caps are exactly the `full` profile's ([`applies`]): a device with other
+//! caps legitimately makes other calls (other sizes, other SRQ attributes), so its trace is
+//! not compared and the record says so. A case with no snapshot file is not compared either
+//! (noted, not a failure); under `cargo test` with `CI` set, insta fails on it.
+//!
+//! **What is compared.** The [`canonical`] form of the trace, which is also what the files
+//! hold: every line with trailing blanks removed, less two kinds of completion whose
+//! presence and place are timing, not behaviour — they vary with the seed on `sim` (its
+//! jitter) and from run to run on hardware:
+//!
+//! - a SEND's successful completion: it only says the peer's RC transport acknowledged
+//!   the SEND, and whether that ACK is polled before or after the peer's answer is a race;
+//! - a flushed work request (`WR_FLUSH_ERR`): once a QP is in error, which of its requests
+//!   had completed and which are flushed, and how many of them the host polls before it
+//!   stops, is a race too (the error itself shows in the other lines: the failing
+//!   completion, the async event, the case's checks).
+//!
+//! And a run of consecutive CM or async events of one actor, each about a different
+//! object (two connections torn down at once, say), is sorted: nothing orders events of
+//! independent objects that happen at the same time. Everything else keeps its line and its
+//! place.
+//!
+//! **Where the files are.** At run time, not embedded: by default the `suites/snapshots`
+//! directory of the source tree the binary was built from ([`default_dir`]), so snapshots
+//! accepted with `cargo insta review` apply without a rebuild; `nvmf-conform run
+//! --snapshots DIR` points elsewhere (an installed binary away from its source tree).
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use harness::api::{NvmfCaps, Profile};
+
+/// The profile whose traces the snapshots hold.
+pub const PROFILE: &str = "full";
+
+/// Most diff lines a failure message carries; the rest is summarised.
+pub const MAX_DIFF_LINES: usize = 400;
+
+/// `suites/snapshots` in the source tree this crate was built from.
+pub fn default_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots")
+}
+
+/// The snapshot file of a case: `DIR/<case id>.snap`.
+pub fn path(dir: &Path, case_id: &str) -> PathBuf {
+    dir.join(format!("{case_id}.snap"))
+}
+
+/// A snapshot path as messages show it: relative to the source tree's root when inside it
+/// (`suites/snapshots/<id>.snap`), else as given.
+pub fn shown(path: &Path) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent();
+    root.and_then(|r| path.strip_prefix(r).ok())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The caps of the [`PROFILE`] profile.
+pub fn full_caps() -> NvmfCaps {
+    Profile::builtin(PROFILE)
+        .expect("the full profile ships with the code")
+        .caps
+}
+
+/// Whether snapshots apply to a device with `caps`: only when they equal the [`PROFILE`]
+/// profile's.
+pub fn applies(caps: &NvmfCaps) -> bool {
+    *caps == full_caps()
+}
+
+/// Whether a trace line is a completion whose presence or place is timing, not behaviour:
+/// a SEND's successful completion, or any work request flushed (`WR_FLUSH_ERR`).
+fn timing_only(line: &str) -> bool {
+    let mut w = line.split_whitespace();
+    let (Some(_actor), Some("wc"), Some(_qp), Some(op), Some(status)) =
+        (w.next(), w.next(), w.next(), w.next(), w.next())
+    else {
+        return false;
+    };
+    (op == "Send" && status == "SUCCESS") || status == "WR_FLUSH_ERR"
+}
+
+/// For a CM or async-event line, (actor, kind, the object it is about): `conn2` in
+/// `target cm conn2 disconnected`, `qp3` in `host event QP_ACCESS_ERR qp3`.
+fn event_of(line: &str) -> Option<(&str, &str, &str)> {
+    let mut w = line.split_whitespace();
+    let (actor, kind) = (w.next()?, w.next()?);
+    let object = match kind {
+        "cm" => w.next()?,
+        "event" => w.nth(1)?,
+        _ => return None,
+    };
+    Some((actor, kind, object))
+}
+
+/// The canonical text of a trace (see the module docs): what snapshot files hold and what
+/// is compared. One line per entry, each ending in a newline.
+pub fn canonical<S: AsRef<str>>(trace: &[S]) -> String {
+    let lines: Vec<&str> = trace
+        .iter()
+        .map(|l| l.as_ref().trim_end())
+        .filter(|l| !timing_only(l))
+        .collect();
+    let mut s = String::new();
+    let mut i = 0;
+    while i < lines.len() {
+        // A run of events of one actor and kind, each about another object: sorted.
+        let mut run = vec![lines[i]];
+        if let Some((actor, kind, first)) = event_of(lines[i]) {
+            let mut objects = vec![first];
+            for l in &lines[i + 1..] {
+                match event_of(l) {
+                    Some((a, k, o)) if a == actor && k == kind && !objects.contains(&o) => {
+                        objects.push(o);
+                        run.push(l);
+                    }
+                    _ => break,
+                }
+            }
+            run.sort_unstable();
+        }
+        i += run.len();
+        for l in run {
+            s.push_str(l);
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// Why a snapshot file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The file exists but could not be read.
+    #[error("cannot read snapshot {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not an insta text snapshot.
+    #[error("snapshot {path} is not an insta text snapshot: {why}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+}
+
+/// The contents of an insta snapshot file (the text after its `---` metadata header), or
+/// `None` when there is no such file.
+pub fn read(path: &Path) -> Result<Option<String>, SnapshotError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(SnapshotError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    let format = |why| SnapshotError::Format {
+        path: path.display().to_string(),
+        why,
+    };
+    let mut lines = text.split_inclusive('\n');
+    if lines.next().map(str::trim_end) != Some("---") {
+        return Err(format("no `---` metadata header"));
+    }
+    if !lines.by_ref().any(|l| l.trim_end() == "---") {
+        return Err(format("the metadata header is not closed by `---`"));
+    }
+    Ok(Some(lines.collect()))
+}
+
+/// A unified diff of `expected` against `actual`, line by line, with three lines of
+/// context, under `--- expected_label` / `+++ actual_label` headers; at most
+/// [`MAX_DIFF_LINES`] lines.
+pub fn diff(expected: &str, actual: &str, expected_label: &str, actual_label: &str) -> String {
+    let text = similar::TextDiff::from_lines(expected, actual)
+        .unified_diff()
+        .context_radius(3)
+        .header(expected_label, actual_label)
+        .to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::new();
+    for l in lines.iter().take(MAX_DIFF_LINES) {
+        out.push_str(l);
+        out.push('\n');
+    }
+    if lines.len() > MAX_DIFF_LINES {
+        let _ = writeln!(
+            out,
+            "… {} more diff lines (`nvmf-conform replay` prints the whole trace)",
+            lines.len() - MAX_DIFF_LINES
+        );
+    }
+    out
+}
+
+/// What comparing a trace with its snapshot found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Comparison {
+    /// The trace is the reviewed one.
+    Matches,
+    /// It differs: a failure message ending with the unified diff.
+    Differs(String),
+    /// There is no snapshot file at this path.
+    Missing(PathBuf),
+}
+
+/// Compares a case's `trace` with `DIR/<case id>.snap`; `actual_label` names the device in
+/// the diff's `+++` header.
+pub fn compare<S: AsRef<str>>(
+    dir: &Path,
+    case_id: &str,
+    trace: &[S],
+    actual_label: &str,
+) -> Result<Comparison, SnapshotError> {
+    let file = path(dir, case_id);
+    let Some(stored) = read(&file)? else {
+        return Ok(Comparison::Missing(file));
+    };
+    // Normalise the stored text as the trace is (an editor may strip trailing blanks),
+    // and compare without trailing newlines, as insta does.
+    let stored: Vec<&str> = stored.lines().collect();
+    let expected = canonical(&stored);
+    let actual = canonical(trace);
+    if expected.trim_end() == actual.trim_end() {
+        return Ok(Comparison::Matches);
+    }
+    let shown = shown(&file);
+    let mut msg = format!(
+        "the trace differs from its reviewed snapshot {shown} (the case's assertions passed; \
+         if the change is intended, update the snapshot: see README, Trace snapshots)\n"
+    );
+    msg.push_str(&diff(
+        &(expected.trim_end().to_string() + "\n"),
+        &(actual.trim_end().to_string() + "\n"),
+        &format!("expected {shown}"),
+        &format!("actual {actual_label}"),
+    ));
+    Ok(Comparison::Differs(msg.trim_end().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_and_flushes_are_left_out_and_simultaneous_events_sorted() {
+        let trace = [
+            "host     post    qp1 SEND wr=7 len=64",
+            "host     capsule -> flush cid=0 nsid=1 data=keyed(0 len=0 key=0)",
+            "host     wc      qp1 Recv SUCCESS wr=8 len=16 from=qp2",
+            "host     resp    <- cid=0 status=ok dw0=0x0",
+            "host     wc      qp1 Send SUCCESS wr=7",
+            "host     wc      qp1 Send WR_FLUSH_ERR wr=9",
+            "host     wc      qp1 Recv WR_FLUSH_ERR wr=10",
+            "host     wc      qp1 Send RETRY_EXC_ERR wr=11",
+            "host     cm      conn1 established ",
+            "target   cm      conn4 disconnected",
+            "target   cm      conn2 disconnected",
+            "target   cm      conn4 established",
+            "target   cm      conn2 established",
+            "target   cm      conn2 disconnected",
+            "target   event   QP_FATAL qp3",
+        ];
+        let want = "host     post    qp1 SEND wr=7 len=64\n\
+                    host     capsule -> flush cid=0 nsid=1 data=keyed(0 len=0 key=0)\n\
+                    host     wc      qp1 Recv SUCCESS wr=8 len=16 from=qp2\n\
+                    host     resp    <- cid=0 status=ok dw0=0x0\n\
+                    host     wc      qp1 Send RETRY_EXC_ERR wr=11\n\
+                    host     cm      conn1 established\n\
+                    target   cm      conn2 disconnected\n\
+                    target   cm      conn4 disconnected\n\
+                    target   cm      conn2 established\n\
+                    target   cm      conn4 established\n\
+                    target   cm      conn2 disconnected\n\
+                    target   event   QP_FATAL qp3\n";
+        assert_eq!(canonical(&trace), want);
+        // Already canonical: unchanged.
+        let lines: Vec<&str> = want.lines().collect();
+        assert_eq!(canonical(&lines), want);
+    }
+
+    #[test]
+    fn snapshot_files_are_read_past_their_header_and_compared() {
+        let dir = std::env::temp_dir().join(format!("nvmf-conform-snap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            path(&dir, "a.b"),
+            "---\nsource: x.rs\ndescription: d\n---\nhost call one   \nhost call two\n",
+        )
+        .unwrap();
+        assert_eq!(
+            compare(&dir, "a.b", &["host call one", "host call two"], "t").unwrap(),
+            Comparison::Matches
+        );
+        let Comparison::Differs(m) =
+            compare(&dir, "a.b", &["host call one", "host call 2"], "dev").unwrap()
+        else {
+            panic!("a changed line must differ");
+        };
+        assert!(m.ends_with("-host call two\n+host call 2"), "{m}");
+        assert!(m.contains("+++ actual dev"), "{m}");
+        assert!(matches!(
+            compare(&dir, "c.d", &["x"], "t").unwrap(),
+            Comparison::Missing(_)
+        ));
+        std::fs::write(path(&dir, "e.f"), "no header\n").unwrap();
+        assert!(compare(&dir, "e.f", &["x"], "t").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
