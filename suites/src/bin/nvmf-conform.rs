@@ -53,6 +53,9 @@ enum Command {
     },
     /// Print the requirement table (the content of docs/requirements.md).
     Requirements,
+    /// Run the offload catalog against the reference target once per quirk and print the
+    /// kill matrix (the content of docs/kill-matrix.md); exit 1 if a quirk goes uncaught.
+    KillMatrix,
     /// Run one case again with the seed a run reported for it, printing its trace.
     Replay {
         /// The case id.
@@ -129,6 +132,16 @@ fn main() -> ProcessExit {
             Err(e) => usage(&e),
         },
         Command::List { filter } => cmd_list(&filter),
+        Command::KillMatrix => {
+            let m = suites::kill::compute();
+            print!("{}", suites::kill::markdown(&m));
+            let clean = m.clean_failures.iter().all(Vec::is_empty);
+            if clean && m.rows.iter().all(|r| r.killed()) {
+                ExitCode::Passed
+            } else {
+                ExitCode::Failed
+            }
+        }
         Command::Requirements => {
             print!("{}", suites::offload::requirements::markdown());
             ExitCode::Passed
