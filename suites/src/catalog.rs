@@ -24,6 +24,8 @@ pub struct Entry {
     pub description: String,
     /// The requirement it checks (offload cases).
     pub requirement: Option<&'static str>,
+    /// Tags (offload cases: group, `limits`, needs; fabric cases: `fabric`).
+    pub tags: Vec<&'static str>,
     /// The code.
     pub body: Body,
 }
@@ -35,6 +37,7 @@ pub fn all() -> Vec<Entry> {
         area: c.area.to_string(),
         description: c.description.clone(),
         requirement: Some(c.requirement),
+        tags: c.tags(),
         body: Body::Offload(c),
     });
     let fabric = contract::cases().iter().map(|c| Entry {
@@ -42,14 +45,22 @@ pub fn all() -> Vec<Entry> {
         area: format!("fabric.{}", c.area),
         description: c.description.to_string(),
         requirement: None,
+        tags: vec!["fabric"],
         body: Body::Fabric(c),
     });
     offload.chain(fabric).collect()
 }
 
-/// Does `entry` match one filter? A filter selects an exact id, an area, or every id that
-/// starts with it followed by a dot (`fabric.qp` selects `fabric.qp.*`).
+/// Does `entry` match one filter? A filter selects an exact id, an area, every id that
+/// starts with it followed by a dot (`fabric.qp` selects `fabric.qp.*`), a requirement
+/// (`req:MAP-EEXIST`) or a tag (`tag:limits`).
 pub fn matches(entry: &Entry, filter: &str) -> bool {
+    if let Some(req) = filter.strip_prefix("req:") {
+        return entry.requirement == Some(req);
+    }
+    if let Some(tag) = filter.strip_prefix("tag:") {
+        return entry.tags.contains(&tag);
+    }
     entry.id == filter
         || entry.area == filter
         || entry
@@ -95,5 +106,15 @@ mod tests {
         assert!(select(&["no-such-case".to_string()]).is_empty());
         // a prefix must end at a dot: "fabric.q" selects nothing
         assert!(select(&["fabric.q".to_string()]).is_empty());
+        let eexist = select(&["req:MAP-EEXIST-SHARED-SRQ".to_string()]);
+        assert!(
+            !eexist.is_empty()
+                && eexist
+                    .iter()
+                    .all(|e| e.requirement == Some("MAP-EEXIST-SHARED-SRQ"))
+        );
+        let limits = select(&["tag:limits".to_string()]);
+        assert!(!limits.is_empty() && limits.iter().all(|e| e.tags.contains(&"limits")));
+        assert_eq!(select(&["tag:fabric".to_string()]).len(), fabric);
     }
 }

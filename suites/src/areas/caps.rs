@@ -94,7 +94,7 @@ pub fn cases() -> Vec<Case> {
             "caps",
             "max-io-sz",
             "CAPS-CONSISTENT",
-            "max_io_sz is non-zero and fits the minimum staging buffer",
+            "max_io_sz is non-zero",
             &[],
             |d| async move {
                 check!(d.caps.max_io_sz > 0, "max_io_sz is 0");

@@ -380,6 +380,48 @@ pub fn cases() -> Vec<Case> {
     ));
     v.push(Case::new(
         "datapath",
+        "staging-exhaustion",
+        "DP-STAGING",
+        "reads in flight needing twice the staging buffer all complete with the right data: commands wait for staging, nothing is overwritten",
+        &[Need::Ops(RW), Need::Backends],
+        |d| async move {
+            let f = d.ns_format();
+            let opts = SessionOpts { format: f, ..Default::default() };
+            let mut s = d.session(&opts, PORT).await?;
+            let bs = u64::from(f.lba_data_size());
+            let per = (u64::from(s.attrs.max_io_sz) / bs).max(1);
+            let len = per * bs;
+            let n = (2 * s.attrs.staging_buf.len).div_ceil(len).clamp(2, 30);
+            check!(n * per <= crate::offload::dut::NS_BLOCKS, "namespace too small for {n} commands");
+            for i in 0..n {
+                let w = s.io.write(i * per, &pattern(len as usize, i as u8), DataMode::Keyed).await?;
+                ok_status("write", w.cqe.status)?;
+            }
+            let q = s.io.queue();
+            let host = q.ctx().clone();
+            let mr = host.reg_mr(q.pd(), n * len, harness::fabric::Access::LOCAL_WRITE | harness::fabric::Access::REMOTE_WRITE)?;
+            let mut cids = Vec::new();
+            for i in 0..n {
+                let cid = q.alloc_cid();
+                let sgl = SglRepr::keyed(mr.addr + i * len, len as u32, mr.rkey);
+                let sqe = misbehave::read_sqe(cid, FE_NSID, i * per, per as u32, sgl)?;
+                misbehave::send_raw(q, &sqe)?;
+                cids.push(cid);
+            }
+            for cid in cids {
+                let r = q.wait_response(cid, Duration::from_secs(5)).await?;
+                ok_status("read", r.cqe.status)?;
+            }
+            for i in 0..n {
+                let mut got = vec![0u8; len as usize];
+                host.mr_read(mr.id, i * len, &mut got)?;
+                check!(got == pattern(len as usize, i as u8), "read {i} of {n} returned other data");
+            }
+            Ok(())
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
         "lba-out-of-range",
         "DP-BACKEND-STATUS",
         "an offloaded read past the namespace end is answered with the backend's LBA Out of Range",

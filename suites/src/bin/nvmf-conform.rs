@@ -33,7 +33,8 @@ enum Command {
         /// Base seed; each case derives its own seed from it and its id.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Select cases by exact id, area, or id prefix ending at a dot; repeatable.
+        /// Select cases by exact id, area, id prefix ending at a dot, `req:ID` or `tag:NAME`;
+        /// repeatable (a case runs if it matches any).
         #[arg(long)]
         filter: Vec<String>,
         /// Directory for junit.xml, summary.md and results.json.
@@ -45,7 +46,7 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// List the catalog (or the cases selected by --filter): id, area, description.
+    /// List the catalog (or the cases selected by --filter): id, requirement, description, tags.
     List {
         /// Select cases as for `run`.
         #[arg(long)]
@@ -212,7 +213,14 @@ fn cmd_list(filter: &[String]) -> ExitCode {
     for e in catalog::select(filter) {
         // A closed pipe (`| head`) ends the listing quietly.
         let req = e.requirement.unwrap_or("-");
-        if writeln!(out, "{:45} {:24} {}", e.id, req, e.description).is_err() {
+        let line = format!(
+            "{:45} {:24} {} [{}]",
+            e.id,
+            req,
+            e.description,
+            e.tags.join(",")
+        );
+        if writeln!(out, "{line}").is_err() {
             break;
         }
     }

@@ -186,6 +186,39 @@ impl Case {
         }
     }
 
+    /// Tags, derived from the metadata so they cannot drift: the area's group (`api`,
+    /// `io`, `faults`, `connect`, `security`), `limits` for bound checks, and one tag per
+    /// kind of need (`needs-backends`, `needs-non-offloaded-ops`, …).
+    pub fn tags(&self) -> Vec<&'static str> {
+        let mut t = vec![match self.area {
+            "caps" | "srq" | "ctrl" | "mapping" => "api",
+            "datapath" | "software" | "unsupported" => "io",
+            "pci-error" | "timeout" => "faults",
+            "connect" => "connect",
+            _ => "security",
+        }];
+        let bound = ["limit", ".at-", "above-", "below-", "max-io-sz"];
+        if bound.iter().any(|b| self.id.contains(b)) {
+            t.push("limits");
+        }
+        for n in &self.needs {
+            let tag = match n {
+                Need::Ops(_) => "needs-ops",
+                Need::NonOffloadedOps => "needs-non-offloaded-ops",
+                Need::NoNonOffloadedOps => "needs-no-non-offloaded-ops",
+                Need::FrontendNsidLimit | Need::StagingMax | Need::TimeoutBounds => "needs-bounds",
+                Need::ExtraSqs => "needs-extra-sqs",
+                Need::LbaSize(_) | Need::InCapsuleBlock => "needs-format",
+                Need::SomeOpNotOffloadable => "needs-partial-offload",
+                Need::Backends | Need::ControlPlane => "needs-backends",
+            };
+            if !t.contains(&tag) {
+                t.push(tag);
+            }
+        }
+        t
+    }
+
     /// The first unmet need's reason, if any.
     pub fn unmet(&self, caps: &NvmfCaps, dut_has_backends: bool) -> Option<String> {
         self.needs

@@ -58,6 +58,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "DP-OFFLOAD-DSM", rule: "a dataset management deallocate on an SRQ offloading it leaves the range reading as zeroes", source: RFC },
     Requirement { id: "DP-MAX-IO", rule: "a command of exactly max_io_sz is offloaded; one block more is not (software receives it)", source: SHIPPED },
     Requirement { id: "DP-QUEUE-DEPTH", rule: "a full queue of commands in flight is answered, every one", source: RFC },
+    Requirement { id: "DP-STAGING", rule: "when offloaded commands in flight need more staging space than the buffer has, they wait for it: every one completes with its own data", source: RFC },
     Requirement { id: "DP-QUEUE-WRAP", rule: "offloaded commands keep being served after the backend queues wrap (phase tags followed)", source: "NVMe" },
     Requirement { id: "DP-ACK-AFTER-BACKEND", rule: "an offloaded write is acknowledged with success only after the backend completed it", source: RULE_BOOK },
     Requirement { id: "DP-BACKEND-STATUS", rule: "an offloaded command the backend fails is answered with the backend's status and counted as an error", source: RULE_BOOK },
