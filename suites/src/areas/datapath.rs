@@ -201,15 +201,7 @@ pub fn cases() -> Vec<Case> {
         "an offloaded flush succeeds and is counted",
         &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
         |d| async move {
-            let mut s = d
-                .session(
-                    &SessionOpts {
-                        format: d.ns_format(),
-                        ..Default::default()
-                    },
-                    PORT,
-                )
-                .await?;
+            let mut s = d.default_session(PORT).await?;
             let c = s.io.flush().await?;
             ok_status("flush", c.cqe.status)?;
             settle().await;
@@ -318,15 +310,7 @@ pub fn cases() -> Vec<Case> {
         "a full queue of flushes in flight is answered, every one",
         &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
         |d| async move {
-            let mut s = d
-                .session(
-                    &SessionOpts {
-                        format: d.ns_format(),
-                        ..Default::default()
-                    },
-                    PORT,
-                )
-                .await?;
+            let mut s = d.default_session(PORT).await?;
             let n = 31usize;
             let cids = misbehave::overrun_sqsize(s.io.queue(), FE_NSID, n)?;
             for cid in cids {
@@ -352,15 +336,7 @@ pub fn cases() -> Vec<Case> {
         "commands keep being served after the backend queues wrap several times",
         &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
         |d| async move {
-            let mut s = d
-                .session(
-                    &SessionOpts {
-                        format: d.ns_format(),
-                        ..Default::default()
-                    },
-                    PORT,
-                )
-                .await?;
+            let mut s = d.default_session(PORT).await?;
             let n = 4 * s.attrs.nvme_queue_depth as u64 + 3;
             for i in 0..n {
                 let c =
@@ -427,15 +403,7 @@ pub fn cases() -> Vec<Case> {
         "an offloaded read past the namespace end is answered with the backend's LBA Out of Range",
         &[Need::Ops(RW), Need::Backends],
         |d| async move {
-            let mut s = d
-                .session(
-                    &SessionOpts {
-                        format: d.ns_format(),
-                        ..Default::default()
-                    },
-                    PORT,
-                )
-                .await?;
+            let mut s = d.default_session(PORT).await?;
             let r =
                 s.io.read(crate::offload::dut::NS_BLOCKS, 1, DataMode::Keyed)
                     .await?;
@@ -460,15 +428,7 @@ pub fn cases() -> Vec<Case> {
         "each offloaded response carries its command's CID",
         &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
         |d| async move {
-            let mut s = d
-                .session(
-                    &SessionOpts {
-                        format: d.ns_format(),
-                        ..Default::default()
-                    },
-                    PORT,
-                )
-                .await?;
+            let mut s = d.default_session(PORT).await?;
             let q = s.io.queue();
             let sqe = SqeRepr::new(0x1234, FE_NSID, SqeCommand::Flush, SglRepr::keyed(0, 0, 0))
                 .to_bytes()?;

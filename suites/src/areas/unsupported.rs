@@ -18,15 +18,7 @@ const BOUND: Duration = Duration::from_secs(5);
 /// Sends `capsule` on a fresh session and expects the event with `opcode` and the QP in
 /// error.
 async fn unsupported(d: Dut, capsule: Vec<u8>, opcode: u8) -> Result<(), Failure> {
-    let mut s = d
-        .session(
-            &SessionOpts {
-                format: d.ns_format(),
-                ..Default::default()
-            },
-            4420,
-        )
-        .await?;
+    let mut s = d.default_session(4420).await?;
     misbehave::send_raw(s.io.queue(), &capsule)?;
     let ev = tokio::time::timeout(BOUND, d.provider.next_event())
         .await

@@ -83,6 +83,15 @@ pub struct Session {
 }
 
 impl Dut {
+    /// A session with the default options and the DUT's namespace format.
+    pub async fn default_session(&self, port: u16) -> Result<Session, Failure> {
+        let opts = SessionOpts {
+            format: self.ns_format(),
+            ..Default::default()
+        };
+        self.session(&opts, port).await
+    }
+
     /// Sets up a session (see the module docs) listening on `port`.
     pub async fn session(&self, opts: &SessionOpts, port: u16) -> Result<Session, Failure> {
         let pd = self.pd()?;
