@@ -146,6 +146,37 @@ pub fn cases() -> Vec<Case> {
             check!(s.io.read(2, 1, DataMode::Keyed).await?.data == data, "data after re-creation");
             Ok(())
         }),
+        Case::new("pci-error", "acknowledged-writes-kept", "PCI-NO-ACKED-WRITE-LOST", "writes acknowledged before a PCI error read back after software moves the namespace to a new controller", &needs, |d| async move {
+            let mut s = session(&d).await?;
+            let bs = d.ns_format().lba_data_size() as usize;
+            let mut acked = Vec::new();
+            for i in 0..8u64 {
+                let data = pattern(bs, 40 + i as u8);
+                let w = s.io.write(i, &data, DataMode::Keyed).await?;
+                if w.cqe.status.is_success() {
+                    acked.push((i, data));
+                }
+            }
+            check_eq!(acked.len(), 8, "writes acknowledged before the fault");
+            inject(&s.backend, Fault::PciError)?;
+            expect_event(&d, |e| matches!(e, OffloadEvent::NvmePciErr { .. }), "NVME_PCI_ERR").await?;
+            d.provider.unmap_nsid(s.ctrl, FE_NSID)?;
+            d.provider.remove_nvme_ctrl(s.srq.handle, s.ctrl)?;
+            // The media survives the controller: software hands the namespace to a new one.
+            let ns = s
+                .backend
+                .remove_namespace(1)
+                .map_err(|e| Failure(format!("taking the namespace back: {e}")))?;
+            let a = d.backends()?.create_with(s.pd, &s.attrs, &s.staging, 1, vec![ns])?;
+            let c = d.provider.create_nvme_ctrl(s.srq.handle, &a)?;
+            d.provider.map_nsid(c, &NsMapping { fe_nsid: FE_NSID, nvme_nsid: 1, lba_data_size: d.ns_format().lba_data_size() })?;
+            for (slba, data) in acked {
+                let r = s.io.read(slba, 1, DataMode::Keyed).await?;
+                check!(r.cqe.status.is_success(), "read of block {slba}: {}", r.cqe.status);
+                check!(r.data == data, "acknowledged write to block {slba} lost");
+            }
+            Ok(())
+        }),
         Case::new("timeout", "event-and-answer", "TMO-EVENT", "a backend command that never completes raises NVME_TIMEOUT naming the controller and is answered with an error", &needs, |d| async move {
             let mut s = session(&d).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;

@@ -5,7 +5,16 @@ use harness::api::{CtrlHandle, NsMapping};
 use nix::errno::Errno;
 
 use crate::offload::dut::{expect_errno, expect_ok};
+use std::time::Duration;
+
+use harness::api::OffloadOps;
+use harness::fabric::wait;
+use harness::initiator::{misbehave, DataMode};
+use harness::wire::SglRepr;
+
+use crate::offload::session::FE_NSID;
 use crate::offload::{Case, Dut, Failure, Need};
+use crate::{check, check_eq};
 
 /// LBA data sizes every device is asked about: accepted when the caps list them,
 /// ENOTSUP otherwise (data + metadata bytes per block, e.g. 4160 = 8 × (512 + 8)).
@@ -297,6 +306,25 @@ pub fn cases() -> Vec<Case> {
             },
         ));
     }
+    v.push(Case::new(
+        "mapping",
+        "unmap-stops-offload",
+        "MAP-UNMAP-STOPS-OFFLOAD",
+        "I/O to a mapped nsid is offloaded; after unmap_nsid the device no longer serves it: the capsule reaches software",
+        &[Need::Backends, Need::NonOffloadedOps, Need::Ops(OffloadOps::READ)],
+        |d| async move {
+            let mut s = d.default_session(4420).await?;
+            let r = s.io.read(0, 1, DataMode::Keyed).await?;
+            check!(r.cqe.status.is_success(), "read while mapped: {}", r.cqe.status);
+            expect_ok(d.provider.unmap_nsid(s.ctrl, FE_NSID), "unmap_nsid")?;
+            let keyed = SglRepr::keyed(0x1000, d.ns_format().lba_data_size(), 0x77);
+            let sqe = misbehave::read_sqe(9, FE_NSID, 0, 1, keyed)?;
+            misbehave::send_raw(s.io.queue(), &sqe)?;
+            let wc = wait::completion(d.ctx.as_ref(), s.cq, Duration::from_secs(5)).await?;
+            check_eq!(wc.qp, s.qp, "software receive on the session's QP");
+            Ok(())
+        },
+    ));
     v.push(Case::new(
         "mapping",
         "limit.per-srq",

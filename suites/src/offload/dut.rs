@@ -41,6 +41,26 @@ impl Backends {
         nsqs: usize,
         namespaces: &[(u32, LbaFormat)],
     ) -> Result<NvmeCtrlAttrs, Failure> {
+        let nss = namespaces
+            .iter()
+            .map(|(nsid, fmt)| {
+                Namespace::ram(*nsid, *fmt, NS_BLOCKS)
+                    .map_err(|e| Failure(format!("namespace: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.create_with(pd, srq, staging, nsqs, nss)
+    }
+
+    /// As [`Backends::create`], with existing namespaces (e.g. taken over from a failed
+    /// controller, data included).
+    pub fn create_with(
+        &self,
+        pd: PdId,
+        srq: &NvmfSrqAttrs,
+        staging: &MrInfo,
+        nsqs: usize,
+        namespaces: Vec<Namespace>,
+    ) -> Result<NvmeCtrlAttrs, Failure> {
         let depth = srq.nvme_queue_depth as u64;
         let sq_len = depth * 64;
         let cq_len = depth * 16;
@@ -89,12 +109,9 @@ impl Backends {
             BackendController::spawn(self.ctx.clone(), cfg)
                 .map_err(|e| Failure(format!("backend spawn: {e}")))?,
         );
-        for (nsid, fmt) in namespaces {
-            ctrl.add_namespace(
-                Namespace::ram(*nsid, *fmt, NS_BLOCKS)
-                    .map_err(|e| Failure(format!("namespace: {e}")))?,
-            )
-            .map_err(|e| Failure(format!("namespace: {e}")))?;
+        for ns in namespaces {
+            ctrl.add_namespace(ns)
+                .map_err(|e| Failure(format!("namespace: {e}")))?;
         }
         self.bus.attach(sqdb.mr, sqdb.addr, ctrl.clone());
         self.made

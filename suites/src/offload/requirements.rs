@@ -48,6 +48,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "MAP-EINVAL-NSID", rule: "map_nsid fails with EINVAL for fe_nsid 0, 0xFFFFFFFF, above max_frontend_nsid, or nvme_nsid 0 / 0xFFFFFFFF", source: RULE_BOOK },
     Requirement { id: "MAP-LIMIT-SRQ", rule: "the SRQ's max_namespaces mappings succeed; one more fails with ENOSPC", source: RULE_BOOK },
     Requirement { id: "MAP-LIMIT-TOTAL", rule: "max_namespaces mappings succeed on the device; one more fails with ENOMEM", source: RULE_BOOK },
+    Requirement { id: "MAP-UNMAP-STOPS-OFFLOAD", rule: "after unmap_nsid the device no longer serves I/O to that nsid: it goes to software (which answers Invalid Namespace)", source: RFC },
     Requirement { id: "MAP-UNKNOWN-CTRL", rule: "map_nsid and unmap_nsid naming no live controller fail with EINVAL", source: SHIPPED },
     // datapath
     Requirement { id: "DP-OFFLOAD-RW", rule: "on a QP with offload enabled, writes and reads of a mapped namespace with keyed SGLs are served by the device: data read back equals data written, no capsule reaches software, the namespace counters count them", source: RFC },
@@ -73,6 +74,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "PCI-EVENT", rule: "a backend controller PCI error raises NVME_PCI_ERR naming that controller", source: RFC },
     Requirement { id: "PCI-INFLIGHT-ANSWERED", rule: "every command in flight on, or later sent to, a controller that hit a PCI error is answered with an error status: none is dropped", source: RULE_BOOK },
     Requirement { id: "PCI-ISOLATED", rule: "a PCI error on one controller leaves the other controllers of the SRQ serving", source: RULE_BOOK },
+    Requirement { id: "PCI-NO-ACKED-WRITE-LOST", rule: "a write acknowledged with success before a PCI error is on the media: it reads back once the namespace is served again", source: RULE_BOOK },
     Requirement { id: "PCI-RECOVER", rule: "after software removes the failed controller and creates a new one, I/O to its namespaces works", source: SHIPPED },
     Requirement { id: "TMO-EVENT", rule: "a backend command not completed within the controller's timeout raises NVME_TIMEOUT naming the controller, and the command is answered with an error", source: RFC },
     Requirement { id: "TMO-ANSWERED", rule: "a stuck command is not answered before the controller's command timeout", source: RULE_BOOK },
