@@ -13,7 +13,21 @@ use harness::initiator::DataMode;
 use harness::wire::Status;
 use reference_target::backend::{CtrlState, Fault, LbaFormat};
 use reference_target::quirks::{Quirk, Quirks};
-use rig::{pattern, rig, BOUND, DEPTH};
+use rig::{pattern, rig, Rig, BOUND, DEPTH};
+
+/// The full profile, 4096-byte blocks, offload on, with one quirk.
+async fn quirky(seed: u64, quirk: Quirk) -> Rig {
+    rig(seed, "full", LbaFormat::L4096, Quirks::one(quirk), true).await
+}
+
+/// Makes every backend command of the rig hang.
+fn never_complete(r: &Rig) {
+    let never = Fault::Timeout {
+        on: reference_target::backend::CmdMatch::Any,
+        delay: None,
+    };
+    r.backend.inject(never).unwrap();
+}
 
 #[tokio::test(start_paused = true)]
 async fn offloaded_write_then_read_back_every_format() {
@@ -133,12 +147,7 @@ async fn pci_error_raises_event_and_answers_in_flight() {
 #[tokio::test(start_paused = true)]
 async fn backend_timeout_raises_event_and_answers() {
     let mut r = rig(14, "full", LbaFormat::L4096, Quirks::none(), true).await;
-    r.backend
-        .inject(Fault::Timeout {
-            on: reference_target::backend::CmdMatch::Any,
-            delay: None,
-        })
-        .unwrap();
+    never_complete(&r);
     let t0 = tokio::time::Instant::now();
     let rd = r.io.read(0, 1, DataMode::Keyed).await.unwrap();
     assert_eq!(rd.cqe.status.code(), Status::INTERNAL_ERROR.code());
@@ -261,27 +270,13 @@ fn rw_map(fe: u32, lba: u32) -> NsMapping {
 #[tokio::test(start_paused = true)]
 async fn quirk_mapping_rules() {
     use nix::errno::Errno;
-    let r = rig(
-        20,
-        "full",
-        LbaFormat::L4096,
-        Quirks::one(Quirk::UnmapMissingOk),
-        true,
-    )
-    .await;
+    let r = quirky(20, Quirk::UnmapMissingOk).await;
     assert_eq!(
         r.engine.unmap_nsid(r.ctrl, 9),
         Ok(()),
         "unmap of a missing nsid returns 0"
     );
-    let r = rig(
-        21,
-        "full",
-        LbaFormat::L4096,
-        Quirks::one(Quirk::LbaSizeUnchecked),
-        true,
-    )
-    .await;
+    let r = quirky(21, Quirk::LbaSizeUnchecked).await;
     assert_eq!(
         r.engine.map_nsid(r.ctrl, &rw_map(8, 1000)),
         Ok(()),
@@ -299,14 +294,7 @@ async fn quirk_mapping_rules() {
 
 #[tokio::test(start_paused = true)]
 async fn quirk_no_pci_err_event_and_lost_inflight() {
-    let mut r = rig(
-        23,
-        "full",
-        LbaFormat::L4096,
-        Quirks::one(Quirk::NoPciErrEvent),
-        true,
-    )
-    .await;
+    let mut r = quirky(23, Quirk::NoPciErrEvent).await;
     r.backend.inject(Fault::PciError).unwrap();
     let rd = r.io.read(0, 1, DataMode::Keyed).await.unwrap();
     assert_eq!(
@@ -317,20 +305,8 @@ async fn quirk_no_pci_err_event_and_lost_inflight() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(r.engine.poll_event(), None, "but no NVME_PCI_ERR");
 
-    let r = rig(
-        24,
-        "full",
-        LbaFormat::L4096,
-        Quirks::one(Quirk::LoseInflightOnPciErr),
-        true,
-    )
-    .await;
-    r.backend
-        .inject(Fault::Timeout {
-            on: reference_target::backend::CmdMatch::Any,
-            delay: None,
-        })
-        .unwrap();
+    let r = quirky(24, Quirk::LoseInflightOnPciErr).await;
+    never_complete(&r);
     let mut io = r.io;
     let host = tokio::spawn(async move { io.read(0, 1, DataMode::Keyed).await.is_err() });
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -340,20 +316,8 @@ async fn quirk_no_pci_err_event_and_lost_inflight() {
 
 #[tokio::test(start_paused = true)]
 async fn quirk_no_timeout_event_never_answers() {
-    let mut r = rig(
-        25,
-        "full",
-        LbaFormat::L4096,
-        Quirks::one(Quirk::NoTimeoutEvent),
-        true,
-    )
-    .await;
-    r.backend
-        .inject(Fault::Timeout {
-            on: reference_target::backend::CmdMatch::Any,
-            delay: None,
-        })
-        .unwrap();
+    let mut r = quirky(25, Quirk::NoTimeoutEvent).await;
+    never_complete(&r);
     assert!(
         r.io.read(0, 1, DataMode::Keyed).await.is_err(),
         "no answer within the host bound"
@@ -363,20 +327,8 @@ async fn quirk_no_timeout_event_never_answers() {
 
 #[tokio::test(start_paused = true)]
 async fn quirk_early_write_ack_answers_before_the_backend() {
-    let mut r = rig(
-        26,
-        "full",
-        LbaFormat::L4096,
-        Quirks::one(Quirk::EarlyWriteAck),
-        true,
-    )
-    .await;
-    r.backend
-        .inject(Fault::Timeout {
-            on: reference_target::backend::CmdMatch::Any,
-            delay: None,
-        })
-        .unwrap();
+    let mut r = quirky(26, Quirk::EarlyWriteAck).await;
+    never_complete(&r);
     let w =
         r.io.write(0, &pattern(4096, 9), DataMode::Keyed)
             .await
@@ -390,14 +342,7 @@ async fn quirk_early_write_ack_answers_before_the_backend() {
 
 #[tokio::test(start_paused = true)]
 async fn quirk_cq_phase_stuck_stalls_after_a_wrap() {
-    let mut r = rig(
-        27,
-        "full",
-        LbaFormat::L4096,
-        Quirks::one(Quirk::CqPhaseStuck),
-        true,
-    )
-    .await;
+    let mut r = quirky(27, Quirk::CqPhaseStuck).await;
     let mut failed_at = None;
     for i in 0..(2 * DEPTH as u64) {
         match r
@@ -429,14 +374,7 @@ async fn quirk_sgl_length_unchecked_transfers_past_the_sgl() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(r.engine.ns_counters(r.ctrl, 7).unwrap().read_cmds, 0);
     // Quirk: the engine offloads it anyway.
-    let mut r = rig(
-        29,
-        "full",
-        LbaFormat::L4096,
-        Quirks::one(Quirk::SglLengthUnchecked),
-        true,
-    )
-    .await;
+    let mut r = quirky(29, Quirk::SglLengthUnchecked).await;
     let sqe = misbehave::read_sqe(1, 7, 0, 2, SglRepr::keyed(0x1000, 4096, 0x1234)).unwrap();
     misbehave::send_raw(r.io.queue(), &sqe).unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -445,14 +383,7 @@ async fn quirk_sgl_length_unchecked_transfers_past_the_sgl() {
 
 #[tokio::test(start_paused = true)]
 async fn quirk_hang_one_command() {
-    let mut r = rig(
-        30,
-        "full",
-        LbaFormat::L4096,
-        Quirks::one(Quirk::HangOneCommand),
-        true,
-    )
-    .await;
+    let mut r = quirky(30, Quirk::HangOneCommand).await;
     assert!(
         r.io.read(0, 1, DataMode::Keyed).await.is_err(),
         "the first read hangs"
@@ -485,14 +416,7 @@ async fn quirk_offload_at_qp_creation_serves_before_enable() {
 async fn quirk_eexist_per_ctrl_is_checked_per_controller() {
     // Same controller: EEXIST even with the quirk; the quirk shows with a second
     // controller of the same SRQ (the suites check that case).
-    let r = rig(
-        32,
-        "full",
-        LbaFormat::L4096,
-        Quirks::one(Quirk::EexistPerCtrl),
-        true,
-    )
-    .await;
+    let r = quirky(32, Quirk::EexistPerCtrl).await;
     assert_eq!(
         r.engine
             .map_nsid(r.ctrl, &rw_map(7, 4096))
