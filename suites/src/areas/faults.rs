@@ -109,6 +109,25 @@ pub fn cases() -> Vec<Case> {
             }
             Ok(())
         }),
+        Case::new("pci-error", "mid-transfer", "PCI-INFLIGHT-ANSWERED", "a write whose data is still crossing the fabric when its controller fails is answered with an error status", &needs, |d| async move {
+            let s = session(&d).await?;
+            // Slow the fabric so the write's RDMA READ of host data is in flight when the
+            // controller fails.
+            d.fabric.inject(harness::fabric::Fault::Delay(Duration::from_millis(200)))?;
+            let data = pattern(d.ns_format().lba_data_size() as usize, 9);
+            let mut io = s.io;
+            let h = tokio::spawn(async move {
+                let r = io.write(0, &data, DataMode::Keyed).await;
+                r.map(|c| c.cqe.status).map_err(|e| e.to_string())
+            });
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            inject(&s.backend, Fault::PciError)?;
+            let r = h.await.map_err(|e| Failure(format!("host task: {e}")))?;
+            d.fabric.inject(harness::fabric::Fault::Delay(Duration::ZERO))?;
+            let status = r.map_err(|e| Failure(format!("the write got no answer: {e}")))?;
+            check!(!status.is_success(), "the write was acknowledged although its controller failed mid-transfer");
+            Ok(())
+        }),
         Case::new("pci-error", "later-io-answered", "PCI-INFLIGHT-ANSWERED", "a command sent after the controller failed is answered with an error, not left hanging", &needs, |d| async move {
             let mut s = session(&d).await?;
             inject(&s.backend, Fault::PciError)?;
