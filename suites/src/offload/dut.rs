@@ -121,6 +121,11 @@ impl Backends {
         Ok(attrs)
     }
 
+    /// The emulated PCIe bus the device finds these controllers on.
+    pub fn bus(&self) -> &Arc<PciBus> {
+        &self.bus
+    }
+
     /// The emulated controller behind attributes made by [`Backends::create`].
     pub fn controller(&self, attrs: &NvmeCtrlAttrs) -> Option<Arc<BackendController>> {
         self.bus.find(attrs.sqdb.mr, attrs.sqdb.addr)

@@ -3,14 +3,9 @@
 //!
 //! [`Dut::target`] starts [`Target`] (Connect, admin queue, software I/O path, event
 //! reactions) from a configuration's text on the Dut's device (`sim0` of the Dut's
-//! fabric) with [`Target::start_on`], over a reference engine with the Dut's caps and
-//! quirks whose device context and provider are traced into the case's trace (`target`
-//! and `device`), so the trace shows every call the control plane makes.
-//!
-//! The engine is a new one on a new context of the device, not the Dut's own engine
-//! object: the control plane attaches the backend controllers it builds to its engine's
-//! emulated PCIe bus, which the Dut does not expose. It is the same implementation with
-//! the same caps and quirks, so the cases check the device the run names.
+//! fabric) with [`Target::start_on`], over the Dut's own engine, traced device context
+//! and provider (`target` and `device` in the case's trace), so the trace shows every call
+//! the control plane makes; its backend controllers go on the Dut's emulated PCIe bus.
 //!
 //! The returned [`TargetRig`] holds a traced host on `sim1` and helpers for the usual host
 //! steps (connect and enable a controller, a CM-only queue, a raw Connect, a CM request
@@ -30,7 +25,7 @@ use harness::initiator::{
     misbehave, Command, Controller, DataMode, HostConfig, HostQueue, InitiatorError, QueueSpec,
     Transfer,
 };
-use harness::trace::{TracedContext, TracedProvider};
+use harness::trace::TracedContext;
 use harness::wire::{
     connect_data_field, fabrics_field, CmRejectStatus, ConnectDataRepr, ConnectResponse, CqeRepr,
     InvalidParam, PropertySize, Status,
@@ -38,7 +33,6 @@ use harness::wire::{
 use reference_target::backend::{BackendController, LbaFormat};
 use reference_target::control::{Config, Target};
 use reference_target::engine::Engine;
-use reference_target::pci::PciBus;
 
 use super::{Dut, Failure};
 
@@ -135,33 +129,19 @@ impl Dut {
         for s in &mut config.subsystems {
             s.staging_buf.get_or_insert(self.staging_len());
         }
-        let quirks = self
+        let engine = self
             .engine
-            .as_ref()
-            .map(|e| e.quirks().clone())
+            .clone()
             .ok_or_else(|| Failure("the control plane needs the reference engine".into()))?;
-        let bus = PciBus::new();
-        let engine = Engine::new(
-            self.fabric.open("sim0")?,
-            self.caps.clone(),
-            quirks,
-            bus.clone(),
-        );
-        let ctx: Arc<dyn DeviceContext> = TracedContext::new(
-            engine.context(),
-            "target",
-            self.rec.clone(),
-            self.names.clone(),
-        );
-        let provider: Arc<dyn OffloadProvider> = TracedProvider::new(
-            engine.provider(),
-            "device",
-            "target",
-            self.rec.clone(),
-            self.names.clone(),
-        );
-        let target = Target::start_on(engine.clone(), bus, ctx, provider, config)
-            .map_err(|e| Failure(format!("the control plane did not start: {e}")))?;
+        let bus = self.backends()?.bus().clone();
+        let target = Target::start_on(
+            engine.clone(),
+            bus,
+            self.ctx.clone(),
+            self.provider.clone(),
+            config,
+        )
+        .map_err(|e| Failure(format!("the control plane did not start: {e}")))?;
         let host: Arc<dyn DeviceContext> = TracedContext::new(
             self.fabric.open("sim1")?,
             "host",
