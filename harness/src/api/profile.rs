@@ -7,6 +7,8 @@
 //! offload_type_rc = "READ_WRITE_FLUSH"
 //! max_io_sz = 8192
 //! # ... every NvmfCaps field
+//! [device]            # optional: verbs device limits the reference device reports
+//! max_srq = 4
 //! ```
 //!
 //! Unknown keys are refused, and a profile must pass [`NvmfCaps::validate`]; every error
@@ -28,6 +30,18 @@ pub struct Profile {
     pub description: String,
     /// The capabilities.
     pub caps: NvmfCaps,
+    /// Verbs device limits the reference device reports and enforces, below the fabric's.
+    #[serde(default)]
+    pub device: DeviceLimits,
+}
+
+/// Verbs device attributes a profile may lower (section `[device]`), so that a limit the
+/// catalog exhausts is reached with few objects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceLimits {
+    /// Most SRQs (plain and NVMe-oF) the device holds at once (`ibv_device_attr.max_srq`).
+    pub max_srq: Option<u32>,
 }
 
 /// A profile that could not be loaded.

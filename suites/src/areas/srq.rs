@@ -42,6 +42,10 @@ fn attr_case(
     )
 }
 
+/// Most SRQs `srq.limit.device` creates to reach the device's `max_srq`; a device with more
+/// skips it (a profile's `[device] max_srq` lowers the reference device's).
+const SRQ_LIMIT_BUDGET: u32 = 64;
+
 /// Default attributes over a fresh default-size staging buffer.
 fn base(d: &Dut, pd: PdId) -> Result<NvmfSrqAttrs, Failure> {
     let staging = d.staging(pd, d.staging_len())?;
@@ -467,6 +471,38 @@ pub fn cases() -> Vec<Case> {
                 Errno::EINVAL,
                 "second destroy_srq",
             )
+        },
+    ));
+    v.push(Case::new(
+        "srq",
+        "limit.device",
+        "SRQ-LIMIT-DEVICE",
+        "the device's max_srq NVMe-oF SRQs can be created; one more is ENOMEM; after one is destroyed, one fits again",
+        &[Need::SrqCountWithin(SRQ_LIMIT_BUDGET)],
+        |d| async move {
+            let max = d.ctx.device_attr().max_srq;
+            let pd = d.pd()?;
+            let mut made = Vec::new();
+            for i in 1..=max {
+                let a = base(&d, pd)?;
+                made.push(expect_ok(
+                    d.provider.create_srq(pd, &a),
+                    &format!("NVMe-oF SRQ {i} of max_srq {max}"),
+                )?);
+            }
+            let a = base(&d, pd)?;
+            expect_errno(
+                d.provider.create_srq(pd, &a),
+                Errno::ENOMEM,
+                "one NVMe-oF SRQ past the device's max_srq",
+            )?;
+            let first = made.first().ok_or_else(|| Failure("max_srq is 0".into()))?;
+            expect_ok(d.provider.destroy_srq(first.handle), "destroy_srq")?;
+            expect_ok(
+                d.provider.create_srq(pd, &a),
+                "create_srq once an SRQ was destroyed",
+            )?;
+            Ok(())
         },
     ));
     v

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use harness::api::{NvmfCaps, OffloadOps};
+use harness::fabric::DeviceAttr;
 
 pub use dut::Dut;
 
@@ -91,12 +92,21 @@ pub enum Need {
     /// The reference target's control plane can run over the device (`Dut::target`): it
     /// builds its subsystems with emulated backend controllers, so it needs them too.
     ControlPlane,
+    /// The device's `max_srq` (a verbs device attribute) is at most this, so a case can
+    /// create that many SRQs within its budget.
+    SrqCountWithin(u32),
 }
 
 impl Need {
     /// Why `caps` (and the DUT) cannot meet this need, if they cannot.
-    pub fn unmet(self, caps: &NvmfCaps, dut_has_backends: bool) -> Option<String> {
+    pub fn unmet(
+        self,
+        caps: &NvmfCaps,
+        device: &DeviceAttr,
+        dut_has_backends: bool,
+    ) -> Option<String> {
         let ok = match self {
+            Need::SrqCountWithin(n) => device.max_srq <= n,
             Need::Ops(ops) => caps.offload_ops_allowed(ops),
             Need::NonOffloadedOps => caps.supports_non_offloaded_ops,
             Need::NoNonOffloadedOps => !caps.supports_non_offloaded_ops,
@@ -125,6 +135,10 @@ impl Need {
             Need::LbaSize(s) => format!("device does not support LBA data size {s}"),
             Need::InCapsuleBlock => "capsules cannot carry one block in-capsule".into(),
             Need::Backends => "no backend controllers can be created for this device".into(),
+            Need::SrqCountWithin(n) => format!(
+                "device max_srq {} is above {n}, more SRQs than this case creates",
+                device.max_srq
+            ),
             Need::ControlPlane => {
                 "the reference control plane cannot run over this device (no emulated backends)"
                     .into()
@@ -206,7 +220,10 @@ impl Case {
                 Need::Ops(_) => "needs-ops",
                 Need::NonOffloadedOps => "needs-non-offloaded-ops",
                 Need::NoNonOffloadedOps => "needs-no-non-offloaded-ops",
-                Need::FrontendNsidLimit | Need::StagingMax | Need::TimeoutBounds => "needs-bounds",
+                Need::FrontendNsidLimit
+                | Need::StagingMax
+                | Need::TimeoutBounds
+                | Need::SrqCountWithin(_) => "needs-bounds",
                 Need::ExtraSqs => "needs-extra-sqs",
                 Need::LbaSize(_) | Need::InCapsuleBlock => "needs-format",
                 Need::SomeOpNotOffloadable => "needs-partial-offload",
@@ -220,10 +237,15 @@ impl Case {
     }
 
     /// The first unmet need's reason, if any.
-    pub fn unmet(&self, caps: &NvmfCaps, dut_has_backends: bool) -> Option<String> {
+    pub fn unmet(
+        &self,
+        caps: &NvmfCaps,
+        device: &DeviceAttr,
+        dut_has_backends: bool,
+    ) -> Option<String> {
         self.needs
             .iter()
-            .find_map(|n| n.unmet(caps, dut_has_backends))
+            .find_map(|n| n.unmet(caps, device, dut_has_backends))
     }
 }
 

@@ -30,6 +30,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "SRQ-STAGING", rule: "create_srq fails with EINVAL when the staging buffer is not a registered, locally writable region that contains it", source: RFC },
     Requirement { id: "SRQ-OFFLOAD-OPS", rule: "create_srq fails with EINVAL for empty or unknown offload ops, or ops the caps do not allow", source: SHIPPED },
     Requirement { id: "SRQ-DESTROY-BUSY", rule: "destroy_srq fails with EBUSY while backend controllers exist on the SRQ", source: RULE_BOOK },
+    Requirement { id: "SRQ-LIMIT-DEVICE", rule: "the device's max_srq NVMe-oF SRQs can exist at once; one more fails with ENOMEM, and destroying one makes room again", source: SHIPPED },
     Requirement { id: "SRQ-UNKNOWN", rule: "calls naming an SRQ that is not a live NVMe-oF SRQ fail with EINVAL", source: SHIPPED },
     // ctrl
     Requirement { id: "CTRL-CREATE-REMOVE", rule: "create_nvme_ctrl with valid queues succeeds and remove_nvme_ctrl of a controller without namespaces succeeds", source: RFC },
