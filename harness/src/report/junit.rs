@@ -1,6 +1,8 @@
 //! JUnit XML: a `<testsuite>` per area, a `<testcase>` per case (classname = area,
 //! name = case id), failures and errors with their message, skips with their reason, and
-//! the run metadata in each suite's `<system-out>` (junit-report has no `<properties>`).
+//! the run metadata in each suite's `<system-out>` (junit-report has no `<properties>`):
+//! `key=value` lines for target, profile, fabric, seed, shard, version, and `caps=` with
+//! the device's capabilities on one line (`field=value; …`, `-` when no device was tested).
 //!
 //! A failure's `message` attribute is the first line of its message; a message of several
 //! lines (a trace that differs from its snapshot ends with the unified diff) is also the
@@ -14,8 +16,23 @@ use crate::runner::{RunResult, Verdict};
 
 /// The run as JUnit XML text.
 pub fn to_xml(run: &RunResult) -> Result<String, ReportError> {
+    let caps = if run.meta.caps.is_empty() {
+        "-".to_string()
+    } else {
+        run.meta
+            .caps
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let profile = if run.meta.profile.is_empty() {
+        "-"
+    } else {
+        &run.meta.profile
+    };
     let meta = format!(
-        "target={}\nfabric={}\nseed={}\nshard={}\nversion={}\n",
+        "target={}\nprofile={profile}\nfabric={}\nseed={}\nshard={}\nversion={}\ncaps={caps}\n",
         run.meta.target,
         run.meta.fabric,
         run.meta.seed,
@@ -96,10 +113,17 @@ mod tests {
             wall: Duration::from_nanos(1_234_567),
             trace: vec!["host wc SEND ok".into()],
             note: None,
+            requirement: None,
+            expected: None,
         };
         RunResult {
             meta: RunMeta {
                 target: "reference:full".into(),
+                profile: "full".into(),
+                caps: vec![
+                    ("offload_type_rc".into(), "READ | WRITE".into()),
+                    ("max_io_sz".into(), "131072".into()),
+                ],
                 fabric: "sim".into(),
                 seed: 7,
                 shard: Some("1/2".into()),
@@ -124,6 +148,11 @@ mod tests {
         assert!(xml.contains("<skipped") && xml.contains("needs FLUSH offload"));
         assert!(xml.contains("<error") && xml.contains("hung &lt;&amp;&gt;"));
         assert!(xml.contains("seed=7") && xml.contains("shard=1/2"));
+        assert!(xml.contains("profile=full\n"), "{xml}");
+        assert!(
+            xml.contains("caps=offload_type_rc=READ | WRITE; max_io_sz=131072\n"),
+            "{xml}"
+        );
         // a failing case carries its trace; a passing one does not
         assert_eq!(xml.matches("host wc SEND ok").count(), 3);
     }

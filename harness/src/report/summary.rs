@@ -1,26 +1,34 @@
-//! `summary.md`: the run for people — metadata, totals, a table per area, then the full
-//! text of every failure whose message has more than one line (a trace that differs from
-//! its snapshot: the unified diff), in a `diff` block.
+//! `summary.md`: the certification view of a run, for people.
+//!
+//! In order: the run's metadata (target, profile, fabric, seed, shard, version) and
+//! totals with the overall finding; the device's capabilities; a table by requirement
+//! (each requirement, its finding — "conforms" when every case passed — and each of its
+//! cases with its verdict and reason); a table per area, as the catalog groups cases;
+//! then, for every failure and error, a section with the whole message (a snapshot diff
+//! in a `diff` block) and mermaid sequence diagrams of the observed trace and, when the
+//! case has a reviewed snapshot, of the expected one ([`super::mermaid`]).
 
 use std::fmt::Write;
 
-use crate::runner::{RunResult, Verdict};
+use super::mermaid;
+use crate::runner::{CaseRecord, RunResult, Verdict};
 
 /// The run as Markdown.
 pub fn to_markdown(run: &RunResult) -> String {
     let m = &run.meta;
     let mut s = String::new();
-    let _ = writeln!(s, "# nvmf-conform run\n");
-    let _ = writeln!(s, "| target | fabric | seed | shard | version |");
-    let _ = writeln!(s, "|---|---|---|---|---|");
+    let _ = writeln!(s, "# nvmf-conform conformance report\n");
+    let _ = writeln!(s, "| target | profile | fabric | seed | shard | version |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
     let _ = writeln!(
         s,
-        "| {} | {} | {} | {} | {} |\n",
-        m.target,
-        m.fabric,
+        "| {} | {} | {} | {} | {} | {} |\n",
+        cell(&m.target),
+        cell(or_dash(&m.profile)),
+        cell(&m.fabric),
         m.seed,
-        m.shard.as_deref().unwrap_or("-"),
-        m.version
+        cell(m.shard.as_deref().unwrap_or("-")),
+        cell(&m.version)
     );
     let _ = writeln!(
         s,
@@ -31,6 +39,172 @@ pub fn to_markdown(run: &RunResult) -> String {
         run.count("error"),
         run.count("skip")
     );
+    let reqs = requirements(run);
+    let _ = writeln!(s, "{}\n", finding(&reqs));
+
+    capabilities(&mut s, run);
+    requirement_table(&mut s, &reqs);
+    area_tables(&mut s, run);
+    failure_details(&mut s, run);
+    s
+}
+
+/// What a requirement's cases found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finding {
+    /// Every case passed.
+    Conforms,
+    /// Some passed, the others were skipped.
+    ConformsAsTested,
+    /// A case failed.
+    DoesNotConform,
+    /// No case failed, but one could not reach a verdict.
+    Undetermined,
+    /// Every case was skipped.
+    NotTested,
+}
+
+impl Finding {
+    fn of(cases: &[&CaseRecord]) -> Finding {
+        let any = |v: &str| cases.iter().any(|c| c.verdict.name() == v);
+        if any("fail") {
+            Finding::DoesNotConform
+        } else if any("error") {
+            Finding::Undetermined
+        } else if !any("pass") {
+            Finding::NotTested
+        } else if any("skip") {
+            Finding::ConformsAsTested
+        } else {
+            Finding::Conforms
+        }
+    }
+
+    fn text(self, cases: &[&CaseRecord]) -> String {
+        let skipped = cases.iter().filter(|c| c.verdict.name() == "skip").count();
+        match self {
+            Finding::Conforms => "conforms".into(),
+            Finding::ConformsAsTested => {
+                format!("conforms ({skipped} of {} cases skipped)", cases.len())
+            }
+            Finding::DoesNotConform => "**does not conform**".into(),
+            Finding::Undetermined => "**undetermined** (a case errored)".into(),
+            Finding::NotTested => "not tested (every case skipped)".into(),
+        }
+    }
+}
+
+/// The requirements in order of first appearance, each with its cases.
+fn requirements(run: &RunResult) -> Vec<(&str, Vec<&CaseRecord>)> {
+    let mut out: Vec<(&str, Vec<&CaseRecord>)> = Vec::new();
+    for c in &run.cases {
+        let Some(r) = c.requirement.as_deref() else {
+            continue;
+        };
+        match out.iter_mut().find(|(id, _)| *id == r) {
+            Some((_, cases)) => cases.push(c),
+            None => out.push((r, vec![c])),
+        }
+    }
+    out
+}
+
+/// One sentence: the run's overall finding over the requirements.
+fn finding(reqs: &[(&str, Vec<&CaseRecord>)]) -> String {
+    if reqs.is_empty() {
+        return "No requirement of the offload API was checked (fabric contract cases only)."
+            .into();
+    }
+    let count = |f: Finding| {
+        reqs.iter()
+            .filter(|(_, cases)| Finding::of(cases) == f)
+            .count()
+    };
+    let (bad, undetermined) = (count(Finding::DoesNotConform), count(Finding::Undetermined));
+    let untested = count(Finding::NotTested);
+    let tested = reqs.len() - untested;
+    let mut t = if bad > 0 {
+        format!(
+            "**The device does not conform**: {bad} of {} requirements have failing cases",
+            reqs.len()
+        )
+    } else if undetermined > 0 {
+        format!(
+            "**Undetermined**: no requirement failed, but {undetermined} of {} have cases that \
+             errored",
+            reqs.len()
+        )
+    } else {
+        format!("**The device conforms** to the {tested} requirements tested")
+    };
+    if untested > 0 {
+        let _ = write!(t, "; {untested} not tested (every case skipped)");
+    }
+    t.push('.');
+    t
+}
+
+fn capabilities(s: &mut String, run: &RunResult) {
+    let _ = writeln!(s, "## Device capabilities\n");
+    if run.meta.caps.is_empty() {
+        let _ = writeln!(
+            s,
+            "No device was tested in this run (fabric contract cases only).\n"
+        );
+        return;
+    }
+    let profile = or_dash(&run.meta.profile);
+    let _ = writeln!(s, "As the device reported them (profile `{profile}`).\n");
+    let _ = writeln!(s, "| capability | value |");
+    let _ = writeln!(s, "|---|---|");
+    for (k, v) in &run.meta.caps {
+        let _ = writeln!(s, "| `{}` | {} |", cell(k), cell(v));
+    }
+    let _ = writeln!(s);
+}
+
+fn requirement_table(s: &mut String, reqs: &[(&str, Vec<&CaseRecord>)]) {
+    if reqs.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Requirements\n");
+    let _ = writeln!(
+        s,
+        "Each requirement of the offload API (see `docs/requirements.md`) with what its \
+         cases found. Fabric contract cases check the fabric, not a requirement: they are \
+         in the area tables only.\n"
+    );
+    let _ = writeln!(s, "| requirement | finding | case | verdict |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    for (req, cases) in reqs {
+        let finding = Finding::of(cases).text(cases);
+        for (i, c) in cases.iter().enumerate() {
+            let (r, f) = if i == 0 {
+                (format!("`{}`", cell(req)), finding.clone())
+            } else {
+                (String::new(), String::new())
+            };
+            let _ = writeln!(s, "| {r} | {f} | `{}` | {} |", c.id, verdict_cell(c));
+        }
+    }
+    let _ = writeln!(s);
+}
+
+/// `pass`, or `fail: first line of the message` (with a link to its section), etc.
+fn verdict_cell(c: &CaseRecord) -> String {
+    match &c.verdict {
+        Verdict::Pass => "pass".into(),
+        Verdict::Skip(why) => format!("skip: {}", cell(why)),
+        Verdict::Fail(m) | Verdict::Error(m) => format!(
+            "{}: {} ([below](#{}))",
+            c.verdict.name(),
+            cell(headline(m)),
+            anchor(&c.id)
+        ),
+    }
+}
+
+fn area_tables(s: &mut String, run: &RunResult) {
     for area in run.areas() {
         let _ = writeln!(s, "## {area}\n");
         let _ = writeln!(s, "| case | verdict | description | detail |");
@@ -42,11 +216,10 @@ pub fn to_markdown(run: &RunResult) -> String {
                     .as_deref()
                     .map(|n| format!("note: {}", cell(n)))
                     .unwrap_or_default(),
-                Verdict::Fail(x) | Verdict::Error(x) | Verdict::Skip(x) => match x.split_once('\n')
-                {
-                    Some((first, _)) => format!("{} ([below](#{}))", cell(first), anchor(&c.id)),
-                    None => cell(x),
-                },
+                Verdict::Skip(x) => cell(x),
+                Verdict::Fail(x) | Verdict::Error(x) => {
+                    format!("{} ([below](#{}))", cell(headline(x)), anchor(&c.id))
+                }
             };
             let _ = writeln!(
                 s,
@@ -59,19 +232,26 @@ pub fn to_markdown(run: &RunResult) -> String {
         }
         let _ = writeln!(s);
     }
-    let long: Vec<_> = run
+}
+
+fn failure_details(s: &mut String, run: &RunResult) {
+    let failed: Vec<(&CaseRecord, &str)> = run
         .cases
         .iter()
         .filter_map(|c| match &c.verdict {
-            Verdict::Fail(x) | Verdict::Error(x) => x.split_once('\n').map(|m| (c, m)),
+            Verdict::Fail(x) | Verdict::Error(x) => Some((c, x.as_str())),
             _ => None,
         })
         .collect();
-    if !long.is_empty() {
-        let _ = writeln!(s, "## Failure details\n");
-        for (c, (first, rest)) in long {
-            let _ = writeln!(s, "### {}\n", c.id);
-            let _ = writeln!(s, "{}\n", first.trim());
+    if failed.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Failure details\n");
+    for (c, message) in failed {
+        let _ = writeln!(s, "### {}\n", c.id);
+        let (first, rest) = message.split_once('\n').unwrap_or((message, ""));
+        let _ = writeln!(s, "{}\n", first.trim());
+        if !rest.trim().is_empty() {
             let fence = if rest.contains("```") { "~~~~" } else { "```" };
             let lang = if rest.lines().any(|l| l.starts_with("@@ ")) {
                 "diff"
@@ -80,8 +260,48 @@ pub fn to_markdown(run: &RunResult) -> String {
             };
             let _ = writeln!(s, "{fence}{lang}\n{}\n{fence}\n", rest.trim_end());
         }
+        let req = c
+            .requirement
+            .as_deref()
+            .map(|r| format!("requirement `{r}`, "))
+            .unwrap_or_default();
+        let _ = writeln!(s, "{}{}: {}\n", req, c.verdict.name(), cell(&c.description));
+        if let Some(note) = &c.note {
+            let _ = writeln!(s, "Note: {}\n", cell(note));
+        }
+        if c.trace.is_empty() {
+            let _ = writeln!(s, "No trace was recorded.\n");
+        } else {
+            let _ = writeln!(
+                s,
+                "**Observed** ({} trace lines):\n\n```mermaid\n{}```\n",
+                c.trace.len(),
+                mermaid::sequence_diagram(&c.trace, mermaid::MAX_MESSAGES)
+            );
+        }
+        if let Some(expected) = &c.expected {
+            let _ = writeln!(
+                s,
+                "**Expected**, the reviewed snapshot of a conforming device (reference target, \
+                 `full` profile; {} lines):\n\n```mermaid\n{}```\n",
+                expected.len(),
+                mermaid::sequence_diagram(expected, mermaid::MAX_MESSAGES)
+            );
+        }
     }
-    s
+}
+
+/// The first line of a message.
+fn headline(m: &str) -> &str {
+    m.lines().next().unwrap_or("")
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "-"
+    } else {
+        s
+    }
 }
 
 /// The anchor GitHub gives the `### id` heading of a case: lower case, dots dropped.
@@ -102,38 +322,54 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::runner::{CaseRecord, RunMeta};
+    use crate::runner::RunMeta;
 
-    #[test]
-    fn a_diff_gets_its_own_block_and_a_note_its_cell() {
-        let rec = |id: &str, verdict, note: Option<&str>| CaseRecord {
+    fn rec(id: &str, req: Option<&str>, verdict: Verdict) -> CaseRecord {
+        CaseRecord {
             id: id.into(),
-            area: "mapping".into(),
+            area: id.split('.').next().unwrap().into(),
             description: "d".into(),
+            requirement: req.map(str::to_string),
             verdict,
             wall: Duration::ZERO,
             trace: vec![],
-            note: note.map(str::to_string),
-        };
-        let run = RunResult {
+            note: None,
+            expected: None,
+        }
+    }
+
+    fn run(cases: Vec<CaseRecord>) -> RunResult {
+        RunResult {
             meta: RunMeta {
                 target: "reference:full".into(),
+                profile: "full".into(),
+                caps: vec![
+                    ("offload_type_rc".into(), "READ | WRITE".into()),
+                    ("max_io_sz".into(), "131072".into()),
+                ],
                 fabric: "sim".into(),
                 seed: 0,
                 shard: None,
                 version: "0".into(),
             },
-            cases: vec![
-                rec(
-                    "mapping.x",
-                    Verdict::Fail(
-                        "trace differs\n--- expected\n+++ actual\n@@ -1 +1 @@\n-a\n+b".into(),
-                    ),
-                    None,
+            cases,
+        }
+    }
+
+    #[test]
+    fn a_diff_gets_its_own_block_and_a_note_its_cell() {
+        let mut y = rec("mapping.y", Some("MAP-B"), Verdict::Pass);
+        y.note = Some("trace not compared".into());
+        let run = run(vec![
+            rec(
+                "mapping.x",
+                Some("MAP-A"),
+                Verdict::Fail(
+                    "trace differs\n--- expected\n+++ actual\n@@ -1 +1 @@\n-a\n+b".into(),
                 ),
-                rec("mapping.y", Verdict::Pass, Some("trace not compared")),
-            ],
-        };
+            ),
+            y,
+        ]);
         let md = to_markdown(&run);
         assert!(
             md.contains("| trace differs ([below](#mappingx)) |"),
@@ -141,5 +377,122 @@ mod tests {
         );
         assert!(md.contains("### mapping.x\n\ntrace differs\n\n```diff\n--- expected\n+++ actual\n@@ -1 +1 @@\n-a\n+b\n```"), "{md}");
         assert!(md.contains("| note: trace not compared |"), "{md}");
+    }
+
+    #[test]
+    fn caps_and_requirements_are_tabled_with_their_findings() {
+        let run = run(vec![
+            rec("mapping.a", Some("MAP-OK"), Verdict::Pass),
+            rec("mapping.b", Some("MAP-OK"), Verdict::Pass),
+            rec("mapping.c", Some("MAP-BAD"), Verdict::Pass),
+            rec(
+                "mapping.d",
+                Some("MAP-BAD"),
+                Verdict::Fail("expected EEXIST, got 0".into()),
+            ),
+            rec("srq.e", Some("SRQ-PART"), Verdict::Pass),
+            rec(
+                "srq.f",
+                Some("SRQ-PART"),
+                Verdict::Skip("needs FLUSH | offload".into()),
+            ),
+            rec("srq.g", Some("SRQ-NONE"), Verdict::Skip("needs X".into())),
+            rec("fabric.qp.h", None, Verdict::Pass),
+        ]);
+        let md = to_markdown(&run);
+        assert!(md.contains("| target | profile | fabric | seed | shard | version |\n|---|---|---|---|---|---|\n| reference:full | full | sim | 0 | - | 0 |"), "{md}");
+        assert!(md.contains("## Device capabilities\n\nAs the device reported them (profile `full`).\n\n| capability | value |\n|---|---|\n| `offload_type_rc` | READ \\| WRITE |\n| `max_io_sz` | 131072 |\n"), "{md}");
+        assert!(
+            md.contains(
+                "| `MAP-OK` | conforms | `mapping.a` | pass |\n|  |  | `mapping.b` | pass |\n"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| `MAP-BAD` | **does not conform** | `mapping.c` | pass |\n|  |  | `mapping.d` | fail: expected EEXIST, got 0 ([below](#mappingd)) |\n"), "{md}");
+        assert!(md.contains("| `SRQ-PART` | conforms (1 of 2 cases skipped) | `srq.e` | pass |\n|  |  | `srq.f` | skip: needs FLUSH \\| offload |"), "{md}");
+        assert!(
+            md.contains("| `SRQ-NONE` | not tested (every case skipped) |"),
+            "{md}"
+        );
+        let reqs = &md[md.find("## Requirements").unwrap()..md.find("## mapping\n").unwrap()];
+        assert!(
+            !reqs.contains("fabric.qp.h"),
+            "fabric cases have no requirement row: {md}"
+        );
+        assert!(md.contains("**The device does not conform**: 1 of 4 requirements have failing cases; 1 not tested (every case skipped)."), "{md}");
+        // the tables come in order: caps, requirements, areas, failures
+        let at = |t: &str| md.find(t).unwrap();
+        assert!(at("## Device capabilities") < at("## Requirements"));
+        assert!(at("## Requirements") < at("## mapping\n"));
+        assert!(at("## fabric\n") < at("## Failure details"));
+    }
+
+    #[test]
+    fn a_failure_has_diagrams_of_the_observed_and_expected_traces() {
+        let mut c = rec(
+            "mapping.eexist.same-ctrl",
+            Some("MAP-EEXIST"),
+            Verdict::Fail("mapping twice: expected EEXIST, got ok".into()),
+        );
+        c.trace = vec![
+            "device   call    map_nsid ctrl1 fe_nsid=1 -> ok".into(),
+            "device   call    map_nsid ctrl1 fe_nsid=1 -> ok".into(),
+        ];
+        c.expected = Some(vec![
+            "device   call    map_nsid ctrl1 fe_nsid=1 -> ok".into(),
+            "device   call    map_nsid ctrl1 fe_nsid=1 -> EEXIST".into(),
+        ]);
+        let mut e = rec(
+            "srq.hang",
+            Some("SRQ-X"),
+            Verdict::Error("the device hung; #1".into()),
+        );
+        e.trace = vec!["host     call    alloc_pd -> pd1".into()];
+        let md = to_markdown(&run(vec![c, e]));
+        let section =
+            &md[md.find("### mapping.eexist.same-ctrl").unwrap()..md.find("### srq.hang").unwrap()];
+        assert!(
+            section.contains(
+                "mapping twice: expected EEXIST, got ok\n\nrequirement `MAP-EEXIST`, fail: d\n"
+            ),
+            "{section}"
+        );
+        assert_eq!(
+            section.matches("```mermaid\nsequenceDiagram\n").count(),
+            2,
+            "{section}"
+        );
+        let observed = section.find("**Observed** (2 trace lines)").unwrap();
+        let expected = section.find("**Expected**").unwrap();
+        assert!(observed < expected);
+        assert!(section[observed..expected]
+            .contains("target->>device: map_nsid ctrl1 fe_nsid=1 -#62; ok\n"));
+        assert!(section[expected..]
+            .contains("target->>device: map_nsid ctrl1 fe_nsid=1 -#62; EEXIST\n"));
+        let hang = &md[md.find("### srq.hang").unwrap()..];
+        assert!(hang.contains("the device hung; #1\n"), "{hang}");
+        assert_eq!(
+            hang.matches("```mermaid").count(),
+            1,
+            "no snapshot, one diagram: {hang}"
+        );
+        assert!(
+            hang.contains("Note over host: alloc_pd -#62; pd1"),
+            "{hang}"
+        );
+        assert!(md.contains("**Undetermined**") || md.contains("does not conform"));
+    }
+
+    #[test]
+    fn a_fabric_only_run_says_no_device_was_tested() {
+        let mut r = run(vec![rec("fabric.cq.a", None, Verdict::Pass)]);
+        r.meta.caps.clear();
+        let md = to_markdown(&r);
+        assert!(md.contains("No device was tested in this run"), "{md}");
+        assert!(
+            md.contains("No requirement of the offload API was checked"),
+            "{md}"
+        );
+        assert!(!md.contains("## Requirements"), "{md}");
     }
 }

@@ -4,6 +4,7 @@
 //! failed, 2 usage error, 125 the target could not be tested at all ("skip this commit").
 
 mod exit;
+pub mod isolate;
 mod record;
 
 pub use exit::ExitCode;

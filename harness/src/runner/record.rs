@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ExitCode;
 
 /// The verdict on one case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", content = "message", rename_all = "lowercase")]
 pub enum Verdict {
     /// Every expectation held.
@@ -33,7 +33,10 @@ impl Verdict {
 }
 
 /// One case's outcome.
-#[derive(Debug, Clone, Serialize)]
+///
+/// `results.json` holds everything but [`CaseRecord::wall`], so that two runs with the same
+/// seed write byte-identical files; read back, `wall` is zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseRecord {
     /// Case identifier (stable; used by `--filter` and `replay`).
     pub id: String,
@@ -41,6 +44,11 @@ pub struct CaseRecord {
     pub area: String,
     /// One-line description.
     pub description: String,
+    /// The requirement the case checks, e.g. `MAP-EEXIST-SAME-CTRL` (see
+    /// `docs/requirements.md`); `None` for the fabric contract's cases, which check the
+    /// fabric rather than a requirement of the offload API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirement: Option<String>,
     /// Verdict (serialised as `verdict` and `message`).
     #[serde(flatten)]
     pub verdict: Verdict,
@@ -51,15 +59,29 @@ pub struct CaseRecord {
     pub trace: Vec<String>,
     /// Something the reader should know that is not the verdict, e.g. that the trace was
     /// not compared with its snapshot and why. Absent from `results.json` when empty.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// For a case that failed or errored and has a reviewed trace snapshot: the snapshot's
+    /// lines, the trace a conforming device produces (`summary.md` draws it next to the
+    /// observed one). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Vec<String>>,
 }
 
 /// What was tested, how, and with which seed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunMeta {
     /// Device under test, e.g. `reference:full` or `fabric:sim`.
     pub target: String,
+    /// Name of the capability profile the device under test was run with, e.g. `full`.
+    #[serde(default)]
+    pub profile: String,
+    /// The device under test's capabilities, field → value, in the order `NvmfCaps`
+    /// declares them (see [`crate::report::caps_fields`]); empty when the run had no
+    /// offload case (only the fabric contract ran, no device was tested). Written to
+    /// `results.json` as an object.
+    #[serde(default, with = "ordered_map")]
+    pub caps: Vec<(String, String)>,
     /// Fabric kind: `sim` or `verbs`.
     pub fabric: String,
     /// Base seed; each case derives its own from it and its id.
@@ -71,7 +93,7 @@ pub struct RunMeta {
 }
 
 /// A whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     /// Metadata.
     pub meta: RunMeta,
@@ -99,6 +121,18 @@ impl RunResult {
         }
     }
 
+    /// Puts the cases in the order of `ids` (the catalog's, say: after a merge of shards);
+    /// cases whose id is not listed come after, in their present order.
+    pub fn order_by<S: AsRef<str>>(&mut self, ids: &[S]) {
+        let rank: std::collections::HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_ref(), i))
+            .collect();
+        self.cases
+            .sort_by_key(|c| rank.get(c.id.as_str()).copied().unwrap_or(usize::MAX));
+    }
+
     /// The areas, in order of first appearance.
     pub fn areas(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
@@ -108,6 +142,42 @@ impl RunResult {
             }
         }
         out
+    }
+}
+
+/// `Vec<(String, String)>` as a JSON object whose keys keep their order (serde_json's own
+/// map would sort them).
+mod ordered_map {
+    use std::fmt;
+
+    use serde::de::{MapAccess, Visitor};
+    use serde::ser::SerializeMap;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(pairs.len()))?;
+        for (k, v) in pairs {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        struct Pairs;
+        impl<'de> Visitor<'de> for Pairs {
+            type Value = Vec<(String, String)>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(pair) = map.next_entry::<String, String>()? {
+                    out.push(pair);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Pairs)
     }
 }
 
@@ -124,6 +194,8 @@ mod tests {
             wall: Duration::ZERO,
             trace: vec![],
             note: None,
+            requirement: None,
+            expected: None,
         }
     }
 
@@ -131,6 +203,8 @@ mod tests {
         RunResult {
             meta: RunMeta {
                 target: "t".into(),
+                profile: "full".into(),
+                caps: vec![],
                 fabric: "sim".into(),
                 seed: 1,
                 shard: None,
@@ -168,5 +242,24 @@ mod tests {
         let j = serde_json::to_value(rec("a", "x", Verdict::Skip("why".into()))).unwrap();
         assert_eq!(j["verdict"], "skip");
         assert_eq!(j["message"], "why");
+    }
+
+    #[test]
+    fn a_run_reads_back_as_written_and_caps_keep_their_order() {
+        let mut r = run(vec![
+            rec("a", "x", Verdict::Pass),
+            rec("b", "x", Verdict::Fail("f\ng".into())),
+        ]);
+        r.meta.caps = vec![
+            ("z".into(), "1".into()),
+            ("a".into(), "READ | WRITE".into()),
+        ];
+        r.cases[1].requirement = Some("MAP-EEXIST".into());
+        r.cases[1].expected = Some(vec!["host call x".into()]);
+        let text = serde_json::to_string_pretty(&r).unwrap();
+        assert!(text.find("\"z\"").unwrap() < text.find("\"a\": \"READ").unwrap());
+        assert!(!text.contains("wall"));
+        let back: RunResult = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
     }
 }
