@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use tokio::time::Instant;
 
 use super::net::{Conn, ConnState, Listener, Net, Timed};
+use super::tap::{comm_id, TapCm, TapCmKind, TapMessage};
 use crate::fabric::{
     Access, CmEvent, CmEventKind, ConnId, ConnParam, FabricError, ListenerId, QpDest, QpId,
     QpState, Result, CM_REJ_CONSUMER_DEFINED, CM_REJ_INVALID_SERVICE_ID, CM_REJ_PRIVATE_DATA_MAX,
@@ -124,6 +125,24 @@ impl Net {
             return;
         }
         let to = to.expect("path_up checked");
+        self.tap(|| {
+            let c = &self.ctxs[ctx].conns[&conn];
+            let qpn = c.qp.and_then(|q| self.ctxs[ctx].qps.get(&q)).map(|q| q.qpn);
+            let msg = TapMessage::Cm(TapCm {
+                local_comm_id: comm_id(ctx, conn),
+                remote_comm_id: 0,
+                kind: TapCmKind::Request {
+                    src_port: c.local.port(),
+                    dst_port: addr.port(),
+                    qpn: qpn.unwrap_or(0),
+                    responder_resources: c.param.responder_resources,
+                    initiator_depth: c.param.initiator_depth,
+                    rnr_retry_count: c.param.rnr_retry_count,
+                    private_data: c.param.private_data.clone(),
+                },
+            });
+            Some((self.ctx_addr(ctx), self.devices[to].addr, msg))
+        });
         let listener = self.devices[to].contexts.iter().find_map(|lc| {
             self.ctxs[*lc]
                 .listeners
@@ -135,6 +154,17 @@ impl Net {
                 .map(|(id, _)| (*lc, *id))
         });
         let Some((lctx, lid)) = listener else {
+            self.tap(|| {
+                let msg = TapMessage::Cm(TapCm {
+                    local_comm_id: 0,
+                    remote_comm_id: comm_id(ctx, conn),
+                    kind: TapCmKind::Reject {
+                        reason: CM_REJ_INVALID_SERVICE_ID as u16,
+                        private_data: Vec::new(),
+                    },
+                });
+                Some((self.devices[to].addr, self.ctx_addr(ctx), msg))
+            });
             let ev = CmEvent {
                 conn,
                 kind: CmEventKind::Rejected {
@@ -267,6 +297,20 @@ impl Net {
             areq.responder_resources,
             param.rnr_retry_count,
         );
+        self.tap(|| {
+            let msg = TapMessage::Cm(TapCm {
+                local_comm_id: comm_id(ctx, conn),
+                remote_comm_id: comm_id(actx, aconn),
+                kind: TapCmKind::Reply {
+                    qpn: pqpn,
+                    responder_resources: param.responder_resources,
+                    initiator_depth: param.initiator_depth,
+                    rnr_retry_count: param.rnr_retry_count,
+                    private_data: param.private_data.clone(),
+                },
+            });
+            Some((self.ctx_addr(ctx), self.ctx_addr(actx), msg))
+        });
         let c = self.ctxs[ctx].conns.get_mut(&conn).expect("conn");
         c.state = ConnState::Accepted;
         c.qp = Some(qp);
@@ -298,6 +342,16 @@ impl Net {
             return;
         }
         c.state = ConnState::Established;
+        let peer = c.peer;
+        self.tap(|| {
+            let (actx, aconn) = peer?;
+            let msg = TapMessage::Cm(TapCm {
+                local_comm_id: comm_id(actx, aconn),
+                remote_comm_id: comm_id(ctx, conn),
+                kind: TapCmKind::ReadyToUse,
+            });
+            Some((self.ctx_addr(actx), self.ctx_addr(ctx), msg))
+        });
         self.push_cm_event(
             ctx,
             CmEvent {
@@ -331,6 +385,21 @@ impl Net {
         }
         c.state = ConnState::Rejected;
         let (actx, aconn) = c.peer.expect("request has a peer");
+        self.tap(|| {
+            let a = self.ctxs[actx].conns.get(&aconn)?;
+            if a.state != ConnState::Connecting {
+                return None;
+            }
+            let msg = TapMessage::Cm(TapCm {
+                local_comm_id: comm_id(ctx, conn),
+                remote_comm_id: comm_id(actx, aconn),
+                kind: TapCmKind::Reject {
+                    reason: CM_REJ_CONSUMER_DEFINED as u16,
+                    private_data: private_data.to_vec(),
+                },
+            });
+            Some((self.ctx_addr(ctx), self.ctx_addr(actx), msg))
+        });
         if let Some(a) = self.ctxs[actx].conns.get_mut(&aconn) {
             if a.state == ConnState::Connecting {
                 a.state = ConnState::Rejected;
@@ -362,6 +431,15 @@ impl Net {
         if let Some(qp) = qp {
             self.qp_to_err(ctx, qp);
         }
+        self.tap(|| {
+            let (pctx, pconn) = peer?;
+            let msg = TapMessage::Cm(TapCm {
+                local_comm_id: comm_id(ctx, conn),
+                remote_comm_id: comm_id(pctx, pconn),
+                kind: TapCmKind::Disconnect,
+            });
+            Some((self.ctx_addr(ctx), self.ctx_addr(pctx), msg))
+        });
         let now = Instant::now();
         let l1 = self.latency();
         if let Some((pctx, pconn)) = peer {

@@ -13,6 +13,7 @@
 mod cm;
 mod context;
 mod net;
+mod tap;
 mod transport;
 
 use std::net::Ipv4Addr;
@@ -24,6 +25,7 @@ use tokio::time::Instant;
 
 pub use context::SimContext;
 use net::{Ctx, Device, Net, Timed};
+pub use tap::{AckKind, PacketTap, TapCm, TapCmKind, TapMessage, TapOp, TapPacket};
 
 use super::{AsyncEvent, DeviceAttr, DeviceContext, Fabric, FabricError, Fault, PortState, Result};
 
@@ -118,6 +120,17 @@ impl SimFabric {
         Arc::new(SimFabric {
             inner: Arc::new(Inner { shared, pump }),
         })
+    }
+
+    /// Installs (or, with `None`, removes) the observer of every message on the wire;
+    /// see [`PacketTap`]. Does not change what the fabric does.
+    pub fn set_tap(&self, tap: Option<Arc<dyn PacketTap>>) {
+        self.inner
+            .shared
+            .net
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .tap = tap;
     }
 }
 

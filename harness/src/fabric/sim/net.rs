@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::tap::{PacketTap, TapMessage, TapPacket};
 use crate::fabric::{
     Access, AsyncEvent, CmEvent, ConnId, ConnParam, CqId, DeviceAttr, Gid, ListenerId, MrId, PdId,
     PortState, QpDest, QpId, QpState, RecvWr, SendWr, SrqId, WorkCompletion,
@@ -235,6 +236,10 @@ pub(crate) struct Net {
     pub next_port: u16,
     /// Notifications to fire once the lock is released.
     pub wake: Vec<Arc<Notify>>,
+    /// Observer of the wire, if any (`SimFabric::set_tap`).
+    pub tap: Option<Arc<dyn PacketTap>>,
+    /// Virtual time the network was created: the tap's time origin.
+    pub start: Instant,
 }
 
 impl Net {
@@ -254,7 +259,27 @@ impl Net {
             next_mr_addr,
             next_port: 40000,
             wake: Vec::new(),
+            tap: None,
+            start: Instant::now(),
         }
+    }
+
+    /// Reports a message to the tap, if one is set; `make` builds it only then.
+    pub fn tap(&self, make: impl FnOnce() -> Option<(Ipv4Addr, Ipv4Addr, TapMessage)>) {
+        let Some(tap) = &self.tap else { return };
+        if let Some((src, dst, msg)) = make() {
+            tap.on_packet(&TapPacket {
+                at: Instant::now().saturating_duration_since(self.start),
+                src,
+                dst,
+                msg,
+            });
+        }
+    }
+
+    /// Address of the device a context was opened on.
+    pub fn ctx_addr(&self, ctx: usize) -> Ipv4Addr {
+        self.devices[self.ctxs[ctx].device].addr
     }
 
     /// A fresh key, unique on its device and never 0.

@@ -7,6 +7,7 @@
 use tokio::time::Instant;
 
 use super::net::{Net, PendingSend, Timed, ACK_TIMEOUT, RNR_TIMER};
+use super::tap::{AckKind, TapMessage, TapOp};
 use crate::fabric::{
     Access, AsyncEvent, MrId, QpId, QpState, SendOp, Sge, WcOpcode, WcStatus, WorkCompletion,
 };
@@ -191,6 +192,48 @@ impl Net {
             self.lost(ctx, qp, seq);
             return;
         };
+        let dst_qpn = dest.map(|d| d.qpn).unwrap_or(0);
+        self.tap(|| {
+            let op = match op {
+                SendOp::Send => TapOp::Send {
+                    payload: self.gather(ctx, pd, &sg_list),
+                    invalidate: None,
+                },
+                SendOp::SendWithInv { rkey } => TapOp::Send {
+                    payload: self.gather(ctx, pd, &sg_list),
+                    invalidate: Some(rkey),
+                },
+                SendOp::RdmaWrite { remote_addr, rkey } => TapOp::RdmaWrite {
+                    va: remote_addr,
+                    rkey,
+                    payload: self.gather(ctx, pd, &sg_list),
+                },
+                SendOp::RdmaRead { remote_addr, rkey } => TapOp::RdmaRead {
+                    va: remote_addr,
+                    rkey,
+                    len: sg_list.iter().map(|s| s.length).fold(0, u32::wrapping_add),
+                },
+            };
+            let msg = TapMessage::Request {
+                src_qpn: qpn,
+                dst_qpn,
+                wr: seq,
+                op,
+            };
+            Some((self.ctx_addr(ctx), self.ctx_addr(rctx), msg))
+        });
+        // Tells the tap of the NAK the responder returns.
+        let nak = |net: &Net, kind: AckKind| {
+            net.tap(|| {
+                let msg = TapMessage::Ack {
+                    src_qpn: dst_qpn,
+                    dst_qpn: qpn,
+                    wr: seq,
+                    kind,
+                };
+                Some((net.ctx_addr(rctx), net.ctx_addr(ctx), msg))
+            })
+        };
         {
             let r = self.ctxs[rctx].qps.get_mut(&rqp).expect("resolved");
             if r.state == QpState::Rtr && !r.comm_est_sent {
@@ -222,6 +265,7 @@ impl Net {
                         .and_then(|r| r.rq.pop_front()),
                 };
                 let Some(recv) = recv else {
+                    nak(self, AckKind::RnrNak);
                     self.rnr(ctx, qp, seq);
                     return;
                 };
@@ -240,6 +284,7 @@ impl Net {
                     .is_err()
                 {
                     wc.status = WcStatus::LocProtErr;
+                    nak(self, AckKind::NakRemoteOp);
                     self.push_wc(rctx, rcq, wc);
                     self.qp_to_err(rctx, rqp);
                     self.fail_head(ctx, qp, WcStatus::RemOpErr);
@@ -247,6 +292,7 @@ impl Net {
                 }
                 if !self.scatter(rctx, rpd, &recv.sg_list, &payload) {
                     wc.status = WcStatus::LocLenErr;
+                    nak(self, AckKind::NakInvalidRequest);
                     self.push_wc(rctx, rcq, wc);
                     self.qp_to_err(rctx, rqp);
                     self.fail_head(ctx, qp, WcStatus::RemInvReqErr);
@@ -266,6 +312,7 @@ impl Net {
                     };
                     if !ok {
                         wc.status = WcStatus::LocAccessErr;
+                        nak(self, AckKind::NakRemoteOp);
                         self.push_wc(rctx, rcq, wc);
                         self.qp_to_err(rctx, rqp);
                         self.fail_head(ctx, qp, WcStatus::RemOpErr);
@@ -290,6 +337,7 @@ impl Net {
                         .map(Some)
                 };
                 let Some(region) = region else {
+                    nak(self, AckKind::NakRemoteAccess);
                     self.push_event(rctx, AsyncEvent::QpAccessErr(rqp));
                     self.qp_to_err(rctx, rqp);
                     self.fail_head(ctx, qp, WcStatus::RemAccessErr);
@@ -381,6 +429,26 @@ impl Net {
         let head = q.sq.pop_front().expect("head");
         q.head_in_flight = false;
         let (pd, cq, qpn) = (q.pd, q.send_cq, q.qpn);
+        let dest = q.dest;
+        self.tap(|| {
+            let d = dest?;
+            let (src_qpn, wr) = (d.qpn, head.seq);
+            let msg = match (&head.wr.op, &head.read_data) {
+                (SendOp::RdmaRead { .. }, data) => TapMessage::ReadResponse {
+                    src_qpn,
+                    dst_qpn: qpn,
+                    wr,
+                    data: data.clone().unwrap_or_default(),
+                },
+                _ => TapMessage::Ack {
+                    src_qpn,
+                    dst_qpn: qpn,
+                    wr,
+                    kind: AckKind::Ack,
+                },
+            };
+            Some((d.gid.to_ipv4()?, self.ctx_addr(ctx), msg))
+        });
         if let Some(data) = &head.read_data {
             self.scatter(ctx, pd, &head.wr.sg_list, data);
         }
