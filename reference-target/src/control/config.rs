@@ -295,11 +295,18 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let span = e.span();
             let msg = e.message().to_string();
-            let field = backticked(&msg).unwrap_or_else(|| {
-                span.clone()
-                    .map(|s| key_at(text, s.start))
-                    .unwrap_or_else(|| "toml".into())
-            });
+            // Only these messages quote a key; others quote the token they expected.
+            let names_key = ["unknown field", "missing field", "duplicate key"]
+                .iter()
+                .any(|p| msg.starts_with(p));
+            let field = names_key
+                .then(|| backticked(&msg))
+                .flatten()
+                .unwrap_or_else(|| {
+                    span.clone()
+                        .map(|s| key_at(text, s.start))
+                        .unwrap_or_else(|| "toml".into())
+                });
             err(span, &field, msg)
         })?;
 

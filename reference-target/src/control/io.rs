@@ -89,6 +89,16 @@ async fn serve(q: &mut Queue, bytes: &[u8], sqe: &SqeRepr) -> (Status, Option<u3
     let sh = q.sh.clone();
     let sub = &sh.subs[q.sub];
     if matches!(op, Op::Flush) && sqe.nsid == u32::MAX {
+        // Broadcast Flush: every namespace of the subsystem (not one of them skipped).
+        let backend = sh.lock().backends.get(&q.sub).map(|b| b.backend.clone());
+        let Some(backend) = backend else {
+            return (Status::NAMESPACE_NOT_READY, None);
+        };
+        for n in &sub.cfg.namespaces {
+            if let Some(Err(_)) = backend.with_namespace(n.nsid, |ns| ns.flush()) {
+                return (Status::INTERNAL_ERROR, None);
+            }
+        }
         return (Status::SUCCESS, None);
     }
     let Some(ns) = sub.cfg.namespaces.iter().find(|n| n.nsid == sqe.nsid) else {

@@ -208,3 +208,58 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
 }
+
+/// A small seeded generator (SplitMix64) for tests that pick moments, kinds and ranges
+/// from a seed: the same seed gives the same run.
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `lo..hi` (`lo` when the range is empty).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.next_u64() % (hi - lo)
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.range(0, 100) < percent
+    }
+}
+
+/// Writes `data` at `slba` on `io` (keyed), reads it back and compares: the check that a
+/// queue is still served. The error names what failed.
+pub async fn write_read_compare(io: &mut IoQueue, slba: u64, data: &[u8]) -> Result<(), String> {
+    use harness::initiator::DataMode;
+    use harness::wire::Status;
+    let w = io
+        .write(slba, data, DataMode::Keyed)
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    if w.cqe.status != Status::SUCCESS {
+        return Err(format!("write status {}", w.cqe.status));
+    }
+    let blocks = (data.len() as u32).div_ceil(io.lba_size());
+    let r = io
+        .read(slba, blocks, DataMode::Keyed)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    if r.cqe.status != Status::SUCCESS {
+        return Err(format!("read status {}", r.cqe.status));
+    }
+    if r.data != data {
+        return Err("data read back differs from data written".into());
+    }
+    Ok(())
+}
