@@ -18,3 +18,14 @@ if [ "$junit_cases" != "$json_cases" ]; then
   exit 1
 fi
 echo "check-reports: $junit_cases cases; junit.xml valid against junit-10.xsd"
+
+# A capture of one case decodes as NVMe-oF in Wireshark's dissectors.
+cargo conform replay datapath.write-read.lba-4096 --pcap "$dir/case.pcap" >/dev/null
+decoded=$(tshark -r "$dir/case.pcap" 2>/dev/null)
+for want in "CM: ConnectRequest" "NVMe Write" "NVMe Read" "NVMeOF Data for Write" "CQE for Read"; do
+  if ! grep -q "$want" <<<"$decoded"; then
+    echo "check-reports: tshark does not show \"$want\" in the capture" >&2
+    exit 1
+  fi
+done
+echo "check-reports: capture decodes as NVMe-oF ($(wc -l <<<"$decoded") frames)"

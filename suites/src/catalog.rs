@@ -77,6 +77,53 @@ pub fn select(filters: &[String]) -> Vec<Entry> {
         .collect()
 }
 
+/// Which part of a run one machine takes: shard `index` of `count` (1-based), written `i/n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, 1..=count.
+    pub index: u32,
+    /// How many shards split the run.
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || format!("`{s}`: expected i/n with 1 <= i <= n, e.g. 2/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = i.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// Does `id` belong to this shard? A case's shard depends on its id alone (FNV-1a
+    /// hash), so the partition is the same on every machine and adding a case moves no
+    /// other case.
+    pub fn holds(&self, id: &str) -> bool {
+        let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        h % u64::from(self.count) == u64::from(self.index - 1)
+    }
+
+    /// The entries of `entries` this shard runs, in their order.
+    pub fn select(&self, entries: Vec<Entry>) -> Vec<Entry> {
+        entries.into_iter().filter(|e| self.holds(&e.id)).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +163,29 @@ mod tests {
         let limits = select(&["tag:limits".to_string()]);
         assert!(!limits.is_empty() && limits.iter().all(|e| e.tags.contains(&"limits")));
         assert_eq!(select(&["tag:fabric".to_string()]).len(), fabric);
+    }
+
+    #[test]
+    fn shards_partition_the_catalog() {
+        let every = all();
+        let n = 4;
+        let mut seen = Vec::new();
+        for i in 1..=n {
+            let shard: Shard = format!("{i}/{n}").parse().unwrap();
+            let part = shard.select(every.clone());
+            assert!(!part.is_empty(), "shard {shard} is empty");
+            seen.extend(part.into_iter().map(|e| e.id));
+        }
+        seen.sort_unstable();
+        let mut ids: Vec<String> = every.into_iter().map(|e| e.id).collect();
+        ids.sort_unstable();
+        assert_eq!(seen, ids, "every case in exactly one shard");
+        for bad in ["0/2", "3/2", "1/0", "x/2", "1", "1/2/3", ""] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "1/1".parse::<Shard>().unwrap().select(all()).len(),
+            ids.len()
+        );
     }
 }

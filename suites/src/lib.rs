@@ -1,11 +1,13 @@
 //! The nvmf-conform catalog and the code that runs it.
 //!
-//! Today the catalog holds the fabric contract cases (`harness::fabric::contract`); the
-//! offload suites join it as they land. [`run`] executes a selection of cases, each on a
-//! fresh fabric with its own seed, and returns a [`harness::runner::RunResult`].
+//! The catalog holds the offload conformance cases ([`offload`], one module per area in
+//! [`areas`]) and the fabric contract cases (`harness::fabric::contract`). [`run`] executes
+//! a selection of cases, each on a fresh fabric with its own seed, in the runner's process
+//! or in forked children ([`isolate`]), and returns a [`harness::runner::RunResult`].
 
 pub mod areas;
 pub mod catalog;
+pub mod isolate;
 pub mod kill;
 pub mod offload;
 pub mod run;

@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use harness::api::Profile;
+use harness::capture::Capture;
 use harness::fabric::contract::{self, Env, FabricFactory, Outcome};
 use harness::fabric::sim::SimFabric;
 use harness::fabric::Fabric;
 use harness::runner::{CaseRecord, RunMeta, RunResult, Verdict};
 use reference_target::quirks::Quirks;
 
-use crate::catalog::{Body, Entry};
+use crate::catalog::{Body, Entry, Shard};
+use crate::isolate::{self, Isolation};
 use crate::offload::{self, Dut};
 use crate::seed::case_seed;
 use crate::snapshot::{self, Comparison};
@@ -39,6 +41,13 @@ pub struct Options {
     /// compares no trace (the default here, so that library users such as the kill matrix
     /// judge by assertions alone).
     pub snapshots: Option<PathBuf>,
+    /// Where cases run: in this process, or in forked children ([`Isolation`]).
+    pub isolation: Isolation,
+    /// Real time a forked child may go without delivering a case's record before it is
+    /// killed and the case is an error (isolated runs only).
+    pub watchdog: Duration,
+    /// The shard this run is (`i/n`), recorded in the reports' metadata.
+    pub shard: Option<Shard>,
 }
 
 impl Default for Options {
@@ -49,6 +58,9 @@ impl Default for Options {
             profile: Profile::builtin("full").expect("the full profile ships with the code"),
             quirks: Quirks::none(),
             snapshots: None,
+            isolation: Isolation::None,
+            watchdog: Duration::from_secs(120),
+            shard: None,
         }
     }
 }
@@ -67,18 +79,71 @@ impl Options {
 
 /// Runs `entries` in order and returns the run's result.
 pub fn run(entries: &[Entry], opts: &Options, mut progress: impl FnMut(&CaseRecord)) -> RunResult {
+    let cases = match opts.isolation {
+        Isolation::None => in_process(entries, opts, &mut progress, None),
+        mode => isolate::records(entries, opts, mode, opts.watchdog, &mut progress),
+    };
+    result(entries, opts, cases)
+}
+
+/// Runs `entries` in this process (whatever `opts.isolation` says: a child's memory is
+/// not ours to read), recording every case's fabric traffic: the run's result and its
+/// frames, each case's after the previous one's (cases start at virtual time 0 on their
+/// own fabric; [`CASE_GAP`] separates them).
+pub fn run_captured(
+    entries: &[Entry],
+    opts: &Options,
+    mut progress: impl FnMut(&CaseRecord),
+) -> (RunResult, Vec<(Duration, Vec<u8>)>) {
+    let mut frames = Vec::new();
+    let cases = in_process(entries, opts, &mut progress, Some(&mut frames));
+    (result(entries, opts, cases), frames)
+}
+
+/// The records of `entries` run one after the other in this process; their frames are
+/// appended to `frames` when given.
+fn in_process(
+    entries: &[Entry],
+    opts: &Options,
+    progress: &mut dyn FnMut(&CaseRecord),
+    mut frames: Option<&mut Vec<(Duration, Vec<u8>)>>,
+) -> Vec<CaseRecord> {
     let mut cases = Vec::with_capacity(entries.len());
+    let mut start = Duration::ZERO;
     for e in entries {
-        let rec = run_one(e, case_seed(opts.seed, &e.id), opts);
+        let capture = frames.as_ref().map(|_| Capture::new());
+        let rec = run_one_captured(e, case_seed(opts.seed, &e.id), opts, capture.as_ref());
+        if let (Some(out), Some(c)) = (frames.as_deref_mut(), capture) {
+            let mut last = start;
+            for f in c.frames() {
+                last = start + f.at;
+                out.push((last, f.data));
+            }
+            start = last + CASE_GAP;
+        }
         progress(&rec);
         cases.push(rec);
     }
+    cases
+}
+
+/// The run's result: `cases` with the metadata of `opts`.
+fn result(entries: &[Entry], opts: &Options, cases: Vec<CaseRecord>) -> RunResult {
+    // The device's caps, unless no case tested a device (only the fabric contract ran).
+    let tested_a_device = entries.iter().any(|e| matches!(e.body, Body::Offload(_)));
+    let caps = if tested_a_device {
+        harness::report::caps_fields(&opts.profile.caps)
+    } else {
+        Vec::new()
+    };
     RunResult {
         meta: RunMeta {
             target: opts.target_name(),
+            profile: opts.profile.name.clone(),
+            caps,
             fabric: "sim".into(),
             seed: opts.seed,
-            shard: None,
+            shard: opts.shard.map(|s| s.to_string()),
             version: env!("CARGO_PKG_VERSION").into(),
         },
         cases,
@@ -87,6 +152,19 @@ pub fn run(entries: &[Entry], opts: &Options, mut progress: impl FnMut(&CaseReco
 
 /// Runs one entry with `seed` on a fresh simulated fabric.
 pub fn run_one(entry: &Entry, seed: u64, opts: &Options) -> CaseRecord {
+    run_one_captured(entry, seed, opts, None)
+}
+
+/// Virtual time between the frames of two cases in a run's capture.
+pub const CASE_GAP: Duration = Duration::from_secs(1);
+
+/// [`run_one`], recording the fabric's traffic into `capture` when given.
+pub fn run_one_captured(
+    entry: &Entry,
+    seed: u64,
+    opts: &Options,
+    capture: Option<&Capture>,
+) -> CaseRecord {
     let bound = opts.case_bound;
     let started = Instant::now();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -102,10 +180,13 @@ pub fn run_one(entry: &Entry, seed: u64, opts: &Options) -> CaseRecord {
         Ok(rt) => rt.block_on(async {
             match &entry.body {
                 Body::Offload(case) => {
-                    let dut = Dut::reference(seed, &opts.profile, opts.quirks.clone());
+                    let dut =
+                        Dut::reference_captured(seed, &opts.profile, opts.quirks.clone(), capture);
                     let rec = dut.rec.clone();
                     let caps = dut.caps.clone();
-                    if let Some(why) = case.unmet(&dut.caps, dut.backends.is_some()) {
+                    if let Some(why) =
+                        case.unmet(&dut.caps, &dut.ctx.device_attr(), dut.backends.is_some())
+                    {
                         return (Verdict::Skip(why), Vec::new(), None);
                     }
                     let body = std::panic::AssertUnwindSafe((case.body)(dut)).catch_unwind();
@@ -131,7 +212,11 @@ pub fn run_one(entry: &Entry, seed: u64, opts: &Options) -> CaseRecord {
                     }
                 }
                 Body::Fabric(case) => {
-                    let fabric: Arc<dyn Fabric> = SimFabric::new(seed);
+                    let sim = SimFabric::new(seed);
+                    if let Some(c) = capture {
+                        c.attach(&sim);
+                    }
+                    let fabric: Arc<dyn Fabric> = sim;
                     let factory: FabricFactory = Arc::new(|s| SimFabric::new(s) as Arc<dyn Fabric>);
                     let env = Env::new(fabric, seed).with_factory(factory);
                     let trace = env.trace.clone();
@@ -150,15 +235,30 @@ pub fn run_one(entry: &Entry, seed: u64, opts: &Options) -> CaseRecord {
             }
         }),
     };
+    let expected = match (&verdict, &entry.body, &opts.snapshots) {
+        (Verdict::Fail(_) | Verdict::Error(_), Body::Offload(_), Some(dir)) => {
+            expected_trace(dir, &entry.id)
+        }
+        _ => None,
+    };
     CaseRecord {
         id: entry.id.clone(),
         area: entry.area.clone(),
         description: entry.description.to_string(),
+        requirement: entry.requirement.map(str::to_string),
         verdict,
         wall: started.elapsed(),
         trace,
         note,
+        expected,
     }
+}
+
+/// The lines of a case's reviewed snapshot in `dir`, if it has a readable one: the trace a
+/// conforming device produces, shown next to a failing case's trace in the reports.
+fn expected_trace(dir: &std::path::Path, id: &str) -> Option<Vec<String>> {
+    let text = snapshot::read(&snapshot::path(dir, id)).ok()??;
+    Some(text.lines().map(|l| l.trim_end().to_string()).collect())
 }
 
 /// The verdict and note of a case that passed its assertions, once its trace is compared

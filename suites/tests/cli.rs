@@ -132,3 +132,151 @@ fn help_explains_exit_codes() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("125") && text.contains("run") && text.contains("replay"));
 }
+
+#[test]
+fn bisect_exit_codes() {
+    // `git bisect run` reads: 0 good, 1 bad, 125 skip this commit; 2 is our usage error.
+    let dir = tmp("bisect");
+    let d = dir.to_str().unwrap();
+    let case = "mapping.eexist.other-ctrl-same-srq";
+    let good = conform(&["run", "--filter", case, "--report-dir", d]);
+    assert_eq!(
+        good.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let bad = conform(&[
+        "run",
+        "--filter",
+        case,
+        "--quirk",
+        "eexist-per-ctrl",
+        "--report-dir",
+        d,
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("replay the first failure"));
+    // Every selected case skipped (the device lacks what they need): nothing was tested.
+    let skipped = conform(&[
+        "run",
+        "--filter",
+        "tag:needs-non-offloaded-ops",
+        "--target",
+        "reference:minimal",
+        "--report-dir",
+        d,
+    ]);
+    assert_eq!(skipped.status.code(), Some(125));
+    // A plugin that is not there cannot be tested either.
+    let missing = conform(&[
+        "run",
+        "--target",
+        "plugin:/no/such/libvendor.so",
+        "--report-dir",
+        d,
+    ]);
+    assert_eq!(missing.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no such file"));
+    let usage = conform(&["run", "--target", "reference:full", "--profile", "tight"]);
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn shards_split_a_run_and_merge_back() {
+    let filter = "fabric.qp";
+    let whole = tmp("shard-whole");
+    let out = conform(&[
+        "run",
+        "--filter",
+        filter,
+        "--report-dir",
+        whole.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let mut dirs = Vec::new();
+    for i in 1..=3 {
+        let d = tmp(&format!("shard-{i}"));
+        let shard = format!("{i}/3");
+        let out = conform(&[
+            "run",
+            "--filter",
+            filter,
+            "--shard",
+            &shard,
+            "--report-dir",
+            d.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dirs.push(d);
+    }
+    let merged = tmp("shard-merged");
+    let mut args = vec!["report", "merge", "--out", merged.to_str().unwrap()];
+    args.extend(dirs.iter().map(|d| d.to_str().unwrap()));
+    let out = conform(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids = |d: &Path| {
+        let j: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("results.json")).unwrap()).unwrap();
+        let mut v: Vec<String> = j["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&merged), ids(&whole));
+    assert!(merged.join("junit.xml").is_file() && merged.join("summary.md").is_file());
+    // A shard given twice is refused, naming the problem.
+    let mut twice = vec!["report", "merge", "--out", merged.to_str().unwrap()];
+    twice.extend([dirs[0].to_str().unwrap(), dirs[0].to_str().unwrap()]);
+    let out = conform(&twice);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn isolated_run_reports_like_an_in_process_one() {
+    let (a, b) = (tmp("iso-a"), tmp("iso-b"));
+    let filter = "mapping.eexist";
+    let out = conform(&[
+        "run",
+        "--filter",
+        filter,
+        "--report-dir",
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = conform(&[
+        "run",
+        "--filter",
+        filter,
+        "--isolate",
+        "case",
+        "--report-dir",
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |d: &Path| std::fs::read(d.join("results.json")).unwrap();
+    assert_eq!(
+        read(&a),
+        read(&b),
+        "isolation changes nothing in the results"
+    );
+}

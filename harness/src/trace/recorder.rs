@@ -69,4 +69,9 @@ impl Recorder {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Forgets the lines so far (long-running loads such as benchmarks keep memory flat).
+    pub fn clear(&self) {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
 }

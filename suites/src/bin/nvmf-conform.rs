@@ -1,21 +1,30 @@
 //! `nvmf-conform`: runs the conformance catalog and writes JUnit, Markdown and JSON reports.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode as ProcessExit;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use console::style;
 use harness::api::Profile;
-use harness::runner::{ExitCode, Verdict};
+use harness::runner::{CaseRecord, ExitCode, RunResult, Verdict};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reference_target::quirks::{Quirk, Quirks};
-use suites::catalog;
+use suites::catalog::{self, Shard};
+use suites::isolate::Isolation;
 use suites::run::{self, Options};
 use suites::seed::case_seed;
 
 /// Conformance and fault-injection suite for the NVMe-oF target offload verbs API.
 ///
-/// Exit codes: 0 every case passed, 1 a case failed, 2 usage error,
-/// 125 nothing could be tested (for `git bisect run`).
+/// `nvmf-conform run` with no arguments runs the whole catalog against the embedded
+/// reference target on the simulated fabric and writes reports/junit.xml, summary.md and
+/// results.json.
+///
+/// Exit codes (for CI and `git bisect run`): 0 every case that ran passed, 1 a case failed
+/// or errored, 2 usage error, 125 nothing could be tested (every case skipped, or the
+/// target could not be loaded): `git bisect run` skips such a commit.
 #[derive(Parser, Debug)]
 #[command(name = "nvmf-conform", version, about, long_about)]
 struct Cli {
@@ -26,31 +35,15 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the catalog (or the cases selected by --filter) and write reports.
-    Run {
-        /// Fabric to run on: `sim` (embedded, deterministic). `verbs` is not built yet.
-        #[arg(long, default_value = "sim")]
-        fabric: String,
-        /// Base seed; each case derives its own seed from it and its id.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Select cases by exact id, area, id prefix ending at a dot, `req:ID` or `tag:NAME`;
-        /// repeatable (a case runs if it matches any).
-        #[arg(long)]
-        filter: Vec<String>,
-        /// Directory for junit.xml, summary.md and results.json.
-        #[arg(long, default_value = "reports")]
-        report_dir: PathBuf,
-        /// Longest one case may take, in seconds (virtual time on sim).
-        #[arg(long, default_value_t = 600)]
-        case_timeout: u64,
-        #[command(flatten)]
-        target: TargetArgs,
-    },
+    Run(RunArgs),
     /// List the catalog (or the cases selected by --filter): id, requirement, description, tags.
     List {
         /// Select cases as for `run`.
         #[arg(long)]
         filter: Vec<String>,
+        /// Only this shard's cases (`i/n`), as for `run`.
+        #[arg(long)]
+        shard: Option<Shard>,
     },
     /// Print the requirement table (the content of docs/requirements.md).
     Requirements,
@@ -64,17 +57,94 @@ enum Command {
         /// The run's base seed (as printed in the report's metadata).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Write the case's fabric traffic to FILE as a pcap of RoCEv2 frames.
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<PathBuf>,
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Work with reports already written.
+    #[command(subcommand)]
+    Report(ReportCommand),
 }
 
-/// How the reference target under test is set up, and what its traces are compared with.
+#[derive(Subcommand, Debug)]
+enum ReportCommand {
+    /// Merge the results of the shards of one run (each a report directory holding the
+    /// results.json of `run --shard i/n`) into one junit.xml, summary.md and results.json.
+    Merge {
+        /// Directory to write the merged reports into.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// The shards' report directories.
+        #[arg(required = true, value_name = "SHARD_DIR")]
+        shards: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Fabric to run on: `sim` (embedded, deterministic). `verbs` is not built yet.
+    #[arg(long, default_value = "sim")]
+    fabric: String,
+    /// Base seed; each case derives its own seed from it and its id.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Select cases by exact id, area, id prefix ending at a dot, `req:ID` or `tag:NAME`;
+    /// repeatable (a case runs if it matches any).
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Run only shard i of n (`i/n`, 1-based). A case's shard depends on its id alone, so
+    /// n machines running 1/n .. n/n split the run; `report merge` joins their reports.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
+    /// Directory for junit.xml, summary.md and results.json.
+    #[arg(long, default_value = "reports")]
+    report_dir: PathBuf,
+    /// Longest one case may take, in seconds (virtual time on sim), before --timeout-scale.
+    #[arg(long, default_value_t = 600)]
+    case_timeout: u64,
+    /// Multiply every time bound (the case bound and the watchdog) by this factor, for slow
+    /// devices or emulated machines.
+    #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
+    timeout_scale: f64,
+    /// Run cases in forked children: `case` (one child per case), `suite` (one per area)
+    /// or `none`. A crashing or hanging child becomes an error verdict naming the signal
+    /// or the bound, and the run goes on.
+    #[arg(long, value_enum, default_value_t = Isolation::None)]
+    isolate: Isolation,
+    /// With --isolate: real seconds a child may go without finishing a case before it is
+    /// killed (before --timeout-scale).
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    watchdog: u64,
+    /// Write the run's fabric traffic to FILE as a pcap of RoCEv2 frames (Wireshark's
+    /// nvme-rdma dissector decodes it); cases follow one another, 1 s of virtual time apart.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// Parses a positive, finite scale factor.
+fn positive_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 && f <= 1000.0 => Ok(f),
+        _ => Err(format!("`{s}`: expected a number above 0 and at most 1000")),
+    }
+}
+
+/// How the device under test is chosen and set up, and what its traces are compared with.
 #[derive(clap::Args, Debug)]
 struct TargetArgs {
+    /// Device under test: `reference` (the embedded reference target), `reference:PROFILE`
+    /// (the same with a capability profile), or `plugin:PATH` (a vendor library
+    /// implementing include/nvmf_offload.h).
+    #[arg(long, default_value = "reference")]
+    target: String,
     /// Capability profile of the reference target: full, minimal, tight, or a TOML file.
-    #[arg(long, default_value = "full")]
-    profile: String,
+    /// Same as --target reference:PROFILE.
+    #[arg(long)]
+    profile: Option<String>,
     /// Make the reference target break one rule (repeatable); see
     /// `nvmf-reference-target --list-quirks`.
     #[arg(long = "quirk")]
@@ -86,27 +156,80 @@ struct TargetArgs {
     snapshots: Option<PathBuf>,
 }
 
-impl TargetArgs {
-    /// The run options these arguments ask for, or a usage error.
-    fn options(&self, seed: u64, case_timeout: u64) -> Result<Options, String> {
-        let profile = match Profile::builtin(&self.profile) {
-            Ok(p) => p,
-            Err(_) if std::path::Path::new(&self.profile).exists() => {
-                Profile::load(std::path::Path::new(&self.profile)).map_err(|e| e.to_string())?
+/// Why a run cannot start: a usage error (exit 2) or a target that cannot be tested (125).
+enum Refusal {
+    Usage(String),
+    Untestable(String),
+}
+
+impl Refusal {
+    fn report(self) -> ExitCode {
+        match self {
+            Refusal::Usage(m) => usage(&m),
+            Refusal::Untestable(m) => {
+                eprintln!("nvmf-conform: {m}");
+                ExitCode::Untestable
             }
-            Err(e) => return Err(format!("--profile: {e}")),
+        }
+    }
+}
+
+impl TargetArgs {
+    /// The run options these arguments ask for.
+    fn options(&self, seed: u64, case_bound: Duration) -> Result<Options, Refusal> {
+        let profile_name = match self.target.split_once(':') {
+            None if self.target == "reference" => self.profile.clone().unwrap_or("full".into()),
+            Some(("reference", p)) => match &self.profile {
+                Some(q) if q != p => {
+                    return Err(Refusal::Usage(format!(
+                        "--target {} and --profile {q} name different profiles",
+                        self.target
+                    )))
+                }
+                _ => p.to_string(),
+            },
+            Some(("plugin", path)) => {
+                let path = Path::new(path);
+                return Err(Refusal::Untestable(if path.exists() {
+                    format!(
+                        "--target plugin:{}: this build cannot load vendor plugins yet; \
+                         only the embedded reference target can be tested",
+                        path.display()
+                    )
+                } else {
+                    format!("--target plugin:{}: no such file", path.display())
+                }));
+            }
+            _ => {
+                return Err(Refusal::Usage(format!(
+                    "--target {}: expected reference, reference:PROFILE or plugin:PATH",
+                    self.target
+                )))
+            }
+        };
+        let profile = match Profile::builtin(&profile_name) {
+            Ok(p) => p,
+            Err(_) if Path::new(&profile_name).exists() => Profile::load(Path::new(&profile_name))
+                .map_err(|e| Refusal::Usage(format!("--profile: {e}")))?,
+            Err(e) => return Err(Refusal::Usage(format!("--profile: {e}"))),
         };
         let mut quirks = Quirks::none();
         for q in &self.quirks {
-            quirks.insert(q.parse::<Quirk>().map_err(|e| format!("--quirk: {e}"))?);
+            quirks.insert(
+                q.parse::<Quirk>()
+                    .map_err(|e| Refusal::Usage(format!("--quirk: {e}")))?,
+            );
         }
         // A typo must not silently compare nothing: a directory given must exist.
         if let Some(dir) = self.snapshots.as_ref().filter(|d| !d.is_dir()) {
-            return Err(format!("--snapshots {}: not a directory", dir.display()));
+            return Err(Refusal::Usage(format!(
+                "--snapshots {}: not a directory",
+                dir.display()
+            )));
         }
         Ok(Options {
             seed,
-            case_bound: Duration::from_secs(case_timeout),
+            case_bound,
             profile,
             quirks,
             snapshots: Some(
@@ -114,6 +237,7 @@ impl TargetArgs {
                     .clone()
                     .unwrap_or_else(suites::snapshot::default_dir),
             ),
+            ..Options::default()
         })
     }
 }
@@ -121,18 +245,8 @@ impl TargetArgs {
 fn main() -> ProcessExit {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Run {
-            fabric,
-            seed,
-            filter,
-            report_dir,
-            case_timeout,
-            target,
-        } => match target.options(seed, case_timeout) {
-            Ok(opts) => cmd_run(&fabric, &filter, &report_dir, &opts),
-            Err(e) => usage(&e),
-        },
-        Command::List { filter } => cmd_list(&filter),
+        Command::Run(args) => cmd_run(&args),
+        Command::List { filter, shard } => cmd_list(&filter, shard),
         Command::KillMatrix => {
             let m = suites::kill::compute();
             print!("{}", suites::kill::markdown(&m));
@@ -147,10 +261,16 @@ fn main() -> ProcessExit {
             print!("{}", suites::offload::requirements::markdown());
             ExitCode::Passed
         }
-        Command::Replay { case, seed, target } => match target.options(seed, 600) {
-            Ok(opts) => cmd_replay(&case, &opts),
-            Err(e) => usage(&e),
+        Command::Replay {
+            case,
+            seed,
+            pcap,
+            target,
+        } => match target.options(seed, Duration::from_secs(600)) {
+            Ok(opts) => cmd_replay(&case, &opts, pcap.as_deref()),
+            Err(r) => r.report(),
         },
+        Command::Report(ReportCommand::Merge { out, shards }) => cmd_merge(&out, &shards),
     };
     ProcessExit::from(code.code() as u8)
 }
@@ -160,34 +280,137 @@ fn usage(msg: &str) -> ExitCode {
     ExitCode::Usage
 }
 
-fn cmd_run(fabric: &str, filter: &[String], dir: &Path, opts: &Options) -> ExitCode {
-    let seed = opts.seed;
-    if fabric != "sim" {
-        eprintln!(
-            "nvmf-conform: --fabric {fabric}: not built; only `sim` is available in this build"
-        );
-        return ExitCode::Usage;
+fn scaled(secs: u64, scale: f64) -> Duration {
+    Duration::from_secs_f64((secs as f64 * scale).min(1e9))
+}
+
+fn cmd_run(a: &RunArgs) -> ExitCode {
+    let mut opts = match a
+        .target
+        .options(a.seed, scaled(a.case_timeout, a.timeout_scale))
+    {
+        Ok(o) => o,
+        Err(r) => return r.report(),
+    };
+    if a.fabric != "sim" {
+        return usage(&format!(
+            "--fabric {}: not built; only `sim` is available in this build",
+            a.fabric
+        ));
     }
-    let entries = catalog::select(filter);
+    opts.isolation = a.isolate;
+    opts.watchdog = scaled(a.watchdog, a.timeout_scale);
+    opts.shard = a.shard;
+    let mut entries = catalog::select(&a.filter);
     if entries.is_empty() {
-        eprintln!("nvmf-conform: --filter {filter:?} selects no case (see `nvmf-conform list`)");
-        return ExitCode::Usage;
+        return usage(&format!(
+            "--filter {:?} selects no case (see `nvmf-conform list`)",
+            a.filter
+        ));
     }
-    let result = run::run(&entries, opts, |rec| match &rec.verdict {
-        Verdict::Pass => {}
-        v => eprintln!("{:5} {}: {}", v.name().to_uppercase(), rec.id, detail(v)),
-    });
-    if let Err(e) = harness::report::write_all(&result, dir) {
-        eprintln!("nvmf-conform: {e}");
-        return ExitCode::Usage;
+    if let Some(shard) = a.shard {
+        entries = shard.select(entries);
+        if entries.is_empty() {
+            // Not an error: with many shards and a narrow filter a shard may get nothing.
+            eprintln!("nvmf-conform: shard {shard} holds none of the selected cases");
+        }
     }
+    if a.pcap.is_some() && a.isolate != Isolation::None {
+        return usage("--pcap records cases run in this process: drop --isolate");
+    }
+    let bar = progress_bar(entries.len() as u64);
+    let progress = |rec: &CaseRecord| {
+        bar.inc(1);
+        bar.set_message(rec.id.clone());
+        if !matches!(rec.verdict, Verdict::Pass) {
+            let line = format!(
+                "{} {}: {}",
+                verdict_styled(&rec.verdict, true),
+                rec.id,
+                detail(&rec.verdict).lines().next().unwrap_or("")
+            );
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+    };
+    let result = match &a.pcap {
+        None => run::run(&entries, &opts, progress),
+        Some(file) => {
+            let (result, frames) = run::run_captured(&entries, &opts, progress);
+            if let Err(e) = write_pcap(file, &frames) {
+                bar.finish_and_clear();
+                return usage(&e);
+            }
+            result
+        }
+    };
+    bar.finish_and_clear();
+    if let Err(e) = harness::report::write_all(&result, &a.report_dir) {
+        return usage(&e.to_string());
+    }
+    print_summary(&result, &a.report_dir);
+    result.exit_code()
+}
+
+/// A live progress line on a terminal (stderr); hidden when stderr is not one.
+fn progress_bar(len: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(s) = ProgressStyle::with_template("{pos:>4}/{len} [{elapsed}] {bar:30} {wide_msg}") {
+        bar.set_style(s);
+    }
+    bar
+}
+
+/// A verdict's name, coloured when the stream is a terminal (and NO_COLOR is unset).
+fn verdict_styled(v: &Verdict, stderr: bool) -> String {
+    let name = v.name().to_uppercase();
+    let s = style(format!("{name:5}"));
+    let s = if stderr {
+        s.for_stderr()
+    } else {
+        s.for_stdout()
+    };
+    match v {
+        Verdict::Pass => s.green(),
+        Verdict::Fail(_) | Verdict::Error(_) => s.red().bold(),
+        Verdict::Skip(_) => s.yellow(),
+    }
+    .to_string()
+}
+
+fn print_summary(result: &RunResult, dir: &Path) {
+    let count = |v: &str| result.count(v);
+    let seed = result.meta.seed;
+    let paint =
+        |n: usize,
+         what: &str,
+         colour: fn(console::StyledObject<String>) -> console::StyledObject<String>| {
+            let text = format!("{n} {what}");
+            if n == 0 {
+                text
+            } else {
+                colour(style(text).for_stdout()).to_string()
+            }
+        };
+    let shard = result
+        .meta
+        .shard
+        .as_ref()
+        .map(|s| format!(", shard {s}"))
+        .unwrap_or_default();
     println!(
-        "{} cases: {} passed, {} failed, {} errors, {} skipped (seed {seed}); reports in {}",
+        "{} cases: {}, {}, {}, {} (seed {seed}{shard}); reports in {}",
         result.cases.len(),
-        result.count("pass"),
-        result.count("fail"),
-        result.count("error"),
-        result.count("skip"),
+        paint(count("pass"), "passed", |s| s.green()),
+        paint(count("fail"), "failed", |s| s.red().bold()),
+        paint(count("error"), "errors", |s| s.red().bold()),
+        paint(count("skip"), "skipped", |s| s.yellow()),
         dir.display()
     );
     let noted = result.cases.iter().filter(|c| c.note.is_some()).count();
@@ -197,7 +420,17 @@ fn cmd_run(fabric: &str, filter: &[String], dir: &Path, opts: &Options) -> ExitC
             dir.join("summary.md").display()
         );
     }
-    result.exit_code()
+    let failed: Vec<&CaseRecord> = result
+        .cases
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Fail(_) | Verdict::Error(_)))
+        .collect();
+    if let Some(first) = failed.first() {
+        println!(
+            "replay the first failure: nvmf-conform replay {} --seed {seed}",
+            first.id
+        );
+    }
 }
 
 fn detail(v: &Verdict) -> &str {
@@ -207,10 +440,14 @@ fn detail(v: &Verdict) -> &str {
     }
 }
 
-fn cmd_list(filter: &[String]) -> ExitCode {
+fn cmd_list(filter: &[String], shard: Option<Shard>) -> ExitCode {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    for e in catalog::select(filter) {
+    let mut entries = catalog::select(filter);
+    if let Some(s) = shard {
+        entries = s.select(entries);
+    }
+    for e in entries {
         // A closed pipe (`| head`) ends the listing quietly.
         let req = e.requirement.unwrap_or("-");
         let line = format!(
@@ -227,14 +464,29 @@ fn cmd_list(filter: &[String]) -> ExitCode {
     ExitCode::Passed
 }
 
-fn cmd_replay(id: &str, opts: &Options) -> ExitCode {
+/// Writes `frames` to `file` as a pcap; the error names the file.
+fn write_pcap(file: &Path, frames: &[(Duration, Vec<u8>)]) -> Result<(), String> {
+    let out = std::fs::File::create(file).map_err(|e| format!("--pcap {}: {e}", file.display()))?;
+    harness::capture::pcap::write(std::io::BufWriter::new(out), frames)
+        .map(|_| ())
+        .map_err(|e| format!("--pcap {}: {e}", file.display()))
+}
+
+fn cmd_replay(id: &str, opts: &Options, pcap: Option<&Path>) -> ExitCode {
     let seed = opts.seed;
     let Some(entry) = catalog::all().into_iter().find(|e| e.id == id) else {
-        eprintln!("nvmf-conform: no case `{id}` (see `nvmf-conform list`)");
-        return ExitCode::Usage;
+        return usage(&format!("no case `{id}` (see `nvmf-conform list`)"));
     };
     let case_seed = case_seed(seed, id);
-    let rec = run::run_one(&entry, case_seed, opts);
+    let capture = pcap.map(|_| harness::capture::Capture::new());
+    let rec = run::run_one_captured(&entry, case_seed, opts, capture.as_ref());
+    if let (Some(file), Some(c)) = (pcap, &capture) {
+        let frames: Vec<(Duration, Vec<u8>)> =
+            c.frames().into_iter().map(|f| (f.at, f.data)).collect();
+        if let Err(e) = write_pcap(file, &frames) {
+            return usage(&e);
+        }
+    }
     println!(
         "# {} (run seed {seed}, case seed {case_seed:#018x})",
         rec.id
@@ -244,7 +496,7 @@ fn cmd_replay(id: &str, opts: &Options) -> ExitCode {
     }
     println!(
         "{}: {}",
-        rec.verdict.name().to_uppercase(),
+        verdict_styled(&rec.verdict, false).trim_end(),
         detail(&rec.verdict)
     );
     if let Some(note) = &rec.note {
@@ -255,4 +507,19 @@ fn cmd_replay(id: &str, opts: &Options) -> ExitCode {
         Verdict::Skip(_) => ExitCode::Untestable,
         _ => ExitCode::Failed,
     }
+}
+
+fn cmd_merge(out: &Path, shards: &[PathBuf]) -> ExitCode {
+    let mut merged = match harness::report::merge_dirs(shards) {
+        Ok(m) => m,
+        Err(e) => return usage(&format!("report merge: {e}")),
+    };
+    // Shards are partitions by id hash: put the cases back in catalog order.
+    let order: Vec<String> = catalog::all().into_iter().map(|e| e.id).collect();
+    merged.order_by(&order);
+    if let Err(e) = harness::report::write_all(&merged, out) {
+        return usage(&e.to_string());
+    }
+    print_summary(&merged, out);
+    merged.exit_code()
 }

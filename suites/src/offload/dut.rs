@@ -8,6 +8,7 @@ use harness::api::{
     CtrlHandle, MemRef, NvmeCtrlAttrs, NvmfCaps, NvmfSrq, NvmfSrqAttrs, OffloadError,
     OffloadProvider, Profile,
 };
+use harness::capture::Capture;
 use harness::fabric::sim::SimFabric;
 use harness::fabric::{Access, DeviceContext, Fabric, MrInfo, PdId, SrqInit};
 use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
@@ -150,27 +151,70 @@ pub struct Dut {
     pub backends: Option<Arc<Backends>>,
     /// The reference engine, when the DUT is the reference target (fault injection).
     pub engine: Option<Arc<Engine>>,
+    /// Whether the Dut's objects, and the hosts its helpers make, are traced (always, but
+    /// for benchmarks: see [`Dut::untraced`]).
+    pub traced: bool,
 }
 
 impl Dut {
     /// The reference target with `profile` and `quirks` on a fresh simulated fabric.
     /// Must be called inside a tokio runtime.
     pub fn reference(seed: u64, profile: &Profile, quirks: Quirks) -> Dut {
+        Dut::reference_captured(seed, profile, quirks, None)
+    }
+
+    /// [`Dut::reference`], with the fabric's traffic recorded into `capture` when given.
+    pub fn reference_captured(
+        seed: u64,
+        profile: &Profile,
+        quirks: Quirks,
+        capture: Option<&Capture>,
+    ) -> Dut {
+        Dut::build(seed, profile, quirks, capture, true)
+    }
+
+    /// [`Dut::reference`] without traces (the recorder stays empty): what the benchmarks
+    /// measure, so that the figures are the engine's and the fabric's, not the tracer's.
+    pub fn untraced(seed: u64, profile: &Profile, quirks: Quirks) -> Dut {
+        Dut::build(seed, profile, quirks, None, false)
+    }
+
+    fn build(
+        seed: u64,
+        profile: &Profile,
+        quirks: Quirks,
+        capture: Option<&Capture>,
+        traced: bool,
+    ) -> Dut {
         let fabric = SimFabric::new(seed);
+        if let Some(c) = capture {
+            c.attach(&fabric);
+        }
         let real = fabric.open("sim0").expect("sim0 exists");
         let bus = PciBus::new();
-        let engine = Engine::new(real, profile.caps.clone(), quirks, bus.clone());
+        let engine = Engine::with_limits(
+            real,
+            profile.caps.clone(),
+            profile.device,
+            quirks,
+            bus.clone(),
+        );
         let rec = Recorder::new();
         let names = Names::new();
-        let ctx: Arc<dyn DeviceContext> =
-            TracedContext::new(engine.context(), "target", rec.clone(), names.clone());
-        let provider: Arc<dyn OffloadProvider> = TracedProvider::new(
-            engine.provider(),
-            "device",
-            "target",
-            rec.clone(),
-            names.clone(),
-        );
+        let (ctx, provider): (Arc<dyn DeviceContext>, Arc<dyn OffloadProvider>) = if traced {
+            (
+                TracedContext::new(engine.context(), "target", rec.clone(), names.clone()),
+                TracedProvider::new(
+                    engine.provider(),
+                    "device",
+                    "target",
+                    rec.clone(),
+                    names.clone(),
+                ),
+            )
+        } else {
+            (engine.context(), engine.provider())
+        };
         Dut {
             fabric,
             caps: provider.caps(),
@@ -184,6 +228,16 @@ impl Dut {
             rec,
             names,
             engine: Some(engine),
+            traced,
+        }
+    }
+
+    /// `ctx` as `actor` in the Dut's trace (as it is when the Dut is untraced).
+    pub fn traced_as(&self, ctx: Arc<dyn DeviceContext>, actor: &str) -> Arc<dyn DeviceContext> {
+        if self.traced {
+            TracedContext::new(ctx, actor, self.rec.clone(), self.names.clone())
+        } else {
+            ctx
         }
     }
 
@@ -194,11 +248,13 @@ impl Dut {
 
     /// A staging length the caps accept and that holds two largest I/Os.
     pub fn staging_len(&self) -> u64 {
-        let want = self
-            .caps
-            .min_staging_buf_size
-            .max(2 * u64::from(self.caps.max_io_sz));
-        match self.caps.max_staging_buf_size {
+        Dut::staging_len_for(&self.caps)
+    }
+
+    /// [`Dut::staging_len`] for a device with `caps`.
+    pub fn staging_len_for(caps: &NvmfCaps) -> u64 {
+        let want = caps.min_staging_buf_size.max(2 * u64::from(caps.max_io_sz));
+        match caps.max_staging_buf_size {
             0 => want,
             max => want.min(max),
         }

@@ -10,12 +10,10 @@ use std::time::Duration;
 use harness::api::{CtrlHandle, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, QpNvmfFlags};
 use harness::fabric::sim::SIM0_ADDR;
 use harness::fabric::{
-    wait, Access, CmEventKind, ConnParam, CqId, DeviceContext, MrInfo, PdId, QpCap, QpId, QpInit,
-    RecvWr,
+    wait, Access, CmEventKind, ConnParam, CqId, MrInfo, PdId, QpCap, QpId, QpInit, RecvWr,
 };
 use harness::initiator::connect::{cm_establish, CmOptions};
 use harness::initiator::{HostQueue, IoQueue, QueueSpec};
-use harness::trace::TracedContext;
 use harness::wire::CmAcceptRepr;
 use reference_target::backend::{BackendController, LbaFormat};
 
@@ -162,12 +160,7 @@ impl Dut {
     ) -> Result<(IoQueue, QpId, CqId), Failure> {
         let addr = SocketAddr::new(SIM0_ADDR.into(), port);
         self.ctx.cm_listen(addr)?;
-        let host: Arc<dyn DeviceContext> = TracedContext::new(
-            self.fabric.open("sim1")?,
-            "host",
-            self.rec.clone(),
-            self.names.clone(),
-        );
+        let host = self.traced_as(self.fabric.open("sim1")?, "host");
         let hpd = host.alloc_pd()?;
         let spec = QueueSpec::io(1, opts.depth, opts.in_capsule);
         let mut queue = HostQueue::create(host, hpd, spec, SETUP_BOUND)?;

@@ -25,7 +25,6 @@ use harness::initiator::{
     misbehave, Command, Controller, DataMode, HostConfig, HostQueue, InitiatorError, QueueSpec,
     Transfer,
 };
-use harness::trace::TracedContext;
 use harness::wire::{
     connect_data_field, fabrics_field, CmRejectStatus, ConnectDataRepr, ConnectResponse, CqeRepr,
     InvalidParam, PropertySize, Status,
@@ -142,12 +141,7 @@ impl Dut {
             config,
         )
         .map_err(|e| Failure(format!("the control plane did not start: {e}")))?;
-        let host: Arc<dyn DeviceContext> = TracedContext::new(
-            self.fabric.open("sim1")?,
-            "host",
-            self.rec.clone(),
-            self.names.clone(),
-        );
+        let host = self.traced_as(self.fabric.open("sim1")?, "host");
         Ok(TargetRig {
             target,
             host,
