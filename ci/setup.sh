@@ -5,6 +5,8 @@ set -euo pipefail
 
 APT_PACKAGES=(
   libxml2-utils   # xmllint: validates the JUnit report against fixtures/schemas/junit-10.xsd
+  tshark          # decodes --pcap captures in harness/tests/capture.rs (no non-root capture: debconf default)
+  g++             # libFuzzer's C++ sources, built by libfuzzer-sys for ci/fuzz-smoke.sh
 )
 
 need=()
@@ -22,4 +24,6 @@ command -v cargo >/dev/null || { echo "ci/setup.sh: cargo not found: install Rus
 for c in rustfmt clippy; do
   cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$c"
 done
+# cargo-fuzz for ci/fuzz-smoke.sh (works on stable with RUSTC_BOOTSTRAP=1; docs/fuzzing.md).
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2 --quiet
 echo "ci/setup.sh: ready ($(cargo --version))"

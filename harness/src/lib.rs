@@ -4,13 +4,19 @@
 //! - [`api`]: the offload API under test (`OffloadProvider`), shaped after the RFC.
 //! - [`wire`]: byte-exact NVMe and NVMe-oF formats (SQE, CQE, SGL, Connect, CM private data).
 //! - [`fabric`]: the RDMA transport seam and its deterministic simulated implementation.
+//! - [`capture`]: RoCEv2 pcap captures of the simulated fabric (Wireshark decodes NVMe-oF).
 //! - [`initiator`]: an NVMe-oF RDMA host (admin and I/O queues, misbehaviour) over the fabric.
 //! - [`trace`]: recording wrappers that turn a case into normalised, comparable text.
+//! - [`plugin`]: vendor plugins through the C ABI of `include/nvmf_offload.h`
+//!   ([`ffi`] holds the ABI's mirrors and all of the crate's unsafe code).
 //! - [`runner`] and [`report`]: verdicts, exit codes, JUnit / Markdown / JSON reports.
 
 pub mod api;
+pub mod capture;
 pub mod fabric;
+pub mod ffi;
 pub mod initiator;
+pub mod plugin;
 pub mod report;
 pub mod runner;
 pub mod trace;

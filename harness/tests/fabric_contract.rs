@@ -1,11 +1,14 @@
 //! The fabric contract: every case of `harness::fabric::contract` as its own test.
 //!
-//! The fabric is chosen with `NVMF_CONFORM_FABRIC` (default `sim`) and the seed with
+//! The fabric is chosen with `NVMF_CONFORM_FABRIC` (default `sim`; `verbs` for real
+//! libibverbs / librdmacm devices, with the harness's `verbs` feature) and the seed with
 //! `NVMF_CONFORM_SEED` (decimal or `0x` hex); `NVMF_CONFORM_TRACE=1` prints what each case
 //! observed. On `sim` every case gets a fresh network on a
-//! current-thread runtime with a paused clock (bounded waits cost virtual time only). A
-//! fabric this binary does not have is a skip, printed, not a failure; a real fabric plugs
-//! in as another [`Target`] variant with a real-time runtime.
+//! current-thread runtime with a paused clock (bounded waits cost virtual time only); on
+//! `verbs` a current-thread runtime on wall time, with the host's devices (the first one
+//! plays both sides when there is only one, as rxe0 does). A fabric this binary does not
+//! have, or a host without an RDMA device, is a skip with the reason, printed, not a
+//! failure.
 //!
 //! Adding a case: add it to its area file in `harness/src/fabric/contract/` and one line
 //! `name => "id",` to [`contract_tests!`] below; `catalog_is_listed` fails until you do.
@@ -15,6 +18,8 @@ use std::sync::Arc;
 
 use harness::fabric::contract::{self, Env, FabricFactory, Outcome};
 use harness::fabric::sim::SimFabric;
+#[cfg(feature = "verbs")]
+use harness::fabric::verbs::VerbsFabric;
 use harness::fabric::Fabric;
 use rstest::rstest;
 
@@ -25,6 +30,9 @@ const DEFAULT_SEED: u64 = 0x6e76_6d66_2d63_6f6e;
 enum Target {
     /// The in-process simulated fabric.
     Sim,
+    /// The host's RDMA devices (libibverbs, librdmacm).
+    #[cfg(feature = "verbs")]
+    Verbs,
 }
 
 impl Target {
@@ -32,8 +40,19 @@ impl Target {
     fn from_env() -> Result<Target, String> {
         match std::env::var("NVMF_CONFORM_FABRIC").ok().as_deref() {
             None | Some("") | Some("sim") => Ok(Target::Sim),
+            #[cfg(feature = "verbs")]
+            Some("verbs") => match VerbsFabric::open_default() {
+                Ok(_) => Ok(Target::Verbs),
+                Err(e) => Err(format!("NVMF_CONFORM_FABRIC=verbs: {e}")),
+            },
+            #[cfg(not(feature = "verbs"))]
+            Some("verbs") => Err(
+                "NVMF_CONFORM_FABRIC=verbs: harness built without the verbs feature \
+                 (cargo test -p harness --features verbs)"
+                    .into(),
+            ),
             Some(other) => Err(format!(
-                "NVMF_CONFORM_FABRIC={other}: this test binary only has the sim fabric"
+                "NVMF_CONFORM_FABRIC={other}: unknown fabric (sim, verbs)"
             )),
         }
     }
@@ -46,6 +65,11 @@ impl Target {
                 .start_paused(true)
                 .build()
                 .expect("tokio runtime"),
+            #[cfg(feature = "verbs")]
+            Target::Verbs => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime"),
         }
     }
 
@@ -53,6 +77,8 @@ impl Target {
     fn factory(&self) -> FabricFactory {
         match self {
             Target::Sim => Arc::new(|seed| SimFabric::new(seed) as Arc<dyn Fabric>),
+            #[cfg(feature = "verbs")]
+            Target::Verbs => Arc::new(|_seed| VerbsFabric::new() as Arc<dyn Fabric>),
         }
     }
 }

@@ -3,9 +3,10 @@
 //! [`Fabric`] is the transport as a whole (its devices, opening one, injecting faults);
 //! [`DeviceContext`] is one opened device with its connection-manager channel, the
 //! equivalent of an `ibv_context` plus an `rdma_event_channel`. Both are implemented by
-//! [`sim`] (in-process, deterministic, the default) and later by `verbs` (libibverbs and
-//! librdmacm through `rdma-sys`). The contract tests in `harness/tests/fabric_contract.rs`
-//! are written against these traits only, so they run unchanged on both.
+//! [`sim`] (in-process, deterministic, the default) and, with the `verbs` cargo feature, by
+//! `verbs` (libibverbs and librdmacm through `rdma-sys`: hardware or soft-RoCE). The
+//! contract tests in `harness/tests/fabric_contract.rs` are written against these traits
+//! only, so they run unchanged on both.
 //!
 //! Every call returns a [`FabricError`] whose [`FabricError::errno`] is what libibverbs or
 //! librdmacm would return. Waits (`wait_cq`, `next_async_event`, `next_cm_event`) are
@@ -15,6 +16,8 @@ pub mod contract;
 mod error;
 pub mod sim;
 mod types;
+#[cfg(feature = "verbs")]
+pub mod verbs;
 pub mod wait;
 
 use std::net::SocketAddr;

@@ -320,6 +320,35 @@ impl Dma for MrDma<'_> {
     }
 }
 
+/// How a queue producer or consumer rings a controller's doorbells: in-process, the
+/// controller's own (write the value, wake its task); through a plugin, the host's PCI side
+/// (`reference_target::pci::HostBus`).
+pub trait Doorbells: Send + Sync {
+    /// Writes `tail` into SQ `sq`'s tail doorbell and wakes the controller.
+    fn ring_sq(&self, sq: usize, tail: u16) -> Result<(), BackendError>;
+    /// Writes `head` into the CQ-head doorbell and wakes the controller.
+    fn ring_cq(&self, head: u16) -> Result<(), BackendError>;
+}
+
+impl Doorbells for Inner {
+    fn ring_sq(&self, sq: usize, tail: u16) -> Result<(), BackendError> {
+        let s = self
+            .cfg
+            .sqs
+            .get(sq)
+            .ok_or(BackendError::Config("no such SQ"))?;
+        write_u32(self.ctx.as_ref(), &s.doorbell, tail.into())?;
+        self.sq_bell.notify_one();
+        Ok(())
+    }
+
+    fn ring_cq(&self, head: u16) -> Result<(), BackendError> {
+        write_u32(self.ctx.as_ref(), &self.cfg.cq_doorbell, head.into())?;
+        self.cq_bell.notify_one();
+        Ok(())
+    }
+}
+
 impl Inner {
     fn running(&self) -> bool {
         *self.state.borrow() == CtrlState::Running
@@ -610,27 +639,13 @@ impl BackendController {
     /// Writes `tail` into SQ `sq`'s doorbell (index into [`ControllerConfig::sqs`]) and
     /// wakes the controller. Ignored by a controller in [`CtrlState::PciError`].
     pub fn ring_sq_doorbell(&self, sq: usize, tail: u16) -> Result<(), BackendError> {
-        let s = self
-            .inner
-            .cfg
-            .sqs
-            .get(sq)
-            .ok_or(BackendError::Config("no such SQ"))?;
-        write_u32(self.inner.ctx.as_ref(), &s.doorbell, tail.into())?;
-        self.inner.sq_bell.notify_one();
-        Ok(())
+        self.inner.ring_sq(sq, tail)
     }
 
     /// Writes `head` into the CQ-head doorbell, releasing the entries before it, and wakes
     /// the controller if it waits for room.
     pub fn ring_cq_doorbell(&self, head: u16) -> Result<(), BackendError> {
-        write_u32(
-            self.inner.ctx.as_ref(),
-            &self.inner.cfg.cq_doorbell,
-            head.into(),
-        )?;
-        self.inner.cq_bell.notify_one();
-        Ok(())
+        self.inner.ring_cq(head)
     }
 
     /// Waits until a completion is posted after the last call (single consumer: a posting
@@ -642,29 +657,27 @@ impl BackendController {
     /// A consumer of the CQ, starting at the initial head with phase 1.
     pub fn cq_reader(&self) -> CqReader {
         let c = &self.inner.cfg;
-        CqReader {
-            ctx: self.inner.ctx.clone(),
-            ring: c.cq_ring,
-            doorbell: c.cq_doorbell,
-            depth: c.depth,
-            head: c.cq_head_ini,
-            phase: true,
-            bell: self.inner.cq_bell.clone(),
-        }
+        CqReader::new(
+            self.inner.ctx.clone(),
+            c.cq_ring,
+            c.depth,
+            c.cq_head_ini,
+            self.inner.clone(),
+        )
     }
 
     /// A producer for SQ `sq`, starting at its initial tail; `None` for an unknown SQ.
     pub fn sq_writer(&self, sq: usize) -> Option<SqWriter> {
         let c = &self.inner.cfg;
         let s = c.sqs.get(sq)?;
-        Some(SqWriter {
-            ctx: self.inner.ctx.clone(),
-            ring: s.ring,
-            doorbell: s.doorbell,
-            depth: c.depth,
-            tail: s.tail_ini,
-            bell: self.inner.sq_bell.clone(),
-        })
+        Some(SqWriter::new(
+            self.inner.ctx.clone(),
+            s.ring,
+            c.depth,
+            sq,
+            s.tail_ini,
+            self.inner.clone(),
+        ))
     }
 
     /// Injects a fault (see [`Fault`]); a media error needs the namespace to exist.
@@ -721,11 +734,10 @@ impl Drop for BackendController {
 pub struct CqReader {
     ctx: Arc<dyn DeviceContext>,
     ring: Span,
-    doorbell: Span,
     depth: u16,
     head: u16,
     phase: bool,
-    bell: Arc<Notify>,
+    bells: Arc<dyn Doorbells>,
 }
 
 impl std::fmt::Debug for CqReader {
@@ -738,6 +750,25 @@ impl std::fmt::Debug for CqReader {
 }
 
 impl CqReader {
+    /// A consumer of the CQ ring `ring` (`depth` entries, read through `ctx`) starting at
+    /// `head` with phase 1, releasing entries through `bells`.
+    pub fn new(
+        ctx: Arc<dyn DeviceContext>,
+        ring: Span,
+        depth: u16,
+        head: u16,
+        bells: Arc<dyn Doorbells>,
+    ) -> CqReader {
+        CqReader {
+            ctx,
+            ring,
+            depth,
+            head,
+            phase: true,
+            bells,
+        }
+    }
+
     /// Takes the entry at the head if its phase tag is the current one, advancing the head
     /// (and flipping the expected phase at the wrap). Does not ring: see [`Self::release`].
     pub fn poll(&mut self) -> Result<Option<CqeRepr>, BackendError> {
@@ -767,9 +798,7 @@ impl CqReader {
 
     /// Writes the current head into the CQ-head doorbell and wakes the controller.
     pub fn release(&self) -> Result<(), BackendError> {
-        write_u32(self.ctx.as_ref(), &self.doorbell, self.head.into())?;
-        self.bell.notify_one();
-        Ok(())
+        self.bells.ring_cq(self.head)
     }
 
     /// The next entry to read.
@@ -789,10 +818,10 @@ impl CqReader {
 pub struct SqWriter {
     ctx: Arc<dyn DeviceContext>,
     ring: Span,
-    doorbell: Span,
     depth: u16,
+    sq: usize,
     tail: u16,
-    bell: Arc<Notify>,
+    bells: Arc<dyn Doorbells>,
 }
 
 impl std::fmt::Debug for SqWriter {
@@ -804,6 +833,26 @@ impl std::fmt::Debug for SqWriter {
 }
 
 impl SqWriter {
+    /// A producer for SQ `sq` whose ring is `ring` (`depth` entries, written through
+    /// `ctx`), starting at `tail`, ringing through `bells`.
+    pub fn new(
+        ctx: Arc<dyn DeviceContext>,
+        ring: Span,
+        depth: u16,
+        sq: usize,
+        tail: u16,
+        bells: Arc<dyn Doorbells>,
+    ) -> SqWriter {
+        SqWriter {
+            ctx,
+            ring,
+            depth,
+            sq,
+            tail,
+            bells,
+        }
+    }
+
     /// Writes `sqe` at the tail and advances the tail (without ringing).
     pub fn push(&mut self, sqe: &SqeRepr) -> Result<(), BackendError> {
         let bytes = sqe
@@ -822,9 +871,7 @@ impl SqWriter {
 
     /// Writes the tail into the doorbell and wakes the controller.
     pub fn ring(&self) -> Result<(), BackendError> {
-        write_u32(self.ctx.as_ref(), &self.doorbell, self.tail.into())?;
-        self.bell.notify_one();
-        Ok(())
+        self.bells.ring_sq(self.sq, self.tail)
     }
 
     /// [`Self::push`] then [`Self::ring`].

@@ -15,8 +15,8 @@ pub mod namespace;
 
 pub use command::{backend_sqe, execute, Dma, DmaFault};
 pub use controller::{
-    BackendController, ControllerConfig, Counters, CqReader, CtrlState, DmaRegion, Span, SqConfig,
-    SqWriter,
+    BackendController, ControllerConfig, Counters, CqReader, CtrlState, DmaRegion, Doorbells, Span,
+    SqConfig, SqWriter,
 };
 pub use faults::{CmdMatch, Fault};
 pub use namespace::{LbaFormat, Namespace};

@@ -43,7 +43,8 @@ pub(crate) const IDLE_TICK: Duration = Duration::from_secs(1);
 
 /// Everything the target's tasks share.
 pub(crate) struct Shared {
-    pub engine: Arc<Engine>,
+    /// The in-process engine; `None` over a plugin's device ([`Target::start_on_device`]).
+    pub engine: Option<Arc<Engine>>,
     /// The provider every offload call goes through (the engine's, or a wrapper of it).
     pub provider: Arc<dyn OffloadProvider>,
     pub ctx: Arc<dyn DeviceContext>,
@@ -288,9 +289,10 @@ impl Target {
     /// called inside a tokio runtime. Errors name the object that could not be built.
     pub fn start(real: Arc<dyn DeviceContext>, config: Config) -> Result<Target, TargetError> {
         let bus = PciBus::new();
-        let engine = Engine::new(
+        let engine = Engine::with_limits(
             real,
             config.profile.caps.clone(),
+            config.profile.device,
             config.quirks.clone(),
             bus.clone(),
         );
@@ -312,9 +314,34 @@ impl Target {
         provider: Arc<dyn OffloadProvider>,
         config: Config,
     ) -> Result<Target, TargetError> {
+        Target::start_over(Some(engine), bus, ctx, provider, config)
+    }
+
+    /// Starts the target over any device under test: `ctx` and `provider` are what a
+    /// vendor plugin returned (`harness::plugin::Plugin::open`), `bus` the PCI bus the
+    /// plugin reaches the backend controllers on. There is no in-process engine
+    /// ([`Target::offload_engine`] is `None`); the quirks are the config's (control-plane
+    /// quirks; the device's own are the plugin's business). Must be called inside a tokio
+    /// runtime.
+    pub fn start_on_device(
+        bus: Arc<PciBus>,
+        ctx: Arc<dyn DeviceContext>,
+        provider: Arc<dyn OffloadProvider>,
+        config: Config,
+    ) -> Result<Target, TargetError> {
+        Target::start_over(None, bus, ctx, provider, config)
+    }
+
+    fn start_over(
+        engine: Option<Arc<Engine>>,
+        bus: Arc<PciBus>,
+        ctx: Arc<dyn DeviceContext>,
+        provider: Arc<dyn OffloadProvider>,
+        config: Config,
+    ) -> Result<Target, TargetError> {
         let caps = provider.caps();
         let mut quirks = config.quirks.clone();
-        for q in engine.quirks().iter() {
+        for q in engine.iter().flat_map(|e| e.quirks().iter()) {
             quirks.insert(q);
         }
         let dev = ctx.device_attr();
@@ -428,8 +455,18 @@ impl Target {
     }
 
     /// The offload engine (the provider and its counters).
+    ///
+    /// # Panics
+    /// When the target runs over a plugin's device ([`Target::start_on_device`]); use
+    /// [`Target::offload_engine`] where that can be.
     pub fn engine(&self) -> &Arc<Engine> {
-        &self.sh.engine
+        self.offload_engine()
+            .expect("the target runs over a plugin's device: no in-process engine")
+    }
+
+    /// The in-process offload engine, `None` over a plugin's device.
+    pub fn offload_engine(&self) -> Option<&Arc<Engine>> {
+        self.sh.engine.as_ref()
     }
 
     /// The device context the target uses (the engine's).

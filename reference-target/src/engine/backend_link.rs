@@ -19,7 +19,8 @@ use tokio::time::Instant;
 
 use super::Core;
 use crate::backend::command::backend_sqe;
-use crate::backend::{BackendController, CtrlState};
+use crate::backend::CtrlState;
+use crate::pci::BackendPort;
 use crate::quirks::Quirk;
 
 impl Core {
@@ -259,10 +260,9 @@ impl Core {
 pub(crate) async fn reaper(
     core: Weak<Core>,
     handle: CtrlHandle,
-    backend: Arc<BackendController>,
+    backend: Arc<dyn BackendPort>,
     kick: Arc<Notify>,
 ) {
-    let mut state = backend.watch_state();
     loop {
         let deadline = {
             let Some(core) = core.upgrade() else { return };
@@ -277,9 +277,8 @@ pub(crate) async fn reaper(
         };
         tokio::select! {
             biased;
-            _ = backend.wait_completion() => {}
+            _ = backend.wait_activity() => {}
             _ = kick.notified() => {}
-            r = state.changed() => if r.is_err() { return },
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
         }
         let Some(core) = core.upgrade() else { return };

@@ -108,7 +108,10 @@ async fn drain(real: Arc<dyn DeviceContext>, cq: CqId, core: Weak<Core>) {
 #[async_trait]
 impl DeviceContext for EngineContext {
     fn device_attr(&self) -> DeviceAttr {
-        self.core.real.device_attr()
+        DeviceAttr {
+            max_srq: self.core.max_srq(),
+            ..self.core.real.device_attr()
+        }
     }
 
     fn port_attr(&self, port: u8) -> Result<PortAttr> {
@@ -205,6 +208,7 @@ impl DeviceContext for EngineContext {
     }
 
     fn create_srq(&self, pd: PdId, init: SrqInit) -> Result<SrqId> {
+        self.core.check_srq_room(&self.core.lock())?;
         let real = self.core.real.create_srq(pd, init)?;
         let mut st = self.core.lock();
         let id = SrqId(st.alloc_id());

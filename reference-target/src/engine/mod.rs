@@ -28,12 +28,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use harness::api::profile::DeviceLimits;
 use harness::api::{
     CtrlHandle, NsCounters, NvmfCaps, NvmfSrqAttrs, OffloadEvent, OffloadProvider, SrqCounters,
     SrqHandle,
 };
 use harness::fabric::{
-    AsyncEvent, CqId, DeviceContext, MrInfo, PdId, QpId, RecvWr, SrqId, WorkCompletion,
+    AsyncEvent, CqId, DeviceContext, FabricError, MrInfo, PdId, QpId, RecvWr, SrqId, WorkCompletion,
 };
 use harness::wire::SqeRepr;
 use tokio::sync::Notify;
@@ -41,7 +42,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::backend::{BackendController, CqReader, SqWriter};
-use crate::pci::PciBus;
+use crate::pci::{BackendBus, BackendPort};
 use crate::quirks::Quirks;
 use staging::Staging;
 
@@ -57,16 +58,30 @@ pub struct Engine {
 
 impl Engine {
     /// An engine over `real` with these capabilities. `bus` is where software attaches the
-    /// backend controllers it creates. Must be called inside a tokio runtime.
+    /// backend controllers it creates (a [`crate::pci::PciBus`] in-process, a
+    /// [`crate::pci::HostBus`] in a plugin). Must be called inside a tokio runtime.
     pub fn new(
         real: Arc<dyn DeviceContext>,
         caps: NvmfCaps,
         quirks: Quirks,
-        bus: Arc<PciBus>,
+        bus: Arc<dyn BackendBus>,
+    ) -> Arc<Engine> {
+        Engine::with_limits(real, caps, DeviceLimits::default(), quirks, bus)
+    }
+
+    /// [`Engine::new`] reporting and enforcing `limits` below those of `real` (a profile's
+    /// `[device]` section).
+    pub fn with_limits(
+        real: Arc<dyn DeviceContext>,
+        caps: NvmfCaps,
+        limits: DeviceLimits,
+        quirks: Quirks,
+        bus: Arc<dyn BackendBus>,
     ) -> Arc<Engine> {
         let core = Arc::new(Core {
             real: real.clone(),
             caps,
+            limits,
             quirks,
             bus,
             st: Mutex::new(State::default()),
@@ -106,9 +121,16 @@ impl Engine {
         &self.core.quirks
     }
 
-    /// The backend controller behind a controller handle (for fault injection in tests).
+    /// The backend controller behind a controller handle (for fault injection in tests);
+    /// `None` when it is not in this process (a plugin's engine).
     pub fn backend_of(&self, ctrl: CtrlHandle) -> Option<Arc<BackendController>> {
-        self.core.lock().ctrls.get(&ctrl).map(|c| c.backend.clone())
+        let port = self
+            .core
+            .lock()
+            .ctrls
+            .get(&ctrl)
+            .map(|c| c.backend.clone())?;
+        port.controller()
     }
 
     /// Offloaded commands accepted but not yet retired (staging waits included).
@@ -147,8 +169,9 @@ impl Engine {
 pub(crate) struct Core {
     pub(crate) real: Arc<dyn DeviceContext>,
     pub(crate) caps: NvmfCaps,
+    pub(crate) limits: DeviceLimits,
     pub(crate) quirks: Quirks,
-    pub(crate) bus: Arc<PciBus>,
+    pub(crate) bus: Arc<dyn BackendBus>,
     pub(crate) st: Mutex<State>,
     events: Mutex<VecDeque<OffloadEvent>>,
     events_notify: Notify,
@@ -172,6 +195,22 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Core {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         relock(&self.st)
+    }
+
+    /// The device's SRQ limit: the real device's, or the profile's when lower.
+    pub(crate) fn max_srq(&self) -> u32 {
+        let real = self.real.device_attr().max_srq;
+        self.limits.max_srq.map_or(real, |m| m.min(real))
+    }
+
+    /// ENOMEM (as a verbs device answers) when `st` already holds [`Core::max_srq`] SRQs.
+    pub(crate) fn check_srq_room(&self, st: &State) -> std::result::Result<(), FabricError> {
+        if st.srqs.len() as u64 >= u64::from(self.max_srq()) {
+            return Err(FabricError::NoMemory(
+                "create_srq: the device's max_srq reached",
+            ));
+        }
+        Ok(())
     }
 
     fn tasks_lock(&self) -> MutexGuard<'_, Vec<AbortHandle>> {
@@ -366,7 +405,7 @@ pub(crate) struct NvmfSrq {
 /// One backend controller as the engine drives it.
 pub(crate) struct Ctrl {
     pub srq: SrqHandle,
-    pub backend: Arc<BackendController>,
+    pub backend: Arc<dyn BackendPort>,
     pub writers: Vec<SqWriter>,
     pub outstanding_per_sq: Vec<u16>,
     pub rr: usize,

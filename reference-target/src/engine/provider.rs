@@ -31,6 +31,7 @@ impl OffloadProvider for Engine {
             let st = core.lock();
             let mrs: Vec<_> = st.mrs.values().copied().collect();
             check::check_srq_attrs(&core.caps, attrs, check::mr_table(&mrs))?;
+            core.check_srq_room(&st)?;
             st.mrs[&attrs.staging_buf.mr]
         };
         let real = core.real.create_srq(
@@ -134,7 +135,7 @@ impl OffloadProvider for Engine {
         check::check_create_ctrl(&core.caps, &n.attrs, attrs, check::mr_table(&mrs), counts)?;
         let backend =
             core.bus
-                .find(attrs.sqdb.mr, attrs.sqdb.addr)
+                .find_port(attrs.sqdb.mr, attrs.sqdb.addr)
                 .ok_or(OffloadError::Invalid(
                     "sqdb is the doorbell of no backend controller on the bus",
                 ))?;
@@ -144,7 +145,7 @@ impl OffloadProvider for Engine {
                 "backend queue depth differs from the SRQ's nvme_queue_depth",
             ));
         }
-        let nsq = backend.config().sqs.len();
+        let nsq = backend.sq_count();
         if nsq != attrs.sqs().count() {
             return Err(OffloadError::Invalid(
                 "backend SQ count differs from sq_buf + extra_sqs",

@@ -134,6 +134,11 @@ pub enum Need {
     /// The fabric is deterministic for a seed and the runner can build fresh ones
     /// ([`Env::fresh`]); only `sim`.
     Deterministic,
+    /// SEND with invalidate may name the rkey of a plain registered MR. `sim` allows it;
+    /// real devices (rxe among them) only invalidate memory windows and fast-registration
+    /// MRs, which the [`Fabric`] trait does not model, and fail the receive instead, so the
+    /// case skips on every fabric but `sim` (a documented deviation, not a sim bug).
+    InvalidatePlainMr,
 }
 
 /// Why a case failed: what was expected and what happened.
@@ -256,6 +261,16 @@ fn unmet_need(needs: &[Need], fabric: &dyn Fabric, can_make_fresh: bool) -> Opti
                             fabric.kind()
                         ));
                     }
+                }
+            }
+            Need::InvalidatePlainMr => {
+                if fabric.kind() != "sim" {
+                    return Some(format!(
+                        "the {} fabric cannot invalidate a plain MR's rkey with SEND with \
+                         invalidate (real devices only invalidate memory windows and \
+                         fast-registration MRs, which the fabric trait does not model)",
+                        fabric.kind()
+                    ));
                 }
             }
             Need::Deterministic => {

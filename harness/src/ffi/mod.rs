@@ -1,0 +1,12 @@
+//! The C ABI of vendor plugins (`include/nvmf_offload.h`).
+//!
+//! - [`abi`]: `#[repr(C)]` mirrors of every struct and vtable of the header.
+//! - [`convert`]: conversions between those and the Rust model (no pointers, no unsafe).
+//! - [`bridge`]: **all of the crate's unsafe code**: exporting Rust objects as C vtables,
+//!   importing C vtables as Rust objects, loading plugin libraries.
+//!
+//! Users want [`crate::plugin`], which puts these together.
+
+pub mod abi;
+pub mod bridge;
+pub mod convert;
