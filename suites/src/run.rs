@@ -17,6 +17,7 @@ use harness::capture::Capture;
 use harness::fabric::contract::{self, Env, FabricFactory, Outcome};
 use harness::fabric::sim::SimFabric;
 use harness::fabric::Fabric;
+use harness::plugin::Plugin;
 use harness::runner::{CaseRecord, RunMeta, RunResult, Verdict};
 use reference_target::quirks::Quirks;
 
@@ -48,6 +49,17 @@ pub struct Options {
     pub watchdog: Duration,
     /// The shard this run is (`i/n`), recorded in the reports' metadata.
     pub shard: Option<Shard>,
+    /// A vendor plugin to test instead of the embedded reference target.
+    pub plugin: Option<PluginTarget>,
+}
+
+/// A vendor plugin under test and the configuration string it is opened with.
+#[derive(Debug, Clone)]
+pub struct PluginTarget {
+    /// The loaded library.
+    pub plugin: Plugin,
+    /// Its configuration (the reference plugin reads `profile=NAME;quirks=a,b`).
+    pub config: String,
 }
 
 impl Default for Options {
@@ -61,14 +73,19 @@ impl Default for Options {
             isolation: Isolation::None,
             watchdog: Duration::from_secs(120),
             shard: None,
+            plugin: None,
         }
     }
 }
 
 impl Options {
-    /// How the device under test is named in reports: `reference:PROFILE[+quirk…]`.
+    /// How the device under test is named in reports: `reference:PROFILE[+quirk…]`, or
+    /// `plugin:PATH[+quirk…]`.
     pub fn target_name(&self) -> String {
-        let mut s = format!("reference:{}", self.profile.name);
+        let mut s = match &self.plugin {
+            Some(p) => format!("plugin:{}", p.plugin.path().display()),
+            None => format!("reference:{}", self.profile.name),
+        };
         for q in self.quirks.iter() {
             s.push('+');
             s.push_str(q.name());
@@ -131,15 +148,20 @@ fn in_process(
 fn result(entries: &[Entry], opts: &Options, cases: Vec<CaseRecord>) -> RunResult {
     // The device's caps, unless no case tested a device (only the fabric contract ran).
     let tested_a_device = entries.iter().any(|e| matches!(e.body, Body::Offload(_)));
-    let caps = if tested_a_device {
-        harness::report::caps_fields(&opts.profile.caps)
-    } else {
-        Vec::new()
+    let caps = match (tested_a_device, &opts.plugin) {
+        (false, _) => Vec::new(),
+        (true, None) => harness::report::caps_fields(&opts.profile.caps),
+        (true, Some(p)) => plugin_caps(p)
+            .map(|c| harness::report::caps_fields(&c))
+            .unwrap_or_default(),
     };
     RunResult {
         meta: RunMeta {
             target: opts.target_name(),
-            profile: opts.profile.name.clone(),
+            profile: match &opts.plugin {
+                Some(p) => format!("plugin config `{}`", p.config),
+                None => opts.profile.name.clone(),
+            },
             caps,
             fabric: "sim".into(),
             seed: opts.seed,
@@ -148,6 +170,19 @@ fn result(entries: &[Entry], opts: &Options, cases: Vec<CaseRecord>) -> RunResul
         },
         cases,
     }
+}
+
+/// The caps a plugin's device reports (opened once on a scratch fabric), if it opens.
+pub fn plugin_caps(p: &PluginTarget) -> Option<harness::api::NvmfCaps> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let dut = Dut::plugin(0, &p.plugin, &p.config, Quirks::none(), None).ok()?;
+        Some(dut.caps.clone())
+    })
 }
 
 /// Runs one entry with `seed` on a fresh simulated fabric.
@@ -180,8 +215,27 @@ pub fn run_one_captured(
         Ok(rt) => rt.block_on(async {
             match &entry.body {
                 Body::Offload(case) => {
-                    let dut =
-                        Dut::reference_captured(seed, &opts.profile, opts.quirks.clone(), capture);
+                    let dut = match &opts.plugin {
+                        None => Dut::reference_captured(
+                            seed,
+                            &opts.profile,
+                            opts.quirks.clone(),
+                            capture,
+                        ),
+                        Some(p) => match Dut::plugin(
+                            seed,
+                            &p.plugin,
+                            &p.config,
+                            opts.quirks.clone(),
+                            capture,
+                        ) {
+                            Ok(d) => d,
+                            Err(e) => {
+                                let why = format!("the plugin could not open a device: {e}");
+                                return (Verdict::Error(why), Vec::new(), None);
+                            }
+                        },
+                    };
                     let rec = dut.rec.clone();
                     let caps = dut.caps.clone();
                     if let Some(why) =

@@ -280,3 +280,79 @@ fn isolated_run_reports_like_an_in_process_one() {
         "isolation changes nothing in the results"
     );
 }
+
+/// The reference plugin, built for the tests (a dev-dependency).
+fn reference_plugin() -> String {
+    nvmf_reference_plugin::library_path()
+        .expect("libnvmf_reference_plugin.so is built for the tests")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_crashing_plugin_is_contained_and_reported() {
+    let dir = tmp("crash");
+    let target = format!("plugin:{}", reference_plugin());
+    // Mapping cases call map_nsid, where this plugin aborts; caps cases do not.
+    let out = conform(&[
+        "run",
+        "--target",
+        &target,
+        "--plugin-config",
+        "profile=full;crash=map_nsid",
+        "--filter",
+        "caps.consistent",
+        "--filter",
+        "mapping.eexist.same-ctrl",
+        "--filter",
+        "mapping.lba-size.512",
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    let cases = r["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3, "the report is complete");
+    assert_eq!(cases[0]["verdict"], "pass");
+    for c in &cases[1..] {
+        assert_eq!(c["verdict"], "error", "{c}");
+        assert!(c["message"].as_str().unwrap().contains("SIGABRT"), "{c}");
+    }
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("<error") && junit.contains("SIGABRT"));
+}
+
+#[test]
+fn the_hang_quirk_through_the_plugin_is_an_error_not_a_stuck_run() {
+    let dir = tmp("hang");
+    let target = format!("plugin:{}", reference_plugin());
+    let out = conform(&[
+        "run",
+        "--target",
+        &target,
+        "--quirk",
+        "hang-one-command",
+        "--case-timeout",
+        "20",
+        "--filter",
+        "datapath.write-read.lba-4096",
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    let c = &r["cases"][0];
+    assert!(c["verdict"] == "error" || c["verdict"] == "fail", "{c}");
+}

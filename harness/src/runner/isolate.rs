@@ -3,9 +3,8 @@
 //! of the device under test becomes a [`ChildEnd`] the runner reports, never the end of
 //! the run.
 //!
-//! This is the crate's one `unsafe` module: `fork` and `_exit`.
-
-#![allow(unsafe_code)]
+//! `fork` and `_exit` themselves are in `crate::ffi::process`, with the crate's other
+//! unsafe code.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -15,7 +14,9 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, pipe, ForkResult, Pid};
+use nix::unistd::{pipe, ForkResult, Pid};
+
+use crate::ffi::process;
 
 /// How the child ended, when it did not end well.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,9 +80,7 @@ pub fn run_in_child(
         Ok(p) => p,
         Err(e) => return ChildEnd::Os(format!("pipe: {e}")),
     };
-    // SAFETY: the child only runs `work` on this thread's copy of memory and leaves with
-    // `_exit`, never returning into the parent's frames or running its atexit handlers.
-    match unsafe { fork() } {
+    match process::fork() {
         Err(e) => ChildEnd::Os(format!("fork: {e}")),
         Ok(ForkResult::Child) => {
             drop(read);
@@ -90,9 +89,7 @@ pub fn run_in_child(
             };
             let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut tx)));
             drop(tx);
-            // SAFETY: `_exit` ends the child at once, without unwinding into the parent's
-            // code or flushing stdio buffers it inherited.
-            unsafe { nix::libc::_exit(if ok.is_ok() { 0 } else { 101 }) }
+            process::exit_now(if ok.is_ok() { 0 } else { 101 })
         }
         Ok(ForkResult::Parent { child }) => {
             drop(write);

@@ -12,10 +12,13 @@
 //! Config string: `key=value` pairs separated by `;`:
 //! - `profile=NAME` (a built-in profile: `full`, `minimal`, `tight`) or `profile=PATH`
 //!   (a TOML profile file); default `full`;
-//! - `quirks=a,b` (names of `nvmf-reference-target --list-quirks`); default none.
+//! - `quirks=a,b` (names of `nvmf-reference-target --list-quirks`); default none;
+//! - `crash=map_nsid`: abort the process in that call (a deliberately crashing plugin, for
+//!   the runner's containment tests); default none.
 //!
 //! `src/ffi.rs` holds the C entry points and all of this crate's unsafe code.
 
+mod crash;
 mod ffi;
 
 use std::sync::Arc;
@@ -69,12 +72,16 @@ pub struct Config {
     pub profile: Profile,
     /// The quirks to run with.
     pub quirks: Quirks,
+    /// An offload call to abort the process in (`crash=map_nsid`): a deliberately crashing
+    /// plugin, for the runner's containment tests.
+    pub crash: Option<String>,
 }
 
 /// Parses `profile=...;quirks=...` (see the crate docs); the error names the key or value.
 pub fn parse_config(text: &str) -> Result<Config, String> {
     let mut profile = None;
     let mut quirks = Quirks::none();
+    let mut crash = None;
     for item in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let (k, v) = item
             .split_once('=')
@@ -95,14 +102,32 @@ pub fn parse_config(text: &str) -> Result<Config, String> {
                     quirks.insert(q);
                 }
             }
-            other => return Err(format!("unknown config key {other:?} (profile, quirks)")),
+            "crash" => {
+                let v = v.trim();
+                if !crash::CRASH_POINTS.contains(&v) {
+                    return Err(format!(
+                        "crash: {v:?} is not a crash point ({})",
+                        crash::CRASH_POINTS.join(", ")
+                    ));
+                }
+                crash = Some(v.to_string());
+            }
+            other => {
+                return Err(format!(
+                    "unknown config key {other:?} (profile, quirks, crash)"
+                ))
+            }
         }
     }
     let profile = match profile {
         Some(p) => p,
         None => Profile::builtin("full").map_err(|e| format!("profile: {e}"))?,
     };
-    Ok(Config { profile, quirks })
+    Ok(Config {
+        profile,
+        quirks,
+        crash,
+    })
 }
 
 /// One opened device: the engine, its runtime and clock, and its exported faces.
@@ -143,7 +168,10 @@ impl Device {
         };
         let h = rt.handle().clone();
         let verbs = ExportedVerbs::new(engine.context(), Some(h.clone()));
-        let provider: Arc<dyn OffloadProvider> = engine.provider();
+        let provider: Arc<dyn OffloadProvider> = match cfg.crash.as_deref() {
+            Some("map_nsid") => Arc::new(crash::CrashOnMap(engine.provider())),
+            _ => engine.provider(),
+        };
         let offload = ExportedOffload::new(provider, Some(h));
         Ok(Device {
             verbs,

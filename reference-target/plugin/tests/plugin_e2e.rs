@@ -341,3 +341,26 @@ async fn quirks_reach_the_plugin() {
         b.facts
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_config_is_einval_with_the_reason() {
+    check_plugin_built();
+    let plugin = Plugin::load(plugin_path()).unwrap();
+    let fabric = SimFabric::new(1);
+    let pci: Arc<dyn PciHost> = PciBus::new();
+    let e = plugin
+        .open(
+            fabric.open("sim0").unwrap(),
+            pci.clone(),
+            "quirks=no-such-quirk",
+        )
+        .err()
+        .expect("refused");
+    assert_eq!(e.errno(), Some(nix::errno::Errno::EINVAL), "{e}");
+    assert!(e.to_string().contains("no-such-quirk"), "{e}");
+    let e = plugin
+        .open(fabric.open("sim0").unwrap(), pci, "profile=nope")
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("profile"), "{e}");
+}

@@ -8,12 +8,13 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use console::style;
 use harness::api::Profile;
+use harness::plugin::Plugin;
 use harness::runner::{CaseRecord, ExitCode, RunResult, Verdict};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reference_target::quirks::{Quirk, Quirks};
 use suites::catalog::{self, Shard};
 use suites::isolate::Isolation;
-use suites::run::{self, Options};
+use suites::run::{self, Options, PluginTarget};
 use suites::seed::case_seed;
 
 /// Conformance and fault-injection suite for the NVMe-oF target offload verbs API.
@@ -110,9 +111,10 @@ struct RunArgs {
     timeout_scale: f64,
     /// Run cases in forked children: `case` (one child per case), `suite` (one per area)
     /// or `none`. A crashing or hanging child becomes an error verdict naming the signal
-    /// or the bound, and the run goes on.
-    #[arg(long, value_enum, default_value_t = Isolation::None)]
-    isolate: Isolation,
+    /// or the bound, and the run goes on. Default: `case` for a plugin target, `none` for
+    /// the reference target (whose hangs the virtual clock already bounds).
+    #[arg(long, value_enum)]
+    isolate: Option<Isolation>,
     /// With --isolate: real seconds a child may go without finishing a case before it is
     /// killed (before --timeout-scale).
     #[arg(long, default_value_t = 120, value_name = "SECS")]
@@ -146,9 +148,14 @@ struct TargetArgs {
     #[arg(long)]
     profile: Option<String>,
     /// Make the reference target break one rule (repeatable); see
-    /// `nvmf-reference-target --list-quirks`.
+    /// `nvmf-reference-target --list-quirks`. With a plugin target, the control plane's
+    /// quirks apply to the control plane and all are passed to the reference plugin.
     #[arg(long = "quirk")]
     quirks: Vec<String>,
+    /// Configuration string a plugin target is opened with. Default, for the reference
+    /// plugin: `profile=PROFILE;quirks=Q1,Q2` from --profile and --quirk.
+    #[arg(long, value_name = "STRING")]
+    plugin_config: Option<String>,
     /// Directory of the reviewed trace snapshots (`<case id>.snap`) that passing offload
     /// cases are compared with when the device has the full profile's caps. Default: the
     /// suites/snapshots directory of the source tree this binary was built from.
@@ -189,16 +196,22 @@ impl TargetArgs {
                 _ => p.to_string(),
             },
             Some(("plugin", path)) => {
-                let path = Path::new(path);
-                return Err(Refusal::Untestable(if path.exists() {
-                    format!(
-                        "--target plugin:{}: this build cannot load vendor plugins yet; \
-                         only the embedded reference target can be tested",
-                        path.display()
-                    )
-                } else {
-                    format!("--target plugin:{}: no such file", path.display())
-                }));
+                let plugin = Plugin::load(path)
+                    .map_err(|e| Refusal::Untestable(format!("--target plugin:{path}: {e}")))?;
+                let profile = self.profile.clone().unwrap_or("full".into());
+                let config = self.plugin_config.clone().unwrap_or_else(|| {
+                    let mut c = format!("profile={profile}");
+                    if !self.quirks.is_empty() {
+                        c.push_str(&format!(";quirks={}", self.quirks.join(",")));
+                    }
+                    c
+                });
+                return self
+                    .reference_options(seed, case_bound, &profile)
+                    .map(|o| Options {
+                        plugin: Some(PluginTarget { plugin, config }),
+                        ..o
+                    });
             }
             _ => {
                 return Err(Refusal::Usage(format!(
@@ -207,9 +220,20 @@ impl TargetArgs {
                 )))
             }
         };
-        let profile = match Profile::builtin(&profile_name) {
+        self.reference_options(seed, case_bound, &profile_name)
+    }
+
+    /// The options for the reference target with `profile_name` (and the quirks and
+    /// snapshots asked for).
+    fn reference_options(
+        &self,
+        seed: u64,
+        case_bound: Duration,
+        profile_name: &str,
+    ) -> Result<Options, Refusal> {
+        let profile = match Profile::builtin(profile_name) {
             Ok(p) => p,
-            Err(_) if Path::new(&profile_name).exists() => Profile::load(Path::new(&profile_name))
+            Err(_) if Path::new(profile_name).exists() => Profile::load(Path::new(profile_name))
                 .map_err(|e| Refusal::Usage(format!("--profile: {e}")))?,
             Err(e) => return Err(Refusal::Usage(format!("--profile: {e}"))),
         };
@@ -298,7 +322,11 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
             a.fabric
         ));
     }
-    opts.isolation = a.isolate;
+    opts.isolation = a.isolate.unwrap_or(if opts.plugin.is_some() {
+        Isolation::Case
+    } else {
+        Isolation::None
+    });
     opts.watchdog = scaled(a.watchdog, a.timeout_scale);
     opts.shard = a.shard;
     let mut entries = catalog::select(&a.filter);
@@ -315,8 +343,8 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
             eprintln!("nvmf-conform: shard {shard} holds none of the selected cases");
         }
     }
-    if a.pcap.is_some() && a.isolate != Isolation::None {
-        return usage("--pcap records cases run in this process: drop --isolate");
+    if a.pcap.is_some() && opts.isolation != Isolation::None {
+        return usage("--pcap records cases run in this process: add --isolate none");
     }
     let bar = progress_bar(entries.len() as u64);
     let progress = |rec: &CaseRecord| {

@@ -11,6 +11,7 @@ use harness::api::{
 use harness::capture::Capture;
 use harness::fabric::sim::SimFabric;
 use harness::fabric::{Access, DeviceContext, Fabric, MrInfo, PdId, SrqInit};
+use harness::plugin::{DeviceUnderTest, Plugin, PluginError};
 use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
 use reference_target::backend::{
     BackendController, ControllerConfig, DmaRegion, LbaFormat, Namespace,
@@ -151,6 +152,12 @@ pub struct Dut {
     pub backends: Option<Arc<Backends>>,
     /// The reference engine, when the DUT is the reference target (fault injection).
     pub engine: Option<Arc<Engine>>,
+    /// The provider without its trace wrapper, for looking behind the device (counters)
+    /// without changing the case's trace.
+    pub raw_provider: Arc<dyn OffloadProvider>,
+    /// Quirks of the reference control plane a case may start over this device (on the
+    /// reference target, the engine's own quirks are these too).
+    pub quirks: Quirks,
     /// Whether the Dut's objects, and the hosts its helpers make, are traced (always, but
     /// for benchmarks: see [`Dut::untraced`]).
     pub traced: bool,
@@ -196,16 +203,56 @@ impl Dut {
             real,
             profile.caps.clone(),
             profile.device,
-            quirks,
+            quirks.clone(),
             bus.clone(),
         );
+        Dut::over(
+            fabric,
+            bus,
+            (engine.context(), engine.provider()),
+            Some(engine),
+            quirks,
+            traced,
+        )
+    }
+
+    /// A vendor plugin's device on a fresh simulated fabric: the plugin gets `sim0` as its
+    /// lower device and the Dut's PCI bus, with `config` (see `docs/vendor-guide.md`);
+    /// `quirks` are the control plane's, for cases that start it. Must be called inside a
+    /// tokio runtime.
+    pub fn plugin(
+        seed: u64,
+        plugin: &Plugin,
+        config: &str,
+        quirks: Quirks,
+        capture: Option<&Capture>,
+    ) -> Result<Dut, PluginError> {
+        let fabric = SimFabric::new(seed);
+        if let Some(c) = capture {
+            c.attach(&fabric);
+        }
+        let real = fabric.open("sim0").expect("sim0 exists");
+        let bus = PciBus::new();
+        let device = plugin.open(real, bus.clone(), config)?;
+        Ok(Dut::over(fabric, bus, device, None, quirks, true))
+    }
+
+    /// The Dut over a device's context and provider (traced when `traced`).
+    fn over(
+        fabric: Arc<SimFabric>,
+        bus: Arc<PciBus>,
+        (raw_ctx, raw_provider): DeviceUnderTest,
+        engine: Option<Arc<Engine>>,
+        quirks: Quirks,
+        traced: bool,
+    ) -> Dut {
         let rec = Recorder::new();
         let names = Names::new();
         let (ctx, provider): (Arc<dyn DeviceContext>, Arc<dyn OffloadProvider>) = if traced {
             (
-                TracedContext::new(engine.context(), "target", rec.clone(), names.clone()),
+                TracedContext::new(raw_ctx, "target", rec.clone(), names.clone()),
                 TracedProvider::new(
-                    engine.provider(),
+                    raw_provider.clone(),
                     "device",
                     "target",
                     rec.clone(),
@@ -213,7 +260,7 @@ impl Dut {
                 ),
             )
         } else {
-            (engine.context(), engine.provider())
+            (raw_ctx, raw_provider.clone())
         };
         Dut {
             fabric,
@@ -227,7 +274,9 @@ impl Dut {
             provider,
             rec,
             names,
-            engine: Some(engine),
+            engine,
+            raw_provider,
+            quirks,
             traced,
         }
     }

@@ -31,7 +31,6 @@ use harness::wire::{
 };
 use reference_target::backend::{BackendController, LbaFormat};
 use reference_target::control::{Config, Target};
-use reference_target::engine::Engine;
 
 use super::{Dut, Failure};
 
@@ -113,9 +112,8 @@ pub struct TargetRig {
     pub target: Target,
     /// The host's device context (`sim1`, traced as `host`).
     pub host: Arc<dyn DeviceContext>,
-    /// The reference engine under the control plane (used untraced, so that reading its
-    /// counters leaves the case's trace alone).
-    pub engine: Arc<Engine>,
+    /// The device's provider, untraced (reading counters leaves the case's trace alone).
+    pub provider: Arc<dyn OffloadProvider>,
 }
 
 impl Dut {
@@ -128,24 +126,21 @@ impl Dut {
         for s in &mut config.subsystems {
             s.staging_buf.get_or_insert(self.staging_len());
         }
-        let engine = self
-            .engine
-            .clone()
-            .ok_or_else(|| Failure("the control plane needs the reference engine".into()))?;
         let bus = self.backends()?.bus().clone();
-        let target = Target::start_on(
-            engine.clone(),
-            bus,
-            self.ctx.clone(),
-            self.provider.clone(),
-            config,
-        )
+        let (ctx, provider) = (self.ctx.clone(), self.provider.clone());
+        let target = match &self.engine {
+            Some(engine) => Target::start_on(engine.clone(), bus, ctx, provider, config),
+            None => {
+                config.quirks = self.quirks.clone();
+                Target::start_on_device(bus, ctx, provider, config)
+            }
+        }
         .map_err(|e| Failure(format!("the control plane did not start: {e}")))?;
         let host = self.traced_as(self.fabric.open("sim1")?, "host");
         Ok(TargetRig {
             target,
             host,
-            engine,
+            provider: self.raw_provider.clone(),
         })
     }
 
@@ -244,7 +239,7 @@ impl TargetRig {
     pub fn ns_counters(&self, subnqn: &str, nsid: u32) -> NsCounters {
         self.target
             .ctrl_of(subnqn, nsid)
-            .and_then(|c| self.engine.ns_counters(c, nsid).ok())
+            .and_then(|c| self.provider.ns_counters(c, nsid).ok())
             .unwrap_or_default()
     }
 

@@ -6,7 +6,7 @@ use nix::errno::Errno;
 
 use super::{
     all_remote, contract_case, expect_errno, CaseFailure, CaseResult, Context, ContractCase, Env,
-    PairOpts, Side,
+    Need, PairOpts, Side,
 };
 use crate::fabric::{
     Access, CqId, QpAttr, QpCap, QpInit, QpState, RecvWr, SendOp, SendWr, SrqId, SrqInit, WcStatus,
@@ -122,7 +122,9 @@ pub(super) fn cases() -> Vec<ContractCase> {
         contract_case!(
             "qp.err.post-flushes",
             "qp",
-            &[],
+            &[Need::NotSoftRoce(
+                "rxe (Linux 6.1 and 6.12) does not flush a receive posted to a QP already in ERR",
+            )],
             "post_send and post_recv in ERR succeed and complete with WR_FLUSH_ERR",
             post_in_err
         ),

@@ -41,7 +41,9 @@ pub(super) fn cases() -> Vec<ContractCase> {
         contract_case!(
             "send.recv.too-small-loc-len-err",
             "send",
-            &[],
+            &[Need::NotSoftRoce(
+                "rxe (Linux 6.1 and 6.12) completes a receive too small for the SEND with LOC_QP_OP_ERR, not LOC_LEN_ERR",
+            )],
             "a SEND longer than the receive: receiver LOC_LEN_ERR, sender REM_INV_REQ_ERR, both QPs ERR",
             too_small
         ),
@@ -55,28 +57,35 @@ pub(super) fn cases() -> Vec<ContractCase> {
         contract_case!(
             "send.unsignaled.error-still-completes",
             "send",
-            &[],
+            &[Need::NotSoftRoce(
+                "rxe completes a send whose SGE has an unknown lkey with LOC_QP_OP_ERR (Linux 6.1) or WR_FLUSH_ERR (6.12), not LOC_PROT_ERR",
+            )],
             "an unsignaled SEND that fails (wrong lkey) still produces its error completion",
             unsignaled_error
         ),
         contract_case!(
             "send.sge.bad-lkey-loc-prot-err",
             "send",
-            &[],
+            &[Need::NotSoftRoce(
+                "rxe completes a send whose SGE has an unknown lkey with LOC_QP_OP_ERR (Linux 6.1) or WR_FLUSH_ERR (6.12), not LOC_PROT_ERR",
+            )],
             "a SEND whose SGE has a wrong lkey completes with LOC_PROT_ERR and the QP goes to ERR",
             bad_lkey
         ),
         contract_case!(
             "send.sge.out-of-bounds-loc-prot-err",
             "send",
-            &[],
+            &[Need::NotSoftRoce(
+                "rxe of Linux 6.12 completes a send whose SGE runs past its region with WR_FLUSH_ERR, not LOC_PROT_ERR (6.1 gives LOC_PROT_ERR)",
+            )],
             "a SEND whose SGE runs past its region completes with LOC_PROT_ERR",
             sge_out_of_bounds
         ),
         contract_case!(
             "send.inv.invalidates-rkey",
             "send",
-            // rxe refuses to invalidate a plain MR (IB_MR_TYPE_USER): see Need::InvalidatePlainMr.
+            // rxe refuses to invalidate a plain MR (the receive completes with REM_INV_REQ_ERR,
+            // measured on Linux 6.12): see Need::InvalidatePlainMr.
             &[Need::InvalidatePlainMr],
             "SEND with invalidate: the receive carries invalidated_rkey; RDMA WRITE with it is REM_ACCESS_ERR",
             send_with_inv

@@ -302,6 +302,13 @@ impl VerbsContext {
         ) {
             return;
         }
+        if c.phase != Phase::Disconnecting {
+            // The peer disconnected: answer its DREQ (RDMA CM sends the DREP from
+            // rdma_disconnect), or it only learns of the end at its DREQ timeout.
+            if let Err(e) = c.id.disconnect() {
+                tracing::debug!("verbs cm: rdma_disconnect after the peer's: {e}");
+            }
+        }
         c.phase = Phase::Closed;
         let qp = c.qp;
         self.qp_to(s, qp, QpState::Err);

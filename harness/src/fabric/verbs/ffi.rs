@@ -803,6 +803,18 @@ impl Qp {
         Ok(a.qp_state)
     }
 
+    /// The peer QP number set at RTR (`IBV_QP_DEST_QPN`).
+    pub(super) fn query_dest_qpn(&self) -> Result<u32, Errno> {
+        // SAFETY: plain old data.
+        let mut a: sys::ibv_qp_attr = unsafe { std::mem::zeroed() };
+        // SAFETY: plain old data.
+        let mut init: sys::ibv_qp_init_attr = unsafe { std::mem::zeroed() };
+        let mask = sys::ibv_qp_attr_mask::IBV_QP_DEST_QPN.0 as i32;
+        // SAFETY: live QP, valid out pointers.
+        rc(unsafe { sys::ibv_query_qp(self.ptr, &mut a, mask, &mut init) })?;
+        Ok(a.dest_qp_num)
+    }
+
     /// Posts one send request.
     pub(super) fn post_send(&self, s: &RawSend<'_>) -> Result<(), Errno> {
         let mut list = sge_list(s.sges);

@@ -32,10 +32,24 @@
 //! **Fault injection** is not possible on real devices: [`Fabric::inject`] is EOPNOTSUPP
 //! for every [`Fault`], and contract cases that need one skip with that reason.
 //!
-//! **Where rxe differs from `sim`**: SEND with invalidate of a plain MR's rkey (rxe only
-//! invalidates memory windows and fast-registration MRs; the contract case skips on verbs,
-//! see `contract/send_recv.rs`); `query_srq().posted` is counted by this fabric from
-//! receives posted and SRQ receive completions polled (verbs has no such query).
+//! **Adapting verbs to the trait** (where Linux verbs and the trait differ, this fabric
+//! follows the trait): RESET → ERR, which `ib_modify_qp_is_ok` refuses on every device,
+//! passes through INIT; a receive completion's `src_qp` on an RC QP, which devices only
+//! fill for UD, is the QP's peer (`IBV_QP_DEST_QPN`); `query_srq().posted`, which verbs
+//! cannot query, is counted here (up on `post_srq_recv`, down on each SRQ receive
+//! completion polled); a peer's disconnect is answered (`rdma_disconnect` sends the DREP)
+//! so both sides see `Disconnected` promptly.
+//!
+//! **Where rxe differs from `sim`** (measured on rxe0 with Linux 6.1 and 6.12,
+//! rdma-core 44; the contract cases skip on rxe with the reason,
+//! `contract::Need::NotSoftRoce`): a send with an unknown lkey completes with
+//! LOC_QP_OP_ERR (6.1) or WR_FLUSH_ERR (6.12), not LOC_PROT_ERR, and one past its region's
+//! end with WR_FLUSH_ERR on 6.12; a receive too small completes with LOC_QP_OP_ERR, not
+//! LOC_LEN_ERR; no QP_ACCESS_ERR event at the responder of an access violation; no
+//! QP_LAST_WQE_REACHED on 6.1; a receive posted in ERR is not flushed. SEND with
+//! invalidate of a plain MR's rkey is skipped on every real device
+//! (`contract::Need::InvalidatePlainMr`; rxe answers REM_INV_REQ_ERR): hardware only
+//! invalidates memory windows and fast-registration MRs, which the trait does not model.
 
 mod cm;
 mod cq;

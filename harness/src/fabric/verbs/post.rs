@@ -45,6 +45,14 @@ impl VerbsContext {
             .iter()
             .find(|(_, q)| q.qpn == r.qp_num)
             .map(|(id, q)| (*id, q.srq));
+        // Devices fill src_qp for UD only (rxe leaves it 0 on RC); on an RC QP the source is
+        // by definition the connected peer, whose number the QP holds since RTR.
+        let src_qp = match found {
+            _ if !is_recv => 0,
+            _ if r.src_qp != 0 => r.src_qp,
+            Some((id, _)) => s.qps[&id].qp.query_dest_qpn().unwrap_or(0),
+            None => 0,
+        };
         let qp = found.map_or(QpId(u32::MAX), |(id, _)| id);
         if let Some((_, Some(srq))) = found {
             if is_recv {
@@ -60,7 +68,7 @@ impl VerbsContext {
             byte_len: r.byte_len,
             qp,
             qp_num: r.qp_num,
-            src_qp: if is_recv { r.src_qp } else { 0 },
+            src_qp,
             invalidated_rkey: if is_recv { r.invalidated_rkey } else { None },
         }
     }

@@ -3,7 +3,7 @@
 //! RTR is built for RoCEv2: a global route to the peer's GID from the port's IPv4-mapped
 //! RoCEv2 GID, the port's active MTU, PSNs 0, an RNR timer of 0.64 ms (as `sim`), and
 //! RDMA READ depths at the device's `max_qp_rd_atom` (at most 16). RTS uses a 16.8 ms
-//! ACK timeout.
+//! ACK timeout. RESET -> ERR, which the trait allows and Linux refuses, passes through INIT.
 
 use super::{ffi, memory::ibv_access, os, VerbsContext};
 use crate::fabric::{
@@ -150,6 +150,18 @@ impl VerbsContext {
                     ));
                 }
                 m.rts = Some((attr.retry_cnt, attr.rnr_retry, self.rd_atomic()));
+            }
+            (QpState::Reset, QpState::Err) => {
+                // The trait lets any state go to ERR; Linux's ib_modify_qp_is_ok refuses
+                // RESET -> ERR on every device, so pass through INIT (no rights), as
+                // nothing can be outstanding on a QP in RESET.
+                o.qp.modify(&ffi::Modify {
+                    state: ibv_state(QpState::Init),
+                    port: Some(1),
+                    access: Some(0),
+                    ..Default::default()
+                })
+                .map_err(|e| os("ibv_modify_qp(RESET -> INIT -> ERR)", e))?;
             }
             _ => {}
         }
