@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The soft-RoCE CI stage (issue 6): real RDMA verbs through Linux's rdma_rxe inside a QEMU
+# VM. Builds the VM image (cached), builds the project's binaries, boots once to run stages
+# a-d (ci/softroce/in-vm/stages.sh), optionally stage e (two VMs), and writes
+# reports/softroce/: junit.xml (one case per stage, skips with their reason, and stage a's
+# contract cases as a suite of their own), fio.md (the reference target beside the kernel
+# target), summary.json, and the raw results under vm/ (fio JSON, each stage's log, the
+# console).
+#
+# Environment:
+#   NVMF_SOFTROCE_TWONODE=1   also run stage e (two VMs; about 2.5 more minutes)
+#   NVMF_SOFTROCE_BUILD=0     do not run cargo build (use the binaries already in target/)
+#   NVMF_SOFTROCE_BINS=DIR    the binaries to share (default target/debug)
+#   NVMF_SOFTROCE_APPEND=...  more kernel arguments for stages.sh (nvmf_fio_runtime=,
+#                             nvmf_fio_reps=, nvmf_stages=, nvmf_conform_filter=)
+#   NVMF_CONFORM_VM_CACHE, NVMF_CONFORM_VM_KVER   see ci/softroce/lib.sh
+# Exit status: non-zero when a stage failed or the VM did not finish; skips do not fail.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+REPORTS=$REPO_ROOT/reports/softroce
+BINS=${NVMF_SOFTROCE_BINS:-$REPO_ROOT/target/debug}
+
+# Host tools the image build needs beyond a base Debian system.
+host_setup() {
+  local need=() c
+  for c in cpio python3 timeout; do command -v "$c" >/dev/null || need+=("$c"); done
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    apt_lists_fresh
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need[@]/timeout/coreutils}" >/dev/null
+  fi
+}
+
+# "--features verbs" (one word a line) when the package in DIR declares that feature (the
+# real-verbs fabric), nothing otherwise: binaries and the contract test get verbs when they can.
+verbs_feature() {
+  if grep -q '^verbs *=' "$REPO_ROOT/$1/Cargo.toml" 2>/dev/null; then printf '%s\n' --features verbs; fi
+}
+
+# Building with the verbs feature needs bindgen's libclang and rdma-core's headers.
+verbs_build_deps() {
+  local pkgs=(libclang-dev libibverbs-dev librdmacm-dev) need=() p
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]} (to build the verbs fabric)"
+    apt_lists_fresh
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+}
+
+build_binaries() {
+  [ "${NVMF_SOFTROCE_BUILD:-1}" = 1 ] || return 0
+  local pkg feature
+  for pkg in suites reference-target; do
+    mapfile -t feature < <(verbs_feature "$pkg")
+    log "cargo build -p $pkg${feature[*]:+ ${feature[*]}}"
+    (cd "$REPO_ROOT" && cargo build --locked -p "$pkg" --bins "${feature[@]}")
+  done
+}
+
+# The fabric_contract test binary (stage a), relative to BINS: cargo's own answer when
+# building, else the newest one there.
+contract_test_bin() {
+  local path="" feature
+  if [ "${NVMF_SOFTROCE_BUILD:-1}" = 1 ]; then
+    mapfile -t feature < <(verbs_feature harness)
+    path=$(cd "$REPO_ROOT" && cargo test --locked -p harness "${feature[@]}" --test fabric_contract \
+             --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "fabric_contract":
+        print(m["executable"])') || true
+  else
+    path=$(find "$BINS/deps" -maxdepth 1 -type f -perm -u+x -name 'fabric_contract-*' -printf '%T@ %p\n' 2>/dev/null |
+             sort -n | tail -1 | cut -d' ' -f2-)
+  fi
+  case $path in "$BINS"/*) echo "${path#"$BINS"/}" ;; esac
+}
+
+main() {
+  local t0=$SECONDS rc=0 t
+  host_setup
+  t=$SECONDS; "$SOFTROCE_DIR/build-image.sh" >/dev/null; log "image ready in $((SECONDS - t)) s"
+  if [ "${NVMF_SOFTROCE_BUILD:-1}" = 1 ] && [ -n "$(verbs_feature harness)" ]; then verbs_build_deps; fi
+  t=$SECONDS; ensure_qemu; build_binaries; log "qemu and binaries ready in $((SECONDS - t)) s"
+  BINS=$(cd "$BINS" && pwd)
+  rm -rf "$REPORTS"
+  mkdir -p "$REPORTS"
+
+  # stages a-d in one boot; the VM's own bound is well inside the CI stage's 20 minutes
+  t=$SECONDS
+  local contract
+  contract=$(contract_test_bin)
+  [ -n "$contract" ] || log "no fabric_contract test binary under $BINS: stage a will skip"
+  "$SOFTROCE_DIR/run-vm.sh" --timeout 900 --bins "$BINS" --results "$REPORTS/vm" \
+    --append "${contract:+nvmf_contract_bin=$contract} ${NVMF_SOFTROCE_APPEND:-}" stages.sh || rc=1
+  log "stages a-d: $((SECONDS - t)) s"
+
+  if [ "${NVMF_SOFTROCE_TWONODE:-0}" = 1 ]; then
+    t=$SECONDS
+    "$SOFTROCE_DIR/twonode.sh" --results "$REPORTS/twonode" || rc=1
+    log "stage e (two VMs): $((SECONDS - t)) s"
+  fi
+
+  python3 "$SOFTROCE_DIR/report.py" "$REPORTS" "$REPORTS" || rc=1
+  if command -v xmllint >/dev/null; then
+    xmllint --noout --schema "$REPO_ROOT/fixtures/schemas/junit-10.xsd" "$REPORTS/junit.xml" || rc=1
+  fi
+  [ ! -f "$REPORTS/fio.md" ] || cat "$REPORTS/fio.md"
+  log "soft-RoCE stage $( [ $rc = 0 ] && echo passed || echo FAILED ) in $((SECONDS - t0)) s; reports in ${REPORTS#"$REPO_ROOT"/}"
+  return $rc
+}
+
+# on one line: bash reads a script as it runs, so an edit during a run cannot reach past here
+main "$@"; exit $?

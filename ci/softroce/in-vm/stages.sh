@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# The single-VM soft-RoCE stages, run by ci/softroce/ci.sh in one boot:
+#   a  contract-verbs      the fabric contract cases on real verbs (rxe0): cargo test's binary
+#   b  conform-verbs       nvmf-conform's offload catalog on real verbs (rxe0)
+#   d  kernel-target       the kernel's nvmet-rdma target: discover, connect, verify, disconnect
+#   c  reference-target    the same against nvmf-reference-target --fabric verbs
+#   d/c  ...-fio           4 KiB randread/randwrite at QD 1 and 32 on both targets, interleaved
+# a, b and c skip, with the reason, while the shared binaries do not offer --fabric verbs.
+# Settings (kernel arguments, from run-vm.sh --append): nvmf_fio_runtime (s, default 10),
+# nvmf_fio_reps (default 3), nvmf_stages (default "a,b,c,d"), nvmf_conform_filter (stage b,
+# default "connect,datapath"), nvmf_timeout_scale (default 8), nvmf_contract_bin (stage a).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+IP=10.0.2.15
+KERNEL_NQN=nqn.2026-11.io.nvmf-conform:softroce-kernel
+KERNEL_PORT=4420
+REF_PORT=4421          # beside the kernel target's port: both stay up for the interleaved runs
+RUNTIME=$(karg fio_runtime 10)
+REPS=$(karg fio_reps 3)
+SELECTED=$(karg stages "a,b,c,d" | tr ',' ' ')
+TIMEOUT_SCALE=$(karg timeout_scale 8)
+
+selected() { [[ " $SELECTED " == *" $1 "* ]]; }
+
+# a: the 96 fabric contract cases on rxe0: the fabric_contract test binary (cargo test's,
+# named by nvmf_contract_bin= relative to the shared binaries) with NVMF_CONFORM_FABRIC=verbs.
+# A binary without the verbs fabric skips every case saying so: then the stage skips.
+stage_a() {
+  local bin
+  bin=$(karg contract_bin "")
+  [ -n "$bin" ] && [ -x "$BINS/$bin" ] || skip "no fabric_contract test binary shared (ci.sh names it with nvmf_contract_bin=)"
+  cd /mnt/repo
+  local rc=0 cases skipped_all
+  NVMF_CONFORM_FABRIC=verbs "$BINS/$bin" --test-threads=1 --nocapture > /tmp/contract.out 2>&1 || rc=$?
+  cp /tmp/contract.out "$RESULTS/contract-verbs.out"
+  # with --nocapture a case's SKIP line follows its "test ... " on the same line
+  cases=$(grep -c '^test contract_case::' /tmp/contract.out || true)
+  skipped_all=$(grep -c 'SKIP [^ ]*: NVMF_CONFORM_FABRIC=verbs: ' /tmp/contract.out || true)
+  if [ "$rc" = 0 ] && [ "$skipped_all" -gt 0 ] && [ "$skipped_all" -ge "$cases" ]; then
+    skip "$(grep -m1 -o 'SKIP [^ ]*: NVMF_CONFORM_FABRIC=verbs: .*' /tmp/contract.out | sed 's/^SKIP [^ ]*: //')"
+  fi
+  [ "$cases" -gt 0 ] || { echo "no contract case ran"; rc=1; }
+  echo "$cases contract cases; $(grep -c 'SKIP ' /tmp/contract.out || true) skipped (a need rxe does not meet):"
+  grep -o 'SKIP .*' /tmp/contract.out | head -40 || true
+  # the failing cases with their messages
+  grep -A1 'panicked at' /tmp/contract.out | grep -v -e 'panicked at' -e '^--$' | cut -c1-300 || true
+  grep '^test result:' /tmp/contract.out
+  return "$rc"
+}
+
+# b: nvmf-conform on rxe0: the offload catalog (a selection: the whole of it is long
+# under emulation).
+stage_b() {
+  [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform in the shared binaries"
+  offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
+  cd /mnt/repo
+  local filters=() f rc=0
+  for f in $(karg conform_filter "connect,datapath" | tr ',' ' '); do filters+=(--filter "$f"); done
+  NVMF_CONFORM_FABRIC=verbs "$BINS/nvmf-conform" run --fabric verbs --device rxe0 "${filters[@]}" \
+    --timeout-scale "$TIMEOUT_SCALE" --report-dir /tmp/conform-b || rc=$?
+  cp -r /tmp/conform-b "$RESULTS/conform-b"
+  return "$rc"
+}
+
+# d: the kernel target on a RAM-backed null_blk, and the kernel initiator in the same VM.
+stage_d() {
+  local dev
+  kernel_target_start "$KERNEL_NQN" "$(null_blk_start)" "$IP" "$KERNEL_PORT"
+  [ "$(discover_nqn "$IP" "$KERNEL_PORT")" = "$KERNEL_NQN" ]
+  dev=$(nvme_connect "$IP" "$KERNEL_PORT" "$KERNEL_NQN")
+  nvme list
+  verify_device "$dev"
+  nvme disconnect -n "$KERNEL_NQN"
+}
+
+# The reference target's configuration: one subsystem any host may reach, one 512 MiB
+# RAM namespace with 4 KiB blocks, listening on rxe0's address.
+write_reference_config() {
+  cat > /tmp/reference.toml <<TOML
+profile = "full"
+quirks = []
+
+[[port]]
+addr = "$IP:$REF_PORT"
+subsystem = "nqn.2026-11.io.nvmf-conform:softroce-reference"
+
+[[subsystem]]
+nqn = "nqn.2026-11.io.nvmf-conform:softroce-reference"
+allow_any_host = true
+hosts = []
+staging_buf = "4MiB"
+queue_depth = 128
+
+[[subsystem.namespace]]
+nsid = 1
+backing = "ram"
+size = "512MiB"
+lba_format = "4096"
+TOML
+}
+
+# c: the same checks against the project's reference target; it keeps serving for the
+# interleaved fio runs.
+stage_c() {
+  [ -x "$BINS/nvmf-reference-target" ] || skip "no nvmf-reference-target in the shared binaries"
+  offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
+  write_reference_config
+  "$BINS/nvmf-reference-target" --config /tmp/reference.toml --fabric verbs \
+    --listen "$IP:$REF_PORT" --duration 36000 > "$RESULTS/reference-target.log" 2>&1 &
+  echo $! > /tmp/reference.pid
+  local n=0 nqn dev
+  until nqn=$(discover_nqn "$IP" "$REF_PORT" 2>/dev/null) && [ -n "$nqn" ]; do
+    n=$((n + 1))
+    kill -0 "$(cat /tmp/reference.pid)" || { cat "$RESULTS/reference-target.log"; return 1; }
+    [ $n -lt 60 ] || { echo "the reference target did not answer discovery in 60 s"; return 1; }
+    sleep 1
+  done
+  echo "$nqn" > /tmp/reference.nqn
+  dev=$(nvme_connect "$IP" "$REF_PORT" "$nqn")
+  nvme list
+  verify_device "$dev"
+  nvme disconnect -n "$nqn"
+}
+
+# The fio comparison. Emulation spreads results by ~18 % between boots and up to ~40 %
+# within one, so both targets run in the same boot, job by job in turn, several times.
+bench() {
+  local -a labels=() devs=()
+  local label dev rep rw qd i
+  if [ "$(cat "$STAGES/d-kernel-target.status")" = pass ]; then
+    dev=$(nvme_connect "$IP" "$KERNEL_PORT" "$KERNEL_NQN")
+    labels+=(kernel); devs+=("$dev")
+  fi
+  if [ "$(cat "$STAGES/c-reference-target.status" 2>/dev/null)" = pass ]; then
+    dev=$(nvme_connect "$IP" "$REF_PORT" "$(cat /tmp/reference.nqn)")
+    labels+=(reference); devs+=("$dev")
+  fi
+  [ ${#labels[@]} -gt 0 ] || { echo "no target passed its functional stage: nothing to measure"; return 1; }
+  say "fio: ${labels[*]}; ${RUNTIME}s per job, $REPS repetitions"
+  for rep in $(seq 1 "$REPS"); do
+    for qd in 1 32; do
+      for rw in randread randwrite; do
+        for i in "${!labels[@]}"; do
+          fio_job "${labels[$i]}" "${devs[$i]}" "$rw" "$qd" "$rep" "$RUNTIME" \
+            || echo "fail: fio ${labels[$i]} $rw qd$qd rep $rep" >> /tmp/bench-failures
+        done
+      done
+    done
+  done
+  nvme disconnect-all
+}
+
+# The per-target fio verdicts: every job of every repetition ran and wrote its JSON.
+fio_stage() {
+  local label=$1 functional=$2 n
+  local status
+  status=$(cat "$STAGES/$functional.status" 2>/dev/null || echo "not run")
+  [ "$status" = pass ] || skip "$functional did not pass (${status%% (*})"
+  ! grep "fio $label " /tmp/bench-failures 2>/dev/null
+  n=$(ls "$FIO_DIR/$label"-*.json 2>/dev/null | wc -l)
+  [ "$n" = $((4 * REPS)) ] || { echo "$n fio results for $label, expected $((4 * REPS))"; return 1; }
+}
+fio_kernel() { fio_stage kernel d-kernel-target; }
+fio_reference() { fio_stage reference c-reference-target; }
+
+# What the results depend on, for the report.
+write_meta() {
+  {
+    echo "kernel=$(uname -r)"
+    echo "cpus=$(nproc)"
+    echo "mem_mb=$(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo)"
+    echo "fio=$(fio --version)"
+    echo "nvme_cli=$(nvme version | head -1)"
+    echo "fio_runtime=$RUNTIME"
+    echo "fio_reps=$REPS"
+  } > "$RESULTS/meta.txt"
+}
+
+main() {
+  local failed=0
+  write_meta
+  setup_rxe "$IP"
+  setup_host_identity
+  if selected a; then run_stage a-contract-verbs stage_a || failed=1; fi
+  if selected b; then run_stage b-conform-verbs stage_b || failed=1; fi
+  if selected d; then run_stage d-kernel-target stage_d || failed=1; fi
+  if selected c; then run_stage c-reference-target stage_c || failed=1; fi
+  if selected c || selected d; then
+    bench 2>&1 | tee "$STAGES/bench.log" || true
+    if selected d; then run_stage d-kernel-target-fio fio_kernel || failed=1; fi
+    if selected c; then run_stage c-reference-target-fio fio_reference || failed=1; fi
+  fi
+  [ ! -f /tmp/reference.pid ] || kill "$(cat /tmp/reference.pid)" 2>/dev/null || true
+  nvme disconnect-all >/dev/null 2>&1 || true
+  kernel_target_stop "$KERNEL_NQN" || true
+  return $failed
+}
+
+# on one line: bash reads a script as it runs, so an edit during a run cannot reach past here
+main; exit $?

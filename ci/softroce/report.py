@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Turns a soft-RoCE run's results directory into reports: junit.xml (one test case per stage,
+skips with their reason; stage a's contract cases as a second suite), fio.md (reference target beside kernel target: IOPS and mean
+latency per job, median over the repetitions with the min-max spread) and summary.json.
+
+    report.py RESULTS_DIR REPORT_DIR [--suite NAME]
+Exit status: 0 when no stage failed, 1 otherwise.
+"""
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+from xml.sax.saxutils import escape, quoteattr
+
+# The stages' order and what they check, for the reports.
+STAGES = {
+    "a-contract-verbs": "the 96 fabric contract cases on rxe0 (cargo's fabric_contract test binary, NVMF_CONFORM_FABRIC=verbs)",
+    "b-conform-verbs": "offload catalog on rxe0 (nvmf-conform run --fabric verbs --device rxe0)",
+    "c-reference-target": "nvmf-reference-target --fabric verbs: discover, connect -t rdma, dd+cmp, fio verify, disconnect",
+    "c-reference-target-fio": "fio 4 KiB randread/randwrite QD 1/32 against the reference target",
+    "d-kernel-target": "kernel nvmet-rdma over rxe0: discover, connect -t rdma, dd+cmp, fio verify, disconnect",
+    "d-kernel-target-fio": "fio 4 KiB randread/randwrite QD 1/32 against the kernel target",
+    "e-twonode-target": "two VMs over a UDP socket link: the kernel nvmet-rdma target's VM",
+    "e-twonode-initiator": "two VMs over a UDP socket link: the initiator's VM (discover, connect, dd+cmp, fio verify, fio, disconnect)",
+}
+JOBS = ["randread-qd1", "randwrite-qd1", "randread-qd32", "randwrite-qd32"]
+
+
+def clean(text):
+    """Text as XML 1.0 allows it: the console's escape sequences and other controls dropped."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd]", "", text)
+
+
+def read(path, default=""):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def stage_results(results):
+    """[(id, verdict, reason, seconds, log tail)] for every stage that left a status."""
+    found = {}
+    for status_file in glob.glob(os.path.join(results, "**", "stages", "*.status"), recursive=True):
+        sid = os.path.basename(status_file)[: -len(".status")]
+        status = read(status_file)
+        verdict, _, reason = status.partition(":")
+        base = status_file[: -len(".status")]
+        log = read(base + ".log")
+        found[sid] = (sid, verdict.strip(), reason.strip(), read(base + ".seconds", "0"), log[-4000:], status_file)
+    # a VM whose run failed outside any stage (did not finish, script error) is a failure too
+    for console in glob.glob(os.path.join(results, "**", "console.log"), recursive=True):
+        run_dir = os.path.dirname(console)
+        rc = read(os.path.join(run_dir, "rc"), "none")
+        own = [v for k, v in found.items() if os.path.dirname(v[5]) == os.path.join(run_dir, "stages")]
+        if rc != "0" and not any(v[1] == "fail" for v in own):
+            rel = os.path.relpath(run_dir, results)
+            name = "vm-run" if rel == "." else "vm-run " + rel
+            reason = "the VM did not finish" if rc == "none" else f"the in-VM script exited {rc} outside any stage"
+            found[name] = (name, "fail", reason + " (see console.log)", "0", read(console)[-4000:], console)
+    order = list(STAGES) + sorted(set(found) - set(STAGES))
+    return [found[s][:5] for s in order if s in found]
+
+
+def test_binary_cases(path):
+    """[(test name, verdict, reason)] from a Rust test binary's output run with
+    --test-threads=1 --nocapture: "test NAME ... " then the test's own output, then ok or
+    FAILED. A case that printed "SKIP id: reason" and passed is a skip."""
+    cases = []
+    name, body = None, []
+
+    def close():
+        if name is None:
+            return
+        text = "\n".join(body).strip()
+        lines = [l for l in text.splitlines() if l.strip()]
+        last = lines[-1].strip() if lines else ""
+        skip = re.search(r"SKIP [^ ]+: (.*)", text)
+        if last.endswith("ok") and not last.endswith("FAILED"):
+            cases.append((name, "skip", skip.group(1)) if skip else (name, "pass", ""))
+        elif last.endswith("FAILED"):
+            msg = next((lines[i + 1] for i, l in enumerate(lines[:-1]) if "panicked at" in l), "failed")
+            cases.append((name, "fail", msg))
+        else:
+            cases.append((name, "fail", "no verdict (the test binary stopped?)"))
+
+    for line in read(path).splitlines():
+        m = re.match(r"^test (\S+) \.\.\. ?(.*)$", line)
+        if m:
+            close()
+            name, body = m.group(1), [m.group(2)]
+        elif line.startswith(("failures:", "test result:")):
+            close()
+            name, body = None, []
+        elif name is not None:
+            body.append(line)
+    close()
+    return cases
+
+
+def suite_xml(suite, cases, times=None):
+    """One <testsuite>: cases are (name, verdict, reason, seconds, log)."""
+    failures = sum(1 for c in cases if c[1] not in ("pass", "skip"))
+    skipped = sum(1 for c in cases if c[1] == "skip")
+    total = sum(float(c[3]) for c in cases)
+    out = [f'  <testsuite name={quoteattr(suite)} tests="{len(cases)}" failures="{failures}" '
+           f'errors="0" skipped="{skipped}" time="{total:.3f}">']
+    for sid, verdict, reason, seconds, log in cases:
+        out.append(f'    <testcase classname={quoteattr(suite)} name={quoteattr(sid)} time="{float(seconds):.3f}">')
+        if verdict == "fail":
+            out.append(f'      <failure type="stage" message={quoteattr(clean(reason) or "failed")}>{escape(clean(log))}</failure>')
+        elif verdict == "skip":
+            out.append(f'      <skipped message={quoteattr(clean(reason))}/>')
+        elif verdict != "pass":
+            out.append(f'      <failure type="stage" message={quoteattr("unknown status: " + verdict)}/>')
+        if sid in STAGES:
+            out.append(f'      <system-out>{escape(STAGES[sid])}</system-out>')
+        out.append("    </testcase>")
+    out.append("  </testsuite>")
+    return out, len(cases), failures, total
+
+
+def junit(stages, suite, results):
+    """The stages as one suite; each stage's test binary output (stage a) as a suite of its
+    cases, so a CI dashboard shows which contract case failed or skipped and why."""
+    suites = [(suite, stages)]
+    for out in sorted(glob.glob(os.path.join(results, "**", "contract-verbs.out"), recursive=True)):
+        cases = [(n, v, r, "0", r) for n, v, r in test_binary_cases(out)]
+        if cases:
+            suites.append((suite + ".a-contract-verbs", cases))
+    body, tests, failures, total = [], 0, 0, 0.0
+    for name, cases in suites:
+        xml, n, f, t = suite_xml(name, cases)
+        body += xml
+        tests, failures, total = tests + n, failures + f, total + t
+    return "\n".join(['<?xml version="1.0" encoding="UTF-8"?>',
+                      f'<testsuites name={quoteattr(suite)} tests="{tests}" failures="{failures}" '
+                      f'errors="0" time="{total:.3f}">'] + body + ["</testsuites>"]) + "\n"
+
+
+def fio_runs(results):
+    """{(target, job): [(iops, mean latency in us)]} from every fio JSON of the run."""
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(results, "**", "fio", "*.json"), recursive=True)):
+        m = re.match(r"(kernel|reference)-(\w+-qd\d+)-r\d+\.json$", os.path.basename(path))
+        if not m:
+            continue
+        with open(path) as f:
+            job = json.load(f)["jobs"][0]
+        side = job["read"] if job["read"]["io_bytes"] else job["write"]
+        runs.setdefault((m.group(1), m.group(2)), []).append((side["iops"], side["lat_ns"]["mean"] / 1000))
+    return runs
+
+
+def cell(values, fmt):
+    if not values:
+        return "—"
+    med = statistics.median(values)
+    return f"{fmt.format(med)} ({fmt.format(min(values))}–{fmt.format(max(values))})" if len(values) > 1 else fmt.format(med)
+
+
+def fio_table(runs, meta):
+    reps = max((len(v) for v in runs.values()), default=0)
+    lines = [
+        "| job (4 KiB, libaio, O_DIRECT) | reference IOPS | kernel IOPS | reference / kernel "
+        "| reference mean lat (µs) | kernel mean lat (µs) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for job in JOBS:
+        ref = runs.get(("reference", job), [])
+        ker = runs.get(("kernel", job), [])
+        ratio = "—"
+        if ref and ker:
+            ratio = f"{statistics.median(r[0] for r in ref) / statistics.median(k[0] for k in ker):.2f}"
+        lines.append(f"| {job} | {cell([r[0] for r in ref], '{:.0f}')} | {cell([k[0] for k in ker], '{:.0f}')} "
+                     f"| {ratio} | {cell([r[1] for r in ref], '{:.0f}')} | {cell([k[1] for k in ker], '{:.0f}')} |")
+    note = (f"Median of {reps} interleaved repetitions (min–max in brackets); "
+            f"{meta.get('fio_runtime', '?')} s per job; kernel {meta.get('kernel', '?')}, "
+            f"{meta.get('cpus', '?')} vCPUs under QEMU TCG, {meta.get('fio', 'fio')}. "
+            "— : that target did not run (junit.xml gives the reason).")
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def main():
+    args = sys.argv[1:]
+    suite = "softroce"
+    if "--suite" in args:
+        i = args.index("--suite")
+        suite = args[i + 1]
+        del args[i : i + 2]
+    results, report = args
+    os.makedirs(report, exist_ok=True)
+    stages = stage_results(results)
+    metas = sorted(glob.glob(os.path.join(results, "**", "meta.txt"), recursive=True), key=len)
+    meta = dict(l.split("=", 1) for l in read(metas[0]).splitlines() if "=" in l) if metas else {}
+    with open(os.path.join(report, "junit.xml"), "w") as f:
+        f.write(junit(stages, suite, results))
+    runs = fio_runs(results)
+    if runs:
+        with open(os.path.join(report, "fio.md"), "w") as f:
+            f.write("# Soft-RoCE fio: reference target vs kernel nvmet-rdma\n\n" + fio_table(runs, meta))
+    summary = {"stages": [{"id": s[0], "verdict": s[1], "reason": s[2], "seconds": float(s[3])} for s in stages],
+               "meta": meta,
+               "fio": {f"{t}/{j}": [{"iops": i, "mean_lat_us": l} for i, l in v] for (t, j), v in runs.items()}}
+    with open(os.path.join(report, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    for sid, verdict, reason, seconds, _ in stages:
+        print(f"  {sid:26} {verdict:5} {float(seconds):6.1f} s  {reason}")
+    if not stages:
+        print("no stage reported anything", file=sys.stderr)
+        return 1
+    return 1 if any(s[1] not in ("pass", "skip") for s in stages) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
