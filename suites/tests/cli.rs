@@ -289,34 +289,47 @@ fn reference_plugin() -> String {
         .to_string()
 }
 
-#[test]
-fn a_crashing_plugin_is_contained_and_reported() {
-    let dir = tmp("crash");
+/// Runs `nvmf-conform run ARGS --target plugin:<reference plugin>` into a fresh report
+/// directory named `name`; returns the exit code, results.json and junit.xml.
+fn run_plugin(name: &str, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let dir = tmp(name);
     let target = format!("plugin:{}", reference_plugin());
-    // Mapping cases call map_nsid, where this plugin aborts; caps cases do not.
-    let out = conform(&[
+    let mut all = vec![
         "run",
         "--target",
         &target,
-        "--plugin-config",
-        "profile=full;crash=map_nsid",
-        "--filter",
-        "caps.consistent",
-        "--filter",
-        "mapping.eexist.same-ctrl",
-        "--filter",
-        "mapping.lba-size.512",
         "--report-dir",
         dir.to_str().unwrap(),
-    ]);
-    assert_eq!(
+    ];
+    all.extend_from_slice(args);
+    let out = conform(&all);
+    let results = std::fs::read(dir.join("results.json"))
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    (
         out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        serde_json::from_slice(&results).unwrap(),
+        junit,
+    )
+}
+
+#[test]
+fn a_crashing_plugin_is_contained_and_reported() {
+    // Mapping cases call map_nsid, where this plugin aborts; caps cases do not.
+    let (code, r, junit) = run_plugin(
+        "crash",
+        &[
+            "--plugin-config",
+            "profile=full;crash=map_nsid",
+            "--filter",
+            "caps.consistent",
+            "--filter",
+            "mapping.eexist.same-ctrl",
+            "--filter",
+            "mapping.lba-size.512",
+        ],
     );
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(code, Some(1));
     let cases = r["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 3, "the report is complete");
     assert_eq!(cases[0]["verdict"], "pass");
@@ -324,35 +337,23 @@ fn a_crashing_plugin_is_contained_and_reported() {
         assert_eq!(c["verdict"], "error", "{c}");
         assert!(c["message"].as_str().unwrap().contains("SIGABRT"), "{c}");
     }
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(junit.contains("<error") && junit.contains("SIGABRT"));
 }
 
 #[test]
 fn the_hang_quirk_through_the_plugin_is_an_error_not_a_stuck_run() {
-    let dir = tmp("hang");
-    let target = format!("plugin:{}", reference_plugin());
-    let out = conform(&[
-        "run",
-        "--target",
-        &target,
-        "--quirk",
-        "hang-one-command",
-        "--case-timeout",
-        "20",
-        "--filter",
-        "datapath.write-read.lba-4096",
-        "--report-dir",
-        dir.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (code, r, _) = run_plugin(
+        "hang",
+        &[
+            "--quirk",
+            "hang-one-command",
+            "--case-timeout",
+            "20",
+            "--filter",
+            "datapath.write-read.lba-4096",
+        ],
     );
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(code, Some(1));
     let c = &r["cases"][0];
     assert!(c["verdict"] == "error" || c["verdict"] == "fail", "{c}");
 }
