@@ -47,10 +47,14 @@ async fn lba_out_of_range() {
     let mut r = rig_ns(LbaFormat::L512, 16);
     for (slba, n) in [(16, 1), (15, 2), (u64::MAX, 1)] {
         let c = r.run(1, SqeCommand::Read(RwCommand::new(slba, n)), 0).await;
-        assert_eq!(c.status, Status::LBA_OUT_OF_RANGE, "slba {slba} n {n}");
+        assert_eq!(
+            c.status,
+            Status::LBA_OUT_OF_RANGE.with_dnr(),
+            "slba {slba} n {n}"
+        );
     }
     let c = r.run(1, SqeCommand::Write(RwCommand::new(15, 2)), 0).await;
-    assert_eq!(c.status, Status::LBA_OUT_OF_RANGE);
+    assert_eq!(c.status, Status::LBA_OUT_OF_RANGE.with_dnr());
     assert_eq!(r.ctrl.counters().errors, 4);
 }
 
@@ -58,7 +62,7 @@ async fn lba_out_of_range() {
 async fn invalid_namespace_and_opcode() {
     let mut r = rig_ns(LbaFormat::L512, 16);
     let c = r.run(2, SqeCommand::Read(RwCommand::new(0, 1)), 0).await;
-    assert_eq!(c.status, Status::INVALID_NAMESPACE);
+    assert_eq!(c.status, Status::INVALID_NAMESPACE.with_dnr());
     let c = r
         .run(
             1,
@@ -69,7 +73,7 @@ async fn invalid_namespace_and_opcode() {
             0,
         )
         .await;
-    assert_eq!(c.status, Status::INVALID_OPCODE);
+    assert_eq!(c.status, Status::INVALID_OPCODE.with_dnr());
 }
 
 #[tokio::test(start_paused = true)]
@@ -82,7 +86,7 @@ async fn flush_succeeds() {
     );
     assert_eq!(
         r.run(9, SqeCommand::Flush, 0).await.status,
-        Status::INVALID_NAMESPACE
+        Status::INVALID_NAMESPACE.with_dnr()
     );
 }
 
@@ -115,7 +119,7 @@ async fn write_zeroes(#[case] deac: bool) {
         ..Default::default()
     };
     let c = r.run(1, SqeCommand::WriteZeroes(wz), 0).await;
-    assert_eq!(c.status, Status::LBA_OUT_OF_RANGE);
+    assert_eq!(c.status, Status::LBA_OUT_OF_RANGE.with_dnr());
 }
 
 #[tokio::test(start_paused = true)]
@@ -149,7 +153,7 @@ async fn dsm_deallocate_reads_back_zeroes() {
     let c = r
         .run(1, SqeCommand::DatasetManagement(d), 0x10_0000 - 64)
         .await;
-    assert_eq!(c.status, Status::LBA_OUT_OF_RANGE);
+    assert_eq!(c.status, Status::LBA_OUT_OF_RANGE.with_dnr());
 }
 
 #[tokio::test(start_paused = true)]

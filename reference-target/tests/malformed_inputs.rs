@@ -550,7 +550,7 @@ fn table(env: &Env) -> Vec<Row> {
         io(
             "lba-beyond-namespace",
             read(0x54, 1, 1023, 2, bogus_keyed(8192)),
-            Outcome::Nvme(Status::new(0, 0x80)),
+            dnr(0, 0x80),
         ),
         // -- command identifiers and queue depth --
         Row {
@@ -622,7 +622,7 @@ fn table(env: &Env) -> Vec<Row> {
                     .unwrap()
                     .to_vec()
             },
-            Outcome::Nvme(Status::new(0, 0x02)),
+            dnr(0, 0x02),
         ),
         // -- admin queue --
         adm(

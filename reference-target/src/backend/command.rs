@@ -115,17 +115,19 @@ pub fn transfer_len(namespaces: &BTreeMap<u32, Namespace>, sqe: &SqeRepr) -> Opt
 /// Order of checks: opcode (Invalid Command Opcode), fields (fused operations, SGL data
 /// pointers, protection information: Invalid Field), namespace (Invalid Namespace or
 /// Format), LBA range (LBA Out of Range), media errors (Unrecovered Read Error), data
-/// transfer (Data Transfer Error).
+/// transfer (Data Transfer Error). Errors a retry cannot cure (opcode, field, namespace,
+/// LBA range) carry DNR, as an SSD sets it, so that a host sees the same answer whether
+/// the command was offloaded or served by software; media and transfer errors do not.
 pub fn execute(
     namespaces: &mut BTreeMap<u32, Namespace>,
     sqe: &SqeRepr,
     dma: &mut dyn Dma,
 ) -> Status {
     if let SqeCommand::Other { .. } = sqe.command {
-        return Status::INVALID_OPCODE;
+        return Status::INVALID_OPCODE.with_dnr();
     }
     if sqe.fuse != Fuse::Normal || prp1(sqe).is_none() {
-        return Status::INVALID_FIELD;
+        return Status::INVALID_FIELD.with_dnr();
     }
     if matches!(sqe.command, SqeCommand::Flush) && sqe.nsid == NSID_BROADCAST {
         for ns in namespaces.values() {
@@ -136,16 +138,16 @@ pub fn execute(
         return Status::SUCCESS;
     }
     let Some(ns) = namespaces.get_mut(&sqe.nsid) else {
-        return Status::INVALID_NAMESPACE;
+        return Status::INVALID_NAMESPACE.with_dnr();
     };
     match sqe.command {
         SqeCommand::Read(rw) => {
             if rw.prinfo != 0 {
-                return Status::INVALID_FIELD;
+                return Status::INVALID_FIELD.with_dnr();
             }
             let n = u64::from(rw.blocks());
             if !ns.in_range(rw.slba, n) {
-                return Status::LBA_OUT_OF_RANGE;
+                return Status::LBA_OUT_OF_RANGE.with_dnr();
             }
             if ns.has_media_error(rw.slba, n) {
                 return Status::UNRECOVERED_READ_ERROR;
@@ -160,11 +162,11 @@ pub fn execute(
         }
         SqeCommand::Write(rw) => {
             if rw.prinfo != 0 {
-                return Status::INVALID_FIELD;
+                return Status::INVALID_FIELD.with_dnr();
             }
             let n = u64::from(rw.blocks());
             if !ns.in_range(rw.slba, n) {
-                return Status::LBA_OUT_OF_RANGE;
+                return Status::LBA_OUT_OF_RANGE.with_dnr();
             }
             let mut data = vec![0u8; (n * u64::from(ns.lba_data_size())) as usize];
             if dma.read(0, &mut data).is_err() {
@@ -183,11 +185,11 @@ pub fn execute(
             .map_or(Status::INTERNAL_ERROR, |_| Status::SUCCESS),
         SqeCommand::WriteZeroes(wz) => {
             if wz.prinfo != 0 {
-                return Status::INVALID_FIELD;
+                return Status::INVALID_FIELD.with_dnr();
             }
             let n = u64::from(wz.nlb) + 1;
             if !ns.in_range(wz.slba, n) {
-                return Status::LBA_OUT_OF_RANGE;
+                return Status::LBA_OUT_OF_RANGE.with_dnr();
             }
             // Deallocate or not, the blocks read back as zeroes afterwards.
             ns.zero_blocks(wz.slba, n)
@@ -208,7 +210,7 @@ pub fn execute(
                 })
                 .collect();
             if ranges.iter().any(|&(slba, n)| !ns.in_range(slba, n)) {
-                return Status::LBA_OUT_OF_RANGE;
+                return Status::LBA_OUT_OF_RANGE.with_dnr();
             }
             if d.ad {
                 for (slba, n) in ranges {
@@ -219,7 +221,7 @@ pub fn execute(
             }
             Status::SUCCESS
         }
-        SqeCommand::Other { .. } => Status::INVALID_OPCODE,
+        SqeCommand::Other { .. } => Status::INVALID_OPCODE.with_dnr(),
     }
 }
 
@@ -271,9 +273,15 @@ mod tests {
         let mut m = nss(LbaFormat::L512);
         let mut buf = vec![0u8; 512 * 4];
         let r = sqe(1, SqeCommand::Read(RwCommand::new(30, 4)));
-        assert_eq!(execute(&mut m, &r, &mut buf), Status::LBA_OUT_OF_RANGE);
+        assert_eq!(
+            execute(&mut m, &r, &mut buf),
+            Status::LBA_OUT_OF_RANGE.with_dnr()
+        );
         let r = sqe(2, SqeCommand::Read(RwCommand::new(0, 1)));
-        assert_eq!(execute(&mut m, &r, &mut buf), Status::INVALID_NAMESPACE);
+        assert_eq!(
+            execute(&mut m, &r, &mut buf),
+            Status::INVALID_NAMESPACE.with_dnr()
+        );
         let o = sqe(
             1,
             SqeCommand::Other {
@@ -281,10 +289,16 @@ mod tests {
                 cdw: [0; 6],
             },
         );
-        assert_eq!(execute(&mut m, &o, &mut buf), Status::INVALID_OPCODE);
+        assert_eq!(
+            execute(&mut m, &o, &mut buf),
+            Status::INVALID_OPCODE.with_dnr()
+        );
         let mut f = sqe(1, SqeCommand::Flush);
         f.fuse = Fuse::First;
-        assert_eq!(execute(&mut m, &f, &mut buf), Status::INVALID_FIELD);
+        assert_eq!(
+            execute(&mut m, &f, &mut buf),
+            Status::INVALID_FIELD.with_dnr()
+        );
         let sgl = SqeRepr::new(
             1,
             1,
@@ -293,13 +307,16 @@ mod tests {
         );
         assert_eq!(
             execute(&mut m, &sgl, &mut buf),
-            Status::INVALID_FIELD,
+            Status::INVALID_FIELD.with_dnr(),
             "backend SQEs carry PRPs"
         );
         let mut pi = RwCommand::new(0, 1);
         pi.prinfo = 0x8;
         let pi = sqe(1, SqeCommand::Write(pi));
-        assert_eq!(execute(&mut m, &pi, &mut buf), Status::INVALID_FIELD);
+        assert_eq!(
+            execute(&mut m, &pi, &mut buf),
+            Status::INVALID_FIELD.with_dnr()
+        );
         let r = sqe(1, SqeCommand::Read(RwCommand::new(0, 1)));
         assert_eq!(
             execute(&mut m, &r, &mut Unmapped),
@@ -362,7 +379,7 @@ mod tests {
         let mut bad = dsm_ranges(&[(31, 2)]);
         assert_eq!(
             execute(&mut m, &sqe(1, SqeCommand::DatasetManagement(d)), &mut bad),
-            Status::LBA_OUT_OF_RANGE
+            Status::LBA_OUT_OF_RANGE.with_dnr()
         );
     }
 
@@ -437,7 +454,7 @@ mod tests {
                 let fits = range.0 + range.1 <= blocks;
                 proptest::prop_assert_eq!(
                     status,
-                    if fits { Status::SUCCESS } else { Status::LBA_OUT_OF_RANGE }
+                    if fits { Status::SUCCESS } else { Status::LBA_OUT_OF_RANGE.with_dnr() }
                 );
             }
             let mut back = vec![0u8; model.len()];
