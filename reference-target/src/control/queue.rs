@@ -207,13 +207,15 @@ impl Queue {
                 address,
                 length,
             } => {
-                let start = (SQE_LEN + icdoff) as u64 + address;
-                let end = start.checked_add(u64::from(length));
-                match end {
-                    Some(e) if e <= bytes.len() as u64 => Ok(Some(DataRef::InCapsule {
-                        start: start as usize,
-                        len: length,
-                    })),
+                let start = ((SQE_LEN + icdoff) as u64).checked_add(address);
+                let end = start.and_then(|s| s.checked_add(u64::from(length)));
+                match (start, end) {
+                    (Some(start), Some(e)) if e <= bytes.len() as u64 => {
+                        Ok(Some(DataRef::InCapsule {
+                            start: start as usize,
+                            len: length,
+                        }))
+                    }
                     _ => Err(Status::SGL_OFFSET_INVALID.with_dnr()),
                 }
             }

@@ -174,8 +174,12 @@ impl Core {
                     address,
                     length,
                 }) if writes && u64::from(*length) == len => {
-                    let start = SQE_LEN as u64 + u64::from(n.attrs.icdoff) * 16 + *address;
-                    let end = start + len;
+                    let Some((start, end)) = (SQE_LEN as u64 + u64::from(n.attrs.icdoff) * 16)
+                        .checked_add(*address)
+                        .and_then(|s| Some((s, s.checked_add(len)?)))
+                    else {
+                        return no(NotOffloaded::DataPointer);
+                    };
                     if end > bytes.len() as u64
                         || end > n.attrs.in_capsule_data_len() + SQE_LEN as u64
                     {
