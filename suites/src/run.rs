@@ -174,14 +174,21 @@ fn result(entries: &[Entry], opts: &Options, cases: Vec<CaseRecord>) -> RunResul
 
 /// The caps a plugin's device reports (opened once on a scratch fabric), if it opens.
 pub fn plugin_caps(p: &PluginTarget) -> Option<harness::api::NvmfCaps> {
+    check_plugin(p).ok()
+}
+
+/// Opens the plugin's device once on a scratch fabric: its caps, or why it cannot be
+/// tested (a runner turns that into exit 125 before running anything).
+pub fn check_plugin(p: &PluginTarget) -> Result<harness::api::NvmfCaps, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
-        .ok()?;
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
     rt.block_on(async {
-        let dut = Dut::plugin(0, &p.plugin, &p.config, Quirks::none(), None).ok()?;
-        Some(dut.caps.clone())
+        let dut = Dut::plugin(0, &p.plugin, &p.config, Quirks::none(), None)
+            .map_err(|e| e.to_string())?;
+        Ok(dut.caps.clone())
     })
 }
 

@@ -357,3 +357,23 @@ fn the_hang_quirk_through_the_plugin_is_an_error_not_a_stuck_run() {
     let c = &r["cases"][0];
     assert!(c["verdict"] == "error" || c["verdict"] == "fail", "{c}");
 }
+
+#[test]
+fn a_plugin_whose_device_does_not_open_is_untestable() {
+    let target = format!("plugin:{}", reference_plugin());
+    let out = conform(&[
+        "run",
+        "--target",
+        &target,
+        "--plugin-config",
+        "no-such-key=1",
+        "--report-dir",
+        tmp("noopen").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not open") && err.contains("no-such-key"),
+        "{err}"
+    );
+}

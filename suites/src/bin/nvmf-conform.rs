@@ -346,6 +346,21 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
     if a.pcap.is_some() && opts.isolation != Isolation::None {
         return usage("--pcap records cases run in this process: add --isolate none");
     }
+    // Nothing is lost to a typo: the capture file must be writable before the run starts.
+    let pcap_file = match &a.pcap {
+        None => None,
+        Some(f) => match std::fs::File::create(f) {
+            Ok(out) => Some((f, out)),
+            Err(e) => return usage(&format!("--pcap {}: {e}", f.display())),
+        },
+    };
+    // A plugin whose device does not open cannot be tested at all: say so once (125).
+    if let Some(p) = &opts.plugin {
+        if let Err(e) = run::check_plugin(p) {
+            eprintln!("nvmf-conform: --target plugin: the device does not open: {e}");
+            return ExitCode::Untestable;
+        }
+    }
     let bar = progress_bar(entries.len() as u64);
     let progress = |rec: &CaseRecord| {
         bar.inc(1);
@@ -364,13 +379,14 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
             }
         }
     };
-    let result = match &a.pcap {
+    let result = match pcap_file {
         None => run::run(&entries, &opts, progress),
-        Some(file) => {
+        Some((file, out)) => {
             let (result, frames) = run::run_captured(&entries, &opts, progress);
-            if let Err(e) = write_pcap(file, &frames) {
+            if let Err(e) = write_pcap_to(file, out, &frames) {
                 bar.finish_and_clear();
-                return usage(&e);
+                // The reports still get written: the run itself is not lost.
+                eprintln!("nvmf-conform: {e}");
             }
             result
         }
@@ -495,6 +511,15 @@ fn cmd_list(filter: &[String], shard: Option<Shard>) -> ExitCode {
 /// Writes `frames` to `file` as a pcap; the error names the file.
 fn write_pcap(file: &Path, frames: &[(Duration, Vec<u8>)]) -> Result<(), String> {
     let out = std::fs::File::create(file).map_err(|e| format!("--pcap {}: {e}", file.display()))?;
+    write_pcap_to(file, out, frames)
+}
+
+/// Writes `frames` into `out`, the opened `file`; the error names the file.
+fn write_pcap_to(
+    file: &Path,
+    out: std::fs::File,
+    frames: &[(Duration, Vec<u8>)],
+) -> Result<(), String> {
     harness::capture::pcap::write(std::io::BufWriter::new(out), frames)
         .map(|_| ())
         .map_err(|e| format!("--pcap {}: {e}", file.display()))
