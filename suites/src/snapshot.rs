@@ -21,6 +21,11 @@
 //!   arrive after the first capsule (real RDMA CM then raises communication-established),
 //!   and a device whose CM events are polled (a plugin) sees it later still; likewise the
 //!   target's `cm connN disconnected`, whose place among the host's requests is a race;
+//! - (not left out, but moved) the backend controller's lines — doorbells, fetched SQEs,
+//!   posted CQEs — come after all the others, in their own order: their order among
+//!   themselves is behaviour, but where they fall among the host's and the target's lines
+//!   while several commands are in flight is timing (a device whose doorbells reach the
+//!   backend on a clock tick, such as a plugin, interleaves them differently);
 //! - a flushed work request (`WR_FLUSH_ERR`): once a QP is in error, which of its requests
 //!   had completed and which are flushed, and how many of them the host polls before it
 //!   stops, is a race too (the error itself shows in the other lines: the failing
@@ -118,10 +123,18 @@ fn event_of(line: &str) -> Option<(&str, &str, &str)> {
 /// The canonical text of a trace (see the module docs): what snapshot files hold and what
 /// is compared. One line per entry, each ending in a newline.
 pub fn canonical<S: AsRef<str>>(trace: &[S]) -> String {
-    let lines: Vec<&str> = trace
+    let kept: Vec<&str> = trace
         .iter()
         .map(|l| l.as_ref().trim_end())
         .filter(|l| !timing_only(l))
+        .collect();
+    // The backend's lines, in their own order, after everything else (see the module docs).
+    let is_backend = |l: &&str| l.starts_with("backend ");
+    let lines: Vec<&str> = kept
+        .iter()
+        .copied()
+        .filter(|l| !is_backend(l))
+        .chain(kept.iter().copied().filter(is_backend))
         .collect();
     let mut s = String::new();
     let mut i = 0;
@@ -271,6 +284,23 @@ pub fn compare<S: AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backend_lines_follow_the_others_in_their_own_order() {
+        let trace = [
+            "host     capsule -> read slba=0 nlb=0 cid=0 nsid=1 data=keyed(0 len=0 key=0)",
+            "backend  doorbell sq0 tail=1",
+            "backend  sqe     sq0 <- read slba=0 nlb=0 cid=0 nsid=1",
+            "host     resp    <- cid=0 status=ok dw0=0x0",
+            "backend  cqe     sq0 -> cid=0 status=ok",
+        ];
+        let want = "host     capsule -> read slba=0 nlb=0 cid=0 nsid=1 data=keyed(0 len=0 key=0)\n\
+                    host     resp    <- cid=0 status=ok dw0=0x0\n\
+                    backend  doorbell sq0 tail=1\n\
+                    backend  sqe     sq0 <- read slba=0 nlb=0 cid=0 nsid=1\n\
+                    backend  cqe     sq0 -> cid=0 status=ok\n";
+        assert_eq!(canonical(&trace), want);
+    }
 
     #[test]
     fn acks_and_flushes_are_left_out_and_simultaneous_events_sorted() {

@@ -30,7 +30,8 @@ use std::time::Duration;
 
 use harness::api::{MemRef, NvmeCtrlAttrs};
 use harness::fabric::{DeviceContext, MrId, MrInfo};
-use harness::wire::{CqeRepr, SqeRepr, Status, CQE_LEN, SQE_LEN};
+use harness::trace::Recorder;
+use harness::wire::{CqeRepr, SqeCommand, SqeRepr, Status, CQE_LEN, SQE_LEN};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::AbortHandle;
 
@@ -263,6 +264,26 @@ struct Inner {
     cq_bell: Arc<Notify>,
     posted: Notify,
     state: watch::Sender<CtrlState>,
+    /// Where the controller's doorbells, fetched SQEs and posted CQEs are recorded, as
+    /// `backend` lines of a case's trace.
+    trace: Mutex<Option<Recorder>>,
+}
+
+/// The trace text of a fetched SQE: command, CID and nsid (data pointers are addresses
+/// the run chose, so they are left out).
+fn sqe_text(sq: usize, raw: &[u8; SQE_LEN]) -> String {
+    let Ok(s) = SqeRepr::parse_bytes(raw) else {
+        return format!("sq{sq} <- unparsable opcode={:#04x}", raw[0]);
+    };
+    let cmd = match &s.command {
+        SqeCommand::Read(rw) => format!("read slba={} nlb={}", rw.slba, rw.nlb),
+        SqeCommand::Write(rw) => format!("write slba={} nlb={}", rw.slba, rw.nlb),
+        SqeCommand::Flush => "flush".to_string(),
+        SqeCommand::WriteZeroes(w) => format!("write-zeroes slba={} nlb={}", w.slba, w.nlb),
+        SqeCommand::DatasetManagement(d) => format!("dsm nr={}", d.nr),
+        SqeCommand::Other { opcode, .. } => format!("opcode={opcode:#04x}"),
+    };
+    format!("sq{sq} <- {cmd} cid={} nsid={}", s.cid, s.nsid)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -332,6 +353,7 @@ pub trait Doorbells: Send + Sync {
 
 impl Doorbells for Inner {
     fn ring_sq(&self, sq: usize, tail: u16) -> Result<(), BackendError> {
+        self.record("doorbell", || format!("sq{sq} tail={tail}"));
         let s = self
             .cfg
             .sqs
@@ -343,6 +365,7 @@ impl Doorbells for Inner {
     }
 
     fn ring_cq(&self, head: u16) -> Result<(), BackendError> {
+        self.record("doorbell", || format!("cq head={head}"));
         write_u32(self.ctx.as_ref(), &self.cfg.cq_doorbell, head.into())?;
         self.cq_bell.notify_one();
         Ok(())
@@ -350,6 +373,13 @@ impl Doorbells for Inner {
 }
 
 impl Inner {
+    /// Records a `backend` trace line when a recorder is attached.
+    fn record(&self, kind: &'static str, text: impl FnOnce() -> String) {
+        if let Some(r) = lock(&self.trace).as_ref() {
+            r.push("backend", kind, text());
+        }
+    }
+
     fn running(&self) -> bool {
         *self.state.borrow() == CtrlState::Running
     }
@@ -462,6 +492,7 @@ impl Inner {
                 self.sq_bell.notified().await;
                 continue;
             };
+            self.record("sqe", || sqe_text(sq, &raw));
             if let Some((p, delay)) = self.process(sq, &raw) {
                 if delay.is_zero() {
                     let _ = tx.send(p);
@@ -501,6 +532,9 @@ impl Inner {
         let bytes = cqe
             .to_bytes()
             .map_err(|_| BackendError::Config("CQE does not encode"))?;
+        self.record("cqe", || {
+            format!("sq{} -> cid={} status={}", p.sq, p.cid, p.status)
+        });
         let off = self.cfg.cq_ring.offset + u64::from(st.cq_tail) * CQE_LEN as u64;
         self.ctx.mr_write(self.cfg.cq_ring.mr, off, &bytes)?;
         st.cq_tail = (st.cq_tail + 1) % self.cfg.depth;
@@ -589,6 +623,7 @@ impl BackendController {
             cq_bell: Arc::new(Notify::new()),
             posted: Notify::new(),
             state: watch::Sender::new(CtrlState::Running),
+            trace: Mutex::new(None),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let fetch = tokio::spawn(inner.clone().fetch_loop(tx));
@@ -634,6 +669,12 @@ impl BackendController {
     /// The nsids of its namespaces, ascending.
     pub fn namespace_ids(&self) -> Vec<u32> {
         lock(&self.inner.nss).keys().copied().collect()
+    }
+
+    /// Records the controller's doorbells, fetched SQEs and posted CQEs into `rec` from now
+    /// on (`backend` lines of a case's trace).
+    pub fn trace_into(&self, rec: Recorder) {
+        *lock(&self.inner.trace) = Some(rec);
     }
 
     /// Writes `tail` into SQ `sq`'s doorbell (index into [`ControllerConfig::sqs`]) and
@@ -738,6 +779,8 @@ pub struct CqReader {
     head: u16,
     phase: bool,
     bells: Arc<dyn Doorbells>,
+    /// The head last written into the doorbell: [`CqReader::release`] writes only a new one.
+    rung: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for CqReader {
@@ -766,6 +809,7 @@ impl CqReader {
             head,
             phase: true,
             bells,
+            rung: std::sync::atomic::AtomicU32::new(u32::from(head)),
         }
     }
 
@@ -796,9 +840,17 @@ impl CqReader {
         Ok(out)
     }
 
-    /// Writes the current head into the CQ-head doorbell and wakes the controller.
+    /// Writes the current head into the CQ-head doorbell and wakes the controller, unless
+    /// the doorbell already holds it (a doorbell write that releases nothing is a wasted
+    /// MMIO write on a real device).
     pub fn release(&self) -> Result<(), BackendError> {
-        self.bells.ring_cq(self.head)
+        use std::sync::atomic::Ordering;
+        if self.rung.load(Ordering::Relaxed) == u32::from(self.head) {
+            return Ok(());
+        }
+        self.bells.ring_cq(self.head)?;
+        self.rung.store(u32::from(self.head), Ordering::Relaxed);
+        Ok(())
     }
 
     /// The next entry to read.

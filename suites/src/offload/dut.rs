@@ -30,6 +30,8 @@ pub struct Backends {
     ctx: Arc<dyn DeviceContext>,
     bus: Arc<PciBus>,
     made: std::sync::Mutex<Vec<Arc<BackendController>>>,
+    /// Where the controllers record their doorbells, SQEs and CQEs (`None`: untraced Dut).
+    rec: Option<Recorder>,
 }
 
 impl Backends {
@@ -111,6 +113,9 @@ impl Backends {
             BackendController::spawn(self.ctx.clone(), cfg)
                 .map_err(|e| Failure(format!("backend spawn: {e}")))?,
         );
+        if let Some(rec) = &self.rec {
+            ctrl.trace_into(rec.clone());
+        }
         for ns in namespaces {
             ctrl.add_namespace(ns)
                 .map_err(|e| Failure(format!("namespace: {e}")))?;
@@ -269,6 +274,7 @@ impl Dut {
                 ctx: ctx.clone(),
                 bus,
                 made: Default::default(),
+                rec: traced.then(|| rec.clone()),
             })),
             ctx,
             provider,
