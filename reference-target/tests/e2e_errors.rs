@@ -13,31 +13,6 @@ use harness::wire::{
 };
 use support::*;
 
-const TWO_SUBS: &str = r#"
-profile = "full"
-[[port]]
-addr = "127.0.10.1:4420"
-subsystem = "nqn.2026-11.io.nvmf-conform:sub0"
-[[port]]
-addr = "127.0.10.1:4421"
-subsystem = "nqn.2026-11.io.nvmf-conform:sub1"
-[[subsystem]]
-nqn = "nqn.2026-11.io.nvmf-conform:sub0"
-allow_any_host = true
-[[subsystem.namespace]]
-nsid = 1
-size = "4MiB"
-lba_format = "4096"
-[[subsystem]]
-nqn = "nqn.2026-11.io.nvmf-conform:sub1"
-allow_any_host = true
-offload = false
-[[subsystem.namespace]]
-nsid = 1
-size = "4MiB"
-lba_format = "4096"
-"#;
-
 async fn raw(io: &mut IoQueue, capsule: &[u8]) -> Status {
     let cid = u16::from_le_bytes([capsule[2], capsule[3]]);
     misbehave::send_raw(io.queue(), capsule).unwrap();

@@ -87,3 +87,30 @@ pub async fn settle(engine: &reference_target::engine::Engine) -> usize {
     }
     engine.commands_in_flight()
 }
+
+/// Two subsystems, as the fuzz world (`fuzz/src/world.rs`) has them: [`SUB0`] offloaded on
+/// port 4420 and [`SUB1`] software-only on port 4421, each with a 4 MiB namespace 1.
+pub const TWO_SUBS: &str = r#"
+profile = "full"
+[[port]]
+addr = "127.0.10.1:4420"
+subsystem = "nqn.2026-11.io.nvmf-conform:sub0"
+[[port]]
+addr = "127.0.10.1:4421"
+subsystem = "nqn.2026-11.io.nvmf-conform:sub1"
+[[subsystem]]
+nqn = "nqn.2026-11.io.nvmf-conform:sub0"
+allow_any_host = true
+[[subsystem.namespace]]
+nsid = 1
+size = "4MiB"
+lba_format = "4096"
+[[subsystem]]
+nqn = "nqn.2026-11.io.nvmf-conform:sub1"
+allow_any_host = true
+offload = false
+[[subsystem.namespace]]
+nsid = 1
+size = "4MiB"
+lba_format = "4096"
+"#;

@@ -9,33 +9,6 @@ use harness::initiator::{misbehave, DataMode};
 use harness::wire::{RwCommand, SglRepr, SqeCommand, SqeRepr, Status};
 use support::*;
 
-/// The fuzz world's configuration (`fuzz/src/world.rs`): `sub0` offloaded on port 4420,
-/// `sub1` software-only on port 4421.
-const TWO_SUBS: &str = r#"
-profile = "full"
-[[port]]
-addr = "127.0.10.1:4420"
-subsystem = "nqn.2026-11.io.nvmf-conform:sub0"
-[[port]]
-addr = "127.0.10.1:4421"
-subsystem = "nqn.2026-11.io.nvmf-conform:sub1"
-[[subsystem]]
-nqn = "nqn.2026-11.io.nvmf-conform:sub0"
-allow_any_host = true
-[[subsystem.namespace]]
-nsid = 1
-size = "1MiB"
-lba_format = "4096"
-[[subsystem]]
-nqn = "nqn.2026-11.io.nvmf-conform:sub1"
-allow_any_host = true
-offload = false
-[[subsystem.namespace]]
-nsid = 1
-size = "1MiB"
-lba_format = "4096"
-"#;
-
 /// `target_capsule` crash-42d43cd3, minimized (selector byte 1 = software-only I/O queue,
 /// then this SQE): Write, NSID 1, SLBA 8, one block, SGL1 an in-capsule data block
 /// (identifier 01h) at offset FFFF_FFFF_FFFF_FFFFh, length 1040h. `Queue::data_ref`

@@ -149,15 +149,12 @@ impl TracedContext {
             DataPointer::Sgl(g) => self.sgl(g),
             DataPointer::Raw(_) => "prp".to_string(),
         };
-        let cmd = match &s.command {
-            SqeCommand::Read(rw) => format!("read slba={} nlb={}", rw.slba, rw.nlb),
-            SqeCommand::Write(rw) => format!("write slba={} nlb={}", rw.slba, rw.nlb),
-            SqeCommand::Flush => "flush".to_string(),
-            SqeCommand::WriteZeroes(w) => format!("write-zeroes slba={} nlb={}", w.slba, w.nlb),
-            SqeCommand::DatasetManagement(d) => format!("dsm nr={}", d.nr),
-            SqeCommand::Other { opcode, .. } => format!("opcode={opcode:#04x}"),
-        };
-        format!("{cmd} cid={} nsid={} data={data}", s.cid, s.nsid)
+        format!(
+            "{} cid={} nsid={} data={data}",
+            command_text(&s.command),
+            s.cid,
+            s.nsid
+        )
     }
 
     fn sgl(&self, g: &SglRepr) -> String {
@@ -255,6 +252,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The errno of a failed call, e.g. `EINVAL`.
+/// How traces show an NVM command: `read slba=0 nlb=7`, `flush`, `opcode=0x99`.
+pub fn command_text(c: &SqeCommand) -> String {
+    match c {
+        SqeCommand::Read(rw) => format!("read slba={} nlb={}", rw.slba, rw.nlb),
+        SqeCommand::Write(rw) => format!("write slba={} nlb={}", rw.slba, rw.nlb),
+        SqeCommand::Flush => "flush".to_string(),
+        SqeCommand::WriteZeroes(w) => format!("write-zeroes slba={} nlb={}", w.slba, w.nlb),
+        SqeCommand::DatasetManagement(d) => format!("dsm nr={}", d.nr),
+        SqeCommand::Other { opcode, .. } => format!("opcode={opcode:#04x}"),
+    }
+}
+
 pub(crate) fn errno_name(e: &FabricError) -> String {
     format!("{:?}", e.errno())
 }

@@ -16,7 +16,7 @@ mod names;
 mod provider;
 mod recorder;
 
-pub use context::TracedContext;
+pub use context::{command_text, TracedContext};
 pub use names::Names;
 pub use provider::TracedProvider;
 pub use recorder::{Recorder, TraceLine};

@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use harness::api::{MemRef, NvmeCtrlAttrs};
 use harness::fabric::{DeviceContext, MrId, MrInfo};
-use harness::trace::Recorder;
-use harness::wire::{CqeRepr, SqeCommand, SqeRepr, Status, CQE_LEN, SQE_LEN};
+use harness::trace::{command_text, Recorder};
+use harness::wire::{CqeRepr, SqeRepr, Status, CQE_LEN, SQE_LEN};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::AbortHandle;
 
@@ -275,15 +275,12 @@ fn sqe_text(sq: usize, raw: &[u8; SQE_LEN]) -> String {
     let Ok(s) = SqeRepr::parse_bytes(raw) else {
         return format!("sq{sq} <- unparsable opcode={:#04x}", raw[0]);
     };
-    let cmd = match &s.command {
-        SqeCommand::Read(rw) => format!("read slba={} nlb={}", rw.slba, rw.nlb),
-        SqeCommand::Write(rw) => format!("write slba={} nlb={}", rw.slba, rw.nlb),
-        SqeCommand::Flush => "flush".to_string(),
-        SqeCommand::WriteZeroes(w) => format!("write-zeroes slba={} nlb={}", w.slba, w.nlb),
-        SqeCommand::DatasetManagement(d) => format!("dsm nr={}", d.nr),
-        SqeCommand::Other { opcode, .. } => format!("opcode={opcode:#04x}"),
-    };
-    format!("sq{sq} <- {cmd} cid={} nsid={}", s.cid, s.nsid)
+    format!(
+        "sq{sq} <- {} cid={} nsid={}",
+        command_text(&s.command),
+        s.cid,
+        s.nsid
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
