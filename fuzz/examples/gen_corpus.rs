@@ -1,6 +1,6 @@
 //! Writes the seed corpus, `fuzz/corpus/<target>/<name>`: valid encodings made by the
 //! wire emitters (every SQE command, SGL descriptor kind, Fabrics command, Connect data,
-//! CM private data), capsules for the `target_*` targets, and the fixture configs and
+//! CM private data, discovery log), capsules for the `target_*` targets, and the fixture configs and
 //! profiles. Deterministic; rerun it when a format changes:
 //!
 //! ```sh
@@ -15,9 +15,11 @@ use std::path::{Path, PathBuf};
 
 use harness::wire::{
     CmAcceptRepr, CmRejectRepr, CmRejectStatus, CmRequestRepr, ConnectDataRepr, ConnectRepr,
-    CqeRepr, DataPointer, DsmCommand, FabricsRepr, PropertyGetRepr, PropertySetRepr, PropertySize,
-    Psdt, RwCommand, SglAddressing, SglRepr, SqeCommand, SqeRepr, Status, WriteZeroesCommand,
-    CNTLID_DYNAMIC, SGL_DESC_LEN,
+    CqeRepr, DataPointer, DiscoveryEntryRepr, DiscoveryLogHeaderRepr, DiscoveryLogRepr, DsmCommand,
+    FabricsRepr, PropertyGetRepr, PropertySetRepr, PropertySize, Psdt, RdmaTsas, RwCommand,
+    SglAddressing, SglRepr, SqeCommand, SqeRepr, Status, WriteZeroesCommand, ADRFAM_IPV4,
+    CMS_RDMA_CM, CNTLID_DYNAMIC, PRTYPE_NONE, QPTYPE_RC, SGL_DESC_LEN, SUBTYPE_CURRENT_DISCOVERY,
+    SUBTYPE_NVME, TREQ_DISABLE_SQFLOW, TREQ_NOT_SPECIFIED, TRTYPE_RDMA,
 };
 use nvmf_conform_fuzz::world::{CONFIG, SUB0, SUB1};
 
@@ -334,6 +336,51 @@ fn main() {
             status: CmRejectStatus::InvalidHsqsize,
         }
         .to_bytes(),
+    );
+
+    // Discovery log: one RDMA entry alone, and a whole log (header + two entries) as the
+    // fuzz world's target would list its ports.
+    let entry = |subtype: u8, portid: u16, trsvcid: &str, subnqn: &str| DiscoveryEntryRepr {
+        trtype: TRTYPE_RDMA,
+        adrfam: ADRFAM_IPV4,
+        subtype,
+        treq: TREQ_NOT_SPECIFIED | TREQ_DISABLE_SQFLOW,
+        portid,
+        cntlid: CNTLID_DYNAMIC,
+        asqsz: 32,
+        eflags: 0,
+        trsvcid: trsvcid.into(),
+        subnqn: subnqn.into(),
+        traddr: "127.0.10.1".into(),
+        rdma: Some(RdmaTsas {
+            qptype: QPTYPE_RC,
+            prtype: PRTYPE_NONE,
+            cms: CMS_RDMA_CM,
+            pkey: 0,
+        }),
+    };
+    let sub0 = entry(SUBTYPE_NVME, 1, "4420", SUB0);
+    out.put("wire_discovery", "entry-rdma", &sub0.to_bytes().unwrap());
+    let log = DiscoveryLogRepr {
+        header: DiscoveryLogHeaderRepr {
+            genctr: 1,
+            numrec: 2,
+            recfmt: 0,
+        },
+        entries: vec![
+            sub0,
+            entry(
+                SUBTYPE_CURRENT_DISCOVERY,
+                1,
+                "4420",
+                "nqn.2014-08.org.nvmexpress.discovery",
+            ),
+        ],
+    };
+    out.put(
+        "wire_discovery",
+        "log-two-entries",
+        &log.to_bytes().unwrap(),
     );
 
     // Configs and profiles.

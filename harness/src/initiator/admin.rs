@@ -11,8 +11,9 @@ use super::io::IoQueue;
 use super::queue::{Command, Completion, DataMode, HostQueue, QueueSpec, Transfer};
 use crate::fabric::{DeviceContext, PdId};
 use crate::wire::{
-    AdminOpcode, ConnectDataRepr, FabricsRepr, PropertyGetRepr, PropertySetRepr, PropertySize,
-    Psdt, SglRepr, SqeCommand, CNTLID_DYNAMIC,
+    AdminOpcode, ConnectDataRepr, DiscoveryLogHeaderRepr, DiscoveryLogRepr, FabricsRepr,
+    PropertyGetRepr, PropertySetRepr, PropertySize, Psdt, SglRepr, SqeCommand, CNTLID_DYNAMIC,
+    DISCOVERY_LOG_ENTRY_LEN, DISCOVERY_LOG_HEADER_LEN, DISCOVERY_LOG_LID,
 };
 
 /// Property offset of CAP (Controller Capabilities, 8 bytes).
@@ -38,6 +39,38 @@ pub const CSTS_CFS: u32 = 1 << 1;
 pub const CSTS_SHST_MASK: u32 = 0b11 << 2;
 /// CSTS.SHST = 10b, shutdown processing complete.
 pub const CSTS_SHST_CMPLT: u32 = 0b10 << 2;
+
+/// Largest Get Log Page transfer [`Controller::discovery_log`] makes, in bytes (as libnvme).
+pub const DISCOVERY_LOG_CHUNK: u32 = 4096;
+/// How many times [`Controller::discovery_log`] reads the log again after GENCTR changed
+/// while it was being read.
+pub const DISCOVERY_LOG_RETRIES: u32 = 4;
+/// Most records [`Controller::discovery_log`] reads (4 MiB of entries): a larger NUMREC
+/// is reported as a protocol violation instead of being read.
+pub const DISCOVERY_LOG_MAX_RECORDS: u64 = 4096;
+
+/// CDW10..CDW13 of Get Log Page: LID (CDW10 bits 7:0), LSP (bits 14:8), NUMDL (bits
+/// 31:16), NUMDU (CDW11 bits 15:0), LPOL (CDW12), LPOU (CDW13). `len` must be a nonzero
+/// multiple of 4 and `lsp` at most 7Fh.
+fn get_log_page_cdws(lid: u8, lsp: u8, offset: u64, len: u32) -> Result<[u32; 4]> {
+    if len == 0 || len % 4 != 0 {
+        return Err(InitiatorError::Invalid(format!(
+            "Get Log Page of {len} bytes: the length must be a nonzero multiple of 4"
+        )));
+    }
+    if lsp > 0x7f {
+        return Err(InitiatorError::Invalid(format!(
+            "Get Log Page LSP {lsp:#x} does not fit CDW10 bits 14:8"
+        )));
+    }
+    let numd = len / 4 - 1;
+    Ok([
+        u32::from(lid) | u32::from(lsp) << 8 | (numd & 0xffff) << 16,
+        numd >> 16,
+        offset as u32,
+        (offset >> 32) as u32,
+    ])
+}
 
 /// Who the host is and how it behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,6 +409,99 @@ impl Controller {
         Ok(c.data)
     }
 
+    /// Get Log Page (02h) of log `lid` with log specific field `lsp`: `len` bytes (a
+    /// nonzero multiple of 4, else [`InitiatorError::Invalid`]) from byte `offset` of the
+    /// log, to a host region (keyed SGL). NSID 0, as libnvme uses for the discovery log.
+    pub async fn get_log_page(
+        &mut self,
+        lid: u8,
+        lsp: u8,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>> {
+        let [cdw10, cdw11, cdw12, cdw13] = get_log_page_cdws(lid, lsp, offset, len)?;
+        let cmd = Command::Nvme {
+            nsid: 0,
+            command: SqeCommand::Other {
+                opcode: AdminOpcode::GetLogPage.into(),
+                cdw: [cdw10, cdw11, cdw12, cdw13, 0, 0],
+            },
+        };
+        let c = self
+            .admin_command("Get Log Page", &cmd, Transfer::FromTarget(len))
+            .await?;
+        Ok(c.data)
+    }
+
+    /// Reads and parses the discovery log (LID 70h) as libnvme does: the 1024-byte header,
+    /// then, when NUMREC is nonzero, the NUMREC entries from byte 1024 in transfers of at
+    /// most [`DISCOVERY_LOG_CHUNK`] bytes, then the header again; when GENCTR changed, all
+    /// of it again, at most [`DISCOVERY_LOG_RETRIES`] more times. A log that does not
+    /// parse, a NUMREC above [`DISCOVERY_LOG_MAX_RECORDS`], a NUMREC that changed under
+    /// the same GENCTR, or a GENCTR that never settles is [`InitiatorError::Protocol`].
+    pub async fn discovery_log(&mut self) -> Result<DiscoveryLogRepr> {
+        let malformed = |e: crate::wire::WireError| {
+            InitiatorError::Protocol(format!("malformed discovery log: {e}"))
+        };
+        let mut header = self.discovery_log_header().await?;
+        for _ in 0..=DISCOVERY_LOG_RETRIES {
+            if header.numrec == 0 {
+                return Ok(DiscoveryLogRepr {
+                    header,
+                    entries: Vec::new(),
+                });
+            }
+            if header.numrec > DISCOVERY_LOG_MAX_RECORDS {
+                return Err(InitiatorError::Protocol(format!(
+                    "discovery log NUMREC {} exceeds the host's limit of {} records",
+                    header.numrec, DISCOVERY_LOG_MAX_RECORDS
+                )));
+            }
+            // At most 4096 records of 1024 bytes: no overflow.
+            let total = header.numrec as usize * DISCOVERY_LOG_ENTRY_LEN;
+            let mut log = header.to_bytes()?;
+            log.reserve(total);
+            while log.len() < DISCOVERY_LOG_HEADER_LEN + total {
+                let done = log.len() - DISCOVERY_LOG_HEADER_LEN;
+                let len = (total - done).min(DISCOVERY_LOG_CHUNK as usize) as u32;
+                let chunk = self
+                    .get_log_page(DISCOVERY_LOG_LID, 0, log.len() as u64, len)
+                    .await?;
+                if chunk.len() != len as usize {
+                    return Err(InitiatorError::Protocol(format!(
+                        "discovery log: Get Log Page of {len} bytes returned {}",
+                        chunk.len()
+                    )));
+                }
+                log.extend_from_slice(&chunk);
+            }
+            let again = self.discovery_log_header().await?;
+            if again.genctr == header.genctr {
+                if again.numrec != header.numrec {
+                    return Err(InitiatorError::Protocol(format!(
+                        "discovery log NUMREC changed from {} to {} under GENCTR {}",
+                        header.numrec, again.numrec, again.genctr
+                    )));
+                }
+                return DiscoveryLogRepr::parse_bytes(&log).map_err(malformed);
+            }
+            header = again;
+        }
+        Err(InitiatorError::Protocol(format!(
+            "discovery log GENCTR changed on each of {} reads",
+            DISCOVERY_LOG_RETRIES + 1
+        )))
+    }
+
+    /// Reads and parses the discovery log header (LID 70h, bytes 1023:0).
+    async fn discovery_log_header(&mut self) -> Result<DiscoveryLogHeaderRepr> {
+        let b = self
+            .get_log_page(DISCOVERY_LOG_LID, 0, 0, DISCOVERY_LOG_HEADER_LEN as u32)
+            .await?;
+        DiscoveryLogHeaderRepr::parse_bytes(&b)
+            .map_err(|e| InitiatorError::Protocol(format!("malformed discovery log header: {e}")))
+    }
+
     /// Identify Controller (CNS 01h).
     pub async fn identify_controller(&mut self) -> Result<IdentifyController> {
         IdentifyController::parse(self.identify(1, 0).await?)
@@ -479,6 +605,30 @@ mod tests {
         assert_eq!(ns.nsze, 1000);
         assert_eq!(ns.lba_size, 4096);
         assert!(IdentifyNamespace::parse(vec![0u8; 4096]).is_err());
+    }
+
+    #[test]
+    fn get_log_page_dwords() {
+        // Discovery log header: LID 70h, 1024 bytes -> NUMD 255.
+        assert_eq!(
+            get_log_page_cdws(0x70, 0, 0, 1024).unwrap(),
+            [0x00ff_0070, 0, 0, 0]
+        );
+        // NUMD above 16 bits splits into NUMDL and NUMDU; the offset into LPOL/LPOU.
+        assert_eq!(
+            get_log_page_cdws(0x02, 0x5, 0x1_0000_0400, 0x40_0000).unwrap(),
+            [0xffff_0502, 0xf, 0x400, 1]
+        );
+        for len in [0, 1, 6, 1023] {
+            assert!(matches!(
+                get_log_page_cdws(0x70, 0, 0, len),
+                Err(InitiatorError::Invalid(_))
+            ));
+        }
+        assert!(matches!(
+            get_log_page_cdws(0x70, 0x80, 0, 4),
+            Err(InitiatorError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -22,12 +22,14 @@
 //! Command Format, Common Completion Queue Entry, Status Field, Scatter Gather List,
 //! Fabrics Command Set), NVM Command Set Specification 1.0 (Read, Write, Write Zeroes,
 //! Dataset Management), NVM Express over Fabrics 1.1 (Connect, Property Get/Set), NVMe
-//! RDMA Transport Specification (RDMA CM private data). Every layout was cross-checked
+//! RDMA Transport Specification (RDMA CM private data), and for the Discovery Log Page (Log
+//! Identifier 70h) NVMe Base Specification 2.0 and NVMe-oF 1.1. Every layout was cross-checked
 //! against Linux `include/linux/nvme.h` and `include/linux/nvme-rdma.h`.
 
 mod cm;
 mod connect_data;
 mod cqe;
+mod discovery;
 mod fabrics;
 mod field;
 mod opcode;
@@ -44,6 +46,15 @@ pub use connect_data::{
     NQN_MAX_LEN,
 };
 pub use cqe::{field as cqe_field, Cqe, CqeRepr, CQE_LEN};
+pub use discovery::{
+    field as discovery_field, DiscoveryEntry, DiscoveryEntryRepr, DiscoveryLogHeader,
+    DiscoveryLogHeaderRepr, DiscoveryLogRepr, RdmaTsas, ADRFAM_FC, ADRFAM_IB, ADRFAM_IPV4,
+    ADRFAM_IPV6, ADRFAM_LOOP, CMS_RDMA_CM, DISCOVERY_LOG_ENTRY_LEN, DISCOVERY_LOG_HEADER_LEN,
+    DISCOVERY_LOG_LID, PRTYPE_IB, PRTYPE_IWARP, PRTYPE_NONE, PRTYPE_ROCE, PRTYPE_ROCEV2,
+    QPTYPE_DATAGRAM, QPTYPE_RC, SUBTYPE_CURRENT_DISCOVERY, SUBTYPE_NVME, SUBTYPE_REFERRAL,
+    TREQ_DISABLE_SQFLOW, TREQ_NOT_REQUIRED, TREQ_NOT_SPECIFIED, TREQ_REQUIRED,
+    TREQ_SECURE_CHANNEL_MASK, TRTYPE_FC, TRTYPE_LOOP, TRTYPE_RDMA, TRTYPE_TCP,
+};
 pub use fabrics::{
     field as fabrics_field, ConnectRepr, ConnectResponse, ConnectSuccess, FabricsCmd, FabricsRepr,
     InvalidParam, PropertyGetRepr, PropertySetRepr, PropertySize, CATTR_DISABLE_SQFLOW,
