@@ -11,5 +11,6 @@
 pub mod backend;
 pub mod control;
 pub mod engine;
+pub mod interop;
 pub mod pci;
 pub mod quirks;

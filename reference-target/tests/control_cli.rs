@@ -50,8 +50,31 @@ fn usage_errors_exit_2() {
         .arg(reference())
         .output()
         .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if cfg!(feature = "verbs") {
+        // Built with verbs, on a machine without RDMA: nothing to serve on (125), and why.
+        assert_eq!(out.status.code(), Some(125), "{err}");
+        assert!(err.contains("no RDMA device"), "{err}");
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("not built in this build"), "{err}");
+    }
+    let out = bin()
+        .args(["--fabric", "infiniband", "--config"])
+        .arg(reference())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built in this build"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown fabric"));
+    // --listen replaces the address of the config's one port; with two it cannot choose.
+    let two = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/configs/software-only.toml");
+    let out = bin()
+        .args(["--listen", "127.0.10.1:4500", "--config"])
+        .arg(&two)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs exactly one"));
     let out = bin()
         .args(["--quirk", "be-nice", "--config"])
         .arg(reference())
@@ -73,6 +96,19 @@ fn self_test_on_sim_passes() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("self-test: PASSED"), "{text}");
     assert_eq!(text.matches("read back OK").count(), 5, "{text}");
+}
+
+#[test]
+fn listen_moves_the_port_and_the_self_test_follows() {
+    let out = bin()
+        .args(["--self-test", "--listen", "127.0.10.1:4999", "--config"])
+        .arg(reference())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("self-test 127.0.10.1:4999"), "{text}");
+    assert!(text.contains("self-test: PASSED"), "{text}");
 }
 
 #[test]

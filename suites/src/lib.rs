@@ -2,11 +2,13 @@
 //!
 //! The catalog holds the offload conformance cases ([`offload`], one module per area in
 //! [`areas`]) and the fabric contract cases (`harness::fabric::contract`). [`run`] executes
-//! a selection of cases, each on a fresh fabric with its own seed, in the runner's process
+//! a selection of cases, each on a fresh fabric ([`fabric`]: simulated, or real verbs)
+//! with its own seed, in the runner's process
 //! or in forked children ([`isolate`]), and returns a [`harness::runner::RunResult`].
 
 pub mod areas;
 pub mod catalog;
+pub mod fabric;
 pub mod isolate;
 pub mod kill;
 pub mod offload;

@@ -1,5 +1,6 @@
-//! Runs catalog entries: each on a fresh fabric, a fresh paused-clock runtime, its own seed,
-//! and a time bound, so one hung or crashing case becomes a verdict, never a stuck run.
+//! Runs catalog entries: each on a fresh fabric, a fresh runtime (a paused clock on the
+//! simulated fabric, wall time on verbs: [`crate::fabric`]), its own seed, and a time
+//! bound, so one hung or crashing case becomes a verdict, never a stuck run.
 //!
 //! With [`Options::snapshots`] set, an offload case that passed its assertions also has its
 //! trace compared with its reviewed snapshot ([`crate::snapshot`]): a difference makes it a
@@ -8,20 +9,18 @@
 //! record's note.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use harness::api::Profile;
 use harness::capture::Capture;
-use harness::fabric::contract::{self, Env, FabricFactory, Outcome};
-use harness::fabric::sim::SimFabric;
-use harness::fabric::Fabric;
+use harness::fabric::contract::{self, Env, Outcome};
 use harness::plugin::Plugin;
 use harness::runner::{CaseRecord, RunMeta, RunResult, Verdict};
 use reference_target::quirks::Quirks;
 
 use crate::catalog::{Body, Entry, Shard};
+use crate::fabric::FabricChoice;
 use crate::isolate::{self, Isolation};
 use crate::offload::{self, Dut};
 use crate::seed::case_seed;
@@ -51,6 +50,8 @@ pub struct Options {
     pub shard: Option<Shard>,
     /// A vendor plugin to test instead of the embedded reference target.
     pub plugin: Option<PluginTarget>,
+    /// The fabric cases run on.
+    pub fabric: FabricChoice,
 }
 
 /// A vendor plugin under test and the configuration string it is opened with.
@@ -74,6 +75,7 @@ impl Default for Options {
             watchdog: Duration::from_secs(120),
             shard: None,
             plugin: None,
+            fabric: FabricChoice::Sim,
         }
     }
 }
@@ -163,7 +165,7 @@ fn result(entries: &[Entry], opts: &Options, cases: Vec<CaseRecord>) -> RunResul
                 None => opts.profile.name.clone(),
             },
             caps,
-            fabric: "sim".into(),
+            fabric: opts.fabric.name().into(),
             seed: opts.seed,
             shard: opts.shard.map(|s| s.to_string()),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -209,10 +211,12 @@ pub fn run_one_captured(
 ) -> CaseRecord {
     let bound = opts.case_bound;
     let started = Instant::now();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build();
+    let rt = opts.fabric.runtime();
+    let time = if opts.fabric.is_sim() {
+        "of virtual time"
+    } else {
+        "(wall time)"
+    };
     let (verdict, trace, note) = match rt {
         Err(e) => (
             Verdict::Error(format!("cannot start a runtime: {e}")),
@@ -220,17 +224,28 @@ pub fn run_one_captured(
             None,
         ),
         Ok(rt) => rt.block_on(async {
+            let place = match opts.fabric.for_case(seed) {
+                Ok(p) => p,
+                Err(e) => return (Verdict::Error(e), Vec::new(), None),
+            };
             match &entry.body {
                 Body::Offload(case) => {
                     let dut = match &opts.plugin {
-                        None => Dut::reference_captured(
-                            seed,
+                        None => match Dut::reference_on(
+                            place,
                             &opts.profile,
                             opts.quirks.clone(),
                             capture,
-                        ),
-                        Some(p) => match Dut::plugin(
-                            seed,
+                            true,
+                        ) {
+                            Ok(d) => d,
+                            Err(e) => {
+                                let why = format!("the device did not open: {e}");
+                                return (Verdict::Error(why), Vec::new(), None);
+                            }
+                        },
+                        Some(p) => match Dut::plugin_on(
+                            place,
                             &p.plugin,
                             &p.config,
                             opts.quirks.clone(),
@@ -245,9 +260,13 @@ pub fn run_one_captured(
                     };
                     let rec = dut.rec.clone();
                     let caps = dut.caps.clone();
-                    if let Some(why) =
-                        case.unmet(&dut.caps, &dut.ctx.device_attr(), dut.backends.is_some())
-                    {
+                    let facts = offload::DutFacts {
+                        caps: &dut.caps,
+                        device: &dut.ctx.device_attr(),
+                        has_backends: dut.backends.is_some(),
+                        fabric: dut.fabric.kind(),
+                    };
+                    if let Some(why) = case.unmet(facts) {
                         return (Verdict::Skip(why), Vec::new(), None);
                     }
                     let body = std::panic::AssertUnwindSafe((case.body)(dut)).catch_unwind();
@@ -258,7 +277,7 @@ pub fn run_one_captured(
                             Verdict::Error(format!("the case panicked: {}", panic_text(&*p)))
                         }
                         Err(_) => Verdict::Error(format!(
-                            "no verdict within {} s of virtual time: the device hung",
+                            "no verdict within {} s {time}: the device hung",
                             bound.as_secs()
                         )),
                     };
@@ -273,13 +292,14 @@ pub fn run_one_captured(
                     }
                 }
                 Body::Fabric(case) => {
-                    let sim = SimFabric::new(seed);
-                    if let Some(c) = capture {
-                        c.attach(&sim);
+                    if let (Some(c), Some(sim)) = (capture, &place.sim) {
+                        c.attach(sim);
                     }
-                    let fabric: Arc<dyn Fabric> = sim;
-                    let factory: FabricFactory = Arc::new(|s| SimFabric::new(s) as Arc<dyn Fabric>);
-                    let env = Env::new(fabric, seed).with_factory(factory);
+                    let factory = match opts.fabric.factory() {
+                        Ok(f) => f,
+                        Err(e) => return (Verdict::Error(e), Vec::new(), None),
+                    };
+                    let env = Env::new(place.fabric, seed).with_factory(factory);
                     let trace = env.trace.clone();
                     let verdict =
                         match tokio::time::timeout(bound, contract::execute(case, env)).await {
@@ -287,7 +307,7 @@ pub fn run_one_captured(
                             Ok(Outcome::Failed(m)) => Verdict::Fail(m),
                             Ok(Outcome::Skipped(m)) => Verdict::Skip(m),
                             Err(_) => Verdict::Error(format!(
-                                "no verdict within {} s of virtual time: the case hung",
+                                "no verdict within {} s {time}: the case hung",
                                 bound.as_secs()
                             )),
                         };
@@ -341,7 +361,12 @@ fn against_snapshot(
             )),
         );
     }
-    match snapshot::compare(dir, id, trace, &opts.target_name()) {
+    let timing = if opts.fabric.is_sim() && opts.plugin.is_none() {
+        snapshot::Timing::Lockstep
+    } else {
+        snapshot::Timing::Independent
+    };
+    match snapshot::compare(dir, id, trace, &opts.target_name(), timing) {
         Ok(Comparison::Matches) => (Verdict::Pass, None),
         Ok(Comparison::Differs(message)) => (Verdict::Fail(message), None),
         Ok(Comparison::Missing(file)) => (

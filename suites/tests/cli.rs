@@ -80,9 +80,28 @@ fn usage_errors_exit_2_with_a_reason() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("selects no case"));
 
-    let out = conform(&["run", "--fabric", "verbs"]);
+    // Without the verbs feature: not built (2). With it, on a machine without RDMA (this
+    // one): nothing can be tested (125), saying why.
+    let out = conform(&["run", "--fabric", "verbs", "--filter", "caps"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if cfg!(feature = "verbs") {
+        assert_eq!(out.status.code(), Some(125), "{err}");
+        assert!(
+            err.contains("no RDMA device") || err.contains("no such RDMA device"),
+            "{err}"
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("not built"), "{err}");
+    }
+
+    let out = conform(&["run", "--fabric", "sim", "--device", "rxe0"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--device rxe0 needs --fabric verbs"));
+
+    let out = conform(&["run", "--fabric", "ib"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown fabric"));
 
     let out = conform(&["run", "--seed", "not-a-number"]);
     assert_eq!(out.status.code(), Some(2));

@@ -1,7 +1,9 @@
 //! `nvmf-reference-target`: runs the reference NVMe-oF target (offload engine + software
-//! control plane) from a TOML configuration.
+//! control plane) from a TOML configuration, on the simulated fabric or (built with the
+//! `verbs` feature) on a real RDMA device, where real initiators reach it.
 //!
-//! Exit codes: 0 success, 1 the self-test failed, 2 usage or configuration error.
+//! Exit codes: 0 success, 1 the self-test failed, 2 usage or configuration error, 125 no
+//! RDMA device (`--fabric verbs` on a machine without one).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,10 +19,23 @@ use harness::wire::Status;
 use reference_target::control::{Config, Target};
 use reference_target::quirks::Quirk;
 
+#[cfg(feature = "verbs")]
+const FABRIC_HELP: &str = "Fabric: `sim` (in-process simulated RDMA; the target listens on \
+device sim0) or `verbs` (a real RDMA device: hardware or soft-RoCE; see --device and \
+--listen).";
+#[cfg(not(feature = "verbs"))]
+const FABRIC_HELP: &str = "Fabric: `sim` (in-process simulated RDMA; the target listens on \
+device sim0). `verbs` is not built in this build (build with `--features verbs`).";
+
 /// The reference NVMe-oF target: an offloading NIC emulated in software, plus the
-/// target's control plane, configured by a TOML file.
+/// target's control plane, configured by a TOML file. It answers the discovery NQN on
+/// every port, so `nvme discover` and `nvme connect -t rdma` work against it.
 ///
-/// Exit codes: 0 success, 1 self-test failed, 2 usage or configuration error.
+/// Serving real initiators: `--fabric verbs --listen 192.0.2.1:4420 --duration 3600`
+/// (stops early on SIGINT or SIGTERM).
+///
+/// Exit codes: 0 success, 1 self-test failed, 2 usage or configuration error, 125 no RDMA
+/// device.
 #[derive(Parser, Debug)]
 #[command(name = "nvmf-reference-target", version, about, long_about)]
 struct Cli {
@@ -33,18 +48,29 @@ struct Cli {
     /// Turn a quirk on (repeatable), in addition to the config's `quirks`.
     #[arg(long = "quirk", value_name = "NAME")]
     quirks: Vec<String>,
-    /// Fabric: `sim` (in-process simulated RDMA; the target listens on device sim0).
-    /// `verbs` is not built in this build.
-    #[arg(long, default_value = "sim")]
+    #[arg(long, default_value = "sim", help = FABRIC_HELP)]
     fabric: String,
+    /// The RDMA device to serve on (`--fabric verbs`; default: the first one, e.g. rxe0).
+    #[arg(long, value_name = "NAME")]
+    device: Option<String>,
+    /// Serve the configuration's port at this address instead of its `addr` (the config
+    /// must have exactly one [[port]]). On verbs it is an address of the device's netdev.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<std::net::SocketAddr>,
     /// Seed of the simulated fabric.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Keep serving this many seconds before stopping (0: start, report, stop).
+    /// Keep serving this many seconds before stopping (0: start, report, stop); SIGINT
+    /// or SIGTERM stop it earlier. Target events are printed as they happen.
     #[arg(long, default_value_t = 0)]
     duration: u64,
-    /// Connect a built-in initiator on sim1, write and read back a few blocks on every
-    /// namespace of every port, print a summary; exit 0 when all matched, 1 otherwise.
+    /// Diagnostics on stderr, with timestamps: `error`, `warn`, `info` (adds the target
+    /// events), `debug` (adds every capsule software handles and its response), `trace`.
+    #[arg(long, default_value = "warn", value_name = "LEVEL")]
+    log_level: tracing::Level,
+    /// Connect a built-in initiator (on sim1, or on the same verbs device), write and read
+    /// back a few blocks on every namespace of every port, print a summary; exit 0 when
+    /// all matched, 1 otherwise.
     #[arg(long)]
     self_test: bool,
 }
@@ -56,6 +82,11 @@ fn usage(msg: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_max_level(cli.log_level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     if cli.list_quirks {
         for q in Quirk::ALL {
             println!("{:<26} {}", q.name(), q.description());
@@ -64,12 +95,16 @@ fn main() -> ExitCode {
     }
     match cli.fabric.as_str() {
         "sim" => {}
+        #[cfg(feature = "verbs")]
+        "verbs" => {}
+        #[cfg(not(feature = "verbs"))]
         "verbs" => {
             return usage(
-                "--fabric verbs: the verbs fabric is not built in this build (use --fabric sim)",
+                "--fabric verbs: the verbs fabric is not built in this build (build with \
+                 `--features verbs`, or use --fabric sim)",
             )
         }
-        other => return usage(format!("--fabric {other}: unknown fabric (sim)")),
+        other => return usage(format!("--fabric {other}: unknown fabric (sim, verbs)")),
     }
     let Some(path) = cli.config.as_ref() else {
         return usage("--config FILE is required (see fixtures/configs/reference.toml)");
@@ -84,9 +119,22 @@ fn main() -> ExitCode {
             Err(e) => return usage(format!("--quirk: {e}")),
         }
     }
+    if let Some(addr) = cli.listen {
+        match config.ports.as_mut_slice() {
+            [p] => p.addr = addr,
+            ports => {
+                return usage(format!(
+                    "--listen {addr}: the config has {} [[port]] entries; --listen needs \
+                     exactly one (give several ports their addresses in the config)",
+                    ports.len()
+                ))
+            }
+        }
+    }
+    // Virtual time only for the self-test on the simulated fabric; serving is real time.
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(cli.self_test)
+        .enable_all()
+        .start_paused(cli.self_test && cli.fabric == "sim")
         .build();
     let rt = match rt {
         Ok(rt) => rt,
@@ -95,11 +143,60 @@ fn main() -> ExitCode {
     rt.block_on(run(cli, config))
 }
 
+/// Opens the self-test initiator's device context.
+type OpenHost = Box<dyn Fn() -> Result<Arc<dyn DeviceContext>, String>>;
+
+/// The device the target serves on, and a second context on the same fabric for the
+/// self-test's initiator; `Err` is the exit code, the message printed.
+fn open_devices(cli: &Cli) -> Result<(Arc<dyn DeviceContext>, OpenHost), ExitCode> {
+    if cli.fabric == "sim" {
+        let fabric = SimFabric::new(cli.seed);
+        let name = cli.device.clone().unwrap_or_else(|| "sim0".into());
+        let dev = fabric
+            .open(&name)
+            .map_err(|e| usage(format!("--device {name}: {e}")))?;
+        let host: OpenHost =
+            Box::new(move || fabric.open("sim1").map_err(|e| format!("sim1: {e}")));
+        return Ok((dev, host));
+    }
+    open_verbs(cli)
+}
+
+#[cfg(feature = "verbs")]
+fn open_verbs(cli: &Cli) -> Result<(Arc<dyn DeviceContext>, OpenHost), ExitCode> {
+    use harness::fabric::verbs::{is_no_rdma_device, VerbsFabric};
+    let fabric = VerbsFabric::new();
+    let name = match &cli.device {
+        Some(n) => n.clone(),
+        None => match fabric.devices() {
+            Ok(d) if !d.is_empty() => d[0].clone(),
+            Ok(_) => {
+                eprintln!("nvmf-reference-target: no RDMA device: the device list is empty");
+                return Err(ExitCode::from(125));
+            }
+            Err(e) => {
+                eprintln!("nvmf-reference-target: {e}");
+                return Err(ExitCode::from(if is_no_rdma_device(&e) { 125 } else { 2 }));
+            }
+        },
+    };
+    let dev = fabric.open(&name).map_err(|e| {
+        eprintln!("nvmf-reference-target: --device {name}: {e}");
+        ExitCode::from(if is_no_rdma_device(&e) { 125 } else { 2 })
+    })?;
+    let host: OpenHost = Box::new(move || fabric.open(&name).map_err(|e| format!("{name}: {e}")));
+    Ok((dev, host))
+}
+
+#[cfg(not(feature = "verbs"))]
+fn open_verbs(_cli: &Cli) -> Result<(Arc<dyn DeviceContext>, OpenHost), ExitCode> {
+    Err(usage("--fabric verbs: not built in this build"))
+}
+
 async fn run(cli: Cli, config: Config) -> ExitCode {
-    let fabric = SimFabric::new(cli.seed);
-    let dev = match fabric.open("sim0") {
-        Ok(d) => d,
-        Err(e) => return usage(format!("sim0: {e}")),
+    let (dev, open_host) = match open_devices(&cli) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let ports = config.ports.clone();
     let subsystems = config.subsystems.clone();
@@ -108,16 +205,28 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
         Err(e) => return usage(e),
     };
     println!(
-        "nvmf-reference-target: serving {} subsystem(s) on {} port(s) (fabric sim, seed {})",
+        "nvmf-reference-target: serving {} subsystem(s) on {} port(s) (fabric {}, {})",
         subsystems.len(),
         ports.len(),
-        cli.seed
+        cli.fabric,
+        if cli.fabric == "sim" {
+            format!("seed {}", cli.seed)
+        } else {
+            format!(
+                "listening on {}",
+                ports
+                    .iter()
+                    .map(|p| p.addr.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
     );
     let mut code = ExitCode::SUCCESS;
     if cli.self_test {
-        let host = match fabric.open("sim1") {
+        let host = match open_host() {
             Ok(h) => h,
-            Err(e) => return usage(format!("sim1: {e}")),
+            Err(e) => return usage(e),
         };
         let mut ok = true;
         for p in &ports {
@@ -137,14 +246,52 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
             code = ExitCode::from(1);
         }
     }
+    let mut printed = 0;
     if cli.duration > 0 {
-        tokio::time::sleep(Duration::from_secs(cli.duration)).await;
+        let stop = tokio::time::sleep(Duration::from_secs(cli.duration));
+        tokio::pin!(stop);
+        let signals = stop_signals();
+        tokio::pin!(signals);
+        loop {
+            printed = print_events(&target, printed);
+            tokio::select! {
+                _ = &mut stop => break,
+                why = &mut signals => {
+                    println!("nvmf-reference-target: {why}: stopping");
+                    break;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
     }
-    for line in target.events() {
-        println!("event: {line}");
-    }
+    print_events(&target, printed);
     target.shutdown();
     code
+}
+
+/// Prints the target events after the first `from`; returns how many there are.
+fn print_events(target: &Target, from: usize) -> usize {
+    let events = target.events();
+    for line in events.iter().skip(from) {
+        println!("event: {line}");
+    }
+    events.len()
+}
+
+/// Resolves with the name of the first SIGINT or SIGTERM (never, if they cannot be
+/// watched).
+async fn stop_signals() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        _ => std::future::pending().await,
+    }
 }
 
 async fn self_test(

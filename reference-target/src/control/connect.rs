@@ -11,9 +11,11 @@
 //! connected queue → 0/0Ch; RECFMT ≠ 0 → 1/80h; the Connect data (1024 bytes, keyed: RDMA
 //! READ from the host, or in-capsule) with a bad SGL → 0/11h type, 0/0Fh length, 0/16h
 //! offset; QID ≠ the CM QID → 1/82h IPO QID. Admin queue: CNTLID ≠ FFFFh → 1/82h IPO
-//! CNTLID (IATTR 1); SUBNQN not this port's subsystem → 1/82h IPO SUBNQN (IATTR 1); host not
+//! CNTLID (IATTR 1); SUBNQN neither this port's subsystem nor the discovery NQN → 1/82h IPO
+//! SUBNQN (IATTR 1), the discovery NQN making a discovery controller any host may reach; host not
 //! allowed → 1/84h (the `allow-any-host` quirk or `allow_any_host` skips it); SQSIZE 0 or
-//! above 31 → 1/82h IPO SQSIZE. I/O queue: SUBNQN → as above; no controller with that
+//! above 31 → 1/82h IPO SQSIZE. I/O queue: SUBNQN not this port's subsystem (the discovery
+//! NQN too: a discovery controller has no I/O queues) → 1/82h IPO SUBNQN; no controller with that
 //! CNTLID for this host → 1/82h IPO CNTLID (IATTR 1); controller not enabled → 0/0Ch; QID
 //! above the granted queues → 1/82h IPO QID; QID already connected → 0/0Ch; SQSIZE 0 or
 //! above MQES → 1/82h IPO SQSIZE. Success: DW0 = CNTLID; on an I/O queue of an offloaded
@@ -58,7 +60,7 @@ pub(crate) fn on_connect_request(
     listener: ListenerId,
     param: &ConnParam,
 ) {
-    let Some(&sub) = sh.listeners.get(&listener) else {
+    let Some(&port) = sh.listeners.get(&listener) else {
         reject(
             sh,
             conn,
@@ -67,6 +69,7 @@ pub(crate) fn on_connect_request(
         );
         return;
     };
+    let sub = sh.ports[port].sub;
     let pd_bytes = &param.private_data;
     if pd_bytes.len() < CM_REQUEST_LEN {
         reject(
@@ -182,7 +185,7 @@ pub(crate) fn on_connect_request(
         "cm-accept subsystem={} qid={qid} hsqsize={hsqsize} hrqsize={hrqsize}",
         s.cfg.nqn
     ));
-    let q = Queue::new(sh.clone(), sub, conn, qp.id, cq, qid, resp, data);
+    let q = Queue::new(sh.clone(), port, conn, qp.id, cq, qid, resp, data);
     sh.spawn(q.run(rx));
 }
 
@@ -261,6 +264,7 @@ async fn connect_status(q: &mut Queue, bytes: &[u8]) -> (Status, u64, Option<u32
     let subnqn = nqn(&cd.subnqn_field()[..NQN_FIELD_LEN]);
     let hostnqn = nqn(&cd.hostnqn_field()[..NQN_FIELD_LEN]);
     let sub_ok = subnqn.as_deref() == Some(sub.cfg.nqn.as_str());
+    let discovery = subnqn.as_deref() == Some(super::discovery::DISCOVERY_NQN);
     let ipo_sub = InvalidParam::data(connect_data_field::SUBNQN.start);
     let ipo_cntlid = InvalidParam::data(connect_data_field::CNTLID.start);
     let ipo_sqsize = InvalidParam::sqe(fabrics_field::CONNECT_SQSIZE.start);
@@ -273,10 +277,12 @@ async fn connect_status(q: &mut Queue, bytes: &[u8]) -> (Status, u64, Option<u32
         if cntlid != CNTLID_DYNAMIC {
             return with(invalid(ipo_cntlid));
         }
-        if !sub_ok {
+        if !sub_ok && !discovery {
             return with(invalid(ipo_sub));
         }
-        let allowed = sub.cfg.allow_any_host
+        // Any host may reach the discovery controller; its log lists what it may connect to.
+        let allowed = discovery
+            || sub.cfg.allow_any_host
             || sh.quirks.has(Quirk::AllowAnyHost)
             || sub.cfg.hosts.contains(&hostnqn);
         if !allowed {
@@ -302,6 +308,9 @@ async fn connect_status(q: &mut Queue, bytes: &[u8]) -> (Status, u64, Option<u32
                 (q.sub, id),
                 NvmfCtrl {
                     hostnqn: hostnqn.clone(),
+                    discovery,
+                    aers: Vec::new(),
+                    aec: 0,
                     kato: std::time::Duration::from_millis(kato.into()),
                     last_ka: Instant::now(),
                     cc: 0,
@@ -316,10 +325,17 @@ async fn connect_status(q: &mut Queue, bytes: &[u8]) -> (Status, u64, Option<u32
         };
         q.cntlid = Some(id);
         q.qid = 0;
-        sh.log(format!(
-            "ctrl-created subsystem={} cntlid={id} host={hostnqn} kato_ms={kato}",
-            sub.cfg.nqn
-        ));
+        if discovery {
+            sh.log(format!(
+                "discovery-ctrl-created port={} cntlid={id} host={hostnqn} kato_ms={kato}",
+                sh.ports[q.port].addr
+            ));
+        } else {
+            sh.log(format!(
+                "ctrl-created subsystem={} cntlid={id} host={hostnqn} kato_ms={kato}",
+                sub.cfg.nqn
+            ));
+        }
         if kato != 0 {
             sh.spawn(kato_watchdog(sh.clone(), q.sub, id));
         }

@@ -7,7 +7,9 @@
 //! - `connect`: RDMA CM request checks and the Fabrics Connect command (admin and I/O
 //!   queues; offload is enabled on an I/O QP before its Connect response).
 //! - `queue`: one connection: its capsules, RDMA READ/WRITE and responses.
-//! - `admin`: properties, Identify, features, Keep Alive (and KATO expiry).
+//! - `admin`: properties, Identify, Get Log Page, features, Asynchronous Event Requests,
+//!   Keep Alive (and KATO expiry).
+//! - `discovery`: the discovery controller (the discovery NQN on every port) and its log.
 //! - `io`: the software I/O path for commands the engine does not offload.
 //! - [`events`]: reactions to offload events (PCI error, timeout, unsupported op).
 //!
@@ -16,6 +18,7 @@
 pub mod admin;
 pub mod config;
 pub mod connect;
+pub mod discovery;
 pub mod events;
 pub mod io;
 mod queue;

@@ -40,6 +40,9 @@ pub(crate) enum DataRef {
 /// A connection: see the module docs.
 pub(crate) struct Queue {
     pub sh: Arc<Shared>,
+    /// The port it came through (an index into `Shared::ports`).
+    pub port: usize,
+    /// The port's subsystem (an index into `Shared::subs`).
     pub sub: usize,
     pub conn: ConnId,
     pub qp: QpId,
@@ -64,7 +67,7 @@ impl Queue {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         sh: Arc<Shared>,
-        sub: usize,
+        port: usize,
         conn: ConnId,
         qp: QpId,
         cq: CqId,
@@ -72,8 +75,10 @@ impl Queue {
         resp_mr: MrInfo,
         data_mr: MrInfo,
     ) -> Queue {
+        let sub = sh.ports[port].sub;
         Queue {
             sh,
+            port,
             sub,
             conn,
             qp,
@@ -149,7 +154,18 @@ impl Queue {
         self.on_capsule(bytes).await;
     }
 
-    async fn on_capsule(&mut self, bytes: Vec<u8>) {
+    async fn on_capsule(&mut self, mut bytes: Vec<u8>) {
+        crate::interop::tolerate_sgl1_reserved(&mut bytes);
+        tracing::debug!(
+            conn = ?self.conn,
+            qid = self.qid,
+            len = bytes.len(),
+            opcode = bytes.first().copied(),
+            cid = bytes.get(2..4).map(|c| u16::from_le_bytes([c[0], c[1]])),
+            nsid = bytes.get(4..8).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            cdw10 = bytes.get(40..44).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            "capsule"
+        );
         if bytes.len() < SQE_LEN {
             // Not even a command: answer if a CID can be read, else drop it.
             if bytes.len() >= 4 {
@@ -261,13 +277,15 @@ impl Queue {
             }
             if let Some(s) = found {
                 if s != WcStatus::Success {
+                    tracing::warn!(conn = ?self.conn, qid = self.qid, status = s.name(), "work request failed: the queue stops");
                     self.dead = true;
                 }
                 return s == WcStatus::Success;
             }
             match tokio::time::timeout_at(deadline, self.sh.ctx.wait_cq(self.cq)).await {
                 Ok(Ok(())) => {}
-                _ => {
+                r => {
+                    tracing::warn!(conn = ?self.conn, qid = self.qid, "no completion within {OP_BOUND:?} ({r:?}): the queue stops");
                     self.dead = true;
                     return false;
                 }
@@ -326,6 +344,7 @@ impl Queue {
         result: u64,
         invalidate: Option<u32>,
     ) {
+        tracing::debug!(conn = ?self.conn, qid = self.qid, cid, %status, dead = self.dead, "response");
         if self.dead {
             return;
         }

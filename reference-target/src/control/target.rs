@@ -51,6 +51,9 @@ pub(crate) struct Shared {
     pub bus: Arc<PciBus>,
     pub quirks: Quirks,
     pub subs: Vec<Subsystem>,
+    /// The ports, in the config's order (port ID = index + 1).
+    pub ports: Vec<Port>,
+    /// Each listener's port (an index into `ports`).
     pub listeners: BTreeMap<ListenerId, usize>,
     pub st: Mutex<State>,
     log: Mutex<Vec<String>>,
@@ -74,6 +77,15 @@ pub(crate) struct Subsystem {
     pub data_len: u64,
 }
 
+/// One listening port as built.
+#[derive(Debug, Clone)]
+pub(crate) struct Port {
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
+    /// The subsystem it serves (an index into `subs`).
+    pub sub: usize,
+}
+
 /// The backend controller of a subsystem.
 pub(crate) struct BackendSlot {
     /// The engine's handle; `None` once released after a PCI error.
@@ -88,6 +100,13 @@ pub(crate) struct BackendSlot {
 /// An NVMe-oF controller (what a host's admin Connect creates).
 pub(crate) struct NvmfCtrl {
     pub hostnqn: String,
+    /// A discovery controller (Connect to the discovery NQN): admin queue only, answers
+    /// Identify and the discovery log (`control/discovery.rs`).
+    pub discovery: bool,
+    /// CIDs of the Asynchronous Event Requests held open (at most `AERL + 1`).
+    pub aers: Vec<u16>,
+    /// Asynchronous Event Configuration (Set Features 0Bh).
+    pub aec: u32,
     pub kato: Duration,
     pub last_ka: Instant,
     pub cc: u32,
@@ -412,6 +431,7 @@ impl Target {
             });
         }
         let mut listeners = BTreeMap::new();
+        let mut ports = Vec::new();
         for p in &config.ports {
             let sub = subs
                 .iter()
@@ -422,7 +442,8 @@ impl Target {
             let l = ctx.cm_listen(p.addr).map_err(|x| {
                 TargetError::new(format!("port {} (port.addr)", p.addr), x.to_string())
             })?;
-            listeners.insert(l, sub);
+            listeners.insert(l, ports.len());
+            ports.push(Port { addr: p.addr, sub });
         }
         let sh = Arc::new(Shared {
             engine,
@@ -431,6 +452,7 @@ impl Target {
             bus,
             quirks,
             subs,
+            ports,
             listeners,
             st: Mutex::new(State::default()),
             log: Mutex::new(Vec::new()),

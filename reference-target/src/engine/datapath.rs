@@ -64,6 +64,7 @@ impl Core {
             let Some(vqp) = st.real_qp.get(&wc.qp).copied() else {
                 return;
             };
+            crate::interop::tolerate_sgl1_reserved(&mut bytes);
             (bytes, vqp)
         };
         self.on_capsule(srq, vqp, bytes, wc.src_qp);
@@ -91,6 +92,7 @@ impl Core {
                 self.decide(&mut st, srq, vqp, real_qp, &bytes, sq_head)
             }
         };
+        tracing::debug!(?vqp, len = bytes.len(), decision = ?decision, "engine capsule");
         match decision {
             Ok(cmd) => self.start(cmd),
             Err((NotOffloaded::OffloadDisabled, _)) => {
@@ -281,10 +283,11 @@ impl Core {
             }
         };
         match next {
-            Next::Wait => {}
+            Next::Wait => tracing::debug!(id, "engine cmd waits for a response slot or staging"),
             Next::Submit => self.submit_backend(id),
             Next::Fetch(qp, wr) => {
-                if self.real.post_send(qp, &wr).is_err() {
+                if let Err(e) = self.real.post_send(qp, &wr) {
+                    tracing::warn!(id, "engine: posting the RDMA READ of host data failed: {e}");
                     self.lock().wrs.remove(&wr.wr_id);
                     self.abort_cmd(id);
                 }
@@ -294,6 +297,12 @@ impl Core {
 
     /// An engine work request of a command completed.
     pub(crate) fn on_cmd_wc(self: &Arc<Self>, id: u64, step: Step, wc: &WorkCompletion) {
+        tracing::debug!(
+            id,
+            ?step,
+            status = wc.status.name(),
+            "engine cmd work completion"
+        );
         if wc.status != WcStatus::Success {
             // The QP is in error: nothing more can be sent to this host.
             {
@@ -334,6 +343,7 @@ impl Core {
 
     /// The backend completed (or failed) a command.
     pub(crate) fn on_backend_done(self: &Arc<Self>, id: u64, status: Status) {
+        tracing::debug!(id, %status, "engine cmd: backend done");
         let (read_ok, answered) = {
             let mut st = self.lock();
             let Some(c) = st.cmds.get_mut(&id) else {
@@ -516,12 +526,17 @@ impl Core {
                 }
             };
             self.start(next);
-            let still_waiting = self
-                .lock()
-                .nvmf
-                .get(&srq)
-                .is_some_and(|n| n.waiting.front() == Some(&next));
-            if still_waiting {
+            let mut st = self.lock();
+            let Some(n) = st.nvmf.get_mut(&srq) else {
+                return;
+            };
+            // Still no room (`start` queued it again, at the back): it goes back to the head
+            // of the line and the pump stops until the next retire. (Looking only at the
+            // front spun forever once two commands waited: found on soft-RoCE, where a
+            // host's reads really are in flight together.)
+            if let Some(pos) = n.waiting.iter().position(|w| *w == next) {
+                n.waiting.remove(pos);
+                n.waiting.push_front(next);
                 return;
             }
         }

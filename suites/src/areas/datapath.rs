@@ -10,7 +10,7 @@ use harness::wire::{SglRepr, SqeCommand, SqeRepr, Status};
 use reference_target::backend::LbaFormat;
 
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
-use crate::offload::{Case, Dut, Failure, Need};
+use crate::offload::{Case, CaseResult, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;
@@ -151,7 +151,7 @@ pub fn cases() -> Vec<Case> {
         "keyed-invalidate",
         "DP-SEND-INV",
         "a 0x4F keyed SGL is answered with SEND with invalidate of the host's key",
-        &[Need::Ops(RW), Need::Backends],
+        &[Need::Ops(RW), Need::Backends, Need::HostInvalidate],
         |d| async move {
             let f = d.ns_format();
             write_read(d, f, DataMode::KeyedInvalidate).await
@@ -188,6 +188,48 @@ pub fn cases() -> Vec<Case> {
                 r.data == data,
                 "in-capsule data did not reach the namespace"
             );
+            settle().await;
+            let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
+            check_eq!(k.write_inline_cmds, 1, "in-capsule writes counted");
+            nothing_for_software(&d, &s)
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
+        "in-capsule-write.stale-sgl-reserved",
+        "DP-IN-CAPSULE-LINUX",
+        "an in-capsule write whose Data Block descriptor has stale bytes in reserved bytes 14:12, as Linux hosts send, is offloaded like any other",
+        &[Need::Ops(RW), Need::Backends, Need::InCapsuleBlock],
+        |d| async move {
+            let f = LbaFormat::SUPPORTED
+                .into_iter()
+                .filter(|f| d.caps.supports_lba_data_size(f.lba_data_size()))
+                .min_by_key(|f| f.lba_data_size())
+                .ok_or_else(|| Failure("no supported LBA format the backend emulates".into()))?;
+            let bs = f.lba_data_size();
+            let mut s = d
+                .session(
+                    &SessionOpts {
+                        format: f,
+                        in_capsule: bs,
+                        ..Default::default()
+                    },
+                    PORT,
+                )
+                .await?;
+            let data = pattern(bs as usize, 6);
+            let q = s.io.queue();
+            let cid = q.alloc_cid();
+            let sqe = misbehave::write_sqe(cid, FE_NSID, 4, 1, SglRepr::in_capsule(0, bs))?;
+            let mut capsule = sqe.to_vec();
+            // What nvme_rdma_map_sg_inline leaves there: bytes of an earlier keyed SGL's key.
+            capsule[36..39].copy_from_slice(&[0x5a, 0x3c, 0x0f]);
+            capsule.extend_from_slice(&data);
+            misbehave::send_raw(q, &capsule)?;
+            let r = q.wait_response(cid, Duration::from_secs(5)).await?;
+            ok_status("in-capsule write with stale reserved bytes", r.cqe.status)?;
+            let r = s.io.read(4, 1, DataMode::Keyed).await?;
+            check!(r.data == data, "the in-capsule data did not reach the namespace");
             settle().await;
             let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
             check_eq!(k.write_inline_cmds, 1, "in-capsule writes counted");
@@ -360,41 +402,15 @@ pub fn cases() -> Vec<Case> {
         "DP-STAGING",
         "reads in flight needing twice the staging buffer all complete with the right data: commands wait for staging, nothing is overwritten",
         &[Need::Ops(RW), Need::Backends],
-        |d| async move {
-            let f = d.ns_format();
-            let opts = SessionOpts { format: f, ..Default::default() };
-            let mut s = d.session(&opts, PORT).await?;
-            let bs = u64::from(f.lba_data_size());
-            let per = (u64::from(s.attrs.max_io_sz) / bs).max(1);
-            let len = per * bs;
-            let n = (2 * s.attrs.staging_buf.len).div_ceil(len).clamp(2, 30);
-            check!(n * per <= crate::offload::dut::NS_BLOCKS, "namespace too small for {n} commands");
-            for i in 0..n {
-                let w = s.io.write(i * per, &pattern(len as usize, i as u8), DataMode::Keyed).await?;
-                ok_status("write", w.cqe.status)?;
-            }
-            let q = s.io.queue();
-            let host = q.ctx().clone();
-            let mr = host.reg_mr(q.pd(), n * len, harness::fabric::Access::LOCAL_WRITE | harness::fabric::Access::REMOTE_WRITE)?;
-            let mut cids = Vec::new();
-            for i in 0..n {
-                let cid = q.alloc_cid();
-                let sgl = SglRepr::keyed(mr.addr + i * len, len as u32, mr.rkey);
-                let sqe = misbehave::read_sqe(cid, FE_NSID, i * per, per as u32, sgl)?;
-                misbehave::send_raw(q, &sqe)?;
-                cids.push(cid);
-            }
-            for cid in cids {
-                let r = q.wait_response(cid, Duration::from_secs(5)).await?;
-                ok_status("read", r.cqe.status)?;
-            }
-            for i in 0..n {
-                let mut got = vec![0u8; len as usize];
-                host.mr_read(mr.id, i * len, &mut got)?;
-                check!(got == pattern(len as usize, i as u8), "read {i} of {n} returned other data");
-            }
-            Ok(())
-        },
+        |d| staging_exhaustion(d, None),
+    ));
+    v.push(Case::new(
+        "datapath",
+        "staging-exhaustion.slow-backend",
+        "DP-STAGING",
+        "the same with a backend that completes each command 20 ms late, so that many commands wait for staging at once: every one completes with its own data",
+        &[Need::Ops(RW), Need::Backends],
+        |d| staging_exhaustion(d, Some(Duration::from_millis(20))),
     ));
     v.push(Case::new(
         "datapath",
@@ -439,4 +455,62 @@ pub fn cases() -> Vec<Case> {
         },
     ));
     v
+}
+
+/// Reads needing twice the staging buffer, all sent at once; with `slow`, the backend
+/// completes each command that late (so commands pile up waiting for staging).
+async fn staging_exhaustion(d: Dut, slow: Option<Duration>) -> CaseResult {
+    let f = d.ns_format();
+    let opts = SessionOpts {
+        format: f,
+        ..Default::default()
+    };
+    let mut s = d.session(&opts, PORT).await?;
+    if let Some(delay) = slow {
+        s.backend
+            .inject(reference_target::backend::Fault::SlowCompletions { delay })
+            .map_err(|e| Failure(format!("fault injection: {e}")))?;
+    }
+    let bs = u64::from(f.lba_data_size());
+    let per = (u64::from(s.attrs.max_io_sz) / bs).max(1);
+    let len = per * bs;
+    let n = (2 * s.attrs.staging_buf.len).div_ceil(len).clamp(2, 30);
+    check!(
+        n * per <= crate::offload::dut::NS_BLOCKS,
+        "namespace too small for {n} commands"
+    );
+    for i in 0..n {
+        let w =
+            s.io.write(i * per, &pattern(len as usize, i as u8), DataMode::Keyed)
+                .await?;
+        ok_status("write", w.cqe.status)?;
+    }
+    let q = s.io.queue();
+    let host = q.ctx().clone();
+    let mr = host.reg_mr(
+        q.pd(),
+        n * len,
+        harness::fabric::Access::LOCAL_WRITE | harness::fabric::Access::REMOTE_WRITE,
+    )?;
+    let mut cids = Vec::new();
+    for i in 0..n {
+        let cid = q.alloc_cid();
+        let sgl = SglRepr::keyed(mr.addr + i * len, len as u32, mr.rkey);
+        let sqe = misbehave::read_sqe(cid, FE_NSID, i * per, per as u32, sgl)?;
+        misbehave::send_raw(q, &sqe)?;
+        cids.push(cid);
+    }
+    for cid in cids {
+        let r = q.wait_response(cid, Duration::from_secs(5)).await?;
+        ok_status("read", r.cqe.status)?;
+    }
+    for i in 0..n {
+        let mut got = vec![0u8; len as usize];
+        host.mr_read(mr.id, i * len, &mut got)?;
+        check!(
+            got == pattern(len as usize, i as u8),
+            "read {i} of {n} returned other data"
+        );
+    }
+    Ok(())
 }

@@ -109,7 +109,7 @@ pub fn cases() -> Vec<Case> {
             }
             Ok(())
         }),
-        Case::new("pci-error", "mid-transfer", "PCI-INFLIGHT-ANSWERED", "a write whose data is still crossing the fabric when its controller fails is answered with an error status", &needs, |d| async move {
+        Case::new("pci-error", "mid-transfer", "PCI-INFLIGHT-ANSWERED", "a write whose data is still crossing the fabric when its controller fails is answered with an error status", &[Need::Backends, Need::Ops(RW), Need::FabricFaults], |d| async move {
             let s = session(&d).await?;
             // Slow the fabric so the write's RDMA READ of host data is in flight when the
             // controller fails.

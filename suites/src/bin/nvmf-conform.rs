@@ -13,6 +13,7 @@ use harness::runner::{CaseRecord, ExitCode, RunResult, Verdict};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reference_target::quirks::{Quirk, Quirks};
 use suites::catalog::{self, Shard};
+use suites::fabric::FabricChoice;
 use suites::isolate::Isolation;
 use suites::run::{self, Options, PluginTarget};
 use suites::seed::case_seed;
@@ -63,6 +64,11 @@ enum Command {
         pcap: Option<PathBuf>,
         #[command(flatten)]
         target: TargetArgs,
+        #[command(flatten)]
+        fabric: FabricArgs,
+        /// Multiply the case's time bound by this factor (slow devices, emulated machines).
+        #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
+        timeout_scale: f64,
     },
     /// Work with reports already written.
     #[command(subcommand)]
@@ -83,11 +89,61 @@ enum ReportCommand {
     },
 }
 
+#[cfg(feature = "verbs")]
+const FABRIC_HELP: &str = "Fabric to run on: `sim` (embedded, deterministic: virtual time, \
+fault injection, captures) or `verbs` (a real RDMA device, hardware or soft-RoCE, named by \
+--device; real time, so give emulated machines a --timeout-scale).";
+#[cfg(not(feature = "verbs"))]
+const FABRIC_HELP: &str = "Fabric to run on: `sim` (embedded, deterministic). `verbs` is not \
+built in this build (build with `--features verbs`).";
+
+#[derive(clap::Args, Debug)]
+struct FabricArgs {
+    #[arg(long, default_value = "sim", help = FABRIC_HELP)]
+    fabric: String,
+    /// The RDMA device of --fabric verbs (default: the first one, e.g. rxe0). The target
+    /// and the hosts both open it; the target listens on its IPv4 address.
+    #[arg(long, value_name = "NAME")]
+    device: Option<String>,
+}
+
+impl FabricArgs {
+    /// The fabric these arguments name, checked: a usage error (unknown, not built, a
+    /// device without verbs) or an untestable machine (no RDMA device, or not that one).
+    fn choice(&self) -> Result<FabricChoice, Refusal> {
+        let choice = match (self.fabric.as_str(), &self.device) {
+            ("sim", None) => return Ok(FabricChoice::Sim),
+            ("sim", Some(d)) => {
+                return Err(Refusal::Usage(format!(
+                    "--device {d} needs --fabric verbs (the simulated fabric has its own devices)"
+                )))
+            }
+            ("verbs", _) if !cfg!(feature = "verbs") => {
+                return Err(Refusal::Usage(
+                    "--fabric verbs: the verbs fabric is not built in this build (build with \
+                     `--features verbs`, or use --fabric sim)"
+                        .into(),
+                ))
+            }
+            ("verbs", Some(d)) => FabricChoice::Verbs { device: d.clone() },
+            ("verbs", None) => FabricChoice::Verbs {
+                device: suites::fabric::first_verbs_device().map_err(Refusal::Untestable)?,
+            },
+            (other, _) => {
+                return Err(Refusal::Usage(format!(
+                    "--fabric {other}: unknown fabric (sim, verbs)"
+                )))
+            }
+        };
+        choice.check().map_err(Refusal::Untestable)?;
+        Ok(choice)
+    }
+}
+
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// Fabric to run on: `sim` (embedded, deterministic). `verbs` is not built yet.
-    #[arg(long, default_value = "sim")]
-    fabric: String,
+    #[command(flatten)]
+    fabric: FabricArgs,
     /// Base seed; each case derives its own seed from it and its id.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -111,8 +167,10 @@ struct RunArgs {
     timeout_scale: f64,
     /// Run cases in forked children: `case` (one child per case), `suite` (one per area)
     /// or `none`. A crashing or hanging child becomes an error verdict naming the signal
-    /// or the bound, and the run goes on. Default: `case` for a plugin target, `none` for
-    /// the reference target (whose hangs the virtual clock already bounds).
+    /// or the bound, and the run goes on. Default: `case` for a plugin target and on
+    /// `--fabric verbs` (the kernel frees a case's RDMA resources, listening ports
+    /// included, when its child exits), `none` for the reference target on `sim` (whose
+    /// hangs the virtual clock already bounds).
     #[arg(long, value_enum)]
     isolate: Option<Isolation>,
     /// With --isolate: real seconds a child may go without finishing a case before it is
@@ -290,14 +348,30 @@ fn main() -> ProcessExit {
             seed,
             pcap,
             target,
-        } => match target.options(seed, Duration::from_secs(600)) {
-            Ok(opts) => cmd_replay(&case, &opts, pcap.as_deref()),
+            fabric,
+            timeout_scale,
+        } => match target
+            .options(seed, scaled(600, timeout_scale))
+            .and_then(|o| Ok((o, fabric.choice()?)))
+        {
+            Ok((mut opts, fabric)) => {
+                if pcap.is_some() && !fabric.is_sim() {
+                    return ProcessExit::from(usage(CAPTURE_NEEDS_SIM).code() as u8);
+                }
+                opts.fabric = fabric;
+                cmd_replay(&case, &opts, pcap.as_deref())
+            }
             Err(r) => r.report(),
         },
         Command::Report(ReportCommand::Merge { out, shards }) => cmd_merge(&out, &shards),
     };
     ProcessExit::from(code.code() as u8)
 }
+
+/// Why `--pcap` and `--fabric verbs` do not go together.
+const CAPTURE_NEEDS_SIM: &str = "--pcap records the simulated fabric's frames; on a real \
+device capture the netdev instead (tcpdump -i <netdev> udp port 4791; rxe's traffic is \
+plain RoCEv2)";
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("nvmf-conform: {msg}");
@@ -316,17 +390,22 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
         Ok(o) => o,
         Err(r) => return r.report(),
     };
-    if a.fabric != "sim" {
-        return usage(&format!(
-            "--fabric {}: not built; only `sim` is available in this build",
-            a.fabric
-        ));
+    opts.fabric = match a.fabric.choice() {
+        Ok(f) => f,
+        Err(r) => return r.report(),
+    };
+    if a.pcap.is_some() && !opts.fabric.is_sim() {
+        return usage(CAPTURE_NEEDS_SIM);
     }
-    opts.isolation = a.isolate.unwrap_or(if opts.plugin.is_some() {
-        Isolation::Case
-    } else {
-        Isolation::None
-    });
+    // A plugin may crash; on verbs a case's RDMA resources (its listening ports too) are
+    // only sure to be freed when its process ends: both run each case in a child.
+    opts.isolation = a
+        .isolate
+        .unwrap_or(if opts.plugin.is_some() || !opts.fabric.is_sim() {
+            Isolation::Case
+        } else {
+            Isolation::None
+        });
     opts.watchdog = scaled(a.watchdog, a.timeout_scale);
     opts.shard = a.shard;
     let mut entries = catalog::select(&a.filter);

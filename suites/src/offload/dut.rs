@@ -9,7 +9,7 @@ use harness::api::{
     OffloadProvider, Profile,
 };
 use harness::capture::Capture;
-use harness::fabric::sim::SimFabric;
+use harness::fabric::sim::SIM0_ADDR;
 use harness::fabric::{Access, DeviceContext, Fabric, MrInfo, PdId, SrqInit};
 use harness::plugin::{DeviceUnderTest, Plugin, PluginError};
 use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
@@ -21,6 +21,16 @@ use reference_target::pci::PciBus;
 use reference_target::quirks::Quirks;
 
 use super::Failure;
+use crate::fabric::{CaseFabric, FabricChoice};
+
+/// The IPv4 address of `ctx`'s port 1 (what RDMA CM listens on), `sim0`'s when the device
+/// does not say.
+fn raw_ctx_ip(ctx: &Arc<dyn DeviceContext>) -> std::net::Ipv4Addr {
+    match ctx.port_attr(1) {
+        Ok(p) if !p.addr.is_unspecified() => p.addr,
+        _ => SIM0_ADDR,
+    }
+}
 
 /// Blocks of each namespace the harness creates on an emulated backend.
 pub const NS_BLOCKS: u64 = 1024;
@@ -166,6 +176,10 @@ pub struct Dut {
     /// Whether the Dut's objects, and the hosts its helpers make, are traced (always, but
     /// for benchmarks: see [`Dut::untraced`]).
     pub traced: bool,
+    /// The device hosts open on [`Dut::fabric`] (`sim1`; on verbs the target's own).
+    pub host_device: String,
+    /// The address the target listens on: its device's IPv4 address.
+    pub target_ip: std::net::Ipv4Addr,
 }
 
 impl Dut {
@@ -198,11 +212,30 @@ impl Dut {
         capture: Option<&Capture>,
         traced: bool,
     ) -> Dut {
-        let fabric = SimFabric::new(seed);
-        if let Some(c) = capture {
-            c.attach(&fabric);
+        let place = FabricChoice::Sim
+            .for_case(seed)
+            .expect("the simulated fabric always builds");
+        Dut::reference_on(place, profile, quirks, capture, traced).expect("sim0 exists")
+    }
+
+    /// The reference target with `profile` and `quirks` on `place` (see
+    /// [`crate::fabric`]), traced when `traced`; `capture` records a simulated fabric's
+    /// traffic. Fails when the target's device does not open. Must be called inside a
+    /// tokio runtime (one with I/O enabled on verbs).
+    pub fn reference_on(
+        place: CaseFabric,
+        profile: &Profile,
+        quirks: Quirks,
+        capture: Option<&Capture>,
+        traced: bool,
+    ) -> Result<Dut, Failure> {
+        if let (Some(c), Some(sim)) = (capture, &place.sim) {
+            c.attach(sim);
         }
-        let real = fabric.open("sim0").expect("sim0 exists");
+        let real = place
+            .fabric
+            .open(&place.target_device)
+            .map_err(|e| Failure(format!("{}: {e}", place.target_device)))?;
         let bus = PciBus::new();
         let engine = Engine::with_limits(
             real,
@@ -211,14 +244,14 @@ impl Dut {
             quirks.clone(),
             bus.clone(),
         );
-        Dut::over(
-            fabric,
+        Ok(Dut::over(
+            place,
             bus,
             (engine.context(), engine.provider()),
             Some(engine),
             quirks,
             traced,
-        )
+        ))
     }
 
     /// A vendor plugin's device on a fresh simulated fabric: the plugin gets `sim0` as its
@@ -232,19 +265,40 @@ impl Dut {
         quirks: Quirks,
         capture: Option<&Capture>,
     ) -> Result<Dut, PluginError> {
-        let fabric = SimFabric::new(seed);
-        if let Some(c) = capture {
-            c.attach(&fabric);
+        let place = FabricChoice::Sim
+            .for_case(seed)
+            .expect("the simulated fabric always builds");
+        Dut::plugin_on(place, plugin, config, quirks, capture)
+    }
+
+    /// [`Dut::plugin`] with the plugin's lower device on `place`'s target device.
+    pub fn plugin_on(
+        place: CaseFabric,
+        plugin: &Plugin,
+        config: &str,
+        quirks: Quirks,
+        capture: Option<&Capture>,
+    ) -> Result<Dut, PluginError> {
+        if let (Some(c), Some(sim)) = (capture, &place.sim) {
+            c.attach(sim);
         }
-        let real = fabric.open("sim0").expect("sim0 exists");
+        let real =
+            place
+                .fabric
+                .open(&place.target_device)
+                .map_err(|e| PluginError::OpenFailed {
+                    path: plugin.path().to_path_buf(),
+                    errno: e.errno(),
+                    reason: Some(format!("lower device {}: {e}", place.target_device)),
+                })?;
         let bus = PciBus::new();
         let device = plugin.open(real, bus.clone(), config)?;
-        Ok(Dut::over(fabric, bus, device, None, quirks, true))
+        Ok(Dut::over(place, bus, device, None, quirks, true))
     }
 
     /// The Dut over a device's context and provider (traced when `traced`).
     fn over(
-        fabric: Arc<SimFabric>,
+        place: CaseFabric,
         bus: Arc<PciBus>,
         (raw_ctx, raw_provider): DeviceUnderTest,
         engine: Option<Arc<Engine>>,
@@ -267,8 +321,11 @@ impl Dut {
         } else {
             (raw_ctx, raw_provider.clone())
         };
+        let target_ip = raw_ctx_ip(&ctx);
         Dut {
-            fabric,
+            fabric: place.fabric,
+            host_device: place.host_device,
+            target_ip,
             caps: provider.caps(),
             backends: Some(Arc::new(Backends {
                 ctx: ctx.clone(),

@@ -95,17 +95,43 @@ pub enum Need {
     /// The device's `max_srq` (a verbs device attribute) is at most this, so a case can
     /// create that many SRQs within its budget.
     SrqCountWithin(u32),
+    /// Faults injected on the fabric itself (delays, drops): only the simulated fabric
+    /// can; a real device cannot be told to slow its wire down.
+    FabricFaults,
+    /// The host's plain memory regions can be invalidated by the target's SEND with
+    /// invalidate: only on the simulated fabric (real devices invalidate memory windows
+    /// and fast-registration MRs, which the fabric trait does not model).
+    HostInvalidate,
+    /// A CM request can carry fewer private data bytes than the CM's field holds: only on
+    /// the simulated fabric (RDMA CM over IB CM / RoCE delivers the whole 56-byte field,
+    /// zero-padded, whatever length the host gave).
+    ShortCmPrivateData,
+}
+
+/// What the needs of a case are judged against.
+#[derive(Debug, Clone, Copy)]
+pub struct DutFacts<'a> {
+    /// The device's caps.
+    pub caps: &'a NvmfCaps,
+    /// Its verbs device attributes.
+    pub device: &'a DeviceAttr,
+    /// Whether the harness can make backend controllers for it.
+    pub has_backends: bool,
+    /// The fabric's kind (`sim`, `verbs`).
+    pub fabric: &'a str,
 }
 
 impl Need {
-    /// Why `caps` (and the DUT) cannot meet this need, if they cannot.
-    pub fn unmet(
-        self,
-        caps: &NvmfCaps,
-        device: &DeviceAttr,
-        dut_has_backends: bool,
-    ) -> Option<String> {
+    /// Why the DUT cannot meet this need, if it cannot.
+    pub fn unmet(self, dut: DutFacts<'_>) -> Option<String> {
+        let DutFacts {
+            caps,
+            device,
+            has_backends: dut_has_backends,
+            fabric,
+        } = dut;
         let ok = match self {
+            Need::FabricFaults | Need::HostInvalidate | Need::ShortCmPrivateData => fabric == "sim",
             Need::SrqCountWithin(n) => device.max_srq <= n,
             Need::Ops(ops) => caps.offload_ops_allowed(ops),
             Need::NonOffloadedOps => caps.supports_non_offloaded_ops,
@@ -143,6 +169,19 @@ impl Need {
                 "the reference control plane cannot run over this device (no emulated backends)"
                     .into()
             }
+            Need::HostInvalidate => format!(
+                "the {fabric} fabric cannot invalidate the host's plain MR with SEND with \
+                 invalidate (real devices only invalidate memory windows and fast-registration \
+                 MRs, which the fabric trait does not model)"
+            ),
+            Need::ShortCmPrivateData => format!(
+                "the {fabric} fabric's connection manager delivers the CM's whole private \
+                 data field, zero-padded, so a short one cannot reach the target"
+            ),
+            Need::FabricFaults => format!(
+                "needs faults injected on the wire, which only the simulated fabric can do \
+                 (fabric {fabric})"
+            ),
         })
     }
 }
@@ -228,6 +267,7 @@ impl Case {
                 Need::LbaSize(_) | Need::InCapsuleBlock => "needs-format",
                 Need::SomeOpNotOffloadable => "needs-partial-offload",
                 Need::Backends | Need::ControlPlane => "needs-backends",
+                Need::FabricFaults | Need::HostInvalidate | Need::ShortCmPrivateData => "needs-sim",
             };
             if !t.contains(&tag) {
                 t.push(tag);
@@ -237,15 +277,8 @@ impl Case {
     }
 
     /// The first unmet need's reason, if any.
-    pub fn unmet(
-        &self,
-        caps: &NvmfCaps,
-        device: &DeviceAttr,
-        dut_has_backends: bool,
-    ) -> Option<String> {
-        self.needs
-            .iter()
-            .find_map(|n| n.unmet(caps, device, dut_has_backends))
+    pub fn unmet(&self, dut: DutFacts<'_>) -> Option<String> {
+        self.needs.iter().find_map(|n| n.unmet(dut))
     }
 }
 

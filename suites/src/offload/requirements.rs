@@ -55,6 +55,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "DP-OFFLOAD-RW", rule: "on a QP with offload enabled, writes and reads of a mapped namespace with keyed SGLs are served by the device: data read back equals data written, no capsule reaches software, the namespace counters count them", source: RFC },
     Requirement { id: "DP-SEND-INV", rule: "a command with a keyed SGL with invalidate (0x4F) is answered with SEND with invalidate of the host's key", source: "NVMe-oF RDMA" },
     Requirement { id: "DP-IN-CAPSULE", rule: "a write with in-capsule data within the SRQ's IOCCSZ is offloaded", source: RFC },
+    Requirement { id: "DP-IN-CAPSULE-LINUX", rule: "an in-capsule write whose Data Block descriptor has nonzero reserved bytes 14:12 is served: Linux nvme-rdma leaves an earlier key there and Linux nvmet ignores them", source: "Linux nvme-rdma / nvmet (interoperability)" },
     Requirement { id: "DP-OFFLOAD-FLUSH", rule: "a flush on an SRQ offloading flush is served by the device and counted", source: RFC },
     Requirement { id: "DP-OFFLOAD-WZ", rule: "a write zeroes on an SRQ offloading it leaves the blocks reading as zeroes", source: RFC },
     Requirement { id: "DP-OFFLOAD-DSM", rule: "a dataset management deallocate on an SRQ offloading it leaves the range reading as zeroes", source: RFC },
@@ -83,7 +84,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     // connect
     Requirement { id: "CONN-BEFORE-CONNECT", rule: "a capsule on a queue that has not completed its Fabrics Connect is not served by the device: software answers Command Sequence Error (0/0Ch, DNR) and nothing reaches the backend", source: SHIPPED },
     Requirement { id: "CONN-OFFLOAD-AFTER-CONNECT", rule: "offload is enabled on an I/O queue while its Connect is processed: from its Connect response on, its I/O is served by the device", source: SHIPPED },
-    Requirement { id: "CONN-ADMIN-NOT-OFFLOADED", rule: "the admin queue is never offloaded: NVM I/O capsules on it are answered by software (Invalid Opcode) and the device serves none", source: SHIPPED },
+    Requirement { id: "CONN-ADMIN-NOT-OFFLOADED", rule: "the admin queue is never offloaded: NVM I/O capsules on it are answered by software, as the admin commands their opcodes name, and the device serves none", source: SHIPPED },
     Requirement { id: "CONN-SUCCESS", rule: "a good admin Connect returns a new controller ID (not FFFFh) in DW0; a good I/O Connect returns its controller's ID", source: "NVMe-oF" },
     Requirement { id: "CONN-RECFMT", rule: "a Connect with RECFMT other than 0 is answered Incompatible Format (1/80h, DNR)", source: "NVMe-oF" },
     Requirement { id: "CONN-ADMIN-CNTLID", rule: "an admin Connect whose CNTLID is not FFFFh is answered Connect Invalid Parameters (1/82h) with IPO of CNTLID in the Connect data", source: "NVMe-oF" },

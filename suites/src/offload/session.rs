@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::api::{CtrlHandle, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, QpNvmfFlags};
-use harness::fabric::sim::SIM0_ADDR;
 use harness::fabric::{
     wait, Access, CmEventKind, ConnParam, CqId, MrInfo, PdId, QpCap, QpId, QpInit, RecvWr,
 };
@@ -158,9 +157,9 @@ impl Dut {
         opts: &SessionOpts,
         port: u16,
     ) -> Result<(IoQueue, QpId, CqId), Failure> {
-        let addr = SocketAddr::new(SIM0_ADDR.into(), port);
+        let addr = SocketAddr::new(self.target_ip.into(), port);
         self.ctx.cm_listen(addr)?;
-        let host = self.traced_as(self.fabric.open("sim1")?, "host");
+        let host = self.traced_as(self.fabric.open(&self.host_device)?, "host");
         let hpd = host.alloc_pd()?;
         let spec = QueueSpec::io(1, opts.depth, opts.in_capsule);
         let mut queue = HostQueue::create(host, hpd, spec, SETUP_BOUND)?;

@@ -3,11 +3,12 @@
 //!
 //! [`Dut::target`] starts [`Target`] (Connect, admin queue, software I/O path, event
 //! reactions) from a configuration's text on the Dut's device (`sim0` of the Dut's
-//! fabric) with [`Target::start_on`], over the Dut's own engine, traced device context
+//! fabric, or the verbs device; ports written with `sim0`'s address listen on the
+//! device's own) with [`Target::start_on`], over the Dut's own engine, traced device context
 //! and provider (`target` and `device` in the case's trace), so the trace shows every call
 //! the control plane makes; its backend controllers go on the Dut's emulated PCIe bus.
 //!
-//! The returned [`TargetRig`] holds a traced host on `sim1` and helpers for the usual host
+//! The returned [`TargetRig`] holds a traced host (on `sim1`, or the verbs device) and helpers for the usual host
 //! steps (connect and enable a controller, a CM-only queue, a raw Connect, a CM request
 //! expected to be rejected) and for looking behind the target (engine counters, backend
 //! counters and blocks, software I/O count). Cases using it declare
@@ -110,10 +111,12 @@ pub fn two_subsystems(format: LbaFormat) -> String {
 pub struct TargetRig {
     /// The running target.
     pub target: Target,
-    /// The host's device context (`sim1`, traced as `host`).
+    /// The host's device context (`sim1` or the verbs device, traced as `host`).
     pub host: Arc<dyn DeviceContext>,
     /// The device's provider, untraced (reading counters leaves the case's trace alone).
     pub provider: Arc<dyn OffloadProvider>,
+    /// The address the target listens on.
+    pub ip: std::net::Ipv4Addr,
 }
 
 impl Dut {
@@ -126,6 +129,11 @@ impl Dut {
         for s in &mut config.subsystems {
             s.staging_buf.get_or_insert(self.staging_len());
         }
+        for p in &mut config.ports {
+            if p.addr.ip() == std::net::IpAddr::from(SIM0_ADDR) {
+                p.addr.set_ip(self.target_ip.into());
+            }
+        }
         let bus = self.backends()?.bus().clone();
         let (ctx, provider) = (self.ctx.clone(), self.provider.clone());
         let target = match &self.engine {
@@ -136,11 +144,12 @@ impl Dut {
             }
         }
         .map_err(|e| Failure(format!("the control plane did not start: {e}")))?;
-        let host = self.traced_as(self.fabric.open("sim1")?, "host");
+        let host = self.traced_as(self.fabric.open(&self.host_device)?, "host");
         Ok(TargetRig {
             target,
             host,
             provider: self.raw_provider.clone(),
+            ip: self.target_ip,
         })
     }
 
@@ -185,7 +194,7 @@ pub fn expect_invalid_param(cqe: &CqeRepr, want: InvalidParam, what: &str) -> Re
 impl TargetRig {
     /// The target's address for `port`.
     pub fn addr(&self, port: u16) -> SocketAddr {
-        SocketAddr::new(SIM0_ADDR.into(), port)
+        SocketAddr::new(self.ip.into(), port)
     }
 
     /// Connects a controller on `port` as `cfg` says (CM, admin Connect), without enabling.
