@@ -20,7 +20,7 @@ karg() {
   echo "${v:-$2}"
 }
 
-# Runs one stage: FUNC in a subshell with errexit, its output in stages/ID.log (and on the
+# Runs one stage: FUNC in a new bash with errexit, its output in stages/ID.log (and on the
 # console), its verdict in stages/ID.status as "pass", "fail: ..." or "skip: REASON" and
 # its duration in stages/ID.seconds. A stage skips by calling skip; any failing command
 # fails it. Returns 0 on pass or skip.
@@ -30,7 +30,7 @@ run_stage() {
   say "stage $id: start"
   rm -f "$STAGES/$id.status"
   set +e
-  ( set -euo pipefail; shopt -s inherit_errexit; STAGE_ID=$id; "$func" ) 2>&1 | tee "$STAGES/$id.log"
+  STAGE_ID=$id run_strict "$func" 2>&1 | tee "$STAGES/$id.log"
   rc=${PIPESTATUS[0]}
   set -e
   echo "$t0 $(uptime_s)" | awk '{ printf "%.1f\n", $2 - $1 }' > "$STAGES/$id.seconds"
@@ -43,6 +43,25 @@ run_stage() {
   fi
   say "stage $id: $(cat "$STAGES/$id.status") ($(cat "$STAGES/$id.seconds") s)"
   case $(cat "$STAGES/$id.status") in fail*) return 1 ;; esac
+}
+
+# The script that sourced this file, for run_strict.
+STAGE_SCRIPT=$(readlink -f "$0")
+
+# Runs FUNC, a function of the calling script, in a new bash that sources that script with
+# NVMF_STAGE_FUNC=FUNC (the script's last line then runs strict_body instead of main).
+# A function called from an `||` list or an `if` runs with errexit ignored, whatever it
+# sets (a bash rule that reaches into subshells): a failing command would not stop it.
+# A new process starts with a clean slate.
+run_strict() {
+  NVMF_STAGE_FUNC=$1 STAGE_ID=${STAGE_ID:-} bash "$STAGE_SCRIPT"
+}
+
+# The body of run_strict's process: FUNC with errexit in force.
+strict_body() {
+  set -euo pipefail
+  shopt -s inherit_errexit
+  "$NVMF_STAGE_FUNC"
 }
 
 # Called inside a stage: record the reason and leave the stage.
@@ -123,17 +142,28 @@ null_blk_start() {
 nvme_connect() {
   local addr=$1 port=$2 nqn=$3 s ns n=0
   nvme connect -t rdma -a "$addr" -s "$port" -n "$nqn" >&2
-  while [ $n -lt 40 ]; do
+  # the kernel scans namespaces after connect returns; under emulation that takes seconds
+  while [ $n -lt 240 ]; do
     for s in /sys/class/nvme-subsystem/*; do
       [ "$(cat "$s/subsysnqn" 2>/dev/null)" = "$nqn" ] || continue
-      for ns in "$s"/nvme*n*; do
+      # a multipath head disk sits in the subsystem (CMIC multi-controller and native
+      # multipath); otherwise the disk sits in its controller
+      for ns in "$s"/nvme*n* "$s"/nvme*/nvme*n*; do
         [ -e "$ns" ] || continue
+        case ${ns##*/} in nvme*c*n*) continue ;; esac   # a hidden path, not a disk
         [ -b "/dev/${ns##*/}" ] && { echo "/dev/${ns##*/}"; return 0; }
       done
     done
     n=$((n + 1)); sleep 0.25
   done
-  echo "no namespace appeared for $nqn" >&2
+  {
+    echo "no namespace appeared for $nqn; what the kernel shows:"
+    for s in /sys/class/nvme-subsystem/*; do
+      echo "$s: subsysnqn=$(cat "$s/subsysnqn" 2>/dev/null) entries: $(ls "$s" | tr '\n' ' ')"
+    done
+    ls -l /dev/nvme* 2>&1 | head -20
+    dmesg | grep -i nvme | tail -20
+  } >&2
   return 1
 }
 
@@ -164,10 +194,13 @@ verify_device() {
 fio_job() {
   local label=$1 dev=$2 rw=$3 qd=$4 rep=$5 runtime=$6
   local out=$FIO_DIR/$label-$rw-qd$qd-r$rep.json
+  # explicit checks: bench calls this where errexit does not hold
+  [ -b "$dev" ] || { echo "fio_job $label: '$dev' is not a block device"; return 1; }
+  rm -f /tmp/fio.json
   fio --name="$rw-qd$qd" --filename="$dev" --rw="$rw" --bs=4k --iodepth="$qd" \
     --ioengine=libaio --direct=1 --size=256M --time_based --runtime="$runtime" \
-    --ramp_time=1 --norandommap --randrepeat=0 --output-format=json --output=/tmp/fio.json
-  cp /tmp/fio.json "$out"
+    --ramp_time=1 --norandommap --randrepeat=0 --output-format=json --output=/tmp/fio.json || return 1
+  cp /tmp/fio.json "$out" || return 1
   say "fio $label $rw qd$qd rep $rep done"
 }
 

@@ -8,7 +8,9 @@
 # a, b and c skip, with the reason, while the shared binaries do not offer --fabric verbs.
 # Settings (kernel arguments, from run-vm.sh --append): nvmf_fio_runtime (s, default 10),
 # nvmf_fio_reps (default 3), nvmf_stages (default "a,b,c,d"), nvmf_conform_filter (stage b,
-# default "connect,datapath"), nvmf_timeout_scale (default 8), nvmf_contract_bin (stage a).
+# default "connect,datapath"), nvmf_conform_mode (stage b: run, or replay = one process per
+# case under nvmf_case_bound seconds), nvmf_timeout_scale (default 8), nvmf_target_log
+# (stage c's --log-level, default info), nvmf_contract_bin (stage a).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -57,10 +59,34 @@ stage_b() {
   cd /mnt/repo
   local filters=() f rc=0
   for f in $(karg conform_filter "connect,datapath" | tr ',' ' '); do filters+=(--filter "$f"); done
-  NVMF_CONFORM_FABRIC=verbs "$BINS/nvmf-conform" run --fabric verbs --device rxe0 "${filters[@]}" \
-    --timeout-scale "$TIMEOUT_SCALE" --report-dir /tmp/conform-b || rc=$?
+  if [ "$(karg conform_mode run)" = replay ]; then
+    stage_b_replay "${filters[@]}"
+    return
+  fi
+  "$BINS/nvmf-conform" run --fabric verbs --device rxe0 "${filters[@]}" \
+    --snapshots /mnt/repo/suites/snapshots --timeout-scale "$TIMEOUT_SCALE" \
+    --report-dir /tmp/conform-b || rc=$?
   cp -r /tmp/conform-b "$RESULTS/conform-b"
   return "$rc"
+}
+
+# Stage b one case at a time (nvmf_conform_mode=replay): each case replayed in its own
+# process under a wall-clock bound (nvmf_case_bound, s, default 60), one line per case with
+# its verdict and duration (and its whole replay, trace included, in
+# conform-b-replay/ID.txt); for finding the case that hangs on a new device.
+stage_b_replay() {
+  local id t0 out rc=0 bound
+  bound=$(karg case_bound 60)
+  for id in $("$BINS/nvmf-conform" list "$@" | awk '{ print $1 }'); do
+    t0=$(uptime_s)
+    out=$(timeout "$bound" "$BINS/nvmf-conform" replay "$id" --fabric verbs --device rxe0 \
+            --snapshots /mnt/repo/suites/snapshots --timeout-scale "$TIMEOUT_SCALE" 2>&1) || true
+    mkdir -p "$RESULTS/conform-b-replay"
+    echo "$out" > "$RESULTS/conform-b-replay/$id.txt"
+    echo "$id $(echo "$t0 $(uptime_s)" | awk '{ printf "%.1fs", $2 - $1 }') $(echo "$out" | grep -E '^(PASS|FAIL|SKIP|ERROR)' | tail -1 | cut -c1-200)"
+    echo "$out" | grep -qE '^(PASS|SKIP)' || rc=1
+  done
+  return $rc
 }
 
 # d: the kernel target on a RAM-backed null_blk, and the kernel initiator in the same VM.
@@ -106,7 +132,7 @@ stage_c() {
   [ -x "$BINS/nvmf-reference-target" ] || skip "no nvmf-reference-target in the shared binaries"
   offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
   write_reference_config
-  "$BINS/nvmf-reference-target" --config /tmp/reference.toml --fabric verbs \
+  "$BINS/nvmf-reference-target" --config /tmp/reference.toml --fabric verbs --log-level "$(karg target_log info)" \
     --listen "$IP:$REF_PORT" --duration 36000 > "$RESULTS/reference-target.log" 2>&1 &
   echo $! > /tmp/reference.pid
   local n=0 nqn dev
@@ -128,13 +154,20 @@ stage_c() {
 bench() {
   local -a labels=() devs=()
   local label dev rep rw qd i
-  if [ "$(cat "$STAGES/d-kernel-target.status")" = pass ]; then
-    dev=$(nvme_connect "$IP" "$KERNEL_PORT" "$KERNEL_NQN")
-    labels+=(kernel); devs+=("$dev")
+  # explicit checks: errexit does not hold here (main calls bench in a pipeline with ||)
+  if [ "$(cat "$STAGES/d-kernel-target.status" 2>/dev/null)" = pass ]; then
+    if dev=$(nvme_connect "$IP" "$KERNEL_PORT" "$KERNEL_NQN"); then
+      labels+=(kernel); devs+=("$dev")
+    else
+      echo "fail: fio kernel: connect" >> /tmp/bench-failures
+    fi
   fi
   if [ "$(cat "$STAGES/c-reference-target.status" 2>/dev/null)" = pass ]; then
-    dev=$(nvme_connect "$IP" "$REF_PORT" "$(cat /tmp/reference.nqn)")
-    labels+=(reference); devs+=("$dev")
+    if dev=$(nvme_connect "$IP" "$REF_PORT" "$(cat /tmp/reference.nqn)"); then
+      labels+=(reference); devs+=("$dev")
+    else
+      echo "fail: fio reference: connect" >> /tmp/bench-failures
+    fi
   fi
   [ ${#labels[@]} -gt 0 ] || { echo "no target passed its functional stage: nothing to measure"; return 1; }
   say "fio: ${labels[*]}; ${RUNTIME}s per job, $REPS repetitions"
@@ -157,7 +190,7 @@ fio_stage() {
   local status
   status=$(cat "$STAGES/$functional.status" 2>/dev/null || echo "not run")
   [ "$status" = pass ] || skip "$functional did not pass (${status%% (*})"
-  ! grep "fio $label " /tmp/bench-failures 2>/dev/null
+  if grep "fio $label" /tmp/bench-failures 2>/dev/null; then return 1; fi
   n=$(ls "$FIO_DIR/$label"-*.json 2>/dev/null | wc -l)
   [ "$n" = $((4 * REPS)) ] || { echo "$n fio results for $label, expected $((4 * REPS))"; return 1; }
 }
@@ -197,5 +230,6 @@ main() {
   return $failed
 }
 
-# on one line: bash reads a script as it runs, so an edit during a run cannot reach past here
-main; exit $?
+# on one line: bash reads a script as it runs, so an edit during a run cannot reach past here;
+# run_strict (lib.sh) runs one function of this script in a new bash
+case ${NVMF_STAGE_FUNC:-} in "") main; exit $? ;; *) strict_body; exit $? ;; esac

@@ -68,7 +68,7 @@ initiator() {
 # its timeout for the other.
 initiator_stage() {
   local rc=0
-  ( set -e; initiator ) || rc=$?
+  run_strict initiator || rc=$?
   if [ $rc = 0 ]; then echo pass > "$SYNC/initiator-verdict"; else echo fail > "$SYNC/initiator-verdict"; fi
   touch "$SYNC/initiator-done"
   return $rc
@@ -82,5 +82,6 @@ main() {
   esac
 }
 
-# on one line: bash reads a script as it runs, so an edit during a run cannot reach past here
-main; exit $?
+# on one line: bash reads a script as it runs, so an edit during a run cannot reach past here;
+# run_strict (lib.sh) runs one function of this script in a new bash
+case ${NVMF_STAGE_FUNC:-} in "") main; exit $? ;; *) strict_body; exit $? ;; esac
