@@ -10,7 +10,10 @@
 # Environment:
 #   NVMF_SOFTROCE_TWONODE=1   also run stage e (two VMs; about 2.5 more minutes)
 #   NVMF_SOFTROCE_BUILD=0     do not run cargo build (use the binaries already in target/)
-#   NVMF_SOFTROCE_BINS=DIR    the binaries to share (default target/debug)
+#   NVMF_SOFTROCE_PROFILE=P   cargo profile of the binaries: release (default: the fio table
+#                             compares the reference target as it is meant to run) or dev
+#   NVMF_SOFTROCE_BINS=DIR    the binaries to share (default target/release, or target/debug
+#                             with the dev profile)
 #   NVMF_SOFTROCE_APPEND=...  more kernel arguments for stages.sh (nvmf_fio_runtime=,
 #                             nvmf_fio_reps=, nvmf_stages=, nvmf_conform_filter=)
 #   NVMF_CONFORM_VM_CACHE, NVMF_CONFORM_VM_KVER   see ci/softroce/lib.sh
@@ -19,7 +22,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 REPORTS=$REPO_ROOT/reports/softroce
-BINS=${NVMF_SOFTROCE_BINS:-$REPO_ROOT/target/debug}
+PROFILE=${NVMF_SOFTROCE_PROFILE:-release}
+case $PROFILE in release) PROFILE_DIR=release ;; dev) PROFILE_DIR=debug ;; *) PROFILE_DIR=$PROFILE ;; esac
+BINS=${NVMF_SOFTROCE_BINS:-$REPO_ROOT/target/$PROFILE_DIR}
 
 # Host tools the image build needs beyond a base Debian system.
 host_setup() {
@@ -56,8 +61,8 @@ build_binaries() {
   local pkg feature
   for pkg in suites reference-target; do
     mapfile -t feature < <(verbs_feature "$pkg")
-    log "cargo build -p $pkg${feature[*]:+ ${feature[*]}}"
-    (cd "$REPO_ROOT" && cargo build --locked -p "$pkg" --bins "${feature[@]}")
+    log "cargo build --profile $PROFILE -p $pkg${feature[*]:+ ${feature[*]}}"
+    (cd "$REPO_ROOT" && cargo build --locked --profile "$PROFILE" -p "$pkg" --bins "${feature[@]}")
   done
 }
 
@@ -67,7 +72,7 @@ contract_test_bin() {
   local path="" feature
   if [ "${NVMF_SOFTROCE_BUILD:-1}" = 1 ]; then
     mapfile -t feature < <(verbs_feature harness)
-    path=$(cd "$REPO_ROOT" && cargo test --locked -p harness "${feature[@]}" --test fabric_contract \
+    path=$(cd "$REPO_ROOT" && cargo test --locked --profile "$PROFILE" -p harness "${feature[@]}" --test fabric_contract \
              --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
