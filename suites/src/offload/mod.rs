@@ -106,6 +106,10 @@ pub enum Need {
     /// the simulated fabric (RDMA CM over IB CM / RoCE delivers the whole 56-byte field,
     /// zero-padded, whatever length the host gave).
     ShortCmPrivateData,
+    /// The host's NIC raises a QP access error when a remote access with a bad key reaches
+    /// it. Soft-RoCE (`rxe*`) does not (measured on Linux 6.1 and 6.12; the fabric contract
+    /// records the same deviation), so the refusal these cases look for cannot be seen.
+    ResponderAccessErrors,
 }
 
 /// What the needs of a case are judged against.
@@ -131,6 +135,7 @@ impl Need {
             fabric,
         } = dut;
         let ok = match self {
+            Need::ResponderAccessErrors => !device.name.starts_with("rxe"),
             Need::FabricFaults | Need::HostInvalidate | Need::ShortCmPrivateData => fabric == "sim",
             Need::SrqCountWithin(n) => device.max_srq <= n,
             Need::Ops(ops) => caps.offload_ops_allowed(ops),
@@ -173,6 +178,12 @@ impl Need {
                 "the {fabric} fabric cannot invalidate the host's plain MR with SEND with \
                  invalidate (real devices only invalidate memory windows and fast-registration \
                  MRs, which the fabric trait does not model)"
+            ),
+            Need::ResponderAccessErrors => format!(
+                "{} is soft-RoCE, which raises no QP access error at the responder of a remote \
+                 access with a bad key (Linux 6.1 and 6.12), so the host cannot see the refusal \
+                 this case checks for",
+                device.name
             ),
             Need::ShortCmPrivateData => format!(
                 "the {fabric} fabric's connection manager delivers the CM's whole private \
@@ -268,6 +279,7 @@ impl Case {
                 Need::SomeOpNotOffloadable => "needs-partial-offload",
                 Need::Backends | Need::ControlPlane => "needs-backends",
                 Need::FabricFaults | Need::HostInvalidate | Need::ShortCmPrivateData => "needs-sim",
+                Need::ResponderAccessErrors => "needs-hardware-rnic",
             };
             if !t.contains(&tag) {
                 t.push(tag);
