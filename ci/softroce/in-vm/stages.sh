@@ -126,6 +126,19 @@ lba_format = "4096"
 TOML
 }
 
+# Connects to the reference target. KNOWN ISSUE (issue 6, open): now and then (1 run in 4
+# on 2026-11-25) the target's queue task for an admin connection that follows a finished
+# one ends at once, the Connect is never answered and the kernel gives up after 60 s
+# (`Connect command failed, error wo/DNR bit: 881`). Until it is found, one retry, and the
+# occurrence is written to known-issues.txt and the stage log so that it stays visible.
+reference_connect() {
+  local dev
+  if dev=$(nvme_connect "$IP" "$REF_PORT" "$1"); then echo "$dev"; return 0; fi
+  echo "KNOWN ISSUE (issue 6): connect to the reference target got no Connect response; retrying once" |
+    tee -a "$RESULTS/known-issues.txt" >&2
+  nvme_connect "$IP" "$REF_PORT" "$1"
+}
+
 # c: the same checks against the project's reference target; it keeps serving for the
 # interleaved fio runs.
 stage_c() {
@@ -143,7 +156,7 @@ stage_c() {
     sleep 1
   done
   echo "$nqn" > /tmp/reference.nqn
-  dev=$(nvme_connect "$IP" "$REF_PORT" "$nqn")
+  dev=$(reference_connect "$nqn")
   nvme list
   verify_device "$dev"
   nvme disconnect -n "$nqn"
@@ -163,7 +176,7 @@ bench() {
     fi
   fi
   if [ "$(cat "$STAGES/c-reference-target.status" 2>/dev/null)" = pass ]; then
-    if dev=$(nvme_connect "$IP" "$REF_PORT" "$(cat /tmp/reference.nqn)"); then
+    if dev=$(reference_connect "$(cat /tmp/reference.nqn)"); then
       labels+=(reference); devs+=("$dev")
     else
       echo "fail: fio reference: connect" >> /tmp/bench-failures
