@@ -11,9 +11,10 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use harness::capture::Capture;
 use harness::fabric::contract::FabricFactory;
 use harness::fabric::sim::SimFabric;
-use harness::fabric::Fabric;
+use harness::fabric::{DeviceContext, Fabric, FabricError};
 
 /// Which fabric cases run on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,6 +39,25 @@ pub struct CaseFabric {
     pub target_device: String,
     /// The device hosts open.
     pub host_device: String,
+}
+
+impl CaseFabric {
+    /// Records the fabric's traffic into `capture` when the fabric is the simulated one (a
+    /// real fabric's traffic is captured on its netdev instead).
+    pub fn capture_into(&self, capture: Option<&Capture>) {
+        if let (Some(c), Some(sim)) = (capture, &self.sim) {
+            c.attach(sim);
+        }
+    }
+
+    /// Opens the target's device, after [`CaseFabric::capture_into`].
+    pub fn open_target(
+        &self,
+        capture: Option<&Capture>,
+    ) -> Result<Arc<dyn DeviceContext>, FabricError> {
+        self.capture_into(capture);
+        self.fabric.open(&self.target_device)
+    }
 }
 
 impl FabricChoice {

@@ -292,9 +292,7 @@ pub fn run_one_captured(
                     }
                 }
                 Body::Fabric(case) => {
-                    if let (Some(c), Some(sim)) = (capture, &place.sim) {
-                        c.attach(sim);
-                    }
+                    place.capture_into(capture);
                     let factory = match opts.fabric.factory() {
                         Ok(f) => f,
                         Err(e) => return (Verdict::Error(e), Vec::new(), None),

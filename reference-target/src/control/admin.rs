@@ -43,6 +43,8 @@ pub const VID: u16 = 0x1de5;
 pub const MODEL: &str = "nvmf-conform reference target";
 /// Firmware revision reported in Identify Controller.
 pub const FIRMWARE: &str = "0.1.0";
+/// Version (VS property and Identify Controller VER): NVMe 1.3.
+pub const VS: u32 = 0x0001_0300;
 /// Keep Alive Support granularity (KAS), 100 ms units.
 pub const KAS: u16 = 10;
 /// Asynchronous Event Request Limit (0's based): at most this + 1 requests held at once.
@@ -77,7 +79,7 @@ fn property_get(q: &Queue, offset: u32, size: PropertySize) -> (Status, u64) {
     };
     match (size, offset) {
         (PropertySize::Eight, 0x00) => (Status::SUCCESS, cap(q)),
-        (PropertySize::Four, 0x08) => (Status::SUCCESS, 0x0001_0300),
+        (PropertySize::Four, 0x08) => (Status::SUCCESS, u64::from(VS)),
         (PropertySize::Four, 0x14) => (Status::SUCCESS, u64::from(c.cc)),
         (PropertySize::Four, 0x1c) => (Status::SUCCESS, u64::from(c.csts)),
         _ => (Status::INVALID_FIELD.with_dnr(), 0),
@@ -223,28 +225,35 @@ pub(crate) fn put(buf: &mut [u8], off: usize, v: &[u8]) {
     buf[off..off + v.len()].copy_from_slice(v);
 }
 
-pub(crate) fn ascii(buf: &mut [u8], off: usize, len: usize, s: &str) {
+fn ascii(buf: &mut [u8], off: usize, len: usize, s: &str) {
     let b = &mut buf[off..off + len];
     b.fill(b' ');
     let n = s.len().min(len);
     b[..n].copy_from_slice(&s.as_bytes()[..n]);
 }
 
+/// The 4096 bytes of an Identify Controller structure with what every controller of the
+/// target shares filled in: VID, SSVID, serial number `serial`, model, firmware revision.
+pub(crate) fn controller_identity(serial: &str) -> Vec<u8> {
+    let mut d = vec![0u8; 4096];
+    put(&mut d, 0, &VID.to_le_bytes());
+    put(&mut d, 2, &VID.to_le_bytes());
+    ascii(&mut d, 4, 20, serial);
+    ascii(&mut d, 24, 40, MODEL);
+    ascii(&mut d, 64, 8, FIRMWARE);
+    d
+}
+
 /// Identify Controller (CNS 01h).
 pub(crate) fn identify_controller(q: &Queue) -> Vec<u8> {
     let sh = &q.sh;
     let sub = &sh.subs[q.sub];
-    let mut d = vec![0u8; 4096];
-    put(&mut d, 0, &VID.to_le_bytes());
-    put(&mut d, 2, &VID.to_le_bytes());
-    ascii(&mut d, 4, 20, &format!("NVMFCONFORM{:04}", q.sub));
-    ascii(&mut d, 24, 40, MODEL);
-    ascii(&mut d, 64, 8, FIRMWARE);
+    let mut d = controller_identity(&format!("NVMFCONFORM{:04}", q.sub));
     d[72] = 6; // RAB
     let max_io = u64::from(sub.attrs.max_io_sz.max(4096));
     d[77] = (63 - (max_io / 4096).leading_zeros()) as u8; // MDTS from max_io_sz
     put(&mut d, 78, &q.cntlid.unwrap_or(0).to_le_bytes());
-    put(&mut d, 80, &0x0001_0300u32.to_le_bytes());
+    put(&mut d, 80, &VS.to_le_bytes());
     d[76] = 1 << 1; // CMIC: the subsystem may hold two or more controllers (one per host)
     d[111] = 1; // CNTRLTYPE: I/O controller
     d[259] = AERL;

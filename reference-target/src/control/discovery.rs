@@ -16,7 +16,7 @@ use harness::wire::{
     ADRFAM_IPV6, CMS_RDMA_CM, CNTLID_DYNAMIC, PRTYPE_NONE, QPTYPE_RC, SUBTYPE_NVME, TRTYPE_RDMA,
 };
 
-use super::admin::{ascii, put, FIRMWARE, KAS, MODEL, VID};
+use super::admin::{controller_identity, put, KAS, VS};
 use super::connect::ADMIN_DEPTH_MAX;
 use super::queue::Queue;
 use crate::quirks::Quirk;
@@ -31,14 +31,9 @@ pub const GENCTR: u64 = 1;
 
 /// Identify Controller (CNS 01h) of the discovery controller.
 pub(crate) fn identify_controller(q: &Queue) -> Vec<u8> {
-    let mut d = vec![0u8; 4096];
-    put(&mut d, 0, &VID.to_le_bytes());
-    put(&mut d, 2, &VID.to_le_bytes());
-    ascii(&mut d, 4, 20, &format!("NVMFCONFORMDISC{:04}", q.port));
-    ascii(&mut d, 24, 40, MODEL);
-    ascii(&mut d, 64, 8, FIRMWARE);
+    let mut d = controller_identity(&format!("NVMFCONFORMDISC{:04}", q.port));
     put(&mut d, 78, &q.cntlid.unwrap_or(0).to_le_bytes());
-    put(&mut d, 80, &0x0001_0300u32.to_le_bytes());
+    put(&mut d, 80, &VS.to_le_bytes());
     d[111] = 2; // CNTRLTYPE: discovery controller
     d[259] = super::admin::AERL;
     d[261] = 1 << 2; // LPA: extended data for Get Log Page

@@ -164,22 +164,7 @@ pub fn cases() -> Vec<Case> {
         "a write of one block with in-capsule data is offloaded and reads back",
         &[Need::Ops(RW), Need::Backends, Need::InCapsuleBlock],
         |d| async move {
-            let f = LbaFormat::SUPPORTED
-                .into_iter()
-                .filter(|f| d.caps.supports_lba_data_size(f.lba_data_size()))
-                .min_by_key(|f| f.lba_data_size())
-                .ok_or_else(|| Failure("no supported LBA format the backend emulates".into()))?;
-            let bs = f.lba_data_size();
-            let mut s = d
-                .session(
-                    &SessionOpts {
-                        format: f,
-                        in_capsule: bs,
-                        ..Default::default()
-                    },
-                    PORT,
-                )
-                .await?;
+            let (mut s, bs) = in_capsule_session(&d).await?;
             let data = pattern(bs as usize, 5);
             let w = s.io.write(3, &data, DataMode::InCapsule).await?;
             ok_status("in-capsule write", w.cqe.status)?;
@@ -201,22 +186,7 @@ pub fn cases() -> Vec<Case> {
         "an in-capsule write whose Data Block descriptor has stale bytes in reserved bytes 14:12, as Linux hosts send, is offloaded like any other",
         &[Need::Ops(RW), Need::Backends, Need::InCapsuleBlock],
         |d| async move {
-            let f = LbaFormat::SUPPORTED
-                .into_iter()
-                .filter(|f| d.caps.supports_lba_data_size(f.lba_data_size()))
-                .min_by_key(|f| f.lba_data_size())
-                .ok_or_else(|| Failure("no supported LBA format the backend emulates".into()))?;
-            let bs = f.lba_data_size();
-            let mut s = d
-                .session(
-                    &SessionOpts {
-                        format: f,
-                        in_capsule: bs,
-                        ..Default::default()
-                    },
-                    PORT,
-                )
-                .await?;
+            let (mut s, bs) = in_capsule_session(&d).await?;
             let data = pattern(bs as usize, 6);
             let q = s.io.queue();
             let cid = q.alloc_cid();
@@ -513,4 +483,21 @@ async fn staging_exhaustion(d: Dut, slow: Option<Duration>) -> CaseResult {
         );
     }
     Ok(())
+}
+
+/// A session in the smallest LBA format the device supports, whose queue takes one block of
+/// it in-capsule; and that block size.
+async fn in_capsule_session(d: &Dut) -> Result<(Session, u32), Failure> {
+    let f = LbaFormat::SUPPORTED
+        .into_iter()
+        .filter(|f| d.caps.supports_lba_data_size(f.lba_data_size()))
+        .min_by_key(|f| f.lba_data_size())
+        .ok_or_else(|| Failure("no supported LBA format the backend emulates".into()))?;
+    let bs = f.lba_data_size();
+    let opts = SessionOpts {
+        format: f,
+        in_capsule: bs,
+        ..Default::default()
+    };
+    Ok((d.session(&opts, PORT).await?, bs))
 }

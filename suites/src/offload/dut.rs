@@ -229,12 +229,8 @@ impl Dut {
         capture: Option<&Capture>,
         traced: bool,
     ) -> Result<Dut, Failure> {
-        if let (Some(c), Some(sim)) = (capture, &place.sim) {
-            c.attach(sim);
-        }
         let real = place
-            .fabric
-            .open(&place.target_device)
+            .open_target(capture)
             .map_err(|e| Failure(format!("{}: {e}", place.target_device)))?;
         let bus = PciBus::new();
         let engine = Engine::with_limits(
@@ -279,18 +275,13 @@ impl Dut {
         quirks: Quirks,
         capture: Option<&Capture>,
     ) -> Result<Dut, PluginError> {
-        if let (Some(c), Some(sim)) = (capture, &place.sim) {
-            c.attach(sim);
-        }
-        let real =
-            place
-                .fabric
-                .open(&place.target_device)
-                .map_err(|e| PluginError::OpenFailed {
-                    path: plugin.path().to_path_buf(),
-                    errno: e.errno(),
-                    reason: Some(format!("lower device {}: {e}", place.target_device)),
-                })?;
+        let real = place
+            .open_target(capture)
+            .map_err(|e| PluginError::OpenFailed {
+                path: plugin.path().to_path_buf(),
+                errno: e.errno(),
+                reason: Some(format!("lower device {}: {e}", place.target_device)),
+            })?;
         let bus = PciBus::new();
         let device = plugin.open(real, bus.clone(), config)?;
         Ok(Dut::over(place, bus, device, None, quirks, true))
