@@ -7,9 +7,10 @@
 #   d/c  ...-fio           4 KiB randread/randwrite at QD 1 and 32 on both targets, interleaved
 # a, b and c skip, with the reason, while the shared binaries do not offer --fabric verbs.
 # Settings (kernel arguments, from run-vm.sh --append): nvmf_fio_runtime (s, default 10),
-# nvmf_fio_reps (default 3), nvmf_stages (default "a,b,c,d"), nvmf_conform_filter (stage b,
-# default "connect,datapath"), nvmf_conform_mode (stage b: run, or replay = one process per
-# case under nvmf_case_bound seconds), nvmf_timeout_scale (default 8), nvmf_target_log
+# nvmf_fio_reps (default 3), nvmf_c_rounds (stage c's sessions, default 1), nvmf_stages
+# (default "a,b,c,d"), nvmf_conform_filter (stage b, default "connect,datapath"),
+# nvmf_conform_mode (stage b: run, or replay = one process per case under nvmf_case_bound
+# seconds), nvmf_timeout_scale (default 8), nvmf_target_log
 # (stage c's --log-level, default info), nvmf_contract_bin (stage a).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -126,19 +127,6 @@ lba_format = "4096"
 TOML
 }
 
-# Connects to the reference target. KNOWN ISSUE (issue 6, open): now and then (1 run in 4
-# on 2026-11-25) the target's queue task for an admin connection that follows a finished
-# one ends at once, the Connect is never answered and the kernel gives up after 60 s
-# (`Connect command failed, error wo/DNR bit: 881`). Until it is found, one retry, and the
-# occurrence is written to known-issues.txt and the stage log so that it stays visible.
-reference_connect() {
-  local dev
-  if dev=$(nvme_connect "$IP" "$REF_PORT" "$1"); then echo "$dev"; return 0; fi
-  echo "KNOWN ISSUE (issue 6): connect to the reference target got no Connect response; retrying once" |
-    tee -a "$RESULTS/known-issues.txt" >&2
-  nvme_connect "$IP" "$REF_PORT" "$1"
-}
-
 # c: the same checks against the project's reference target; it keeps serving for the
 # interleaved fio runs.
 stage_c() {
@@ -156,7 +144,18 @@ stage_c() {
     sleep 1
   done
   echo "$nqn" > /tmp/reference.nqn
-  dev=$(reference_connect "$nqn")
+  # nvmf_c_rounds=N (default 1): N-1 extra sessions first, each a discovery and a
+  # connect/disconnect: a stress run of session after session (it found the passive QP
+  # still in RTR when the host's first capsule came: harness/src/fabric/verbs/cm.rs).
+  local r rounds
+  rounds=$(karg c_rounds 1)
+  for r in $(seq 2 "$rounds"); do
+    discover_nqn "$IP" "$REF_PORT" > /dev/null
+    dev=$(nvme_connect "$IP" "$REF_PORT" "$nqn") || { echo "round $r of $rounds: no device"; return 1; }
+    nvme disconnect -n "$nqn" > /dev/null
+    say "round $r of $rounds: discover, connect $dev, disconnect: ok"
+  done
+  dev=$(nvme_connect "$IP" "$REF_PORT" "$nqn")
   nvme list
   verify_device "$dev"
   nvme disconnect -n "$nqn"
@@ -176,7 +175,7 @@ bench() {
     fi
   fi
   if [ "$(cat "$STAGES/c-reference-target.status" 2>/dev/null)" = pass ]; then
-    if dev=$(reference_connect "$(cat /tmp/reference.nqn)"); then
+    if dev=$(nvme_connect "$IP" "$REF_PORT" "$(cat /tmp/reference.nqn)"); then
       labels+=(reference); devs+=("$dev")
     else
       echo "fail: fio reference: connect" >> /tmp/bench-failures

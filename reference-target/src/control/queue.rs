@@ -98,19 +98,32 @@ impl Queue {
     /// The connection task: capsules until cancelled, disconnected or broken.
     pub(crate) async fn run(mut self, mut cancel: watch::Receiver<bool>) {
         loop {
-            if *cancel.borrow() || self.dead {
+            if *cancel.borrow() {
+                tracing::debug!(conn = ?self.conn, qid = self.qid, "queue cancelled (disconnect or teardown)");
+                break;
+            }
+            if self.dead {
                 break;
             }
             let wc = match self.pending.pop_front() {
                 Some(wc) => wc,
                 None => match self.sh.ctx.poll_cq(self.cq, 1) {
-                    Err(_) => break,
+                    Err(e) => {
+                        self.die(format_args!("poll_cq: {e}"));
+                        break;
+                    }
                     Ok(mut v) => match v.pop() {
                         Some(wc) => wc,
                         None => {
                             tokio::select! {
-                                r = self.sh.ctx.wait_cq(self.cq) => if r.is_err() { break },
-                                r = cancel.changed() => if r.is_err() { break },
+                                r = self.sh.ctx.wait_cq(self.cq) => if let Err(e) = r {
+                                    self.die(format_args!("wait_cq: {e}"));
+                                    break;
+                                },
+                                r = cancel.changed() => if r.is_err() {
+                                    tracing::debug!(conn = ?self.conn, qid = self.qid, "queue cancelled (target stopped)");
+                                    break;
+                                },
                                 _ = tokio::time::sleep(IDLE_TICK) => {}
                             }
                             continue;
@@ -123,10 +136,18 @@ impl Queue {
         self.cleanup();
     }
 
+    /// The queue stops serving, for `why` (logged: a queue that dies is worth knowing of).
+    fn die(&mut self, why: std::fmt::Arguments<'_>) {
+        if !self.dead {
+            tracing::warn!(conn = ?self.conn, qid = self.qid, "the queue stops: {why}");
+        }
+        self.dead = true;
+    }
+
     async fn on_wc(&mut self, wc: WorkCompletion) {
         if wc.wr_id & SEND_TAG != 0 {
             if wc.status != WcStatus::Success {
-                self.dead = true;
+                self.die(format_args!("send completed with {}", wc.status.name()));
             }
             return;
         }
@@ -147,7 +168,11 @@ impl Queue {
             let _ = self.sh.ctx.post_srq_recv(sub.srq.srq, &wr);
         }
         if !ok {
-            self.dead = true;
+            self.die(format_args!(
+                "receive completed with {} ({} bytes)",
+                wc.status.name(),
+                wc.byte_len
+            ));
             return;
         }
         self.received = self.received.wrapping_add(1);
@@ -244,8 +269,8 @@ impl Queue {
         let id = SEND_TAG | self.next_wr;
         match self.sh.ctx.post_send(self.qp, &SendWr::new(id, op, sg)) {
             Ok(()) => Some(id),
-            Err(_) => {
-                self.dead = true;
+            Err(e) => {
+                self.die(format_args!("post_send: {e}"));
                 None
             }
         }
@@ -258,8 +283,8 @@ impl Queue {
         loop {
             let wcs = match self.sh.ctx.poll_cq(self.cq, 16) {
                 Ok(v) => v,
-                Err(_) => {
-                    self.dead = true;
+                Err(e) => {
+                    self.die(format_args!("poll_cq: {e}"));
                     return false;
                 }
             };
@@ -269,7 +294,7 @@ impl Queue {
                     found = Some(wc.status);
                 } else if wc.wr_id & SEND_TAG != 0 {
                     if wc.status != WcStatus::Success {
-                        self.dead = true;
+                        self.die(format_args!("send completed with {}", wc.status.name()));
                     }
                 } else {
                     self.pending.push_back(wc);
@@ -277,16 +302,14 @@ impl Queue {
             }
             if let Some(s) = found {
                 if s != WcStatus::Success {
-                    tracing::warn!(conn = ?self.conn, qid = self.qid, status = s.name(), "work request failed: the queue stops");
-                    self.dead = true;
+                    self.die(format_args!("work request completed with {}", s.name()));
                 }
                 return s == WcStatus::Success;
             }
             match tokio::time::timeout_at(deadline, self.sh.ctx.wait_cq(self.cq)).await {
                 Ok(Ok(())) => {}
                 r => {
-                    tracing::warn!(conn = ?self.conn, qid = self.qid, "no completion within {OP_BOUND:?} ({r:?}): the queue stops");
-                    self.dead = true;
+                    self.die(format_args!("no completion within {OP_BOUND:?} ({r:?})"));
                     return false;
                 }
             }
@@ -357,8 +380,8 @@ impl Queue {
             status,
         };
         let Ok(bytes) = cqe.to_bytes() else { return };
-        if self.sh.ctx.mr_write(self.resp_mr.id, 0, &bytes).is_err() {
-            self.dead = true;
+        if let Err(e) = self.sh.ctx.mr_write(self.resp_mr.id, 0, &bytes) {
+            self.die(format_args!("writing the response: {e}"));
             return;
         }
         let op = match invalidate {

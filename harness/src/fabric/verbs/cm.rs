@@ -8,8 +8,8 @@
 //! - active side: address resolved → resolve the route; route resolved → QP to INIT,
 //!   `rdma_connect` with its number; connect response → RTR, RTS, `rdma_establish`,
 //!   then `Established` with the accept's private data;
-//! - passive side: `cm_accept` moves the QP to INIT and RTR and calls `rdma_accept`;
-//!   the CM's ESTABLISHED moves it to RTS, then `Established`;
+//! - passive side: `cm_accept` moves the QP to INIT, RTR and RTS (as librdmacm's
+//!   `rdma_accept` does) and calls `rdma_accept`; the CM's ESTABLISHED gives `Established`;
 //! - both: DISCONNECTED moves the QP to ERR, then `Disconnected`; a rejected or failed
 //!   connect puts the QP back in RESET (as it was before `cm_connect`).
 //!
@@ -33,8 +33,10 @@ use crate::fabric::{
 /// Address and route resolution timeout.
 const RESOLVE_MS: i32 = 2000;
 
+/// A listening identifier, kept only to be destroyed with the listener (events name it
+/// by tag).
 pub(super) struct ListenerObj {
-    pub id: ffi::CmId,
+    pub _id: ffi::CmId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +73,23 @@ fn qp_rights(param: &ConnParam) -> Access {
         } else {
             Access::empty()
         }
+}
+
+/// Tag kind of a connection's identifier ([`tag`]).
+const CONN_TAG: usize = 1;
+/// Tag kind of a listener's identifier.
+const LISTENER_TAG: usize = 2;
+
+/// The tag of object `id` of `kind`: never 0, which is an untagged identifier's.
+fn tag(id: u32, kind: usize) -> usize {
+    ((id as usize) << 2) | kind
+}
+
+/// The object id in `tag` when it is of `kind`.
+fn untag(tag: usize, kind: usize) -> Option<u32> {
+    (tag & 3 == kind)
+        .then(|| u32::try_from(tag >> 2).ok())
+        .flatten()
 }
 
 /// Reads the context's CM channel until the context is gone.
@@ -167,11 +186,9 @@ impl VerbsContext {
         if ev.event == 4 {
             // CONNECT_REQUEST: a new identifier on one of our listeners.
             let Some(new_id) = ev.new_id else { return };
-            let Some(listener) = s
-                .listeners
-                .iter()
-                .find(|(_, l)| l.id.key() == ev.listen_id)
-                .map(|(id, _)| *id)
+            let Some(listener) = untag(ev.listen_tag, LISTENER_TAG)
+                .map(ListenerId)
+                .filter(|l| s.listeners.contains_key(l))
             else {
                 // The listener was closed: dropping the identifier rejects the request.
                 return;
@@ -180,6 +197,7 @@ impl VerbsContext {
                 .peer_addr()
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
             let id = ConnId(s.alloc_id());
+            new_id.set_tag(tag(id.0, CONN_TAG));
             let param = ConnParam {
                 private_data: ev.private_data,
                 responder_resources: ev.responder_resources,
@@ -205,12 +223,15 @@ impl VerbsContext {
             );
             return;
         }
-        let Some((conn, phase)) = s
-            .conns
-            .iter()
-            .find(|(_, c)| c.id.key() == ev.id)
-            .map(|(id, c)| (*id, c.phase))
+        let Some((conn, phase)) = untag(ev.tag, CONN_TAG)
+            .map(ConnId)
+            .and_then(|id| s.conns.get(&id).map(|c| (id, c.phase)))
         else {
+            tracing::debug!(
+                "verbs cm: event {} for no connection (tag {:#x})",
+                ev.event,
+                ev.tag
+            );
             return;
         };
         match ev.event {
@@ -264,20 +285,8 @@ impl VerbsContext {
                     self.conn_failed(&mut s, conn, CmEventKind::Unreachable);
                 }
             },
-            // ESTABLISHED (passive side)
+            // ESTABLISHED (passive side; its QP went to RTS at accept)
             9 if phase == Phase::Accepted => {
-                let rd = self.rd_atomic();
-                let c = &s.conns[&conn];
-                let r = match c.qp.and_then(|q| s.qps.get(&q)) {
-                    Some(q) => {
-                        q.qp.modify_by_cm(&c.id, ibv_state(QpState::Rts), None, Some(rd))
-                            .map_err(|e| e.to_string())
-                    }
-                    None => Err("the QP is gone".into()),
-                };
-                if let Err(e) = r {
-                    tracing::warn!("verbs cm: passive QP to RTS: {e}");
-                }
                 s.conns.get_mut(&conn).expect("found").phase = Phase::Established;
                 self.push_cm(
                     conn,
@@ -337,7 +346,8 @@ impl VerbsContext {
         id.listen(64).map_err(|e| map(e, "rdma_listen"))?;
         let mut s = self.lock();
         let lid = ListenerId(s.alloc_id());
-        s.listeners.insert(lid, ListenerObj { id });
+        id.set_tag(tag(lid.0, LISTENER_TAG));
+        s.listeners.insert(lid, ListenerObj { _id: id });
         Ok(lid)
     }
 
@@ -372,9 +382,12 @@ impl VerbsContext {
         }
         let id = ffi::CmId::create(&self.channel).map_err(|e| os("rdma_create_id", e))?;
         let src = (!self.port.addr.is_unspecified()).then(|| SocketAddrV4::new(self.port.addr, 0));
-        let started = id.resolve_addr(src, dst, RESOLVE_MS);
+        // Tagged and resolved under the lock: the CM driver cannot handle the identifier's
+        // first event before the connection is in the table.
         let mut s = self.lock();
         let conn = ConnId(s.alloc_id());
+        id.set_tag(tag(conn.0, CONN_TAG));
+        let started = id.resolve_addr(src, dst, RESOLVE_MS);
         s.conns.insert(
             conn,
             ConnObj {
@@ -422,6 +435,11 @@ impl VerbsContext {
             .map_err(|e| os("ibv_modify_qp(INIT)", e))?;
             o.qp.modify_by_cm(&c.id, ibv_state(QpState::Rtr), Some(rd), None)
                 .map_err(|e| os("ibv_modify_qp(RTR)", e))?;
+            // RTS before the REP leaves, as librdmacm's rdma_accept does: the host may
+            // send its first capsule as soon as it has the REP, before this side's
+            // ESTABLISHED event, and the answer must not find the QP still in RTR.
+            o.qp.modify_by_cm(&c.id, ibv_state(QpState::Rts), None, Some(rd))
+                .map_err(|e| os("ibv_modify_qp(RTS)", e))?;
             c.id.accept(&ffi::RawConnParam {
                 private_data: &param.private_data,
                 responder_resources: param.responder_resources,

@@ -894,12 +894,13 @@ pub(super) struct RawCmEvent {
     /// `rdma_cm_event_type` value.
     pub event: u32,
     pub status: i32,
-    /// The identifier it is for (pointer value), or the new one for a connect request.
-    pub id: usize,
+    /// The tag ([`CmId::set_tag`]) of the identifier it is for; for a connect request,
+    /// the new identifier's (inherited from its listener, so not to be used).
+    pub tag: usize,
     /// For a connect request: the new identifier, owned from now on.
     pub new_id: Option<CmId>,
-    /// For a connect request: the listener's identifier (pointer value).
-    pub listen_id: usize,
+    /// For a connect request: the listener's tag.
+    pub listen_tag: usize,
     pub private_data: Vec<u8>,
     pub responder_resources: u8,
     pub initiator_depth: u8,
@@ -946,9 +947,17 @@ impl EventChannel {
             RawCmEvent {
                 event: e.event,
                 status: e.status,
-                id: e.id as usize,
+                tag: if e.id.is_null() {
+                    0
+                } else {
+                    (*e.id).context as usize
+                },
                 new_id: is_request.then(|| CmId { ptr: e.id }),
-                listen_id: e.listen_id as usize,
+                listen_tag: if e.listen_id.is_null() {
+                    0
+                } else {
+                    (*e.listen_id).context as usize
+                },
                 private_data,
                 responder_resources: conn.responder_resources,
                 initiator_depth: conn.initiator_depth,
@@ -1014,9 +1023,13 @@ impl CmId {
         Ok(CmId { ptr: id })
     }
 
-    /// The identifier's pointer value (what events name).
-    pub(super) fn key(&self) -> usize {
-        self.ptr as usize
+    /// Tags the identifier: its events carry `tag` from now on. Events are matched to
+    /// connections by tag, never by pointer, which librdmacm may reuse for a new
+    /// identifier once an old one is destroyed.
+    pub(super) fn set_tag(&self, tag: usize) {
+        // SAFETY: live id; `context` is a field for the user that librdmacm only copies
+        // (into events, and into identifiers a listener creates).
+        unsafe { (*self.ptr).context = tag as *mut libc::c_void };
     }
 
     pub(super) fn bind(&self, addr: SocketAddrV4) -> Result<(), Errno> {
