@@ -130,6 +130,14 @@ impl PciBus {
         self.lock().remove(&(mr, addr)).map(|(_, c)| c)
     }
 
+    /// Removes every controller (a stopping target's).
+    pub fn detach_all(&self) -> Vec<Arc<BackendController>> {
+        std::mem::take(&mut *self.lock())
+            .into_values()
+            .map(|(_, c)| c)
+            .collect()
+    }
+
     /// The controller behind a doorbell address.
     pub fn find(&self, mr: MrId, addr: u64) -> Option<Arc<BackendController>> {
         self.lock().get(&(mr, addr)).map(|(_, c)| c.clone())

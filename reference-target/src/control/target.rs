@@ -646,12 +646,19 @@ impl Target {
 
 impl Drop for Target {
     /// Stops listening and stops every task (queues are not disconnected: use
-    /// [`Target::shutdown`] for an orderly stop).
+    /// [`Target::shutdown`] for an orderly stop), then lets go of the backend controllers,
+    /// so that nothing holds the device any more (a real device's ports and memory are
+    /// freed once the caller drops it too).
     fn drop(&mut self) {
         for l in self.sh.listeners.keys() {
             let _ = self.sh.ctx.cm_close_listener(*l);
         }
         self.abort_tasks();
+        if let Some(e) = &self.sh.engine {
+            e.release_backends();
+        }
+        drop(self.sh.bus.detach_all());
+        self.sh.lock().backends.clear();
     }
 }
 

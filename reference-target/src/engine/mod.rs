@@ -133,6 +133,16 @@ impl Engine {
         port.controller()
     }
 
+    /// Forgets every backend controller and stops its reaper: the controllers reach host
+    /// memory through the engine's context, so engine and controllers hold each other
+    /// until this breaks the loop. For a target that stops; the device is unusable after.
+    pub fn release_backends(&self) {
+        let ctrls = std::mem::take(&mut self.core.lock().ctrls);
+        for c in ctrls.values() {
+            c.task.abort();
+        }
+    }
+
     /// Offloaded commands accepted but not yet retired (staging waits included).
     pub fn commands_in_flight(&self) -> usize {
         self.core.lock().cmds.len()
@@ -184,6 +194,10 @@ impl Drop for Core {
     fn drop(&mut self) {
         for t in self.tasks_lock().iter() {
             t.abort();
+        }
+        // each QP's drain task holds the real device until it is stopped
+        for q in relock(&self.st).qps.values() {
+            q.task.abort();
         }
     }
 }
