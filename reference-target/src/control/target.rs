@@ -654,12 +654,37 @@ impl Drop for Target {
             let _ = self.sh.ctx.cm_close_listener(*l);
         }
         self.abort_tasks();
-        if let Some(e) = &self.sh.engine {
-            e.release_backends();
+        // Commands the engine still has in flight finish first (a restarted target must
+        // not race the old one's last backend writes), within a bound; without a runtime
+        // nothing can be in flight.
+        let sh = self.sh.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn(async move {
+                if let Some(e) = &sh.engine {
+                    let deadline = Instant::now() + RELEASE_BOUND;
+                    while e.commands_in_flight() != 0 && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                release_backends(&sh);
+            })),
+            Err(_) => release_backends(&sh),
         }
-        drop(self.sh.bus.detach_all());
-        self.sh.lock().backends.clear();
     }
+}
+
+/// Longest a stopped target waits for its engine's commands in flight before it lets go
+/// of the backend controllers.
+pub const RELEASE_BOUND: Duration = Duration::from_secs(10);
+
+/// Lets go of a stopped target's backend controllers, which reach host memory through the
+/// engine's context (so engine and controllers hold each other until this runs).
+fn release_backends(sh: &Shared) {
+    if let Some(e) = &sh.engine {
+        e.release_backends();
+    }
+    drop(sh.bus.detach_all());
+    sh.lock().backends.clear();
 }
 
 /// The CM loop: connect requests (checked and accepted or rejected) and disconnects.
