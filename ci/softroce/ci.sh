@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The soft-RoCE CI stage (issue 6): real RDMA verbs through Linux's rdma_rxe inside a QEMU
 # VM. Builds the VM image (cached), builds the project's binaries, boots once to run stages
-# a-d (ci/softroce/in-vm/stages.sh), optionally stage e (two VMs), and writes
+# a, b, r, c, d (ci/softroce/in-vm/stages.sh), optionally stage e (two VMs), and writes
 # reports/softroce/: junit.xml (one case per stage, skips with their reason, and stage a's
 # contract cases as a suite of their own), fio.md (the reference target beside the kernel
 # target), summary.json, and the raw results under vm/ (fio JSON, each stage's log, the
@@ -96,18 +96,18 @@ main() {
   rm -rf "$REPORTS"
   mkdir -p "$REPORTS"
 
-  # stages a-d in one boot; the VM's own bound is well inside the CI stage's 20 minutes
+  # stages a, b, r, c, d in one boot; the VM's own bound is well inside the CI stage's 20 minutes
   t=$SECONDS
   local contract
   contract=$(contract_test_bin)
   [ -n "$contract" ] || log "no fabric_contract test binary under $BINS: stage a will skip"
   "$SOFTROCE_DIR/run-vm.sh" --timeout 1500 --bins "$BINS" --results "$REPORTS/vm" \
     --append "${contract:+nvmf_contract_bin=$contract} ${NVMF_SOFTROCE_APPEND:-}" stages.sh || rc=1
-  log "stages a-d: $((SECONDS - t)) s"
+  log "single-VM stages: $((SECONDS - t)) s"
 
   if [ "${NVMF_SOFTROCE_TWONODE:-0}" = 1 ]; then
     t=$SECONDS
-    "$SOFTROCE_DIR/twonode.sh" --results "$REPORTS/twonode" || rc=1
+    "$SOFTROCE_DIR/twonode.sh" --results "$REPORTS/twonode" --bins "$BINS" || rc=1
     log "stage e (two VMs): $((SECONDS - t)) s"
   fi
 

@@ -14,3 +14,4 @@ pub mod engine;
 pub mod interop;
 pub mod pci;
 pub mod quirks;
+pub mod remote;

@@ -143,3 +143,46 @@ fn software_only_fixture_self_test() {
         "the offloaded one: {text}"
     );
 }
+
+#[test]
+fn control_mode_refuses_what_it_cannot_combine() {
+    for extra in [
+        &["--config", "x.toml"][..],
+        &["--listen", "127.0.0.1:4420"],
+        &["--self-test"],
+    ] {
+        let out = bin()
+            .args(["--control", "127.0.0.1:0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains("cannot be used with"), "{extra:?}: {err}");
+    }
+    // neither a configuration nor a control channel: nothing to serve
+    let out = bin().output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--config"), "{err}");
+    // an address it cannot listen on, named
+    let out = bin()
+        .args(["--control", "192.0.2.1:4800", "--duration", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--control 192.0.2.1:4800"), "{err}");
+}
+
+#[test]
+fn control_mode_serves_until_its_duration() {
+    let out = bin()
+        .args(["--control", "127.0.0.1:0", "--duration", "1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("control channel on 127.0.0.1:"), "{text}");
+    assert!(text.contains("--duration elapsed: stopping"), "{text}");
+}

@@ -19,8 +19,12 @@ use harness::plugin::Plugin;
 use harness::runner::{CaseRecord, RunMeta, RunResult, Verdict};
 use reference_target::quirks::Quirks;
 
+use std::sync::Arc;
+
+use reference_target::remote::{RemoteError, RemoteTarget};
+
 use crate::catalog::{Body, Entry, Shard};
-use crate::fabric::FabricChoice;
+use crate::fabric::{CaseFabric, FabricChoice};
 use crate::isolate::{self, Isolation};
 use crate::offload::{self, Dut};
 use crate::seed::case_seed;
@@ -52,6 +56,12 @@ pub struct Options {
     pub plugin: Option<PluginTarget>,
     /// The fabric cases run on.
     pub fabric: FabricChoice,
+    /// The factor of the waits inside cases on a real fabric (`--timeout-scale`; the
+    /// simulated fabric's clock is virtual, so there they are never scaled).
+    pub wait_scale: f64,
+    /// Two-host mode: the control channel of a remote `nvmf-reference-target --control`
+    /// (the target runs there; this process runs the hosts, on `fabric`).
+    pub connect: Option<std::net::SocketAddr>,
 }
 
 /// A vendor plugin under test and the configuration string it is opened with.
@@ -76,17 +86,20 @@ impl Default for Options {
             shard: None,
             plugin: None,
             fabric: FabricChoice::Sim,
+            wait_scale: 1.0,
+            connect: None,
         }
     }
 }
 
 impl Options {
-    /// How the device under test is named in reports: `reference:PROFILE[+quirk…]`, or
-    /// `plugin:PATH[+quirk…]`.
+    /// How the device under test is named in reports: `reference:PROFILE[+quirk…]`,
+    /// `remote:ADDR:PROFILE[+quirk…]` in two-host mode, or `plugin:PATH[+quirk…]`.
     pub fn target_name(&self) -> String {
-        let mut s = match &self.plugin {
-            Some(p) => format!("plugin:{}", p.plugin.path().display()),
-            None => format!("reference:{}", self.profile.name),
+        let mut s = match (&self.plugin, &self.connect) {
+            (Some(p), _) => format!("plugin:{}", p.plugin.path().display()),
+            (None, Some(addr)) => format!("remote:{addr}:{}", self.profile.name),
+            (None, None) => format!("reference:{}", self.profile.name),
         };
         for q in self.quirks.iter() {
             s.push('+');
@@ -211,6 +224,11 @@ pub fn run_one_captured(
 ) -> CaseRecord {
     let bound = opts.case_bound;
     let started = Instant::now();
+    offload::set_wait_scale(if opts.fabric.is_sim() {
+        1.0
+    } else {
+        opts.wait_scale
+    });
     let rt = opts.fabric.runtime();
     let time = if opts.fabric.is_sim() {
         "of virtual time"
@@ -230,66 +248,7 @@ pub fn run_one_captured(
             };
             match &entry.body {
                 Body::Offload(case) => {
-                    let dut = match &opts.plugin {
-                        None => match Dut::reference_on(
-                            place,
-                            &opts.profile,
-                            opts.quirks.clone(),
-                            capture,
-                            true,
-                        ) {
-                            Ok(d) => d,
-                            Err(e) => {
-                                let why = format!("the device did not open: {e}");
-                                return (Verdict::Error(why), Vec::new(), None);
-                            }
-                        },
-                        Some(p) => match Dut::plugin_on(
-                            place,
-                            &p.plugin,
-                            &p.config,
-                            opts.quirks.clone(),
-                            capture,
-                        ) {
-                            Ok(d) => d,
-                            Err(e) => {
-                                let why = format!("the plugin could not open a device: {e}");
-                                return (Verdict::Error(why), Vec::new(), None);
-                            }
-                        },
-                    };
-                    let rec = dut.rec.clone();
-                    let caps = dut.caps.clone();
-                    let facts = offload::DutFacts {
-                        caps: &dut.caps,
-                        device: &dut.ctx.device_attr(),
-                        has_backends: dut.backends.is_some(),
-                        fabric: dut.fabric.kind(),
-                    };
-                    if let Some(why) = case.unmet(facts) {
-                        return (Verdict::Skip(why), Vec::new(), None);
-                    }
-                    let body = std::panic::AssertUnwindSafe((case.body)(dut)).catch_unwind();
-                    let verdict = match tokio::time::timeout(bound, body).await {
-                        Ok(Ok(Ok(()))) => Verdict::Pass,
-                        Ok(Ok(Err(offload::Failure(m)))) => Verdict::Fail(m),
-                        Ok(Err(p)) => {
-                            Verdict::Error(format!("the case panicked: {}", panic_text(&*p)))
-                        }
-                        Err(_) => Verdict::Error(format!(
-                            "no verdict within {} s {time}: the device hung",
-                            bound.as_secs()
-                        )),
-                    };
-                    let trace: Vec<String> = rec.lines().iter().map(ToString::to_string).collect();
-                    match (&verdict, &opts.snapshots) {
-                        (Verdict::Pass, Some(dir)) => {
-                            let (verdict, note) =
-                                against_snapshot(&entry.id, &trace, &caps, dir, opts);
-                            (verdict, trace, note)
-                        }
-                        _ => (verdict, trace, None),
-                    }
+                    offload_verdict(&entry.id, case, place, opts, capture, bound, time).await
                 }
                 Body::Fabric(case) => {
                     place.capture_into(capture);
@@ -333,6 +292,94 @@ pub fn run_one_captured(
     }
 }
 
+/// Runs one offload case on `place` as `opts` say (the target in this process, a plugin,
+/// or behind `opts.connect`), within `bound` (`time` says what kind, for the message):
+/// its verdict, trace and note, the trace compared with its snapshot when it passed.
+/// Callers build `place`; tests use this to share one simulated fabric with a control
+/// channel's target.
+pub async fn offload_verdict(
+    id: &str,
+    case: &offload::Case,
+    place: CaseFabric,
+    opts: &Options,
+    capture: Option<&Capture>,
+    bound: Duration,
+    time: &str,
+) -> (Verdict, Vec<String>, Option<String>) {
+    let remote = match opts.connect {
+        None => None,
+        Some(addr) => match RemoteTarget::connect(addr, REMOTE_BOUND).await {
+            Ok(t) => Some(offload::remote::Remote {
+                target: Arc::new(t),
+                profile: opts.profile.clone(),
+                quirks: opts.quirks.clone(),
+            }),
+            Err(e) => return (Verdict::Error(e.to_string()), Vec::new(), None),
+        },
+    };
+    let dut = match (&opts.plugin, remote.clone()) {
+        (None, Some(r)) => match Dut::remote(place, r) {
+            Ok(d) => d,
+            Err(e) => {
+                let why = format!("the host's device did not open: {e}");
+                return (Verdict::Error(why), Vec::new(), None);
+            }
+        },
+        (None, None) => {
+            match Dut::reference_on(place, &opts.profile, opts.quirks.clone(), capture, true) {
+                Ok(d) => d,
+                Err(e) => {
+                    let why = format!("the device did not open: {e}");
+                    return (Verdict::Error(why), Vec::new(), None);
+                }
+            }
+        }
+        (Some(p), _) => {
+            match Dut::plugin_on(place, &p.plugin, &p.config, opts.quirks.clone(), capture) {
+                Ok(d) => d,
+                Err(e) => {
+                    let why = format!("the plugin could not open a device: {e}");
+                    return (Verdict::Error(why), Vec::new(), None);
+                }
+            }
+        }
+    };
+    let rec = dut.rec.clone();
+    let caps = dut.caps.clone();
+    let facts = offload::DutFacts {
+        caps: &dut.caps,
+        device: &dut.ctx.device_attr(),
+        has_backends: dut.backends.is_some(),
+        fabric: dut.fabric.kind(),
+        remote: remote.is_some(),
+    };
+    if let Some(why) = case.unmet(facts) {
+        return (Verdict::Skip(why), Vec::new(), None);
+    }
+    let body = std::panic::AssertUnwindSafe((case.body)(dut)).catch_unwind();
+    let verdict = match tokio::time::timeout(bound, body).await {
+        Ok(Ok(Ok(()))) => Verdict::Pass,
+        Ok(Ok(Err(offload::Failure(m)))) => Verdict::Fail(m),
+        Ok(Err(p)) => Verdict::Error(format!("the case panicked: {}", panic_text(&*p))),
+        Err(_) => Verdict::Error(format!(
+            "no verdict within {} s {time}: the device hung",
+            bound.as_secs()
+        )),
+    };
+    let mut trace: Vec<String> = rec.lines().iter().map(ToString::to_string).collect();
+    let verdict = match &remote {
+        None => verdict,
+        Some(r) => stop_remote(&r.target, verdict, &mut trace).await,
+    };
+    match (&verdict, &opts.snapshots) {
+        (Verdict::Pass, Some(dir)) => {
+            let (verdict, note) = against_snapshot(id, &trace, &caps, dir, opts);
+            (verdict, trace, note)
+        }
+        _ => (verdict, trace, None),
+    }
+}
+
 /// The lines of a case's reviewed snapshot in `dir`, if it has a readable one: the trace a
 /// conforming device produces, shown next to a failing case's trace in the reports.
 fn expected_trace(dir: &std::path::Path, id: &str) -> Option<Vec<String>> {
@@ -359,7 +406,9 @@ fn against_snapshot(
             )),
         );
     }
-    let timing = if opts.fabric.is_sim() && opts.plugin.is_none() {
+    let timing = if opts.connect.is_some() {
+        snapshot::Timing::Remote
+    } else if opts.fabric.is_sim() && opts.plugin.is_none() {
         snapshot::Timing::Lockstep
     } else {
         snapshot::Timing::Independent
@@ -375,6 +424,31 @@ fn against_snapshot(
             )),
         ),
         Err(e) => (Verdict::Error(e.to_string()), None),
+    }
+}
+
+/// Bound of connecting to a remote target's control channel and of its `hello`.
+pub const REMOTE_BOUND: Duration = Duration::from_secs(10);
+
+/// Marks where a two-host case's trace goes on with the remote target's own lines.
+pub const REMOTE_TRACE_MARK: &str =
+    "# the remote target's own trace (not compared: see docs/two-host.md)";
+
+/// Stops the target a two-host case started, if it started one, and appends its trace
+/// after [`REMOTE_TRACE_MARK`]. A target that does not stop cleanly makes a passing case an
+/// error: the next case would find it still running.
+async fn stop_remote(r: &RemoteTarget, verdict: Verdict, trace: &mut Vec<String>) -> Verdict {
+    match r.stop().await {
+        Ok((lines, _events)) => {
+            trace.push(REMOTE_TRACE_MARK.into());
+            trace.extend(lines);
+            verdict
+        }
+        Err(RemoteError::Refused { .. }) => verdict, // the case started no target
+        Err(e) => match verdict {
+            Verdict::Pass => Verdict::Error(format!("stopping the remote target: {e}")),
+            v => v,
+        },
     }
 }
 

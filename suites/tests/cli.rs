@@ -111,6 +111,47 @@ fn usage_errors_exit_2_with_a_reason() {
 }
 
 #[test]
+fn connect_needs_a_real_fabric_and_a_channel_that_answers() {
+    // the simulated fabric does not leave this process
+    for cmd in [
+        &["run", "--filter", "connect"][..],
+        &["replay", "connect.admin-twice"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--connect", "127.0.0.1:9"]);
+        let out = conform(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("--connect 127.0.0.1:9 needs --fabric verbs"),
+            "{err}"
+        );
+    }
+    // a plugin runs here, not on the other host
+    let out = conform(&[
+        "run",
+        "--target",
+        "plugin:/nowhere.so",
+        "--connect",
+        "127.0.0.1:9",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--connect drives a remote reference target"),
+        "{err}"
+    );
+    // not an address
+    let out = conform(&["run", "--connect", "somewhere"]);
+    assert_eq!(out.status.code(), Some(2));
+    // on verbs: no RDMA device here (125) or not built (2), before any channel is tried
+    let out = conform(&["run", "--fabric", "verbs", "--connect", "127.0.0.1:9"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want = if cfg!(feature = "verbs") { 125 } else { 2 };
+    assert_eq!(out.status.code(), Some(want), "{err}");
+}
+
+#[test]
 fn unwritable_report_dir_is_a_usage_error() {
     let file = tmp("file");
     std::fs::write(&file, b"not a directory").unwrap();

@@ -181,7 +181,7 @@ fn check_sequence(format: LbaFormat, ops: &[Op], quirks: Quirks) -> Result<(), S
             "queue_depth = 64\n",
             "queue_depth = 64\ncmd_timeout_ms = 100\n",
         );
-        let rig = dut.target(&config).map_err(|e| e.0)?;
+        let rig = dut.target(&config).await.map_err(|e| e.0)?;
         let block = format.lba_data_size() as usize;
         let mut model = Model::new(block);
         let mut hosts: Vec<Host> = Vec::new();
@@ -225,7 +225,8 @@ async fn step(
         } else {
             Fault::PciError
         };
-        rig.target
+        rig.local()
+            .expect("a local target")
             .inject(SUB_A, 1, fault)
             .map_err(|e| format!("inject: {e}"))
     };
@@ -272,7 +273,11 @@ async fn step(
                 return Ok(());
             }
             let times_out = matches!(op, Op::WriteTimesOut { .. }) && !model.offline;
-            let generation = rig.target.backend_generation(SUB_A).unwrap_or(0);
+            let generation = rig
+                .local()
+                .expect("a local target")
+                .backend_generation(SUB_A)
+                .unwrap_or(0);
             if times_out {
                 fault_next(true)?;
             }
@@ -298,7 +303,11 @@ async fn step(
                 return Ok(());
             }
             let times_out = matches!(op, Op::ReadTimesOut { .. }) && !model.offline;
-            let generation = rig.target.backend_generation(SUB_A).unwrap_or(0);
+            let generation = rig
+                .local()
+                .expect("a local target")
+                .backend_generation(SUB_A)
+                .unwrap_or(0);
             if times_out {
                 fault_next(true)?;
             }
@@ -320,7 +329,8 @@ async fn step(
             }
             fault_next(false)?;
             if rig
-                .target
+                .local()
+                .expect("a local target")
                 .wait_event("ctrl-released", BOUND)
                 .await
                 .is_none()
@@ -345,8 +355,17 @@ async fn timed_out(rig: &TargetRig, before: u32, c: &Completion, what: &str) -> 
         ));
     }
     let deadline = tokio::time::Instant::now() + BOUND;
-    while rig.target.backend_generation(SUB_A).unwrap_or(0) == before
-        || rig.target.ctrl_of(SUB_A, 1).is_none()
+    while rig
+        .local()
+        .expect("a local target")
+        .backend_generation(SUB_A)
+        .unwrap_or(0)
+        == before
+        || rig
+            .local()
+            .expect("a local target")
+            .ctrl_of(SUB_A, 1)
+            .is_none()
     {
         if tokio::time::Instant::now() >= deadline {
             return Err(format!("{what}: the controller was not re-created"));

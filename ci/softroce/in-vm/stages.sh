@@ -2,13 +2,15 @@
 # The single-VM soft-RoCE stages, run by ci/softroce/ci.sh in one boot:
 #   a  contract-verbs      the fabric contract cases on real verbs (rxe0): cargo test's binary
 #   b  conform-verbs       nvmf-conform's offload catalog on real verbs (rxe0)
+#   r  conform-remote      two-host mode in one VM: nvmf-conform run --connect against
+#                          nvmf-reference-target --control (loopback TCP, RDMA over rxe0)
 #   d  kernel-target       the kernel's nvmet-rdma target: discover, connect, verify, disconnect
 #   c  reference-target    the same against nvmf-reference-target --fabric verbs
 #   d/c  ...-fio           4 KiB randread/randwrite at QD 1 and 32 on both targets, interleaved
-# a, b and c skip, with the reason, while the shared binaries do not offer --fabric verbs.
+# a, b, r and c skip, with the reason, while the shared binaries do not offer --fabric verbs.
 # Settings (kernel arguments, from run-vm.sh --append): nvmf_fio_runtime (s, default 10),
 # nvmf_fio_reps (default 3), nvmf_c_rounds (stage c's sessions, default 1), nvmf_stages
-# (default "a,b,c,d"), nvmf_conform_filter (stage b, default "connect,datapath"),
+# (default "a,b,r,c,d"), nvmf_conform_filter (stage b, default "connect,datapath"),
 # nvmf_conform_mode (stage b: run, or replay = one process per case under nvmf_case_bound
 # seconds), nvmf_timeout_scale (default 8), nvmf_target_log
 # (stage c's --log-level, default info), nvmf_contract_bin (stage a).
@@ -19,9 +21,10 @@ IP=10.0.2.15
 KERNEL_NQN=nqn.2026-11.io.nvmf-conform:softroce-kernel
 KERNEL_PORT=4420
 REF_PORT=4421          # beside the kernel target's port: both stay up for the interleaved runs
+CONTROL_PORT=4800      # stage r's control channel (TCP)
 RUNTIME=$(karg fio_runtime 10)
 REPS=$(karg fio_reps 3)
-SELECTED=$(karg stages "a,b,c,d" | tr ',' ' ')
+SELECTED=$(karg stages "a,b,r,c,d" | tr ',' ' ')
 TIMEOUT_SCALE=$(karg timeout_scale 8)
 
 selected() { [[ " $SELECTED " == *" $1 "* ]]; }
@@ -88,6 +91,45 @@ stage_b_replay() {
     echo "$out" | grep -qE '^(PASS|SKIP)' || rc=1
   done
   return $rc
+}
+
+# r: two-host mode with both processes in this VM: nvmf-reference-target --control on
+# loopback TCP, and nvmf-conform run --connect, whose hosts reach the remote target's
+# ports over rxe0 (the control-plane cases: areas connect and security). Before c and d,
+# whose targets take ports 4420/4421.
+stage_r() {
+  [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform in the shared binaries"
+  offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
+  offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
+  remote_run "127.0.0.1:$CONTROL_PORT" /tmp/conform-r "$RESULTS/conform-r" "$RESULTS/control-target.log"
+}
+
+# Starts nvmf-reference-target --control ADDR on rxe0 (its log in LOG), runs nvmf-conform
+# run --connect ADDR into REPORTS, copies them to OUT, stops the target.
+remote_run() {
+  local addr=$1 reports=$2 out=$3 log=$4 pid n=0 rc=0
+  "$BINS/nvmf-reference-target" --fabric verbs --device rxe0 --control "$addr" \
+    --log-level "$(karg target_log info)" > "$log" 2>&1 &
+  pid=$!
+  until grep -qs "control channel on" "$log"; do
+    n=$((n + 1))
+    kill -0 "$pid" 2>/dev/null || { cat "$log"; return 1; }
+    [ $n -lt 120 ] || { echo "no control channel within 60 s"; kill "$pid"; return 1; }
+    sleep 0.5
+  done
+  remote_conform "$addr" "$reports" || rc=$?
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  cp -r "$reports" "$out"
+  return "$rc"
+}
+
+# nvmf-conform run --connect ADDR over rxe0, areas connect and security, into REPORTS.
+remote_conform() {
+  cd /mnt/repo
+  "$BINS/nvmf-conform" run --fabric verbs --device rxe0 --connect "$1" \
+    --filter connect --filter security --snapshots /mnt/repo/suites/snapshots \
+    --timeout-scale "$TIMEOUT_SCALE" --report-dir "$2"
 }
 
 # d: the kernel target on a RAM-backed null_blk, and the kernel initiator in the same VM.
@@ -229,6 +271,7 @@ main() {
   setup_host_identity
   if selected a; then run_stage a-contract-verbs stage_a || failed=1; fi
   if selected b; then run_stage b-conform-verbs stage_b || failed=1; fi
+  if selected r; then run_stage r-conform-remote stage_r || failed=1; fi
   if selected d; then run_stage d-kernel-target stage_d || failed=1; fi
   if selected c; then run_stage c-reference-target stage_c || failed=1; fi
   if selected c || selected d; then

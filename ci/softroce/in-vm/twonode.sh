@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Stage e, run in each of two VMs joined by a UDP socket link (ci/softroce/twonode.sh):
 # the target VM serves a null_blk namespace with the kernel's nvmet-rdma, the initiator VM
-# discovers, connects, verifies data, runs a short fio and disconnects. Unlike one VM,
-# where rxe short-circuits its own QPs, every RoCEv2 packet crosses the virtual wire.
+# discovers, connects, verifies data, runs a short fio and disconnects. Then two-host mode:
+# the target VM runs nvmf-reference-target --control, the initiator VM nvmf-conform run
+# --connect against it (areas connect and security). Unlike one VM, where rxe
+# short-circuits its own QPs, every RoCEv2 packet crosses the virtual wire.
 # The VMs meet through files in the shared /mnt/sync directory.
 # Kernel arguments: nvmf_role=target|initiator, nvmf_fio_runtime (s, default 5).
 set -euo pipefail
@@ -13,15 +15,16 @@ TARGET_IP=10.0.0.1
 INITIATOR_IP=10.0.0.2
 NQN=nqn.2026-11.io.nvmf-conform:softroce-twonode
 PORT=4420
+CONTROL=$TARGET_IP:4800
 SYNC=/mnt/sync
 RUNTIME=$(karg fio_runtime 5)
 WAIT=300               # longest wait for the other VM, in seconds
 
-# Waits for the other VM's file SYNC/NAME.
+# Waits for the other VM's file SYNC/NAME, at most SECS (default WAIT) seconds.
 await() {
-  local n=0
+  local n=0 bound=${2:-$WAIT}
   until [ -e "$SYNC/$1" ]; do
-    n=$((n + 1)); [ $n -lt $((WAIT * 2)) ] || { echo "gave up waiting for $1"; return 1; }
+    n=$((n + 1)); [ $n -lt $((bound * 2)) ] || { echo "gave up waiting for $1"; return 1; }
     sleep 0.5
   done
 }
@@ -45,6 +48,52 @@ target() {
   kernel_target_stop "$NQN"
   # the initiator's verdict is the stage's
   [ "$(cat "$SYNC/initiator-verdict")" = pass ]
+}
+
+# Two-host mode's target side: the control channel until the initiator is done.
+remote_target() {
+  local pid n=0
+  offers_verbs "$BINS/nvmf-reference-target" || { touch "$SYNC/control-none"; skip "nvmf-reference-target has no --fabric verbs in this build"; }
+  "$BINS/nvmf-reference-target" --fabric verbs --device rxe0 --control "$CONTROL" \
+    --log-level info > "$RESULTS/control-target.log" 2>&1 &
+  pid=$!
+  until grep -qs "control channel on" "$RESULTS/control-target.log"; do
+    n=$((n + 1))
+    kill -0 "$pid" 2>/dev/null || { cat "$RESULTS/control-target.log"; touch "$SYNC/control-none"; return 1; }
+    [ $n -lt 120 ] || { echo "no control channel within 60 s"; touch "$SYNC/control-none"; return 1; }
+    sleep 0.5
+  done
+  touch "$SYNC/control-ready"
+  await remote-done 1200
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# Two-host mode's initiator side: the control-plane cases against the target VM.
+remote_initiator() {
+  local n=0
+  until [ -e "$SYNC/control-ready" ] || [ -e "$SYNC/control-none" ]; do
+    n=$((n + 1)); [ $n -lt $((WAIT * 2)) ] || { echo "no control channel from the target VM"; return 1; }
+    sleep 0.5
+  done
+  [ -e "$SYNC/control-ready" ] || skip "the target VM has no control channel"
+  offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
+  cd /mnt/repo
+  local rc=0
+  ping_peer "$TARGET_IP"
+  "$BINS/nvmf-conform" run --fabric verbs --device rxe0 --connect "$CONTROL" \
+    --filter connect --filter security --snapshots /mnt/repo/suites/snapshots \
+    --timeout-scale "$(karg timeout_scale 8)" --report-dir /tmp/conform-e || rc=$?
+  cp -r /tmp/conform-e "$RESULTS/conform-e"
+  return $rc
+}
+
+# The initiator always says it is done, so the target VM does not wait out its bound.
+remote_initiator_stage() {
+  local rc=0
+  run_strict remote_initiator || rc=$?
+  touch "$SYNC/remote-done"
+  return $rc
 }
 
 initiator() {
@@ -76,8 +125,16 @@ initiator_stage() {
 
 main() {
   case $ROLE in
-    target) run_stage e-twonode-target target ;;
-    initiator) run_stage e-twonode-initiator initiator_stage ;;
+    target)
+      local rc=0
+      run_stage e-twonode-target target || rc=1
+      run_stage e-twonode-remote-target remote_target || rc=1
+      return $rc ;;
+    initiator)
+      local rc=0
+      run_stage e-twonode-initiator initiator_stage || rc=1
+      run_stage e-twonode-remote remote_initiator_stage || rc=1
+      return $rc ;;
     *) echo "twonode.sh: nvmf_role=target|initiator missing from the kernel arguments"; return 2 ;;
   esac
 }

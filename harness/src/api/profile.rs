@@ -16,12 +16,12 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::caps::{CapsProblem, NvmfCaps};
 
 /// A named set of capabilities the reference target can present.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// Short name, e.g. `full`.
@@ -37,7 +37,7 @@ pub struct Profile {
 
 /// Verbs device attributes a profile may lower (section `[device]`), so that a limit the
 /// catalog exhausts is reached with few objects.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceLimits {
     /// Most SRQs (plain and NVMe-oF) the device holds at once (`ibv_device_attr.max_srq`).

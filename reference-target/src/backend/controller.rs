@@ -222,7 +222,7 @@ pub enum CtrlState {
 }
 
 /// Per-controller counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     /// Commands fetched from the SQs.
     pub commands: u64,

@@ -8,7 +8,8 @@ use std::time::Duration;
 use harness::wire::SqeRepr;
 
 /// Which command a fault applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CmdMatch {
     /// The Nth command fetched after the fault is injected (1 = the next one); one-shot.
     Nth(u64),
@@ -21,7 +22,8 @@ pub enum CmdMatch {
 }
 
 /// A fault to inject into a backend controller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Fault {
     /// The controller fails fatally now: doorbells are ignored from then on and
     /// outstanding commands never complete; the state becomes [`super::CtrlState::PciError`].

@@ -18,6 +18,7 @@ use harness::initiator::{Controller, DataMode, HostConfig};
 use harness::wire::Status;
 use reference_target::control::{Config, Target};
 use reference_target::quirks::Quirk;
+use reference_target::remote::{ControlServer, OpenDevice, Opened};
 
 #[cfg(feature = "verbs")]
 const FABRIC_HELP: &str = "Fabric: `sim` (in-process simulated RDMA; the target listens on \
@@ -34,14 +35,24 @@ device sim0). `verbs` is not built in this build (build with `--features verbs`)
 /// Serving real initiators: `--fabric verbs --listen 192.0.2.1:4420 --duration 3600`
 /// (stops early on SIGINT or SIGTERM).
 ///
+/// Two-host mode: `--fabric verbs --control 192.0.2.1:4800` takes no configuration; a
+/// runner on another host (`nvmf-conform run --fabric verbs --connect 192.0.2.1:4800`)
+/// starts a target per case over that TCP control channel (docs/two-host.md).
+///
 /// Exit codes: 0 success, 1 self-test failed, 2 usage or configuration error, 125 no RDMA
 /// device.
 #[derive(Parser, Debug)]
 #[command(name = "nvmf-reference-target", version, about, long_about)]
 struct Cli {
     /// The configuration file (see fixtures/configs/reference.toml).
-    #[arg(long)]
+    #[arg(long, required_unless_present_any = ["control", "list_quirks"])]
     config: Option<PathBuf>,
+    /// Two-host mode: serve the control channel on this TCP address instead of one
+    /// configuration; the runner (`nvmf-conform run --connect ADDR`) starts a target per
+    /// case. Serves until SIGINT or SIGTERM (or --duration seconds). No authentication:
+    /// listen on a lab network only.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with_all = ["config", "listen", "self_test"])]
+    control: Option<std::net::SocketAddr>,
     /// Print every quirk (name and the rule it breaks) and exit.
     #[arg(long)]
     list_quirks: bool,
@@ -105,6 +116,16 @@ fn main() -> ExitCode {
             )
         }
         other => return usage(format!("--fabric {other}: unknown fabric (sim, verbs)")),
+    }
+    if let Some(addr) = cli.control {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return usage(format!("runtime: {e}")),
+        };
+        return rt.block_on(serve_control(&cli, addr));
     }
     let Some(path) = cli.config.as_ref() else {
         return usage("--config FILE is required (see fixtures/configs/reference.toml)");
@@ -267,6 +288,91 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
     print_events(&target, printed);
     target.shutdown();
     code
+}
+
+/// How the control channel opens the device for each target, and the device's name; `Err`
+/// is the exit code (the device does not open now: 125 when there is no RDMA device).
+fn control_opener(cli: &Cli) -> Result<(OpenDevice, String), ExitCode> {
+    if cli.fabric == "sim" {
+        let seed = cli.seed;
+        let name = cli.device.clone().unwrap_or_else(|| "sim0".into());
+        let open = {
+            let name = name.clone();
+            move || {
+                let fabric = SimFabric::new(seed);
+                let ctx = fabric.open(&name).map_err(|e| format!("{name}: {e}"))?;
+                Ok(Opened {
+                    ctx,
+                    fabric: Some(fabric as Arc<dyn Fabric>),
+                })
+            }
+        };
+        open().map_err(usage)?;
+        return Ok((Arc::new(open), name));
+    }
+    control_opener_verbs(cli)
+}
+
+#[cfg(feature = "verbs")]
+fn control_opener_verbs(cli: &Cli) -> Result<(OpenDevice, String), ExitCode> {
+    use harness::fabric::verbs::VerbsFabric;
+    // The same checks (and exit codes) as serving one configuration.
+    let (dev, _) = open_verbs(cli)?;
+    drop(dev);
+    let name = match &cli.device {
+        Some(n) => n.clone(),
+        None => VerbsFabric::new()
+            .devices()
+            .ok()
+            .and_then(|d| d.first().cloned())
+            .unwrap_or_default(),
+    };
+    let fabric = VerbsFabric::new();
+    let device = name.clone();
+    let open = move || {
+        let ctx = fabric.open(&device).map_err(|e| format!("{device}: {e}"))?;
+        Ok(Opened { ctx, fabric: None })
+    };
+    Ok((Arc::new(open), name))
+}
+
+#[cfg(not(feature = "verbs"))]
+fn control_opener_verbs(_cli: &Cli) -> Result<(OpenDevice, String), ExitCode> {
+    Err(usage("--fabric verbs: not built in this build"))
+}
+
+/// Two-host mode: serves the control channel on `addr` until a signal or --duration.
+async fn serve_control(cli: &Cli, addr: std::net::SocketAddr) -> ExitCode {
+    let (open, device) = match control_opener(cli) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let server = match ControlServer::bind(addr, open, &cli.fabric, &device).await {
+        Ok(s) => s,
+        Err(e) => return usage(format!("--control {addr}: {e}")),
+    };
+    let local = server.local_addr().unwrap_or(addr);
+    println!(
+        "nvmf-reference-target: control channel on {local} (fabric {}, device {device})",
+        cli.fabric
+    );
+    let serving = tokio::spawn(server.serve());
+    let until = async {
+        if cli.duration > 0 {
+            tokio::time::sleep(Duration::from_secs(cli.duration)).await;
+            "--duration elapsed"
+        } else {
+            std::future::pending().await
+        }
+    };
+    let why = tokio::select! {
+        why = until => why,
+        why = stop_signals() => why,
+    };
+    println!("nvmf-reference-target: {why}: stopping");
+    serving.abort();
+    let _ = serving.await;
+    ExitCode::SUCCESS
 }
 
 /// Prints the target events after the first `from`; returns how many there are.

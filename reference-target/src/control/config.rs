@@ -265,7 +265,31 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// A staging buffer length `caps` accept that holds two largest I/Os: what subsystems get
+/// when their configuration gives no `staging_buf` and the device decides (the catalog).
+pub fn default_staging_len(caps: &harness::api::NvmfCaps) -> u64 {
+    let want = caps.min_staging_buf_size.max(2 * u64::from(caps.max_io_sz));
+    match caps.max_staging_buf_size {
+        0 => want,
+        max => want.min(max),
+    }
+}
+
 impl Config {
+    /// Puts a configuration written for any device on one: ports written with the
+    /// simulated target device's address (`sim0`'s, as the catalog writes them) listen on
+    /// `ip`, the device's own; subsystems without `staging_buf` get `staging` bytes.
+    pub fn place(&mut self, ip: std::net::Ipv4Addr, staging: u64) {
+        for s in &mut self.subsystems {
+            s.staging_buf.get_or_insert(staging);
+        }
+        for p in &mut self.ports {
+            if p.addr.ip() == std::net::IpAddr::from(harness::fabric::sim::SIM0_ADDR) {
+                p.addr.set_ip(ip.into());
+            }
+        }
+    }
+
     /// Loads a configuration file; a profile path in it is relative to the file's folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let origin = path.display().to_string();

@@ -20,7 +20,7 @@ use crate::offload::target::{
     expect_invalid_param, expect_status, host_config, mqes, send_connect, TargetRig, BOUND,
     IPO_CNTLID, IPO_QID, IPO_SQSIZE, IPO_SUBNQN, PORT_A, STRANGER, SUB_A,
 };
-use crate::offload::{Case, Dut, Failure, Need};
+use crate::offload::{wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const AREA: &str = "connect";
@@ -47,7 +47,7 @@ async fn admin_connect(
     edit: impl FnOnce(&mut ConnectOptions),
     data: impl FnOnce(&mut ConnectDataRepr),
 ) -> Result<CqeRepr, Failure> {
-    let t = d.target_one()?;
+    let t = d.target_one().await?;
     let (mut q, mut o) = admin_queue(&t).await?;
     edit(&mut o);
     let mut cd = host_config(SUB_A).connect_data(CNTLID_DYNAMIC);
@@ -66,7 +66,7 @@ async fn io_connect(
     edit: impl FnOnce(&mut ConnectOptions, u16),
     data: impl FnOnce(&mut ConnectDataRepr),
 ) -> Result<CqeRepr, Failure> {
-    let t = d.target_one()?;
+    let t = d.target_one().await?;
     let cfg = host_config(SUB_A);
     let mut c = if enable {
         t.controller(PORT_A, cfg.clone()).await?
@@ -96,7 +96,7 @@ async fn cm_rejects(
     bytes: Vec<u8>,
     want: CmRejectStatus,
 ) -> Result<(), Failure> {
-    let t = d.target_one()?;
+    let t = d.target_one().await?;
     let got = t.cm_reject(PORT_A, spec, bytes).await?;
     check_eq!(got, Some(want), "NVMe-oF CM reject status");
     Ok(())
@@ -104,20 +104,20 @@ async fn cm_rejects(
 
 /// Checks that nothing of `SUB_A` namespace 1 was offloaded, reached the backend or was
 /// served by software's I/O path.
-fn nothing_served(t: &TargetRig, what: &str) -> Result<(), Failure> {
-    let k = t.ns_counters(SUB_A, 1);
+async fn nothing_served(t: &TargetRig, what: &str) -> Result<(), Failure> {
+    let k = t.ns_counters(SUB_A, 1).await?;
     check_eq!(
         k.read_cmds + k.write_cmds + k.flush_cmds + k.write_inline_cmds,
         0,
         "{what}: commands the device counted as offloaded"
     );
     check_eq!(
-        t.backend_commands(SUB_A)?,
+        t.backend_commands(SUB_A, 1).await?,
         0,
         "{what}: commands that reached the backend"
     );
     check_eq!(
-        t.target.software_io_commands(SUB_A),
+        t.software_io_commands(SUB_A).await?,
         0,
         "{what}: I/O commands software served"
     );
@@ -129,7 +129,7 @@ pub fn cases() -> Vec<Case> {
     vec![
         // Offload starts at Connect.
         Case::new(AREA, "io-before-connect", "CONN-BEFORE-CONNECT", "a write on an I/O queue that has not sent Connect is answered by software with Command Sequence Error; nothing is offloaded or reaches the backend", CP_WRITE, |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let _c = t.controller(PORT_A, host_config(SUB_A)).await?;
             let q = t.cm_queue(PORT_A, io_spec(1)).await?;
             let lba = d.ns_format().lba_data_size();
@@ -138,48 +138,48 @@ pub fn cases() -> Vec<Case> {
                 .map_err(|e| Failure(format!("the write before Connect got no answer: {e}")))?;
             expect_status(&w.cqe, Status::COMMAND_SEQUENCE_ERROR, "write before Connect")?;
             tokio::time::sleep(Duration::from_millis(20)).await;
-            nothing_served(&t, "before Connect")
+            nothing_served(&t, "before Connect").await
         }),
         Case::new(AREA, "admin-before-connect", "CONN-BEFORE-CONNECT", "an admin command (Identify) on an admin queue that has not sent Connect is answered with Command Sequence Error", CP, |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let mut q = t.cm_queue(PORT_A, QueueSpec::admin()).await?;
             let sqe = misbehave::opcode_sqe(9, 0, 0x06)?;
             misbehave::send_raw(&mut q, &sqe)?;
-            let r = q.wait_response(9, BOUND).await?;
+            let r = q.wait_response(9, wait(BOUND)).await?;
             expect_status(&r.cqe, Status::COMMAND_SEQUENCE_ERROR, "Identify before Connect")?;
-            check!(t.target.controllers(SUB_A).is_empty(), "a controller exists without a Connect");
+            check!(t.controllers(SUB_A).await?.is_empty(), "a controller exists without a Connect");
             Ok(())
         }),
         Case::new(AREA, "offload-from-connect", "CONN-OFFLOAD-AFTER-CONNECT", "on one I/O queue, a write before its Connect is refused and not offloaded; after the Connect writes (and reads, if offloaded) are served by the device", CP_WRITE, |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let cfg = host_config(SUB_A);
             let c = t.controller(PORT_A, cfg.clone()).await?;
             let mut q = t.cm_queue(PORT_A, io_spec(1)).await?;
             let lba = d.ns_format().lba_data_size();
             let data = pattern(lba as usize, 2);
             let cid = q.submit(&Command::Nvme { nsid: 1, command: SqeCommand::Flush }, SglRepr::keyed(0, 0, 0), &[])?;
-            let r = q.wait_response(cid, BOUND).await?;
+            let r = q.wait_response(cid, wait(BOUND)).await?;
             expect_status(&r.cqe, Status::COMMAND_SEQUENCE_ERROR, "flush before Connect")?;
-            nothing_served(&t, "before Connect")?;
+            nothing_served(&t, "before Connect").await?;
             let o = ConnectOptions::for_queue(&q, 0, false);
             fabrics_connect(&mut q, &cfg.connect_data(c.cntlid()), &o).await
                 .map_err(|e| Failure(format!("I/O Connect: {e}")))?;
             let mut io = IoQueue::new(q, 1, lba);
             let w = io.write(3, &data, DataMode::Keyed).await?;
             check!(w.cqe.status.is_success(), "write after Connect: {}", w.cqe.status);
-            let k = t.ns_counters(SUB_A, 1);
+            let k = t.ns_counters(SUB_A, 1).await?;
             check_eq!(k.write_cmds, 1, "writes the device counted as offloaded after Connect");
             if d.caps.offload_ops_allowed(OffloadOps::READ) {
                 let r = io.read(3, 1, DataMode::Keyed).await?;
                 check!(r.cqe.status.is_success(), "read after Connect: {}", r.cqe.status);
                 check!(r.data == data, "data read back differs from data written");
-                check_eq!(t.ns_counters(SUB_A, 1).read_cmds, 1, "reads the device counted as offloaded after Connect");
+                check_eq!(t.ns_counters(SUB_A, 1).await?.read_cmds, 1, "reads the device counted as offloaded after Connect");
             }
-            check_eq!(t.target.software_io_commands(SUB_A), 0, "I/O commands software served after Connect");
+            check_eq!(t.software_io_commands(SUB_A).await?, 0, "I/O commands software served after Connect");
             Ok(())
         }),
         Case::new(AREA, "admin-not-offloaded", "CONN-ADMIN-NOT-OFFLOADED", "NVM read and write capsules with valid keyed SGLs on a connected admin queue are not served by the device: software reads them as admin commands (02h Get Log Page of log 00h: Invalid Field; 01h Create I/O SQ, not a Fabrics command: Invalid Opcode)", CP, |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let mut c = t.controller(PORT_A, host_config(SUB_A)).await?;
             let lba = d.ns_format().lba_data_size();
             let data = pattern(lba as usize, 3);
@@ -191,7 +191,7 @@ pub fn cases() -> Vec<Case> {
             let w = c.admin().execute(&write, Transfer::ToTarget(&data), DataMode::Keyed).await?;
             expect_status(&w.cqe, Status::INVALID_OPCODE, "NVM write on the admin queue")?;
             tokio::time::sleep(Duration::from_millis(20)).await;
-            nothing_served(&t, "admin queue")
+            nothing_served(&t, "admin queue").await
         }),
         // Fabrics Connect, admin queue.
         Case::new(AREA, "recfmt", "CONN-RECFMT", "a Connect with RECFMT 1 is answered Incompatible Format (1/80h, DNR)", CP, |d: Dut| async move {
@@ -219,13 +219,13 @@ pub fn cases() -> Vec<Case> {
             expect_invalid_param(&c, IPO_SQSIZE, "admin Connect SQSIZE 40")
         }),
         Case::new(AREA, "admin-twice", "CONN-TWICE", "a second Connect on an admin queue that is already connected is answered Command Sequence Error", CP, |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let cfg = host_config(SUB_A);
             let mut c = t.connect(PORT_A, cfg.clone()).await.map_err(|e| Failure(format!("admin connect: {e}")))?;
             let o = ConnectOptions::for_queue(c.admin(), 5000, false);
             let again = send_connect(c.admin(), o, &cfg.connect_data(CNTLID_DYNAMIC)).await?;
             expect_status(&again, Status::COMMAND_SEQUENCE_ERROR, "second admin Connect")?;
-            check_eq!(t.target.controllers(SUB_A).len(), 1, "controllers after the second Connect");
+            check_eq!(t.controllers(SUB_A).await?.len(), 1, "controllers after the second Connect");
             Ok(())
         }),
         // Fabrics Connect, I/O queues.
@@ -258,7 +258,7 @@ pub fn cases() -> Vec<Case> {
             expect_status(&c, Status::COMMAND_SEQUENCE_ERROR, "I/O Connect before CC.EN")
         }),
         Case::new(AREA, "io-qid-twice", "CONN-TWICE", "a second I/O Connect for a QID already connected (on another queue pair) is answered Command Sequence Error; the first queue keeps serving", CP_WRITE, |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let cfg = host_config(SUB_A);
             let mut c = t.controller(PORT_A, cfg.clone()).await?;
             let lba = d.ns_format().lba_data_size();
@@ -272,7 +272,7 @@ pub fn cases() -> Vec<Case> {
             Ok(())
         }),
         Case::new(AREA, "io-twice", "CONN-TWICE", "a second Connect on an I/O queue that is already connected (offloaded: the device hands the Fabrics capsule to software) is answered Command Sequence Error", &[Need::ControlPlane, Need::NonOffloadedOps], |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let cfg = host_config(SUB_A);
             let mut c = t.controller(PORT_A, cfg.clone()).await?;
             let mut io = c.connect_io_queue(1, IO_DEPTH, 0, 1, d.ns_format().lba_data_size()).await?;
@@ -281,12 +281,12 @@ pub fn cases() -> Vec<Case> {
             expect_status(&again, Status::COMMAND_SEQUENCE_ERROR, "second Connect on I/O queue 1")
         }),
         Case::new(AREA, "success-cntlid", "CONN-SUCCESS", "a good admin Connect returns a controller ID other than FFFFh in DW0, and a good I/O Connect of that controller returns the same ID", CP, |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let cfg = host_config(SUB_A);
             let mut c = t.controller(PORT_A, cfg.clone()).await?;
             let cntlid = c.cntlid();
             check!(cntlid != CNTLID_DYNAMIC && cntlid < 0xFFF0, "admin Connect returned CNTLID {cntlid:#06x}");
-            check_eq!(t.target.controllers(SUB_A), vec![cntlid], "the target's controllers");
+            check_eq!(t.controllers(SUB_A).await?, vec![cntlid], "the target's controllers");
             let _ = c.set_number_of_queues(1).await.map_err(|e| Failure(format!("Set Features Number of Queues: {e}")))?;
             let mut q = t.cm_queue(PORT_A, io_spec(1)).await?;
             let o = ConnectOptions::for_queue(&q, 0, false);
@@ -312,7 +312,7 @@ pub fn cases() -> Vec<Case> {
             cm_rejects(&d, QueueSpec::admin(), misbehave::cm_request_bytes(0, 0, 32, 32), CmRejectStatus::InvalidHsqsize).await
         }),
         Case::new(AREA, "cm.io-hsqsize-above-mqes", "CONN-CM-REQUEST", "an I/O CM request with HSQSIZE above CAP.MQES is rejected with status 04h", CP, |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let mut c = t.controller(PORT_A, host_config(SUB_A)).await?;
             let mqes = mqes(&mut c).await?;
             let got = t.cm_reject(PORT_A, io_spec(1), misbehave::cm_request_bytes(0, 1, 8, mqes.saturating_add(1))).await?;
@@ -324,23 +324,23 @@ pub fn cases() -> Vec<Case> {
         }),
         // Keep Alive.
         Case::new(AREA, "kato-expiry", "CONN-KATO", "a controller that gets no Keep Alive within KATO is torn down (not before): its admin and I/O queues stop serving and it is forgotten", CP, |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let mut cfg = host_config(SUB_A);
             cfg.kato_ms = 2000;
             let mut c = t.controller(PORT_A, cfg).await?;
             let lba = d.ns_format().lba_data_size();
             let mut io = c.connect_io_queue(1, IO_DEPTH, 0, 1, lba).await?;
             tokio::time::sleep(Duration::from_millis(1000)).await;
-            check_eq!(t.target.controllers(SUB_A).len(), 1, "controllers halfway through KATO");
-            check!(t.target.wait_event("kato-expired", BOUND).await.is_some(), "no KATO expiry within {} s", BOUND.as_secs());
-            check!(t.target.controllers(SUB_A).is_empty(), "the controller outlived its KATO");
+            check_eq!(t.controllers(SUB_A).await?.len(), 1, "controllers halfway through KATO");
+            check!(t.wait_event("kato-expired", wait(BOUND)).await?.is_some(), "no KATO expiry within {} s", wait(BOUND).as_secs());
+            check!(t.controllers(SUB_A).await?.is_empty(), "the controller outlived its KATO");
             check!(c.keep_alive().await.is_err(), "the admin queue still answers after the teardown");
             let w = io.write(0, &pattern(lba as usize, 5), DataMode::Keyed).await;
             check!(!w.is_ok_and(|w| w.cqe.status.is_success()), "the I/O queue still serves after its controller was torn down");
             Ok(())
         }),
         Case::new(AREA, "keep-alive-restarts-timer", "CONN-KATO", "Keep Alive commands sent within KATO keep the controller alive well past KATO", CP, |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let mut cfg = host_config(SUB_A);
             cfg.kato_ms = 2000;
             let mut c = t.controller(PORT_A, cfg).await?;
@@ -348,8 +348,8 @@ pub fn cases() -> Vec<Case> {
                 tokio::time::sleep(Duration::from_millis(1000)).await;
                 c.keep_alive().await.map_err(|e| Failure(format!("Keep Alive: {e}")))?;
             }
-            check_eq!(t.target.controllers(SUB_A).len(), 1, "controllers after 6 s of Keep Alives every second (KATO 2 s)");
-            check!(!t.target.events().iter().any(|l| l.contains("kato-expired")), "KATO expired although Keep Alives came in time");
+            check_eq!(t.controllers(SUB_A).await?.len(), 1, "controllers after 6 s of Keep Alives every second (KATO 2 s)");
+            check!(!t.events().await?.iter().any(|l| l.contains("kato-expired")), "KATO expired although Keep Alives came in time");
             Ok(())
         }),
     ]

@@ -10,7 +10,7 @@ use harness::wire::{SglRepr, SqeCommand, SqeRepr, Status};
 use reference_target::backend::LbaFormat;
 
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
-use crate::offload::{Case, CaseResult, Dut, Failure, Need};
+use crate::offload::{wait, Case, CaseResult, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;
@@ -196,7 +196,7 @@ pub fn cases() -> Vec<Case> {
             capsule[36..39].copy_from_slice(&[0x5a, 0x3c, 0x0f]);
             capsule.extend_from_slice(&data);
             misbehave::send_raw(q, &capsule)?;
-            let r = q.wait_response(cid, Duration::from_secs(5)).await?;
+            let r = q.wait_response(cid, wait(Duration::from_secs(5))).await?;
             ok_status("in-capsule write with stale reserved bytes", r.cqe.status)?;
             let r = s.io.read(4, 1, DataMode::Keyed).await?;
             check!(r.data == data, "the in-capsule data did not reach the namespace");
@@ -297,9 +297,12 @@ pub fn cases() -> Vec<Case> {
                 SglRepr::keyed(0x1000, blocks * f.lba_data_size(), 0x55),
             )?;
             misbehave::send_raw(s.io.queue(), &sqe)?;
-            let wc =
-                harness::fabric::wait::completion(d.ctx.as_ref(), s.cq, Duration::from_secs(5))
-                    .await?;
+            let wc = harness::fabric::wait::completion(
+                d.ctx.as_ref(),
+                s.cq,
+                crate::offload::wait(Duration::from_secs(5)),
+            )
+            .await?;
             check_eq!(
                 wc.status,
                 harness::fabric::WcStatus::Success,
@@ -328,7 +331,7 @@ pub fn cases() -> Vec<Case> {
             for cid in cids {
                 let r =
                     s.io.queue()
-                        .wait_response(cid, Duration::from_secs(5))
+                        .wait_response(cid, wait(Duration::from_secs(5)))
                         .await?;
                 ok_status("flush", r.cqe.status)?;
             }
@@ -419,7 +422,9 @@ pub fn cases() -> Vec<Case> {
             let sqe = SqeRepr::new(0x1234, FE_NSID, SqeCommand::Flush, SglRepr::keyed(0, 0, 0))
                 .to_bytes()?;
             misbehave::send_raw(q, &sqe)?;
-            let r = q.wait_response(0x1234, Duration::from_secs(5)).await?;
+            let r = q
+                .wait_response(0x1234, wait(Duration::from_secs(5)))
+                .await?;
             check_eq!(r.cqe.cid, 0x1234, "response CID");
             ok_status("flush", r.cqe.status)
         },
@@ -471,7 +476,7 @@ async fn staging_exhaustion(d: Dut, slow: Option<Duration>) -> CaseResult {
         cids.push(cid);
     }
     for cid in cids {
-        let r = q.wait_response(cid, Duration::from_secs(5)).await?;
+        let r = q.wait_response(cid, wait(Duration::from_secs(5))).await?;
         ok_status("read", r.cqe.status)?;
     }
     for i in 0..n {

@@ -11,7 +11,7 @@ use harness::initiator::{DataMode, IoQueue};
 use reference_target::backend::{BackendController, CmdMatch, Fault};
 
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
-use crate::offload::{Case, Dut, Failure, Need};
+use crate::offload::{wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const BOUND: Duration = Duration::from_secs(5);
@@ -39,9 +39,14 @@ async fn expect_event(
     want: impl Fn(&OffloadEvent) -> bool,
     what: &str,
 ) -> Result<OffloadEvent, Failure> {
-    let ev = tokio::time::timeout(BOUND, d.provider.next_event())
+    let ev = tokio::time::timeout(wait(BOUND), d.provider.next_event())
         .await
-        .map_err(|_| Failure(format!("no {what} event within {} s", BOUND.as_secs())))?;
+        .map_err(|_| {
+            Failure(format!(
+                "no {what} event within {} s",
+                wait(BOUND).as_secs()
+            ))
+        })?;
     check!(want(&ev), "expected {what}, got {ev}");
     Ok(ev)
 }
@@ -103,7 +108,7 @@ pub fn cases() -> Vec<Case> {
             tokio::time::sleep(Duration::from_millis(50)).await;
             inject(&s.backend, Fault::PciError)?;
             for cid in cids {
-                let r = s.io.queue().wait_response(cid, BOUND).await
+                let r = s.io.queue().wait_response(cid, wait(BOUND)).await
                     .map_err(|e| Failure(format!("flush cid {cid} got no answer: {e}")))?;
                 check!(!r.cqe.status.is_success(), "flush cid {cid} answered with success");
             }

@@ -320,7 +320,7 @@ pub fn cases() -> Vec<Case> {
             let keyed = SglRepr::keyed(0x1000, d.ns_format().lba_data_size(), 0x77);
             let sqe = misbehave::read_sqe(9, FE_NSID, 0, 1, keyed)?;
             misbehave::send_raw(s.io.queue(), &sqe)?;
-            let wc = wait::completion(d.ctx.as_ref(), s.cq, Duration::from_secs(5)).await?;
+            let wc = wait::completion(d.ctx.as_ref(), s.cq, crate::offload::wait(Duration::from_secs(5))).await?;
             check_eq!(wc.qp, s.qp, "software receive on the session's QP");
             Ok(())
         },

@@ -46,10 +46,10 @@ async fn two_queues(d: &Dut, t: &TargetRig) -> Result<(Controller, IoQueue, IoQu
 /// may not touch; the host must not get a success, the other queue keeps serving, and a
 /// write leaves the backend's blocks as they were.
 async fn bad_key(d: Dut, write: bool, how: BadKey) -> Result<(), Failure> {
-    let t = d.target_one()?;
+    let t = d.target_one().await?;
     let (_c, mut io, mut other) = two_queues(&d, &t).await?;
     let lba = d.ns_format().lba_data_size();
-    let before = t.backend_blocks(SUB_A, 1, 0, 1)?;
+    let before = t.backend_blocks(SUB_A, 1, 0, 1).await?;
     let access = Access::LOCAL_WRITE | Access::REMOTE_READ | Access::REMOTE_WRITE;
     let sgl = match how {
         BadKey::Foreign => {
@@ -80,7 +80,7 @@ async fn bad_key(d: Dut, write: bool, how: BadKey) -> Result<(), Failure> {
     }
     // The host's NIC refused the target's RDMA access to the queue's QP.
     let qp = io.queue().qp().id;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + crate::offload::wait(Duration::from_secs(2));
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match wait::async_event(t.host.as_ref(), left).await {
@@ -95,7 +95,7 @@ async fn bad_key(d: Dut, write: bool, how: BadKey) -> Result<(), Failure> {
     }
     if write {
         check!(
-            t.backend_blocks(SUB_A, 1, 0, 1)? == before,
+            t.backend_blocks(SUB_A, 1, 0, 1).await? == before,
             "the backend's block changed after a write whose data could not be fetched"
         );
     }
@@ -121,7 +121,7 @@ async fn bad_key(d: Dut, write: bool, how: BadKey) -> Result<(), Failure> {
 /// On two subsystems, sends a one-block read or write of nsid 2 (only `SUB_B` has it) on a
 /// `SUB_A` queue: Invalid Namespace, and `SUB_B`'s namespace is untouched.
 async fn other_subsystem_ns(d: Dut, write: bool) -> Result<(), Failure> {
-    let t = d.target(&two_subsystems(d.ns_format()))?;
+    let t = d.target(&two_subsystems(d.ns_format())).await?;
     let lba = d.ns_format().lba_data_size();
     let seed = pattern(lba as usize, 11);
     // Data in B's namespace 2, written through B's own port.
@@ -133,8 +133,8 @@ async fn other_subsystem_ns(d: Dut, write: bool) -> Result<(), Failure> {
         "write through SUB_B's own port: {}",
         w.cqe.status
     );
-    let b_before = t.backend(SUB_B, 2)?.counters().commands;
-    let sw_before = t.target.software_io_commands(SUB_B);
+    let b_before = t.backend_commands(SUB_B, 2).await?;
+    let sw_before = t.software_io_commands(SUB_B).await?;
     let mut c = t.controller(PORT_A, host_config(SUB_A)).await?;
     let mut io = c.connect_io_queue(1, DEPTH, 0, 2, lba).await?;
     let r = if write {
@@ -153,17 +153,17 @@ async fn other_subsystem_ns(d: Dut, write: bool) -> Result<(), Failure> {
         "SUB_B's data reached SUB_A's host"
     );
     check_eq!(
-        t.backend(SUB_B, 2)?.counters().commands,
+        t.backend_commands(SUB_B, 2).await?,
         b_before,
         "SUB_B backend commands"
     );
     check_eq!(
-        t.target.software_io_commands(SUB_B),
+        t.software_io_commands(SUB_B).await?,
         sw_before,
         "SUB_B I/O served by software"
     );
     check!(
-        t.backend_blocks(SUB_B, 2, 0, 1)? == seed,
+        t.backend_blocks(SUB_B, 2, 0, 1).await? == seed,
         "SUB_B's namespace 2 changed"
     );
     Ok(())
@@ -173,7 +173,7 @@ async fn other_subsystem_ns(d: Dut, write: bool) -> Result<(), Failure> {
 pub fn cases() -> Vec<Case> {
     vec![
         Case::new(AREA, "host-not-allowed", "SEC-HOST-ALLOWLIST", "a host not in the subsystem's allow-list is refused (Connect Invalid Host, 1/84h DNR) and gets no controller; an allowed host still connects", CP, |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let mut cfg = host_config(SUB_A);
             cfg.hostnqn = STRANGER.into();
             match t.connect(PORT_A, cfg).await {
@@ -183,13 +183,13 @@ pub fn cases() -> Vec<Case> {
                     check!(s.same_code(Status::CONNECT_INVALID_HOST) && s.dnr, "expected Connect Invalid Host (1/84h) with DNR, got {s}");
                 }
             }
-            check!(t.target.controllers(SUB_A).is_empty(), "a controller exists for the refused host");
+            check!(t.controllers(SUB_A).await?.is_empty(), "a controller exists for the refused host");
             let _ok = t.controller(PORT_A, host_config(SUB_A)).await?;
-            check_eq!(t.target.controllers(SUB_A).len(), 1, "controllers after the allowed host connected");
+            check_eq!(t.controllers(SUB_A).await?.len(), 1, "controllers after the allowed host connected");
             Ok(())
         }),
         Case::new(AREA, "other-hosts-controller", "SEC-CTRL-HOST-BOUND", "an I/O Connect naming the controller of another (allowed) host is refused with 1/82h IPO CNTLID", CP, |d: Dut| async move {
-            let t = d.target_one()?;
+            let t = d.target_one().await?;
             let c = t.controller(PORT_A, host_config(SUB_A)).await?;
             let mut other = host_config(SUB_A);
             other.hostnqn = HOSTNQN_2.into();
@@ -199,7 +199,7 @@ pub fn cases() -> Vec<Case> {
             expect_invalid_param(&cqe, IPO_CNTLID, "I/O Connect to another host's controller")
         }),
         Case::new(AREA, "port-serves-its-subsystem", "SEC-PORT-SUBSYSTEM", "an admin Connect on one subsystem's port naming the other subsystem is refused with 1/82h IPO SUBNQN", CP, |d: Dut| async move {
-            let t = d.target(&two_subsystems(d.ns_format()))?;
+            let t = d.target(&two_subsystems(d.ns_format())).await?;
             match t.connect(PORT_A, host_config(SUB_B)).await {
                 Ok(_) => Err(Failure("SUB_B was reached through SUB_A's port".into())),
                 Err(harness::initiator::InitiatorError::Nvme { cqe, .. }) => expect_invalid_param(&cqe, IPO_SUBNQN, "Connect to SUB_B on SUB_A's port"),
@@ -212,16 +212,16 @@ pub fn cases() -> Vec<Case> {
         Case::new(AREA, "rkey.past-region-write", "SEC-RKEY", "a write whose keyed SGL points past the end of the host's region is not acknowledged with success and writes nothing to the backend", &[Need::ControlPlane, Need::Ops(OffloadOps::WRITE), Need::ResponderAccessErrors], |d: Dut| bad_key(d, true, BadKey::PastRegion)),
         Case::new(AREA, "other-subsystem-ns.read", "SEC-NS-ISOLATION", "a read on subsystem A's queue of an nsid only subsystem B has is answered Invalid Namespace and never served from B", &[Need::ControlPlane, Need::NonOffloadedOps], |d: Dut| other_subsystem_ns(d, false)),
         Case::new(AREA, "other-subsystem-ns.no-software-path", "SEC-NS-ISOLATION", "without non-offloaded ops, a write on subsystem A's offloaded queue to an nsid only subsystem B has raises UNSUPPORTED_NVMF_OP, gets no success and leaves B's namespace untouched", &[Need::ControlPlane, Need::NoNonOffloadedOps, Need::Ops(OffloadOps::WRITE)], |d: Dut| async move {
-            let t = d.target(&two_subsystems(d.ns_format()))?;
+            let t = d.target(&two_subsystems(d.ns_format())).await?;
             let lba = d.ns_format().lba_data_size();
-            let before = t.backend_blocks(SUB_B, 2, 0, 1)?;
+            let before = t.backend_blocks(SUB_B, 2, 0, 1).await?;
             let mut c = t.controller(PORT_A, host_config(SUB_A)).await?;
             let mut io = c.connect_io_queue(1, DEPTH, 0, 2, lba).await?;
             let w = io.write(0, &pattern(lba as usize, 13), DataMode::Keyed).await;
             check!(!w.is_ok_and(|w| w.cqe.status.is_success()), "a write to SUB_B's nsid 2 succeeded on SUB_A's queue");
-            check!(t.target.wait_event("UNSUPPORTED_NVMF_OP", Duration::from_secs(5)).await.is_some(), "no UNSUPPORTED_NVMF_OP event for the write the device could not serve");
-            check_eq!(t.backend(SUB_B, 2)?.counters().commands, 0, "SUB_B backend commands");
-            check!(t.backend_blocks(SUB_B, 2, 0, 1)? == before, "SUB_B's namespace 2 changed");
+            check!(t.wait_event("UNSUPPORTED_NVMF_OP", crate::offload::wait(Duration::from_secs(5))).await?.is_some(), "no UNSUPPORTED_NVMF_OP event for the write the device could not serve");
+            check_eq!(t.backend_commands(SUB_B, 2).await?, 0, "SUB_B backend commands");
+            check!(t.backend_blocks(SUB_B, 2, 0, 1).await? == before, "SUB_B's namespace 2 changed");
             Ok(())
         }),
         Case::new(AREA, "other-subsystem-ns.write", "SEC-NS-ISOLATION", "a write on subsystem A's queue of an nsid only subsystem B has is answered Invalid Namespace and leaves B's namespace untouched", &[Need::ControlPlane, Need::NonOffloadedOps], |d: Dut| other_subsystem_ns(d, true)),

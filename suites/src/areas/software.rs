@@ -23,7 +23,7 @@ async fn reaches_software(
 ) -> Result<crate::offload::session::Session, Failure> {
     let mut s = d.session(&opts, PORT).await?;
     misbehave::send_raw(s.io.queue(), &capsule)?;
-    let wc = wait::completion(d.ctx.as_ref(), s.cq, BOUND).await?;
+    let wc = wait::completion(d.ctx.as_ref(), s.cq, crate::offload::wait(BOUND)).await?;
     check_eq!(wc.status, WcStatus::Success, "software receive status");
     check_eq!(wc.qp, s.qp, "the QP the capsule arrived on");
     check_eq!(wc.byte_len as usize, capsule.len(), "received length");

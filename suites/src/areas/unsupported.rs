@@ -20,7 +20,7 @@ const BOUND: Duration = Duration::from_secs(5);
 async fn unsupported(d: Dut, capsule: Vec<u8>, opcode: u8) -> Result<(), Failure> {
     let mut s = d.default_session(4420).await?;
     misbehave::send_raw(s.io.queue(), &capsule)?;
-    let ev = tokio::time::timeout(BOUND, d.provider.next_event())
+    let ev = tokio::time::timeout(crate::offload::wait(BOUND), d.provider.next_event())
         .await
         .map_err(|_| Failure("no UNSUPPORTED_NVMF_OP event within 5 s".into()))?;
     check_eq!(
@@ -62,7 +62,7 @@ pub fn cases() -> Vec<Case> {
             let (mut b_io, b_qp, _) = d.connect_queue(&a.srq, a.pd, &opts, 4421).await?;
             let sqe = misbehave::opcode_sqe(1, FE_NSID, 0x7e)?;
             misbehave::send_raw(a.io.queue(), &sqe)?;
-            let _ = tokio::time::timeout(BOUND, d.provider.next_event()).await;
+            let _ = tokio::time::timeout(crate::offload::wait(BOUND), d.provider.next_event()).await;
             check_eq!(d.ctx.query_qp(a.qp)?, QpState::Err, "QP A");
             let w = b_io.write(0, &pattern(f.lba_data_size() as usize, 3), DataMode::Keyed).await?;
             check!(w.cqe.status.is_success(), "write on QP B: {}", w.cqe.status);

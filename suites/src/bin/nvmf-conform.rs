@@ -66,7 +66,9 @@ enum Command {
         target: TargetArgs,
         #[command(flatten)]
         fabric: FabricArgs,
-        /// Multiply the case's time bound by this factor (slow devices, emulated machines).
+        /// Multiply the case's time bound, and on a real fabric the bounds of its waits for
+        /// events, completions and connections, by this factor (slow devices, emulated
+        /// machines).
         #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
         timeout_scale: f64,
     },
@@ -161,8 +163,10 @@ struct RunArgs {
     /// Longest one case may take, in seconds (virtual time on sim), before --timeout-scale.
     #[arg(long, default_value_t = 600)]
     case_timeout: u64,
-    /// Multiply every time bound (the case bound and the watchdog) by this factor, for slow
-    /// devices or emulated machines.
+    /// Multiply every time bound (the case bound, the watchdog and, on a real fabric, the
+    /// bounds of the cases' waits for events, completions and connections) by this
+    /// factor, for slow devices or emulated machines. Durations a case checks (a command
+    /// timeout, a KATO) are never scaled.
     #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
     timeout_scale: f64,
     /// Run cases in forked children: `case` (one child per case), `suite` (one per area)
@@ -214,6 +218,13 @@ struct TargetArgs {
     /// plugin: `profile=PROFILE;quirks=Q1,Q2` from --profile and --quirk.
     #[arg(long, value_name = "STRING")]
     plugin_config: Option<String>,
+    /// Two-host mode: the reference target runs on another host under
+    /// `nvmf-reference-target --control ADDR:PORT`; this process runs the hosts on
+    /// --fabric verbs and reaches the target over RDMA, and its controls (start, faults,
+    /// counters, trace) over TCP. Only control-plane cases (areas connect, security) run;
+    /// the others skip, saying so. See docs/two-host.md.
+    #[arg(long, value_name = "ADDR:PORT")]
+    connect: Option<std::net::SocketAddr>,
     /// Directory of the reviewed trace snapshots (`<case id>.snap`) that passing offload
     /// cases are compared with when the device has the full profile's caps. Default: the
     /// suites/snapshots directory of the source tree this binary was built from.
@@ -253,6 +264,12 @@ impl TargetArgs {
                 }
                 _ => p.to_string(),
             },
+            Some(("plugin", _)) if self.connect.is_some() => {
+                return Err(Refusal::Usage(
+                    "--connect drives a remote reference target; a --target plugin runs in                      this process"
+                        .into(),
+                ))
+            }
             Some(("plugin", path)) => {
                 let plugin = Plugin::load(path)
                     .map_err(|e| Refusal::Untestable(format!("--target plugin:{path}: {e}")))?;
@@ -314,6 +331,7 @@ impl TargetArgs {
             case_bound,
             profile,
             quirks,
+            connect: self.connect,
             snapshots: Some(
                 self.snapshots
                     .clone()
@@ -359,6 +377,10 @@ fn main() -> ProcessExit {
                     return ProcessExit::from(usage(CAPTURE_NEEDS_SIM).code() as u8);
                 }
                 opts.fabric = fabric;
+                opts.wait_scale = timeout_scale;
+                if let Err(r) = check_connect(&opts) {
+                    return ProcessExit::from(r.report().code() as u8);
+                }
                 cmd_replay(&case, &opts, pcap.as_deref())
             }
             Err(r) => r.report(),
@@ -366,6 +388,29 @@ fn main() -> ProcessExit {
         Command::Report(ReportCommand::Merge { out, shards }) => cmd_merge(&out, &shards),
     };
     ProcessExit::from(code.code() as u8)
+}
+
+/// Two-host mode's preconditions: a real fabric (the simulated one does not leave this
+/// process) and a control channel that answers (else nothing can be tested: 125).
+fn check_connect(opts: &Options) -> Result<(), Refusal> {
+    let Some(addr) = opts.connect else {
+        return Ok(());
+    };
+    if opts.fabric.is_sim() {
+        return Err(Refusal::Usage(format!(
+            "--connect {addr} needs --fabric verbs: the simulated fabric does not leave this              process, so hosts here cannot reach a target on another host"
+        )));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Refusal::Untestable(format!("cannot start a runtime: {e}")))?;
+    rt.block_on(reference_target::remote::RemoteTarget::connect(
+        addr,
+        run::REMOTE_BOUND,
+    ))
+    .map(drop)
+    .map_err(|e| Refusal::Untestable(format!("--connect {addr}: {e}")))
 }
 
 /// Why `--pcap` and `--fabric verbs` do not go together.
@@ -397,6 +442,9 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
     if a.pcap.is_some() && !opts.fabric.is_sim() {
         return usage(CAPTURE_NEEDS_SIM);
     }
+    if let Err(r) = check_connect(&opts) {
+        return r.report();
+    }
     // A plugin may crash; on verbs a case's RDMA resources (its listening ports too) are
     // only sure to be freed when its process ends: both run each case in a child.
     opts.isolation = a
@@ -407,6 +455,7 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
             Isolation::None
         });
     opts.watchdog = scaled(a.watchdog, a.timeout_scale);
+    opts.wait_scale = a.timeout_scale;
     opts.shard = a.shard;
     let mut entries = catalog::select(&a.filter);
     if entries.is_empty() {

@@ -180,6 +180,9 @@ pub struct Dut {
     pub host_device: String,
     /// The address the target listens on: its device's IPv4 address.
     pub target_ip: std::net::Ipv4Addr,
+    /// Two-host mode: the target is in another process, behind this control channel
+    /// ([`super::remote`]).
+    pub remote: Option<super::remote::Remote>,
 }
 
 impl Dut {
@@ -332,6 +335,7 @@ impl Dut {
             raw_provider,
             quirks,
             traced,
+            remote: None,
         }
     }
 
@@ -356,11 +360,7 @@ impl Dut {
 
     /// [`Dut::staging_len`] for a device with `caps`.
     pub fn staging_len_for(caps: &NvmfCaps) -> u64 {
-        let want = caps.min_staging_buf_size.max(2 * u64::from(caps.max_io_sz));
-        match caps.max_staging_buf_size {
-            0 => want,
-            max => want.min(max),
-        }
+        reference_target::control::config::default_staging_len(caps)
     }
 
     /// A registered staging buffer of `len` bytes.
@@ -431,6 +431,20 @@ impl Dut {
                     .find(|f| self.caps.supports_lba_data_size(f.lba_data_size()))
             })
             .unwrap_or(LbaFormat::L4096)
+    }
+}
+
+impl Drop for Dut {
+    /// Lets go of the backend controllers, which reach host memory through the device and
+    /// so hold it: a real device's resources are freed once the case is over.
+    fn drop(&mut self) {
+        if let Some(e) = &self.engine {
+            e.release_backends();
+        }
+        if let Some(b) = &self.backends {
+            drop(b.bus.detach_all());
+            b.made.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
     }
 }
 

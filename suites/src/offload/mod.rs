@@ -3,18 +3,37 @@
 //! `docs/requirements.md` and the reports.
 
 pub mod dut;
+pub mod remote;
 pub mod requirements;
 pub mod session;
 pub mod target;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use harness::api::{NvmfCaps, OffloadOps};
 use harness::fabric::DeviceAttr;
 
 pub use dut::Dut;
+
+/// The factor every case's waits are scaled by ([`wait`]), as `f64` bits.
+static WAIT_SCALE: AtomicU64 = AtomicU64::new(1.0f64.to_bits());
+
+/// Sets the factor of [`wait`] for the cases this process runs: `--timeout-scale` on a real
+/// fabric (real time), 1 on the simulated one (virtual time costs nothing to wait).
+pub fn set_wait_scale(factor: f64) {
+    WAIT_SCALE.store(factor.to_bits(), Ordering::Relaxed);
+}
+
+/// `d` as a case waits for something that should happen (an event, a completion, a
+/// connection): scaled by [`set_wait_scale`]'s factor. Never for a duration a case
+/// checks (a timeout that must not fire early, a KATO, a deliberate delay).
+pub fn wait(d: Duration) -> Duration {
+    d.mul_f64(f64::from_bits(WAIT_SCALE.load(Ordering::Relaxed)))
+}
 
 /// Why a case failed: what was expected and what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +142,12 @@ pub struct DutFacts<'a> {
     pub has_backends: bool,
     /// The fabric's kind (`sim`, `verbs`).
     pub fabric: &'a str,
+    /// Two-host mode: the device is in a remote target's process ([`remote`]).
+    pub remote: bool,
 }
+
+/// Why a case that does not go through the control plane cannot run in two-host mode.
+pub const NOT_REMOTE: &str = "two-host mode (--connect) runs only the control-plane cases      (areas connect and security): this case calls the device's offload API, which is in      the remote target's process";
 
 impl Need {
     /// Why the DUT cannot meet this need, if it cannot.
@@ -133,6 +157,7 @@ impl Need {
             device,
             has_backends: dut_has_backends,
             fabric,
+            remote,
         } = dut;
         let ok = match self {
             Need::ResponderAccessErrors => !device.name.starts_with("rxe"),
@@ -152,7 +177,8 @@ impl Need {
                 .iter()
                 .min()
                 .is_some_and(|b| u64::from(caps.max_ioccsz) * 16 >= 64 + u64::from(*b)),
-            Need::Backends | Need::ControlPlane => dut_has_backends,
+            Need::Backends => dut_has_backends,
+            Need::ControlPlane => dut_has_backends || remote,
         };
         (!ok).then(|| match self {
             Need::Ops(ops) => format!("device does not offload {ops:?}"),
@@ -288,8 +314,12 @@ impl Case {
         t
     }
 
-    /// The first unmet need's reason, if any.
+    /// The first unmet need's reason, if any (in two-host mode, first whether the case
+    /// goes through the control plane at all).
     pub fn unmet(&self, dut: DutFacts<'_>) -> Option<String> {
+        if dut.remote && !self.needs.contains(&Need::ControlPlane) {
+            return Some(NOT_REMOTE.into());
+        }
         self.needs.iter().find_map(|n| n.unmet(dut))
     }
 }

@@ -162,12 +162,12 @@ impl Dut {
         let host = self.traced_as(self.fabric.open(&self.host_device)?, "host");
         let hpd = host.alloc_pd()?;
         let spec = QueueSpec::io(1, opts.depth, opts.in_capsule);
-        let mut queue = HostQueue::create(host, hpd, spec, SETUP_BOUND)?;
+        let mut queue = HostQueue::create(host, hpd, spec, super::wait(SETUP_BOUND))?;
         let cm_opts = CmOptions::for_queue(&queue);
-        let connecting = cm_establish(&mut queue, addr, &cm_opts, SETUP_BOUND);
+        let connecting = cm_establish(&mut queue, addr, &cm_opts, super::wait(SETUP_BOUND));
         let accepting = async {
             // Events of earlier connections (their ESTABLISHED) may come first.
-            let deadline = tokio::time::Instant::now() + SETUP_BOUND;
+            let deadline = tokio::time::Instant::now() + super::wait(SETUP_BOUND);
             let ev = loop {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let ev = wait::cm_event(self.ctx.as_ref(), left).await?;

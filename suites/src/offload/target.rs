@@ -32,6 +32,7 @@ use harness::wire::{
 };
 use reference_target::backend::{BackendController, LbaFormat};
 use reference_target::control::{Config, Target};
+use reference_target::remote::{RemoteError, RemoteTarget};
 
 use super::{Dut, Failure};
 
@@ -109,31 +110,51 @@ pub fn two_subsystems(format: LbaFormat) -> String {
 
 /// The running control plane of a case and its host; see the module docs.
 pub struct TargetRig {
-    /// The running target.
-    pub target: Target,
+    /// Where the target runs.
+    side: Side,
     /// The host's device context (`sim1` or the verbs device, traced as `host`).
     pub host: Arc<dyn DeviceContext>,
-    /// The device's provider, untraced (reading counters leaves the case's trace alone).
-    pub provider: Arc<dyn OffloadProvider>,
     /// The address the target listens on.
     pub ip: std::net::Ipv4Addr,
+}
+
+/// Where a case's target runs.
+enum Side {
+    /// In this process, with the device's untraced provider (reading counters leaves the
+    /// case's trace alone).
+    Local {
+        target: Target,
+        provider: Arc<dyn OffloadProvider>,
+    },
+    /// Behind the control channel of two-host mode ([`super::remote`]).
+    Remote(Arc<RemoteTarget>),
+}
+
+fn remote_failure(e: RemoteError) -> Failure {
+    Failure(e.to_string())
 }
 
 impl Dut {
     /// Starts the reference control plane with the configuration `config_toml` over the
     /// Dut's device (see the module docs). Subsystems without `staging_buf` get one the
     /// caps accept; the config's profile is ignored (the Dut's caps are used).
-    pub fn target(&self, config_toml: &str) -> Result<TargetRig, Failure> {
+    pub async fn target(&self, config_toml: &str) -> Result<TargetRig, Failure> {
         let mut config = Config::parse("<case config>", config_toml)
             .map_err(|e| Failure(format!("case config: {e}")))?;
-        for s in &mut config.subsystems {
-            s.staging_buf.get_or_insert(self.staging_len());
+        if let Some(r) = &self.remote {
+            let ip = r
+                .target
+                .start(config_toml, &r.profile, &r.quirks)
+                .await
+                .map_err(|e| Failure(format!("the remote target did not start: {e}")))?;
+            let host = self.traced_as(self.fabric.open(&self.host_device)?, "host");
+            return Ok(TargetRig {
+                side: Side::Remote(r.target.clone()),
+                host,
+                ip,
+            });
         }
-        for p in &mut config.ports {
-            if p.addr.ip() == std::net::IpAddr::from(SIM0_ADDR) {
-                p.addr.set_ip(self.target_ip.into());
-            }
-        }
+        config.place(self.target_ip, self.staging_len());
         let bus = self.backends()?.bus().clone();
         let (ctx, provider) = (self.ctx.clone(), self.provider.clone());
         let target = match &self.engine {
@@ -146,16 +167,18 @@ impl Dut {
         .map_err(|e| Failure(format!("the control plane did not start: {e}")))?;
         let host = self.traced_as(self.fabric.open(&self.host_device)?, "host");
         Ok(TargetRig {
-            target,
+            side: Side::Local {
+                target,
+                provider: self.raw_provider.clone(),
+            },
             host,
-            provider: self.raw_provider.clone(),
             ip: self.target_ip,
         })
     }
 
     /// [`Dut::target`] with [`one_subsystem`] in the Dut's namespace format.
-    pub fn target_one(&self) -> Result<TargetRig, Failure> {
-        self.target(&one_subsystem(self.ns_format()))
+    pub async fn target_one(&self) -> Result<TargetRig, Failure> {
+        self.target(&one_subsystem(self.ns_format())).await
     }
 }
 
@@ -163,8 +186,8 @@ impl Dut {
 pub fn host_config(subnqn: &str) -> HostConfig {
     let mut c = HostConfig::new(subnqn);
     c.hostnqn = HOSTNQN.into();
-    c.command_bound = Duration::from_secs(5);
-    c.cm_bound = Duration::from_secs(5);
+    c.command_bound = super::wait(Duration::from_secs(5));
+    c.cm_bound = super::wait(Duration::from_secs(5));
     c
 }
 
@@ -217,9 +240,14 @@ impl TargetRig {
     /// A queue of `spec` connected through the CM only (no Fabrics Connect yet).
     pub async fn cm_queue(&self, port: u16, spec: QueueSpec) -> Result<HostQueue, Failure> {
         let pd = self.host.alloc_pd()?;
-        let mut q = HostQueue::create(self.host.clone(), pd, spec, Duration::from_secs(5))?;
+        let mut q = HostQueue::create(
+            self.host.clone(),
+            pd,
+            spec,
+            super::wait(Duration::from_secs(5)),
+        )?;
         let opts = CmOptions::for_queue(&q);
-        cm_establish(&mut q, self.addr(port), &opts, BOUND)
+        cm_establish(&mut q, self.addr(port), &opts, super::wait(BOUND))
             .await
             .map_err(|e| Failure(format!("CM connect of qid {}: {e}", spec.qid)))?;
         Ok(q)
@@ -234,9 +262,19 @@ impl TargetRig {
         private_data: Vec<u8>,
     ) -> Result<Option<CmRejectStatus>, Failure> {
         let pd = self.host.alloc_pd()?;
-        let mut q = HostQueue::create(self.host.clone(), pd, spec, Duration::from_secs(5))?;
-        let r = misbehave::connect_with_private_data(&mut q, self.addr(port), private_data, BOUND)
-            .await;
+        let mut q = HostQueue::create(
+            self.host.clone(),
+            pd,
+            spec,
+            super::wait(Duration::from_secs(5)),
+        )?;
+        let r = misbehave::connect_with_private_data(
+            &mut q,
+            self.addr(port),
+            private_data,
+            super::wait(BOUND),
+        )
+        .await;
         match r {
             Err(InitiatorError::Rejected { status, .. }) => Ok(status),
             Ok(_) => Err(Failure("the CM request was accepted".into())),
@@ -244,38 +282,104 @@ impl TargetRig {
         }
     }
 
-    /// The engine's counters of namespace `nsid` of `subnqn` (zero when not offloaded).
-    pub fn ns_counters(&self, subnqn: &str, nsid: u32) -> NsCounters {
-        self.target
-            .ctrl_of(subnqn, nsid)
-            .and_then(|c| self.provider.ns_counters(c, nsid).ok())
-            .unwrap_or_default()
+    /// The target when it runs in this process (tests that look further behind it).
+    pub fn local(&self) -> Option<&Target> {
+        match &self.side {
+            Side::Local { target, .. } => Some(target),
+            Side::Remote(_) => None,
+        }
     }
 
-    /// The emulated backend controller behind `nsid` of `subnqn`.
-    pub fn backend(&self, subnqn: &str, nsid: u32) -> Result<Arc<BackendController>, Failure> {
-        self.target
+    /// The engine's counters of namespace `nsid` of `subnqn` (zero when not offloaded).
+    pub async fn ns_counters(&self, subnqn: &str, nsid: u32) -> Result<NsCounters, Failure> {
+        match &self.side {
+            Side::Local { target, provider } => Ok(target
+                .ctrl_of(subnqn, nsid)
+                .and_then(|c| provider.ns_counters(c, nsid).ok())
+                .unwrap_or_default()),
+            Side::Remote(r) => r.ns_counters(subnqn, nsid).await.map_err(remote_failure),
+        }
+    }
+
+    /// The emulated backend controller behind `nsid` of `subnqn` (local target only).
+    fn backend(
+        target: &Target,
+        subnqn: &str,
+        nsid: u32,
+    ) -> Result<Arc<BackendController>, Failure> {
+        target
             .backend_of(subnqn, nsid)
             .ok_or_else(|| Failure(format!("no backend for {subnqn} nsid {nsid}")))
     }
 
-    /// Commands the backend controller of `subnqn` fetched from its queues.
-    pub fn backend_commands(&self, subnqn: &str) -> Result<u64, Failure> {
-        Ok(self.backend(subnqn, 1)?.counters().commands)
+    /// Commands the backend controller behind `nsid` of `subnqn` fetched from its queues.
+    pub async fn backend_commands(&self, subnqn: &str, nsid: u32) -> Result<u64, Failure> {
+        match &self.side {
+            Side::Local { target, .. } => Ok(TargetRig::backend(target, subnqn, nsid)?
+                .counters()
+                .commands),
+            Side::Remote(r) => Ok(r
+                .backend_counters(subnqn, nsid)
+                .await
+                .map_err(remote_failure)?
+                .commands),
+        }
     }
 
     /// Blocks of namespace `nsid` of `subnqn` as the backend holds them.
-    pub fn backend_blocks(
+    pub async fn backend_blocks(
         &self,
         subnqn: &str,
         nsid: u32,
         slba: u64,
         count: u64,
     ) -> Result<Vec<u8>, Failure> {
-        self.backend(subnqn, nsid)?
-            .with_namespace(nsid, |n| n.read_blocks(slba, count))
-            .ok_or_else(|| Failure(format!("backend has no namespace {nsid}")))?
-            .map_err(|e| Failure(format!("backend read: {e}")))
+        match &self.side {
+            Side::Local { target, .. } => TargetRig::backend(target, subnqn, nsid)?
+                .with_namespace(nsid, |n| n.read_blocks(slba, count))
+                .ok_or_else(|| Failure(format!("backend has no namespace {nsid}")))?
+                .map_err(|e| Failure(format!("backend read: {e}"))),
+            Side::Remote(r) => r
+                .backend_blocks(subnqn, nsid, slba, count)
+                .await
+                .map_err(remote_failure),
+        }
+    }
+
+    /// The live controllers (CNTLIDs) of `subnqn`.
+    pub async fn controllers(&self, subnqn: &str) -> Result<Vec<u16>, Failure> {
+        match &self.side {
+            Side::Local { target, .. } => Ok(target.controllers(subnqn)),
+            Side::Remote(r) => r.controllers(subnqn).await.map_err(remote_failure),
+        }
+    }
+
+    /// I/O commands software served for `subnqn`.
+    pub async fn software_io_commands(&self, subnqn: &str) -> Result<u64, Failure> {
+        match &self.side {
+            Side::Local { target, .. } => Ok(target.software_io_commands(subnqn)),
+            Side::Remote(r) => r.software_io_commands(subnqn).await.map_err(remote_failure),
+        }
+    }
+
+    /// The target's event log so far.
+    pub async fn events(&self) -> Result<Vec<String>, Failure> {
+        match &self.side {
+            Side::Local { target, .. } => Ok(target.events()),
+            Side::Remote(r) => r.events().await.map_err(remote_failure),
+        }
+    }
+
+    /// The first event log line containing `needle` within `bound`.
+    pub async fn wait_event(
+        &self,
+        needle: &str,
+        bound: Duration,
+    ) -> Result<Option<String>, Failure> {
+        match &self.side {
+            Side::Local { target, .. } => Ok(target.wait_event(needle, bound).await),
+            Side::Remote(r) => r.wait_event(needle, bound).await.map_err(remote_failure),
+        }
     }
 }
 

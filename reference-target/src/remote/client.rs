@@ -1,0 +1,327 @@
+//! The runner's end of the control channel: typed calls, each bounded in time.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use harness::api::{NsCounters, Profile};
+use tokio::io::BufReader;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+use super::proto::{read_line, write_msg, LineError, Reply, Request, PROTOCOL};
+use crate::backend::{Counters, Fault};
+use crate::quirks::Quirks;
+
+/// Longest wait for any reply (beyond a `wait-event`'s own bound).
+pub const REPLY_BOUND: Duration = Duration::from_secs(30);
+
+/// Why a call to the remote target failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The channel could not be opened or broke.
+    #[error("control channel {addr}: {message}")]
+    Channel {
+        /// The target's control address.
+        addr: SocketAddr,
+        /// What happened.
+        message: String,
+    },
+    /// No reply within the bound: the target hangs or the link is down.
+    #[error("control channel {addr}: no reply to `{op}` within {} s", bound.as_secs())]
+    Timeout {
+        /// The target's control address.
+        addr: SocketAddr,
+        /// The request.
+        op: &'static str,
+        /// The bound.
+        bound: Duration,
+    },
+    /// The target refused the request (its message names the field or object).
+    #[error("the remote target refused `{op}`: {message}")]
+    Refused {
+        /// The request.
+        op: &'static str,
+        /// Its reason.
+        message: String,
+    },
+    /// The reply is not the one the request calls for.
+    #[error("the remote target answered `{op}` with {reply}")]
+    Unexpected {
+        /// The request.
+        op: &'static str,
+        /// What came back.
+        reply: String,
+    },
+}
+
+/// What the target said of itself in `hello`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteInfo {
+    /// Its program version.
+    pub version: String,
+    /// Its fabric.
+    pub fabric: String,
+    /// Its device.
+    pub device: String,
+}
+
+/// A connection to a remote `nvmf-reference-target --control`.
+pub struct RemoteTarget {
+    addr: SocketAddr,
+    io: Mutex<(BufReader<OwnedReadHalf>, OwnedWriteHalf)>,
+    info: RemoteInfo,
+}
+
+impl std::fmt::Debug for RemoteTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteTarget")
+            .field("addr", &self.addr)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+fn op_name(r: &Request) -> &'static str {
+    match r {
+        Request::Hello { .. } => "hello",
+        Request::Start { .. } => "start",
+        Request::Stop {} => "stop",
+        Request::Controllers { .. } => "controllers",
+        Request::SoftwareIo { .. } => "software-io",
+        Request::NsCounters { .. } => "ns-counters",
+        Request::BackendCounters { .. } => "backend-counters",
+        Request::BackendBlocks { .. } => "backend-blocks",
+        Request::Inject { .. } => "inject",
+        Request::Events {} => "events",
+        Request::WaitEvent { .. } => "wait-event",
+        Request::Trace {} => "trace",
+    }
+}
+
+impl RemoteTarget {
+    /// Connects to `addr` and says hello, within `bound`.
+    pub async fn connect(addr: SocketAddr, bound: Duration) -> Result<RemoteTarget, RemoteError> {
+        let channel = |message: String| RemoteError::Channel { addr, message };
+        let stream = match tokio::time::timeout(bound, TcpStream::connect(addr)).await {
+            Err(_) => {
+                return Err(channel(format!(
+                    "no connection within {} s",
+                    bound.as_secs()
+                )))
+            }
+            Ok(Err(e)) => return Err(channel(e.to_string())),
+            Ok(Ok(s)) => s,
+        };
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        let mut t = RemoteTarget {
+            addr,
+            io: Mutex::new((BufReader::new(r), w)),
+            info: RemoteInfo {
+                version: String::new(),
+                fabric: String::new(),
+                device: String::new(),
+            },
+        };
+        let req = Request::Hello { protocol: PROTOCOL };
+        match t.call(&req, bound).await? {
+            Reply::Hello {
+                version,
+                fabric,
+                device,
+                ..
+            } => {
+                t.info = RemoteInfo {
+                    version,
+                    fabric,
+                    device,
+                };
+                Ok(t)
+            }
+            other => Err(unexpected("hello", other)),
+        }
+    }
+
+    /// The target's address on the control channel.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What the target said of itself.
+    pub fn info(&self) -> &RemoteInfo {
+        &self.info
+    }
+
+    /// Sends `req` and waits (at most `bound`) for its reply; a `Reply::Error` is
+    /// [`RemoteError::Refused`].
+    async fn call(&self, req: &Request, bound: Duration) -> Result<Reply, RemoteError> {
+        let op = op_name(req);
+        let addr = self.addr;
+        let channel = |message: String| RemoteError::Channel { addr, message };
+        let mut io = self.io.lock().await;
+        let (r, w) = &mut *io;
+        let exchange = async {
+            write_msg(w, req)
+                .await
+                .map_err(|e| channel(format!("sending `{op}`: {e}")))?;
+            let line = read_line(r).await.map_err(|e| match e {
+                LineError::Closed => channel(format!("closed before answering `{op}`")),
+                e => channel(format!("reading the reply to `{op}`: {e}")),
+            })?;
+            serde_json::from_str::<Reply>(&line)
+                .map_err(|e| channel(format!("malformed reply to `{op}`: {e}")))
+        };
+        match tokio::time::timeout(bound, exchange).await {
+            Err(_) => Err(RemoteError::Timeout { addr, op, bound }),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(Reply::Error { message })) => Err(RemoteError::Refused { op, message }),
+            Ok(Ok(reply)) => Ok(reply),
+        }
+    }
+
+    /// Starts a target from `config` (TOML text) with `profile` and `quirks`; the address
+    /// it listens on.
+    pub async fn start(
+        &self,
+        config: &str,
+        profile: &Profile,
+        quirks: &Quirks,
+    ) -> Result<Ipv4Addr, RemoteError> {
+        let req = Request::Start {
+            config: config.into(),
+            profile: profile.clone(),
+            quirks: quirks.clone(),
+        };
+        match self.call(&req, REPLY_BOUND).await? {
+            Reply::Started { ip } => Ok(ip),
+            other => Err(unexpected("start", other)),
+        }
+    }
+
+    /// Stops the running target: its trace and its event log.
+    pub async fn stop(&self) -> Result<(Vec<String>, Vec<String>), RemoteError> {
+        match self.call(&Request::Stop {}, REPLY_BOUND).await? {
+            Reply::Stopped { trace, events } => Ok((trace, events)),
+            other => Err(unexpected("stop", other)),
+        }
+    }
+
+    /// The live controllers of `subnqn`.
+    pub async fn controllers(&self, subnqn: &str) -> Result<Vec<u16>, RemoteError> {
+        let req = Request::Controllers {
+            subnqn: subnqn.into(),
+        };
+        match self.call(&req, REPLY_BOUND).await? {
+            Reply::Controllers { cntlids } => Ok(cntlids),
+            other => Err(unexpected("controllers", other)),
+        }
+    }
+
+    /// I/O commands software served for `subnqn`.
+    pub async fn software_io_commands(&self, subnqn: &str) -> Result<u64, RemoteError> {
+        let req = Request::SoftwareIo {
+            subnqn: subnqn.into(),
+        };
+        match self.call(&req, REPLY_BOUND).await? {
+            Reply::Count { n } => Ok(n),
+            other => Err(unexpected("software-io", other)),
+        }
+    }
+
+    /// The engine's counters of `nsid` of `subnqn`.
+    pub async fn ns_counters(&self, subnqn: &str, nsid: u32) -> Result<NsCounters, RemoteError> {
+        let req = Request::NsCounters {
+            subnqn: subnqn.into(),
+            nsid,
+        };
+        match self.call(&req, REPLY_BOUND).await? {
+            Reply::NsCounters { counters } => Ok(counters),
+            other => Err(unexpected("ns-counters", other)),
+        }
+    }
+
+    /// The counters of the backend controller behind `nsid` of `subnqn`.
+    pub async fn backend_counters(&self, subnqn: &str, nsid: u32) -> Result<Counters, RemoteError> {
+        let req = Request::BackendCounters {
+            subnqn: subnqn.into(),
+            nsid,
+        };
+        match self.call(&req, REPLY_BOUND).await? {
+            Reply::BackendCounters { counters } => Ok(counters),
+            other => Err(unexpected("backend-counters", other)),
+        }
+    }
+
+    /// `count` blocks from `slba` of namespace `nsid` of `subnqn`, as the backend holds them.
+    pub async fn backend_blocks(
+        &self,
+        subnqn: &str,
+        nsid: u32,
+        slba: u64,
+        count: u64,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let req = Request::BackendBlocks {
+            subnqn: subnqn.into(),
+            nsid,
+            slba,
+            count,
+        };
+        match self.call(&req, REPLY_BOUND).await? {
+            Reply::Blocks { data } => Ok(data),
+            other => Err(unexpected("backend-blocks", other)),
+        }
+    }
+
+    /// Injects `fault` into the backend controller behind `nsid` of `subnqn`.
+    pub async fn inject(&self, subnqn: &str, nsid: u32, fault: Fault) -> Result<(), RemoteError> {
+        let req = Request::Inject {
+            subnqn: subnqn.into(),
+            nsid,
+            fault,
+        };
+        match self.call(&req, REPLY_BOUND).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected("inject", other)),
+        }
+    }
+
+    /// The target's event log so far.
+    pub async fn events(&self) -> Result<Vec<String>, RemoteError> {
+        match self.call(&Request::Events {}, REPLY_BOUND).await? {
+            Reply::Events { lines } => Ok(lines),
+            other => Err(unexpected("events", other)),
+        }
+    }
+
+    /// The first event log line containing `needle` within `bound`.
+    pub async fn wait_event(
+        &self,
+        needle: &str,
+        bound: Duration,
+    ) -> Result<Option<String>, RemoteError> {
+        let req = Request::WaitEvent {
+            needle: needle.into(),
+            bound_ms: u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
+        };
+        match self.call(&req, bound + REPLY_BOUND).await? {
+            Reply::Event { line } => Ok(line),
+            other => Err(unexpected("wait-event", other)),
+        }
+    }
+
+    /// The target's trace so far.
+    pub async fn trace(&self) -> Result<Vec<String>, RemoteError> {
+        match self.call(&Request::Trace {}, REPLY_BOUND).await? {
+            Reply::Trace { lines } => Ok(lines),
+            other => Err(unexpected("trace", other)),
+        }
+    }
+}
+
+fn unexpected(op: &'static str, reply: Reply) -> RemoteError {
+    RemoteError::Unexpected {
+        op,
+        reply: format!("{reply:?}"),
+    }
+}

@@ -1,0 +1,286 @@
+//! The messages of the control channel: one JSON object per line, a [`Request`] from the
+//! runner, then exactly one [`Reply`] from the target.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use harness::api::{NsCounters, Profile};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::backend::{Counters, Fault};
+use crate::quirks::Quirks;
+
+/// The protocol version; both ends say theirs in `hello` and refuse another.
+pub const PROTOCOL: u32 = 1;
+/// Longest line either end accepts, bytes (a longer one ends the connection).
+pub const MAX_LINE: usize = 4 << 20;
+/// Longest `wait-event` bound the target accepts.
+pub const MAX_WAIT: Duration = Duration::from_secs(600);
+/// Most bytes one `backend-blocks` request may read.
+pub const MAX_BLOCK_BYTES: u64 = 1 << 20;
+
+/// What the runner asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// First message: the runner's protocol version.
+    Hello {
+        /// [`PROTOCOL`] of the runner.
+        protocol: u32,
+    },
+    /// Starts a target on a freshly opened device: a configuration's TOML text (ports
+    /// written with `sim0`'s address listen on the device's), with this profile and quirks.
+    Start {
+        /// The configuration text (`docs/target.md`).
+        config: String,
+        /// The capabilities the engine presents.
+        profile: Profile,
+        /// Deliberate violations to commit.
+        quirks: Quirks,
+    },
+    /// Stops the running target; the reply carries its trace and event log.
+    Stop {},
+    /// The live controllers of a subsystem.
+    Controllers {
+        /// Subsystem NQN.
+        subnqn: String,
+    },
+    /// I/O commands software served for a subsystem.
+    SoftwareIo {
+        /// Subsystem NQN.
+        subnqn: String,
+    },
+    /// The engine's counters of a namespace (zero when not offloaded).
+    NsCounters {
+        /// Subsystem NQN.
+        subnqn: String,
+        /// Namespace ID.
+        nsid: u32,
+    },
+    /// The counters of the emulated backend controller behind a namespace.
+    BackendCounters {
+        /// Subsystem NQN.
+        subnqn: String,
+        /// Namespace ID.
+        nsid: u32,
+    },
+    /// Blocks of a namespace as the backend holds them.
+    BackendBlocks {
+        /// Subsystem NQN.
+        subnqn: String,
+        /// Namespace ID.
+        nsid: u32,
+        /// First block.
+        slba: u64,
+        /// Number of blocks.
+        count: u64,
+    },
+    /// Injects a fault into the backend controller behind a namespace.
+    Inject {
+        /// Subsystem NQN.
+        subnqn: String,
+        /// Namespace ID.
+        nsid: u32,
+        /// The fault.
+        fault: Fault,
+    },
+    /// The target's event log so far.
+    Events {},
+    /// Waits (at most `bound_ms`, capped at [`MAX_WAIT`]) for an event log line
+    /// containing `needle`.
+    WaitEvent {
+        /// Text the line must contain.
+        needle: String,
+        /// Bound, milliseconds.
+        bound_ms: u64,
+    },
+    /// The target's trace so far (lines of actors `target`, `device`).
+    Trace {},
+}
+
+/// What the target answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Reply {
+    /// Answer to `hello`.
+    Hello {
+        /// The target's [`PROTOCOL`].
+        protocol: u32,
+        /// The target program's version.
+        version: String,
+        /// Its fabric (`sim`, `verbs`).
+        fabric: String,
+        /// Its device (e.g. `rxe0`).
+        device: String,
+    },
+    /// The target runs and listens on `ip`.
+    Started {
+        /// The device's IPv4 address.
+        ip: Ipv4Addr,
+    },
+    /// The target stopped.
+    Stopped {
+        /// Its trace, one line each.
+        trace: Vec<String>,
+        /// Its event log.
+        events: Vec<String>,
+    },
+    /// Controller IDs.
+    Controllers {
+        /// CNTLIDs.
+        cntlids: Vec<u16>,
+    },
+    /// A count.
+    Count {
+        /// The value.
+        n: u64,
+    },
+    /// Namespace counters.
+    NsCounters {
+        /// The counters.
+        counters: NsCounters,
+    },
+    /// Backend controller counters.
+    BackendCounters {
+        /// The counters.
+        counters: Counters,
+    },
+    /// Block contents.
+    Blocks {
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Done.
+    Done,
+    /// Event log lines.
+    Events {
+        /// The lines.
+        lines: Vec<String>,
+    },
+    /// The awaited event, or none within the bound.
+    Event {
+        /// The line.
+        line: Option<String>,
+    },
+    /// Trace lines.
+    Trace {
+        /// The lines.
+        lines: Vec<String>,
+    },
+    /// The request could not be carried out; the connection stays usable.
+    Error {
+        /// Why, naming the field or object.
+        message: String,
+    },
+}
+
+/// Why a line could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// The peer closed the connection.
+    #[error("the connection was closed")]
+    Closed,
+    /// The line is longer than [`MAX_LINE`].
+    #[error("line longer than {MAX_LINE} bytes")]
+    TooLong,
+    /// The socket failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one line (without its newline), refusing more than [`MAX_LINE`] bytes.
+pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<String, LineError> {
+    let mut buf = Vec::new();
+    loop {
+        let chunk = r.fill_buf().await?;
+        if chunk.is_empty() {
+            return Err(LineError::Closed);
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        buf.extend_from_slice(&chunk[..take]);
+        r.consume(take);
+        if buf.len() > MAX_LINE + 1 {
+            return Err(LineError::TooLong);
+        }
+        if done {
+            buf.pop();
+            return Ok(String::from_utf8_lossy(&buf).into_owned());
+        }
+    }
+}
+
+/// Writes `msg` as one JSON line.
+pub async fn write_msg<W: AsyncWrite + Unpin, M: Serialize>(
+    w: &mut W,
+    msg: &M,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    w.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::CmdMatch;
+
+    #[test]
+    fn requests_round_trip() {
+        let reqs = [
+            Request::Hello { protocol: PROTOCOL },
+            Request::Start {
+                config: "[[port]]".into(),
+                profile: Profile::builtin("tight").unwrap(),
+                quirks: Quirks::none(),
+            },
+            Request::Stop {},
+            Request::Inject {
+                subnqn: "nqn.x".into(),
+                nsid: 1,
+                fault: Fault::Timeout {
+                    on: CmdMatch::Nth(2),
+                    delay: Some(Duration::from_millis(1500)),
+                },
+            },
+            Request::WaitEvent {
+                needle: "kato".into(),
+                bound_ms: 5000,
+            },
+        ];
+        for r in reqs {
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), r, "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_ops_are_refused() {
+        for bad in [
+            r#"{"op":"stop","extra":1}"#,
+            r#"{"op":"reboot"}"#,
+            r#"{"op":"controllers"}"#,
+            r#"{"op":"inject","subnqn":"a","nsid":1,"fault":"melt"}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_are_bounded() {
+        let mut ok: &[u8] = b"{\"op\":\"stop\"}\nrest";
+        assert_eq!(read_line(&mut ok).await.unwrap(), "{\"op\":\"stop\"}");
+        let long = vec![b'x'; MAX_LINE + 10];
+        let mut r: &[u8] = &long;
+        assert!(matches!(read_line(&mut r).await, Err(LineError::TooLong)));
+        let mut empty: &[u8] = b"";
+        assert!(matches!(
+            read_line(&mut empty).await,
+            Err(LineError::Closed)
+        ));
+    }
+}

@@ -1,0 +1,306 @@
+//! The target's end of the control channel: serves one runner at a time; each `start`
+//! opens the device afresh and builds engine, traced device and control plane, as the
+//! catalog does in one process; `stop`, or the runner's disconnect, tears them down.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::api::{OffloadProvider, Profile};
+use harness::fabric::sim::SIM0_ADDR;
+use harness::fabric::{DeviceContext, Fabric};
+use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
+use tokio::io::BufReader;
+use tokio::net::{TcpListener, TcpStream};
+
+use super::proto::{
+    read_line, write_msg, LineError, Reply, Request, MAX_BLOCK_BYTES, MAX_WAIT, PROTOCOL,
+};
+use crate::backend::BackendController;
+use crate::control::config::default_staging_len;
+use crate::control::{Config, Target};
+use crate::engine::Engine;
+use crate::pci::PciBus;
+use crate::quirks::Quirks;
+
+/// A runner silent this long is dropped (and its target stopped).
+pub const IDLE_BOUND: Duration = Duration::from_secs(900);
+
+/// A freshly opened device, and the fabric that must outlive it.
+pub struct Opened {
+    /// The device context the target serves on.
+    pub ctx: Arc<dyn DeviceContext>,
+    /// Kept alive as long as the device (a simulated fabric).
+    pub fabric: Option<Arc<dyn Fabric>>,
+}
+
+/// Opens the device for each `start`; the error is the reason, shown to the runner.
+pub type OpenDevice = Arc<dyn Fn() -> Result<Opened, String> + Send + Sync>;
+
+/// The control channel's listening end.
+pub struct ControlServer {
+    listener: TcpListener,
+    open: OpenDevice,
+    fabric: String,
+    device: String,
+}
+
+/// A target started by a runner, and what its trace needs.
+struct Running {
+    target: Target,
+    rec: Recorder,
+    raw_provider: Arc<dyn OffloadProvider>,
+    _device: Opened,
+}
+
+impl ControlServer {
+    /// Listens on `addr` (port 0: any free port, see [`ControlServer::local_addr`]);
+    /// `fabric` and `device` name what `open` opens, for `hello`.
+    pub async fn bind(
+        addr: SocketAddr,
+        open: OpenDevice,
+        fabric: &str,
+        device: &str,
+    ) -> std::io::Result<ControlServer> {
+        Ok(ControlServer {
+            listener: TcpListener::bind(addr).await?,
+            open,
+            fabric: fabric.into(),
+            device: device.into(),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves runners, one at a time, until the task is dropped.
+    pub async fn serve(self) {
+        loop {
+            let (stream, peer) = match self.listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("control channel: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            tracing::info!("control channel: runner {peer} connected");
+            let why = self.session(stream).await;
+            tracing::info!("control channel: runner {peer} gone: {why}");
+        }
+    }
+
+    /// One runner's requests, until it leaves; returns why it ended.
+    async fn session(&self, stream: TcpStream) -> String {
+        let _ = stream.set_nodelay(true);
+        let (r, mut w) = stream.into_split();
+        let mut r = BufReader::new(r);
+        let mut running: Option<Running> = None;
+        let mut greeted = false;
+        let why = loop {
+            let line = match tokio::time::timeout(IDLE_BOUND, read_line(&mut r)).await {
+                Err(_) => break format!("silent for {} s", IDLE_BOUND.as_secs()),
+                Ok(Err(LineError::Closed)) => break "disconnected".into(),
+                Ok(Err(e)) => {
+                    let _ = write_msg(&mut w, &error(format!("{e}: closing"))).await;
+                    break e.to_string();
+                }
+                Ok(Ok(l)) => l,
+            };
+            let reply = match serde_json::from_str::<Request>(&line) {
+                Err(e) => error(format!("malformed request: {e}")),
+                Ok(Request::Hello { protocol }) if protocol != PROTOCOL => error(format!(
+                    "protocol {protocol} is not this target's ({PROTOCOL}): use matching versions \
+                     of nvmf-conform and nvmf-reference-target"
+                )),
+                Ok(Request::Hello { .. }) => {
+                    greeted = true;
+                    Reply::Hello {
+                        protocol: PROTOCOL,
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        fabric: self.fabric.clone(),
+                        device: self.device.clone(),
+                    }
+                }
+                Ok(_) if !greeted => error("say hello first (protocol version)".into()),
+                Ok(req) => self.handle(req, &mut running).await,
+            };
+            if let Err(e) = write_msg(&mut w, &reply).await {
+                break format!("writing a reply: {e}");
+            }
+        };
+        drop(running);
+        why
+    }
+
+    async fn handle(&self, req: Request, running: &mut Option<Running>) -> Reply {
+        match req {
+            Request::Start {
+                config,
+                profile,
+                quirks,
+            } => {
+                if running.is_some() {
+                    return error("a target is running: stop it first".into());
+                }
+                match self.start(&config, profile, quirks) {
+                    Ok((r, ip)) => {
+                        *running = Some(r);
+                        Reply::Started { ip }
+                    }
+                    Err(m) => error(m),
+                }
+            }
+            Request::Stop {} => match running.take() {
+                None => error("no target is running".into()),
+                Some(r) => {
+                    let events = r.target.events();
+                    let rec = r.rec.clone();
+                    drop(r);
+                    Reply::Stopped {
+                        trace: lines(&rec),
+                        events,
+                    }
+                }
+            },
+            req => match running {
+                None => error("no target is running: start one first".into()),
+                Some(r) => query(r, req).await,
+            },
+        }
+    }
+
+    /// Opens the device and starts the target as `config` says.
+    fn start(
+        &self,
+        config: &str,
+        profile: Profile,
+        quirks: Quirks,
+    ) -> Result<(Running, Ipv4Addr), String> {
+        if let Err(problems) = profile.caps.validate() {
+            let p: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(format!("profile: inconsistent caps: {}", p.join("; ")));
+        }
+        let mut cfg = Config::parse("<runner's config>", config).map_err(|e| e.to_string())?;
+        let device = (self.open)().map_err(|e| format!("the device did not open: {e}"))?;
+        let ip = match device.ctx.port_attr(1) {
+            Ok(p) if !p.addr.is_unspecified() => p.addr,
+            _ => SIM0_ADDR,
+        };
+        cfg.place(ip, default_staging_len(&profile.caps));
+        cfg.quirks = quirks.clone();
+        let bus = PciBus::new();
+        let engine = Engine::with_limits(
+            device.ctx.clone(),
+            profile.caps.clone(),
+            profile.device,
+            quirks,
+            bus.clone(),
+        );
+        let rec = Recorder::new();
+        let names = Names::new();
+        let raw_provider = engine.provider();
+        let ctx = TracedContext::new(engine.context(), "target", rec.clone(), names.clone());
+        let provider =
+            TracedProvider::new(raw_provider.clone(), "device", "target", rec.clone(), names);
+        let target = Target::start_on(engine, bus, ctx, provider, cfg)
+            .map_err(|e| format!("the target did not start: {e}"))?;
+        Ok((
+            Running {
+                target,
+                rec,
+                raw_provider,
+                _device: device,
+            },
+            ip,
+        ))
+    }
+}
+
+/// Answers a request about the running target.
+async fn query(r: &Running, req: Request) -> Reply {
+    let t = &r.target;
+    match req {
+        Request::Controllers { subnqn } => Reply::Controllers {
+            cntlids: t.controllers(&subnqn),
+        },
+        Request::SoftwareIo { subnqn } => Reply::Count {
+            n: t.software_io_commands(&subnqn),
+        },
+        Request::NsCounters { subnqn, nsid } => Reply::NsCounters {
+            counters: t
+                .ctrl_of(&subnqn, nsid)
+                .and_then(|c| r.raw_provider.ns_counters(c, nsid).ok())
+                .unwrap_or_default(),
+        },
+        Request::BackendCounters { subnqn, nsid } => match backend(t, &subnqn, nsid) {
+            Ok(b) => Reply::BackendCounters {
+                counters: b.counters(),
+            },
+            Err(m) => error(m),
+        },
+        Request::BackendBlocks {
+            subnqn,
+            nsid,
+            slba,
+            count,
+        } => {
+            let b = match backend(t, &subnqn, nsid) {
+                Ok(b) => b,
+                Err(m) => return error(m),
+            };
+            let read = b.with_namespace(nsid, |n| {
+                let bytes = count.saturating_mul(u64::from(n.format().data));
+                if bytes > MAX_BLOCK_BYTES {
+                    return Err(format!(
+                        "count: {count} blocks are {bytes} bytes, more than {MAX_BLOCK_BYTES} \
+                         per request"
+                    ));
+                }
+                n.read_blocks(slba, count)
+                    .map_err(|e| format!("backend read: {e}"))
+            });
+            match read {
+                None => error(format!("nsid: the backend has no namespace {nsid}")),
+                Some(Err(m)) => error(m),
+                Some(Ok(data)) => Reply::Blocks { data },
+            }
+        }
+        Request::Inject {
+            subnqn,
+            nsid,
+            fault,
+        } => match t.inject(&subnqn, nsid, fault) {
+            Ok(()) => Reply::Done,
+            Err(e) => error(e.to_string()),
+        },
+        Request::Events {} => Reply::Events { lines: t.events() },
+        Request::WaitEvent { needle, bound_ms } => {
+            let bound = Duration::from_millis(bound_ms).min(MAX_WAIT);
+            Reply::Event {
+                line: t.wait_event(&needle, bound).await,
+            }
+        }
+        Request::Trace {} => Reply::Trace {
+            lines: lines(&r.rec),
+        },
+        Request::Hello { .. } | Request::Start { .. } | Request::Stop {} => {
+            error("unexpected request".into())
+        }
+    }
+}
+
+fn backend(t: &Target, subnqn: &str, nsid: u32) -> Result<Arc<BackendController>, String> {
+    t.backend_of(subnqn, nsid)
+        .ok_or_else(|| format!("subnqn/nsid: no backend for {subnqn} nsid {nsid}"))
+}
+
+fn lines(rec: &Recorder) -> Vec<String> {
+    rec.lines().iter().map(ToString::to_string).collect()
+}
+
+fn error(message: String) -> Reply {
+    Reply::Error { message }
+}

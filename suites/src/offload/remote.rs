@@ -1,0 +1,119 @@
+//! The device under test of two-host mode (`--connect ADDR`): the target and its device
+//! run in `nvmf-reference-target --control` on another host, reached through the control
+//! channel ([`reference_target::remote`]); this process only has the hosts.
+//!
+//! Only control-plane cases run this way ([`super::Case::unmet`] skips the rest, saying
+//! so): they reach the target through [`super::target::TargetRig`], whose every look
+//! behind the target (controllers, counters, backend blocks, events) becomes a request on
+//! the channel. The Dut's provider is [`Elsewhere`], which answers ENODEV.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use harness::api::{
+    CtrlHandle, NsCounters, NsMapping, NvmeCtrlAttrs, NvmfCaps, NvmfSrq, NvmfSrqAttrs,
+    OffloadError, OffloadEvent, OffloadProvider, Profile, QpNvmfFlags, SrqCounters, SrqHandle,
+};
+use harness::fabric::{PdId, QpId};
+use harness::trace::{Names, Recorder};
+use reference_target::quirks::Quirks;
+use reference_target::remote::RemoteTarget;
+
+use super::{Dut, Failure};
+use crate::fabric::CaseFabric;
+
+/// The provider of a device in another process: its caps are the profile's, every call
+/// is ENODEV and no event ever comes.
+pub struct Elsewhere {
+    caps: NvmfCaps,
+}
+
+const ELSEWHERE: OffloadError =
+    OffloadError::NoDevice("the device is in the remote target's process");
+
+#[async_trait]
+impl OffloadProvider for Elsewhere {
+    fn caps(&self) -> NvmfCaps {
+        self.caps.clone()
+    }
+    fn create_srq(&self, _pd: PdId, _attrs: &NvmfSrqAttrs) -> harness::api::Result<NvmfSrq> {
+        Err(ELSEWHERE)
+    }
+    fn destroy_srq(&self, _srq: SrqHandle) -> harness::api::Result<()> {
+        Err(ELSEWHERE)
+    }
+    fn create_nvme_ctrl(
+        &self,
+        _srq: SrqHandle,
+        _attrs: &NvmeCtrlAttrs,
+    ) -> harness::api::Result<CtrlHandle> {
+        Err(ELSEWHERE)
+    }
+    fn remove_nvme_ctrl(&self, _srq: SrqHandle, _ctrl: CtrlHandle) -> harness::api::Result<()> {
+        Err(ELSEWHERE)
+    }
+    fn map_nsid(&self, _ctrl: CtrlHandle, _m: &NsMapping) -> harness::api::Result<()> {
+        Err(ELSEWHERE)
+    }
+    fn unmap_nsid(&self, _ctrl: CtrlHandle, _fe_nsid: u32) -> harness::api::Result<()> {
+        Err(ELSEWHERE)
+    }
+    fn qp_set_nvmf(&self, _qp: QpId, _flags: QpNvmfFlags) -> harness::api::Result<()> {
+        Err(ELSEWHERE)
+    }
+    fn ns_counters(&self, _ctrl: CtrlHandle, _fe_nsid: u32) -> harness::api::Result<NsCounters> {
+        Err(ELSEWHERE)
+    }
+    fn srq_counters(&self, _srq: SrqHandle) -> harness::api::Result<SrqCounters> {
+        Err(ELSEWHERE)
+    }
+    fn poll_event(&self) -> Option<OffloadEvent> {
+        None
+    }
+    async fn next_event(&self) -> OffloadEvent {
+        std::future::pending().await
+    }
+}
+
+/// What a remote Dut carries besides the usual fields: the channel, and what a target it
+/// starts is given.
+#[derive(Clone)]
+pub struct Remote {
+    /// The control channel.
+    pub target: Arc<RemoteTarget>,
+    /// The profile the remote engine presents.
+    pub profile: Profile,
+    /// The quirks the remote target commits.
+    pub quirks: Quirks,
+}
+
+impl Dut {
+    /// The Dut of two-host mode: hosts on `place`'s host device, the target behind
+    /// `remote` (see the module docs).
+    pub fn remote(place: CaseFabric, remote: Remote) -> Result<Dut, Failure> {
+        let host = place
+            .fabric
+            .open(&place.host_device)
+            .map_err(|e| Failure(format!("{}: {e}", place.host_device)))?;
+        let provider: Arc<dyn OffloadProvider> = Arc::new(Elsewhere {
+            caps: remote.profile.caps.clone(),
+        });
+        Ok(Dut {
+            fabric: place.fabric,
+            ctx: host,
+            caps: remote.profile.caps.clone(),
+            rec: Recorder::new(),
+            names: Names::new(),
+            backends: None,
+            engine: None,
+            raw_provider: provider.clone(),
+            provider,
+            quirks: remote.quirks.clone(),
+            traced: true,
+            host_device: place.host_device,
+            // the target's own address comes with each start
+            target_ip: std::net::Ipv4Addr::UNSPECIFIED,
+            remote: Some(remote),
+        })
+    }
+}
