@@ -18,7 +18,7 @@ from xml.sax.saxutils import escape, quoteattr
 STAGES = {
     "a-contract-verbs": "the 96 fabric contract cases on rxe0 (cargo's fabric_contract test binary, NVMF_CONFORM_FABRIC=verbs)",
     "b-conform-verbs": "offload catalog on rxe0 (nvmf-conform run --fabric verbs --device rxe0)",
-    "r-conform-remote": "two-host mode in one VM: nvmf-reference-target --control on loopback TCP, nvmf-conform run --connect over rxe0 (areas connect, security)",
+    "r-conform-remote": "two-host mode in one VM: nvmf-reference-target --control on loopback TCP, nvmf-conform run --connect over rxe0 (areas connect, recovery, security)",
     "c-reference-target": "nvmf-reference-target --fabric verbs: discover, connect -t rdma, dd+cmp, fio verify, disconnect",
     "c-reference-target-fio": "fio 4 KiB randread/randwrite QD 1/32 against the reference target",
     "d-kernel-target": "kernel nvmet-rdma over rxe0: discover, connect -t rdma, dd+cmp, fio verify, disconnect",
@@ -26,7 +26,7 @@ STAGES = {
     "e-twonode-target": "two VMs over a UDP socket link: the kernel nvmet-rdma target's VM",
     "e-twonode-initiator": "two VMs over a UDP socket link: the initiator's VM (discover, connect, dd+cmp, fio verify, fio, disconnect)",
     "e-twonode-remote-target": "two VMs: the target VM's nvmf-reference-target --control --fabric verbs, serving the initiator VM's runner",
-    "e-twonode-remote": "two VMs: nvmf-conform run --connect against the target VM's nvmf-reference-target --control (areas connect, security)",
+    "e-twonode-remote": "two VMs: nvmf-conform run --connect against the target VM's nvmf-reference-target --control (areas connect, recovery, security)",
 }
 JOBS = ["randread-qd1", "randwrite-qd1", "randread-qd32", "randwrite-qd32"]
 

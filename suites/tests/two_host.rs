@@ -19,7 +19,8 @@ use suites::catalog::{self, Body};
 use suites::fabric::CaseFabric;
 use suites::run::{offload_verdict, Options};
 
-/// Runs every control-plane case (areas connect and security) through a control channel;
+/// Runs every control-plane case (areas connect, recovery and security) through a control
+/// channel;
 /// returns `(id, verdict)` of each.
 fn run_remote(quirks: Quirks) -> Vec<(String, Verdict)> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -56,6 +57,7 @@ fn run_remote(quirks: Quirks) -> Vec<(String, Verdict)> {
         // and one case that calls the offload API itself: it cannot run here
         for e in catalog::select(&[
             "connect".into(),
+            "recovery".into(),
             "security".into(),
             "caps.consistent".into(),
         ]) {

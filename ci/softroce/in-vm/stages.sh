@@ -95,7 +95,7 @@ stage_b_replay() {
 
 # r: two-host mode with both processes in this VM: nvmf-reference-target --control on
 # loopback TCP, and nvmf-conform run --connect, whose hosts reach the remote target's
-# ports over rxe0 (the control-plane cases: areas connect and security). Before c and d,
+# ports over rxe0 (the control-plane cases: areas connect, recovery and security). Before c and d,
 # whose targets take ports 4420/4421.
 stage_r() {
   [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform in the shared binaries"
@@ -124,11 +124,11 @@ remote_run() {
   return "$rc"
 }
 
-# nvmf-conform run --connect ADDR over rxe0, areas connect and security, into REPORTS.
+# nvmf-conform run --connect ADDR over rxe0, areas connect, recovery and security, into REPORTS.
 remote_conform() {
   cd /mnt/repo
   "$BINS/nvmf-conform" run --fabric verbs --device rxe0 --connect "$1" \
-    --filter connect --filter security --snapshots /mnt/repo/suites/snapshots \
+    --filter connect --filter recovery --filter security --snapshots /mnt/repo/suites/snapshots \
     --timeout-scale "$TIMEOUT_SCALE" --report-dir "$2"
 }
 

@@ -3,7 +3,7 @@
 # the target VM serves a null_blk namespace with the kernel's nvmet-rdma, the initiator VM
 # discovers, connects, verifies data, runs a short fio and disconnects. Then two-host mode:
 # the target VM runs nvmf-reference-target --control, the initiator VM nvmf-conform run
-# --connect against it (areas connect and security). Unlike one VM, where rxe
+# --connect against it (areas connect, recovery and security). Unlike one VM, where rxe
 # short-circuits its own QPs, every RoCEv2 packet crosses the virtual wire.
 # The VMs meet through files in the shared /mnt/sync directory.
 # Kernel arguments: nvmf_role=target|initiator, nvmf_fio_runtime (s, default 5).
@@ -82,7 +82,7 @@ remote_initiator() {
   local rc=0
   ping_peer "$TARGET_IP"
   "$BINS/nvmf-conform" run --fabric verbs --device rxe0 --connect "$CONTROL" \
-    --filter connect --filter security --snapshots /mnt/repo/suites/snapshots \
+    --filter connect --filter recovery --filter security --snapshots /mnt/repo/suites/snapshots \
     --timeout-scale "$(karg timeout_scale 8)" --report-dir /tmp/conform-e || rc=$?
   cp -r /tmp/conform-e "$RESULTS/conform-e"
   return $rc

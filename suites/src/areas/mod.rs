@@ -6,6 +6,7 @@ pub mod ctrl;
 pub mod datapath;
 pub mod faults;
 pub mod mapping;
+pub mod recovery;
 pub mod security;
 pub mod software;
 pub mod srq;

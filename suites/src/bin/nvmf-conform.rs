@@ -221,7 +221,7 @@ struct TargetArgs {
     /// Two-host mode: the reference target runs on another host under
     /// `nvmf-reference-target --control ADDR:PORT`; this process runs the hosts on
     /// --fabric verbs and reaches the target over RDMA, and its controls (start, faults,
-    /// counters, trace) over TCP. Only control-plane cases (areas connect, security) run;
+    /// counters, trace) over TCP. Only control-plane cases (areas connect, recovery, security) run;
     /// the others skip, saying so. See docs/two-host.md.
     #[arg(long, value_name = "ADDR:PORT")]
     connect: Option<std::net::SocketAddr>,

@@ -147,7 +147,9 @@ pub struct DutFacts<'a> {
 }
 
 /// Why a case that does not go through the control plane cannot run in two-host mode.
-pub const NOT_REMOTE: &str = "two-host mode (--connect) runs only the control-plane cases      (areas connect and security): this case calls the device's offload API, which is in      the remote target's process";
+pub const NOT_REMOTE: &str = "two-host mode (--connect) runs only the control-plane cases \
+     (areas connect, recovery and security): this case calls the device's offload API, \
+     which is in the remote target's process";
 
 impl Need {
     /// Why the DUT cannot meet this need, if it cannot.
@@ -283,7 +285,7 @@ impl Case {
         let mut t = vec![match self.area {
             "caps" | "srq" | "ctrl" | "mapping" => "api",
             "datapath" | "software" | "unsupported" => "io",
-            "pci-error" | "timeout" => "faults",
+            "pci-error" | "timeout" | "recovery" => "faults",
             "connect" => "connect",
             _ => "security",
         }];
@@ -336,6 +338,7 @@ pub fn cases() -> Vec<Case> {
     v.extend(crate::areas::unsupported::cases());
     v.extend(crate::areas::faults::cases());
     v.extend(crate::areas::connect::cases());
+    v.extend(crate::areas::recovery::cases());
     v.extend(crate::areas::security::cases());
     v
 }

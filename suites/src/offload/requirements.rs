@@ -81,6 +81,9 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "TMO-EVENT", rule: "a backend command not completed within the controller's timeout raises NVME_TIMEOUT naming the controller, and the command is answered with an error", source: RFC },
     Requirement { id: "TMO-ANSWERED", rule: "a stuck command is not answered before the controller's command timeout", source: RULE_BOOK },
     Requirement { id: "TMO-RECOVER", rule: "a command that completes after its timeout is answered only once, and the queue keeps serving", source: RULE_BOOK },
+    // recovery (the control plane)
+    Requirement { id: "RCV-PCI-OFFLINE", rule: "after NVME_PCI_ERR the target stops offloading to the failed controller: I/O to its namespaces is answered Namespace Not Ready (0/82h, DNR) by software, none dropped", source: SHIPPED },
+    Requirement { id: "RCV-TIMEOUT-RECREATE", rule: "after NVME_TIMEOUT the target re-creates the backend controller: the stuck command is answered with an error and the namespace serves again, its data kept", source: SHIPPED },
     // connect
     Requirement { id: "CONN-BEFORE-CONNECT", rule: "a capsule on a queue that has not completed its Fabrics Connect is not served by the device: software answers Command Sequence Error (0/0Ch, DNR) and nothing reaches the backend", source: SHIPPED },
     Requirement { id: "CONN-OFFLOAD-AFTER-CONNECT", rule: "offload is enabled on an I/O queue while its Connect is processed: from its Connect response on, its I/O is served by the device", source: SHIPPED },

@@ -30,7 +30,7 @@ use harness::wire::{
     connect_data_field, fabrics_field, CmRejectStatus, ConnectDataRepr, ConnectResponse, CqeRepr,
     InvalidParam, PropertySize, Status,
 };
-use reference_target::backend::{BackendController, LbaFormat};
+use reference_target::backend::{BackendController, Fault, LbaFormat};
 use reference_target::control::{Config, Target};
 use reference_target::remote::{RemoteError, RemoteTarget};
 
@@ -343,6 +343,16 @@ impl TargetRig {
                 .backend_blocks(subnqn, nsid, slba, count)
                 .await
                 .map_err(remote_failure),
+        }
+    }
+
+    /// Injects `fault` into the backend controller behind `nsid` of `subnqn`.
+    pub async fn inject(&self, subnqn: &str, nsid: u32, fault: Fault) -> Result<(), Failure> {
+        match &self.side {
+            Side::Local { target, .. } => target
+                .inject(subnqn, nsid, fault)
+                .map_err(|e| Failure(format!("fault injection: {e}"))),
+            Side::Remote(r) => r.inject(subnqn, nsid, fault).await.map_err(remote_failure),
         }
     }
 

@@ -1,0 +1,90 @@
+//! Area `recovery`: the target's control plane reacting to backend faults, as a host sees
+//! it (`docs/target.md`, "Offload events"). A PCI error takes the controller's namespaces
+//! offline: later I/O is answered Namespace Not Ready by software, never dropped. A command
+//! timeout makes the control plane re-create the controller: the stuck command is
+//! answered with an error, and I/O works again with the data kept. Faults go in through
+//! [`TargetRig::inject`], so in two-host mode they cross the control channel.
+
+use std::time::Duration;
+
+use harness::api::OffloadOps;
+use harness::initiator::{Controller, DataMode, IoQueue};
+use harness::wire::Status;
+use reference_target::backend::{CmdMatch, Fault, LbaFormat};
+
+use crate::offload::session::pattern;
+use crate::offload::target::{
+    expect_status, host_config, one_subsystem, TargetRig, BOUND, PORT_A, SUB_A,
+};
+use crate::offload::{wait, Case, Dut, Failure, Need};
+use crate::{check, check_eq};
+
+const AREA: &str = "recovery";
+const NEEDS: &[Need] = &[
+    Need::ControlPlane,
+    Need::Ops(OffloadOps::READ.union(OffloadOps::WRITE)),
+];
+/// Depth of the I/O queue.
+const DEPTH: u16 = 8;
+/// The subsystem's backend command timeout in these cases (not scaled: it is what the
+/// device is told).
+const CMD_TIMEOUT_MS: u32 = 1000;
+
+/// One subsystem in `format` whose backend commands time out after [`CMD_TIMEOUT_MS`].
+fn config(format: LbaFormat) -> String {
+    one_subsystem(format).replace(
+        "queue_depth = 64\n",
+        &format!("queue_depth = 64\ncmd_timeout_ms = {CMD_TIMEOUT_MS}\n"),
+    )
+}
+
+/// A controller and its I/O queue on namespace 1, block 0 written with `data` (keep the
+/// controller: its admin queue holds the I/O queue's controller).
+async fn written(t: &TargetRig, lba: u32, data: &[u8]) -> Result<(Controller, IoQueue), Failure> {
+    let mut c = t.controller(PORT_A, host_config(SUB_A)).await?;
+    let mut io = c.connect_io_queue(1, DEPTH, 0, 1, lba).await?;
+    let w = io.write(0, data, DataMode::Keyed).await?;
+    check!(
+        w.cqe.status.is_success(),
+        "write before the fault: {}",
+        w.cqe.status
+    );
+    Ok((c, io))
+}
+
+/// The cases of this area.
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(AREA, "pci-error.namespace-offline", "RCV-PCI-OFFLINE", "after a backend PCI error the control plane stops offloading to the controller: reads of its namespace are answered Namespace Not Ready (0/82h, DNR) by software, none dropped", NEEDS, |d: Dut| async move {
+            let t = d.target(&config(d.ns_format())).await?;
+            let lba = d.ns_format().lba_data_size();
+            let (_c, mut io) = written(&t, lba, &pattern(lba as usize, 21)).await?;
+            t.inject(SUB_A, 1, Fault::PciError).await?;
+            check!(t.wait_event("ctrl-released", wait(BOUND)).await?.is_some(), "the control plane did not release the failed controller within {} s", wait(BOUND).as_secs());
+            let sw_before = t.software_io_commands(SUB_A).await?;
+            for n in 1..=2 {
+                let r = io.read(0, 1, DataMode::Keyed).await?;
+                expect_status(&r.cqe, Status::NAMESPACE_NOT_READY, &format!("read {n} after the PCI error"))?;
+                check!(r.data.iter().all(|b| *b == 0), "read {n} after the PCI error delivered data");
+            }
+            check_eq!(t.software_io_commands(SUB_A).await?, sw_before + 2, "reads software answered after the PCI error");
+            Ok(())
+        }),
+        Case::new(AREA, "timeout.controller-recreated", "RCV-TIMEOUT-RECREATE", "after a backend command timeout the control plane re-creates the controller: the stuck read is answered with an error, and the block reads back as written", NEEDS, |d: Dut| async move {
+            let t = d.target(&config(d.ns_format())).await?;
+            let lba = d.ns_format().lba_data_size();
+            let data = pattern(lba as usize, 22);
+            let (_c, mut io) = written(&t, lba, &data).await?;
+            t.inject(SUB_A, 1, Fault::Timeout { on: CmdMatch::Nth(1), delay: None }).await?;
+            let stuck = io.read(0, 1, DataMode::Keyed).await?;
+            check!(!stuck.cqe.status.is_success(), "the read whose backend command never completed was answered with success");
+            check!(t.wait_event("ctrl-recreated", wait(BOUND)).await?.is_some(), "the control plane did not re-create the controller within {} s", wait(BOUND).as_secs());
+            // the new controller serves the namespace, data included
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let r = io.read(0, 1, DataMode::Keyed).await?;
+            check!(r.cqe.status.is_success(), "read after the re-creation: {}", r.cqe.status);
+            check!(r.data == data, "the block read after the re-creation differs from the one written before");
+            Ok(())
+        }),
+    ]
+}
