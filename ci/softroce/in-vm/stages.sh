@@ -10,7 +10,7 @@
 # a, b, r and c skip, with the reason, while the shared binaries do not offer --fabric verbs.
 # Settings (kernel arguments, from run-vm.sh --append): nvmf_fio_runtime (s, default 10),
 # nvmf_fio_reps (default 3), nvmf_c_rounds (stage c's sessions, default 1), nvmf_stages
-# (default "a,b,r,c,d"), nvmf_conform_filter (stage b, default "connect,datapath"),
+# (default "a,b,r,c,d"), nvmf_conform_filter (stage b, default: every offload area),
 # nvmf_conform_mode (stage b: run, or replay = one process per case under nvmf_case_bound
 # seconds), nvmf_timeout_scale (default 8), nvmf_target_log
 # (stage c's --log-level, default info), nvmf_contract_bin (stage a).
@@ -22,6 +22,8 @@ KERNEL_NQN=nqn.2026-11.io.nvmf-conform:softroce-kernel
 KERNEL_PORT=4420
 REF_PORT=4421          # beside the kernel target's port: both stay up for the interleaved runs
 CONTROL_PORT=4800      # stage r's control channel (TCP)
+# stage b's default: the whole offload catalog (the fabric contract is stage a's)
+OFFLOAD_AREAS=caps,srq,ctrl,mapping,connect,datapath,software,unsupported,pci-error,timeout,recovery,security
 RUNTIME=$(karg fio_runtime 10)
 REPS=$(karg fio_reps 3)
 SELECTED=$(karg stages "a,b,r,c,d" | tr ',' ' ')
@@ -62,7 +64,7 @@ stage_b() {
   offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
   cd /mnt/repo
   local filters=() f rc=0
-  for f in $(karg conform_filter "connect,datapath" | tr ',' ' '); do filters+=(--filter "$f"); done
+  for f in $(karg conform_filter "$OFFLOAD_AREAS" | tr ',' ' '); do filters+=(--filter "$f"); done
   if [ "$(karg conform_mode run)" = replay ]; then
     stage_b_replay "${filters[@]}"
     return
