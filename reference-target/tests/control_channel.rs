@@ -86,6 +86,16 @@ async fn a_runner_drives_targets_over_the_channel() {
     assert_eq!(t.info().device, "sim0");
 
     refused(t.controllers(SUB).await, "no target is running");
+    // one runner at a time: a second one is told who holds the target
+    match RemoteTarget::connect(p.addr, BOUND).await {
+        Err(RemoteError::Refused {
+            op: "hello",
+            message,
+        }) => {
+            assert!(message.contains("busy: runner 127.0.0.1:"), "{message}")
+        }
+        other => panic!("a second runner was not refused: {other:?}"),
+    }
     for round in 0..3 {
         // the same port every time: a stopped target has let go of its device
         let ip = t

@@ -191,7 +191,15 @@ pub enum LineError {
 
 /// Reads one line (without its newline), refusing more than [`MAX_LINE`] bytes.
 pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<String, LineError> {
-    let mut buf = Vec::new();
+    read_line_into(r, &mut Vec::new()).await
+}
+
+/// [`read_line`], cancel-safe: the bytes of an unfinished line wait in `buf`, and the next
+/// call goes on from them (for `tokio::select!`).
+pub async fn read_line_into<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<String, LineError> {
     loop {
         let chunk = r.fill_buf().await?;
         if chunk.is_empty() {
@@ -207,8 +215,9 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<String, Lin
             return Err(LineError::TooLong);
         }
         if done {
-            buf.pop();
-            return Ok(String::from_utf8_lossy(&buf).into_owned());
+            let mut line = std::mem::take(buf);
+            line.pop();
+            return Ok(String::from_utf8_lossy(&line).into_owned());
         }
     }
 }
@@ -268,6 +277,24 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_line_survives_a_cancelled_read() {
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let mut r = tokio::io::BufReader::new(rx);
+        let mut pending = Vec::new();
+        tx.write_all(b"{\"op\":").await.unwrap();
+        let cut = tokio::time::timeout(
+            Duration::from_millis(20),
+            read_line_into(&mut r, &mut pending),
+        )
+        .await;
+        assert!(cut.is_err(), "no line yet");
+        tx.write_all(b"\"stop\"}\n").await.unwrap();
+        let line = read_line_into(&mut r, &mut pending).await.unwrap();
+        assert_eq!(line, "{\"op\":\"stop\"}");
+        assert!(pending.is_empty());
     }
 
     #[tokio::test]

@@ -1,4 +1,5 @@
-//! The target's end of the control channel: serves one runner at a time; each `start`
+//! The target's end of the control channel: serves one runner at a time (another is told
+//! who holds it); each `start`
 //! opens the device afresh and builds engine, traced device and control plane, as the
 //! catalog does in one process; `stop`, or the runner's disconnect, tears them down.
 
@@ -14,7 +15,8 @@ use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::proto::{
-    read_line, write_msg, LineError, Reply, Request, MAX_BLOCK_BYTES, MAX_WAIT, PROTOCOL,
+    read_line, read_line_into, write_msg, LineError, Reply, Request, MAX_BLOCK_BYTES, MAX_WAIT,
+    PROTOCOL,
 };
 use crate::backend::BackendController;
 use crate::control::config::default_staging_len;
@@ -87,20 +89,33 @@ impl ControlServer {
                 }
             };
             tracing::info!("control channel: runner {peer} connected");
-            let why = self.session(stream).await;
+            let why = self.session(stream, peer).await;
             tracing::info!("control channel: runner {peer} gone: {why}");
         }
     }
 
-    /// One runner's requests, until it leaves; returns why it ended.
-    async fn session(&self, stream: TcpStream) -> String {
+    /// One runner's requests, until it leaves; returns why it ended. Another runner that
+    /// connects meanwhile is told who holds the target, and let go.
+    async fn session(&self, stream: TcpStream, peer: SocketAddr) -> String {
         let _ = stream.set_nodelay(true);
         let (r, mut w) = stream.into_split();
         let mut r = BufReader::new(r);
         let mut running: Option<Running> = None;
         let mut greeted = false;
+        // a line half read when another runner knocks is finished on the next turn
+        let mut pending = Vec::new();
         let why = loop {
-            let line = match tokio::time::timeout(IDLE_BOUND, read_line(&mut r)).await {
+            let next = tokio::select! {
+                l = tokio::time::timeout(IDLE_BOUND, read_line_into(&mut r, &mut pending)) => l,
+                other = self.listener.accept() => {
+                    if let Ok((s, addr)) = other {
+                        tracing::info!("control channel: runner {addr} refused: {peer} is connected");
+                        tokio::spawn(refuse(s, peer));
+                    }
+                    continue;
+                }
+            };
+            let line = match next {
                 Err(_) => break format!("silent for {} s", IDLE_BOUND.as_secs()),
                 Ok(Err(LineError::Closed)) => break "disconnected".into(),
                 Ok(Err(e)) => {
@@ -217,6 +232,16 @@ impl ControlServer {
             ip,
         ))
     }
+}
+
+/// Answers the first line of a runner that came while `holder` is connected, then closes.
+async fn refuse(stream: TcpStream, holder: SocketAddr) {
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let _ = tokio::time::timeout(Duration::from_secs(10), read_line(&mut r)).await;
+    let why =
+        format!("busy: runner {holder} is connected, and the target serves one runner at a time");
+    let _ = write_msg(&mut w, &error(why)).await;
 }
 
 /// Answers a request about the running target.
