@@ -223,3 +223,23 @@ async fn bad_requests_are_answered_and_the_channel_keeps_serving() {
         .expect("the port of the abandoned target is free again");
     t.stop().await.unwrap();
 }
+
+/// Runners one after another, each connecting the moment the previous one hangs up (as the
+/// children of `nvmf-conform run --isolate case` do): every one is served, none told the
+/// target is busy.
+#[tokio::test]
+async fn back_to_back_runners_are_all_served() {
+    let p = spawn_target();
+    for i in 0..20 {
+        let t = RemoteTarget::connect(p.addr, BOUND)
+            .await
+            .unwrap_or_else(|e| panic!("runner {i}: {e}"));
+        t.start(&config(), &full(), &Quirks::none())
+            .await
+            .unwrap_or_else(|e| panic!("runner {i}: {e}"));
+        // half of them leave with their target running
+        if i % 2 == 0 {
+            t.stop().await.unwrap();
+        }
+    }
+}

@@ -28,6 +28,10 @@ use crate::quirks::Quirks;
 /// A runner silent this long is dropped (and its target stopped).
 pub const IDLE_BOUND: Duration = Duration::from_secs(900);
 
+/// How long a runner that connects while another is served waits for that one to leave
+/// before it is told the target is busy.
+pub const KNOCK_GRACE: Duration = Duration::from_secs(2);
+
 /// A freshly opened device, and the fabric that must outlive it.
 pub struct Opened {
     /// The device context the target serves on.
@@ -79,24 +83,34 @@ impl ControlServer {
 
     /// Serves runners, one at a time, until the task is dropped.
     pub async fn serve(self) {
+        let mut next = None;
         loop {
-            let (stream, peer) = match self.listener.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("control channel: accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
+            let (stream, peer) = match next.take() {
+                Some(x) => x,
+                None => match self.listener.accept().await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!("control channel: accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
             };
             tracing::info!("control channel: runner {peer} connected");
-            let why = self.session(stream, peer).await;
+            let (why, waiting) = self.session(stream, peer).await;
             tracing::info!("control channel: runner {peer} gone: {why}");
+            next = waiting;
         }
     }
 
-    /// One runner's requests, until it leaves; returns why it ended. Another runner that
-    /// connects meanwhile is told who holds the target, and let go.
-    async fn session(&self, stream: TcpStream, peer: SocketAddr) -> String {
+    /// One runner's requests, until it leaves; returns why it ended, and a runner that
+    /// came in its last [`KNOCK_GRACE`] (served next). Another runner that connects while
+    /// this one stays is told who holds the target, and let go.
+    async fn session(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> (String, Option<(TcpStream, SocketAddr)>) {
         let _ = stream.set_nodelay(true);
         let (r, mut w) = stream.into_split();
         let mut r = BufReader::new(r);
@@ -104,11 +118,24 @@ impl ControlServer {
         let mut greeted = false;
         // a line half read when another runner knocks is finished on the next turn
         let mut pending = Vec::new();
+        // A runner that connects now may be the next case of the same run, come just as
+        // this one's process ended: it waits [`KNOCK_GRACE`] for this session to end.
+        let mut knocking: Option<(TcpStream, SocketAddr, tokio::time::Instant)> = None;
+        let knock_deadline = |k: &Option<(TcpStream, SocketAddr, tokio::time::Instant)>| {
+            k.as_ref().map(|(_, _, d)| *d)
+        };
         let why = loop {
+            let deadline = knock_deadline(&knocking);
             let next = tokio::select! {
                 l = tokio::time::timeout(IDLE_BOUND, read_line_into(&mut r, &mut pending)) => l,
-                other = self.listener.accept() => {
+                other = self.listener.accept(), if knocking.is_none() => {
                     if let Ok((s, addr)) = other {
+                        knocking = Some((s, addr, tokio::time::Instant::now() + KNOCK_GRACE));
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                    if let Some((s, addr, _)) = knocking.take() {
                         tracing::info!("control channel: runner {addr} refused: {peer} is connected");
                         tokio::spawn(refuse(s, peer));
                     }
@@ -147,7 +174,7 @@ impl ControlServer {
             }
         };
         drop(running);
-        why
+        (why, knocking.map(|(s, addr, _)| (s, addr)))
     }
 
     async fn handle(&self, req: Request, running: &mut Option<Running>) -> Reply {
