@@ -211,3 +211,33 @@ offers_verbs() {
   help=$("$@" --help 2>&1 || true)
   grep -q -- '--fabric' <<<"$help" && grep -qi 'verbs' <<<"$help" && ! grep -qi 'verbs.*not built' <<<"$help"
 }
+
+# Two-host mode: starts nvmf-reference-target --control ADDR on rxe0, its output in LOG,
+# and waits (at most 60 s) until it serves; its pid in CONTROL_PID.
+control_target_start() {
+  local addr=$1 log=$2 n=0
+  "$BINS/nvmf-reference-target" --fabric verbs --device rxe0 --control "$addr" \
+    --log-level "$(karg target_log info)" > "$log" 2>&1 &
+  CONTROL_PID=$!
+  until grep -qs "control channel on" "$log"; do
+    n=$((n + 1))
+    kill -0 "$CONTROL_PID" 2>/dev/null || { cat "$log"; return 1; }
+    [ $n -lt 120 ] || { echo "no control channel within 60 s"; kill "$CONTROL_PID"; return 1; }
+    sleep 0.5
+  done
+}
+
+# Stops what control_target_start started.
+control_target_stop() {
+  kill "$CONTROL_PID" 2>/dev/null || true
+  wait "$CONTROL_PID" 2>/dev/null || true
+}
+
+# Two-host mode: nvmf-conform run --connect ADDR over rxe0 (the control-plane areas:
+# connect, recovery, security) with --timeout-scale SCALE, its reports in REPORTS.
+remote_conform() {
+  cd /mnt/repo
+  "$BINS/nvmf-conform" run --fabric verbs --device rxe0 --connect "$1" \
+    --filter connect --filter recovery --filter security --snapshots /mnt/repo/suites/snapshots \
+    --timeout-scale "$2" --report-dir "$3"
+}

@@ -97,41 +97,18 @@ stage_b_replay() {
 
 # r: two-host mode with both processes in this VM: nvmf-reference-target --control on
 # loopback TCP, and nvmf-conform run --connect, whose hosts reach the remote target's
-# ports over rxe0 (the control-plane cases: areas connect, recovery and security). Before c and d,
-# whose targets take ports 4420/4421.
+# ports over rxe0 (the control-plane cases: areas connect, recovery and security). Before
+# c and d, whose targets take ports 4420/4421.
 stage_r() {
   [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform in the shared binaries"
   offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
   offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
-  remote_run "127.0.0.1:$CONTROL_PORT" /tmp/conform-r "$RESULTS/conform-r" "$RESULTS/control-target.log"
-}
-
-# Starts nvmf-reference-target --control ADDR on rxe0 (its log in LOG), runs nvmf-conform
-# run --connect ADDR into REPORTS, copies them to OUT, stops the target.
-remote_run() {
-  local addr=$1 reports=$2 out=$3 log=$4 pid n=0 rc=0
-  "$BINS/nvmf-reference-target" --fabric verbs --device rxe0 --control "$addr" \
-    --log-level "$(karg target_log info)" > "$log" 2>&1 &
-  pid=$!
-  until grep -qs "control channel on" "$log"; do
-    n=$((n + 1))
-    kill -0 "$pid" 2>/dev/null || { cat "$log"; return 1; }
-    [ $n -lt 120 ] || { echo "no control channel within 60 s"; kill "$pid"; return 1; }
-    sleep 0.5
-  done
-  remote_conform "$addr" "$reports" || rc=$?
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  cp -r "$reports" "$out"
+  local rc=0
+  control_target_start "127.0.0.1:$CONTROL_PORT" "$RESULTS/control-target.log"
+  remote_conform "127.0.0.1:$CONTROL_PORT" "$TIMEOUT_SCALE" /tmp/conform-r || rc=$?
+  control_target_stop
+  cp -r /tmp/conform-r "$RESULTS/conform-r"
   return "$rc"
-}
-
-# nvmf-conform run --connect ADDR over rxe0, areas connect, recovery and security, into REPORTS.
-remote_conform() {
-  cd /mnt/repo
-  "$BINS/nvmf-conform" run --fabric verbs --device rxe0 --connect "$1" \
-    --filter connect --filter recovery --filter security --snapshots /mnt/repo/suites/snapshots \
-    --timeout-scale "$TIMEOUT_SCALE" --report-dir "$2"
 }
 
 # d: the kernel target on a RAM-backed null_blk, and the kernel initiator in the same VM.

@@ -52,21 +52,11 @@ target() {
 
 # Two-host mode's target side: the control channel until the initiator is done.
 remote_target() {
-  local pid n=0
   offers_verbs "$BINS/nvmf-reference-target" || { touch "$SYNC/control-none"; skip "nvmf-reference-target has no --fabric verbs in this build"; }
-  "$BINS/nvmf-reference-target" --fabric verbs --device rxe0 --control "$CONTROL" \
-    --log-level info > "$RESULTS/control-target.log" 2>&1 &
-  pid=$!
-  until grep -qs "control channel on" "$RESULTS/control-target.log"; do
-    n=$((n + 1))
-    kill -0 "$pid" 2>/dev/null || { cat "$RESULTS/control-target.log"; touch "$SYNC/control-none"; return 1; }
-    [ $n -lt 120 ] || { echo "no control channel within 60 s"; touch "$SYNC/control-none"; return 1; }
-    sleep 0.5
-  done
+  control_target_start "$CONTROL" "$RESULTS/control-target.log" || { touch "$SYNC/control-none"; return 1; }
   touch "$SYNC/control-ready"
   await remote-done 1200
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  control_target_stop
 }
 
 # Two-host mode's initiator side: the control-plane cases against the target VM.
@@ -78,12 +68,9 @@ remote_initiator() {
   done
   [ -e "$SYNC/control-ready" ] || skip "the target VM has no control channel"
   offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
-  cd /mnt/repo
   local rc=0
   ping_peer "$TARGET_IP"
-  "$BINS/nvmf-conform" run --fabric verbs --device rxe0 --connect "$CONTROL" \
-    --filter connect --filter recovery --filter security --snapshots /mnt/repo/suites/snapshots \
-    --timeout-scale "$(karg timeout_scale 8)" --report-dir /tmp/conform-e || rc=$?
+  remote_conform "$CONTROL" "$(karg timeout_scale 8)" /tmp/conform-e || rc=$?
   cp -r /tmp/conform-e "$RESULTS/conform-e"
   return $rc
 }

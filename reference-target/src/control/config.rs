@@ -275,6 +275,15 @@ pub fn default_staging_len(caps: &harness::api::NvmfCaps) -> u64 {
     }
 }
 
+/// The address a target on `ctx` listens on: its port 1's IPv4 address (what RDMA CM
+/// listens on), `sim0`'s when the device does not say.
+pub fn device_ip(ctx: &dyn harness::fabric::DeviceContext) -> std::net::Ipv4Addr {
+    match ctx.port_attr(1) {
+        Ok(p) if !p.addr.is_unspecified() => p.addr,
+        _ => harness::fabric::sim::SIM0_ADDR,
+    }
+}
+
 impl Config {
     /// Puts a configuration written for any device on one: ports written with the
     /// simulated target device's address (`sim0`'s, as the catalog writes them) listen on

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::api::{OffloadProvider, Profile};
-use harness::fabric::sim::SIM0_ADDR;
 use harness::fabric::{DeviceContext, Fabric};
 use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
 use tokio::io::BufReader;
@@ -19,7 +18,7 @@ use super::proto::{
     PROTOCOL,
 };
 use crate::backend::BackendController;
-use crate::control::config::default_staging_len;
+use crate::control::config::{default_staging_len, device_ip};
 use crate::control::{Config, Target};
 use crate::engine::Engine;
 use crate::pci::PciBus;
@@ -121,11 +120,8 @@ impl ControlServer {
         // A runner that connects now may be the next case of the same run, come just as
         // this one's process ended: it waits [`KNOCK_GRACE`] for this session to end.
         let mut knocking: Option<(TcpStream, SocketAddr, tokio::time::Instant)> = None;
-        let knock_deadline = |k: &Option<(TcpStream, SocketAddr, tokio::time::Instant)>| {
-            k.as_ref().map(|(_, _, d)| *d)
-        };
         let why = loop {
-            let deadline = knock_deadline(&knocking);
+            let deadline = knocking.as_ref().map(|(_, _, d)| *d);
             let next = tokio::select! {
                 l = tokio::time::timeout(IDLE_BOUND, read_line_into(&mut r, &mut pending)) => l,
                 other = self.listener.accept(), if knocking.is_none() => {
@@ -227,10 +223,7 @@ impl ControlServer {
         }
         let mut cfg = Config::parse("<runner's config>", config).map_err(|e| e.to_string())?;
         let device = (self.open)().map_err(|e| format!("the device did not open: {e}"))?;
-        let ip = match device.ctx.port_attr(1) {
-            Ok(p) if !p.addr.is_unspecified() => p.addr,
-            _ => SIM0_ADDR,
-        };
+        let ip = device_ip(device.ctx.as_ref());
         cfg.place(ip, default_staging_len(&profile.caps));
         cfg.quirks = quirks.clone();
         let bus = PciBus::new();

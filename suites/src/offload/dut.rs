@@ -9,7 +9,6 @@ use harness::api::{
     OffloadProvider, Profile,
 };
 use harness::capture::Capture;
-use harness::fabric::sim::SIM0_ADDR;
 use harness::fabric::{Access, DeviceContext, Fabric, MrInfo, PdId, SrqInit};
 use harness::plugin::{DeviceUnderTest, Plugin, PluginError};
 use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
@@ -22,15 +21,6 @@ use reference_target::quirks::Quirks;
 
 use super::Failure;
 use crate::fabric::{CaseFabric, FabricChoice};
-
-/// The IPv4 address of `ctx`'s port 1 (what RDMA CM listens on), `sim0`'s when the device
-/// does not say.
-fn raw_ctx_ip(ctx: &Arc<dyn DeviceContext>) -> std::net::Ipv4Addr {
-    match ctx.port_attr(1) {
-        Ok(p) if !p.addr.is_unspecified() => p.addr,
-        _ => SIM0_ADDR,
-    }
-}
 
 /// Blocks of each namespace the harness creates on an emulated backend.
 pub const NS_BLOCKS: u64 = 1024;
@@ -315,7 +305,7 @@ impl Dut {
         } else {
             (raw_ctx, raw_provider.clone())
         };
-        let target_ip = raw_ctx_ip(&ctx);
+        let target_ip = reference_target::control::config::device_ip(ctx.as_ref());
         Dut {
             fabric: place.fabric,
             host_device: place.host_device,

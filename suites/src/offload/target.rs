@@ -237,15 +237,16 @@ impl TargetRig {
         Ok(c)
     }
 
+    /// A new, unconnected host queue of `spec` in a PD of its own.
+    fn host_queue(&self, spec: QueueSpec) -> Result<HostQueue, Failure> {
+        let pd = self.host.alloc_pd()?;
+        let bound = super::wait(Duration::from_secs(5));
+        Ok(HostQueue::create(self.host.clone(), pd, spec, bound)?)
+    }
+
     /// A queue of `spec` connected through the CM only (no Fabrics Connect yet).
     pub async fn cm_queue(&self, port: u16, spec: QueueSpec) -> Result<HostQueue, Failure> {
-        let pd = self.host.alloc_pd()?;
-        let mut q = HostQueue::create(
-            self.host.clone(),
-            pd,
-            spec,
-            super::wait(Duration::from_secs(5)),
-        )?;
+        let mut q = self.host_queue(spec)?;
         let opts = CmOptions::for_queue(&q);
         cm_establish(&mut q, self.addr(port), &opts, super::wait(BOUND))
             .await
@@ -261,13 +262,7 @@ impl TargetRig {
         spec: QueueSpec,
         private_data: Vec<u8>,
     ) -> Result<Option<CmRejectStatus>, Failure> {
-        let pd = self.host.alloc_pd()?;
-        let mut q = HostQueue::create(
-            self.host.clone(),
-            pd,
-            spec,
-            super::wait(Duration::from_secs(5)),
-        )?;
+        let mut q = self.host_queue(spec)?;
         let r = misbehave::connect_with_private_data(
             &mut q,
             self.addr(port),
