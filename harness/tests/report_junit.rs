@@ -25,6 +25,7 @@ fn junit_validates_against_the_schema() {
         trace: vec!["host     capsule -> read cid=0 <&>".into()],
         note: Some("trace not compared".into()),
         expected: Some(vec!["host     call    x -> ok".into()]),
+        failed_at: Some(1),
     };
     let run = RunResult {
         meta: RunMeta {
@@ -35,6 +36,7 @@ fn junit_validates_against_the_schema() {
             seed: 3,
             shard: Some("merged 1..3 of 3".into()),
             version: "0.1.0".into(),
+            replay: vec![],
         },
         cases: vec![
             rec("a.pass", Verdict::Pass),

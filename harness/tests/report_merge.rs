@@ -17,6 +17,7 @@ fn rec(id: &str, verdict: Verdict) -> CaseRecord {
         trace: vec![format!("host     call    {id} -> ok")],
         note: None,
         expected: None,
+        failed_at: None,
     }
 }
 
@@ -70,6 +71,7 @@ fn whole() -> RunResult {
             seed: 42,
             shard: None,
             version: "0.1.0".into(),
+            replay: vec!["--seed".into(), "42".into(), "--quirk".into(), "x".into()],
         },
         cases,
     }

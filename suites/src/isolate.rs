@@ -119,5 +119,6 @@ fn error_record(entry: &Entry, message: String) -> CaseRecord {
         trace: Vec::new(),
         note: None,
         expected: None,
+        failed_at: None,
     }
 }

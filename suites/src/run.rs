@@ -62,6 +62,9 @@ pub struct Options {
     /// Two-host mode: the control channel of a remote `nvmf-reference-target --control`
     /// (the target runs there; this process runs the hosts, on `fabric`).
     pub connect: Option<std::net::SocketAddr>,
+    /// The options of `nvmf-conform replay CASE` that reproduce one of this run's cases,
+    /// recorded in the reports ([`RunMeta::replay`]); the command line sets them.
+    pub replay: Vec<String>,
 }
 
 /// A vendor plugin under test and the configuration string it is opened with.
@@ -88,6 +91,7 @@ impl Default for Options {
             fabric: FabricChoice::Sim,
             wait_scale: 1.0,
             connect: None,
+            replay: Vec::new(),
         }
     }
 }
@@ -182,6 +186,7 @@ fn result(entries: &[Entry], opts: &Options, cases: Vec<CaseRecord>) -> RunResul
             seed: opts.seed,
             shard: opts.shard.map(|s| s.to_string()),
             version: env!("CARGO_PKG_VERSION").into(),
+            replay: opts.replay.clone(),
         },
         cases,
     }
@@ -192,17 +197,44 @@ pub fn plugin_caps(p: &PluginTarget) -> Option<harness::api::NvmfCaps> {
     check_plugin(p).ok()
 }
 
+/// Why a plugin's device does not open before a run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginCheckError {
+    /// The plugin refused its configuration string (`-EINVAL` from open, as
+    /// `include/nvmf_offload.h` specifies): the user's to fix, a usage error.
+    #[error("the plugin refused its configuration `{config}`: {reason}")]
+    BadConfig {
+        /// The configuration string.
+        config: String,
+        /// The plugin's explanation.
+        reason: String,
+    },
+    /// Anything else: the device cannot be tested.
+    #[error("the device does not open: {0}")]
+    Untestable(String),
+}
+
 /// Opens the plugin's device once on a scratch fabric: its caps, or why it cannot be
-/// tested (a runner turns that into exit 125 before running anything).
-pub fn check_plugin(p: &PluginTarget) -> Result<harness::api::NvmfCaps, String> {
+/// tested (a runner turns that into exit 2 or 125 before running anything).
+pub fn check_plugin(p: &PluginTarget) -> Result<harness::api::NvmfCaps, PluginCheckError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        .map_err(|e| PluginCheckError::Untestable(format!("cannot start a runtime: {e}")))?;
     rt.block_on(async {
-        let dut = Dut::plugin(0, &p.plugin, &p.config, Quirks::none(), None)
-            .map_err(|e| e.to_string())?;
+        let dut =
+            Dut::plugin(0, &p.plugin, &p.config, Quirks::none(), None).map_err(|e| match &e {
+                harness::plugin::PluginError::OpenFailed {
+                    errno: nix::errno::Errno::EINVAL,
+                    reason,
+                    ..
+                } => PluginCheckError::BadConfig {
+                    config: p.config.clone(),
+                    reason: reason.clone().unwrap_or_else(|| e.to_string()),
+                },
+                _ => PluginCheckError::Untestable(e.to_string()),
+            })?;
         Ok(dut.caps.clone())
     })
 }
@@ -235,16 +267,12 @@ pub fn run_one_captured(
     } else {
         "(wall time)"
     };
-    let (verdict, trace, note) = match rt {
-        Err(e) => (
-            Verdict::Error(format!("cannot start a runtime: {e}")),
-            Vec::new(),
-            None,
-        ),
+    let outcome = match rt {
+        Err(e) => CaseOutcome::error(format!("cannot start a runtime: {e}")),
         Ok(rt) => rt.block_on(async {
             let place = match opts.fabric.for_case(seed) {
                 Ok(p) => p,
-                Err(e) => return (Verdict::Error(e), Vec::new(), None),
+                Err(e) => return CaseOutcome::error(e),
             };
             match &entry.body {
                 Body::Offload(case) => {
@@ -254,7 +282,7 @@ pub fn run_one_captured(
                     place.capture_into(capture);
                     let factory = match opts.fabric.factory() {
                         Ok(f) => f,
-                        Err(e) => return (Verdict::Error(e), Vec::new(), None),
+                        Err(e) => return CaseOutcome::error(e),
                     };
                     let env = Env::new(place.fabric, seed).with_factory(factory);
                     let trace = env.trace.clone();
@@ -268,11 +296,22 @@ pub fn run_one_captured(
                                 bound.as_secs()
                             )),
                         };
-                    (verdict, trace.snapshot(), None)
+                    CaseOutcome {
+                        verdict,
+                        trace: trace.snapshot(),
+                        note: None,
+                        failed_at: None,
+                    }
                 }
             }
         }),
     };
+    let CaseOutcome {
+        verdict,
+        trace,
+        note,
+        failed_at,
+    } = outcome;
     let expected = match (&verdict, &entry.body, &opts.snapshots) {
         (Verdict::Fail(_) | Verdict::Error(_), Body::Offload(_), Some(dir)) => {
             expected_trace(dir, &entry.id)
@@ -289,6 +328,32 @@ pub fn run_one_captured(
         trace,
         note,
         expected,
+        failed_at,
+    }
+}
+
+/// What running one case gave, before it becomes a [`CaseRecord`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseOutcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The trace lines.
+    pub trace: Vec<String>,
+    /// A note for the reader (e.g. why the trace was not compared).
+    pub note: Option<String>,
+    /// For a failed case: the number of trace lines recorded when its failing check ran.
+    pub failed_at: Option<usize>,
+}
+
+impl CaseOutcome {
+    /// A case that could not run to a verdict, with no trace.
+    fn error(why: String) -> CaseOutcome {
+        CaseOutcome {
+            verdict: Verdict::Error(why),
+            trace: Vec::new(),
+            note: None,
+            failed_at: None,
+        }
     }
 }
 
@@ -305,7 +370,7 @@ pub async fn offload_verdict(
     capture: Option<&Capture>,
     bound: Duration,
     time: &str,
-) -> (Verdict, Vec<String>, Option<String>) {
+) -> CaseOutcome {
     let remote = match opts.connect {
         None => None,
         Some(addr) => match RemoteTarget::connect(addr, REMOTE_BOUND).await {
@@ -314,7 +379,7 @@ pub async fn offload_verdict(
                 profile: opts.profile.clone(),
                 quirks: opts.quirks.clone(),
             }),
-            Err(e) => return (Verdict::Error(e.to_string()), Vec::new(), None),
+            Err(e) => return CaseOutcome::error(e.to_string()),
         },
     };
     let dut = match (&opts.plugin, remote.clone()) {
@@ -322,7 +387,7 @@ pub async fn offload_verdict(
             Ok(d) => d,
             Err(e) => {
                 let why = format!("the host's device did not open: {e}");
-                return (Verdict::Error(why), Vec::new(), None);
+                return CaseOutcome::error(why);
             }
         },
         (None, None) => {
@@ -330,7 +395,7 @@ pub async fn offload_verdict(
                 Ok(d) => d,
                 Err(e) => {
                     let why = format!("the device did not open: {e}");
-                    return (Verdict::Error(why), Vec::new(), None);
+                    return CaseOutcome::error(why);
                 }
             }
         }
@@ -339,7 +404,7 @@ pub async fn offload_verdict(
                 Ok(d) => d,
                 Err(e) => {
                     let why = format!("the plugin could not open a device: {e}");
-                    return (Verdict::Error(why), Vec::new(), None);
+                    return CaseOutcome::error(why);
                 }
             }
         }
@@ -354,29 +419,43 @@ pub async fn offload_verdict(
         remote: remote.is_some(),
     };
     if let Some(why) = case.unmet(facts) {
-        return (Verdict::Skip(why), Vec::new(), None);
+        return CaseOutcome {
+            verdict: Verdict::Skip(why),
+            ..CaseOutcome::error(String::new())
+        };
     }
     let body = std::panic::AssertUnwindSafe((case.body)(dut)).catch_unwind();
-    let verdict = match tokio::time::timeout(bound, body).await {
-        Ok(Ok(Ok(()))) => Verdict::Pass,
-        Ok(Ok(Err(offload::Failure(m)))) => Verdict::Fail(m),
-        Ok(Err(p)) => Verdict::Error(format!("the case panicked: {}", panic_text(&*p))),
-        Err(_) => Verdict::Error(format!(
-            "no verdict within {} s {time}: the device hung",
-            bound.as_secs()
-        )),
+    let outcome = tokio::time::timeout(bound, body).await;
+    let failed_at = Some(rec.lines().len());
+    let (verdict, failed_at) = match outcome {
+        Ok(Ok(Ok(()))) => (Verdict::Pass, None),
+        Ok(Ok(Err(offload::Failure(m)))) => (Verdict::Fail(m), failed_at),
+        Ok(Err(p)) => (
+            Verdict::Error(format!("the case panicked: {}", panic_text(&*p))),
+            failed_at,
+        ),
+        Err(_) => (
+            Verdict::Error(format!(
+                "no verdict within {} s {time}: the device hung",
+                bound.as_secs()
+            )),
+            failed_at,
+        ),
     };
     let mut trace: Vec<String> = rec.lines().iter().map(ToString::to_string).collect();
     let verdict = match &remote {
         None => verdict,
         Some(r) => stop_remote(&r.target, verdict, &mut trace).await,
     };
-    match (&verdict, &opts.snapshots) {
-        (Verdict::Pass, Some(dir)) => {
-            let (verdict, note) = against_snapshot(id, &trace, &caps, dir, opts);
-            (verdict, trace, note)
-        }
-        _ => (verdict, trace, None),
+    let (verdict, note) = match (&verdict, &opts.snapshots) {
+        (Verdict::Pass, Some(dir)) => against_snapshot(id, &trace, &caps, dir, opts),
+        _ => (verdict, None),
+    };
+    CaseOutcome {
+        verdict,
+        trace,
+        note,
+        failed_at,
     }
 }
 

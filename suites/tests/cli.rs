@@ -108,6 +108,88 @@ fn usage_errors_exit_2_with_a_reason() {
 
     let out = conform(&["replay", "no.such.case"]);
     assert_eq!(out.status.code(), Some(2));
+
+    // A bound of 0 s would make every case "hang": refused before anything runs.
+    for cmd in ["run", "replay"] {
+        let mut args = vec![cmd];
+        if cmd == "replay" {
+            args.push("caps.consistent");
+        }
+        args.extend(["--case-timeout", "0"]);
+        let out = conform(&args);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--case-timeout"),
+            "{cmd}"
+        );
+    }
+
+    // `list` refuses a filter that selects nothing, as `run` does.
+    let out = conform(&["list", "--filter", "no-such-case"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("selects no case"));
+
+    // A profile file that is not there is named as such.
+    let out = conform(&["run", "--profile", "/no/such/profile.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/no/such/profile.toml: no such file"), "{err}");
+}
+
+#[test]
+fn messages_are_for_people() {
+    // -h starts with what the tool is for.
+    let out = conform(&["-h"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("Conformance and fault-injection suite for the NVMe-oF target offload"),
+        "{text}"
+    );
+    // One case is "1 case"; a failure message carries no Rust debug text.
+    let dir = tmp("people");
+    let out = conform(&[
+        "run",
+        "--filter",
+        "mapping.eexist.other-ctrl-same-srq",
+        "--quirk",
+        "eexist-per-ctrl",
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 case: 0 passed, 1 failed, 0 errors, 0 skipped"),
+        "{stdout}"
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("**1 case: 0 passed, 1 failed, 0 errors, 0 skipped.**"));
+    let results = std::fs::read_to_string(dir.join("results.json")).unwrap();
+    assert!(
+        results.contains("expected EEXIST, got success (the call returned 0)"),
+        "{results}"
+    );
+    assert!(!results.contains("(())"), "{results}");
+    // A passing replay says so in words.
+    let out = conform(&["replay", "caps.consistent"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.trim_end().ends_with("PASS: every check held"),
+        "{stdout}"
+    );
+    // A skip reason says what the device lacks and why the case needs it.
+    let out = conform(&[
+        "run",
+        "--filter",
+        "unsupported.op-not-offloaded",
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    let results = std::fs::read_to_string(dir.join("results.json")).unwrap();
+    assert!(
+        results.contains("never refuses one as unsupported"),
+        "{results}"
+    );
 }
 
 #[test]
@@ -155,15 +237,20 @@ fn connect_needs_a_real_fabric_and_a_channel_that_answers() {
 fn unwritable_report_dir_is_a_usage_error() {
     let file = tmp("file");
     std::fs::write(&file, b"not a directory").unwrap();
+    // This case skips, and a run prints every skip on stderr as it happens.
     let out = conform(&[
         "run",
         "--filter",
-        "fabric.device",
+        "unsupported.op-not-offloaded",
         "--report-dir",
-        file.to_str().unwrap(),
+        file.join("reports").to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot write"), "{err}");
+    // Refused before the first case: no progress line, no summary of a run.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("cases:"));
+    assert!(!err.contains("SKIP"), "{err}");
 }
 
 #[test]
@@ -419,7 +506,9 @@ fn the_hang_quirk_through_the_plugin_is_an_error_not_a_stuck_run() {
 }
 
 #[test]
-fn a_plugin_whose_device_does_not_open_is_untestable() {
+fn a_plugin_config_the_plugin_refuses_is_a_usage_error() {
+    // The plugin answers -EINVAL to a config it does not understand: the user's to fix (2),
+    // not an untestable device (125).
     let target = format!("plugin:{}", reference_plugin());
     let out = conform(&[
         "run",
@@ -430,10 +519,10 @@ fn a_plugin_whose_device_does_not_open_is_untestable() {
         "--report-dir",
         tmp("noopen").to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("does not open") && err.contains("no-such-key"),
+        err.contains("--plugin-config") && err.contains("no-such-key"),
         "{err}"
     );
 }

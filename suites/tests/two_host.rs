@@ -71,8 +71,9 @@ fn run_remote(quirks: Quirks) -> Vec<(String, Verdict)> {
                 host_device: "sim1".into(),
             };
             let bound = Duration::from_secs(60);
-            let (verdict, trace, _) =
+            let outcome =
                 offload_verdict(&e.id, case, place, &opts, None, bound, "(wall time)").await;
+            let (verdict, trace) = (outcome.verdict, outcome.trace);
             if matches!(verdict, Verdict::Pass) {
                 assert!(
                     trace.iter().any(|l| l == suites::run::REMOTE_TRACE_MARK),
@@ -108,7 +109,7 @@ fn control_plane_cases_pass_through_the_channel() {
             }
             // the full profile serves non-offloaded ops: this one case is for devices
             // that do not
-            Verdict::Skip(why) if why.contains("non-offloaded ops") => {}
+            Verdict::Skip(why) if why.contains("supports_non_offloaded_ops") => {}
             other => panic!("{id}: {other:?}"),
         }
     }

@@ -47,14 +47,21 @@ pub fn to_xml(run: &RunResult) -> Result<String, ReportError> {
             let t = JDuration::milliseconds(c.wall.as_millis().min(i64::MAX as u128) as i64);
             let mut tc = match &c.verdict {
                 Verdict::Pass => TestCase::success(&c.id, t),
-                Verdict::Fail(m) => {
-                    with_body(TestCase::failure(&c.id, t, "conformance", headline(m)), m)
-                }
-                Verdict::Error(m) => with_body(TestCase::error(&c.id, t, "error", headline(m)), m),
+                Verdict::Fail(m) => with_body(
+                    TestCase::failure(&c.id, t, "conformance", headline(m)),
+                    &failure_body(run, c, m),
+                ),
+                Verdict::Error(m) => with_body(
+                    TestCase::error(&c.id, t, "error", headline(m)),
+                    &failure_body(run, c, m),
+                ),
                 Verdict::Skip(m) => TestCase::skipped_with_cause(&c.id, "skipped", m),
             };
             tc.set_classname(area);
             let mut out = Vec::new();
+            if matches!(c.verdict, Verdict::Fail(_) | Verdict::Error(_)) {
+                out.push(format!("replay: {}", run.meta.replay_line(&c.id)));
+            }
             if let Some(note) = &c.note {
                 out.push(format!("note: {note}"));
             }
@@ -83,16 +90,44 @@ fn headline(m: &str) -> &str {
     m.lines().next().unwrap_or("")
 }
 
-/// A failure or error whose message has more than one line (a snapshot diff, say) carries
-/// the whole message as the element's text, where CI tools show it as written.
-fn with_body(mut tc: TestCase, m: &str) -> TestCase {
-    if m.contains('\n') {
-        // The text is written as CDATA, which cannot hold its own terminator.
-        let body = m.replace("]]>", "]] >");
-        if let TestResult::Failure { cause, .. } | TestResult::Error { cause, .. } = &mut tc.result
-        {
-            *cause = Some(body);
+/// Trace lines shown before the point where a case failed, in a failure's text.
+const TRACE_BEFORE: usize = 12;
+/// Trace lines shown after it (what the target did while the case ended).
+const TRACE_AFTER: usize = 4;
+
+/// The text of a failure or error, which CI tools show as written: the whole message (the
+/// failed check with expected and observed values, a snapshot diff), the requirement, the
+/// command that replays the case, and the trace lines around the point it failed.
+fn failure_body(run: &RunResult, c: &crate::runner::CaseRecord, m: &str) -> String {
+    let mut body = m.trim_end().to_string();
+    if let Some(r) = &c.requirement {
+        body.push_str(&format!("\n\nrequirement: {r}"));
+    }
+    body.push_str(&format!("\nreplay: {}", run.meta.replay_line(&c.id)));
+    if !c.trace.is_empty() {
+        let at = c.failed_at.unwrap_or(c.trace.len()).min(c.trace.len());
+        let from = at.saturating_sub(TRACE_BEFORE);
+        let to = (at + TRACE_AFTER).min(c.trace.len());
+        body.push_str(&format!(
+            "\n\ntrace lines {}..{} of {} (the check failed after line {at}):",
+            from + 1,
+            to,
+            c.trace.len()
+        ));
+        for (i, line) in c.trace[from..to].iter().enumerate() {
+            let mark = if from + i < at { ' ' } else { '>' };
+            body.push_str(&format!("\n{mark}{:5} {line}", from + i + 1));
         }
+    }
+    body
+}
+
+/// Sets the text of a failure or error.
+fn with_body(mut tc: TestCase, body: &str) -> TestCase {
+    // The text is written as CDATA, which cannot hold its own terminator.
+    let body = body.replace("]]>", "]] >");
+    if let TestResult::Failure { cause, .. } | TestResult::Error { cause, .. } = &mut tc.result {
+        *cause = Some(body);
     }
     tc
 }
@@ -115,6 +150,7 @@ mod tests {
             note: None,
             requirement: None,
             expected: None,
+            failed_at: None,
         };
         RunResult {
             meta: RunMeta {
@@ -128,6 +164,7 @@ mod tests {
                 seed: 7,
                 shard: Some("1/2".into()),
                 version: "0.1.0".into(),
+                replay: vec![],
             },
             cases: vec![
                 rec("a.one", "a", Verdict::Pass),
@@ -153,8 +190,38 @@ mod tests {
             xml.contains("caps=offload_type_rc=READ | WRITE; max_io_sz=131072\n"),
             "{xml}"
         );
-        // a failing case carries its trace; a passing one does not
-        assert_eq!(xml.matches("host wc SEND ok").count(), 3);
+        // a failing case carries its trace (in system-out and around the failure in the
+        // failure's text); a passing one does not
+        assert_eq!(xml.matches("host wc SEND ok").count(), 5);
+    }
+
+    #[test]
+    fn a_failure_text_has_the_check_the_replay_line_and_the_trace_around_it() {
+        let mut run = sample();
+        run.meta.replay = vec!["--seed".into(), "7".into(), "--quirk".into(), "q".into()];
+        run.cases[1].trace = (1..=30).map(|i| format!("line {i}")).collect();
+        run.cases[1].failed_at = Some(20);
+        run.cases[1].requirement = Some("MAP-EEXIST".into());
+        let xml = to_xml(&run).unwrap();
+        let body = xml
+            .split("<failure")
+            .nth(1)
+            .and_then(|f| f.split("<![CDATA[").nth(1))
+            .and_then(|f| f.split("]]>").next())
+            .unwrap();
+        assert!(body.starts_with("expected EEXIST, got 0\n"), "{body}");
+        assert!(body.contains("requirement: MAP-EEXIST"), "{body}");
+        assert!(
+            body.contains("replay: nvmf-conform replay a.two --seed 7 --quirk q"),
+            "{body}"
+        );
+        assert!(body.contains("trace lines 9..24 of 30"), "{body}");
+        assert!(body.contains("    20 line 20\n>   21 line 21"), "{body}");
+        assert!(
+            !body.contains("line 8\n") && !body.contains("line 25"),
+            "{body}"
+        );
+        assert!(xml.contains("replay: nvmf-conform replay a.two --seed 7 --quirk q"));
     }
 
     #[test]
@@ -166,7 +233,7 @@ mod tests {
         let xml = to_xml(&run).unwrap();
         assert!(xml.contains(r#"message="trace differs""#), "{xml}");
         assert!(
-            xml.contains("<![CDATA[trace differs\n--- expected\n+++ actual\n-a ]] > b\n+c]]>"),
+            xml.contains("<![CDATA[trace differs\n--- expected\n+++ actual\n-a ]] > b\n+c\n"),
             "{xml}"
         );
         assert!(

@@ -2,7 +2,7 @@
 //! of the whole run.
 //!
 //! **What must hold.** Every input is a shard (`meta.shard` is `i/n`) of the same run: the
-//! same `target`, `profile`, `fabric`, `seed` and `version`, the same `n`; each `i` in
+//! same `target`, `profile`, `fabric`, `seed`, `version` and replay options, the same `n`; each `i` in
 //! `1..=n` exactly once; no case id in two shards. Caps must be equal among the shards that
 //! have them (a shard that ran only fabric contract cases has none).
 //!
@@ -134,6 +134,11 @@ pub fn merge_labelled(runs: Vec<(String, RunResult)>) -> Result<RunResult, Merge
         same("fabric", m.fabric.clone(), f.fabric.clone())?;
         same("seed", m.seed.to_string(), f.seed.to_string())?;
         same("version", m.version.clone(), f.version.clone())?;
+        same(
+            "replay",
+            shell_words::join(&m.replay),
+            shell_words::join(&f.replay),
+        )?;
         if n != total {
             return Err(MergeError::Mismatch {
                 input: label.clone(),

@@ -71,6 +71,31 @@ pub fn write_all(run: &RunResult, dir: &Path) -> Result<(), ReportError> {
     Ok(())
 }
 
+/// `n` and the noun in the number `n` takes: `1 case`, `2 cases`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Checks, before a run, that [`write_all`] will be able to write into `dir`: creates it
+/// and each report file (empty) there, so a typo or a read-only place is refused before
+/// any case runs rather than after the whole run.
+pub fn check_writable(dir: &Path) -> Result<(), ReportError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| ReportError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    for name in ["junit.xml", "summary.md", "results.json"] {
+        let file = dir.join(name);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .map_err(io(&file))?;
+    }
+    Ok(())
+}
+
 /// The text of `results.json`: pretty-printed JSON and a final newline.
 pub fn to_json(run: &RunResult) -> String {
     serde_json::to_string_pretty(run).expect("run results serialize") + "\n"

@@ -32,11 +32,11 @@ pub fn to_markdown(run: &RunResult) -> String {
     );
     let _ = writeln!(
         s,
-        "**{} cases: {} passed, {} failed, {} errors, {} skipped.**\n",
-        run.cases.len(),
+        "**{}: {} passed, {} failed, {}, {} skipped.**\n",
+        super::plural(run.cases.len(), "case", "cases"),
         run.count("pass"),
         run.count("fail"),
-        run.count("error"),
+        super::plural(run.count("error"), "error", "errors"),
         run.count("skip")
     );
     let reqs = requirements(run);
@@ -266,6 +266,11 @@ fn failure_details(s: &mut String, run: &RunResult) {
             .map(|r| format!("requirement `{r}`, "))
             .unwrap_or_default();
         let _ = writeln!(s, "{}{}: {}\n", req, c.verdict.name(), cell(&c.description));
+        let _ = writeln!(
+            s,
+            "Replay it exactly:\n\n```sh\n{}\n```\n",
+            run.meta.replay_line(&c.id)
+        );
         if let Some(note) = &c.note {
             let _ = writeln!(s, "Note: {}\n", cell(note));
         }
@@ -335,6 +340,7 @@ mod tests {
             trace: vec![],
             note: None,
             expected: None,
+            failed_at: None,
         }
     }
 
@@ -351,6 +357,7 @@ mod tests {
                 seed: 0,
                 shard: None,
                 version: "0".into(),
+                replay: vec![],
             },
             cases,
         }

@@ -66,6 +66,11 @@ pub struct CaseRecord {
     /// observed one). Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<Vec<String>>,
+    /// For a case that failed: how many of its trace lines were recorded when the failing
+    /// check ran (the lines after it are the case's teardown). The JUnit failure text
+    /// shows the lines around it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<usize>,
 }
 
 /// What was tested, how, and with which seed.
@@ -90,6 +95,26 @@ pub struct RunMeta {
     pub shard: Option<String>,
     /// nvmf-conform version.
     pub version: String,
+    /// The options of `nvmf-conform replay CASE` that reproduce one of this run's cases
+    /// exactly: the seed and every option that changes behaviour (target, profile, quirks,
+    /// plugin config, fabric and device, time bounds, snapshot directory). Empty in
+    /// results written before it existed; [`RunMeta::replay_line`] then falls back to the
+    /// seed alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replay: Vec<String>,
+}
+
+impl RunMeta {
+    /// The command that replays case `id` of this run, quoted for a POSIX shell.
+    pub fn replay_line(&self, id: &str) -> String {
+        let mut args = vec!["nvmf-conform".to_string(), "replay".into(), id.into()];
+        if self.replay.is_empty() {
+            args.extend(["--seed".into(), self.seed.to_string()]);
+        } else {
+            args.extend(self.replay.iter().cloned());
+        }
+        shell_words::join(args)
+    }
 }
 
 /// A whole run.
@@ -196,6 +221,7 @@ mod tests {
             note: None,
             requirement: None,
             expected: None,
+            failed_at: None,
         }
     }
 
@@ -209,6 +235,7 @@ mod tests {
                 seed: 1,
                 shard: None,
                 version: "0".into(),
+                replay: vec![],
             },
             cases,
         }
@@ -261,5 +288,29 @@ mod tests {
         assert!(!text.contains("wall"));
         let back: RunResult = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn the_replay_line_quotes_what_a_shell_would_split() {
+        let mut r = run(vec![]);
+        assert_eq!(
+            r.meta.replay_line("a.b"),
+            "nvmf-conform replay a.b --seed 1"
+        );
+        r.meta.replay = vec![
+            "--seed".into(),
+            "1".into(),
+            "--plugin-config".into(),
+            "profile=full;quirks=a,b".into(),
+        ];
+        let line = r.meta.replay_line("a.b");
+        assert_eq!(
+            line,
+            "nvmf-conform replay a.b --seed 1 --plugin-config 'profile=full;quirks=a,b'"
+        );
+        assert_eq!(
+            shell_words::split(&line).unwrap()[6],
+            "profile=full;quirks=a,b"
+        );
     }
 }

@@ -28,7 +28,7 @@ use suites::seed::case_seed;
 /// or errored, 2 usage error, 125 nothing could be tested (every case skipped, or the
 /// target could not be loaded): `git bisect run` skips such a commit.
 #[derive(Parser, Debug)]
-#[command(name = "nvmf-conform", version, about, long_about)]
+#[command(name = "nvmf-conform", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,6 +71,10 @@ enum Command {
         /// machines).
         #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
         timeout_scale: f64,
+        /// Longest the case may take, in seconds (virtual time on sim), before
+        /// --timeout-scale.
+        #[arg(long, default_value_t = DEFAULT_CASE_TIMEOUT, value_parser = case_timeout)]
+        case_timeout: u64,
     },
     /// Work with reports already written.
     #[command(subcommand)]
@@ -161,7 +165,7 @@ struct RunArgs {
     #[arg(long, default_value = "reports")]
     report_dir: PathBuf,
     /// Longest one case may take, in seconds (virtual time on sim), before --timeout-scale.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = DEFAULT_CASE_TIMEOUT, value_parser = case_timeout)]
     case_timeout: u64,
     /// Multiply every time bound (the case bound, the watchdog and, on a real fabric, the
     /// bounds of the cases' waits for events, completions and connections) by this
@@ -187,6 +191,20 @@ struct RunArgs {
     pcap: Option<PathBuf>,
     #[command(flatten)]
     target: TargetArgs,
+}
+
+/// `--case-timeout`'s default, in seconds.
+const DEFAULT_CASE_TIMEOUT: u64 = 600;
+
+/// Parses a case time bound: whole seconds, at least 1 (a bound of 0 would make every
+/// case an error before it starts).
+fn case_timeout(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if (1..=86_400).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{s}`: expected whole seconds from 1 to 86400 (a case needs time to run)"
+        )),
+    }
 }
 
 /// Parses a positive, finite scale factor.
@@ -306,10 +324,17 @@ impl TargetArgs {
         case_bound: Duration,
         profile_name: &str,
     ) -> Result<Options, Refusal> {
+        let looks_like_a_file = profile_name.contains('/') || profile_name.ends_with(".toml");
         let profile = match Profile::builtin(profile_name) {
             Ok(p) => p,
             Err(_) if Path::new(profile_name).exists() => Profile::load(Path::new(profile_name))
                 .map_err(|e| Refusal::Usage(format!("--profile: {e}")))?,
+            Err(_) if looks_like_a_file => {
+                return Err(Refusal::Usage(format!(
+                    "--profile {profile_name}: no such file (a profile is a built-in name, \
+                     full, minimal or tight, or a TOML file)"
+                )))
+            }
             Err(e) => return Err(Refusal::Usage(format!("--profile: {e}"))),
         };
         let mut quirks = Quirks::none();
@@ -368,8 +393,9 @@ fn main() -> ProcessExit {
             target,
             fabric,
             timeout_scale,
+            case_timeout,
         } => match target
-            .options(seed, scaled(600, timeout_scale))
+            .options(seed, scaled(case_timeout, timeout_scale))
             .and_then(|o| Ok((o, fabric.choice()?)))
         {
             Ok((mut opts, fabric)) => {
@@ -439,6 +465,7 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
         Ok(f) => f,
         Err(r) => return r.report(),
     };
+    opts.replay = replay_args(&a.target, &opts, a.case_timeout, a.timeout_scale);
     if a.pcap.is_some() && !opts.fabric.is_sim() {
         return usage(CAPTURE_NEEDS_SIM);
     }
@@ -460,8 +487,8 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
     let mut entries = catalog::select(&a.filter);
     if entries.is_empty() {
         return usage(&format!(
-            "--filter {:?} selects no case (see `nvmf-conform list`)",
-            a.filter
+            "--filter {}: selects no case (see `nvmf-conform list`)",
+            a.filter.join(" --filter ")
         ));
     }
     if let Some(shard) = a.shard {
@@ -482,11 +509,21 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
             Err(e) => return usage(&format!("--pcap {}: {e}", f.display())),
         },
     };
+    // Nothing is lost to a typo either: the reports must be writable before the run.
+    if let Err(e) = harness::report::check_writable(&a.report_dir) {
+        return usage(&format!("--report-dir {}: {e}", a.report_dir.display()));
+    }
     // A plugin whose device does not open cannot be tested at all: say so once (125).
     if let Some(p) = &opts.plugin {
-        if let Err(e) = run::check_plugin(p) {
-            eprintln!("nvmf-conform: --target plugin: the device does not open: {e}");
-            return ExitCode::Untestable;
+        match run::check_plugin(p) {
+            Ok(_) => {}
+            Err(e @ run::PluginCheckError::BadConfig { .. }) => {
+                return usage(&format!("--plugin-config: {e}"))
+            }
+            Err(e) => {
+                eprintln!("nvmf-conform: --target plugin: {e}");
+                return ExitCode::Untestable;
+            }
         }
     }
     let bar = progress_bar(entries.len() as u64);
@@ -525,6 +562,81 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
     }
     print_summary(&result, &a.report_dir);
     result.exit_code()
+}
+
+/// The options of `nvmf-conform replay CASE` that reproduce a case of the run `opts`
+/// describes: the seed, then every option that changes behaviour, in a fixed order, paths
+/// made absolute so the line works from any directory. Defaults are left out.
+fn replay_args(
+    target: &TargetArgs,
+    opts: &Options,
+    case_timeout: u64,
+    timeout_scale: f64,
+) -> Vec<String> {
+    let absolute = |p: &str| {
+        std::fs::canonicalize(p)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| p.to_string())
+    };
+    let mut a = vec!["--seed".to_string(), opts.seed.to_string()];
+    let mut push = |k: &str, v: String| {
+        a.push(k.to_string());
+        a.push(v);
+    };
+    match &opts.plugin {
+        Some(p) => {
+            push(
+                "--target",
+                format!(
+                    "plugin:{}",
+                    absolute(&p.plugin.path().display().to_string())
+                ),
+            );
+            if let Some(profile) = &target.profile {
+                push("--profile", profile_arg(profile, &absolute));
+            }
+            push("--plugin-config", p.config.clone());
+        }
+        None => {
+            let named = match target.target.split_once(':') {
+                Some((_, p)) => p.to_string(),
+                None => target.profile.clone().unwrap_or_else(|| "full".into()),
+            };
+            push(
+                "--target",
+                format!("reference:{}", profile_arg(&named, &absolute)),
+            );
+        }
+    }
+    for q in opts.quirks.iter() {
+        push("--quirk", q.name().to_string());
+    }
+    if let Some(addr) = opts.connect {
+        push("--connect", addr.to_string());
+    }
+    if let FabricChoice::Verbs { device } = &opts.fabric {
+        push("--fabric", "verbs".into());
+        push("--device", device.clone());
+    }
+    if timeout_scale != 1.0 {
+        push("--timeout-scale", timeout_scale.to_string());
+    }
+    if case_timeout != DEFAULT_CASE_TIMEOUT {
+        push("--case-timeout", case_timeout.to_string());
+    }
+    if let Some(dir) = &target.snapshots {
+        push("--snapshots", absolute(&dir.display().to_string()));
+    }
+    a
+}
+
+/// A profile as a replay line names it: a built-in's name, or a file's absolute path.
+fn profile_arg(named: &str, absolute: &dyn Fn(&str) -> String) -> String {
+    if Profile::builtin(named).is_ok() {
+        named.to_string()
+    } else {
+        absolute(named)
+    }
 }
 
 /// A live progress line on a terminal (stderr); hidden when stderr is not one.
@@ -577,18 +689,27 @@ fn print_summary(result: &RunResult, dir: &Path) {
         .map(|s| format!(", shard {s}"))
         .unwrap_or_default();
     println!(
-        "{} cases: {}, {}, {}, {} (seed {seed}{shard}); reports in {}",
-        result.cases.len(),
+        "{}: {}, {}, {}, {} (seed {seed}{shard}); reports in {}",
+        harness::report::plural(result.cases.len(), "case", "cases"),
         paint(count("pass"), "passed", |s| s.green()),
         paint(count("fail"), "failed", |s| s.red().bold()),
-        paint(count("error"), "errors", |s| s.red().bold()),
+        paint(
+            count("error"),
+            if count("error") == 1 {
+                "error"
+            } else {
+                "errors"
+            },
+            |s| s.red().bold()
+        ),
         paint(count("skip"), "skipped", |s| s.yellow()),
         dir.display()
     );
     let noted = result.cases.iter().filter(|c| c.note.is_some()).count();
     if noted > 0 {
         println!(
-            "{noted} cases carry a note (e.g. a trace not compared with its snapshot): see {}",
+            "{} a note (e.g. a trace not compared with its snapshot): see {}",
+            harness::report::plural(noted, "case carries", "cases carry"),
             dir.join("summary.md").display()
         );
     }
@@ -599,8 +720,8 @@ fn print_summary(result: &RunResult, dir: &Path) {
         .collect();
     if let Some(first) = failed.first() {
         println!(
-            "replay the first failure: nvmf-conform replay {} --seed {seed}",
-            first.id
+            "replay the first failure: {}",
+            result.meta.replay_line(&first.id)
         );
     }
 }
@@ -616,6 +737,13 @@ fn cmd_list(filter: &[String], shard: Option<Shard>) -> ExitCode {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let mut entries = catalog::select(filter);
+    if entries.is_empty() {
+        return usage(&format!(
+            "--filter {}: selects no case (filters: an exact id, an area, an id prefix \
+             ending at a dot, req:ID or tag:NAME)",
+            filter.join(" --filter ")
+        ));
+    }
     if let Some(s) = shard {
         entries = s.select(entries);
     }
@@ -675,10 +803,13 @@ fn cmd_replay(id: &str, opts: &Options, pcap: Option<&Path>) -> ExitCode {
     for line in &rec.trace {
         println!("{line}");
     }
+    let detail = match &rec.verdict {
+        Verdict::Pass => "every check held",
+        v => detail(v),
+    };
     println!(
-        "{}: {}",
-        verdict_styled(&rec.verdict, false).trim_end(),
-        detail(&rec.verdict)
+        "{}: {detail}",
+        verdict_styled(&rec.verdict, false).trim_end()
     );
     if let Some(note) = &rec.note {
         println!("note: {note}");

@@ -183,17 +183,43 @@ impl Need {
             Need::ControlPlane => dut_has_backends || remote,
         };
         (!ok).then(|| match self {
-            Need::Ops(ops) => format!("device does not offload {ops:?}"),
-            Need::NonOffloadedOps => "device has no non-offloaded ops on offloaded QPs".into(),
-            Need::NoNonOffloadedOps => "device supports non-offloaded ops".into(),
-            Need::FrontendNsidLimit => "device has no max_frontend_nsid".into(),
-            Need::StagingMax => "device has no max_staging_buf_size".into(),
-            Need::TimeoutBounds => "device has no command timeout bounds".into(),
-            Need::ExtraSqs => "device has no extra SQs per backend controller".into(),
-            Need::SomeOpNotOffloadable => "device offloads every op".into(),
-            Need::LbaSize(s) => format!("device does not support LBA data size {s}"),
-            Need::InCapsuleBlock => "capsules cannot carry one block in-capsule".into(),
-            Need::Backends => "no backend controllers can be created for this device".into(),
+            Need::Ops(ops) => format!(
+                "the device does not offload {} (its caps' offload types), which this case \
+                 sends",
+                op_names(ops)
+            ),
+            Need::NonOffloadedOps => "the device passes no command to software on offloaded \
+                 QPs (supports_non_offloaded_ops is false), and this case checks what software \
+                 receives"
+                .into(),
+            Need::NoNonOffloadedOps => "the device hands every command it does not offload to \
+                 software (supports_non_offloaded_ops), so it never refuses one as unsupported, \
+                 which this case checks"
+                .into(),
+            Need::FrontendNsidLimit => "the device sets no limit on frontend nsids \
+                 (max_frontend_nsid = 0), which this case checks"
+                .into(),
+            Need::StagingMax => "the device sets no upper bound on the staging buffer \
+                 (max_staging_buf_size = 0), which this case checks"
+                .into(),
+            Need::TimeoutBounds => "the device sets no bounds on command timeouts \
+                 (max_cmd_timeout_us = 0), which this case checks"
+                .into(),
+            Need::ExtraSqs => "the device allows no extra SQs per backend controller \
+                 (max_extra_sqs = 0)"
+                .into(),
+            Need::SomeOpNotOffloadable => "the device offloads every op, so no op is left to \
+                 check that asking for it is refused"
+                .into(),
+            Need::LbaSize(s) => {
+                format!("the device does not support LBA data size {s} (its caps' lba_data_sizes)")
+            }
+            Need::InCapsuleBlock => "the device's capsules (max_ioccsz) are too small to carry \
+                 one block of its smallest LBA data size in-capsule"
+                .into(),
+            Need::Backends => "the harness cannot create backend controllers for this device \
+                 (a plugin provides none)"
+                .into(),
             Need::SrqCountWithin(n) => format!(
                 "device max_srq {} is above {n}, more SRQs than this case creates",
                 device.max_srq
@@ -222,6 +248,20 @@ impl Need {
                  (fabric {fabric})"
             ),
         })
+    }
+}
+
+/// `ops` for people: `read and write`.
+fn op_names(ops: OffloadOps) -> String {
+    let names: Vec<String> = ops
+        .iter_names()
+        .filter(|(_, f)| f.bits().count_ones() == 1)
+        .map(|(n, _)| n.to_lowercase().replace('_', " "))
+        .collect();
+    match names.as_slice() {
+        [] => "no op".into(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
