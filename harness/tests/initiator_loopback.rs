@@ -79,6 +79,10 @@ struct TQueue {
     resp: MrInfo,
     resp_slot: u64,
     stash: VecDeque<WorkCompletion>,
+    /// Capsules received, modulo `entries`: the SQHD of responses.
+    received: u64,
+    /// Entries of the queue (HSQSIZE + 1).
+    entries: u64,
 }
 
 const RECV_SLOT: u64 = 64 + ICD as u64;
@@ -157,6 +161,8 @@ impl Target {
                 resp: mr(256 * 16),
                 resp_slot: 0,
                 stash: VecDeque::new(),
+                received: 0,
+                entries: u64::from(req.hsqsize) + 1,
             };
             tokio::spawn(q.serve());
         }
@@ -193,7 +199,7 @@ impl TQueue {
     fn respond(&mut self, cid: u16, status: Status, result: u64, inv: Option<u32>) {
         let cqe = CqeRepr {
             result,
-            sq_head: 0,
+            sq_head: self.received as u16,
             sq_id: self.qid,
             cid,
             phase: false,
@@ -232,6 +238,7 @@ impl TQueue {
                 .mr_read(self.recv.id, slot * RECV_SLOT, &mut capsule)
                 .unwrap();
             self.post_recv(slot);
+            self.received = (self.received + 1) % self.entries;
             self.t.log.lock().unwrap().capsules.push(capsule.clone());
             self.handle(&capsule).await;
         }

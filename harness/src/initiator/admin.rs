@@ -561,6 +561,10 @@ impl Controller {
     /// Connects I/O queue `qid` of `depth` entries with `in_capsule_data` bytes of
     /// in-capsule data (at most IOCCSZ * 16 - 64), Connect data carrying this
     /// controller's CNTLID. Returns it bound to namespace `nsid` of `lba_size` bytes.
+    ///
+    /// Its responses' SQHD is checked to lie inside the queue only ([`SqhdCheck::InQueue`]):
+    /// behind an offloading target, software answers some commands of an offloaded queue
+    /// and cannot know how many capsules the device consumed.
     pub async fn connect_io_queue(
         &mut self,
         qid: u16,
@@ -571,6 +575,7 @@ impl Controller {
     ) -> Result<IoQueue> {
         let spec = QueueSpec::io(qid, depth, in_capsule_data);
         let mut q = HostQueue::create(self.ctx.clone(), self.pd, spec, self.config.command_bound)?;
+        q.set_sqhd_check(super::queue::SqhdCheck::InQueue);
         let opts = CmOptions::for_queue(&q);
         if let Err(e) = cm_establish(&mut q, self.addr, &opts, self.config.cm_bound).await {
             let _ = q.abort();

@@ -6,6 +6,7 @@
 //! - [`admin`]: [`Controller`]: properties, enable, Identify, features, shutdown.
 //! - [`io`]: [`IoQueue`]: Read, Write, Flush, Write Zeroes, Dataset Management.
 //! - [`misbehave`]: deliberate protocol violations through the same API.
+//! - [`software`]: the target software's side of a Connect, for targets built by hand.
 //! - [`error`]: the error type, [`InitiatorError`].
 
 pub mod admin;
@@ -14,8 +15,11 @@ pub mod error;
 pub mod io;
 pub mod misbehave;
 pub mod queue;
+pub mod software;
 
 pub use admin::{Controller, HostConfig, IdentifyController, IdentifyNamespace};
 pub use error::{InitiatorError, Result};
 pub use io::IoQueue;
-pub use queue::{Command, Completion, DataMode, HostQueue, QueueSpec, Response, Transfer};
+pub use queue::{
+    Command, Completion, DataMode, HostQueue, QueueSpec, Response, SqhdCheck, Transfer,
+};

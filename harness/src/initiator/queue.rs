@@ -177,6 +177,25 @@ pub struct HostQueue {
     next_cid: u16,
     arrived: HashMap<u16, VecDeque<Response>>,
     command_bound: Duration,
+    /// Capsules posted on this queue so far (the target's SQ tail, as the host sees it).
+    sent: u64,
+    /// For each CID, the value of `sent` right after each capsule carrying it was posted.
+    sent_at: HashMap<u16, VecDeque<u64>>,
+    /// How strictly responses' SQ Head Pointer is checked.
+    sqhd: SqhdCheck,
+}
+
+/// How strictly a queue checks the SQ Head Pointer of its responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqhdCheck {
+    /// Inside the queue, and at or past the head the answered command's own capsule made
+    /// (every capsule is counted by whoever answers).
+    #[default]
+    Exact,
+    /// Inside the queue only: for queues whose commands are answered partly by an offload
+    /// device and partly by target software, which the offload API gives no count of the
+    /// capsules the device consumed (so software's SQHD can lag behind).
+    InQueue,
 }
 
 impl std::fmt::Debug for HostQueue {
@@ -243,6 +262,9 @@ impl HostQueue {
             next_cid: 0,
             arrived: HashMap::new(),
             command_bound,
+            sent: 0,
+            sent_at: HashMap::new(),
+            sqhd: SqhdCheck::Exact,
         })
     }
 
@@ -426,7 +448,11 @@ impl HostQueue {
             self.free_slots.push(slot);
             return Err(e.into());
         }
+        self.sent += 1;
         let cid = (buf.len() >= 4).then(|| u16::from_le_bytes([buf[2], buf[3]]));
+        if let Some(cid) = cid {
+            self.sent_at.entry(cid).or_default().push_back(self.sent);
+        }
         if let Some(cid) = cid {
             self.outstanding.insert(cid);
         }
@@ -476,6 +502,7 @@ impl HostQueue {
             )));
         }
         let cqe = CqeRepr::parse_bytes(&b)?;
+        self.check_cqe(&cqe)?;
         self.arrived
             .entry(cqe.cid)
             .or_default()
@@ -483,6 +510,66 @@ impl HostQueue {
                 cqe,
                 invalidated_rkey: wc.invalidated_rkey,
             });
+        Ok(())
+    }
+
+    /// Sets how strictly responses' SQ Head Pointer is checked.
+    pub fn set_sqhd_check(&mut self, check: SqhdCheck) {
+        self.sqhd = check;
+    }
+
+    /// Checks the fields of a response that do not depend on the command, as every target
+    /// must fill them (NVMe base spec, Completion Queue Entry; NVMe-oF, Response Capsule):
+    /// SQ Identifier = this queue's QID; Phase Tag 0 (reserved over fabrics); SQ Head
+    /// Pointer inside the queue (below SQSIZE + 1) and, when the host can tell, between the
+    /// head the command's own capsule made (it was consumed before it was answered) and
+    /// the host's tail now (the target cannot have consumed what was not sent). A response
+    /// that breaks one is a protocol error naming the field, expected and observed.
+    fn check_cqe(&mut self, cqe: &CqeRepr) -> Result<()> {
+        let qid = self.spec.qid;
+        let entries = u64::from(self.spec.depth);
+        let what = |field: &str, expected: String, got: String| {
+            Err(InitiatorError::Protocol(format!(
+                "response to CID {} on queue {qid}: {field}: expected {expected}, got {got}",
+                cqe.cid
+            )))
+        };
+        if cqe.sq_id != qid {
+            return what(
+                "SQ Identifier",
+                format!("the queue's QID {qid}"),
+                cqe.sq_id.to_string(),
+            );
+        }
+        if cqe.phase {
+            return what("Phase Tag", "0 (reserved over fabrics)".into(), "1".into());
+        }
+        if u64::from(cqe.sq_head) >= entries {
+            return what(
+                "SQ Head Pointer",
+                format!("below the queue's {entries} entries"),
+                cqe.sq_head.to_string(),
+            );
+        }
+        let sent_at = self.sent_at.get_mut(&cqe.cid).and_then(VecDeque::pop_front);
+        if let (Some(at), SqhdCheck::Exact) = (sent_at, self.sqhd) {
+            let since = self.sent - at;
+            if since < entries {
+                let lo = at % entries;
+                let ahead = (u64::from(cqe.sq_head) + entries - lo) % entries;
+                if ahead > since {
+                    return what(
+                        "SQ Head Pointer",
+                        format!(
+                            "{lo}..={} (the command's capsule consumed, at most the {} sent)",
+                            (lo + since) % entries,
+                            self.sent
+                        ),
+                        cqe.sq_head.to_string(),
+                    );
+                }
+            }
+        }
         Ok(())
     }
 

@@ -23,6 +23,7 @@ use harness::fabric::{
     wait, Access, CmEventKind, ConnParam, DeviceContext, Fabric, QpCap, QpInit, SrqInit,
 };
 use harness::initiator::connect::{cm_establish, CmOptions};
+use harness::initiator::software::connect_through_software;
 use harness::initiator::{DataMode, HostQueue, IoQueue, QueueSpec};
 use harness::plugin::{PciHost, Plugin};
 use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
@@ -188,7 +189,6 @@ async fn scenario(seed: u64, kind: Kind, quirks: &[Quirk]) -> Run {
     let opts = CmOptions::for_queue(&queue);
     let target = {
         let ctx = ctx.clone();
-        let prov = prov.clone();
         tokio::spawn(async move {
             let ev = wait::cm_event(ctx.as_ref(), BOUND).await.unwrap();
             assert!(matches!(ev.kind, CmEventKind::ConnectRequest { .. }));
@@ -216,13 +216,19 @@ async fn scenario(seed: u64, kind: Kind, quirks: &[Quirk]) -> Run {
                 rnr_retry_count: 7,
             };
             ctx.cm_accept(ev.conn, qp.id, &param).unwrap();
-            let bad = prov.qp_set_nvmf(qp.id, QpNvmfFlags::from_bits_retain(2));
-            prov.qp_set_nvmf(qp.id, QpNvmfFlags::ENABLE).unwrap();
-            (qp.id, bad)
+            (qp.id, cq)
         })
     };
     cm_establish(&mut queue, addr, &opts, BOUND).await.unwrap();
-    let (_qp, bad_flags) = target.await.unwrap();
+    let (qp, cq) = target.await.unwrap();
+    // The RFC's order: the Connect passes through the device to software, which answers
+    // it; then offload is enabled.
+    let cntlid = connect_through_software(&mut queue, &ctx, (qp, cq, pd), srq.srq, 1, BOUND)
+        .await
+        .unwrap();
+    facts.push(format!("connect: cntlid {cntlid}"));
+    let bad_flags = prov.qp_set_nvmf(qp, QpNvmfFlags::from_bits_retain(2));
+    prov.qp_set_nvmf(qp, QpNvmfFlags::ENABLE).unwrap();
     facts.push(format!("qp_set_nvmf bit 1: {}", errno_of(bad_flags)));
     let mut io = IoQueue::new(queue, 7, 4096);
 

@@ -185,7 +185,7 @@ pub(crate) fn on_connect_request(
         "cm-accept subsystem={} qid={qid} hsqsize={hsqsize} hrqsize={hrqsize}",
         s.cfg.nqn
     ));
-    let q = Queue::new(sh.clone(), port, conn, qp.id, cq, qid, resp, data);
+    let q = Queue::new(sh.clone(), port, conn, qp.id, cq, (qid, depth), resp, data);
     sh.spawn(q.run(rx));
 }
 

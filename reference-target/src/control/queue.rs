@@ -53,8 +53,11 @@ pub(crate) struct Queue {
     pub data_mr: MrInfo,
     pending: VecDeque<WorkCompletion>,
     next_wr: u64,
-    /// Capsules software received on this queue (SQHD of software's responses).
+    /// Capsules software received on this queue, modulo `entries`: SQHD of software's
+    /// responses.
     pub received: u16,
+    /// Entries of the queue (the CM request's HSQSIZE + 1), the modulus of SQHD.
+    pub entries: u32,
     /// The controller after a successful Connect.
     pub cntlid: Option<u16>,
     /// The queue's QID after a successful Connect.
@@ -71,7 +74,7 @@ impl Queue {
         conn: ConnId,
         qp: QpId,
         cq: CqId,
-        cm_qid: u16,
+        (cm_qid, entries): (u16, u32),
         resp_mr: MrInfo,
         data_mr: MrInfo,
     ) -> Queue {
@@ -89,6 +92,7 @@ impl Queue {
             pending: VecDeque::new(),
             next_wr: 0,
             received: 0,
+            entries: entries.max(1),
             cntlid: None,
             qid: cm_qid,
             dead: false,
@@ -175,7 +179,7 @@ impl Queue {
             ));
             return;
         }
-        self.received = self.received.wrapping_add(1);
+        self.received = ((u32::from(self.received) + 1) % self.entries) as u16;
         self.on_capsule(bytes).await;
     }
 

@@ -390,6 +390,7 @@ impl DeviceContext for EngineContext {
                 nvmf: nvmf.map(|(h, _)| h),
                 offload: nvmf.is_some() && core.quirks.has(Quirk::OffloadAtQpCreation),
                 received: 0,
+                queue: None,
                 task: task.abort_handle(),
             },
         );

@@ -83,13 +83,17 @@ impl Core {
                 return;
             };
             q.received += 1;
-            let sq_head = q.received as u16;
+            if let Some(queue) = super::QueueOfQp::from_connect(&bytes) {
+                q.queue = Some(queue);
+            }
+            let sq_head = super::QueueOfQp::sq_head(q.queue, q.received);
+            let sq_id = q.queue.map_or(0, |q| q.qid);
             let offload = q.offload;
             let real_qp = q.real;
             if !offload {
                 Err((NotOffloaded::OffloadDisabled, 0u8))
             } else {
-                self.decide(&mut st, srq, vqp, real_qp, &bytes, sq_head)
+                self.decide(&mut st, srq, vqp, real_qp, &bytes, (sq_head, sq_id))
             }
         };
         tracing::debug!(?vqp, len = bytes.len(), decision = ?decision, "engine capsule");
@@ -120,7 +124,7 @@ impl Core {
         vqp: harness::fabric::QpId,
         real_qp: harness::fabric::QpId,
         bytes: &[u8],
-        sq_head: u16,
+        (sq_head, sq_id): (u16, u16),
     ) -> Result<u64, (NotOffloaded, u8)> {
         let opcode = bytes.first().copied().unwrap_or(0);
         let no = |why| Err((why, opcode));
@@ -213,6 +217,7 @@ impl Core {
             resp_pending: false,
             backend_err: false,
             sq_head,
+            sq_id,
         };
         st.next_cmd += 1;
         let id = st.next_cmd;
@@ -420,7 +425,7 @@ impl Core {
                 let cqe = CqeRepr {
                     result: 0,
                     sq_head: c.sq_head,
-                    sq_id: 0,
+                    sq_id: c.sq_id,
                     cid: c.sqe.cid,
                     phase: false,
                     status,

@@ -332,8 +332,14 @@ pub(crate) struct VQp {
     pub nvmf: Option<SrqHandle>,
     /// Whether `qp_set_nvmf(ENABLE)` was called (or the quirk enables it at creation).
     pub offload: bool,
-    /// Capsules received (reported as SQHD in offloaded responses, modulo 2^16).
+    /// Capsules received (reported as SQHD in offloaded responses, modulo the queue's
+    /// size once known, else 2^16).
     pub received: u64,
+    /// The NVMe-oF queue this QP carries, learned from the Fabrics Connect capsule that
+    /// passed through the engine to software (the RFC enables offload once the CONNECT was
+    /// received): its QID (the SQID of offloaded responses) and its number of entries
+    /// (SQSIZE + 1, the modulus of SQHD). `None` until a Connect passed.
+    pub queue: Option<QueueOfQp>,
     pub task: AbortHandle,
 }
 
@@ -482,6 +488,39 @@ pub(crate) struct Cmd {
     /// The backend failed it (error status, timeout, PCI error).
     pub backend_err: bool,
     pub sq_head: u16,
+    /// SQ Identifier of its response: the QID of its queue.
+    pub sq_id: u16,
+}
+
+/// What the engine learned of a QP's NVMe-oF queue from its Connect capsule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueOfQp {
+    /// Queue ID.
+    pub qid: u16,
+    /// Entries of the submission queue (SQSIZE + 1).
+    pub entries: u32,
+}
+
+impl QueueOfQp {
+    /// The queue a capsule's Connect command describes, if the capsule holds one.
+    pub fn from_connect(capsule: &[u8]) -> Option<QueueOfQp> {
+        let sqe = capsule.get(..harness::wire::SQE_LEN)?;
+        match harness::wire::FabricsRepr::parse_bytes(sqe).ok()? {
+            harness::wire::FabricsRepr::Connect(c) => Some(QueueOfQp {
+                qid: c.qid,
+                entries: u32::from(c.sqsize) + 1,
+            }),
+            _ => None,
+        }
+    }
+
+    /// SQHD after `received` capsules: the head pointer of a queue of this size.
+    pub fn sq_head(queue: Option<QueueOfQp>, received: u64) -> u16 {
+        match queue {
+            Some(q) => (received % u64::from(q.entries)) as u16,
+            None => received as u16,
+        }
+    }
 }
 
 /// Everything the engine keeps, behind one mutex.

@@ -15,6 +15,7 @@ use harness::fabric::{
     wait, Access, CmEventKind, ConnParam, DeviceContext, Fabric, QpCap, QpInit, SrqInit,
 };
 use harness::initiator::connect::{cm_establish, CmOptions};
+use harness::initiator::software::connect_through_software;
 use harness::initiator::{HostQueue, IoQueue, QueueSpec};
 use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
 use harness::wire::CmAcceptRepr;
@@ -154,7 +155,6 @@ pub async fn rig_traced(
     let opts = CmOptions::for_queue(&queue);
     let target = {
         let ctx = ctx.clone();
-        let prov = prov.clone();
         let srq_id = srq.srq;
         tokio::spawn(async move {
             let ev = wait::cm_event(ctx.as_ref(), BOUND).await.unwrap();
@@ -182,14 +182,25 @@ pub async fn rig_traced(
                 rnr_retry_count: 7,
             };
             ctx.cm_accept(ev.conn, qp.id, &param).unwrap();
-            if offload {
-                prov.qp_set_nvmf(qp.id, QpNvmfFlags::ENABLE).unwrap();
-            }
             (qp.id, cq)
         })
     };
     cm_establish(&mut queue, addr, &opts, BOUND).await.unwrap();
     let (target_qp, target_cq) = target.await.unwrap();
+    // The RFC's order: the Connect reaches software through the device, then offload.
+    connect_through_software(
+        &mut queue,
+        &ctx,
+        (target_qp, target_cq, pd),
+        srq.srq,
+        1,
+        BOUND,
+    )
+    .await
+    .unwrap();
+    if offload {
+        prov.qp_set_nvmf(target_qp, QpNvmfFlags::ENABLE).unwrap();
+    }
     Rig {
         engine,
         ctx,

@@ -144,7 +144,7 @@ pub fn cases() -> Vec<Case> {
         Case::new("pci-error", "other-ctrl-unaffected", "PCI-ISOLATED", "another controller of the same SRQ keeps serving after one fails", &needs, |d| async move {
             let s = session(&d).await?;
             let _b = second_ctrl(&d, &s)?;
-            let (io, _, _) = d.connect_queue(&s.srq, s.pd, &SessionOpts { format: d.ns_format(), ..Default::default() }, 4421).await?;
+            let (io, _, _) = d.connect_queue(&s.srq, s.pd, s.sw, &SessionOpts { format: d.ns_format(), ..Default::default() }, 4421).await?;
             let mut io2 = IoQueue::new(io.into_inner(), 2, d.ns_format().lba_data_size());
             inject(&s.backend, Fault::PciError)?;
             expect_event(&d, |e| *e == OffloadEvent::NvmePciErr { ctrl: s.ctrl }, "NVME_PCI_ERR").await?;

@@ -59,7 +59,7 @@ pub fn cases() -> Vec<Case> {
             let f = d.ns_format();
             let opts = SessionOpts { format: f, ..Default::default() };
             let mut a = d.session(&opts, 4420).await?;
-            let (mut b_io, b_qp, _) = d.connect_queue(&a.srq, a.pd, &opts, 4421).await?;
+            let (mut b_io, b_qp, _) = d.connect_queue(&a.srq, a.pd, a.sw, &opts, 4421).await?;
             let sqe = misbehave::opcode_sqe(1, FE_NSID, 0x7e)?;
             misbehave::send_raw(a.io.queue(), &sqe)?;
             let _ = tokio::time::timeout(crate::offload::wait(BOUND), d.provider.next_event()).await;

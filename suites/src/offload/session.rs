@@ -1,6 +1,9 @@
 //! A connected, offloaded host queue on the device under test, set up the way a target's
 //! control plane would: an NVMe-oF SRQ, a backend controller with a namespace mapped, a QP
-//! of that SRQ accepted for the host and (unless told otherwise) `qp_set_nvmf(ENABLE)`.
+//! of that SRQ accepted for the host, the host's Fabrics Connect received through the
+//! device and answered by software, then (unless told otherwise) `qp_set_nvmf(ENABLE)` —
+//! the RFC's order ("once a CONNECT command was received, software can modify the QP").
+//! The device learns the queue's QID and size from that Connect, as it passes through it.
 //! The data-path areas start from here.
 
 use std::net::SocketAddr;
@@ -11,7 +14,8 @@ use harness::api::{CtrlHandle, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, 
 use harness::fabric::{
     wait, Access, CmEventKind, ConnParam, CqId, MrInfo, PdId, QpCap, QpId, QpInit, RecvWr,
 };
-use harness::initiator::connect::{cm_establish, CmOptions};
+use harness::initiator::connect::{cm_establish, fabrics_connect, CmOptions, ConnectOptions};
+use harness::initiator::software::{answer_connect, SoftwareRecvs, HAND_BUILT_NQN};
 use harness::initiator::{HostQueue, IoQueue, QueueSpec};
 use harness::wire::CmAcceptRepr;
 use reference_target::backend::{BackendController, LbaFormat};
@@ -77,7 +81,25 @@ pub struct Session {
     pub staging: MrInfo,
     /// Software's receive buffers on the NVMe-oF SRQ (one capsule-sized slot per receive).
     pub sw_buf: MrInfo,
+    /// Software's receives on the SRQ, as [`Dut::connect_queue`] needs them.
+    pub sw: SwRecvs,
 }
+
+/// Software's receives on an NVMe-oF SRQ: receive `SW_WR_BASE + i` scatters into slot `i`
+/// of `buf`, each `slot` bytes long.
+#[derive(Debug, Clone, Copy)]
+pub struct SwRecvs {
+    /// The buffer.
+    pub buf: MrInfo,
+    /// Bytes per slot (the SRQ's IOCCSZ × 16).
+    pub slot: u64,
+}
+
+/// The work request ID of software's first receive on the SRQ.
+pub const SW_WR_BASE: u64 = 1000;
+
+/// The controller ID software gives sessions' I/O queues in its Connect response.
+pub const SESSION_CNTLID: u16 = 1;
 
 impl Dut {
     /// A session with the default options and the DUT's namespace format.
@@ -123,16 +145,17 @@ impl Dut {
             slot * u64::from(opts.sw_recvs.max(1)),
             Access::LOCAL_WRITE,
         )?;
-        for i in 0..opts.sw_recvs {
+        for i in 0..opts.sw_recvs.max(1) {
             self.ctx.post_srq_recv(
                 srq.srq,
                 &RecvWr {
-                    wr_id: 1000 + u64::from(i),
+                    wr_id: SW_WR_BASE + u64::from(i),
                     sg_list: vec![sw_buf.sge(u64::from(i) * slot, slot as u32)],
                 },
             )?;
         }
-        let (io, qp, cq) = self.connect_queue(&srq, pd, opts, port).await?;
+        let sw = SwRecvs { buf: sw_buf, slot };
+        let (io, qp, cq) = self.connect_queue(&srq, pd, sw, opts, port).await?;
         Ok(Session {
             io,
             qp,
@@ -145,6 +168,7 @@ impl Dut {
             pd,
             staging: staging_mr,
             sw_buf,
+            sw,
         })
     }
 
@@ -154,6 +178,7 @@ impl Dut {
         &self,
         srq: &NvmfSrq,
         pd: PdId,
+        sw: SwRecvs,
         opts: &SessionOpts,
         port: u16,
     ) -> Result<(IoQueue, QpId, CqId), Failure> {
@@ -196,14 +221,43 @@ impl Dut {
                 rnr_retry_count: 7,
             };
             self.ctx.cm_accept(ev.conn, qp.id, &param)?;
-            if opts.offload {
-                self.provider.qp_set_nvmf(qp.id, QpNvmfFlags::ENABLE)?;
-            }
             Ok::<_, Failure>((qp.id, cq))
         };
         let (connected, accepted) = tokio::join!(connecting, accepting);
         let (qp, cq) = accepted?;
         connected?;
+        // The host's Connect passes through the device to software, which answers it.
+        let host_cfg = harness::initiator::HostConfig::new(HAND_BUILT_NQN);
+        let connect_opts = ConnectOptions::for_queue(&queue, 0, false);
+        let data = host_cfg.connect_data(SESSION_CNTLID);
+        let software = SoftwareRecvs {
+            srq: srq.srq,
+            buf: sw.buf,
+            slot: sw.slot,
+            wr_base: SW_WR_BASE,
+            repost: true,
+        };
+        let (hosted, answered) = tokio::join!(
+            fabrics_connect(&mut queue, &data, &connect_opts),
+            answer_connect(
+                &self.ctx,
+                (qp, cq, pd),
+                software,
+                &connect_opts,
+                SESSION_CNTLID,
+                super::wait(SETUP_BOUND)
+            )
+        );
+        answered?;
+        let granted = hosted.map_err(|e| Failure(format!("the host's Connect: {e}")))?;
+        crate::check_eq!(
+            granted.cntlid,
+            SESSION_CNTLID,
+            "the Connect response's CNTLID"
+        );
+        if opts.offload {
+            self.provider.qp_set_nvmf(qp, QpNvmfFlags::ENABLE)?;
+        }
         Ok((
             IoQueue::new(queue, FE_NSID, opts.format.lba_data_size()),
             qp,
