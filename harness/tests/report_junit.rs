@@ -26,6 +26,8 @@ fn junit_validates_against_the_schema() {
         note: Some("trace not compared".into()),
         expected: Some(vec!["host     call    x -> ok".into()]),
         failed_at: Some(1),
+        blamed: None,
+        checks: vec![],
     };
     let run = RunResult {
         meta: RunMeta {

@@ -18,6 +18,8 @@ fn rec(id: &str, verdict: Verdict) -> CaseRecord {
         note: None,
         expected: None,
         failed_at: None,
+        blamed: None,
+        checks: vec![],
     }
 }
 

@@ -98,6 +98,32 @@ impl Quirk {
     }
 }
 
+impl Quirk {
+    /// The requirements (IDs of the suite's requirement table) this quirk breaks: exactly
+    /// those a run with it must report as not conforming, under some profile.
+    pub fn breaks(self) -> &'static [&'static str] {
+        match self {
+            Quirk::OffloadAtQpCreation => &[
+                "SW-NOT-ENABLED",
+                "CONN-BEFORE-CONNECT",
+                "CONN-ADMIN-NOT-OFFLOADED",
+            ],
+            Quirk::EexistPerCtrl => &["MAP-EEXIST-SHARED-SRQ"],
+            Quirk::UnmapMissingOk => &["MAP-ENOENT"],
+            Quirk::LbaSizeUnchecked => &["MAP-LBA-SIZE"],
+            Quirk::UnsupportedOpSilent => &["UNSUP-EVENT"],
+            Quirk::NoPciErrEvent => &["PCI-EVENT"],
+            Quirk::NoTimeoutEvent => &["TMO-EVENT"],
+            Quirk::LoseInflightOnPciErr => &["PCI-INFLIGHT-ANSWERED"],
+            Quirk::EarlyWriteAck => &["DP-ACK-AFTER-BACKEND"],
+            Quirk::CqPhaseStuck => &["DP-QUEUE-WRAP"],
+            Quirk::AllowAnyHost => &["CONN-HOST", "SEC-HOST-ALLOWLIST"],
+            Quirk::SglLengthUnchecked => &["SW-NOT-OFFLOADED"],
+            Quirk::HangOneCommand => &["DP-ANSWERED"],
+        }
+    }
+}
+
 impl fmt::Display for Quirk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

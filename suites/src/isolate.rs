@@ -120,5 +120,7 @@ fn error_record(entry: &Entry, message: String) -> CaseRecord {
         note: None,
         expected: None,
         failed_at: None,
+        blamed: None,
+        checks: vec![],
     }
 }

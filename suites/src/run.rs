@@ -299,8 +299,7 @@ pub fn run_one_captured(
                     CaseOutcome {
                         verdict,
                         trace: trace.snapshot(),
-                        note: None,
-                        failed_at: None,
+                        ..CaseOutcome::default()
                     }
                 }
             }
@@ -311,6 +310,8 @@ pub fn run_one_captured(
         trace,
         note,
         failed_at,
+        blamed,
+        checks,
     } = outcome;
     let expected = match (&verdict, &entry.body, &opts.snapshots) {
         (Verdict::Fail(_) | Verdict::Error(_), Body::Offload(_), Some(dir)) => {
@@ -329,6 +330,8 @@ pub fn run_one_captured(
         note,
         expected,
         failed_at,
+        blamed,
+        checks,
     }
 }
 
@@ -343,6 +346,24 @@ pub struct CaseOutcome {
     pub note: Option<String>,
     /// For a failed case: the number of trace lines recorded when its failing check ran.
     pub failed_at: Option<usize>,
+    /// For a failed or errored case: the requirement of the check that failed.
+    pub blamed: Option<String>,
+    /// The checks that ran, per requirement.
+    pub checks: Vec<(String, u32)>,
+}
+
+impl Default for CaseOutcome {
+    /// No verdict yet: an error, never a pass, if nothing fills it in.
+    fn default() -> CaseOutcome {
+        CaseOutcome {
+            verdict: Verdict::Error("no verdict".into()),
+            trace: Vec::new(),
+            note: None,
+            failed_at: None,
+            blamed: None,
+            checks: Vec::new(),
+        }
+    }
 }
 
 impl CaseOutcome {
@@ -350,9 +371,7 @@ impl CaseOutcome {
     fn error(why: String) -> CaseOutcome {
         CaseOutcome {
             verdict: Verdict::Error(why),
-            trace: Vec::new(),
-            note: None,
-            failed_at: None,
+            ..CaseOutcome::default()
         }
     }
 }
@@ -424,12 +443,19 @@ pub async fn offload_verdict(
             ..CaseOutcome::error(String::new())
         };
     }
+    offload::blame::begin(case.requirement);
     let body = std::panic::AssertUnwindSafe((case.body)(dut)).catch_unwind();
     let outcome = tokio::time::timeout(bound, body).await;
     let failed_at = Some(rec.lines().len());
+    // A hang or a panic is blamed on the requirement in force when it happened.
+    let mut blamed = offload::blame::current();
+    let checks = offload::blame::finish();
     let (verdict, failed_at) = match outcome {
         Ok(Ok(Ok(()))) => (Verdict::Pass, None),
-        Ok(Ok(Err(offload::Failure(m)))) => (Verdict::Fail(m), failed_at),
+        Ok(Ok(Err(f))) => {
+            blamed = f.requirement;
+            (Verdict::Fail(f.message), failed_at)
+        }
         Ok(Err(p)) => (
             Verdict::Error(format!("the case panicked: {}", panic_text(&*p))),
             failed_at,
@@ -448,10 +474,25 @@ pub async fn offload_verdict(
         Some(r) => stop_remote(&r.target, verdict, &mut trace).await,
     };
     let (verdict, note) = match (&verdict, &opts.snapshots) {
-        (Verdict::Pass, Some(dir)) => against_snapshot(id, &trace, &caps, dir, opts),
+        (Verdict::Pass, Some(dir)) => {
+            let (v, note) = against_snapshot(id, &trace, &caps, dir, opts);
+            if !matches!(v, Verdict::Pass) {
+                // A trace unlike the reviewed one: the case's own requirement.
+                blamed = Some(case.requirement);
+            }
+            (v, note)
+        }
         _ => (verdict, None),
     };
     CaseOutcome {
+        blamed: match verdict {
+            Verdict::Fail(_) | Verdict::Error(_) => blamed.map(str::to_string),
+            _ => None,
+        },
+        checks: checks
+            .into_iter()
+            .map(|(r, n)| (r.to_string(), n))
+            .collect(),
         verdict,
         trace,
         note,

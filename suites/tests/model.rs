@@ -105,7 +105,7 @@ fn check_sequence(ops: &[Op], quirks: Quirks) -> Result<(), String> {
         .expect("runtime");
     rt.block_on(async {
         let dut = Dut::reference(1, &Profile::builtin("tight").unwrap(), quirks);
-        let (pd, staging, attrs, srq) = dut.srq().map_err(|e| e.0)?;
+        let (pd, staging, attrs, srq) = dut.srq().map_err(|e| e.message)?;
         let caps = dut.caps.clone();
         let mut model = Model::default();
         for (i, op) in ops.iter().enumerate() {
@@ -116,7 +116,7 @@ fn check_sequence(ops: &[Op], quirks: Quirks) -> Result<(), String> {
                     let a = dut
                         .backends()
                         .and_then(|b| b.create(pd, &attrs, &staging, 1, &[(1, dut.ns_format())]))
-                        .map_err(|e| e.0)?;
+                        .map_err(|e| e.message)?;
                     let got = match dut.provider.create_nvme_ctrl(srq.handle, &a) {
                         Ok(h) => {
                             model.ctrls.push((h, true));

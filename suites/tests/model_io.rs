@@ -181,7 +181,7 @@ fn check_sequence(format: LbaFormat, ops: &[Op], quirks: Quirks) -> Result<(), S
             "queue_depth = 64\n",
             "queue_depth = 64\ncmd_timeout_ms = 100\n",
         );
-        let rig = dut.target(&config).await.map_err(|e| e.0)?;
+        let rig = dut.target(&config).await.map_err(|e| e.message)?;
         let block = format.lba_data_size() as usize;
         let mut model = Model::new(block);
         let mut hosts: Vec<Host> = Vec::new();
@@ -237,7 +237,7 @@ async fn step(
             }
             let mut cfg = host_config(SUB_A);
             cfg.kato_ms = 0;
-            let mut ctrl = rig.controller(PORT_A, cfg).await.map_err(|e| e.0)?;
+            let mut ctrl = rig.controller(PORT_A, cfg).await.map_err(|e| e.message)?;
             let io = ctrl
                 .connect_io_queue(1, 16, 0, 1, format.lba_data_size())
                 .await

@@ -181,7 +181,8 @@ pub async fn fabrics_connect(
             Transfer::ToTarget(&bytes),
             mode,
         )
-        .await?;
+        .await
+        .map_err(InitiatorError::for_connect)?;
     match connect_response(&c.cqe)? {
         ConnectResponse::Success(s) => Ok(s),
         _ => Err(InitiatorError::Nvme {

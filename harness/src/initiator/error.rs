@@ -76,6 +76,21 @@ pub enum InitiatorError {
 }
 
 impl InitiatorError {
+    /// The same error, a missing response named as the Connect's (so a caller can tell a
+    /// Connect that got no answer from any other command).
+    pub fn for_connect(self) -> InitiatorError {
+        match self {
+            InitiatorError::TimedOut {
+                what: "command response",
+                bound,
+            } => InitiatorError::TimedOut {
+                what: "Connect response",
+                bound,
+            },
+            e => e,
+        }
+    }
+
     /// Converts a bounded-wait error, naming what was awaited.
     pub fn from_wait(e: WaitError, what: &'static str) -> InitiatorError {
         match e {

@@ -100,7 +100,7 @@ const TRACE_AFTER: usize = 4;
 /// command that replays the case, and the trace lines around the point it failed.
 fn failure_body(run: &RunResult, c: &crate::runner::CaseRecord, m: &str) -> String {
     let mut body = m.trim_end().to_string();
-    if let Some(r) = &c.requirement {
+    if let Some(r) = c.blamed_requirement() {
         body.push_str(&format!("\n\nrequirement: {r}"));
     }
     body.push_str(&format!("\nreplay: {}", run.meta.replay_line(&c.id)));
@@ -151,6 +151,8 @@ mod tests {
             requirement: None,
             expected: None,
             failed_at: None,
+            blamed: None,
+            checks: vec![],
         };
         RunResult {
             meta: RunMeta {

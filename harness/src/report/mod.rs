@@ -3,6 +3,7 @@
 //! ([`read_results`]) and merging the results of a run's shards into one ([`merge`],
 //! [`merge_dirs`]).
 
+pub mod findings;
 pub mod junit;
 mod merge;
 pub mod mermaid;

@@ -10,6 +10,7 @@
 
 use std::fmt::Write;
 
+use super::findings::{by_requirement, Finding, ForRequirement, RequirementFindings};
 use super::mermaid;
 use crate::runner::{CaseRecord, RunResult, Verdict};
 
@@ -39,7 +40,7 @@ pub fn to_markdown(run: &RunResult) -> String {
         super::plural(run.count("error"), "error", "errors"),
         run.count("skip")
     );
-    let reqs = requirements(run);
+    let reqs = by_requirement(run);
     let _ = writeln!(s, "{}\n", finding(&reqs));
 
     capabilities(&mut s, run);
@@ -49,83 +50,19 @@ pub fn to_markdown(run: &RunResult) -> String {
     s
 }
 
-/// What a requirement's cases found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Finding {
-    /// Every case passed.
-    Conforms,
-    /// Some passed, the others were skipped.
-    ConformsAsTested,
-    /// A case failed.
-    DoesNotConform,
-    /// No case failed, but one could not reach a verdict.
-    Undetermined,
-    /// Every case was skipped.
-    NotTested,
-}
-
-impl Finding {
-    fn of(cases: &[&CaseRecord]) -> Finding {
-        let any = |v: &str| cases.iter().any(|c| c.verdict.name() == v);
-        if any("fail") {
-            Finding::DoesNotConform
-        } else if any("error") {
-            Finding::Undetermined
-        } else if !any("pass") {
-            Finding::NotTested
-        } else if any("skip") {
-            Finding::ConformsAsTested
-        } else {
-            Finding::Conforms
-        }
-    }
-
-    fn text(self, cases: &[&CaseRecord]) -> String {
-        let skipped = cases.iter().filter(|c| c.verdict.name() == "skip").count();
-        match self {
-            Finding::Conforms => "conforms".into(),
-            Finding::ConformsAsTested => {
-                format!("conforms ({skipped} of {} cases skipped)", cases.len())
-            }
-            Finding::DoesNotConform => "**does not conform**".into(),
-            Finding::Undetermined => "**undetermined** (a case errored)".into(),
-            Finding::NotTested => "not tested (every case skipped)".into(),
-        }
-    }
-}
-
-/// The requirements in order of first appearance, each with its cases.
-fn requirements(run: &RunResult) -> Vec<(&str, Vec<&CaseRecord>)> {
-    let mut out: Vec<(&str, Vec<&CaseRecord>)> = Vec::new();
-    for c in &run.cases {
-        let Some(r) = c.requirement.as_deref() else {
-            continue;
-        };
-        match out.iter_mut().find(|(id, _)| *id == r) {
-            Some((_, cases)) => cases.push(c),
-            None => out.push((r, vec![c])),
-        }
-    }
-    out
-}
-
 /// One sentence: the run's overall finding over the requirements.
-fn finding(reqs: &[(&str, Vec<&CaseRecord>)]) -> String {
+fn finding(reqs: &[RequirementFindings<'_>]) -> String {
     if reqs.is_empty() {
         return "No requirement of the offload API was checked (fabric contract cases only)."
             .into();
     }
-    let count = |f: Finding| {
-        reqs.iter()
-            .filter(|(_, cases)| Finding::of(cases) == f)
-            .count()
-    };
+    let count = |f: Finding| reqs.iter().filter(|r| r.finding() == f).count();
     let (bad, undetermined) = (count(Finding::DoesNotConform), count(Finding::Undetermined));
     let untested = count(Finding::NotTested);
     let tested = reqs.len() - untested;
     let mut t = if bad > 0 {
         format!(
-            "**The device does not conform**: {bad} of {} requirements have failing cases",
+            "**The device does not conform**: {bad} of {} requirements have failing checks",
             reqs.len()
         )
     } else if undetermined > 0 {
@@ -163,7 +100,7 @@ fn capabilities(s: &mut String, run: &RunResult) {
     let _ = writeln!(s);
 }
 
-fn requirement_table(s: &mut String, reqs: &[(&str, Vec<&CaseRecord>)]) {
+fn requirement_table(s: &mut String, reqs: &[RequirementFindings<'_>]) {
     if reqs.is_empty() {
         return;
     }
@@ -171,23 +108,51 @@ fn requirement_table(s: &mut String, reqs: &[(&str, Vec<&CaseRecord>)]) {
     let _ = writeln!(
         s,
         "Each requirement of the offload API (see `docs/requirements.md`) with what its \
-         cases found. Fabric contract cases check the fabric, not a requirement: they are \
-         in the area tables only.\n"
+         cases found, and how many of its checks ran and held. A case may check several \
+         requirements; a failure counts against the requirement of the check that failed \
+         only. Fabric contract cases check the fabric, not a requirement: they are in the \
+         area tables only.\n"
     );
-    let _ = writeln!(s, "| requirement | finding | case | verdict |");
-    let _ = writeln!(s, "|---|---|---|---|");
-    for (req, cases) in reqs {
-        let finding = Finding::of(cases).text(cases);
-        for (i, c) in cases.iter().enumerate() {
-            let (r, f) = if i == 0 {
-                (format!("`{}`", cell(req)), finding.clone())
+    let _ = writeln!(
+        s,
+        "| requirement | finding | checks held | case | verdict |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for r in reqs {
+        let (finding, checks) = (r.text(), r.checks().to_string());
+        for (i, (c, v)) in r.cases.iter().enumerate() {
+            let (id, f, n) = if i == 0 {
+                (
+                    format!("`{}`", cell(r.id)),
+                    finding.as_str(),
+                    checks.as_str(),
+                )
             } else {
-                (String::new(), String::new())
+                (String::new(), "", "")
             };
-            let _ = writeln!(s, "| {r} | {f} | `{}` | {} |", c.id, verdict_cell(c));
+            let _ = writeln!(
+                s,
+                "| {id} | {f} | {n} | `{}` | {} |",
+                c.id,
+                requirement_verdict_cell(c, *v)
+            );
         }
     }
     let _ = writeln!(s);
+}
+
+/// A case's verdict for one requirement, with the failure's first line where it has one.
+fn requirement_verdict_cell(c: &CaseRecord, v: ForRequirement<'_>) -> String {
+    match v {
+        ForRequirement::Pass(_) if !matches!(c.verdict, Verdict::Pass) => format!(
+            "pass (then failed on `{}`)",
+            cell(c.blamed_requirement().unwrap_or("-"))
+        ),
+        ForRequirement::NotReached(other) => {
+            format!("not reached (failed on `{}` first)", cell(other))
+        }
+        _ => verdict_cell(c),
+    }
 }
 
 /// `pass`, or `fail: first line of the message` (with a link to its section), etc.
@@ -261,8 +226,7 @@ fn failure_details(s: &mut String, run: &RunResult) {
             let _ = writeln!(s, "{fence}{lang}\n{}\n{fence}\n", rest.trim_end());
         }
         let req = c
-            .requirement
-            .as_deref()
+            .blamed_requirement()
             .map(|r| format!("requirement `{r}`, "))
             .unwrap_or_default();
         let _ = writeln!(s, "{}{}: {}\n", req, c.verdict.name(), cell(&c.description));
@@ -341,6 +305,8 @@ mod tests {
             note: None,
             expected: None,
             failed_at: None,
+            blamed: None,
+            checks: vec![],
         }
     }
 
@@ -411,12 +377,12 @@ mod tests {
         assert!(md.contains("## Device capabilities\n\nAs the device reported them (profile `full`).\n\n| capability | value |\n|---|---|\n| `offload_type_rc` | READ \\| WRITE |\n| `max_io_sz` | 131072 |\n"), "{md}");
         assert!(
             md.contains(
-                "| `MAP-OK` | conforms | `mapping.a` | pass |\n|  |  | `mapping.b` | pass |\n"
+                "| `MAP-OK` | conforms | 0 | `mapping.a` | pass |\n|  |  |  | `mapping.b` | pass |\n"
             ),
             "{md}"
         );
-        assert!(md.contains("| `MAP-BAD` | **does not conform** | `mapping.c` | pass |\n|  |  | `mapping.d` | fail: expected EEXIST, got 0 ([below](#mappingd)) |\n"), "{md}");
-        assert!(md.contains("| `SRQ-PART` | conforms (1 of 2 cases skipped) | `srq.e` | pass |\n|  |  | `srq.f` | skip: needs FLUSH \\| offload |"), "{md}");
+        assert!(md.contains("| `MAP-BAD` | **does not conform** | 0 | `mapping.c` | pass |\n|  |  |  | `mapping.d` | fail: expected EEXIST, got 0 ([below](#mappingd)) |\n"), "{md}");
+        assert!(md.contains("| `SRQ-PART` | conforms (1 of 2 cases skipped) | 0 | `srq.e` | pass |\n|  |  |  | `srq.f` | skip: needs FLUSH \\| offload |"), "{md}");
         assert!(
             md.contains("| `SRQ-NONE` | not tested (every case skipped) |"),
             "{md}"
@@ -426,12 +392,51 @@ mod tests {
             !reqs.contains("fabric.qp.h"),
             "fabric cases have no requirement row: {md}"
         );
-        assert!(md.contains("**The device does not conform**: 1 of 4 requirements have failing cases; 1 not tested (every case skipped)."), "{md}");
+        assert!(md.contains("**The device does not conform**: 1 of 4 requirements have failing checks; 1 not tested (every case skipped)."), "{md}");
         // the tables come in order: caps, requirements, areas, failures
         let at = |t: &str| md.find(t).unwrap();
         assert!(at("## Device capabilities") < at("## Requirements"));
         assert!(at("## Requirements") < at("## mapping\n"));
         assert!(at("## fabric\n") < at("## Failure details"));
+    }
+
+    #[test]
+    fn a_failure_counts_against_the_requirement_of_the_check_that_failed() {
+        // mapping.enoent checks MAP-ENOENT (3 checks held), then fails a check of
+        // MAP-SHARED: one broken rule, reported once.
+        let mut enoent = rec(
+            "mapping.enoent",
+            Some("MAP-ENOENT"),
+            Verdict::Fail("expected EEXIST, got 0".into()),
+        );
+        enoent.checks = vec![("MAP-ENOENT".into(), 3)];
+        enoent.blamed = Some("MAP-SHARED".into());
+        let mut shared = rec("mapping.shared", Some("MAP-SHARED"), Verdict::Pass);
+        shared.checks = vec![("MAP-SHARED".into(), 2)];
+        let mut early = rec(
+            "mapping.early",
+            Some("MAP-LATE"),
+            Verdict::Fail("setup".into()),
+        );
+        early.blamed = Some("MAP-SHARED".into());
+        let md = to_markdown(&run(vec![enoent, shared, early]));
+        assert!(
+            md.contains("| `MAP-ENOENT` | conforms | 3 | `mapping.enoent` | pass (then failed on `MAP-SHARED`) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `MAP-SHARED` | **does not conform** | 2 | `mapping.enoent` | fail: expected EEXIST, got 0 ([below](#mappingenoent)) |\n|  |  |  | `mapping.shared` | pass |\n|  |  |  | `mapping.early` | fail: setup ([below](#mappingearly)) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `MAP-LATE` | **undetermined** (its cases failed on other requirements first) | 0 | `mapping.early` | not reached (failed on `MAP-SHARED` first) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("1 of 3 requirements have failing checks"),
+            "{md}"
+        );
+        assert!(md.contains("requirement `MAP-SHARED`, fail: d"), "{md}");
     }
 
     #[test]

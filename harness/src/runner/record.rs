@@ -71,6 +71,26 @@ pub struct CaseRecord {
     /// shows the lines around it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_at: Option<usize>,
+    /// For a case that failed or errored: the requirement of the check that failed (a case
+    /// may check several; see `suites::offload::blame`). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blamed: Option<String>,
+    /// The checks that ran, per requirement, in order of first use (empty for the fabric
+    /// contract's cases and skipped ones). Written as an object.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "ordered_count_map"
+    )]
+    pub checks: Vec<(String, u32)>,
+}
+
+impl CaseRecord {
+    /// The requirement a failure of this case is attributed to: the failed check's, else
+    /// the case's own.
+    pub fn blamed_requirement(&self) -> Option<&str> {
+        self.blamed.as_deref().or(self.requirement.as_deref())
+    }
 }
 
 /// What was tested, how, and with which seed.
@@ -170,6 +190,41 @@ impl RunResult {
     }
 }
 
+/// `Vec<(String, u32)>` as a JSON object whose keys keep their order.
+mod ordered_count_map {
+    use std::fmt;
+
+    use serde::de::{MapAccess, Visitor};
+    use serde::ser::SerializeMap;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(pairs: &[(String, u32)], s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(pairs.len()))?;
+        for (k, v) in pairs {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, u32)>, D::Error> {
+        struct Pairs;
+        impl<'de> Visitor<'de> for Pairs {
+            type Value = Vec<(String, u32)>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of counts")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(pair) = map.next_entry::<String, u32>()? {
+                    out.push(pair);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Pairs)
+    }
+}
+
 /// `Vec<(String, String)>` as a JSON object whose keys keep their order (serde_json's own
 /// map would sort them).
 mod ordered_map {
@@ -222,6 +277,8 @@ mod tests {
             requirement: None,
             expected: None,
             failed_at: None,
+            blamed: None,
+            checks: vec![],
         }
     }
 

@@ -16,7 +16,7 @@ pub fn cases() -> Vec<Case> {
             &[],
             |d| async move {
                 d.caps.validate().map_err(|p| {
-                    Failure(
+                    Failure::new(
                         p.iter()
                             .map(ToString::to_string)
                             .collect::<Vec<_>>()

@@ -20,7 +20,7 @@ use crate::offload::target::{
     expect_invalid_param, expect_status, host_config, mqes, send_connect, TargetRig, BOUND,
     IPO_CNTLID, IPO_QID, IPO_SQSIZE, IPO_SUBNQN, PORT_A, STRANGER, SUB_A,
 };
-use crate::offload::{wait, Case, Dut, Failure, Need};
+use crate::offload::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const AREA: &str = "connect";
@@ -73,13 +73,13 @@ async fn io_connect(
     } else {
         t.connect(PORT_A, cfg.clone())
             .await
-            .map_err(|e| Failure(format!("admin connect: {e}")))?
+            .map_err(|e| Failure::from(e).context("admin connect"))?
     };
     let mqes = if enable { mqes(&mut c).await? } else { 0 };
     if enable {
         c.set_number_of_queues(2)
             .await
-            .map_err(|e| Failure(format!("Set Features Number of Queues: {e}")))?;
+            .map_err(|e| Failure::from(e).context("Set Features Number of Queues"))?;
     }
     let mut q = t.cm_queue(PORT_A, io_spec(qid)).await?;
     let mut o = ConnectOptions::for_queue(&q, 0, false);
@@ -134,8 +134,9 @@ pub fn cases() -> Vec<Case> {
             let q = t.cm_queue(PORT_A, io_spec(1)).await?;
             let lba = d.ns_format().lba_data_size();
             let mut io = IoQueue::new(q, 1, lba);
+            blame::checking("CONN-BEFORE-CONNECT");
             let w = io.write(0, &pattern(lba as usize, 1), DataMode::Keyed).await
-                .map_err(|e| Failure(format!("the write before Connect got no answer: {e}")))?;
+                .map_err(|e| Failure::from(e).context("the write before Connect got no answer"))?;
             expect_status(&w.cqe, Status::COMMAND_SEQUENCE_ERROR, "write before Connect")?;
             tokio::time::sleep(Duration::from_millis(20)).await;
             nothing_served(&t, "before Connect").await
@@ -144,6 +145,7 @@ pub fn cases() -> Vec<Case> {
             let t = d.target_one().await?;
             let mut q = t.cm_queue(PORT_A, QueueSpec::admin()).await?;
             let sqe = misbehave::opcode_sqe(9, 0, 0x06)?;
+            blame::checking("CONN-BEFORE-CONNECT");
             misbehave::send_raw(&mut q, &sqe)?;
             let r = q.wait_response(9, wait(BOUND)).await?;
             expect_status(&r.cqe, Status::COMMAND_SEQUENCE_ERROR, "Identify before Connect")?;
@@ -157,13 +159,15 @@ pub fn cases() -> Vec<Case> {
             let mut q = t.cm_queue(PORT_A, io_spec(1)).await?;
             let lba = d.ns_format().lba_data_size();
             let data = pattern(lba as usize, 2);
+            let before = blame::under("CONN-BEFORE-CONNECT");
             let cid = q.submit(&Command::Nvme { nsid: 1, command: SqeCommand::Flush }, SglRepr::keyed(0, 0, 0), &[])?;
             let r = q.wait_response(cid, wait(BOUND)).await?;
             expect_status(&r.cqe, Status::COMMAND_SEQUENCE_ERROR, "flush before Connect")?;
             nothing_served(&t, "before Connect").await?;
+            drop(before);
             let o = ConnectOptions::for_queue(&q, 0, false);
             fabrics_connect(&mut q, &cfg.connect_data(c.cntlid()), &o).await
-                .map_err(|e| Failure(format!("I/O Connect: {e}")))?;
+                .map_err(|e| Failure::from(e).context("I/O Connect"))?;
             let mut io = IoQueue::new(q, 1, lba);
             let w = io.write(3, &data, DataMode::Keyed).await?;
             check!(w.cqe.status.is_success(), "write after Connect: {}", w.cqe.status);
@@ -221,7 +225,7 @@ pub fn cases() -> Vec<Case> {
         Case::new(AREA, "admin-twice", "CONN-TWICE", "a second Connect on an admin queue that is already connected is answered Command Sequence Error", CP, |d: Dut| async move {
             let t = d.target_one().await?;
             let cfg = host_config(SUB_A);
-            let mut c = t.connect(PORT_A, cfg.clone()).await.map_err(|e| Failure(format!("admin connect: {e}")))?;
+            let mut c = t.connect(PORT_A, cfg.clone()).await.map_err(|e| Failure::from(e).context("admin connect"))?;
             let o = ConnectOptions::for_queue(c.admin(), 5000, false);
             let again = send_connect(c.admin(), o, &cfg.connect_data(CNTLID_DYNAMIC)).await?;
             expect_status(&again, Status::COMMAND_SEQUENCE_ERROR, "second admin Connect")?;
@@ -287,7 +291,7 @@ pub fn cases() -> Vec<Case> {
             let cntlid = c.cntlid();
             check!(cntlid != CNTLID_DYNAMIC && cntlid < 0xFFF0, "admin Connect returned CNTLID {cntlid:#06x}");
             check_eq!(t.controllers(SUB_A).await?, vec![cntlid], "the target's controllers");
-            let _ = c.set_number_of_queues(1).await.map_err(|e| Failure(format!("Set Features Number of Queues: {e}")))?;
+            let _ = c.set_number_of_queues(1).await.map_err(|e| Failure::from(e).context("Set Features Number of Queues"))?;
             let mut q = t.cm_queue(PORT_A, io_spec(1)).await?;
             let o = ConnectOptions::for_queue(&q, 0, false);
             let ok = send_connect(&mut q, o, &cfg.connect_data(cntlid)).await?;
@@ -346,7 +350,7 @@ pub fn cases() -> Vec<Case> {
             let mut c = t.controller(PORT_A, cfg).await?;
             for _ in 0..6 {
                 tokio::time::sleep(Duration::from_millis(1000)).await;
-                c.keep_alive().await.map_err(|e| Failure(format!("Keep Alive: {e}")))?;
+                c.keep_alive().await.map_err(|e| Failure::from(e).context("Keep Alive"))?;
             }
             check_eq!(t.controllers(SUB_A).await?.len(), 1, "controllers after 6 s of Keep Alives every second (KATO 2 s)");
             check!(!t.events().await?.iter().any(|l| l.contains("kato-expired")), "KATO expired although Keep Alives came in time");

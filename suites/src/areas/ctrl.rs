@@ -56,7 +56,7 @@ fn make_ctrls(
         .map(|i| {
             let a = d.backends()?.create(pd, attrs, staging, 1, &[])?;
             d.provider.create_nvme_ctrl(srq, &a).map_err(|e| {
-                Failure(format!(
+                Failure::new(format!(
                     "controller {} of {n}: expected success, got {:?} ({e})",
                     i + 1,
                     e.errno()

@@ -10,7 +10,7 @@ use harness::wire::{SglRepr, SqeCommand, SqeRepr, Status};
 use reference_target::backend::LbaFormat;
 
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
-use crate::offload::{wait, Case, CaseResult, Dut, Failure, Need};
+use crate::offload::{blame, wait, Case, CaseResult, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;
@@ -21,7 +21,7 @@ fn ok_status(what: &str, s: Status) -> Result<(), Failure> {
     if s.is_success() {
         Ok(())
     } else {
-        Err(Failure(format!("{what}: expected success, got {s}")))
+        Err(Failure::new(format!("{what}: expected success, got {s}")))
     }
 }
 
@@ -352,12 +352,17 @@ pub fn cases() -> Vec<Case> {
         &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
         |d| async move {
             let mut s = d.default_session(PORT).await?;
-            let n = 4 * s.attrs.nvme_queue_depth as u64 + 3;
+            let depth = u64::from(s.attrs.nvme_queue_depth);
+            let n = 4 * depth + 3;
             for i in 0..n {
+                if i == depth {
+                    // From here on the backend queues have wrapped.
+                    blame::checking("DP-QUEUE-WRAP");
+                }
                 let c =
                     s.io.flush()
                         .await
-                        .map_err(|e| Failure(format!("flush {i} of {n}: {e}")))?;
+                        .map_err(|e| Failure::from(e).context(format!("flush {i} of {n}")))?;
                 ok_status("flush", c.cqe.status)?;
             }
             settle().await;
@@ -412,6 +417,54 @@ pub fn cases() -> Vec<Case> {
     ));
     v.push(Case::new(
         "datapath",
+        "every-command-answered",
+        "DP-ANSWERED",
+        "one write, read and flush (those the device offloads) are each answered exactly once, \
+         with success and nothing else in the status or the result",
+        &[Need::AnyOps(OffloadOps::READ_WRITE_FLUSH), Need::Backends],
+        |d| async move {
+            let mut s = d.default_session(PORT).await?;
+            let ops = d.caps.allowed_offload_ops();
+            let bs = d.ns_format().lba_data_size() as usize;
+            let data = pattern(bs, 77);
+            let mut answered = Vec::new();
+            if ops.contains(OffloadOps::WRITE) {
+                answered.push(("write", s.io.write(3, &data, DataMode::Keyed).await?.cqe));
+            }
+            if ops.contains(OffloadOps::READ) {
+                let r = s.io.read(3, 1, DataMode::Keyed).await?;
+                if ops.contains(OffloadOps::WRITE) {
+                    check!(r.data == data, "the read's data differs from the write's");
+                }
+                answered.push(("read", r.cqe));
+            }
+            if ops.contains(OffloadOps::FLUSH) {
+                answered.push(("flush", s.io.flush().await?.cqe));
+            }
+            for (what, cqe) in &answered {
+                check_eq!(
+                    cqe.status,
+                    Status::SUCCESS,
+                    "the {what}'s whole status (no DNR, More, CRD)"
+                );
+                check_eq!(
+                    cqe.result,
+                    0,
+                    "the {what}'s result (DW0, DW1: reserved for I/O)"
+                );
+            }
+            settle().await;
+            let extra = s.io.queue().take_any_response()?;
+            check!(
+                extra.is_none(),
+                "a response nobody waited for arrived: {:?}",
+                extra.map(|r| r.cqe)
+            );
+            nothing_for_software(&d, &s)
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
         "response-cid",
         "DP-RESPONSE",
         "each offloaded response carries its command's CID",
@@ -444,7 +497,7 @@ async fn staging_exhaustion(d: Dut, slow: Option<Duration>) -> CaseResult {
     if let Some(delay) = slow {
         s.backend
             .inject(reference_target::backend::Fault::SlowCompletions { delay })
-            .map_err(|e| Failure(format!("fault injection: {e}")))?;
+            .map_err(|e| Failure::from(e).context("fault injection"))?;
     }
     let bs = u64::from(f.lba_data_size());
     let per = (u64::from(s.attrs.max_io_sz) / bs).max(1);
@@ -497,7 +550,7 @@ async fn in_capsule_session(d: &Dut) -> Result<(Session, u32), Failure> {
         .into_iter()
         .filter(|f| d.caps.supports_lba_data_size(f.lba_data_size()))
         .min_by_key(|f| f.lba_data_size())
-        .ok_or_else(|| Failure("no supported LBA format the backend emulates".into()))?;
+        .ok_or_else(|| Failure::new("no supported LBA format the backend emulates"))?;
     let bs = f.lba_data_size();
     let opts = SessionOpts {
         format: f,

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::api::{CtrlHandle, NsMapping, OffloadEvent, OffloadOps};
-use harness::initiator::{DataMode, IoQueue};
+use harness::initiator::{DataMode, InitiatorError, IoQueue};
 use reference_target::backend::{BackendController, CmdMatch, Fault};
 
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
-use crate::offload::{wait, Case, Dut, Failure, Need};
+use crate::offload::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const BOUND: Duration = Duration::from_secs(5);
@@ -21,7 +21,7 @@ const RW: OffloadOps = OffloadOps::READ.union(OffloadOps::WRITE);
 
 fn inject(b: &Arc<BackendController>, f: Fault) -> Result<(), Failure> {
     b.inject(f)
-        .map_err(|e| Failure(format!("fault injection: {e}")))
+        .map_err(|e| Failure::from(e).context("fault injection"))
 }
 
 async fn session(d: &Dut) -> Result<Session, Failure> {
@@ -33,16 +33,22 @@ async fn session(d: &Dut) -> Result<Session, Failure> {
     d.session(&opts, 4420).await
 }
 
-/// Waits for the next offload event and checks it.
+/// Waits for the next offload event and checks it, under the requirement that the device
+/// raises it (`PCI-EVENT`, `TMO-EVENT`).
 async fn expect_event(
     d: &Dut,
     want: impl Fn(&OffloadEvent) -> bool,
     what: &str,
 ) -> Result<OffloadEvent, Failure> {
+    let _rule = blame::under(if what.contains("PCI") {
+        "PCI-EVENT"
+    } else {
+        "TMO-EVENT"
+    });
     let ev = tokio::time::timeout(wait(BOUND), d.provider.next_event())
         .await
         .map_err(|_| {
-            Failure(format!(
+            Failure::new(format!(
                 "no {what} event within {} s",
                 wait(BOUND).as_secs()
             ))
@@ -55,11 +61,26 @@ async fn expect_event(
 fn read_in_background(
     mut io: IoQueue,
     slba: u64,
-) -> tokio::task::JoinHandle<(IoQueue, Result<harness::wire::Status, String>)> {
+) -> tokio::task::JoinHandle<(IoQueue, Result<harness::wire::Status, InitiatorError>)> {
     tokio::spawn(async move {
         let r = io.read(slba, 1, DataMode::Keyed).await;
-        (io, r.map(|c| c.cqe.status).map_err(|e| e.to_string()))
+        (io, r.map(|c| c.cqe.status))
     })
+}
+
+/// Before a fault: the queue serves a read (so a device that drops commands anyway is
+/// blamed for that, `DP-ANSWERED`, not for the fault handling the case is about).
+async fn warm_up(io: &mut IoQueue) -> Result<(), Failure> {
+    let r = io
+        .read(0, 1, DataMode::Keyed)
+        .await
+        .map_err(|e| Failure::from(e).context("the read before the fault"))?;
+    check!(
+        r.cqe.status.is_success(),
+        "the read before the fault: {}",
+        r.cqe.status
+    );
+    Ok(())
 }
 
 /// A second controller with its own namespace, mapped as fe_nsid 2, on the session's SRQ.
@@ -90,13 +111,15 @@ pub fn cases() -> Vec<Case> {
             Ok(())
         }),
         Case::new("pci-error", "in-flight-answered", "PCI-INFLIGHT-ANSWERED", "a command in flight when the controller fails is answered with an error status", &needs, |d| async move {
-            let s = session(&d).await?;
+            let mut s = session(&d).await?;
+            warm_up(&mut s.io).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
             let h = read_in_background(s.io, 0);
             tokio::time::sleep(Duration::from_millis(50)).await;
             inject(&s.backend, Fault::PciError)?;
-            let (_, r) = h.await.map_err(|e| Failure(format!("host task: {e}")))?;
-            let status = r.map_err(|e| Failure(format!("the in-flight read got no answer: {e}")))?;
+            blame::checking("PCI-INFLIGHT-ANSWERED");
+            let (_, r) = h.await.map_err(|e| Failure::from(e).context("host task"))?;
+            let status = r.map_err(|e| Failure::from(e).context("the in-flight read got no answer"))?;
             check!(!status.is_success(), "the in-flight read was answered with success");
             expect_event(&d, |e| matches!(e, OffloadEvent::NvmePciErr { .. }), "NVME_PCI_ERR").await?;
             Ok(())
@@ -107,9 +130,10 @@ pub fn cases() -> Vec<Case> {
             let cids = harness::initiator::misbehave::overrun_sqsize(s.io.queue(), FE_NSID, 8)?;
             tokio::time::sleep(Duration::from_millis(50)).await;
             inject(&s.backend, Fault::PciError)?;
+            blame::checking("PCI-INFLIGHT-ANSWERED");
             for cid in cids {
                 let r = s.io.queue().wait_response(cid, wait(BOUND)).await
-                    .map_err(|e| Failure(format!("flush cid {cid} got no answer: {e}")))?;
+                    .map_err(|e| Failure::from(e).context(format!("flush cid {cid} got no answer")))?;
                 check!(!r.cqe.status.is_success(), "flush cid {cid} answered with success");
             }
             Ok(())
@@ -123,13 +147,15 @@ pub fn cases() -> Vec<Case> {
             let mut io = s.io;
             let h = tokio::spawn(async move {
                 let r = io.write(0, &data, DataMode::Keyed).await;
-                r.map(|c| c.cqe.status).map_err(|e| e.to_string())
+                r.map(|c| c.cqe.status)
             });
             tokio::time::sleep(Duration::from_millis(250)).await;
             inject(&s.backend, Fault::PciError)?;
-            let r = h.await.map_err(|e| Failure(format!("host task: {e}")))?;
+            blame::checking("PCI-INFLIGHT-ANSWERED");
+            let r = h.await.map_err(|e| Failure::from(e).context("host task"))?;
             d.fabric.inject(harness::fabric::Fault::Delay(Duration::ZERO))?;
-            let status = r.map_err(|e| Failure(format!("the write got no answer: {e}")))?;
+            let status = r.map_err(|e| Failure::from(e).context("the write got no answer"))?;
+            blame::checking("DP-ACK-AFTER-BACKEND");
             check!(!status.is_success(), "the write was acknowledged although its controller failed mid-transfer");
             Ok(())
         }),
@@ -190,7 +216,7 @@ pub fn cases() -> Vec<Case> {
             let ns = s
                 .backend
                 .remove_namespace(1)
-                .map_err(|e| Failure(format!("taking the namespace back: {e}")))?;
+                .map_err(|e| Failure::from(e).context("taking the namespace back"))?;
             let a = d.backends()?.create_with(s.pd, &s.attrs, &s.staging, 1, vec![ns])?;
             let c = d.provider.create_nvme_ctrl(s.srq.handle, &a)?;
             d.provider.map_nsid(c, &NsMapping { fe_nsid: FE_NSID, nvme_nsid: 1, lba_data_size: d.ns_format().lba_data_size() })?;
@@ -203,9 +229,11 @@ pub fn cases() -> Vec<Case> {
         }),
         Case::new("timeout", "event-and-answer", "TMO-EVENT", "a backend command that never completes raises NVME_TIMEOUT naming the controller and is answered with an error", &needs, |d| async move {
             let mut s = session(&d).await?;
+            warm_up(&mut s.io).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
+            blame::checking("TMO-EVENT");
             let r = s.io.read(0, 1, DataMode::Keyed).await
-                .map_err(|e| Failure(format!("the timed-out read got no answer: {e}")))?;
+                .map_err(|e| Failure::from(e).context("the timed-out read got no answer"))?;
             check!(!r.cqe.status.is_success(), "timed-out read answered with success");
             expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { ctrl, .. } if *ctrl == s.ctrl), "NVME_TIMEOUT").await?;
             Ok(())
@@ -221,9 +249,12 @@ pub fn cases() -> Vec<Case> {
         }),
         Case::new("timeout", "late-completion", "TMO-RECOVER", "a command completing after its timeout is answered once (with the error) and the queue keeps working", &needs, |d| async move {
             let mut s = session(&d).await?;
+            warm_up(&mut s.io).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Nth(1), delay: Some(Duration::from_secs(3)) })?;
+            let stuck = blame::under("TMO-EVENT");
             let r = s.io.read(0, 1, DataMode::Keyed).await?;
             check!(!r.cqe.status.is_success(), "timed-out read answered with success");
+            drop(stuck);
             tokio::time::sleep(Duration::from_secs(4)).await;
             check!(s.io.queue().take_any_response()?.is_none(), "a second answer arrived for the timed-out command");
             let data = pattern(d.ns_format().lba_data_size() as usize, 7);
@@ -236,16 +267,21 @@ pub fn cases() -> Vec<Case> {
             let mut s = session(&d).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
             let data = pattern(d.ns_format().lba_data_size() as usize, 8);
+            let stuck = blame::under("TMO-EVENT");
             let r = s.io.write(0, &data, DataMode::Keyed).await
-                .map_err(|e| Failure(format!("the stuck write got no answer: {e}")))?;
+                .map_err(|e| Failure::from(e).context("the stuck write got no answer"))?;
+            drop(stuck);
             check!(!r.cqe.status.is_success(), "the write was acknowledged although the backend never completed it");
             Ok(())
         }),
         Case::new("timeout", "only-the-stuck-command", "TMO-RECOVER", "only the stuck command times out: the next one is served normally", &needs, |d| async move {
             let mut s = session(&d).await?;
+            warm_up(&mut s.io).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Nth(1), delay: None })?;
+            let stuck = blame::under("TMO-EVENT");
             let r = s.io.read(0, 1, DataMode::Keyed).await?;
             check!(!r.cqe.status.is_success(), "stuck read answered with success");
+            drop(stuck);
             let _ = expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { .. }), "NVME_TIMEOUT").await?;
             let r = s.io.read(0, 1, DataMode::Keyed).await?;
             check_eq!(r.cqe.status.is_success(), true, "the next read's success");

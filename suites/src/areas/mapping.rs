@@ -13,7 +13,7 @@ use harness::initiator::{misbehave, DataMode};
 use harness::wire::SglRepr;
 
 use crate::offload::session::FE_NSID;
-use crate::offload::{Case, Dut, Failure, Need};
+use crate::offload::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 /// LBA data sizes every device is asked about: accepted when the caps list them,
@@ -154,6 +154,8 @@ pub fn cases() -> Vec<Case> {
                     Errno::ENOENT,
                     "unmap via controller B",
                 )?;
+                // The mapping survives: checked through the shared number space's EEXIST.
+                blame::checking("MAP-EEXIST-SHARED-SRQ");
                 expect_errno(
                     d.provider.map_nsid(c[1], &m(2, lba)),
                     Errno::EEXIST,

@@ -16,7 +16,7 @@ use crate::offload::session::pattern;
 use crate::offload::target::{
     expect_status, host_config, one_subsystem, TargetRig, BOUND, PORT_A, SUB_A,
 };
-use crate::offload::{wait, Case, Dut, Failure, Need};
+use crate::offload::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const AREA: &str = "recovery";
@@ -49,6 +49,18 @@ async fn written(t: &TargetRig, lba: u32, data: &[u8]) -> Result<(Controller, Io
         "write before the fault: {}",
         w.cqe.status
     );
+    // Read back before the fault: a device that drops commands anyway is blamed for that
+    // (DP-ANSWERED), not for the recovery the case is about.
+    let r = io.read(0, 1, DataMode::Keyed).await?;
+    check!(
+        r.cqe.status.is_success(),
+        "read before the fault: {}",
+        r.cqe.status
+    );
+    check!(
+        r.data == data,
+        "the block read before the fault differs from the one written"
+    );
     Ok((c, io))
 }
 
@@ -60,7 +72,10 @@ pub fn cases() -> Vec<Case> {
             let lba = d.ns_format().lba_data_size();
             let (_c, mut io) = written(&t, lba, &pattern(lba as usize, 21)).await?;
             t.inject(SUB_A, 1, Fault::PciError).await?;
+            // The control plane releases the controller on the device's NVME_PCI_ERR.
+            let event = blame::under("PCI-EVENT");
             check!(t.wait_event("ctrl-released", wait(BOUND)).await?.is_some(), "the control plane did not release the failed controller within {} s", wait(BOUND).as_secs());
+            drop(event);
             let sw_before = t.software_io_commands(SUB_A).await?;
             for n in 1..=2 {
                 let r = io.read(0, 1, DataMode::Keyed).await?;
@@ -76,9 +91,13 @@ pub fn cases() -> Vec<Case> {
             let data = pattern(lba as usize, 22);
             let (_c, mut io) = written(&t, lba, &data).await?;
             t.inject(SUB_A, 1, Fault::Timeout { on: CmdMatch::Nth(1), delay: None }).await?;
+            // The stuck read is answered, and the controller re-created, on the device's
+            // NVME_TIMEOUT.
+            let event = blame::under("TMO-EVENT");
             let stuck = io.read(0, 1, DataMode::Keyed).await?;
             check!(!stuck.cqe.status.is_success(), "the read whose backend command never completed was answered with success");
             check!(t.wait_event("ctrl-recreated", wait(BOUND)).await?.is_some(), "the control plane did not re-create the controller within {} s", wait(BOUND).as_secs());
+            drop(event);
             // the new controller serves the namespace, data included
             tokio::time::sleep(Duration::from_millis(20)).await;
             let r = io.read(0, 1, DataMode::Keyed).await?;

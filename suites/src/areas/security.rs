@@ -17,7 +17,7 @@ use crate::offload::target::{
     expect_invalid_param, expect_status, host_config, send_connect, two_subsystems, TargetRig,
     HOSTNQN_2, IPO_CNTLID, IPO_SUBNQN, PORT_A, PORT_B, STRANGER, SUB_A, SUB_B,
 };
-use crate::offload::{Case, Dut, Failure, Need};
+use crate::offload::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const AREA: &str = "security";
@@ -49,6 +49,16 @@ async fn bad_key(d: Dut, write: bool, how: BadKey) -> Result<(), Failure> {
     let t = d.target_one().await?;
     let (_c, mut io, mut other) = two_queues(&d, &t).await?;
     let lba = d.ns_format().lba_data_size();
+    if !write {
+        // A read with the queue's own key first: a device that does not serve reads at
+        // all is blamed for that (DP-ANSWERED), not for the refusal this case checks.
+        let r = io.read(0, 1, DataMode::Keyed).await?;
+        check!(
+            r.cqe.status.is_success(),
+            "a read with a good key: {}",
+            r.cqe.status
+        );
+    }
     let before = t.backend_blocks(SUB_A, 1, 0, 1).await?;
     let access = Access::LOCAL_WRITE | Access::REMOTE_READ | Access::REMOTE_WRITE;
     let sgl = match how {
@@ -87,8 +97,8 @@ async fn bad_key(d: Dut, write: bool, how: BadKey) -> Result<(), Failure> {
             Ok(AsyncEvent::QpAccessErr(q)) if q == qp => break,
             Ok(_) => {}
             Err(_) => {
-                return Err(Failure(
-                    "no QP access error at the host: the target's RDMA access with a key the connection may not use was not refused".into(),
+                return Err(Failure::new(
+                    "no QP access error at the host: the target's RDMA access with a key the connection may not use was not refused",
                 ))
             }
         }
@@ -177,9 +187,11 @@ pub fn cases() -> Vec<Case> {
             let mut cfg = host_config(SUB_A);
             cfg.hostnqn = STRANGER.into();
             match t.connect(PORT_A, cfg).await {
-                Ok(c) => return Err(Failure(format!("a host not in the allow-list got controller {}", c.cntlid()))),
+                Ok(c) => return Err(Failure::new(format!("a host not in the allow-list got controller {}", c.cntlid()))),
                 Err(e) => {
-                    let s = e.nvme_status().ok_or_else(|| Failure(format!("expected Connect Invalid Host, got {e}")))?;
+                    let Some(s) = e.nvme_status() else {
+                        return Err(Failure::from(e).context("expected Connect Invalid Host"));
+                    };
                     check!(s.same_code(Status::CONNECT_INVALID_HOST) && s.dnr, "expected Connect Invalid Host (1/84h) with DNR, got {s}");
                 }
             }
@@ -201,9 +213,9 @@ pub fn cases() -> Vec<Case> {
         Case::new(AREA, "port-serves-its-subsystem", "SEC-PORT-SUBSYSTEM", "an admin Connect on one subsystem's port naming the other subsystem is refused with 1/82h IPO SUBNQN", CP, |d: Dut| async move {
             let t = d.target(&two_subsystems(d.ns_format())).await?;
             match t.connect(PORT_A, host_config(SUB_B)).await {
-                Ok(_) => Err(Failure("SUB_B was reached through SUB_A's port".into())),
+                Ok(_) => Err(Failure::new("SUB_B was reached through SUB_A's port")),
                 Err(harness::initiator::InitiatorError::Nvme { cqe, .. }) => expect_invalid_param(&cqe, IPO_SUBNQN, "Connect to SUB_B on SUB_A's port"),
-                Err(e) => Err(Failure(format!("expected Connect Invalid Parameters, got {e}"))),
+                Err(e) => Err(Failure::from(e).context("expected Connect Invalid Parameters")),
             }
         }),
         Case::new(AREA, "rkey.foreign-read", "SEC-RKEY", "a read whose keyed SGL names a region of another protection domain fails at the host's NIC: no success reaches the host, the other queue keeps serving", &[Need::ControlPlane, Need::Ops(OffloadOps::READ), Need::ResponderAccessErrors], |d: Dut| bad_key(d, false, BadKey::Foreign)),
@@ -219,6 +231,7 @@ pub fn cases() -> Vec<Case> {
             let mut io = c.connect_io_queue(1, DEPTH, 0, 2, lba).await?;
             let w = io.write(0, &pattern(lba as usize, 13), DataMode::Keyed).await;
             check!(!w.is_ok_and(|w| w.cqe.status.is_success()), "a write to SUB_B's nsid 2 succeeded on SUB_A's queue");
+            blame::checking("UNSUP-EVENT");
             check!(t.wait_event("UNSUPPORTED_NVMF_OP", crate::offload::wait(Duration::from_secs(5))).await?.is_some(), "no UNSUPPORTED_NVMF_OP event for the write the device could not serve");
             check_eq!(t.backend_commands(SUB_B, 2).await?, 0, "SUB_B backend commands");
             check!(t.backend_blocks(SUB_B, 2, 0, 1).await? == before, "SUB_B's namespace 2 changed");

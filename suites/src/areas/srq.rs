@@ -406,7 +406,7 @@ pub fn cases() -> Vec<Case> {
         |d| async move {
             let missing = OffloadOps::all() - d.caps.allowed_offload_ops();
             let Some(op) = missing.iter().next() else {
-                return Err(Failure("no op outside the caps".into()));
+                return Err(Failure::new("no op outside the caps"));
             };
             let pd = d.pd()?;
             let mut a = base(&d, pd)?;
@@ -496,7 +496,7 @@ pub fn cases() -> Vec<Case> {
                 Errno::ENOMEM,
                 "one NVMe-oF SRQ past the device's max_srq",
             )?;
-            let first = made.first().ok_or_else(|| Failure("max_srq is 0".into()))?;
+            let first = made.first().ok_or_else(|| Failure::new("max_srq is 0"))?;
             expect_ok(d.provider.destroy_srq(first.handle), "destroy_srq")?;
             expect_ok(
                 d.provider.create_srq(pd, &a),

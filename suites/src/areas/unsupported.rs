@@ -22,7 +22,7 @@ async fn unsupported(d: Dut, capsule: Vec<u8>, opcode: u8) -> Result<(), Failure
     misbehave::send_raw(s.io.queue(), &capsule)?;
     let ev = tokio::time::timeout(crate::offload::wait(BOUND), d.provider.next_event())
         .await
-        .map_err(|_| Failure("no UNSUPPORTED_NVMF_OP event within 5 s".into()))?;
+        .map_err(|_| Failure::new("no UNSUPPORTED_NVMF_OP event within 5 s"))?;
     check_eq!(
         ev,
         OffloadEvent::UnsupportedNvmfOp { qp: s.qp, opcode },
@@ -63,7 +63,9 @@ pub fn cases() -> Vec<Case> {
             let sqe = misbehave::opcode_sqe(1, FE_NSID, 0x7e)?;
             misbehave::send_raw(a.io.queue(), &sqe)?;
             let _ = tokio::time::timeout(crate::offload::wait(BOUND), d.provider.next_event()).await;
+            let event = crate::offload::blame::under("UNSUP-EVENT");
             check_eq!(d.ctx.query_qp(a.qp)?, QpState::Err, "QP A");
+            drop(event);
             let w = b_io.write(0, &pattern(f.lba_data_size() as usize, 3), DataMode::Keyed).await?;
             check!(w.cqe.status.is_success(), "write on QP B: {}", w.cqe.status);
             check_eq!(d.ctx.query_qp(b_qp)?, QpState::Rts, "QP B");

@@ -49,7 +49,7 @@ impl Backends {
             .iter()
             .map(|(nsid, fmt)| {
                 Namespace::ram(*nsid, *fmt, NS_BLOCKS)
-                    .map_err(|e| Failure(format!("namespace: {e}")))
+                    .map_err(|e| Failure::from(e).context("namespace"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.create_with(pd, srq, staging, nsqs, nss)
@@ -101,24 +101,24 @@ impl Backends {
         };
         let mrs = [m, *staging];
         let dma = DmaRegion::from_mem(&srq.staging_buf, staging)
-            .ok_or_else(|| Failure("staging buffer outside its region".into()))?;
+            .ok_or_else(|| Failure::new("staging buffer outside its region"))?;
         let cfg = ControllerConfig::from_attrs(
             &attrs,
             srq.nvme_queue_depth as u16,
             harness::api::check::mr_table(&mrs),
             vec![dma],
         )
-        .map_err(|e| Failure(format!("backend config: {e}")))?;
+        .map_err(|e| Failure::from(e).context("backend config"))?;
         let ctrl = Arc::new(
             BackendController::spawn(self.ctx.clone(), cfg)
-                .map_err(|e| Failure(format!("backend spawn: {e}")))?,
+                .map_err(|e| Failure::from(e).context("backend spawn"))?,
         );
         if let Some(rec) = &self.rec {
             ctrl.trace_into(rec.clone());
         }
         for ns in namespaces {
             ctrl.add_namespace(ns)
-                .map_err(|e| Failure(format!("namespace: {e}")))?;
+                .map_err(|e| Failure::from(e).context("namespace"))?;
         }
         self.bus.attach(sqdb.mr, sqdb.addr, ctrl.clone());
         self.made
@@ -224,7 +224,7 @@ impl Dut {
     ) -> Result<Dut, Failure> {
         let real = place
             .open_target(capture)
-            .map_err(|e| Failure(format!("{}: {e}", place.target_device)))?;
+            .map_err(|e| Failure::new(format!("{}: {e}", place.target_device)))?;
         let bus = PciBus::new();
         let engine = Engine::with_limits(
             real,
@@ -391,7 +391,7 @@ impl Dut {
     pub fn backends(&self) -> Result<&Arc<Backends>, Failure> {
         self.backends
             .as_ref()
-            .ok_or_else(|| Failure("no backend factory (case should need Backends)".into()))
+            .ok_or_else(|| Failure::new("no backend factory (case should need Backends)"))
     }
 
     /// A valid backend controller on `srq` with one namespace (nsid 1, 4096-byte blocks
@@ -445,12 +445,15 @@ pub fn expect_errno<T>(
     what: &str,
 ) -> Result<(), Failure> {
     match r {
-        Err(e) if e.errno() == errno => Ok(()),
-        Err(e) => Err(Failure(format!(
+        Err(e) if e.errno() == errno => {
+            super::blame::count();
+            Ok(())
+        }
+        Err(e) => Err(Failure::new(format!(
             "{what}: expected {errno:?}, got {:?} ({e})",
             e.errno()
         ))),
-        Ok(_) => Err(Failure(format!(
+        Ok(_) => Err(Failure::new(format!(
             "{what}: expected {errno:?}, got success (the call returned 0)"
         ))),
     }
@@ -458,8 +461,11 @@ pub fn expect_errno<T>(
 
 /// Fails unless `r` succeeded.
 pub fn expect_ok<T>(r: Result<T, OffloadError>, what: &str) -> Result<T, Failure> {
+    if r.is_ok() {
+        super::blame::count();
+    }
     r.map_err(|e| {
-        Failure(format!(
+        Failure::new(format!(
             "{what}: expected success, got {:?} ({e})",
             e.errno()
         ))

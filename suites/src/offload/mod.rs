@@ -2,6 +2,7 @@
 //! capabilities it needs and tags (Test262 style). One list ([`cases`]) feeds the catalog,
 //! `docs/requirements.md` and the reports.
 
+pub mod blame;
 pub mod dut;
 pub mod remote;
 pub mod requirements;
@@ -35,32 +36,83 @@ pub fn wait(d: Duration) -> Duration {
     d.mul_f64(f64::from_bits(WAIT_SCALE.load(Ordering::Relaxed)))
 }
 
-/// Why a case failed: what was expected and what happened.
+/// Why a case failed: what was expected and what happened, and the requirement the
+/// failed check checks ([`blame`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure(pub String);
+pub struct Failure {
+    /// What was expected and what happened.
+    pub message: String,
+    /// The requirement in force when the check failed (`None` outside a case).
+    pub requirement: Option<&'static str>,
+}
 
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl Failure {
+    /// A failure of the check that is running, blamed on the requirement in force.
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            requirement: blame::current(),
+        }
     }
 }
 
-impl<E: std::error::Error> From<E> for Failure {
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error + 'static> From<E> for Failure {
+    /// The error's text. Unless the case named the requirement in force itself, a
+    /// response that never came, or one whose fields are wrong, is blamed on the rule it
+    /// breaks (`DP-ANSWERED`, `DP-RESPONSE`) whatever the case is about ([`blame`]).
     fn from(e: E) -> Failure {
-        Failure(e.to_string())
+        use harness::initiator::InitiatorError;
+        let mut f = Failure::new(e.to_string());
+        if blame::explicit() {
+            return f;
+        }
+        match (&e as &dyn std::any::Any).downcast_ref::<InitiatorError>() {
+            // A Connect travels on a QP without offload: it must reach software.
+            Some(InitiatorError::TimedOut { what, .. }) if what.contains("Connect") => {
+                f.requirement = Some("SW-NOT-ENABLED");
+            }
+            Some(InitiatorError::TimedOut { what, .. }) if what.contains("response") => {
+                f.requirement = Some("DP-ANSWERED");
+            }
+            // The connection ended with the command unanswered.
+            Some(InitiatorError::Completion { what, .. }) if what.contains("response") => {
+                f.requirement = Some("DP-ANSWERED");
+            }
+            Some(InitiatorError::Protocol(m)) if m.starts_with("response to CID") => {
+                f.requirement = Some("DP-RESPONSE");
+            }
+            _ => {}
+        }
+        f
+    }
+}
+
+impl Failure {
+    /// The same failure, its message prefixed with `what: ` (what the case was doing).
+    pub fn context(mut self, what: impl fmt::Display) -> Failure {
+        self.message = format!("{what}: {}", self.message);
+        self
     }
 }
 
 /// The result of a case body.
 pub type CaseResult = Result<(), Failure>;
 
-/// Fails the case with a formatted message unless the condition holds.
+/// Fails the case with a formatted message unless the condition holds (counted as a check
+/// of the requirement in force when it holds).
 #[macro_export]
 macro_rules! check {
     ($cond:expr, $($fmt:tt)+) => {
         if !$cond {
-            return Err($crate::offload::Failure(format!($($fmt)+)));
+            return Err($crate::offload::Failure::new(format!($($fmt)+)));
         }
+        $crate::offload::blame::count();
     };
 }
 
@@ -71,13 +123,14 @@ macro_rules! check_eq {
         let got = &$got;
         let expected = &$expected;
         if got != expected {
-            return Err($crate::offload::Failure(format!(
+            return Err($crate::offload::Failure::new(format!(
                 "{}: expected {:?}, got {:?}",
                 format!($($fmt)+),
                 expected,
                 got
             )));
         }
+        $crate::offload::blame::count();
     }};
 }
 
@@ -87,6 +140,8 @@ macro_rules! check_eq {
 pub enum Need {
     /// These ops are offloadable (the caps' offload types allow them).
     Ops(OffloadOps),
+    /// At least one of these ops is offloadable (the case uses whichever are).
+    AnyOps(OffloadOps),
     /// Offloaded QPs also carry non-offloaded ops (`supports_non_offloaded_ops`).
     NonOffloadedOps,
     /// Offloaded QPs do not carry non-offloaded ops.
@@ -166,6 +221,7 @@ impl Need {
             Need::FabricFaults | Need::HostInvalidate | Need::ShortCmPrivateData => fabric == "sim",
             Need::SrqCountWithin(n) => device.max_srq <= n,
             Need::Ops(ops) => caps.offload_ops_allowed(ops),
+            Need::AnyOps(ops) => caps.allowed_offload_ops().intersects(ops),
             Need::NonOffloadedOps => caps.supports_non_offloaded_ops,
             Need::NoNonOffloadedOps => !caps.supports_non_offloaded_ops,
             Need::FrontendNsidLimit => caps.max_frontend_nsid != 0,
@@ -186,6 +242,11 @@ impl Need {
             Need::Ops(ops) => format!(
                 "the device does not offload {} (its caps' offload types), which this case \
                  sends",
+                op_names(ops)
+            ),
+            Need::AnyOps(ops) => format!(
+                "the device offloads none of {} (its caps' offload types), one of which this \
+                 case sends",
                 op_names(ops)
             ),
             Need::NonOffloadedOps => "the device passes no command to software on offloaded \
@@ -335,7 +396,7 @@ impl Case {
         }
         for n in &self.needs {
             let tag = match n {
-                Need::Ops(_) => "needs-ops",
+                Need::Ops(_) | Need::AnyOps(_) => "needs-ops",
                 Need::NonOffloadedOps => "needs-non-offloaded-ops",
                 Need::NoNonOffloadedOps => "needs-no-non-offloaded-ops",
                 Need::FrontendNsidLimit

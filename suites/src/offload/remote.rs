@@ -94,7 +94,7 @@ impl Dut {
         let host = place
             .fabric
             .open(&place.host_device)
-            .map_err(|e| Failure(format!("{}: {e}", place.host_device)))?;
+            .map_err(|e| Failure::new(format!("{}: {e}", place.host_device)))?;
         let provider: Arc<dyn OffloadProvider> = Arc::new(Elsewhere {
             caps: remote.profile.caps.clone(),
         });

@@ -65,7 +65,8 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "DP-QUEUE-WRAP", rule: "offloaded commands keep being served after the backend queues wrap (phase tags followed)", source: "NVMe" },
     Requirement { id: "DP-ACK-AFTER-BACKEND", rule: "an offloaded write is acknowledged with success only after the backend completed it", source: RULE_BOOK },
     Requirement { id: "DP-BACKEND-STATUS", rule: "an offloaded command the backend fails is answered with the backend's status and counted as an error", source: RULE_BOOK },
-    Requirement { id: "DP-RESPONSE", rule: "each offloaded response carries its command's CID", source: "NVMe-oF" },
+    Requirement { id: "DP-RESPONSE", rule: "every response carries its command's CID, the queue's QID as SQ Identifier, an SQ Head Pointer inside the queue and past the command's own capsule, and Phase Tag 0, on both the offloaded and the software path", source: "NVMe-oF" },
+    Requirement { id: "DP-ANSWERED", rule: "every command the host sends on an offloaded queue is answered: none is dropped", source: "NVMe-oF" },
     // software path
     Requirement { id: "SW-NOT-ENABLED", rule: "on a QP of an NVMe-oF SRQ without offload enabled, every capsule reaches software as an SRQ receive, byte for byte", source: RFC },
     Requirement { id: "SW-NOT-OFFLOADED", rule: "with non-offloaded ops supported, a capsule the device does not offload (op, nsid, SGL, length, malformed) reaches software as an SRQ receive on its QP", source: RFC },

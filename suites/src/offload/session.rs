@@ -128,7 +128,7 @@ impl Dut {
         ctrl_attrs.cmd_timeout_us = opts.cmd_timeout_us;
         let backend = backends
             .controller(&ctrl_attrs)
-            .ok_or_else(|| Failure("backend not on the bus".into()))?;
+            .ok_or_else(|| Failure::new("backend not on the bus"))?;
         let ctrl = self.provider.create_nvme_ctrl(srq.handle, &ctrl_attrs)?;
         self.provider.map_nsid(
             ctrl,
@@ -249,7 +249,7 @@ impl Dut {
             )
         );
         answered?;
-        let granted = hosted.map_err(|e| Failure(format!("the host's Connect: {e}")))?;
+        let granted = hosted.map_err(|e| Failure::from(e).context("the host's Connect"))?;
         crate::check_eq!(
             granted.cntlid,
             SESSION_CNTLID,

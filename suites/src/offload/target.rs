@@ -131,7 +131,7 @@ enum Side {
 }
 
 fn remote_failure(e: RemoteError) -> Failure {
-    Failure(e.to_string())
+    Failure::new(e.to_string())
 }
 
 impl Dut {
@@ -140,13 +140,13 @@ impl Dut {
     /// caps accept; the config's profile is ignored (the Dut's caps are used).
     pub async fn target(&self, config_toml: &str) -> Result<TargetRig, Failure> {
         let mut config = Config::parse("<case config>", config_toml)
-            .map_err(|e| Failure(format!("case config: {e}")))?;
+            .map_err(|e| Failure::from(e).context("case config"))?;
         if let Some(r) = &self.remote {
             let ip = r
                 .target
                 .start(config_toml, &r.profile, &r.quirks)
                 .await
-                .map_err(|e| Failure(format!("the remote target did not start: {e}")))?;
+                .map_err(|e| Failure::from(e).context("the remote target did not start"))?;
             let host = self.traced_as(self.fabric.open(&self.host_device)?, "host");
             return Ok(TargetRig {
                 side: Side::Remote(r.target.clone()),
@@ -164,7 +164,7 @@ impl Dut {
                 Target::start_on_device(bus, ctx, provider, config)
             }
         }
-        .map_err(|e| Failure(format!("the control plane did not start: {e}")))?;
+        .map_err(|e| Failure::from(e).context("the control plane did not start"))?;
         let host = self.traced_as(self.fabric.open(&self.host_device)?, "host");
         Ok(TargetRig {
             side: Side::Local {
@@ -194,7 +194,7 @@ pub fn host_config(subnqn: &str) -> HostConfig {
 /// Fails unless `cqe` is `want` (same SCT/SC) with DNR.
 pub fn expect_status(cqe: &CqeRepr, want: Status, what: &str) -> Result<(), Failure> {
     if !cqe.status.same_code(want) || !cqe.status.dnr {
-        return Err(Failure(format!(
+        return Err(Failure::new(format!(
             "{what}: expected {want} with DNR, got {} (dnr {})",
             cqe.status, cqe.status.dnr
         )));
@@ -207,7 +207,7 @@ pub fn expect_invalid_param(cqe: &CqeRepr, want: InvalidParam, what: &str) -> Re
     expect_status(cqe, Status::CONNECT_INVALID_PARAMETERS, what)?;
     match ConnectResponse::decode(cqe.status, cqe.dw0()) {
         Ok(ConnectResponse::InvalidParameters(p)) if p == want => Ok(()),
-        other => Err(Failure(format!(
+        other => Err(Failure::new(format!(
             "{what}: expected IPO {} IATTR {}, got {other:?}",
             want.offset, want.in_data as u8
         ))),
@@ -230,10 +230,10 @@ impl TargetRig {
         let mut c = self
             .connect(port, cfg)
             .await
-            .map_err(|e| Failure(format!("admin connect: {e}")))?;
+            .map_err(|e| Failure::from(e).context("admin connect"))?;
         c.enable()
             .await
-            .map_err(|e| Failure(format!("enable: {e}")))?;
+            .map_err(|e| Failure::from(e).context("enable"))?;
         Ok(c)
     }
 
@@ -250,7 +250,7 @@ impl TargetRig {
         let opts = CmOptions::for_queue(&q);
         cm_establish(&mut q, self.addr(port), &opts, super::wait(BOUND))
             .await
-            .map_err(|e| Failure(format!("CM connect of qid {}: {e}", spec.qid)))?;
+            .map_err(|e| Failure::new(format!("CM connect of qid {}: {e}", spec.qid)))?;
         Ok(q)
     }
 
@@ -272,8 +272,8 @@ impl TargetRig {
         .await;
         match r {
             Err(InitiatorError::Rejected { status, .. }) => Ok(status),
-            Ok(_) => Err(Failure("the CM request was accepted".into())),
-            Err(e) => Err(Failure(format!("expected a CM reject, got {e}"))),
+            Ok(_) => Err(Failure::new("the CM request was accepted")),
+            Err(e) => Err(Failure::new(format!("expected a CM reject, got {e}"))),
         }
     }
 
@@ -304,7 +304,7 @@ impl TargetRig {
     ) -> Result<Arc<BackendController>, Failure> {
         target
             .backend_of(subnqn, nsid)
-            .ok_or_else(|| Failure(format!("no backend for {subnqn} nsid {nsid}")))
+            .ok_or_else(|| Failure::new(format!("no backend for {subnqn} nsid {nsid}")))
     }
 
     /// Commands the backend controller behind `nsid` of `subnqn` fetched from its queues.
@@ -332,8 +332,8 @@ impl TargetRig {
         match &self.side {
             Side::Local { target, .. } => TargetRig::backend(target, subnqn, nsid)?
                 .with_namespace(nsid, |n| n.read_blocks(slba, count))
-                .ok_or_else(|| Failure(format!("backend has no namespace {nsid}")))?
-                .map_err(|e| Failure(format!("backend read: {e}"))),
+                .ok_or_else(|| Failure::new(format!("backend has no namespace {nsid}")))?
+                .map_err(|e| Failure::from(e).context("backend read")),
             Side::Remote(r) => r
                 .backend_blocks(subnqn, nsid, slba, count)
                 .await
@@ -346,7 +346,7 @@ impl TargetRig {
         match &self.side {
             Side::Local { target, .. } => target
                 .inject(subnqn, nsid, fault)
-                .map_err(|e| Failure(format!("fault injection: {e}"))),
+                .map_err(|e| Failure::from(e).context("fault injection")),
             Side::Remote(r) => r.inject(subnqn, nsid, fault).await.map_err(remote_failure),
         }
     }
@@ -393,7 +393,7 @@ pub async fn mqes(c: &mut Controller) -> Result<u16, Failure> {
     let cap = c
         .property_get(0, PropertySize::Eight)
         .await
-        .map_err(|e| Failure(format!("Property Get CAP: {e}")))?;
+        .map_err(|e| Failure::from(e).context("Property Get CAP"))?;
     Ok((cap & 0xffff) as u16)
 }
 
@@ -417,6 +417,6 @@ pub async fn send_connect(
             mode,
         )
         .await
-        .map_err(|e| Failure(format!("Connect got no response: {e}")))?;
+        .map_err(|e| Failure::from(e.for_connect()).context("Connect got no response"))?;
     Ok(c.cqe)
 }
