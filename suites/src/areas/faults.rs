@@ -2,22 +2,125 @@
 //! interesting moments. The device must report them with the right controller, answer
 //! every affected command (never drop it), keep other controllers serving, and work again
 //! once software re-creates the controller.
+//!
+//! The cases use whatever op the device offloads ([`FaultOp`]: a read when it offloads
+//! reads, else a write), so a device that offloads only writes (or only reads) is tested
+//! on faults too; only one that offloads neither skips them. Data written is checked on
+//! the backend's media when the device cannot read it back.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use harness::api::{CtrlHandle, NsMapping, OffloadEvent, OffloadOps};
-use harness::initiator::{DataMode, InitiatorError, IoQueue};
+use harness::fabric::Access;
+use harness::initiator::{Command, Completion, DataMode, HostQueue, InitiatorError, IoQueue};
+use harness::wire::{RwCommand, SglRepr, SqeCommand};
 use reference_target::backend::{BackendController, CmdMatch, Fault};
 
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
 use crate::offload::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
+use harness::wire::Status;
 
 const BOUND: Duration = Duration::from_secs(5);
 /// Backend command timeout of these cases' controllers.
 const TIMEOUT_US: u32 = 1_000_000;
 const RW: OffloadOps = OffloadOps::READ.union(OffloadOps::WRITE);
+
+/// The op a fault case sends: a read when the device offloads reads, else a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FaultOp {
+    Read,
+    Write,
+}
+
+impl FaultOp {
+    fn of(d: &Dut) -> FaultOp {
+        if d.caps.offload_ops_allowed(OffloadOps::READ) {
+            FaultOp::Read
+        } else {
+            FaultOp::Write
+        }
+    }
+
+    /// Fails unless `status` is an error: the command's backend failed or never completed.
+    /// A write answered with success there was acknowledged before its backend completed
+    /// it (`DP-ACK-AFTER-BACKEND`); a read, the requirement in force.
+    fn not_success(self, status: Status, what: &str) -> Result<(), Failure> {
+        let _rule = (self == FaultOp::Write).then(|| blame::under("DP-ACK-AFTER-BACKEND"));
+        check!(
+            !status.is_success(),
+            "{what} {} answered with success",
+            self.name()
+        );
+        Ok(())
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            FaultOp::Read => "read",
+            FaultOp::Write => "write",
+        }
+    }
+
+    /// Sends the op on block `slba` (a write writes a pattern) and waits for its answer.
+    async fn send(self, io: &mut IoQueue, slba: u64) -> Result<Completion, InitiatorError> {
+        match self {
+            FaultOp::Read => io.read(slba, 1, DataMode::Keyed).await,
+            FaultOp::Write => {
+                let data = pattern(io.lba_size() as usize, slba as u8);
+                io.write(slba, &data, DataMode::Keyed).await
+            }
+        }
+    }
+}
+
+/// Whether the device can read back what the case wrote (else the case looks at the
+/// backend's media).
+fn reads(d: &Dut) -> bool {
+    d.caps.offload_ops_allowed(OffloadOps::READ)
+}
+
+/// The queue serves I/O to block `slba` (of `backend`): a write of `pattern(seed)` read
+/// back (or found on the media, when the device does not offload reads), or a read when
+/// it offloads only reads. `what` says when, for the messages.
+async fn serves(
+    d: &Dut,
+    io: &mut IoQueue,
+    backend: &BackendController,
+    (slba, seed): (u64, u8),
+    what: &str,
+) -> Result<(), Failure> {
+    if !d.caps.offload_ops_allowed(OffloadOps::WRITE) {
+        let r = io.read(slba, 1, DataMode::Keyed).await?;
+        check_eq!(r.cqe.status, Status::SUCCESS, "read {what}");
+        return Ok(());
+    }
+    let data = pattern(io.lba_size() as usize, seed);
+    let w = io.write(slba, &data, DataMode::Keyed).await?;
+    check_eq!(w.cqe.status, Status::SUCCESS, "write {what}");
+    if reads(d) {
+        let r = io.read(slba, 1, DataMode::Keyed).await?;
+        check_eq!(r.cqe.status, Status::SUCCESS, "read {what}");
+        check!(
+            r.data == data,
+            "data {what}: the block read back differs from the one written"
+        );
+    } else {
+        check!(
+            media(backend, slba)? == data,
+            "data {what}: the backend's media differs from the block written"
+        );
+    }
+    Ok(())
+}
+
+/// Block `slba` of namespace 1 of `b`, read from its media.
+fn media(b: &BackendController, slba: u64) -> Result<Vec<u8>, Failure> {
+    b.with_namespace(1, |ns| ns.read_blocks(slba, 1))
+        .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
+        .map_err(|e| Failure::from(e).context("reading the backend's media"))
+}
 
 fn inject(b: &Arc<BackendController>, f: Fault) -> Result<(), Failure> {
     b.inject(f)
@@ -57,37 +160,70 @@ async fn expect_event(
     Ok(ev)
 }
 
-/// Starts a read in the background; returns its eventual status (or the host error).
-fn read_in_background(
+/// Sends `n` one-block commands of `op` (blocks 0..n, keyed slices of one region) without
+/// waiting; their CIDs.
+fn submit_many(q: &mut HostQueue, op: FaultOp, n: u32, lba: u32) -> Result<Vec<u16>, Failure> {
+    let access = match op {
+        FaultOp::Read => Access::LOCAL_WRITE | Access::REMOTE_WRITE,
+        FaultOp::Write => Access::LOCAL_WRITE | Access::REMOTE_READ,
+    };
+    let mr = q.ctx().reg_mr(q.pd(), u64::from(n * lba), access)?;
+    (0..n)
+        .map(|i| {
+            let rw = RwCommand::new(u64::from(i), 1);
+            let command = match op {
+                FaultOp::Read => SqeCommand::Read(rw),
+                FaultOp::Write => SqeCommand::Write(rw),
+            };
+            let sgl = SglRepr::keyed(mr.addr + u64::from(i * lba), lba, mr.rkey);
+            Ok(q.submit(
+                &Command::Nvme {
+                    nsid: FE_NSID,
+                    command,
+                },
+                sgl,
+                &[],
+            )?)
+        })
+        .collect()
+}
+
+/// Starts `op` in the background; returns its eventual status (or the host error).
+fn op_in_background(
     mut io: IoQueue,
+    op: FaultOp,
     slba: u64,
-) -> tokio::task::JoinHandle<(IoQueue, Result<harness::wire::Status, InitiatorError>)> {
+) -> tokio::task::JoinHandle<(IoQueue, Result<Status, InitiatorError>)> {
     tokio::spawn(async move {
-        let r = io.read(slba, 1, DataMode::Keyed).await;
+        let r = op.send(&mut io, slba).await;
         (io, r.map(|c| c.cqe.status))
     })
 }
 
-/// Before a fault: the queue serves a read (so a device that drops commands anyway is
+/// Before a fault: the queue serves `op` (so a device that drops commands anyway is
 /// blamed for that, `DP-ANSWERED`, not for the fault handling the case is about).
-async fn warm_up(io: &mut IoQueue) -> Result<(), Failure> {
-    let r = io
-        .read(0, 1, DataMode::Keyed)
+async fn warm_up(io: &mut IoQueue, op: FaultOp) -> Result<(), Failure> {
+    let r = op
+        .send(io, 0)
         .await
-        .map_err(|e| Failure::from(e).context("the read before the fault"))?;
-    check!(
-        r.cqe.status.is_success(),
-        "the read before the fault: {}",
-        r.cqe.status
+        .map_err(|e| Failure::from(e).context(format!("the {} before the fault", op.name())))?;
+    check_eq!(
+        r.cqe.status,
+        Status::SUCCESS,
+        "the {} before the fault",
+        op.name()
     );
     Ok(())
 }
 
-/// A second controller with its own namespace, mapped as fe_nsid 2, on the session's SRQ.
-fn second_ctrl(d: &Dut, s: &Session) -> Result<CtrlHandle, Failure> {
-    let a = d
-        .backends()?
-        .create(s.pd, &s.attrs, &s.staging, 1, &[(1, d.ns_format())])?;
+/// A second controller with its own namespace, mapped as fe_nsid 2, on the session's SRQ;
+/// its handle and its emulated backend.
+fn second_ctrl(d: &Dut, s: &Session) -> Result<(CtrlHandle, Arc<BackendController>), Failure> {
+    let backends = d.backends()?;
+    let a = backends.create(s.pd, &s.attrs, &s.staging, 1, &[(1, d.ns_format())])?;
+    let backend = backends
+        .controller(&a)
+        .ok_or_else(|| Failure::new("the second backend is not on the bus"))?;
     let c = d.provider.create_nvme_ctrl(s.srq.handle, &a)?;
     d.provider.map_nsid(
         c,
@@ -97,14 +233,14 @@ fn second_ctrl(d: &Dut, s: &Session) -> Result<CtrlHandle, Failure> {
             lba_data_size: d.ns_format().lba_data_size(),
         },
     )?;
-    Ok(c)
+    Ok((c, backend))
 }
 
 /// The cases of these areas.
 pub fn cases() -> Vec<Case> {
-    let needs = [Need::Backends, Need::Ops(RW)];
+    let needs = [Need::Backends, Need::AnyOps(RW)];
     vec![
-        Case::new("pci-error", "idle", "PCI-EVENT", "a PCI error on an idle backend controller raises NVME_PCI_ERR naming it", &needs, |d| async move {
+        Case::new("pci-error", "idle", "PCI-EVENT", "a PCI error on an idle backend controller raises NVME_PCI_ERR naming it", &[Need::Backends], |d| async move {
             let s = session(&d).await?;
             inject(&s.backend, Fault::PciError)?;
             expect_event(&d, |e| *e == OffloadEvent::NvmePciErr { ctrl: s.ctrl }, "NVME_PCI_ERR").await?;
@@ -112,33 +248,44 @@ pub fn cases() -> Vec<Case> {
         }),
         Case::new("pci-error", "in-flight-answered", "PCI-INFLIGHT-ANSWERED", "a command in flight when the controller fails is answered with an error status", &needs, |d| async move {
             let mut s = session(&d).await?;
-            warm_up(&mut s.io).await?;
+            let op = FaultOp::of(&d);
+            warm_up(&mut s.io, op).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
-            let h = read_in_background(s.io, 0);
+            let h = op_in_background(s.io, op, 0);
             tokio::time::sleep(Duration::from_millis(50)).await;
             inject(&s.backend, Fault::PciError)?;
             blame::checking("PCI-INFLIGHT-ANSWERED");
             let (_, r) = h.await.map_err(|e| Failure::from(e).context("host task"))?;
-            let status = r.map_err(|e| Failure::from(e).context("the in-flight read got no answer"))?;
-            check!(!status.is_success(), "the in-flight read was answered with success");
+            let status = r.map_err(|e| Failure::from(e).context(format!("the in-flight {} got no answer", op.name())))?;
+            op.not_success(status, "the in-flight")?;
             expect_event(&d, |e| matches!(e, OffloadEvent::NvmePciErr { .. }), "NVME_PCI_ERR").await?;
             Ok(())
         }),
         Case::new("pci-error", "many-in-flight-answered", "PCI-INFLIGHT-ANSWERED", "every one of several commands in flight is answered when the controller fails", &needs, |d| async move {
             let mut s = session(&d).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
-            let cids = harness::initiator::misbehave::overrun_sqsize(s.io.queue(), FE_NSID, 8)?;
+            let flushes = d.caps.offload_ops_allowed(OffloadOps::FLUSH);
+            let op = FaultOp::of(&d);
+            let cids = if flushes {
+                harness::initiator::misbehave::overrun_sqsize(s.io.queue(), FE_NSID, 8)?
+            } else {
+                submit_many(s.io.queue(), op, 8, d.ns_format().lba_data_size())?
+            };
             tokio::time::sleep(Duration::from_millis(50)).await;
             inject(&s.backend, Fault::PciError)?;
             blame::checking("PCI-INFLIGHT-ANSWERED");
             for cid in cids {
                 let r = s.io.queue().wait_response(cid, wait(BOUND)).await
-                    .map_err(|e| Failure::from(e).context(format!("flush cid {cid} got no answer")))?;
-                check!(!r.cqe.status.is_success(), "flush cid {cid} answered with success");
+                    .map_err(|e| Failure::from(e).context(format!("cid {cid} got no answer")))?;
+                if flushes {
+                    check!(!r.cqe.status.is_success(), "flush cid {cid} answered with success");
+                } else {
+                    op.not_success(r.cqe.status, &format!("cid {cid}, the"))?;
+                }
             }
             Ok(())
         }),
-        Case::new("pci-error", "mid-transfer", "PCI-INFLIGHT-ANSWERED", "a write whose data is still crossing the fabric when its controller fails is answered with an error status", &[Need::Backends, Need::Ops(RW), Need::FabricFaults], |d| async move {
+        Case::new("pci-error", "mid-transfer", "PCI-INFLIGHT-ANSWERED", "a write whose data is still crossing the fabric when its controller fails is answered with an error status", &[Need::Backends, Need::Ops(OffloadOps::WRITE), Need::FabricFaults], |d| async move {
             let s = session(&d).await?;
             // Slow the fabric so the write's RDMA READ of host data is in flight when the
             // controller fails.
@@ -163,23 +310,19 @@ pub fn cases() -> Vec<Case> {
             let mut s = session(&d).await?;
             inject(&s.backend, Fault::PciError)?;
             expect_event(&d, |e| matches!(e, OffloadEvent::NvmePciErr { .. }), "NVME_PCI_ERR").await?;
-            let r = s.io.read(0, 1, DataMode::Keyed).await?;
-            check!(!r.cqe.status.is_success(), "read after the PCI error answered with success");
+            let op = FaultOp::of(&d);
+            let r = op.send(&mut s.io, 0).await?;
+            op.not_success(r.cqe.status, "after the PCI error, the")?;
             Ok(())
         }),
         Case::new("pci-error", "other-ctrl-unaffected", "PCI-ISOLATED", "another controller of the same SRQ keeps serving after one fails", &needs, |d| async move {
             let s = session(&d).await?;
-            let _b = second_ctrl(&d, &s)?;
+            let (_b, b2) = second_ctrl(&d, &s)?;
             let (io, _, _) = d.connect_queue(&s.srq, s.pd, s.sw, &SessionOpts { format: d.ns_format(), ..Default::default() }, 4421).await?;
             let mut io2 = IoQueue::new(io.into_inner(), 2, d.ns_format().lba_data_size());
             inject(&s.backend, Fault::PciError)?;
             expect_event(&d, |e| *e == OffloadEvent::NvmePciErr { ctrl: s.ctrl }, "NVME_PCI_ERR").await?;
-            let data = pattern(d.ns_format().lba_data_size() as usize, 4);
-            let w = io2.write(1, &data, DataMode::Keyed).await?;
-            check!(w.cqe.status.is_success(), "write to the healthy controller: {}", w.cqe.status);
-            let r = io2.read(1, 1, DataMode::Keyed).await?;
-            check!(r.data == data, "data of the healthy controller");
-            Ok(())
+            serves(&d, &mut io2, &b2, (1, 4), "on the healthy controller").await
         }),
         Case::new("pci-error", "recreate", "PCI-RECOVER", "after removing the failed controller and creating a new one, I/O to the namespace works again", &needs, |d| async move {
             let mut s = session(&d).await?;
@@ -190,13 +333,10 @@ pub fn cases() -> Vec<Case> {
             let a = d.backends()?.create(s.pd, &s.attrs, &s.staging, 1, &[(1, d.ns_format())])?;
             let c = d.provider.create_nvme_ctrl(s.srq.handle, &a)?;
             d.provider.map_nsid(c, &NsMapping { fe_nsid: FE_NSID, nvme_nsid: 1, lba_data_size: d.ns_format().lba_data_size() })?;
-            let data = pattern(d.ns_format().lba_data_size() as usize, 6);
-            let w = s.io.write(2, &data, DataMode::Keyed).await?;
-            check!(w.cqe.status.is_success(), "write after re-creation: {}", w.cqe.status);
-            check!(s.io.read(2, 1, DataMode::Keyed).await?.data == data, "data after re-creation");
-            Ok(())
+            let b = d.backends()?.controller(&a).ok_or_else(|| Failure::new("the new backend is not on the bus"))?;
+            serves(&d, &mut s.io, &b, (2, 6), "after re-creation").await
         }),
-        Case::new("pci-error", "acknowledged-writes-kept", "PCI-NO-ACKED-WRITE-LOST", "writes acknowledged before a PCI error read back after software moves the namespace to a new controller", &needs, |d| async move {
+        Case::new("pci-error", "acknowledged-writes-kept", "PCI-NO-ACKED-WRITE-LOST", "writes acknowledged before a PCI error read back after software moves the namespace to a new controller", &[Need::Backends, Need::Ops(OffloadOps::WRITE)], |d| async move {
             let mut s = session(&d).await?;
             let bs = d.ns_format().lba_data_size() as usize;
             let mut acked = Vec::new();
@@ -220,21 +360,27 @@ pub fn cases() -> Vec<Case> {
             let a = d.backends()?.create_with(s.pd, &s.attrs, &s.staging, 1, vec![ns])?;
             let c = d.provider.create_nvme_ctrl(s.srq.handle, &a)?;
             d.provider.map_nsid(c, &NsMapping { fe_nsid: FE_NSID, nvme_nsid: 1, lba_data_size: d.ns_format().lba_data_size() })?;
+            let b = d.backends()?.controller(&a).ok_or_else(|| Failure::new("the new backend is not on the bus"))?;
             for (slba, data) in acked {
-                let r = s.io.read(slba, 1, DataMode::Keyed).await?;
-                check!(r.cqe.status.is_success(), "read of block {slba}: {}", r.cqe.status);
-                check!(r.data == data, "acknowledged write to block {slba} lost");
+                if reads(&d) {
+                    let r = s.io.read(slba, 1, DataMode::Keyed).await?;
+                    check_eq!(r.cqe.status, Status::SUCCESS, "read of block {slba}");
+                    check!(r.data == data, "acknowledged write to block {slba} lost");
+                } else {
+                    check!(media(&b, slba)? == data, "acknowledged write to block {slba} lost (the new controller's media)");
+                }
             }
             Ok(())
         }),
         Case::new("timeout", "event-and-answer", "TMO-EVENT", "a backend command that never completes raises NVME_TIMEOUT naming the controller and is answered with an error", &needs, |d| async move {
             let mut s = session(&d).await?;
-            warm_up(&mut s.io).await?;
+            let op = FaultOp::of(&d);
+            warm_up(&mut s.io, op).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
             blame::checking("TMO-EVENT");
-            let r = s.io.read(0, 1, DataMode::Keyed).await
-                .map_err(|e| Failure::from(e).context("the timed-out read got no answer"))?;
-            check!(!r.cqe.status.is_success(), "timed-out read answered with success");
+            let r = op.send(&mut s.io, 0).await
+                .map_err(|e| Failure::from(e).context(format!("the timed-out {} got no answer", op.name())))?;
+            op.not_success(r.cqe.status, "the timed-out")?;
             expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { ctrl, .. } if *ctrl == s.ctrl), "NVME_TIMEOUT").await?;
             Ok(())
         }),
@@ -242,28 +388,29 @@ pub fn cases() -> Vec<Case> {
             let mut s = session(&d).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
             let t0 = tokio::time::Instant::now();
-            let _ = s.io.read(0, 1, DataMode::Keyed).await;
+            let op = FaultOp::of(&d);
+            let answer = op.send(&mut s.io, 0).await;
             let took = t0.elapsed();
+            if let Ok(c) = &answer {
+                op.not_success(c.cqe.status, "the stuck")?;
+            }
             check!(took >= Duration::from_micros(TIMEOUT_US.into()), "answered after {took:?}, before the {TIMEOUT_US} µs timeout");
             Ok(())
         }),
         Case::new("timeout", "late-completion", "TMO-RECOVER", "a command completing after its timeout is answered once (with the error) and the queue keeps working", &needs, |d| async move {
             let mut s = session(&d).await?;
-            warm_up(&mut s.io).await?;
+            let op = FaultOp::of(&d);
+            warm_up(&mut s.io, op).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Nth(1), delay: Some(Duration::from_secs(3)) })?;
             let stuck = blame::under("TMO-EVENT");
-            let r = s.io.read(0, 1, DataMode::Keyed).await?;
-            check!(!r.cqe.status.is_success(), "timed-out read answered with success");
+            let r = op.send(&mut s.io, 0).await?;
+            op.not_success(r.cqe.status, "the timed-out")?;
             drop(stuck);
             tokio::time::sleep(Duration::from_secs(4)).await;
             check!(s.io.queue().take_any_response()?.is_none(), "a second answer arrived for the timed-out command");
-            let data = pattern(d.ns_format().lba_data_size() as usize, 7);
-            let w = s.io.write(5, &data, DataMode::Keyed).await?;
-            check!(w.cqe.status.is_success(), "write after the late completion: {}", w.cqe.status);
-            check!(s.io.read(5, 1, DataMode::Keyed).await?.data == data, "data after the late completion");
-            Ok(())
+            serves(&d, &mut s.io, &s.backend, (5, 7), "after the late completion").await
         }),
-        Case::new("timeout", "write-not-acknowledged-early", "DP-ACK-AFTER-BACKEND", "a write whose backend command never completes is never acknowledged with success", &needs, |d| async move {
+        Case::new("timeout", "write-not-acknowledged-early", "DP-ACK-AFTER-BACKEND", "a write whose backend command never completes is never acknowledged with success", &[Need::Backends, Need::Ops(OffloadOps::WRITE)], |d| async move {
             let mut s = session(&d).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
             let data = pattern(d.ns_format().lba_data_size() as usize, 8);
@@ -276,15 +423,16 @@ pub fn cases() -> Vec<Case> {
         }),
         Case::new("timeout", "only-the-stuck-command", "TMO-RECOVER", "only the stuck command times out: the next one is served normally", &needs, |d| async move {
             let mut s = session(&d).await?;
-            warm_up(&mut s.io).await?;
+            let op = FaultOp::of(&d);
+            warm_up(&mut s.io, op).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Nth(1), delay: None })?;
             let stuck = blame::under("TMO-EVENT");
-            let r = s.io.read(0, 1, DataMode::Keyed).await?;
-            check!(!r.cqe.status.is_success(), "stuck read answered with success");
+            let r = op.send(&mut s.io, 0).await?;
+            op.not_success(r.cqe.status, "the stuck")?;
             drop(stuck);
             let _ = expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { .. }), "NVME_TIMEOUT").await?;
-            let r = s.io.read(0, 1, DataMode::Keyed).await?;
-            check_eq!(r.cqe.status.is_success(), true, "the next read's success");
+            let r = op.send(&mut s.io, 0).await?;
+            check_eq!(r.cqe.status, Status::SUCCESS, "the next {}'s status", op.name());
             Ok(())
         }),
     ]

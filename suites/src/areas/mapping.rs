@@ -7,12 +7,12 @@ use nix::errno::Errno;
 use crate::offload::dut::{expect_errno, expect_ok};
 use std::time::Duration;
 
-use harness::api::OffloadOps;
-use harness::fabric::wait;
+use harness::api::{OffloadEvent, OffloadOps};
+use harness::fabric::{wait, WcStatus};
 use harness::initiator::{misbehave, DataMode};
-use harness::wire::SglRepr;
+use harness::wire::{RwCommand, SglRepr, SqeCommand, SqeRepr, Status};
 
-use crate::offload::session::FE_NSID;
+use crate::offload::session::{pattern, FE_NSID, SW_WR_BASE};
 use crate::offload::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
@@ -312,18 +312,67 @@ pub fn cases() -> Vec<Case> {
         "mapping",
         "unmap-stops-offload",
         "MAP-UNMAP-STOPS-OFFLOAD",
-        "I/O to a mapped nsid is offloaded; after unmap_nsid the device no longer serves it: the capsule reaches software",
-        &[Need::Backends, Need::NonOffloadedOps, Need::Ops(OffloadOps::READ)],
+        "I/O to a mapped nsid is offloaded; after unmap_nsid the device no longer serves it: \
+         the capsule reaches software byte for byte (or, on a device without non-offloaded \
+         ops, raises UNSUPPORTED_NVMF_OP and errors the QP)",
+        &[Need::Backends, Need::AnyOps(OffloadOps::READ_WRITE)],
         |d| async move {
             let mut s = d.default_session(4420).await?;
-            let r = s.io.read(0, 1, DataMode::Keyed).await?;
-            check!(r.cqe.status.is_success(), "read while mapped: {}", r.cqe.status);
+            let bs = d.ns_format().lba_data_size();
+            // A read if the device offloads reads, else a write.
+            let read = d.caps.offload_ops_allowed(OffloadOps::READ);
+            let r = if read {
+                s.io.read(0, 1, DataMode::Keyed).await?
+            } else {
+                s.io.write(0, &pattern(bs as usize, 3), DataMode::Keyed)
+                    .await?
+            };
+            check_eq!(r.cqe.status, Status::SUCCESS, "the command while mapped");
+            let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
+            check_eq!(
+                (k.read_cmds, k.write_cmds),
+                if read { (1, 0) } else { (0, 1) },
+                "(reads, writes) the device counted as offloaded while mapped"
+            );
             expect_ok(d.provider.unmap_nsid(s.ctrl, FE_NSID), "unmap_nsid")?;
-            let keyed = SglRepr::keyed(0x1000, d.ns_format().lba_data_size(), 0x77);
-            let sqe = misbehave::read_sqe(9, FE_NSID, 0, 1, keyed)?;
+            let keyed = SglRepr::keyed(0x1000, bs, 0x77);
+            let rw = RwCommand::new(0, 1);
+            let command = if read {
+                SqeCommand::Read(rw)
+            } else {
+                SqeCommand::Write(rw)
+            };
+            let sqe = SqeRepr::new(9, FE_NSID, command, keyed).to_bytes()?;
             misbehave::send_raw(s.io.queue(), &sqe)?;
-            let wc = wait::completion(d.ctx.as_ref(), s.cq, crate::offload::wait(Duration::from_secs(5))).await?;
-            check_eq!(wc.qp, s.qp, "software receive on the session's QP");
+            let bound = crate::offload::wait(Duration::from_secs(5));
+            if d.caps.supports_non_offloaded_ops {
+                let wc = wait::completion(d.ctx.as_ref(), s.cq, bound).await?;
+                check_eq!(wc.qp, s.qp, "software receive on the session's QP");
+                check_eq!(wc.status, WcStatus::Success, "software receive's status");
+                check_eq!(wc.byte_len as usize, sqe.len(), "software receive's length");
+                let mut got = vec![0u8; sqe.len()];
+                let slot = (wc.wr_id - SW_WR_BASE) * s.sw.slot;
+                d.ctx.mr_read(s.sw_buf.id, slot, &mut got)?;
+                check!(
+                    got == sqe,
+                    "the capsule software received differs from the one sent"
+                );
+            } else {
+                blame::checking("UNSUP-EVENT");
+                let ev = tokio::time::timeout(bound, d.provider.next_event())
+                    .await
+                    .map_err(|_| {
+                        Failure::new("no UNSUPPORTED_NVMF_OP event for the unmapped nsid")
+                    })?;
+                check_eq!(
+                    ev,
+                    OffloadEvent::UnsupportedNvmfOp {
+                        qp: s.qp,
+                        opcode: sqe[0]
+                    },
+                    "event for the unmapped nsid"
+                );
+            }
             Ok(())
         },
     ));
