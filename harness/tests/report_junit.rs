@@ -25,6 +25,7 @@ fn junit_validates_against_the_schema() {
         trace: vec!["host     capsule -> read cid=0 <&>".into()],
         note: Some("trace not compared".into()),
         expected: Some(vec!["host     call    x -> ok".into()]),
+        expected_from: Some("the reviewed snapshot of profile `full`".into()),
         failed_at: Some(1),
         blamed: None,
         checks: vec![],

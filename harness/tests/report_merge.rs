@@ -17,6 +17,7 @@ fn rec(id: &str, verdict: Verdict) -> CaseRecord {
         trace: vec![format!("host     call    {id} -> ok")],
         note: None,
         expected: None,
+        expected_from: None,
         failed_at: None,
         blamed: None,
         checks: vec![],

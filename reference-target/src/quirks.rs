@@ -118,7 +118,7 @@ impl Quirk {
             Quirk::EarlyWriteAck => &["DP-ACK-AFTER-BACKEND"],
             Quirk::CqPhaseStuck => &["DP-QUEUE-WRAP"],
             Quirk::AllowAnyHost => &["CONN-HOST", "SEC-HOST-ALLOWLIST"],
-            Quirk::SglLengthUnchecked => &["SW-NOT-OFFLOADED"],
+            Quirk::SglLengthUnchecked => &["SW-NOT-OFFLOADED", "UNSUP-EVENT"],
             Quirk::HangOneCommand => &["DP-ANSWERED"],
         }
     }

@@ -119,6 +119,7 @@ fn error_record(entry: &Entry, message: String) -> CaseRecord {
         trace: Vec::new(),
         note: None,
         expected: None,
+        expected_from: None,
         failed_at: None,
         blamed: None,
         checks: vec![],

@@ -3,10 +3,11 @@
 //! bound, so one hung or crashing case becomes a verdict, never a stuck run.
 //!
 //! With [`Options::snapshots`] set, an offload case that passed its assertions also has its
-//! trace compared with its reviewed snapshot ([`crate::snapshot`]): a difference makes it a
-//! failure whose message ends with the diff; a device whose caps are not the `full`
-//! profile's, or a missing snapshot file, leaves the verdict alone and says so in the
-//! record's note.
+//! trace compared with the oracle's ([`crate::oracle`]: the reviewed snapshot of the
+//! built-in profile with the device's caps, or the reference target run with them): a
+//! difference makes it a failure whose message ends with the diff; a missing snapshot
+//! file, or a case the reference does not pass, leaves the verdict alone and says so in the
+//! record's note. A failing case's record carries the oracle's trace as `expected`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use crate::catalog::{Body, Entry, Shard};
 use crate::fabric::{CaseFabric, FabricChoice};
 use crate::isolate::{self, Isolation};
 use crate::offload::{self, Dut};
+use crate::oracle;
 use crate::seed::case_seed;
 use crate::snapshot::{self, Comparison};
 
@@ -306,18 +308,36 @@ pub fn run_one_captured(
         }),
     };
     let CaseOutcome {
-        verdict,
+        mut verdict,
         trace,
-        note,
+        mut note,
         failed_at,
-        blamed,
+        mut blamed,
         checks,
+        caps,
+        mut expected,
+        oracle_pending,
     } = outcome;
-    let expected = match (&verdict, &entry.body, &opts.snapshots) {
-        (Verdict::Fail(_) | Verdict::Error(_), Body::Offload(_), Some(dir)) => {
-            expected_trace(dir, &entry.id)
+    if let (true, Some(caps)) = (oracle_pending, &caps) {
+        // The reference target with the device's caps, the same case and seed.
+        match oracle::reference_run(entry, seed, opts, caps) {
+            Ok(reference) if matches!(verdict, Verdict::Pass) => {
+                verdict = oracle::judge(&reference, &trace, &opts.target_name(), timing(opts));
+                if !matches!(verdict, Verdict::Pass) {
+                    blamed = entry.requirement.map(str::to_string);
+                    expected = Some(reference);
+                }
+            }
+            Ok(reference) => expected = Some(reference),
+            Err(why) if matches!(verdict, Verdict::Pass) => {
+                note = Some(format!("trace not compared: {why}"));
+            }
+            Err(_) => {}
         }
-        _ => None,
+    }
+    let (expected, expected_from) = match expected {
+        Some(e) => (Some(e.lines), Some(e.from)),
+        None => (None, None),
     };
     CaseRecord {
         id: entry.id.clone(),
@@ -329,6 +349,7 @@ pub fn run_one_captured(
         trace,
         note,
         expected,
+        expected_from,
         failed_at,
         blamed,
         checks,
@@ -350,6 +371,13 @@ pub struct CaseOutcome {
     pub blamed: Option<String>,
     /// The checks that ran, per requirement.
     pub checks: Vec<(String, u32)>,
+    /// The caps of the device the case ran on (offload cases that opened one).
+    pub caps: Option<harness::api::NvmfCaps>,
+    /// What a conforming device does, for a failed case (or one whose trace differs).
+    pub expected: Option<oracle::Expected>,
+    /// The oracle is the reference target run with `caps`, still to be run (it needs a
+    /// runtime of its own).
+    pub oracle_pending: bool,
 }
 
 impl Default for CaseOutcome {
@@ -362,6 +390,9 @@ impl Default for CaseOutcome {
             failed_at: None,
             blamed: None,
             checks: Vec::new(),
+            caps: None,
+            expected: None,
+            oracle_pending: false,
         }
     }
 }
@@ -473,18 +504,43 @@ pub async fn offload_verdict(
         None => verdict,
         Some(r) => stop_remote(&r.target, verdict, &mut trace).await,
     };
-    let (verdict, note) = match (&verdict, &opts.snapshots) {
-        (Verdict::Pass, Some(dir)) => {
-            let (v, note) = against_snapshot(id, &trace, &caps, dir, opts);
-            if !matches!(v, Verdict::Pass) {
+    // What a conforming device with these caps does (crate::oracle): the reviewed snapshot
+    // of the built-in profile with these caps, or the reference target run with them,
+    // which needs a runtime of its own (run_one_captured runs it once this one is done).
+    let source = oracle::Source::for_caps(&caps);
+    let fails = matches!(verdict, Verdict::Fail(_) | Verdict::Error(_));
+    let (verdict, note, expected, oracle_pending) = match (&opts.snapshots, source) {
+        (None, _) => (verdict, None, None, false),
+        (Some(_), _) if matches!(verdict, Verdict::Skip(_)) => (verdict, None, None, false),
+        (Some(dir), oracle::Source::Reviewed(p)) => {
+            let (v, note) = if fails {
+                (verdict, None)
+            } else {
+                against_snapshot(id, &trace, p, dir, opts)
+            };
+            if !fails && !matches!(v, Verdict::Pass) {
                 // A trace unlike the reviewed one: the case's own requirement.
                 blamed = Some(case.requirement);
             }
-            (v, note)
+            let expected = if matches!(v, Verdict::Pass) {
+                None
+            } else {
+                oracle::reviewed(dir, p, id)
+            };
+            (v, note, expected, false)
         }
-        _ => (verdict, None),
+        (Some(_), oracle::Source::ReferenceRun) if remote.is_some() => {
+            let note = "trace not compared: the device's caps are no built-in profile's, and \
+                        in two-host mode the reference target is not run beside the device"
+                .to_string();
+            (verdict, (!fails).then_some(note), None, false)
+        }
+        (Some(_), oracle::Source::ReferenceRun) => (verdict, None, None, true),
     };
     CaseOutcome {
+        caps: Some(caps),
+        expected,
+        oracle_pending,
         blamed: match verdict {
             Verdict::Fail(_) | Verdict::Error(_) => blamed.map(str::to_string),
             _ => None,
@@ -500,40 +556,28 @@ pub async fn offload_verdict(
     }
 }
 
-/// The lines of a case's reviewed snapshot in `dir`, if it has a readable one: the trace a
-/// conforming device produces, shown next to a failing case's trace in the reports.
-fn expected_trace(dir: &std::path::Path, id: &str) -> Option<Vec<String>> {
-    let text = snapshot::read(&snapshot::path(dir, id)).ok()??;
-    Some(text.lines().map(|l| l.trim_end().to_string()).collect())
-}
-
-/// The verdict and note of a case that passed its assertions, once its trace is compared
-/// with its snapshot in `dir` (see the module docs).
-fn against_snapshot(
-    id: &str,
-    trace: &[String],
-    caps: &harness::api::NvmfCaps,
-    dir: &std::path::Path,
-    opts: &Options,
-) -> (Verdict, Option<String>) {
-    if !snapshot::applies(caps) {
-        return (
-            Verdict::Pass,
-            Some(format!(
-                "trace not compared with its snapshot: the device's caps are not the `{}` \
-                 profile's, so its API calls legitimately differ",
-                snapshot::PROFILE
-            )),
-        );
-    }
-    let timing = if opts.connect.is_some() {
+/// Which clock a case's trace ran on, for comparisons.
+fn timing(opts: &Options) -> snapshot::Timing {
+    if opts.connect.is_some() {
         snapshot::Timing::Remote
     } else if opts.fabric.is_sim() && opts.plugin.is_none() {
         snapshot::Timing::Lockstep
     } else {
         snapshot::Timing::Independent
-    };
-    match snapshot::compare(dir, id, trace, &opts.target_name(), timing) {
+    }
+}
+
+/// The verdict and note of a case that passed its assertions, once its trace is compared
+/// with the reviewed snapshot of `profile` under `dir` (see the module docs).
+fn against_snapshot(
+    id: &str,
+    trace: &[String],
+    profile: &str,
+    dir: &std::path::Path,
+    opts: &Options,
+) -> (Verdict, Option<String>) {
+    let dir = snapshot::dir_for(dir, profile);
+    match snapshot::compare(&dir, id, trace, &opts.target_name(), timing(opts)) {
         Ok(Comparison::Matches) => (Verdict::Pass, None),
         Ok(Comparison::Differs(message)) => (Verdict::Fail(message), None),
         Ok(Comparison::Missing(file)) => (

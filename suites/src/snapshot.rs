@@ -1,14 +1,16 @@
-//! Trace snapshots: each offload case's trace, as a complete, conforming device (the
-//! reference target with the `full` profile) produces it, is committed as a reviewed insta
-//! snapshot, `suites/snapshots/<case id>.snap`. `cargo test -p suites --test snapshots`
-//! keeps the files current (and `cargo insta review` works on them); the runner compares
-//! every passing offload case's trace with its file.
+//! Trace snapshots: each offload case's trace, as a conforming device (the reference target
+//! with each built-in profile) produces it, is committed as a reviewed insta snapshot,
+//! `suites/snapshots/<case id>.snap` for `full` and `suites/snapshots/<profile>/` for the
+//! others ([`dir_for`]). `cargo test -p suites --test snapshots` keeps the files current (and
+//! `cargo insta review` works on them); the runner compares every passing offload case's
+//! trace with the file of the profile whose caps the device has ([`reviewed_profile`]).
 //!
-//! **When a trace is compared.** Only after the case passed its assertions, and only when
-//! the device's caps are exactly the `full` profile's ([`applies`]): a device with other
-//! caps legitimately makes other calls (other sizes, other SRQ attributes), so its trace is
-//! not compared and the record says so. A case with no snapshot file is not compared either
-//! (noted, not a failure); under `cargo test` with `CI` set, insta fails on it.
+//! **When a trace is compared.** Only after the case passed its assertions, and only with
+//! the snapshots of the device's own caps: a device with other caps legitimately makes
+//! other calls (other sizes, other SRQ attributes). A device whose caps are no built-in
+//! profile's is compared with the reference target run with its caps instead
+//! ([`crate::oracle`]). A case with no snapshot file is not compared (noted, not a
+//! failure); under `cargo test` with `CI` set, insta fails on it.
 //!
 //! **What is compared.** The [`canonical`] form of the trace, which is also what the files
 //! hold: every line with trailing blanks removed, less four kinds of line whose
@@ -57,8 +59,29 @@ use std::path::{Path, PathBuf};
 
 use harness::api::{NvmfCaps, Profile};
 
-/// The profile whose traces the snapshots hold.
+/// The profile whose traces the snapshot directory itself holds.
 pub const PROFILE: &str = "full";
+
+/// The built-in profiles with reviewed snapshots: `full` in the directory itself, each
+/// other in a subdirectory named after it ([`dir_for`]).
+pub const PROFILES: [&str; 3] = ["full", "minimal", "tight"];
+
+/// Where the reviewed snapshots of `profile` are under the snapshot directory `base`.
+pub fn dir_for(base: &Path, profile: &str) -> PathBuf {
+    if profile == PROFILE {
+        base.to_path_buf()
+    } else {
+        base.join(profile)
+    }
+}
+
+/// The built-in profile whose caps are exactly `caps`, if one is: its reviewed snapshots
+/// are what a conforming device with these caps does.
+pub fn reviewed_profile(caps: &NvmfCaps) -> Option<&'static str> {
+    PROFILES
+        .into_iter()
+        .find(|p| Profile::builtin(p).is_ok_and(|x| x.caps == *caps))
+}
 
 /// Most diff lines a failure message carries; the rest is summarised.
 pub const MAX_DIFF_LINES: usize = 400;
@@ -81,19 +104,6 @@ pub fn shown(path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
-}
-
-/// The caps of the [`PROFILE`] profile.
-pub fn full_caps() -> NvmfCaps {
-    Profile::builtin(PROFILE)
-        .expect("the full profile ships with the code")
-        .caps
-}
-
-/// Whether snapshots apply to a device with `caps`: only when they equal the [`PROFILE`]
-/// profile's.
-pub fn applies(caps: &NvmfCaps) -> bool {
-    *caps == full_caps()
 }
 
 /// Whether a trace line's presence or place is timing, not behaviour: a SEND's successful
@@ -341,32 +351,52 @@ pub fn compare<S: AsRef<str>>(
     let Some(stored) = read(&file)? else {
         return Ok(Comparison::Missing(file));
     };
+    let shown = shown(&file);
+    let stored: Vec<&str> = stored.lines().collect();
+    let what = format!(
+        "the trace differs from its reviewed snapshot {shown} (the case's assertions passed; \
+         if the change is intended, update the snapshot: see README, Trace snapshots)"
+    );
+    Ok(compare_lines(
+        &stored,
+        (&format!("expected {shown}"), &what),
+        trace,
+        actual_label,
+        timing,
+    ))
+}
+
+/// Compares a case's `trace` with the `expected` lines (a snapshot's, or an oracle run's):
+/// `labels` are the diff's `---` header and the first line of the failure message.
+pub fn compare_lines<E: AsRef<str>, S: AsRef<str>>(
+    expected: &[E],
+    (expected_label, what): (&str, &str),
+    trace: &[S],
+    actual_label: &str,
+    timing: Timing,
+) -> Comparison {
     // Normalise the stored text as the trace is (an editor may strip trailing blanks),
     // and compare without trailing newlines, as insta does.
-    let stored: Vec<&str> = stored.lines().collect();
+    let stored = expected;
     let (expected, actual) = match timing {
-        Timing::Lockstep => (canonical(&stored), canonical(trace)),
+        Timing::Lockstep => (canonical(stored), canonical(trace)),
         Timing::Independent => (
-            relax_backend(&canonical(&stored)),
+            relax_backend(&canonical(stored)),
             relax_backend(&canonical(trace)),
         ),
-        Timing::Remote => (host_view(&canonical(&stored)), host_view(&canonical(trace))),
+        Timing::Remote => (host_view(&canonical(stored)), host_view(&canonical(trace))),
     };
     if expected.trim_end() == actual.trim_end() {
-        return Ok(Comparison::Matches);
+        return Comparison::Matches;
     }
-    let shown = shown(&file);
-    let mut msg = format!(
-        "the trace differs from its reviewed snapshot {shown} (the case's assertions passed; \
-         if the change is intended, update the snapshot: see README, Trace snapshots)\n"
-    );
+    let mut msg = format!("{what}\n");
     msg.push_str(&diff(
         &(expected.trim_end().to_string() + "\n"),
         &(actual.trim_end().to_string() + "\n"),
-        &format!("expected {shown}"),
+        expected_label,
         &format!("actual {actual_label}"),
     ));
-    Ok(Comparison::Differs(msg.trim_end().to_string()))
+    Comparison::Differs(msg.trim_end().to_string())
 }
 
 #[cfg(test)]

@@ -47,9 +47,25 @@ fn tmp(name: &str) -> PathBuf {
 
 #[test]
 fn every_offload_trace_matches_its_snapshot() {
-    let full = opts(snapshot::PROFILE, 0, None);
+    let mut problems = Vec::new();
+    for profile in snapshot::PROFILES {
+        problems.extend(profile_matches_its_snapshots(profile));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The reference target's trace of every offload case with `profile` equals its reviewed
+/// snapshot (`suites/snapshots/` for `full`, `suites/snapshots/<profile>/` for the others):
+/// the oracle of devices with these caps is itself reviewed. The problems found.
+fn profile_matches_its_snapshots(profile: &str) -> Vec<String> {
+    let full = opts(profile, 0, None);
     let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("../snapshots");
+    let rel = if profile == snapshot::PROFILE {
+        "../snapshots".to_string()
+    } else {
+        format!("../snapshots/{profile}")
+    };
+    settings.set_snapshot_path(rel);
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
     let mut problems = Vec::new();
@@ -58,11 +74,11 @@ fn every_offload_trace_matches_its_snapshot() {
         let rec = run::run_one(&e, case_seed(full.seed, &e.id), &full);
         match &rec.verdict {
             Verdict::Pass => {}
-            // Only what needs a lesser device skips on `full`: no trace, no snapshot.
+            // What the profile's device lacks skips: no trace, no snapshot.
             Verdict::Skip(_) => continue,
             v => {
                 problems.push(format!(
-                    "{}: does not pass on the full profile: {v:?}",
+                    "{}: does not pass on the {profile} profile: {v:?}",
                     e.id
                 ));
                 continue;
@@ -86,13 +102,13 @@ fn every_offload_trace_matches_its_snapshot() {
         }));
         if asserted.is_err() {
             problems.push(format!(
-                "{}: new or changed trace (insta's report above)",
+                "{} ({profile}): new or changed trace (insta's report above)",
                 e.id
             ));
         }
     }
     // A snapshot no case produces any more (a case renamed or removed) is stale.
-    let dir = snapshot::default_dir();
+    let dir = snapshot::dir_for(&snapshot::default_dir(), profile);
     for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let name = f.file_name().to_string_lossy().into_owned();
         if name.ends_with(".snap") && !expected.contains(&name) {
@@ -102,7 +118,7 @@ fn every_offload_trace_matches_its_snapshot() {
             ));
         }
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    problems
 }
 
 #[test]
@@ -127,12 +143,13 @@ fn traces_are_deterministic_and_do_not_depend_on_the_seed() {
 }
 
 #[test]
-fn other_caps_or_no_snapshot_leave_the_verdict_and_say_so() {
+fn every_caps_have_an_oracle_and_a_missing_snapshot_is_said() {
     let entries: Vec<Entry> = offload_entries()
         .into_iter()
         .filter(|e| e.id == "mapping.eexist.same-ctrl")
         .collect();
     assert_eq!(entries.len(), 1);
+    // A built-in profile's caps: compared with that profile's reviewed snapshot.
     let minimal = run::run(
         &entries,
         &opts("minimal", 0, Some(snapshot::default_dir())),
@@ -140,11 +157,14 @@ fn other_caps_or_no_snapshot_leave_the_verdict_and_say_so() {
     );
     let rec = &minimal.cases[0];
     assert_eq!(rec.verdict, Verdict::Pass);
-    assert!(
-        rec.note.as_deref().is_some_and(|n| n.contains("caps")),
-        "{:?}",
-        rec.note
-    );
+    assert_eq!(rec.note, None, "compared with snapshots/minimal/");
+    // Caps of no built-in profile: compared with the reference target run with them.
+    let mut custom = opts("full", 0, Some(snapshot::default_dir()));
+    custom.profile.caps.max_io_sz /= 2;
+    assert!(snapshot::reviewed_profile(&custom.profile.caps).is_none());
+    let rec = &run::run(&entries, &custom, |_| {}).cases[0];
+    assert_eq!(rec.verdict, Verdict::Pass);
+    assert_eq!(rec.note, None, "compared with the reference run");
     let empty = tmp("empty");
     let none = run::run(&entries, &opts("full", 0, Some(empty.clone())), |_| {});
     let rec = &none.cases[0];

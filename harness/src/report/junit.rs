@@ -150,6 +150,7 @@ mod tests {
             note: None,
             requirement: None,
             expected: None,
+            expected_from: None,
             failed_at: None,
             blamed: None,
             checks: vec![],

@@ -249,10 +249,15 @@ fn failure_details(s: &mut String, run: &RunResult) {
             );
         }
         if let Some(expected) = &c.expected {
+            let from = c
+                .expected_from
+                .as_deref()
+                .unwrap_or("the trace of a conforming device");
             let _ = writeln!(
                 s,
-                "**Expected**, the reviewed snapshot of a conforming device (reference target, \
-                 `full` profile; {} lines):\n\n```mermaid\n{}```\n",
+                "**Expected**, what a conforming device with the same caps does: {}; {} \
+                 lines:\n\n```mermaid\n{}```\n",
+                cell(from),
                 expected.len(),
                 mermaid::sequence_diagram(expected, mermaid::MAX_MESSAGES)
             );
@@ -304,6 +309,7 @@ mod tests {
             trace: vec![],
             note: None,
             expected: None,
+            expected_from: None,
             failed_at: None,
             blamed: None,
             checks: vec![],

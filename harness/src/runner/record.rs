@@ -66,6 +66,11 @@ pub struct CaseRecord {
     /// observed one). Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<Vec<String>>,
+    /// Where `expected` came from: the reviewed snapshot of a built-in profile with the
+    /// device's caps, or the reference target run with them (the "Expected" diagram says
+    /// so). Absent when `expected` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_from: Option<String>,
     /// For a case that failed: how many of its trace lines were recorded when the failing
     /// check ran (the lines after it are the case's teardown). The JUnit failure text
     /// shows the lines around it.
@@ -276,6 +281,7 @@ mod tests {
             note: None,
             requirement: None,
             expected: None,
+            expected_from: None,
             failed_at: None,
             blamed: None,
             checks: vec![],

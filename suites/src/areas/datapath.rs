@@ -348,28 +348,38 @@ pub fn cases() -> Vec<Case> {
         "datapath",
         "queue-wrap",
         "DP-QUEUE-WRAP",
-        "commands keep being served after the backend queues wrap several times",
-        &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
+        "commands keep being served after the backend queues wrap several times (flushes, \
+         or one-block writes on a device that does not offload flush)",
+        &[
+            Need::AnyOps(OffloadOps::FLUSH.union(OffloadOps::WRITE)),
+            Need::Backends,
+        ],
         |d| async move {
             let mut s = d.default_session(PORT).await?;
+            let flush = d.caps.offload_ops_allowed(OffloadOps::FLUSH);
+            let what = if flush { "flush" } else { "write" };
             let depth = u64::from(s.attrs.nvme_queue_depth);
             let n = 4 * depth + 3;
+            let data = pattern(d.ns_format().lba_data_size() as usize, 5);
             for i in 0..n {
                 if i == depth {
                     // From here on the backend queues have wrapped.
                     blame::checking("DP-QUEUE-WRAP");
                 }
-                let c =
-                    s.io.flush()
-                        .await
-                        .map_err(|e| Failure::from(e).context(format!("flush {i} of {n}")))?;
-                ok_status("flush", c.cqe.status)?;
+                let c = if flush {
+                    s.io.flush().await
+                } else {
+                    s.io.write(i % 8, &data, DataMode::Keyed).await
+                };
+                let c = c.map_err(|e| Failure::from(e).context(format!("{what} {i} of {n}")))?;
+                ok_status(what, c.cqe.status)?;
             }
             settle().await;
+            let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
             check_eq!(
-                d.provider.ns_counters(s.ctrl, FE_NSID)?.flush_cmds,
+                if flush { k.flush_cmds } else { k.write_cmds },
                 n,
-                "flushes counted"
+                "{what}s counted"
             );
             Ok(())
         },

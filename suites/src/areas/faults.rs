@@ -3,7 +3,7 @@
 //! every affected command (never drop it), keep other controllers serving, and work again
 //! once software re-creates the controller.
 //!
-//! The cases use whatever op the device offloads ([`FaultOp`]: a read when it offloads
+//! The cases use whatever op the device offloads (`FaultOp`: a read when it offloads
 //! reads, else a write), so a device that offloads only writes (or only reads) is tested
 //! on faults too; only one that offloads neither skips them. Data written is checked on
 //! the backend's media when the device cannot read it back.

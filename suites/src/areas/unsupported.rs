@@ -51,6 +51,11 @@ pub fn cases() -> Vec<Case> {
             let sqe = misbehave::write_sqe(1, 77, 0, 1, SglRepr::keyed(0x1000, bs, 0x77))?;
             unsupported(d, sqe.to_vec(), 0x01).await
         }),
+        Case::new("unsupported", "sgl-too-short", "UNSUP-EVENT", "a write whose keyed SGL is shorter than its data is not offloaded: it raises UNSUPPORTED_NVMF_OP and errors the QP", &[Need::NoNonOffloadedOps, Need::Backends, Need::Ops(OffloadOps::WRITE)], |d| async move {
+            let bs = d.ns_format().lba_data_size();
+            let sqe = misbehave::write_sqe(1, FE_NSID, 0, 2, SglRepr::keyed(0x1000, bs, 0x77))?;
+            unsupported(d, sqe.to_vec(), 0x01).await
+        }),
         Case::new("unsupported", "unknown-opcode", "UNSUP-EVENT", "an opcode no NVM command has raises UNSUPPORTED_NVMF_OP and errors the QP", &needs, |d| async move {
             let sqe = misbehave::opcode_sqe(1, FE_NSID, 0x7e)?;
             unsupported(d, sqe.to_vec(), 0x7e).await
