@@ -63,6 +63,11 @@ async fn done(ctx: &Arc<dyn DeviceContext>, cq: harness::fabric::CqId, op: WcOpc
 
 /// Runs the scenario on a fresh fabric with `seed`; returns the capture.
 async fn scenario(seed: u64) -> Capture {
+    scenario_ending(seed, false).await
+}
+
+/// The scenario; with `disconnect`, the host then disconnects and both sides see it.
+async fn scenario_ending(seed: u64, disconnect: bool) -> Capture {
     let fabric = SimFabric::new(seed);
     let capture = Capture::new();
     capture.attach(&fabric);
@@ -248,8 +253,58 @@ async fn scenario(seed: u64) -> Capture {
     }
     // Let the last ACKs land.
     tokio::time::sleep(Duration::from_millis(5)).await;
+    if disconnect {
+        host.cm_disconnect(conn).unwrap();
+        for ctx in [&target, &host] {
+            let ev = wait::cm_event(ctx.as_ref(), BOUND).await.unwrap();
+            assert!(matches!(ev.kind, CmEventKind::Disconnected), "{ev:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     capture.detach(&fabric);
     capture
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dreq_is_answered_with_a_drep() {
+    let capture = scenario_ending(3, true).await;
+    let frames = capture.frames();
+    let mads: Vec<(u16, u64, u32, u32, [u8; 4])> = frames
+        .iter()
+        .filter(|f| bth(f).0 == opcode::UD_SEND_ONLY)
+        .map(|f| {
+            let mad = &f.data[roce::BTH_OFFSET + 12 + 8..];
+            let d = &mad[cm::MAD_HEADER_LEN..];
+            let src: [u8; 4] = f.data[26..30].try_into().unwrap();
+            (
+                u16::from_be_bytes([mad[16], mad[17]]),
+                u64::from_be_bytes(mad[8..16].try_into().unwrap()),
+                u32::from_be_bytes(d[0..4].try_into().unwrap()),
+                u32::from_be_bytes(d[4..8].try_into().unwrap()),
+                src,
+            )
+        })
+        .collect();
+    let attrs: Vec<u16> = mads.iter().map(|m| m.0).collect();
+    assert_eq!(
+        attrs,
+        vec![
+            cm::ATTR_REQ,
+            cm::ATTR_REP,
+            cm::ATTR_RTU,
+            cm::ATTR_DREQ,
+            cm::ATTR_DREP
+        ],
+        "one DREQ, answered by one DREP"
+    );
+    let (dreq, drep) = (mads[3], mads[4]);
+    assert_eq!(drep.1, dreq.1, "the DREP carries the DREQ's transaction ID");
+    assert_eq!(
+        (drep.2, drep.3),
+        (dreq.3, dreq.2),
+        "the DREP's local and remote communication IDs are the DREQ's, swapped"
+    );
+    assert_ne!(drep.4, dreq.4, "the DREP comes from the DREQ's receiver");
 }
 
 /// An independent, bitwise CRC-32 (IEEE 802.3, reflected) of `data`.

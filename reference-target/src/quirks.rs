@@ -117,7 +117,7 @@ impl Quirk {
             Quirk::LoseInflightOnPciErr => &["PCI-INFLIGHT-ANSWERED"],
             Quirk::EarlyWriteAck => &["DP-ACK-AFTER-BACKEND"],
             Quirk::CqPhaseStuck => &["DP-QUEUE-WRAP"],
-            Quirk::AllowAnyHost => &["CONN-HOST", "SEC-HOST-ALLOWLIST"],
+            Quirk::AllowAnyHost => &["CONN-HOST", "SEC-HOST-ALLOWLIST", "SEC-DISCOVERY"],
             Quirk::SglLengthUnchecked => &["SW-NOT-OFFLOADED", "UNSUP-EVENT"],
             Quirk::HangOneCommand => &["DP-ANSWERED"],
         }

@@ -1,6 +1,6 @@
 //! IB CM management datagrams (MADs) as RDMA CM sends them over RoCEv2: ConnectRequest
-//! (REQ), ConnectReply (REP), ReadyToUse (RTU), ConnectReject (REJ) and DisconnectRequest
-//! (DREQ), each a 256-byte MAD carried in a UD SEND_ONLY to QP1 (the GSI) with a DETH.
+//! (REQ), ConnectReply (REP), ReadyToUse (RTU), ConnectReject (REJ), DisconnectRequest
+//! (DREQ) and DisconnectReply (DREP), each a 256-byte MAD carried in a UD SEND_ONLY to QP1 (the GSI) with a DETH.
 //!
 //! Layouts are those of the InfiniBand Architecture Specification volume 1, 12.6 (offsets
 //! below are into the 232-byte MAD data that follows the 24-byte MAD header). RDMA CM
@@ -30,6 +30,8 @@ pub const ATTR_REP: u16 = 0x0013;
 pub const ATTR_RTU: u16 = 0x0014;
 /// Attribute ID of DisconnectRequest.
 pub const ATTR_DREQ: u16 = 0x0015;
+/// Attribute ID of DisconnectReply.
+pub const ATTR_DREP: u16 = 0x0016;
 /// RDMA CM's service ID prefix for RDMA_PS_TCP (port space 0x0106).
 pub const SERVICE_ID_PS_TCP: u64 = 0x0000_0000_0106_0000;
 /// Offset of the private data in a REQ's MAD data.
@@ -85,6 +87,7 @@ pub fn mad(cm: &TapCm, cx: &MadContext) -> Vec<u8> {
         TapCmKind::ReadyToUse => ATTR_RTU,
         TapCmKind::Reject { .. } => ATTR_REJ,
         TapCmKind::Disconnect => ATTR_DREQ,
+        TapCmKind::DisconnectReply => ATTR_DREP,
     };
     m[0] = 1; // base version
     m[1] = MGMT_CLASS_CM;
@@ -161,7 +164,7 @@ pub fn mad(cm: &TapCm, cx: &MadContext) -> Vec<u8> {
             let n = private_data.len().min(d.len() - REP_PRIVATE_OFFSET);
             put(d, REP_PRIVATE_OFFSET, &private_data[..n]);
         }
-        TapCmKind::ReadyToUse | TapCmKind::Disconnect => {
+        TapCmKind::ReadyToUse | TapCmKind::Disconnect | TapCmKind::DisconnectReply => {
             put(d, 4, &cm.remote_comm_id.to_be_bytes());
         }
         TapCmKind::Reject {

@@ -420,9 +420,13 @@ impl State {
             TapCmKind::ReadyToUse => (cm.local_comm_id, None),
             TapCmKind::Reject { .. } => (cm.remote_comm_id, None),
             TapCmKind::Disconnect => (cm.local_comm_id, None),
+            // The DREP carries the transaction ID of the DREQ it answers.
+            TapCmKind::DisconnectReply => (cm.remote_comm_id, None),
         };
         let tid = match cm.kind {
-            TapCmKind::Disconnect => (1u64 << 32) | u64::from(active_comm),
+            TapCmKind::Disconnect | TapCmKind::DisconnectReply => {
+                (1u64 << 32) | u64::from(active_comm)
+            }
             _ => u64::from(active_comm),
         };
         let start_psn = qpn.map(initial_psn).unwrap_or(0);

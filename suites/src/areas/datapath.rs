@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use harness::api::OffloadOps;
-use harness::initiator::{misbehave, DataMode};
-use harness::wire::{SglRepr, SqeCommand, SqeRepr, Status};
+use harness::fabric::Access;
+use harness::initiator::{misbehave, Command, DataMode};
+use harness::wire::{RwCommand, SglRepr, SqeCommand, SqeRepr, Status};
 use reference_target::backend::LbaFormat;
 
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
@@ -411,10 +412,14 @@ pub fn cases() -> Vec<Case> {
             let r =
                 s.io.read(crate::offload::dut::NS_BLOCKS, 1, DataMode::Keyed)
                     .await?;
+            check_eq!(
+                r.cqe.status,
+                Status::LBA_OUT_OF_RANGE.with_dnr(),
+                "the whole status of a read past the end (DNR: no retry reaches the block)"
+            );
             check!(
-                r.cqe.status.same_code(Status::LBA_OUT_OF_RANGE),
-                "expected LBA Out of Range, got {}",
-                r.cqe.status
+                r.data.iter().all(|b| *b == 0),
+                "a read past the end delivered data"
             );
             settle().await;
             check_eq!(
@@ -471,6 +476,85 @@ pub fn cases() -> Vec<Case> {
                 extra.map(|r| r.cqe)
             );
             nothing_for_software(&d, &s)
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
+        "out-of-order",
+        "DP-RESPONSE",
+        "a read held at the backend is answered after a later read: each response keeps its \
+         command's CID, whole status and its own data",
+        &[Need::Ops(OffloadOps::READ), Need::Backends],
+        |d| async move {
+            // A command timeout the caps allow, well above the hold.
+            let timeout_us = match d.caps.max_cmd_timeout_us {
+                0 => 5_000_000,
+                max => max.min(5_000_000),
+            }
+            .max(d.caps.min_cmd_timeout_us);
+            let hold = Duration::from_micros(u64::from(timeout_us) / 5);
+            let opts = SessionOpts {
+                format: d.ns_format(),
+                cmd_timeout_us: timeout_us,
+                ..Default::default()
+            };
+            let mut s = d.session(&opts, PORT).await?;
+            let bs = d.ns_format().lba_data_size();
+            let blocks = [pattern(bs as usize, 0xa1), pattern(bs as usize, 0xb2)];
+            for (i, b) in blocks.iter().enumerate() {
+                s.backend
+                    .with_namespace(1, |ns| ns.write_blocks(i as u64, b))
+                    .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
+                    .map_err(|e| Failure::from(e).context("filling the backend's media"))?;
+            }
+            // The first read fetched from now on completes `hold` late.
+            s.backend
+                .inject(reference_target::backend::Fault::Timeout {
+                    on: reference_target::backend::CmdMatch::Nth(1),
+                    delay: Some(hold),
+                })
+                .map_err(|e| Failure::from(e).context("fault injection"))?;
+            let q = s.io.queue();
+            let access = Access::LOCAL_WRITE | Access::REMOTE_WRITE;
+            let mr = q.ctx().reg_mr(q.pd(), 2 * u64::from(bs), access)?;
+            let mut cids = Vec::new();
+            for i in 0..2u32 {
+                let command = SqeCommand::Read(RwCommand::new(u64::from(i), 1));
+                let sgl = SglRepr::keyed(mr.addr + u64::from(i * bs), bs, mr.rkey);
+                cids.push(q.submit(
+                    &Command::Nvme {
+                        nsid: FE_NSID,
+                        command,
+                    },
+                    sgl,
+                    &[],
+                )?);
+            }
+            let late = q
+                .wait_response(cids[1], wait(Duration::from_secs(5)))
+                .await?;
+            check!(
+                !q.arrived_cids().contains(&cids[0]),
+                "the held read (cid {}) was answered before the later one",
+                cids[0]
+            );
+            let held = q
+                .wait_response(cids[0], wait(Duration::from_secs(5)))
+                .await?;
+            for (r, cid) in [(&late, cids[1]), (&held, cids[0])] {
+                check_eq!(r.cqe.cid, cid, "response CID");
+                check_eq!(r.cqe.status, Status::SUCCESS, "cid {cid}'s whole status");
+                check_eq!(r.cqe.result, 0, "cid {cid}'s result");
+            }
+            for (i, want) in blocks.iter().enumerate() {
+                let mut got = vec![0u8; bs as usize];
+                q.ctx().mr_read(mr.id, u64::from(i as u32 * bs), &mut got)?;
+                check!(
+                    got == *want,
+                    "block {i}: the data of one read landed in the other's buffer or was lost"
+                );
+            }
+            Ok(())
         },
     ));
     v.push(Case::new(

@@ -2,7 +2,8 @@
 //! allow-list gets no controller, and no host attaches queues to another host's
 //! controller; a port serves only its own subsystem; a keyed SGL naming memory the host
 //! did not open to that connection fails at the host's NIC and never turns into a success;
-//! a namespace of another subsystem (another NVMe-oF SRQ) is unreachable.
+//! a namespace of another subsystem (another NVMe-oF SRQ) is unreachable; the discovery
+//! log shows a host only what it may reach.
 
 use std::time::Duration;
 
@@ -10,12 +11,16 @@ use harness::api::OffloadOps;
 use harness::fabric::{wait, Access, AsyncEvent};
 use harness::initiator::connect::ConnectOptions;
 use harness::initiator::{Command, Controller, DataMode, IoQueue, QueueSpec};
-use harness::wire::{RwCommand, SglRepr, SqeCommand, Status};
+use harness::wire::{
+    DiscoveryLogRepr, RwCommand, SglRepr, SqeCommand, Status, ADRFAM_IPV4, CNTLID_DYNAMIC,
+    QPTYPE_RC, SUBTYPE_NVME, TRTYPE_RDMA,
+};
+use reference_target::control::discovery::DISCOVERY_NQN;
 
 use crate::offload::session::pattern;
 use crate::offload::target::{
     expect_invalid_param, expect_status, host_config, send_connect, two_subsystems, TargetRig,
-    HOSTNQN_2, IPO_CNTLID, IPO_SUBNQN, PORT_A, PORT_B, STRANGER, SUB_A, SUB_B,
+    HOSTNQN, HOSTNQN_2, IPO_CNTLID, IPO_SUBNQN, PORT_A, PORT_B, STRANGER, SUB_A, SUB_B,
 };
 use crate::offload::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -179,9 +184,60 @@ async fn other_subsystem_ns(d: Dut, write: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Reads the discovery log on [`PORT_A`] as `hostnqn` (two reads: the generation counter
+/// must not move while nothing changes); the log.
+async fn discovery_log(t: &TargetRig, hostnqn: &str) -> Result<DiscoveryLogRepr, Failure> {
+    let mut cfg = host_config(DISCOVERY_NQN);
+    cfg.hostnqn = hostnqn.into();
+    let mut c = t.controller(PORT_A, cfg).await?;
+    let id = c.identify_controller().await?;
+    check_eq!(
+        id.raw[111],
+        2,
+        "Identify Controller CNTRLTYPE of the discovery controller"
+    );
+    let log = c.discovery_log().await?;
+    let again = c.discovery_log().await?;
+    check_eq!(
+        again.header.genctr,
+        log.header.genctr,
+        "GENCTR of an unchanged configuration"
+    );
+    check_eq!(
+        log.header.numrec,
+        log.entries.len() as u64,
+        "NUMREC and the entries read"
+    );
+    check_eq!(log.header.recfmt, 0, "RECFMT");
+    Ok(log)
+}
+
 /// The cases of this area.
 pub fn cases() -> Vec<Case> {
     vec![
+        Case::new(AREA, "discovery-log", "SEC-DISCOVERY", "the discovery log page (70h) lists the port's subsystem for a host it allows, every field as a host connects with it, and nothing for a host it does not; GENCTR holds while nothing changes", CP, |d: Dut| async move {
+            let t = d.target_one().await?;
+            let log = discovery_log(&t, HOSTNQN).await?;
+            check_eq!(log.entries.len(), 1, "entries for an allowed host");
+            let e = &log.entries[0];
+            check_eq!(e.subnqn.as_str(), SUB_A, "SUBNQN");
+            check_eq!((e.trtype, e.adrfam, e.subtype), (TRTYPE_RDMA, ADRFAM_IPV4, SUBTYPE_NVME), "(TRTYPE, ADRFAM, SUBTYPE)");
+            check_eq!(e.traddr, t.ip.to_string(), "TRADDR");
+            check_eq!(e.trsvcid, PORT_A.to_string(), "TRSVCID");
+            check_eq!(e.cntlid, CNTLID_DYNAMIC, "CNTLID (dynamic controllers)");
+            check_eq!(e.asqsz, 32, "ASQSZ");
+            check_eq!(e.rdma.as_ref().map(|r| r.qptype), Some(QPTYPE_RC), "RDMA QPTYPE");
+            let stranger = discovery_log(&t, STRANGER).await?;
+            check!(stranger.entries.is_empty(), "a host the subsystem does not allow sees {} entries", stranger.entries.len());
+            check_eq!(stranger.header.genctr, log.header.genctr, "GENCTR seen by another host of the same configuration");
+            // What the log lists is what the allowed host connects to.
+            let before = t.controllers(SUB_A).await?.len();
+            let c = t.controller(PORT_A, host_config(&e.subnqn)).await?;
+            let after = t.controllers(SUB_A).await?;
+            check_eq!(after.len(), before + 1, "controllers of SUB_A after connecting to the entry");
+            check!(after.contains(&c.cntlid()), "the new controller {} is not among SUB_A's {after:?}", c.cntlid());
+            Ok(())
+        }),
         Case::new(AREA, "host-not-allowed", "SEC-HOST-ALLOWLIST", "a host not in the subsystem's allow-list is refused (Connect Invalid Host, 1/84h DNR) and gets no controller; an allowed host still connects", CP, |d: Dut| async move {
             let t = d.target_one().await?;
             let mut cfg = host_config(SUB_A);

@@ -102,6 +102,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "CONN-CM-REQUEST", rule: "an RDMA CM request is rejected with the NVMe-oF status of its first bad field: length 01h, RECFMT 02h, QID 03h, HSQSIZE 04h, HRQSIZE 05h", source: "NVMe-oF RDMA" },
     Requirement { id: "CONN-KATO", rule: "a controller that receives no Keep Alive within KATO is torn down (queues disconnected, controller forgotten), and not while Keep Alives arrive in time", source: "NVMe-oF" },
     // security
+    Requirement { id: "SEC-DISCOVERY", rule: "the discovery log page (70h) lists, for a host the port's subsystem allows, that subsystem with the port's transport address, service ID, RDMA TSAS and dynamic CNTLID; for a host it does not allow, nothing; GENCTR holds while the configuration does not change", source: "NVMe-oF" },
     Requirement { id: "SEC-HOST-ALLOWLIST", rule: "a host not in the subsystem's allow-list gets no controller (Connect Invalid Host)", source: "NVMe-oF" },
     Requirement { id: "SEC-CTRL-HOST-BOUND", rule: "an I/O queue can only join a controller of the same host NQN", source: "NVMe-oF" },
     Requirement { id: "SEC-PORT-SUBSYSTEM", rule: "a port serves only its own subsystem (its NVMe-oF SRQ): a Connect naming another subsystem is refused", source: "project decision (docs/target.md)" },

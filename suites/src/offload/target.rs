@@ -191,14 +191,17 @@ pub fn host_config(subnqn: &str) -> HostConfig {
     c
 }
 
-/// Fails unless `cqe` is `want` (same SCT/SC) with DNR.
+/// Fails unless `cqe`'s whole status is `want` with DNR (a retry cannot cure any of the
+/// errors the cases provoke), More clear and no retry delay.
 pub fn expect_status(cqe: &CqeRepr, want: Status, what: &str) -> Result<(), Failure> {
-    if !cqe.status.same_code(want) || !cqe.status.dnr {
+    let want = want.with_dnr();
+    if cqe.status != want {
         return Err(Failure::new(format!(
-            "{what}: expected {want} with DNR, got {} (dnr {})",
-            cqe.status, cqe.status.dnr
+            "{what}: expected {want} with DNR (More 0, CRD 0), got {} (dnr {}, more {}, crd {})",
+            cqe.status, cqe.status.dnr, cqe.status.more, cqe.status.crd
         )));
     }
+    super::blame::count();
     Ok(())
 }
 

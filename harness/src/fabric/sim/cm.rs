@@ -478,12 +478,31 @@ impl Net {
         Ok(())
     }
 
-    /// The peer of `conn` disconnected.
+    /// The peer of `conn` disconnected (its DREQ arrived): answered with a DREP, as the IB
+    /// CM does, also when this side's own DREQ crossed it.
     pub(crate) fn on_cm_disconnect(&mut self, ctx: usize, conn: ConnId) {
         let Some(c) = self.ctxs[ctx].conns.get_mut(&conn) else {
             return;
         };
-        if !matches!(c.state, ConnState::Established | ConnState::Accepted) {
+        let (state, peer) = (c.state, c.peer);
+        if matches!(
+            state,
+            ConnState::Established | ConnState::Accepted | ConnState::Disconnected
+        ) {
+            self.tap(|| {
+                let (pctx, pconn) = peer?;
+                let msg = TapMessage::Cm(TapCm {
+                    local_comm_id: comm_id(ctx, conn),
+                    remote_comm_id: comm_id(pctx, pconn),
+                    kind: TapCmKind::DisconnectReply,
+                });
+                Some((self.ctx_addr(ctx), self.ctx_addr(pctx), msg))
+            });
+        }
+        let Some(c) = self.ctxs[ctx].conns.get_mut(&conn) else {
+            return;
+        };
+        if !matches!(state, ConnState::Established | ConnState::Accepted) {
             return;
         }
         c.state = ConnState::Disconnected;

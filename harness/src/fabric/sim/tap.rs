@@ -173,6 +173,8 @@ pub enum TapCmKind {
     },
     /// Disconnect request (IB CM DREQ).
     Disconnect,
+    /// Disconnect reply (IB CM DREP): the answer to a DREQ.
+    DisconnectReply,
 }
 
 /// The communication ID the tap reports for a context's connection identifier.
