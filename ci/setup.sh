@@ -7,6 +7,9 @@ APT_PACKAGES=(
   libxml2-utils   # xmllint: validates the JUnit report against fixtures/schemas/junit-10.xsd
   tshark          # decodes --pcap captures in harness/tests/capture.rs (no non-root capture: debconf default)
   g++             # libFuzzer's C++ sources, built by libfuzzer-sys for ci/fuzz-smoke.sh
+  libclang-dev    # bindgen, for rdma-sys: the verbs fabric (--features verbs) CI lints and tests
+  libibverbs-dev  # rdma-core's verbs headers and library, for the same
+  librdmacm-dev   # rdma-core's connection manager, for the same
 )
 
 need=()
