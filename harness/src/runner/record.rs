@@ -82,11 +82,7 @@ pub struct CaseRecord {
     pub blamed: Option<String>,
     /// The checks that ran, per requirement, in order of first use (empty for the fabric
     /// contract's cases and skipped ones). Written as an object.
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        with = "ordered_count_map"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "ordered_map")]
     pub checks: Vec<(String, u32)>,
 }
 
@@ -195,51 +191,20 @@ impl RunResult {
     }
 }
 
-/// `Vec<(String, u32)>` as a JSON object whose keys keep their order.
-mod ordered_count_map {
-    use std::fmt;
-
-    use serde::de::{MapAccess, Visitor};
-    use serde::ser::SerializeMap;
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(pairs: &[(String, u32)], s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(pairs.len()))?;
-        for (k, v) in pairs {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, u32)>, D::Error> {
-        struct Pairs;
-        impl<'de> Visitor<'de> for Pairs {
-            type Value = Vec<(String, u32)>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object of counts")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(pair) = map.next_entry::<String, u32>()? {
-                    out.push(pair);
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(Pairs)
-    }
-}
-
-/// `Vec<(String, String)>` as a JSON object whose keys keep their order (serde_json's own
+/// `Vec<(String, V)>` as a JSON object whose keys keep their order (serde_json's own
 /// map would sort them).
 mod ordered_map {
     use std::fmt;
+    use std::marker::PhantomData;
 
     use serde::de::{MapAccess, Visitor};
     use serde::ser::SerializeMap;
-    use serde::{Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<V: Serialize, S: Serializer>(
+        pairs: &[(String, V)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(pairs.len()))?;
         for (k, v) in pairs {
             map.serialize_entry(k, v)?;
@@ -247,22 +212,24 @@ mod ordered_map {
         map.end()
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
-        struct Pairs;
-        impl<'de> Visitor<'de> for Pairs {
-            type Value = Vec<(String, String)>;
+    pub fn deserialize<'de, V: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(String, V)>, D::Error> {
+        struct Pairs<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Pairs<V> {
+            type Value = Vec<(String, V)>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object of strings")
+                f.write_str("an object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
-                while let Some(pair) = map.next_entry::<String, String>()? {
+                while let Some(pair) = map.next_entry::<String, V>()? {
                     out.push(pair);
                 }
                 Ok(out)
             }
         }
-        d.deserialize_map(Pairs)
+        d.deserialize_map(Pairs(PhantomData))
     }
 }
 
