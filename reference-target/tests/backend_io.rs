@@ -3,8 +3,8 @@
 mod common;
 
 use common::{rig, rig_ns, Opts};
+use harness::wire::DsmRangeRepr;
 use harness::wire::{DsmCommand, RwCommand, SqeCommand, Status, WriteZeroesCommand};
-use reference_target::backend::command::dsm_ranges;
 use reference_target::backend::{LbaFormat, Namespace};
 use rstest::rstest;
 
@@ -127,7 +127,10 @@ async fn dsm_deallocate_reads_back_zeroes() {
     let mut r = rig_ns(LbaFormat::L4096, 32);
     r.put(0, &vec![0x5a; 4096 * 32]);
     r.run(1, SqeCommand::Write(RwCommand::new(0, 32)), 0).await;
-    r.put(0x10_0000 - 64, &dsm_ranges(&[(1, 2), (20, 4)]));
+    r.put(
+        0x10_0000 - 64,
+        &DsmRangeRepr::emit_list(&[DsmRangeRepr::new(1, 2), DsmRangeRepr::new(20, 4)]),
+    );
     let d = DsmCommand {
         nr: 1,
         ad: true,
@@ -144,7 +147,10 @@ async fn dsm_deallocate_reads_back_zeroes() {
         let want = if zero { 0 } else { 0x5a };
         assert!(b.iter().all(|&x| x == want), "block {i}");
     }
-    r.put(0x10_0000 - 64, &dsm_ranges(&[(30, 4)]));
+    r.put(
+        0x10_0000 - 64,
+        &DsmRangeRepr::emit_list(&[DsmRangeRepr::new(30, 4)]),
+    );
     let d = DsmCommand {
         nr: 0,
         ad: true,

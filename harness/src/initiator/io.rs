@@ -6,7 +6,7 @@
 
 use super::error::Result;
 use super::queue::{Command, Completion, DataMode, HostQueue, Transfer};
-use crate::wire::{DsmCommand, RwCommand, SqeCommand, WriteZeroesCommand};
+use crate::wire::{DsmCommand, DsmRangeRepr, RwCommand, SqeCommand, WriteZeroesCommand};
 
 /// A connected I/O queue bound to one namespace.
 #[derive(Debug)]
@@ -102,12 +102,11 @@ impl IoQueue {
         deallocate: bool,
         mode: DataMode,
     ) -> Result<Completion> {
-        let mut data = Vec::with_capacity(16 * ranges.len());
-        for (attr, blocks, slba) in ranges {
-            data.extend_from_slice(&attr.to_le_bytes());
-            data.extend_from_slice(&blocks.to_le_bytes());
-            data.extend_from_slice(&slba.to_le_bytes());
-        }
+        let descriptors: Vec<DsmRangeRepr> = ranges
+            .iter()
+            .map(|&(cattr, nlb, slba)| DsmRangeRepr { cattr, nlb, slba })
+            .collect();
+        let data = DsmRangeRepr::emit_list(&descriptors);
         let c = DsmCommand {
             nr: (ranges.len().clamp(1, 256) - 1) as u8,
             idr: false,

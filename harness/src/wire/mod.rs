@@ -30,6 +30,7 @@ mod cm;
 mod connect_data;
 mod cqe;
 mod discovery;
+mod dsm;
 mod fabrics;
 mod field;
 mod opcode;
@@ -55,6 +56,7 @@ pub use discovery::{
     TREQ_DISABLE_SQFLOW, TREQ_NOT_REQUIRED, TREQ_NOT_SPECIFIED, TREQ_REQUIRED,
     TREQ_SECURE_CHANNEL_MASK, TRTYPE_FC, TRTYPE_LOOP, TRTYPE_RDMA, TRTYPE_TCP,
 };
+pub use dsm::{field as dsm_field, DsmRange, DsmRangeRepr, DSM_RANGE_LEN};
 pub use fabrics::{
     field as fabrics_field, ConnectRepr, ConnectResponse, ConnectSuccess, FabricsCmd, FabricsRepr,
     InvalidParam, PropertyGetRepr, PropertySetRepr, PropertySize, CATTR_DISABLE_SQFLOW,

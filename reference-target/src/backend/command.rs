@@ -7,12 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use harness::wire::{DataPointer, Fuse, Psdt, SqeCommand, SqeRepr, Status};
+use harness::wire::{
+    DataPointer, DsmRangeRepr, Fuse, Psdt, SqeCommand, SqeRepr, Status, DSM_RANGE_LEN,
+};
 
 use super::namespace::Namespace;
-
-/// Bytes per Dataset Management range descriptor.
-pub const DSM_RANGE_LEN: usize = 16;
 
 /// Flush with this nsid flushes every namespace.
 pub const NSID_BROADCAST: u32 = u32::MAX;
@@ -27,23 +26,6 @@ pub trait Dma {
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DmaFault>;
     /// Writes host memory at `offset` within the buffer (the data of a read).
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), DmaFault>;
-}
-
-/// A plain in-memory buffer; accesses beyond its end fault.
-impl Dma for Vec<u8> {
-    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DmaFault> {
-        let o = usize::try_from(offset).map_err(|_| DmaFault)?;
-        let src = self.get(o..o + buf.len()).ok_or(DmaFault)?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-
-    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), DmaFault> {
-        let o = usize::try_from(offset).map_err(|_| DmaFault)?;
-        let dst = self.get_mut(o..o + data.len()).ok_or(DmaFault)?;
-        dst.copy_from_slice(data);
-        Ok(())
-    }
 }
 
 /// A buffer that faults on every access (an injected DMA fault).
@@ -97,16 +79,14 @@ pub fn backend_sqe(cid: u16, nsid: u32, command: SqeCommand, addr: u64) -> SqeRe
     }
 }
 
-/// The number of data bytes a command moves through its buffer, `None` when the namespace
-/// is unknown or the command moves none.
-pub fn transfer_len(namespaces: &BTreeMap<u32, Namespace>, sqe: &SqeRepr) -> Option<u64> {
+/// Whether a command moves data through its buffer (a read or write of a known namespace,
+/// or a Dataset Management, whose ranges are in the buffer): a DMA fault is spent only on
+/// such a command.
+pub fn moves_data(namespaces: &BTreeMap<u32, Namespace>, sqe: &SqeRepr) -> bool {
     match sqe.command {
-        SqeCommand::Read(rw) | SqeCommand::Write(rw) => {
-            let ns = namespaces.get(&sqe.nsid)?;
-            Some(u64::from(rw.blocks()) * u64::from(ns.lba_data_size()))
-        }
-        SqeCommand::DatasetManagement(d) => Some((d.ranges() * DSM_RANGE_LEN) as u64),
-        _ => None,
+        SqeCommand::Read(_) | SqeCommand::Write(_) => namespaces.contains_key(&sqe.nsid),
+        SqeCommand::DatasetManagement(_) => true,
+        _ => false,
     }
 }
 
@@ -200,14 +180,12 @@ pub fn execute(
             if dma.read(0, &mut raw).is_err() {
                 return Status::DATA_TRANSFER_ERROR;
             }
-            let ranges: Vec<(u64, u64)> = raw
-                .chunks_exact(DSM_RANGE_LEN)
-                .map(|r| {
-                    let len = u32::from_le_bytes([r[4], r[5], r[6], r[7]]);
-                    let mut s = [0u8; 8];
-                    s.copy_from_slice(&r[8..16]);
-                    (u64::from_le_bytes(s), u64::from(len))
-                })
+            let Ok(descriptors) = DsmRangeRepr::parse_list(&raw, d.ranges()) else {
+                return Status::INTERNAL_ERROR;
+            };
+            let ranges: Vec<(u64, u64)> = descriptors
+                .iter()
+                .map(|r| (r.slba, u64::from(r.nlb)))
                 .collect();
             if ranges.iter().any(|&(slba, n)| !ns.in_range(slba, n)) {
                 return Status::LBA_OUT_OF_RANGE.with_dnr();
@@ -225,23 +203,36 @@ pub fn execute(
     }
 }
 
-/// Encodes Dataset Management ranges `(slba, blocks)` as 16-byte descriptors
-/// (context attributes 0).
-pub fn dsm_ranges(ranges: &[(u64, u32)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ranges.len() * DSM_RANGE_LEN);
-    for &(slba, n) in ranges {
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&n.to_le_bytes());
-        out.extend_from_slice(&slba.to_le_bytes());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::namespace::LbaFormat;
     use harness::wire::{DsmCommand, RwCommand, WriteZeroesCommand};
+
+    fn dsm_ranges(ranges: &[(u64, u32)]) -> Vec<u8> {
+        let r: Vec<DsmRangeRepr> = ranges
+            .iter()
+            .map(|&(slba, n)| DsmRangeRepr::new(slba, n))
+            .collect();
+        DsmRangeRepr::emit_list(&r)
+    }
+
+    /// A plain in-memory buffer; accesses beyond its end fault.
+    impl Dma for Vec<u8> {
+        fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DmaFault> {
+            let o = usize::try_from(offset).map_err(|_| DmaFault)?;
+            let src = self.get(o..o + buf.len()).ok_or(DmaFault)?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+
+        fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), DmaFault> {
+            let o = usize::try_from(offset).map_err(|_| DmaFault)?;
+            let dst = self.get_mut(o..o + data.len()).ok_or(DmaFault)?;
+            dst.copy_from_slice(data);
+            Ok(())
+        }
+    }
 
     fn nss(format: LbaFormat) -> BTreeMap<u32, Namespace> {
         let mut m = BTreeMap::new();

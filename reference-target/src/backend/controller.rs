@@ -426,11 +426,7 @@ impl Inner {
             let mut st = lock(&self.st);
             st.counters.commands += 1;
             let seq = st.counters.commands;
-            let moves = parsed
-                .as_ref()
-                .ok()
-                .and_then(|s| command::transfer_len(&nss, s))
-                .is_some();
+            let moves = parsed.as_ref().is_ok_and(|s| command::moves_data(&nss, s));
             let v = match &parsed {
                 Ok(s) => st.faults.on_command(seq, s, moves),
                 Err(_) => Default::default(),
