@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
-use harness::api::OffloadOps;
+use harness::api::{NsCounters, OffloadOps};
 use harness::fabric::Access;
 use harness::initiator::{misbehave, Command, DataMode};
 use harness::wire::{RwCommand, SglRepr, SqeCommand, SqeRepr, Status};
 use reference_target::backend::LbaFormat;
 
+use crate::offload::counters::{self, Sent};
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
 use crate::offload::{blame, wait, Case, CaseResult, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -347,6 +348,83 @@ pub fn cases() -> Vec<Case> {
     ));
     v.push(Case::new(
         "datapath",
+        "backend-queue-full",
+        "DP-QUEUE-DEPTH",
+        "two full host queues on one backend controller, whose queue is as deep as one of \
+         them, with a slow backend: more commands are in flight than the backend queue \
+         holds, and every one is answered with success and counted",
+        &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
+        |d| async move {
+            let mut s = d.default_session(PORT).await?;
+            let opts = SessionOpts {
+                format: d.ns_format(),
+                ..Default::default()
+            };
+            let (io2, _, _) = d.connect_queue(&s.srq, s.pd, s.sw, &opts, PORT + 1).await?;
+            let mut io2 = harness::initiator::IoQueue::new(
+                io2.into_inner(),
+                FE_NSID,
+                d.ns_format().lba_data_size(),
+            );
+            s.backend
+                .inject(reference_target::backend::Fault::SlowCompletions {
+                    delay: Duration::from_millis(20),
+                })
+                .map_err(|e| Failure::from(e).context("fault injection"))?;
+            let n = usize::from(opts.depth) - 1;
+            let a = misbehave::overrun_sqsize(s.io.queue(), FE_NSID, n)?;
+            let b = misbehave::overrun_sqsize(io2.queue(), FE_NSID, n)?;
+            // Answers are taken as they come: once the backend queue has completed as many
+            // commands as it holds, it has wrapped, and a stall from then on breaks that rule.
+            let depth = s.attrs.nvme_queue_depth as usize;
+            let mut pending: std::collections::BTreeSet<(usize, u16)> = a
+                .iter()
+                .map(|c| (0, *c))
+                .chain(b.iter().map(|c| (1, *c)))
+                .collect();
+            let total = pending.len();
+            let deadline = tokio::time::Instant::now() + wait(Duration::from_secs(5));
+            while !pending.is_empty() {
+                if total - pending.len() == depth - 1 {
+                    blame::checking("DP-QUEUE-WRAP");
+                }
+                let mut got = None;
+                for (i, q) in [s.io.queue(), io2.queue()].into_iter().enumerate() {
+                    if let Some(r) = q.take_any_response()? {
+                        got = Some((i, r));
+                        break;
+                    }
+                }
+                match got {
+                    Some((i, r)) => {
+                        check!(
+                            pending.remove(&(i, r.cqe.cid)),
+                            "queue {i} got an answer for cid {}, not outstanding",
+                            r.cqe.cid
+                        );
+                        ok_status("flush", r.cqe.status)?;
+                    }
+                    None if tokio::time::Instant::now() >= deadline => {
+                        return Err(Failure::new(format!(
+                            "{} of {total} flushes answered within {} s",
+                            total - pending.len(),
+                            wait(Duration::from_secs(5)).as_secs()
+                        )));
+                    }
+                    None => tokio::time::sleep(Duration::from_millis(1)).await,
+                }
+            }
+            settle().await;
+            check_eq!(
+                d.provider.ns_counters(s.ctrl, FE_NSID)?.flush_cmds,
+                2 * n as u64,
+                "flushes counted"
+            );
+            Ok(())
+        },
+    ));
+    v.push(Case::new(
+        "datapath",
         "queue-wrap",
         "DP-QUEUE-WRAP",
         "commands keep being served after the backend queues wrap several times (flushes, \
@@ -422,12 +500,14 @@ pub fn cases() -> Vec<Case> {
                 "a read past the end delivered data"
             );
             settle().await;
-            check_eq!(
-                d.provider.ns_counters(s.ctrl, FE_NSID)?.error_cmds,
-                1,
-                "errors counted"
-            );
-            Ok(())
+            let sent = Sent {
+                reads: 1,
+                writes: 0,
+                errors: 1,
+            };
+            counters::moved(&NsCounters::default(), &s.counters(&d)?, sent)?;
+            d.no_event("DP-BACKEND-STATUS", "a backend's error status")
+                .await
         },
     ));
     v.push(Case::new(

@@ -11,12 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::api::{CtrlHandle, NsMapping, OffloadEvent, OffloadOps};
+use harness::api::{CtrlHandle, NsCounters, NsMapping, OffloadEvent, OffloadOps};
 use harness::fabric::Access;
 use harness::initiator::{Command, Completion, DataMode, HostQueue, InitiatorError, IoQueue};
 use harness::wire::{RwCommand, SglRepr, SqeCommand};
 use reference_target::backend::{BackendController, CmdMatch, Fault};
 
+use crate::offload::counters::{self, Sent};
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
 use crate::offload::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -73,6 +74,26 @@ impl FaultOp {
             }
         }
     }
+}
+
+/// `n` commands of `op` sent, `errors` of them failed (for [`counters::moved`]).
+fn sent(op: FaultOp, n: u64, errors: u64) -> Sent {
+    match op {
+        FaultOp::Read => Sent {
+            reads: n,
+            writes: 0,
+            errors,
+        },
+        FaultOp::Write => Sent {
+            reads: 0,
+            writes: n,
+            errors,
+        },
+    }
+}
+
+fn counters_of(d: &Dut, ctrl: CtrlHandle) -> Result<NsCounters, Failure> {
+    Ok(d.provider.ns_counters(ctrl, FE_NSID)?)
 }
 
 /// Whether the device can read back what the case wrote (else the case looks at the
@@ -250,6 +271,7 @@ pub fn cases() -> Vec<Case> {
             let mut s = session(&d).await?;
             let op = FaultOp::of(&d);
             warm_up(&mut s.io, op).await?;
+            let before = s.counters(&d)?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
             let h = op_in_background(s.io, op, 0);
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -259,13 +281,14 @@ pub fn cases() -> Vec<Case> {
             let status = r.map_err(|e| Failure::from(e).context(format!("the in-flight {} got no answer", op.name())))?;
             op.not_success(status, "the in-flight")?;
             expect_event(&d, |e| matches!(e, OffloadEvent::NvmePciErr { .. }), "NVME_PCI_ERR").await?;
-            Ok(())
+            counters::moved(&before, &counters_of(&d, s.ctrl)?, sent(op, 1, 1))
         }),
         Case::new("pci-error", "many-in-flight-answered", "PCI-INFLIGHT-ANSWERED", "every one of several commands in flight is answered when the controller fails", &needs, |d| async move {
             let mut s = session(&d).await?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
             let flushes = d.caps.offload_ops_allowed(OffloadOps::FLUSH);
             let op = FaultOp::of(&d);
+            let before = s.counters(&d)?;
             let cids = if flushes {
                 harness::initiator::misbehave::overrun_sqsize(s.io.queue(), FE_NSID, 8)?
             } else {
@@ -282,6 +305,9 @@ pub fn cases() -> Vec<Case> {
                 } else {
                     op.not_success(r.cqe.status, &format!("cid {cid}, the"))?;
                 }
+            }
+            if !flushes {
+                counters::moved(&before, &s.counters(&d)?, sent(op, 8, 8))?;
             }
             Ok(())
         }),
@@ -306,14 +332,23 @@ pub fn cases() -> Vec<Case> {
             check!(!status.is_success(), "the write was acknowledged although its controller failed mid-transfer");
             Ok(())
         }),
-        Case::new("pci-error", "later-io-answered", "PCI-INFLIGHT-ANSWERED", "a command sent after the controller failed is answered with an error, not left hanging", &needs, |d| async move {
+        Case::new("pci-error", "later-io-answered", "PCI-INFLIGHT-ANSWERED", "a command sent after the controller failed is answered with an error at once, not left hanging until the command timeout, and raises no event", &needs, |d| async move {
             let mut s = session(&d).await?;
             inject(&s.backend, Fault::PciError)?;
             expect_event(&d, |e| matches!(e, OffloadEvent::NvmePciErr { .. }), "NVME_PCI_ERR").await?;
             let op = FaultOp::of(&d);
+            let before = s.counters(&d)?;
+            let t0 = tokio::time::Instant::now();
             let r = op.send(&mut s.io, 0).await?;
+            let took = t0.elapsed();
             op.not_success(r.cqe.status, "after the PCI error, the")?;
-            Ok(())
+            // The controller is known dead: nothing waits for its command timeout.
+            check!(
+                took < Duration::from_micros(TIMEOUT_US.into()),
+                "answered after {took:?}: the device waited on a controller it knows has failed"
+            );
+            counters::moved(&before, &s.counters(&d)?, sent(op, 1, 1))?;
+            d.no_event("PCI-INFLIGHT-ANSWERED", "a command sent to the failed controller").await
         }),
         Case::new("pci-error", "other-ctrl-unaffected", "PCI-ISOLATED", "another controller of the same SRQ keeps serving after one fails", &needs, |d| async move {
             let s = session(&d).await?;
@@ -376,13 +411,14 @@ pub fn cases() -> Vec<Case> {
             let mut s = session(&d).await?;
             let op = FaultOp::of(&d);
             warm_up(&mut s.io, op).await?;
+            let before = s.counters(&d)?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
             blame::checking("TMO-EVENT");
             let r = op.send(&mut s.io, 0).await
                 .map_err(|e| Failure::from(e).context(format!("the timed-out {} got no answer", op.name())))?;
             op.not_success(r.cqe.status, "the timed-out")?;
             expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { ctrl, .. } if *ctrl == s.ctrl), "NVME_TIMEOUT").await?;
-            Ok(())
+            counters::moved(&before, &s.counters(&d)?, sent(op, 1, 1))
         }),
         Case::new("timeout", "not-before-timeout", "TMO-ANSWERED", "a stuck command is not answered before the controller's command timeout", &needs, |d| async move {
             let mut s = session(&d).await?;
@@ -401,6 +437,7 @@ pub fn cases() -> Vec<Case> {
             let mut s = session(&d).await?;
             let op = FaultOp::of(&d);
             warm_up(&mut s.io, op).await?;
+            let before = s.counters(&d)?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Nth(1), delay: Some(Duration::from_secs(3)) })?;
             let stuck = blame::under("TMO-EVENT");
             let r = op.send(&mut s.io, 0).await?;
@@ -408,6 +445,8 @@ pub fn cases() -> Vec<Case> {
             drop(stuck);
             tokio::time::sleep(Duration::from_secs(4)).await;
             check!(s.io.queue().take_any_response()?.is_none(), "a second answer arrived for the timed-out command");
+            // The late completion is not counted a second time.
+            counters::moved(&before, &s.counters(&d)?, sent(op, 1, 1))?;
             serves(&d, &mut s.io, &s.backend, (5, 7), "after the late completion").await
         }),
         Case::new("timeout", "write-not-acknowledged-early", "DP-ACK-AFTER-BACKEND", "a write whose backend command never completes is never acknowledged with success", &[Need::Backends, Need::Ops(OffloadOps::WRITE)], |d| async move {
@@ -425,6 +464,7 @@ pub fn cases() -> Vec<Case> {
             let mut s = session(&d).await?;
             let op = FaultOp::of(&d);
             warm_up(&mut s.io, op).await?;
+            let before = s.counters(&d)?;
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Nth(1), delay: None })?;
             let stuck = blame::under("TMO-EVENT");
             let r = op.send(&mut s.io, 0).await?;
@@ -433,7 +473,7 @@ pub fn cases() -> Vec<Case> {
             let _ = expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { .. }), "NVME_TIMEOUT").await?;
             let r = op.send(&mut s.io, 0).await?;
             check_eq!(r.cqe.status, Status::SUCCESS, "the next {}'s status", op.name());
-            Ok(())
+            counters::moved(&before, &s.counters(&d)?, sent(op, 2, 1))
         }),
     ]
 }

@@ -1,5 +1,6 @@
 //! The offload conformance areas, one module each.
 
+pub mod backend_errors;
 pub mod caps;
 pub mod connect;
 pub mod ctrl;

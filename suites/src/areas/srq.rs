@@ -2,11 +2,14 @@
 //! caps bound, and destruction.
 
 use harness::api::{NvmfSrqAttrs, OffloadOps, SrqHandle};
-use harness::fabric::{Access, MrId, PdId};
+use std::time::Duration;
+
+use harness::fabric::{Access, AsyncEvent, MrId, PdId};
 use nix::errno::Errno;
 
+use crate::check_eq;
 use crate::offload::dut::{expect_errno, expect_ok};
-use crate::offload::{Case, Dut, Failure, Need};
+use crate::offload::{wait, Case, Dut, Failure, Need};
 
 type Build = fn(&Dut, PdId) -> Result<NvmfSrqAttrs, Failure>;
 
@@ -502,6 +505,42 @@ pub fn cases() -> Vec<Case> {
                 d.provider.create_srq(pd, &a),
                 "create_srq once an SRQ was destroyed",
             )?;
+            Ok(())
+        },
+    ));
+    v.push(Case::new(
+        "srq",
+        "qp-error-reported",
+        "SRQ-QP-EVENTS",
+        "a QP of the NVMe-oF SRQ that fails is reported to software on the device's context: \
+         QP_FATAL naming the QP software created, then LAST_WQE_REACHED for it (the first step \
+         of a two-phase teardown), and nothing else",
+        &[Need::FabricFaults],
+        |d| async move {
+            let s = d.default_session(4420).await?;
+            d.fabric.inject(harness::fabric::Fault::QpError {
+                addr: d.target_ip,
+                qpn: s.qpn,
+            })?;
+            let mut seen = Vec::new();
+            let deadline = tokio::time::Instant::now() + wait(Duration::from_secs(5));
+            while seen.len() < 2 {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match harness::fabric::wait::async_event(d.ctx.as_ref(), left).await {
+                    // The connection's own establishment may still be queued.
+                    Ok(AsyncEvent::CommEst(q)) if q == s.qp => {}
+                    Ok(ev) => seen.push(ev),
+                    Err(_) => break,
+                }
+            }
+            check_eq!(
+                seen,
+                vec![
+                    AsyncEvent::QpFatal(s.qp),
+                    AsyncEvent::QpLastWqeReached(s.qp)
+                ],
+                "the device context's events after the QP failed"
+            );
             Ok(())
         },
     ));

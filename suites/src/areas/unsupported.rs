@@ -73,7 +73,7 @@ pub fn cases() -> Vec<Case> {
             drop(event);
             let w = b_io.write(0, &pattern(f.lba_data_size() as usize, 3), DataMode::Keyed).await?;
             check!(w.cqe.status.is_success(), "write on QP B: {}", w.cqe.status);
-            check_eq!(d.ctx.query_qp(b_qp)?, QpState::Rts, "QP B");
+            check_eq!(d.ctx.query_qp(b_qp.id)?, QpState::Rts, "QP B");
             Ok(())
         }),
     ]

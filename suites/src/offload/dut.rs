@@ -410,6 +410,17 @@ impl Dut {
     }
 
     /// The LBA format of harness-made namespaces: 4096 when supported, else the first one
+    /// No offload event arrives within 200 ms (scaled by [`super::wait`]): `what` (say, a
+    /// backend's error status) must raise none. Checked under `requirement`.
+    pub async fn no_event(&self, requirement: &'static str, what: &str) -> Result<(), Failure> {
+        let _rule = super::blame::under(requirement);
+        let quiet = super::wait(std::time::Duration::from_millis(200));
+        match tokio::time::timeout(quiet, self.provider.next_event()).await {
+            Err(_) => Ok(()),
+            Ok(ev) => Err(Failure::new(format!("{what} raised the event {ev}"))),
+        }
+    }
+
     /// the device supports that the backend can emulate.
     pub fn ns_format(&self) -> LbaFormat {
         LbaFormat::SUPPORTED

@@ -3,6 +3,7 @@
 //! `docs/requirements.md` and the reports.
 
 pub mod blame;
+pub mod counters;
 pub mod dut;
 pub mod remote;
 pub mod requirements;
@@ -438,6 +439,7 @@ pub fn cases() -> Vec<Case> {
     v.extend(crate::areas::software::cases());
     v.extend(crate::areas::unsupported::cases());
     v.extend(crate::areas::faults::cases());
+    v.extend(crate::areas::backend_errors::cases());
     v.extend(crate::areas::connect::cases());
     v.extend(crate::areas::recovery::cases());
     v.extend(crate::areas::security::cases());

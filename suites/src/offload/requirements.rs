@@ -32,6 +32,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "SRQ-DESTROY-BUSY", rule: "destroy_srq fails with EBUSY while backend controllers exist on the SRQ", source: RULE_BOOK },
     Requirement { id: "SRQ-LIMIT-DEVICE", rule: "the device's max_srq NVMe-oF SRQs can exist at once; one more fails with ENOMEM, and destroying one makes room again", source: SHIPPED },
     Requirement { id: "SRQ-UNKNOWN", rule: "calls naming an SRQ that is not a live NVMe-oF SRQ fail with EINVAL", source: SHIPPED },
+    Requirement { id: "SRQ-QP-EVENTS", rule: "a QP of an NVMe-oF SRQ that goes to error is reported to software on the device's context: QP_FATAL naming the QP, then LAST_WQE_REACHED for it (two-phase teardown)", source: RFC },
     // ctrl
     Requirement { id: "CTRL-CREATE-REMOVE", rule: "create_nvme_ctrl with valid queues succeeds and remove_nvme_ctrl of a controller without namespaces succeeds", source: RFC },
     Requirement { id: "CTRL-REMOVE-BUSY", rule: "remove_nvme_ctrl fails with EBUSY while namespaces are mapped on the controller", source: SHIPPED },
@@ -64,7 +65,8 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "DP-STAGING", rule: "when offloaded commands in flight need more staging space than the buffer has, they wait for it: every one completes with its own data", source: RFC },
     Requirement { id: "DP-QUEUE-WRAP", rule: "offloaded commands keep being served after the backend queues wrap (phase tags followed)", source: "NVMe" },
     Requirement { id: "DP-ACK-AFTER-BACKEND", rule: "an offloaded write is acknowledged with success only after the backend completed it", source: RULE_BOOK },
-    Requirement { id: "DP-BACKEND-STATUS", rule: "an offloaded command the backend fails is answered with the backend's status and counted as an error", source: RULE_BOOK },
+    Requirement { id: "DP-BACKEND-STATUS", rule: "an offloaded command the backend completes with an error is answered with that status unchanged (status code type, status code, DNR) and, for a read, no data; no event is raised (the controller did not fail) and the queue keeps serving", source: RULE_BOOK },
+    Requirement { id: "DP-ERROR-COUNTED", rule: "every offloaded command answered with an error is counted in its namespace's error commands, and in its backend-error commands when its backend failed it, timed out or failed; no other counter moves for it but the served commands and blocks of its kind", source: RFC },
     Requirement { id: "DP-RESPONSE", rule: "every response carries its command's CID, the queue's QID as SQ Identifier, an SQ Head Pointer inside the queue and past the command's own capsule, and Phase Tag 0, on both the offloaded and the software path", source: "NVMe-oF" },
     Requirement { id: "DP-ANSWERED", rule: "every command the host sends on an offloaded queue is answered: none is dropped", source: "NVMe-oF" },
     // software path
@@ -75,7 +77,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "UNSUP-ISOLATED", rule: "a QP put in error by an unsupported op does not affect the other QPs of its SRQ", source: RULE_BOOK },
     // pci-error, timeout
     Requirement { id: "PCI-EVENT", rule: "a backend controller PCI error raises NVME_PCI_ERR naming that controller", source: RFC },
-    Requirement { id: "PCI-INFLIGHT-ANSWERED", rule: "every command in flight on, or later sent to, a controller that hit a PCI error is answered with an error status: none is dropped", source: RULE_BOOK },
+    Requirement { id: "PCI-INFLIGHT-ANSWERED", rule: "every command in flight on, or later sent to, a controller that hit a PCI error is answered with an error status: none is dropped, and one sent later is answered at once, not after the command timeout", source: RULE_BOOK },
     Requirement { id: "PCI-ISOLATED", rule: "a PCI error on one controller leaves the other controllers of the SRQ serving", source: RULE_BOOK },
     Requirement { id: "PCI-NO-ACKED-WRITE-LOST", rule: "a write acknowledged with success before a PCI error is on the media: it reads back once the namespace is served again", source: RULE_BOOK },
     Requirement { id: "PCI-RECOVER", rule: "after software removes the failed controller and creates a new one, I/O to its namespaces works", source: SHIPPED },

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use harness::api::{CtrlHandle, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, QpNvmfFlags};
 use harness::fabric::{
-    wait, Access, CmEventKind, ConnParam, CqId, MrInfo, PdId, QpCap, QpId, QpInit, RecvWr,
+    wait, Access, CmEventKind, ConnParam, CqId, MrInfo, PdId, QpCap, QpId, QpInfo, QpInit, RecvWr,
 };
 use harness::initiator::connect::{cm_establish, fabrics_connect, CmOptions, ConnectOptions};
 use harness::initiator::software::{answer_connect, SoftwareRecvs, HAND_BUILT_NQN};
@@ -63,6 +63,8 @@ pub struct Session {
     pub io: IoQueue,
     /// The target QP (engine context handle).
     pub qp: QpId,
+    /// Its QP number on the device (for fabric faults aimed at it).
+    pub qpn: u32,
     /// The target QP's CQ (software completions).
     pub cq: CqId,
     /// The NVMe-oF SRQ.
@@ -83,6 +85,13 @@ pub struct Session {
     pub sw_buf: MrInfo,
     /// Software's receives on the SRQ, as [`Dut::connect_queue`] needs them.
     pub sw: SwRecvs,
+}
+
+impl Session {
+    /// The counters of the session's namespace ([`FE_NSID`] on its controller).
+    pub fn counters(&self, d: &Dut) -> Result<harness::api::NsCounters, Failure> {
+        Ok(d.provider.ns_counters(self.ctrl, FE_NSID)?)
+    }
 }
 
 /// Software's receives on an NVMe-oF SRQ: receive `SW_WR_BASE + i` scatters into slot `i`
@@ -158,7 +167,8 @@ impl Dut {
         let (io, qp, cq) = self.connect_queue(&srq, pd, sw, opts, port).await?;
         Ok(Session {
             io,
-            qp,
+            qp: qp.id,
+            qpn: qp.qpn,
             cq,
             srq,
             attrs,
@@ -181,7 +191,7 @@ impl Dut {
         sw: SwRecvs,
         opts: &SessionOpts,
         port: u16,
-    ) -> Result<(IoQueue, QpId, CqId), Failure> {
+    ) -> Result<(IoQueue, QpInfo, CqId), Failure> {
         let addr = SocketAddr::new(self.target_ip.into(), port);
         self.ctx.cm_listen(addr)?;
         let host = self.traced_as(self.fabric.open(&self.host_device)?, "host");
@@ -221,7 +231,7 @@ impl Dut {
                 rnr_retry_count: 7,
             };
             self.ctx.cm_accept(ev.conn, qp.id, &param)?;
-            Ok::<_, Failure>((qp.id, cq))
+            Ok::<_, Failure>((qp, cq))
         };
         let (connected, accepted) = tokio::join!(connecting, accepting);
         let (qp, cq) = accepted?;
@@ -241,7 +251,7 @@ impl Dut {
             fabrics_connect(&mut queue, &data, &connect_opts),
             answer_connect(
                 &self.ctx,
-                (qp, cq, pd),
+                (qp.id, cq, pd),
                 software,
                 &connect_opts,
                 SESSION_CNTLID,
@@ -256,7 +266,7 @@ impl Dut {
             "the Connect response's CNTLID"
         );
         if opts.offload {
-            self.provider.qp_set_nvmf(qp, QpNvmfFlags::ENABLE)?;
+            self.provider.qp_set_nvmf(qp.id, QpNvmfFlags::ENABLE)?;
         }
         Ok((
             IoQueue::new(queue, FE_NSID, opts.format.lba_data_size()),

@@ -1,0 +1,204 @@
+//! Area `backend-error`: a backend controller that completes an offloaded command with an
+//! error status (a media error, a failed DMA) while staying healthy. The device must answer
+//! the host with that status unchanged (status code type, status code, DNR), deliver no
+//! data for a failed read, count the command as an error and a backend error, raise no
+//! event (the controller did not fail), and keep serving the queue.
+
+use harness::api::OffloadOps;
+use harness::initiator::{Completion, DataMode, IoQueue};
+use harness::wire::Status;
+use reference_target::backend::{BackendController, Fault};
+
+use crate::offload::counters::{self, Sent};
+use crate::offload::session::pattern;
+use crate::offload::{blame, Case, Dut, Failure, Need};
+use crate::{check, check_eq};
+
+const PORT: u16 = 4420;
+const RW: OffloadOps = OffloadOps::READ.union(OffloadOps::WRITE);
+
+/// Puts `data` on block `slba` of the backend's namespace 1, behind the device's back.
+fn put_media(b: &BackendController, slba: u64, data: &[u8]) -> Result<(), Failure> {
+    b.with_namespace(1, |ns| ns.write_blocks(slba, data))
+        .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
+        .map_err(|e| Failure::from(e).context("writing the backend's media"))
+}
+
+fn inject(b: &BackendController, f: Fault) -> Result<(), Failure> {
+    b.inject(f)
+        .map_err(|e| Failure::from(e).context("fault injection"))
+}
+
+/// A read (when the device offloads reads) or a write of one block at `slba`.
+async fn one_op(d: &Dut, io: &mut IoQueue, slba: u64) -> Result<Completion, Failure> {
+    if d.caps.offload_ops_allowed(OffloadOps::READ) {
+        Ok(io.read(slba, 1, DataMode::Keyed).await?)
+    } else {
+        let data = pattern(io.lba_size() as usize, slba as u8);
+        Ok(io.write(slba, &data, DataMode::Keyed).await?)
+    }
+}
+
+/// The cases of this area.
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "backend-error",
+            "media-read",
+            "DP-BACKEND-STATUS",
+            "an offloaded read of a block the backend cannot read is answered with the backend's \
+             Unrecovered Read Error (no DNR), no data, counted as an error and a backend error, \
+             with no event; a read of a good block on the same queue is served",
+            &[Need::Ops(OffloadOps::READ), Need::Backends],
+            |d| async move {
+                let mut s = d.default_session(PORT).await?;
+                let bs = d.ns_format().lba_data_size() as usize;
+                let good = pattern(bs, 21);
+                put_media(&s.backend, 1, &good)?;
+                put_media(&s.backend, 2, &pattern(bs, 22))?;
+                inject(
+                    &s.backend,
+                    Fault::MediaError {
+                        nsid: 1,
+                        lbas: 2..3,
+                    },
+                )?;
+                let before = s.counters(&d)?;
+                let bad = s.io.read(2, 1, DataMode::Keyed).await?;
+                check_eq!(
+                    bad.cqe.status,
+                    Status::UNRECOVERED_READ_ERROR,
+                    "the whole status of a read of a bad block (the backend's, DNR clear)"
+                );
+                check!(
+                    bad.data.iter().all(|b| *b == 0),
+                    "the failed read delivered data"
+                );
+                let ok = s.io.read(1, 1, DataMode::Keyed).await?;
+                check_eq!(
+                    ok.cqe.status,
+                    Status::SUCCESS,
+                    "a read of a good block after it"
+                );
+                check!(
+                    ok.data == good,
+                    "the good block read back differs from the media"
+                );
+                counters::moved(
+                    &before,
+                    &s.counters(&d)?,
+                    Sent {
+                        reads: 2,
+                        writes: 0,
+                        errors: 1,
+                    },
+                )?;
+                d.no_event("DP-BACKEND-STATUS", "a backend's error status")
+                    .await
+            },
+        ),
+        Case::new(
+            "backend-error",
+            "dma-fault",
+            "DP-BACKEND-STATUS",
+            "an offloaded command whose backend fails the data transfer is answered with the \
+             backend's Data Transfer Error (no DNR), counted as an error and a backend error, \
+             with no event; the next command on the queue is served",
+            &[Need::AnyOps(RW), Need::Backends],
+            |d| async move {
+                let mut s = d.default_session(PORT).await?;
+                let reads = d.caps.offload_ops_allowed(OffloadOps::READ);
+                let before = s.counters(&d)?;
+                inject(&s.backend, Fault::DmaFault { count: 1 })?;
+                let bad = one_op(&d, &mut s.io, 3).await?;
+                if !reads {
+                    let _rule = blame::under("DP-ACK-AFTER-BACKEND");
+                    check!(
+                        !bad.cqe.status.is_success(),
+                        "the write was acknowledged although its backend failed the transfer"
+                    );
+                }
+                check_eq!(
+                    bad.cqe.status,
+                    Status::DATA_TRANSFER_ERROR,
+                    "the whole status of a command whose backend transfer failed (DNR clear)"
+                );
+                if reads {
+                    check!(
+                        bad.data.iter().all(|b| *b == 0),
+                        "the failed read delivered data"
+                    );
+                }
+                let ok = one_op(&d, &mut s.io, 4).await?;
+                check_eq!(ok.cqe.status, Status::SUCCESS, "the next command's status");
+                let sent = if reads {
+                    Sent {
+                        reads: 2,
+                        writes: 0,
+                        errors: 1,
+                    }
+                } else {
+                    Sent {
+                        reads: 0,
+                        writes: 2,
+                        errors: 1,
+                    }
+                };
+                counters::moved(&before, &s.counters(&d)?, sent)?;
+                d.no_event("DP-BACKEND-STATUS", "a backend's error status")
+                    .await
+            },
+        ),
+        Case::new(
+            "backend-error",
+            "counted",
+            "DP-ERROR-COUNTED",
+            "reads failing in three ways (media error, past the end, failed transfer) between \
+             reads that succeed: the namespace counters count each failure once as an error \
+             and a backend error, and nothing else",
+            &[Need::Ops(OffloadOps::READ), Need::Backends],
+            |d| async move {
+                let mut s = d.default_session(PORT).await?;
+                inject(
+                    &s.backend,
+                    Fault::MediaError {
+                        nsid: 1,
+                        lbas: 2..3,
+                    },
+                )?;
+                let before = s.counters(&d)?;
+                let end = crate::offload::dut::NS_BLOCKS;
+                let mut statuses = Vec::new();
+                for slba in [1, 2, end, 3, 4] {
+                    if slba == 3 {
+                        inject(&s.backend, Fault::DmaFault { count: 1 })?;
+                    }
+                    statuses.push(s.io.read(slba, 1, DataMode::Keyed).await?.cqe.status);
+                }
+                {
+                    let _rule = blame::under("DP-BACKEND-STATUS");
+                    check_eq!(
+                        statuses,
+                        vec![
+                            Status::SUCCESS,
+                            Status::UNRECOVERED_READ_ERROR,
+                            Status::LBA_OUT_OF_RANGE.with_dnr(),
+                            Status::DATA_TRANSFER_ERROR,
+                            Status::SUCCESS
+                        ],
+                        "the statuses of the five reads"
+                    );
+                }
+                counters::moved(
+                    &before,
+                    &s.counters(&d)?,
+                    Sent {
+                        reads: 5,
+                        writes: 0,
+                        errors: 3,
+                    },
+                )
+            },
+        ),
+    ]
+}

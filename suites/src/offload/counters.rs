@@ -1,0 +1,77 @@
+//! Checks on a namespace's counters: that they moved by exactly what a case sent.
+
+use harness::api::NsCounters;
+
+use crate::offload::{blame, Failure};
+use crate::{check, check_eq};
+
+/// One-block commands a case sent between two readings of the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sent {
+    /// Reads sent.
+    pub reads: u64,
+    /// Writes sent (none in-capsule).
+    pub writes: u64,
+    /// How many of them failed (each counts as an error and a backend error).
+    pub errors: u64,
+}
+
+/// The counters moved by exactly the commands `sent`: every failed one counted as an error
+/// and as a backend error, nothing else counted. A failed command may or may not count as
+/// served (`read_cmds`, `write_cmds`; the API leaves it open), so either is taken, with its
+/// one block. Checked under `DP-ERROR-COUNTED`.
+pub fn moved(before: &NsCounters, after: &NsCounters, sent: Sent) -> Result<(), Failure> {
+    let _rule = blame::under("DP-ERROR-COUNTED");
+    let d = |a: u64, b: u64| a.wrapping_sub(b);
+    let errors = sent.errors;
+    check_eq!(
+        d(after.error_cmds, before.error_cmds),
+        errors,
+        "error commands counted"
+    );
+    check_eq!(
+        d(after.backend_error_cmds, before.backend_error_cmds),
+        errors,
+        "backend-error commands counted"
+    );
+    let served = |what: &str, cmds: u64, blocks: u64, sent: u64| -> Result<(), Failure> {
+        check!(
+            cmds <= sent && cmds + errors >= sent,
+            "{what} commands counted: {cmds}, for {sent} sent of which {errors} failed"
+        );
+        check_eq!(
+            blocks,
+            cmds,
+            "{what} blocks counted (one block per command)"
+        );
+        Ok(())
+    };
+    served(
+        "read",
+        d(after.read_cmds, before.read_cmds),
+        d(after.read_blocks, before.read_blocks),
+        sent.reads,
+    )?;
+    served(
+        "write",
+        d(after.write_cmds, before.write_cmds),
+        d(after.write_blocks, before.write_blocks),
+        sent.writes,
+    )?;
+    check_eq!(
+        d(after.flush_cmds, before.flush_cmds),
+        0,
+        "flush commands counted"
+    );
+    check_eq!(
+        d(after.write_inline_cmds, before.write_inline_cmds),
+        0,
+        "in-capsule writes counted"
+    );
+    check_eq!(
+        d(after.write_inline_blocks, before.write_inline_blocks),
+        0,
+        "in-capsule blocks counted"
+    );
+    Ok(())
+}
