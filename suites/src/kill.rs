@@ -16,6 +16,78 @@ use crate::run::{self, Options};
 /// unsupported-op event needs a device without non-offloaded ops).
 pub const PROFILES: [&str; 2] = ["full", "minimal"];
 
+/// For each quirk, a profile and the case named for the rule it breaks: that case must
+/// catch it (the matrix proper is measured over the whole catalog; this pins one case per
+/// rule, cheap enough to run against every mutant of the target, `docs/mutation.md`).
+pub const PINNED: [(Quirk, &str, &str); 13] = [
+    (
+        Quirk::OffloadAtQpCreation,
+        "full",
+        "software.offload-not-enabled",
+    ),
+    (
+        Quirk::EexistPerCtrl,
+        "full",
+        "mapping.eexist.other-ctrl-same-srq",
+    ),
+    (Quirk::UnmapMissingOk, "full", "mapping.enoent.never-mapped"),
+    (Quirk::LbaSizeUnchecked, "full", "mapping.lba-size.1024"),
+    (
+        Quirk::UnsupportedOpSilent,
+        "minimal",
+        "unsupported.unknown-opcode",
+    ),
+    (Quirk::NoPciErrEvent, "full", "pci-error.idle"),
+    (Quirk::NoTimeoutEvent, "full", "timeout.event-and-answer"),
+    (
+        Quirk::LoseInflightOnPciErr,
+        "full",
+        "pci-error.in-flight-answered",
+    ),
+    (
+        Quirk::EarlyWriteAck,
+        "full",
+        "timeout.write-not-acknowledged-early",
+    ),
+    (Quirk::CqPhaseStuck, "full", "datapath.queue-wrap"),
+    (Quirk::AllowAnyHost, "full", "security.host-not-allowed"),
+    (Quirk::SglLengthUnchecked, "full", "software.sgl-too-short"),
+    (
+        Quirk::HangOneCommand,
+        "full",
+        "datapath.write-read.lba-4096",
+    ),
+];
+
+/// Runs each quirk's [`PINNED`] case with that quirk: the quirks no pinned case caught, with
+/// the verdict it gave (empty when every quirk is caught).
+pub fn uncaught_pinned() -> Vec<String> {
+    let entries = offload_entries();
+    let unpinned = Quirk::ALL
+        .into_iter()
+        .filter(|q| !PINNED.iter().any(|(p, _, _)| p == q))
+        .map(|q| format!("{q}: no pinned case"));
+    PINNED
+        .iter()
+        .filter_map(|&(quirk, profile, case)| {
+            let Some(entry) = entries.iter().find(|e| e.id == case) else {
+                return Some(format!("{quirk}: no case {case}"));
+            };
+            let opts = Options {
+                profile: Profile::builtin(profile).expect("built-in profile"),
+                quirks: Quirks::one(quirk),
+                ..Options::default()
+            };
+            let result = run::run(std::slice::from_ref(entry), &opts, |_| {});
+            match &result.cases[0].verdict {
+                Verdict::Fail(_) | Verdict::Error(_) => None,
+                v => Some(format!("{quirk} on {profile}: {case} gave {v:?}")),
+            }
+        })
+        .chain(unpinned)
+        .collect()
+}
+
 /// One row: a quirk and the cases that caught it, per profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {

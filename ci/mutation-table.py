@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Per-file table of a cargo-mutants run (docs/mutation.md), from its outcomes.json.
+
+    python3 ci/mutation-table.py target/mutants/mutants.out/outcomes.json
+
+Prints a Markdown table: for each mutated file, the mutants caught, missed, unviable (did
+not build) and timed out, and the share of viable mutants (all but the unviable) that were
+caught, timeouts not counted as caught; then the missed mutants one per line.
+"""
+import collections
+import json
+import sys
+
+KINDS = ("CaughtMutant", "MissedMutant", "Unviable", "Timeout")
+
+
+def main(path):
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"mutation-table: cannot read {path}: {e}")
+    per_file = collections.defaultdict(collections.Counter)
+    missed = []
+    for o in data["outcomes"]:
+        mutant = o["scenario"].get("Mutant") if isinstance(o["scenario"], dict) else None
+        if mutant is None:
+            continue  # the baseline
+        kind = o["summary"]
+        per_file[mutant["file"]][kind] += 1
+        if kind == "MissedMutant":
+            missed.append(mutant["name"])
+    print("| file | mutants | caught | missed | unviable | timeout | caught of viable |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    total = collections.Counter()
+    for file in sorted(per_file):
+        c = per_file[file]
+        total.update(c)
+        print(row(file, c))
+    print(row("**all**", total))
+    if missed:
+        print("\nMissed:\n")
+        for name in missed:
+            print(f"- `{name}`")
+
+
+def row(name, c):
+    caught, missed, unviable, timeout = (c[k] for k in KINDS)
+    viable = caught + missed + timeout
+    share = f"{100 * caught / viable:.1f} %" if viable else "-"
+    n = sum(c.values())
+    return f"| {name} | {n} | {caught} | {missed} | {unviable} | {timeout} | {share} |"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        sys.exit(0 if len(sys.argv) == 2 else 2)
+    main(sys.argv[1])
