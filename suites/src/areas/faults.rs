@@ -475,5 +475,30 @@ pub fn cases() -> Vec<Case> {
             check_eq!(r.cqe.status, Status::SUCCESS, "the next {}'s status", op.name());
             counters::moved(&before, &s.counters(&d)?, sent(op, 2, 1))
         }),
+        Case::new("timeout", "removed-controller-answers-stuck", "DP-ANSWERED", "a command stuck in a backend controller that software unmaps and removes before its timeout is answered with an error when the controller goes, not dropped", &needs, |d| async move {
+            let mut s = session(&d).await?;
+            let op = FaultOp::of(&d);
+            warm_up(&mut s.io, op).await?;
+            let before = s.counters(&d)?;
+            inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
+            let h = op_in_background(s.io, op, 0);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let k = counters_of(&d, s.ctrl)?;
+            d.provider.unmap_nsid(s.ctrl, FE_NSID)?;
+            d.provider.remove_nvme_ctrl(s.srq.handle, s.ctrl)?;
+            let t0 = tokio::time::Instant::now();
+            let (_, r) = h.await.map_err(|e| Failure::from(e).context("host task"))?;
+            let status = r.map_err(|e| Failure::from(e).context(format!("the stuck {} got no answer", op.name())))?;
+            op.not_success(status, "the stuck")?;
+            let took = t0.elapsed();
+            check!(
+                took < Duration::from_micros(TIMEOUT_US.into()),
+                "answered {took:?} after its controller was removed: it waited for the command timeout"
+            );
+            // Nothing was answered before the removal; the counters read then are final
+            // for the namespace (it is unmapped now).
+            counters::moved(&before, &k, sent(op, 0, 0))?;
+            d.no_event("DP-ANSWERED", "removing a controller with a command in it").await
+        }),
     ]
 }
