@@ -9,7 +9,7 @@ use harness::initiator::misbehave;
 use harness::wire::{SglRepr, SqeRepr};
 
 use crate::offload::session::{SessionOpts, FE_NSID};
-use crate::offload::{Case, Dut, Failure, Need};
+use crate::offload::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;
@@ -45,6 +45,61 @@ async fn reaches_software(
     Ok(s)
 }
 
+/// A session without offload and with `recvs` software receives on its SRQ (armed with
+/// `limit` when not 0); sends `n` read capsules (CIDs 1..=n) and returns the session and the
+/// capsules.
+async fn software_session(
+    d: &Dut,
+    recvs: u32,
+    limit: u32,
+) -> Result<(crate::offload::session::Session, Vec<Vec<u8>>), Failure> {
+    let opts = SessionOpts {
+        format: d.ns_format(),
+        offload: false,
+        sw_recvs: recvs,
+        ..Default::default()
+    };
+    let s = d.session(&opts, PORT).await?;
+    if limit > 0 {
+        d.ctx.arm_srq(s.srq.srq, limit)?;
+    }
+    let capsules = (1..=u16::try_from(recvs + 1).unwrap_or(u16::MAX))
+        .map(|cid| {
+            let sgl = SglRepr::keyed(0x1000, d.ns_format().lba_data_size(), 0x77);
+            Ok(misbehave::read_sqe(cid, FE_NSID, u64::from(cid), 1, sgl)?.to_vec())
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    Ok((s, capsules))
+}
+
+/// The next software receive holds `capsule`, on the session's QP (`SW-NOT-ENABLED`).
+async fn received(
+    d: &Dut,
+    s: &crate::offload::session::Session,
+    capsule: &[u8],
+    what: &str,
+) -> Result<(), Failure> {
+    let _rule = blame::under("SW-NOT-ENABLED");
+    let wc = wait::completion(d.ctx.as_ref(), s.cq, crate::offload::wait(BOUND))
+        .await
+        .map_err(|e| Failure::from(e).context(format!("{what}: no software receive")))?;
+    check_eq!(wc.status, WcStatus::Success, "{what}: receive status");
+    check_eq!(wc.qp, s.qp, "{what}: the QP it arrived on");
+    check_eq!(
+        wc.byte_len as usize,
+        capsule.len(),
+        "{what}: received length"
+    );
+    let slot = (wc.wr_id - 1000) * u64::from(s.attrs.ioccsz) * 16;
+    let mut got = vec![0u8; capsule.len()];
+    d.ctx.mr_read(s.sw_buf.id, slot, &mut got)?;
+    check!(
+        got == capsule,
+        "{what}: software received different bytes than the host sent"
+    );
+    Ok(())
+}
+
 /// The cases of this area.
 pub fn cases() -> Vec<Case> {
     vec![
@@ -77,6 +132,33 @@ pub fn cases() -> Vec<Case> {
         Case::new("software", "malformed-capsule", "SW-NOT-OFFLOADED", "a capsule shorter than an SQE reaches software intact", &[Need::Backends, Need::NonOffloadedOps], |d| async move {
             let full = SqeRepr::new(4, FE_NSID, harness::wire::SqeCommand::Flush, SglRepr::keyed(0, 0, 0)).to_bytes()?;
             reaches_software(&d, SessionOpts { format: d.ns_format(), ..Default::default() }, full[..32].to_vec()).await.map(|_| ())
+        }),
+        Case::new("software", "held-until-receive", "SW-NOT-ENABLED", "a capsule for software that arrives when software has no receive posted on the SRQ is held, not dropped: it is delivered, byte for byte, once software posts one", &[Need::Backends], |d| async move {
+            let (mut s, capsules) = software_session(&d, 2, 0).await?;
+            for c in &capsules {
+                misbehave::send_raw(s.io.queue(), c)?;
+            }
+            received(&d, &s, &capsules[0], "the first capsule").await?;
+            received(&d, &s, &capsules[1], "the second capsule").await?;
+            let early = wait::completion(d.ctx.as_ref(), s.cq, crate::offload::wait(Duration::from_millis(100))).await;
+            check!(early.is_err(), "a receive completed with no receive posted: {early:?}");
+            d.ctx.post_srq_recv(s.srq.srq, &harness::fabric::RecvWr {
+                wr_id: 1000,
+                sg_list: vec![s.sw_buf.sge(0, s.attrs.ioccsz * 16)],
+            })?;
+            received(&d, &s, &capsules[2], "the held capsule, once a receive is posted").await
+        }),
+        Case::new("software", "srq-limit", "SW-SRQ-LIMIT", "armed with a limit, the NVMe-oF SRQ raises SRQ_LIMIT_REACHED naming it when software's receives fall below the limit, once", &[Need::Backends], |d| async move {
+            let (mut s, capsules) = software_session(&d, 4, 2).await?;
+            for (i, c) in capsules.iter().take(4).enumerate() {
+                misbehave::send_raw(s.io.queue(), c)?;
+                received(&d, &s, c, &format!("capsule {i}")).await?;
+                let ev = d.ctx.poll_async_event();
+                // 4 receives, limit 2: the third capsule leaves 1 posted.
+                let want = (i == 2).then_some(harness::fabric::AsyncEvent::SrqLimitReached(s.srq.srq));
+                check_eq!(ev, want, "the device context's event after capsule {i}");
+            }
+            Ok(())
         }),
     ]
 }

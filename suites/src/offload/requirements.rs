@@ -71,6 +71,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "DP-ANSWERED", rule: "every command the host sends on an offloaded queue is answered: none is dropped", source: "NVMe-oF" },
     // software path
     Requirement { id: "SW-NOT-ENABLED", rule: "on a QP of an NVMe-oF SRQ without offload enabled, every capsule reaches software as an SRQ receive, byte for byte", source: RFC },
+    Requirement { id: "SW-SRQ-LIMIT", rule: "software's receives on an NVMe-oF SRQ honour its limit: armed, the SRQ raises SRQ_LIMIT_REACHED naming it once when they fall below the limit", source: "verbs (ibv_modify_srq)" },
     Requirement { id: "SW-NOT-OFFLOADED", rule: "with non-offloaded ops supported, a capsule the device does not offload (op, nsid, SGL, length, malformed) reaches software as an SRQ receive on its QP", source: RFC },
     // unsupported
     Requirement { id: "UNSUP-EVENT", rule: "without non-offloaded op support, a capsule the device cannot serve on an offloaded QP raises UNSUPPORTED_NVMF_OP with the QP and opcode, and the QP goes to error", source: RFC },
