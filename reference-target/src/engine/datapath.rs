@@ -152,7 +152,8 @@ impl Core {
         let (blocks, len, writes) = match &sqe.command {
             SqeCommand::Read(rw) => (u64::from(rw.nlb) + 1, (u64::from(rw.nlb) + 1) * lba, false),
             SqeCommand::Write(rw) => (u64::from(rw.nlb) + 1, (u64::from(rw.nlb) + 1) * lba, true),
-            SqeCommand::WriteZeroes(wz) => (u64::from(wz.nlb) + 1, 0, false),
+            // Blocks are counted for reads and writes only; write zeroes moves no data.
+            SqeCommand::WriteZeroes(_) => (0, 0, false),
             SqeCommand::DatasetManagement(d) => (0, (u64::from(d.nr) + 1) * 16, true),
             SqeCommand::Flush => (0, 0, false),
             SqeCommand::Other { .. } => return no(NotOffloaded::OpNotSelected),

@@ -717,15 +717,21 @@ async fn staging_exhaustion(d: Dut, slow: Option<Duration>) -> CaseResult {
     Ok(())
 }
 
-/// A session in the smallest LBA format the device supports, whose queue takes one block of
-/// it in-capsule; and that block size.
-async fn in_capsule_session(d: &Dut) -> Result<(Session, u32), Failure> {
+/// The smallest LBA format the device supports (and the backend emulates), and its block
+/// size: the one a capsule most easily carries.
+pub(crate) fn smallest_format(d: &Dut) -> Result<(LbaFormat, u32), Failure> {
     let f = LbaFormat::SUPPORTED
         .into_iter()
         .filter(|f| d.caps.supports_lba_data_size(f.lba_data_size()))
         .min_by_key(|f| f.lba_data_size())
         .ok_or_else(|| Failure::new("no supported LBA format the backend emulates"))?;
-    let bs = f.lba_data_size();
+    Ok((f, f.lba_data_size()))
+}
+
+/// A session in the smallest LBA format the device supports, whose queue takes one block of
+/// it in-capsule; and that block size.
+async fn in_capsule_session(d: &Dut) -> Result<(Session, u32), Failure> {
+    let (f, bs) = smallest_format(d)?;
     let opts = SessionOpts {
         format: f,
         in_capsule: bs,

@@ -160,5 +160,13 @@ pub fn cases() -> Vec<Case> {
             }
             Ok(())
         }),
+        Case::new("software", "read-with-in-capsule-sgl", "SW-NOT-OFFLOADED", "a read whose data pointer is an in-capsule data block, with that data in the capsule (only a write carries data in the capsule), is not offloaded: software receives it whole", &[Need::Backends, Need::NonOffloadedOps, Need::Ops(OffloadOps::READ), Need::InCapsuleBlock], |d| async move {
+            let (format, bs) = crate::areas::datapath::smallest_format(&d)?;
+            let sgl = SglRepr::DataBlock { addressing: harness::wire::SglAddressing::Offset, address: 0, length: bs };
+            // The capsule even carries the bytes its data pointer points at.
+            let mut capsule = misbehave::read_sqe(5, FE_NSID, 0, 1, sgl)?.to_vec();
+            capsule.extend(crate::offload::session::pattern(bs as usize, 5));
+            reaches_software(&d, SessionOpts { format, in_capsule: bs, ..Default::default() }, capsule).await.map(|_| ())
+        }),
     ]
 }
