@@ -9,12 +9,14 @@ caught, timeouts not counted as caught; then the missed mutants one per line.
 """
 import collections
 import json
+import signal
 import sys
 
 KINDS = ("CaughtMutant", "MissedMutant", "Unviable", "Timeout")
 
 
 def main(path):
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` is not an error
     try:
         with open(path) as f:
             data = json.load(f)

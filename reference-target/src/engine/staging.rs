@@ -10,10 +10,8 @@ pub const GRAIN: u64 = 512;
 /// First-fit allocator over `[0, len)` of one staging buffer.
 #[derive(Debug, Clone)]
 pub struct Staging {
-    len: u64,
     /// Free ranges: start → length, never adjacent (merged on free).
     free: BTreeMap<u64, u64>,
-    in_use: u64,
 }
 
 impl Staging {
@@ -24,11 +22,7 @@ impl Staging {
         if len > 0 {
             free.insert(0, len);
         }
-        Staging {
-            len,
-            free,
-            in_use: 0,
-        }
+        Staging { free }
     }
 
     /// Takes `size` bytes (rounded up to [`GRAIN`]); `None` when no free range is large
@@ -40,7 +34,6 @@ impl Staging {
         if flen > size {
             self.free.insert(start + size, flen - size);
         }
-        self.in_use += size;
         Some(start)
     }
 
@@ -48,7 +41,6 @@ impl Staging {
     pub fn free(&mut self, offset: u64, size: u64) {
         let mut start = offset;
         let mut len = size.max(1).div_ceil(GRAIN) * GRAIN;
-        self.in_use -= len;
         if let Some((&p, &pl)) = self.free.range(..start).next_back() {
             if p + pl == start {
                 self.free.remove(&p);
@@ -62,16 +54,6 @@ impl Staging {
         }
         self.free.insert(start, len);
     }
-
-    /// Whether a request of `size` bytes could ever be served (it fits the buffer).
-    pub fn can_ever_fit(&self, size: u64) -> bool {
-        size.max(1).div_ceil(GRAIN) * GRAIN <= self.len
-    }
-
-    /// Bytes currently taken.
-    pub fn in_use(&self) -> u64 {
-        self.in_use
-    }
 }
 
 #[cfg(test)]
@@ -79,6 +61,11 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// Bytes of a `total`-byte allocator currently taken.
+    fn in_use(s: &Staging, total: u64) -> u64 {
+        total - s.free.values().sum::<u64>()
+    }
 
     #[test]
     fn fills_then_waits_then_reuses() {
@@ -89,7 +76,7 @@ mod tests {
         assert_eq!(s.alloc(512), None, "full: the caller must wait");
         s.free(a, 2048);
         assert_eq!(s.alloc(1024), Some(a));
-        assert!(!s.can_ever_fit(8192) && s.can_ever_fit(4096));
+        assert_eq!(in_use(&s, 4096), 2048 + 1024);
     }
 
     #[test]
@@ -124,7 +111,7 @@ mod tests {
                 }
             }
             let used: u64 = live.iter().map(|(_, l)| l.div_ceil(GRAIN) * GRAIN).sum();
-            prop_assert_eq!(s.in_use(), used);
+            prop_assert_eq!(in_use(&s, 64 * 1024), used);
         }
     }
 }
