@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Per-file table of a cargo-mutants run (docs/mutation.md), from its outcomes.json.
 
-    python3 ci/mutation-table.py target/mutants/mutants.out/outcomes.json
+    python3 ci/mutation-table.py target/mutants/mutants.out/outcomes.json [LATER.json ...]
+
+With several files (say a run and its `--iterate` re-run), a mutant's outcome is the one
+in the last file that has it.
 
 Prints a Markdown table: for each mutated file, the mutants caught, missed, unviable (did
 not build) and timed out, and the share of viable mutants (all but the unviable) that were
@@ -15,23 +18,26 @@ import sys
 KINDS = ("CaughtMutant", "MissedMutant", "Unviable", "Timeout")
 
 
-def main(path):
+def main(paths):
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` is not an error
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
-        sys.exit(f"mutation-table: cannot read {path}: {e}")
+    outcomes = {}
+    for path in paths:
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            sys.exit(f"mutation-table: cannot read {path}: {e}")
+        for o in data["outcomes"]:
+            scenario = o["scenario"]
+            mutant = scenario.get("Mutant") if isinstance(scenario, dict) else None
+            if mutant is not None:  # not the baseline
+                outcomes[mutant["name"]] = (mutant["file"], o["summary"])
     per_file = collections.defaultdict(collections.Counter)
     missed = []
-    for o in data["outcomes"]:
-        mutant = o["scenario"].get("Mutant") if isinstance(o["scenario"], dict) else None
-        if mutant is None:
-            continue  # the baseline
-        kind = o["summary"]
-        per_file[mutant["file"]][kind] += 1
+    for name, (file, kind) in outcomes.items():
+        per_file[file][kind] += 1
         if kind == "MissedMutant":
-            missed.append(mutant["name"])
+            missed.append(name)
     print("| file | mutants | caught | missed | unviable | timeout | caught of viable |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     total = collections.Counter()
@@ -55,7 +61,7 @@ def row(name, c):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__.strip())
         sys.exit(0 if len(sys.argv) == 2 else 2)
-    main(sys.argv[1])
+    main(sys.argv[1:])
