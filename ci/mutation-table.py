@@ -4,7 +4,11 @@
     python3 ci/mutation-table.py target/mutants/mutants.out/outcomes.json [LATER.json ...]
 
 With several files (say a run and its `--iterate` re-run), a mutant's outcome is the one
-in the last file that has it.
+in the last file that has it. Mutants are named with their line numbers, so when the code
+moved between the runs, give the tree's current list (`cargo mutants --list > LIST`) with
+`--only LIST`: mutants not in it are left out.
+
+    python3 ci/mutation-table.py --only LIST first/outcomes.json iterate/outcomes.json
 
 Prints a Markdown table: for each mutated file, the mutants caught, missed, unviable (did
 not build) and timed out, and the share of viable mutants (all but the unviable) that were
@@ -18,7 +22,7 @@ import sys
 KINDS = ("CaughtMutant", "MissedMutant", "Unviable", "Timeout")
 
 
-def main(paths):
+def main(paths, only=None):
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` is not an error
     outcomes = {}
     for path in paths:
@@ -30,7 +34,9 @@ def main(paths):
         for o in data["outcomes"]:
             scenario = o["scenario"]
             mutant = scenario.get("Mutant") if isinstance(scenario, dict) else None
-            if mutant is not None:  # not the baseline
+            if mutant is None:
+                continue  # the baseline
+            if only is None or mutant["name"] in only:
                 outcomes[mutant["name"]] = (mutant["file"], o["summary"])
     per_file = collections.defaultdict(collections.Counter)
     missed = []
@@ -61,7 +67,18 @@ def row(name, c):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+    args = sys.argv[1:]
+    if not args or args[0] in ("-h", "--help"):
         print(__doc__.strip())
-        sys.exit(0 if len(sys.argv) == 2 else 2)
-    main(sys.argv[1:])
+        sys.exit(0 if args else 2)
+    only = None
+    if args[0] == "--only":
+        if len(args) < 3:
+            sys.exit("mutation-table: --only LIST needs a list and at least one outcomes file")
+        try:
+            with open(args[1]) as f:
+                only = {line.strip() for line in f if line.strip()}
+        except OSError as e:
+            sys.exit(f"mutation-table: cannot read {args[1]}: {e}")
+        args = args[2:]
+    main(args, only)
