@@ -38,6 +38,8 @@ pub struct SessionOpts {
     pub in_capsule: u32,
     /// Host queue depth.
     pub depth: u16,
+    /// Depth of the SRQ's backend queues (`nvme_queue_depth`); 0: the host queue depth.
+    pub backend_depth: u16,
     /// Backend command timeout, µs (0 = device default).
     pub cmd_timeout_us: u32,
     /// Software receives to post on the NVMe-oF SRQ (for commands not offloaded).
@@ -51,6 +53,7 @@ impl Default for SessionOpts {
             offload: true,
             in_capsule: 0,
             depth: 32,
+            backend_depth: 0,
             cmd_timeout_us: 0,
             sw_recvs: 16,
         }
@@ -127,7 +130,12 @@ impl Dut {
         let mut attrs = self.srq_attrs(&staging_mr);
         let want_ioccsz = (64 + opts.in_capsule).div_ceil(16);
         attrs.ioccsz = want_ioccsz.clamp(self.caps.min_ioccsz.max(4), self.caps.max_ioccsz);
-        attrs.nvme_queue_depth = u32::from(opts.depth).clamp(
+        let backend_depth = if opts.backend_depth == 0 {
+            opts.depth
+        } else {
+            opts.backend_depth
+        };
+        attrs.nvme_queue_depth = u32::from(backend_depth).clamp(
             self.caps.min_nvme_queue_depth,
             self.caps.max_nvme_queue_depth,
         );
