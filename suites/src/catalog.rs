@@ -51,6 +51,14 @@ pub fn all() -> Vec<Entry> {
     offload.chain(fabric).collect()
 }
 
+/// The offload conformance cases of [`all`], in catalog order (no fabric contract).
+pub fn offload() -> Vec<Entry> {
+    all()
+        .into_iter()
+        .filter(|e| matches!(e.body, Body::Offload(_)))
+        .collect()
+}
+
 /// Does `entry` match one filter? A filter selects an exact id, an area, every id that
 /// starts with it followed by a dot (`fabric.qp` selects `fabric.qp.*`), a requirement
 /// (`req:MAP-EEXIST`) or a tag (`tag:limits`).

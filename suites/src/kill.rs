@@ -9,7 +9,7 @@ use harness::api::Profile;
 use harness::runner::{RunResult, Verdict};
 use reference_target::quirks::{Quirk, Quirks};
 
-use crate::catalog::{self, Entry};
+use crate::catalog;
 use crate::run::{self, Options};
 
 /// Profiles every quirk is tried with (some rules only show on one of them, e.g. the
@@ -62,7 +62,7 @@ pub const PINNED: [(Quirk, &str, &str); 13] = [
 /// Runs each quirk's [`PINNED`] case with that quirk: the quirks no pinned case caught, with
 /// the verdict it gave (empty when every quirk is caught).
 pub fn uncaught_pinned() -> Vec<String> {
-    let entries = offload_entries();
+    let entries = catalog::offload();
     let unpinned = Quirk::ALL
         .into_iter()
         .filter(|q| !PINNED.iter().any(|(p, _, _)| p == q))
@@ -117,13 +117,6 @@ pub struct Matrix {
     pub cases: usize,
 }
 
-fn offload_entries() -> Vec<Entry> {
-    catalog::all()
-        .into_iter()
-        .filter(|e| e.requirement.is_some())
-        .collect()
-}
-
 fn failed(r: &RunResult) -> Vec<String> {
     r.cases
         .iter()
@@ -143,7 +136,7 @@ fn blamed(r: &RunResult) -> std::collections::BTreeSet<String> {
 
 /// Runs the offload catalog clean and with each quirk, on each of [`PROFILES`].
 pub fn compute() -> Matrix {
-    let entries = offload_entries();
+    let entries = catalog::offload();
     let run_with = |profile: &str, quirks: Quirks| {
         let opts = Options {
             profile: Profile::builtin(profile).expect("built-in profile"),

@@ -14,17 +14,10 @@ use std::process::Command;
 
 use harness::api::Profile;
 use harness::runner::Verdict;
-use suites::catalog::{self, Body, Entry};
+use suites::catalog::{self, Entry};
 use suites::run::{self, Options};
 use suites::seed::case_seed;
 use suites::snapshot;
-
-fn offload_entries() -> Vec<Entry> {
-    catalog::all()
-        .into_iter()
-        .filter(|e| matches!(e.body, Body::Offload(_)))
-        .collect()
-}
 
 fn opts(profile: &str, seed: u64, snapshots: Option<PathBuf>) -> Options {
     Options {
@@ -70,7 +63,7 @@ fn profile_matches_its_snapshots(profile: &str) -> Vec<String> {
     settings.set_omit_expression(true);
     let mut problems = Vec::new();
     let mut expected = BTreeSet::new();
-    for e in offload_entries() {
+    for e in catalog::offload() {
         let rec = run::run_one(&e, case_seed(full.seed, &e.id), &full);
         match &rec.verdict {
             Verdict::Pass => {}
@@ -123,7 +116,7 @@ fn profile_matches_its_snapshots(profile: &str) -> Vec<String> {
 
 #[test]
 fn traces_are_deterministic_and_do_not_depend_on_the_seed() {
-    let entries = offload_entries();
+    let entries = catalog::offload();
     let a = run::run(&entries, &opts(snapshot::PROFILE, 0, None), |_| {});
     let b = run::run(&entries, &opts(snapshot::PROFILE, 0, None), |_| {});
     for (x, y) in a.cases.iter().zip(&b.cases) {
@@ -144,7 +137,7 @@ fn traces_are_deterministic_and_do_not_depend_on_the_seed() {
 
 #[test]
 fn every_caps_have_an_oracle_and_a_missing_snapshot_is_said() {
-    let entries: Vec<Entry> = offload_entries()
+    let entries: Vec<Entry> = catalog::offload()
         .into_iter()
         .filter(|e| e.id == "mapping.eexist.same-ctrl")
         .collect();

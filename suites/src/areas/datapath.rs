@@ -124,6 +124,36 @@ async fn zeroes_after(d: Dut, how: Zeroing) -> Result<(), Failure> {
     nothing_for_software(&d, &s)
 }
 
+/// Sends `n` flushes at once, then waits for each answer in order: every one a success,
+/// and the flushes counted. With `wrapped_after: Some(k)`, the answers from the `k`th on
+/// came through a backend queue that has wrapped, and a failure there is blamed on
+/// `DP-QUEUE-WRAP`.
+async fn full_queue_of_flushes(
+    d: &Dut,
+    s: &mut Session,
+    n: usize,
+    wrapped_after: Option<usize>,
+) -> CaseResult {
+    let cids = misbehave::overrun_sqsize(s.io.queue(), FE_NSID, n)?;
+    for (i, cid) in cids.into_iter().enumerate() {
+        if Some(i) == wrapped_after {
+            blame::checking("DP-QUEUE-WRAP");
+        }
+        let r =
+            s.io.queue()
+                .wait_response(cid, wait(Duration::from_secs(5)))
+                .await?;
+        ok_status("flush", r.cqe.status)?;
+    }
+    settle().await;
+    check_eq!(
+        d.provider.ns_counters(s.ctrl, FE_NSID)?.flush_cmds,
+        n as u64,
+        "flushes counted"
+    );
+    Ok(())
+}
+
 /// Lets the last acknowledgements of the fabric arrive.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -351,21 +381,7 @@ pub fn cases() -> Vec<Case> {
         |d| async move {
             let mut s = d.default_session(PORT).await?;
             let n = 31usize;
-            let cids = misbehave::overrun_sqsize(s.io.queue(), FE_NSID, n)?;
-            for cid in cids {
-                let r =
-                    s.io.queue()
-                        .wait_response(cid, wait(Duration::from_secs(5)))
-                        .await?;
-                ok_status("flush", r.cqe.status)?;
-            }
-            settle().await;
-            check_eq!(
-                d.provider.ns_counters(s.ctrl, FE_NSID)?.flush_cmds,
-                n as u64,
-                "flushes counted"
-            );
-            Ok(())
+            full_queue_of_flushes(&d, &mut s, n, None).await
         },
     ));
     v.push(Case::new(
@@ -391,25 +407,7 @@ pub fn cases() -> Vec<Case> {
                 .map_err(|e| Failure::from(e).context("fault injection"))?;
             let n = usize::from(opts.depth) - 1;
             let backend_depth = s.attrs.nvme_queue_depth as usize;
-            let cids = misbehave::overrun_sqsize(s.io.queue(), FE_NSID, n)?;
-            for (i, cid) in cids.into_iter().enumerate() {
-                if i == backend_depth - 1 {
-                    // One backend queue serves them in order: from here on it has wrapped.
-                    blame::checking("DP-QUEUE-WRAP");
-                }
-                let r =
-                    s.io.queue()
-                        .wait_response(cid, wait(Duration::from_secs(5)))
-                        .await?;
-                ok_status("flush", r.cqe.status)?;
-            }
-            settle().await;
-            check_eq!(
-                d.provider.ns_counters(s.ctrl, FE_NSID)?.flush_cmds,
-                n as u64,
-                "flushes counted"
-            );
-            Ok(())
+            full_queue_of_flushes(&d, &mut s, n, Some(backend_depth - 1)).await
         },
     ));
     v.push(Case::new(
