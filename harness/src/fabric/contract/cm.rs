@@ -10,7 +10,7 @@ use nix::errno::Errno;
 
 use super::{
     all_remote, check_bytes, check_private_data, check_wc, contract_case, expect_errno, pattern,
-    CaseResult, Context, ContractCase, Env, Side, FOREIGN_ADDR,
+    CaseResult, Context, ContractCase, Env, Side, BOUND, FOREIGN_ADDR,
 };
 use crate::fabric::{
     Access, CmEventKind, ConnParam, QpAttr, QpCap, QpState, SendOp, SendWr, WcOpcode, WcStatus,
@@ -54,6 +54,13 @@ pub(super) fn cases() -> Vec<ContractCase> {
             &[],
             "32 bytes of connect private data arrive in the ConnectRequest, with the peer address",
             connect_private_data
+        ),
+        contract_case!(
+            "cm.poll.queued-request",
+            "cm",
+            &[],
+            "poll_cm_event, which never waits, returns a queued ConnectRequest (listener, peer, private data) and then nothing",
+            poll_queued
         ),
         contract_case!(
             "cm.connect.private-data-too-long-einval",
@@ -232,6 +239,58 @@ async fn connect_private_data(env: Env) -> CaseResult {
     )?;
     Ok(())
 }
+
+async fn poll_queued(env: Env) -> CaseResult {
+    let a = Side::create(&env.open("a", 0)?, QpCap::default())?;
+    let b = Side::create(&env.open("b", 1)?, QpCap::default())?;
+    let addr = env.listen_addr(&b.dev, 0);
+    let listener = b.dev.ctx.cm_listen(addr).ctx("cm_listen")?;
+    let data = pattern(env.seed, 72, 8);
+    a.dev
+        .ctx
+        .cm_connect(addr, a.qp.id, &param(data.clone()))
+        .ctx("cm_connect")?;
+    let deadline = tokio::time::Instant::now() + BOUND;
+    let e = loop {
+        if let Some(e) = b.dev.ctx.poll_cm_event() {
+            break e;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            fail!("b: poll_cm_event returned nothing within {BOUND:?} of a cm_connect");
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    };
+    match e.kind {
+        CmEventKind::ConnectRequest {
+            listener: l,
+            peer,
+            param,
+        } => {
+            ensure_eq!(l, listener, "ConnectRequest.listener");
+            ensure_eq!(
+                peer.ip(),
+                IpAddr::V4(a.dev.port.addr),
+                "ConnectRequest.peer"
+            );
+            check_private_data(
+                &param.private_data,
+                &data,
+                CM_REQ_PRIVATE_DATA_MAX,
+                "ConnectRequest private data",
+            )?;
+        }
+        other => fail!("b: poll_cm_event: expected ConnectRequest, got {other:?}"),
+    }
+    let again = b.dev.ctx.poll_cm_event();
+    ensure!(
+        again.is_none(),
+        "b: poll_cm_event after the only event: {again:?}"
+    );
+    Ok(())
+}
+
+/// How often [`poll_queued`] polls.
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
 
 async fn connect_too_long(env: Env) -> CaseResult {
     let a = Side::create(&env.open("a", 0)?, QpCap::default())?;

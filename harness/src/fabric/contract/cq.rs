@@ -2,8 +2,13 @@
 
 use nix::errno::Errno;
 
-use super::{all_remote, contract_case, expect_errno, CaseResult, Context, ContractCase, Env};
-use crate::fabric::{AsyncEvent, QpAttr, QpCap, QpInit, QpState};
+use super::{
+    all_remote, check_wc, connect_qps, contract_case, expect_errno, CaseResult, Context,
+    ContractCase, Env, PairOpts, Side,
+};
+use crate::fabric::{
+    Access, AsyncEvent, QpAttr, QpCap, QpInit, QpState, RecvWr, SendOp, SendWr, WcOpcode, WcStatus,
+};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -11,7 +16,7 @@ pub(super) fn cases() -> Vec<ContractCase> {
             "cq.create.bad-size-einval",
             "cq",
             &[],
-            "create_cq of 0 entries or above max_cqe fails with EINVAL",
+            "create_cq of 0 entries or above max_cqe fails with EINVAL; exactly max_cqe succeeds",
             create_bad_size
         ),
         contract_case!(
@@ -27,6 +32,13 @@ pub(super) fn cases() -> Vec<ContractCase> {
             &[],
             "destroy_cq is EBUSY while a QP uses the CQ, and succeeds after destroy_qp",
             destroy_busy
+        ),
+        contract_case!(
+            "cq.split.send-and-receive",
+            "cq",
+            &[],
+            "with a separate send CQ and receive CQ, a QP's send completions (success and flush) land only on the send CQ and its receive completions (success and flush) only on the receive CQ",
+            split
         ),
         contract_case!(
             "cq.overflow.cq-err-event",
@@ -49,7 +61,80 @@ async fn create_bad_size(env: Env) -> CaseResult {
             format!("create_cq(max_cqe {max} + 1)"),
         )?;
     }
+    // The bound itself is allowed; a device with an absurd bound is not asked for it.
+    if max <= MAX_CQE_TRIED {
+        let cq = dev
+            .ctx
+            .create_cq(max)
+            .ctx(format!("create_cq(max_cqe {max})"))?;
+        dev.ctx.destroy_cq(cq).ctx("destroy_cq(max_cqe entries)")?;
+    }
     dev.cq(1)?;
+    Ok(())
+}
+
+/// The largest `max_cqe` [`create_bad_size`] creates a CQ of (rxe: 32767; mlx5: 4 Mi).
+const MAX_CQE_TRIED: u32 = 1 << 22;
+
+async fn split(env: Env) -> CaseResult {
+    let a = env.open("a", 0)?;
+    let b = Side::create(&env.open("b", 1)?, QpCap::default())?;
+    let pd = a.pd()?;
+    let scq = a.cq(16)?;
+    let rcq = a.cq(16)?;
+    let qp = a.qp(
+        pd,
+        QpInit {
+            send_cq: scq,
+            recv_cq: rcq,
+            srq: None,
+            cap: QpCap::default(),
+        },
+    )?;
+    connect_qps(&a, qp, &b.dev, b.qp, PairOpts::default())?;
+    let mr = a.mr(pd, 4096, Access::LOCAL_WRITE)?;
+    let bmr = b.mr(4096, Access::LOCAL_WRITE)?;
+    let post_recv = |wr_id| {
+        a.ctx
+            .post_recv(
+                qp.id,
+                &RecvWr {
+                    wr_id,
+                    sg_list: vec![mr.sge(0, 64)],
+                },
+            )
+            .ctx(format!("a: post_recv(wr_id {wr_id})"))
+    };
+    post_recv(1)?;
+    b.post_recv(20, vec![bmr.sge(0, 64)])?;
+    a.ctx
+        .post_send(qp.id, &SendWr::new(2, SendOp::Send, vec![mr.sge(64, 32)]))
+        .ctx("a: post_send(wr_id 2)")?;
+    let s = a.wc(scq, "the SEND's completion on the send CQ").await?;
+    check_wc(&s, 2, WcStatus::Success, Some(WcOpcode::Send), "send CQ")?;
+    b.wc("b's receive").await?;
+    b.send(21, vec![bmr.sge(0, 16)])?;
+    let r = a
+        .wc(rcq, "the receive's completion on the receive CQ")
+        .await?;
+    check_wc(&r, 1, WcStatus::Success, Some(WcOpcode::Recv), "receive CQ")?;
+    ensure_eq!(r.byte_len, 16, "receive CQ: byte_len");
+    ensure_eq!(r.qp, qp.id, "receive CQ: the QP");
+    b.wc("b's SEND completion").await?;
+    // Flushed work lands where its queue's completions go, too.
+    post_recv(3)?;
+    a.ctx
+        .modify_qp(qp.id, &QpAttr::state(QpState::Err))
+        .ctx("a: modify_qp(ERR)")?;
+    a.ctx
+        .post_send(qp.id, &SendWr::new(4, SendOp::Send, vec![mr.sge(64, 32)]))
+        .ctx("a: post_send(wr_id 4) in ERR")?;
+    let f = a.wc(rcq, "the flushed receive on the receive CQ").await?;
+    check_wc(&f, 3, WcStatus::WrFlushErr, None, "receive CQ after ERR")?;
+    let f = a.wc(scq, "the flushed SEND on the send CQ").await?;
+    check_wc(&f, 4, WcStatus::WrFlushErr, None, "send CQ after ERR")?;
+    a.no_wc(scq, "send CQ after the flushes").await?;
+    a.no_wc(rcq, "receive CQ after the flushes").await?;
     Ok(())
 }
 
