@@ -409,22 +409,37 @@ impl DeviceContext for EngineContext {
     }
 
     fn destroy_qp(&self, qp: QpId) -> Result<()> {
-        let q = {
+        let (q, cmds) = {
             let mut st = self.core.lock();
+            let st = &mut *st;
             let q = st.qps.remove(&qp).ok_or(FabricError::NotFound("qp"))?;
             st.real_qp.remove(&q.real);
-            for c in st.cmds.values_mut() {
+            // The QP's commands can no longer be answered, and the work requests the engine
+            // posted for them (fetching data, responding) will never complete: a destroyed
+            // QP discards them.
+            let mut cmds = Vec::new();
+            for (id, c) in st.cmds.iter_mut() {
                 if c.vqp == qp {
                     c.orphan = true;
+                    c.resp_pending = false;
+                    cmds.push(*id);
                 }
             }
-            st.wrs
-                .retain(|_, w| !matches!(w, Wr::Sw { vqp, .. } if *vqp == qp));
-            q
+            st.wrs.retain(|_, w| match w {
+                Wr::Sw { vqp, .. } => *vqp != qp,
+                Wr::Cmd { cmd, .. } => !cmds.contains(cmd),
+                _ => true,
+            });
+            (q, cmds)
         };
         q.task.abort();
         let r = self.core.real.destroy_qp(q.real);
         let _ = self.core.real.destroy_cq(q.real_cq);
+        // Those not in a backend give back their staging and response slots now; the others
+        // when their backend completes them.
+        for id in cmds {
+            self.core.try_retire(id);
+        }
         r
     }
 

@@ -181,14 +181,16 @@ impl Core {
                     address,
                     length,
                 }) if writes && u64::from(*length) == len => {
-                    let Some((start, end)) = (SQE_LEN as u64 + u64::from(n.attrs.icdoff) * 16)
+                    // In-capsule data starts `icdoff` units after the SQE; the descriptor's
+                    // address is an offset into it.
+                    let data_start = SQE_LEN as u64 + u64::from(n.attrs.icdoff) * 16;
+                    let Some((start, end)) = data_start
                         .checked_add(*address)
                         .and_then(|s| Some((s, s.checked_add(len)?)))
                     else {
                         return no(NotOffloaded::DataPointer);
                     };
-                    if end > bytes.len() as u64
-                        || end > n.attrs.in_capsule_data_len() + SQE_LEN as u64
+                    if end > bytes.len() as u64 || end > data_start + n.attrs.in_capsule_data_len()
                     {
                         return no(NotOffloaded::DataPointer);
                     }

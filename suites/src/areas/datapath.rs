@@ -19,7 +19,7 @@ const PORT: u16 = 4420;
 const RW: OffloadOps = OffloadOps::READ.union(OffloadOps::WRITE);
 
 /// Fails unless a completion has a success status.
-fn ok_status(what: &str, s: Status) -> Result<(), Failure> {
+pub(crate) fn ok_status(what: &str, s: Status) -> Result<(), Failure> {
     if s.is_success() {
         Ok(())
     } else {
@@ -28,7 +28,7 @@ fn ok_status(what: &str, s: Status) -> Result<(), Failure> {
 }
 
 /// Nothing the host sent reached software.
-fn nothing_for_software(d: &Dut, s: &Session) -> Result<(), Failure> {
+pub(crate) fn nothing_for_software(d: &Dut, s: &Session) -> Result<(), Failure> {
     let wcs = d.ctx.poll_cq(s.cq, 64)?;
     check!(
         wcs.is_empty(),
@@ -154,8 +154,21 @@ async fn full_queue_of_flushes(
     Ok(())
 }
 
+/// The counters of `n` one-block in-capsule writes, each read back with one one-block read.
+pub(crate) fn in_capsule_counters(n: u64) -> NsCounters {
+    NsCounters {
+        read_cmds: n,
+        read_blocks: n,
+        write_cmds: n,
+        write_blocks: n,
+        write_inline_cmds: n,
+        write_inline_blocks: n,
+        ..NsCounters::default()
+    }
+}
+
 /// Lets the last acknowledgements of the fabric arrive.
-async fn settle() {
+pub(crate) async fn settle() {
     tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
@@ -207,15 +220,7 @@ pub fn cases() -> Vec<Case> {
             );
             settle().await;
             let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
-            let one = NsCounters {
-                read_cmds: 1,
-                read_blocks: 1,
-                write_cmds: 1,
-                write_blocks: 1,
-                write_inline_cmds: 1,
-                write_inline_blocks: 1,
-                ..NsCounters::default()
-            };
+            let one = in_capsule_counters(1);
             check_eq!(
                 k,
                 one,
@@ -247,15 +252,7 @@ pub fn cases() -> Vec<Case> {
             check!(r.data == data, "the in-capsule data did not reach the namespace");
             settle().await;
             let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
-            let one = NsCounters {
-                read_cmds: 1,
-                read_blocks: 1,
-                write_cmds: 1,
-                write_blocks: 1,
-                write_inline_cmds: 1,
-                write_inline_blocks: 1,
-                ..NsCounters::default()
-            };
+            let one = in_capsule_counters(1);
             check_eq!(k, one, "the namespace counters after one in-capsule write and one read");
             nothing_for_software(&d, &s)
         },

@@ -157,6 +157,9 @@ async fn session(d: &Dut) -> Result<Session, Failure> {
     d.session(&opts, 4420).await
 }
 
+/// How often [`expect_event`] polls for an event.
+const EVENT_POLL: Duration = Duration::from_millis(1);
+
 /// Waits for the next offload event and checks it, under the requirement that the device
 /// raises it (`PCI-EVENT`, `TMO-EVENT`).
 async fn expect_event(
@@ -169,14 +172,20 @@ async fn expect_event(
     } else {
         "TMO-EVENT"
     });
-    let ev = tokio::time::timeout(wait(BOUND), d.provider.next_event())
-        .await
-        .map_err(|_| {
-            Failure::new(format!(
-                "no {what} event within {} s",
-                wait(BOUND).as_secs()
-            ))
-        })?;
+    // Polled, not awaited: the API's non-blocking poll_event must hand the event over too
+    // (the other cases wait with next_event).
+    let deadline = tokio::time::Instant::now() + wait(BOUND);
+    let ev = loop {
+        if let Some(ev) = d.provider.poll_event() {
+            break ev;
+        }
+        check!(
+            tokio::time::Instant::now() < deadline,
+            "no {what} event within {} s (poll_event)",
+            wait(BOUND).as_secs()
+        );
+        tokio::time::sleep(EVENT_POLL).await;
+    };
     check!(want(&ev), "expected {what}, got {ev}");
     Ok(ev)
 }

@@ -63,7 +63,7 @@ async fn software_session(
 }
 
 /// The next software receive holds `capsule`, on the session's QP.
-async fn received(
+pub(crate) async fn received(
     d: &Dut,
     s: &crate::offload::session::Session,
     capsule: &[u8],
@@ -159,6 +159,13 @@ pub fn cases() -> Vec<Case> {
             // The capsule even carries the bytes its data pointer points at.
             let mut capsule = misbehave::read_sqe(5, FE_NSID, 0, 1, sgl)?.to_vec();
             capsule.extend(crate::offload::session::pattern(bs as usize, 5));
+            reaches_software(&d, SessionOpts { format, in_capsule: bs, ..Default::default() }, capsule).await.map(|_| ())
+        }),
+        Case::new("software", "in-capsule-data-missing", "SW-NOT-OFFLOADED", "a write whose in-capsule data pointer reaches past the bytes its capsule carries (half the block is missing) is not offloaded: software receives the capsule as sent", &[Need::Backends, Need::NonOffloadedOps, Need::Ops(OffloadOps::WRITE), Need::InCapsuleBlock], |d| async move {
+            let (format, bs) = crate::areas::datapath::smallest_format(&d)?;
+            let sgl = SglRepr::DataBlock { addressing: harness::wire::SglAddressing::Offset, address: 0, length: bs };
+            let mut capsule = misbehave::write_sqe(6, FE_NSID, 0, 1, sgl)?.to_vec();
+            capsule.extend(crate::offload::session::pattern(bs as usize / 2, 6));
             reaches_software(&d, SessionOpts { format, in_capsule: bs, ..Default::default() }, capsule).await.map(|_| ())
         }),
     ]

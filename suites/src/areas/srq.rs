@@ -1,7 +1,7 @@
 //! Area `srq`: NVMe-oF SRQ creation with a staging buffer, every attribute at and past its
 //! caps bound, and destruction.
 
-use harness::api::{NvmfSrqAttrs, OffloadOps, SrqHandle};
+use harness::api::{NvmfSrqAttrs, OffloadError, OffloadOps, SrqHandle};
 use std::time::Duration;
 
 use harness::fabric::{Access, AsyncEvent, MrId, PdId};
@@ -9,6 +9,7 @@ use nix::errno::Errno;
 
 use crate::check_eq;
 use crate::offload::dut::{expect_errno, expect_ok};
+use crate::offload::session::FE_NSID;
 use crate::offload::{wait, Case, Dut, Failure, Need};
 
 type Build = fn(&Dut, PdId) -> Result<NvmfSrqAttrs, Failure>;
@@ -425,7 +426,8 @@ pub fn cases() -> Vec<Case> {
         "srq",
         "destroy.with-ctrl",
         "SRQ-DESTROY-BUSY",
-        "destroy_srq is EBUSY while a backend controller exists, and succeeds after its removal",
+        "destroy_srq is EBUSY while a backend controller exists (through the offload API and \
+         through the device context), and succeeds after its removal",
         &[Need::Backends],
         |d| async move {
             let (pd, staging, attrs, srq) = d.srq()?;
@@ -435,6 +437,11 @@ pub fn cases() -> Vec<Case> {
                 Errno::EBUSY,
                 "destroy_srq with a controller",
             )?;
+            expect_errno(
+                d.ctx.destroy_srq(srq.srq).map_err(OffloadError::from),
+                Errno::EBUSY,
+                "the device context's destroy_srq of the NVMe-oF SRQ with a controller",
+            )?;
             expect_ok(
                 d.provider.remove_nvme_ctrl(srq.handle, ctrl),
                 "remove_nvme_ctrl",
@@ -442,6 +449,33 @@ pub fn cases() -> Vec<Case> {
             expect_ok(
                 d.provider.destroy_srq(srq.handle),
                 "destroy_srq after removal",
+            )?;
+            Ok(())
+        },
+    ));
+    v.push(Case::new(
+        "srq",
+        "destroy.with-qp",
+        "SRQ-DESTROY-BUSY",
+        "destroy_srq is EBUSY while a QP is attached to the SRQ, even with no controller left, \
+         and succeeds once the QP is destroyed",
+        &[Need::Backends],
+        |d| async move {
+            let s = d.default_session(4420).await?;
+            expect_ok(d.provider.unmap_nsid(s.ctrl, FE_NSID), "unmap_nsid")?;
+            expect_ok(
+                d.provider.remove_nvme_ctrl(s.srq.handle, s.ctrl),
+                "remove_nvme_ctrl",
+            )?;
+            expect_errno(
+                d.provider.destroy_srq(s.srq.handle),
+                Errno::EBUSY,
+                "destroy_srq with a QP attached",
+            )?;
+            d.ctx.destroy_qp(s.qp)?;
+            expect_ok(
+                d.provider.destroy_srq(s.srq.handle),
+                "destroy_srq once its QP is destroyed",
             )?;
             Ok(())
         },

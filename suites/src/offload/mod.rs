@@ -159,6 +159,9 @@ pub enum Need {
     LbaSize(u32),
     /// Capsules can carry one block of the smallest supported LBA data size in-capsule.
     InCapsuleBlock,
+    /// An in-capsule data offset (`max_icdoff` ≥ 1), with room after it for one block of the
+    /// smallest LBA data size and 16 bytes more.
+    InCapsuleOffset,
     /// At least one op the device cannot offload (to check that asking for it fails).
     SomeOpNotOffloadable,
     /// Backend NVMe controllers the harness can create (emulated ones, on the reference
@@ -236,6 +239,14 @@ impl Need {
                 .iter()
                 .min()
                 .is_some_and(|b| u64::from(caps.max_ioccsz) * 16 >= 64 + u64::from(*b)),
+            Need::InCapsuleOffset => {
+                caps.max_icdoff >= 1
+                    && caps
+                        .lba_data_sizes
+                        .iter()
+                        .min()
+                        .is_some_and(|b| u64::from(caps.max_ioccsz) * 16 >= 64 + 32 + u64::from(*b))
+            }
             Need::Backends => dut_has_backends,
             Need::ControlPlane => dut_has_backends || remote,
         };
@@ -278,6 +289,10 @@ impl Need {
             }
             Need::InCapsuleBlock => "the device's capsules (max_ioccsz) are too small to carry \
                  one block of its smallest LBA data size in-capsule"
+                .into(),
+            Need::InCapsuleOffset => "the device allows no in-capsule data offset (max_icdoff \
+                 is 0), or its capsules (max_ioccsz) cannot carry one block of its smallest LBA \
+                 data size after one"
                 .into(),
             Need::Backends => "the harness cannot create backend controllers for this device \
                  (a plugin provides none)"
@@ -405,7 +420,7 @@ impl Case {
                 | Need::TimeoutBounds
                 | Need::SrqCountWithin(_) => "needs-bounds",
                 Need::ExtraSqs => "needs-extra-sqs",
-                Need::LbaSize(_) | Need::InCapsuleBlock => "needs-format",
+                Need::LbaSize(_) | Need::InCapsuleBlock | Need::InCapsuleOffset => "needs-format",
                 Need::SomeOpNotOffloadable => "needs-partial-offload",
                 Need::Backends | Need::ControlPlane => "needs-backends",
                 Need::FabricFaults | Need::HostInvalidate | Need::ShortCmPrivateData => "needs-sim",
@@ -436,7 +451,10 @@ pub fn cases() -> Vec<Case> {
     v.extend(crate::areas::ctrl::cases());
     v.extend(crate::areas::mapping::cases());
     v.extend(crate::areas::datapath::cases());
+    v.extend(crate::areas::in_capsule_offset::cases());
+    v.extend(crate::areas::qp_teardown::cases());
     v.extend(crate::areas::software::cases());
+    v.extend(crate::areas::srq_verbs::cases());
     v.extend(crate::areas::unsupported::cases());
     v.extend(crate::areas::faults::cases());
     v.extend(crate::areas::backend_errors::cases());

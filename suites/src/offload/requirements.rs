@@ -29,7 +29,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "SRQ-ATTR-BOUNDS", rule: "create_srq accepts every attribute at its caps bound and fails with EINVAL one step outside it", source: RFC },
     Requirement { id: "SRQ-STAGING", rule: "create_srq fails with EINVAL when the staging buffer is not a registered, locally writable region that contains it", source: RFC },
     Requirement { id: "SRQ-OFFLOAD-OPS", rule: "create_srq fails with EINVAL for empty or unknown offload ops, or ops the caps do not allow", source: SHIPPED },
-    Requirement { id: "SRQ-DESTROY-BUSY", rule: "destroy_srq fails with EBUSY while backend controllers exist on the SRQ", source: RULE_BOOK },
+    Requirement { id: "SRQ-DESTROY-BUSY", rule: "destroy_srq fails with EBUSY while backend controllers or QPs exist on the SRQ, through the offload API and through the device context's ibv_destroy_srq", source: RULE_BOOK },
     Requirement { id: "SRQ-LIMIT-DEVICE", rule: "the device's max_srq NVMe-oF SRQs can exist at once; one more fails with ENOMEM, and destroying one makes room again", source: SHIPPED },
     Requirement { id: "SRQ-UNKNOWN", rule: "calls naming an SRQ that is not a live NVMe-oF SRQ fail with EINVAL", source: SHIPPED },
     Requirement { id: "SRQ-QP-EVENTS", rule: "a QP of an NVMe-oF SRQ that goes to error is reported to software on the device's context: QP_FATAL naming the QP, then LAST_WQE_REACHED for it (two-phase teardown)", source: RFC },
@@ -68,10 +68,12 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "DP-BACKEND-STATUS", rule: "an offloaded command the backend completes with an error is answered with that status unchanged (status code type, status code, DNR) and, for a read, no data; no event is raised (the controller did not fail) and the queue keeps serving", source: RULE_BOOK },
     Requirement { id: "DP-ERROR-COUNTED", rule: "every offloaded command answered with an error is counted in its namespace's error commands, and in its backend-error commands when its backend failed it, timed out or failed; no other counter moves for it but the served commands and blocks of its kind", source: RFC },
     Requirement { id: "DP-RESPONSE", rule: "every response carries its command's CID, the queue's QID as SQ Identifier, an SQ Head Pointer inside the queue and past the command's own capsule, and Phase Tag 0, on both the offloaded and the software path", source: "NVMe-oF" },
+    Requirement { id: "DP-QP-TEARDOWN", rule: "destroying a QP with offloaded commands in flight gives back what the device held for them (staging, response buffers), and the SRQ's other QPs keep being served, their commands in flight included", source: "verbs (ibv_destroy_qp releases what the QP held)" },
     Requirement { id: "DP-ANSWERED", rule: "every command the host sends on an offloaded queue is answered: none is dropped", source: "NVMe-oF" },
     // software path
     Requirement { id: "SW-NOT-ENABLED", rule: "on a QP of an NVMe-oF SRQ without offload enabled, every capsule reaches software as an SRQ receive, byte for byte", source: RFC },
     Requirement { id: "SW-SRQ-LIMIT", rule: "software's receives on an NVMe-oF SRQ honour its limit: armed, the SRQ raises SRQ_LIMIT_REACHED naming it once when they fall below the limit", source: "verbs (ibv_modify_srq)" },
+    Requirement { id: "SW-SRQ-VERBS", rule: "software's verbs on an NVMe-oF SRQ keep the rules of any SRQ: max_wr and max_sge bound its receives (ENOMEM, EINVAL) and query_srq counts them, a limit above max_wr is EINVAL, a QP on it may ask for up to max_qp_wr send requests (EINVAL above), and a receive too small for its capsule completes with LOC_LEN_ERR and moves the QP to ERR", source: "verbs (ibv_post_srq_recv, ibv_modify_srq, ibv_query_srq, ibv_create_qp)" },
     Requirement { id: "SW-NOT-OFFLOADED", rule: "with non-offloaded ops supported, a capsule the device does not offload (op, nsid, SGL, length, malformed) reaches software as an SRQ receive on its QP", source: RFC },
     // unsupported
     Requirement { id: "UNSUP-EVENT", rule: "without non-offloaded op support, a capsule the device cannot serve on an offloaded QP raises UNSUPPORTED_NVMF_OP with the QP and opcode, and the QP goes to error", source: RFC },

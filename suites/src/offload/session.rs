@@ -44,6 +44,9 @@ pub struct SessionOpts {
     pub cmd_timeout_us: u32,
     /// Software receives to post on the NVMe-oF SRQ (for commands not offloaded).
     pub sw_recvs: u32,
+    /// The SRQ's in-capsule data offset (`icdoff`), 16-byte units: capsules are sized for
+    /// this much padding after the SQE, then `in_capsule` bytes of data.
+    pub icdoff: u16,
 }
 
 impl Default for SessionOpts {
@@ -56,6 +59,7 @@ impl Default for SessionOpts {
             backend_depth: 0,
             cmd_timeout_us: 0,
             sw_recvs: 16,
+            icdoff: 0,
         }
     }
 }
@@ -128,7 +132,8 @@ impl Dut {
         let pd = self.pd()?;
         let staging_mr = self.staging(pd, self.staging_len())?;
         let mut attrs = self.srq_attrs(&staging_mr);
-        let want_ioccsz = (64 + opts.in_capsule).div_ceil(16);
+        attrs.icdoff = opts.icdoff;
+        let want_ioccsz = (64 + u32::from(opts.icdoff) * 16 + opts.in_capsule).div_ceil(16);
         attrs.ioccsz = want_ioccsz.clamp(self.caps.min_ioccsz.max(4), self.caps.max_ioccsz);
         let backend_depth = if opts.backend_depth == 0 {
             opts.depth
@@ -204,7 +209,7 @@ impl Dut {
         self.ctx.cm_listen(addr)?;
         let host = self.traced_as(self.fabric.open(&self.host_device)?, "host");
         let hpd = host.alloc_pd()?;
-        let spec = QueueSpec::io(1, opts.depth, opts.in_capsule);
+        let spec = QueueSpec::io(1, opts.depth, u32::from(opts.icdoff) * 16 + opts.in_capsule);
         let mut queue = HostQueue::create(host, hpd, spec, super::wait(SETUP_BOUND))?;
         let cm_opts = CmOptions::for_queue(&queue);
         let connecting = cm_establish(&mut queue, addr, &cm_opts, super::wait(SETUP_BOUND));
