@@ -59,3 +59,29 @@ fn case_metadata_is_well_formed() {
     let reqs: BTreeSet<&str> = REQUIREMENTS.iter().map(|r| r.id).collect();
     assert_eq!(reqs.len(), REQUIREMENTS.len(), "duplicate requirement ids");
 }
+
+/// The soft-RoCE stage runs "every offload area" from a list in its script: a new area must
+/// be added there, or it silently never meets real verbs.
+#[test]
+fn the_soft_roce_stage_lists_every_offload_area() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../ci/softroce/in-vm/stages.sh"
+    );
+    let script = std::fs::read_to_string(path).expect("ci/softroce/in-vm/stages.sh exists");
+    let listed: BTreeSet<&str> = script
+        .lines()
+        .find_map(|l| l.strip_prefix("OFFLOAD_AREAS="))
+        .expect("stages.sh sets OFFLOAD_AREAS")
+        .split(',')
+        .collect();
+    let areas: BTreeSet<String> = cases().iter().map(|c| c.area.to_string()).collect();
+    let missing: Vec<&String> = areas
+        .iter()
+        .filter(|a| !listed.contains(a.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ci/softroce/in-vm/stages.sh's OFFLOAD_AREAS lacks {missing:?}"
+    );
+}

@@ -128,7 +128,11 @@ pub fn cases() -> Vec<Case> {
                 .await?;
             ok_status("the second queue's first write", w.cqe.status)?;
             a.backend
-                .inject(reference_target::backend::Fault::SlowCompletions { delay: DELAY })
+                .inject(reference_target::backend::Fault::SlowCompletions {
+                    // Scaled like every wait, so that on a slow fabric the teardown still
+                    // comes while the backend holds the first writes.
+                    delay: wait(DELAY),
+                })
                 .map_err(|e| Failure::from(e).context("fault injection"))?;
 
             let qa = a.io.queue();
