@@ -1,7 +1,7 @@
 //! Area `srq`: NVMe-oF SRQ creation with a staging buffer, every attribute at and past its
 //! caps bound, and destruction.
 
-use harness::api::{NvmfSrqAttrs, OffloadError, OffloadOps, SrqHandle};
+use harness::api::{NvmfSrqAttrs, OffloadOps, SrqHandle};
 use std::time::Duration;
 
 use harness::fabric::{Access, AsyncEvent, MrId, PdId};
@@ -438,7 +438,7 @@ pub fn cases() -> Vec<Case> {
                 "destroy_srq with a controller",
             )?;
             expect_errno(
-                d.ctx.destroy_srq(srq.srq).map_err(OffloadError::from),
+                d.ctx.destroy_srq(srq.srq),
                 Errno::EBUSY,
                 "the device context's destroy_srq of the NVMe-oF SRQ with a controller",
             )?;

@@ -6,10 +6,7 @@
 
 use std::time::Duration;
 
-use harness::api::OffloadError;
-use harness::fabric::{
-    wait, Access, FabricError, QpCap, QpInit, QpState, RecvWr, SrqAttr, WcOpcode, WcStatus,
-};
+use harness::fabric::{wait, Access, QpCap, QpInit, QpState, RecvWr, SrqAttr, WcOpcode, WcStatus};
 use harness::initiator::misbehave;
 use harness::wire::SglRepr;
 use nix::errno::Errno;
@@ -25,11 +22,6 @@ const REQ: &str = "SW-SRQ-VERBS";
 /// The largest `max_qp_wr` a case creates a QP of (a real device's bound can be far larger
 /// than a case should allocate).
 const MAX_QP_WR_TRIED: u32 = 16384;
-
-/// A fabric call's result as the offload API's, for [`expect_errno`].
-fn verbs<T>(r: Result<T, FabricError>) -> Result<T, OffloadError> {
-    r.map_err(OffloadError::from)
-}
 
 /// `query_srq` of `srq` on the device context.
 fn query(d: &Dut, srq: harness::fabric::SrqId, what: &str) -> Result<SrqAttr, Failure> {
@@ -69,7 +61,7 @@ pub fn cases() -> Vec<Case> {
                     sg_list: (0..sges).map(|i| buf.sge(64 * u64::from(i), 64)).collect(),
                 };
                 expect_errno(
-                    verbs(d.ctx.post_srq_recv(srq.srq, &recv(0, max_sge + 1))),
+                    d.ctx.post_srq_recv(srq.srq, &recv(0, max_sge + 1)),
                     Errno::EINVAL,
                     &format!("a receive with max_sge ({max_sge}) + 1 SGEs"),
                 )?;
@@ -87,7 +79,7 @@ pub fn cases() -> Vec<Case> {
                 let full = query(&d, srq.srq, "with max_wr receives posted")?;
                 check_eq!(full.posted, max_wr, "query_srq's posted receives");
                 expect_errno(
-                    verbs(d.ctx.post_srq_recv(srq.srq, &recv(u64::from(max_wr), 1))),
+                    d.ctx.post_srq_recv(srq.srq, &recv(u64::from(max_wr), 1)),
                     Errno::ENOMEM,
                     "a receive past max_wr",
                 )?;
@@ -120,7 +112,7 @@ pub fn cases() -> Vec<Case> {
                     "query_srq's limit"
                 );
                 expect_errno(
-                    verbs(d.ctx.arm_srq(srq.srq, max_wr + 1)),
+                    d.ctx.arm_srq(srq.srq, max_wr + 1),
                     Errno::EINVAL,
                     &format!("arm_srq(max_wr {max_wr} + 1)"),
                 )?;
@@ -154,7 +146,7 @@ pub fn cases() -> Vec<Case> {
                 };
                 if max < u32::MAX {
                     expect_errno(
-                        verbs(d.ctx.create_qp(pd, init(max + 1))),
+                        d.ctx.create_qp(pd, init(max + 1)),
                         Errno::EINVAL,
                         &format!("create_qp with max_send_wr = max_qp_wr ({max}) + 1"),
                     )?;

@@ -449,13 +449,14 @@ impl Drop for Dut {
     }
 }
 
-/// Fails unless `r` is an error with `errno`.
-pub fn expect_errno<T>(
-    r: Result<T, OffloadError>,
+/// Fails unless `r` is an error with `errno` (an offload API call's, or a verbs call's on the
+/// device context).
+pub fn expect_errno<T, E: Into<OffloadError>>(
+    r: Result<T, E>,
     errno: nix::errno::Errno,
     what: &str,
 ) -> Result<(), Failure> {
-    match r {
+    match r.map_err(Into::into) {
         Err(e) if e.errno() == errno => {
             super::blame::count();
             Ok(())

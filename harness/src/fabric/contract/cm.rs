@@ -10,11 +10,11 @@ use nix::errno::Errno;
 
 use super::{
     all_remote, check_bytes, check_private_data, check_wc, contract_case, expect_errno, pattern,
-    CaseResult, Context, ContractCase, Env, Side, BOUND, FOREIGN_ADDR,
+    CaseFailure, CaseResult, Context, ContractCase, Env, Side, BOUND, FOREIGN_ADDR,
 };
 use crate::fabric::{
-    Access, CmEventKind, ConnParam, QpAttr, QpCap, QpState, SendOp, SendWr, WcOpcode, WcStatus,
-    CM_REJ_CONSUMER_DEFINED, CM_REJ_INVALID_SERVICE_ID, CM_REJ_PRIVATE_DATA_MAX,
+    Access, CmEventKind, ConnParam, ListenerId, QpAttr, QpCap, QpState, SendOp, SendWr, WcOpcode,
+    WcStatus, CM_REJ_CONSUMER_DEFINED, CM_REJ_INVALID_SERVICE_ID, CM_REJ_PRIVATE_DATA_MAX,
     CM_REP_PRIVATE_DATA_MAX, CM_REQ_PRIVATE_DATA_MAX,
 };
 
@@ -214,45 +214,63 @@ async fn listen_wildcard(env: Env) -> CaseResult {
     Ok(())
 }
 
-async fn connect_private_data(env: Env) -> CaseResult {
+/// `a` connecting to `b`'s listener with `len` bytes of private data.
+struct Requested {
+    a: Side,
+    b: Side,
+    listener: ListenerId,
+    data: Vec<u8>,
+}
+
+/// Two sides, `b` listening on slot 0 and `a` connecting to it with `len` bytes of
+/// private data made from `salt`.
+fn request(env: &Env, salt: u64, len: usize) -> Result<Requested, CaseFailure> {
     let a = Side::create(&env.open("a", 0)?, QpCap::default())?;
     let b = Side::create(&env.open("b", 1)?, QpCap::default())?;
     let addr = env.listen_addr(&b.dev, 0);
     let listener = b.dev.ctx.cm_listen(addr).ctx("cm_listen")?;
-    let data = pattern(env.seed, 70, 32);
+    let data = pattern(env.seed, salt, len);
     a.dev
         .ctx
         .cm_connect(addr, a.qp.id, &param(data.clone()))
         .ctx("cm_connect")?;
-    let (_conn, got_listener, peer, got) = b.connect_request("ConnectRequest").await?;
-    ensure_eq!(got_listener, listener, "ConnectRequest.listener");
-    ensure_eq!(
-        peer.ip(),
-        IpAddr::V4(a.dev.port.addr),
-        "ConnectRequest.peer address"
-    );
-    check_private_data(
-        &got.private_data,
-        &data,
-        CM_REQ_PRIVATE_DATA_MAX,
-        "ConnectRequest private data",
-    )?;
-    Ok(())
+    Ok(Requested {
+        a,
+        b,
+        listener,
+        data,
+    })
+}
+
+impl Requested {
+    /// The ConnectRequest `b` got names its listener, `a`'s address and `a`'s private data.
+    fn check(&self, listener: ListenerId, peer: SocketAddr, param: &ConnParam) -> CaseResult {
+        ensure_eq!(listener, self.listener, "ConnectRequest.listener");
+        ensure_eq!(
+            peer.ip(),
+            IpAddr::V4(self.a.dev.port.addr),
+            "ConnectRequest.peer address"
+        );
+        check_private_data(
+            &param.private_data,
+            &self.data,
+            CM_REQ_PRIVATE_DATA_MAX,
+            "ConnectRequest private data",
+        )
+    }
+}
+
+async fn connect_private_data(env: Env) -> CaseResult {
+    let r = request(&env, 70, 32)?;
+    let (_conn, listener, peer, got) = r.b.connect_request("ConnectRequest").await?;
+    r.check(listener, peer, &got)
 }
 
 async fn poll_queued(env: Env) -> CaseResult {
-    let a = Side::create(&env.open("a", 0)?, QpCap::default())?;
-    let b = Side::create(&env.open("b", 1)?, QpCap::default())?;
-    let addr = env.listen_addr(&b.dev, 0);
-    let listener = b.dev.ctx.cm_listen(addr).ctx("cm_listen")?;
-    let data = pattern(env.seed, 72, 8);
-    a.dev
-        .ctx
-        .cm_connect(addr, a.qp.id, &param(data.clone()))
-        .ctx("cm_connect")?;
+    let r = request(&env, 72, 8)?;
     let deadline = tokio::time::Instant::now() + BOUND;
     let e = loop {
-        if let Some(e) = b.dev.ctx.poll_cm_event() {
+        if let Some(e) = r.b.dev.ctx.poll_cm_event() {
             break e;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -262,26 +280,13 @@ async fn poll_queued(env: Env) -> CaseResult {
     };
     match e.kind {
         CmEventKind::ConnectRequest {
-            listener: l,
+            listener,
             peer,
             param,
-        } => {
-            ensure_eq!(l, listener, "ConnectRequest.listener");
-            ensure_eq!(
-                peer.ip(),
-                IpAddr::V4(a.dev.port.addr),
-                "ConnectRequest.peer"
-            );
-            check_private_data(
-                &param.private_data,
-                &data,
-                CM_REQ_PRIVATE_DATA_MAX,
-                "ConnectRequest private data",
-            )?;
-        }
+        } => r.check(listener, peer, &param)?,
         other => fail!("b: poll_cm_event: expected ConnectRequest, got {other:?}"),
     }
-    let again = b.dev.ctx.poll_cm_event();
+    let again = r.b.dev.ctx.poll_cm_event();
     ensure!(
         again.is_none(),
         "b: poll_cm_event after the only event: {again:?}"

@@ -3,11 +3,12 @@
 use nix::errno::Errno;
 
 use super::{
-    all_remote, check_wc, connect_qps, contract_case, expect_errno, CaseResult, Context,
-    ContractCase, Env, PairOpts, Side,
+    all_remote, check_wc, connect_qps, contract_case, expect_errno, CaseFailure, CaseResult,
+    Context, ContractCase, Dev, Env, PairOpts, Side,
 };
 use crate::fabric::{
-    Access, AsyncEvent, QpAttr, QpCap, QpInit, QpState, RecvWr, SendOp, SendWr, WcOpcode, WcStatus,
+    Access, AsyncEvent, CqId, PdId, QpAttr, QpCap, QpInfo, QpInit, QpState, RecvWr, SendOp, SendWr,
+    WcOpcode, WcStatus,
 };
 
 pub(super) fn cases() -> Vec<ContractCase> {
@@ -79,18 +80,7 @@ const MAX_CQE_TRIED: u32 = 1 << 22;
 async fn split(env: Env) -> CaseResult {
     let a = env.open("a", 0)?;
     let b = Side::create(&env.open("b", 1)?, QpCap::default())?;
-    let pd = a.pd()?;
-    let scq = a.cq(16)?;
-    let rcq = a.cq(16)?;
-    let qp = a.qp(
-        pd,
-        QpInit {
-            send_cq: scq,
-            recv_cq: rcq,
-            srq: None,
-            cap: QpCap::default(),
-        },
-    )?;
+    let (pd, scq, rcq, qp) = split_cqs(&a)?;
     connect_qps(&a, qp, &b.dev, b.qp, PairOpts::default())?;
     let mr = a.mr(pd, 4096, Access::LOCAL_WRITE)?;
     let bmr = b.mr(4096, Access::LOCAL_WRITE)?;
@@ -150,8 +140,8 @@ async fn poll_empty(env: Env) -> CaseResult {
     Ok(())
 }
 
-async fn destroy_busy(env: Env) -> CaseResult {
-    let dev = env.open("a", 0)?;
+/// A PD, a send CQ and a receive CQ of 16 entries each, and an RC QP in RESET using them.
+fn split_cqs(dev: &Dev) -> Result<(PdId, CqId, CqId, QpInfo), CaseFailure> {
     let pd = dev.pd()?;
     let scq = dev.cq(16)?;
     let rcq = dev.cq(16)?;
@@ -164,6 +154,12 @@ async fn destroy_busy(env: Env) -> CaseResult {
             cap: QpCap::default(),
         },
     )?;
+    Ok((pd, scq, rcq, qp))
+}
+
+async fn destroy_busy(env: Env) -> CaseResult {
+    let dev = env.open("a", 0)?;
+    let (_, scq, rcq, qp) = split_cqs(&dev)?;
     expect_errno(
         dev.ctx.destroy_cq(scq),
         Errno::EBUSY,
