@@ -23,7 +23,7 @@ KERNEL_PORT=4420
 REF_PORT=4421          # beside the kernel target's port: both stay up for the interleaved runs
 CONTROL_PORT=4800      # stage r's control channel (TCP)
 # stage b's default: the whole offload catalog (the fabric contract is stage a's)
-OFFLOAD_AREAS=caps,srq,ctrl,mapping,connect,datapath,software,srq-verbs,unsupported,pci-error,timeout,backend-error,recovery,security
+OFFLOAD_AREAS=caps,srq,ctrl,mapping,connect,admin,datapath,software,srq-verbs,target-io,unsupported,pci-error,timeout,backend-error,recovery,security
 RUNTIME=$(karg fio_runtime 10)
 REPS=$(karg fio_reps 3)
 SELECTED=$(karg stages "a,b,r,c,d" | tr ',' ' ')

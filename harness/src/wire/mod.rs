@@ -33,6 +33,8 @@ mod discovery;
 mod dsm;
 mod fabrics;
 mod field;
+mod identify;
+mod log_page;
 mod opcode;
 mod sgl;
 mod sqe;
@@ -61,6 +63,15 @@ pub use fabrics::{
     field as fabrics_field, ConnectRepr, ConnectResponse, ConnectSuccess, FabricsCmd, FabricsRepr,
     InvalidParam, PropertyGetRepr, PropertySetRepr, PropertySize, CATTR_DISABLE_SQFLOW,
     CNTLID_DYNAMIC,
+};
+pub use identify::{
+    ctrl_field as identify_ctrl_field, emit_nsid_list, ns_field as identify_ns_field,
+    parse_nsid_list, IdentifyControllerRepr, IdentifyNamespaceRepr, LbaFormatRepr,
+    NsDescriptorRepr, IDENTIFY_LEN, NIDT_EUI64, NIDT_NGUID, NIDT_UUID,
+};
+pub use log_page::{
+    firmware_field, is_empty_error_log, smart_field, FirmwareSlotLogRepr, SmartLogRepr,
+    ERROR_ENTRY_LEN, LID_ERROR, LID_FIRMWARE_SLOT, LID_SMART, LOG_512,
 };
 pub use opcode::{AdminOpcode, FabricsType, NvmOpcode, FABRICS_OPCODE};
 pub use sgl::{

@@ -1,5 +1,6 @@
 //! The offload conformance areas, one module each.
 
+pub mod admin;
 pub mod backend_errors;
 pub mod caps;
 pub mod connect;
@@ -14,4 +15,5 @@ pub mod security;
 pub mod software;
 pub mod srq;
 pub mod srq_verbs;
+pub mod target_io;
 pub mod unsupported;

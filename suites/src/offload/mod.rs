@@ -401,9 +401,9 @@ impl Case {
     pub fn tags(&self) -> Vec<&'static str> {
         let mut t = vec![match self.area {
             "caps" | "srq" | "ctrl" | "mapping" => "api",
-            "datapath" | "software" | "unsupported" => "io",
+            "datapath" | "software" | "unsupported" | "target-io" => "io",
             "pci-error" | "timeout" | "recovery" => "faults",
-            "connect" => "connect",
+            "connect" | "admin" => "connect",
             _ => "security",
         }];
         let bound = ["limit", ".at-", "above-", "below-", "max-io-sz"];
@@ -459,6 +459,8 @@ pub fn cases() -> Vec<Case> {
     v.extend(crate::areas::faults::cases());
     v.extend(crate::areas::backend_errors::cases());
     v.extend(crate::areas::connect::cases());
+    v.extend(crate::areas::admin::cases());
+    v.extend(crate::areas::target_io::cases());
     v.extend(crate::areas::recovery::cases());
     v.extend(crate::areas::security::cases());
     v

@@ -72,7 +72,9 @@ fn format_name(f: LbaFormat) -> String {
     }
 }
 
-fn subsystem(nqn: &str, nsids: &[u32], format: LbaFormat) -> String {
+/// The `[[subsystem]]` table of `nqn` allowing [`HOSTNQN`] and [`HOSTNQN_2`], queue depth 64,
+/// with namespaces `nsids` of [`NS_BLOCKS`] blocks in `format`.
+pub fn subsystem(nqn: &str, nsids: &[u32], format: LbaFormat) -> String {
     let mut s = format!(
         "[[subsystem]]\nnqn = \"{nqn}\"\nhosts = [\"{HOSTNQN}\", \"{HOSTNQN_2}\"]\nqueue_depth = 64\n"
     );
@@ -94,6 +96,17 @@ pub fn one_subsystem(format: LbaFormat) -> String {
         SIM0_ADDR,
         subsystem(SUB_A, &[1], format)
     )
+}
+
+/// One subsystem [`SUB_A`] on [`PORT_A`] like [`one_subsystem`], with namespaces `nsids`;
+/// when `offload` is false its I/O queues are never offloaded (software serves all I/O).
+pub fn one_subsystem_with(nsids: &[u32], format: LbaFormat, offload: bool) -> String {
+    let sub = subsystem(SUB_A, nsids, format).replacen(
+        "queue_depth = 64\n",
+        &format!("queue_depth = 64\noffload = {offload}\n"),
+        1,
+    );
+    format!("[[port]]\naddr = \"{SIM0_ADDR}:{PORT_A}\"\nsubsystem = \"{SUB_A}\"\n\n{sub}")
 }
 
 /// Two subsystems on two ports: [`SUB_A`] (namespace 1) on [`PORT_A`], [`SUB_B`]
