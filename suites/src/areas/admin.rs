@@ -16,10 +16,10 @@ use harness::initiator::admin::{
 };
 use harness::initiator::{misbehave, Command, Completion, Controller, DataMode, Transfer};
 use harness::wire::{
-    parse_nsid_list, AdminOpcode, FabricsRepr, FirmwareSlotLogRepr, IdentifyControllerRepr,
-    IdentifyNamespaceRepr, NsDescriptorRepr, PropertyGetRepr, PropertySetRepr, PropertySize, Psdt,
-    SglRepr, SmartLogRepr, SqeCommand, Status, IDENTIFY_LEN, LID_ERROR, LID_FIRMWARE_SLOT,
-    LID_SMART, LOG_512, NIDT_NGUID, NIDT_UUID,
+    fabrics_field, parse_nsid_list, AdminOpcode, FabricsRepr, FirmwareSlotLogRepr,
+    IdentifyControllerRepr, IdentifyNamespaceRepr, NsDescriptorRepr, PropertyGetRepr,
+    PropertySetRepr, PropertySize, Psdt, SglRepr, SmartLogRepr, SqeCommand, Status, IDENTIFY_LEN,
+    LID_ERROR, LID_FIRMWARE_SLOT, LID_SMART, LOG_512, NIDT_NGUID, NIDT_UUID,
 };
 use reference_target::control::admin::{AERL, FIRMWARE, KAS, MODEL, VID, VS};
 use reference_target::control::connect::MAX_IO_QUEUES;
@@ -343,6 +343,8 @@ pub fn cases() -> Vec<Case> {
             let t = d.target(&one_subsystem_with(&NSIDS, d.ns_format(), true)).await?;
             let mut c = t.connect(PORT_A, host_config(SUB_A)).await.map_err(|e| Failure::from(e).context("admin connect"))?;
             for round in ["before CC.EN", "after CC.EN 1→0"] {
+                // CC written with EN 0 while disabled (0→0) leaves the controller disabled.
+                set_cc(&mut c, CC_IOSQES_IOCQES).await?;
                 check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, 0, "CSTS {round}");
                 let r = admin(&mut c, AdminOpcode::Identify, 0, [1, 0, 0, 0, 0, 0], Transfer::FromTarget(4096)).await?;
                 expect_status(&r.cqe, Status::COMMAND_SEQUENCE_ERROR, &format!("Identify {round}"))?;
@@ -466,6 +468,14 @@ pub fn cases() -> Vec<Case> {
             misbehave::send_raw(c.admin(), &sqe)?;
             let r = c.admin().wait_response(200, wait(BOUND)).await?;
             expect_status(&r.cqe, Status::INVALID_OPCODE, "Fabrics command type 05h")?;
+            // A Property Get with a reserved byte set is a Fabrics command that does not
+            // parse for another reason than its type: Invalid Field.
+            let pg = FabricsRepr::PropertyGet(PropertyGetRepr { psdt: Psdt::SglMptrContiguous, cid: 0, sgl1: SglRepr::keyed(0, 0, 0), size: PropertySize::Four, offset: PROP_CSTS });
+            let mut sqe = Command::Fabrics(pg).emit(201, SglRepr::keyed(0, 0, 0))?;
+            sqe[fabrics_field::PROPERTY_GET_RESERVED2.start] = 1;
+            misbehave::send_raw(c.admin(), &sqe)?;
+            let r = c.admin().wait_response(201, wait(BOUND)).await?;
+            expect_status(&r.cqe, Status::INVALID_FIELD, "Property Get with reserved byte 48 set")?;
             for cns in [0x04, 0x10, 0x13] {
                 let r = admin(&mut c, AdminOpcode::Identify, 0, [cns, 0, 0, 0, 0, 0], Transfer::FromTarget(4096)).await?;
                 expect_status(&r.cqe, Status::INVALID_FIELD, &format!("Identify CNS {cns:02x}h"))?;
