@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod backend_errors;
+pub mod backend_rings;
 pub mod caps;
 pub mod connect;
 pub mod ctrl;

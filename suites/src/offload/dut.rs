@@ -52,7 +52,29 @@ impl Backends {
                     .map_err(|e| Failure::from(e).context("namespace"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.create_with(pd, srq, staging, nsqs, nss)
+        self.build(pd, srq, staging, nsqs, (0, 0), nss)
+    }
+
+    /// As [`Backends::create`], with every SQ's tail doorbell starting at `sq_ini` and the
+    /// CQ's head doorbell at `cq_ini` (both below the SRQ's `nvme_queue_depth`) instead of
+    /// 0: the device must begin each ring there.
+    pub fn create_rings(
+        &self,
+        pd: PdId,
+        srq: &NvmfSrqAttrs,
+        staging: &MrInfo,
+        nsqs: usize,
+        (sq_ini, cq_ini): (u16, u16),
+        namespaces: &[(u32, LbaFormat)],
+    ) -> Result<NvmeCtrlAttrs, Failure> {
+        let nss = namespaces
+            .iter()
+            .map(|(nsid, fmt)| {
+                Namespace::ram(*nsid, *fmt, NS_BLOCKS)
+                    .map_err(|e| Failure::from(e).context("namespace"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.build(pd, srq, staging, nsqs, (sq_ini, cq_ini), nss)
     }
 
     /// As [`Backends::create`], with existing namespaces (e.g. taken over from a failed
@@ -63,6 +85,18 @@ impl Backends {
         srq: &NvmfSrqAttrs,
         staging: &MrInfo,
         nsqs: usize,
+        namespaces: Vec<Namespace>,
+    ) -> Result<NvmeCtrlAttrs, Failure> {
+        self.build(pd, srq, staging, nsqs, (0, 0), namespaces)
+    }
+
+    fn build(
+        &self,
+        pd: PdId,
+        srq: &NvmfSrqAttrs,
+        staging: &MrInfo,
+        nsqs: usize,
+        (sq_ini, cq_ini): (u16, u16),
         namespaces: Vec<Namespace>,
     ) -> Result<NvmeCtrlAttrs, Failure> {
         let depth = srq.nvme_queue_depth as u64;
@@ -86,7 +120,7 @@ impl Backends {
             .map(|_| harness::api::BackendSq {
                 buf: take(sq_len, 64),
                 db: take(4, 4),
-                db_ini: 0,
+                db_ini: sq_ini,
             })
             .collect();
         let attrs = NvmeCtrlAttrs {
@@ -94,8 +128,8 @@ impl Backends {
             cq_buf,
             sqdb,
             cqdb,
-            sqdb_ini: 0,
-            cqdb_ini: 0,
+            sqdb_ini: sq_ini,
+            cqdb_ini: cq_ini,
             cmd_timeout_us: 0,
             extra_sqs,
         };

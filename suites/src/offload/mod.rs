@@ -453,6 +453,7 @@ pub fn cases() -> Vec<Case> {
     v.extend(crate::areas::datapath::cases());
     v.extend(crate::areas::in_capsule_offset::cases());
     v.extend(crate::areas::qp_teardown::cases());
+    v.extend(crate::areas::backend_rings::cases());
     v.extend(crate::areas::software::cases());
     v.extend(crate::areas::srq_verbs::cases());
     v.extend(crate::areas::unsupported::cases());

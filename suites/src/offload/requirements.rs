@@ -57,6 +57,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "DP-SEND-INV", rule: "a command with a keyed SGL with invalidate (0x4F) is answered with SEND with invalidate of the host's key", source: "NVMe-oF RDMA" },
     Requirement { id: "DP-IN-CAPSULE", rule: "a write with in-capsule data within the SRQ's IOCCSZ is offloaded", source: RFC },
     Requirement { id: "DP-IN-CAPSULE-LINUX", rule: "an in-capsule write whose Data Block descriptor has nonzero reserved bytes 14:12 is served: Linux nvme-rdma leaves an earlier key there and Linux nvmet ignores them", source: "Linux nvme-rdma / nvmet (interoperability)" },
+    Requirement { id: "DP-BACKEND-RINGS", rule: "the device submits to the extra SQs of a backend controller as to its first, and starts every backend ring at the initial doorbell value it was given (sqdb_ini, each extra SQ's, cqdb_ini), through any number of wraps", source: RFC },
     Requirement { id: "DP-OFFLOAD-FLUSH", rule: "a flush on an SRQ offloading flush is served by the device and counted", source: RFC },
     Requirement { id: "DP-OFFLOAD-WZ", rule: "a write zeroes on an SRQ offloading it leaves the blocks reading as zeroes", source: RFC },
     Requirement { id: "DP-OFFLOAD-DSM", rule: "a dataset management deallocate on an SRQ offloading it leaves the range reading as zeroes", source: RFC },

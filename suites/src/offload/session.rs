@@ -47,6 +47,12 @@ pub struct SessionOpts {
     /// The SRQ's in-capsule data offset (`icdoff`), 16-byte units: capsules are sized for
     /// this much padding after the SQE, then `in_capsule` bytes of data.
     pub icdoff: u16,
+    /// Extra SQs of the backend controller (beside its first).
+    pub extra_sqs: u16,
+    /// Initial value of every backend SQ's tail doorbell (below the backend queue depth).
+    pub sq_doorbell_ini: u16,
+    /// Initial value of the backend CQ's head doorbell (below the backend queue depth).
+    pub cq_doorbell_ini: u16,
 }
 
 impl Default for SessionOpts {
@@ -60,6 +66,9 @@ impl Default for SessionOpts {
             cmd_timeout_us: 0,
             sw_recvs: 16,
             icdoff: 0,
+            extra_sqs: 0,
+            sq_doorbell_ini: 0,
+            cq_doorbell_ini: 0,
         }
     }
 }
@@ -146,7 +155,14 @@ impl Dut {
         );
         let srq = self.provider.create_srq(pd, &attrs)?;
         let backends = self.backends()?;
-        let mut ctrl_attrs = backends.create(pd, &attrs, &staging_mr, 1, &[(1, opts.format)])?;
+        let mut ctrl_attrs = backends.create_rings(
+            pd,
+            &attrs,
+            &staging_mr,
+            1 + usize::from(opts.extra_sqs),
+            (opts.sq_doorbell_ini, opts.cq_doorbell_ini),
+            &[(1, opts.format)],
+        )?;
         ctrl_attrs.cmd_timeout_us = opts.cmd_timeout_us;
         let backend = backends
             .controller(&ctrl_attrs)
