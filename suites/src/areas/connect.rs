@@ -15,6 +15,8 @@ use harness::wire::{
     CNTLID_DYNAMIC,
 };
 
+use reference_target::control::connect::MAX_IO_QUEUES;
+
 use crate::offload::session::pattern;
 use crate::offload::target::{
     expect_invalid_param, expect_status, host_config, mqes, send_connect, TargetRig, BOUND,
@@ -297,6 +299,44 @@ pub fn cases() -> Vec<Case> {
             let ok = send_connect(&mut q, o, &cfg.connect_data(cntlid)).await?;
             check!(ok.status.is_success(), "I/O Connect: {}", ok.status);
             check_eq!(ok.dw0() as u16, cntlid, "CNTLID in the I/O Connect response");
+            Ok(())
+        }),
+        Case::new(AREA, "io-qid-at-max", "CONN-IO-QID", "with 64 I/O queues granted (the target's most), the I/O queue of QID 64 connects and gets its controller's ID; a CM request for QID 65 is rejected with status 03h (invalid QID)", CP, |d: Dut| async move {
+            let t = d.target_one().await?;
+            let mut c = t.controller(PORT_A, host_config(SUB_A)).await?;
+            let granted = c.set_number_of_queues(MAX_IO_QUEUES).await.map_err(|e| Failure::from(e).context("Set Features Number of Queues"))?;
+            check_eq!(granted, (u32::from(MAX_IO_QUEUES), u32::from(MAX_IO_QUEUES)), "I/O queues granted (NSQA, NCQA)");
+            let mut q = t.cm_queue(PORT_A, io_spec(MAX_IO_QUEUES)).await?;
+            let o = ConnectOptions::for_queue(&q, 0, false);
+            let r = fabrics_connect(&mut q, &host_config(SUB_A).connect_data(c.cntlid()), &o).await
+                .map_err(|e| Failure::from(e).context("I/O Connect of QID 64"))?;
+            check_eq!(r.cntlid, c.cntlid(), "controller ID of the I/O Connect of QID 64");
+            let got = t.cm_reject(PORT_A, io_spec(MAX_IO_QUEUES + 1), misbehave::cm_request_bytes(0, MAX_IO_QUEUES + 1, 8, 7)).await?;
+            check_eq!(got, Some(CmRejectStatus::InvalidQid), "NVMe-oF CM reject status of QID 65");
+            Ok(())
+        }),
+        Case::new(AREA, "hostnqn-223-bytes", "CONN-HOST", "a host NQN of 223 bytes, the longest an NQN may be, is read whole: a host of that name the subsystem does not allow is refused with Connect Invalid Host (1/84h, DNR), not as a malformed host NQN", CP, |d: Dut| async move {
+            let prefix = "nqn.2014-08.org.nvmexpress:uuid:";
+            let long = format!("{prefix}{}", "a".repeat(223 - prefix.len()));
+            check_eq!(long.len(), 223, "length of the host NQN sent");
+            let c = admin_connect(&d, |_| {}, |cd| cd.hostnqn = long.clone()).await?;
+            expect_status(&c, Status::CONNECT_INVALID_HOST, "admin Connect from a 223-byte host NQN the subsystem does not allow")
+        }),
+        Case::new(AREA, "connect-data-in-capsule", "CONN-DATA-IN-CAPSULE", "an admin Connect whose Connect data is in the capsule (SGL 01h) is served like one with a keyed SGL, and the controller it makes can be enabled and answers; in-capsule Connect data of 512 bytes is Data SGL Length Invalid (0/0Fh, DNR)", &[Need::ControlPlane, Need::InCapsuleConnectData], |d: Dut| async move {
+            let t = d.target_one().await?;
+            let (mut q, mut o) = admin_queue(&t).await?;
+            o.data_in_capsule = true;
+            let data = host_config(SUB_A).connect_data(CNTLID_DYNAMIC).to_bytes()?;
+            let r = q.execute_sgl(&Command::Fabrics(o.command()), SglRepr::in_capsule(0, 512), &data[..512]).await?;
+            expect_status(&r.cqe, Status::DATA_SGL_LENGTH_INVALID, "admin Connect with 512 bytes of Connect data in the capsule")?;
+            check!(t.controllers(SUB_A).await?.is_empty(), "a controller exists after the refused Connect");
+            let mut cfg = host_config(SUB_A);
+            cfg.connect_data_in_capsule = true;
+            let mut c = t.controller(PORT_A, cfg).await?;
+            check!(c.cntlid() != CNTLID_DYNAMIC, "the in-capsule Connect returned controller ID FFFFh");
+            check_eq!(t.controllers(SUB_A).await?, vec![c.cntlid()], "controllers after the in-capsule Connect");
+            let id = c.identify_controller().await?;
+            check_eq!(id.cntlid, c.cntlid(), "CNTLID in Identify Controller");
             Ok(())
         }),
         // The RDMA CM request.

@@ -10,14 +10,16 @@
 use harness::fabric::{Access, MrInfo};
 use harness::initiator::{misbehave, Command, Completion, DataMode, IoQueue, Transfer};
 use harness::wire::{
-    DsmCommand, Fuse, RwCommand, SglRepr, SqeCommand, SqeRepr, Status, WriteZeroesCommand,
+    DsmCommand, Fuse, IdentifyNamespaceRepr, RwCommand, SglRepr, SqeCommand, SqeRepr, Status,
+    WriteZeroesCommand,
 };
 use reference_target::backend::Fault;
 
 use crate::areas::datapath::settle;
 use crate::offload::session::pattern;
 use crate::offload::target::{
-    expect_status, host_config, one_subsystem_with, TargetRig, BOUND, NS_BLOCKS, PORT_A, SUB_A,
+    expect_status, host_config, one_subsystem_on_file, one_subsystem_with, TargetRig, BOUND,
+    NS_BLOCKS, PORT_A, SUB_A,
 };
 use crate::offload::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -98,6 +100,24 @@ async fn refused(
         .execute_sgl(&Command::Nvme { nsid: 1, command }, sgl, data)
         .await?;
     expect_status(&r.cqe, want, what)
+}
+
+/// A file for a namespace, in the temporary directory, removed when dropped.
+struct TempNamespace(std::path::PathBuf);
+
+impl TempNamespace {
+    fn new() -> TempNamespace {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("nvmf-conform-ns-{}-{n}.img", std::process::id());
+        TempNamespace(std::env::temp_dir().join(name))
+    }
+}
+
+impl Drop for TempNamespace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn rw(slba: u64, blocks: u32) -> RwCommand {
@@ -235,6 +255,41 @@ pub fn cases() -> Vec<Case> {
             read_back(&mut io, 0, &vec![0; 2 * lba as usize], "blocks 0 and 1 after the refused writes").await?;
             ok(&io.write(0, &one, DataMode::Keyed).await?, "write after the refusals")?;
             read_back(&mut io, 0, &one, "the block written after the refusals").await
+        }),
+        Case::new(AREA, "file-backed", "TIO-DATA", "on a namespace stored in a file (1.25 MiB), software's writes reach the file, Write Zeroes of more than 1 MiB zeroes exactly its blocks in the file, Flush succeeds, and Identify Namespace reports the file's blocks", CP, |d: Dut| async move {
+            let format = d.ns_format();
+            let lba = format.lba_data_size() as usize;
+            let blocks = (1_310_720 / format.data) as u64;
+            let file = TempNamespace::new();
+            let t = d.target(&one_subsystem_on_file(&file.0, blocks, format)).await?;
+            let mut c = t.controller(PORT_A, host_config(SUB_A)).await?;
+            let ns = IdentifyNamespaceRepr::parse(&c.identify(0, 1).await?).map_err(Failure::from)?;
+            check_eq!((ns.nsze, ns.ncap), (blocks, blocks), "Identify Namespace (NSZE, NCAP) of the file-backed namespace");
+            c.set_number_of_queues(1).await.map_err(|e| Failure::from(e).context("Set Features Number of Queues"))?;
+            let mut io = c.connect_io_queue(1, DEPTH, in_capsule_bytes(&d), 1, lba as u32).await.map_err(|e| Failure::from(e).context("I/O Connect"))?;
+            let per = (32 * 1024 / lba) as u64;
+            let mut image = Vec::with_capacity(blocks as usize * lba);
+            for first in (0..blocks).step_by(per as usize) {
+                let chunk = pattern(per as usize * lba, first as u8);
+                ok(&io.write(first, &chunk, DataMode::Keyed).await?, &format!("write of blocks {first}.."))?;
+                image.extend_from_slice(&chunk);
+            }
+            let (from, count) = (per / 2, blocks - per);
+            check!(count as usize * lba > 1 << 20, "the Write Zeroes range is not over 1 MiB");
+            ok(&io.write_zeroes(from, count as u32).await?, &format!("Write Zeroes of {count} blocks from {from}"))?;
+            image[from as usize * lba..(from + count) as usize * lba].fill(0);
+            for first in (0..blocks).step_by(per as usize) {
+                let want = &image[first as usize * lba..(first + per) as usize * lba];
+                read_back(&mut io, first, want, &format!("blocks {first}.. after Write Zeroes")).await?;
+            }
+            ok(&io.flush().await?, "Flush of the file-backed namespace")?;
+            if t.local().is_some() {
+                // The file on the target's host: only when the target runs in this process.
+                let bytes = std::fs::read(&file.0).map_err(|e| Failure::new(format!("reading the namespace's file: {e}")))?;
+                check_eq!(bytes.len(), image.len(), "the namespace file's length");
+                check!(bytes == image, "the namespace file's bytes differ from what was written and zeroed");
+            }
+            Ok(())
         }),
         Case::new(AREA, "media-error", "TIO-MEDIA-ERROR", "a software read touching a bad block of the backend is Unrecovered Read Error (2/81h) without DNR (another read may succeed) and returns no data; reads around the bad block and writes succeed", CP, |d: Dut| async move {
             let (t, _c, mut io) = software_queue(&d).await?;

@@ -162,6 +162,8 @@ pub enum Need {
     /// An in-capsule data offset (`max_icdoff` ≥ 1), with room after it for one block of the
     /// smallest LBA data size and 16 bytes more.
     InCapsuleOffset,
+    /// Capsules that carry a Connect's 1024 bytes of data after the SQE (`max_ioccsz` ≥ 68).
+    InCapsuleConnectData,
     /// At least one op the device cannot offload (to check that asking for it fails).
     SomeOpNotOffloadable,
     /// Backend NVMe controllers the harness can create (emulated ones, on the reference
@@ -239,6 +241,7 @@ impl Need {
                 .iter()
                 .min()
                 .is_some_and(|b| u64::from(caps.max_ioccsz) * 16 >= 64 + u64::from(*b)),
+            Need::InCapsuleConnectData => caps.max_ioccsz >= 68,
             Need::InCapsuleOffset => {
                 caps.max_icdoff >= 1
                     && caps
@@ -289,6 +292,9 @@ impl Need {
             }
             Need::InCapsuleBlock => "the device's capsules (max_ioccsz) are too small to carry \
                  one block of its smallest LBA data size in-capsule"
+                .into(),
+            Need::InCapsuleConnectData => "the device's capsules (max_ioccsz) are too small to \
+                 carry a Connect's 1024 bytes of data in-capsule"
                 .into(),
             Need::InCapsuleOffset => "the device allows no in-capsule data offset (max_icdoff \
                  is 0), or its capsules (max_ioccsz) cannot carry one block of its smallest LBA \
@@ -420,7 +426,10 @@ impl Case {
                 | Need::TimeoutBounds
                 | Need::SrqCountWithin(_) => "needs-bounds",
                 Need::ExtraSqs => "needs-extra-sqs",
-                Need::LbaSize(_) | Need::InCapsuleBlock | Need::InCapsuleOffset => "needs-format",
+                Need::LbaSize(_)
+                | Need::InCapsuleBlock
+                | Need::InCapsuleOffset
+                | Need::InCapsuleConnectData => "needs-format",
                 Need::SomeOpNotOffloadable => "needs-partial-offload",
                 Need::Backends | Need::ControlPlane => "needs-backends",
                 Need::FabricFaults | Need::HostInvalidate | Need::ShortCmPrivateData => "needs-sim",

@@ -96,6 +96,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement { id: "CONN-OFFLOAD-AFTER-CONNECT", rule: "offload is enabled on an I/O queue while its Connect is processed: from its Connect response on, its I/O is served by the device", source: SHIPPED },
     Requirement { id: "CONN-ADMIN-NOT-OFFLOADED", rule: "the admin queue is never offloaded: NVM I/O capsules on it are answered by software, as the admin commands their opcodes name, and the device serves none", source: SHIPPED },
     Requirement { id: "CONN-SUCCESS", rule: "a good admin Connect returns a new controller ID (not FFFFh) in DW0; a good I/O Connect returns its controller's ID", source: "NVMe-oF" },
+    Requirement { id: "CONN-DATA-IN-CAPSULE", rule: "a Connect may carry its 1024 bytes of Connect data in the capsule (SGL 01h) as well as through a keyed SGL; in-capsule Connect data of any other length is Data SGL Length Invalid (0/0Fh, DNR)", source: "NVMe-oF" },
     Requirement { id: "CONN-RECFMT", rule: "a Connect with RECFMT other than 0 is answered Incompatible Format (1/80h, DNR)", source: "NVMe-oF" },
     Requirement { id: "CONN-ADMIN-CNTLID", rule: "an admin Connect whose CNTLID is not FFFFh is answered Connect Invalid Parameters (1/82h) with IPO of CNTLID in the Connect data", source: "NVMe-oF" },
     Requirement { id: "CONN-SUBNQN", rule: "a Connect naming a subsystem the port does not serve is answered Connect Invalid Parameters with IPO of SUBNQN in the Connect data", source: "NVMe-oF" },

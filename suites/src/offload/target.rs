@@ -109,6 +109,20 @@ pub fn one_subsystem_with(nsids: &[u32], format: LbaFormat, offload: bool) -> St
     format!("[[port]]\naddr = \"{SIM0_ADDR}:{PORT_A}\"\nsubsystem = \"{SUB_A}\"\n\n{sub}")
 }
 
+/// One subsystem [`SUB_A`] on [`PORT_A`] without offload, whose namespace 1 of `blocks`
+/// blocks in `format` is stored in the file `path` (created if absent).
+pub fn one_subsystem_on_file(path: &std::path::Path, blocks: u64, format: LbaFormat) -> String {
+    format!(
+        "[[port]]\naddr = \"{SIM0_ADDR}:{PORT_A}\"\nsubsystem = \"{SUB_A}\"\n\n\
+         [[subsystem]]\nnqn = \"{SUB_A}\"\nhosts = [\"{HOSTNQN}\", \"{HOSTNQN_2}\"]\n\
+         queue_depth = 64\noffload = false\n\n[[subsystem.namespace]]\nnsid = 1\n\
+         backing = \"file:{}\"\nsize = {}\nlba_format = \"{}\"\n",
+        path.display(),
+        blocks * u64::from(format.data),
+        format_name(format)
+    )
+}
+
 /// Two subsystems on two ports: [`SUB_A`] (namespace 1) on [`PORT_A`], [`SUB_B`]
 /// (namespaces 1 and 2) on [`PORT_B`]; both allow [`HOSTNQN`] and [`HOSTNQN_2`].
 pub fn two_subsystems(format: LbaFormat) -> String {
