@@ -385,15 +385,16 @@ pub fn cases() -> Vec<Case> {
         "datapath",
         "backend-queue-full",
         "DP-QUEUE-DEPTH",
-        "a full host queue on a backend controller whose queue is half as deep, with a slow \
-         backend: more commands are in flight than the backend queue holds, and every one is \
-         answered with success and counted",
+        "a full host queue (32) on a backend controller whose queues hold 4 entries, with a \
+         slow backend: far more commands are in flight than the backend queue holds (the \
+         device must hold the rest until entries free up), and every one is answered with \
+         success and counted",
         &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
         |d| async move {
             let opts = SessionOpts {
                 format: d.ns_format(),
                 depth: 32,
-                backend_depth: 16,
+                backend_depth: 4,
                 ..Default::default()
             };
             let mut s = d.session(&opts, PORT).await?;
