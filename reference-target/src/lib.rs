@@ -15,3 +15,4 @@ pub mod interop;
 pub mod pci;
 pub mod quirks;
 pub mod remote;
+mod round_robin;

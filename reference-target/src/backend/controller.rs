@@ -39,6 +39,7 @@ use super::command::{self, Dma, DmaFault, Unmapped};
 use super::faults::{Fault, FaultState};
 use super::namespace::Namespace;
 use super::BackendError;
+use crate::round_robin;
 
 /// A byte range inside a memory region, by offset (what `mr_read`/`mr_write` take).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -395,8 +396,7 @@ impl Inner {
     fn fetch(&self) -> Result<Option<(usize, [u8; SQE_LEN])>, BackendError> {
         let mut st = lock(&self.st);
         let n = self.cfg.sqs.len();
-        for k in 0..n {
-            let i = (st.rr + k) % n;
+        for i in round_robin::order(st.rr, n) {
             let sq = &self.cfg.sqs[i];
             let tail = read_u32(self.ctx.as_ref(), &sq.doorbell)?;
             if tail >= u32::from(self.cfg.depth) {
@@ -411,7 +411,7 @@ impl Inner {
             let off = sq.ring.offset + u64::from(head) * SQE_LEN as u64;
             self.ctx.mr_read(sq.ring.mr, off, &mut raw)?;
             st.sq_heads[i] = (head + 1) % self.cfg.depth;
-            st.rr = (i + 1) % n;
+            st.rr = round_robin::after(i, n);
             return Ok(Some((i, raw)));
         }
         Ok(None)

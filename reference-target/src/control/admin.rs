@@ -86,6 +86,11 @@ fn property_get(q: &Queue, offset: u32, size: PropertySize) -> (Status, u64) {
     }
 }
 
+/// CSTS.SHST, the shutdown status field (bits 3:2) ...
+const CSTS_SHST: u32 = 0b11 << 2;
+/// ... and its value 10b, shutdown processing complete.
+const CSTS_SHST_COMPLETE: u32 = 0b10 << 2;
+
 fn property_set(q: &Queue, offset: u32, size: PropertySize, value: u64) -> (Status, u64) {
     let mut st = q.sh.lock();
     let Some(c) = q.cntlid.and_then(|id| st.ctrls.get_mut(&(q.sub, id))) else {
@@ -103,7 +108,7 @@ fn property_set(q: &Queue, offset: u32, size: PropertySize, value: u64) -> (Stat
         c.csts = 0;
     }
     if (new >> 14) & 0b11 != 0 {
-        c.csts = (c.csts & !(0b11 << 2)) | (0b10 << 2);
+        c.csts = (c.csts & !CSTS_SHST) | CSTS_SHST_COMPLETE;
     }
     (Status::SUCCESS, 0)
 }

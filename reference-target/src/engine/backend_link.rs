@@ -22,6 +22,7 @@ use crate::backend::command::backend_sqe;
 use crate::backend::CtrlState;
 use crate::pci::BackendPort;
 use crate::quirks::Quirk;
+use crate::round_robin;
 
 impl Core {
     /// Submits an offloaded command to its backend controller, or queues it when every SQ
@@ -39,12 +40,10 @@ impl Core {
                 Some(ctrl) => {
                     let limit = ctrl.depth.saturating_sub(1);
                     let nsq = ctrl.writers.len();
-                    let sq = (0..nsq)
-                        .map(|i| (ctrl.rr + i) % nsq)
-                        .find(|i| ctrl.outstanding_per_sq[*i] < limit);
+                    let sq = round_robin::order(ctrl.rr, nsq).find(|i| ctrl.outstanding_per_sq[*i] < limit);
                     match (sq, ctrl.free_cids.pop()) {
                         (Some(sq), Some(cid)) => {
-                            ctrl.rr = (sq + 1) % nsq;
+                            ctrl.rr = round_robin::after(sq, nsq);
                             let n = &st.nvmf[&c.srq];
                             let addr = c
                                 .staging
