@@ -6,7 +6,8 @@
 #
 #   ci/mutation.sh                          # every mutant; results in target/mutants/mutants.out
 #   ci/mutation.sh --shard 1/8              # one eighth (run the 8 shards on 8 machines)
-#   ci/mutation.sh --file 'reference-target/src/engine/datapath.rs'   # one file
+#   ci/mutation.sh -F '^reference-target/src/engine/datapath.rs'   # one file (a regex on the
+#                                           # names; --file would add to the configured globs)
 #   ci/mutation.sh --list                   # the mutants, without running them
 #   ci/mutation.sh --table                  # only print the per-file table of the last run
 #

@@ -40,7 +40,8 @@ impl Core {
                 Some(ctrl) => {
                     let limit = ctrl.depth.saturating_sub(1);
                     let nsq = ctrl.writers.len();
-                    let sq = round_robin::order(ctrl.rr, nsq).find(|i| ctrl.outstanding_per_sq[*i] < limit);
+                    let sq = round_robin::order(ctrl.rr, nsq)
+                        .find(|i| ctrl.outstanding_per_sq[*i] < limit);
                     match (sq, ctrl.free_cids.pop()) {
                         (Some(sq), Some(cid)) => {
                             ctrl.rr = round_robin::after(sq, nsq);
