@@ -72,6 +72,35 @@ fn base_parses() {
     assert_eq!(n.size, 1 << 20);
     assert_eq!(n.lba_format, LbaFormat::L4096_8);
     assert_eq!(c.subsystems[0].queue_depth, 128, "default");
+    assert_eq!(
+        c.subsystems[0].cntlids,
+        1..=0xFFEF,
+        "default controller IDs"
+    );
+}
+
+#[test]
+fn controller_id_range() {
+    let with = |lines: &str| BASE.replace("hosts = [", &format!("{lines}\nhosts = ["));
+    let c = Config::parse("t.toml", &with("cntlid_min = 10\ncntlid_max = 12")).unwrap();
+    assert_eq!(c.subsystems[0].cntlids, 10..=12);
+    let c = Config::parse("t.toml", &with("cntlid_min = 65519")).unwrap();
+    assert_eq!(c.subsystems[0].cntlids, 0xFFEF..=0xFFEF, "one ID");
+    let c = Config::parse("t.toml", &with("cntlid_max = 1")).unwrap();
+    assert_eq!(c.subsystems[0].cntlids, 1..=1, "one ID");
+    for (lines, field, line) in [
+        ("cntlid_min = 0", "subsystem.cntlid_min", 11),
+        ("cntlid_max = 65520", "subsystem.cntlid_max", 11),
+        ("cntlid_max = 70000", "subsystem.cntlid_max", 11),
+        ("cntlid_min = 5\ncntlid_max = 4", "subsystem.cntlid_min", 11),
+    ] {
+        let e = err(&with(lines));
+        assert_eq!(e.field, field, "{lines}: {e}");
+        assert_eq!(e.line, Some(line), "{lines}: {e}");
+        assert!(e.message.contains("nqn.x:a"), "{lines}: {e}");
+    }
+    let e = err(&with("cntlid_min = -1"));
+    assert!(e.to_string().contains("cntlid_min"), "{e}");
 }
 
 #[test]

@@ -16,6 +16,8 @@
 //! queue_depth = 128             # backend queue depth = the SRQ's nvme_queue_depth
 //! cmd_timeout_ms = 0            # optional; backend command timeout, 0 = device default
 //! offload = true                # optional; false: I/O queues are never offloaded
+//! cntlid_min = 1                # optional; the controller IDs this subsystem hands out,
+//! cntlid_max = 65519            # cntlid_min..=cntlid_max (1..=65519 = FFEFh by default)
 //!
 //! [[subsystem.namespace]]
 //! nsid = 1
@@ -99,6 +101,9 @@ pub struct SubsystemConfig {
     pub cmd_timeout_ms: u32,
     /// Whether I/O queues get offload (`qp_set_nvmf`); false: software serves all I/O.
     pub offload: bool,
+    /// The controller IDs handed out: `cntlid_min..=cntlid_max`, within 1..=FFEFh (as
+    /// Linux nvmet's `attr_cntlid_min` / `attr_cntlid_max`).
+    pub cntlids: std::ops::RangeInclusive<u16>,
     /// The namespaces.
     pub namespaces: Vec<NamespaceConfig>,
 }
@@ -164,6 +169,8 @@ struct RawSubsystem {
     cmd_timeout_ms: u32,
     #[serde(default = "default_true")]
     offload: bool,
+    cntlid_min: Option<Spanned<u32>>,
+    cntlid_max: Option<Spanned<u32>>,
     #[serde(default)]
     namespace: Vec<RawNamespace>,
 }
@@ -175,6 +182,12 @@ fn default_depth() -> u32 {
 fn default_true() -> bool {
     true
 }
+
+/// The lowest controller ID a subsystem hands out by default (0 is not a valid one).
+pub const CNTLID_MIN: u16 = 1;
+/// The highest controller ID a subsystem hands out by default: FFF0h and above are
+/// reserved (FFFFh asks for a dynamic controller in Connect).
+pub const CNTLID_MAX: u16 = 0xFFEF;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -408,6 +421,36 @@ impl Config {
                     format!("{} is not in 2..=65536 (subsystem `{nqn}`)", s.queue_depth),
                 ));
             }
+            let mut cntlids = [CNTLID_MIN, CNTLID_MAX];
+            for (i, (raw, field)) in [(&s.cntlid_min, "cntlid_min"), (&s.cntlid_max, "cntlid_max")]
+                .into_iter()
+                .enumerate()
+            {
+                let Some(v) = raw else { continue };
+                cntlids[i] = u16::try_from(*v.get_ref())
+                    .ok()
+                    .filter(|id| (CNTLID_MIN..=CNTLID_MAX).contains(id))
+                    .ok_or_else(|| {
+                        err(
+                            Some(v.span()),
+                            &format!("subsystem.{field}"),
+                            format!(
+                                "{} is not a controller ID in 1..=65519 (FFEFh) (subsystem `{nqn}`)",
+                                v.get_ref()
+                            ),
+                        )
+                    })?;
+            }
+            if cntlids[0] > cntlids[1] {
+                return Err(err(
+                    s.cntlid_min.as_ref().map(|v| v.span()),
+                    "subsystem.cntlid_min",
+                    format!(
+                        "{} is above cntlid_max {} (subsystem `{nqn}`)",
+                        cntlids[0], cntlids[1]
+                    ),
+                ));
+            }
             let mut namespaces = Vec::new();
             let mut nsids = BTreeSet::new();
             for n in &s.namespace {
@@ -472,6 +515,7 @@ impl Config {
                 queue_depth: s.queue_depth,
                 cmd_timeout_ms: s.cmd_timeout_ms,
                 offload: s.offload,
+                cntlids: cntlids[0]..=cntlids[1],
                 namespaces,
             });
         }

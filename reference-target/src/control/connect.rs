@@ -297,13 +297,23 @@ async fn connect_status(q: &mut Queue, bytes: &[u8]) -> (Status, u64, Option<u32
         }
         let id = {
             let mut st = sh.lock();
-            let next = st.next_cntlid.entry(q.sub).or_insert(1);
-            let mut id = *next;
-            while st.ctrls.contains_key(&(q.sub, id)) || id == 0 || id >= 0xFFF0 {
-                id = if id >= 0xFFEF { 1 } else { id + 1 };
-            }
+            // The subsystem's IDs in turn from the one after the last handed out,
+            // wrapping from cntlid_max to cntlid_min; a free one or Controller Busy.
+            let (min, max) = (*sub.cfg.cntlids.start(), *sub.cfg.cntlids.end());
+            let start = st.next_cntlid.get(&q.sub).copied().unwrap_or(min);
+            let free = (start..=max)
+                .chain(min..start)
+                .find(|id| !st.ctrls.contains_key(&(q.sub, *id)));
+            let Some(id) = free else {
+                drop(st);
+                sh.log(format!(
+                    "connect-no-cntlid subsystem={} cntlids={min}..={max}",
+                    sub.cfg.nqn
+                ));
+                return (Status::CONNECT_CONTROLLER_BUSY.with_dnr(), 0, inval);
+            };
             st.next_cntlid
-                .insert(q.sub, if id >= 0xFFEF { 1 } else { id + 1 });
+                .insert(q.sub, if id == max { min } else { id + 1 });
             st.ctrls.insert(
                 (q.sub, id),
                 NvmfCtrl {

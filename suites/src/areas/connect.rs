@@ -19,8 +19,8 @@ use reference_target::control::connect::MAX_IO_QUEUES;
 
 use crate::offload::session::pattern;
 use crate::offload::target::{
-    expect_invalid_param, expect_status, host_config, mqes, send_connect, TargetRig, BOUND,
-    IPO_CNTLID, IPO_QID, IPO_SQSIZE, IPO_SUBNQN, PORT_A, STRANGER, SUB_A,
+    expect_invalid_param, expect_status, host_config, mqes, one_subsystem, send_connect, TargetRig,
+    BOUND, IPO_CNTLID, IPO_QID, IPO_SQSIZE, IPO_SUBNQN, PORT_A, STRANGER, SUB_A,
 };
 use crate::offload::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -124,6 +124,37 @@ async fn nothing_served(t: &TargetRig, what: &str) -> Result<(), Failure> {
         "{what}: I/O commands software served"
     );
     Ok(())
+}
+
+/// The controller IDs of [`cntlid_range`]'s subsystem: three, at the top of the range a
+/// controller ID may take (FFEFh is the highest).
+const CNTLIDS: [u16; 3] = [0xFFED, 0xFFEE, 0xFFEF];
+
+/// [`SUB_A`] with namespace 1, handing out only the controller IDs of [`CNTLIDS`].
+fn cntlid_range(d: &Dut) -> String {
+    one_subsystem(d.ns_format()).replacen(
+        "queue_depth = 64\n",
+        &format!(
+            "queue_depth = 64\ncntlid_min = {}\ncntlid_max = {}\n",
+            CNTLIDS[0], CNTLIDS[2]
+        ),
+        1,
+    )
+}
+
+/// Waits (bounded) until the target's controllers of [`SUB_A`] are `want`.
+async fn controllers_become(t: &TargetRig, want: &[u16], what: &str) -> Result<(), Failure> {
+    let deadline = tokio::time::Instant::now() + wait(BOUND);
+    loop {
+        let got = t.controllers(SUB_A).await?;
+        if got == want {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            check_eq!(got, want.to_vec(), "{what}: the target's controllers");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// The cases of this area.
@@ -299,6 +330,38 @@ pub fn cases() -> Vec<Case> {
             let ok = send_connect(&mut q, o, &cfg.connect_data(cntlid)).await?;
             check!(ok.status.is_success(), "I/O Connect: {}", ok.status);
             check_eq!(ok.dw0() as u16, cntlid, "CNTLID in the I/O Connect response");
+            Ok(())
+        }),
+        Case::new(AREA, "cntlid-range", "CONN-CNTLID", "a subsystem configured with controller IDs FFEDh..=FFEFh hands them out in turn (a freed ID is not reused at once; after FFEFh comes FFEDh), each reported in Identify Controller; with all three in use an admin Connect is Controller Busy (1/81h, DNR) and makes no controller", CP, |d: Dut| async move {
+            let t = d.target(&cntlid_range(&d)).await?;
+            let cfg = host_config(SUB_A);
+            let first = t.controller(PORT_A, cfg.clone()).await?;
+            check_eq!(first.cntlid(), CNTLIDS[0], "controller ID of the first admin Connect");
+            first.disconnect().await.map_err(|e| Failure::from(e).context("disconnect of the first controller"))?;
+            controllers_become(&t, &[], "after the first controller disconnected").await?;
+            let mut held = Vec::new();
+            for (i, want) in [CNTLIDS[1], CNTLIDS[2], CNTLIDS[0]].into_iter().enumerate() {
+                let mut c = t.controller(PORT_A, cfg.clone()).await?;
+                check_eq!(c.cntlid(), want, "controller ID of admin Connect {} (the last handed out: {:#06x})", i + 2, CNTLIDS[i]);
+                check_eq!(c.identify_controller().await?.cntlid, want, "CNTLID in Identify Controller");
+                held.push(c);
+            }
+            controllers_become(&t, &CNTLIDS, "with every ID of the range in use").await?;
+            let (mut q, o) = admin_queue(&t).await?;
+            let busy = send_connect(&mut q, o, &cfg.connect_data(CNTLID_DYNAMIC)).await?;
+            expect_status(&busy, Status::CONNECT_CONTROLLER_BUSY, "admin Connect with every controller ID in use")?;
+            check_eq!(busy.dw0(), 0, "DW0 of the refused Connect");
+            check_eq!(t.controllers(SUB_A).await?, CNTLIDS.to_vec(), "the target's controllers after the refused Connect");
+            // Free FFEEh: the next Connect, after FFEDh (in use), wraps past FFEFh (in use) to it.
+            let middle = held.remove(0);
+            middle.disconnect().await.map_err(|e| Failure::from(e).context("disconnect of controller FFEEh"))?;
+            controllers_become(&t, &[CNTLIDS[0], CNTLIDS[2]], "after controller FFEEh disconnected").await?;
+            let mut again = t.controller(PORT_A, cfg.clone()).await?;
+            check_eq!(again.cntlid(), CNTLIDS[1], "controller ID of the admin Connect after FFEEh was freed");
+            check_eq!(again.identify_controller().await?.cntlid, CNTLIDS[1], "CNTLID in Identify Controller of the new FFEEh");
+            for c in held {
+                check!(c.cntlid() != again.cntlid(), "two controllers with ID {:#06x}", c.cntlid());
+            }
             Ok(())
         }),
         Case::new(AREA, "io-qid-at-max", "CONN-IO-QID", "with 64 I/O queues granted (the target's most), the I/O queue of QID 64 connects and gets its controller's ID; a CM request for QID 65 is rejected with status 03h (invalid QID)", CP, |d: Dut| async move {
