@@ -21,13 +21,15 @@ use harness::wire::{
     PropertySetRepr, PropertySize, Psdt, SglRepr, SmartLogRepr, SqeCommand, Status, IDENTIFY_LEN,
     LID_ERROR, LID_FIRMWARE_SLOT, LID_SMART, LOG_512, NIDT_NGUID, NIDT_UUID,
 };
+use reference_target::backend::LbaFormat;
 use reference_target::control::admin::{AERL, FIRMWARE, KAS, MODEL, VID, VS};
 use reference_target::control::connect::MAX_IO_QUEUES;
 use reference_target::control::discovery::DISCOVERY_NQN;
 
 use crate::areas::datapath::settle;
 use crate::offload::target::{
-    expect_status, host_config, one_subsystem_with, TargetRig, BOUND, NS_BLOCKS, PORT_A, SUB_A,
+    expect_status, host_config, one_subsystem_formats, one_subsystem_with, TargetRig, BOUND,
+    NS_BLOCKS, PORT_A, SUB_A,
 };
 use crate::offload::{wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -66,6 +68,27 @@ fn data_buffer(caps: &NvmfCaps) -> u32 {
 }
 
 /// A target with [`NSIDS`] and an enabled controller of it.
+/// [`NSIDS`] with LBA formats the device supports: nsid 1 in [`Dut::ns_format`], nsid 2 in
+/// one with metadata and nsid 5 in one of another data size, when the device has them.
+fn namespace_formats(d: &Dut) -> Vec<(u32, LbaFormat)> {
+    let base = d.ns_format();
+    let supported: Vec<LbaFormat> = LbaFormat::SUPPORTED
+        .into_iter()
+        .filter(|f| d.caps.supports_lba_data_size(f.lba_data_size()))
+        .collect();
+    let meta = supported
+        .iter()
+        .copied()
+        .find(|f| f.meta > 0)
+        .unwrap_or(base);
+    let other = supported
+        .iter()
+        .copied()
+        .find(|f| f.data != base.data)
+        .unwrap_or(base);
+    vec![(NSIDS[0], base), (NSIDS[1], meta), (NSIDS[2], other)]
+}
+
 async fn enabled(d: &Dut) -> Result<(TargetRig, Controller), Failure> {
     let t = d
         .target(&one_subsystem_with(&NSIDS, d.ns_format(), true))
@@ -248,10 +271,11 @@ pub fn cases() -> Vec<Case> {
             check!(raw[768 + SUB_A.len()..1024].iter().all(|&b| b == 0), "SUBNQN is not NUL padded");
             Ok(())
         }),
-        Case::new(AREA, "identify-namespace", "ADM-IDENTIFY-NS", "Identify Namespace (CNS 00h) reports each namespace's size, capacity and use in blocks, one LBA format with the namespace's data and metadata sizes (FLBAS, MC), NMIC and an NGUID; an nsid the subsystem lacks is Invalid Namespace (0/0Bh, DNR)", CP, |d: Dut| async move {
-            let (_t, mut c) = enabled(&d).await?;
-            let f = d.ns_format();
-            for nsid in NSIDS {
+        Case::new(AREA, "identify-namespace", "ADM-IDENTIFY-NS", "Identify Namespace (CNS 00h) reports each namespace's size, capacity and use in blocks, one LBA format with the namespace's data and metadata sizes (FLBAS, MC; namespaces in as many of the device's LBA formats as it has, up to three, one with metadata when it has one), NMIC and an NGUID; an nsid the subsystem lacks is Invalid Namespace (0/0Bh, DNR)", CP, |d: Dut| async move {
+            let formats = namespace_formats(&d);
+            let t = d.target(&one_subsystem_formats(&formats)).await?;
+            let mut c = t.controller(PORT_A, host_config(SUB_A)).await?;
+            for (nsid, f) in formats {
                 let raw = identify(&mut c, 0, nsid).await?;
                 let ns = IdentifyNamespaceRepr::parse(&raw).map_err(Failure::from)?;
                 check_eq!((ns.nsze, ns.ncap, ns.nuse), (NS_BLOCKS, NS_BLOCKS, NS_BLOCKS), "nsid {nsid}: (NSZE, NCAP, NUSE)");

@@ -484,6 +484,26 @@ pub fn cases() -> Vec<Case> {
             check_eq!(r.cqe.status, Status::SUCCESS, "the next {}'s status", op.name());
             counters::moved(&before, &s.counters(&d)?, sent(op, 2, 1))
         }),
+        Case::new("timeout", "other-opcode-served", "TMO-RECOVER", "while a backend stalls every read (a fault on opcode 02h only), a write sent after a stuck read is served at once and reaches the media; the read alone times out, with NVME_TIMEOUT", &[Need::Backends, Need::Ops(RW)], |d| async move {
+            let mut s = session(&d).await?;
+            warm_up(&mut s.io, FaultOp::Read).await?;
+            let before = s.counters(&d)?;
+            inject(&s.backend, Fault::Timeout { on: CmdMatch::Opcode(0x02), delay: None })?;
+            let t0 = tokio::time::Instant::now();
+            let cids = submit_many(s.io.queue(), FaultOp::Read, 1, d.ns_format().lba_data_size())?;
+            let w = FaultOp::Write.send(&mut s.io, 3).await?;
+            check_eq!(w.cqe.status, Status::SUCCESS, "the write sent while a read is stuck");
+            let took = t0.elapsed();
+            check!(took < Duration::from_micros(TIMEOUT_US.into()), "the write was answered {took:?} after the stuck read was sent: it waited for the read's timeout");
+            check!(media(&s.backend, 3)? == pattern(d.ns_format().lba_data_size() as usize, 3), "the write's data is not on the media");
+            let stuck = blame::under("TMO-EVENT");
+            let r = s.io.queue().wait_response(cids[0], wait(BOUND)).await
+                .map_err(|e| Failure::from(e).context("the stuck read got no answer"))?;
+            FaultOp::Read.not_success(r.cqe.status, "the stuck")?;
+            drop(stuck);
+            expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { ctrl, .. } if *ctrl == s.ctrl), "NVME_TIMEOUT").await?;
+            counters::moved(&before, &s.counters(&d)?, Sent { reads: 1, writes: 1, errors: 1 })
+        }),
         Case::new("timeout", "removed-controller-answers-stuck", "DP-ANSWERED", "a command stuck in a backend controller that software unmaps and removes before its timeout is answered with an error when the controller goes, not dropped", &needs, |d| async move {
             let mut s = session(&d).await?;
             let op = FaultOp::of(&d);

@@ -256,6 +256,44 @@ pub fn cases() -> Vec<Case> {
             ok(&io.write(0, &one, DataMode::Keyed).await?, "write after the refusals")?;
             read_back(&mut io, 0, &one, "the block written after the refusals").await
         }),
+        Case::new(AREA, "whole-data-buffer", "TIO-DATA", "a keyed write and a keyed read as long as software's data buffer (max(2 × max_io_sz, 64 KiB)) are served whole: the data read back is the data written, and so are the blocks after it", CP, |d: Dut| async move {
+            let (_t, _c, mut io) = software_queue(&d).await?;
+            let lba = io.lba_size();
+            let buffer = (d.caps.max_io_sz * 2).max(64 * 1024);
+            let blocks = buffer / lba;
+            check!(u64::from(blocks) < NS_BLOCKS, "{blocks} blocks do not fit the namespace");
+            let data = pattern(buffer as usize, 11);
+            let src = region(&mut io, buffer)?;
+            io.queue().ctx().mr_write(src.id, 0, &data)?;
+            let r = io.queue().execute_sgl(&Command::Nvme { nsid: 1, command: SqeCommand::Write(rw(1, blocks)) }, SglRepr::keyed(src.addr, buffer, src.rkey), &[]).await?;
+            check_eq!(r.cqe.status, Status::SUCCESS, "keyed write of {blocks} blocks ({buffer} bytes): status");
+            let dst = region(&mut io, buffer)?;
+            let r = io.queue().execute_sgl(&Command::Nvme { nsid: 1, command: SqeCommand::Read(rw(1, blocks)) }, SglRepr::keyed(dst.addr, buffer, dst.rkey), &[]).await?;
+            check_eq!(r.cqe.status, Status::SUCCESS, "keyed read of {blocks} blocks ({buffer} bytes): status");
+            let mut got = vec![0; buffer as usize];
+            io.queue().ctx().mr_read(dst.id, 0, &mut got)?;
+            check!(got == data, "the {buffer} bytes read differ from the {buffer} bytes written");
+            read_back(&mut io, 0, &vec![0; lba as usize], "block 0, before the write").await?;
+            read_back(&mut io, u64::from(blocks) + 1, &vec![0; lba as usize], "the block after the write").await
+        }),
+        Case::new(AREA, "short-capsule", "TIO-ERRORS", "a capsule shorter than an SQE is answered Invalid Field (0/02h, DNR) under its CID when it has one (63 and 4 bytes), and dropped unanswered when it has none (3 bytes); the queue then still serves", CP, |d: Dut| async move {
+            let (_t, _c, mut io) = software_queue(&d).await?;
+            let sqe = misbehave::read_sqe(70, 1, 0, 1, SglRepr::keyed(0, io.lba_size(), 0))?;
+            misbehave::send_raw(io.queue(), &sqe[..3])?;
+            let mut four = sqe[..4].to_vec();
+            four[2..4].copy_from_slice(&71u16.to_le_bytes());
+            for (capsule, cid) in [(&sqe[..63], 70u16), (&four[..], 71)] {
+                misbehave::send_raw(io.queue(), capsule)?;
+                let r = io.queue().wait_response(cid, wait(BOUND)).await?;
+                expect_status(&r.cqe, Status::INVALID_FIELD, &format!("a {}-byte capsule", capsule.len()))?;
+                check_eq!(r.cqe.cid, cid, "CID of the answer to a {}-byte capsule", capsule.len());
+            }
+            let data = pattern(io.lba_size() as usize, 12);
+            ok(&io.write(5, &data, DataMode::Keyed).await?, "write after the short capsules")?;
+            read_back(&mut io, 5, &data, "the block written after the short capsules").await?;
+            check_eq!(io.queue().arrived_cids(), Vec::<u16>::new(), "responses no command waited for (the 3-byte capsule has no CID to answer)");
+            Ok(())
+        }),
         Case::new(AREA, "file-backed", "TIO-DATA", "on a namespace stored in a file (1.25 MiB), software's writes reach the file, Write Zeroes of more than 1 MiB zeroes exactly its blocks in the file, Flush succeeds, and Identify Namespace reports the file's blocks", CP, |d: Dut| async move {
             let format = d.ns_format();
             let lba = format.lba_data_size() as usize;

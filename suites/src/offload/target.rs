@@ -75,17 +75,32 @@ fn format_name(f: LbaFormat) -> String {
 /// The `[[subsystem]]` table of `nqn` allowing [`HOSTNQN`] and [`HOSTNQN_2`], queue depth 64,
 /// with namespaces `nsids` of [`NS_BLOCKS`] blocks in `format`.
 pub fn subsystem(nqn: &str, nsids: &[u32], format: LbaFormat) -> String {
+    let namespaces: Vec<(u32, LbaFormat)> = nsids.iter().map(|&n| (n, format)).collect();
+    subsystem_formats(nqn, &namespaces)
+}
+
+/// The `[[subsystem]]` table of `nqn` like [`subsystem`], each namespace `(nsid, format)`
+/// of [`NS_BLOCKS`] blocks in its own format.
+pub fn subsystem_formats(nqn: &str, namespaces: &[(u32, LbaFormat)]) -> String {
     let mut s = format!(
         "[[subsystem]]\nnqn = \"{nqn}\"\nhosts = [\"{HOSTNQN}\", \"{HOSTNQN_2}\"]\nqueue_depth = 64\n"
     );
-    for n in nsids {
+    for (n, format) in namespaces {
         s.push_str(&format!(
             "\n[[subsystem.namespace]]\nnsid = {n}\nsize = {}\nlba_format = \"{}\"\n",
             NS_BLOCKS * u64::from(format.data),
-            format_name(format)
+            format_name(*format)
         ));
     }
     s
+}
+
+/// One subsystem [`SUB_A`] on [`PORT_A`], offloaded, with namespaces `(nsid, format)`.
+pub fn one_subsystem_formats(namespaces: &[(u32, LbaFormat)]) -> String {
+    format!(
+        "[[port]]\naddr = \"{SIM0_ADDR}:{PORT_A}\"\nsubsystem = \"{SUB_A}\"\n\n{}",
+        subsystem_formats(SUB_A, namespaces)
+    )
 }
 
 /// One subsystem [`SUB_A`] on port [`PORT_A`], allowing [`HOSTNQN`] and [`HOSTNQN_2`],
