@@ -106,7 +106,13 @@ pub fn opcode_sqe(cid: u16, nsid: u32, opcode: u8) -> Result<[u8; 64]> {
     .to_bytes()?)
 }
 
-/// An SQE with PSDT 00b (PRPs), which NVMe-oF does not allow.
+/// PRP1 and PRP2 of [`prp_sqe`]: host addresses as a PCIe host driver fills them in (a
+/// page of low memory, and a kernel direct-map address whose top byte, where an SGL keeps
+/// its type, is FFh).
+const PRP_ENTRIES: [u64; 2] = [0x0000_0001_2345_6000, 0xffff_8880_0420_0000];
+
+/// An SQE with PSDT 00b (PRPs), which NVMe-oF does not allow; its data pointer holds two
+/// PRP entries, which do not read as an SGL descriptor.
 pub fn prp_sqe(cid: u16, nsid: u32, slba: u64) -> Result<[u8; 64]> {
     let mut r = SqeRepr::new(
         cid,
@@ -115,7 +121,10 @@ pub fn prp_sqe(cid: u16, nsid: u32, slba: u64) -> Result<[u8; 64]> {
         SglRepr::keyed(0, 0, 0),
     );
     r.psdt = Psdt::Prp;
-    r.dptr = crate::wire::DataPointer::Raw([0; 16]);
+    let mut dptr = [0; 16];
+    dptr[..8].copy_from_slice(&PRP_ENTRIES[0].to_le_bytes());
+    dptr[8..].copy_from_slice(&PRP_ENTRIES[1].to_le_bytes());
+    r.dptr = crate::wire::DataPointer::Raw(dptr);
     Ok(r.to_bytes()?)
 }
 

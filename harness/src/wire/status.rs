@@ -71,8 +71,9 @@ impl From<Sct> for u8 {
 /// A decoded NVMe status field.
 ///
 /// `crd` is kept (beyond SCT/SC/More/DNR) so that decoding then encoding any 15-bit field
-/// gives the same bits back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// gives the same bits back. `Debug` prints what `Display` does (`SCT0/SC0x04 Data Transfer
+/// Error`), so that a failed check names the status a person reads in the spec.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Status {
     /// Status Code Type (3 bits).
     pub sct: u8,
@@ -328,6 +329,12 @@ impl Status {
     pub fn name(self) -> Option<&'static str> {
         let code = self.code();
         NAMES.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
+    }
+}
+
+impl fmt::Debug for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
