@@ -479,7 +479,7 @@ pub fn cases() -> Vec<Case> {
             let r = admin(&mut c, AdminOpcode::KeepAlive, 0, [0; 6], Transfer::None).await?;
             expect_ok(&r, "Keep Alive with the requests held")
         }),
-        Case::new(AREA, "refusals", "ADM-INVALID", "what the target does not implement is refused with DNR: an admin opcode it lacks (Invalid Opcode, 0/01h), a Fabrics command type it lacks (Invalid Opcode), an Identify CNS it lacks (Invalid Field, 0/02h), Identify into a buffer that is not 4096 bytes (Data SGL Length Invalid, 0/0Fh) or with in-capsule data (Invalid Field); the controller then still answers", CP, |d: Dut| async move {
+        Case::new(AREA, "refusals", "ADM-INVALID", "what the target does not implement is refused with DNR: an admin opcode it lacks (Invalid Opcode, 0/01h), a Fabrics command type it lacks (Invalid Opcode), a Property Get with a reserved byte set or a reserved ATTRIB size (Invalid Field), an Identify CNS it lacks (Invalid Field, 0/02h), Identify into a buffer that is not 4096 bytes (Data SGL Length Invalid, 0/0Fh) or with in-capsule data (Invalid Field); the controller then still answers", CP, |d: Dut| async move {
             let (_t, mut c) = enabled(&d).await?;
             for op in [0x01u8, 0x05, 0x10, 0x80] {
                 let sqe = misbehave::opcode_sqe(100 + u16::from(op), 0, op)?;
@@ -500,6 +500,12 @@ pub fn cases() -> Vec<Case> {
             misbehave::send_raw(c.admin(), &sqe)?;
             let r = c.admin().wait_response(201, wait(BOUND)).await?;
             expect_status(&r.cqe, Status::INVALID_FIELD, "Property Get with reserved byte 48 set")?;
+            // ... and one whose ATTRIB.SIZE is the reserved value 2 (bits 2:0 of byte 40).
+            let mut sqe = Command::Fabrics(pg).emit(202, SglRepr::keyed(0, 0, 0))?;
+            sqe[fabrics_field::PROPERTY_ATTRIB] = 2;
+            misbehave::send_raw(c.admin(), &sqe)?;
+            let r = c.admin().wait_response(202, wait(BOUND)).await?;
+            expect_status(&r.cqe, Status::INVALID_FIELD, "Property Get with ATTRIB.SIZE 2 (reserved)")?;
             for cns in [0x04, 0x10, 0x13] {
                 let r = admin(&mut c, AdminOpcode::Identify, 0, [cns, 0, 0, 0, 0, 0], Transfer::FromTarget(4096)).await?;
                 expect_status(&r.cqe, Status::INVALID_FIELD, &format!("Identify CNS {cns:02x}h"))?;

@@ -9,7 +9,7 @@ use harness::initiator::{Completion, DataMode, IoQueue};
 use harness::wire::Status;
 use reference_target::backend::{BackendController, Fault};
 
-use crate::offload::counters::{self, Sent};
+use crate::offload::counters::{self, BackendDid, Sent};
 use crate::offload::session::pattern;
 use crate::offload::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -48,7 +48,8 @@ pub fn cases() -> Vec<Case> {
             "DP-BACKEND-STATUS",
             "an offloaded read of a block the backend cannot read is answered with the backend's \
              Unrecovered Read Error (no DNR), no data, counted as an error and a backend error, \
-             with no event; a read of a good block on the same queue is served",
+             with no event; a read of a good block on the same queue is served; the backend \
+             fetched each read once; once the backend repairs the block it reads back",
             &[Need::Ops(OffloadOps::READ), Need::Backends],
             |d| async move {
                 let mut s = d.default_session(PORT).await?;
@@ -64,6 +65,7 @@ pub fn cases() -> Vec<Case> {
                     },
                 )?;
                 let before = s.counters(&d)?;
+                let backend_before = s.backend.counters();
                 let bad = s.io.read(2, 1, DataMode::Keyed).await?;
                 check_eq!(
                     bad.cqe.status,
@@ -93,8 +95,31 @@ pub fn cases() -> Vec<Case> {
                         errors: 1,
                     },
                 )?;
+                counters::backend_moved(
+                    &backend_before,
+                    &s.backend.counters(),
+                    BackendDid {
+                        commands: 2,
+                        errors: 1,
+                        ..BackendDid::default()
+                    },
+                )?;
                 d.no_event("DP-BACKEND-STATUS", "a backend's error status")
-                    .await
+                    .await?;
+                // The backend repairs the block: the device passes its answer on, it does not
+                // remember the earlier failure.
+                s.backend.clear_faults();
+                let again = s.io.read(2, 1, DataMode::Keyed).await?;
+                check_eq!(
+                    again.cqe.status,
+                    Status::SUCCESS,
+                    "a read of the block once the backend repaired it"
+                );
+                check!(
+                    again.data == pattern(bs, 22),
+                    "the repaired block read back differs from the media"
+                );
+                Ok(())
             },
         ),
         Case::new(
@@ -103,12 +128,14 @@ pub fn cases() -> Vec<Case> {
             "DP-BACKEND-STATUS",
             "an offloaded command whose backend fails the data transfer is answered with the \
              backend's Data Transfer Error (no DNR), counted as an error and a backend error, \
-             with no event; the next command on the queue is served",
+             with no event; the next command on the queue is served; the backend fetched each \
+             command once",
             &[Need::AnyOps(RW), Need::Backends],
             |d| async move {
                 let mut s = d.default_session(PORT).await?;
                 let reads = d.caps.offload_ops_allowed(OffloadOps::READ);
                 let before = s.counters(&d)?;
+                let backend_before = s.backend.counters();
                 inject(&s.backend, Fault::DmaFault { count: 1 })?;
                 let bad = one_op(&d, &mut s.io, 3).await?;
                 if !reads {
@@ -145,6 +172,16 @@ pub fn cases() -> Vec<Case> {
                     }
                 };
                 counters::moved(&before, &s.counters(&d)?, sent)?;
+                counters::backend_moved(
+                    &backend_before,
+                    &s.backend.counters(),
+                    BackendDid {
+                        commands: 2,
+                        errors: 1,
+                        dma_faults: 1,
+                        ..BackendDid::default()
+                    },
+                )?;
                 d.no_event("DP-BACKEND-STATUS", "a backend's error status")
                     .await
             },

@@ -251,9 +251,9 @@ pub fn cases() -> Vec<Case> {
             let c = admin_connect(&d, |o| o.sqsize = 0, |_| {}).await?;
             expect_invalid_param(&c, IPO_SQSIZE, "admin Connect SQSIZE 0")
         }),
-        Case::new(AREA, "admin-sqsize-above-32", "CONN-SQSIZE", "an admin Connect with SQSIZE above 31 (the admin queue's 32 entries) is answered 1/82h with IPO of SQSIZE", CP, |d: Dut| async move {
-            let c = admin_connect(&d, |o| o.sqsize = 40, |_| {}).await?;
-            expect_invalid_param(&c, IPO_SQSIZE, "admin Connect SQSIZE 40")
+        Case::new(AREA, "admin-sqsize-above-32", "CONN-SQSIZE", "an admin Connect with SQSIZE 32 (33 entries, one above the admin queue's 32) is answered 1/82h with IPO of SQSIZE", CP, |d: Dut| async move {
+            let c = admin_connect(&d, |o| o.sqsize = 32, |_| {}).await?;
+            expect_invalid_param(&c, IPO_SQSIZE, "admin Connect SQSIZE 32")
         }),
         Case::new(AREA, "admin-twice", "CONN-TWICE", "a second Connect on an admin queue that is already connected is answered Command Sequence Error", CP, |d: Dut| async move {
             let t = d.target_one().await?;

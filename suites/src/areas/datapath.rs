@@ -10,7 +10,7 @@ use harness::initiator::{misbehave, Command, DataMode};
 use harness::wire::{RwCommand, SglRepr, SqeCommand, SqeRepr, Status};
 use reference_target::backend::LbaFormat;
 
-use crate::offload::counters::{self, Sent};
+use crate::offload::counters::{self, BackendDid, Sent};
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
 use crate::offload::{blame, wait, Case, CaseResult, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -191,6 +191,57 @@ pub fn cases() -> Vec<Case> {
             move |d| write_read(d, format, DataMode::Keyed),
         ));
     }
+    v.push(Case::new(
+        "datapath",
+        "backend-once",
+        "DP-BACKEND-ONCE",
+        "eight one-block writes, then eight reads (whichever the device offloads), reach the \
+         backend controller once each: it fetches and completes exactly that many commands, \
+         none with an error, and no doorbell is rung past a queue's end",
+        &[Need::AnyOps(RW), Need::Backends],
+        |d| async move {
+            let mut s = d.default_session(PORT).await?;
+            let bs = d.ns_format().lba_data_size() as usize;
+            let (writes, reads) = (
+                d.caps.offload_ops_allowed(OffloadOps::WRITE),
+                d.caps.offload_ops_allowed(OffloadOps::READ),
+            );
+            let before = (s.counters(&d)?, s.backend.counters());
+            for slba in 0..8u64 {
+                if writes {
+                    let w =
+                        s.io.write(slba, &pattern(bs, 60 + slba as u8), DataMode::Keyed)
+                            .await?;
+                    ok_status(&format!("the write of block {slba}"), w.cqe.status)?;
+                }
+            }
+            for slba in 0..8u64 {
+                if reads {
+                    let r = s.io.read(slba, 1, DataMode::Keyed).await?;
+                    ok_status(&format!("the read of block {slba}"), r.cqe.status)?;
+                    check!(
+                        !writes || r.data == pattern(bs, 60 + slba as u8),
+                        "block {slba} reads back other data than was written"
+                    );
+                }
+            }
+            let n = |on: bool| if on { 8 } else { 0 };
+            counters::moved(
+                &before.0,
+                &s.counters(&d)?,
+                Sent {
+                    reads: n(reads),
+                    writes: n(writes),
+                    errors: 0,
+                },
+            )?;
+            let did = BackendDid {
+                commands: n(reads) + n(writes),
+                ..BackendDid::default()
+            };
+            counters::backend_moved(&before.1, &s.backend.counters(), did)
+        },
+    ));
     v.push(Case::new(
         "datapath",
         "keyed-invalidate",

@@ -17,7 +17,7 @@ use harness::initiator::{Command, Completion, DataMode, HostQueue, InitiatorErro
 use harness::wire::{RwCommand, SglRepr, SqeCommand};
 use reference_target::backend::{BackendController, CmdMatch, Fault};
 
-use crate::offload::counters::{self, Sent};
+use crate::offload::counters::{self, BackendDid, Sent};
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
 use crate::offload::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -416,18 +416,51 @@ pub fn cases() -> Vec<Case> {
             }
             Ok(())
         }),
-        Case::new("timeout", "event-and-answer", "TMO-EVENT", "a backend command that never completes raises NVME_TIMEOUT naming the controller and is answered with an error", &needs, |d| async move {
+        Case::new("pci-error", "on-a-later-command", "PCI-INFLIGHT-ANSWERED", "a controller that fails when it fetches the second command from now (a PCI error armed on command 2) serves the first with success and answers the second with an error, raising NVME_PCI_ERR naming it", &needs, |d| async move {
+            let mut s = session(&d).await?;
+            let op = FaultOp::of(&d);
+            let before = s.counters(&d)?;
+            inject(&s.backend, Fault::PciErrorOn(CmdMatch::Nth(2)))?;
+            let r = op.send(&mut s.io, 1).await?;
+            check_eq!(r.cqe.status, Status::SUCCESS, "the {} before the armed command", op.name());
+            d.no_event("PCI-EVENT", "the command before the armed one").await?;
+            let _rule = blame::under("PCI-INFLIGHT-ANSWERED");
+            let r = op.send(&mut s.io, 2).await
+                .map_err(|e| Failure::from(e).context(format!("the {} the controller failed on got no answer", op.name())))?;
+            op.not_success(r.cqe.status, "the failing")?;
+            expect_event(&d, |e| *e == OffloadEvent::NvmePciErr { ctrl: s.ctrl }, "NVME_PCI_ERR").await?;
+            counters::moved(&before, &s.counters(&d)?, sent(op, 2, 1))
+        }),
+        Case::new("pci-error", "on-a-read", "PCI-INFLIGHT-ANSWERED", "a controller that fails on the first read it fetches (a PCI error armed on opcode 02h) first serves a write, whose data reaches the media, then answers the read with an error and raises NVME_PCI_ERR naming it", &[Need::Backends, Need::Ops(RW)], |d| async move {
+            let mut s = session(&d).await?;
+            warm_up(&mut s.io, FaultOp::Read).await?;
+            let before = s.counters(&d)?;
+            inject(&s.backend, Fault::PciErrorOn(CmdMatch::Opcode(0x02)))?;
+            let w = FaultOp::Write.send(&mut s.io, 4).await?;
+            check_eq!(w.cqe.status, Status::SUCCESS, "the write before the read");
+            check!(media(&s.backend, 4)? == pattern(d.ns_format().lba_data_size() as usize, 4), "the write's data is not on the media");
+            d.no_event("PCI-EVENT", "a write to a controller armed to fail on reads").await?;
+            let _rule = blame::under("PCI-INFLIGHT-ANSWERED");
+            let r = FaultOp::Read.send(&mut s.io, 4).await
+                .map_err(|e| Failure::from(e).context("the read the controller failed on got no answer"))?;
+            FaultOp::Read.not_success(r.cqe.status, "the failing")?;
+            expect_event(&d, |e| *e == OffloadEvent::NvmePciErr { ctrl: s.ctrl }, "NVME_PCI_ERR").await?;
+            counters::moved(&before, &s.counters(&d)?, Sent { reads: 1, writes: 1, errors: 1 })
+        }),
+        Case::new("timeout", "event-and-answer", "TMO-EVENT", "a backend command that never completes raises NVME_TIMEOUT naming the controller and is answered with an error; it reached the backend once (not resubmitted)", &needs, |d| async move {
             let mut s = session(&d).await?;
             let op = FaultOp::of(&d);
             warm_up(&mut s.io, op).await?;
             let before = s.counters(&d)?;
+            let backend_before = s.backend.counters();
             inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
             blame::checking("TMO-EVENT");
             let r = op.send(&mut s.io, 0).await
                 .map_err(|e| Failure::from(e).context(format!("the timed-out {} got no answer", op.name())))?;
             op.not_success(r.cqe.status, "the timed-out")?;
             expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { ctrl, .. } if *ctrl == s.ctrl), "NVME_TIMEOUT").await?;
-            counters::moved(&before, &s.counters(&d)?, sent(op, 1, 1))
+            counters::moved(&before, &s.counters(&d)?, sent(op, 1, 1))?;
+            counters::backend_moved(&backend_before, &s.backend.counters(), BackendDid { commands: 1, dropped: 1, ..BackendDid::default() })
         }),
         Case::new("timeout", "not-before-timeout", "TMO-ANSWERED", "a stuck command is not answered before the controller's command timeout", &needs, |d| async move {
             let mut s = session(&d).await?;
@@ -503,6 +536,51 @@ pub fn cases() -> Vec<Case> {
             drop(stuck);
             expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { ctrl, .. } if *ctrl == s.ctrl), "NVME_TIMEOUT").await?;
             counters::moved(&before, &s.counters(&d)?, Sent { reads: 1, writes: 1, errors: 1 })
+        }),
+        Case::new("timeout", "stall-lifted", "TMO-RECOVER", "a backend that stalls every command, times one out (an error and NVME_TIMEOUT naming the controller) and then recovers serves the next command with success: the device does not give up on a controller after a timeout, and resubmits nothing to it", &needs, |d| async move {
+            let mut s = session(&d).await?;
+            let op = FaultOp::of(&d);
+            warm_up(&mut s.io, op).await?;
+            let before = s.counters(&d)?;
+            let backend_before = s.backend.counters();
+            inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
+            let stuck = blame::under("TMO-EVENT");
+            let r = op.send(&mut s.io, 0).await
+                .map_err(|e| Failure::from(e).context(format!("the stuck {} got no answer", op.name())))?;
+            op.not_success(r.cqe.status, "the stuck")?;
+            expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { ctrl, .. } if *ctrl == s.ctrl), "NVME_TIMEOUT").await?;
+            drop(stuck);
+            // The backend recovers: its stall is lifted.
+            s.backend.clear_faults();
+            serves(&d, &mut s.io, &s.backend, (6, 9), "once the backend recovered").await?;
+            // The stuck command, then what `serves` sent: a write and its read back (a read
+            // alone when the device does not offload writes).
+            let stuck = sent(op, 1, 1);
+            let (reads_after, writes_after) = if d.caps.offload_ops_allowed(OffloadOps::WRITE) { (u64::from(reads(&d)), 1) } else { (1, 0) };
+            counters::moved(&before, &s.counters(&d)?, Sent { reads: stuck.reads + reads_after, writes: stuck.writes + writes_after, errors: 1 })?;
+            // The stuck command stays stuck at the backend; the ones after it succeed there.
+            counters::backend_moved(&backend_before, &s.backend.counters(), BackendDid { commands: 1 + reads_after + writes_after, dropped: 1, ..BackendDid::default() })
+        }),
+        Case::new("timeout", "slow-backend-waited", "DP-ACK-AFTER-BACKEND", "a write whose backend completes 300 ms late (well within the 1 s command timeout) is acknowledged with success no earlier than its backend completed it, and raises no event; a read (when offloaded) returns the data only then", &[Need::Backends, Need::Ops(OffloadOps::WRITE)], |d| async move {
+            let mut s = session(&d).await?;
+            let delay = Duration::from_millis(300);
+            inject(&s.backend, Fault::SlowCompletions { delay })?;
+            let data = pattern(d.ns_format().lba_data_size() as usize, 13);
+            let t0 = tokio::time::Instant::now();
+            let w = s.io.write(8, &data, DataMode::Keyed).await?;
+            let took = t0.elapsed();
+            check_eq!(w.cqe.status, Status::SUCCESS, "the slow write's status");
+            check!(took >= delay, "the write was acknowledged after {took:?}, before its backend completed it ({delay:?})");
+            check!(media(&s.backend, 8)? == data, "the slow write's data is not on the media");
+            if reads(&d) {
+                let t0 = tokio::time::Instant::now();
+                let r = s.io.read(8, 1, DataMode::Keyed).await?;
+                let took = t0.elapsed();
+                check_eq!(r.cqe.status, Status::SUCCESS, "the slow read's status");
+                check!(took >= delay, "the read was answered after {took:?}, before its backend completed it ({delay:?})");
+                check!(r.data == data, "the slow read returned other data than the block written");
+            }
+            d.no_event("TMO-EVENT", "commands slower than usual but within the timeout").await
         }),
         Case::new("timeout", "removed-controller-answers-stuck", "DP-ANSWERED", "a command stuck in a backend controller that software unmaps and removes before its timeout is answered with an error when the controller goes, not dropped", &needs, |d| async move {
             let mut s = session(&d).await?;

@@ -19,8 +19,8 @@ use reference_target::control::discovery::DISCOVERY_NQN;
 
 use crate::offload::session::pattern;
 use crate::offload::target::{
-    expect_invalid_param, expect_status, host_config, send_connect, two_subsystems, TargetRig,
-    HOSTNQN, HOSTNQN_2, IPO_CNTLID, IPO_SUBNQN, PORT_A, PORT_B, STRANGER, SUB_A, SUB_B,
+    expect_invalid_param, expect_status, host_config, one_subsystem, send_connect, two_subsystems,
+    TargetRig, HOSTNQN, HOSTNQN_2, IPO_CNTLID, IPO_SUBNQN, PORT_A, PORT_B, STRANGER, SUB_A, SUB_B,
 };
 use crate::offload::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -236,6 +236,20 @@ pub fn cases() -> Vec<Case> {
             let after = t.controllers(SUB_A).await?;
             check_eq!(after.len(), before + 1, "controllers of SUB_A after connecting to the entry");
             check!(after.contains(&c.cntlid()), "the new controller {} is not among SUB_A's {after:?}", c.cntlid());
+            Ok(())
+        }),
+        Case::new(AREA, "discovery-log-any-host", "SEC-DISCOVERY", "on a subsystem that allows any host (allow_any_host), a host in no allow-list finds the subsystem in the discovery log and connects to it", CP, |d: Dut| async move {
+            let cfg = one_subsystem(d.ns_format()).replacen("queue_depth = 64\n", "queue_depth = 64\nallow_any_host = true\n", 1);
+            check!(cfg.contains("allow_any_host = true"), "the case's configuration does not allow any host");
+            let t = d.target(&cfg).await?;
+            let log = discovery_log(&t, STRANGER).await?;
+            check_eq!(log.entries.len(), 1, "entries for a host in no allow-list, on a subsystem that allows any host");
+            check_eq!(log.entries[0].subnqn.as_str(), SUB_A, "SUBNQN");
+            let mut host = host_config(SUB_A);
+            host.hostnqn = STRANGER.into();
+            let c = t.controller(PORT_A, host).await?;
+            let ctrls = t.controllers(SUB_A).await?;
+            check!(ctrls.contains(&c.cntlid()), "the stranger's controller {} is not among SUB_A's {ctrls:?}", c.cntlid());
             Ok(())
         }),
         Case::new(AREA, "host-not-allowed", "SEC-HOST-ALLOWLIST", "a host not in the subsystem's allow-list is refused (Connect Invalid Host, 1/84h DNR) and gets no controller; an allowed host still connects", CP, |d: Dut| async move {

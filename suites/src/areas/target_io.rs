@@ -199,7 +199,7 @@ pub fn cases() -> Vec<Case> {
             let r = io.queue().execute(&Command::Nvme { nsid: 3, command: SqeCommand::Flush }, Transfer::None, DataMode::Keyed).await?;
             expect_status(&r.cqe, Status::INVALID_NAMESPACE, "Flush of nsid 3, which does not exist")
         }),
-        Case::new(AREA, "refusals", "TIO-ERRORS", "software refuses, each with its status and DNR, and writes nothing: LBA ranges past the end or wrapping (0/80h), protection information (0/02h), fused commands and PRPs (0/02h), an unknown opcode (0/01h), an unknown nsid (0/0Bh), a keyed length other than the transfer (0/0Fh), a read with in-capsule data (0/02h), in-capsule data of the wrong length (0/0Fh), an undefined SGL descriptor (0/11h) and a transfer above its data buffer (0/02h); the queue then still serves", CP, |d: Dut| async move {
+        Case::new(AREA, "refusals", "TIO-ERRORS", "software refuses, each with its status and DNR, and writes nothing: LBA ranges past the end or wrapping (0/80h), protection information (0/02h), fused commands and PRPs (0/02h), an unknown opcode (0/01h), an unknown nsid (0/0Bh), a keyed length other than the transfer (0/0Fh), a read with in-capsule data (0/02h), in-capsule data of the wrong length (0/0Fh) or past the capsule's end (SGL Offset Invalid, 0/16h), an undefined SGL descriptor (0/11h) and a transfer above its data buffer (0/02h); the queue then still serves", CP, |d: Dut| async move {
             let (_t, _c, mut io) = software_queue(&d).await?;
             let lba = io.lba_size();
             let end = NS_BLOCKS;
@@ -246,6 +246,15 @@ pub fn cases() -> Vec<Case> {
             let undefined = misbehave::sqe_with_raw_sgl(misbehave::read_sqe(63, 1, 0, 1, keyed(1))?, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xf0]);
             misbehave::send_raw(io.queue(), &undefined)?;
             expect_status(&io.queue().wait_response(63, wait(BOUND)).await?.cqe, Status::SGL_DESCRIPTOR_TYPE_INVALID, "read with SGL descriptor type Fh")?;
+            if lba <= in_capsule_bytes(&d) {
+                // A Data Block descriptor placed at the end of the in-capsule data area: its
+                // block lies past what any capsule can carry (the block itself is sent).
+                let icc = in_capsule_bytes(&d);
+                let mut capsule = misbehave::write_sqe(64, 1, 0, 1, SglRepr::in_capsule(u64::from(icc), lba))?.to_vec();
+                capsule.extend_from_slice(&pattern(lba as usize, 12));
+                misbehave::send_raw(io.queue(), &capsule)?;
+                expect_status(&io.queue().wait_response(64, wait(BOUND)).await?.cqe, Status::SGL_OFFSET_INVALID, &format!("write with in-capsule data at offset {icc}, past the capsule's end"))?;
+            }
             let buffer = (d.caps.max_io_sz * 2).max(64 * 1024);
             let blocks = buffer / lba + 1;
             let big = region(&mut io, blocks * lba)?;

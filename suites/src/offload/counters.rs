@@ -1,6 +1,7 @@
 //! Checks on a namespace's counters: that they moved by exactly what a case sent.
 
 use harness::api::NsCounters;
+use reference_target::backend::Counters;
 
 use crate::offload::{blame, Failure};
 use crate::{check, check_eq};
@@ -72,6 +73,60 @@ pub fn moved(before: &NsCounters, after: &NsCounters, sent: Sent) -> Result<(), 
         d(after.write_inline_blocks, before.write_inline_blocks),
         0,
         "in-capsule blocks counted"
+    );
+    Ok(())
+}
+
+/// What one backend controller did between two readings of its counters
+/// ([`backend_moved`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BackendDid {
+    /// Commands it fetched.
+    pub commands: u64,
+    /// Of those, how many it completed with an error status.
+    pub errors: u64,
+    /// Of those, how many had their data transfer fail (an injected DMA fault).
+    pub dma_faults: u64,
+    /// Of those, how many it never completed (an injected stall).
+    pub dropped: u64,
+}
+
+/// The backend controller's counters moved by exactly `did`: each offloaded command reached
+/// it once (none duplicated, none resubmitted after an error or a timeout), every one it
+/// fetched was completed unless stalled, and the device never rang a doorbell past the
+/// queue's end. Checked under `DP-BACKEND-ONCE`.
+pub fn backend_moved(before: &Counters, after: &Counters, did: BackendDid) -> Result<(), Failure> {
+    let _rule = blame::under("DP-BACKEND-ONCE");
+    let d = |a: u64, b: u64| a.wrapping_sub(b);
+    check_eq!(
+        d(after.commands, before.commands),
+        did.commands,
+        "commands the backend fetched (one per offloaded command)"
+    );
+    check_eq!(
+        d(after.completions, before.completions),
+        did.commands - did.dropped,
+        "completions the backend posted"
+    );
+    check_eq!(
+        d(after.errors, before.errors),
+        did.errors,
+        "backend completions with an error status"
+    );
+    check_eq!(
+        d(after.dma_faults, before.dma_faults),
+        did.dma_faults,
+        "backend commands whose data transfer failed"
+    );
+    check_eq!(
+        d(after.dropped, before.dropped),
+        did.dropped,
+        "backend commands never completed"
+    );
+    check_eq!(
+        d(after.bad_doorbells, before.bad_doorbells),
+        0,
+        "doorbell writes at or past the end of a backend queue"
     );
     Ok(())
 }

@@ -461,6 +461,7 @@ pub fn cases() -> Vec<Case> {
     v.extend(crate::areas::mapping::cases());
     v.extend(crate::areas::datapath::cases());
     v.extend(crate::areas::in_capsule_offset::cases());
+    v.extend(crate::areas::staging_offset::cases());
     v.extend(crate::areas::qp_teardown::cases());
     v.extend(crate::areas::backend_rings::cases());
     v.extend(crate::areas::software::cases());

@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::api::{CtrlHandle, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, QpNvmfFlags};
+use harness::api::{
+    CtrlHandle, MemRef, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, QpNvmfFlags,
+};
 use harness::fabric::{
     wait, Access, CmEventKind, ConnParam, CqId, MrInfo, PdId, QpCap, QpId, QpInfo, QpInit, RecvWr,
 };
@@ -53,6 +55,9 @@ pub struct SessionOpts {
     pub sq_doorbell_ini: u16,
     /// Initial value of the backend CQ's head doorbell (below the backend queue depth).
     pub cq_doorbell_ini: u16,
+    /// Where the staging buffer starts in its memory region: the region is this many bytes
+    /// longer at each end (0: the buffer is the whole region).
+    pub staging_offset: u64,
 }
 
 impl Default for SessionOpts {
@@ -69,6 +74,7 @@ impl Default for SessionOpts {
             extra_sqs: 0,
             sq_doorbell_ini: 0,
             cq_doorbell_ini: 0,
+            staging_offset: 0,
         }
     }
 }
@@ -139,8 +145,10 @@ impl Dut {
     /// Sets up a session (see the module docs) listening on `port`.
     pub async fn session(&self, opts: &SessionOpts, port: u16) -> Result<Session, Failure> {
         let pd = self.pd()?;
-        let staging_mr = self.staging(pd, self.staging_len())?;
+        let staging_len = self.staging_len();
+        let staging_mr = self.staging(pd, staging_len + 2 * opts.staging_offset)?;
         let mut attrs = self.srq_attrs(&staging_mr);
+        attrs.staging_buf = MemRef::of(&staging_mr, opts.staging_offset, staging_len);
         attrs.icdoff = opts.icdoff;
         let want_ioccsz = (64 + u32::from(opts.icdoff) * 16 + opts.in_capsule).div_ceil(16);
         attrs.ioccsz = want_ioccsz.clamp(self.caps.min_ioccsz.max(4), self.caps.max_ioccsz);
