@@ -12,7 +12,9 @@
 //! This is the test cargo-mutants runs against each mutant of the target
 //! (`docs/mutation.md`): keep it fast.
 
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
+use std::time::Duration;
 
 use harness::api::Profile;
 use harness::fabric::contract::{self, Env, FabricFactory, Outcome};
@@ -25,33 +27,60 @@ use reference_target::quirks::Quirks;
 use suites::catalog;
 use suites::run::{self, Options};
 
-/// Runs the offload catalog on `profile` and fails naming every case that did not pass or
-/// skip with a reason.
+/// Real time a case may run without a verdict before the test fails: the catalog's cases
+/// take milliseconds each (their waits are on the virtual clock), so a case still running
+/// after this spins without yielding, which no virtual bound can cut short. A hung device
+/// is a failure, as under `nvmf-conform run --isolate case`'s watchdog.
+const SPIN_BOUND: Duration = Duration::from_secs(10);
+
+/// Runs `f` on a thread of its own and returns what it returns; panics naming `what` when it
+/// gives nothing within [`SPIN_BOUND`] (the thread is left behind: the test process ends
+/// with it) or panics itself.
+fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(SPIN_BOUND) {
+        Ok(v) => v,
+        Err(RecvTimeoutError::Timeout) => panic!(
+            "{what}: nothing within {} s of real time: the target spins",
+            SPIN_BOUND.as_secs()
+        ),
+        Err(RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
+    }
+}
+
+/// Runs the offload catalog on `profile` and fails at the first case that did not pass or
+/// skip with a reason (the cases after it are not run: a broken target is known broken at
+/// once, and a mutant that makes every case spin costs one case's time, not the catalog's).
+/// Each case runs on a thread of its own, so that one that spins is reported after
+/// [`SPIN_BOUND`] (its thread is left behind; the test process ends with it).
 fn catalog_conforms(profile: &str) {
-    let entries = catalog::offload();
     let opts = Options {
         profile: Profile::builtin(profile).expect("a built-in profile"),
         quirks: Quirks::none(),
         snapshots: None,
         ..Options::default()
     };
-    let result = run::run(&entries, &opts, |_| {});
-    assert_eq!(result.cases.len(), entries.len(), "every case has a record");
-    let bad: Vec<String> = result
-        .cases
-        .iter()
-        .filter(|c| match &c.verdict {
-            Verdict::Pass => false,
-            Verdict::Skip(why) => why.is_empty(),
-            _ => true,
-        })
-        .map(|c| format!("{}: {:?}", c.id, c.verdict))
-        .collect();
-    assert!(bad.is_empty(), "profile {profile}:\n{}", bad.join("\n"));
-    assert!(
-        result.count("pass") > 0,
-        "profile {profile}: nothing passed"
-    );
+    let mut passed = 0;
+    for e in catalog::offload() {
+        let id = e.id.clone();
+        let case_opts = opts.clone();
+        let rec = bounded(&format!("profile {profile}: {id}"), move || {
+            let seed = suites::seed::case_seed(case_opts.seed, &e.id);
+            run::run_one(&e, seed, &case_opts)
+        });
+        match &rec.verdict {
+            Verdict::Pass => passed += 1,
+            Verdict::Skip(why) if !why.is_empty() => {}
+            v => panic!(
+                "profile {profile}: {id}: {v:?} (the first case that does not conform; the \
+                 ones after it were not run: `nvmf-conform run --profile {profile}` runs them all)"
+            ),
+        }
+    }
+    assert!(passed > 0, "profile {profile}: nothing passed");
 }
 
 #[test]
@@ -71,7 +100,7 @@ fn catalog_conforms_on_tight() {
 
 #[test]
 fn each_quirk_is_caught_by_its_pinned_case() {
-    let uncaught = suites::kill::uncaught_pinned();
+    let uncaught = bounded("the quirks' pinned cases", suites::kill::uncaught_pinned);
     assert!(uncaught.is_empty(), "{}", uncaught.join("\n"));
 }
 
@@ -111,17 +140,19 @@ fn fabric_contract_holds_through_the_engine_context() {
     let mut bad = Vec::new();
     let mut passed = 0;
     for case in contract::cases() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("a runtime");
-        let seed = suites::seed::case_seed(0, case.id);
-        let out = rt.block_on(async {
-            let factory: FabricFactory = Arc::new(ThroughEngine::sim);
-            let env = Env::new(ThroughEngine::sim(seed), seed).with_factory(factory);
-            let bound = std::time::Duration::from_secs(600);
-            tokio::time::timeout(bound, contract::execute(case, env)).await
+        let out = bounded(case.id, move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .expect("a runtime");
+            let seed = suites::seed::case_seed(0, case.id);
+            rt.block_on(async {
+                let factory: FabricFactory = Arc::new(ThroughEngine::sim);
+                let env = Env::new(ThroughEngine::sim(seed), seed).with_factory(factory);
+                let bound = Duration::from_secs(600);
+                tokio::time::timeout(bound, contract::execute(case, env)).await
+            })
         });
         match out {
             Ok(Outcome::Passed) => passed += 1,
