@@ -199,7 +199,7 @@ pub fn cases() -> Vec<Case> {
             let r = io.queue().execute(&Command::Nvme { nsid: 3, command: SqeCommand::Flush }, Transfer::None, DataMode::Keyed).await?;
             expect_status(&r.cqe, Status::INVALID_NAMESPACE, "Flush of nsid 3, which does not exist")
         }),
-        Case::new(AREA, "refusals", "TIO-ERRORS", "software refuses, each with its status and DNR, and writes nothing: LBA ranges past the end or wrapping (0/80h), protection information (0/02h), fused commands and PRPs (0/02h), an unknown opcode (0/01h), an unknown nsid (0/0Bh), a keyed length other than the transfer (0/0Fh), a read with in-capsule data (0/02h), in-capsule data of the wrong length (0/0Fh) or past the capsule's end (SGL Offset Invalid, 0/16h), an undefined SGL descriptor (0/11h) and a transfer above its data buffer (0/02h); the queue then still serves", CP, |d: Dut| async move {
+        Case::new(AREA, "refusals", "TIO-ERRORS", "software refuses, each with its status and DNR, and writes nothing: LBA ranges past the end or wrapping (0/80h), protection information (0/02h), fused commands and PRPs, with or without a reserved bit set (0/02h), an unknown opcode (0/01h), an unknown nsid (0/0Bh), a keyed length other than the transfer (0/0Fh), a read with in-capsule data (0/02h), in-capsule data of the wrong length (0/0Fh) or past the capsule's end (SGL Offset Invalid, 0/16h), an undefined SGL descriptor (0/11h) and a transfer above its data buffer (0/02h); the queue then still serves", CP, |d: Dut| async move {
             let (_t, _c, mut io) = software_queue(&d).await?;
             let lba = io.lba_size();
             let end = NS_BLOCKS;
@@ -228,6 +228,12 @@ pub fn cases() -> Vec<Case> {
             expect_status(&io.queue().wait_response(60, wait(BOUND)).await?.cqe, Status::INVALID_FIELD, "fused write")?;
             misbehave::send_raw(io.queue(), &misbehave::prp_sqe(61, 1, 0)?)?;
             expect_status(&io.queue().wait_response(61, wait(BOUND)).await?.cqe, Status::INVALID_FIELD, "read with PRPs")?;
+            // The same with a reserved bit of byte 1 set: the SQE does not parse, and its PRP
+            // entries must still not be read as an SGL (whose type byte, FFh, is undefined).
+            let mut prp = misbehave::prp_sqe(65, 1, 0)?;
+            prp[1] |= 0b100;
+            misbehave::send_raw(io.queue(), &prp)?;
+            expect_status(&io.queue().wait_response(65, wait(BOUND)).await?.cqe, Status::INVALID_FIELD, "read with PRPs and reserved bit 2 of byte 1 set")?;
             misbehave::send_raw(io.queue(), &misbehave::opcode_sqe(62, 1, 0x7e)?)?;
             expect_status(&io.queue().wait_response(62, wait(BOUND)).await?.cqe, Status::INVALID_OPCODE, "opcode 7Eh")?;
             let r = io.queue().execute_sgl(&Command::Nvme { nsid: 3, command: SqeCommand::Read(rw(0, 1)) }, keyed(1), &[]).await?;
