@@ -87,7 +87,10 @@ async fn identify_reports_the_subsystem() {
         "LBAF0.MS"
     );
     let e = c.identify_namespace(9).await.unwrap_err();
-    assert!(format!("{e:?}").contains("sc: 11"), "{e:?}");
+    assert!(
+        format!("{e:?}").contains("SC0x0b Invalid Namespace"),
+        "{e:?}"
+    );
     assert_eq!(c.set_number_of_queues(8).await.unwrap(), (8, 8));
     c.keep_alive().await.unwrap();
     c.shutdown().await.unwrap();

@@ -589,10 +589,16 @@ impl Controller {
     /// Disconnects the admin queue through the CM and frees the protection domain
     /// (I/O queues must be disconnected first).
     pub async fn disconnect(self) -> Result<()> {
+        self.disconnect_when(async {}).await
+    }
+
+    /// [`Controller::disconnect`], awaiting `ready` once the DREQ is sent
+    /// ([`HostQueue::disconnect_when`]); what `ready` gave.
+    pub async fn disconnect_when<F: std::future::Future>(self, ready: F) -> Result<F::Output> {
         let bound = self.config.cm_bound;
-        self.admin.disconnect(bound).await?;
+        let out = self.admin.disconnect_when(bound, ready).await?;
         self.ctx.dealloc_pd(self.pd)?;
-        Ok(())
+        Ok(out)
     }
 }
 

@@ -701,24 +701,40 @@ impl HostQueue {
     /// Disconnects through the CM (DREQ), waits (bounded) for `Disconnected`, then frees
     /// everything.
     pub async fn disconnect(self, bound: Duration) -> Result<()> {
-        if let Some(conn) = self.conn {
-            self.ctx.cm_disconnect(conn)?;
-            let deadline = tokio::time::Instant::now() + bound;
-            loop {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                match wait::cm_event(self.ctx.as_ref(), left).await {
-                    Ok(ev) if ev.conn == conn => {
-                        if matches!(ev.kind, crate::fabric::CmEventKind::Disconnected) {
-                            break;
-                        }
+        self.disconnect_when(bound, async {}).await
+    }
+
+    /// [`HostQueue::disconnect`], awaiting `ready` between sending the DREQ and looking for
+    /// `Disconnected` (say, until the target has torn the queue down, so that the two sides'
+    /// work reaches a trace in one order whatever their timing); what `ready` gave.
+    pub async fn disconnect_when<F: std::future::Future>(
+        self,
+        bound: Duration,
+        ready: F,
+    ) -> Result<F::Output> {
+        let Some(conn) = self.conn else {
+            let out = ready.await;
+            self.free()?;
+            return Ok(out);
+        };
+        self.ctx.cm_disconnect(conn)?;
+        let out = ready.await;
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match wait::cm_event(self.ctx.as_ref(), left).await {
+                Ok(ev) if ev.conn == conn => {
+                    if matches!(ev.kind, crate::fabric::CmEventKind::Disconnected) {
+                        break;
                     }
-                    Ok(_) => {}
-                    Err(e) => return Err(InitiatorError::from_wait(e, "CM Disconnected")),
                 }
+                Ok(_) => {}
+                Err(e) => return Err(InitiatorError::from_wait(e, "CM Disconnected")),
             }
-            self.ctx.cm_destroy(conn)?;
         }
-        self.free()
+        self.ctx.cm_destroy(conn)?;
+        self.free()?;
+        Ok(out)
     }
 
     /// Frees the verbs objects without any CM exchange: the peer is not told (an abrupt

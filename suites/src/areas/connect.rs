@@ -337,8 +337,9 @@ pub fn cases() -> Vec<Case> {
             let cfg = host_config(SUB_A);
             let first = t.controller(PORT_A, cfg.clone()).await?;
             check_eq!(first.cntlid(), CNTLIDS[0], "controller ID of the first admin Connect");
-            first.disconnect().await.map_err(|e| Failure::from(e).context("disconnect of the first controller"))?;
-            controllers_become(&t, &[], "after the first controller disconnected").await?;
+            // The host finishes its side once the target has torn the controller down: one
+            // order of the two sides' work in the trace, whatever their timing.
+            first.disconnect_when(controllers_become(&t, &[], "after the first controller disconnected")).await.map_err(|e| Failure::from(e).context("disconnect of the first controller"))??;
             let mut held = Vec::new();
             for (i, want) in [CNTLIDS[1], CNTLIDS[2], CNTLIDS[0]].into_iter().enumerate() {
                 let mut c = t.controller(PORT_A, cfg.clone()).await?;
@@ -354,8 +355,7 @@ pub fn cases() -> Vec<Case> {
             check_eq!(t.controllers(SUB_A).await?, CNTLIDS.to_vec(), "the target's controllers after the refused Connect");
             // Free FFEEh: the next Connect, after FFEDh (in use), wraps past FFEFh (in use) to it.
             let middle = held.remove(0);
-            middle.disconnect().await.map_err(|e| Failure::from(e).context("disconnect of controller FFEEh"))?;
-            controllers_become(&t, &[CNTLIDS[0], CNTLIDS[2]], "after controller FFEEh disconnected").await?;
+            middle.disconnect_when(controllers_become(&t, &[CNTLIDS[0], CNTLIDS[2]], "after controller FFEEh disconnected")).await.map_err(|e| Failure::from(e).context("disconnect of controller FFEEh"))??;
             let mut again = t.controller(PORT_A, cfg.clone()).await?;
             check_eq!(again.cntlid(), CNTLIDS[1], "controller ID of the admin Connect after FFEEh was freed");
             check_eq!(again.identify_controller().await?.cntlid, CNTLIDS[1], "CNTLID in Identify Controller of the new FFEEh");
