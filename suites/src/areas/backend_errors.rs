@@ -10,19 +10,13 @@ use harness::wire::Status;
 use reference_target::backend::{BackendController, Fault};
 
 use crate::offload::counters::{self, BackendDid, Sent};
+use crate::offload::media;
 use crate::offload::session::pattern;
 use crate::offload::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;
 const RW: OffloadOps = OffloadOps::READ.union(OffloadOps::WRITE);
-
-/// Puts `data` on block `slba` of the backend's namespace 1, behind the device's back.
-fn put_media(b: &BackendController, slba: u64, data: &[u8]) -> Result<(), Failure> {
-    b.with_namespace(1, |ns| ns.write_blocks(slba, data))
-        .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
-        .map_err(|e| Failure::from(e).context("writing the backend's media"))
-}
 
 fn inject(b: &BackendController, f: Fault) -> Result<(), Failure> {
     b.inject(f)
@@ -55,8 +49,8 @@ pub fn cases() -> Vec<Case> {
                 let mut s = d.default_session(PORT).await?;
                 let bs = d.ns_format().lba_data_size() as usize;
                 let good = pattern(bs, 21);
-                put_media(&s.backend, 1, &good)?;
-                put_media(&s.backend, 2, &pattern(bs, 22))?;
+                media::write(&s.backend, 1, &good)?;
+                media::write(&s.backend, 2, &pattern(bs, 22))?;
                 inject(
                     &s.backend,
                     Fault::MediaError {

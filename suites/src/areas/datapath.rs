@@ -11,6 +11,7 @@ use harness::wire::{RwCommand, SglRepr, SqeCommand, SqeRepr, Status};
 use reference_target::backend::LbaFormat;
 
 use crate::offload::counters::{self, BackendDid, Sent};
+use crate::offload::media;
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
 use crate::offload::{blame, wait, Case, CaseResult, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -618,10 +619,7 @@ pub fn cases() -> Vec<Case> {
             let bs = d.ns_format().lba_data_size();
             let blocks = [pattern(bs as usize, 0xa1), pattern(bs as usize, 0xb2)];
             for (i, b) in blocks.iter().enumerate() {
-                s.backend
-                    .with_namespace(1, |ns| ns.write_blocks(i as u64, b))
-                    .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
-                    .map_err(|e| Failure::from(e).context("filling the backend's media"))?;
+                media::write(&s.backend, i as u64, b)?;
             }
             // The first read fetched from now on completes `hold` late.
             s.backend

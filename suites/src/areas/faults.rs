@@ -18,6 +18,7 @@ use harness::wire::{RwCommand, SglRepr, SqeCommand};
 use reference_target::backend::{BackendController, CmdMatch, Fault};
 
 use crate::offload::counters::{self, BackendDid, Sent};
+use crate::offload::media;
 use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
 use crate::offload::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -129,18 +130,11 @@ async fn serves(
         );
     } else {
         check!(
-            media(backend, slba)? == data,
+            media::read(backend, slba)? == data,
             "data {what}: the backend's media differs from the block written"
         );
     }
     Ok(())
-}
-
-/// Block `slba` of namespace 1 of `b`, read from its media.
-fn media(b: &BackendController, slba: u64) -> Result<Vec<u8>, Failure> {
-    b.with_namespace(1, |ns| ns.read_blocks(slba, 1))
-        .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
-        .map_err(|e| Failure::from(e).context("reading the backend's media"))
 }
 
 fn inject(b: &Arc<BackendController>, f: Fault) -> Result<(), Failure> {
@@ -411,7 +405,7 @@ pub fn cases() -> Vec<Case> {
                     check_eq!(r.cqe.status, Status::SUCCESS, "read of block {slba}");
                     check!(r.data == data, "acknowledged write to block {slba} lost");
                 } else {
-                    check!(media(&b, slba)? == data, "acknowledged write to block {slba} lost (the new controller's media)");
+                    check!(media::read(&b, slba)? == data, "acknowledged write to block {slba} lost (the new controller's media)");
                 }
             }
             Ok(())
@@ -438,7 +432,7 @@ pub fn cases() -> Vec<Case> {
             inject(&s.backend, Fault::PciErrorOn(CmdMatch::Opcode(0x02)))?;
             let w = FaultOp::Write.send(&mut s.io, 4).await?;
             check_eq!(w.cqe.status, Status::SUCCESS, "the write before the read");
-            check!(media(&s.backend, 4)? == pattern(d.ns_format().lba_data_size() as usize, 4), "the write's data is not on the media");
+            check!(media::read(&s.backend, 4)? == pattern(d.ns_format().lba_data_size() as usize, 4), "the write's data is not on the media");
             d.no_event("PCI-EVENT", "a write to a controller armed to fail on reads").await?;
             let _rule = blame::under("PCI-INFLIGHT-ANSWERED");
             let r = FaultOp::Read.send(&mut s.io, 4).await
@@ -528,7 +522,7 @@ pub fn cases() -> Vec<Case> {
             check_eq!(w.cqe.status, Status::SUCCESS, "the write sent while a read is stuck");
             let took = t0.elapsed();
             check!(took < Duration::from_micros(TIMEOUT_US.into()), "the write was answered {took:?} after the stuck read was sent: it waited for the read's timeout");
-            check!(media(&s.backend, 3)? == pattern(d.ns_format().lba_data_size() as usize, 3), "the write's data is not on the media");
+            check!(media::read(&s.backend, 3)? == pattern(d.ns_format().lba_data_size() as usize, 3), "the write's data is not on the media");
             let stuck = blame::under("TMO-EVENT");
             let r = s.io.queue().wait_response(cids[0], wait(BOUND)).await
                 .map_err(|e| Failure::from(e).context("the stuck read got no answer"))?;
@@ -571,7 +565,7 @@ pub fn cases() -> Vec<Case> {
             let took = t0.elapsed();
             check_eq!(w.cqe.status, Status::SUCCESS, "the slow write's status");
             check!(took >= delay, "the write was acknowledged after {took:?}, before its backend completed it ({delay:?})");
-            check!(media(&s.backend, 8)? == data, "the slow write's data is not on the media");
+            check!(media::read(&s.backend, 8)? == data, "the slow write's data is not on the media");
             if reads(&d) {
                 let t0 = tokio::time::Instant::now();
                 let r = s.io.read(8, 1, DataMode::Keyed).await?;

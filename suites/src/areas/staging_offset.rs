@@ -8,8 +8,9 @@ use harness::wire::Status;
 
 use crate::areas::datapath::nothing_for_software;
 use crate::offload::counters::{self, Sent};
+use crate::offload::media;
 use crate::offload::session::{pattern, SessionOpts};
-use crate::offload::{Case, Failure, Need};
+use crate::offload::{Case, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;
@@ -53,10 +54,7 @@ pub fn cases() -> Vec<Case> {
                     let w = s.io.write(slba, &data, DataMode::Keyed).await?;
                     check_eq!(w.cqe.status, Status::SUCCESS, "the write of block {slba}");
                 } else {
-                    s.backend
-                        .with_namespace(1, |ns| ns.write_blocks(slba, &data))
-                        .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
-                        .map_err(|e| Failure::from(e).context("writing the backend's media"))?;
+                    media::write(&s.backend, slba, &data)?;
                 }
             }
             for slba in 0..BLOCKS {
@@ -69,13 +67,8 @@ pub fn cases() -> Vec<Case> {
                         "block {slba} reads back other data than was written"
                     );
                 } else {
-                    let media = s
-                        .backend
-                        .with_namespace(1, |ns| ns.read_blocks(slba, 1))
-                        .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
-                        .map_err(|e| Failure::from(e).context("reading the backend's media"))?;
                     check!(
-                        media == data,
+                        media::read(&s.backend, slba)? == data,
                         "block {slba} on the media differs from the block written"
                     );
                 }

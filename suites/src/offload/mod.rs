@@ -5,6 +5,7 @@
 pub mod blame;
 pub mod counters;
 pub mod dut;
+pub mod media;
 pub mod remote;
 pub mod requirements;
 pub mod session;
