@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mutation testing of the reference target (docs/mutation.md): cargo-mutants mutates
-# reference-target/src/{engine,backend,control} (.cargo/mutants.toml) and runs, against
+# reference-target/src/{engine,control} and harness/src/backend/{emulated,ring.rs} (.cargo/mutants.toml) and runs, against
 # each mutant, the offload catalog on the full, minimal and tight profiles with no trace
 # snapshots (suites/tests/reference_conformance.rs). Not part of CI: a whole run takes hours on 2 cores.
 #

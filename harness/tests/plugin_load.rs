@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use harness::backend::{PciFunction, PciHost, PciStatus};
 use harness::fabric::sim::SimFabric;
 use harness::fabric::{Fabric, MrId};
-use harness::plugin::{PciFunction, PciHost, PciStatus, Plugin, PluginError, ABI_VERSION};
+use harness::plugin::{Plugin, PluginError, ABI_VERSION};
 use nix::errno::Errno;
 
 fn dir() -> PathBuf {

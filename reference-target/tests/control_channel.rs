@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use harness::api::Profile;
-use reference_target::backend::Fault;
+use harness::backend::emulated::Fault;
 use reference_target::quirks::Quirks;
 use reference_target::remote::proto::{Reply, PROTOCOL};
 use reference_target::remote::{RemoteError, RemoteTarget};

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use reference_target::backend::LbaFormat;
+use harness::backend::emulated::LbaFormat;
 use reference_target::control::{Backing, Config, ConfigError};
 use reference_target::quirks::Quirk;
 

@@ -7,10 +7,10 @@ mod support;
 use std::time::Duration;
 
 use harness::api::{OffloadEvent, OffloadProvider};
+use harness::backend::emulated::{CmdMatch, Fault};
 use harness::fabric::Access;
 use harness::initiator::{Command, DataMode, IoQueue};
 use harness::wire::{RwCommand, SglRepr, SqeCommand, Status};
-use reference_target::backend::{CmdMatch, Fault};
 use support::*;
 
 const ONE_NS: &str = r#"

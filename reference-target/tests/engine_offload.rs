@@ -7,11 +7,12 @@ mod rig;
 use std::time::Duration;
 
 use harness::api::{NsMapping, OffloadEvent, OffloadProvider, QpNvmfFlags};
+use harness::backend::emulated::{Fault, LbaFormat};
+use harness::backend::CtrlState;
 use harness::fabric::{wait, Access, RecvWr};
 use harness::initiator::misbehave;
 use harness::initiator::DataMode;
 use harness::wire::Status;
-use reference_target::backend::{CtrlState, Fault, LbaFormat};
 use reference_target::quirks::{Quirk, Quirks};
 use rig::{pattern, rig, Rig, BOUND, DEPTH};
 
@@ -23,7 +24,7 @@ async fn quirky(seed: u64, quirk: Quirk) -> Rig {
 /// Makes every backend command of the rig hang.
 fn never_complete(r: &Rig) {
     let never = Fault::Timeout {
-        on: reference_target::backend::CmdMatch::Any,
+        on: harness::backend::emulated::CmdMatch::Any,
         delay: None,
     };
     r.backend.inject(never).unwrap();

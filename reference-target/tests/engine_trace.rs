@@ -3,9 +3,9 @@
 
 mod rig;
 
+use harness::backend::emulated::LbaFormat;
 use harness::initiator::DataMode;
 use harness::trace::{Names, Recorder};
-use reference_target::backend::LbaFormat;
 use reference_target::quirks::Quirks;
 use rig::{pattern, rig_traced};
 

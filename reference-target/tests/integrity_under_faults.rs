@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use harness::backend::emulated::{CmdMatch, Fault};
 use harness::fabric::sim::{SimFabric, SIM0_ADDR, SIM1_ADDR};
 use harness::fabric::{Fabric, Fault as LinkFault};
 use harness::initiator::{Controller, DataMode, HostConfig, IoQueue};
 use harness::wire::Status;
-use reference_target::backend::{CmdMatch, Fault};
 use reference_target::control::{Config, Target};
 use reference_target::engine::Engine;
 use rig::SplitMix;

@@ -18,10 +18,10 @@
 use std::time::Duration;
 
 use harness::api::Profile;
+use harness::backend::emulated::{CmdMatch, Fault, LbaFormat};
 use harness::initiator::{Completion, Controller, DataMode, IoQueue};
 use harness::wire::Status;
 use proptest::prelude::*;
-use reference_target::backend::{CmdMatch, Fault, LbaFormat};
 use reference_target::quirks::{Quirk, Quirks};
 use suites::offload::session::pattern;
 use suites::offload::target::{host_config, one_subsystem, TargetRig, PORT_A, SUB_A};

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::api::Profile;
+use harness::backend::emulated::PciBus;
 use harness::fabric::contract::{self, Env, FabricFactory, Outcome};
 use harness::fabric::sim::SimFabric;
 use harness::fabric::{DeviceContext, Fabric, Fault};
 use harness::runner::Verdict;
 use reference_target::engine::Engine;
-use reference_target::pci::PciBus;
 use reference_target::quirks::Quirks;
 use suites::catalog;
 use suites::run::{self, Options};

@@ -43,7 +43,7 @@ use crate::fabric::{
     ListenerId, MrId, MrInfo, PdId, PortAttr, QpAttr, QpId, QpInfo, QpInit, QpState, RecvWr,
     SendOp, SendWr, SrqAttr, SrqId, SrqInit, WorkCompletion,
 };
-use crate::plugin::pci::{PciFunction, PciHost, PciQueue, PciSpan, PciState, PciStatus};
+use crate::backend::{PciFunction, PciHost, PciQueue, PciSpan, PciState, PciStatus};
 
 /// Time between two polls of an imported object's async wait.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(1);

@@ -562,7 +562,7 @@ impl Controller {
     /// in-capsule data (at most IOCCSZ * 16 - 64), Connect data carrying this
     /// controller's CNTLID. Returns it bound to namespace `nsid` of `lba_size` bytes.
     ///
-    /// Its responses' SQHD is checked to lie inside the queue only ([`SqhdCheck::InQueue`]):
+    /// Its responses' SQHD is checked to lie inside the queue only ([`super::SqhdCheck::InQueue`]):
     /// behind an offloading target, software answers some commands of an offloaded queue
     /// and cannot know how many capsules the device consumed.
     pub async fn connect_io_queue(

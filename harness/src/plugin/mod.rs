@@ -16,18 +16,16 @@
 //! (virtual) time, and a host task calls the plugin's `progress` every millisecond, so
 //! everything stays single-threaded and, on the simulated fabric, deterministic.
 
-pub mod pci;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nix::errno::Errno;
 
 use crate::api::OffloadProvider;
+use crate::backend::PciHost;
 use crate::fabric::DeviceContext;
 use crate::ffi::abi::NVMF_OFFLOAD_ABI_VERSION;
 use crate::ffi::bridge::{ExportedPci, ExportedVerbs, LibError, PluginDev, PluginLib};
-pub use pci::{PciFunction, PciHost, PciQueue, PciSpan, PciState, PciStatus};
 
 /// The ABI version this host speaks (`NVMF_OFFLOAD_ABI_VERSION`).
 pub const ABI_VERSION: u32 = NVMF_OFFLOAD_ABI_VERSION;

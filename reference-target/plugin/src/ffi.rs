@@ -6,12 +6,12 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
+use harness::backend::PciHost;
 use harness::fabric::DeviceContext;
 use harness::ffi::abi::{
     NvmfHostEnv, NvmfOffloadDev, NvmfOffloadOps, NvmfVerbsOps, NVMF_OFFLOAD_ABI_VERSION,
 };
 use harness::ffi::bridge::{ExportedOffload, ExportedVerbs, ImportedPci, ImportedVerbs};
-use harness::plugin::PciHost;
 use nix::errno::Errno;
 
 use crate::Device;

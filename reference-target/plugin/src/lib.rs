@@ -7,7 +7,7 @@
 //! current-thread tokio runtime with a paused clock, which
 //! `nvmf_offload_progress(dev, now_ns)` advances to the host's time. Backend NVMe
 //! controllers stay in the host; the engine reaches them through the host's
-//! `struct nvmf_pci_ops` ([`reference_target::pci::HostBus`]).
+//! `struct nvmf_pci_ops` ([`harness::backend::host::HostBus`]).
 //!
 //! Config string: `key=value` pairs separated by `;`:
 //! - `profile=NAME` (a built-in profile: `full`, `minimal`, `tight`) or `profile=PATH`
@@ -25,12 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::api::{OffloadProvider, Profile};
+use harness::backend::host::HostBus;
+use harness::backend::PciHost;
 use harness::fabric::DeviceContext;
 use harness::ffi::bridge::{ExportedOffload, ExportedVerbs};
-use harness::plugin::PciHost;
 use nix::errno::Errno;
 use reference_target::engine::Engine;
-use reference_target::pci::HostBus;
 use reference_target::quirks::{Quirk, Quirks};
 use tokio::runtime::Runtime;
 use tokio::time::Instant;

@@ -18,6 +18,11 @@ use harness::api::{
     MemRef, NsMapping, NvmeCtrlAttrs, NvmfSrqAttrs, OffloadEvent, OffloadProvider, Profile,
     QpNvmfFlags,
 };
+use harness::backend::emulated::PciBus;
+use harness::backend::emulated::{
+    BackendController, ControllerConfig, DmaRegion, Fault, LbaFormat, Namespace,
+};
+use harness::backend::PciHost;
 use harness::fabric::sim::{SimFabric, SIM0_ADDR};
 use harness::fabric::{
     wait, Access, CmEventKind, ConnParam, DeviceContext, Fabric, QpCap, QpInit, SrqInit,
@@ -25,14 +30,10 @@ use harness::fabric::{
 use harness::initiator::connect::{cm_establish, CmOptions};
 use harness::initiator::software::connect_through_software;
 use harness::initiator::{DataMode, HostQueue, IoQueue, QueueSpec};
-use harness::plugin::{PciHost, Plugin};
+use harness::plugin::Plugin;
 use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
 use harness::wire::{CmAcceptRepr, Status};
-use reference_target::backend::{
-    BackendController, ControllerConfig, DmaRegion, Fault, LbaFormat, Namespace,
-};
 use reference_target::engine::Engine;
-use reference_target::pci::PciBus;
 use reference_target::quirks::{Quirk, Quirks};
 
 const BOUND: Duration = Duration::from_secs(5);

@@ -38,8 +38,8 @@ use harness::api::Profile;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::backend::LbaFormat;
 use crate::quirks::{Quirk, Quirks};
+use harness::backend::emulated::LbaFormat;
 
 /// A configuration that could not be loaded; names the file, the line and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -27,10 +27,12 @@ use tokio::time::Instant;
 use super::config::{Backing, Config, SubsystemConfig};
 use super::connect;
 use super::TargetError;
-use crate::backend::{BackendController, ControllerConfig, DmaRegion, Fault, Namespace};
 use crate::engine::Engine;
-use crate::pci::PciBus;
 use crate::quirks::Quirks;
+use harness::backend::emulated::PciBus;
+use harness::backend::emulated::{
+    BackendController, ControllerConfig, DmaRegion, Fault, Namespace,
+};
 
 /// Receives software keeps posted on each subsystem's NVMe-oF SRQ (and its depth).
 pub const SW_RECEIVES: u32 = 256;

@@ -18,11 +18,11 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::Core;
-use crate::backend::command::backend_sqe;
-use crate::backend::CtrlState;
-use crate::pci::BackendPort;
 use crate::quirks::Quirk;
-use crate::round_robin;
+use harness::backend::emulated::backend_sqe;
+use harness::backend::round_robin;
+use harness::backend::BackendPort;
+use harness::backend::CtrlState;
 
 impl Core {
     /// Submits an offloaded command to its backend controller, or queues it when every SQ

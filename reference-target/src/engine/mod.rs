@@ -41,9 +41,10 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::backend::{BackendController, CqReader, SqWriter};
-use crate::pci::{BackendBus, BackendPort};
 use crate::quirks::Quirks;
+use harness::backend::emulated::BackendController;
+use harness::backend::{BackendBus, BackendPort};
+use harness::backend::{CqReader, SqWriter};
 use staging::Staging;
 
 pub use context::EngineContext;
@@ -58,8 +59,8 @@ pub struct Engine {
 
 impl Engine {
     /// An engine over `real` with these capabilities. `bus` is where software attaches the
-    /// backend controllers it creates (a [`crate::pci::PciBus`] in-process, a
-    /// [`crate::pci::HostBus`] in a plugin). Must be called inside a tokio runtime.
+    /// backend controllers it creates (a [`harness::backend::emulated::PciBus`] in-process, a
+    /// [`harness::backend::host::HostBus`] in a plugin). Must be called inside a tokio runtime.
     pub fn new(
         real: Arc<dyn DeviceContext>,
         caps: NvmfCaps,

@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 use super::proto::{read_line, write_msg, LineError, Reply, Request, PROTOCOL};
-use crate::backend::{Counters, Fault};
 use crate::quirks::Quirks;
+use harness::backend::emulated::{Counters, Fault};
 
 /// Longest wait for any reply (beyond a `wait-event`'s own bound).
 pub const REPLY_BOUND: Duration = Duration::from_secs(30);

@@ -8,8 +8,8 @@ use harness::api::{NsCounters, Profile};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::backend::{Counters, Fault};
 use crate::quirks::Quirks;
+use harness::backend::emulated::{Counters, Fault};
 
 /// The protocol version; both ends say theirs in `hello` and refuse another.
 pub const PROTOCOL: u32 = 1;
@@ -236,7 +236,7 @@ pub async fn write_msg<W: AsyncWrite + Unpin, M: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::CmdMatch;
+    use harness::backend::emulated::CmdMatch;
 
     #[test]
     fn requests_round_trip() {

@@ -17,12 +17,12 @@ use super::proto::{
     read_line, read_line_into, write_msg, LineError, Reply, Request, MAX_BLOCK_BYTES, MAX_WAIT,
     PROTOCOL,
 };
-use crate::backend::BackendController;
 use crate::control::config::{default_staging_len, device_ip};
 use crate::control::{Config, Target};
 use crate::engine::Engine;
-use crate::pci::PciBus;
 use crate::quirks::Quirks;
+use harness::backend::emulated::BackendController;
+use harness::backend::emulated::PciBus;
 
 /// A runner silent this long is dropped (and its target stopped).
 pub const IDLE_BOUND: Duration = Duration::from_secs(900);

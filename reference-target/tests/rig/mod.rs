@@ -10,6 +10,10 @@ use std::time::Duration;
 use harness::api::{
     MemRef, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, OffloadProvider, Profile, QpNvmfFlags,
 };
+use harness::backend::emulated::PciBus;
+use harness::backend::emulated::{
+    BackendController, ControllerConfig, DmaRegion, LbaFormat, Namespace,
+};
 use harness::fabric::sim::{SimFabric, SIM0_ADDR};
 use harness::fabric::{
     wait, Access, CmEventKind, ConnParam, DeviceContext, Fabric, QpCap, QpInit, SrqInit,
@@ -19,11 +23,7 @@ use harness::initiator::software::connect_through_software;
 use harness::initiator::{HostQueue, IoQueue, QueueSpec};
 use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
 use harness::wire::CmAcceptRepr;
-use reference_target::backend::{
-    BackendController, ControllerConfig, DmaRegion, LbaFormat, Namespace,
-};
 use reference_target::engine::Engine;
-use reference_target::pci::PciBus;
 use reference_target::quirks::Quirks;
 
 pub const BOUND: Duration = Duration::from_secs(5);

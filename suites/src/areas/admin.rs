@@ -10,6 +10,7 @@
 //! certify the reference target running over it.
 
 use harness::api::NvmfCaps;
+use harness::backend::emulated::LbaFormat;
 use harness::initiator::admin::{
     CC_EN, CC_IOSQES_IOCQES, CC_SHN_NORMAL, CSTS_RDY, CSTS_SHST_MASK, PROP_CAP, PROP_CC, PROP_CSTS,
     PROP_VS,
@@ -21,7 +22,6 @@ use harness::wire::{
     PropertySetRepr, PropertySize, Psdt, SglRepr, SmartLogRepr, SqeCommand, Status, IDENTIFY_LEN,
     LID_ERROR, LID_FIRMWARE_SLOT, LID_SMART, LOG_512, NIDT_NGUID, NIDT_UUID,
 };
-use reference_target::backend::LbaFormat;
 use reference_target::control::admin::{AERL, FIRMWARE, KAS, MODEL, VID, VS};
 use reference_target::control::connect::MAX_IO_QUEUES;
 use reference_target::control::discovery::DISCOVERY_NQN;

@@ -5,9 +5,9 @@
 //! event (the controller did not fail), and keep serving the queue.
 
 use harness::api::OffloadOps;
+use harness::backend::emulated::{BackendController, Fault};
 use harness::initiator::{Completion, DataMode, IoQueue};
 use harness::wire::Status;
-use reference_target::backend::{BackendController, Fault};
 
 use crate::offload::counters::{self, BackendDid, Sent};
 use crate::offload::media;

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use harness::api::{NsCounters, OffloadOps};
+use harness::backend::emulated::LbaFormat;
 use harness::fabric::Access;
 use harness::initiator::{misbehave, Command, DataMode};
 use harness::wire::{RwCommand, SglRepr, SqeCommand, SqeRepr, Status};
-use reference_target::backend::LbaFormat;
 
 use crate::offload::counters::{self, BackendDid, Sent};
 use crate::offload::media;
@@ -451,7 +451,7 @@ pub fn cases() -> Vec<Case> {
             };
             let mut s = d.session(&opts, PORT).await?;
             s.backend
-                .inject(reference_target::backend::Fault::SlowCompletions {
+                .inject(harness::backend::emulated::Fault::SlowCompletions {
                     delay: Duration::from_millis(20),
                 })
                 .map_err(|e| Failure::from(e).context("fault injection"))?;
@@ -623,8 +623,8 @@ pub fn cases() -> Vec<Case> {
             }
             // The first read fetched from now on completes `hold` late.
             s.backend
-                .inject(reference_target::backend::Fault::Timeout {
-                    on: reference_target::backend::CmdMatch::Nth(1),
+                .inject(harness::backend::emulated::Fault::Timeout {
+                    on: harness::backend::emulated::CmdMatch::Nth(1),
                     delay: Some(hold),
                 })
                 .map_err(|e| Failure::from(e).context("fault injection"))?;
@@ -704,7 +704,7 @@ async fn staging_exhaustion(d: Dut, slow: Option<Duration>) -> CaseResult {
     let mut s = d.session(&opts, PORT).await?;
     if let Some(delay) = slow {
         s.backend
-            .inject(reference_target::backend::Fault::SlowCompletions { delay })
+            .inject(harness::backend::emulated::Fault::SlowCompletions { delay })
             .map_err(|e| Failure::from(e).context("fault injection"))?;
     }
     let bs = u64::from(f.lba_data_size());

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::api::{CtrlHandle, NsCounters, NsMapping, OffloadEvent, OffloadOps};
+use harness::backend::emulated::{BackendController, CmdMatch, Fault};
 use harness::fabric::Access;
 use harness::initiator::{Command, Completion, DataMode, HostQueue, InitiatorError, IoQueue};
 use harness::wire::{RwCommand, SglRepr, SqeCommand};
-use reference_target::backend::{BackendController, CmdMatch, Fault};
 
 use crate::offload::counters::{self, BackendDid, Sent};
 use crate::offload::media;

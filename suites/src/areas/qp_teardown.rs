@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use harness::api::{NsCounters, OffloadOps};
+use harness::backend::emulated::BackendController;
 use harness::fabric::{Access, MrInfo};
 use harness::initiator::{misbehave, HostQueue};
 use harness::wire::SglRepr;
-use reference_target::backend::BackendController;
 
 use crate::areas::datapath::{ok_status, settle};
 use crate::offload::session::{pattern, SessionOpts, FE_NSID};
@@ -128,7 +128,7 @@ pub fn cases() -> Vec<Case> {
                 .await?;
             ok_status("the second queue's first write", w.cqe.status)?;
             a.backend
-                .inject(reference_target::backend::Fault::SlowCompletions {
+                .inject(harness::backend::emulated::Fault::SlowCompletions {
                     // Scaled like every wait, so that on a slow fabric the teardown still
                     // comes while the backend holds the first writes.
                     delay: wait(DELAY),

@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use harness::api::OffloadOps;
+use harness::backend::emulated::{CmdMatch, Fault, LbaFormat};
 use harness::initiator::{Controller, DataMode, IoQueue};
 use harness::wire::Status;
-use reference_target::backend::{CmdMatch, Fault, LbaFormat};
 
 use crate::offload::session::pattern;
 use crate::offload::target::{

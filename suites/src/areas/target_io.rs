@@ -7,13 +7,13 @@
 //!
 //! These check the control plane, not the device's offload API.
 
+use harness::backend::emulated::Fault;
 use harness::fabric::{Access, MrInfo};
 use harness::initiator::{misbehave, Command, Completion, DataMode, IoQueue, Transfer};
 use harness::wire::{
     DsmCommand, Fuse, IdentifyNamespaceRepr, RwCommand, SglRepr, SqeCommand, SqeRepr, Status,
     WriteZeroesCommand,
 };
-use reference_target::backend::Fault;
 
 use crate::areas::datapath::settle;
 use crate::offload::session::pattern;

@@ -1,9 +1,10 @@
 //! Checks on a namespace's counters: that they moved by exactly what a case sent.
 
 use harness::api::NsCounters;
-use reference_target::backend::Counters;
+use harness::backend::emulated::Counters;
 
-use crate::offload::{blame, Failure};
+use crate::offload::blame;
+use crate::offload::failure::Failure;
 use crate::{check, check_eq};
 
 /// One-block commands a case sent between two readings of the counters.

@@ -8,18 +8,18 @@ use harness::api::{
     CtrlHandle, MemRef, NvmeCtrlAttrs, NvmfCaps, NvmfSrq, NvmfSrqAttrs, OffloadError,
     OffloadProvider, Profile,
 };
+use harness::backend::emulated::PciBus;
+use harness::backend::emulated::{
+    BackendController, ControllerConfig, DmaRegion, LbaFormat, Namespace,
+};
 use harness::capture::Capture;
 use harness::fabric::{Access, DeviceContext, Fabric, MrInfo, PdId, SrqInit};
 use harness::plugin::{DeviceUnderTest, Plugin, PluginError};
 use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
-use reference_target::backend::{
-    BackendController, ControllerConfig, DmaRegion, LbaFormat, Namespace,
-};
 use reference_target::engine::Engine;
-use reference_target::pci::PciBus;
 use reference_target::quirks::Quirks;
 
-use super::Failure;
+use super::failure::Failure;
 use crate::fabric::{CaseFabric, FabricChoice};
 
 /// Blocks of each namespace the harness creates on an emulated backend.
@@ -448,7 +448,7 @@ impl Dut {
     /// backend's error status) must raise none. Checked under `requirement`.
     pub async fn no_event(&self, requirement: &'static str, what: &str) -> Result<(), Failure> {
         let _rule = super::blame::under(requirement);
-        let quiet = super::wait(std::time::Duration::from_millis(200));
+        let quiet = super::wait::wait(std::time::Duration::from_millis(200));
         match tokio::time::timeout(quiet, self.provider.next_event()).await {
             Err(_) => Ok(()),
             Ok(ev) => Err(Failure::new(format!("{what} raised the event {ev}"))),

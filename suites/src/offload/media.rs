@@ -2,9 +2,9 @@
 //! back: what a case puts there for the device to read, or looks at when the device cannot
 //! read back what it wrote.
 
-use reference_target::backend::BackendController;
+use harness::backend::emulated::BackendController;
 
-use super::Failure;
+use super::failure::Failure;
 
 /// Block `slba` of namespace 1 of `b`, read from its media.
 pub fn read(b: &BackendController, slba: u64) -> Result<Vec<u8>, Failure> {

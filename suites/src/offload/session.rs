@@ -13,6 +13,7 @@ use std::time::Duration;
 use harness::api::{
     CtrlHandle, MemRef, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, QpNvmfFlags,
 };
+use harness::backend::emulated::{BackendController, LbaFormat};
 use harness::fabric::{
     wait, Access, CmEventKind, ConnParam, CqId, MrInfo, PdId, QpCap, QpId, QpInfo, QpInit, RecvWr,
 };
@@ -20,9 +21,9 @@ use harness::initiator::connect::{cm_establish, fabrics_connect, CmOptions, Conn
 use harness::initiator::software::{answer_connect, SoftwareRecvs, HAND_BUILT_NQN};
 use harness::initiator::{HostQueue, IoQueue, QueueSpec};
 use harness::wire::CmAcceptRepr;
-use reference_target::backend::{BackendController, LbaFormat};
 
-use super::{Dut, Failure};
+use super::dut::Dut;
+use super::failure::Failure;
 
 /// Bound of every wait while setting up (virtual time on sim).
 pub const SETUP_BOUND: Duration = Duration::from_secs(5);
@@ -234,12 +235,12 @@ impl Dut {
         let host = self.traced_as(self.fabric.open(&self.host_device)?, "host");
         let hpd = host.alloc_pd()?;
         let spec = QueueSpec::io(1, opts.depth, u32::from(opts.icdoff) * 16 + opts.in_capsule);
-        let mut queue = HostQueue::create(host, hpd, spec, super::wait(SETUP_BOUND))?;
+        let mut queue = HostQueue::create(host, hpd, spec, super::wait::wait(SETUP_BOUND))?;
         let cm_opts = CmOptions::for_queue(&queue);
-        let connecting = cm_establish(&mut queue, addr, &cm_opts, super::wait(SETUP_BOUND));
+        let connecting = cm_establish(&mut queue, addr, &cm_opts, super::wait::wait(SETUP_BOUND));
         let accepting = async {
             // Events of earlier connections (their ESTABLISHED) may come first.
-            let deadline = tokio::time::Instant::now() + super::wait(SETUP_BOUND);
+            let deadline = tokio::time::Instant::now() + super::wait::wait(SETUP_BOUND);
             let ev = loop {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let ev = wait::cm_event(self.ctx.as_ref(), left).await?;
@@ -292,7 +293,7 @@ impl Dut {
                 software,
                 &connect_opts,
                 SESSION_CNTLID,
-                super::wait(SETUP_BOUND)
+                super::wait::wait(SETUP_BOUND)
             )
         );
         answered?;

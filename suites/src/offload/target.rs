@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::api::{NsCounters, OffloadProvider};
+use harness::backend::emulated::{BackendController, Fault, LbaFormat};
 use harness::fabric::sim::SIM0_ADDR;
 use harness::fabric::DeviceContext;
 use harness::initiator::connect::{cm_establish, CmOptions, ConnectOptions};
@@ -30,11 +31,11 @@ use harness::wire::{
     connect_data_field, fabrics_field, CmRejectStatus, ConnectDataRepr, ConnectResponse, CqeRepr,
     InvalidParam, PropertySize, Status,
 };
-use reference_target::backend::{BackendController, Fault, LbaFormat};
 use reference_target::control::{Config, Target};
 use reference_target::remote::{RemoteError, RemoteTarget};
 
-use super::{Dut, Failure};
+use super::dut::Dut;
+use super::failure::Failure;
 
 /// The first subsystem of the configurations below (port [`PORT_A`]).
 pub const SUB_A: &str = "nqn.2026-11.io.nvmf-conform:sub0";
@@ -228,8 +229,8 @@ impl Dut {
 pub fn host_config(subnqn: &str) -> HostConfig {
     let mut c = HostConfig::new(subnqn);
     c.hostnqn = HOSTNQN.into();
-    c.command_bound = super::wait(Duration::from_secs(5));
-    c.cm_bound = super::wait(Duration::from_secs(5));
+    c.command_bound = super::wait::wait(Duration::from_secs(5));
+    c.cm_bound = super::wait::wait(Duration::from_secs(5));
     c
 }
 
@@ -285,7 +286,7 @@ impl TargetRig {
     /// A new, unconnected host queue of `spec` in a PD of its own.
     fn host_queue(&self, spec: QueueSpec) -> Result<HostQueue, Failure> {
         let pd = self.host.alloc_pd()?;
-        let bound = super::wait(Duration::from_secs(5));
+        let bound = super::wait::wait(Duration::from_secs(5));
         Ok(HostQueue::create(self.host.clone(), pd, spec, bound)?)
     }
 
@@ -293,7 +294,7 @@ impl TargetRig {
     pub async fn cm_queue(&self, port: u16, spec: QueueSpec) -> Result<HostQueue, Failure> {
         let mut q = self.host_queue(spec)?;
         let opts = CmOptions::for_queue(&q);
-        cm_establish(&mut q, self.addr(port), &opts, super::wait(BOUND))
+        cm_establish(&mut q, self.addr(port), &opts, super::wait::wait(BOUND))
             .await
             .map_err(|e| Failure::new(format!("CM connect of qid {}: {e}", spec.qid)))?;
         Ok(q)
@@ -312,7 +313,7 @@ impl TargetRig {
             &mut q,
             self.addr(port),
             private_data,
-            super::wait(BOUND),
+            super::wait::wait(BOUND),
         )
         .await;
         match r {

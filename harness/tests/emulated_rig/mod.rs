@@ -1,17 +1,17 @@
-//! Shared setup for the backend tests: a controller on the simulated fabric.
+//! Shared setup for the emulated-backend tests: a controller on the simulated fabric.
 
 #![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use harness::backend::emulated::{
+    backend_sqe, BackendController, ControllerConfig, DmaRegion, LbaFormat, Namespace, SqConfig,
+};
+use harness::backend::{CqReader, Span, SqWriter};
 use harness::fabric::sim::SimFabric;
 use harness::fabric::{Access, DeviceContext, Fabric, MrInfo, PdId};
 use harness::wire::{CqeRepr, SqeCommand, SqeRepr, CQE_LEN, SQE_LEN};
-use reference_target::backend::{
-    backend_sqe, BackendController, ControllerConfig, CqReader, DmaRegion, LbaFormat, Namespace,
-    Span, SqConfig, SqWriter,
-};
 
 /// Bytes of the staging buffer.
 pub const STAGING: u64 = 1 << 20;

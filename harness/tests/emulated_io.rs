@@ -1,11 +1,11 @@
 //! Backend commands through the real queue protocol: data paths and status codes.
 
-mod common;
+mod emulated_rig;
 
-use common::{rig, rig_ns, Opts};
+use emulated_rig::{rig, rig_ns, Opts};
+use harness::backend::emulated::{LbaFormat, Namespace};
 use harness::wire::DsmRangeRepr;
 use harness::wire::{DsmCommand, RwCommand, SqeCommand, Status, WriteZeroesCommand};
-use reference_target::backend::{LbaFormat, Namespace};
 use rstest::rstest;
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {

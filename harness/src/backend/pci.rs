@@ -3,7 +3,7 @@
 //! plugin returned (the plugin reads and writes queue entries itself), and whose doorbells
 //! the plugin rings here (`struct nvmf_pci_ops` in `include/nvmf_offload.h`).
 //!
-//! `harness` only defines the trait; `reference_target::pci::PciBus` implements it for the
+//! The trait; [`super::emulated::PciBus`] implements it for the
 //! emulated controllers the harness creates.
 
 use nix::errno::Errno;

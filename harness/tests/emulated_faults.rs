@@ -1,12 +1,13 @@
 //! Injected faults: PCI error, timeouts, DMA faults, media errors, slow completions.
 
-mod common;
+mod emulated_rig;
 
 use std::time::Duration;
 
-use common::rig_ns;
+use emulated_rig::rig_ns;
+use harness::backend::emulated::{CmdMatch, Fault, LbaFormat};
+use harness::backend::CtrlState;
 use harness::wire::{NvmOpcode, RwCommand, SqeCommand, Status};
-use reference_target::backend::{CmdMatch, CtrlState, Fault, LbaFormat};
 use tokio::time::{timeout, Instant};
 
 fn read(slba: u64, n: u32) -> SqeCommand {
@@ -106,7 +107,7 @@ async fn timeout_never_by_cid_and_by_opcode() {
             delay: Some(Duration::from_secs(2)),
         })
         .unwrap();
-    let sqe = reference_target::backend::backend_sqe(100, 1, SqeCommand::Flush, 0);
+    let sqe = harness::backend::emulated::backend_sqe(100, 1, SqeCommand::Flush, 0);
     r.submit_raw(&sqe);
     let t0 = Instant::now();
     let rd = r.submit(1, read(0, 1), 0);

@@ -5,7 +5,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use harness::wire::SqeRepr;
+use crate::wire::SqeRepr;
 
 /// Which command a fault applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,7 +26,7 @@ pub enum CmdMatch {
 #[serde(rename_all = "kebab-case")]
 pub enum Fault {
     /// The controller fails fatally now: doorbells are ignored from then on and
-    /// outstanding commands never complete; the state becomes [`super::CtrlState::PciError`].
+    /// outstanding commands never complete; the state becomes [`crate::backend::CtrlState::PciError`].
     PciError,
     /// The same, when a matching command is fetched (that command never completes).
     PciErrorOn(CmdMatch),
@@ -156,8 +156,8 @@ impl FaultState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::command::backend_sqe;
-    use harness::wire::{RwCommand, SqeCommand};
+    use crate::backend::emulated::backend_sqe;
+    use crate::wire::{RwCommand, SqeCommand};
 
     #[test]
     fn nth_is_relative_and_one_shot() {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use harness::wire::{
+use crate::wire::{
     DataPointer, DsmRangeRepr, Fuse, Psdt, SqeCommand, SqeRepr, Status, DSM_RANGE_LEN,
 };
 
@@ -205,9 +205,9 @@ pub fn execute(
 
 #[cfg(test)]
 mod tests {
+    use super::super::namespace::LbaFormat;
     use super::*;
-    use crate::backend::namespace::LbaFormat;
-    use harness::wire::{DsmCommand, RwCommand, WriteZeroesCommand};
+    use crate::wire::{DsmCommand, RwCommand, WriteZeroesCommand};
 
     fn dsm_ranges(ranges: &[(u64, u32)]) -> Vec<u8> {
         let r: Vec<DsmRangeRepr> = ranges
@@ -294,7 +294,7 @@ mod tests {
             1,
             1,
             SqeCommand::Read(RwCommand::new(0, 1)),
-            harness::wire::SglRepr::keyed(0x1000, 512, 1),
+            crate::wire::SglRepr::keyed(0x1000, 512, 1),
         );
         assert_eq!(
             execute(&mut m, &sgl, &mut buf),

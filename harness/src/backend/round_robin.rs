@@ -6,12 +6,12 @@
 //! It is kept apart so that mutation testing leaves it out (docs/mutation.md).
 
 /// The `n` queue indexes in turn, starting at `start` (which may be `n`, meaning 0).
-pub(crate) fn order(start: usize, n: usize) -> impl Iterator<Item = usize> {
+pub fn order(start: usize, n: usize) -> impl Iterator<Item = usize> {
     (0..n).map(move |k| (start + k) % n)
 }
 
 /// Where the next round starts once queue `i` of `n` has had its turn.
-pub(crate) fn after(i: usize, n: usize) -> usize {
+pub fn after(i: usize, n: usize) -> usize {
     (i + 1) % n
 }
 

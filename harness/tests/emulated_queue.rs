@@ -1,18 +1,18 @@
 //! The queue protocol: phase tags, round-robin, CQ flow control, DMA mapping, doorbells.
 
-mod common;
+mod emulated_rig;
 
 use std::time::Duration;
 
-use common::{rig, Opts};
+use emulated_rig::{rig, Opts};
+use harness::backend::emulated::{
+    backend_sqe, BackendController, ControllerConfig, DmaRegion, LbaFormat, Namespace, SqConfig,
+};
+use harness::backend::Span;
 use harness::fabric::Access;
 use harness::wire::{CqeRepr, RwCommand, SqeCommand, Status, CQE_LEN};
-use reference_target::backend::{
-    backend_sqe, BackendController, ControllerConfig, DmaRegion, LbaFormat, Namespace, Span,
-    SqConfig,
-};
 
-fn with_ns(o: Opts) -> common::Rig {
+fn with_ns(o: Opts) -> emulated_rig::Rig {
     let r = rig(o);
     r.ctrl
         .add_namespace(Namespace::ram(1, LbaFormat::L512, 64).unwrap())
@@ -20,7 +20,7 @@ fn with_ns(o: Opts) -> common::Rig {
     r
 }
 
-fn raw_cqe(r: &common::Rig, slot: u64) -> CqeRepr {
+fn raw_cqe(r: &emulated_rig::Rig, slot: u64) -> CqeRepr {
     let mut b = [0u8; CQE_LEN];
     r.ctx
         .mr_read(r.cq_mr.id, slot * CQE_LEN as u64, &mut b)
@@ -154,7 +154,7 @@ async fn dma_outside_mapped_regions_is_data_transfer_error() {
         .run(
             1,
             SqeCommand::Write(RwCommand::new(0, 2)),
-            common::STAGING - 512,
+            emulated_rig::STAGING - 512,
         )
         .await;
     assert_eq!(c.status, Status::DATA_TRANSFER_ERROR);

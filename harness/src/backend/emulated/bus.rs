@@ -1,0 +1,188 @@
+//! [`PciBus`]: the emulated controllers a process created, reachable by their first
+//! SQ-tail doorbell (as a NIC reaches the device behind a doorbell BAR address). It is the
+//! engine's [`BackendBus`] in-process and the host side ([`PciHost`]) of a plugin's PCI
+//! calls.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use nix::errno::Errno;
+
+use super::controller::BackendController;
+use crate::backend::{
+    BackendBus, BackendError, BackendPort, CqReader, CtrlState, PciFunction, PciHost, PciQueue,
+    PciSpan, PciState, PciStatus, Span, SqWriter,
+};
+use crate::fabric::MrId;
+
+#[async_trait]
+impl BackendPort for BackendController {
+    fn depth(&self) -> u16 {
+        BackendController::depth(self)
+    }
+
+    fn sq_count(&self) -> usize {
+        self.config().sqs.len()
+    }
+
+    fn sq_writer(&self, sq: usize) -> Option<SqWriter> {
+        BackendController::sq_writer(self, sq)
+    }
+
+    fn cq_reader(&self) -> CqReader {
+        BackendController::cq_reader(self)
+    }
+
+    fn state(&self) -> CtrlState {
+        BackendController::state(self)
+    }
+
+    async fn wait_activity(&self) {
+        // A PCI error also signals "posted" (see `Inner::fail`); the watch is belt and
+        // braces.
+        let mut state = self.watch_state();
+        tokio::select! {
+            biased;
+            _ = self.wait_completion() => {}
+            _ = state.changed() => {}
+        }
+    }
+
+    fn controller(self: Arc<Self>) -> Option<Arc<BackendController>> {
+        Some(self)
+    }
+}
+
+type Slot = (u64, Arc<BackendController>);
+
+/// Controllers reachable by the engine, keyed by their first SQ-tail doorbell.
+#[derive(Default)]
+pub struct PciBus {
+    ctrls: Mutex<BTreeMap<(MrId, u64), Slot>>,
+    next_id: Mutex<u64>,
+}
+
+impl std::fmt::Debug for PciBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.ctrls.lock().map(|m| m.len()).unwrap_or(0);
+        f.debug_struct("PciBus").field("controllers", &n).finish()
+    }
+}
+
+impl PciBus {
+    /// An empty bus.
+    pub fn new() -> Arc<PciBus> {
+        Arc::new(PciBus::default())
+    }
+
+    /// Makes `ctrl` reachable at its SQ doorbell (`mr`, virtual address `addr`).
+    pub fn attach(&self, mr: MrId, addr: u64, ctrl: Arc<BackendController>) {
+        let id = {
+            let mut n = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
+            *n += 1;
+            *n
+        };
+        self.lock().insert((mr, addr), (id, ctrl));
+    }
+
+    /// Removes the controller at that doorbell, if any.
+    pub fn detach(&self, mr: MrId, addr: u64) -> Option<Arc<BackendController>> {
+        self.lock().remove(&(mr, addr)).map(|(_, c)| c)
+    }
+
+    /// Removes every controller (a stopping target's).
+    pub fn detach_all(&self) -> Vec<Arc<BackendController>> {
+        std::mem::take(&mut *self.lock())
+            .into_values()
+            .map(|(_, c)| c)
+            .collect()
+    }
+
+    /// The controller behind a doorbell address.
+    pub fn find(&self, mr: MrId, addr: u64) -> Option<Arc<BackendController>> {
+        self.lock().get(&(mr, addr)).map(|(_, c)| c.clone())
+    }
+
+    fn by_id(&self, id: u64) -> Result<Arc<BackendController>, Errno> {
+        self.lock()
+            .values()
+            .find(|(i, _)| *i == id)
+            .map(|(_, c)| c.clone())
+            .ok_or(Errno::ENODEV)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(MrId, u64), Slot>> {
+        self.ctrls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl BackendBus for PciBus {
+    fn find_port(&self, mr: MrId, addr: u64) -> Option<Arc<dyn BackendPort>> {
+        self.find(mr, addr).map(|c| c as Arc<dyn BackendPort>)
+    }
+}
+
+fn pci_span(s: &Span) -> PciSpan {
+    PciSpan {
+        mr: s.mr,
+        offset: s.offset,
+        len: s.len,
+    }
+}
+
+fn backend_errno(e: &BackendError) -> Errno {
+    match e {
+        BackendError::Fabric(f) => f.errno(),
+        BackendError::Config(_) => Errno::EINVAL,
+        _ => Errno::EIO,
+    }
+}
+
+impl PciHost for PciBus {
+    fn find(&self, doorbell_mr: MrId, doorbell_addr: u64) -> Option<PciFunction> {
+        let (id, c) = self.lock().get(&(doorbell_mr, doorbell_addr)).cloned()?;
+        let cfg = c.config();
+        Some(PciFunction {
+            id,
+            depth: cfg.depth,
+            sqs: cfg
+                .sqs
+                .iter()
+                .map(|s| PciQueue {
+                    ring: pci_span(&s.ring),
+                    doorbell: pci_span(&s.doorbell),
+                    initial: s.tail_ini,
+                })
+                .collect(),
+            cq: PciQueue {
+                ring: pci_span(&cfg.cq_ring),
+                doorbell: pci_span(&cfg.cq_doorbell),
+                initial: cfg.cq_head_ini,
+            },
+        })
+    }
+
+    fn ring_sq(&self, id: u64, sq: u32, tail: u16) -> Result<(), Errno> {
+        self.by_id(id)?
+            .ring_sq_doorbell(sq as usize, tail)
+            .map_err(|e| backend_errno(&e))
+    }
+
+    fn ring_cq(&self, id: u64, head: u16) -> Result<(), Errno> {
+        self.by_id(id)?
+            .ring_cq_doorbell(head)
+            .map_err(|e| backend_errno(&e))
+    }
+
+    fn status(&self, id: u64) -> Result<PciStatus, Errno> {
+        let c = self.by_id(id)?;
+        Ok(PciStatus {
+            state: match c.state() {
+                CtrlState::Running => PciState::Running,
+                CtrlState::PciError => PciState::Error,
+            },
+            completions: c.counters().completions,
+        })
+    }
+}
