@@ -32,7 +32,7 @@ pub struct Entry {
 
 /// Every case, in catalog order: the offload conformance cases, then the fabric contract.
 pub fn all() -> Vec<Entry> {
-    let offload = offload::cases().into_iter().map(|c| Entry {
+    let offload = crate::areas::cases().into_iter().map(|c| Entry {
         id: c.id.clone(),
         area: c.area.to_string(),
         description: c.description.clone(),

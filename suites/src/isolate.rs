@@ -9,8 +9,6 @@ use harness::runner::isolate::{run_in_child, ChildEnd};
 use harness::runner::{CaseRecord, Verdict};
 
 use crate::catalog::Entry;
-use crate::run::{self, Options};
-use crate::seed::case_seed;
 
 /// How cases are isolated from the runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -24,15 +22,15 @@ pub enum Isolation {
     Suite,
 }
 
-/// Runs `entries` in children as `isolation` says (not [`Isolation::None`]), calling
-/// `progress` on each record as it arrives; `watchdog` is the real time a child may go
-/// without delivering a record.
+/// Runs `entries` in children as `isolation` says (not [`Isolation::None`]), each by
+/// `run_case`, calling `progress` on each record as it arrives; `watchdog` is the real
+/// time a child may go without delivering a record.
 pub(crate) fn records(
     entries: &[Entry],
-    opts: &Options,
     isolation: Isolation,
     watchdog: Duration,
     progress: &mut dyn FnMut(&CaseRecord),
+    run_case: &dyn Fn(&Entry) -> CaseRecord,
 ) -> Vec<CaseRecord> {
     let groups: Vec<&[Entry]> = match isolation {
         Isolation::Suite => entries.chunk_by(|a, b| a.area == b.area).collect(),
@@ -40,7 +38,7 @@ pub(crate) fn records(
     };
     let mut out = Vec::with_capacity(entries.len());
     for group in groups {
-        out.extend(run_group(group, opts, watchdog, progress));
+        out.extend(run_group(group, watchdog, progress, run_case));
     }
     out
 }
@@ -48,9 +46,9 @@ pub(crate) fn records(
 /// Runs one group of entries in one child.
 fn run_group(
     group: &[Entry],
-    opts: &Options,
     watchdog: Duration,
     progress: &mut dyn FnMut(&CaseRecord),
+    run_case: &dyn Fn(&Entry) -> CaseRecord,
 ) -> Vec<CaseRecord> {
     let mut got: Vec<CaseRecord> = Vec::with_capacity(group.len());
     let mut started = Instant::now();
@@ -58,7 +56,7 @@ fn run_group(
         watchdog,
         |tx| {
             for e in group {
-                let rec = run::run_one(e, case_seed(opts.seed, &e.id), opts);
+                let rec = run_case(e);
                 match serde_json::to_string(&rec) {
                     Ok(line) => tx.send(&line),
                     Err(e) => tx.send(&format!("{{\"unserialisable\": \"{e}\"}}")),

@@ -12,6 +12,7 @@ pub mod fabric;
 pub mod isolate;
 pub mod kill;
 pub mod offload;
+pub mod options;
 pub mod oracle;
 pub mod run;
 pub mod seed;

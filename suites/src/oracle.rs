@@ -15,10 +15,9 @@
 use std::path::Path;
 
 use harness::api::{NvmfCaps, Profile};
-use harness::runner::Verdict;
+use harness::runner::{CaseRecord, Verdict};
 
-use crate::catalog::Entry;
-use crate::run::{self, Options};
+use crate::options::Options;
 use crate::snapshot::{self, Comparison, Timing};
 
 /// Where the expected trace of a case comes from.
@@ -69,16 +68,10 @@ pub fn reviewed(dir: &Path, profile: &'static str, id: &str) -> Option<Expected>
     })
 }
 
-/// Runs `entry` on the reference target with `caps` (and the device limits of `opts`'s
-/// profile when the device under test is the reference target), no quirks, on the
-/// simulated fabric, with `seed`: its trace, or why it has none (the reference did not
-/// pass the case). Must not be called inside a runtime (it starts its own).
-pub fn reference_run(
-    entry: &Entry,
-    seed: u64,
-    opts: &Options,
-    caps: &NvmfCaps,
-) -> Result<Expected, String> {
+/// How the oracle's reference run of a case goes: the reference target with `caps` (and
+/// the device limits of `opts`'s profile when the device under test is the reference
+/// target), no quirks, on the simulated fabric, with `opts`'s seed and case bound.
+pub fn reference_options(opts: &Options, caps: &NvmfCaps) -> Options {
     let profile = Profile {
         name: "device-caps".into(),
         description: "the caps the device under test reported".into(),
@@ -89,13 +82,17 @@ pub fn reference_run(
             Default::default()
         },
     };
-    let reference = Options {
+    Options {
         seed: opts.seed,
         case_bound: opts.case_bound,
         profile,
         ..Options::default()
-    };
-    let rec = run::run_one(entry, seed, &reference);
+    }
+}
+
+/// The oracle's trace from the record of a reference run ([`reference_options`]), or why
+/// there is none (the reference did not pass the case).
+pub fn expected_of(rec: CaseRecord) -> Result<Expected, String> {
     match rec.verdict {
         Verdict::Pass => Ok(Expected {
             lines: rec.trace,

@@ -9,14 +9,11 @@
 //! file, or a case the reference does not pass, leaves the verdict alone and says so in the
 //! record's note. A failing case's record carries the oracle's trace as `expected`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use harness::api::Profile;
 use harness::capture::Capture;
 use harness::fabric::contract::{self, Env, Outcome};
-use harness::plugin::Plugin;
 use harness::runner::{CaseRecord, RunMeta, RunResult, Verdict};
 use reference_target::quirks::Quirks;
 
@@ -24,102 +21,23 @@ use std::sync::Arc;
 
 use reference_target::remote::{RemoteError, RemoteTarget};
 
-use crate::catalog::{Body, Entry, Shard};
-use crate::fabric::{CaseFabric, FabricChoice};
+use crate::catalog::{Body, Entry};
+use crate::fabric::CaseFabric;
 use crate::isolate::{self, Isolation};
 use crate::offload::{self, Dut};
+pub use crate::options::{Options, PluginTarget};
 use crate::oracle;
 use crate::seed::case_seed;
 use crate::snapshot::{self, Comparison};
-
-/// How to run.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The run's seed.
-    pub seed: u64,
-    /// Longest a case may take (virtual time on `sim`).
-    pub case_bound: Duration,
-    /// The reference target's capability profile.
-    pub profile: Profile,
-    /// Deliberate violations the reference target commits.
-    pub quirks: Quirks,
-    /// Where the trace snapshots are ([`snapshot::default_dir`] for the command); `None`
-    /// compares no trace (the default here, so that library users such as the kill matrix
-    /// judge by assertions alone).
-    pub snapshots: Option<PathBuf>,
-    /// Where cases run: in this process, or in forked children ([`Isolation`]).
-    pub isolation: Isolation,
-    /// Real time a forked child may go without delivering a case's record before it is
-    /// killed and the case is an error (isolated runs only).
-    pub watchdog: Duration,
-    /// The shard this run is (`i/n`), recorded in the reports' metadata.
-    pub shard: Option<Shard>,
-    /// A vendor plugin to test instead of the embedded reference target.
-    pub plugin: Option<PluginTarget>,
-    /// The fabric cases run on.
-    pub fabric: FabricChoice,
-    /// The factor of the waits inside cases on a real fabric (`--timeout-scale`; the
-    /// simulated fabric's clock is virtual, so there they are never scaled).
-    pub wait_scale: f64,
-    /// Two-host mode: the control channel of a remote `nvmf-reference-target --control`
-    /// (the target runs there; this process runs the hosts, on `fabric`).
-    pub connect: Option<std::net::SocketAddr>,
-    /// The options of `nvmf-conform replay CASE` that reproduce one of this run's cases,
-    /// recorded in the reports ([`RunMeta::replay`]); the command line sets them.
-    pub replay: Vec<String>,
-}
-
-/// A vendor plugin under test and the configuration string it is opened with.
-#[derive(Debug, Clone)]
-pub struct PluginTarget {
-    /// The loaded library.
-    pub plugin: Plugin,
-    /// Its configuration (the reference plugin reads `profile=NAME;quirks=a,b`).
-    pub config: String,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            seed: 0,
-            case_bound: Duration::from_secs(600),
-            profile: Profile::builtin("full").expect("the full profile ships with the code"),
-            quirks: Quirks::none(),
-            snapshots: None,
-            isolation: Isolation::None,
-            watchdog: Duration::from_secs(120),
-            shard: None,
-            plugin: None,
-            fabric: FabricChoice::Sim,
-            wait_scale: 1.0,
-            connect: None,
-            replay: Vec::new(),
-        }
-    }
-}
-
-impl Options {
-    /// How the device under test is named in reports: `reference:PROFILE[+quirk…]`,
-    /// `remote:ADDR:PROFILE[+quirk…]` in two-host mode, or `plugin:PATH[+quirk…]`.
-    pub fn target_name(&self) -> String {
-        let mut s = match (&self.plugin, &self.connect) {
-            (Some(p), _) => format!("plugin:{}", p.plugin.path().display()),
-            (None, Some(addr)) => format!("remote:{addr}:{}", self.profile.name),
-            (None, None) => format!("reference:{}", self.profile.name),
-        };
-        for q in self.quirks.iter() {
-            s.push('+');
-            s.push_str(q.name());
-        }
-        s
-    }
-}
 
 /// Runs `entries` in order and returns the run's result.
 pub fn run(entries: &[Entry], opts: &Options, mut progress: impl FnMut(&CaseRecord)) -> RunResult {
     let cases = match opts.isolation {
         Isolation::None => in_process(entries, opts, &mut progress, None),
-        mode => isolate::records(entries, opts, mode, opts.watchdog, &mut progress),
+        mode => {
+            let run_case = |e: &Entry| run_one(e, case_seed(opts.seed, &e.id), opts);
+            isolate::records(entries, mode, opts.watchdog, &mut progress, &run_case)
+        }
     };
     result(entries, opts, cases)
 }
@@ -320,7 +238,8 @@ pub fn run_one_captured(
     } = outcome;
     if let (true, Some(caps)) = (oracle_pending, &caps) {
         // The reference target with the device's caps, the same case and seed.
-        match oracle::reference_run(entry, seed, opts, caps) {
+        let reference = run_one(entry, seed, &oracle::reference_options(opts, caps));
+        match oracle::expected_of(reference) {
             Ok(reference) if matches!(verdict, Verdict::Pass) => {
                 verdict = oracle::judge(&reference, &trace, &opts.target_name(), timing(opts));
                 if !matches!(verdict, Verdict::Pass) {

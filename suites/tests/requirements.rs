@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use suites::offload::cases;
+use suites::areas::cases;
 use suites::offload::requirements::{markdown, requirement, REQUIREMENTS};
 
 #[test]

@@ -19,3 +19,30 @@ pub mod srq_verbs;
 pub mod staging_offset;
 pub mod target_io;
 pub mod unsupported;
+
+use crate::offload::Case;
+
+/// Every offload case, in catalog order.
+pub fn cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    v.extend(caps::cases());
+    v.extend(srq::cases());
+    v.extend(ctrl::cases());
+    v.extend(mapping::cases());
+    v.extend(datapath::cases());
+    v.extend(in_capsule_offset::cases());
+    v.extend(staging_offset::cases());
+    v.extend(qp_teardown::cases());
+    v.extend(backend_rings::cases());
+    v.extend(software::cases());
+    v.extend(srq_verbs::cases());
+    v.extend(unsupported::cases());
+    v.extend(faults::cases());
+    v.extend(backend_errors::cases());
+    v.extend(connect::cases());
+    v.extend(admin::cases());
+    v.extend(target_io::cases());
+    v.extend(recovery::cases());
+    v.extend(security::cases());
+    v
+}

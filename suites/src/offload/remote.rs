@@ -19,7 +19,8 @@ use harness::trace::{Names, Recorder};
 use reference_target::quirks::Quirks;
 use reference_target::remote::RemoteTarget;
 
-use super::{Dut, Failure};
+use super::dut::Dut;
+use super::failure::Failure;
 use crate::fabric::CaseFabric;
 
 /// The provider of a device in another process: its caps are the profile's, every call

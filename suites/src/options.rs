@@ -1,0 +1,97 @@
+//! How a run is configured ([`Options`]): seed, bounds, profile, quirks, snapshots,
+//! isolation, the device under test (the embedded reference target, a plugin, or a remote
+//! target) and the fabric.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use harness::api::Profile;
+use harness::plugin::Plugin;
+use reference_target::quirks::Quirks;
+
+use crate::catalog::Shard;
+use crate::fabric::FabricChoice;
+use crate::isolate::Isolation;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The run's seed.
+    pub seed: u64,
+    /// Longest a case may take (virtual time on `sim`).
+    pub case_bound: Duration,
+    /// The reference target's capability profile.
+    pub profile: Profile,
+    /// Deliberate violations the reference target commits.
+    pub quirks: Quirks,
+    /// Where the trace snapshots are ([`crate::snapshot::default_dir`] for the command); `None`
+    /// compares no trace (the default here, so that library users such as the kill matrix
+    /// judge by assertions alone).
+    pub snapshots: Option<PathBuf>,
+    /// Where cases run: in this process, or in forked children ([`Isolation`]).
+    pub isolation: Isolation,
+    /// Real time a forked child may go without delivering a case's record before it is
+    /// killed and the case is an error (isolated runs only).
+    pub watchdog: Duration,
+    /// The shard this run is (`i/n`), recorded in the reports' metadata.
+    pub shard: Option<Shard>,
+    /// A vendor plugin to test instead of the embedded reference target.
+    pub plugin: Option<PluginTarget>,
+    /// The fabric cases run on.
+    pub fabric: FabricChoice,
+    /// The factor of the waits inside cases on a real fabric (`--timeout-scale`; the
+    /// simulated fabric's clock is virtual, so there they are never scaled).
+    pub wait_scale: f64,
+    /// Two-host mode: the control channel of a remote `nvmf-reference-target --control`
+    /// (the target runs there; this process runs the hosts, on `fabric`).
+    pub connect: Option<std::net::SocketAddr>,
+    /// The options of `nvmf-conform replay CASE` that reproduce one of this run's cases,
+    /// recorded in the reports ([`RunMeta::replay`]); the command line sets them.
+    pub replay: Vec<String>,
+}
+
+/// A vendor plugin under test and the configuration string it is opened with.
+#[derive(Debug, Clone)]
+pub struct PluginTarget {
+    /// The loaded library.
+    pub plugin: Plugin,
+    /// Its configuration (the reference plugin reads `profile=NAME;quirks=a,b`).
+    pub config: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            seed: 0,
+            case_bound: Duration::from_secs(600),
+            profile: Profile::builtin("full").expect("the full profile ships with the code"),
+            quirks: Quirks::none(),
+            snapshots: None,
+            isolation: Isolation::None,
+            watchdog: Duration::from_secs(120),
+            shard: None,
+            plugin: None,
+            fabric: FabricChoice::Sim,
+            wait_scale: 1.0,
+            connect: None,
+            replay: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// How the device under test is named in reports: `reference:PROFILE[+quirk…]`,
+    /// `remote:ADDR:PROFILE[+quirk…]` in two-host mode, or `plugin:PATH[+quirk…]`.
+    pub fn target_name(&self) -> String {
+        let mut s = match (&self.plugin, &self.connect) {
+            (Some(p), _) => format!("plugin:{}", p.plugin.path().display()),
+            (None, Some(addr)) => format!("remote:{addr}:{}", self.profile.name),
+            (None, None) => format!("reference:{}", self.profile.name),
+        };
+        for q in self.quirks.iter() {
+            s.push('+');
+            s.push_str(q.name());
+        }
+        s
+    }
+}
