@@ -11,7 +11,7 @@ use harness::initiator::{Command, InitiatorError, Transfer};
 use harness::wire::{
     SglRepr, SqeCommand, Status, ADRFAM_IPV4, CNTLID_DYNAMIC, QPTYPE_RC, SUBTYPE_NVME, TRTYPE_RDMA,
 };
-use reference_target::control::discovery::DISCOVERY_NQN;
+use reference_target::control::identity::DISCOVERY_NQN;
 use support::*;
 
 fn status_of(r: Result<Vec<u8>, InitiatorError>) -> Status {

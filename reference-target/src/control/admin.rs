@@ -33,22 +33,10 @@ use harness::wire::{
 };
 use tokio::time::Instant;
 
-use super::connect::MAX_IO_QUEUES;
+use super::discovery;
+use super::identity::{self, AERL, MAX_IO_QUEUES, VS};
 use super::queue::{DataRef, Queue};
 
-/// Vendor ID reported in Identify Controller (PCI-SIG's "no vendor" is not allowed; this
-/// value is the project's placeholder).
-pub const VID: u16 = 0x1de5;
-/// Model number reported in Identify Controller.
-pub const MODEL: &str = "nvmf-conform reference target";
-/// Firmware revision reported in Identify Controller.
-pub const FIRMWARE: &str = "0.1.0";
-/// Version (VS property and Identify Controller VER): NVMe 1.3.
-pub const VS: u32 = 0x0001_0300;
-/// Keep Alive Support granularity (KAS), 100 ms units.
-pub const KAS: u16 = 10;
-/// Asynchronous Event Request Limit (0's based): at most this + 1 requests held at once.
-pub const AERL: u8 = 3;
 /// Most bytes one Get Log Page may return from the error information log (64 entries).
 const ERROR_LOG_LEN: usize = 64 * 64;
 
@@ -226,141 +214,16 @@ fn features(q: &Queue, set: bool, fid: u32, cdw11: u32, discovery: bool) -> (Sta
     }
 }
 
-pub(crate) fn put(buf: &mut [u8], off: usize, v: &[u8]) {
-    buf[off..off + v.len()].copy_from_slice(v);
-}
-
-fn ascii(buf: &mut [u8], off: usize, len: usize, s: &str) {
-    let b = &mut buf[off..off + len];
-    b.fill(b' ');
-    let n = s.len().min(len);
-    b[..n].copy_from_slice(&s.as_bytes()[..n]);
-}
-
-/// The 4096 bytes of an Identify Controller structure with what every controller of the
-/// target shares filled in: VID, SSVID, serial number `serial`, model, firmware revision.
-pub(crate) fn controller_identity(serial: &str) -> Vec<u8> {
-    let mut d = vec![0u8; 4096];
-    put(&mut d, 0, &VID.to_le_bytes());
-    put(&mut d, 2, &VID.to_le_bytes());
-    ascii(&mut d, 4, 20, serial);
-    ascii(&mut d, 24, 40, MODEL);
-    ascii(&mut d, 64, 8, FIRMWARE);
-    d
-}
-
-/// Identify Controller (CNS 01h).
-pub(crate) fn identify_controller(q: &Queue) -> Vec<u8> {
-    let sh = &q.sh;
-    let sub = &sh.subs[q.sub];
-    let mut d = controller_identity(&format!("NVMFCONFORM{:04}", q.sub));
-    d[72] = 6; // RAB
-    let max_io = u64::from(sub.attrs.max_io_sz.max(4096));
-    d[77] = (63 - (max_io / 4096).leading_zeros()) as u8; // MDTS from max_io_sz
-    put(&mut d, 78, &q.cntlid.unwrap_or(0).to_le_bytes());
-    put(&mut d, 80, &VS.to_le_bytes());
-    d[76] = 1 << 1; // CMIC: the subsystem may hold two or more controllers (one per host)
-    d[111] = 1; // CNTRLTYPE: I/O controller
-    d[259] = AERL;
-    d[260] = 0b11; // FRMW: one slot, slot 1 read-only
-    put(&mut d, 320, &KAS.to_le_bytes());
-    d[512] = 0x66; // SQES
-    d[513] = 0x44; // CQES
-    put(&mut d, 514, &sub.depth.to_le_bytes()); // MAXCMD
-    let nn = sub.cfg.namespaces.iter().map(|n| n.nsid).max().unwrap_or(0);
-    put(&mut d, 516, &nn.to_le_bytes());
-    put(&mut d, 520, &((1u16 << 2) | (1 << 3)).to_le_bytes()); // ONCS: DSM, Write Zeroes
-    d[525] = 1; // VWC present (Flush)
-    let sgls: u32 = 1 | (1 << 2) | (1 << 20);
-    put(&mut d, 536, &sgls.to_le_bytes());
-    let n = sub.cfg.nqn.len().min(255);
-    put(&mut d, 768, &sub.cfg.nqn.as_bytes()[..n]);
-    put(&mut d, 1792, &sub.attrs.ioccsz.to_le_bytes());
-    put(&mut d, 1796, &1u32.to_le_bytes()); // IORCSZ
-    put(&mut d, 1800, &sub.attrs.icdoff.to_le_bytes());
-    d[1803] = 1; // MSDBD
-    d
-}
-
-/// Identify Namespace (CNS 00h); `None` for an nsid the subsystem does not have.
-pub(crate) fn identify_namespace(q: &Queue, nsid: u32) -> Option<Vec<u8>> {
-    let n = q.sh.subs[q.sub]
-        .cfg
-        .namespaces
-        .iter()
-        .find(|n| n.nsid == nsid)?;
-    let mut d = vec![0u8; 4096];
-    let blocks = n.blocks();
-    put(&mut d, 0, &blocks.to_le_bytes());
-    put(&mut d, 8, &blocks.to_le_bytes());
-    put(&mut d, 16, &blocks.to_le_bytes());
-    d[25] = 0; // NLBAF: one format
-    let meta = n.lba_format.meta;
-    d[26] = if meta > 0 { 0x10 } else { 0 }; // FLBAS: format 0, metadata extended
-    d[27] = if meta > 0 { 1 } else { 0 }; // MC: extended LBA
-    put(&mut d, 128, &(meta as u16).to_le_bytes());
-    d[130] = n.lba_format.data.trailing_zeros() as u8;
-    d[30] = 1; // NMIC: may be attached to two or more controllers (every host's)
-    put(
-        &mut d,
-        104,
-        &namespace_ids(&q.sh.subs[q.sub].cfg.nqn, nsid).0,
-    );
-    Some(d)
-}
-
-/// The NGUID and UUID of namespace `nsid` of subsystem `nqn`: FNV-1a of both, so they are
-/// the same on every run and differ between namespaces and subsystems. The UUID is a
-/// version 8 (custom) UUID.
-pub(crate) fn namespace_ids(nqn: &str, nsid: u32) -> ([u8; 16], [u8; 16]) {
-    let fnv = |basis: u64| {
-        let mut h = basis;
-        for b in nqn.bytes().chain(nsid.to_le_bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h
-    };
-    let mut nguid = [0u8; 16];
-    nguid[..8].copy_from_slice(&fnv(0xcbf2_9ce4_8422_2325).to_be_bytes());
-    nguid[8..].copy_from_slice(&fnv(0x6c62_272e_07bb_0142).to_be_bytes());
-    let mut uuid = [0u8; 16];
-    uuid[..8].copy_from_slice(&fnv(0x8422_2325_cbf2_9ce4).to_be_bytes());
-    uuid[8..].copy_from_slice(&fnv(0x07bb_0142_6c62_272e).to_be_bytes());
-    uuid[6] = (uuid[6] & 0x0f) | 0x80;
-    uuid[8] = (uuid[8] & 0x3f) | 0x80;
-    (nguid, uuid)
-}
-
-/// Namespace Identification Descriptor list (CNS 03h): NGUID (NIDT 2), UUID (NIDT 3).
-fn ns_descriptors(q: &Queue, nsid: u32) -> Option<Vec<u8>> {
-    let nqn = &q.sh.subs[q.sub].cfg.nqn;
-    q.sh.subs[q.sub]
-        .cfg
-        .namespaces
-        .iter()
-        .find(|n| n.nsid == nsid)?;
-    let (nguid, uuid) = namespace_ids(nqn, nsid);
-    let mut d = vec![0u8; 4096];
-    d[0] = 2;
-    d[1] = 16;
-    put(&mut d, 4, &nguid);
-    d[20] = 3;
-    d[21] = 16;
-    put(&mut d, 24, &uuid);
-    Some(d)
-}
-
 async fn identify(q: &mut Queue, bytes: &[u8], nsid: u32, cns: u32, discovery: bool) {
     let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
     let data = match cns {
-        0x01 if discovery => Ok(super::discovery::identify_controller(q)),
+        0x01 if discovery => Ok(identity::discovery_controller(q)),
         _ if discovery => Err(Status::INVALID_FIELD),
-        0x01 => Ok(identify_controller(q)),
-        0x00 => identify_namespace(q, nsid).ok_or(Status::INVALID_NAMESPACE),
-        0x03 => ns_descriptors(q, nsid).ok_or(Status::INVALID_NAMESPACE),
+        0x01 => Ok(identity::io_controller(q)),
+        0x00 => identity::namespace(q, nsid).ok_or(Status::INVALID_NAMESPACE),
+        0x03 => identity::ns_descriptors(q, nsid).ok_or(Status::INVALID_NAMESPACE),
+        0x02 if nsid >= 0xffff_fffe => Err(Status::INVALID_NAMESPACE),
         0x02 => {
-            let mut d = vec![0u8; 4096];
             let mut ids: Vec<u32> = q.sh.subs[q.sub]
                 .cfg
                 .namespaces
@@ -369,17 +232,13 @@ async fn identify(q: &mut Queue, bytes: &[u8], nsid: u32, cns: u32, discovery: b
                 .filter(|id| *id > nsid)
                 .collect();
             ids.sort_unstable();
-            for (i, id) in ids.iter().take(1024).enumerate() {
-                put(&mut d, 4 * i, &id.to_le_bytes());
-            }
-            if nsid >= 0xffff_fffe {
-                Err(Status::INVALID_NAMESPACE)
-            } else {
-                Ok(d)
-            }
+            ids.truncate(1024);
+            Ok(harness::wire::emit_nsid_list(&ids))
         }
         _ => Err(Status::INVALID_FIELD),
     };
+    // A structure that does not emit is the target's own fault.
+    let data = data.and_then(|d| d.map_err(|_| Status::INTERNAL_ERROR));
     match data {
         Ok(d) => send_data(q, bytes, cid, &d).await,
         Err(s) => q.respond(cid, s.with_dnr(), 0, None).await,
@@ -401,11 +260,13 @@ async fn get_log_page(q: &mut Queue, bytes: &[u8], cdw: [u32; 6], discovery: boo
                     .get(&(q.sub, id))
                     .map(|c| c.hostnqn.clone())
             });
-            super::discovery::log(q, host.as_deref().unwrap_or_default()).to_bytes()
+            discovery::log(q, host.as_deref().unwrap_or_default())
+                .to_bytes()
+                .map_err(|_| ())
         }
         (0x01, false) => Ok(vec![0u8; ERROR_LOG_LEN]),
-        (0x02, false) => Ok(smart_log()),
-        (0x03, false) => Ok(firmware_slot_log()),
+        (0x02, false) => Ok(identity::smart_log()),
+        (0x03, false) => identity::firmware_slot_log().map_err(|_| ()),
         _ => {
             q.sh.log(format!("get-log-page-unsupported lid={lid:#04x}"));
             return q
@@ -428,24 +289,6 @@ async fn get_log_page(q: &mut Queue, bytes: &[u8], cdw: [u32; 6], discovery: boo
     let n = from.len().min(data.len());
     data[..n].copy_from_slice(&from[..n]);
     send_data(q, bytes, cid, &data).await;
-}
-
-/// SMART / Health Information (02h), 512 bytes: no warnings, 25 °C, spare 100 % (threshold
-/// 10 %), nothing used up.
-fn smart_log() -> Vec<u8> {
-    let mut d = vec![0u8; 512];
-    put(&mut d, 1, &298u16.to_le_bytes()); // composite temperature, kelvin
-    d[3] = 100; // available spare
-    d[4] = 10; // available spare threshold
-    d
-}
-
-/// Firmware Slot Information (03h), 512 bytes: slot 1 active, holding [`FIRMWARE`].
-fn firmware_slot_log() -> Vec<u8> {
-    let mut d = vec![0u8; 512];
-    d[0] = 1; // AFI: slot 1 active
-    ascii(&mut d, 8, 8, FIRMWARE);
-    d
 }
 
 /// Sends `data` to the host through the command's keyed SGL (exactly `data.len()` bytes,

@@ -16,34 +16,13 @@ use harness::wire::{
     ADRFAM_IPV6, CMS_RDMA_CM, CNTLID_DYNAMIC, PRTYPE_NONE, QPTYPE_RC, SUBTYPE_NVME, TRTYPE_RDMA,
 };
 
-use super::admin::{controller_identity, put, KAS, VS};
-use super::connect::ADMIN_DEPTH_MAX;
+use super::identity::ADMIN_DEPTH_MAX;
 use super::queue::Queue;
 use crate::quirks::Quirk;
-
-/// The well-known NQN of a discovery service (NVMe Base Specification, "NVMe Qualified
-/// Names").
-pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 
 /// Generation counter of the discovery log: the ports and subsystems are fixed while the
 /// target runs, so it never changes.
 pub const GENCTR: u64 = 1;
-
-/// Identify Controller (CNS 01h) of the discovery controller.
-pub(crate) fn identify_controller(q: &Queue) -> Vec<u8> {
-    let mut d = controller_identity(&format!("NVMFCONFORMDISC{:04}", q.port));
-    put(&mut d, 78, &q.cntlid.unwrap_or(0).to_le_bytes());
-    put(&mut d, 80, &VS.to_le_bytes());
-    d[111] = 2; // CNTRLTYPE: discovery controller
-    d[259] = super::admin::AERL;
-    d[261] = 1 << 2; // LPA: extended data for Get Log Page
-    put(&mut d, 320, &KAS.to_le_bytes());
-    put(&mut d, 514, &(ADMIN_DEPTH_MAX as u16).to_le_bytes()); // MAXCMD
-    let sgls: u32 = 1 | (1 << 2);
-    put(&mut d, 536, &sgls.to_le_bytes());
-    put(&mut d, 768, DISCOVERY_NQN.as_bytes());
-    d
-}
 
 /// Whether `hostnqn` may connect to the subsystem of port `port`.
 fn host_allowed(q: &Queue, port: usize, hostnqn: &str) -> bool {

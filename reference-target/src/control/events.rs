@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use harness::api::{CtrlHandle, OffloadEvent};
 
-use super::target::{Shared, IDLE_TICK};
+use super::state::{Shared, IDLE_TICK};
 
 /// Waits for offload events and reacts to each, for as long as the target runs.
 pub(crate) async fn event_loop(sh: Arc<Shared>) {

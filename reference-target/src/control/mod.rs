@@ -4,24 +4,33 @@
 //! - [`config`]: the TOML configuration (profile, quirks, ports, subsystems, namespaces).
 //! - [`target`]: [`Target::start`] builds the engine, subsystems (PD, staging buffer,
 //!   NVMe-oF SRQ, backend controller, namespace mappings), listeners and tasks.
-//! - `connect`: RDMA CM request checks and the Fabrics Connect command (admin and I/O
-//!   queues; offload is enabled on an I/O QP before its Connect response).
-//! - `queue`: one connection: its capsules, RDMA READ/WRITE and responses.
+//! - `state`: what the target's tasks share (subsystems, ports, controllers, connections).
+//! - `accept`: RDMA CM request checks; an accepted connection gets its task.
+//! - `serve`: a connection's task: its work completions, each capsule dispatched.
+//! - `connect`: the Fabrics Connect command (admin and I/O queues; offload is enabled on
+//!   an I/O QP before its Connect response).
+//! - `queue`: one connection's state: RDMA READ/WRITE and responses.
 //! - `admin`: properties, Identify, Get Log Page, features, Asynchronous Event Requests,
 //!   Keep Alive (and KATO expiry).
-//! - `discovery`: the discovery controller (the discovery NQN on every port) and its log.
+//! - `identity`: what the target says of itself (VID, model, limits) and the Identify data
+//!   and log pages it serves, built with `harness::wire`'s types.
+//! - `discovery`: the discovery controller's log (the discovery NQN on every port).
 //! - `io`: the software I/O path for commands the engine does not offload.
 //! - [`events`]: reactions to offload events (PCI error, timeout, unsupported op).
 //!
 //! The decisions where the RFC is silent are in `docs/target.md`.
 
+pub mod accept;
 pub mod admin;
 pub mod config;
 pub mod connect;
 pub mod discovery;
 pub mod events;
+pub mod identity;
 pub mod io;
 mod queue;
+mod serve;
+mod state;
 pub mod target;
 
 pub use config::{Backing, Config, ConfigError, NamespaceConfig, PortConfig, SubsystemConfig};

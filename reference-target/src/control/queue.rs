@@ -11,17 +11,13 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use harness::fabric::{
-    ConnId, CqId, MrInfo, QpId, RecvWr, SendOp, SendWr, WcStatus, WorkCompletion,
-};
-use harness::wire::{CqeRepr, SglAddressing, SglRepr, Status, FABRICS_OPCODE, SQE_LEN};
-use tokio::sync::watch;
+use harness::fabric::{ConnId, CqId, MrInfo, QpId, SendOp, SendWr, WcStatus, WorkCompletion};
+use harness::wire::{CqeRepr, SglAddressing, SglRepr, Status, SQE_LEN};
 
-use super::target::{Shared, IDLE_TICK, OP_BOUND};
-use super::{admin, connect, io};
+use super::state::{Shared, OP_BOUND};
 
 /// Work request ids of sends carry this bit; receive ids are buffer slot numbers.
-const SEND_TAG: u64 = 1 << 40;
+pub(crate) const SEND_TAG: u64 = 1 << 40;
 
 /// The data a command's SGL1 names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +47,7 @@ pub(crate) struct Queue {
     pub cm_qid: u16,
     pub resp_mr: MrInfo,
     pub data_mr: MrInfo,
-    pending: VecDeque<WorkCompletion>,
+    pub(crate) pending: VecDeque<WorkCompletion>,
     next_wr: u64,
     /// Capsules software received on this queue, modulo `entries`: SQHD of software's
     /// responses.
@@ -99,134 +95,12 @@ impl Queue {
         }
     }
 
-    /// The connection task: capsules until cancelled, disconnected or broken.
-    pub(crate) async fn run(mut self, mut cancel: watch::Receiver<bool>) {
-        loop {
-            if *cancel.borrow() {
-                tracing::debug!(conn = ?self.conn, qid = self.qid, "queue cancelled (disconnect or teardown)");
-                break;
-            }
-            if self.dead {
-                break;
-            }
-            let wc = match self.pending.pop_front() {
-                Some(wc) => wc,
-                None => match self.sh.ctx.poll_cq(self.cq, 1) {
-                    Err(e) => {
-                        self.die(format_args!("poll_cq: {e}"));
-                        break;
-                    }
-                    Ok(mut v) => match v.pop() {
-                        Some(wc) => wc,
-                        None => {
-                            tokio::select! {
-                                r = self.sh.ctx.wait_cq(self.cq) => if let Err(e) = r {
-                                    self.die(format_args!("wait_cq: {e}"));
-                                    break;
-                                },
-                                r = cancel.changed() => if r.is_err() {
-                                    tracing::debug!(conn = ?self.conn, qid = self.qid, "queue cancelled (target stopped)");
-                                    break;
-                                },
-                                _ = tokio::time::sleep(IDLE_TICK) => {}
-                            }
-                            continue;
-                        }
-                    },
-                },
-            };
-            self.on_wc(wc).await;
-        }
-        self.cleanup();
-    }
-
     /// The queue stops serving, for `why` (logged: a queue that dies is worth knowing of).
-    fn die(&mut self, why: std::fmt::Arguments<'_>) {
+    pub(crate) fn die(&mut self, why: std::fmt::Arguments<'_>) {
         if !self.dead {
             tracing::warn!(conn = ?self.conn, qid = self.qid, "the queue stops: {why}");
         }
         self.dead = true;
-    }
-
-    async fn on_wc(&mut self, wc: WorkCompletion) {
-        if wc.wr_id & SEND_TAG != 0 {
-            if wc.status != WcStatus::Success {
-                self.die(format_args!("send completed with {}", wc.status.name()));
-            }
-            return;
-        }
-        let sub = &self.sh.subs[self.sub];
-        let slot = wc.wr_id;
-        let mut bytes = vec![0u8; (u64::from(wc.byte_len)).min(sub.slot_len) as usize];
-        let ok = wc.status == WcStatus::Success
-            && self
-                .sh
-                .ctx
-                .mr_read(sub.recv_mr.id, slot * sub.slot_len, &mut bytes)
-                .is_ok();
-        if wc.status != WcStatus::WrFlushErr {
-            let wr = RecvWr {
-                wr_id: slot,
-                sg_list: vec![sub.recv_mr.sge(slot * sub.slot_len, sub.slot_len as u32)],
-            };
-            let _ = self.sh.ctx.post_srq_recv(sub.srq.srq, &wr);
-        }
-        if !ok {
-            self.die(format_args!(
-                "receive completed with {} ({} bytes)",
-                wc.status.name(),
-                wc.byte_len
-            ));
-            return;
-        }
-        self.received = ((u32::from(self.received) + 1) % self.entries) as u16;
-        self.on_capsule(bytes).await;
-    }
-
-    async fn on_capsule(&mut self, mut bytes: Vec<u8>) {
-        crate::interop::tolerate_sgl1_reserved(&mut bytes);
-        tracing::debug!(
-            conn = ?self.conn,
-            qid = self.qid,
-            len = bytes.len(),
-            opcode = bytes.first().copied(),
-            cid = bytes.get(2..4).map(|c| u16::from_le_bytes([c[0], c[1]])),
-            nsid = bytes.get(4..8).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            cdw10 = bytes.get(40..44).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            "capsule"
-        );
-        if bytes.len() < SQE_LEN {
-            // Not even a command: answer if a CID can be read, else drop it.
-            if bytes.len() >= 4 {
-                let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
-                self.respond(cid, Status::INVALID_FIELD.with_dnr(), 0, None)
-                    .await;
-            }
-            return;
-        }
-        let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
-        let opcode = bytes[0];
-        if opcode == FABRICS_OPCODE && bytes[4] == 0x01 {
-            connect::on_connect(self, &bytes).await;
-        } else if self.cntlid.is_none() {
-            self.sh.log(format!(
-                "command-before-connect subsystem={} cm_qid={} opcode={opcode:#04x} cid={cid}",
-                self.sh.subs[self.sub].cfg.nqn, self.cm_qid
-            ));
-            self.respond(cid, Status::COMMAND_SEQUENCE_ERROR.with_dnr(), 0, None)
-                .await;
-        } else if self.qid == 0 {
-            if opcode == FABRICS_OPCODE {
-                admin::on_fabrics(self, &bytes).await;
-            } else {
-                admin::on_admin(self, &bytes).await;
-            }
-        } else if opcode == FABRICS_OPCODE {
-            self.respond(cid, Status::INVALID_OPCODE.with_dnr(), 0, None)
-                .await;
-        } else {
-            io::on_io(self, &bytes).await;
-        }
     }
 
     /// Interprets SGL1 (bytes 24..40) of a capsule: `Err(status)` for a descriptor the
@@ -400,7 +274,7 @@ impl Queue {
 
     /// The queue ends: forget it in its controller (the admin queue takes the controller
     /// and its I/O queues with it), then free its objects.
-    fn cleanup(self) {
+    pub(crate) fn cleanup(self) {
         let sh = self.sh.clone();
         let admin_of = {
             let mut st = sh.lock();

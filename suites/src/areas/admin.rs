@@ -22,9 +22,9 @@ use harness::wire::{
     PropertySetRepr, PropertySize, Psdt, SglRepr, SmartLogRepr, SqeCommand, Status, IDENTIFY_LEN,
     LID_ERROR, LID_FIRMWARE_SLOT, LID_SMART, LOG_512, NIDT_NGUID, NIDT_UUID,
 };
-use reference_target::control::admin::{AERL, FIRMWARE, KAS, MODEL, VID, VS};
-use reference_target::control::connect::MAX_IO_QUEUES;
-use reference_target::control::discovery::DISCOVERY_NQN;
+use reference_target::control::identity::DISCOVERY_NQN;
+use reference_target::control::identity::MAX_IO_QUEUES;
+use reference_target::control::identity::{AERL, FIRMWARE, KAS, MODEL, VID, VS};
 
 use crate::areas::datapath::settle;
 use crate::offload::target::{

@@ -15,7 +15,7 @@ use harness::wire::{
     CNTLID_DYNAMIC,
 };
 
-use reference_target::control::connect::MAX_IO_QUEUES;
+use reference_target::control::identity::MAX_IO_QUEUES;
 
 use crate::offload::session::pattern;
 use crate::offload::target::{

@@ -15,7 +15,7 @@ use harness::wire::{
     DiscoveryLogRepr, RwCommand, SglRepr, SqeCommand, Status, ADRFAM_IPV4, CNTLID_DYNAMIC,
     QPTYPE_RC, SUBTYPE_NVME, TRTYPE_RDMA,
 };
-use reference_target::control::discovery::DISCOVERY_NQN;
+use reference_target::control::identity::DISCOVERY_NQN;
 
 use crate::offload::session::pattern;
 use crate::offload::target::{

@@ -20,6 +20,7 @@ use reference_target::engine::Engine;
 use reference_target::quirks::Quirks;
 
 use super::failure::Failure;
+use super::remote::{Elsewhere, Remote};
 use crate::fabric::{CaseFabric, FabricChoice};
 
 /// Blocks of each namespace the harness creates on an emulated backend.
@@ -206,7 +207,7 @@ pub struct Dut {
     pub target_ip: std::net::Ipv4Addr,
     /// Two-host mode: the target is in another process, behind this control channel
     /// ([`super::remote`]).
-    pub remote: Option<super::remote::Remote>,
+    pub remote: Option<Remote>,
 }
 
 impl Dut {
@@ -516,4 +517,34 @@ pub fn expect_ok<T>(r: Result<T, OffloadError>, what: &str) -> Result<T, Failure
             e.errno()
         ))
     })
+}
+
+impl Dut {
+    /// The Dut of two-host mode: hosts on `place`'s host device, the target behind
+    /// `remote` (see the module docs).
+    pub fn remote(place: CaseFabric, remote: Remote) -> Result<Dut, Failure> {
+        let host = place
+            .fabric
+            .open(&place.host_device)
+            .map_err(|e| Failure::new(format!("{}: {e}", place.host_device)))?;
+        let provider: Arc<dyn OffloadProvider> =
+            Arc::new(Elsewhere::new(remote.profile.caps.clone()));
+        Ok(Dut {
+            fabric: place.fabric,
+            ctx: host,
+            caps: remote.profile.caps.clone(),
+            rec: Recorder::new(),
+            names: Names::new(),
+            backends: None,
+            engine: None,
+            raw_provider: provider.clone(),
+            provider,
+            quirks: remote.quirks.clone(),
+            traced: true,
+            host_device: place.host_device,
+            // the target's own address comes with each start
+            target_ip: std::net::Ipv4Addr::UNSPECIFIED,
+            remote: Some(remote),
+        })
+    }
 }

@@ -5,7 +5,7 @@
 //! Only control-plane cases run this way ([`super::Case::unmet`] skips the rest, saying
 //! so): they reach the target through [`super::target::TargetRig`], whose every look
 //! behind the target (controllers, counters, backend blocks, events) becomes a request on
-//! the channel. The Dut's provider is [`Elsewhere`], which answers ENODEV.
+//! the channel. The Dut (`Dut::remote`) has [`Elsewhere`] for its provider, which answers ENODEV.
 
 use std::sync::Arc;
 
@@ -15,18 +15,20 @@ use harness::api::{
     OffloadError, OffloadEvent, OffloadProvider, Profile, QpNvmfFlags, SrqCounters, SrqHandle,
 };
 use harness::fabric::{PdId, QpId};
-use harness::trace::{Names, Recorder};
 use reference_target::quirks::Quirks;
 use reference_target::remote::RemoteTarget;
-
-use super::dut::Dut;
-use super::failure::Failure;
-use crate::fabric::CaseFabric;
 
 /// The provider of a device in another process: its caps are the profile's, every call
 /// is ENODEV and no event ever comes.
 pub struct Elsewhere {
     caps: NvmfCaps,
+}
+
+impl Elsewhere {
+    /// A device elsewhere presenting `caps`.
+    pub fn new(caps: NvmfCaps) -> Elsewhere {
+        Elsewhere { caps }
+    }
 }
 
 const ELSEWHERE: OffloadError =
@@ -86,35 +88,4 @@ pub struct Remote {
     pub profile: Profile,
     /// The quirks the remote target commits.
     pub quirks: Quirks,
-}
-
-impl Dut {
-    /// The Dut of two-host mode: hosts on `place`'s host device, the target behind
-    /// `remote` (see the module docs).
-    pub fn remote(place: CaseFabric, remote: Remote) -> Result<Dut, Failure> {
-        let host = place
-            .fabric
-            .open(&place.host_device)
-            .map_err(|e| Failure::new(format!("{}: {e}", place.host_device)))?;
-        let provider: Arc<dyn OffloadProvider> = Arc::new(Elsewhere {
-            caps: remote.profile.caps.clone(),
-        });
-        Ok(Dut {
-            fabric: place.fabric,
-            ctx: host,
-            caps: remote.profile.caps.clone(),
-            rec: Recorder::new(),
-            names: Names::new(),
-            backends: None,
-            engine: None,
-            raw_provider: provider.clone(),
-            provider,
-            quirks: remote.quirks.clone(),
-            traced: true,
-            host_device: place.host_device,
-            // the target's own address comes with each start
-            target_ip: std::net::Ipv4Addr::UNSPECIFIED,
-            remote: Some(remote),
-        })
-    }
 }
