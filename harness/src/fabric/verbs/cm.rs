@@ -24,7 +24,7 @@ use std::sync::Weak;
 
 use tokio::io::unix::AsyncFd;
 
-use super::{ffi, memory::ibv_access, os, qp::ibv_state, State, VerbsContext};
+use super::{memory::ibv_access, os, qp::ibv_state, raw, State, VerbsContext};
 use crate::fabric::{
     Access, CmEvent, CmEventKind, ConnId, ConnParam, FabricError, ListenerId, QpId, QpState,
     Result, CM_REJ_PRIVATE_DATA_MAX, CM_REP_PRIVATE_DATA_MAX, CM_REQ_PRIVATE_DATA_MAX,
@@ -36,7 +36,7 @@ const RESOLVE_MS: i32 = 2000;
 /// A listening identifier, kept only to be destroyed with the listener (events name it
 /// by tag).
 pub(super) struct ListenerObj {
-    pub _id: ffi::CmId,
+    pub _id: raw::CmId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub(super) enum Phase {
 }
 
 pub(super) struct ConnObj {
-    pub id: ffi::CmId,
+    pub id: raw::CmId,
     pub qp: Option<QpId>,
     pub phase: Phase,
     /// This side's parameters (active: the request's).
@@ -124,7 +124,7 @@ impl VerbsContext {
 
     fn qp_to(&self, s: &State, qp: Option<QpId>, state: QpState) {
         if let Some(o) = qp.and_then(|q| s.qps.get(&q)) {
-            let m = ffi::Modify {
+            let m = raw::Modify {
                 state: ibv_state(state),
                 ..Default::default()
             };
@@ -150,14 +150,14 @@ impl VerbsContext {
         let c = &s.conns[&conn];
         let qp = c.qp.and_then(|q| s.qps.get(&q)).ok_or("the QP is gone")?;
         qp.qp
-            .modify(&ffi::Modify {
+            .modify(&raw::Modify {
                 state: ibv_state(QpState::Init),
                 port: Some(1),
                 access: Some(ibv_access(qp_rights(&c.param))),
                 ..Default::default()
             })
             .map_err(|e| format!("QP to INIT: {e}"))?;
-        c.id.connect(&ffi::RawConnParam {
+        c.id.connect(&raw::RawConnParam {
             private_data: &c.param.private_data,
             responder_resources: c.param.responder_resources,
             initiator_depth: c.param.initiator_depth,
@@ -181,7 +181,7 @@ impl VerbsContext {
         c.id.establish().map_err(|e| format!("rdma_establish: {e}"))
     }
 
-    fn on_cm_event(&self, ev: ffi::RawCmEvent) {
+    fn on_cm_event(&self, ev: raw::RawCmEvent) {
         let mut s = self.lock();
         if ev.event == 4 {
             // CONNECT_REQUEST: a new identifier on one of our listeners.
@@ -334,7 +334,7 @@ impl VerbsContext {
         if addr.port() == 0 {
             return Err(FabricError::Invalid("listen address: port 0"));
         }
-        let id = ffi::CmId::create(&self.channel).map_err(|e| os("rdma_create_id", e))?;
+        let id = raw::CmId::create(&self.channel).map_err(|e| os("rdma_create_id", e))?;
         let map = |e: nix::errno::Errno, call| match e {
             nix::errno::Errno::EADDRINUSE => FabricError::AddrInUse(addr),
             nix::errno::Errno::EADDRNOTAVAIL | nix::errno::Errno::ENODEV => {
@@ -380,7 +380,7 @@ impl VerbsContext {
                 return Err(FabricError::Invalid("cm_connect: qp must be in RESET"));
             }
         }
-        let id = ffi::CmId::create(&self.channel).map_err(|e| os("rdma_create_id", e))?;
+        let id = raw::CmId::create(&self.channel).map_err(|e| os("rdma_create_id", e))?;
         let src = (!self.port.addr.is_unspecified()).then(|| SocketAddrV4::new(self.port.addr, 0));
         // Tagged and resolved under the lock: the CM driver cannot handle the identifier's
         // first event before the connection is in the table.
@@ -426,7 +426,7 @@ impl VerbsContext {
             return Err(FabricError::Invalid("cm_accept: qp must be in RESET"));
         }
         let steps = || -> Result<()> {
-            o.qp.modify(&ffi::Modify {
+            o.qp.modify(&raw::Modify {
                 state: ibv_state(QpState::Init),
                 port: Some(1),
                 access: Some(ibv_access(qp_rights(param))),
@@ -440,7 +440,7 @@ impl VerbsContext {
             // ESTABLISHED event, and the answer must not find the QP still in RTR.
             o.qp.modify_by_cm(&c.id, ibv_state(QpState::Rts), None, Some(rd))
                 .map_err(|e| os("ibv_modify_qp(RTS)", e))?;
-            c.id.accept(&ffi::RawConnParam {
+            c.id.accept(&raw::RawConnParam {
                 private_data: &param.private_data,
                 responder_resources: param.responder_resources,
                 initiator_depth: param.initiator_depth,

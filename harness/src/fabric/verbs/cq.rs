@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use tokio::io::unix::AsyncFd;
 
-use super::{ffi, os, VerbsContext};
+use super::{os, raw, VerbsContext};
 use crate::fabric::{CqId, FabricError, Result, WorkCompletion};
 
 pub(super) struct CqObj {
-    pub cq: ffi::Cq,
+    pub cq: raw::Cq,
     pub afd: Arc<AsyncFd<OwnedFd>>,
     pub buffered: VecDeque<WorkCompletion>,
 }
@@ -27,11 +27,11 @@ impl VerbsContext {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             FabricError::NotSupported("verbs: create_cq needs a tokio runtime with I/O enabled")
         })?;
-        let cq = ffi::Cq::create(&self.ctx, i32::try_from(cqe).unwrap_or(i32::MAX))
+        let cq = raw::Cq::create(&self.ctx, i32::try_from(cqe).unwrap_or(i32::MAX))
             .map_err(|e| os("ibv_create_cq", e))?;
         let afd = {
             let _g = handle.enter();
-            ffi::watch(cq.channel_fd()).map_err(|e| os("AsyncFd(comp channel)", io(e)))?
+            raw::watch(cq.channel_fd()).map_err(|e| os("AsyncFd(comp channel)", io(e)))?
         };
         let mut s = self.lock();
         let id = CqId(s.alloc_id());

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use nix::errno::Errno;
 use tokio::sync::Notify;
 
-use super::{ffi, os, State, VerbsContext};
+use super::{os, raw, State, VerbsContext};
 use crate::fabric::{DeviceAttr, FabricError, Gid, PortAttr, PortState, Result};
 
 /// Prefix of the [`FabricError::NoDevice`] text meaning "this host has no RDMA device".
@@ -24,7 +24,7 @@ pub fn is_no_rdma_device(e: &FabricError) -> bool {
 
 /// The device names, or `no RDMA device: <reason>`.
 pub(super) fn list() -> Result<Vec<String>> {
-    match ffi::device_names() {
+    match raw::device_names() {
         Err(Errno::ENOSYS) => Err(no_rdma(
             "ibv_get_device_list failed with ENOSYS: the kernel has no RDMA support \
              (no /sys/class/infiniband_verbs)",
@@ -56,7 +56,7 @@ fn is_roce_v2(dev: &str, port: u8, index: usize) -> Option<bool> {
         .map(|s| s.trim().eq_ignore_ascii_case("RoCE v2"))
 }
 
-fn read_port(ctx: &ffi::Context, dev: &str, port: u8) -> Result<PortInfo> {
+fn read_port(ctx: &raw::Context, dev: &str, port: u8) -> Result<PortInfo> {
     let raw = ctx.query_port(port).map_err(|e| os("ibv_query_port", e))?;
     // rxe's table has 1024 entries, filled from the start: read the populated head.
     let len = usize::try_from(raw.gid_tbl_len).unwrap_or(0).min(32);
@@ -119,7 +119,7 @@ impl VerbsContext {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             FabricError::NotSupported("verbs: open needs a tokio runtime with I/O enabled")
         })?;
-        let ctx = ffi::Context::open(name).map_err(|e| match e {
+        let ctx = raw::Context::open(name).map_err(|e| match e {
             Errno::ENODEV => FabricError::NoDevice(name.to_string()),
             e => os("ibv_open_device", e),
         })?;
@@ -141,14 +141,14 @@ impl VerbsContext {
         };
         let port = read_port(&ctx, name, 1)?;
         let channel =
-            ffi::EventChannel::create().map_err(|e| os("rdma_create_event_channel", e))?;
+            raw::EventChannel::create().map_err(|e| os("rdma_create_event_channel", e))?;
         let async_fd = {
             let _guard = handle.enter();
-            ffi::watch(ctx.async_fd()).map_err(|e| os("AsyncFd(async_fd)", io(e)))?
+            raw::watch(ctx.async_fd()).map_err(|e| os("AsyncFd(async_fd)", io(e)))?
         };
         let cm_fd = {
             let _guard = handle.enter();
-            ffi::watch(channel.fd()).map_err(|e| os("AsyncFd(cm channel)", io(e)))?
+            raw::watch(channel.fd()).map_err(|e| os("AsyncFd(cm channel)", io(e)))?
         };
         let me = Arc::new(VerbsContext {
             name: name.to_string(),

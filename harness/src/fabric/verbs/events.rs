@@ -5,11 +5,11 @@
 //! GID changes, path migration), are dropped.
 
 use super::cq::io;
-use super::{ffi, VerbsContext};
+use super::{raw, VerbsContext};
 use crate::fabric::AsyncEvent;
 
 impl VerbsContext {
-    fn translate_event(&self, r: &ffi::RawAsyncEvent) -> Option<AsyncEvent> {
+    fn translate_event(&self, r: &raw::RawAsyncEvent) -> Option<AsyncEvent> {
         let s = self.lock();
         let qp = || {
             s.qps

@@ -2,15 +2,15 @@
 //! aligned) by the harness and registered with `ibv_reg_mr`; it lives until `dereg_mr`
 //! (or the context's drop) has deregistered it.
 
-use super::{ffi, os, VerbsContext};
+use super::{os, raw, VerbsContext};
 use crate::fabric::{Access, FabricError, MrId, MrInfo, PdId, Result};
 
 pub(super) struct PdObj {
-    pub pd: ffi::Pd,
+    pub pd: raw::Pd,
 }
 
 pub(super) struct MrObj {
-    pub mr: ffi::Mr,
+    pub mr: raw::Mr,
     pub pd: PdId,
     pub len: u64,
 }
@@ -35,7 +35,7 @@ fn in_bounds(size: u64, offset: u64, len: usize) -> Result<usize> {
 
 impl VerbsContext {
     pub(super) fn alloc_pd_impl(&self) -> Result<PdId> {
-        let pd = ffi::Pd::alloc(&self.ctx).map_err(|e| os("ibv_alloc_pd", e))?;
+        let pd = raw::Pd::alloc(&self.ctx).map_err(|e| os("ibv_alloc_pd", e))?;
         let mut s = self.lock();
         let id = PdId(s.alloc_id());
         s.pds.insert(id, PdObj { pd });
@@ -79,7 +79,7 @@ impl VerbsContext {
             .map_err(|_| FabricError::NoMemory("reg_mr: length does not fit in memory"))?;
         let mut s = self.lock();
         let obj = s.pds.get(&pd).ok_or(FabricError::NotFound("pd"))?;
-        let mr = ffi::Mr::register(&obj.pd, size, ibv_access(access)).map_err(|e| match e {
+        let mr = raw::Mr::register(&obj.pd, size, ibv_access(access)).map_err(|e| match e {
             nix::errno::Errno::ENOMEM => FabricError::NoMemory("reg_mr: out of memory"),
             e => os("ibv_reg_mr", e),
         })?;

@@ -14,7 +14,7 @@
 //! | `post.rs` | posting work requests, polling and translating completions |
 //! | `events.rs` | async events from the context's descriptor |
 //! | `cm.rs` | the connection manager: listen, resolve, connect / accept / reject with private data |
-//! | `ffi.rs` | every `unsafe` call, as owning wrappers |
+//! | `raw/` | every `unsafe` call, as owning wrappers (`mod.rs` devices, `mem.rs`, `cq.rs`, `srq.rs`, `qp.rs`, `cm.rs`) |
 //!
 //! **No device.** [`VerbsFabric::open_default`] and [`Fabric::devices`] fail with
 //! [`FabricError::NoDevice`] whose text starts with `no RDMA device:` and gives the reason
@@ -55,10 +55,10 @@ mod cm;
 mod cq;
 mod device;
 mod events;
-mod ffi;
 mod memory;
 mod post;
 mod qp;
+mod raw;
 mod srq;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -173,8 +173,8 @@ pub struct VerbsContext {
     cm_task: Mutex<Option<tokio::task::AbortHandle>>,
     // Dropped last, in this order: the channel after every identifier, the device after
     // every object.
-    channel: ffi::EventChannel,
-    ctx: ffi::Context,
+    channel: raw::EventChannel,
+    ctx: raw::Context,
 }
 
 impl VerbsContext {

@@ -4,7 +4,7 @@
 //! against the sizes asked at creation, receives on an SRQ-attached QP) are made here
 //! first, with the errno verbs gives for them.
 
-use super::{ffi, os, srq::sges, State, VerbsContext};
+use super::{os, raw, srq::sges, State, VerbsContext};
 use crate::fabric::{
     FabricError, QpId, RecvWr, Result, SendOp, SendWr, WcOpcode, WcStatus, WorkCompletion,
 };
@@ -38,7 +38,7 @@ fn wc_opcode(op: u32) -> WcOpcode {
 
 impl VerbsContext {
     /// A polled completion in the trait's terms; an SRQ receive lowers its `posted` count.
-    pub(super) fn translate(s: &mut State, r: ffi::RawWc) -> WorkCompletion {
+    pub(super) fn translate(s: &mut State, r: raw::RawWc) -> WorkCompletion {
         let is_recv = r.opcode & 0x80 != 0;
         let found = s
             .qps
@@ -97,7 +97,7 @@ impl VerbsContext {
             SendOp::RdmaWrite { remote_addr, rkey } => (0, Some((remote_addr, rkey)), None),
             SendOp::RdmaRead { remote_addr, rkey } => (4, Some((remote_addr, rkey)), None),
         };
-        o.qp.post_send(&ffi::RawSend {
+        o.qp.post_send(&raw::RawSend {
             wr_id: wr.wr_id,
             opcode,
             sges: &list,

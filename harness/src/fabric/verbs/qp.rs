@@ -5,13 +5,13 @@
 //! RDMA READ depths at the device's `max_qp_rd_atom` (at most 16). RTS uses a 16.8 ms
 //! ACK timeout. RESET -> ERR, which the trait allows and Linux refuses, passes through INIT.
 
-use super::{ffi, memory::ibv_access, os, VerbsContext};
+use super::{memory::ibv_access, os, raw, VerbsContext};
 use crate::fabric::{
     CqId, FabricError, PdId, QpAttr, QpCap, QpId, QpInfo, QpInit, QpState, Result, SrqId,
 };
 
 pub(super) struct QpObj {
-    pub qp: ffi::Qp,
+    pub qp: raw::Qp,
     pub pd: PdId,
     pub send_cq: CqId,
     pub recv_cq: CqId,
@@ -85,13 +85,13 @@ impl VerbsContext {
             ),
             None => None,
         };
-        let caps = ffi::QpCaps {
+        let caps = raw::QpCaps {
             max_send_wr: c.max_send_wr,
             max_recv_wr: c.max_recv_wr,
             max_send_sge: c.max_send_sge,
             max_recv_sge: c.max_recv_sge,
         };
-        let qp = ffi::Qp::create(&s.pds[&pd].pd, &send.cq, &recv.cq, srq, &caps)
+        let qp = raw::Qp::create(&s.pds[&pd].pd, &send.cq, &recv.cq, srq, &caps)
             .map_err(|e| os("ibv_create_qp", e))?;
         let qpn = qp.qp_num();
         let id = QpId(s.alloc_id());
@@ -113,7 +113,7 @@ impl VerbsContext {
     pub(super) fn modify_qp_impl(&self, qp: QpId, attr: &QpAttr) -> Result<()> {
         let s = self.lock();
         let o = s.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?;
-        let mut m = ffi::Modify {
+        let mut m = raw::Modify {
             state: ibv_state(attr.state),
             ..Default::default()
         };
@@ -155,7 +155,7 @@ impl VerbsContext {
                 // The trait lets any state go to ERR; Linux's ib_modify_qp_is_ok refuses
                 // RESET -> ERR on every device, so pass through INIT (no rights), as
                 // nothing can be outstanding on a QP in RESET.
-                o.qp.modify(&ffi::Modify {
+                o.qp.modify(&raw::Modify {
                     state: ibv_state(QpState::Init),
                     port: Some(1),
                     access: Some(0),

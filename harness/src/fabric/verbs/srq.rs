@@ -2,11 +2,11 @@
 //! through `events.rs`). Verbs cannot tell how many receives an SRQ holds: `posted` is
 //! counted here, up on `post_srq_recv`, down on each completion polled for a QP on it.
 
-use super::{ffi, os, VerbsContext};
+use super::{os, raw, VerbsContext};
 use crate::fabric::{FabricError, PdId, RecvWr, Result, SrqAttr, SrqId, SrqInit};
 
 pub(super) struct SrqObj {
-    pub srq: ffi::Srq,
+    pub srq: raw::Srq,
     pub pd: PdId,
     pub max_wr: u32,
     pub max_sge: u32,
@@ -37,7 +37,7 @@ impl VerbsContext {
         }
         let mut s = self.lock();
         let p = s.pds.get(&pd).ok_or(FabricError::NotFound("pd"))?;
-        let srq = ffi::Srq::create(&p.pd, init.max_wr, init.max_sge, init.srq_limit)
+        let srq = raw::Srq::create(&p.pd, init.max_wr, init.max_sge, init.srq_limit)
             .map_err(|e| os("ibv_create_srq", e))?;
         let (max_wr, _, _) = srq.query().map_err(|e| os("ibv_query_srq", e))?;
         let id = SrqId(s.alloc_id());
