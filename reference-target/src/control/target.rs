@@ -6,7 +6,7 @@
 //! controller holding every namespace of the subsystem (attached to the bus, created with
 //! `create_nvme_ctrl`, each namespace mapped fe_nsid → the same backend nsid); a CM
 //! listener per port; then three kinds of tasks: the CM loop (connect requests,
-//! disconnects), one task per connection (its capsules, see `control/queue.rs`), and the
+//! disconnects), one task per connection (its capsules, see `control/serve.rs`), and the
 //! offload-event task ([`super::events`]).
 
 use std::collections::BTreeMap;
