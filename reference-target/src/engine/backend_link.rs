@@ -56,9 +56,7 @@ impl Core {
                             } else {
                                 ctrl.outstanding_per_sq[sq] += 1;
                                 ctrl.inflight.insert(cid, (id, sq));
-                                c.backend_cid = Some(cid);
-                                c.in_backend = true;
-                                c.deadline = Some(Instant::now() + ctrl.timeout);
+                                c.submitted(cid, Instant::now() + ctrl.timeout);
                                 ctrl.kick.notify_one();
                                 false
                             }
@@ -82,8 +80,7 @@ impl Core {
     /// Answers a command with an error status from the backend side.
     fn fail_unanswered(self: &Arc<Self>, id: u64, status: Status) {
         if let Some(c) = self.lock().cmds.get_mut(&id) {
-            c.backend_err = true;
-            c.in_backend = false;
+            c.backend_done(true);
         }
         self.on_backend_done(id, status);
     }
@@ -132,7 +129,7 @@ impl Core {
                     continue;
                 }
                 if let Some(c) = st.cmds.get(&id) {
-                    if c.deadline.is_some_and(|d| d <= now) {
+                    if c.deadline().is_some_and(|d| d <= now) {
                         expired.push((cid, id));
                     }
                 }
@@ -143,14 +140,14 @@ impl Core {
             }
             for (_, id) in &expired {
                 if let Some(c) = st.cmds.get_mut(id) {
-                    c.deadline = None;
+                    c.deadline_passed();
                 }
             }
         }
         for (id, status, late) in done {
             if late {
                 if let Some(c) = self.lock().cmds.get_mut(&id) {
-                    c.in_backend = false;
+                    c.backend_done(false);
                 }
                 self.try_retire(id);
             } else {
@@ -167,7 +164,7 @@ impl Core {
                 cid: Some(cid),
             });
             if let Some(c) = self.lock().cmds.get_mut(&id) {
-                c.backend_err = true;
+                c.backend_failed = true;
             }
             // Still in the backend (it may DMA late): answer, keep the staging.
             self.answer_while_in_backend(id, Status::INTERNAL_ERROR);
@@ -228,8 +225,8 @@ impl Core {
         for id in victims {
             if self.quirks.has(Quirk::LoseInflightOnPciErr) {
                 if let Some(c) = self.lock().cmds.get_mut(&id) {
-                    c.in_backend = false;
-                    c.orphan = true;
+                    c.backend_done(false);
+                    c.orphan();
                 }
                 self.try_retire(id);
             } else {
@@ -272,7 +269,7 @@ pub(crate) async fn reaper(
             };
             ctrl.inflight
                 .values()
-                .filter_map(|(id, _)| st.cmds.get(id).and_then(|c| c.deadline))
+                .filter_map(|(id, _)| st.cmds.get(id).and_then(|c| c.deadline()))
                 .min()
         };
         tokio::select! {

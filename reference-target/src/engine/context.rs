@@ -420,8 +420,7 @@ impl DeviceContext for EngineContext {
             let mut cmds = Vec::new();
             for (id, c) in st.cmds.iter_mut() {
                 if c.vqp == qp {
-                    c.orphan = true;
-                    c.resp_pending = false;
+                    c.orphan_discarding();
                     cmds.push(*id);
                 }
             }

@@ -22,7 +22,7 @@ use harness::wire::{
     CqeRepr, DataPointer, SglAddressing, SglRepr, SqeCommand, SqeRepr, Status, SQE_LEN,
 };
 
-use super::{Cmd, Core, DataSrc, Step, Wr};
+use super::{BackendSide, Cmd, Core, DataSrc, HostSide, Step, Wr};
 use crate::quirks::Quirk;
 
 /// Why a capsule is not offloaded (kept for traces and docs; the capsule goes to software).
@@ -212,13 +212,9 @@ impl Core {
             sqe,
             staging: None,
             resp_slot: None,
-            backend_cid: None,
-            deadline: None,
-            answered: false,
-            orphan: false,
-            in_backend: false,
-            resp_pending: false,
-            backend_err: false,
+            host: HostSide::Received,
+            backend: BackendSide::NotSubmitted,
+            backend_failed: false,
             sq_head,
             sq_id,
         };
@@ -259,6 +255,7 @@ impl Core {
                     DataSrc::Keyed { addr, key, .. } if is_inbound(&cmd.sqe) => {
                         let sge = n.staging_mr.sge(staging_off, cmd.len as u32);
                         let (addr, key, real_qp) = (*addr, *key, cmd.real_qp);
+                        cmd.fetching();
                         let wr_id = {
                             st.next_wr += 1;
                             st.wrs.insert(
@@ -284,9 +281,13 @@ impl Core {
                     }
                     DataSrc::InCapsule(data) => {
                         let _ = self.real.mr_write(n.staging_mr.id, staging_off, data);
+                        cmd.data_ready();
                         Next::Submit
                     }
-                    _ => Next::Submit,
+                    _ => {
+                        cmd.data_ready();
+                        Next::Submit
+                    }
                 }
             }
         };
@@ -316,9 +317,10 @@ impl Core {
             {
                 let mut st = self.lock();
                 if let Some(c) = st.cmds.get_mut(&id) {
-                    c.orphan = true;
                     if step == Step::Respond {
-                        c.resp_pending = false;
+                        c.orphan_discarding();
+                    } else {
+                        c.orphan();
                     }
                 }
             }
@@ -328,8 +330,9 @@ impl Core {
         match step {
             Step::Fetch => {
                 let early = {
-                    let st = self.lock();
-                    st.cmds.get(&id).is_some_and(|c| {
+                    let mut st = self.lock();
+                    st.cmds.get_mut(&id).is_some_and(|c| {
+                        c.data_ready();
                         self.quirks.has(Quirk::EarlyWriteAck)
                             && matches!(c.sqe.command, SqeCommand::Write(_))
                     })
@@ -342,7 +345,7 @@ impl Core {
             Step::Deliver => {}
             Step::Respond => {
                 if let Some(c) = self.lock().cmds.get_mut(&id) {
-                    c.resp_pending = false;
+                    c.sending_done();
                 }
                 self.try_retire(id);
             }
@@ -357,13 +360,10 @@ impl Core {
             let Some(c) = st.cmds.get_mut(&id) else {
                 return;
             };
-            c.in_backend = false;
-            if !status.is_success() {
-                c.backend_err = true;
-            }
+            c.backend_done(!status.is_success());
             (
                 status.is_success() && matches!(c.sqe.command, SqeCommand::Read(_)),
-                c.answered || c.orphan,
+                c.host_settled(),
             )
         };
         if answered {
@@ -385,10 +385,9 @@ impl Core {
             let Some(c) = st.cmds.get_mut(&id) else {
                 return;
             };
-            if c.answered || c.orphan {
+            if !c.begin_answer() {
                 return;
             }
-            c.answered = true;
             let hang = self.quirks.has(Quirk::HangOneCommand)
                 && !st.hung_once
                 && matches!(c.sqe.command, SqeCommand::Read(_));
@@ -415,13 +414,13 @@ impl Core {
                 if !status.is_success() {
                     k.error_cmds += 1;
                 }
-                if c.backend_err {
+                if c.backend_failed {
                     k.backend_error_cmds += 1;
                 }
             }
             if hang {
                 st.hung_once = true;
-                c.orphan = true;
+                c.orphan();
                 None
             } else {
                 let slot = c.resp_slot.expect("response slot taken at start");
@@ -456,7 +455,7 @@ impl Core {
                     _ => SendOp::Send,
                 };
                 wrs.push((Step::Respond, op, n.resp_mr.sge(off, 16)));
-                c.resp_pending = true;
+                c.answer_posted();
                 let qp = c.real_qp;
                 let mut out = Vec::new();
                 for (step, op, sge) in wrs {
@@ -475,8 +474,7 @@ impl Core {
                         let mut st = self.lock();
                         st.wrs.remove(&wr.wr_id);
                         if let Some(c) = st.cmds.get_mut(&id) {
-                            c.resp_pending = false;
-                            c.orphan = true;
+                            c.orphan_discarding();
                         }
                         drop(st);
                         self.try_retire(id);
@@ -490,7 +488,7 @@ impl Core {
     /// Drops a command that can no longer be answered.
     pub(crate) fn abort_cmd(self: &Arc<Self>, id: u64) {
         if let Some(c) = self.lock().cmds.get_mut(&id) {
-            c.orphan = true;
+            c.orphan();
         }
         self.try_retire(id);
     }
@@ -501,7 +499,7 @@ impl Core {
             let mut st = self.lock();
             let st = &mut *st;
             let Some(c) = st.cmds.get(&id) else { return };
-            if c.in_backend || c.resp_pending || !(c.answered || c.orphan) {
+            if !c.retirable() {
                 return;
             }
             let c = st.cmds.remove(&id).expect("present");

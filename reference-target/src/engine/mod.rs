@@ -19,6 +19,7 @@
 //! PCI errors), `staging.rs` (the staging allocator), `provider.rs` (the provider calls).
 
 mod backend_link;
+mod command;
 mod context;
 mod datapath;
 mod provider;
@@ -36,16 +37,16 @@ use harness::api::{
 use harness::fabric::{
     AsyncEvent, CqId, DeviceContext, FabricError, MrInfo, PdId, QpId, RecvWr, SrqId, WorkCompletion,
 };
-use harness::wire::SqeRepr;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
 
 use crate::quirks::Quirks;
 use harness::backend::emulated::BackendController;
 use harness::backend::{BackendBus, BackendPort};
 use harness::backend::{CqReader, SqWriter};
 use staging::Staging;
+
+pub(crate) use command::{BackendSide, Cmd, DataSrc, HostSide};
 
 pub use context::EngineContext;
 
@@ -157,19 +158,17 @@ impl Engine {
             .iter()
             .map(|(id, c)| {
                 format!(
-                    "cmd{id} qp={} cid={} op={:#04x} nsid={} len={} staging={:?} backend_cid={:?} \
-                     in_backend={} resp_pending={} answered={} orphan={}",
+                    "cmd{id} qp={} cid={} op={:#04x} nsid={} len={} staging={:?} host={:?} \
+                     backend={:?} backend_failed={}",
                     c.vqp,
                     c.sqe.cid,
                     c.sqe.opcode(),
                     c.fe_nsid,
                     c.len,
                     c.staging,
-                    c.backend_cid,
-                    c.in_backend,
-                    c.resp_pending,
-                    c.answered,
-                    c.orphan
+                    c.host,
+                    c.backend,
+                    c.backend_failed
                 )
             })
             .collect()
@@ -445,52 +444,6 @@ pub(crate) struct Ctrl {
     /// Wakes the reaper to recompute its earliest deadline after a submission.
     pub kick: Arc<Notify>,
     pub task: AbortHandle,
-}
-
-/// Where an offloaded command's data comes from or goes to.
-#[derive(Debug, Clone)]
-pub(crate) enum DataSrc {
-    /// Host memory by keyed SGL (`invalidate`: 0x4F, answer with SEND with invalidate).
-    Keyed {
-        addr: u64,
-        key: u32,
-        invalidate: bool,
-    },
-    /// Write data carried in the capsule.
-    InCapsule(Vec<u8>),
-    /// No data (flush).
-    None,
-}
-
-/// An offloaded command in flight.
-pub(crate) struct Cmd {
-    pub vqp: QpId,
-    pub real_qp: QpId,
-    pub srq: SrqHandle,
-    pub ctrl: CtrlHandle,
-    pub fe_nsid: u32,
-    pub sqe: SqeRepr,
-    pub nvme_nsid: u32,
-    pub blocks: u64,
-    pub len: u64,
-    pub data: DataSrc,
-    pub staging: Option<u64>,
-    pub resp_slot: Option<u32>,
-    pub backend_cid: Option<u16>,
-    pub deadline: Option<Instant>,
-    /// The host already got its answer (early-ack quirk) or must never get one.
-    pub answered: bool,
-    /// The QP is gone or in error: finish quietly.
-    pub orphan: bool,
-    /// Submitted to the backend and not completed yet (its staging may still be DMA'd).
-    pub in_backend: bool,
-    /// A response (or read data) work request is outstanding.
-    pub resp_pending: bool,
-    /// The backend failed it (error status, timeout, PCI error).
-    pub backend_err: bool,
-    pub sq_head: u16,
-    /// SQ Identifier of its response: the QID of its queue.
-    pub sq_id: u16,
 }
 
 /// What the engine learned of a QP's NVMe-oF queue from its Connect capsule.
