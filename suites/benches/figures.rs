@@ -19,8 +19,8 @@ use harness::fabric::Access;
 use harness::initiator::{Command, HostQueue};
 use harness::wire::{RwCommand, SglRepr, SqeCommand};
 use suites::catalog;
-use suites::offload::session::SessionOpts;
-use suites::offload::Dut;
+use suites::framework::session::SessionOpts;
+use suites::framework::Dut;
 use suites::run::{self, Options};
 
 const BLOCK: usize = 4096;

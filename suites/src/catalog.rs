@@ -2,7 +2,7 @@
 
 use harness::fabric::contract::{self, ContractCase};
 
-use crate::offload;
+use crate::framework;
 
 /// What runs when a catalog entry runs.
 #[derive(Debug, Clone)]
@@ -10,7 +10,7 @@ pub enum Body {
     /// A fabric contract case: exercises the RDMA fabric itself.
     Fabric(&'static ContractCase),
     /// An offload conformance case: exercises the device under test.
-    Offload(offload::Case),
+    Offload(framework::Case),
 }
 
 /// One case of the catalog.

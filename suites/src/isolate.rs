@@ -1,11 +1,11 @@
-//! Running cases in forked child processes ([`harness::runner::isolate`]): one child per
+//! Running cases in forked child processes ([`harness::runner::child`]): one child per
 //! case, or one per area (suite). A child that crashes or hangs costs its case an error
 //! verdict that names the signal or the bound; with a child per suite, the cases the dead
 //! child never reached are errors that say so. The report stays complete either way.
 
 use std::time::{Duration, Instant};
 
-use harness::runner::isolate::{run_in_child, ChildEnd};
+use harness::runner::child::{run_in_child, ChildEnd};
 use harness::runner::{CaseRecord, Verdict};
 
 use crate::catalog::Entry;

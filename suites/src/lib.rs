@@ -9,9 +9,9 @@
 pub mod areas;
 pub mod catalog;
 pub mod fabric;
+pub mod framework;
 pub mod isolate;
 pub mod kill;
-pub mod offload;
 pub mod options;
 pub mod oracle;
 pub mod run;

@@ -23,8 +23,8 @@ use reference_target::remote::{RemoteError, RemoteTarget};
 
 use crate::catalog::{Body, Entry};
 use crate::fabric::CaseFabric;
+use crate::framework::{self, Dut};
 use crate::isolate::{self, Isolation};
-use crate::offload::{self, Dut};
 pub use crate::options::{Options, PluginTarget};
 use crate::oracle;
 use crate::seed::case_seed;
@@ -176,7 +176,7 @@ pub fn run_one_captured(
 ) -> CaseRecord {
     let bound = opts.case_bound;
     let started = Instant::now();
-    offload::set_wait_scale(if opts.fabric.is_sim() {
+    framework::set_wait_scale(if opts.fabric.is_sim() {
         1.0
     } else {
         opts.wait_scale
@@ -333,7 +333,7 @@ impl CaseOutcome {
 /// channel's target.
 pub async fn offload_verdict(
     id: &str,
-    case: &offload::Case,
+    case: &framework::Case,
     place: CaseFabric,
     opts: &Options,
     capture: Option<&Capture>,
@@ -343,7 +343,7 @@ pub async fn offload_verdict(
     let remote = match opts.connect {
         None => None,
         Some(addr) => match RemoteTarget::connect(addr, REMOTE_BOUND).await {
-            Ok(t) => Some(offload::remote::Remote {
+            Ok(t) => Some(framework::remote::Remote {
                 target: Arc::new(t),
                 profile: opts.profile.clone(),
                 quirks: opts.quirks.clone(),
@@ -380,7 +380,7 @@ pub async fn offload_verdict(
     };
     let rec = dut.rec.clone();
     let caps = dut.caps.clone();
-    let facts = offload::DutFacts {
+    let facts = framework::DutFacts {
         caps: &dut.caps,
         device: &dut.ctx.device_attr(),
         has_backends: dut.backends.is_some(),
@@ -393,13 +393,13 @@ pub async fn offload_verdict(
             ..CaseOutcome::error(String::new())
         };
     }
-    offload::blame::begin(case.requirement);
+    framework::blame::begin(case.requirement);
     let body = std::panic::AssertUnwindSafe((case.body)(dut)).catch_unwind();
     let outcome = tokio::time::timeout(bound, body).await;
     let failed_at = Some(rec.lines().len());
     // A hang or a panic is blamed on the requirement in force when it happened.
-    let mut blamed = offload::blame::current();
-    let checks = offload::blame::finish();
+    let mut blamed = framework::blame::current();
+    let checks = framework::blame::finish();
     let (verdict, failed_at) = match outcome {
         Ok(Ok(Ok(()))) => (Verdict::Pass, None),
         Ok(Ok(Err(f))) => {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use harness::runner::Verdict;
 use reference_target::quirks::{Quirk, Quirks};
 use suites::catalog::{self, Body, Entry};
+use suites::framework::Case;
 use suites::isolate::Isolation;
-use suites::offload::Case;
 use suites::run::{self, Options};
 
 fn entry(id: &str, body: fn() -> ()) -> Entry {

@@ -59,7 +59,7 @@ fn each_quirk_is_blamed_on_exactly_the_requirements_it_breaks() {
     }
     for id in Quirk::ALL.iter().flat_map(|q| q.breaks()) {
         assert!(
-            suites::offload::requirements::requirement(id).is_some(),
+            suites::framework::requirements::requirement(id).is_some(),
             "a quirk declares the unknown requirement {id}"
         );
     }

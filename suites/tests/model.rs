@@ -10,7 +10,7 @@ use harness::api::{CtrlHandle, NsMapping, Profile};
 use nix::errno::Errno;
 use proptest::prelude::*;
 use reference_target::quirks::Quirks;
-use suites::offload::Dut;
+use suites::framework::Dut;
 
 /// One call.
 #[derive(Debug, Clone)]

@@ -23,9 +23,9 @@ use harness::initiator::{Completion, Controller, DataMode, IoQueue};
 use harness::wire::Status;
 use proptest::prelude::*;
 use reference_target::quirks::{Quirk, Quirks};
-use suites::offload::session::pattern;
-use suites::offload::target::{host_config, one_subsystem, TargetRig, PORT_A, SUB_A};
-use suites::offload::Dut;
+use suites::framework::session::pattern;
+use suites::framework::target::{host_config, one_subsystem, TargetRig, PORT_A, SUB_A};
+use suites::framework::Dut;
 
 /// Blocks the sequences touch (a small range, so that writes overlap).
 const BLOCKS: u64 = 16;

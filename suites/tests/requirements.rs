@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use suites::areas::cases;
-use suites::offload::requirements::{markdown, requirement, REQUIREMENTS};
+use suites::framework::requirements::{markdown, requirement, REQUIREMENTS};
 
 #[test]
 fn committed_requirement_table_is_current() {

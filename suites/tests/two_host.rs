@@ -105,7 +105,7 @@ fn control_plane_cases_pass_through_the_channel() {
         match v {
             Verdict::Pass => {}
             Verdict::Skip(why) if id == "caps.consistent" => {
-                assert_eq!(why, suites::offload::NOT_REMOTE)
+                assert_eq!(why, suites::framework::NOT_REMOTE)
             }
             // the full profile serves non-offloaded ops: this one case is for devices
             // that do not

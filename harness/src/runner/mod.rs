@@ -3,8 +3,8 @@
 //! The exit codes are made for scripts and `git bisect run`: 0 all passed, 1 a case
 //! failed, 2 usage error, 125 the target could not be tested at all ("skip this commit").
 
+pub mod child;
 mod exit;
-pub mod isolate;
 mod record;
 
 pub use exit::ExitCode;

@@ -16,10 +16,10 @@
 //! - `crash=map_nsid`: abort the process in that call (a deliberately crashing plugin, for
 //!   the runner's containment tests); default none.
 //!
-//! `src/ffi.rs` holds the C entry points and all of this crate's unsafe code.
+//! `src/entry.rs` holds the C entry points and all of this crate's unsafe code.
 
 mod crash;
-mod ffi;
+mod entry;
 
 use std::sync::Arc;
 use std::time::Duration;

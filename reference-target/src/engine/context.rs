@@ -17,7 +17,7 @@ use harness::fabric::{
     Result, SendWr, SrqAttr, SrqId, SrqInit, WcOpcode, WcStatus, WorkCompletion,
 };
 
-use super::{Core, VCq, VQp, VSrq, Wr};
+use super::{Core, CtxCq, CtxQp, CtxSrq, Wr};
 use crate::quirks::Quirk;
 
 /// The device context of an [`super::Engine`]; see the module docs.
@@ -39,7 +39,7 @@ impl Core {
         for wc in wcs {
             let owner = self.lock().wrs.remove(&wc.wr_id);
             match owner {
-                Some(Wr::Sw {
+                Some(Wr::Software {
                     vqp,
                     user,
                     signaled,
@@ -50,7 +50,7 @@ impl Core {
                     }
                     self.to_software(vqp, user, recv, &wc);
                 }
-                Some(Wr::SwSrq { user }) => {
+                Some(Wr::SoftwareSrq { user }) => {
                     let vqp = self.lock().real_qp.get(&wc.qp).copied();
                     if let Some(vqp) = vqp {
                         self.to_software(vqp, user, true, &wc);
@@ -154,7 +154,7 @@ impl DeviceContext for EngineContext {
         let id = CqId(st.alloc_id());
         st.cqs.insert(
             id,
-            VCq {
+            CtxCq {
                 cqe,
                 entries: VecDeque::new(),
                 overrun: false,
@@ -212,19 +212,19 @@ impl DeviceContext for EngineContext {
         let real = self.core.real.create_srq(pd, init)?;
         let mut st = self.core.lock();
         let id = SrqId(st.alloc_id());
-        st.srqs.insert(id, VSrq::Plain { real });
+        st.srqs.insert(id, CtxSrq::Plain { real });
         Ok(id)
     }
 
     fn arm_srq(&self, srq: SrqId, limit: u32) -> Result<()> {
         let mut st = self.core.lock();
         match st.srqs.get(&srq) {
-            Some(VSrq::Plain { real }) => {
+            Some(CtxSrq::Plain { real }) => {
                 let real = *real;
                 drop(st);
                 self.core.real.arm_srq(real, limit)
             }
-            Some(VSrq::Nvmf { handle }) => {
+            Some(CtxSrq::Nvmf { handle }) => {
                 let h = *handle;
                 let n = st.nvmf.get_mut(&h).ok_or(FabricError::NotFound("srq"))?;
                 if limit > n.attrs.rq.max_wr {
@@ -240,12 +240,12 @@ impl DeviceContext for EngineContext {
     fn query_srq(&self, srq: SrqId) -> Result<SrqAttr> {
         let st = self.core.lock();
         match st.srqs.get(&srq) {
-            Some(VSrq::Plain { real }) => {
+            Some(CtxSrq::Plain { real }) => {
                 let real = *real;
                 drop(st);
                 self.core.real.query_srq(real)
             }
-            Some(VSrq::Nvmf { handle }) => {
+            Some(CtxSrq::Nvmf { handle }) => {
                 let n = st.nvmf.get(handle).ok_or(FabricError::NotFound("srq"))?;
                 Ok(SrqAttr {
                     max_wr: n.attrs.rq.max_wr,
@@ -260,7 +260,7 @@ impl DeviceContext for EngineContext {
     fn destroy_srq(&self, srq: SrqId) -> Result<()> {
         let mut st = self.core.lock();
         match st.srqs.get(&srq) {
-            Some(VSrq::Plain { real }) => {
+            Some(CtxSrq::Plain { real }) => {
                 let real = *real;
                 if st.qps.values().any(|q| q.srq == Some(srq)) {
                     return Err(FabricError::Busy("destroy_srq: a QP still uses it"));
@@ -269,7 +269,7 @@ impl DeviceContext for EngineContext {
                 st.srqs.remove(&srq);
                 Ok(())
             }
-            Some(VSrq::Nvmf { handle }) => {
+            Some(CtxSrq::Nvmf { handle }) => {
                 let h = *handle;
                 drop(st);
                 let engine = super::Engine {
@@ -287,9 +287,9 @@ impl DeviceContext for EngineContext {
     fn post_srq_recv(&self, srq: SrqId, wr: &RecvWr) -> Result<()> {
         let mut st = self.core.lock();
         match st.srqs.get(&srq) {
-            Some(VSrq::Plain { real }) => {
+            Some(CtxSrq::Plain { real }) => {
                 let real = *real;
-                let id = st.wr(Wr::SwSrq { user: wr.wr_id });
+                let id = st.wr(Wr::SoftwareSrq { user: wr.wr_id });
                 let r = self.core.real.post_srq_recv(
                     real,
                     &RecvWr {
@@ -302,7 +302,7 @@ impl DeviceContext for EngineContext {
                 }
                 r
             }
-            Some(VSrq::Nvmf { handle }) => {
+            Some(CtxSrq::Nvmf { handle }) => {
                 let h = *handle;
                 let n = st.nvmf.get_mut(&h).ok_or(FabricError::NotFound("srq"))?;
                 if wr.sg_list.len() > n.attrs.rq.max_sge as usize {
@@ -335,8 +335,8 @@ impl DeviceContext for EngineContext {
             match init.srq.map(|s| st.srqs.get(&s)) {
                 None => (None, None),
                 Some(None) => return Err(FabricError::Invalid("create_qp: unknown srq")),
-                Some(Some(VSrq::Plain { real })) => (Some(*real), None),
-                Some(Some(VSrq::Nvmf { handle })) => {
+                Some(Some(CtxSrq::Plain { real })) => (Some(*real), None),
+                Some(Some(CtxSrq::Nvmf { handle })) => {
                     let n = &st.nvmf[handle];
                     (Some(n.real), Some((*handle, n.attrs.rq.max_wr)))
                 }
@@ -380,7 +380,7 @@ impl DeviceContext for EngineContext {
         let id = QpId(st.alloc_id());
         st.qps.insert(
             id,
-            VQp {
+            CtxQp {
                 real: info.id,
                 qpn: info.qpn,
                 real_cq,
@@ -425,7 +425,7 @@ impl DeviceContext for EngineContext {
                 }
             }
             st.wrs.retain(|_, w| match w {
-                Wr::Sw { vqp, .. } => *vqp != qp,
+                Wr::Software { vqp, .. } => *vqp != qp,
                 Wr::Cmd { cmd, .. } => !cmds.contains(cmd),
                 _ => true,
             });
@@ -445,7 +445,7 @@ impl DeviceContext for EngineContext {
     fn post_send(&self, qp: QpId, wr: &SendWr) -> Result<()> {
         let mut st = self.core.lock();
         let real = st.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
-        let id = st.wr(Wr::Sw {
+        let id = st.wr(Wr::Software {
             vqp: qp,
             user: wr.wr_id,
             signaled: wr.signaled,
@@ -468,7 +468,7 @@ impl DeviceContext for EngineContext {
     fn post_recv(&self, qp: QpId, wr: &RecvWr) -> Result<()> {
         let mut st = self.core.lock();
         let real = st.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
-        let id = st.wr(Wr::Sw {
+        let id = st.wr(Wr::Software {
             vqp: qp,
             user: wr.wr_id,
             signaled: true,

@@ -281,8 +281,10 @@ impl Core {
         let vqp = |q: QpId| st.real_qp.get(&q).copied();
         let vsrq = |s: SrqId| {
             st.srqs.iter().find_map(|(v, x)| match x {
-                VSrq::Plain { real } if *real == s => Some(*v),
-                VSrq::Nvmf { handle } if st.nvmf.get(handle).map(|n| n.real) == Some(s) => Some(*v),
+                CtxSrq::Plain { real } if *real == s => Some(*v),
+                CtxSrq::Nvmf { handle } if st.nvmf.get(handle).map(|n| n.real) == Some(s) => {
+                    Some(*v)
+                }
                 _ => None,
             })
         };
@@ -295,7 +297,7 @@ impl Core {
             AsyncEvent::QpLastWqeReached(q) => vqp(q).map(AsyncEvent::QpLastWqeReached),
             // The engine posts the receives of NVMe-oF SRQs: their watermark is its own.
             AsyncEvent::SrqLimitReached(s) => vsrq(s).and_then(|v| match st.srqs.get(&v) {
-                Some(VSrq::Plain { .. }) => Some(AsyncEvent::SrqLimitReached(v)),
+                Some(CtxSrq::Plain { .. }) => Some(AsyncEvent::SrqLimitReached(v)),
                 _ => None,
             }),
             AsyncEvent::SrqErr(s) => vsrq(s).map(AsyncEvent::SrqErr),
@@ -313,7 +315,7 @@ impl Core {
 }
 
 /// A completion queue of the engine context (completions are routed into it).
-pub(crate) struct VCq {
+pub(crate) struct CtxCq {
     pub cqe: u32,
     pub entries: VecDeque<WorkCompletion>,
     pub overrun: bool,
@@ -321,7 +323,7 @@ pub(crate) struct VCq {
 }
 
 /// A QP of the engine context: a real QP with a private real CQ.
-pub(crate) struct VQp {
+pub(crate) struct CtxQp {
     pub real: QpId,
     pub qpn: u32,
     pub real_cq: CqId,
@@ -344,7 +346,7 @@ pub(crate) struct VQp {
 }
 
 /// An SRQ of the engine context.
-pub(crate) enum VSrq {
+pub(crate) enum CtxSrq {
     /// An ordinary SRQ: receives go straight to the real one.
     Plain { real: SrqId },
     /// The receive side of an NVMe-oF SRQ: software's receives wait in the engine.
@@ -356,14 +358,14 @@ pub(crate) enum VSrq {
 pub(crate) enum Wr {
     /// Software's send or receive on a QP (its own `wr_id`; unsignaled sends are posted
     /// signaled and their success completion is swallowed).
-    Sw {
+    Software {
         vqp: QpId,
         user: u64,
         signaled: bool,
         recv: bool,
     },
     /// Software's receive on a plain SRQ.
-    SwSrq { user: u64 },
+    SoftwareSrq { user: u64 },
     /// The engine's capsule receive buffer `slot` of an NVMe-oF SRQ.
     Capsule { srq: SrqHandle, slot: u32 },
     /// A step of an offloaded command.
@@ -397,7 +399,7 @@ pub(crate) struct Backlog {
 }
 
 /// One NVMe-oF SRQ.
-pub(crate) struct NvmfSrq {
+pub(crate) struct OffloadSrq {
     pub vsrq: SrqId,
     pub real: SrqId,
     pub pd: PdId,
@@ -481,14 +483,14 @@ impl QueueOfQp {
 #[derive(Default)]
 pub(crate) struct State {
     pub next_id: u32,
-    pub cqs: BTreeMap<CqId, VCq>,
-    pub qps: BTreeMap<QpId, VQp>,
+    pub cqs: BTreeMap<CqId, CtxCq>,
+    pub qps: BTreeMap<QpId, CtxQp>,
     pub real_qp: BTreeMap<QpId, QpId>,
-    pub srqs: BTreeMap<SrqId, VSrq>,
+    pub srqs: BTreeMap<SrqId, CtxSrq>,
     pub mrs: BTreeMap<harness::fabric::MrId, MrInfo>,
     pub wrs: BTreeMap<u64, Wr>,
     pub next_wr: u64,
-    pub nvmf: BTreeMap<SrqHandle, NvmfSrq>,
+    pub nvmf: BTreeMap<SrqHandle, OffloadSrq>,
     pub ctrls: BTreeMap<CtrlHandle, Ctrl>,
     pub cmds: BTreeMap<u64, Cmd>,
     pub next_cmd: u64,

@@ -13,7 +13,7 @@ use harness::fabric::{Access, PdId, QpId, RecvWr, SrqInit};
 
 use super::backend_link::reaper;
 use super::staging::Staging;
-use super::{Ctrl, Engine, NsMap, NvmfSrq as SrqState, VSrq, Wr, DEFAULT_CMD_TIMEOUT};
+use super::{Ctrl, CtxSrq, Engine, NsMap, OffloadSrq, Wr, DEFAULT_CMD_TIMEOUT};
 use crate::quirks::Quirk;
 
 /// Response capsule buffers per NVMe-oF SRQ, per receive it holds.
@@ -78,10 +78,10 @@ impl OffloadProvider for Engine {
             core.real.post_srq_recv(real, &wr)?;
         }
         let vsrq = harness::fabric::SrqId(st.alloc_id());
-        st.srqs.insert(vsrq, VSrq::Nvmf { handle });
+        st.srqs.insert(vsrq, CtxSrq::Nvmf { handle });
         st.nvmf.insert(
             handle,
-            SrqState {
+            OffloadSrq {
                 vsrq,
                 real,
                 pd,

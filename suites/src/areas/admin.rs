@@ -27,11 +27,11 @@ use reference_target::control::identity::MAX_IO_QUEUES;
 use reference_target::control::identity::{AERL, FIRMWARE, KAS, MODEL, VID, VS};
 
 use crate::areas::datapath::settle;
-use crate::offload::target::{
+use crate::framework::target::{
     expect_status, host_config, one_subsystem_formats, one_subsystem_with, TargetRig, BOUND,
     NS_BLOCKS, PORT_A, SUB_A,
 };
-use crate::offload::{wait, Case, Dut, Failure, Need};
+use crate::framework::{wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const AREA: &str = "admin";

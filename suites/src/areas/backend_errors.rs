@@ -9,10 +9,10 @@ use harness::backend::emulated::{BackendController, Fault};
 use harness::initiator::{Completion, DataMode, IoQueue};
 use harness::wire::Status;
 
-use crate::offload::counters::{self, BackendDid, Sent};
-use crate::offload::media;
-use crate::offload::session::pattern;
-use crate::offload::{blame, Case, Dut, Failure, Need};
+use crate::framework::counters::{self, BackendDid, Sent};
+use crate::framework::media;
+use crate::framework::session::pattern;
+use crate::framework::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;
@@ -198,7 +198,7 @@ pub fn cases() -> Vec<Case> {
                     },
                 )?;
                 let before = s.counters(&d)?;
-                let end = crate::offload::dut::NS_BLOCKS;
+                let end = crate::framework::dut::NS_BLOCKS;
                 let mut statuses = Vec::new();
                 for slba in [1, 2, end, 3, 4] {
                     if slba == 3 {

@@ -12,8 +12,8 @@ use harness::api::OffloadOps;
 use harness::initiator::DataMode;
 
 use crate::areas::datapath::{ok_status, settle};
-use crate::offload::session::{pattern, SessionOpts, FE_NSID};
-use crate::offload::{blame, Case, Dut, Failure, Need};
+use crate::framework::session::{pattern, SessionOpts, FE_NSID};
+use crate::framework::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;

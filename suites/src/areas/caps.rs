@@ -2,7 +2,7 @@
 
 use harness::api::caps::MIN_IOCCSZ;
 
-use crate::offload::{Case, Failure};
+use crate::framework::{Case, Failure};
 use crate::{check, check_eq};
 
 /// The cases of this area.

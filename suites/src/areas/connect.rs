@@ -17,12 +17,12 @@ use harness::wire::{
 
 use reference_target::control::identity::MAX_IO_QUEUES;
 
-use crate::offload::session::pattern;
-use crate::offload::target::{
+use crate::framework::session::pattern;
+use crate::framework::target::{
     expect_invalid_param, expect_status, host_config, mqes, one_subsystem, send_connect, TargetRig,
     BOUND, IPO_CNTLID, IPO_QID, IPO_SQSIZE, IPO_SUBNQN, PORT_A, STRANGER, SUB_A,
 };
-use crate::offload::{blame, wait, Case, Dut, Failure, Need};
+use crate::framework::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const AREA: &str = "connect";

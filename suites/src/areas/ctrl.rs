@@ -3,8 +3,8 @@
 use harness::api::{CtrlHandle, NvmeCtrlAttrs, SrqHandle};
 use nix::errno::Errno;
 
-use crate::offload::dut::{expect_errno, expect_ok};
-use crate::offload::{Case, Dut, Failure, Need};
+use crate::framework::dut::{expect_errno, expect_ok};
+use crate::framework::{Case, Dut, Failure, Need};
 
 /// Creates a controller on a fresh valid SRQ after `mutate` changes its attributes, and
 /// expects success or `errno`.

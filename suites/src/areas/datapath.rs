@@ -10,10 +10,10 @@ use harness::fabric::Access;
 use harness::initiator::{misbehave, Command, DataMode};
 use harness::wire::{RwCommand, SglRepr, SqeCommand, SqeRepr, Status};
 
-use crate::offload::counters::{self, BackendDid, Sent};
-use crate::offload::media;
-use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
-use crate::offload::{blame, wait, Case, CaseResult, Dut, Failure, Need};
+use crate::framework::counters::{self, BackendDid, Sent};
+use crate::framework::media;
+use crate::framework::session::{pattern, Session, SessionOpts, FE_NSID};
+use crate::framework::{blame, wait, Case, CaseResult, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;
@@ -403,7 +403,7 @@ pub fn cases() -> Vec<Case> {
             let wc = harness::fabric::wait::completion(
                 d.ctx.as_ref(),
                 s.cq,
-                crate::offload::wait(Duration::from_secs(5)),
+                crate::framework::wait(Duration::from_secs(5)),
             )
             .await?;
             check_eq!(
@@ -525,7 +525,7 @@ pub fn cases() -> Vec<Case> {
         |d| async move {
             let mut s = d.default_session(PORT).await?;
             let r =
-                s.io.read(crate::offload::dut::NS_BLOCKS, 1, DataMode::Keyed)
+                s.io.read(crate::framework::dut::NS_BLOCKS, 1, DataMode::Keyed)
                     .await?;
             check_eq!(
                 r.cqe.status,
@@ -712,7 +712,7 @@ async fn staging_exhaustion(d: Dut, slow: Option<Duration>) -> CaseResult {
     let len = per * bs;
     let n = (2 * s.attrs.staging_buf.len).div_ceil(len).clamp(2, 30);
     check!(
-        n * per <= crate::offload::dut::NS_BLOCKS,
+        n * per <= crate::framework::dut::NS_BLOCKS,
         "namespace too small for {n} commands"
     );
     for i in 0..n {

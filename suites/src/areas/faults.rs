@@ -17,10 +17,10 @@ use harness::fabric::Access;
 use harness::initiator::{Command, Completion, DataMode, HostQueue, InitiatorError, IoQueue};
 use harness::wire::{RwCommand, SglRepr, SqeCommand};
 
-use crate::offload::counters::{self, BackendDid, Sent};
-use crate::offload::media;
-use crate::offload::session::{pattern, Session, SessionOpts, FE_NSID};
-use crate::offload::{blame, wait, Case, Dut, Failure, Need};
+use crate::framework::counters::{self, BackendDid, Sent};
+use crate::framework::media;
+use crate::framework::session::{pattern, Session, SessionOpts, FE_NSID};
+use crate::framework::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 use harness::wire::Status;
 

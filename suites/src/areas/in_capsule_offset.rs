@@ -10,8 +10,8 @@ use harness::wire::SglRepr;
 use crate::areas::datapath::{
     in_capsule_counters, nothing_for_software, ok_status, settle, smallest_format,
 };
-use crate::offload::session::{pattern, SessionOpts, FE_NSID};
-use crate::offload::{wait, Case, Failure, Need};
+use crate::framework::session::{pattern, SessionOpts, FE_NSID};
+use crate::framework::{wait, Case, Failure, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;

@@ -4,7 +4,7 @@
 use harness::api::{CtrlHandle, NsMapping};
 use nix::errno::Errno;
 
-use crate::offload::dut::{expect_errno, expect_ok};
+use crate::framework::dut::{expect_errno, expect_ok};
 use std::time::Duration;
 
 use harness::api::{OffloadEvent, OffloadOps};
@@ -12,8 +12,8 @@ use harness::fabric::{wait, WcStatus};
 use harness::initiator::{misbehave, DataMode};
 use harness::wire::{RwCommand, SglRepr, SqeCommand, SqeRepr, Status};
 
-use crate::offload::session::{pattern, FE_NSID, SW_WR_BASE};
-use crate::offload::{blame, Case, Dut, Failure, Need};
+use crate::framework::session::{pattern, FE_NSID, SW_WR_BASE};
+use crate::framework::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 /// LBA data sizes every device is asked about: accepted when the caps list them,
@@ -344,7 +344,7 @@ pub fn cases() -> Vec<Case> {
             };
             let sqe = SqeRepr::new(9, FE_NSID, command, keyed).to_bytes()?;
             misbehave::send_raw(s.io.queue(), &sqe)?;
-            let bound = crate::offload::wait(Duration::from_secs(5));
+            let bound = crate::framework::wait(Duration::from_secs(5));
             if d.caps.supports_non_offloaded_ops {
                 let wc = wait::completion(d.ctx.as_ref(), s.cq, bound).await?;
                 check_eq!(wc.qp, s.qp, "software receive on the session's QP");

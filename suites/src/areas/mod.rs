@@ -20,7 +20,7 @@ pub mod staging_offset;
 pub mod target_io;
 pub mod unsupported;
 
-use crate::offload::Case;
+use crate::framework::Case;
 
 /// Every offload case, in catalog order.
 pub fn cases() -> Vec<Case> {

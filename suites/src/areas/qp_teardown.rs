@@ -10,8 +10,8 @@ use harness::initiator::{misbehave, HostQueue};
 use harness::wire::SglRepr;
 
 use crate::areas::datapath::{ok_status, settle};
-use crate::offload::session::{pattern, SessionOpts, FE_NSID};
-use crate::offload::{blame, wait, Case, CaseResult, Failure, Need};
+use crate::framework::session::{pattern, SessionOpts, FE_NSID};
+use crate::framework::{blame, wait, Case, CaseResult, Failure, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;
@@ -118,7 +118,7 @@ pub fn cases() -> Vec<Case> {
             let n = (2 * a.attrs.staging_buf.len.div_ceil(len)).clamp(2, 30);
             let kept_lba = n * per;
             check!(
-                kept_lba < crate::offload::dut::NS_BLOCKS,
+                kept_lba < crate::framework::dut::NS_BLOCKS,
                 "namespace too small for {n} commands of {per} blocks"
             );
             // A block for the second queue's read, written before anything is slow.

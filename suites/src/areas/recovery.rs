@@ -12,11 +12,11 @@ use harness::backend::emulated::{CmdMatch, Fault, LbaFormat};
 use harness::initiator::{Controller, DataMode, IoQueue};
 use harness::wire::Status;
 
-use crate::offload::session::pattern;
-use crate::offload::target::{
+use crate::framework::session::pattern;
+use crate::framework::target::{
     expect_status, host_config, one_subsystem, TargetRig, BOUND, PORT_A, SUB_A,
 };
-use crate::offload::{blame, wait, Case, Dut, Failure, Need};
+use crate::framework::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const AREA: &str = "recovery";

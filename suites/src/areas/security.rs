@@ -17,12 +17,12 @@ use harness::wire::{
 };
 use reference_target::control::identity::DISCOVERY_NQN;
 
-use crate::offload::session::pattern;
-use crate::offload::target::{
+use crate::framework::session::pattern;
+use crate::framework::target::{
     expect_invalid_param, expect_status, host_config, one_subsystem, send_connect, two_subsystems,
     TargetRig, HOSTNQN, HOSTNQN_2, IPO_CNTLID, IPO_SUBNQN, PORT_A, PORT_B, STRANGER, SUB_A, SUB_B,
 };
-use crate::offload::{blame, Case, Dut, Failure, Need};
+use crate::framework::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const AREA: &str = "security";
@@ -95,7 +95,7 @@ async fn bad_key(d: Dut, write: bool, how: BadKey) -> Result<(), Failure> {
     }
     // The host's NIC refused the target's RDMA access to the queue's QP.
     let qp = io.queue().qp().id;
-    let deadline = tokio::time::Instant::now() + crate::offload::wait(Duration::from_secs(2));
+    let deadline = tokio::time::Instant::now() + crate::framework::wait(Duration::from_secs(2));
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match wait::async_event(t.host.as_ref(), left).await {
@@ -302,7 +302,7 @@ pub fn cases() -> Vec<Case> {
             let w = io.write(0, &pattern(lba as usize, 13), DataMode::Keyed).await;
             check!(!w.is_ok_and(|w| w.cqe.status.is_success()), "a write to SUB_B's nsid 2 succeeded on SUB_A's queue");
             blame::checking("UNSUP-EVENT");
-            check!(t.wait_event("UNSUPPORTED_NVMF_OP", crate::offload::wait(Duration::from_secs(5))).await?.is_some(), "no UNSUPPORTED_NVMF_OP event for the write the device could not serve");
+            check!(t.wait_event("UNSUPPORTED_NVMF_OP", crate::framework::wait(Duration::from_secs(5))).await?.is_some(), "no UNSUPPORTED_NVMF_OP event for the write the device could not serve");
             check_eq!(t.backend_commands(SUB_B, 2).await?, 0, "SUB_B backend commands");
             check!(t.backend_blocks(SUB_B, 2, 0, 1).await? == before, "SUB_B's namespace 2 changed");
             Ok(())

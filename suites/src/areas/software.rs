@@ -8,8 +8,8 @@ use harness::fabric::{wait, WcStatus};
 use harness::initiator::misbehave;
 use harness::wire::{SglRepr, SqeRepr};
 
-use crate::offload::session::{SessionOpts, FE_NSID};
-use crate::offload::{blame, Case, Dut, Failure, Need};
+use crate::framework::session::{SessionOpts, FE_NSID};
+use crate::framework::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;
@@ -20,7 +20,7 @@ async fn reaches_software(
     d: &Dut,
     opts: SessionOpts,
     capsule: Vec<u8>,
-) -> Result<crate::offload::session::Session, Failure> {
+) -> Result<crate::framework::session::Session, Failure> {
     let mut s = d.session(&opts, PORT).await?;
     misbehave::send_raw(s.io.queue(), &capsule)?;
     received(d, &s, &capsule, "the capsule").await?;
@@ -42,7 +42,7 @@ async fn software_session(
     d: &Dut,
     recvs: u32,
     limit: u32,
-) -> Result<(crate::offload::session::Session, Vec<Vec<u8>>), Failure> {
+) -> Result<(crate::framework::session::Session, Vec<Vec<u8>>), Failure> {
     let opts = SessionOpts {
         format: d.ns_format(),
         offload: false,
@@ -65,11 +65,11 @@ async fn software_session(
 /// The next software receive holds `capsule`, on the session's QP.
 pub(crate) async fn received(
     d: &Dut,
-    s: &crate::offload::session::Session,
+    s: &crate::framework::session::Session,
     capsule: &[u8],
     what: &str,
 ) -> Result<(), Failure> {
-    let wc = wait::completion(d.ctx.as_ref(), s.cq, crate::offload::wait(BOUND))
+    let wc = wait::completion(d.ctx.as_ref(), s.cq, crate::framework::wait(BOUND))
         .await
         .map_err(|e| Failure::from(e).context(format!("{what}: no software receive")))?;
     check_eq!(wc.status, WcStatus::Success, "{what}: receive status");
@@ -129,7 +129,7 @@ pub fn cases() -> Vec<Case> {
             }
             received(&d, &s, &capsules[0], "the first capsule").await?;
             received(&d, &s, &capsules[1], "the second capsule").await?;
-            let early = wait::completion(d.ctx.as_ref(), s.cq, crate::offload::wait(Duration::from_millis(100))).await;
+            let early = wait::completion(d.ctx.as_ref(), s.cq, crate::framework::wait(Duration::from_millis(100))).await;
             check!(early.is_err(), "a receive completed with no receive posted: {early:?}");
             d.ctx.post_srq_recv(s.srq.srq, &harness::fabric::RecvWr {
                 wr_id: 1000,
@@ -158,14 +158,14 @@ pub fn cases() -> Vec<Case> {
             let sgl = SglRepr::DataBlock { addressing: harness::wire::SglAddressing::Offset, address: 0, length: bs };
             // The capsule even carries the bytes its data pointer points at.
             let mut capsule = misbehave::read_sqe(5, FE_NSID, 0, 1, sgl)?.to_vec();
-            capsule.extend(crate::offload::session::pattern(bs as usize, 5));
+            capsule.extend(crate::framework::session::pattern(bs as usize, 5));
             reaches_software(&d, SessionOpts { format, in_capsule: bs, ..Default::default() }, capsule).await.map(|_| ())
         }),
         Case::new("software", "in-capsule-data-missing", "SW-NOT-OFFLOADED", "a write whose in-capsule data pointer reaches past the bytes its capsule carries (half the block is missing) is not offloaded: software receives the capsule as sent", &[Need::Backends, Need::NonOffloadedOps, Need::Ops(OffloadOps::WRITE), Need::InCapsuleBlock], |d| async move {
             let (format, bs) = crate::areas::datapath::smallest_format(&d)?;
             let sgl = SglRepr::DataBlock { addressing: harness::wire::SglAddressing::Offset, address: 0, length: bs };
             let mut capsule = misbehave::write_sqe(6, FE_NSID, 0, 1, sgl)?.to_vec();
-            capsule.extend(crate::offload::session::pattern(bs as usize / 2, 6));
+            capsule.extend(crate::framework::session::pattern(bs as usize / 2, 6));
             reaches_software(&d, SessionOpts { format, in_capsule: bs, ..Default::default() }, capsule).await.map(|_| ())
         }),
     ]

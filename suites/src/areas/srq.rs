@@ -8,9 +8,9 @@ use harness::fabric::{Access, AsyncEvent, MrId, PdId};
 use nix::errno::Errno;
 
 use crate::check_eq;
-use crate::offload::dut::{expect_errno, expect_ok};
-use crate::offload::session::FE_NSID;
-use crate::offload::{wait, Case, Dut, Failure, Need};
+use crate::framework::dut::{expect_errno, expect_ok};
+use crate::framework::session::FE_NSID;
+use crate::framework::{wait, Case, Dut, Failure, Need};
 
 type Build = fn(&Dut, PdId) -> Result<NvmfSrqAttrs, Failure>;
 

@@ -11,9 +11,9 @@ use harness::initiator::misbehave;
 use harness::wire::SglRepr;
 use nix::errno::Errno;
 
-use crate::offload::dut::expect_errno;
-use crate::offload::session::{SessionOpts, FE_NSID};
-use crate::offload::{blame, Case, Dut, Failure};
+use crate::framework::dut::expect_errno;
+use crate::framework::session::{SessionOpts, FE_NSID};
+use crate::framework::{blame, Case, Dut, Failure};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;
@@ -170,7 +170,7 @@ pub fn cases() -> Vec<Case> {
             REQ,
             "a capsule longer than software's receive on the NVMe-oF SRQ completes that receive \
              with LOC_LEN_ERR on the QP it arrived on, and the QP goes to ERR",
-            &[crate::offload::Need::Backends],
+            &[crate::framework::Need::Backends],
             |d| async move {
                 let opts = SessionOpts {
                     format: d.ns_format(),
@@ -200,7 +200,7 @@ pub fn cases() -> Vec<Case> {
                 let wc = wait::completion(
                     d.ctx.as_ref(),
                     s.cq,
-                    crate::offload::wait(Duration::from_secs(5)),
+                    crate::framework::wait(Duration::from_secs(5)),
                 )
                 .await
                 .map_err(|e| Failure::from(e).context("the receive too small: no completion"))?;
@@ -209,7 +209,7 @@ pub fn cases() -> Vec<Case> {
                 check_eq!(wc.opcode, WcOpcode::Recv, "the completion's opcode");
                 check_eq!(wc.qp, s.qp, "the QP the capsule arrived on");
                 let deadline =
-                    tokio::time::Instant::now() + crate::offload::wait(Duration::from_secs(5));
+                    tokio::time::Instant::now() + crate::framework::wait(Duration::from_secs(5));
                 loop {
                     let state = d.ctx.query_qp(s.qp)?;
                     if state == QpState::Err {

@@ -7,10 +7,10 @@ use harness::initiator::DataMode;
 use harness::wire::Status;
 
 use crate::areas::datapath::nothing_for_software;
-use crate::offload::counters::{self, Sent};
-use crate::offload::media;
-use crate::offload::session::{pattern, SessionOpts};
-use crate::offload::{Case, Need};
+use crate::framework::counters::{self, Sent};
+use crate::framework::media;
+use crate::framework::session::{pattern, SessionOpts};
+use crate::framework::{Case, Need};
 use crate::{check, check_eq};
 
 const PORT: u16 = 4420;

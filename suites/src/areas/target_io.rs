@@ -16,12 +16,12 @@ use harness::wire::{
 };
 
 use crate::areas::datapath::settle;
-use crate::offload::session::pattern;
-use crate::offload::target::{
+use crate::framework::session::pattern;
+use crate::framework::target::{
     expect_status, host_config, one_subsystem_on_file, one_subsystem_with, TargetRig, BOUND,
     NS_BLOCKS, PORT_A, SUB_A,
 };
-use crate::offload::{blame, wait, Case, Dut, Failure, Need};
+use crate::framework::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const AREA: &str = "target-io";

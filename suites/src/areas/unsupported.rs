@@ -9,8 +9,8 @@ use harness::fabric::QpState;
 use harness::initiator::{misbehave, DataMode};
 use harness::wire::SglRepr;
 
-use crate::offload::session::{pattern, SessionOpts, FE_NSID};
-use crate::offload::{Case, Dut, Failure, Need};
+use crate::framework::session::{pattern, SessionOpts, FE_NSID};
+use crate::framework::{Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 const BOUND: Duration = Duration::from_secs(5);
@@ -20,7 +20,7 @@ const BOUND: Duration = Duration::from_secs(5);
 async fn unsupported(d: Dut, capsule: Vec<u8>, opcode: u8) -> Result<(), Failure> {
     let mut s = d.default_session(4420).await?;
     misbehave::send_raw(s.io.queue(), &capsule)?;
-    let ev = tokio::time::timeout(crate::offload::wait(BOUND), d.provider.next_event())
+    let ev = tokio::time::timeout(crate::framework::wait(BOUND), d.provider.next_event())
         .await
         .map_err(|_| Failure::new("no UNSUPPORTED_NVMF_OP event within 5 s"))?;
     check_eq!(
@@ -67,8 +67,8 @@ pub fn cases() -> Vec<Case> {
             let (mut b_io, b_qp, _) = d.connect_queue(&a.srq, a.pd, a.sw, &opts, 4421).await?;
             let sqe = misbehave::opcode_sqe(1, FE_NSID, 0x7e)?;
             misbehave::send_raw(a.io.queue(), &sqe)?;
-            let _ = tokio::time::timeout(crate::offload::wait(BOUND), d.provider.next_event()).await;
-            let event = crate::offload::blame::under("UNSUP-EVENT");
+            let _ = tokio::time::timeout(crate::framework::wait(BOUND), d.provider.next_event()).await;
+            let event = crate::framework::blame::under("UNSUP-EVENT");
             check_eq!(d.ctx.query_qp(a.qp)?, QpState::Err, "QP A");
             drop(event);
             let w = b_io.write(0, &pattern(f.lba_data_size() as usize, 3), DataMode::Keyed).await?;

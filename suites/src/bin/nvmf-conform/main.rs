@@ -40,7 +40,7 @@ fn main() -> ProcessExit {
             }
         }
         Command::Requirements => {
-            print!("{}", suites::offload::requirements::markdown());
+            print!("{}", suites::framework::requirements::markdown());
             ExitCode::Passed
         }
         Command::Replay {

@@ -78,9 +78,9 @@ pub type CaseResult = Result<(), Failure>;
 macro_rules! check {
     ($cond:expr, $($fmt:tt)+) => {
         if !$cond {
-            return Err($crate::offload::Failure::new(format!($($fmt)+)));
+            return Err($crate::framework::Failure::new(format!($($fmt)+)));
         }
-        $crate::offload::blame::count();
+        $crate::framework::blame::count();
     };
 }
 
@@ -91,13 +91,13 @@ macro_rules! check_eq {
         let got = &$got;
         let expected = &$expected;
         if got != expected {
-            return Err($crate::offload::Failure::new(format!(
+            return Err($crate::framework::Failure::new(format!(
                 "{}: expected {:?}, got {:?}",
                 format!($($fmt)+),
                 expected,
                 got
             )));
         }
-        $crate::offload::blame::count();
+        $crate::framework::blame::count();
     }};
 }

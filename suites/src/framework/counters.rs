@@ -3,8 +3,8 @@
 use harness::api::NsCounters;
 use harness::backend::emulated::Counters;
 
-use crate::offload::blame;
-use crate::offload::failure::Failure;
+use crate::framework::blame;
+use crate::framework::failure::Failure;
 use crate::{check, check_eq};
 
 /// One-block commands a case sent between two readings of the counters.
