@@ -75,6 +75,7 @@ fn whole() -> RunResult {
             shard: None,
             version: "0.1.0".into(),
             replay: vec!["--seed".into(), "42".into(), "--quirk".into(), "x".into()],
+            control_plane: vec![],
         },
         cases,
     }

@@ -107,6 +107,11 @@ fn result(entries: &[Entry], opts: &Options, cases: Vec<CaseRecord>) -> RunResul
             shard: opts.shard.map(|s| s.to_string()),
             version: env!("CARGO_PKG_VERSION").into(),
             replay: opts.replay.clone(),
+            control_plane: crate::framework::requirements::REQUIREMENTS
+                .iter()
+                .filter(|r| r.about == harness::runner::Subject::ControlPlane)
+                .map(|r| r.id.to_string())
+                .collect(),
         },
         cases,
     }

@@ -85,3 +85,42 @@ fn the_soft_roce_stage_lists_every_offload_area() {
         "ci/softroce/in-vm/stages.sh's OFFLOAD_AREAS lacks {missing:?}"
     );
 }
+
+/// The areas that check the device's offload API only: none of their cases may check a
+/// rule of the reference target's control plane, and the areas that check only the
+/// control plane no rule of the device (a mislabelled requirement would move a finding
+/// about the device out of the vendor's view, or blame the device for the target).
+#[test]
+fn requirements_bind_the_subject_their_areas_check() {
+    use harness::runner::Subject;
+    const DEVICE_ONLY: &[&str] = &[
+        "caps",
+        "srq",
+        "ctrl",
+        "mapping",
+        "datapath",
+        "software",
+        "srq-verbs",
+        "unsupported",
+        "pci-error",
+        "timeout",
+        "backend-error",
+    ];
+    const CONTROL_PLANE_ONLY: &[&str] = &["admin", "target-io", "recovery"];
+    let mut seen = BTreeSet::new();
+    for c in cases() {
+        let about = requirement(c.requirement).expect("known").about;
+        seen.insert(about);
+        if DEVICE_ONLY.contains(&c.area) {
+            assert_eq!(about, Subject::Device, "{} ({})", c.id, c.requirement);
+        }
+        if CONTROL_PLANE_ONLY.contains(&c.area) {
+            assert_eq!(about, Subject::ControlPlane, "{} ({})", c.id, c.requirement);
+        }
+    }
+    assert!(seen.contains(&Subject::Device) && seen.contains(&Subject::ControlPlane));
+    assert!(
+        !seen.contains(&Subject::Fabric),
+        "offload requirements bind device or target"
+    );
+}

@@ -4,7 +4,10 @@
 //! `key=value` lines for target, profile, fabric, seed, shard, version, and `caps=` with
 //! the device's capabilities on one line (`field=value; …`, `-` when no device was tested).
 //!
-//! A failure's `message` attribute is the first line of its message; a message of several
+//! A failure's `type` is `conformance`, or `control-plane` when the check that failed
+//! binds the reference target's control plane rather than the device ([`Subject`]); the
+//! case's `<system-out>` starts with `about: ...` saying which. A failure's `message`
+//! attribute is the first line of its message; a message of several
 //! lines (a trace that differs from its snapshot ends with the unified diff) is also the
 //! element's text. A case's note (e.g. why its trace was not compared with a snapshot) and,
 //! unless it passed, its trace go to the case's `<system-out>`.
@@ -12,7 +15,7 @@
 use junit_report::{Duration as JDuration, ReportBuilder, TestCase, TestResult, TestSuiteBuilder};
 
 use super::ReportError;
-use crate::runner::{RunResult, Verdict};
+use crate::runner::{RunResult, Subject, Verdict};
 
 /// The run as JUnit XML text.
 pub fn to_xml(run: &RunResult) -> Result<String, ReportError> {
@@ -45,10 +48,18 @@ pub fn to_xml(run: &RunResult) -> Result<String, ReportError> {
         for c in run.cases.iter().filter(|c| c.area == area) {
             // The schema allows at most three decimals: whole milliseconds.
             let t = JDuration::milliseconds(c.wall.as_millis().min(i64::MAX as u128) as i64);
+            // What the failure is about: the requirement of the check that failed.
+            let about = run
+                .meta
+                .subject_of(c.blamed.as_deref().or(c.requirement.as_deref()));
+            let kind = match about {
+                Subject::ControlPlane => "control-plane",
+                Subject::Device | Subject::Fabric => "conformance",
+            };
             let mut tc = match &c.verdict {
                 Verdict::Pass => TestCase::success(&c.id, t),
                 Verdict::Fail(m) => with_body(
-                    TestCase::failure(&c.id, t, "conformance", headline(m)),
+                    TestCase::failure(&c.id, t, kind, headline(m)),
                     &failure_body(run, c, m),
                 ),
                 Verdict::Error(m) => with_body(
@@ -60,6 +71,7 @@ pub fn to_xml(run: &RunResult) -> Result<String, ReportError> {
             tc.set_classname(area);
             let mut out = Vec::new();
             if matches!(c.verdict, Verdict::Fail(_) | Verdict::Error(_)) {
+                out.push(format!("about: {}", about.describe()));
                 out.push(format!("replay: {}", run.meta.replay_line(&c.id)));
             }
             if let Some(note) = &c.note {
@@ -168,6 +180,7 @@ mod tests {
                 shard: Some("1/2".into()),
                 version: "0.1.0".into(),
                 replay: vec![],
+                control_plane: vec![],
             },
             cases: vec![
                 rec("a.one", "a", Verdict::Pass),
@@ -176,6 +189,25 @@ mod tests {
                 rec("b.two", "b", Verdict::Error("hung <&>".into())),
             ],
         }
+    }
+
+    #[test]
+    fn a_failure_says_whether_it_is_about_the_device_or_the_control_plane() {
+        let mut run = sample();
+        run.cases[1].requirement = Some("CONN-X".into());
+        run.cases[3].requirement = Some("MAP-Y".into());
+        run.meta.control_plane = vec!["CONN-X".into()];
+        let xml = to_xml(&run).unwrap();
+        assert!(xml.contains(r#"type="control-plane""#), "{xml}");
+        assert!(
+            xml.contains("about: the reference target's control plane (not the device)"),
+            "{xml}"
+        );
+        assert!(xml.contains("about: the device under test"), "{xml}");
+        // A device failure keeps its type.
+        run.meta.control_plane.clear();
+        let xml = to_xml(&run).unwrap();
+        assert!(xml.contains(r#"type="conformance""#) && !xml.contains("control-plane"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 use super::findings::{by_requirement, Finding, ForRequirement, RequirementFindings};
 use super::mermaid;
-use crate::runner::{CaseRecord, RunResult, Verdict};
+use crate::runner::{CaseRecord, RunResult, Subject, Verdict};
 
 /// The run as Markdown.
 pub fn to_markdown(run: &RunResult) -> String {
@@ -40,39 +40,67 @@ pub fn to_markdown(run: &RunResult) -> String {
         super::plural(run.count("error"), "error", "errors"),
         run.count("skip")
     );
-    let reqs = by_requirement(run);
-    let _ = writeln!(s, "{}\n", finding(&reqs));
+    let (device, control_plane): (Vec<_>, Vec<_>) = by_requirement(run)
+        .into_iter()
+        .partition(|r| run.meta.subject_of(Some(r.id)) != Subject::ControlPlane);
+    let _ = writeln!(s, "{}\n", finding(&device, &control_plane));
 
     capabilities(&mut s, run);
-    requirement_table(&mut s, &reqs);
+    requirement_table(&mut s, Subject::Device, &device);
+    requirement_table(&mut s, Subject::ControlPlane, &control_plane);
     area_tables(&mut s, run);
     failure_details(&mut s, run);
     s
 }
 
-/// One sentence: the run's overall finding over the requirements.
-fn finding(reqs: &[RequirementFindings<'_>]) -> String {
-    if reqs.is_empty() {
+/// The run's overall finding: over the device's requirements first (what a vendor
+/// certifies), then, apart, over the reference target's control plane.
+fn finding(
+    device: &[RequirementFindings<'_>],
+    control_plane: &[RequirementFindings<'_>],
+) -> String {
+    if device.is_empty() && control_plane.is_empty() {
         return "No requirement of the offload API was checked (fabric contract cases only)."
             .into();
     }
+    let mut t = if device.is_empty() {
+        "No requirement on the device was checked.".to_string()
+    } else {
+        sentence("The device", device)
+    };
+    if !control_plane.is_empty() {
+        let _ = write!(
+            t,
+            " {}",
+            sentence(
+                "The reference target's control plane (software over the device, not the \
+                 device)",
+                control_plane
+            )
+        );
+    }
+    t
+}
+
+/// One sentence on `who` over these requirements.
+fn sentence(who: &str, reqs: &[RequirementFindings<'_>]) -> String {
     let count = |f: Finding| reqs.iter().filter(|r| r.finding() == f).count();
     let (bad, undetermined) = (count(Finding::DoesNotConform), count(Finding::Undetermined));
     let untested = count(Finding::NotTested);
     let tested = reqs.len() - untested;
     let mut t = if bad > 0 {
         format!(
-            "**The device does not conform**: {bad} of {} requirements have failing checks",
+            "**{who} does not conform**: {bad} of {} requirements have failing checks",
             reqs.len()
         )
     } else if undetermined > 0 {
         format!(
-            "**Undetermined**: no requirement failed, but {undetermined} of {} have cases that \
-             errored",
+            "**{who}: undetermined**: no requirement failed, but {undetermined} of {} have \
+             cases that errored",
             reqs.len()
         )
     } else {
-        format!("**The device conforms** to the {tested} requirements tested")
+        format!("**{who} conforms** to the {tested} requirements tested")
     };
     if untested > 0 {
         let _ = write!(t, "; {untested} not tested (every case skipped)");
@@ -100,19 +128,34 @@ fn capabilities(s: &mut String, run: &RunResult) {
     let _ = writeln!(s);
 }
 
-fn requirement_table(s: &mut String, reqs: &[RequirementFindings<'_>]) {
+fn requirement_table(s: &mut String, subject: Subject, reqs: &[RequirementFindings<'_>]) {
     if reqs.is_empty() {
         return;
     }
-    let _ = writeln!(s, "## Requirements\n");
-    let _ = writeln!(
-        s,
-        "Each requirement of the offload API (see `docs/requirements.md`) with what its \
-         cases found, and how many of its checks ran and held. A case may check several \
-         requirements; a failure counts against the requirement of the check that failed \
-         only. Fabric contract cases check the fabric, not a requirement: they are in the \
-         area tables only.\n"
-    );
+    if subject == Subject::ControlPlane {
+        let _ = writeln!(
+            s,
+            "## Requirements on the reference target's control plane\n"
+        );
+        let _ = writeln!(
+            s,
+            "These rules bind the reference target's own software, which runs over the \
+             device: Connect handling, admin commands, discovery, keep-alive, its software \
+             I/O path and its reaction to offload events. They are not requirements on the \
+             device; a failure here is about the target, unless the failing check is one \
+             of the device's requirements above.\n"
+        );
+    } else {
+        let _ = writeln!(s, "## Requirements on the device\n");
+        let _ = writeln!(
+            s,
+            "Each requirement of the offload API on the device (see \
+             `docs/requirements.md`) with what its cases found, and how many of its checks \
+             ran and held. A case may check several requirements; a failure counts against \
+             the requirement of the check that failed only. Fabric contract cases check \
+             the fabric, not a requirement: they are in the area tables only.\n"
+        );
+    }
     let _ = writeln!(
         s,
         "| requirement | finding | checks held | case | verdict |"
@@ -330,9 +373,52 @@ mod tests {
                 shard: None,
                 version: "0".into(),
                 replay: vec![],
+                control_plane: vec![],
             },
             cases,
         }
+    }
+
+    #[test]
+    fn control_plane_requirements_are_found_and_tabled_apart_from_the_device() {
+        let mut r = run(vec![
+            rec("mapping.ok", Some("MAP-OK"), Verdict::Pass),
+            rec(
+                "connect.x",
+                Some("CONN-X"),
+                Verdict::Fail("expected 1/82h".into()),
+            ),
+            rec("admin.y", Some("ADM-Y"), Verdict::Pass),
+        ]);
+        r.meta.control_plane = vec!["CONN-X".into(), "ADM-Y".into()];
+        let md = to_markdown(&r);
+        assert!(
+            md.contains(
+                "**The device conforms** to the 1 requirements tested. **The reference \
+                 target's control plane (software over the device, not the device) does not \
+                 conform**: 1 of 2 requirements have failing checks."
+            ),
+            "{md}"
+        );
+        let at = |h: &str| md.find(h).unwrap_or_else(|| panic!("{h} missing: {md}"));
+        let device = &md[at("## Requirements on the device")
+            ..at("## Requirements on the reference target's control plane")];
+        let cp =
+            &md[at("## Requirements on the reference target's control plane")..at("## mapping\n")];
+        assert!(
+            device.contains("| `MAP-OK` |") && !device.contains("CONN-X"),
+            "{device}"
+        );
+        assert!(cp.contains("| `CONN-X` | **does not conform** |"), "{cp}");
+        assert!(cp.contains("| `ADM-Y` |") && !cp.contains("MAP-OK"), "{cp}");
+        // Without the list (an older results.json), every requirement is the device's.
+        r.meta.control_plane.clear();
+        let md = to_markdown(&r);
+        assert!(
+            md.contains("**The device does not conform**: 1 of 3"),
+            "{md}"
+        );
+        assert!(!md.contains("control plane"), "{md}");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 pub mod child;
 mod exit;
 mod record;
+mod subject;
 
 pub use exit::ExitCode;
 pub use record::{CaseRecord, RunMeta, RunResult, Verdict};
+pub use subject::Subject;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ExitCode;
+use super::{ExitCode, Subject};
 
 /// The verdict on one case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,9 +123,24 @@ pub struct RunMeta {
     /// seed alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replay: Vec<String>,
+    /// The requirements that bind the reference target's control plane rather than the
+    /// device ([`Subject::ControlPlane`]); every other requirement is the device's. Empty
+    /// in results written before it existed (every requirement is then the device's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control_plane: Vec<String>,
 }
 
 impl RunMeta {
+    /// What a requirement is about; `None` (a fabric contract case has no requirement) is
+    /// the fabric.
+    pub fn subject_of(&self, requirement: Option<&str>) -> Subject {
+        match requirement {
+            None => Subject::Fabric,
+            Some(r) if self.control_plane.iter().any(|c| c == r) => Subject::ControlPlane,
+            Some(_) => Subject::Device,
+        }
+    }
+
     /// The command that replays case `id` of this run, quoted for a POSIX shell.
     pub fn replay_line(&self, id: &str) -> String {
         let mut args = vec!["nvmf-conform".to_string(), "replay".into(), id.into()];
@@ -266,6 +281,7 @@ mod tests {
                 shard: None,
                 version: "0".into(),
                 replay: vec![],
+                control_plane: vec![],
             },
             cases,
         }
