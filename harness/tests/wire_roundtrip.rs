@@ -696,3 +696,26 @@ proptest! {
         }
     }
 }
+
+// Controller properties (CAP, CC, CSTS): every value's known fields survive parse + emit,
+// reserved bits are dropped, and a parsed value re-parses to itself.
+// Bits CapRepr does not hold: reserved 23:19, BPS (45), reserved 47:46, and 63:56.
+const CAP_RESERVED: u64 = (0b11111 << 19) | (0b111 << 45) | (0xff << 56);
+const CC_RESERVED: u32 = (0b111 << 1) | (0xff << 24);
+const CSTS_RESERVED: u32 = !0b11_1111;
+
+proptest! {
+    #[test]
+    fn cap_cc_csts_round_trip(cap in any::<u64>(), cc in any::<u32>(), csts in any::<u32>()) {
+        use harness::wire::{CapRepr, CcRepr, CstsRepr};
+        let r = CapRepr::parse(cap);
+        prop_assert_eq!(r.emit(), cap & !CAP_RESERVED);
+        prop_assert_eq!(CapRepr::parse(r.emit()), r);
+        let r = CcRepr::parse(cc);
+        prop_assert_eq!(r.emit(), cc & !CC_RESERVED);
+        prop_assert_eq!(CcRepr::parse(r.emit()), r);
+        let r = CstsRepr::parse(csts);
+        prop_assert_eq!(r.emit(), csts & !CSTS_RESERVED);
+        prop_assert_eq!(CstsRepr::parse(r.emit()), r);
+    }
+}

@@ -2,10 +2,7 @@
 //! sends that a strict reading of the specification would refuse, and that Linux nvmet
 //! accepts. Each tolerance names the host that needs it and how it was found.
 
-/// Byte range of SGL1's reserved bytes 14:12 inside a capsule (SGL1 is SQE bytes 24..40).
-const SGL1_RESERVED: std::ops::Range<usize> = 36..39;
-/// Byte of SGL1's descriptor type (high nibble) and subtype (low nibble).
-const SGL1_TYPE: usize = 39;
+use harness::wire::{sgl_type, sqe_field, Sgl};
 
 /// Clears SGL1's reserved bytes 14:12 when SGL1 is an unkeyed Data Block descriptor (type
 /// 0h); returns whether any was set.
@@ -16,16 +13,15 @@ const SGL1_TYPE: usize = 39;
 /// kernel initiator writing 4 KiB blocks to this target on soft-RoCE (every such write
 /// failed with 0/11h until this tolerance); `docs/target.md` records the decision.
 pub fn tolerate_sgl1_reserved(capsule: &mut [u8]) -> bool {
-    let Some(&t) = capsule.get(SGL1_TYPE) else {
+    let Some(bytes) = capsule.get_mut(sqe_field::DPTR) else {
         return false;
     };
-    if t >> 4 != 0 {
+    let mut sgl1 = Sgl::new_unchecked(bytes);
+    if sgl1.desc_type() != sgl_type::DATA_BLOCK || sgl1.reserved() == 0 {
         return false;
     }
-    let r = &mut capsule[SGL1_RESERVED];
-    let set = r.iter().any(|b| *b != 0);
-    r.fill(0);
-    set
+    sgl1.clear_reserved();
+    true
 }
 
 #[cfg(test)]

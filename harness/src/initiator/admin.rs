@@ -11,34 +11,25 @@ use super::io::IoQueue;
 use super::queue::{Command, Completion, DataMode, HostQueue, QueueSpec, Transfer};
 use crate::fabric::{DeviceContext, PdId};
 use crate::wire::{
-    AdminOpcode, ConnectDataRepr, DiscoveryLogHeaderRepr, DiscoveryLogRepr, FabricsRepr,
-    PropertyGetRepr, PropertySetRepr, PropertySize, Psdt, SglRepr, SqeCommand, CNTLID_DYNAMIC,
-    DISCOVERY_LOG_ENTRY_LEN, DISCOVERY_LOG_HEADER_LEN, DISCOVERY_LOG_LID,
+    AdminOpcode, CcRepr, ConnectDataRepr, CstsRepr, DiscoveryLogHeaderRepr, DiscoveryLogRepr,
+    FabricsRepr, IdentifyControllerRepr, IdentifyNamespaceRepr, PropertyGetRepr, PropertySetRepr,
+    PropertySize, Psdt, SglRepr, SqeCommand, CNTLID_DYNAMIC, DISCOVERY_LOG_ENTRY_LEN,
+    DISCOVERY_LOG_HEADER_LEN, DISCOVERY_LOG_LID, SHN_NONE, SHN_NORMAL, SHST_COMPLETE,
 };
 
-/// Property offset of CAP (Controller Capabilities, 8 bytes).
-pub const PROP_CAP: u32 = 0x00;
-/// Property offset of VS (Version, 4 bytes).
-pub const PROP_VS: u32 = 0x08;
-/// Property offset of CC (Controller Configuration, 4 bytes).
-pub const PROP_CC: u32 = 0x14;
-/// Property offset of CSTS (Controller Status, 4 bytes).
-pub const PROP_CSTS: u32 = 0x1c;
+pub use crate::wire::{PROP_CAP, PROP_CC, PROP_CSTS, PROP_VS};
 
-/// CC.EN.
-pub const CC_EN: u32 = 1 << 0;
-/// CC.SHN = 01b, normal shutdown (bits 15:14).
-pub const CC_SHN_NORMAL: u32 = 1 << 14;
-/// CC.IOSQES = 6 (64-byte SQEs) and CC.IOCQES = 4 (16-byte CQEs), as Linux sets them.
-pub const CC_IOSQES_IOCQES: u32 = (6 << 16) | (4 << 20);
-/// CSTS.RDY.
-pub const CSTS_RDY: u32 = 1 << 0;
-/// CSTS.CFS.
-pub const CSTS_CFS: u32 = 1 << 1;
-/// CSTS.SHST mask (bits 3:2); 10b = shutdown complete.
-pub const CSTS_SHST_MASK: u32 = 0b11 << 2;
-/// CSTS.SHST = 10b, shutdown processing complete.
-pub const CSTS_SHST_CMPLT: u32 = 0b10 << 2;
+/// CC as Linux writes it to enable a controller, EN aside: IOSQES 6 (64-byte SQEs),
+/// IOCQES 4 (16-byte CQEs).
+pub const LINUX_CC: CcRepr = CcRepr {
+    en: false,
+    css: 0,
+    mps: 0,
+    ams: 0,
+    shn: SHN_NONE,
+    iosqes: 6,
+    iocqes: 4,
+};
 
 /// Largest Get Log Page transfer [`Controller::discovery_log`] makes, in bytes (as libnvme).
 pub const DISCOVERY_LOG_CHUNK: u32 = 4096;
@@ -152,15 +143,16 @@ impl IdentifyController {
                 raw.len()
             )));
         }
-        let u32_at = |o: usize| u32::from_le_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
+        let r = IdentifyControllerRepr::parse(&raw)
+            .map_err(|e| InitiatorError::Protocol(format!("identify controller: {e}")))?;
         Ok(IdentifyController {
-            mdts: raw[77],
-            cntlid: u16::from_le_bytes([raw[78], raw[79]]),
-            nn: u32_at(516),
-            sgls: u32_at(536),
-            ioccsz: u32_at(1792),
-            iorcsz: u32_at(1796),
-            icdoff: u16::from_le_bytes([raw[1800], raw[1801]]),
+            mdts: r.mdts,
+            cntlid: r.cntlid,
+            nn: r.nn,
+            sgls: r.sgls,
+            ioccsz: r.ioccsz,
+            iorcsz: r.iorcsz,
+            icdoff: r.icdoff,
             raw,
         })
     }
@@ -195,22 +187,19 @@ impl IdentifyNamespace {
                 raw.len()
             )));
         }
-        let u64_at = |o: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&raw[o..o + 8]);
-            u64::from_le_bytes(b)
-        };
-        let flbas = raw[26];
+        let r = IdentifyNamespaceRepr::parse(&raw)
+            .map_err(|e| InitiatorError::Protocol(format!("identify namespace: {e}")))?;
+        let flbas = r.flbas;
         let fmt = usize::from(flbas & 0x0f) | (usize::from(flbas >> 5 & 0x3) << 4);
-        let lbads = raw[128 + 4 * fmt + 2];
+        let lbads = r.current_format().map_or(0, |f| f.lbads);
         if !(9..32).contains(&lbads) {
             return Err(InitiatorError::Protocol(format!(
                 "identify namespace: LBADS {lbads} of format {fmt}"
             )));
         }
         Ok(IdentifyNamespace {
-            nsze: u64_at(0),
-            ncap: u64_at(8),
+            nsze: r.nsze,
+            ncap: r.ncap,
             flbas,
             lba_size: 1 << lbads,
             raw,
@@ -380,13 +369,22 @@ impl Controller {
         self.property_set(
             PROP_CC,
             PropertySize::Four,
-            u64::from(CC_IOSQES_IOCQES | CC_EN),
+            u64::from(
+                CcRepr {
+                    en: true,
+                    ..LINUX_CC
+                }
+                .emit(),
+            ),
         )
         .await?;
         let csts = self
-            .poll_csts("CSTS.RDY = 1", |c| c & (CSTS_RDY | CSTS_CFS) != 0)
+            .poll_csts("CSTS.RDY = 1", |c| {
+                let c = CstsRepr::parse(c);
+                c.rdy || c.cfs
+            })
             .await?;
-        if csts & CSTS_CFS != 0 {
+        if CstsRepr::parse(csts).cfs {
             return Err(InitiatorError::Protocol(format!(
                 "CSTS.CFS set while enabling (CSTS {csts:#x})"
             )));
@@ -548,11 +546,17 @@ impl Controller {
     /// until shutdown complete (bounded).
     pub async fn shutdown(&mut self) -> Result<()> {
         let cc = self.property_get(PROP_CC, PropertySize::Four).await? as u32;
-        let cc = (cc & !(0b11 << 14)) | CC_SHN_NORMAL;
+        // Only SHN changes; bits CcRepr does not know (reserved) are kept.
+        let known = CcRepr::parse(cc);
+        let shutdown = CcRepr {
+            shn: SHN_NORMAL,
+            ..known
+        };
+        let cc = (cc & !known.emit()) | shutdown.emit();
         self.property_set(PROP_CC, PropertySize::Four, u64::from(cc))
             .await?;
         self.poll_csts("CSTS.SHST = complete", |c| {
-            c & CSTS_SHST_MASK == CSTS_SHST_CMPLT
+            CstsRepr::parse(c).shst == SHST_COMPLETE
         })
         .await?;
         Ok(())
@@ -608,14 +612,29 @@ mod tests {
 
     #[test]
     fn identify_namespace_uses_the_selected_format() {
-        let mut raw = vec![0u8; 4096];
-        raw[0..8].copy_from_slice(&1000u64.to_le_bytes());
-        raw[26] = 0x21; // FLBAS: format 1 | (1 << 4) via bits 6:5 = 01b -> 17
-        raw[128 + 4 * 17 + 2] = 12;
-        let ns = IdentifyNamespace::parse(raw).unwrap();
-        assert_eq!(ns.nsze, 1000);
+        use crate::wire::LbaFormatRepr;
+        let mut repr = IdentifyNamespaceRepr {
+            nsze: 1000,
+            ncap: 1000,
+            // FLBAS: format 17 = 1 | (01b in bits 6:5) << 4.
+            flbas: 0x21,
+            lbaf: (0..18)
+                .map(|i| LbaFormatRepr {
+                    ms: 0,
+                    lbads: if i == 17 { 12 } else { 9 },
+                    rp: 0,
+                })
+                .collect(),
+            ..IdentifyNamespaceRepr::default()
+        };
+        let ns = IdentifyNamespace::parse(repr.emit().unwrap()).unwrap();
+        assert_eq!((ns.nsze, ns.ncap, ns.flbas), (1000, 1000, 0x21));
         assert_eq!(ns.lba_size, 4096);
+        // FLBAS naming a format the namespace does not list, or LBADS 0: refused.
+        repr.lbaf.truncate(17);
+        assert!(IdentifyNamespace::parse(repr.emit().unwrap()).is_err());
         assert!(IdentifyNamespace::parse(vec![0u8; 4096]).is_err());
+        assert!(IdentifyNamespace::parse(vec![0u8; 4095]).is_err());
     }
 
     #[test]

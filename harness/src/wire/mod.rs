@@ -36,6 +36,7 @@ mod field;
 mod identify;
 mod log_page;
 mod opcode;
+mod registers;
 mod sgl;
 mod sqe;
 mod status;
@@ -74,9 +75,13 @@ pub use log_page::{
     ERROR_ENTRY_LEN, LID_ERROR, LID_FIRMWARE_SLOT, LID_SMART, LOG_512,
 };
 pub use opcode::{AdminOpcode, FabricsType, NvmOpcode, FABRICS_OPCODE};
+pub use registers::{
+    CapRepr, CcRepr, CstsRepr, PROP_CAP, PROP_CC, PROP_CSTS, PROP_VS, SHN_ABRUPT, SHN_NONE,
+    SHN_NORMAL, SHST_COMPLETE, SHST_NORMAL, SHST_OCCURRING,
+};
 pub use sgl::{
-    field as sgl_field, Sgl, SglAddressing, SglRepr, SGL_DESC_LEN, SGL_ID_IN_CAPSULE, SGL_ID_KEYED,
-    SGL_ID_KEYED_INVALIDATE, SGL_KEYED_MAX_LEN,
+    field as sgl_field, ty as sgl_type, Sgl, SglAddressing, SglRepr, SGL_DESC_LEN,
+    SGL_ID_IN_CAPSULE, SGL_ID_KEYED, SGL_ID_KEYED_INVALIDATE, SGL_KEYED_MAX_LEN,
 };
 pub use sqe::{
     field as sqe_field, DataPointer, DsmCommand, Fuse, Psdt, RwCommand, Sqe, SqeCommand, SqeRepr,

@@ -53,11 +53,17 @@ pub mod field {
     pub const IDENTIFIER: usize = 15;
 }
 
-mod ty {
+/// SGL descriptor types (the identifier's high nibble).
+pub mod ty {
+    /// Data Block.
     pub const DATA_BLOCK: u8 = 0x0;
+    /// Bit Bucket.
     pub const BIT_BUCKET: u8 = 0x1;
+    /// Segment.
     pub const SEGMENT: u8 = 0x2;
+    /// Last Segment.
     pub const LAST_SEGMENT: u8 = 0x3;
+    /// Keyed Data Block.
     pub const KEYED_DATA_BLOCK: u8 = 0x4;
 }
 

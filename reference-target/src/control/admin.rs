@@ -29,21 +29,22 @@
 //! brings a controller up and keeps it alive.
 
 use harness::wire::{
-    FabricsRepr, PropertySize, SglAddressing, SglRepr, SqeRepr, Status, WireError,
+    CapRepr, CcRepr, CstsRepr, FabricsRepr, PropertySize, SglAddressing, SglRepr, SqeRepr, Status,
+    WireError, PROP_CAP, PROP_CC, PROP_CSTS, PROP_VS, SHN_NONE, SHST_COMPLETE,
 };
 use tokio::time::Instant;
 
 use super::discovery;
 use super::identity::{self, AERL, MAX_IO_QUEUES, VS};
-use super::queue::{DataRef, Queue};
+use super::queue::{Capsule, DataRef, Queue};
 
 /// Most bytes one Get Log Page may return from the error information log (64 entries).
 const ERROR_LOG_LEN: usize = 64 * 64;
 
 /// A Fabrics command other than Connect on the admin queue.
-pub(crate) async fn on_fabrics(q: &mut Queue, bytes: &[u8]) {
-    let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
-    let (status, result) = match FabricsRepr::parse_bytes(&bytes[..64]) {
+pub(crate) async fn on_fabrics(q: &mut Queue, c: &Capsule<'_>) {
+    let cid = c.cid();
+    let (status, result) = match FabricsRepr::parse_bytes(c.sqe_bytes()) {
         Err(WireError::BadValue { field, .. }) if field.contains("fctype") => {
             (Status::INVALID_OPCODE.with_dnr(), 0)
         }
@@ -55,9 +56,16 @@ pub(crate) async fn on_fabrics(q: &mut Queue, bytes: &[u8]) {
     q.respond(cid, status, result, None).await;
 }
 
+/// CAP: MQES the subsystem's queue depth - 1, CQR, TO 15 s (30 x 500 ms), CSS NVM.
 fn cap(q: &Queue) -> u64 {
-    let mqes = u64::from(q.sh.subs[q.sub].depth.saturating_sub(1));
-    mqes | 1 << 16 | 30 << 24 | 1 << 37
+    CapRepr {
+        mqes: q.sh.subs[q.sub].depth.saturating_sub(1),
+        cqr: true,
+        to: 30,
+        css: 1,
+        ..CapRepr::default()
+    }
+    .emit()
 }
 
 fn property_get(q: &Queue, offset: u32, size: PropertySize) -> (Status, u64) {
@@ -66,53 +74,52 @@ fn property_get(q: &Queue, offset: u32, size: PropertySize) -> (Status, u64) {
         return (Status::COMMAND_SEQUENCE_ERROR.with_dnr(), 0);
     };
     match (size, offset) {
-        (PropertySize::Eight, 0x00) => (Status::SUCCESS, cap(q)),
-        (PropertySize::Four, 0x08) => (Status::SUCCESS, u64::from(VS)),
-        (PropertySize::Four, 0x14) => (Status::SUCCESS, u64::from(c.cc)),
-        (PropertySize::Four, 0x1c) => (Status::SUCCESS, u64::from(c.csts)),
+        (PropertySize::Eight, PROP_CAP) => (Status::SUCCESS, cap(q)),
+        (PropertySize::Four, PROP_VS) => (Status::SUCCESS, u64::from(VS)),
+        (PropertySize::Four, PROP_CC) => (Status::SUCCESS, u64::from(c.cc)),
+        (PropertySize::Four, PROP_CSTS) => (Status::SUCCESS, u64::from(c.csts)),
         _ => (Status::INVALID_FIELD.with_dnr(), 0),
     }
 }
-
-/// CSTS.SHST, the shutdown status field (bits 3:2) ...
-const CSTS_SHST: u32 = 0b11 << 2;
-/// ... and its value 10b, shutdown processing complete.
-const CSTS_SHST_COMPLETE: u32 = 0b10 << 2;
 
 fn property_set(q: &Queue, offset: u32, size: PropertySize, value: u64) -> (Status, u64) {
     let mut st = q.sh.lock();
     let Some(c) = q.cntlid.and_then(|id| st.ctrls.get_mut(&(q.sub, id))) else {
         return (Status::COMMAND_SEQUENCE_ERROR.with_dnr(), 0);
     };
-    if size != PropertySize::Four || offset != 0x14 {
+    if size != PropertySize::Four || offset != PROP_CC {
         return (Status::INVALID_FIELD.with_dnr(), 0);
     }
     let new = value as u32;
-    let (old_en, en) = (c.cc & 1 != 0, new & 1 != 0);
+    let (old, cc) = (CcRepr::parse(c.cc), CcRepr::parse(new));
     c.cc = new;
-    if en && !old_en {
-        c.csts = 1;
-    } else if !en && old_en {
-        c.csts = 0;
+    let mut csts = CstsRepr::parse(c.csts);
+    if cc.en && !old.en {
+        csts = CstsRepr {
+            rdy: true,
+            ..CstsRepr::default()
+        };
+    } else if !cc.en && old.en {
+        csts = CstsRepr::default();
     }
-    if (new >> 14) & 0b11 != 0 {
-        c.csts = (c.csts & !CSTS_SHST) | CSTS_SHST_COMPLETE;
+    if cc.shn != SHN_NONE {
+        csts.shst = SHST_COMPLETE;
     }
+    c.csts = csts.emit();
     (Status::SUCCESS, 0)
 }
 
 /// An admin command (not Fabrics) on the admin queue.
-pub(crate) async fn on_admin(q: &mut Queue, bytes: &[u8]) {
-    let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
-    let sqe =
-        match harness::wire::Sqe::new_checked(&bytes[..64]).and_then(|v| SqeRepr::parse_raw(&v)) {
-            Ok(s) => s,
-            Err(_) => {
-                q.respond(cid, Status::INVALID_FIELD.with_dnr(), 0, None)
-                    .await;
-                return;
-            }
-        };
+pub(crate) async fn on_admin(q: &mut Queue, c: &Capsule<'_>) {
+    let cid = c.cid();
+    let sqe = match SqeRepr::parse_raw(&c.sqe) {
+        Ok(s) => s,
+        Err(_) => {
+            q.respond(cid, Status::INVALID_FIELD.with_dnr(), 0, None)
+                .await;
+            return;
+        }
+    };
     let ready = q.cntlid.is_some_and(|id| {
         q.sh.lock()
             .ctrls
@@ -135,11 +142,12 @@ pub(crate) async fn on_admin(q: &mut Queue, bytes: &[u8]) {
             .get(&(q.sub, id))
             .is_some_and(|c| c.discovery)
     });
-    match bytes[0] {
-        0x02 => get_log_page(q, bytes, cdw, discovery).await,
-        0x06 => identify(q, bytes, sqe.nsid, cdw[0] & 0xff, discovery).await,
+    let opcode = c.sqe.opcode();
+    match opcode {
+        0x02 => get_log_page(q, c, cdw, discovery).await,
+        0x06 => identify(q, c, sqe.nsid, cdw[0] & 0xff, discovery).await,
         0x09 | 0x0a => {
-            let (s, r) = features(q, bytes[0] == 0x09, cdw[0] & 0xff, cdw[1], discovery);
+            let (s, r) = features(q, opcode == 0x09, cdw[0] & 0xff, cdw[1], discovery);
             q.respond(cid, s, r, None).await;
         }
         0x0c => async_event_request(q, cid).await,
@@ -214,8 +222,8 @@ fn features(q: &Queue, set: bool, fid: u32, cdw11: u32, discovery: bool) -> (Sta
     }
 }
 
-async fn identify(q: &mut Queue, bytes: &[u8], nsid: u32, cns: u32, discovery: bool) {
-    let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
+async fn identify(q: &mut Queue, c: &Capsule<'_>, nsid: u32, cns: u32, discovery: bool) {
+    let cid = c.cid();
     let data = match cns {
         0x01 if discovery => Ok(identity::discovery_controller(q)),
         _ if discovery => Err(Status::INVALID_FIELD),
@@ -240,14 +248,14 @@ async fn identify(q: &mut Queue, bytes: &[u8], nsid: u32, cns: u32, discovery: b
     // A structure that does not emit is the target's own fault.
     let data = data.and_then(|d| d.map_err(|_| Status::INTERNAL_ERROR));
     match data {
-        Ok(d) => send_data(q, bytes, cid, &d).await,
+        Ok(d) => send_data(q, c, cid, &d).await,
         Err(s) => q.respond(cid, s.with_dnr(), 0, None).await,
     }
 }
 
 /// Get Log Page (see the module docs).
-async fn get_log_page(q: &mut Queue, bytes: &[u8], cdw: [u32; 6], discovery: bool) {
-    let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
+async fn get_log_page(q: &mut Queue, c: &Capsule<'_>, cdw: [u32; 6], discovery: bool) {
+    let cid = c.cid();
     let lid = (cdw[0] & 0xff) as u8;
     let numd = u64::from(cdw[0] >> 16) | u64::from(cdw[1] & 0xffff) << 16;
     let len = (numd + 1) * 4;
@@ -288,23 +296,23 @@ async fn get_log_page(q: &mut Queue, bytes: &[u8], cdw: [u32; 6], discovery: boo
     let from = &log[lpo as usize..];
     let n = from.len().min(data.len());
     data[..n].copy_from_slice(&from[..n]);
-    send_data(q, bytes, cid, &data).await;
+    send_data(q, c, cid, &data).await;
 }
 
 /// Sends `data` to the host through the command's keyed SGL (exactly `data.len()` bytes,
 /// else 0/0Fh; in-capsule → 0/02h: data to the host cannot travel in the capsule), then
 /// the response.
-async fn send_data(q: &mut Queue, bytes: &[u8], cid: u16, data: &[u8]) {
+async fn send_data(q: &mut Queue, c: &Capsule<'_>, cid: u16, data: &[u8]) {
     if let Ok(SglRepr::DataBlock {
         addressing: SglAddressing::Offset,
         ..
-    }) = SglRepr::parse_bytes(&bytes[24..40])
+    }) = SglRepr::parse(&c.sqe.sgl1())
     {
         return q
             .respond(cid, Status::INVALID_FIELD.with_dnr(), 0, None)
             .await;
     }
-    match q.data_ref(bytes, 0) {
+    match q.data_ref(c, 0) {
         Err(s) => q.respond(cid, s, 0, None).await,
         Ok(Some(DataRef::Keyed {
             addr,

@@ -26,7 +26,7 @@ use harness::wire::{
 use tokio::time::Instant;
 
 use super::identity::{ADMIN_DEPTH_MAX, DISCOVERY_NQN, MAX_IO_QUEUES};
-use super::queue::{DataRef, Queue};
+use super::queue::{Capsule, DataRef, Queue};
 use super::state::{NvmfCtrl, Shared, IDLE_TICK};
 use crate::quirks::Quirk;
 
@@ -47,29 +47,29 @@ fn invalid(p: InvalidParam) -> (Status, u64) {
 }
 
 /// A Fabrics Connect capsule on `q`.
-pub(crate) async fn on_connect(q: &mut Queue, bytes: &[u8]) {
-    let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
-    let (status, result, inval) = connect_status(q, bytes).await;
+pub(crate) async fn on_connect(q: &mut Queue, c: &Capsule<'_>) {
+    let cid = c.cid();
+    let (status, result, inval) = connect_status(q, c).await;
     if q.dead {
         return;
     }
     q.respond(cid, status, result, inval).await;
 }
 
-async fn connect_status(q: &mut Queue, bytes: &[u8]) -> (Status, u64, Option<u32>) {
+async fn connect_status(q: &mut Queue, c: &Capsule<'_>) -> (Status, u64, Option<u32>) {
     let sh = q.sh.clone();
     let sub = &sh.subs[q.sub];
     let fail = |s: Status| (s.with_dnr(), 0u64, None);
     if q.cntlid.is_some() {
         return fail(Status::COMMAND_SEQUENCE_ERROR);
     }
-    let v = FabricsCmd::new_unchecked(&bytes[..64]);
+    let v = FabricsCmd::new_unchecked(c.sqe_bytes());
     let (recfmt, qid, sqsize, kato) = (v.recfmt(), v.qid(), v.sqsize(), v.kato());
     if recfmt != 0 {
         return fail(Status::CONNECT_INCOMPATIBLE_FORMAT);
     }
     // The Connect data.
-    let data = match q.data_ref(bytes, 0) {
+    let data = match q.data_ref(c, 0) {
         Err(s) => return (s, 0, None),
         Ok(None) => return fail(Status::DATA_SGL_LENGTH_INVALID),
         Ok(Some(d)) => d,
@@ -93,7 +93,7 @@ async fn connect_status(q: &mut Queue, bytes: &[u8]) -> (Status, u64, Option<u32
             if len as usize != CONNECT_DATA_LEN {
                 return fail(Status::DATA_SGL_LENGTH_INVALID);
             }
-            (bytes[start..start + CONNECT_DATA_LEN].to_vec(), None)
+            (c.bytes[start..start + CONNECT_DATA_LEN].to_vec(), None)
         }
     };
     let with = |(s, r): (Status, u64)| (s, r, inval);

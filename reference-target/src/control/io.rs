@@ -14,24 +14,26 @@
 //! Data moves by RDMA READ / WRITE with the host's keyed SGL or from the capsule; the
 //! response is a SEND (SEND with invalidate for 4Fh).
 
-use harness::wire::{Fuse, SglAddressing, SglRepr, SqeCommand, SqeRepr, Status};
+use harness::wire::{
+    DsmRangeRepr, Fuse, Psdt, SglAddressing, SglRepr, SqeCommand, SqeRepr, Status,
+};
 
-use super::queue::{DataRef, Queue};
+use super::queue::{Capsule, DataRef, Queue};
 
 /// An I/O command on a connected I/O queue.
-pub(crate) async fn on_io(q: &mut Queue, bytes: &[u8]) {
-    let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
+pub(crate) async fn on_io(q: &mut Queue, c: &Capsule<'_>) {
+    let cid = c.cid();
     *q.sh.lock().sw_io.entry(q.sub).or_insert(0) += 1;
-    let (status, inval) = match SqeRepr::parse_bytes(&bytes[..64]) {
+    let (status, inval) = match SqeRepr::parse(&c.sqe) {
         Err(_) => {
-            let psdt_sgl = (bytes[1] >> 6) & 0b11 != 0;
-            if psdt_sgl && SglRepr::parse_bytes(&bytes[24..40]).is_err() {
+            let psdt_sgl = c.sqe.psdt() != Psdt::Prp;
+            if psdt_sgl && SglRepr::parse(&c.sqe.sgl1()).is_err() {
                 (Status::SGL_DESCRIPTOR_TYPE_INVALID.with_dnr(), None)
             } else {
                 (Status::INVALID_FIELD.with_dnr(), None)
             }
         }
-        Ok(sqe) => serve(q, bytes, &sqe).await,
+        Ok(sqe) => serve(q, c, &sqe).await,
     };
     if q.dead {
         return;
@@ -41,8 +43,8 @@ pub(crate) async fn on_io(q: &mut Queue, bytes: &[u8]) {
             "sw-io-error subsystem={} qid={} opcode={:#04x} nsid={} status={:#05x}",
             q.sh.subs[q.sub].cfg.nqn,
             q.qid,
-            bytes[0],
-            u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+            c.sqe.opcode(),
+            c.sqe.nsid(),
             status.code()
         ));
     }
@@ -57,7 +59,7 @@ enum Op {
     Dsm { ranges: usize, deallocate: bool },
 }
 
-async fn serve(q: &mut Queue, bytes: &[u8], sqe: &SqeRepr) -> (Status, Option<u32>) {
+async fn serve(q: &mut Queue, c: &Capsule<'_>, sqe: &SqeRepr) -> (Status, Option<u32>) {
     let dnr = |s: Status| (s.with_dnr(), None);
     if !sqe.psdt.is_sgl() || sqe.fuse != Fuse::Normal {
         return dnr(Status::INVALID_FIELD);
@@ -133,11 +135,11 @@ async fn serve(q: &mut Queue, bytes: &[u8], sqe: &SqeRepr) -> (Status, Option<u3
             if let Ok(SglRepr::DataBlock {
                 addressing: SglAddressing::Offset,
                 ..
-            }) = SglRepr::parse_bytes(&bytes[24..40])
+            }) = SglRepr::parse(&c.sqe.sgl1())
             {
                 return dnr(Status::INVALID_FIELD);
             }
-            let (addr, key, invalidate) = match q.data_ref(bytes, icdoff) {
+            let (addr, key, invalidate) = match q.data_ref(c, icdoff) {
                 Err(s) => return (s, None),
                 Ok(Some(DataRef::Keyed {
                     addr,
@@ -178,7 +180,7 @@ async fn serve(q: &mut Queue, bytes: &[u8], sqe: &SqeRepr) -> (Status, Option<u3
                 return dnr(Status::LBA_OUT_OF_RANGE);
             }
             let len = blocks * lba;
-            let (data, inval) = match fetch(q, bytes, icdoff, len).await {
+            let (data, inval) = match fetch(q, c, icdoff, len).await {
                 Ok(x) => x,
                 Err(s) => return (s, None),
             };
@@ -204,18 +206,14 @@ async fn serve(q: &mut Queue, bytes: &[u8], sqe: &SqeRepr) -> (Status, Option<u3
             }
         }
         Op::Dsm { ranges, deallocate } => {
-            let (raw, inval) = match fetch(q, bytes, icdoff, 16 * ranges as u64).await {
+            let (raw, inval) = match fetch(q, c, icdoff, 16 * ranges as u64).await {
                 Ok(x) => x,
                 Err(s) => return (s, None),
             };
-            let list: Vec<(u64, u64)> = raw
-                .chunks_exact(16)
-                .map(|r| {
-                    let n = u32::from_le_bytes([r[4], r[5], r[6], r[7]]);
-                    let mut s = [0u8; 8];
-                    s.copy_from_slice(&r[8..16]);
-                    (u64::from_le_bytes(s), u64::from(n))
-                })
+            let list: Vec<(u64, u64)> = DsmRangeRepr::parse_list(&raw, ranges)
+                .unwrap_or_default()
+                .iter()
+                .map(|r| (r.slba, u64::from(r.nlb)))
                 .collect();
             if list.iter().any(|&(s, n)| !in_range(s, n)) {
                 return (Status::LBA_OUT_OF_RANGE.with_dnr(), inval);
@@ -239,11 +237,11 @@ async fn serve(q: &mut Queue, bytes: &[u8], sqe: &SqeRepr) -> (Status, Option<u3
 /// Returns the data and the key to invalidate with the response.
 async fn fetch(
     q: &mut Queue,
-    bytes: &[u8],
+    c: &Capsule<'_>,
     icdoff: usize,
     len: u64,
 ) -> Result<(Vec<u8>, Option<u32>), Status> {
-    match q.data_ref(bytes, icdoff)? {
+    match q.data_ref(c, icdoff)? {
         Some(DataRef::Keyed {
             addr,
             key,
@@ -265,7 +263,7 @@ async fn fetch(
             if u64::from(l) != len {
                 return Err(Status::DATA_SGL_LENGTH_INVALID.with_dnr());
             }
-            Ok((bytes[start..start + l as usize].to_vec(), None))
+            Ok((c.bytes[start..start + l as usize].to_vec(), None))
         }
         None => Err(Status::DATA_SGL_LENGTH_INVALID.with_dnr()),
     }

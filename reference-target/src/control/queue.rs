@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use harness::fabric::{ConnId, CqId, MrInfo, QpId, SendOp, SendWr, WcStatus, WorkCompletion};
-use harness::wire::{CqeRepr, SglAddressing, SglRepr, Status, SQE_LEN};
+use harness::wire::{CqeRepr, SglAddressing, SglRepr, Sqe, Status, SQE_LEN};
 
 use super::state::{Shared, OP_BOUND};
 
@@ -31,6 +31,32 @@ pub(crate) enum DataRef {
     },
     /// In the capsule, at this byte offset of the capsule (SQE included), this long.
     InCapsule { start: usize, len: u32 },
+}
+
+/// A received capsule of at least an SQE: the SQE view over its first 64 bytes, through
+/// which every handler reads the command's fields, and the whole capsule (in-capsule data
+/// follows the SQE). Built once per capsule by the connection's task.
+pub(crate) struct Capsule<'a> {
+    pub sqe: Sqe<&'a [u8]>,
+    pub bytes: &'a [u8],
+}
+
+impl<'a> Capsule<'a> {
+    /// `None` for fewer bytes than an SQE.
+    pub fn new(bytes: &'a [u8]) -> Option<Capsule<'a>> {
+        let sqe = Sqe::new_checked(bytes.get(..SQE_LEN)?).ok()?;
+        Some(Capsule { sqe, bytes })
+    }
+
+    /// The command identifier.
+    pub fn cid(&self) -> u16 {
+        self.sqe.cid()
+    }
+
+    /// The SQE's 64 bytes.
+    pub fn sqe_bytes(&self) -> &'a [u8] {
+        &self.bytes[..SQE_LEN]
+    }
 }
 
 /// A connection: see the module docs.
@@ -105,8 +131,12 @@ impl Queue {
 
     /// Interprets SGL1 (bytes 24..40) of a capsule: `Err(status)` for a descriptor the
     /// target does not take (type → 0/11h).
-    pub(crate) fn data_ref(&self, bytes: &[u8], icdoff: usize) -> Result<Option<DataRef>, Status> {
-        let Ok(sgl) = SglRepr::parse_bytes(&bytes[24..40]) else {
+    pub(crate) fn data_ref(
+        &self,
+        c: &Capsule<'_>,
+        icdoff: usize,
+    ) -> Result<Option<DataRef>, Status> {
+        let Ok(sgl) = SglRepr::parse(&c.sqe.sgl1()) else {
             return Err(Status::SGL_DESCRIPTOR_TYPE_INVALID.with_dnr());
         };
         match sgl {
@@ -129,7 +159,7 @@ impl Queue {
                 let start = ((SQE_LEN + icdoff) as u64).checked_add(address);
                 let end = start.and_then(|s| s.checked_add(u64::from(length)));
                 match (start, end) {
-                    (Some(start), Some(e)) if e <= bytes.len() as u64 => {
+                    (Some(start), Some(e)) if e <= c.bytes.len() as u64 => {
                         Ok(Some(DataRef::InCapsule {
                             start: start as usize,
                             len: length,

@@ -4,10 +4,10 @@
 //! (`control/admin.rs`), I/O on an I/O queue (`control/io.rs`).
 
 use harness::fabric::{RecvWr, WcStatus, WorkCompletion};
-use harness::wire::{Status, FABRICS_OPCODE, SQE_LEN};
+use harness::wire::{sqe_field, FabricsCmd, FabricsType, Status, FABRICS_OPCODE};
 use tokio::sync::watch;
 
-use super::queue::{Queue, SEND_TAG};
+use super::queue::{Capsule, Queue, SEND_TAG};
 use super::state::IDLE_TICK;
 use super::{admin, connect, io};
 
@@ -95,24 +95,29 @@ impl Queue {
             qid = self.qid,
             len = bytes.len(),
             opcode = bytes.first().copied(),
-            cid = bytes.get(2..4).map(|c| u16::from_le_bytes([c[0], c[1]])),
-            nsid = bytes.get(4..8).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            cdw10 = bytes.get(40..44).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
             "capsule"
         );
-        if bytes.len() < SQE_LEN {
+        let Some(c) = Capsule::new(&bytes) else {
             // Not even a command: answer if a CID can be read, else drop it.
-            if bytes.len() >= 4 {
-                let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
+            if let Some(cid) = bytes.get(sqe_field::CID) {
+                let cid = u16::from_le_bytes([cid[0], cid[1]]);
                 self.respond(cid, Status::INVALID_FIELD.with_dnr(), 0, None)
                     .await;
             }
             return;
-        }
-        let cid = u16::from_le_bytes([bytes[2], bytes[3]]);
-        let opcode = bytes[0];
-        if opcode == FABRICS_OPCODE && bytes[4] == 0x01 {
-            connect::on_connect(self, &bytes).await;
+        };
+        tracing::debug!(
+            conn = ?self.conn,
+            cid = c.cid(),
+            nsid = c.sqe.nsid(),
+            cdw10 = c.sqe.cdw(10),
+            "capsule's command"
+        );
+        let (cid, opcode) = (c.cid(), c.sqe.opcode());
+        let connect =
+            FabricsCmd::new_unchecked(c.sqe_bytes()).fctype() == FabricsType::Connect as u8;
+        if opcode == FABRICS_OPCODE && connect {
+            connect::on_connect(self, &c).await;
         } else if self.cntlid.is_none() {
             self.sh.log(format!(
                 "command-before-connect subsystem={} cm_qid={} opcode={opcode:#04x} cid={cid}",
@@ -122,15 +127,15 @@ impl Queue {
                 .await;
         } else if self.qid == 0 {
             if opcode == FABRICS_OPCODE {
-                admin::on_fabrics(self, &bytes).await;
+                admin::on_fabrics(self, &c).await;
             } else {
-                admin::on_admin(self, &bytes).await;
+                admin::on_admin(self, &c).await;
             }
         } else if opcode == FABRICS_OPCODE {
             self.respond(cid, Status::INVALID_OPCODE.with_dnr(), 0, None)
                 .await;
         } else {
-            io::on_io(self, &bytes).await;
+            io::on_io(self, &c).await;
         }
     }
 }

@@ -11,16 +11,14 @@
 
 use harness::api::NvmfCaps;
 use harness::backend::emulated::LbaFormat;
-use harness::initiator::admin::{
-    CC_EN, CC_IOSQES_IOCQES, CC_SHN_NORMAL, CSTS_RDY, CSTS_SHST_MASK, PROP_CAP, PROP_CC, PROP_CSTS,
-    PROP_VS,
-};
+use harness::initiator::admin::LINUX_CC;
 use harness::initiator::{misbehave, Command, Completion, Controller, DataMode, Transfer};
 use harness::wire::{
-    fabrics_field, parse_nsid_list, AdminOpcode, FabricsRepr, FirmwareSlotLogRepr,
-    IdentifyControllerRepr, IdentifyNamespaceRepr, NsDescriptorRepr, PropertyGetRepr,
-    PropertySetRepr, PropertySize, Psdt, SglRepr, SmartLogRepr, SqeCommand, Status, IDENTIFY_LEN,
-    LID_ERROR, LID_FIRMWARE_SLOT, LID_SMART, LOG_512, NIDT_NGUID, NIDT_UUID,
+    fabrics_field, parse_nsid_list, AdminOpcode, CapRepr, CcRepr, CstsRepr, FabricsRepr,
+    FirmwareSlotLogRepr, IdentifyControllerRepr, IdentifyNamespaceRepr, NsDescriptorRepr,
+    PropertyGetRepr, PropertySetRepr, PropertySize, Psdt, SglRepr, SmartLogRepr, SqeCommand,
+    Status, IDENTIFY_LEN, LID_ERROR, LID_FIRMWARE_SLOT, LID_SMART, LOG_512, NIDT_NGUID, NIDT_UUID,
+    PROP_CAP, PROP_CC, PROP_CSTS, PROP_VS, SHN_ABRUPT, SHN_NORMAL, SHST_COMPLETE,
 };
 use reference_target::control::identity::DISCOVERY_NQN;
 use reference_target::control::identity::MAX_IO_QUEUES;
@@ -330,12 +328,16 @@ pub fn cases() -> Vec<Case> {
         }),
         Case::new(AREA, "properties", "ADM-PROPERTIES", "Property Get returns CAP (8 bytes: MQES the queue depth − 1, CQR, TO 15 s, CSS NVM), VS 1.3, CC as last written and CSTS; CC.SHN sets CSTS.SHST complete, CC.EN 1→0 clears CSTS, 0→1 sets CSTS.RDY; other offsets and sizes are Invalid Field (0/02h, DNR) and change nothing", CP, |d: Dut| async move {
             let (_t, mut c) = enabled(&d).await?;
-            let mqes = u64::from(depth(&d.caps) - 1);
-            check_eq!(get(&mut c, PROP_CAP, PropertySize::Eight).await?, mqes | 1 << 16 | 30 << 24 | 1 << 37, "CAP");
+            let cap = get(&mut c, PROP_CAP, PropertySize::Eight).await?;
+            let expected = CapRepr { mqes: depth(&d.caps) - 1, cqr: true, to: 30, css: 1, ..CapRepr::default() };
+            check_eq!(CapRepr::parse(cap), expected, "CAP");
+            check_eq!(cap, expected.emit(), "CAP's other bits (0)");
             check_eq!(get(&mut c, PROP_VS, PropertySize::Four).await?, u64::from(VS), "VS");
-            let cc = CC_IOSQES_IOCQES | CC_EN;
+            let off = LINUX_CC.emit();
+            let cc = CcRepr { en: true, ..LINUX_CC }.emit();
+            let ready = u64::from(CstsRepr { rdy: true, ..CstsRepr::default() }.emit());
             check_eq!(get(&mut c, PROP_CC, PropertySize::Four).await?, u64::from(cc), "CC after enabling");
-            check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, u64::from(CSTS_RDY), "CSTS after enabling");
+            check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, ready, "CSTS after enabling");
             for (set, offset, size, what) in [
                 (None, PROP_CAP, PropertySize::Four, "Property Get of CAP with 4 bytes"),
                 (None, PROP_VS, PropertySize::Eight, "Property Get of VS with 8 bytes"),
@@ -349,18 +351,20 @@ pub fn cases() -> Vec<Case> {
                 expect_status(&r.cqe, Status::INVALID_FIELD, what)?;
             }
             check_eq!(get(&mut c, PROP_CC, PropertySize::Four).await?, u64::from(cc), "CC after the refused Property Sets");
-            check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, u64::from(CSTS_RDY), "CSTS after the refused Property Sets");
-            set_cc(&mut c, cc | CC_SHN_NORMAL).await?;
-            check_eq!(get(&mut c, PROP_CC, PropertySize::Four).await?, u64::from(cc | CC_SHN_NORMAL), "CC with SHN 01b");
-            check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, u64::from(CSTS_RDY | 0b10 << 2), "CSTS after CC.SHN 01b (RDY, SHST complete)");
-            set_cc(&mut c, 0b10 << 14 | cc).await?;
-            check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await? & u64::from(CSTS_SHST_MASK), 0b10 << 2, "CSTS.SHST after CC.SHN 10b");
-            set_cc(&mut c, CC_IOSQES_IOCQES).await?;
+            check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, ready, "CSTS after the refused Property Sets");
+            let normal = CcRepr { en: true, shn: SHN_NORMAL, ..LINUX_CC }.emit();
+            set_cc(&mut c, normal).await?;
+            check_eq!(get(&mut c, PROP_CC, PropertySize::Four).await?, u64::from(normal), "CC with SHN 01b");
+            let shut = CstsRepr { rdy: true, shst: SHST_COMPLETE, ..CstsRepr::default() };
+            check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, u64::from(shut.emit()), "CSTS after CC.SHN 01b (RDY, SHST complete)");
+            set_cc(&mut c, CcRepr { en: true, shn: SHN_ABRUPT, ..LINUX_CC }.emit()).await?;
+            check_eq!(CstsRepr::parse(get(&mut c, PROP_CSTS, PropertySize::Four).await? as u32).shst, SHST_COMPLETE, "CSTS.SHST after CC.SHN 10b");
+            set_cc(&mut c, off).await?;
             check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, 0, "CSTS after CC.EN 1→0");
             set_cc(&mut c, cc).await?;
-            check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, u64::from(CSTS_RDY), "CSTS after CC.EN 0→1");
+            check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, ready, "CSTS after CC.EN 0→1");
             set_cc(&mut c, cc).await?;
-            check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, u64::from(CSTS_RDY), "CSTS after CC.EN 1→1");
+            check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, ready, "CSTS after CC.EN 1→1");
             Ok(())
         }),
         Case::new(AREA, "needs-enabled", "ADM-ENABLED", "admin commands other than Fabrics commands need CSTS.RDY: before CC.EN and after CC.EN 1→0, Identify and Keep Alive are Command Sequence Error (0/0Ch, DNR) while Property Get is served; after CC.EN 0→1 they are served again", CP, |d: Dut| async move {
@@ -368,17 +372,17 @@ pub fn cases() -> Vec<Case> {
             let mut c = t.connect(PORT_A, host_config(SUB_A)).await.map_err(|e| Failure::from(e).context("admin connect"))?;
             for round in ["before CC.EN", "after CC.EN 1→0"] {
                 // CC written with EN 0 while disabled (0→0) leaves the controller disabled.
-                set_cc(&mut c, CC_IOSQES_IOCQES).await?;
+                set_cc(&mut c, LINUX_CC.emit()).await?;
                 check_eq!(get(&mut c, PROP_CSTS, PropertySize::Four).await?, 0, "CSTS {round}");
                 let r = admin(&mut c, AdminOpcode::Identify, 0, [1, 0, 0, 0, 0, 0], Transfer::FromTarget(4096)).await?;
                 expect_status(&r.cqe, Status::COMMAND_SEQUENCE_ERROR, &format!("Identify {round}"))?;
                 let r = admin(&mut c, AdminOpcode::KeepAlive, 0, [0; 6], Transfer::None).await?;
                 expect_status(&r.cqe, Status::COMMAND_SEQUENCE_ERROR, &format!("Keep Alive {round}"))?;
-                set_cc(&mut c, CC_IOSQES_IOCQES | CC_EN).await?;
+                set_cc(&mut c, CcRepr { en: true, ..LINUX_CC }.emit()).await?;
                 identify(&mut c, 1, 0).await?;
                 let r = admin(&mut c, AdminOpcode::KeepAlive, 0, [0; 6], Transfer::None).await?;
                 expect_ok(&r, "Keep Alive once enabled")?;
-                set_cc(&mut c, CC_IOSQES_IOCQES).await?;
+                set_cc(&mut c, LINUX_CC.emit()).await?;
             }
             Ok(())
         }),

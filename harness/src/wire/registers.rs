@@ -1,0 +1,258 @@
+//! The controller properties a Fabrics host reads and writes with Property Get / Set
+//! (NVMe Base Specification 2.0, "Controller Registers"): their offsets, and typed
+//! [`CapRepr`], [`CcRepr`] and [`CstsRepr`] over their values. `parse` keeps the fields
+//! listed and ignores the other bits (reserved ones, and CAP's BPS, PMRS, CMBS, NSSS and
+//! CRMS, which no Fabrics controller here reports); `emit` writes the fields and leaves
+//! the other bits zero, so `parse(emit(r)) == r` for fields within their widths.
+
+use core::fmt;
+
+/// Property offset of CAP (Controller Capabilities, 8 bytes).
+pub const PROP_CAP: u32 = 0x00;
+/// Property offset of VS (Version, 4 bytes).
+pub const PROP_VS: u32 = 0x08;
+/// Property offset of CC (Controller Configuration, 4 bytes).
+pub const PROP_CC: u32 = 0x14;
+/// Property offset of CSTS (Controller Status, 4 bytes).
+pub const PROP_CSTS: u32 = 0x1c;
+
+/// `width` bits of `v` from bit `at`.
+fn bits(v: u64, at: u32, width: u32) -> u64 {
+    (v >> at) & ((1u64 << width) - 1)
+}
+
+/// `v` (its low `width` bits) placed at bit `at`.
+fn put(v: u64, at: u32, width: u32) -> u64 {
+    (v & ((1u64 << width) - 1)) << at
+}
+
+/// Controller Capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CapRepr {
+    /// MQES (bits 15:0): the largest queue's entries, 0's based.
+    pub mqes: u16,
+    /// CQR (bit 16): queues must be physically contiguous.
+    pub cqr: bool,
+    /// AMS (bits 18:17): arbitration mechanisms supported beyond round robin.
+    pub ams: u8,
+    /// TO (bits 31:24): worst-case time to ready, in 500 ms units.
+    pub to: u8,
+    /// DSTRD (bits 35:32): doorbell stride.
+    pub dstrd: u8,
+    /// NSSRS (bit 36): NVM subsystem reset supported.
+    pub nssrs: bool,
+    /// CSS (bits 44:37): command sets supported (bit 0: NVM).
+    pub css: u8,
+    /// MPSMIN (bits 51:48).
+    pub mpsmin: u8,
+    /// MPSMAX (bits 55:52).
+    pub mpsmax: u8,
+}
+
+impl CapRepr {
+    /// The fields of a CAP value.
+    pub fn parse(v: u64) -> CapRepr {
+        CapRepr {
+            mqes: bits(v, 0, 16) as u16,
+            cqr: bits(v, 16, 1) != 0,
+            ams: bits(v, 17, 2) as u8,
+            to: bits(v, 24, 8) as u8,
+            dstrd: bits(v, 32, 4) as u8,
+            nssrs: bits(v, 36, 1) != 0,
+            css: bits(v, 37, 8) as u8,
+            mpsmin: bits(v, 48, 4) as u8,
+            mpsmax: bits(v, 52, 4) as u8,
+        }
+    }
+
+    /// The CAP value (fields wider than theirs are cut to their width).
+    pub fn emit(&self) -> u64 {
+        put(u64::from(self.mqes), 0, 16)
+            | put(u64::from(self.cqr), 16, 1)
+            | put(u64::from(self.ams), 17, 2)
+            | put(u64::from(self.to), 24, 8)
+            | put(u64::from(self.dstrd), 32, 4)
+            | put(u64::from(self.nssrs), 36, 1)
+            | put(u64::from(self.css), 37, 8)
+            | put(u64::from(self.mpsmin), 48, 4)
+            | put(u64::from(self.mpsmax), 52, 4)
+    }
+}
+
+impl fmt::Display for CapRepr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CAP mqes={} cqr={} to={} css={:#04x}",
+            self.mqes,
+            u8::from(self.cqr),
+            self.to,
+            self.css
+        )
+    }
+}
+
+/// CC.SHN: no notification.
+pub const SHN_NONE: u8 = 0b00;
+/// CC.SHN: normal shutdown.
+pub const SHN_NORMAL: u8 = 0b01;
+/// CC.SHN: abrupt shutdown.
+pub const SHN_ABRUPT: u8 = 0b10;
+
+/// Controller Configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CcRepr {
+    /// EN (bit 0).
+    pub en: bool,
+    /// CSS (bits 6:4): I/O command set selected.
+    pub css: u8,
+    /// MPS (bits 10:7): memory page size, 2^(12 + MPS).
+    pub mps: u8,
+    /// AMS (bits 13:11): arbitration mechanism selected.
+    pub ams: u8,
+    /// SHN (bits 15:14): shutdown notification.
+    pub shn: u8,
+    /// IOSQES (bits 19:16): I/O SQ entry size, 2^n bytes.
+    pub iosqes: u8,
+    /// IOCQES (bits 23:20): I/O CQ entry size, 2^n bytes.
+    pub iocqes: u8,
+}
+
+impl CcRepr {
+    /// The fields of a CC value.
+    pub fn parse(v: u32) -> CcRepr {
+        let v = u64::from(v);
+        CcRepr {
+            en: bits(v, 0, 1) != 0,
+            css: bits(v, 4, 3) as u8,
+            mps: bits(v, 7, 4) as u8,
+            ams: bits(v, 11, 3) as u8,
+            shn: bits(v, 14, 2) as u8,
+            iosqes: bits(v, 16, 4) as u8,
+            iocqes: bits(v, 20, 4) as u8,
+        }
+    }
+
+    /// The CC value.
+    pub fn emit(&self) -> u32 {
+        (put(u64::from(self.en), 0, 1)
+            | put(u64::from(self.css), 4, 3)
+            | put(u64::from(self.mps), 7, 4)
+            | put(u64::from(self.ams), 11, 3)
+            | put(u64::from(self.shn), 14, 2)
+            | put(u64::from(self.iosqes), 16, 4)
+            | put(u64::from(self.iocqes), 20, 4)) as u32
+    }
+}
+
+impl fmt::Display for CcRepr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CC en={} shn={} iosqes={} iocqes={}",
+            u8::from(self.en),
+            self.shn,
+            self.iosqes,
+            self.iocqes
+        )
+    }
+}
+
+/// CSTS.SHST: normal operation.
+pub const SHST_NORMAL: u8 = 0b00;
+/// CSTS.SHST: shutdown processing occurring.
+pub const SHST_OCCURRING: u8 = 0b01;
+/// CSTS.SHST: shutdown processing complete.
+pub const SHST_COMPLETE: u8 = 0b10;
+
+/// Controller Status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CstsRepr {
+    /// RDY (bit 0).
+    pub rdy: bool,
+    /// CFS (bit 1): controller fatal status.
+    pub cfs: bool,
+    /// SHST (bits 3:2): shutdown status.
+    pub shst: u8,
+    /// NSSRO (bit 4): NVM subsystem reset occurred.
+    pub nssro: bool,
+    /// PP (bit 5): processing paused.
+    pub pp: bool,
+}
+
+impl CstsRepr {
+    /// The fields of a CSTS value.
+    pub fn parse(v: u32) -> CstsRepr {
+        let v = u64::from(v);
+        CstsRepr {
+            rdy: bits(v, 0, 1) != 0,
+            cfs: bits(v, 1, 1) != 0,
+            shst: bits(v, 2, 2) as u8,
+            nssro: bits(v, 4, 1) != 0,
+            pp: bits(v, 5, 1) != 0,
+        }
+    }
+
+    /// The CSTS value.
+    pub fn emit(&self) -> u32 {
+        (put(u64::from(self.rdy), 0, 1)
+            | put(u64::from(self.cfs), 1, 1)
+            | put(u64::from(self.shst), 2, 2)
+            | put(u64::from(self.nssro), 4, 1)
+            | put(u64::from(self.pp), 5, 1)) as u32
+    }
+}
+
+impl fmt::Display for CstsRepr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CSTS rdy={} cfs={} shst={}",
+            u8::from(self.rdy),
+            u8::from(self.cfs),
+            self.shst
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_targets_cap_and_linux_cc() {
+        // MQES 127, CQR, TO 30 (15 s), CSS NVM.
+        let cap = CapRepr {
+            mqes: 127,
+            cqr: true,
+            to: 30,
+            css: 1,
+            ..CapRepr::default()
+        };
+        assert_eq!(cap.emit(), 127 | 1 << 16 | 30 << 24 | 1 << 37);
+        assert_eq!(CapRepr::parse(cap.emit()), cap);
+        // Linux: IOSQES 6, IOCQES 4, EN.
+        let cc = CcRepr::parse((6 << 16) | (4 << 20) | 1);
+        assert!(cc.en && cc.iosqes == 6 && cc.iocqes == 4 && cc.shn == SHN_NONE);
+        assert_eq!(
+            CcRepr {
+                shn: SHN_NORMAL,
+                ..cc
+            }
+            .emit()
+                >> 14
+                & 0b11,
+            1
+        );
+        let csts = CstsRepr {
+            rdy: true,
+            shst: SHST_COMPLETE,
+            ..CstsRepr::default()
+        };
+        assert_eq!(csts.emit(), 0b1001);
+        assert_eq!(csts.to_string(), "CSTS rdy=1 cfs=0 shst=2");
+        // Reserved bits are ignored on parse and zero on emit.
+        assert_eq!(CstsRepr::parse(0xffff_ffc0), CstsRepr::default());
+        assert_eq!(CcRepr::parse(0xff00_000e).emit(), 0);
+    }
+}
