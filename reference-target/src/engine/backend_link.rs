@@ -29,12 +29,12 @@ impl Core {
     /// is full; answers at once when the controller is dead.
     pub(crate) fn submit_backend(self: &Arc<Self>, id: u64) {
         let dead = {
-            let mut st = self.lock();
-            let st = &mut *st;
-            let Some(c) = st.cmds.get_mut(&id) else {
+            let mut path = self.path();
+            let path = &mut *path;
+            let Some(c) = path.cmds.get_mut(&id) else {
                 return;
             };
-            match st.ctrls.get_mut(&c.ctrl) {
+            match path.ctrls.get_mut(&c.ctrl) {
                 None => true,
                 Some(ctrl) if ctrl.dead => true,
                 Some(ctrl) => {
@@ -45,7 +45,7 @@ impl Core {
                     match (sq, ctrl.free_cids.pop()) {
                         (Some(sq), Some(cid)) => {
                             ctrl.rr = round_robin::after(sq, nsq);
-                            let n = &st.nvmf[&c.srq];
+                            let n = &path.nvmf[&c.srq];
                             let addr = c
                                 .staging
                                 .map_or(0, |s| n.staging_mr.addr + n.staging_base + s);
@@ -79,7 +79,7 @@ impl Core {
 
     /// Answers a command with an error status from the backend side.
     fn fail_unanswered(self: &Arc<Self>, id: u64, status: Status) {
-        if let Some(c) = self.lock().cmds.get_mut(&id) {
+        if let Some(c) = self.path().cmds.get_mut(&id) {
             c.backend_done(true);
         }
         self.on_backend_done(id, status);
@@ -88,8 +88,8 @@ impl Core {
     /// Reaps completions, detects the PCI error and expired commands of one controller.
     pub(crate) fn reap(self: &Arc<Self>, handle: CtrlHandle) {
         let pci_error = {
-            let st = self.lock();
-            match st.ctrls.get(&handle) {
+            let path = self.path();
+            match path.ctrls.get(&handle) {
                 Some(c) => !c.dead && c.backend.state() == CtrlState::PciError,
                 None => return,
             }
@@ -101,9 +101,9 @@ impl Core {
         let mut done = Vec::new();
         let mut expired = Vec::new();
         {
-            let mut st = self.lock();
-            let st = &mut *st;
-            let Some(ctrl) = st.ctrls.get_mut(&handle) else {
+            let mut path = self.path();
+            let path = &mut *path;
+            let Some(ctrl) = path.ctrls.get_mut(&handle) else {
                 return;
             };
             let stuck = self.quirks.has(Quirk::CqPhaseStuck);
@@ -128,25 +128,25 @@ impl Core {
                 if ctrl.abandoned.contains(&cid) {
                     continue;
                 }
-                if let Some(c) = st.cmds.get(&id) {
+                if let Some(c) = path.cmds.get(&id) {
                     if c.deadline().is_some_and(|d| d <= now) {
                         expired.push((cid, id));
                     }
                 }
             }
-            let ctrl = st.ctrls.get_mut(&handle).expect("present");
+            let ctrl = path.ctrls.get_mut(&handle).expect("present");
             for (cid, _) in &expired {
                 ctrl.abandoned.insert(*cid);
             }
             for (_, id) in &expired {
-                if let Some(c) = st.cmds.get_mut(id) {
+                if let Some(c) = path.cmds.get_mut(id) {
                     c.deadline_passed();
                 }
             }
         }
         for (id, status, late) in done {
             if late {
-                if let Some(c) = self.lock().cmds.get_mut(&id) {
+                if let Some(c) = self.path().cmds.get_mut(&id) {
                     c.backend_done(false);
                 }
                 self.try_retire(id);
@@ -163,7 +163,7 @@ impl Core {
                 sqid: None,
                 cid: Some(cid),
             });
-            if let Some(c) = self.lock().cmds.get_mut(&id) {
+            if let Some(c) = self.path().cmds.get_mut(&id) {
                 c.backend_failed = true;
             }
             // Still in the backend (it may DMA late): answer, keep the staging.
@@ -181,8 +181,8 @@ impl Core {
     pub(crate) fn pump_queued(self: &Arc<Self>, handle: CtrlHandle) {
         loop {
             let next = {
-                let mut st = self.lock();
-                let Some(ctrl) = st.ctrls.get_mut(&handle) else {
+                let mut path = self.path();
+                let Some(ctrl) = path.ctrls.get_mut(&handle) else {
                     return;
                 };
                 let room = ctrl.dead
@@ -206,8 +206,8 @@ impl Core {
     /// A controller hit a PCI error: event, and every command on it answered.
     pub(crate) fn on_pci_error(self: &Arc<Self>, handle: CtrlHandle) {
         let victims: Vec<u64> = {
-            let mut st = self.lock();
-            let Some(ctrl) = st.ctrls.get_mut(&handle) else {
+            let mut path = self.path();
+            let Some(ctrl) = path.ctrls.get_mut(&handle) else {
                 return;
             };
             if ctrl.dead {
@@ -224,7 +224,7 @@ impl Core {
         }
         for id in victims {
             if self.quirks.has(Quirk::LoseInflightOnPciErr) {
-                if let Some(c) = self.lock().cmds.get_mut(&id) {
+                if let Some(c) = self.path().cmds.get_mut(&id) {
                     c.backend_done(false);
                     c.orphan();
                 }
@@ -239,8 +239,8 @@ impl Core {
     /// Deletion) and released.
     pub(crate) fn drop_ctrl_commands(self: &Arc<Self>, handle: CtrlHandle) {
         let ids: Vec<u64> = {
-            let st = self.lock();
-            st.cmds
+            let path = self.path();
+            path.cmds
                 .iter()
                 .filter(|(_, c)| c.ctrl == handle)
                 .map(|(id, _)| *id)
@@ -263,13 +263,13 @@ pub(crate) async fn reaper(
     loop {
         let deadline = {
             let Some(core) = core.upgrade() else { return };
-            let st = core.lock();
-            let Some(ctrl) = st.ctrls.get(&handle) else {
+            let path = core.path();
+            let Some(ctrl) = path.ctrls.get(&handle) else {
                 return;
             };
             ctrl.inflight
                 .values()
-                .filter_map(|(id, _)| st.cmds.get(id).and_then(|c| c.deadline()))
+                .filter_map(|(id, _)| path.cmds.get(id).and_then(|c| c.deadline()))
                 .min()
         };
         tokio::select! {

@@ -27,7 +27,7 @@ pub struct EngineContext {
 
 impl Core {
     fn vqp_real(&self, qp: QpId) -> Result<QpId> {
-        self.lock()
+        self.nic()
             .qps
             .get(&qp)
             .map(|q| q.real)
@@ -37,7 +37,7 @@ impl Core {
     /// Routes completions of a QP's private real CQ.
     pub(crate) fn on_real_wcs(self: &Arc<Self>, wcs: Vec<WorkCompletion>) {
         for wc in wcs {
-            let owner = self.lock().wrs.remove(&wc.wr_id);
+            let owner = self.nic().wrs.remove(&wc.wr_id);
             match owner {
                 Some(Wr::Software {
                     vqp,
@@ -51,7 +51,7 @@ impl Core {
                     self.to_software(vqp, user, recv, &wc);
                 }
                 Some(Wr::SoftwareSrq { user }) => {
-                    let vqp = self.lock().real_qp.get(&wc.qp).copied();
+                    let vqp = self.nic().real_qp.get(&wc.qp).copied();
                     if let Some(vqp) = vqp {
                         self.to_software(vqp, user, true, &wc);
                     }
@@ -65,8 +65,8 @@ impl Core {
 
     /// Hands a completion to software, in its handles.
     fn to_software(&self, vqp: QpId, user: u64, recv: bool, wc: &WorkCompletion) {
-        let mut st = self.lock();
-        let Some(q) = st.qps.get(&vqp) else { return };
+        let mut nic = self.nic();
+        let Some(q) = nic.qps.get(&vqp) else { return };
         let cq = if recv || wc.opcode == WcOpcode::Recv {
             q.recv_cq
         } else {
@@ -77,8 +77,8 @@ impl Core {
             qp: vqp,
             ..wc.clone()
         };
-        let ev = st.push_wc(cq, out);
-        drop(st);
+        let ev = nic.push_wc(cq, out);
+        drop(nic);
         if let Some(ev) = ev {
             self.ctx_event(ev);
         }
@@ -128,13 +128,13 @@ impl DeviceContext for EngineContext {
 
     fn reg_mr(&self, pd: PdId, len: u64, access: Access) -> Result<MrInfo> {
         let mr = self.core.real.reg_mr(pd, len, access)?;
-        self.core.lock().mrs.insert(mr.id, mr);
+        self.core.nic().mrs.insert(mr.id, mr);
         Ok(mr)
     }
 
     fn dereg_mr(&self, mr: MrId) -> Result<()> {
         self.core.real.dereg_mr(mr)?;
-        self.core.lock().mrs.remove(&mr);
+        self.core.nic().mrs.remove(&mr);
         Ok(())
     }
 
@@ -150,9 +150,9 @@ impl DeviceContext for EngineContext {
         if cqe == 0 || cqe > self.core.real.device_attr().max_cqe {
             return Err(FabricError::Invalid("create_cq: cqe is 0 or above max_cqe"));
         }
-        let mut st = self.core.lock();
-        let id = CqId(st.alloc_id());
-        st.cqs.insert(
+        let mut nic = self.core.nic();
+        let id = CqId(nic.alloc_id());
+        nic.cqs.insert(
             id,
             CtxCq {
                 cqe,
@@ -165,20 +165,20 @@ impl DeviceContext for EngineContext {
     }
 
     fn destroy_cq(&self, cq: CqId) -> Result<()> {
-        let mut st = self.core.lock();
-        if !st.cqs.contains_key(&cq) {
+        let mut nic = self.core.nic();
+        if !nic.cqs.contains_key(&cq) {
             return Err(FabricError::NotFound("cq"));
         }
-        if st.qps.values().any(|q| q.send_cq == cq || q.recv_cq == cq) {
+        if nic.qps.values().any(|q| q.send_cq == cq || q.recv_cq == cq) {
             return Err(FabricError::Busy("destroy_cq: a QP still uses it"));
         }
-        st.cqs.remove(&cq);
+        nic.cqs.remove(&cq);
         Ok(())
     }
 
     fn poll_cq(&self, cq: CqId, max: usize) -> Result<Vec<WorkCompletion>> {
-        let mut st = self.core.lock();
-        let q = st.cqs.get_mut(&cq).ok_or(FabricError::NotFound("cq"))?;
+        let mut nic = self.core.nic();
+        let q = nic.cqs.get_mut(&cq).ok_or(FabricError::NotFound("cq"))?;
         let n = max.min(q.entries.len());
         Ok(q.entries.drain(..n).collect())
     }
@@ -186,8 +186,8 @@ impl DeviceContext for EngineContext {
     async fn wait_cq(&self, cq: CqId) -> Result<()> {
         loop {
             let notify = {
-                let st = self.core.lock();
-                let q = st.cqs.get(&cq).ok_or(FabricError::NotFound("cq"))?;
+                let nic = self.core.nic();
+                let q = nic.cqs.get(&cq).ok_or(FabricError::NotFound("cq"))?;
                 if !q.entries.is_empty() {
                     return Ok(());
                 }
@@ -197,8 +197,8 @@ impl DeviceContext for EngineContext {
             tokio::pin!(n);
             n.as_mut().enable();
             {
-                let st = self.core.lock();
-                let q = st.cqs.get(&cq).ok_or(FabricError::NotFound("cq"))?;
+                let nic = self.core.nic();
+                let q = nic.cqs.get(&cq).ok_or(FabricError::NotFound("cq"))?;
                 if !q.entries.is_empty() {
                     return Ok(());
                 }
@@ -208,25 +208,26 @@ impl DeviceContext for EngineContext {
     }
 
     fn create_srq(&self, pd: PdId, init: SrqInit) -> Result<SrqId> {
-        self.core.check_srq_room(&self.core.lock())?;
+        self.core.check_srq_room(&self.core.nic())?;
         let real = self.core.real.create_srq(pd, init)?;
-        let mut st = self.core.lock();
-        let id = SrqId(st.alloc_id());
-        st.srqs.insert(id, CtxSrq::Plain { real });
+        let mut nic = self.core.nic();
+        let id = SrqId(nic.alloc_id());
+        nic.srqs.insert(id, CtxSrq::Plain { real });
         Ok(id)
     }
 
     fn arm_srq(&self, srq: SrqId, limit: u32) -> Result<()> {
-        let mut st = self.core.lock();
-        match st.srqs.get(&srq) {
+        let (nic, mut path) = self.core.both();
+        match nic.srqs.get(&srq) {
             Some(CtxSrq::Plain { real }) => {
                 let real = *real;
-                drop(st);
+                drop(path);
+                drop(nic);
                 self.core.real.arm_srq(real, limit)
             }
             Some(CtxSrq::Nvmf { handle }) => {
                 let h = *handle;
-                let n = st.nvmf.get_mut(&h).ok_or(FabricError::NotFound("srq"))?;
+                let n = path.nvmf.get_mut(&h).ok_or(FabricError::NotFound("srq"))?;
                 if limit > n.attrs.rq.max_wr {
                     return Err(FabricError::Invalid("arm_srq: limit above max_wr"));
                 }
@@ -238,15 +239,16 @@ impl DeviceContext for EngineContext {
     }
 
     fn query_srq(&self, srq: SrqId) -> Result<SrqAttr> {
-        let st = self.core.lock();
-        match st.srqs.get(&srq) {
+        let (nic, path) = self.core.both();
+        match nic.srqs.get(&srq) {
             Some(CtxSrq::Plain { real }) => {
                 let real = *real;
-                drop(st);
+                drop(path);
+                drop(nic);
                 self.core.real.query_srq(real)
             }
             Some(CtxSrq::Nvmf { handle }) => {
-                let n = st.nvmf.get(handle).ok_or(FabricError::NotFound("srq"))?;
+                let n = path.nvmf.get(handle).ok_or(FabricError::NotFound("srq"))?;
                 Ok(SrqAttr {
                     max_wr: n.attrs.rq.max_wr,
                     posted: n.sw_recvs.len() as u32,
@@ -258,20 +260,20 @@ impl DeviceContext for EngineContext {
     }
 
     fn destroy_srq(&self, srq: SrqId) -> Result<()> {
-        let mut st = self.core.lock();
-        match st.srqs.get(&srq) {
+        let mut nic = self.core.nic();
+        match nic.srqs.get(&srq) {
             Some(CtxSrq::Plain { real }) => {
                 let real = *real;
-                if st.qps.values().any(|q| q.srq == Some(srq)) {
+                if nic.qps.values().any(|q| q.srq == Some(srq)) {
                     return Err(FabricError::Busy("destroy_srq: a QP still uses it"));
                 }
                 self.core.real.destroy_srq(real)?;
-                st.srqs.remove(&srq);
+                nic.srqs.remove(&srq);
                 Ok(())
             }
             Some(CtxSrq::Nvmf { handle }) => {
                 let h = *handle;
-                drop(st);
+                drop(nic);
                 let engine = super::Engine {
                     core: self.core.clone(),
                 };
@@ -285,11 +287,11 @@ impl DeviceContext for EngineContext {
     }
 
     fn post_srq_recv(&self, srq: SrqId, wr: &RecvWr) -> Result<()> {
-        let mut st = self.core.lock();
-        match st.srqs.get(&srq) {
+        let (mut nic, mut path) = self.core.both();
+        match nic.srqs.get(&srq) {
             Some(CtxSrq::Plain { real }) => {
                 let real = *real;
-                let id = st.wr(Wr::SoftwareSrq { user: wr.wr_id });
+                let id = nic.wr(Wr::SoftwareSrq { user: wr.wr_id });
                 let r = self.core.real.post_srq_recv(
                     real,
                     &RecvWr {
@@ -298,13 +300,13 @@ impl DeviceContext for EngineContext {
                     },
                 );
                 if r.is_err() {
-                    st.wrs.remove(&id);
+                    nic.wrs.remove(&id);
                 }
                 r
             }
             Some(CtxSrq::Nvmf { handle }) => {
                 let h = *handle;
-                let n = st.nvmf.get_mut(&h).ok_or(FabricError::NotFound("srq"))?;
+                let n = path.nvmf.get_mut(&h).ok_or(FabricError::NotFound("srq"))?;
                 if wr.sg_list.len() > n.attrs.rq.max_sge as usize {
                     return Err(FabricError::Invalid(
                         "post_srq_recv: more SGEs than max_sge",
@@ -314,7 +316,8 @@ impl DeviceContext for EngineContext {
                     return Err(FabricError::NoMemory("post_srq_recv: SRQ full"));
                 }
                 n.sw_recvs.push_back(wr.clone());
-                drop(st);
+                drop(path);
+                drop(nic);
                 self.core.drain_backlog(h);
                 Ok(())
             }
@@ -326,18 +329,18 @@ impl DeviceContext for EngineContext {
         let core = self.core();
         let attr = core.real.device_attr();
         let (real_srq, nvmf) = {
-            let st = core.lock();
-            if !st.cqs.contains_key(&init.send_cq) || !st.cqs.contains_key(&init.recv_cq) {
+            let (nic, path) = core.both();
+            if !nic.cqs.contains_key(&init.send_cq) || !nic.cqs.contains_key(&init.recv_cq) {
                 return Err(FabricError::Invalid(
                     "create_qp: unknown send_cq or recv_cq",
                 ));
             }
-            match init.srq.map(|s| st.srqs.get(&s)) {
+            match init.srq.map(|s| nic.srqs.get(&s)) {
                 None => (None, None),
                 Some(None) => return Err(FabricError::Invalid("create_qp: unknown srq")),
                 Some(Some(CtxSrq::Plain { real })) => (Some(*real), None),
                 Some(Some(CtxSrq::Nvmf { handle })) => {
-                    let n = &st.nvmf[handle];
+                    let n = &path.nvmf[handle];
                     (Some(n.real), Some((*handle, n.attrs.rq.max_wr)))
                 }
             }
@@ -376,9 +379,9 @@ impl DeviceContext for EngineContext {
             }
         };
         let task = tokio::spawn(drain(core.real.clone(), real_cq, Arc::downgrade(core)));
-        let mut st = core.lock();
-        let id = QpId(st.alloc_id());
-        st.qps.insert(
+        let mut nic = core.nic();
+        let id = QpId(nic.alloc_id());
+        nic.qps.insert(
             id,
             CtxQp {
                 real: info.id,
@@ -394,7 +397,7 @@ impl DeviceContext for EngineContext {
                 task: task.abort_handle(),
             },
         );
-        st.real_qp.insert(info.id, id);
+        nic.real_qp.insert(info.id, id);
         Ok(QpInfo { id, qpn: info.qpn })
     }
 
@@ -410,21 +413,21 @@ impl DeviceContext for EngineContext {
 
     fn destroy_qp(&self, qp: QpId) -> Result<()> {
         let (q, cmds) = {
-            let mut st = self.core.lock();
-            let st = &mut *st;
-            let q = st.qps.remove(&qp).ok_or(FabricError::NotFound("qp"))?;
-            st.real_qp.remove(&q.real);
+            let (mut nic, mut path) = self.core.both();
+            let (nic, path) = (&mut *nic, &mut *path);
+            let q = nic.qps.remove(&qp).ok_or(FabricError::NotFound("qp"))?;
+            nic.real_qp.remove(&q.real);
             // The QP's commands can no longer be answered, and the work requests the engine
             // posted for them (fetching data, responding) will never complete: a destroyed
             // QP discards them.
             let mut cmds = Vec::new();
-            for (id, c) in st.cmds.iter_mut() {
+            for (id, c) in path.cmds.iter_mut() {
                 if c.vqp == qp {
                     c.orphan_discarding();
                     cmds.push(*id);
                 }
             }
-            st.wrs.retain(|_, w| match w {
+            nic.wrs.retain(|_, w| match w {
                 Wr::Software { vqp, .. } => *vqp != qp,
                 Wr::Cmd { cmd, .. } => !cmds.contains(cmd),
                 _ => true,
@@ -443,9 +446,9 @@ impl DeviceContext for EngineContext {
     }
 
     fn post_send(&self, qp: QpId, wr: &SendWr) -> Result<()> {
-        let mut st = self.core.lock();
-        let real = st.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
-        let id = st.wr(Wr::Software {
+        let mut nic = self.core.nic();
+        let real = nic.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
+        let id = nic.wr(Wr::Software {
             vqp: qp,
             user: wr.wr_id,
             signaled: wr.signaled,
@@ -460,15 +463,15 @@ impl DeviceContext for EngineContext {
             },
         );
         if r.is_err() {
-            st.wrs.remove(&id);
+            nic.wrs.remove(&id);
         }
         r
     }
 
     fn post_recv(&self, qp: QpId, wr: &RecvWr) -> Result<()> {
-        let mut st = self.core.lock();
-        let real = st.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
-        let id = st.wr(Wr::Software {
+        let mut nic = self.core.nic();
+        let real = nic.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
+        let id = nic.wr(Wr::Software {
             vqp: qp,
             user: wr.wr_id,
             signaled: true,
@@ -482,7 +485,7 @@ impl DeviceContext for EngineContext {
             },
         );
         if r.is_err() {
-            st.wrs.remove(&id);
+            nic.wrs.remove(&id);
         }
         r
     }
@@ -539,8 +542,8 @@ impl Core {
     pub(crate) fn drain_backlog(&self, srq: harness::api::SrqHandle) {
         loop {
             let item = {
-                let mut st = self.lock();
-                let Some(n) = st.nvmf.get_mut(&srq) else {
+                let mut path = self.path();
+                let Some(n) = path.nvmf.get_mut(&srq) else {
                     return;
                 };
                 if n.sw_recvs.is_empty() {
@@ -564,12 +567,12 @@ impl Core {
         bytes: &[u8],
         src_qp: u32,
     ) {
-        let mut st = self.lock();
-        let (qpn, recv_cq) = match st.qps.get(&vqp) {
+        let (mut nic, mut path) = self.both();
+        let (qpn, recv_cq) = match nic.qps.get(&vqp) {
             Some(q) => (q.qpn, q.recv_cq),
             None => return,
         };
-        let Some(n) = st.nvmf.get_mut(&srq) else {
+        let Some(n) = path.nvmf.get_mut(&srq) else {
             return;
         };
         let Some(wr) = n.sw_recvs.pop_front() else {
@@ -593,7 +596,7 @@ impl Core {
                 break;
             }
             let take = rest.len().min(sge.length as usize);
-            match st.region(sge.lkey, sge.addr, take as u64) {
+            match nic.region(sge.lkey, sge.addr, take as u64) {
                 Some((mr, off)) => {
                     if self.real.mr_write(mr.id, off, &rest[..take]).is_err() {
                         status = WcStatus::LocProtErr;
@@ -620,9 +623,10 @@ impl Core {
             src_qp,
             invalidated_rkey: None,
         };
-        let ev = st.push_wc(recv_cq, wc);
-        let real = st.qps.get(&vqp).map(|q| q.real);
-        drop(st);
+        let ev = nic.push_wc(recv_cq, wc);
+        let real = nic.qps.get(&vqp).map(|q| q.real);
+        drop(path);
+        drop(nic);
         if status != WcStatus::Success {
             if let Some(real) = real {
                 let _ = self.real.modify_qp(real, &QpAttr::state(QpState::Err));

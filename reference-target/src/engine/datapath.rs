@@ -40,8 +40,8 @@ impl Core {
     /// An engine capsule receive completed.
     pub(crate) fn on_capsule_wc(self: &Arc<Self>, srq: SrqHandle, slot: u32, wc: &WorkCompletion) {
         let (bytes, vqp) = {
-            let mut st = self.lock();
-            let Some(n) = st.nvmf.get(&srq) else { return };
+            let (mut nic, path) = self.both();
+            let Some(n) = path.nvmf.get(&srq) else { return };
             let (mr, slot_len, real_srq) = (n.recv_mr, n.slot_len, n.real);
             let mut bytes = vec![0u8; (wc.byte_len as u64).min(slot_len) as usize];
             let ok = wc.status == WcStatus::Success
@@ -50,18 +50,18 @@ impl Core {
                     .mr_read(mr.id, u64::from(slot) * slot_len, &mut bytes)
                     .is_ok();
             // Give the buffer back to the SRQ at once.
-            let id = st.wr(Wr::Capsule { srq, slot });
+            let id = nic.wr(Wr::Capsule { srq, slot });
             let repost = RecvWr {
                 wr_id: id,
                 sg_list: vec![mr.sge(u64::from(slot) * slot_len, slot_len as u32)],
             };
             if self.real.post_srq_recv(real_srq, &repost).is_err() {
-                st.wrs.remove(&id);
+                nic.wrs.remove(&id);
             }
             if !ok {
                 return;
             }
-            let Some(vqp) = st.real_qp.get(&wc.qp).copied() else {
+            let Some(vqp) = nic.real_qp.get(&wc.qp).copied() else {
                 return;
             };
             crate::interop::tolerate_sgl1_reserved(&mut bytes);
@@ -78,8 +78,8 @@ impl Core {
         src_qp: u32,
     ) {
         let decision = {
-            let mut st = self.lock();
-            let Some(q) = st.qps.get_mut(&vqp) else {
+            let (mut nic, mut path) = self.both();
+            let Some(q) = nic.qps.get_mut(&vqp) else {
                 return;
             };
             q.received += 1;
@@ -93,7 +93,7 @@ impl Core {
             if !offload {
                 Err((NotOffloaded::OffloadDisabled, 0u8))
             } else {
-                self.decide(&mut st, srq, vqp, real_qp, &bytes, (sq_head, sq_id))
+                self.decide(&mut path, srq, vqp, real_qp, &bytes, (sq_head, sq_id))
             }
         };
         tracing::debug!(?vqp, len = bytes.len(), decision = ?decision, "engine capsule");
@@ -107,7 +107,7 @@ impl Core {
                     self.deliver_to_software(srq, vqp, &bytes, src_qp);
                 } else if !self.quirks.has(Quirk::UnsupportedOpSilent) {
                     self.offload_event(OffloadEvent::UnsupportedNvmfOp { qp: vqp, opcode });
-                    let real = self.lock().qps.get(&vqp).map(|q| q.real);
+                    let real = self.nic().qps.get(&vqp).map(|q| q.real);
                     if let Some(real) = real {
                         let _ = self.real.modify_qp(real, &QpAttr::state(QpState::Err));
                     }
@@ -119,7 +119,7 @@ impl Core {
     /// The offload decision (see the module docs); on success the command is registered.
     fn decide(
         &self,
-        st: &mut super::State,
+        path: &mut super::Path,
         srq: SrqHandle,
         vqp: harness::fabric::QpId,
         real_qp: harness::fabric::QpId,
@@ -137,7 +137,7 @@ impl Core {
         if sqe.fuse != harness::wire::Fuse::Normal {
             return no(NotOffloaded::Malformed);
         }
-        let n = st.nvmf.get_mut(&srq).expect("capsule of a live SRQ");
+        let n = path.nvmf.get_mut(&srq).expect("capsule of a live SRQ");
         let Some(op) = OffloadOps::from_opcode(opcode) else {
             return no(NotOffloaded::OpNotSelected);
         };
@@ -218,9 +218,9 @@ impl Core {
             sq_head,
             sq_id,
         };
-        st.next_cmd += 1;
-        let id = st.next_cmd;
-        st.cmds.insert(id, cmd);
+        path.next_cmd += 1;
+        let id = path.next_cmd;
+        path.cmds.insert(id, cmd);
         Ok(id)
     }
 
@@ -232,12 +232,12 @@ impl Core {
             Wait,
         }
         let next = {
-            let mut st = self.lock();
-            let st = &mut *st;
-            let Some(cmd) = st.cmds.get_mut(&id) else {
+            let (mut nic, mut path) = self.both();
+            let (nic, path) = (&mut *nic, &mut *path);
+            let Some(cmd) = path.cmds.get_mut(&id) else {
                 return;
             };
-            let n = st.nvmf.get_mut(&cmd.srq).expect("cmd of a live SRQ");
+            let n = path.nvmf.get_mut(&cmd.srq).expect("cmd of a live SRQ");
             if cmd.resp_slot.is_none() {
                 cmd.resp_slot = n.resp_free.pop();
             }
@@ -257,15 +257,15 @@ impl Core {
                         let (addr, key, real_qp) = (*addr, *key, cmd.real_qp);
                         cmd.fetching();
                         let wr_id = {
-                            st.next_wr += 1;
-                            st.wrs.insert(
-                                st.next_wr,
+                            nic.next_wr += 1;
+                            nic.wrs.insert(
+                                nic.next_wr,
                                 Wr::Cmd {
                                     cmd: id,
                                     step: Step::Fetch,
                                 },
                             );
-                            st.next_wr
+                            nic.next_wr
                         };
                         Next::Fetch(
                             real_qp,
@@ -297,7 +297,7 @@ impl Core {
             Next::Fetch(qp, wr) => {
                 if let Err(e) = self.real.post_send(qp, &wr) {
                     tracing::warn!(id, "engine: posting the RDMA READ of host data failed: {e}");
-                    self.lock().wrs.remove(&wr.wr_id);
+                    self.nic().wrs.remove(&wr.wr_id);
                     self.abort_cmd(id);
                 }
             }
@@ -315,8 +315,8 @@ impl Core {
         if wc.status != WcStatus::Success {
             // The QP is in error: nothing more can be sent to this host.
             {
-                let mut st = self.lock();
-                if let Some(c) = st.cmds.get_mut(&id) {
+                let mut path = self.path();
+                if let Some(c) = path.cmds.get_mut(&id) {
                     if step == Step::Respond {
                         c.orphan_discarding();
                     } else {
@@ -330,8 +330,8 @@ impl Core {
         match step {
             Step::Fetch => {
                 let early = {
-                    let mut st = self.lock();
-                    st.cmds.get_mut(&id).is_some_and(|c| {
+                    let mut path = self.path();
+                    path.cmds.get_mut(&id).is_some_and(|c| {
                         c.data_ready();
                         self.quirks.has(Quirk::EarlyWriteAck)
                             && matches!(c.sqe.command, SqeCommand::Write(_))
@@ -344,7 +344,7 @@ impl Core {
             }
             Step::Deliver => {}
             Step::Respond => {
-                if let Some(c) = self.lock().cmds.get_mut(&id) {
+                if let Some(c) = self.path().cmds.get_mut(&id) {
                     c.sending_done();
                 }
                 self.try_retire(id);
@@ -356,8 +356,8 @@ impl Core {
     pub(crate) fn on_backend_done(self: &Arc<Self>, id: u64, status: Status) {
         tracing::debug!(id, %status, "engine cmd: backend done");
         let (read_ok, answered) = {
-            let mut st = self.lock();
-            let Some(c) = st.cmds.get_mut(&id) else {
+            let mut path = self.path();
+            let Some(c) = path.cmds.get_mut(&id) else {
                 return;
             };
             c.backend_done(!status.is_success());
@@ -380,18 +380,18 @@ impl Core {
     /// Sends the response capsule (after an RDMA WRITE of read data when `deliver`).
     pub(crate) fn respond(self: &Arc<Self>, id: u64, status: Status, deliver: bool) {
         let posts = {
-            let mut st = self.lock();
-            let st = &mut *st;
-            let Some(c) = st.cmds.get_mut(&id) else {
+            let (mut nic, mut path) = self.both();
+            let (nic, path) = (&mut *nic, &mut *path);
+            let Some(c) = path.cmds.get_mut(&id) else {
                 return;
             };
             if !c.begin_answer() {
                 return;
             }
             let hang = self.quirks.has(Quirk::HangOneCommand)
-                && !st.hung_once
+                && !path.hung_once
                 && matches!(c.sqe.command, SqeCommand::Read(_));
-            let n = st.nvmf.get_mut(&c.srq).expect("cmd of a live SRQ");
+            let n = path.nvmf.get_mut(&c.srq).expect("cmd of a live SRQ");
             // Counters.
             if let Some(m) = n.ns.get_mut(&c.fe_nsid) {
                 let k = &mut m.counters;
@@ -419,7 +419,7 @@ impl Core {
                 }
             }
             if hang {
-                st.hung_once = true;
+                path.hung_once = true;
                 c.orphan();
                 None
             } else {
@@ -459,9 +459,9 @@ impl Core {
                 let qp = c.real_qp;
                 let mut out = Vec::new();
                 for (step, op, sge) in wrs {
-                    st.next_wr += 1;
-                    st.wrs.insert(st.next_wr, Wr::Cmd { cmd: id, step });
-                    out.push(SendWr::new(st.next_wr, op, vec![sge]));
+                    nic.next_wr += 1;
+                    nic.wrs.insert(nic.next_wr, Wr::Cmd { cmd: id, step });
+                    out.push(SendWr::new(nic.next_wr, op, vec![sge]));
                 }
                 Some((qp, out))
             }
@@ -471,12 +471,13 @@ impl Core {
             Some((qp, wrs)) => {
                 for wr in wrs {
                     if self.real.post_send(qp, &wr).is_err() {
-                        let mut st = self.lock();
-                        st.wrs.remove(&wr.wr_id);
-                        if let Some(c) = st.cmds.get_mut(&id) {
+                        let (mut nic, mut path) = self.both();
+                        nic.wrs.remove(&wr.wr_id);
+                        if let Some(c) = path.cmds.get_mut(&id) {
                             c.orphan_discarding();
                         }
-                        drop(st);
+                        drop(path);
+                        drop(nic);
                         self.try_retire(id);
                         return;
                     }
@@ -487,7 +488,7 @@ impl Core {
 
     /// Drops a command that can no longer be answered.
     pub(crate) fn abort_cmd(self: &Arc<Self>, id: u64) {
-        if let Some(c) = self.lock().cmds.get_mut(&id) {
+        if let Some(c) = self.path().cmds.get_mut(&id) {
             c.orphan();
         }
         self.try_retire(id);
@@ -496,14 +497,14 @@ impl Core {
     /// Frees a command's staging space and response buffer once nothing uses them.
     pub(crate) fn try_retire(self: &Arc<Self>, id: u64) {
         let srq = {
-            let mut st = self.lock();
-            let st = &mut *st;
-            let Some(c) = st.cmds.get(&id) else { return };
+            let mut path = self.path();
+            let path = &mut *path;
+            let Some(c) = path.cmds.get(&id) else { return };
             if !c.retirable() {
                 return;
             }
-            let c = st.cmds.remove(&id).expect("present");
-            let Some(n) = st.nvmf.get_mut(&c.srq) else {
+            let c = path.cmds.remove(&id).expect("present");
+            let Some(n) = path.nvmf.get_mut(&c.srq) else {
                 return;
             };
             if let Some(s) = c.staging {
@@ -522,8 +523,8 @@ impl Core {
     pub(crate) fn pump_waiting(self: &Arc<Self>, srq: SrqHandle) {
         loop {
             let next = {
-                let mut st = self.lock();
-                let Some(n) = st.nvmf.get_mut(&srq) else {
+                let mut path = self.path();
+                let Some(n) = path.nvmf.get_mut(&srq) else {
                     return;
                 };
                 match n.waiting.pop_front() {
@@ -532,8 +533,8 @@ impl Core {
                 }
             };
             self.start(next);
-            let mut st = self.lock();
-            let Some(n) = st.nvmf.get_mut(&srq) else {
+            let mut path = self.path();
+            let Some(n) = path.nvmf.get_mut(&srq) else {
                 return;
             };
             // Still no room (`start` queued it again, at the back): it goes back to the head

@@ -14,9 +14,21 @@
 //!   backend controller doorbells, response SEND) and delivers everything else to
 //!   software as ordinary SRQ receives.
 //!
-//! Files: `context.rs` (the device context), `datapath.rs` (capsule → offload decision →
-//! data movement → response), `backend_link.rs` (backend SQ submission, CQ reaping, timeouts,
-//! PCI errors), `staging.rs` (the staging allocator), `provider.rs` (the provider calls).
+//! Two parts, each owning its state behind its own lock:
+//!
+//! - the **virtual NIC** ([`Nic`]): the engine context's CQs, QPs and SRQs as software
+//!   sees them, memory regions, and the routing of every work request posted on a real QP
+//!   to its owner (`context.rs`, the device context);
+//! - the **offload data path** ([`Path`]): NVMe-oF SRQs (staging, mappings, counters,
+//!   software's receives), backend controllers and the commands in flight
+//!   (`datapath.rs`: capsule → offload decision → data movement → response;
+//!   `backend_link.rs`: backend SQ submission, CQ reaping, timeouts, PCI errors;
+//!   `command.rs`: a command's life; `staging.rs`: the staging allocator).
+//!
+//! `provider.rs` holds the provider calls. A step that touches both parts (a capsule
+//! arrives on a QP, a command posts a work request) takes both locks, `nic` first; the
+//! backend side (submission, reaping, timeouts, PCI errors) takes only the data path's,
+//! and software's verbs (polling and waiting on CQs, posting) only the NIC's.
 
 mod backend_link;
 mod command;
@@ -86,7 +98,8 @@ impl Engine {
             limits,
             quirks,
             bus,
-            st: Mutex::new(State::default()),
+            nic: Mutex::new(Nic::default()),
+            path: Mutex::new(Path::default()),
             events: Mutex::new(VecDeque::new()),
             events_notify: Notify::new(),
             ctx_events: Mutex::new(VecDeque::new()),
@@ -128,7 +141,7 @@ impl Engine {
     pub fn backend_of(&self, ctrl: CtrlHandle) -> Option<Arc<BackendController>> {
         let port = self
             .core
-            .lock()
+            .path()
             .ctrls
             .get(&ctrl)
             .map(|c| c.backend.clone())?;
@@ -139,7 +152,7 @@ impl Engine {
     /// memory through the engine's context, so engine and controllers hold each other
     /// until this breaks the loop. For a target that stops; the device is unusable after.
     pub fn release_backends(&self) {
-        let ctrls = std::mem::take(&mut self.core.lock().ctrls);
+        let ctrls = std::mem::take(&mut self.core.path().ctrls);
         for c in ctrls.values() {
             c.task.abort();
         }
@@ -147,13 +160,13 @@ impl Engine {
 
     /// Offloaded commands accepted but not yet retired (staging waits included).
     pub fn commands_in_flight(&self) -> usize {
-        self.core.lock().cmds.len()
+        self.core.path().cmds.len()
     }
 
     /// One line per offloaded command not yet retired, for failure messages.
     pub fn describe_in_flight(&self) -> Vec<String> {
         self.core
-            .lock()
+            .path()
             .cmds
             .iter()
             .map(|(id, c)| {
@@ -182,7 +195,10 @@ pub(crate) struct Core {
     pub(crate) limits: DeviceLimits,
     pub(crate) quirks: Quirks,
     pub(crate) bus: Arc<dyn BackendBus>,
-    pub(crate) st: Mutex<State>,
+    /// The virtual NIC part. Lock order: `nic` before `path`, never the other way round.
+    pub(crate) nic: Mutex<Nic>,
+    /// The offload data path part.
+    pub(crate) path: Mutex<Path>,
     events: Mutex<VecDeque<OffloadEvent>>,
     events_notify: Notify,
     ctx_events: Mutex<VecDeque<AsyncEvent>>,
@@ -196,7 +212,7 @@ impl Drop for Core {
             t.abort();
         }
         // each QP's drain task holds the real device until it is stopped
-        for q in relock(&self.st).qps.values() {
+        for q in relock(&self.nic).qps.values() {
             q.task.abort();
         }
     }
@@ -207,8 +223,20 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Core {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        relock(&self.st)
+    /// The virtual NIC's state.
+    pub(crate) fn nic(&self) -> MutexGuard<'_, Nic> {
+        relock(&self.nic)
+    }
+
+    /// The data path's state.
+    pub(crate) fn path(&self) -> MutexGuard<'_, Path> {
+        relock(&self.path)
+    }
+
+    /// Both, in the lock order.
+    pub(crate) fn both(&self) -> (MutexGuard<'_, Nic>, MutexGuard<'_, Path>) {
+        let nic = self.nic();
+        (nic, self.path())
     }
 
     /// The device's SRQ limit: the real device's, or the profile's when lower.
@@ -218,8 +246,8 @@ impl Core {
     }
 
     /// ENOMEM (as a verbs device answers) when `st` already holds [`Core::max_srq`] SRQs.
-    pub(crate) fn check_srq_room(&self, st: &State) -> std::result::Result<(), FabricError> {
-        if st.srqs.len() as u64 >= u64::from(self.max_srq()) {
+    pub(crate) fn check_srq_room(&self, nic: &Nic) -> std::result::Result<(), FabricError> {
+        if nic.srqs.len() as u64 >= u64::from(self.max_srq()) {
             return Err(FabricError::NoMemory(
                 "create_srq: the device's max_srq reached",
             ));
@@ -277,12 +305,12 @@ impl Core {
 
     /// Translates a real async event to the engine context's handles and queues it.
     fn forward_async_event(&self, ev: AsyncEvent) {
-        let st = self.lock();
-        let vqp = |q: QpId| st.real_qp.get(&q).copied();
+        let (nic, path) = self.both();
+        let vqp = |q: QpId| nic.real_qp.get(&q).copied();
         let vsrq = |s: SrqId| {
-            st.srqs.iter().find_map(|(v, x)| match x {
+            nic.srqs.iter().find_map(|(v, x)| match x {
                 CtxSrq::Plain { real } if *real == s => Some(*v),
-                CtxSrq::Nvmf { handle } if st.nvmf.get(handle).map(|n| n.real) == Some(s) => {
+                CtxSrq::Nvmf { handle } if path.nvmf.get(handle).map(|n| n.real) == Some(s) => {
                     Some(*v)
                 }
                 _ => None,
@@ -296,7 +324,7 @@ impl Core {
             AsyncEvent::SqDrained(q) => vqp(q).map(AsyncEvent::SqDrained),
             AsyncEvent::QpLastWqeReached(q) => vqp(q).map(AsyncEvent::QpLastWqeReached),
             // The engine posts the receives of NVMe-oF SRQs: their watermark is its own.
-            AsyncEvent::SrqLimitReached(s) => vsrq(s).and_then(|v| match st.srqs.get(&v) {
+            AsyncEvent::SrqLimitReached(s) => vsrq(s).and_then(|v| match nic.srqs.get(&v) {
                 Some(CtxSrq::Plain { .. }) => Some(AsyncEvent::SrqLimitReached(v)),
                 _ => None,
             }),
@@ -307,7 +335,8 @@ impl Core {
                 Some(e)
             }
         };
-        drop(st);
+        drop(path);
+        drop(nic);
         if let Some(e) = out {
             self.ctx_event(e);
         }
@@ -479,9 +508,10 @@ impl QueueOfQp {
     }
 }
 
-/// Everything the engine keeps, behind one mutex.
+/// The virtual NIC's state: the engine context's CQs, QPs and SRQs as software sees them,
+/// its memory regions, and who owns each work request posted on a real QP.
 #[derive(Default)]
-pub(crate) struct State {
+pub(crate) struct Nic {
     pub next_id: u32,
     pub cqs: BTreeMap<CqId, CtxCq>,
     pub qps: BTreeMap<QpId, CtxQp>,
@@ -490,6 +520,12 @@ pub(crate) struct State {
     pub mrs: BTreeMap<harness::fabric::MrId, MrInfo>,
     pub wrs: BTreeMap<u64, Wr>,
     pub next_wr: u64,
+}
+
+/// The offload data path's state: NVMe-oF SRQs (staging, mappings, counters, software's
+/// receives), backend controllers and the commands in flight.
+#[derive(Default)]
+pub(crate) struct Path {
     pub nvmf: BTreeMap<SrqHandle, OffloadSrq>,
     pub ctrls: BTreeMap<CtrlHandle, Ctrl>,
     pub cmds: BTreeMap<u64, Cmd>,
@@ -499,7 +535,7 @@ pub(crate) struct State {
     pub hung_once: bool,
 }
 
-impl State {
+impl Nic {
     pub(crate) fn alloc_id(&mut self) -> u32 {
         self.next_id += 1;
         self.next_id

@@ -28,11 +28,11 @@ impl OffloadProvider for Engine {
     fn create_srq(&self, pd: PdId, attrs: &NvmfSrqAttrs) -> Result<NvmfSrq> {
         let core = &self.core;
         let staging_mr = {
-            let st = core.lock();
-            let mrs: Vec<_> = st.mrs.values().copied().collect();
+            let nic = core.nic();
+            let mrs: Vec<_> = nic.mrs.values().copied().collect();
             check::check_srq_attrs(&core.caps, attrs, check::mr_table(&mrs))?;
-            core.check_srq_room(&st)?;
-            st.mrs[&attrs.staging_buf.mr]
+            core.check_srq_room(&nic)?;
+            nic.mrs[&attrs.staging_buf.mr]
         };
         let real = core.real.create_srq(
             pd,
@@ -66,20 +66,20 @@ impl OffloadProvider for Engine {
                 return Err(e.into());
             }
         };
-        let mut st = core.lock();
-        st.next_srq_handle += 1;
-        let handle = SrqHandle(st.next_srq_handle);
+        let (mut nic, mut path) = core.both();
+        path.next_srq_handle += 1;
+        let handle = SrqHandle(path.next_srq_handle);
         for slot in 0..slots {
-            let id = st.wr(Wr::Capsule { srq: handle, slot });
+            let id = nic.wr(Wr::Capsule { srq: handle, slot });
             let wr = RecvWr {
                 wr_id: id,
                 sg_list: vec![recv_mr.sge(u64::from(slot) * slot_len, slot_len as u32)],
             };
             core.real.post_srq_recv(real, &wr)?;
         }
-        let vsrq = harness::fabric::SrqId(st.alloc_id());
-        st.srqs.insert(vsrq, CtxSrq::Nvmf { handle });
-        st.nvmf.insert(
+        let vsrq = harness::fabric::SrqId(nic.alloc_id());
+        nic.srqs.insert(vsrq, CtxSrq::Nvmf { handle });
+        path.nvmf.insert(
             handle,
             OffloadSrq {
                 vsrq,
@@ -107,15 +107,16 @@ impl OffloadProvider for Engine {
 
     fn destroy_srq(&self, srq: SrqHandle) -> Result<()> {
         let core = &self.core;
-        let mut st = core.lock();
-        let n = st.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
-        let qps = st.qps.values().filter(|q| q.nvmf == Some(srq)).count() as u32;
+        let (mut nic, mut path) = core.both();
+        let n = path.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
+        let qps = nic.qps.values().filter(|q| q.nvmf == Some(srq)).count() as u32;
         check::check_destroy_srq(n.ctrls.len() as u32, qps)?;
-        let n = st.nvmf.remove(&srq).expect("present");
-        st.srqs.remove(&n.vsrq);
-        st.wrs
+        let n = path.nvmf.remove(&srq).expect("present");
+        nic.srqs.remove(&n.vsrq);
+        nic.wrs
             .retain(|_, w| !matches!(w, Wr::Capsule { srq: s, .. } if *s == srq));
-        drop(st);
+        drop(path);
+        drop(nic);
         let _ = core.real.destroy_srq(n.real);
         let _ = core.real.dereg_mr(n.recv_mr.id);
         let _ = core.real.dereg_mr(n.resp_mr.id);
@@ -125,12 +126,12 @@ impl OffloadProvider for Engine {
 
     fn create_nvme_ctrl(&self, srq: SrqHandle, attrs: &NvmeCtrlAttrs) -> Result<CtrlHandle> {
         let core = &self.core;
-        let mut st = core.lock();
-        let n = st.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
-        let mrs: Vec<_> = st.mrs.values().copied().collect();
+        let (nic, mut path) = core.both();
+        let n = path.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
+        let mrs: Vec<_> = nic.mrs.values().copied().collect();
         let counts = CtrlCounts {
             srq_ctrls: n.ctrls.len() as u32,
-            device_ctrls: st.ctrls.len() as u32,
+            device_ctrls: path.ctrls.len() as u32,
         };
         check::check_create_ctrl(&core.caps, &n.attrs, attrs, check::mr_table(&mrs), counts)?;
         let backend =
@@ -154,8 +155,8 @@ impl OffloadProvider for Engine {
         let writers = (0..nsq)
             .map(|i| backend.sq_writer(i).expect("sq exists"))
             .collect();
-        st.next_ctrl_handle += 1;
-        let handle = CtrlHandle(st.next_ctrl_handle);
+        path.next_ctrl_handle += 1;
+        let handle = CtrlHandle(path.next_ctrl_handle);
         let kick = std::sync::Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn(reaper(
             std::sync::Arc::downgrade(core),
@@ -164,7 +165,7 @@ impl OffloadProvider for Engine {
             kick.clone(),
         ));
         let cids = u16::try_from(usize::from(depth) * nsq).unwrap_or(u16::MAX);
-        st.ctrls.insert(
+        path.ctrls.insert(
             handle,
             Ctrl {
                 srq,
@@ -185,25 +186,29 @@ impl OffloadProvider for Engine {
                 task: task.abort_handle(),
             },
         );
-        st.nvmf.get_mut(&srq).expect("present").ctrls.insert(handle);
+        path.nvmf
+            .get_mut(&srq)
+            .expect("present")
+            .ctrls
+            .insert(handle);
         Ok(handle)
     }
 
     fn remove_nvme_ctrl(&self, srq: SrqHandle, ctrl: CtrlHandle) -> Result<()> {
         let core = &self.core;
         {
-            let st = core.lock();
-            let n = st.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
-            let c = st.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?;
+            let path = core.path();
+            let n = path.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
+            let c = path.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?;
             let namespaces = n.ns.values().filter(|m| m.ctrl == ctrl).count() as u32;
             check::check_remove_ctrl(c.srq == srq, namespaces)?;
         }
         core.drop_ctrl_commands(ctrl);
-        let mut st = core.lock();
-        if let Some(c) = st.ctrls.remove(&ctrl) {
+        let mut path = core.path();
+        if let Some(c) = path.ctrls.remove(&ctrl) {
             c.task.abort();
         }
-        if let Some(n) = st.nvmf.get_mut(&srq) {
+        if let Some(n) = path.nvmf.get_mut(&srq) {
             n.ctrls.remove(&ctrl);
         }
         Ok(())
@@ -211,10 +216,10 @@ impl OffloadProvider for Engine {
 
     fn map_nsid(&self, ctrl: CtrlHandle, m: &NsMapping) -> Result<()> {
         let core = &self.core;
-        let mut st = core.lock();
-        let srq = st.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?.srq;
-        let device_namespaces = st.nvmf.values().map(|n| n.ns.len() as u32).sum();
-        let n = st.nvmf.get_mut(&srq).expect("ctrl of a live SRQ");
+        let mut path = core.path();
+        let srq = path.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?.srq;
+        let device_namespaces = path.nvmf.values().map(|n| n.ns.len() as u32).sum();
+        let n = path.nvmf.get_mut(&srq).expect("ctrl of a live SRQ");
         let mapped = match n.ns.get(&m.fe_nsid) {
             Some(x) if core.quirks.has(Quirk::EexistPerCtrl) => x.ctrl == ctrl,
             Some(_) => true,
@@ -244,9 +249,9 @@ impl OffloadProvider for Engine {
 
     fn unmap_nsid(&self, ctrl: CtrlHandle, fe_nsid: u32) -> Result<()> {
         let core = &self.core;
-        let mut st = core.lock();
-        let srq = st.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?.srq;
-        let n = st.nvmf.get_mut(&srq).expect("ctrl of a live SRQ");
+        let mut path = core.path();
+        let srq = path.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?.srq;
+        let n = path.nvmf.get_mut(&srq).expect("ctrl of a live SRQ");
         let mapped = n.ns.get(&fe_nsid).is_some_and(|x| x.ctrl == ctrl);
         if !mapped && core.quirks.has(Quirk::UnmapMissingOk) {
             return Ok(());
@@ -257,18 +262,18 @@ impl OffloadProvider for Engine {
     }
 
     fn qp_set_nvmf(&self, qp: QpId, flags: QpNvmfFlags) -> Result<()> {
-        let mut st = self.core.lock();
-        let on_nvmf = st.qps.get(&qp).is_some_and(|q| q.nvmf.is_some());
+        let mut nic = self.core.nic();
+        let on_nvmf = nic.qps.get(&qp).is_some_and(|q| q.nvmf.is_some());
         check::check_qp_set_nvmf(flags, on_nvmf)?;
-        st.qps.get_mut(&qp).expect("checked").offload = true;
+        nic.qps.get_mut(&qp).expect("checked").offload = true;
         Ok(())
     }
 
     fn ns_counters(&self, ctrl: CtrlHandle, fe_nsid: u32) -> Result<NsCounters> {
-        let st = self.core.lock();
-        let srq = st.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?.srq;
+        let path = self.core.path();
+        let srq = path.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?.srq;
         check::check_fe_nsid(&self.core.caps, fe_nsid)?;
-        st.nvmf[&srq]
+        path.nvmf[&srq]
             .ns
             .get(&fe_nsid)
             .filter(|m| m.ctrl == ctrl)
@@ -277,8 +282,8 @@ impl OffloadProvider for Engine {
     }
 
     fn srq_counters(&self, srq: SrqHandle) -> Result<SrqCounters> {
-        let st = self.core.lock();
-        st.nvmf
+        let path = self.core.path();
+        path.nvmf
             .get(&srq)
             .map(|n| n.counters)
             .ok_or(check::UNKNOWN_SRQ)
