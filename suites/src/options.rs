@@ -46,7 +46,7 @@ pub struct Options {
     /// (the target runs there; this process runs the hosts, on `fabric`).
     pub connect: Option<std::net::SocketAddr>,
     /// The options of `nvmf-conform replay CASE` that reproduce one of this run's cases,
-    /// recorded in the reports ([`RunMeta::replay`]); the command line sets them.
+    /// recorded in the reports ([`harness::runner::RunMeta::replay`]); the command line sets them.
     pub replay: Vec<String>,
 }
 

@@ -3,8 +3,8 @@
 //! plugin returned (the plugin reads and writes queue entries itself), and whose doorbells
 //! the plugin rings here (`struct nvmf_pci_ops` in `include/nvmf_offload.h`).
 //!
-//! The trait; [`super::emulated::PciBus`] implements it for the
-//! emulated controllers the harness creates.
+//! [`super::emulated::PciBus`] implements it for the emulated controllers; a plugin reaches
+//! it through [`super::host::HostBus`].
 
 use nix::errno::Errno;
 

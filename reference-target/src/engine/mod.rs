@@ -16,10 +16,10 @@
 //!
 //! Two parts, each owning its state behind its own lock:
 //!
-//! - the **virtual NIC** ([`Nic`]): the engine context's CQs, QPs and SRQs as software
+//! - the **virtual NIC** (`Nic`): the engine context's CQs, QPs and SRQs as software
 //!   sees them, memory regions, and the routing of every work request posted on a real QP
 //!   to its owner (`context.rs`, the device context);
-//! - the **offload data path** ([`Path`]): NVMe-oF SRQs (staging, mappings, counters,
+//! - the **offload data path** (`Path`): NVMe-oF SRQs (staging, mappings, counters,
 //!   software's receives), backend controllers and the commands in flight
 //!   (`datapath.rs`: capsule → offload decision → data movement → response;
 //!   `backend_link.rs`: backend SQ submission, CQ reaping, timeouts, PCI errors;

@@ -79,7 +79,7 @@ pub struct DutFacts<'a> {
     pub has_backends: bool,
     /// The fabric's kind (`sim`, `verbs`).
     pub fabric: &'a str,
-    /// Two-host mode: the device is in a remote target's process ([`remote`]).
+    /// Two-host mode: the device is in a remote target's process ([`super::remote`]).
     pub remote: bool,
 }
 
@@ -234,7 +234,7 @@ pub struct Case {
     pub id: String,
     /// Area: `caps`, `srq`, `ctrl`, `mapping`, …
     pub area: &'static str,
-    /// The requirement it checks (see [`requirements`]).
+    /// The requirement it checks (see [`super::requirements`]).
     pub requirement: &'static str,
     /// One line.
     pub description: String,

@@ -445,7 +445,7 @@ impl Dut {
     }
 
     /// The LBA format of harness-made namespaces: 4096 when supported, else the first one
-    /// No offload event arrives within 200 ms (scaled by [`super::wait`]): `what` (say, a
+    /// No offload event arrives within 200 ms (scaled by [`super::wait::wait`]): `what` (say, a
     /// backend's error status) must raise none. Checked under `requirement`.
     pub async fn no_event(&self, requirement: &'static str, what: &str) -> Result<(), Failure> {
         let _rule = super::blame::under(requirement);

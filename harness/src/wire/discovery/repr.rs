@@ -209,7 +209,7 @@ pub struct DiscoveryEntryRepr {
     pub treq: u8,
     /// Port ID.
     pub portid: u16,
-    /// Controller ID ([`CNTLID_DYNAMIC`](super::CNTLID_DYNAMIC) for the dynamic model).
+    /// Controller ID ([`CNTLID_DYNAMIC`](crate::wire::CNTLID_DYNAMIC) for the dynamic model).
     pub cntlid: u16,
     /// Admin Max SQ Size.
     pub asqsz: u16,
