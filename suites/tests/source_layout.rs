@@ -1,4 +1,4 @@
-//! The files of `suites/src/` and of the reference target's control plane import one
+//! How the source is laid out (issue 14's measures). The files of `suites/src/` and of the reference target's control plane import one
 //! another without a cycle (issue 14's measure): a file's imports are its `use crate::…` /
 //! `use super::…` items and the inline `crate::…` / `super::…` paths of its code (test
 //! modules left out), each resolved to the file that holds the module it names.
@@ -222,4 +222,29 @@ fn a_cycle_is_found() {
     assert_eq!(cycle(&e, &["a"]).map(|c| c.len()), Some(3));
     e.get_mut(&m("a/z")).unwrap().clear();
     assert_eq!(cycle(&e, &["a"]), None);
+}
+
+/// No source file of the three crates is over 800 lines (unit-test modules in their own
+/// `tests.rs` aside): a file holds one idea (issue 14's measure).
+#[test]
+fn no_source_file_is_over_800_lines() {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut long = Vec::new();
+    for krate in [
+        "harness/src",
+        "reference-target/src",
+        "reference-target/plugin/src",
+        "suites/src",
+    ] {
+        for (_, file) in modules(&top.join(krate)) {
+            if file.file_name().is_some_and(|n| n == "tests.rs") {
+                continue;
+            }
+            let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+            if lines > 800 {
+                long.push(format!("{} ({lines} lines)", file.display()));
+            }
+        }
+    }
+    assert!(long.is_empty(), "split these: {long:?}");
 }
