@@ -1,7 +1,8 @@
-//! How the source is laid out (issue 14's measures). The files of `suites/src/` and of the reference target's control plane import one
-//! another without a cycle (issue 14's measure): a file's imports are its `use crate::…` /
-//! `use super::…` items and the inline `crate::…` / `super::…` paths of its code (test
-//! modules left out), each resolved to the file that holds the module it names.
+//! How the source is laid out (issue 14's measures): no source file over 800 lines, and the
+//! files of `suites/src/` and of the reference target's control plane import one another
+//! without a cycle. A file's imports are its `use crate::…` / `use super::…` items and the
+//! inline `crate::…` / `super::…` paths of its code (test modules left out), each resolved
+//! to the file that holds the module it names.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
