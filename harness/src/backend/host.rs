@@ -12,7 +12,7 @@ use nix::errno::Errno;
 
 use crate::backend::{
     BackendBus, BackendError, BackendPort, CqReader, CtrlState, Doorbells, PciFunction, PciHost,
-    PciSpan, PciState, PciStatus, Span, SqWriter,
+    PciState, PciStatus, SqWriter,
 };
 use crate::fabric::{DeviceContext, FabricError, MrId};
 
@@ -80,14 +80,6 @@ struct HostPort {
     seen: Mutex<Option<PciStatus>>,
 }
 
-fn span(s: &PciSpan) -> Span {
-    Span {
-        mr: s.mr,
-        offset: s.offset,
-        len: s.len,
-    }
-}
-
 #[async_trait]
 impl BackendPort for HostPort {
     fn depth(&self) -> u16 {
@@ -102,7 +94,7 @@ impl BackendPort for HostPort {
         let q = self.f.sqs.get(sq)?;
         Some(SqWriter::new(
             self.ctx.clone(),
-            span(&q.ring),
+            q.ring,
             self.f.depth,
             sq,
             q.initial,
@@ -113,7 +105,7 @@ impl BackendPort for HostPort {
     fn cq_reader(&self) -> CqReader {
         CqReader::new(
             self.ctx.clone(),
-            span(&self.f.cq.ring),
+            self.f.cq.ring,
             self.f.depth,
             self.f.cq.initial,
             self.bells.clone(),
@@ -159,6 +151,7 @@ mod tests {
         backend_sqe, BackendController, ControllerConfig, Fault, LbaFormat, Namespace, PciBus,
         SqConfig,
     };
+    use crate::backend::Span;
 
     /// A controller of depth 8 on sim0, attached to a bus.
     fn rig() -> (

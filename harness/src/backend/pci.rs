@@ -8,18 +8,12 @@
 
 use nix::errno::Errno;
 
+use super::ring::Span;
 use crate::fabric::MrId;
 
-/// A byte range of a memory region, by offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PciSpan {
-    /// The region (of the plugin's verbs device).
-    pub mr: MrId,
-    /// First byte's offset in the region.
-    pub offset: u64,
-    /// Length in bytes.
-    pub len: u64,
-}
+/// A byte range of a memory region (of the plugin's verbs device), by offset: the seam's
+/// [`Span`], under the name the ABI gives it (`struct nvmf_pci_span`).
+pub type PciSpan = Span;
 
 /// One queue of a controller: ring, doorbell and initial tail (SQ) or head (CQ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -137,12 +137,6 @@ pub struct IdentifyController {
 impl IdentifyController {
     /// Parses the fields from the 4096-byte data structure.
     pub fn parse(raw: Vec<u8>) -> Result<IdentifyController> {
-        if raw.len() < 4096 {
-            return Err(InitiatorError::Protocol(format!(
-                "identify controller data of {} bytes",
-                raw.len()
-            )));
-        }
         let r = IdentifyControllerRepr::parse(&raw)
             .map_err(|e| InitiatorError::Protocol(format!("identify controller: {e}")))?;
         Ok(IdentifyController {
@@ -181,12 +175,6 @@ pub struct IdentifyNamespace {
 impl IdentifyNamespace {
     /// Parses the fields from the 4096-byte data structure.
     pub fn parse(raw: Vec<u8>) -> Result<IdentifyNamespace> {
-        if raw.len() < 4096 {
-            return Err(InitiatorError::Protocol(format!(
-                "identify namespace data of {} bytes",
-                raw.len()
-            )));
-        }
         let r = IdentifyNamespaceRepr::parse(&raw)
             .map_err(|e| InitiatorError::Protocol(format!("identify namespace: {e}")))?;
         let flbas = r.flbas;

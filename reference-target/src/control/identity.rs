@@ -31,9 +31,6 @@ pub const ADMIN_DEPTH_MAX: u32 = 32;
 /// Names").
 pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 
-/// Most bytes of SUBNQN (the field is 256 bytes, NUL padded).
-const SUBNQN_MAX: usize = 255;
-
 /// What every controller of the target shares: VID, SSVID, serial number `serial`,
 /// model, firmware revision, CNTLID, version, AERL and KAS.
 fn common(serial: String, cntlid: Option<u16>) -> IdentifyControllerRepr {
@@ -55,8 +52,6 @@ fn common(serial: String, cntlid: Option<u16>) -> IdentifyControllerRepr {
 pub(crate) fn io_controller(q: &Queue) -> Result<Vec<u8>, WireError> {
     let sub = &q.sh.subs[q.sub];
     let max_io = u64::from(sub.attrs.max_io_sz.max(4096));
-    let mut subnqn = sub.cfg.nqn.clone();
-    subnqn.truncate(SUBNQN_MAX);
     IdentifyControllerRepr {
         rab: 6,
         // MDTS from max_io_sz, in units of the 4 KiB minimum page size.
@@ -76,7 +71,8 @@ pub(crate) fn io_controller(q: &Queue) -> Result<Vec<u8>, WireError> {
         vwc: 1,
         // SGLS: SGLs supported, keyed SGL data block, offset-based in-capsule data.
         sgls: 1 | (1 << 2) | (1 << 20),
-        subnqn,
+        // The config holds NQNs to NQN_MAX_LEN: they fit.
+        subnqn: sub.cfg.nqn.clone(),
         ioccsz: sub.attrs.ioccsz,
         iorcsz: 1,
         icdoff: sub.attrs.icdoff,

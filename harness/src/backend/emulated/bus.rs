@@ -12,7 +12,7 @@ use nix::errno::Errno;
 use super::controller::BackendController;
 use crate::backend::{
     BackendBus, BackendError, BackendPort, CqReader, CtrlState, PciFunction, PciHost, PciQueue,
-    PciSpan, PciState, PciStatus, Span, SqWriter,
+    PciState, PciStatus, SqWriter,
 };
 use crate::fabric::MrId;
 
@@ -123,14 +123,6 @@ impl BackendBus for PciBus {
     }
 }
 
-fn pci_span(s: &Span) -> PciSpan {
-    PciSpan {
-        mr: s.mr,
-        offset: s.offset,
-        len: s.len,
-    }
-}
-
 fn backend_errno(e: &BackendError) -> Errno {
     match e {
         BackendError::Fabric(f) => f.errno(),
@@ -150,14 +142,14 @@ impl PciHost for PciBus {
                 .sqs
                 .iter()
                 .map(|s| PciQueue {
-                    ring: pci_span(&s.ring),
-                    doorbell: pci_span(&s.doorbell),
+                    ring: s.ring,
+                    doorbell: s.doorbell,
                     initial: s.tail_ini,
                 })
                 .collect(),
             cq: PciQueue {
-                ring: pci_span(&cfg.cq_ring),
-                doorbell: pci_span(&cfg.cq_doorbell),
+                ring: cfg.cq_ring,
+                doorbell: cfg.cq_doorbell,
                 initial: cfg.cq_head_ini,
             },
         })
