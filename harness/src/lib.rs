@@ -23,6 +23,7 @@
 pub mod api;
 pub mod backend;
 pub mod capture;
+pub mod case;
 pub mod fabric;
 pub mod ffi;
 pub mod initiator;

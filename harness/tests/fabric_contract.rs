@@ -253,7 +253,7 @@ fn catalog_is_well_formed() {
     let mut ids = BTreeSet::new();
     for c in cases {
         assert!(
-            contract::id_is_well_formed(c.id),
+            harness::case::id_is_well_formed(&c.id),
             "malformed case id {:?}",
             c.id
         );
@@ -263,14 +263,14 @@ fn catalog_is_well_formed() {
             c.id,
             c.area
         );
-        assert!(ids.insert(c.id), "duplicate case id {}", c.id);
+        assert!(ids.insert(c.id.as_str()), "duplicate case id {}", c.id);
         assert!(
             !c.description.is_empty() && !c.description.contains('\n'),
             "case {} needs a one-line description",
             c.id
         );
         assert!(
-            std::ptr::eq(contract::case(c.id).unwrap(), c),
+            std::ptr::eq(contract::case(&c.id).unwrap(), c),
             "case({}) finds another case",
             c.id
         );
@@ -286,7 +286,7 @@ fn catalog_is_listed() {
         LISTED.len(),
         "an id is listed twice in contract_tests!"
     );
-    let catalog: BTreeSet<&str> = contract::cases().iter().map(|c| c.id).collect();
+    let catalog: BTreeSet<&str> = contract::cases().iter().map(|c| c.id.as_str()).collect();
     let missing: Vec<_> = catalog.difference(&listed).collect();
     let unknown: Vec<_> = listed.difference(&catalog).collect();
     assert!(
@@ -305,8 +305,8 @@ fn sim_runs_are_deterministic() {
     let seed = seed();
     let mut differing = Vec::new();
     for c in contract::cases() {
-        let first = run(&target, c.id, seed);
-        let second = run(&target, c.id, seed);
+        let first = run(&target, &c.id, seed);
+        let second = run(&target, &c.id, seed);
         if first != second {
             let at = first.1.iter().zip(&second.1).position(|(x, y)| x != y);
             differing.push(format!(

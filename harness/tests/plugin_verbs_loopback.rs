@@ -54,8 +54,8 @@ fn every_contract_case_ends_the_same_through_the_abi() {
     let mut differ = Vec::new();
     let mut passed = 0;
     for case in contract::cases() {
-        let direct = outcome(case.id, 0x5eed, false);
-        let abi = outcome(case.id, 0x5eed, true);
+        let direct = outcome(&case.id, 0x5eed, false);
+        let abi = outcome(&case.id, 0x5eed, true);
         let same = matches!(
             (&direct, &abi),
             (Outcome::Passed, Outcome::Passed) | (Outcome::Skipped(_), Outcome::Skipped(_))

@@ -36,8 +36,8 @@ pub fn all() -> Vec<Entry> {
         id: c.id.clone(),
         area: c.area.to_string(),
         description: c.description.clone(),
-        requirement: Some(c.requirement),
-        tags: c.tags(),
+        requirement: c.requirement,
+        tags: framework::case::tags(&c),
         body: Body::Offload(c),
     });
     let fabric = contract::cases().iter().map(|c| Entry {

@@ -7,6 +7,8 @@
 //! with its own seed, in the runner's process
 //! or in forked children ([`isolate`]), and returns a [`harness::runner::RunResult`].
 
+pub use harness::{check, check_eq, fail};
+
 pub mod areas;
 pub mod catalog;
 pub mod fabric;

@@ -385,20 +385,27 @@ pub async fn offload_verdict(
     };
     let rec = dut.rec.clone();
     let caps = dut.caps.clone();
-    let facts = framework::DutFacts {
-        caps: &dut.caps,
-        device: &dut.ctx.device_attr(),
-        has_backends: dut.backends.is_some(),
-        fabric: dut.fabric.kind(),
-        remote: remote.is_some(),
+    let device = dut.ctx.device_attr();
+    let facts = harness::case::Facts {
+        fabric: &*dut.fabric,
+        can_make_fresh: false,
+        dut: Some(framework::DutFacts {
+            caps: &dut.caps,
+            device: &device,
+            has_backends: dut.backends.is_some(),
+            remote: remote.is_some(),
+        }),
     };
-    if let Some(why) = case.unmet(facts) {
+    if let Some(why) = case.unmet(&facts) {
         return CaseOutcome {
             verdict: Verdict::Skip(why),
             ..CaseOutcome::error(String::new())
         };
     }
-    framework::blame::begin(case.requirement);
+    framework::blame::begin(
+        case.requirement.unwrap_or("-"),
+        Some(framework::failure::error_rule),
+    );
     let body = std::panic::AssertUnwindSafe((case.body)(dut)).catch_unwind();
     let outcome = tokio::time::timeout(bound, body).await;
     let failed_at = Some(rec.lines().len());
@@ -412,7 +419,10 @@ pub async fn offload_verdict(
             (Verdict::Fail(f.message), failed_at)
         }
         Ok(Err(p)) => (
-            Verdict::Error(format!("the case panicked: {}", panic_text(&*p))),
+            Verdict::Error(format!(
+                "the case panicked: {}",
+                harness::case::panic_text(&*p)
+            )),
             failed_at,
         ),
         Err(_) => (
@@ -444,7 +454,7 @@ pub async fn offload_verdict(
             };
             if !fails && !matches!(v, Verdict::Pass) {
                 // A trace unlike the reviewed one: the case's own requirement.
-                blamed = Some(case.requirement);
+                blamed = case.requirement;
             }
             let expected = if matches!(v, Verdict::Pass) {
                 None
@@ -538,12 +548,4 @@ async fn stop_remote(r: &RemoteTarget, verdict: Verdict, trace: &mut Vec<String>
             v => v,
         },
     }
-}
-
-/// The text of a panic payload.
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "non-string panic".into())
 }

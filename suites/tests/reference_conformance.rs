@@ -140,13 +140,13 @@ fn fabric_contract_holds_through_the_engine_context() {
     let mut bad = Vec::new();
     let mut passed = 0;
     for case in contract::cases() {
-        let out = bounded(case.id, move || {
+        let out = bounded(&case.id, move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_time()
                 .start_paused(true)
                 .build()
                 .expect("a runtime");
-            let seed = suites::seed::case_seed(0, case.id);
+            let seed = suites::seed::case_seed(0, &case.id);
             rt.block_on(async {
                 let factory: FabricFactory = Arc::new(ThroughEngine::sim);
                 let env = Env::new(ThroughEngine::sim(seed), seed).with_factory(factory);

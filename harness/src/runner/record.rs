@@ -77,7 +77,7 @@ pub struct CaseRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_at: Option<usize>,
     /// For a case that failed or errored: the requirement of the check that failed (a case
-    /// may check several; see `suites::framework::blame`). Absent otherwise.
+    /// may check several; see `harness::case::blame`). Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blamed: Option<String>,
     /// The checks that ran, per requirement, in order of first use (empty for the fabric

@@ -248,7 +248,7 @@ pub fn cases() -> Vec<Case> {
         "keyed-invalidate",
         "DP-SEND-INV",
         "a 0x4F keyed SGL is answered with SEND with invalidate of the host's key",
-        &[Need::Ops(RW), Need::Backends, Need::HostInvalidate],
+        &[Need::Ops(RW), Need::Backends, Need::InvalidatePlainMr],
         |d| async move {
             let f = d.ns_format();
             write_read(d, f, DataMode::KeyedInvalidate).await

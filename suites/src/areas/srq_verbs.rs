@@ -63,7 +63,7 @@ pub fn cases() -> Vec<Case> {
                 expect_errno(
                     d.ctx.post_srq_recv(srq.srq, &recv(0, max_sge + 1)),
                     Errno::EINVAL,
-                    &format!("a receive with max_sge ({max_sge}) + 1 SGEs"),
+                    format!("a receive with max_sge ({max_sge}) + 1 SGEs"),
                 )?;
                 for i in 0..max_wr {
                     d.ctx
@@ -114,7 +114,7 @@ pub fn cases() -> Vec<Case> {
                 expect_errno(
                     d.ctx.arm_srq(srq.srq, max_wr + 1),
                     Errno::EINVAL,
-                    &format!("arm_srq(max_wr {max_wr} + 1)"),
+                    format!("arm_srq(max_wr {max_wr} + 1)"),
                 )?;
                 check_eq!(
                     query(&d, srq.srq, "after the refused limit")?.srq_limit,
@@ -148,7 +148,7 @@ pub fn cases() -> Vec<Case> {
                     expect_errno(
                         d.ctx.create_qp(pd, init(max + 1)),
                         Errno::EINVAL,
-                        &format!("create_qp with max_send_wr = max_qp_wr ({max}) + 1"),
+                        format!("create_qp with max_send_wr = max_qp_wr ({max}) + 1"),
                     )?;
                 }
                 // At the bound itself, unless the bound is more than a case should allocate:

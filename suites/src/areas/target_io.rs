@@ -156,7 +156,7 @@ pub fn cases() -> Vec<Case> {
             check_eq!(k.read_cmds + k.write_cmds + k.write_inline_cmds, 0, "commands counted as offloaded");
             Ok(())
         }),
-        Case::new(AREA, "send-with-invalidate", "TIO-DATA", "software answers reads and writes with a keyed SGL with invalidate (4Fh) with SEND with invalidate of the host's key, and serves them", &[Need::ControlPlane, Need::HostInvalidate], |d: Dut| async move {
+        Case::new(AREA, "send-with-invalidate", "TIO-DATA", "software answers reads and writes with a keyed SGL with invalidate (4Fh) with SEND with invalidate of the host's key, and serves them", &[Need::ControlPlane, Need::InvalidatePlainMr], |d: Dut| async move {
             let (_t, _c, mut io) = software_queue(&d).await?;
             let one = pattern(io.lba_size() as usize, 2);
             let w = io.write(20, &one, DataMode::KeyedInvalidate).await?;

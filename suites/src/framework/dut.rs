@@ -484,27 +484,7 @@ impl Drop for Dut {
     }
 }
 
-/// Fails unless `r` is an error with `errno` (an offload API call's, or a verbs call's on the
-/// device context).
-pub fn expect_errno<T, E: Into<OffloadError>>(
-    r: Result<T, E>,
-    errno: nix::errno::Errno,
-    what: &str,
-) -> Result<(), Failure> {
-    match r.map_err(Into::into) {
-        Err(e) if e.errno() == errno => {
-            super::blame::count();
-            Ok(())
-        }
-        Err(e) => Err(Failure::new(format!(
-            "{what}: expected {errno:?}, got {:?} ({e})",
-            e.errno()
-        ))),
-        Ok(_) => Err(Failure::new(format!(
-            "{what}: expected {errno:?}, got success (the call returned 0)"
-        ))),
-    }
-}
+pub use harness::case::expect_errno;
 
 /// Fails unless `r` succeeded.
 pub fn expect_ok<T>(r: Result<T, OffloadError>, what: &str) -> Result<T, Failure> {

@@ -169,7 +169,7 @@ pub fn markdown() -> String {
     for r in REQUIREMENTS {
         let ids: Vec<String> = cases
             .iter()
-            .filter(|c| c.requirement == r.id)
+            .filter(|c| c.requirement == Some(r.id))
             .map(|c| format!("`{}`", c.id))
             .collect();
         let _ = writeln!(

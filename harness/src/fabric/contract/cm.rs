@@ -10,13 +10,14 @@ use nix::errno::Errno;
 
 use super::{
     all_remote, check_bytes, check_private_data, check_wc, contract_case, expect_errno, pattern,
-    CaseFailure, CaseResult, Context, ContractCase, Env, Side, BOUND, FOREIGN_ADDR,
+    CaseResult, Context, ContractCase, Env, Failure, Side, BOUND, FOREIGN_ADDR,
 };
 use crate::fabric::{
     Access, CmEventKind, ConnParam, ListenerId, QpAttr, QpCap, QpState, SendOp, SendWr, WcOpcode,
     WcStatus, CM_REJ_CONSUMER_DEFINED, CM_REJ_INVALID_SERVICE_ID, CM_REJ_PRIVATE_DATA_MAX,
     CM_REP_PRIVATE_DATA_MAX, CM_REQ_PRIVATE_DATA_MAX,
 };
+use crate::{check, check_eq, fail};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -204,7 +205,7 @@ async fn listen_wildcard(env: Env) -> CaseResult {
     let (conn_b, got_listener, _, _) = b
         .connect_request("ConnectRequest on the wildcard listener")
         .await?;
-    ensure_eq!(got_listener, listener, "ConnectRequest.listener");
+    check_eq!(got_listener, listener, "ConnectRequest.listener");
     b.dev
         .ctx
         .cm_accept(conn_b, b.qp.id, &param(vec![]))
@@ -224,7 +225,7 @@ struct Requested {
 
 /// Two sides, `b` listening on slot 0 and `a` connecting to it with `len` bytes of
 /// private data made from `salt`.
-fn request(env: &Env, salt: u64, len: usize) -> Result<Requested, CaseFailure> {
+fn request(env: &Env, salt: u64, len: usize) -> Result<Requested, Failure> {
     let a = Side::create(&env.open("a", 0)?, QpCap::default())?;
     let b = Side::create(&env.open("b", 1)?, QpCap::default())?;
     let addr = env.listen_addr(&b.dev, 0);
@@ -245,8 +246,8 @@ fn request(env: &Env, salt: u64, len: usize) -> Result<Requested, CaseFailure> {
 impl Requested {
     /// The ConnectRequest `b` got names its listener, `a`'s address and `a`'s private data.
     fn check(&self, listener: ListenerId, peer: SocketAddr, param: &ConnParam) -> CaseResult {
-        ensure_eq!(listener, self.listener, "ConnectRequest.listener");
-        ensure_eq!(
+        check_eq!(listener, self.listener, "ConnectRequest.listener");
+        check_eq!(
             peer.ip(),
             IpAddr::V4(self.a.dev.port.addr),
             "ConnectRequest.peer address"
@@ -287,7 +288,7 @@ async fn poll_queued(env: Env) -> CaseResult {
         other => fail!("b: poll_cm_event: expected ConnectRequest, got {other:?}"),
     }
     let again = r.b.dev.ctx.poll_cm_event();
-    ensure!(
+    check!(
         again.is_none(),
         "b: poll_cm_event after the only event: {again:?}"
     );
@@ -308,7 +309,7 @@ async fn connect_too_long(env: Env) -> CaseResult {
         Errno::EINVAL,
         "cm_connect with 57 bytes of private data",
     )?;
-    ensure_eq!(
+    check_eq!(
         a.state()?,
         QpState::Reset,
         "QP state after the refused cm_connect"
@@ -356,7 +357,7 @@ async fn connect_no_listener(env: Env) -> CaseResult {
         .dev
         .cm_event("connect to a port nobody listens on")
         .await?;
-    ensure_eq!(e.conn, conn, "identifier of the CM event");
+    check_eq!(e.conn, conn, "identifier of the CM event");
     // IB CM answers a REQ for an unknown service ID with REJ(INVALID_SERVICE_ID); a fabric
     // may equally give up on the route or time out: both are valid outcomes.
     match e.kind {
@@ -379,7 +380,7 @@ async fn accept_private_data(env: Env) -> CaseResult {
         CM_REP_PRIVATE_DATA_MAX,
         "active side's Established private data",
     )?;
-    ensure!(
+    check!(
         p.established_b.iter().all(|b| *b == 0),
         "passive side's Established private data: expected none, got {:02x?}",
         p.established_b
@@ -426,23 +427,23 @@ async fn accept_twice(env: Env) -> CaseResult {
         Errno::EINVAL,
         "second cm_accept of the same request",
     )?;
-    ensure_eq!(
+    check_eq!(
         other.state()?,
         QpState::Reset,
         "state of the QP offered to the refused accept"
     );
-    ensure_eq!(p.b.state()?, QpState::Rts, "state of the accepted QP");
+    check_eq!(p.b.state()?, QpState::Rts, "state of the accepted QP");
     Ok(())
 }
 
 async fn established_rts(env: Env) -> CaseResult {
     let p = env.cm_pair(0, &param(vec![1]), &param(vec![2])).await?;
-    ensure_eq!(
+    check_eq!(
         p.a.state()?,
         QpState::Rts,
         "active QP state after Established"
     );
-    ensure_eq!(
+    check_eq!(
         p.b.state()?,
         QpState::Rts,
         "passive QP state after Established"
@@ -464,13 +465,13 @@ async fn reject(env: Env) -> CaseResult {
     let data = pattern(env.seed, 74, 20);
     b.dev.ctx.cm_reject(conn_b, &data).ctx("cm_reject")?;
     let e = a.dev.cm_event("active side after reject").await?;
-    ensure_eq!(e.conn, conn_a, "identifier of the Rejected event");
+    check_eq!(e.conn, conn_a, "identifier of the Rejected event");
     match e.kind {
         CmEventKind::Rejected {
             status,
             private_data,
         } => {
-            ensure_eq!(
+            check_eq!(
                 status,
                 CM_REJ_CONSUMER_DEFINED,
                 "Rejected.status of an application reject"
@@ -484,7 +485,7 @@ async fn reject(env: Env) -> CaseResult {
         }
         other => fail!("active side after reject: expected Rejected, got {other:?}"),
     }
-    ensure!(
+    check!(
         a.state()? != QpState::Rts,
         "active QP is in RTS after its connect was rejected"
     );
@@ -498,7 +499,7 @@ async fn disconnect(env: Env) -> CaseResult {
         .cm_disconnect(p.conn_a)
         .ctx("cm_disconnect(active)")?;
     let ea = p.a.dev.cm_event("active side after cm_disconnect").await?;
-    ensure!(
+    check!(
         ea.conn == p.conn_a && ea.kind == CmEventKind::Disconnected,
         "active side after cm_disconnect: expected Disconnected on {}, got {ea:?}",
         p.conn_a
@@ -507,7 +508,7 @@ async fn disconnect(env: Env) -> CaseResult {
         p.b.dev
             .cm_event("passive side after the peer's cm_disconnect")
             .await?;
-    ensure!(
+    check!(
         eb.conn == p.conn_b && eb.kind == CmEventKind::Disconnected,
         "passive side after the peer's cm_disconnect: expected Disconnected on {}, got {eb:?}",
         p.conn_b
@@ -529,7 +530,7 @@ async fn destroy_connected(env: Env) -> CaseResult {
         p.b.dev
             .cm_event("passive side after the peer's cm_destroy")
             .await?;
-    ensure!(
+    check!(
         eb.conn == p.conn_b && eb.kind == CmEventKind::Disconnected,
         "passive side after the peer's cm_destroy: expected Disconnected on {}, got {eb:?}",
         p.conn_b
@@ -584,8 +585,8 @@ async fn data_flow(env: Env) -> CaseResult {
         Some(WcOpcode::Recv),
         "receive over the CM connection",
     )?;
-    ensure_eq!(r.byte_len, 3000, "byte_len over the CM connection");
-    ensure_eq!(r.src_qp, p.a.qp.qpn, "src_qp over the CM connection");
+    check_eq!(r.byte_len, 3000, "byte_len over the CM connection");
+    check_eq!(r.src_qp, p.a.qp.qpn, "src_qp over the CM connection");
     check_bytes(
         &p.b.dev.read(&dst, 0, 3000)?,
         &msg,

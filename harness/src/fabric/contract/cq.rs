@@ -3,13 +3,14 @@
 use nix::errno::Errno;
 
 use super::{
-    all_remote, check_wc, connect_qps, contract_case, expect_errno, CaseFailure, CaseResult,
-    Context, ContractCase, Dev, Env, PairOpts, Side,
+    all_remote, check_wc, connect_qps, contract_case, expect_errno, CaseResult, Context,
+    ContractCase, Dev, Env, Failure, PairOpts, Side,
 };
 use crate::fabric::{
     Access, AsyncEvent, CqId, PdId, QpAttr, QpCap, QpInfo, QpInit, QpState, RecvWr, SendOp, SendWr,
     WcOpcode, WcStatus,
 };
+use crate::{check, check_eq};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -108,8 +109,8 @@ async fn split(env: Env) -> CaseResult {
         .wc(rcq, "the receive's completion on the receive CQ")
         .await?;
     check_wc(&r, 1, WcStatus::Success, Some(WcOpcode::Recv), "receive CQ")?;
-    ensure_eq!(r.byte_len, 16, "receive CQ: byte_len");
-    ensure_eq!(r.qp, qp.id, "receive CQ: the QP");
+    check_eq!(r.byte_len, 16, "receive CQ: byte_len");
+    check_eq!(r.qp, qp.id, "receive CQ: the QP");
     b.wc("b's SEND completion").await?;
     // Flushed work lands where its queue's completions go, too.
     post_recv(3)?;
@@ -132,16 +133,16 @@ async fn poll_empty(env: Env) -> CaseResult {
     let dev = env.open("a", 0)?;
     let cq = dev.cq(16)?;
     let got = dev.ctx.poll_cq(cq, 16).ctx("poll_cq(new CQ, 16)")?;
-    ensure!(got.is_empty(), "poll_cq of a new CQ returned {got:?}");
+    check!(got.is_empty(), "poll_cq of a new CQ returned {got:?}");
     let got = dev.ctx.poll_cq(cq, 0).ctx("poll_cq(new CQ, 0)")?;
-    ensure!(got.is_empty(), "poll_cq(max 0) returned {got:?}");
+    check!(got.is_empty(), "poll_cq(max 0) returned {got:?}");
     dev.no_wc(cq, "new CQ").await?;
     dev.ctx.destroy_cq(cq).ctx("destroy_cq(unused)")?;
     Ok(())
 }
 
 /// A PD, a send CQ and a receive CQ of 16 entries each, and an RC QP in RESET using them.
-fn split_cqs(dev: &Dev) -> Result<(PdId, CqId, CqId, QpInfo), CaseFailure> {
+fn split_cqs(dev: &Dev) -> Result<(PdId, CqId, CqId, QpInfo), Failure> {
     let pd = dev.pd()?;
     let scq = dev.cq(16)?;
     let rcq = dev.cq(16)?;

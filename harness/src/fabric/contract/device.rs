@@ -4,6 +4,7 @@ use nix::errno::Errno;
 
 use super::{contract_case, expect_errno, CaseResult, Context, ContractCase, Env};
 use crate::fabric::{Access, Gid, PdId, PortState};
+use crate::{check, check_eq};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -49,22 +50,22 @@ async fn list_open_each(env: Env) -> CaseResult {
     let devices = env.devices()?;
     let mut seen = std::collections::HashSet::new();
     for name in &devices {
-        ensure!(
+        check!(
             !name.is_empty(),
             "devices(): empty device name in {devices:?}"
         );
-        ensure!(
+        check!(
             seen.insert(name),
             "devices(): {name} listed twice in {devices:?}"
         );
         let ctx = env.fabric.open(name).ctx(format!("open({name})"))?;
         let attr = ctx.device_attr();
-        ensure_eq!(
+        check_eq!(
             attr.name,
             *name,
             "device_attr().name of the device opened as {name}"
         );
-        ensure!(
+        check!(
             attr.phys_port_cnt >= 1,
             "{name}: phys_port_cnt is {}, expected at least 1",
             attr.phys_port_cnt
@@ -77,7 +78,7 @@ async fn list_open_each(env: Env) -> CaseResult {
 async fn open_unknown(env: Env) -> CaseResult {
     let devices = env.devices()?;
     let name = "nvmf-conform-no-such-device";
-    ensure!(
+    check!(
         !devices.iter().any(|d| d == name),
         "{name} is actually listed"
     );
@@ -92,20 +93,20 @@ async fn port_active(env: Env) -> CaseResult {
     for (i, name) in env.devices()?.iter().enumerate() {
         let dev = env.open("a", i)?;
         let p = &dev.port;
-        ensure_eq!(p.port, 1, "{name}: port_attr(1).port");
-        ensure_eq!(p.state, PortState::Active, "{name}: port 1 state");
-        ensure!(
+        check_eq!(p.port, 1, "{name}: port_attr(1).port");
+        check_eq!(p.state, PortState::Active, "{name}: port 1 state");
+        check!(
             (256..=4096).contains(&p.active_mtu) && p.active_mtu.is_power_of_two(),
             "{name}: active_mtu {} is not one of 256, 512, 1024, 2048, 4096",
             p.active_mtu
         );
-        ensure_eq!(
+        check_eq!(
             p.gids[1],
             Gid::from_ipv4(p.addr),
             "{name}: GID index 1 of port 1 (address {})",
             p.addr
         );
-        ensure_eq!(
+        check_eq!(
             p.gids[1].to_ipv4(),
             Some(p.addr),
             "{name}: GID index 1 as IPv4"

@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    check_wc, contract_case, CaseFailure, CaseResult, Context, ContractCase, Env, FaultKind, Need,
+    check_wc, contract_case, CaseResult, Context, ContractCase, Env, Failure, FaultKind, Need,
     Pair, PairOpts, LONG_BOUND,
 };
 use crate::fabric::{Access, AsyncEvent, Fabric, Fault, PortState, QpState, WcOpcode, WcStatus};
+use crate::{check, check_eq, fail};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -84,8 +85,8 @@ async fn link_down_up(env: Env) -> CaseResult {
         })
         .await?;
         let p = b.ctx.port_attr(1).ctx("port_attr(1) while down")?;
-        ensure_eq!(p.state, PortState::Down, "port 1 state after link down");
-        Ok::<_, CaseFailure>(())
+        check_eq!(p.state, PortState::Down, "port 1 state after link down");
+        Ok::<_, Failure>(())
     }
     .await;
     inject(&*env.fabric, Fault::Link { addr, up: true })?;
@@ -95,7 +96,7 @@ async fn link_down_up(env: Env) -> CaseResult {
     })
     .await?;
     let p = b.ctx.port_attr(1).ctx("port_attr(1) after link up")?;
-    ensure_eq!(p.state, PortState::Active, "port 1 state after link up");
+    check_eq!(p.state, PortState::Active, "port 1 state after link up");
     Ok(())
 }
 
@@ -239,7 +240,7 @@ async fn link_down_connect(env: Env) -> CaseResult {
             .dev
             .cm_event_within(LONG_BOUND, "connect to a listener whose port is down")
             .await?;
-        ensure!(
+        check!(
             e.conn == conn && e.kind == crate::fabric::CmEventKind::Unreachable,
             "connect to a listener whose port is down: expected Unreachable on {conn}, got {e:?}"
         );
@@ -297,7 +298,7 @@ async fn delay(env: Env) -> CaseResult {
     )?;
     if env.fabric.kind() == "sim" {
         // Virtual time is exact: the SEND and its ACK each cross the delayed link.
-        ensure!(
+        check!(
             slow >= added && slow > base,
             "SEND with {added:?} added latency completed after {slow:?} (without: {base:?}); expected at least {added:?} and later than without"
         );
@@ -306,7 +307,7 @@ async fn delay(env: Env) -> CaseResult {
 }
 
 /// The observable script of [`same_seed`]: objects and completions, as trace lines.
-async fn script(fabric: Arc<dyn Fabric>, seed: u64) -> Result<Vec<String>, CaseFailure> {
+async fn script(fabric: Arc<dyn Fabric>, seed: u64) -> Result<Vec<String>, Failure> {
     let env = Env::new(fabric, seed);
     let a = env.open("a", 0)?;
     let b = env.open("b", 1)?;
@@ -339,7 +340,7 @@ async fn same_seed(env: Env) -> CaseResult {
             second[i]
         );
     }
-    ensure_eq!(
+    check_eq!(
         second.len(),
         first.len(),
         "number of observations of two runs with the same seed"

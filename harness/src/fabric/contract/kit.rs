@@ -3,6 +3,7 @@
 //! and the checks cases share (errnos, work completions, byte patterns, private data).
 
 use super::*;
+use crate::{check, check_eq, fail};
 
 // ---------------------------------------------------------------------------------------
 // Devices, sides, pairs
@@ -30,9 +31,9 @@ impl Dev {
         name: String,
         ctx: Arc<dyn DeviceContext>,
         trace: Trace,
-    ) -> Result<Dev, CaseFailure> {
+    ) -> Result<Dev, Failure> {
         let port = ctx.port_attr(1).ctx(format!("{name}: port_attr(1)"))?;
-        ensure!(
+        check!(
             port.gids.len() >= 2,
             "{name}: port 1 has {} GIDs, a RoCEv2 port needs index 1",
             port.gids.len()
@@ -54,12 +55,12 @@ impl Dev {
     }
 
     /// Allocates a PD.
-    pub fn pd(&self) -> Result<PdId, CaseFailure> {
+    pub fn pd(&self) -> Result<PdId, Failure> {
         self.ctx.alloc_pd().ctx(format!("{}: alloc_pd", self.role))
     }
 
     /// Registers `len` bytes with `access` on `pd`.
-    pub fn mr(&self, pd: PdId, len: u64, access: Access) -> Result<MrInfo, CaseFailure> {
+    pub fn mr(&self, pd: PdId, len: u64, access: Access) -> Result<MrInfo, Failure> {
         let mr = self
             .ctx
             .reg_mr(pd, len, access)
@@ -72,14 +73,14 @@ impl Dev {
     }
 
     /// Creates a CQ.
-    pub fn cq(&self, cqe: u32) -> Result<CqId, CaseFailure> {
+    pub fn cq(&self, cqe: u32) -> Result<CqId, Failure> {
         self.ctx
             .create_cq(cqe)
             .ctx(format!("{}: create_cq({cqe})", self.role))
     }
 
     /// Creates an RC QP.
-    pub fn qp(&self, pd: PdId, init: QpInit) -> Result<QpInfo, CaseFailure> {
+    pub fn qp(&self, pd: PdId, init: QpInit) -> Result<QpInfo, Failure> {
         let qp = self
             .ctx
             .create_qp(pd, init)
@@ -89,14 +90,14 @@ impl Dev {
     }
 
     /// Writes `data` at `offset` of `mr`.
-    pub fn write(&self, mr: &MrInfo, offset: u64, data: &[u8]) -> Result<(), CaseFailure> {
+    pub fn write(&self, mr: &MrInfo, offset: u64, data: &[u8]) -> Result<(), Failure> {
         self.ctx
             .mr_write(mr.id, offset, data)
             .ctx(format!("{}: mr_write({}, {offset})", self.role, mr.id))
     }
 
     /// Reads `len` bytes at `offset` of `mr`.
-    pub fn read(&self, mr: &MrInfo, offset: u64, len: usize) -> Result<Vec<u8>, CaseFailure> {
+    pub fn read(&self, mr: &MrInfo, offset: u64, len: usize) -> Result<Vec<u8>, Failure> {
         let mut buf = vec![0u8; len];
         self.ctx.mr_read(mr.id, offset, &mut buf).ctx(format!(
             "{}: mr_read({}, {offset}, {len})",
@@ -106,7 +107,7 @@ impl Dev {
     }
 
     /// Waits (bounded) for the next completion on `cq`.
-    pub async fn wc(&self, cq: CqId, what: &str) -> Result<WorkCompletion, CaseFailure> {
+    pub async fn wc(&self, cq: CqId, what: &str) -> Result<WorkCompletion, Failure> {
         self.wc_within(cq, BOUND, what).await
     }
 
@@ -116,7 +117,7 @@ impl Dev {
         cq: CqId,
         bound: Duration,
         what: &str,
-    ) -> Result<WorkCompletion, CaseFailure> {
+    ) -> Result<WorkCompletion, Failure> {
         let wc = wait::completion(&*self.ctx, cq, bound).await.ctx(format!(
             "{}: {what}: waiting for a completion on {cq}",
             self.role
@@ -131,7 +132,7 @@ impl Dev {
         cq: CqId,
         n: usize,
         what: &str,
-    ) -> Result<Vec<WorkCompletion>, CaseFailure> {
+    ) -> Result<Vec<WorkCompletion>, Failure> {
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let wc = wait::completion(&*self.ctx, cq, BOUND).await.ctx(format!(
@@ -152,7 +153,7 @@ impl Dev {
             .ctx
             .poll_cq(cq, 16)
             .ctx(format!("{}: poll_cq({cq})", self.role))?;
-        ensure!(
+        check!(
             got.is_empty(),
             "{}: {what}: expected no completion on {cq}, got {got:?}",
             self.role
@@ -165,7 +166,7 @@ impl Dev {
         &self,
         what: &str,
         pred: impl Fn(&AsyncEvent) -> bool,
-    ) -> Result<AsyncEvent, CaseFailure> {
+    ) -> Result<AsyncEvent, Failure> {
         let deadline = tokio::time::Instant::now() + BOUND;
         let mut others = Vec::new();
         loop {
@@ -191,7 +192,7 @@ impl Dev {
         tokio::time::sleep(QUIET).await;
         while let Some(e) = self.ctx.poll_async_event() {
             self.record(format_args!("event {e:?}"));
-            ensure!(
+            check!(
                 !pred(&e),
                 "{}: expected no {what} event, got {e:?}",
                 self.role
@@ -201,16 +202,12 @@ impl Dev {
     }
 
     /// Waits (bounded) for the next CM event.
-    pub async fn cm_event(&self, what: &str) -> Result<CmEvent, CaseFailure> {
+    pub async fn cm_event(&self, what: &str) -> Result<CmEvent, Failure> {
         self.cm_event_within(BOUND, what).await
     }
 
     /// Waits up to `bound` for the next CM event.
-    pub async fn cm_event_within(
-        &self,
-        bound: Duration,
-        what: &str,
-    ) -> Result<CmEvent, CaseFailure> {
+    pub async fn cm_event_within(&self, bound: Duration, what: &str) -> Result<CmEvent, Failure> {
         let e = wait::cm_event(&*self.ctx, bound)
             .await
             .ctx(format!("{}: {what}: waiting for a CM event", self.role))?;
@@ -229,7 +226,7 @@ impl Dev {
     }
 
     /// The QP's state.
-    pub fn state(&self, qp: QpId) -> Result<QpState, CaseFailure> {
+    pub fn state(&self, qp: QpId) -> Result<QpState, Failure> {
         self.ctx
             .query_qp(qp)
             .ctx(format!("{}: query_qp({qp})", self.role))
@@ -269,7 +266,7 @@ pub struct Side {
 
 impl Side {
     /// A PD, a 256-entry CQ and an RC QP in RESET with `cap` on `dev`.
-    pub fn create(dev: &Dev, cap: QpCap) -> Result<Side, CaseFailure> {
+    pub fn create(dev: &Dev, cap: QpCap) -> Result<Side, Failure> {
         let pd = dev.pd()?;
         let cq = dev.cq(256)?;
         let qp = dev.qp(
@@ -298,7 +295,7 @@ impl Side {
     }
 
     /// Registers a region on this side's PD.
-    pub fn mr(&self, len: u64, access: Access) -> Result<MrInfo, CaseFailure> {
+    pub fn mr(&self, len: u64, access: Access) -> Result<MrInfo, Failure> {
         self.dev.mr(self.pd, len, access)
     }
 
@@ -325,12 +322,12 @@ impl Side {
     }
 
     /// Waits for the next completion of this side.
-    pub async fn wc(&self, what: &str) -> Result<WorkCompletion, CaseFailure> {
+    pub async fn wc(&self, what: &str) -> Result<WorkCompletion, Failure> {
         self.dev.wc(self.cq, what).await
     }
 
     /// Waits for `n` completions of this side.
-    pub async fn wcs(&self, n: usize, what: &str) -> Result<Vec<WorkCompletion>, CaseFailure> {
+    pub async fn wcs(&self, n: usize, what: &str) -> Result<Vec<WorkCompletion>, Failure> {
         self.dev.wcs(self.cq, n, what).await
     }
 
@@ -340,7 +337,7 @@ impl Side {
     }
 
     /// The QP's state.
-    pub fn state(&self) -> Result<QpState, CaseFailure> {
+    pub fn state(&self) -> Result<QpState, Failure> {
         self.dev.state(self.qp.id)
     }
 
@@ -361,7 +358,7 @@ impl Side {
     pub async fn connect_request(
         &self,
         what: &str,
-    ) -> Result<(ConnId, ListenerId, SocketAddr, ConnParam), CaseFailure> {
+    ) -> Result<(ConnId, ListenerId, SocketAddr, ConnParam), Failure> {
         let e = self.dev.cm_event(what).await?;
         match e.kind {
             CmEventKind::ConnectRequest {
@@ -378,7 +375,7 @@ impl Side {
     }
 
     /// Waits for `Established` on `conn` and returns its private data.
-    pub async fn established(&self, conn: ConnId, what: &str) -> Result<Vec<u8>, CaseFailure> {
+    pub async fn established(&self, conn: ConnId, what: &str) -> Result<Vec<u8>, Failure> {
         let e = self.dev.cm_event(what).await?;
         match e.kind {
             CmEventKind::Established { private_data } if e.conn == conn => Ok(private_data),
@@ -445,7 +442,7 @@ pub struct Pair {
 
 impl Pair {
     /// Creates a side on each device and connects them by `modify_qp`.
-    pub fn on(a: &Dev, b: &Dev, opts: PairOpts) -> Result<Pair, CaseFailure> {
+    pub fn on(a: &Dev, b: &Dev, opts: PairOpts) -> Result<Pair, Failure> {
         let a = Side::create(a, opts.cap)?;
         let b = Side::create(b, opts.cap)?;
         connect_qps(&a.dev, a.qp, &b.dev, b.qp, opts)?;
@@ -514,19 +511,6 @@ pub struct CmPair {
 // Checks
 // ---------------------------------------------------------------------------------------
 
-/// Checks that `r` failed with `errno`.
-pub fn expect_errno<T>(
-    r: Result<T, FabricError>,
-    errno: Errno,
-    what: impl fmt::Display,
-) -> CaseResult {
-    match r {
-        Err(e) if e.errno() == errno => Ok(()),
-        Err(e) => fail!("{what}: expected {errno}, got {} ({e})", e.errno()),
-        Ok(_) => fail!("{what}: expected {errno}, got success"),
-    }
-}
-
 /// Checks a completion's wr_id and status, and its opcode when given (only meaningful for
 /// successful completions: real devices leave the opcode of error completions undefined).
 pub fn check_wc(
@@ -536,7 +520,7 @@ pub fn check_wc(
     opcode: Option<WcOpcode>,
     what: &str,
 ) -> CaseResult {
-    ensure!(
+    check!(
         wc.wr_id == wr_id && wc.status == status,
         "{what}: expected wr_id {wr_id} with {}, got wr_id {} with {} ({wc:?})",
         status.name(),
@@ -544,7 +528,7 @@ pub fn check_wc(
         wc.status.name()
     );
     if let Some(op) = opcode {
-        ensure_eq!(wc.opcode, op, "{what}: opcode of wr_id {wr_id}");
+        check_eq!(wc.opcode, op, "{what}: opcode of wr_id {wr_id}");
     }
     Ok(())
 }
@@ -564,7 +548,7 @@ pub fn pattern(seed: u64, salt: u64, len: usize) -> Vec<u8> {
 
 /// Compares two byte strings, naming the first differing offset.
 pub fn check_bytes(got: &[u8], expected: &[u8], what: &str) -> CaseResult {
-    ensure!(
+    check!(
         got.len() == expected.len(),
         "{what}: expected {} bytes, got {}",
         expected.len(),
@@ -583,14 +567,14 @@ pub fn check_bytes(got: &[u8], expected: &[u8], what: &str) -> CaseResult {
 /// Checks CM private data: `got` starts with `sent` and anything after it (real CMs pad to
 /// the message's private-data size) is zero, up to `max` bytes.
 pub fn check_private_data(got: &[u8], sent: &[u8], max: usize, what: &str) -> CaseResult {
-    ensure!(
+    check!(
         got.len() >= sent.len() && got.len() <= max,
         "{what}: expected the {} bytes sent (possibly zero-padded up to {max}), got {} bytes {got:02x?}",
         sent.len(),
         got.len()
     );
     check_bytes(&got[..sent.len()], sent, what)?;
-    ensure!(
+    check!(
         got[sent.len()..].iter().all(|b| *b == 0),
         "{what}: padding after the {} bytes sent is not zero: {:02x?}",
         sent.len(),

@@ -7,6 +7,7 @@ use super::{
     ContractCase, Env, PairOpts,
 };
 use crate::fabric::{Access, QpCap, QpInit, QpState, SendOp, SendWr, WcStatus};
+use crate::{check, check_eq};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -87,7 +88,7 @@ async fn pd_alloc_dealloc(env: Env) -> CaseResult {
     let dev = env.open("a", 0)?;
     let p1 = dev.pd()?;
     let p2 = dev.pd()?;
-    ensure!(p1 != p2, "alloc_pd twice returned the same handle {p1}");
+    check!(p1 != p2, "alloc_pd twice returned the same handle {p1}");
     dev.ctx.dealloc_pd(p1).ctx("dealloc_pd(first)")?;
     dev.ctx.dealloc_pd(p2).ctx("dealloc_pd(second)")?;
     Ok(())
@@ -139,10 +140,10 @@ async fn mr_keys(env: Env) -> CaseResult {
     for (i, access) in rights.into_iter().enumerate() {
         let len = 4096 * (i as u64 + 1) + 17;
         let mr = dev.mr(pd, len, access)?;
-        ensure_eq!(mr.len, len, "MrInfo.len of reg_mr({len})");
-        ensure_eq!(mr.access, access, "MrInfo.access of reg_mr({len})");
+        check_eq!(mr.len, len, "MrInfo.len of reg_mr({len})");
+        check_eq!(mr.access, access, "MrInfo.access of reg_mr({len})");
         let content = dev.read(&mr, 0, len as usize)?;
-        ensure!(
+        check!(
             content.iter().all(|b| *b == 0),
             "reg_mr({len}): new region is not zeroed"
         );
@@ -150,8 +151,8 @@ async fn mr_keys(env: Env) -> CaseResult {
     }
     for (i, x) in mrs.iter().enumerate() {
         for y in &mrs[i + 1..] {
-            ensure!(x.id != y.id, "two regions share the handle {}", x.id);
-            ensure!(
+            check!(x.id != y.id, "two regions share the handle {}", x.id);
+            check!(
                 x.lkey != y.lkey,
                 "{} and {} share the lkey {:#x}",
                 x.id,
@@ -160,7 +161,7 @@ async fn mr_keys(env: Env) -> CaseResult {
             );
             let remote = Access::REMOTE_READ | Access::REMOTE_WRITE;
             if x.access.intersects(remote) && y.access.intersects(remote) {
-                ensure!(
+                check!(
                     x.rkey != y.rkey,
                     "{} and {} share the rkey {:#x}",
                     x.id,
@@ -168,7 +169,7 @@ async fn mr_keys(env: Env) -> CaseResult {
                     x.rkey
                 );
             }
-            ensure!(
+            check!(
                 x.addr + x.len <= y.addr || y.addr + y.len <= x.addr,
                 "{} [{:#x}, +{}) and {} [{:#x}, +{}) overlap",
                 x.id,
@@ -253,12 +254,12 @@ async fn mr_round_trip(env: Env) -> CaseResult {
         "mr_read of what mr_write wrote",
     )?;
     let around = dev.read(&mr, 0, 100)?;
-    ensure!(
+    check!(
         around.iter().all(|b| *b == 0),
         "mr_write touched bytes before its offset"
     );
     let after = dev.read(&mr, 1100, 100)?;
-    ensure!(
+    check!(
         after.iter().all(|b| *b == 0),
         "mr_write touched bytes after its end"
     );
@@ -307,7 +308,7 @@ async fn mr_out_of_bounds(env: Env) -> CaseResult {
     )?;
     // Nothing was written by the failed calls.
     let all = dev.read(&mr, 0, 4096)?;
-    ensure!(
+    check!(
         all.iter().all(|b| *b == 0),
         "a failed mr_write modified the region"
     );

@@ -1,11 +1,11 @@
 //! Fabric contract cases: what every [`Fabric`] / [`DeviceContext`] must do, written
 //! against the two traits only, so the same cases run on `sim` and on real verbs (rxe).
 //!
-//! A [`ContractCase`] is a named async function over an [`Env`]. It returns
-//! `Err(CaseFailure)` with what was expected and what happened; it never panics for a
-//! mismatch. A case whose [`Need`]s the fabric cannot meet is skipped with a reason
-//! ([`ContractCase::unmet_need`]). Every wait is bounded ([`BOUND`], [`LONG_BOUND`]); on
-//! `sim` the bound is virtual time.
+//! A [`ContractCase`] is a [`Case`] of the shared case model ([`crate::case`]) over an
+//! [`Env`]: a named async function that returns `Err(`[`Failure`]`)` with what was
+//! expected and what happened; it never panics for a mismatch. A case whose [`Need`]s the
+//! fabric cannot meet is skipped with a reason ([`Env::facts`]). Every wait is bounded
+//! ([`BOUND`], [`LONG_BOUND`]); on `sim` the bound is virtual time.
 //!
 //! Cases record what they observe (completions, async and CM events, object numbers) in the
 //! [`Env`]'s [`Trace`], so a runner can compare two runs with the same seed.
@@ -15,54 +15,22 @@
 //! rounded up), the cases do not assert it.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use futures::FutureExt;
-use nix::errno::Errno;
 
-use super::wait::{self, WaitError};
+use super::wait;
 use super::{
-    Access, AsyncEvent, CmEvent, CmEventKind, ConnId, ConnParam, CqId, DeviceContext, Fabric,
-    FabricError, Fault, Gid, ListenerId, MrInfo, PdId, PortAttr, QpAttr, QpCap, QpDest, QpId,
-    QpInfo, QpInit, QpState, RecvWr, SendOp, SendWr, Sge, WcOpcode, WcStatus, WorkCompletion,
+    Access, AsyncEvent, CmEvent, CmEventKind, ConnId, ConnParam, CqId, DeviceContext, Fabric, Gid,
+    ListenerId, MrInfo, PdId, PortAttr, QpAttr, QpCap, QpDest, QpId, QpInfo, QpInit, QpState,
+    RecvWr, SendOp, SendWr, Sge, WcOpcode, WcStatus, WorkCompletion,
 };
-
-/// Fails the case with a formatted message unless the condition holds.
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err($crate::fabric::contract::CaseFailure::new(format!($($fmt)+)));
-        }
-    };
-}
-
-/// Fails the case unless `got == expected`, naming both.
-macro_rules! ensure_eq {
-    ($got:expr, $expected:expr, $($fmt:tt)+) => {{
-        let got = &$got;
-        let expected = &$expected;
-        if got != expected {
-            return Err($crate::fabric::contract::CaseFailure::new(format!(
-                "{}: expected {:?}, got {:?}",
-                format!($($fmt)+),
-                expected,
-                got
-            )));
-        }
-    }};
-}
-
-/// Fails the case right away with a formatted message.
-macro_rules! fail {
-    ($($fmt:tt)+) => {
-        return Err($crate::fabric::contract::CaseFailure::new(format!($($fmt)+)))
-    };
-}
+use crate::case::{panic_text, Case, Facts};
+use crate::{check, check_eq};
 
 mod cm;
 mod cq;
@@ -85,222 +53,10 @@ pub const LONG_BOUND: Duration = Duration::from_secs(60);
 /// How long a case waits to conclude that nothing (more) happens.
 pub const QUIET: Duration = Duration::from_millis(200);
 
-/// Address that belongs to no device (TEST-NET-1, RFC 5737).
-pub const FOREIGN_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub use crate::case::{expect_errno, CaseResult, Context, Failure, FaultKind, Need, FOREIGN_ADDR};
 
-// ---------------------------------------------------------------------------------------
-// Cases, needs, outcomes
-// ---------------------------------------------------------------------------------------
-
-/// A fault kind a case injects, probed before the case runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FaultKind {
-    /// [`Fault::Link`].
-    Link,
-    /// [`Fault::QpError`].
-    QpError,
-    /// [`Fault::Delay`].
-    Delay,
-    /// [`Fault::DropConnection`].
-    DropConnection,
-}
-
-impl FaultKind {
-    /// A harmless fault of this kind (aimed at no device, or zero delay), used to ask the
-    /// fabric whether it supports the kind at all: EOPNOTSUPP means it does not.
-    pub fn probe(self) -> Fault {
-        match self {
-            FaultKind::Link => Fault::Link {
-                addr: FOREIGN_ADDR,
-                up: true,
-            },
-            FaultKind::QpError => Fault::QpError {
-                addr: FOREIGN_ADDR,
-                qpn: 0x00ff_fffe,
-            },
-            FaultKind::Delay => Fault::Delay(Duration::ZERO),
-            FaultKind::DropConnection => Fault::DropConnection {
-                addr: FOREIGN_ADDR,
-                qpn: 0x00ff_fffe,
-            },
-        }
-    }
-}
-
-/// Something a case needs from the fabric beyond one working device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Need {
-    /// The fabric can inject this kind of fault ([`Fabric::inject`] is not EOPNOTSUPP).
-    FaultInjection(FaultKind),
-    /// At least two devices (a fault on one must not hit the other).
-    TwoDevices,
-    /// The fabric is deterministic for a seed and the runner can build fresh ones
-    /// ([`Env::fresh`]); only `sim`.
-    Deterministic,
-    /// SEND with invalidate may name the rkey of a plain registered MR. `sim` allows it;
-    /// real devices (rxe among them) only invalidate memory windows and fast-registration
-    /// MRs, which the [`Fabric`] trait does not model, and fail the receive instead, so the
-    /// case skips on every fabric but `sim` (a documented deviation, not a sim bug).
-    InvalidatePlainMr,
-    /// The device is not soft-RoCE (`rxe*`): the case checks a behaviour of RC hardware and
-    /// `sim` that rxe lacks, named by the reason. Each use documents a deviation of rxe
-    /// (measured with Linux 6.1 and 6.12, rdma-core 44) from the sim, which the sim keeps
-    /// because hardware behaves that way; on other verbs devices the case runs.
-    NotSoftRoce(&'static str),
-}
-
-/// Why a case failed: what was expected and what happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaseFailure {
-    /// One-paragraph explanation.
-    pub message: String,
-}
-
-impl CaseFailure {
-    /// A failure with this message.
-    pub fn new(message: impl Into<String>) -> CaseFailure {
-        CaseFailure {
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for CaseFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for CaseFailure {}
-
-impl From<FabricError> for CaseFailure {
-    fn from(e: FabricError) -> Self {
-        CaseFailure::new(format!("unexpected fabric error: {e}"))
-    }
-}
-
-impl From<WaitError> for CaseFailure {
-    fn from(e: WaitError) -> Self {
-        CaseFailure::new(format!("unexpected wait error: {e}"))
-    }
-}
-
-/// Adds what was being done to an error, turning it into a [`CaseFailure`].
-pub trait Context<T> {
-    /// `what` failed with the error.
-    fn ctx(self, what: impl fmt::Display) -> Result<T, CaseFailure>;
-}
-
-impl<T> Context<T> for Result<T, FabricError> {
-    fn ctx(self, what: impl fmt::Display) -> Result<T, CaseFailure> {
-        self.map_err(|e| CaseFailure::new(format!("{what}: unexpected error {e}")))
-    }
-}
-
-impl<T> Context<T> for Result<T, WaitError> {
-    fn ctx(self, what: impl fmt::Display) -> Result<T, CaseFailure> {
-        self.map_err(|e| CaseFailure::new(format!("{what}: {e}")))
-    }
-}
-
-/// Result of a case body.
-pub type CaseResult = Result<(), CaseFailure>;
-
-/// One contract case.
-pub struct ContractCase {
-    /// Unique id, `area.subject.expectation`, lowercase with `-` inside words.
-    pub id: &'static str,
-    /// The area (the id's first segment), e.g. `qp` or `cm`.
-    pub area: &'static str,
-    /// One line: what the case checks.
-    pub description: &'static str,
-    /// What the fabric must offer for the case to run.
-    pub needs: &'static [Need],
-    /// The case body.
-    pub run: fn(Env) -> BoxFuture<'static, CaseResult>,
-}
-
-impl fmt::Debug for ContractCase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ContractCase")
-            .field("id", &self.id)
-            .field("area", &self.area)
-            .field("needs", &self.needs)
-            .finish()
-    }
-}
-
-impl ContractCase {
-    /// Why the case cannot run on this fabric (a skip reason), or `None` when it can.
-    /// A fabric without any device skips every case.
-    pub fn unmet_need(&self, fabric: &dyn Fabric) -> Option<String> {
-        unmet_need(self.needs, fabric, false)
-    }
-
-    /// As [`ContractCase::unmet_need`], knowing whether the runner can build fresh fabrics.
-    pub fn unmet_need_in(&self, env: &Env) -> Option<String> {
-        unmet_need(self.needs, &*env.fabric, env.fresh.is_some())
-    }
-}
-
-fn unmet_need(needs: &[Need], fabric: &dyn Fabric, can_make_fresh: bool) -> Option<String> {
-    let devices = match fabric.devices() {
-        Ok(d) => d,
-        Err(e) => return Some(format!("cannot list RDMA devices: {e}")),
-    };
-    if devices.is_empty() {
-        return Some("no RDMA device".into());
-    }
-    for need in needs {
-        match need {
-            Need::TwoDevices if devices.len() < 2 => {
-                return Some(format!(
-                    "needs two RDMA devices, the {} fabric has {}",
-                    fabric.kind(),
-                    devices.len()
-                ))
-            }
-            Need::TwoDevices => {}
-            Need::FaultInjection(kind) => {
-                if let Err(e) = fabric.inject(kind.probe()) {
-                    if e.errno() == Errno::EOPNOTSUPP {
-                        return Some(format!(
-                            "the {} fabric cannot inject {kind:?} faults ({e})",
-                            fabric.kind()
-                        ));
-                    }
-                }
-            }
-            Need::InvalidatePlainMr => {
-                if fabric.kind() != "sim" {
-                    return Some(format!(
-                        "the {} fabric cannot invalidate a plain MR's rkey with SEND with \
-                         invalidate (real devices only invalidate memory windows and \
-                         fast-registration MRs, which the fabric trait does not model)",
-                        fabric.kind()
-                    ));
-                }
-            }
-            Need::NotSoftRoce(reason) => {
-                if fabric.kind() != "sim" && devices.iter().any(|d| d.starts_with("rxe")) {
-                    return Some(format!(
-                        "soft-RoCE ({}) differs from RC hardware here: {reason}",
-                        devices.join(", ")
-                    ));
-                }
-            }
-            Need::Deterministic => {
-                if fabric.kind() != "sim" {
-                    return Some(format!("the {} fabric is not deterministic", fabric.kind()));
-                }
-                if !can_make_fresh {
-                    return Some("the runner cannot build fresh fabrics for a seed".into());
-                }
-            }
-        }
-    }
-    None
-}
+/// A contract case: a [`Case`] over an [`Env`].
+pub type ContractCase = Case<Env>;
 
 /// All cases, in a stable order.
 pub fn cases() -> &'static [ContractCase] {
@@ -326,29 +82,18 @@ pub fn case(id: &str) -> Option<&'static ContractCase> {
     cases().iter().find(|c| c.id == id)
 }
 
-/// Whether an id is well formed: at least two `.`-separated segments of `[a-z0-9-]`,
-/// none empty and none starting or ending with `-`.
-pub fn id_is_well_formed(id: &str) -> bool {
-    let segs: Vec<&str> = id.split('.').collect();
-    segs.len() >= 2
-        && segs.iter().all(|s| {
-            !s.is_empty()
-                && !s.starts_with('-')
-                && !s.ends_with('-')
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
-}
-
 /// Builds a case from an async fn `fn(Env) -> impl Future<Output = CaseResult> + Send`.
 macro_rules! contract_case {
     ($id:literal, $area:literal, $needs:expr, $desc:literal, $f:path) => {
-        $crate::fabric::contract::ContractCase {
-            id: $id,
-            area: $area,
-            description: $desc,
-            needs: $needs,
-            run: |env| Box::pin($f(env)),
+        $crate::case::Case::<$crate::fabric::contract::Env> {
+            meta: $crate::case::CaseMeta {
+                id: $id.to_string(),
+                area: $area,
+                requirement: None,
+                description: $desc.to_string(),
+                needs: $needs.to_vec(),
+            },
+            body: std::sync::Arc::new(|env| Box::pin($f(env))),
         }
     };
 }
@@ -367,20 +112,13 @@ pub enum Outcome {
 
 /// Runs one case in `env` (checking its needs first); panics become failures.
 pub async fn execute(case: &ContractCase, env: Env) -> Outcome {
-    if let Some(reason) = case.unmet_need_in(&env) {
+    if let Some(reason) = case.unmet(&env.facts()) {
         return Outcome::Skipped(reason);
     }
-    match AssertUnwindSafe((case.run)(env)).catch_unwind().await {
+    match AssertUnwindSafe((case.body)(env)).catch_unwind().await {
         Ok(Ok(())) => Outcome::Passed,
         Ok(Err(f)) => Outcome::Failed(f.message),
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "non-string panic".into());
-            Outcome::Failed(format!("case panicked: {msg}"))
-        }
+        Err(p) => Outcome::Failed(format!("case panicked: {}", panic_text(&*p))),
     }
 }
 
@@ -453,6 +191,16 @@ impl Env {
         self
     }
 
+    /// What the case's needs are judged against: the fabric, and whether fresh ones can
+    /// be built.
+    pub fn facts(&self) -> Facts<'_> {
+        Facts {
+            fabric: &*self.fabric,
+            can_make_fresh: self.fresh.is_some(),
+            dut: None,
+        }
+    }
+
     /// Records an observation.
     pub fn record(&self, line: impl Into<String>) {
         self.trace.push(line)
@@ -469,15 +217,15 @@ impl Env {
     }
 
     /// The device names (at least one, or a failure).
-    pub fn devices(&self) -> Result<Vec<String>, CaseFailure> {
+    pub fn devices(&self) -> Result<Vec<String>, Failure> {
         let d = self.fabric.devices().ctx("devices()")?;
-        ensure!(!d.is_empty(), "devices(): the fabric lists no device");
+        check!(!d.is_empty(), "devices(): the fabric lists no device");
         Ok(d)
     }
 
     /// Opens device `index` (modulo the number of devices, so with one device both sides
     /// of a pair share it, loopback) as `role`, reading port 1.
-    pub fn open(&self, role: &'static str, index: usize) -> Result<Dev, CaseFailure> {
+    pub fn open(&self, role: &'static str, index: usize) -> Result<Dev, Failure> {
         let devices = self.devices()?;
         let name = devices[index % devices.len()].clone();
         let ctx = self.fabric.open(&name).ctx(format!("open({name})"))?;
@@ -485,7 +233,7 @@ impl Env {
     }
 
     /// A connected RC pair on devices 0 (`a`) and 1 (`b`) by manual `modify_qp`.
-    pub fn pair(&self, opts: PairOpts) -> Result<Pair, CaseFailure> {
+    pub fn pair(&self, opts: PairOpts) -> Result<Pair, Failure> {
         let a = self.open("a", 0)?;
         let b = self.open("b", 1)?;
         Pair::on(&a, &b, opts)
@@ -499,7 +247,7 @@ impl Env {
         slot: u16,
         req: &ConnParam,
         acc: &ConnParam,
-    ) -> Result<CmPair, CaseFailure> {
+    ) -> Result<CmPair, Failure> {
         let a = Side::create(&self.open("a", 0)?, QpCap::default())?;
         let b = Side::create(&self.open("b", 1)?, QpCap::default())?;
         let addr = self.listen_addr(&b.dev, slot);
@@ -514,7 +262,7 @@ impl Env {
             .cm_connect(addr, a.qp.id, req)
             .ctx(format!("cm_connect({addr})"))?;
         let (conn_b, got_listener, peer, request) = b.connect_request("passive side").await?;
-        ensure_eq!(got_listener, listener, "ConnectRequest.listener");
+        check_eq!(got_listener, listener, "ConnectRequest.listener");
         b.dev.ctx.cm_accept(conn_b, b.qp.id, acc).ctx("cm_accept")?;
         let established_a = a.established(conn_a, "active side after accept").await?;
         let established_b = b.established(conn_b, "passive side after accept").await?;

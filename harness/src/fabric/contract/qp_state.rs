@@ -5,12 +5,13 @@ use std::collections::BTreeSet;
 use nix::errno::Errno;
 
 use super::{
-    all_remote, contract_case, expect_errno, CaseFailure, CaseResult, Context, ContractCase, Env,
-    Need, PairOpts, Side,
+    all_remote, contract_case, expect_errno, CaseResult, Context, ContractCase, Env, Failure, Need,
+    PairOpts, Side,
 };
 use crate::fabric::{
     Access, CqId, QpAttr, QpCap, QpInit, QpState, RecvWr, SendOp, SendWr, SrqId, SrqInit, WcStatus,
 };
+use crate::{check, check_eq, fail};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -160,7 +161,7 @@ pub(super) fn cases() -> Vec<ContractCase> {
 }
 
 /// Two unconnected QPs in RESET, one per device.
-fn two(env: &Env) -> Result<(Side, Side), CaseFailure> {
+fn two(env: &Env) -> Result<(Side, Side), Failure> {
     let a = Side::create(&env.open("a", 0)?, QpCap::default())?;
     let b = Side::create(&env.open("b", 1)?, QpCap::default())?;
     Ok((a, b))
@@ -172,19 +173,19 @@ fn expect_transition_fails(side: &Side, attr: QpAttr, from: QpState, what: &str)
         Errno::EINVAL,
         what,
     )?;
-    ensure_eq!(side.state()?, from, "state after the refused {what}");
+    check_eq!(side.state()?, from, "state after the refused {what}");
     Ok(())
 }
 
 async fn reset_to_rts(env: Env) -> CaseResult {
     let (a, b) = two(&env)?;
-    ensure_eq!(a.state()?, QpState::Reset, "state of a new QP");
+    check_eq!(a.state()?, QpState::Reset, "state of a new QP");
     a.modify(QpAttr::init(1, all_remote()))?;
-    ensure_eq!(a.state()?, QpState::Init, "state after RESET -> INIT");
+    check_eq!(a.state()?, QpState::Init, "state after RESET -> INIT");
     a.modify(QpAttr::rtr(b.dest()))?;
-    ensure_eq!(a.state()?, QpState::Rtr, "state after INIT -> RTR");
+    check_eq!(a.state()?, QpState::Rtr, "state after INIT -> RTR");
     a.modify(QpAttr::rts(7, 7))?;
-    ensure_eq!(a.state()?, QpState::Rts, "state after RTR -> RTS");
+    check_eq!(a.state()?, QpState::Rts, "state after RTR -> RTS");
     Ok(())
 }
 
@@ -255,7 +256,7 @@ async fn init_missing(env: Env) -> CaseResult {
         "RESET -> INIT on port 0",
     )?;
     a.modify(QpAttr::init(1, Access::empty()))?;
-    ensure_eq!(
+    check_eq!(
         a.state()?,
         QpState::Init,
         "state after RESET -> INIT with empty access flags"
@@ -278,11 +279,11 @@ async fn any_to_err(env: Env) -> CaseResult {
     let (a, b) = two(&env)?;
     let to_err = |from: QpState| -> CaseResult {
         a.modify(QpAttr::state(QpState::Err))
-            .map_err(|e| CaseFailure::new(format!("{from:?} -> ERR: {e}")))?;
-        ensure_eq!(a.state()?, QpState::Err, "state after {from:?} -> ERR");
+            .map_err(|e| Failure::new(format!("{from:?} -> ERR: {e}")))?;
+        check_eq!(a.state()?, QpState::Err, "state after {from:?} -> ERR");
         a.modify(QpAttr::state(QpState::Reset))
-            .map_err(|e| CaseFailure::new(format!("ERR -> RESET (reached from {from:?}): {e}")))?;
-        ensure_eq!(a.state()?, QpState::Reset, "state after ERR -> RESET");
+            .map_err(|e| Failure::new(format!("ERR -> RESET (reached from {from:?}): {e}")))?;
+        check_eq!(a.state()?, QpState::Reset, "state after ERR -> RESET");
         Ok(())
     };
     to_err(QpState::Reset)?;
@@ -297,7 +298,7 @@ async fn any_to_err(env: Env) -> CaseResult {
     to_err(QpState::Rts)?;
     // Reusable after RESET.
     a.modify(QpAttr::init(1, all_remote()))?;
-    ensure_eq!(
+    check_eq!(
         a.state()?,
         QpState::Init,
         "state after RESET -> INIT of a reset QP"
@@ -471,7 +472,7 @@ async fn post_recv_srq(env: Env) -> CaseResult {
 async fn too_many_sge(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
     let max = p.a.dev.ctx.device_attr().max_sge;
-    ensure!(
+    check!(
         max < 4096,
         "device max_sge {max} is implausibly large for this case"
     );
@@ -528,7 +529,7 @@ async fn queue_full(env: Env) -> CaseResult {
     };
     match err {
         None => fail!("post_send accepted {accepted} requests on a QP with max_send_wr 8 and no completion"),
-        Some(e) => ensure!(
+        Some(e) => check!(
             e.errno() == Errno::ENOMEM && accepted >= 8,
             "post_send on a full send queue: expected ENOMEM after at least 8, got {e} after {accepted}"
         ),
@@ -552,7 +553,7 @@ async fn queue_full(env: Env) -> CaseResult {
     };
     match err {
         None => fail!("post_recv accepted {posted} requests on a QP with max_recv_wr 8"),
-        Some(e) => ensure!(
+        Some(e) => check!(
             e.errno() == Errno::ENOMEM && posted >= 8,
             "post_recv on a full receive queue: expected ENOMEM after at least 8, got {e} after {posted}"
         ),
@@ -575,16 +576,16 @@ async fn err_flushes(env: Env) -> CaseResult {
     p.a.modify(QpAttr::state(QpState::Err))?;
     let wcs = p.a.wcs(5, "flush after modify_qp(ERR)").await?;
     for wc in &wcs {
-        ensure!(
+        check!(
             wc.status == WcStatus::WrFlushErr,
             "flush after modify_qp(ERR): expected WR_FLUSH_ERR for every request, got {} for wr_id {}",
             wc.status.name(),
             wc.wr_id
         );
-        ensure_eq!(wc.qp, p.a.qp.id, "flushed completion's QP");
+        check_eq!(wc.qp, p.a.qp.id, "flushed completion's QP");
     }
     let ids: BTreeSet<u64> = wcs.iter().map(|w| w.wr_id).collect();
-    ensure_eq!(ids, BTreeSet::from([11, 12, 13, 21, 22]), "flushed wr_ids");
+    check_eq!(ids, BTreeSet::from([11, 12, 13, 21, 22]), "flushed wr_ids");
     p.a.no_wc("after the flush").await?;
     Ok(())
 }
@@ -633,7 +634,7 @@ async fn rtr_receives(env: Env) -> CaseResult {
         Some(crate::fabric::WcOpcode::Send),
         "SEND to a QP in RTR",
     )?;
-    ensure_eq!(
+    check_eq!(
         b.state()?,
         QpState::Rtr,
         "receiver state (never moved to RTS)"
@@ -710,7 +711,7 @@ async fn destroy_any(env: Env) -> CaseResult {
     c.dev.ctx.destroy_qp(c.qp.id).ctx("destroy_qp in INIT")?;
     let d = Side::create(&a.dev, QpCap::default())?;
     super::connect_qps(&d.dev, d.qp, &b.dev, b.qp, PairOpts::default())?;
-    ensure_eq!(d.state()?, QpState::Rts, "state after connect");
+    check_eq!(d.state()?, QpState::Rts, "state after connect");
     d.dev.ctx.destroy_qp(d.qp.id).ctx("destroy_qp in RTS")?;
     b.modify(QpAttr::state(QpState::Err))?;
     b.dev.ctx.destroy_qp(b.qp.id).ctx("destroy_qp in ERR")?;

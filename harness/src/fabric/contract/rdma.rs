@@ -5,6 +5,7 @@ use super::{
     Pair, PairOpts,
 };
 use crate::fabric::{Access, AsyncEvent, QpState, SendOp, SendWr, WcOpcode, WcStatus};
+use crate::{check, check_eq};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -140,12 +141,12 @@ async fn write_data(env: Env) -> CaseResult {
         "remote bytes after RDMA WRITE",
     )?;
     let before = p.b.dev.read(&dst, 0, 1000)?;
-    ensure!(
+    check!(
         before.iter().all(|b| *b == 0),
         "RDMA WRITE touched bytes before remote_addr"
     );
     let after = p.b.dev.read(&dst, 10_000, 6384)?;
-    ensure!(
+    check!(
         after.iter().all(|b| *b == 0),
         "RDMA WRITE touched bytes past its length"
     );
@@ -185,7 +186,7 @@ async fn read_data(env: Env) -> CaseResult {
         "second scatter SGE of RDMA READ",
     )?;
     let gap = p.a.dev.read(&local, 3000, 5000)?;
-    ensure!(
+    check!(
         gap.iter().all(|b| *b == 0),
         "RDMA READ wrote between its scatter SGEs"
     );
@@ -251,7 +252,7 @@ async fn bounds_exact(env: Env) -> CaseResult {
         Some(WcOpcode::RdmaRead),
         "RDMA READ of the whole region",
     )?;
-    ensure_eq!(
+    check_eq!(
         p.a.state()?,
         QpState::Rts,
         "requester state after in-bounds operations"
@@ -276,7 +277,7 @@ async fn write_past(env: Env) -> CaseResult {
     )
     .await?;
     let tail = p.b.dev.read(&remote, 0, 4096)?;
-    ensure!(
+    check!(
         tail.iter().all(|b| *b == 0),
         "a refused RDMA WRITE modified the remote region"
     );
@@ -366,7 +367,7 @@ async fn zero_length_rkey(env: Env) -> CaseResult {
         Some(WcOpcode::RdmaRead),
         "zero-length RDMA READ with a wrong rkey",
     )?;
-    ensure_eq!(
+    check_eq!(
         p.b.state()?,
         QpState::Rts,
         "responder state after zero-length operations"
@@ -391,7 +392,7 @@ async fn read_into_readonly(env: Env) -> CaseResult {
         "RDMA READ into a region without LOCAL_WRITE",
     )?;
     let untouched = p.a.dev.read(&local, 0, 64)?;
-    ensure!(
+    check!(
         untouched.iter().all(|b| *b == 0),
         "the failed RDMA READ wrote into the read-only region"
     );
@@ -411,12 +412,12 @@ async fn qp_access_denied(env: Env) -> CaseResult {
     p.a.post_send(write(1, remote.addr, remote.rkey, vec![local.sge(0, 64)]))?;
     let wc = p.a.wc("RDMA WRITE to a QP without REMOTE_WRITE").await?;
     // The IB spec leaves room: mlx5 reports REM_ACCESS_ERR, rxe an invalid request.
-    ensure!(
+    check!(
         wc.wr_id == 1 && matches!(wc.status, WcStatus::RemAccessErr | WcStatus::RemInvReqErr),
         "RDMA WRITE to a QP without REMOTE_WRITE: expected wr_id 1 with REM_ACCESS_ERR or REM_INV_REQ_ERR, got {wc:?}"
     );
     let untouched = p.b.dev.read(&remote, 0, 64)?;
-    ensure!(
+    check!(
         untouched.iter().all(|b| *b == 0),
         "the refused RDMA WRITE modified the remote region"
     );

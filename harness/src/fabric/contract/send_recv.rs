@@ -7,6 +7,7 @@ use super::{
     PairOpts, LONG_BOUND,
 };
 use crate::fabric::{Access, QpState, SendOp, SendWr, WcOpcode, WcStatus};
+use crate::{check, check_eq};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -124,8 +125,8 @@ async fn data_integrity(env: Env) -> CaseResult {
         Some(WcOpcode::Send),
         "sender completion",
     )?;
-    ensure_eq!(s.qp, p.a.qp.id, "sender completion's qp");
-    ensure_eq!(s.qp_num, p.a.qp.qpn, "sender completion's qp_num");
+    check_eq!(s.qp, p.a.qp.id, "sender completion's qp");
+    check_eq!(s.qp_num, p.a.qp.qpn, "sender completion's qp_num");
     let r = p.b.wc("receive").await?;
     check_wc(
         &r,
@@ -134,18 +135,18 @@ async fn data_integrity(env: Env) -> CaseResult {
         Some(WcOpcode::Recv),
         "receiver completion",
     )?;
-    ensure_eq!(r.byte_len, len as u32, "receiver completion's byte_len");
-    ensure_eq!(r.src_qp, p.a.qp.qpn, "receiver completion's src_qp");
-    ensure_eq!(r.qp, p.b.qp.id, "receiver completion's qp");
-    ensure_eq!(r.qp_num, p.b.qp.qpn, "receiver completion's qp_num");
-    ensure_eq!(
+    check_eq!(r.byte_len, len as u32, "receiver completion's byte_len");
+    check_eq!(r.src_qp, p.a.qp.qpn, "receiver completion's src_qp");
+    check_eq!(r.qp, p.b.qp.id, "receiver completion's qp");
+    check_eq!(r.qp_num, p.b.qp.qpn, "receiver completion's qp_num");
+    check_eq!(
         r.invalidated_rkey,
         None,
         "receiver completion's invalidated_rkey of a plain SEND"
     );
     check_bytes(&p.b.dev.read(&dst, 0, len)?, &data, "received bytes")?;
     let rest = p.b.dev.read(&dst, len as u64, 16384 - len)?;
-    ensure!(
+    check!(
         rest.iter().all(|b| *b == 0),
         "bytes past byte_len of the receive buffer were written"
     );
@@ -190,7 +191,7 @@ async fn multi_sge(env: Env) -> CaseResult {
         Some(WcOpcode::Recv),
         "receiver completion",
     )?;
-    ensure_eq!(r.byte_len, 160, "byte_len of a 10 + 50 + 100 byte gather");
+    check_eq!(r.byte_len, 160, "byte_len of a 10 + 50 + 100 byte gather");
     check_bytes(
         &p.b.dev.read(&d1, 0, 7)?,
         &message[..7],
@@ -207,7 +208,7 @@ async fn multi_sge(env: Env) -> CaseResult {
         "third scatter SGE (53 of 60 bytes)",
     )?;
     let tail = p.b.dev.read(&d1, 3053, 7)?;
-    ensure!(
+    check!(
         tail.iter().all(|b| *b == 0),
         "the third SGE was written past the message end"
     );
@@ -235,7 +236,7 @@ async fn zero_length(env: Env) -> CaseResult {
         Some(WcOpcode::Recv),
         "receiver completion",
     )?;
-    ensure_eq!(r.byte_len, 0, "byte_len of a zero-length SEND");
+    check_eq!(r.byte_len, 0, "byte_len of a zero-length SEND");
     Ok(())
 }
 
@@ -270,7 +271,7 @@ async fn in_order(env: Env) -> CaseResult {
             Some(WcOpcode::Recv),
             &format!("receiver completion #{i}"),
         )?;
-        ensure_eq!(
+        check_eq!(
             r[i].byte_len as usize,
             msgs[i].len(),
             "byte_len of receive #{i}"
@@ -433,7 +434,7 @@ async fn send_with_inv(env: Env) -> CaseResult {
         Some(WcOpcode::Recv),
         "receive of SEND with invalidate",
     )?;
-    ensure_eq!(
+    check_eq!(
         r.invalidated_rkey,
         Some(target.rkey),
         "invalidated_rkey of the receive"
@@ -484,7 +485,7 @@ async fn rnr_exhausted(env: Env) -> CaseResult {
         )?;
         p.a.reaches_state(QpState::Err, "sender after RNR_RETRY_EXC_ERR")
             .await?;
-        ensure_eq!(
+        check_eq!(
             p.b.state()?,
             QpState::Rts,
             "receiver state after sending RNR NAKs (rnr_retry {n})"
@@ -492,7 +493,7 @@ async fn rnr_exhausted(env: Env) -> CaseResult {
     }
     if env.fabric.kind() == "sim" {
         // Virtual time: six RNR timer periods must take longer than none.
-        ensure!(
+        check!(
             elapsed[6] > elapsed[0],
             "RNR_RETRY_EXC_ERR after rnr_retry 6 took {:?}, not longer than with rnr_retry 0 ({:?}): no RNR timer between retries",
             elapsed[6],
@@ -512,7 +513,7 @@ async fn rnr_infinite(env: Env) -> CaseResult {
     p.a.no_wc("SEND with rnr_retry 7 and no receive").await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     p.a.no_wc("SEND with rnr_retry 7, 1 s later").await?;
-    ensure_eq!(
+    check_eq!(
         p.a.state()?,
         QpState::Rts,
         "sender state while RNR-retrying"

@@ -4,12 +4,13 @@ use nix::errno::Errno;
 
 use super::{
     all_remote, check_bytes, check_wc, connect_qps, contract_case, expect_errno, pattern,
-    CaseFailure, CaseResult, Context, ContractCase, Dev, Env, Need, PairOpts,
+    CaseResult, Context, ContractCase, Dev, Env, Failure, Need, PairOpts,
 };
 use crate::fabric::{
     Access, AsyncEvent, CqId, MrInfo, QpAttr, QpCap, QpInfo, QpInit, QpState, RecvWr, SendOp,
     SendWr, SrqId, SrqInit, WcOpcode, WcStatus,
 };
+use crate::{check, check_eq, fail};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -72,7 +73,7 @@ struct Rig {
     dst: MrInfo,
 }
 
-fn rig(env: &Env, n: usize, max_wr: u32) -> Result<Rig, CaseFailure> {
+fn rig(env: &Env, n: usize, max_wr: u32) -> Result<Rig, Failure> {
     let a = env.open("a", 0)?;
     let b = env.open("b", 1)?;
     let a_pd = a.pd()?;
@@ -160,14 +161,14 @@ impl Rig {
             "SEND to an SRQ-attached QP",
         )?;
         let r = self.b.wc(self.b_cq, "SRQ receive").await?;
-        ensure!(
+        check!(
             r.status == WcStatus::Success,
             "SRQ receive: expected SUCCESS, got {r:?}"
         );
         Ok(())
     }
 
-    fn posted(&self) -> Result<u32, CaseFailure> {
+    fn posted(&self) -> Result<u32, Failure> {
         Ok(self.b.ctx.query_srq(self.srq).ctx("query_srq")?.posted)
     }
 }
@@ -177,7 +178,7 @@ async fn shared(env: Env) -> CaseResult {
     for id in 0..4 {
         r.post(id)?;
     }
-    ensure_eq!(r.posted()?, 4, "query_srq().posted after four receives");
+    check_eq!(r.posted()?, 4, "query_srq().posted after four receives");
     let m0 = pattern(env.seed, 60, 40);
     let m1 = pattern(env.seed, 61, 50);
     r.a.write(&r.src, 0, &m0)?;
@@ -196,7 +197,7 @@ async fn shared(env: Env) -> CaseResult {
         .ctx("post_send on the second connection")?;
     let s = r.a.wcs(r.a_cq, 2, "two SENDs").await?;
     for wc in &s {
-        ensure!(
+        check!(
             wc.status == WcStatus::Success,
             "SEND to an SRQ-attached QP: {wc:?}"
         );
@@ -204,7 +205,7 @@ async fn shared(env: Env) -> CaseResult {
     let got = r.b.wcs(r.b_cq, 2, "two SRQ receives").await?;
     let mut seen = Vec::new();
     for wc in &got {
-        ensure!(
+        check!(
             wc.status == WcStatus::Success && wc.opcode == WcOpcode::Recv && wc.wr_id < 4,
             "SRQ receive: expected SUCCESS of a posted wr_id (0..4), got {wc:?}"
         );
@@ -213,37 +214,37 @@ async fn shared(env: Env) -> CaseResult {
         } else {
             (1, &m1)
         };
-        ensure_eq!(
+        check_eq!(
             wc.qp,
             r.qps[i].1.id,
             "completion's qp (one of the two SRQ-attached QPs)"
         );
-        ensure_eq!(
+        check_eq!(
             wc.qp_num,
             r.qps[i].1.qpn,
             "completion's qp_num for {}",
             wc.qp
         );
-        ensure_eq!(
+        check_eq!(
             wc.src_qp,
             r.qps[i].0.qpn,
             "completion's src_qp for {}",
             wc.qp
         );
-        ensure_eq!(wc.byte_len as usize, msg.len(), "byte_len on {}", wc.qp);
+        check_eq!(wc.byte_len as usize, msg.len(), "byte_len on {}", wc.qp);
         check_bytes(
             &r.b.read(&r.dst, (wc.wr_id % 256) * 256, msg.len())?,
             msg,
             &format!("bytes in SRQ receive wr_id {}", wc.wr_id),
         )?;
         seen.push(i);
-        ensure!(
+        check!(
             !seen[..seen.len() - 1].contains(&i),
             "two receives completed on {}",
             wc.qp
         );
     }
-    ensure_eq!(
+    check_eq!(
         r.posted()?,
         2,
         "query_srq().posted after two of four receives were consumed"
@@ -291,13 +292,13 @@ async fn create_bad(env: Env) -> CaseResult {
     )?;
     let srq = dev.ctx.create_srq(pd, init).ctx("create_srq(max_wr 16)")?;
     let attr = dev.ctx.query_srq(srq).ctx("query_srq")?;
-    ensure!(
+    check!(
         attr.max_wr >= 16,
         "query_srq().max_wr {} is below the 16 asked",
         attr.max_wr
     );
-    ensure_eq!(attr.posted, 0, "query_srq().posted of a new SRQ");
-    ensure_eq!(
+    check_eq!(attr.posted, 0, "query_srq().posted of a new SRQ");
+    check_eq!(
         attr.srq_limit,
         0,
         "query_srq().srq_limit of an SRQ created unarmed"
@@ -316,7 +317,7 @@ async fn limit_once(env: Env) -> CaseResult {
         r.post(id)?;
     }
     r.b.ctx.arm_srq(r.srq, 4).ctx("arm_srq(4)")?;
-    ensure_eq!(
+    check_eq!(
         r.b.ctx.query_srq(r.srq).ctx("query_srq")?.srq_limit,
         4,
         "srq_limit after arm_srq(4)"
@@ -325,7 +326,7 @@ async fn limit_once(env: Env) -> CaseResult {
     for id in 0..4 {
         r.send(0, id).await?;
     }
-    ensure_eq!(r.posted()?, 4, "posted after 4 of 8 receives were consumed");
+    check_eq!(r.posted()?, 4, "posted after 4 of 8 receives were consumed");
     r.b.no_event(
         "SrqLimitReached while posted (4) is not below the limit (4)",
         is_limit,
@@ -337,7 +338,7 @@ async fn limit_once(env: Env) -> CaseResult {
         is_limit,
     )
     .await?;
-    ensure_eq!(
+    check_eq!(
         r.b.ctx.query_srq(r.srq).ctx("query_srq")?.srq_limit,
         0,
         "srq_limit after the event (disarmed)"
@@ -387,13 +388,13 @@ async fn full(env: Env) -> CaseResult {
     };
     match err {
         None => fail!("post_srq_recv accepted {posted} receives on an SRQ of max_wr 8"),
-        Some(e) => ensure!(
+        Some(e) => check!(
             e.errno() == Errno::ENOMEM && posted >= 8,
             "post_srq_recv on a full SRQ: expected ENOMEM after at least 8, got {e} after {posted}"
         ),
     }
     let attr = dev.ctx.query_srq(srq).ctx("query_srq")?;
-    ensure_eq!(attr.posted, posted, "query_srq().posted of a full SRQ");
+    check_eq!(attr.posted, posted, "query_srq().posted of a full SRQ");
     Ok(())
 }
 
@@ -453,7 +454,7 @@ async fn last_wqe(env: Env) -> CaseResult {
     })
     .await?;
     // The SRQ's remaining receive stays posted for other QPs: it is not flushed.
-    ensure_eq!(
+    check_eq!(
         r.posted()?,
         1,
         "SRQ receives left after the attached QP went to ERR"

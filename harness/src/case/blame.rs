@@ -5,15 +5,23 @@
 //! so one bug is reported as the one rule it breaks and the report can say how many checks
 //! each requirement passed.
 //!
-//! Two rules apply whatever a case is about, unless the case named the requirement in force
-//! itself ([`checking`], [`under`]): a response that never comes is blamed on
-//! `DP-ANSWERED` (every command is answered), and a response whose fields are wrong on
-//! `DP-RESPONSE` ([`super::Failure`]'s conversion from the host's errors).
+//! A catalog may also have rules that apply whatever a case is about, unless the case
+//! named the requirement in force itself ([`checking`], [`under`]): the offload catalog
+//! blames a response that never comes on `DP-ANSWERED` (every command is answered), and a
+//! response whose fields are wrong on `DP-RESPONSE`. The runner passes them to [`begin`]
+//! as an [`ErrorRule`]; [`super::Failure`]'s conversion from an error asks it.
+//!
+//! Cases that name no requirement (the fabric contract's) never call [`begin`]: their
+//! failures blame none and their checks are not counted.
 //!
 //! The state is per thread: every case runs on a current-thread runtime, so its body, and
 //! every task it spawns, run on the thread that [`begin`] was called on.
 
 use std::cell::RefCell;
+
+/// The requirement an error breaks whatever the case is about, if the catalog has such a
+/// rule for it.
+pub type ErrorRule = fn(&(dyn std::error::Error + 'static)) -> Option<&'static str>;
 
 #[derive(Default)]
 struct State {
@@ -23,6 +31,8 @@ struct State {
     explicit: bool,
     /// Checks that ran, per requirement, in order of first use.
     checks: Vec<(&'static str, u32)>,
+    /// The catalog's rule for errors.
+    rule: Option<ErrorRule>,
 }
 
 thread_local! {
@@ -30,15 +40,29 @@ thread_local! {
 }
 
 /// Starts a case whose main requirement is `requirement`: checks count against it until
-/// the case says otherwise; the counts start at zero.
-pub fn begin(requirement: &'static str) {
+/// the case says otherwise; the counts start at zero. `rule` blames errors that break a
+/// rule of their own (see the module's text).
+pub fn begin(requirement: &'static str, rule: Option<ErrorRule>) {
     STATE.with(|s| {
         *s.borrow_mut() = State {
             current: Some(requirement),
             explicit: false,
             checks: Vec::new(),
+            rule,
         }
     });
+}
+
+/// The requirement `e` breaks by the running catalog's rule, unless the case named the
+/// requirement in force itself.
+pub fn of_error(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    STATE.with(|s| {
+        let s = s.borrow();
+        match (s.explicit, s.rule) {
+            (false, Some(rule)) => rule(e),
+            _ => None,
+        }
+    })
 }
 
 /// Ends the case: the checks that ran, per requirement. Checks made outside a case (no
@@ -115,7 +139,7 @@ mod tests {
 
     #[test]
     fn checks_count_against_the_requirement_in_force() {
-        begin("A");
+        begin("A", None);
         count();
         assert!(!explicit());
         {
@@ -134,5 +158,31 @@ mod tests {
         assert_eq!(current(), None);
         count();
         assert!(finish().is_empty(), "no case, nothing counted");
+    }
+
+    #[test]
+    fn the_error_rule_applies_unless_the_case_named_the_requirement() {
+        #[derive(Debug)]
+        struct Late;
+        impl std::fmt::Display for Late {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("late")
+            }
+        }
+        impl std::error::Error for Late {}
+        fn rule(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+            e.is::<Late>().then_some("ANSWERED")
+        }
+        assert_eq!(of_error(&Late), None, "no case, no rule");
+        begin("A", Some(rule));
+        assert_eq!(of_error(&Late), Some("ANSWERED"));
+        assert_eq!(of_error(&std::fmt::Error), None);
+        {
+            let _scope = under("B");
+            assert_eq!(of_error(&Late), None, "the case named B itself");
+        }
+        assert_eq!(of_error(&Late), Some("ANSWERED"));
+        finish();
+        assert_eq!(of_error(&Late), None, "the rule ends with the case");
     }
 }
