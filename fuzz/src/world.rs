@@ -23,18 +23,18 @@
 
 use std::cell::RefCell;
 use std::mem::ManuallyDrop;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::fabric::sim::{SimFabric, SIM0_ADDR};
-use harness::fabric::{DeviceContext, Fabric};
+use harness::fabric::sim::SimFabric;
+use harness::fabric::DeviceContext;
 use harness::initiator::connect::{cm_establish, CmOptions};
 use harness::initiator::{
     misbehave, Controller, DataMode, HostConfig, HostQueue, IoQueue, QueueSpec,
 };
 use harness::wire::{fabrics_field, Status, SQE_LEN};
-use reference_target::control::{Config, Target};
+use reference_target::control::Target;
+use reference_target::testing::target::{self as testing, addr, TargetRig};
 
 /// Largest capsule an input sends (SQE + in-capsule data), in bytes.
 pub const MAX_CAPSULE: usize = 8192;
@@ -43,10 +43,8 @@ pub const MAX_CAPSULE: usize = 8192;
 /// alive), while a kept world grows by well under 1 KiB an input (the target's event log).
 pub const REBUILD_EVERY: u64 = u64::MAX;
 
-/// The offloaded subsystem (port 4420).
-pub const SUB0: &str = "nqn.2026-11.io.nvmf-conform:sub0";
-/// The software-only subsystem (port 4421).
-pub const SUB1: &str = "nqn.2026-11.io.nvmf-conform:sub1";
+/// The offloaded subsystem (port 4420) and the software-only one (port 4421).
+pub use reference_target::testing::target::{SUB0, SUB1};
 
 /// The target configuration of the world.
 pub const CONFIG: &str = r#"
@@ -180,10 +178,6 @@ fn host_config(subnqn: &str) -> HostConfig {
     c
 }
 
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::new(SIM0_ADDR.into(), port)
-}
-
 impl World {
     /// A current-thread runtime with a paused clock; the target is started on first use.
     pub fn new() -> World {
@@ -196,19 +190,14 @@ impl World {
 
     /// Starts the target and connects the well-behaved controllers and queues.
     async fn build(seed: u64) -> Inner {
-        let fabric = SimFabric::new(seed);
-        let config = Config::parse("<fuzz world>", CONFIG).expect("world config parses");
-        let target =
-            Target::start(fabric.open("sim0").expect("sim0"), config).expect("target starts");
-        let host = fabric.open("sim1").expect("sim1");
-        let mut ctrl_off = Controller::connect(host.clone(), addr(4420), host_config(SUB0))
-            .await
-            .expect("sub0 admin connect");
-        ctrl_off.enable().await.expect("sub0 enable");
-        let mut ctrl_sw = Controller::connect(host.clone(), addr(4421), host_config(SUB1))
-            .await
-            .expect("sub1 admin connect");
-        ctrl_sw.enable().await.expect("sub1 enable");
+        let rig = testing::start(seed, CONFIG);
+        let mut ctrl_off = testing::connect(&rig, 4420, host_config(SUB0)).await;
+        let mut ctrl_sw = testing::connect(&rig, 4421, host_config(SUB1)).await;
+        let TargetRig {
+            fabric,
+            target,
+            host,
+        } = rig;
         let good_off = ctrl_off
             .connect_io_queue(1, 32, 0, 1, 4096)
             .await

@@ -2,9 +2,6 @@
 //! offload-api.md §4, the host allow-list (and the `allow-any-host` quirk), in-capsule
 //! Connect data, and commands before Connect.
 
-#[path = "e2e_support.rs"]
-mod support;
-
 use harness::initiator::connect::{cm_establish, CmOptions, ConnectOptions};
 use harness::initiator::{
     misbehave, Command, DataMode, HostQueue, InitiatorError, QueueSpec, Transfer,
@@ -12,7 +9,8 @@ use harness::initiator::{
 use harness::wire::{
     CmRejectStatus, ConnectDataRepr, ConnectResponse, CqeRepr, InvalidParam, Status, CNTLID_DYNAMIC,
 };
-use support::*;
+use reference_target::testing::data::*;
+use reference_target::testing::target::*;
 
 const IPO_QID: InvalidParam = InvalidParam::sqe(42);
 const IPO_SQSIZE: InvalidParam = InvalidParam::sqe(44);
@@ -20,7 +18,7 @@ const IPO_CNTLID: InvalidParam = InvalidParam::data(16);
 const IPO_SUBNQN: InvalidParam = InvalidParam::data(256);
 
 /// A queue of `spec` connected through the CM with well-formed private data.
-async fn cm_queue(rig: &Rig, spec: QueueSpec) -> HostQueue {
+async fn cm_queue(rig: &TargetRig, spec: QueueSpec) -> HostQueue {
     let pd = rig.host.alloc_pd().unwrap();
     let mut q = HostQueue::create(rig.host.clone(), pd, spec, BOUND).unwrap();
     let opts = CmOptions::for_queue(&q);
@@ -60,7 +58,7 @@ fn invalid_param(cqe: &CqeRepr) -> InvalidParam {
     }
 }
 
-async fn cm_reject(rig: &Rig, spec: QueueSpec, pd_bytes: Vec<u8>) -> Option<CmRejectStatus> {
+async fn cm_reject(rig: &TargetRig, spec: QueueSpec, pd_bytes: Vec<u8>) -> Option<CmRejectStatus> {
     let pd = rig.host.alloc_pd().unwrap();
     let mut q = HostQueue::create(rig.host.clone(), pd, spec, BOUND).unwrap();
     match misbehave::connect_with_private_data(&mut q, addr(4420), pd_bytes, BOUND).await {

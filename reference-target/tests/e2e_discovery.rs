@@ -2,9 +2,6 @@
 //! controller up (`control/discovery.rs`, `control/admin.rs`): what `nvme discover` and
 //! `nvme connect` need from the target, checked with the project's own initiator.
 
-#[path = "e2e_support.rs"]
-mod support;
-
 use std::time::Duration;
 
 use harness::initiator::{Command, InitiatorError, Transfer};
@@ -12,7 +9,8 @@ use harness::wire::{
     SglRepr, SqeCommand, Status, ADRFAM_IPV4, CNTLID_DYNAMIC, QPTYPE_RC, SUBTYPE_NVME, TRTYPE_RDMA,
 };
 use reference_target::control::identity::DISCOVERY_NQN;
-use support::*;
+use reference_target::testing::data::*;
+use reference_target::testing::target::*;
 
 fn status_of(r: Result<Vec<u8>, InitiatorError>) -> Status {
     match r {

@@ -1,9 +1,6 @@
 //! Errors software answers: commands the engine hands over (unknown namespace, bad data
 //! pointers, unknown opcodes, transfers above max_io_sz) and admin errors.
 
-#[path = "e2e_support.rs"]
-mod support;
-
 use harness::api::OffloadProvider;
 use harness::fabric::Access;
 use harness::initiator::{misbehave, Command, DataMode, IoQueue, Transfer};
@@ -11,7 +8,8 @@ use harness::wire::{
     FabricsRepr, PropertyGetRepr, PropertySize, Psdt, RwCommand, SglAddressing, SglRepr,
     SqeCommand, Status, WriteZeroesCommand,
 };
-use support::*;
+use reference_target::testing::data::*;
+use reference_target::testing::target::*;
 
 async fn raw(io: &mut IoQueue, capsule: &[u8]) -> Status {
     let cid = u16::from_le_bytes([capsule[2], capsule[3]]);

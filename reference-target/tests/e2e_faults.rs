@@ -1,9 +1,6 @@
 //! Faults end to end: keep-alive expiry, a backend PCI error, a backend command timeout
 //! (controller re-created), and an op the device cannot serve on an offloaded QP.
 
-#[path = "e2e_support.rs"]
-mod support;
-
 use std::time::Duration;
 
 use harness::api::{OffloadEvent, OffloadProvider};
@@ -11,7 +8,8 @@ use harness::backend::emulated::{CmdMatch, Fault};
 use harness::fabric::Access;
 use harness::initiator::{Command, DataMode, IoQueue};
 use harness::wire::{RwCommand, SglRepr, SqeCommand, Status};
-use support::*;
+use reference_target::testing::data::*;
+use reference_target::testing::target::*;
 
 const ONE_NS: &str = r#"
 profile = "full"

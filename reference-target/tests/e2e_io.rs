@@ -2,13 +2,11 @@
 //! I/O queues and writes then reads back at least 1 MiB per LBA format, on the offloaded
 //! path and on the software path; the engine's counters tell which path served it.
 
-#[path = "e2e_support.rs"]
-mod support;
-
 use harness::api::OffloadProvider;
 use harness::initiator::{Controller, DataMode};
 use harness::wire::Status;
-use support::*;
+use reference_target::testing::data::*;
+use reference_target::testing::target::*;
 
 /// Writes then reads back ≥ 1 MiB on namespace `nsid` over I/O queue `qid`, in chunks
 /// of at most `max_io` bytes; returns the blocks written.
@@ -265,7 +263,7 @@ async fn shutdown_disconnects_every_queue() {
     let mut c = connect(&rig, 4420, host_config(SUB0)).await;
     let mut io = c.connect_io_queue(1, 8, 0, 2, 4096).await.unwrap();
     assert_eq!(rig.target.connections(), 2);
-    let Rig {
+    let TargetRig {
         target,
         host,
         fabric: _f,

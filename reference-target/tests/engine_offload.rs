@@ -2,8 +2,6 @@
 //! a backend controller and a namespace, accepts a host connection on a QP of that SRQ and
 //! enables offload; the host's I/O is then served by the engine without software.
 
-mod rig;
-
 use std::time::Duration;
 
 use harness::api::{NsMapping, OffloadEvent, OffloadProvider, QpNvmfFlags};
@@ -14,15 +12,16 @@ use harness::initiator::misbehave;
 use harness::initiator::DataMode;
 use harness::wire::Status;
 use reference_target::quirks::{Quirk, Quirks};
-use rig::{pattern, rig, Rig, BOUND, DEPTH};
+use reference_target::testing::data::counting;
+use reference_target::testing::engine::{rig, EngineRig, BOUND, DEPTH};
 
 /// The full profile, 4096-byte blocks, offload on, with one quirk.
-async fn quirky(seed: u64, quirk: Quirk) -> Rig {
+async fn quirky(seed: u64, quirk: Quirk) -> EngineRig {
     rig(seed, "full", LbaFormat::L4096, Quirks::one(quirk), true).await
 }
 
 /// Makes every backend command of the rig hang.
-fn never_complete(r: &Rig) {
+fn never_complete(r: &EngineRig) {
     let never = Fault::Timeout {
         on: harness::backend::emulated::CmdMatch::Any,
         delay: None,
@@ -39,7 +38,7 @@ async fn offloaded_write_then_read_back_every_format() {
         let mut total = 0;
         let mut slba = 0;
         while total < (1 << 20) {
-            let data = pattern(blocks * bs, slba as u8);
+            let data = counting(blocks * bs, slba as u8);
             let mode = if slba % 2 == 0 {
                 DataMode::Keyed
             } else {
@@ -90,7 +89,7 @@ async fn offloaded_write_then_read_back_every_format() {
 #[tokio::test(start_paused = true)]
 async fn in_capsule_write_and_flush_are_offloaded() {
     let mut r = rig(11, "full", LbaFormat::L512, Quirks::none(), true).await;
-    let data = pattern(1024, 3);
+    let data = counting(1024, 3);
     let w = r.io.write(10, &data, DataMode::InCapsule).await.unwrap();
     assert_eq!(w.cqe.status, Status::SUCCESS);
     assert_eq!(r.io.flush().await.unwrap().cqe.status, Status::SUCCESS);
@@ -132,7 +131,7 @@ async fn without_offload_commands_reach_software() {
 async fn pci_error_raises_event_and_answers_in_flight() {
     let mut r = rig(13, "full", LbaFormat::L4096, Quirks::none(), true).await;
     let w =
-        r.io.write(0, &pattern(4096, 1), DataMode::Keyed)
+        r.io.write(0, &counting(4096, 1), DataMode::Keyed)
             .await
             .unwrap();
     assert_eq!(w.cqe.status, Status::SUCCESS);
@@ -166,7 +165,7 @@ async fn backend_timeout_raises_event_and_answers() {
 async fn unsupported_op_on_minimal_device_errors_the_qp() {
     let mut r = rig(15, "minimal", LbaFormat::L4096, Quirks::none(), true).await;
     let w =
-        r.io.write(0, &pattern(4096, 1), DataMode::Keyed)
+        r.io.write(0, &counting(4096, 1), DataMode::Keyed)
             .await
             .unwrap();
     assert_eq!(
@@ -207,7 +206,7 @@ async fn staging_exhaustion_makes_commands_wait_not_overwrite() {
     let bs = 4096usize;
     let mut expected = Vec::new();
     for i in 0..16u64 {
-        let data = pattern(blocks as usize * bs, i as u8);
+        let data = counting(blocks as usize * bs, i as u8);
         let w =
             r.io.write(i * u64::from(blocks), &data, DataMode::Keyed)
                 .await
@@ -331,7 +330,7 @@ async fn quirk_early_write_ack_answers_before_the_backend() {
     let mut r = quirky(26, Quirk::EarlyWriteAck).await;
     never_complete(&r);
     let w =
-        r.io.write(0, &pattern(4096, 9), DataMode::Keyed)
+        r.io.write(0, &counting(4096, 9), DataMode::Keyed)
             .await
             .unwrap();
     assert_eq!(
@@ -348,7 +347,7 @@ async fn quirk_cq_phase_stuck_stalls_after_a_wrap() {
     for i in 0..(2 * DEPTH as u64) {
         match r
             .io
-            .write(i, &pattern(4096, i as u8), DataMode::Keyed)
+            .write(i, &counting(4096, i as u8), DataMode::Keyed)
             .await
         {
             Ok(c) if c.cqe.status.is_success() => {}
@@ -402,7 +401,7 @@ async fn quirk_offload_at_qp_creation_serves_before_enable() {
     )
     .await;
     let w =
-        r.io.write(0, &pattern(4096, 1), DataMode::Keyed)
+        r.io.write(0, &counting(4096, 1), DataMode::Keyed)
             .await
             .unwrap();
     assert_eq!(

@@ -1,13 +1,12 @@
 //! Traces of the engine at work: what an offloaded write and read look like from host,
 //! target and device, and that the same seed gives the same trace.
 
-mod rig;
-
 use harness::backend::emulated::LbaFormat;
 use harness::initiator::DataMode;
 use harness::trace::{Names, Recorder};
 use reference_target::quirks::Quirks;
-use rig::{pattern, rig_traced};
+use reference_target::testing::data::counting;
+use reference_target::testing::engine::rig_traced;
 
 async fn traced_write_read(seed: u64) -> String {
     let rec = Recorder::new();
@@ -20,7 +19,7 @@ async fn traced_write_read(seed: u64) -> String {
         Some((rec.clone(), Names::new())),
     )
     .await;
-    let data = pattern(8192, 1);
+    let data = counting(8192, 1);
     r.io.write(4, &data, DataMode::KeyedInvalidate)
         .await
         .unwrap();

@@ -2,12 +2,9 @@
 //! path: a fresh I/O queue of the target (offloaded `sub0` or software-only `sub1`), the
 //! raw capsule with `misbehave::send_raw`, then a well-behaved read on the same queue.
 
-#[path = "e2e_support.rs"]
-mod support;
-
 use harness::initiator::{misbehave, DataMode};
 use harness::wire::{RwCommand, SglRepr, SqeCommand, SqeRepr, Status};
-use support::*;
+use reference_target::testing::target::*;
 
 /// `target_capsule` crash-42d43cd3, minimized (selector byte 1 = software-only I/O queue,
 /// then this SQE): Write, NSID 1, SLBA 8, one block, SGL1 an in-capsule data block

@@ -11,11 +11,6 @@
 //! until the old engine has nothing in flight, start a new target over the same file),
 //! which also brings a namespace taken offline by a PCI error back.
 
-#[path = "e2e_support.rs"]
-mod support;
-
-mod rig;
-
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -30,8 +25,8 @@ use harness::initiator::{Controller, DataMode, HostConfig, IoQueue};
 use harness::wire::Status;
 use reference_target::control::{Config, Target};
 use reference_target::engine::Engine;
-use rig::SplitMix;
-use support::{HOSTNQN, SUB0};
+use reference_target::testing::data::SplitMix;
+use reference_target::testing::target::{HOSTNQN, SUB0};
 
 /// Blocks of the namespace (4 KiB each).
 const BLOCKS: u64 = 256;

@@ -8,11 +8,6 @@
 //! `docs/malformed-inputs.md` holds the same table with the reason for each answer;
 //! `every_row_is_documented` keeps the two from drifting.
 
-#[path = "e2e_support.rs"]
-mod support;
-
-mod rig;
-
 use std::time::Duration;
 
 use harness::fabric::{Access, WcStatus};
@@ -24,7 +19,8 @@ use harness::wire::{
     CNTLID_DYNAMIC,
 };
 use reference_target::control::Config;
-use support::*;
+use reference_target::testing::data::*;
+use reference_target::testing::target::*;
 
 /// The target of the table: one offloaded subsystem with a host allow-list, queue depth 32
 /// (CAP.MQES 31), a 4 KiB-block namespace 1 (1024 blocks) and a 512-byte-block namespace 2.
@@ -1136,7 +1132,7 @@ async fn send_capsules(q: &mut HostQueue, capsules: &[Vec<u8>]) -> Outcome {
 }
 
 /// A fresh CM-connected queue of `spec` (good private data).
-async fn cm_queue(rig: &Rig, spec: QueueSpec) -> Result<HostQueue, InitiatorError> {
+async fn cm_queue(rig: &TargetRig, spec: QueueSpec) -> Result<HostQueue, InitiatorError> {
     let pd = rig.host.alloc_pd()?;
     let mut q = HostQueue::create(rig.host.clone(), pd, spec, ANSWER)?;
     let opts = CmOptions::for_queue(&q);
@@ -1201,7 +1197,7 @@ async fn send_connect(
     }
 }
 
-async fn run_row(rig: &Rig, p: &mut Parties, row: &Row) -> Outcome {
+async fn run_row(rig: &TargetRig, p: &mut Parties, row: &Row) -> Outcome {
     match &row.input {
         Input::Io { depth, capsules } => {
             let qid = p.take_qid();
@@ -1328,7 +1324,7 @@ async fn run_row(rig: &Rig, p: &mut Parties, row: &Row) -> Outcome {
 
 /// Write + read back with data compared on `io` at `slba` (2 blocks of 4 KiB).
 async fn still_serves(io: &mut IoQueue, slba: u64, seed: u64) -> Result<(), String> {
-    rig::write_read_compare(io, slba, &pattern(8192, seed)).await
+    write_read_compare(io, slba, &pattern(8192, seed)).await
 }
 
 #[tokio::test(start_paused = true)]

@@ -3,15 +3,12 @@
 //! freed and the next target in the same process (the control channel's next case) can
 //! listen on the same port.
 
-#[path = "e2e_support.rs"]
-mod support;
-
 use std::sync::Arc;
 
 use harness::fabric::sim::SimFabric;
 use harness::fabric::Fabric;
 use reference_target::control::{Config, Target};
-use support::*;
+use reference_target::testing::target::*;
 
 /// Lets aborted tasks be dropped.
 async fn settle() {

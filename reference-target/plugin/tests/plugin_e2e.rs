@@ -5,36 +5,32 @@
 //! offloaded writes and reads, a PCI error on the backend raising NVME_PCI_ERR — run both
 //! ways gives the same observations, and the plugin run is deterministic.
 //!
+//! The device is built with the same pieces as the engine's own tests
+//! (`reference_target::testing::engine`).
+//!
 //! The library is `libnvmf_reference_plugin.so`, which cargo builds with this test (the
 //! crate is `cdylib` + `rlib`) into `target/<profile>/deps/`, beside the test binary (see
 //! `nvmf_reference_plugin::library_path`; `$NVMF_REFERENCE_PLUGIN` overrides).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use harness::api::MemRef;
 use harness::api::{
-    MemRef, NsMapping, NvmeCtrlAttrs, NvmfSrqAttrs, OffloadEvent, OffloadProvider, Profile,
-    QpNvmfFlags,
+    NsMapping, NvmeCtrlAttrs, NvmfSrqAttrs, OffloadEvent, OffloadProvider, Profile, QpNvmfFlags,
 };
-use harness::backend::emulated::PciBus;
-use harness::backend::emulated::{
-    BackendController, ControllerConfig, DmaRegion, Fault, LbaFormat, Namespace,
-};
+use harness::backend::emulated::{Fault, LbaFormat, Namespace, PciBus};
 use harness::backend::PciHost;
-use harness::fabric::sim::{SimFabric, SIM0_ADDR};
-use harness::fabric::{
-    wait, Access, CmEventKind, ConnParam, DeviceContext, Fabric, QpCap, QpInit, SrqInit,
-};
-use harness::initiator::connect::{cm_establish, CmOptions};
-use harness::initiator::software::connect_through_software;
-use harness::initiator::{DataMode, HostQueue, IoQueue, QueueSpec};
+use harness::fabric::sim::SimFabric;
+use harness::fabric::{Access, DeviceContext, Fabric};
+use harness::initiator::{DataMode, IoQueue, QueueSpec};
 use harness::plugin::Plugin;
 use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
-use harness::wire::{CmAcceptRepr, Status};
+use harness::wire::Status;
 use reference_target::engine::Engine;
 use reference_target::quirks::{Quirk, Quirks};
+use reference_target::testing::engine::{connect_queue, ctrl_attrs, spawn_backend, srq_attrs};
 
 const BOUND: Duration = Duration::from_secs(5);
 
@@ -101,22 +97,7 @@ async fn scenario(seed: u64, kind: Kind, quirks: &[Quirk]) -> Run {
     let pd = ctx.alloc_pd().unwrap();
     let staging_len = caps.min_staging_buf_size.max(2 * u64::from(caps.max_io_sz));
     let staging = ctx.reg_mr(pd, staging_len, Access::LOCAL_WRITE).unwrap();
-    let depth = 32u32;
-    let attrs = NvmfSrqAttrs {
-        rq: SrqInit {
-            max_wr: 64,
-            max_sge: 1,
-            srq_limit: 0,
-        },
-        offload_ops: caps.allowed_offload_ops(),
-        max_namespaces: 4,
-        nvme_log_page_sz: 0,
-        ioccsz: caps.max_ioccsz.min(260),
-        icdoff: 0,
-        max_io_sz: caps.max_io_sz,
-        nvme_queue_depth: depth,
-        staging_buf: MemRef::of(&staging, 0, staging_len),
-    };
+    let attrs = srq_attrs(&caps, &staging, caps.max_ioccsz.min(260));
     let bad = NvmfSrqAttrs {
         ioccsz: caps.max_ioccsz + 1,
         ..attrs.clone()
@@ -129,25 +110,8 @@ async fn scenario(seed: u64, kind: Kind, quirks: &[Quirk]) -> Run {
 
     // A backend controller, created by the host on its bus (as suites' Backends::create).
     let rings = ctx.reg_mr(pd, 4096, Access::LOCAL_WRITE).unwrap();
-    let ctrl_attrs = NvmeCtrlAttrs {
-        sq_buf: MemRef::of(&rings, 0, u64::from(depth) * 64),
-        cq_buf: MemRef::of(&rings, 2048, u64::from(depth) * 16),
-        sqdb: MemRef::of(&rings, 3072, 4),
-        cqdb: MemRef::of(&rings, 3076, 4),
-        sqdb_ini: 0,
-        cqdb_ini: 0,
-        cmd_timeout_us: 0,
-        extra_sqs: vec![],
-    };
-    let mrs = [staging, rings];
-    let cfg = ControllerConfig::from_attrs(
-        &ctrl_attrs,
-        depth as u16,
-        harness::api::check::mr_table(&mrs),
-        vec![DmaRegion::from_mem(&attrs.staging_buf, &staging).unwrap()],
-    )
-    .unwrap();
-    let backend = Arc::new(BackendController::spawn(ctx.clone(), cfg).unwrap());
+    let ctrl_attrs = ctrl_attrs(&rings, 0);
+    let backend = spawn_backend(&ctx, &ctrl_attrs, &[staging, rings], &attrs.staging_buf);
     backend
         .add_namespace(Namespace::ram(1, LbaFormat::L4096, 1024).unwrap())
         .unwrap();
@@ -177,56 +141,14 @@ async fn scenario(seed: u64, kind: Kind, quirks: &[Quirk]) -> Run {
     facts.push(format!("unmap 9: {}", errno_of(prov.unmap_nsid(ctrl, 9))));
 
     // The host connects; the target accepts on the NVMe-oF SRQ and enables offload.
-    let addr = SocketAddr::new(SIM0_ADDR.into(), 4420);
-    ctx.cm_listen(addr).unwrap();
     let host: Arc<dyn DeviceContext> = TracedContext::new(
         fabric.open("sim1").unwrap(),
         "host",
         rec.clone(),
         names.clone(),
     );
-    let hpd = host.alloc_pd().unwrap();
-    let mut queue = HostQueue::create(host, hpd, QueueSpec::io(1, 32, 4096), BOUND).unwrap();
-    let opts = CmOptions::for_queue(&queue);
-    let target = {
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let ev = wait::cm_event(ctx.as_ref(), BOUND).await.unwrap();
-            assert!(matches!(ev.kind, CmEventKind::ConnectRequest { .. }));
-            let cq = ctx.create_cq(256).unwrap();
-            let qp = ctx
-                .create_qp(
-                    pd,
-                    QpInit {
-                        send_cq: cq,
-                        recv_cq: cq,
-                        srq: Some(srq.srq),
-                        cap: QpCap::default(),
-                    },
-                )
-                .unwrap();
-            let param = ConnParam {
-                private_data: CmAcceptRepr {
-                    recfmt: 0,
-                    crqsize: 32,
-                }
-                .to_bytes()
-                .to_vec(),
-                responder_resources: 0,
-                initiator_depth: 16,
-                rnr_retry_count: 7,
-            };
-            ctx.cm_accept(ev.conn, qp.id, &param).unwrap();
-            (qp.id, cq)
-        })
-    };
-    cm_establish(&mut queue, addr, &opts, BOUND).await.unwrap();
-    let (qp, cq) = target.await.unwrap();
-    // The RFC's order: the Connect passes through the device to software, which answers
-    // it; then offload is enabled.
-    let cntlid = connect_through_software(&mut queue, &ctx, (qp, cq, pd), srq.srq, 1, BOUND)
-        .await
-        .unwrap();
+    let (queue, qp, _, cntlid) =
+        connect_queue(&ctx, pd, srq.srq, host, QueueSpec::io(1, 32, 4096)).await;
     facts.push(format!("connect: cntlid {cntlid}"));
     let bad_flags = prov.qp_set_nvmf(qp, QpNvmfFlags::from_bits_retain(2));
     prov.qp_set_nvmf(qp, QpNvmfFlags::ENABLE).unwrap();
