@@ -31,10 +31,10 @@ impl Core {
         let dead = {
             let mut path = self.path();
             let path = &mut *path;
-            let Some(c) = path.cmds.get_mut(&id) else {
+            let Some(cmd) = path.cmds.get_mut(&id) else {
                 return;
             };
-            match path.ctrls.get_mut(&c.ctrl) {
+            match path.ctrls.get_mut(&cmd.ctrl) {
                 None => true,
                 Some(ctrl) if ctrl.dead => true,
                 Some(ctrl) => {
@@ -45,18 +45,18 @@ impl Core {
                     match (sq, ctrl.free_cids.pop()) {
                         (Some(sq), Some(cid)) => {
                             ctrl.rr = round_robin::after(sq, nsq);
-                            let n = &path.nvmf[&c.srq];
-                            let addr = c
-                                .staging
-                                .map_or(0, |s| n.staging_mr.addr + n.staging_base + s);
-                            let sqe = backend_sqe(cid, c.nvme_nsid, c.sqe.command, addr);
+                            let srq_state = &path.nvmf[&cmd.srq];
+                            let addr = cmd.staging.map_or(0, |s| {
+                                srq_state.staging_mr.addr + srq_state.staging_base + s
+                            });
+                            let sqe = backend_sqe(cid, cmd.nvme_nsid, cmd.sqe.command, addr);
                             if ctrl.writers[sq].submit(&sqe).is_err() {
                                 ctrl.free_cids.push(cid);
                                 true
                             } else {
                                 ctrl.outstanding_per_sq[sq] += 1;
                                 ctrl.inflight.insert(cid, (id, sq));
-                                c.submitted(cid, Instant::now() + ctrl.timeout);
+                                cmd.submitted(cid, Instant::now() + ctrl.timeout);
                                 ctrl.kick.notify_one();
                                 false
                             }
@@ -79,8 +79,8 @@ impl Core {
 
     /// Answers a command with an error status from the backend side.
     fn fail_unanswered(self: &Arc<Self>, id: u64, status: Status) {
-        if let Some(c) = self.path().cmds.get_mut(&id) {
-            c.backend_done(true);
+        if let Some(cmd) = self.path().cmds.get_mut(&id) {
+            cmd.backend_done(true);
         }
         self.on_backend_done(id, status);
     }
@@ -128,8 +128,8 @@ impl Core {
                 if ctrl.abandoned.contains(&cid) {
                     continue;
                 }
-                if let Some(c) = path.cmds.get(&id) {
-                    if c.deadline().is_some_and(|d| d <= now) {
+                if let Some(cmd) = path.cmds.get(&id) {
+                    if cmd.deadline().is_some_and(|d| d <= now) {
                         expired.push((cid, id));
                     }
                 }
@@ -139,15 +139,15 @@ impl Core {
                 ctrl.abandoned.insert(*cid);
             }
             for (_, id) in &expired {
-                if let Some(c) = path.cmds.get_mut(id) {
-                    c.deadline_passed();
+                if let Some(cmd) = path.cmds.get_mut(id) {
+                    cmd.deadline_passed();
                 }
             }
         }
         for (id, status, late) in done {
             if late {
-                if let Some(c) = self.path().cmds.get_mut(&id) {
-                    c.backend_done(false);
+                if let Some(cmd) = self.path().cmds.get_mut(&id) {
+                    cmd.backend_done(false);
                 }
                 self.try_retire(id);
             } else {
@@ -163,8 +163,8 @@ impl Core {
                 sqid: None,
                 cid: Some(cid),
             });
-            if let Some(c) = self.path().cmds.get_mut(&id) {
-                c.backend_failed = true;
+            if let Some(cmd) = self.path().cmds.get_mut(&id) {
+                cmd.backend_failed = true;
             }
             // Still in the backend (it may DMA late): answer, keep the staging.
             self.answer_while_in_backend(id, Status::INTERNAL_ERROR);
@@ -224,9 +224,9 @@ impl Core {
         }
         for id in victims {
             if self.quirks.has(Quirk::LoseInflightOnPciErr) {
-                if let Some(c) = self.path().cmds.get_mut(&id) {
-                    c.backend_done(false);
-                    c.orphan();
+                if let Some(cmd) = self.path().cmds.get_mut(&id) {
+                    cmd.backend_done(false);
+                    cmd.orphan();
                 }
                 self.try_retire(id);
             } else {

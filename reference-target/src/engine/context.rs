@@ -66,11 +66,13 @@ impl Core {
     /// Hands a completion to software, in its handles.
     fn to_software(&self, vqp: QpId, user: u64, recv: bool, wc: &WorkCompletion) {
         let mut nic = self.nic();
-        let Some(q) = nic.qps.get(&vqp) else { return };
+        let Some(ctx_qp) = nic.qps.get(&vqp) else {
+            return;
+        };
         let cq = if recv || wc.opcode == WcOpcode::Recv {
-            q.recv_cq
+            ctx_qp.recv_cq
         } else {
-            q.send_cq
+            ctx_qp.send_cq
         };
         let out = WorkCompletion {
             wr_id: user,
@@ -178,32 +180,32 @@ impl DeviceContext for EngineContext {
 
     fn poll_cq(&self, cq: CqId, max: usize) -> Result<Vec<WorkCompletion>> {
         let mut nic = self.core.nic();
-        let q = nic.cqs.get_mut(&cq).ok_or(FabricError::NotFound("cq"))?;
-        let n = max.min(q.entries.len());
-        Ok(q.entries.drain(..n).collect())
+        let ctx_cq = nic.cqs.get_mut(&cq).ok_or(FabricError::NotFound("cq"))?;
+        let count = max.min(ctx_cq.entries.len());
+        Ok(ctx_cq.entries.drain(..count).collect())
     }
 
     async fn wait_cq(&self, cq: CqId) -> Result<()> {
         loop {
             let notify = {
                 let nic = self.core.nic();
-                let q = nic.cqs.get(&cq).ok_or(FabricError::NotFound("cq"))?;
-                if !q.entries.is_empty() {
+                let ctx_cq = nic.cqs.get(&cq).ok_or(FabricError::NotFound("cq"))?;
+                if !ctx_cq.entries.is_empty() {
                     return Ok(());
                 }
-                q.notify.clone()
+                ctx_cq.notify.clone()
             };
-            let n = notify.notified();
-            tokio::pin!(n);
-            n.as_mut().enable();
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             {
                 let nic = self.core.nic();
-                let q = nic.cqs.get(&cq).ok_or(FabricError::NotFound("cq"))?;
-                if !q.entries.is_empty() {
+                let ctx_cq = nic.cqs.get(&cq).ok_or(FabricError::NotFound("cq"))?;
+                if !ctx_cq.entries.is_empty() {
                     return Ok(());
                 }
             }
-            n.await;
+            notified.await;
         }
     }
 
@@ -226,12 +228,15 @@ impl DeviceContext for EngineContext {
                 self.core.real.arm_srq(real, limit)
             }
             Some(CtxSrq::Nvmf { handle }) => {
-                let h = *handle;
-                let n = path.nvmf.get_mut(&h).ok_or(FabricError::NotFound("srq"))?;
-                if limit > n.attrs.rq.max_wr {
+                let srq_handle = *handle;
+                let srq_state = path
+                    .nvmf
+                    .get_mut(&srq_handle)
+                    .ok_or(FabricError::NotFound("srq"))?;
+                if limit > srq_state.attrs.rq.max_wr {
                     return Err(FabricError::Invalid("arm_srq: limit above max_wr"));
                 }
-                n.sw_limit = limit;
+                srq_state.sw_limit = limit;
                 Ok(())
             }
             None => Err(FabricError::NotFound("srq")),
@@ -248,11 +253,11 @@ impl DeviceContext for EngineContext {
                 self.core.real.query_srq(real)
             }
             Some(CtxSrq::Nvmf { handle }) => {
-                let n = path.nvmf.get(handle).ok_or(FabricError::NotFound("srq"))?;
+                let srq_state = path.nvmf.get(handle).ok_or(FabricError::NotFound("srq"))?;
                 Ok(SrqAttr {
-                    max_wr: n.attrs.rq.max_wr,
-                    posted: n.sw_recvs.len() as u32,
-                    srq_limit: n.sw_limit,
+                    max_wr: srq_state.attrs.rq.max_wr,
+                    posted: srq_state.sw_recvs.len() as u32,
+                    srq_limit: srq_state.sw_limit,
                 })
             }
             None => Err(FabricError::NotFound("srq")),
@@ -272,12 +277,12 @@ impl DeviceContext for EngineContext {
                 Ok(())
             }
             Some(CtxSrq::Nvmf { handle }) => {
-                let h = *handle;
+                let srq_handle = *handle;
                 drop(nic);
                 let engine = super::Engine {
                     core: self.core.clone(),
                 };
-                engine.destroy_srq(h).map_err(|e| match e.errno() {
+                engine.destroy_srq(srq_handle).map_err(|e| match e.errno() {
                     nix::errno::Errno::EBUSY => FabricError::Busy("destroy_srq: in use"),
                     _ => FabricError::Invalid("destroy_srq: NVMe-oF SRQ refused"),
                 })
@@ -292,33 +297,36 @@ impl DeviceContext for EngineContext {
             Some(CtxSrq::Plain { real }) => {
                 let real = *real;
                 let id = nic.wr(Wr::SoftwareSrq { user: wr.wr_id });
-                let r = self.core.real.post_srq_recv(
+                let result = self.core.real.post_srq_recv(
                     real,
                     &RecvWr {
                         wr_id: id,
                         sg_list: wr.sg_list.clone(),
                     },
                 );
-                if r.is_err() {
+                if result.is_err() {
                     nic.wrs.remove(&id);
                 }
-                r
+                result
             }
             Some(CtxSrq::Nvmf { handle }) => {
-                let h = *handle;
-                let n = path.nvmf.get_mut(&h).ok_or(FabricError::NotFound("srq"))?;
-                if wr.sg_list.len() > n.attrs.rq.max_sge as usize {
+                let srq_handle = *handle;
+                let srq_state = path
+                    .nvmf
+                    .get_mut(&srq_handle)
+                    .ok_or(FabricError::NotFound("srq"))?;
+                if wr.sg_list.len() > srq_state.attrs.rq.max_sge as usize {
                     return Err(FabricError::Invalid(
                         "post_srq_recv: more SGEs than max_sge",
                     ));
                 }
-                if n.sw_recvs.len() >= n.attrs.rq.max_wr as usize {
+                if srq_state.sw_recvs.len() >= srq_state.attrs.rq.max_wr as usize {
                     return Err(FabricError::NoMemory("post_srq_recv: SRQ full"));
                 }
-                n.sw_recvs.push_back(wr.clone());
+                srq_state.sw_recvs.push_back(wr.clone());
                 drop(path);
                 drop(nic);
-                self.core.drain_backlog(h);
+                self.core.drain_backlog(srq_handle);
                 Ok(())
             }
             None => Err(FabricError::NotFound("srq")),
@@ -340,8 +348,11 @@ impl DeviceContext for EngineContext {
                 Some(None) => return Err(FabricError::Invalid("create_qp: unknown srq")),
                 Some(Some(CtxSrq::Plain { real })) => (Some(*real), None),
                 Some(Some(CtxSrq::Nvmf { handle })) => {
-                    let n = &path.nvmf[handle];
-                    (Some(n.real), Some((*handle, n.attrs.rq.max_wr)))
+                    let srq_state = &path.nvmf[handle];
+                    (
+                        Some(srq_state.real),
+                        Some((*handle, srq_state.attrs.rq.max_wr)),
+                    )
                 }
             }
         };
@@ -415,8 +426,8 @@ impl DeviceContext for EngineContext {
         let (q, cmds) = {
             let (mut nic, mut path) = self.core.both();
             let (nic, path) = (&mut *nic, &mut *path);
-            let q = nic.qps.remove(&qp).ok_or(FabricError::NotFound("qp"))?;
-            nic.real_qp.remove(&q.real);
+            let ctx_qp = nic.qps.remove(&qp).ok_or(FabricError::NotFound("qp"))?;
+            nic.real_qp.remove(&ctx_qp.real);
             // The QP's commands can no longer be answered, and the work requests the engine
             // posted for them (fetching data, responding) will never complete: a destroyed
             // QP discards them.
@@ -432,17 +443,17 @@ impl DeviceContext for EngineContext {
                 Wr::Cmd { cmd, .. } => !cmds.contains(cmd),
                 _ => true,
             });
-            (q, cmds)
+            (ctx_qp, cmds)
         };
         q.task.abort();
-        let r = self.core.real.destroy_qp(q.real);
+        let result = self.core.real.destroy_qp(q.real);
         let _ = self.core.real.destroy_cq(q.real_cq);
         // Those not in a backend give back their staging and response slots now; the others
         // when their backend completes them.
         for id in cmds {
             self.core.try_retire(id);
         }
-        r
+        result
     }
 
     fn post_send(&self, qp: QpId, wr: &SendWr) -> Result<()> {
@@ -454,7 +465,7 @@ impl DeviceContext for EngineContext {
             signaled: wr.signaled,
             recv: false,
         });
-        let r = self.core.real.post_send(
+        let result = self.core.real.post_send(
             real,
             &SendWr {
                 wr_id: id,
@@ -462,10 +473,10 @@ impl DeviceContext for EngineContext {
                 ..wr.clone()
             },
         );
-        if r.is_err() {
+        if result.is_err() {
             nic.wrs.remove(&id);
         }
-        r
+        result
     }
 
     fn post_recv(&self, qp: QpId, wr: &RecvWr) -> Result<()> {
@@ -477,17 +488,17 @@ impl DeviceContext for EngineContext {
             signaled: true,
             recv: true,
         });
-        let r = self.core.real.post_recv(
+        let result = self.core.real.post_recv(
             real,
             &RecvWr {
                 wr_id: id,
                 sg_list: wr.sg_list.clone(),
             },
         );
-        if r.is_err() {
+        if result.is_err() {
             nic.wrs.remove(&id);
         }
-        r
+        result
     }
 
     fn poll_async_event(&self) -> Option<AsyncEvent> {
@@ -543,13 +554,13 @@ impl Core {
         loop {
             let item = {
                 let mut path = self.path();
-                let Some(n) = path.nvmf.get_mut(&srq) else {
+                let Some(srq_state) = path.nvmf.get_mut(&srq) else {
                     return;
                 };
-                if n.sw_recvs.is_empty() {
+                if srq_state.sw_recvs.is_empty() {
                     return;
                 }
-                match n.backlog.pop_front() {
+                match srq_state.backlog.pop_front() {
                     Some(b) => b,
                     None => return,
                 }
@@ -572,22 +583,23 @@ impl Core {
             Some(q) => (q.qpn, q.recv_cq),
             None => return,
         };
-        let Some(n) = path.nvmf.get_mut(&srq) else {
+        let Some(srq_state) = path.nvmf.get_mut(&srq) else {
             return;
         };
-        let Some(wr) = n.sw_recvs.pop_front() else {
-            n.backlog.push_back(super::Backlog {
+        let Some(wr) = srq_state.sw_recvs.pop_front() else {
+            srq_state.backlog.push_back(super::Backlog {
                 vqp,
                 bytes: bytes.to_vec(),
                 src_qp,
             });
             return;
         };
-        let limit_hit = n.sw_limit > 0 && (n.sw_recvs.len() as u32) < n.sw_limit;
+        let limit_hit =
+            srq_state.sw_limit > 0 && (srq_state.sw_recvs.len() as u32) < srq_state.sw_limit;
         if limit_hit {
-            n.sw_limit = 0;
+            srq_state.sw_limit = 0;
         }
-        let vsrq = n.vsrq;
+        let vsrq = srq_state.vsrq;
         // Scatter into software's buffers.
         let mut rest = bytes;
         let mut status = WcStatus::Success;

@@ -41,8 +41,10 @@ impl Core {
     pub(crate) fn on_capsule_wc(self: &Arc<Self>, srq: SrqHandle, slot: u32, wc: &WorkCompletion) {
         let (bytes, vqp) = {
             let (mut nic, path) = self.both();
-            let Some(n) = path.nvmf.get(&srq) else { return };
-            let (mr, slot_len, real_srq) = (n.recv_mr, n.slot_len, n.real);
+            let Some(srq_state) = path.nvmf.get(&srq) else {
+                return;
+            };
+            let (mr, slot_len, real_srq) = (srq_state.recv_mr, srq_state.slot_len, srq_state.real);
             let mut bytes = vec![0u8; (wc.byte_len as u64).min(slot_len) as usize];
             let ok = wc.status == WcStatus::Success
                 && self
@@ -79,17 +81,17 @@ impl Core {
     ) {
         let decision = {
             let (mut nic, mut path) = self.both();
-            let Some(q) = nic.qps.get_mut(&vqp) else {
+            let Some(ctx_qp) = nic.qps.get_mut(&vqp) else {
                 return;
             };
-            q.received += 1;
+            ctx_qp.received += 1;
             if let Some(queue) = super::QueueOfQp::from_connect(&bytes) {
-                q.queue = Some(queue);
+                ctx_qp.queue = Some(queue);
             }
-            let sq_head = super::QueueOfQp::sq_head(q.queue, q.received);
-            let sq_id = q.queue.map_or(0, |q| q.qid);
-            let offload = q.offload;
-            let real_qp = q.real;
+            let sq_head = super::QueueOfQp::sq_head(ctx_qp.queue, ctx_qp.received);
+            let sq_id = ctx_qp.queue.map_or(0, |queue| queue.qid);
+            let offload = ctx_qp.offload;
+            let real_qp = ctx_qp.real;
             if !offload {
                 Err((NotOffloaded::OffloadDisabled, 0u8))
             } else {
@@ -137,15 +139,15 @@ impl Core {
         if sqe.fuse != harness::wire::Fuse::Normal {
             return no(NotOffloaded::Malformed);
         }
-        let n = path.nvmf.get_mut(&srq).expect("capsule of a live SRQ");
+        let srq_state = path.nvmf.get_mut(&srq).expect("capsule of a live SRQ");
         let Some(op) = OffloadOps::from_opcode(opcode) else {
             return no(NotOffloaded::OpNotSelected);
         };
-        if !n.attrs.offload_ops.contains(op) {
+        if !srq_state.attrs.offload_ops.contains(op) {
             return no(NotOffloaded::OpNotSelected);
         }
-        let Some(map) = n.ns.get(&sqe.nsid) else {
-            n.counters.unknown_ns_cmds += 1;
+        let Some(map) = srq_state.ns.get(&sqe.nsid) else {
+            srq_state.counters.unknown_ns_cmds += 1;
             return no(NotOffloaded::UnknownNamespace);
         };
         let lba = u64::from(map.lba_data_size);
@@ -158,7 +160,7 @@ impl Core {
             SqeCommand::Flush => (0, 0, false),
             SqeCommand::Other { .. } => return no(NotOffloaded::OpNotSelected),
         };
-        if len > u64::from(n.attrs.max_io_sz) {
+        if len > u64::from(srq_state.attrs.max_io_sz) {
             return no(NotOffloaded::TooLong);
         }
         let unchecked = self.quirks.has(Quirk::SglLengthUnchecked);
@@ -183,14 +185,15 @@ impl Core {
                 }) if writes && u64::from(*length) == len => {
                     // In-capsule data starts `icdoff` units after the SQE; the descriptor's
                     // address is an offset into it.
-                    let data_start = SQE_LEN as u64 + u64::from(n.attrs.icdoff) * 16;
+                    let data_start = SQE_LEN as u64 + u64::from(srq_state.attrs.icdoff) * 16;
                     let Some((start, end)) = data_start
                         .checked_add(*address)
                         .and_then(|s| Some((s, s.checked_add(len)?)))
                     else {
                         return no(NotOffloaded::DataPointer);
                     };
-                    if end > bytes.len() as u64 || end > data_start + n.attrs.in_capsule_data_len()
+                    if end > bytes.len() as u64
+                        || end > data_start + srq_state.attrs.in_capsule_data_len()
                     {
                         return no(NotOffloaded::DataPointer);
                     }
@@ -237,23 +240,23 @@ impl Core {
             let Some(cmd) = path.cmds.get_mut(&id) else {
                 return;
             };
-            let n = path.nvmf.get_mut(&cmd.srq).expect("cmd of a live SRQ");
+            let srq_state = path.nvmf.get_mut(&cmd.srq).expect("cmd of a live SRQ");
             if cmd.resp_slot.is_none() {
-                cmd.resp_slot = n.resp_free.pop();
+                cmd.resp_slot = srq_state.resp_free.pop();
             }
             if cmd.staging.is_none() && cmd.len > 0 {
-                cmd.staging = n.staging.alloc(cmd.len);
+                cmd.staging = srq_state.staging.alloc(cmd.len);
             }
             if cmd.resp_slot.is_none() || (cmd.len > 0 && cmd.staging.is_none()) {
-                if !n.waiting.contains(&id) {
-                    n.waiting.push_back(id);
+                if !srq_state.waiting.contains(&id) {
+                    srq_state.waiting.push_back(id);
                 }
                 Next::Wait
             } else {
-                let staging_off = n.staging_base + cmd.staging.unwrap_or(0);
+                let staging_off = srq_state.staging_base + cmd.staging.unwrap_or(0);
                 match &cmd.data {
                     DataSrc::Keyed { addr, key, .. } if is_inbound(&cmd.sqe) => {
-                        let sge = n.staging_mr.sge(staging_off, cmd.len as u32);
+                        let sge = srq_state.staging_mr.sge(staging_off, cmd.len as u32);
                         let (addr, key, real_qp) = (*addr, *key, cmd.real_qp);
                         cmd.fetching();
                         let wr_id = {
@@ -280,7 +283,9 @@ impl Core {
                         )
                     }
                     DataSrc::InCapsule(data) => {
-                        let _ = self.real.mr_write(n.staging_mr.id, staging_off, data);
+                        let _ = self
+                            .real
+                            .mr_write(srq_state.staging_mr.id, staging_off, data);
                         cmd.data_ready();
                         Next::Submit
                     }
@@ -316,11 +321,11 @@ impl Core {
             // The QP is in error: nothing more can be sent to this host.
             {
                 let mut path = self.path();
-                if let Some(c) = path.cmds.get_mut(&id) {
+                if let Some(cmd) = path.cmds.get_mut(&id) {
                     if step == Step::Respond {
-                        c.orphan_discarding();
+                        cmd.orphan_discarding();
                     } else {
-                        c.orphan();
+                        cmd.orphan();
                     }
                 }
             }
@@ -344,8 +349,8 @@ impl Core {
             }
             Step::Deliver => {}
             Step::Respond => {
-                if let Some(c) = self.path().cmds.get_mut(&id) {
-                    c.sending_done();
+                if let Some(cmd) = self.path().cmds.get_mut(&id) {
+                    cmd.sending_done();
                 }
                 self.try_retire(id);
             }
@@ -357,13 +362,13 @@ impl Core {
         tracing::debug!(id, %status, "engine cmd: backend done");
         let (read_ok, answered) = {
             let mut path = self.path();
-            let Some(c) = path.cmds.get_mut(&id) else {
+            let Some(cmd) = path.cmds.get_mut(&id) else {
                 return;
             };
-            c.backend_done(!status.is_success());
+            cmd.backend_done(!status.is_success());
             (
-                status.is_success() && matches!(c.sqe.command, SqeCommand::Read(_)),
-                c.host_settled(),
+                status.is_success() && matches!(cmd.sqe.command, SqeCommand::Read(_)),
+                cmd.host_settled(),
             )
         };
         if answered {
@@ -382,63 +387,65 @@ impl Core {
         let posts = {
             let (mut nic, mut path) = self.both();
             let (nic, path) = (&mut *nic, &mut *path);
-            let Some(c) = path.cmds.get_mut(&id) else {
+            let Some(cmd) = path.cmds.get_mut(&id) else {
                 return;
             };
-            if !c.begin_answer() {
+            if !cmd.begin_answer() {
                 return;
             }
             let hang = self.quirks.has(Quirk::HangOneCommand)
                 && !path.hung_once
-                && matches!(c.sqe.command, SqeCommand::Read(_));
-            let n = path.nvmf.get_mut(&c.srq).expect("cmd of a live SRQ");
+                && matches!(cmd.sqe.command, SqeCommand::Read(_));
+            let srq_state = path.nvmf.get_mut(&cmd.srq).expect("cmd of a live SRQ");
             // Counters.
-            if let Some(m) = n.ns.get_mut(&c.fe_nsid) {
-                let k = &mut m.counters;
-                match &c.sqe.command {
+            if let Some(mapping) = srq_state.ns.get_mut(&cmd.fe_nsid) {
+                let counters = &mut mapping.counters;
+                match &cmd.sqe.command {
                     SqeCommand::Read(_) => {
-                        k.read_cmds += 1;
-                        k.read_blocks += c.blocks;
+                        counters.read_cmds += 1;
+                        counters.read_blocks += cmd.blocks;
                     }
                     SqeCommand::Write(_) => {
-                        k.write_cmds += 1;
-                        k.write_blocks += c.blocks;
-                        if matches!(c.data, DataSrc::InCapsule(_)) {
-                            k.write_inline_cmds += 1;
-                            k.write_inline_blocks += c.blocks;
+                        counters.write_cmds += 1;
+                        counters.write_blocks += cmd.blocks;
+                        if matches!(cmd.data, DataSrc::InCapsule(_)) {
+                            counters.write_inline_cmds += 1;
+                            counters.write_inline_blocks += cmd.blocks;
                         }
                     }
-                    SqeCommand::Flush => k.flush_cmds += 1,
+                    SqeCommand::Flush => counters.flush_cmds += 1,
                     _ => {}
                 }
                 if !status.is_success() {
-                    k.error_cmds += 1;
+                    counters.error_cmds += 1;
                 }
-                if c.backend_failed {
-                    k.backend_error_cmds += 1;
+                if cmd.backend_failed {
+                    counters.backend_error_cmds += 1;
                 }
             }
             if hang {
                 path.hung_once = true;
-                c.orphan();
+                cmd.orphan();
                 None
             } else {
-                let slot = c.resp_slot.expect("response slot taken at start");
+                let slot = cmd.resp_slot.expect("response slot taken at start");
                 let cqe = CqeRepr {
                     result: 0,
-                    sq_head: c.sq_head,
-                    sq_id: c.sq_id,
-                    cid: c.sqe.cid,
+                    sq_head: cmd.sq_head,
+                    sq_id: cmd.sq_id,
+                    cid: cmd.sqe.cid,
                     phase: false,
                     status,
                 };
                 let bytes = cqe.to_bytes().expect("a CQE always encodes");
                 let off = u64::from(slot) * 16;
-                let _ = self.real.mr_write(n.resp_mr.id, off, &bytes);
+                let _ = self.real.mr_write(srq_state.resp_mr.id, off, &bytes);
                 let mut wrs = Vec::new();
                 if deliver {
-                    if let (DataSrc::Keyed { addr, key, .. }, Some(s)) = (&c.data, c.staging) {
-                        let sge = n.staging_mr.sge(n.staging_base + s, c.len as u32);
+                    if let (DataSrc::Keyed { addr, key, .. }, Some(s)) = (&cmd.data, cmd.staging) {
+                        let sge = srq_state
+                            .staging_mr
+                            .sge(srq_state.staging_base + s, cmd.len as u32);
                         let op = SendOp::RdmaWrite {
                             remote_addr: *addr,
                             rkey: *key,
@@ -446,7 +453,7 @@ impl Core {
                         wrs.push((Step::Deliver, op, sge));
                     }
                 }
-                let op = match c.data {
+                let op = match cmd.data {
                     DataSrc::Keyed {
                         key,
                         invalidate: true,
@@ -454,9 +461,9 @@ impl Core {
                     } => SendOp::SendWithInv { rkey: key },
                     _ => SendOp::Send,
                 };
-                wrs.push((Step::Respond, op, n.resp_mr.sge(off, 16)));
-                c.answer_posted();
-                let qp = c.real_qp;
+                wrs.push((Step::Respond, op, srq_state.resp_mr.sge(off, 16)));
+                cmd.answer_posted();
+                let qp = cmd.real_qp;
                 let mut out = Vec::new();
                 for (step, op, sge) in wrs {
                     nic.next_wr += 1;
@@ -473,8 +480,8 @@ impl Core {
                     if self.real.post_send(qp, &wr).is_err() {
                         let (mut nic, mut path) = self.both();
                         nic.wrs.remove(&wr.wr_id);
-                        if let Some(c) = path.cmds.get_mut(&id) {
-                            c.orphan_discarding();
+                        if let Some(cmd) = path.cmds.get_mut(&id) {
+                            cmd.orphan_discarding();
                         }
                         drop(path);
                         drop(nic);
@@ -488,8 +495,8 @@ impl Core {
 
     /// Drops a command that can no longer be answered.
     pub(crate) fn abort_cmd(self: &Arc<Self>, id: u64) {
-        if let Some(c) = self.path().cmds.get_mut(&id) {
-            c.orphan();
+        if let Some(cmd) = self.path().cmds.get_mut(&id) {
+            cmd.orphan();
         }
         self.try_retire(id);
     }
@@ -499,22 +506,24 @@ impl Core {
         let srq = {
             let mut path = self.path();
             let path = &mut *path;
-            let Some(c) = path.cmds.get(&id) else { return };
-            if !c.retirable() {
-                return;
-            }
-            let c = path.cmds.remove(&id).expect("present");
-            let Some(n) = path.nvmf.get_mut(&c.srq) else {
+            let Some(cmd) = path.cmds.get(&id) else {
                 return;
             };
-            if let Some(s) = c.staging {
-                n.staging.free(s, c.len);
+            if !cmd.retirable() {
+                return;
             }
-            if let Some(r) = c.resp_slot {
-                n.resp_free.push(r);
+            let cmd = path.cmds.remove(&id).expect("present");
+            let Some(srq_state) = path.nvmf.get_mut(&cmd.srq) else {
+                return;
+            };
+            if let Some(offset) = cmd.staging {
+                srq_state.staging.free(offset, cmd.len);
             }
-            n.waiting.retain(|w| *w != id);
-            c.srq
+            if let Some(slot) = cmd.resp_slot {
+                srq_state.resp_free.push(slot);
+            }
+            srq_state.waiting.retain(|w| *w != id);
+            cmd.srq
         };
         self.pump_waiting(srq);
     }
@@ -524,26 +533,26 @@ impl Core {
         loop {
             let next = {
                 let mut path = self.path();
-                let Some(n) = path.nvmf.get_mut(&srq) else {
+                let Some(srq_state) = path.nvmf.get_mut(&srq) else {
                     return;
                 };
-                match n.waiting.pop_front() {
+                match srq_state.waiting.pop_front() {
                     Some(id) => id,
                     None => return,
                 }
             };
             self.start(next);
             let mut path = self.path();
-            let Some(n) = path.nvmf.get_mut(&srq) else {
+            let Some(srq_state) = path.nvmf.get_mut(&srq) else {
                 return;
             };
             // Still no room (`start` queued it again, at the back): it goes back to the head
             // of the line and the pump stops until the next retire. (Looking only at the
             // front spun forever once two commands waited: found on soft-RoCE, where a
             // host's reads really are in flight together.)
-            if let Some(pos) = n.waiting.iter().position(|w| *w == next) {
-                n.waiting.remove(pos);
-                n.waiting.push_front(next);
+            if let Some(pos) = srq_state.waiting.iter().position(|w| *w == next) {
+                srq_state.waiting.remove(pos);
+                srq_state.waiting.push_front(next);
                 return;
             }
         }

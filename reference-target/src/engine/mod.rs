@@ -271,13 +271,13 @@ impl Core {
 
     pub(crate) async fn next_offload_event(&self) -> OffloadEvent {
         loop {
-            let n = self.events_notify.notified();
-            tokio::pin!(n);
-            n.as_mut().enable();
+            let notified = self.events_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if let Some(e) = self.pop_offload_event() {
                 return e;
             }
-            n.await;
+            notified.await;
         }
     }
 
@@ -293,13 +293,13 @@ impl Core {
 
     pub(crate) async fn next_ctx_event(&self) -> AsyncEvent {
         loop {
-            let n = self.ctx_notify.notified();
-            tokio::pin!(n);
-            n.as_mut().enable();
+            let notified = self.ctx_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if let Some(e) = self.pop_ctx_event() {
                 return e;
             }
-            n.await;
+            notified.await;
         }
     }
 
@@ -549,16 +549,16 @@ impl Nic {
 
     /// Queues a completion on an engine-context CQ (overflow: CQ error event, lost).
     pub(crate) fn push_wc(&mut self, cq: CqId, wc: WorkCompletion) -> Option<AsyncEvent> {
-        let q = self.cqs.get_mut(&cq)?;
-        if q.overrun {
+        let ctx_cq = self.cqs.get_mut(&cq)?;
+        if ctx_cq.overrun {
             return None;
         }
-        if q.entries.len() >= q.cqe as usize {
-            q.overrun = true;
+        if ctx_cq.entries.len() >= ctx_cq.cqe as usize {
+            ctx_cq.overrun = true;
             return Some(AsyncEvent::CqErr(cq));
         }
-        q.entries.push_back(wc);
-        q.notify.notify_waiters();
+        ctx_cq.entries.push_back(wc);
+        ctx_cq.notify.notify_waiters();
         None
     }
 

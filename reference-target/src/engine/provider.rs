@@ -108,32 +108,38 @@ impl OffloadProvider for Engine {
     fn destroy_srq(&self, srq: SrqHandle) -> Result<()> {
         let core = &self.core;
         let (mut nic, mut path) = core.both();
-        let n = path.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
+        let srq_state = path.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
         let qps = nic.qps.values().filter(|q| q.nvmf == Some(srq)).count() as u32;
-        check::check_destroy_srq(n.ctrls.len() as u32, qps)?;
-        let n = path.nvmf.remove(&srq).expect("present");
-        nic.srqs.remove(&n.vsrq);
+        check::check_destroy_srq(srq_state.ctrls.len() as u32, qps)?;
+        let srq_state = path.nvmf.remove(&srq).expect("present");
+        nic.srqs.remove(&srq_state.vsrq);
         nic.wrs
             .retain(|_, w| !matches!(w, Wr::Capsule { srq: s, .. } if *s == srq));
         drop(path);
         drop(nic);
-        let _ = core.real.destroy_srq(n.real);
-        let _ = core.real.dereg_mr(n.recv_mr.id);
-        let _ = core.real.dereg_mr(n.resp_mr.id);
-        let _ = n.pd;
+        let _ = core.real.destroy_srq(srq_state.real);
+        let _ = core.real.dereg_mr(srq_state.recv_mr.id);
+        let _ = core.real.dereg_mr(srq_state.resp_mr.id);
+        let _ = srq_state.pd;
         Ok(())
     }
 
     fn create_nvme_ctrl(&self, srq: SrqHandle, attrs: &NvmeCtrlAttrs) -> Result<CtrlHandle> {
         let core = &self.core;
         let (nic, mut path) = core.both();
-        let n = path.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
+        let srq_state = path.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
         let mrs: Vec<_> = nic.mrs.values().copied().collect();
         let counts = CtrlCounts {
-            srq_ctrls: n.ctrls.len() as u32,
+            srq_ctrls: srq_state.ctrls.len() as u32,
             device_ctrls: path.ctrls.len() as u32,
         };
-        check::check_create_ctrl(&core.caps, &n.attrs, attrs, check::mr_table(&mrs), counts)?;
+        check::check_create_ctrl(
+            &core.caps,
+            &srq_state.attrs,
+            attrs,
+            check::mr_table(&mrs),
+            counts,
+        )?;
         let backend =
             core.bus
                 .find_port(attrs.sqdb.mr, attrs.sqdb.addr)
@@ -141,7 +147,7 @@ impl OffloadProvider for Engine {
                     "sqdb is the doorbell of no backend controller on the bus",
                 ))?;
         let depth = backend.depth();
-        if u32::from(depth) != n.attrs.nvme_queue_depth {
+        if u32::from(depth) != srq_state.attrs.nvme_queue_depth {
             return Err(OffloadError::Invalid(
                 "backend queue depth differs from the SRQ's nvme_queue_depth",
             ));
@@ -198,18 +204,18 @@ impl OffloadProvider for Engine {
         let core = &self.core;
         {
             let path = core.path();
-            let n = path.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
-            let c = path.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?;
-            let namespaces = n.ns.values().filter(|m| m.ctrl == ctrl).count() as u32;
-            check::check_remove_ctrl(c.srq == srq, namespaces)?;
+            let srq_state = path.nvmf.get(&srq).ok_or(check::UNKNOWN_SRQ)?;
+            let ctrl_state = path.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?;
+            let namespaces = srq_state.ns.values().filter(|m| m.ctrl == ctrl).count() as u32;
+            check::check_remove_ctrl(ctrl_state.srq == srq, namespaces)?;
         }
         core.drop_ctrl_commands(ctrl);
         let mut path = core.path();
-        if let Some(c) = path.ctrls.remove(&ctrl) {
-            c.task.abort();
+        if let Some(ctrl_state) = path.ctrls.remove(&ctrl) {
+            ctrl_state.task.abort();
         }
-        if let Some(n) = path.nvmf.get_mut(&srq) {
-            n.ctrls.remove(&ctrl);
+        if let Some(srq_state) = path.nvmf.get_mut(&srq) {
+            srq_state.ctrls.remove(&ctrl);
         }
         Ok(())
     }
@@ -219,23 +225,23 @@ impl OffloadProvider for Engine {
         let mut path = core.path();
         let srq = path.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?.srq;
         let device_namespaces = path.nvmf.values().map(|n| n.ns.len() as u32).sum();
-        let n = path.nvmf.get_mut(&srq).expect("ctrl of a live SRQ");
-        let mapped = match n.ns.get(&m.fe_nsid) {
+        let srq_state = path.nvmf.get_mut(&srq).expect("ctrl of a live SRQ");
+        let mapped = match srq_state.ns.get(&m.fe_nsid) {
             Some(x) if core.quirks.has(Quirk::EexistPerCtrl) => x.ctrl == ctrl,
             Some(_) => true,
             None => false,
         };
         let state = MapState {
             fe_nsid_mapped_in_srq: mapped,
-            srq_namespaces: n.ns.len() as u32,
+            srq_namespaces: srq_state.ns.len() as u32,
             device_namespaces,
         };
         let mut caps = core.caps.clone();
         if core.quirks.has(Quirk::LbaSizeUnchecked) {
             caps.lba_data_sizes.insert(m.lba_data_size);
         }
-        check::check_map_nsid(&caps, &n.attrs, m, state)?;
-        n.ns.insert(
+        check::check_map_nsid(&caps, &srq_state.attrs, m, state)?;
+        srq_state.ns.insert(
             m.fe_nsid,
             NsMap {
                 ctrl,
@@ -251,13 +257,13 @@ impl OffloadProvider for Engine {
         let core = &self.core;
         let mut path = core.path();
         let srq = path.ctrls.get(&ctrl).ok_or(check::UNKNOWN_CTRL)?.srq;
-        let n = path.nvmf.get_mut(&srq).expect("ctrl of a live SRQ");
-        let mapped = n.ns.get(&fe_nsid).is_some_and(|x| x.ctrl == ctrl);
+        let srq_state = path.nvmf.get_mut(&srq).expect("ctrl of a live SRQ");
+        let mapped = srq_state.ns.get(&fe_nsid).is_some_and(|x| x.ctrl == ctrl);
         if !mapped && core.quirks.has(Quirk::UnmapMissingOk) {
             return Ok(());
         }
         check::check_unmap_nsid(&core.caps, fe_nsid, mapped)?;
-        n.ns.remove(&fe_nsid);
+        srq_state.ns.remove(&fe_nsid);
         Ok(())
     }
 
