@@ -9,8 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use nix::errno::Errno;
 
 use super::{
-    all_remote, check_bytes, check_private_data, check_wc, contract_case, expect_errno, pattern,
-    CaseResult, Context, ContractCase, Env, Failure, Side, BOUND, FOREIGN_ADDR,
+    all_remote, check_bytes, check_private_data, contract_case, expect_errno, pattern, CaseResult,
+    Context, ContractCase, Env, Failure, Side, BOUND, FOREIGN_ADDR,
 };
 use crate::fabric::{
     Access, CmEventKind, ConnParam, ListenerId, QpAttr, QpCap, QpState, SendOp, SendWr, WcOpcode,
@@ -569,22 +569,21 @@ async fn data_flow(env: Env) -> CaseResult {
     p.a.dev.write(&src, 0, &msg)?;
     p.b.post_recv(1, vec![dst.sge(0, 4096)])?;
     p.a.send(2, vec![src.sge(0, 3000)])?;
-    let s = p.a.wc("SEND over the CM connection").await?;
-    check_wc(
-        &s,
+    p.a.completes(
+        "SEND over the CM connection",
         2,
         WcStatus::Success,
         Some(WcOpcode::Send),
-        "SEND over the CM connection",
-    )?;
-    let r = p.b.wc("receive over the CM connection").await?;
-    check_wc(
-        &r,
-        1,
-        WcStatus::Success,
-        Some(WcOpcode::Recv),
-        "receive over the CM connection",
-    )?;
+    )
+    .await?;
+    let r =
+        p.b.completes(
+            "receive over the CM connection",
+            1,
+            WcStatus::Success,
+            Some(WcOpcode::Recv),
+        )
+        .await?;
     check_eq!(r.byte_len, 3000, "byte_len over the CM connection");
     check_eq!(r.src_qp, p.a.qp.qpn, "src_qp over the CM connection");
     check_bytes(
@@ -600,14 +599,13 @@ async fn data_flow(env: Env) -> CaseResult {
         },
         vec![src.sge(0, 3000)],
     ))?;
-    let w = p.a.wc("RDMA WRITE over the CM connection").await?;
-    check_wc(
-        &w,
+    p.a.completes(
+        "RDMA WRITE over the CM connection",
         3,
         WcStatus::Success,
         Some(WcOpcode::RdmaWrite),
-        "RDMA WRITE over the CM connection",
-    )?;
+    )
+    .await?;
     check_bytes(
         &p.b.dev.read(&dst, 4096, 3000)?,
         &msg,
@@ -621,14 +619,13 @@ async fn data_flow(env: Env) -> CaseResult {
         },
         vec![src.sge(4096, 3000)],
     ))?;
-    let rd = p.a.wc("RDMA READ over the CM connection").await?;
-    check_wc(
-        &rd,
+    p.a.completes(
+        "RDMA READ over the CM connection",
         4,
         WcStatus::Success,
         Some(WcOpcode::RdmaRead),
-        "RDMA READ over the CM connection",
-    )?;
+    )
+    .await?;
     check_bytes(
         &p.a.dev.read(&src, 4096, 3000)?,
         &msg,

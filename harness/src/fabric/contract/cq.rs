@@ -101,8 +101,14 @@ async fn split(env: Env) -> CaseResult {
     a.ctx
         .post_send(qp.id, &SendWr::new(2, SendOp::Send, vec![mr.sge(64, 32)]))
         .ctx("a: post_send(wr_id 2)")?;
-    let s = a.wc(scq, "the SEND's completion on the send CQ").await?;
-    check_wc(&s, 2, WcStatus::Success, Some(WcOpcode::Send), "send CQ")?;
+    a.completes(
+        scq,
+        "the SEND's completion on the send CQ",
+        2,
+        WcStatus::Success,
+        Some(WcOpcode::Send),
+    )
+    .await?;
     b.wc("b's receive").await?;
     b.send(21, vec![bmr.sge(0, 16)])?;
     let r = a
@@ -120,10 +126,22 @@ async fn split(env: Env) -> CaseResult {
     a.ctx
         .post_send(qp.id, &SendWr::new(4, SendOp::Send, vec![mr.sge(64, 32)]))
         .ctx("a: post_send(wr_id 4) in ERR")?;
-    let f = a.wc(rcq, "the flushed receive on the receive CQ").await?;
-    check_wc(&f, 3, WcStatus::WrFlushErr, None, "receive CQ after ERR")?;
-    let f = a.wc(scq, "the flushed SEND on the send CQ").await?;
-    check_wc(&f, 4, WcStatus::WrFlushErr, None, "send CQ after ERR")?;
+    a.completes(
+        rcq,
+        "the flushed receive on the receive CQ",
+        3,
+        WcStatus::WrFlushErr,
+        None,
+    )
+    .await?;
+    a.completes(
+        scq,
+        "the flushed SEND on the send CQ",
+        4,
+        WcStatus::WrFlushErr,
+        None,
+    )
+    .await?;
     a.no_wc(scq, "send CQ after the flushes").await?;
     a.no_wc(rcq, "receive CQ after the flushes").await?;
     Ok(())

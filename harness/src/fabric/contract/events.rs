@@ -1,8 +1,6 @@
 //! Async events: none without a cause, and only to the context that owns the object.
 
-use super::{
-    all_remote, check_wc, contract_case, CaseResult, ContractCase, Env, Need, PairOpts, QUIET,
-};
+use super::{all_remote, contract_case, CaseResult, ContractCase, Env, Need, PairOpts, QUIET};
 use crate::fabric::{Access, AsyncEvent, QpAttr, QpState, SendOp, SendWr, WcStatus};
 
 pub(super) fn cases() -> Vec<ContractCase> {
@@ -93,14 +91,13 @@ async fn owner_only(env: Env) -> CaseResult {
         },
         vec![src.sge(0, 64)],
     ))?;
-    let wc = p.a.wc("RDMA WRITE with a wrong rkey").await?;
-    check_wc(
-        &wc,
+    p.a.completes(
+        "RDMA WRITE with a wrong rkey",
         1,
         WcStatus::RemAccessErr,
         None,
-        "RDMA WRITE with a wrong rkey",
-    )?;
+    )
+    .await?;
     let qp = p.b.qp.id;
     p.b.dev
         .event(&format!("QpAccessErr({qp}) at the responder"), |e| {

@@ -265,14 +265,13 @@ async fn delay(env: Env) -> CaseResult {
     p.b.post_recv(2, vec![dst.sge(64, 64)])?;
     let t0 = tokio::time::Instant::now();
     p.a.send(10, vec![src.sge(0, 64)])?;
-    let wc = p.a.wc("SEND without added latency").await?;
-    check_wc(
-        &wc,
+    p.a.completes(
+        "SEND without added latency",
         10,
         WcStatus::Success,
         Some(WcOpcode::Send),
-        "SEND without added latency",
-    )?;
+    )
+    .await?;
     let base = t0.elapsed();
     let added = Duration::from_millis(50);
     inject(&*env.fabric, Fault::Delay(added))?;

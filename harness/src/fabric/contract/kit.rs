@@ -126,6 +126,21 @@ impl Dev {
         Ok(wc)
     }
 
+    /// Waits for the next completion on `cq` and checks its wr_id, status and (when given)
+    /// opcode ([`check_wc`]); `what` names it in both.
+    pub async fn completes(
+        &self,
+        cq: CqId,
+        what: &str,
+        wr_id: u64,
+        status: WcStatus,
+        opcode: Option<WcOpcode>,
+    ) -> Result<WorkCompletion, Failure> {
+        let wc = self.wc(cq, what).await?;
+        check_wc(&wc, wr_id, status, opcode, what)?;
+        Ok(wc)
+    }
+
     /// Waits (bounded) for `n` completions on `cq`.
     pub async fn wcs(
         &self,
@@ -324,6 +339,20 @@ impl Side {
     /// Waits for the next completion of this side.
     pub async fn wc(&self, what: &str) -> Result<WorkCompletion, Failure> {
         self.dev.wc(self.cq, what).await
+    }
+
+    /// Waits for this side's next completion and checks its wr_id, status and (when given)
+    /// opcode ([`check_wc`]); `what` names it in both.
+    pub async fn completes(
+        &self,
+        what: &str,
+        wr_id: u64,
+        status: WcStatus,
+        opcode: Option<WcOpcode>,
+    ) -> Result<WorkCompletion, Failure> {
+        self.dev
+            .completes(self.cq, what, wr_id, status, opcode)
+            .await
     }
 
     /// Waits for `n` completions of this side.

@@ -3,7 +3,7 @@
 use nix::errno::Errno;
 
 use super::{
-    all_remote, check_bytes, check_wc, contract_case, expect_errno, pattern, CaseResult, Context,
+    all_remote, check_bytes, contract_case, expect_errno, pattern, CaseResult, Context,
     ContractCase, Env, PairOpts,
 };
 use crate::fabric::{Access, QpCap, QpInit, QpState, SendOp, SendWr, WcStatus};
@@ -328,8 +328,8 @@ async fn mr_dereg_remote(env: Env) -> CaseResult {
         },
         vec![src.sge(0, 64)],
     ))?;
-    let wc = p.a.wc("RDMA WRITE before dereg").await?;
-    check_wc(&wc, 1, WcStatus::Success, None, "RDMA WRITE before dereg")?;
+    p.a.completes("RDMA WRITE before dereg", 1, WcStatus::Success, None)
+        .await?;
     p.b.dev.ctx.dereg_mr(dst.id).ctx("dereg_mr")?;
     p.a.post_send(SendWr::new(
         2,
@@ -339,14 +339,8 @@ async fn mr_dereg_remote(env: Env) -> CaseResult {
         },
         vec![src.sge(0, 64)],
     ))?;
-    let wc = p.a.wc("RDMA WRITE after dereg").await?;
-    check_wc(
-        &wc,
-        2,
-        WcStatus::RemAccessErr,
-        None,
-        "RDMA WRITE with a deregistered rkey",
-    )?;
+    p.a.completes("RDMA WRITE after dereg", 2, WcStatus::RemAccessErr, None)
+        .await?;
     p.a.reaches_state(QpState::Err, "requester after REM_ACCESS_ERR")
         .await?;
     p.b.reaches_state(QpState::Err, "responder after an access violation")

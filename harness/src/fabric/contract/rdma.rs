@@ -127,14 +127,13 @@ async fn write_data(env: Env) -> CaseResult {
         dst.rkey,
         vec![src.sge(0, 4000), src.sge(4000, 5000)],
     ))?;
-    let wc = p.a.wc("RDMA WRITE").await?;
-    check_wc(
-        &wc,
+    p.a.completes(
+        "RDMA WRITE",
         1,
         WcStatus::Success,
         Some(WcOpcode::RdmaWrite),
-        "RDMA WRITE",
-    )?;
+    )
+    .await?;
     check_bytes(
         &p.b.dev.read(&dst, 1000, 9000)?,
         &data,
@@ -167,14 +166,8 @@ async fn read_data(env: Env) -> CaseResult {
         remote.rkey,
         vec![local.sge(0, 3000), local.sge(8000, 6000)],
     ))?;
-    let wc = p.a.wc("RDMA READ").await?;
-    check_wc(
-        &wc,
-        2,
-        WcStatus::Success,
-        Some(WcOpcode::RdmaRead),
-        "RDMA READ",
-    )?;
+    p.a.completes("RDMA READ", 2, WcStatus::Success, Some(WcOpcode::RdmaRead))
+        .await?;
     check_bytes(
         &p.a.dev.read(&local, 0, 3000)?,
         &data[..3000],
@@ -206,14 +199,13 @@ async fn bounds_exact(env: Env) -> CaseResult {
         remote.rkey,
         vec![local.sge(0, 64)],
     ))?;
-    let wc = p.a.wc("RDMA WRITE of the region's last 64 bytes").await?;
-    check_wc(
-        &wc,
+    p.a.completes(
+        "RDMA WRITE of the region's last 64 bytes",
         1,
         WcStatus::Success,
         Some(WcOpcode::RdmaWrite),
-        "RDMA WRITE of the region's last 64 bytes",
-    )?;
+    )
+    .await?;
     check_bytes(
         &p.b.dev.read(&remote, 4096 - 64, 64)?,
         &data,
@@ -225,14 +217,13 @@ async fn bounds_exact(env: Env) -> CaseResult {
         remote.rkey,
         vec![local.sge(1000, 64)],
     ))?;
-    let wc = p.a.wc("RDMA READ of the region's last 64 bytes").await?;
-    check_wc(
-        &wc,
+    p.a.completes(
+        "RDMA READ of the region's last 64 bytes",
         2,
         WcStatus::Success,
         Some(WcOpcode::RdmaRead),
-        "RDMA READ of the region's last 64 bytes",
-    )?;
+    )
+    .await?;
     check_bytes(
         &p.a.dev.read(&local, 1000, 64)?,
         &data,
@@ -244,14 +235,13 @@ async fn bounds_exact(env: Env) -> CaseResult {
         remote.rkey,
         vec![local.sge(4096, 4096)],
     ))?;
-    let wc = p.a.wc("RDMA READ of the whole region").await?;
-    check_wc(
-        &wc,
+    p.a.completes(
+        "RDMA READ of the whole region",
         3,
         WcStatus::Success,
         Some(WcOpcode::RdmaRead),
-        "RDMA READ of the whole region",
-    )?;
+    )
+    .await?;
     check_eq!(
         p.a.state()?,
         QpState::Rts,
@@ -350,23 +340,21 @@ async fn zero_length_rkey(env: Env) -> CaseResult {
     let remote = p.b.mr(4096, all_remote())?;
     let bad = remote.rkey ^ 0x00ff_ff00;
     p.a.post_send(write(1, 0, bad, vec![]))?;
-    let wc = p.a.wc("zero-length RDMA WRITE with a wrong rkey").await?;
-    check_wc(
-        &wc,
+    p.a.completes(
+        "zero-length RDMA WRITE with a wrong rkey",
         1,
         WcStatus::Success,
         Some(WcOpcode::RdmaWrite),
-        "zero-length RDMA WRITE with a wrong rkey",
-    )?;
+    )
+    .await?;
     p.a.post_send(read(2, 0, bad, vec![]))?;
-    let wc = p.a.wc("zero-length RDMA READ with a wrong rkey").await?;
-    check_wc(
-        &wc,
+    p.a.completes(
+        "zero-length RDMA READ with a wrong rkey",
         2,
         WcStatus::Success,
         Some(WcOpcode::RdmaRead),
-        "zero-length RDMA READ with a wrong rkey",
-    )?;
+    )
+    .await?;
     check_eq!(
         p.b.state()?,
         QpState::Rts,

@@ -117,24 +117,14 @@ async fn data_integrity(env: Env) -> CaseResult {
     p.a.dev.write(&src, 0, &data)?;
     p.b.post_recv(7, vec![dst.sge(0, 16384)])?;
     p.a.send(1, vec![src.sge(0, len as u32)])?;
-    let s = p.a.wc("SEND").await?;
-    check_wc(
-        &s,
-        1,
-        WcStatus::Success,
-        Some(WcOpcode::Send),
-        "sender completion",
-    )?;
+    let s =
+        p.a.completes("SEND", 1, WcStatus::Success, Some(WcOpcode::Send))
+            .await?;
     check_eq!(s.qp, p.a.qp.id, "sender completion's qp");
     check_eq!(s.qp_num, p.a.qp.qpn, "sender completion's qp_num");
-    let r = p.b.wc("receive").await?;
-    check_wc(
-        &r,
-        7,
-        WcStatus::Success,
-        Some(WcOpcode::Recv),
-        "receiver completion",
-    )?;
+    let r =
+        p.b.completes("receive", 7, WcStatus::Success, Some(WcOpcode::Recv))
+            .await?;
     check_eq!(r.byte_len, len as u32, "receiver completion's byte_len");
     check_eq!(r.src_qp, p.a.qp.qpn, "receiver completion's src_qp");
     check_eq!(r.qp, p.b.qp.id, "receiver completion's qp");
@@ -175,22 +165,21 @@ async fn multi_sge(env: Env) -> CaseResult {
             .map(|(mr, off, len)| mr.sge(*off, *len as u32))
             .collect(),
     )?;
-    let s = p.a.wc("SEND of three SGEs").await?;
-    check_wc(
-        &s,
+    p.a.completes(
+        "SEND of three SGEs",
         1,
         WcStatus::Success,
         Some(WcOpcode::Send),
-        "sender completion",
-    )?;
-    let r = p.b.wc("receive of three SGEs").await?;
-    check_wc(
-        &r,
-        5,
-        WcStatus::Success,
-        Some(WcOpcode::Recv),
-        "receiver completion",
-    )?;
+    )
+    .await?;
+    let r =
+        p.b.completes(
+            "receive of three SGEs",
+            5,
+            WcStatus::Success,
+            Some(WcOpcode::Recv),
+        )
+        .await?;
     check_eq!(r.byte_len, 160, "byte_len of a 10 + 50 + 100 byte gather");
     check_bytes(
         &p.b.dev.read(&d1, 0, 7)?,
@@ -220,22 +209,21 @@ async fn zero_length(env: Env) -> CaseResult {
     let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
     p.b.post_recv(3, vec![dst.sge(0, 64)])?;
     p.a.send(1, vec![])?;
-    let s = p.a.wc("zero-length SEND").await?;
-    check_wc(
-        &s,
+    p.a.completes(
+        "zero-length SEND",
         1,
         WcStatus::Success,
         Some(WcOpcode::Send),
-        "sender completion",
-    )?;
-    let r = p.b.wc("receive of a zero-length SEND").await?;
-    check_wc(
-        &r,
-        3,
-        WcStatus::Success,
-        Some(WcOpcode::Recv),
-        "receiver completion",
-    )?;
+    )
+    .await?;
+    let r =
+        p.b.completes(
+            "receive of a zero-length SEND",
+            3,
+            WcStatus::Success,
+            Some(WcOpcode::Recv),
+        )
+        .await?;
     check_eq!(r.byte_len, 0, "byte_len of a zero-length SEND");
     Ok(())
 }
@@ -291,22 +279,20 @@ async fn too_small(env: Env) -> CaseResult {
     let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
     p.b.post_recv(9, vec![dst.sge(0, 16)])?;
     p.a.send(1, vec![src.sge(0, 64)])?;
-    let r = p.b.wc("receive of 16 bytes for a 64-byte SEND").await?;
-    check_wc(
-        &r,
+    p.b.completes(
+        "receive of 16 bytes for a 64-byte SEND",
         9,
         WcStatus::LocLenErr,
         None,
-        "receiver completion of a too-long SEND",
-    )?;
-    let s = p.a.wc("64-byte SEND into a 16-byte receive").await?;
-    check_wc(
-        &s,
+    )
+    .await?;
+    p.a.completes(
+        "64-byte SEND into a 16-byte receive",
         1,
         WcStatus::RemInvReqErr,
         None,
-        "sender completion of a too-long SEND",
-    )?;
+    )
+    .await?;
     p.b.reaches_state(QpState::Err, "receiver after LOC_LEN_ERR")
         .await?;
     p.a.reaches_state(QpState::Err, "sender after REM_INV_REQ_ERR")
@@ -340,14 +326,13 @@ async fn unsignaled(env: Env) -> CaseResult {
         Some(WcOpcode::Recv),
         "receive of the signaled SEND",
     )?;
-    let s = p.a.wc("signaled SEND after an unsignaled one").await?;
-    check_wc(
-        &s,
+    p.a.completes(
+        "signaled SEND after an unsignaled one",
         2,
         WcStatus::Success,
         Some(WcOpcode::Send),
-        "the only sender completion",
-    )?;
+    )
+    .await?;
     p.a.no_wc("after the signaled SEND's completion").await?;
     Ok(())
 }
@@ -361,14 +346,13 @@ async fn unsignaled_error(env: Env) -> CaseResult {
         signaled: false,
         ..SendWr::new(7, SendOp::Send, vec![sge])
     })?;
-    let s = p.a.wc("unsignaled SEND with a wrong lkey").await?;
-    check_wc(
-        &s,
+    p.a.completes(
+        "unsignaled SEND with a wrong lkey",
         7,
         WcStatus::LocProtErr,
         None,
-        "unsignaled SEND with a wrong lkey",
-    )?;
+    )
+    .await?;
     Ok(())
 }
 
@@ -380,8 +364,8 @@ async fn bad_lkey(env: Env) -> CaseResult {
     let mut sge = src.sge(0, 32);
     sge.lkey ^= 0x00ff_ff00;
     p.a.send(1, vec![sge])?;
-    let s = p.a.wc("SEND with a wrong lkey").await?;
-    check_wc(&s, 1, WcStatus::LocProtErr, None, "SEND with a wrong lkey")?;
+    p.a.completes("SEND with a wrong lkey", 1, WcStatus::LocProtErr, None)
+        .await?;
     p.a.reaches_state(QpState::Err, "sender after LOC_PROT_ERR")
         .await?;
     p.b.no_wc("receiver of a SEND that failed locally").await?;
@@ -394,14 +378,13 @@ async fn sge_out_of_bounds(env: Env) -> CaseResult {
     let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
     p.b.post_recv(10, vec![dst.sge(0, 4096)])?;
     p.a.send(1, vec![src.sge(4000, 200)])?;
-    let s = p.a.wc("SEND with an SGE past its region").await?;
-    check_wc(
-        &s,
+    p.a.completes(
+        "SEND with an SGE past its region",
         1,
         WcStatus::LocProtErr,
         None,
-        "SEND of bytes 4000..4200 of a 4096-byte region",
-    )?;
+    )
+    .await?;
     p.a.reaches_state(QpState::Err, "sender after LOC_PROT_ERR")
         .await?;
     Ok(())
@@ -418,22 +401,21 @@ async fn send_with_inv(env: Env) -> CaseResult {
         SendOp::SendWithInv { rkey: target.rkey },
         vec![src.sge(0, 16)],
     ))?;
-    let s = p.a.wc("SEND with invalidate").await?;
-    check_wc(
-        &s,
+    p.a.completes(
+        "SEND with invalidate",
         1,
         WcStatus::Success,
         Some(WcOpcode::Send),
-        "SEND with invalidate",
-    )?;
-    let r = p.b.wc("receive of SEND with invalidate").await?;
-    check_wc(
-        &r,
-        20,
-        WcStatus::Success,
-        Some(WcOpcode::Recv),
-        "receive of SEND with invalidate",
-    )?;
+    )
+    .await?;
+    let r =
+        p.b.completes(
+            "receive of SEND with invalidate",
+            20,
+            WcStatus::Success,
+            Some(WcOpcode::Recv),
+        )
+        .await?;
     check_eq!(
         r.invalidated_rkey,
         Some(target.rkey),
@@ -447,14 +429,13 @@ async fn send_with_inv(env: Env) -> CaseResult {
         },
         vec![src.sge(0, 16)],
     ))?;
-    let w = p.a.wc("RDMA WRITE with the invalidated rkey").await?;
-    check_wc(
-        &w,
+    p.a.completes(
+        "RDMA WRITE with the invalidated rkey",
         2,
         WcStatus::RemAccessErr,
         None,
-        "RDMA WRITE with an invalidated rkey",
-    )?;
+    )
+    .await?;
     Ok(())
 }
 
@@ -519,22 +500,20 @@ async fn rnr_infinite(env: Env) -> CaseResult {
         "sender state while RNR-retrying"
     );
     p.b.post_recv(2, vec![dst.sge(0, 4096)])?;
-    let r = p.b.wc("receive posted late").await?;
-    check_wc(
-        &r,
+    p.b.completes(
+        "receive posted late",
         2,
         WcStatus::Success,
         Some(WcOpcode::Recv),
-        "receive posted late",
-    )?;
-    let s = p.a.wc("SEND once a receive is posted").await?;
-    check_wc(
-        &s,
+    )
+    .await?;
+    p.a.completes(
+        "SEND once a receive is posted",
         1,
         WcStatus::Success,
         Some(WcOpcode::Send),
-        "SEND once a receive is posted",
-    )?;
+    )
+    .await?;
     check_bytes(&p.b.dev.read(&dst, 0, 100)?, &data, "late-received bytes")?;
     Ok(())
 }

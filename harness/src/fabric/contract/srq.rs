@@ -3,8 +3,8 @@
 use nix::errno::Errno;
 
 use super::{
-    all_remote, check_bytes, check_wc, connect_qps, contract_case, expect_errno, pattern,
-    CaseResult, Context, ContractCase, Dev, Env, Failure, Need, PairOpts,
+    all_remote, check_bytes, connect_qps, contract_case, expect_errno, pattern, CaseResult,
+    Context, ContractCase, Dev, Env, Failure, Need, PairOpts,
 };
 use crate::fabric::{
     Access, AsyncEvent, CqId, MrInfo, QpAttr, QpCap, QpInfo, QpInit, QpState, RecvWr, SendOp,
@@ -152,14 +152,15 @@ impl Rig {
                 &SendWr::new(wr_id, SendOp::Send, vec![self.src.sge(0, 8)]),
             )
             .ctx("post_send")?;
-        let s = self.a.wc(self.a_cq, "SEND to an SRQ-attached QP").await?;
-        check_wc(
-            &s,
-            wr_id,
-            WcStatus::Success,
-            Some(WcOpcode::Send),
-            "SEND to an SRQ-attached QP",
-        )?;
+        self.a
+            .completes(
+                self.a_cq,
+                "SEND to an SRQ-attached QP",
+                wr_id,
+                WcStatus::Success,
+                Some(WcOpcode::Send),
+            )
+            .await?;
         let r = self.b.wc(self.b_cq, "SRQ receive").await?;
         check!(
             r.status == WcStatus::Success,
