@@ -352,15 +352,7 @@ pub fn cases() -> Vec<Case> {
         &[Need::Ops(RW), Need::Backends],
         |d| async move {
             let f = d.ns_format();
-            let mut s = d
-                .session(
-                    &SessionOpts {
-                        format: f,
-                        ..Default::default()
-                    },
-                    PORT,
-                )
-                .await?;
+            let mut s = d.default_session(PORT).await?;
             let blocks = s.attrs.max_io_sz / f.lba_data_size();
             check!(blocks > 0, "max_io_sz below one block");
             let r = s.io.read(0, blocks, DataMode::Keyed).await?;
@@ -382,15 +374,7 @@ pub fn cases() -> Vec<Case> {
         &[Need::Ops(RW), Need::Backends, Need::NonOffloadedOps],
         |d| async move {
             let f = d.ns_format();
-            let mut s = d
-                .session(
-                    &SessionOpts {
-                        format: f,
-                        ..Default::default()
-                    },
-                    PORT,
-                )
-                .await?;
+            let mut s = d.default_session(PORT).await?;
             let blocks = s.attrs.max_io_sz / f.lba_data_size() + 1;
             let sqe = misbehave::read_sqe(
                 7,
