@@ -11,9 +11,9 @@ use super::io::IoQueue;
 use super::queue::{Command, Completion, DataMode, HostQueue, QueueSpec, Transfer};
 use crate::fabric::{DeviceContext, PdId};
 use crate::wire::{
-    AdminOpcode, CcRepr, ConnectDataRepr, CstsRepr, DiscoveryLogHeaderRepr, DiscoveryLogRepr,
-    FabricsRepr, IdentifyControllerRepr, IdentifyNamespaceRepr, PropertyGetRepr, PropertySetRepr,
-    PropertySize, Psdt, SglRepr, SqeCommand, CNTLID_DYNAMIC, DISCOVERY_LOG_ENTRY_LEN,
+    AdminCommand, CcRepr, ConnectDataRepr, CstsRepr, DiscoveryLogHeaderRepr, DiscoveryLogRepr,
+    FabricsRepr, GetLogPageRepr, IdentifyControllerRepr, IdentifyNamespaceRepr, PropertyGetRepr,
+    PropertySetRepr, PropertySize, Psdt, SglRepr, CNTLID_DYNAMIC, DISCOVERY_LOG_ENTRY_LEN,
     DISCOVERY_LOG_HEADER_LEN, DISCOVERY_LOG_LID, SHN_NONE, SHN_NORMAL, SHST_COMPLETE,
 };
 
@@ -40,10 +40,9 @@ pub const DISCOVERY_LOG_RETRIES: u32 = 4;
 /// is reported as a protocol violation instead of being read.
 pub const DISCOVERY_LOG_MAX_RECORDS: u64 = 4096;
 
-/// CDW10..CDW13 of Get Log Page: LID (CDW10 bits 7:0), LSP (bits 14:8), NUMDL (bits
-/// 31:16), NUMDU (CDW11 bits 15:0), LPOL (CDW12), LPOU (CDW13). `len` must be a nonzero
-/// multiple of 4 and `lsp` at most 7Fh.
-fn get_log_page_cdws(lid: u8, lsp: u8, offset: u64, len: u32) -> Result<[u32; 4]> {
+/// Get Log Page of `len` bytes of log `lid` from byte `offset`, with log specific field
+/// `lsp`. `len` must be a nonzero multiple of 4 and `lsp` at most 7Fh.
+fn get_log_page_command(lid: u8, lsp: u8, offset: u64, len: u32) -> Result<AdminCommand> {
     if len == 0 || len % 4 != 0 {
         return Err(InitiatorError::Invalid(format!(
             "Get Log Page of {len} bytes: the length must be a nonzero multiple of 4"
@@ -54,13 +53,13 @@ fn get_log_page_cdws(lid: u8, lsp: u8, offset: u64, len: u32) -> Result<[u32; 4]
             "Get Log Page LSP {lsp:#x} does not fit CDW10 bits 14:8"
         )));
     }
-    let numd = len / 4 - 1;
-    Ok([
-        u32::from(lid) | u32::from(lsp) << 8 | (numd & 0xffff) << 16,
-        numd >> 16,
-        offset as u32,
-        (offset >> 32) as u32,
-    ])
+    Ok(AdminCommand::GetLogPage(GetLogPageRepr {
+        lid,
+        lsp,
+        numd: len / 4 - 1,
+        lpo: offset,
+        ..GetLogPageRepr::default()
+    }))
 }
 
 /// Who the host is and how it behaves.
@@ -384,10 +383,7 @@ impl Controller {
     pub async fn identify(&mut self, cns: u8, nsid: u32) -> Result<Vec<u8>> {
         let cmd = Command::Nvme {
             nsid,
-            command: SqeCommand::Other {
-                opcode: AdminOpcode::Identify.into(),
-                cdw: [u32::from(cns), 0, 0, 0, 0, 0],
-            },
+            command: AdminCommand::Identify { cns, cntid: 0 }.to_sqe_command(),
         };
         let c = self
             .admin_command("Identify", &cmd, Transfer::FromTarget(4096))
@@ -405,13 +401,9 @@ impl Controller {
         offset: u64,
         len: u32,
     ) -> Result<Vec<u8>> {
-        let [cdw10, cdw11, cdw12, cdw13] = get_log_page_cdws(lid, lsp, offset, len)?;
         let cmd = Command::Nvme {
             nsid: 0,
-            command: SqeCommand::Other {
-                opcode: AdminOpcode::GetLogPage.into(),
-                cdw: [cdw10, cdw11, cdw12, cdw13, 0, 0],
-            },
+            command: get_log_page_command(lid, lsp, offset, len)?.to_sqe_command(),
         };
         let c = self
             .admin_command("Get Log Page", &cmd, Transfer::FromTarget(len))
@@ -504,10 +496,12 @@ impl Controller {
         let v = u32::from(n.max(1) - 1);
         let cmd = Command::Nvme {
             nsid: 0,
-            command: SqeCommand::Other {
-                opcode: AdminOpcode::SetFeatures.into(),
-                cdw: [0x07, v | v << 16, 0, 0, 0, 0],
-            },
+            command: AdminCommand::SetFeatures {
+                fid: 0x07,
+                save: false,
+                value: v | v << 16,
+            }
+            .to_sqe_command(),
         };
         let c = self
             .admin_command("Set Features (Number of Queues)", &cmd, Transfer::None)
@@ -520,10 +514,7 @@ impl Controller {
     pub async fn keep_alive(&mut self) -> Result<()> {
         let cmd = Command::Nvme {
             nsid: 0,
-            command: SqeCommand::Other {
-                opcode: AdminOpcode::KeepAlive.into(),
-                cdw: [0; 6],
-            },
+            command: AdminCommand::KeepAlive.to_sqe_command(),
         };
         self.admin_command("Keep Alive", &cmd, Transfer::None)
             .await?;
@@ -628,23 +619,25 @@ mod tests {
     #[test]
     fn get_log_page_dwords() {
         // Discovery log header: LID 70h, 1024 bytes -> NUMD 255.
+        let cdws =
+            |lid, lsp, offset, len| get_log_page_command(lid, lsp, offset, len).map(|c| c.emit().1);
         assert_eq!(
-            get_log_page_cdws(0x70, 0, 0, 1024).unwrap(),
-            [0x00ff_0070, 0, 0, 0]
+            cdws(0x70, 0, 0, 1024).unwrap(),
+            [0x00ff_0070, 0, 0, 0, 0, 0]
         );
         // NUMD above 16 bits splits into NUMDL and NUMDU; the offset into LPOL/LPOU.
         assert_eq!(
-            get_log_page_cdws(0x02, 0x5, 0x1_0000_0400, 0x40_0000).unwrap(),
-            [0xffff_0502, 0xf, 0x400, 1]
+            cdws(0x02, 0x5, 0x1_0000_0400, 0x40_0000).unwrap(),
+            [0xffff_0502, 0xf, 0x400, 1, 0, 0]
         );
         for len in [0, 1, 6, 1023] {
             assert!(matches!(
-                get_log_page_cdws(0x70, 0, 0, len),
+                cdws(0x70, 0, 0, len),
                 Err(InitiatorError::Invalid(_))
             ));
         }
         assert!(matches!(
-            get_log_page_cdws(0x70, 0x80, 0, 4),
+            cdws(0x70, 0x80, 0, 4),
             Err(InitiatorError::Invalid(_))
         ));
     }

@@ -26,6 +26,7 @@
 //! Identifier 70h) NVMe Base Specification 2.0 and NVMe-oF 1.1. Every layout was cross-checked
 //! against Linux `include/linux/nvme.h` and `include/linux/nvme-rdma.h`.
 
+mod admin;
 mod cm;
 mod connect_data;
 mod cqe;
@@ -41,6 +42,7 @@ mod sgl;
 mod sqe;
 mod status;
 
+pub use admin::{AdminCommand, CreateIoCqRepr, CreateIoSqRepr, GetLogPageRepr};
 pub use cm::{
     field as cm_field, CmAccept, CmAcceptRepr, CmReject, CmRejectRepr, CmRejectStatus, CmRequest,
     CmRequestRepr, CM_ACCEPT_LEN, CM_RECFMT_1_0, CM_REJECT_LEN, CM_REQUEST_LEN,
@@ -76,8 +78,9 @@ pub use log_page::{
 };
 pub use opcode::{AdminOpcode, FabricsType, NvmOpcode, FABRICS_OPCODE};
 pub use registers::{
-    CapRepr, CcRepr, CstsRepr, PROP_CAP, PROP_CC, PROP_CSTS, PROP_VS, SHN_ABRUPT, SHN_NONE,
-    SHN_NORMAL, SHST_COMPLETE, SHST_NORMAL, SHST_OCCURRING,
+    cq_head_doorbell, sq_tail_doorbell, AqaRepr, CapRepr, CcRepr, CstsRepr, PROP_CAP, PROP_CC,
+    PROP_CSTS, PROP_VS, REG_ACQ, REG_AQA, REG_ASQ, REG_DOORBELLS, SHN_ABRUPT, SHN_NONE, SHN_NORMAL,
+    SHST_COMPLETE, SHST_NORMAL, SHST_OCCURRING,
 };
 pub use sgl::{
     field as sgl_field, ty as sgl_type, Sgl, SglAddressing, SglRepr, SGL_DESC_LEN,

@@ -78,10 +78,19 @@ u8_enum! {
 }
 
 u8_enum! {
-    /// Admin opcodes used on the NVMe-oF admin queue.
+    /// Admin opcodes the project sends or serves: on the NVMe-oF admin queue, and to a
+    /// PCIe controller's admin queue (queue creation).
     pub enum AdminOpcode : "opcode" {
+        /// Delete I/O Submission Queue (00h).
+        DeleteIoSq = 0x00, "Delete I/O Submission Queue";
+        /// Create I/O Submission Queue (01h).
+        CreateIoSq = 0x01, "Create I/O Submission Queue";
         /// Get Log Page (02h).
         GetLogPage = 0x02, "Get Log Page";
+        /// Delete I/O Completion Queue (04h).
+        DeleteIoCq = 0x04, "Delete I/O Completion Queue";
+        /// Create I/O Completion Queue (05h).
+        CreateIoCq = 0x05, "Create I/O Completion Queue";
         /// Identify (06h).
         Identify = 0x06, "Identify";
         /// Abort (08h).
@@ -138,7 +147,11 @@ mod tests {
     #[test]
     fn admin_opcode_values() {
         let expect = [
+            (AdminOpcode::DeleteIoSq, 0x00),
+            (AdminOpcode::CreateIoSq, 0x01),
             (AdminOpcode::GetLogPage, 0x02),
+            (AdminOpcode::DeleteIoCq, 0x04),
+            (AdminOpcode::CreateIoCq, 0x05),
             (AdminOpcode::Identify, 0x06),
             (AdminOpcode::Abort, 0x08),
             (AdminOpcode::SetFeatures, 0x09),

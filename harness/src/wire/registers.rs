@@ -16,6 +16,26 @@ pub const PROP_CC: u32 = 0x14;
 /// Property offset of CSTS (Controller Status, 4 bytes).
 pub const PROP_CSTS: u32 = 0x1c;
 
+/// Register offset of AQA (Admin Queue Attributes, 4 bytes): PCIe controllers only.
+pub const REG_AQA: u32 = 0x24;
+/// Register offset of ASQ (Admin Submission Queue Base Address, 8 bytes): PCIe only.
+pub const REG_ASQ: u32 = 0x28;
+/// Register offset of ACQ (Admin Completion Queue Base Address, 8 bytes): PCIe only.
+pub const REG_ACQ: u32 = 0x30;
+/// Register offset of the first doorbell (SQ 0 tail) of a PCIe controller.
+pub const REG_DOORBELLS: u32 = 0x1000;
+
+/// The BAR offset of queue `qid`'s SQ Tail doorbell with doorbell stride `dstrd`
+/// (CAP.DSTRD): `1000h + (2 qid) (4 << DSTRD)`.
+pub fn sq_tail_doorbell(qid: u16, dstrd: u8) -> u64 {
+    u64::from(REG_DOORBELLS) + 2 * u64::from(qid) * (4u64 << dstrd)
+}
+
+/// The BAR offset of queue `qid`'s CQ Head doorbell: `1000h + (2 qid + 1) (4 << DSTRD)`.
+pub fn cq_head_doorbell(qid: u16, dstrd: u8) -> u64 {
+    u64::from(REG_DOORBELLS) + (2 * u64::from(qid) + 1) * (4u64 << dstrd)
+}
+
 /// `width` bits of `v` from bit `at`.
 fn bits(v: u64, at: u32, width: u32) -> u64 {
     (v >> at) & ((1u64 << width) - 1)
@@ -215,9 +235,53 @@ impl fmt::Display for CstsRepr {
     }
 }
 
+/// Admin Queue Attributes: the admin queues' sizes, 0's based (at most 4095).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AqaRepr {
+    /// ASQS (bits 11:0): admin SQ entries, 0's based.
+    pub asqs: u16,
+    /// ACQS (bits 27:16): admin CQ entries, 0's based.
+    pub acqs: u16,
+}
+
+impl AqaRepr {
+    /// The fields of an AQA value.
+    pub fn parse(v: u32) -> AqaRepr {
+        let v = u64::from(v);
+        AqaRepr {
+            asqs: bits(v, 0, 12) as u16,
+            acqs: bits(v, 16, 12) as u16,
+        }
+    }
+
+    /// The AQA value.
+    pub fn emit(&self) -> u32 {
+        (put(u64::from(self.asqs), 0, 12) | put(u64::from(self.acqs), 16, 12)) as u32
+    }
+}
+
+impl fmt::Display for AqaRepr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AQA asqs={} acqs={}", self.asqs, self.acqs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pcie_registers_and_doorbells() {
+        let aqa = AqaRepr { asqs: 31, acqs: 31 };
+        assert_eq!(aqa.emit(), 0x001f_001f);
+        assert_eq!(AqaRepr::parse(0xf000_f000 | aqa.emit()), aqa);
+        assert_eq!(aqa.to_string(), "AQA asqs=31 acqs=31");
+        // DSTRD 0: 4-byte doorbells back to back; DSTRD 2: 16 bytes apart.
+        assert_eq!(sq_tail_doorbell(0, 0), 0x1000);
+        assert_eq!(cq_head_doorbell(0, 0), 0x1004);
+        assert_eq!(sq_tail_doorbell(1, 0), 0x1008);
+        assert_eq!(cq_head_doorbell(3, 2), 0x1000 + 7 * 16);
+    }
 
     #[test]
     fn the_reference_targets_cap_and_linux_cc() {

@@ -29,8 +29,9 @@
 //! brings a controller up and keeps it alive.
 
 use harness::wire::{
-    CapRepr, CcRepr, CstsRepr, FabricsRepr, PropertySize, SglAddressing, SglRepr, SqeRepr, Status,
-    WireError, PROP_CAP, PROP_CC, PROP_CSTS, PROP_VS, SHN_NONE, SHST_COMPLETE,
+    AdminCommand, CapRepr, CcRepr, CstsRepr, FabricsRepr, GetLogPageRepr, PropertySize,
+    SglAddressing, SglRepr, SqeRepr, Status, WireError, PROP_CAP, PROP_CC, PROP_CSTS, PROP_VS,
+    SHN_NONE, SHST_COMPLETE,
 };
 use tokio::time::Instant;
 
@@ -142,16 +143,19 @@ pub(crate) async fn on_admin(q: &mut Queue, c: &Capsule<'_>) {
             .get(&(q.sub, id))
             .is_some_and(|c| c.discovery)
     });
-    let opcode = c.sqe.opcode();
-    match opcode {
-        0x02 => get_log_page(q, c, cdw, discovery).await,
-        0x06 => identify(q, c, sqe.nsid, cdw[0] & 0xff, discovery).await,
-        0x09 | 0x0a => {
-            let (s, r) = features(q, opcode == 0x09, cdw[0] & 0xff, cdw[1], discovery);
+    match AdminCommand::parse(c.sqe.opcode(), cdw) {
+        AdminCommand::GetLogPage(r) => get_log_page(q, c, r, discovery).await,
+        AdminCommand::Identify { cns, .. } => identify(q, c, sqe.nsid, cns, discovery).await,
+        AdminCommand::SetFeatures { fid, value, .. } => {
+            let (s, r) = features(q, true, fid, value, discovery);
             q.respond(cid, s, r, None).await;
         }
-        0x0c => async_event_request(q, cid).await,
-        0x18 => {
+        AdminCommand::GetFeatures { fid, value, .. } => {
+            let (s, r) = features(q, false, fid, value, discovery);
+            q.respond(cid, s, r, None).await;
+        }
+        AdminCommand::AsyncEventRequest => async_event_request(q, cid).await,
+        AdminCommand::KeepAlive => {
             if let Some(id) = q.cntlid {
                 if let Some(c) = q.sh.lock().ctrls.get_mut(&(q.sub, id)) {
                     c.last_ka = Instant::now();
@@ -159,7 +163,8 @@ pub(crate) async fn on_admin(q: &mut Queue, c: &Capsule<'_>) {
             }
             q.respond(cid, Status::SUCCESS, 0, None).await;
         }
-        op => {
+        other => {
+            let op = other.opcode();
             q.sh.log(format!("admin-invalid-opcode opcode={op:#04x}"));
             q.respond(cid, Status::INVALID_OPCODE.with_dnr(), 0, None)
                 .await;
@@ -191,7 +196,7 @@ async fn async_event_request(q: &mut Queue, cid: u16) {
     }
 }
 
-fn features(q: &Queue, set: bool, fid: u32, cdw11: u32, discovery: bool) -> (Status, u64) {
+fn features(q: &Queue, set: bool, fid: u8, cdw11: u32, discovery: bool) -> (Status, u64) {
     let mut st = q.sh.lock();
     let Some(c) = q.cntlid.and_then(|id| st.ctrls.get_mut(&(q.sub, id))) else {
         return (Status::COMMAND_SEQUENCE_ERROR.with_dnr(), 0);
@@ -222,7 +227,7 @@ fn features(q: &Queue, set: bool, fid: u32, cdw11: u32, discovery: bool) -> (Sta
     }
 }
 
-async fn identify(q: &mut Queue, c: &Capsule<'_>, nsid: u32, cns: u32, discovery: bool) {
+async fn identify(q: &mut Queue, c: &Capsule<'_>, nsid: u32, cns: u8, discovery: bool) {
     let cid = c.cid();
     let data = match cns {
         0x01 if discovery => Ok(identity::discovery_controller(q)),
@@ -254,12 +259,9 @@ async fn identify(q: &mut Queue, c: &Capsule<'_>, nsid: u32, cns: u32, discovery
 }
 
 /// Get Log Page (see the module docs).
-async fn get_log_page(q: &mut Queue, c: &Capsule<'_>, cdw: [u32; 6], discovery: bool) {
+async fn get_log_page(q: &mut Queue, c: &Capsule<'_>, cmd: GetLogPageRepr, discovery: bool) {
     let cid = c.cid();
-    let lid = (cdw[0] & 0xff) as u8;
-    let numd = u64::from(cdw[0] >> 16) | u64::from(cdw[1] & 0xffff) << 16;
-    let len = (numd + 1) * 4;
-    let lpo = u64::from(cdw[2]) | u64::from(cdw[3]) << 32;
+    let (lid, len, lpo) = (cmd.lid, cmd.bytes(), cmd.lpo);
     let log = match (lid, discovery) {
         (0x70, true) => {
             let host = q.cntlid.and_then(|id| {
