@@ -47,36 +47,20 @@ impl Dma for Unmapped {
 /// takes PRP1 as the start of one contiguous buffer and ignores PRP2. `None` when the SQE
 /// carries an SGL.
 pub fn prp1(sqe: &SqeRepr) -> Option<u64> {
-    match (&sqe.psdt, &sqe.dptr) {
-        (Psdt::Prp, DataPointer::Raw(raw)) => {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&raw[..8]);
-            Some(u64::from_le_bytes(b))
-        }
+    match sqe.psdt {
+        Psdt::Prp => sqe.dptr.prp_entries().map(|(prp1, _)| prp1),
         _ => None,
     }
 }
 
 /// Builds the data pointer of a backend SQE: PRP1 = `addr`, PRP2 = 0.
 pub fn prp_dptr(addr: u64) -> DataPointer {
-    let mut raw = [0u8; 16];
-    raw[..8].copy_from_slice(&addr.to_le_bytes());
-    DataPointer::Raw(raw)
+    DataPointer::prps(addr, 0)
 }
 
 /// An SQE for a backend controller: PRP data pointer at `addr` (see [`prp1`]).
 pub fn backend_sqe(cid: u16, nsid: u32, command: SqeCommand, addr: u64) -> SqeRepr {
-    SqeRepr {
-        fuse: Fuse::Normal,
-        psdt: Psdt::Prp,
-        cid,
-        nsid,
-        cdw2: 0,
-        cdw3: 0,
-        mptr: 0,
-        dptr: prp_dptr(addr),
-        command,
-    }
+    SqeRepr::with_prps(cid, nsid, command, addr, 0)
 }
 
 /// Whether a command moves data through its buffer (a read or write of a known namespace,
