@@ -12,6 +12,9 @@
 //! - [`host`]: the controllers of the host process seen from inside a plugin, through
 //!   [`PciHost`] (`struct nvmf_pci_ops` in `include/nvmf_offload.h`).
 //! - [`ring`]: the NVMe queue protocol over memory regions that every port speaks.
+//! - [`prp`]: PRP entries and lists, as a driver plans them and a controller walks them.
+//! - [`vfio`]: a real NVMe controller driven from userspace through VFIO (being built:
+//!   its address and sysfs checks, register access and bring-up so far).
 //!
 //! A real controller (driven through VFIO) or a controller whose rings and doorbells live
 //! in memory a NIC writes plugs in here as another [`BackendBus`].
@@ -19,8 +22,10 @@
 pub mod emulated;
 pub mod host;
 pub mod pci;
+pub mod prp;
 pub mod ring;
 pub mod round_robin;
+pub mod vfio;
 
 use std::sync::Arc;
 
