@@ -23,6 +23,7 @@ MODULES=(
   nvme-core nvme-fabrics nvme-rdma nvmet nvmet-rdma null_blk loop
   virtio_net virtio_pci 9p 9pnet_virtio configfs
   crc32_generic crc32-pclmul crc32c_generic crc32c-intel
+  irqbypass vfio_virqfd vfio vfio_iommu_type1 vfio-pci-core vfio-pci   # the VFIO backend
 )
 
 FORCE=0

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The soft-RoCE CI stage (issue 6): real RDMA verbs through Linux's rdma_rxe inside a QEMU
 # VM. Builds the VM image (cached), builds the project's binaries, boots once to run stages
-# a, b, r, c, d (ci/softroce/in-vm/stages.sh), optionally stage e (two VMs), and writes
+# a, b, r, c, d (ci/softroce/in-vm/stages.sh), boots a second VM (q35 with a virtual IOMMU
+# and QEMU's NVMe controller) for stage v (in-vm/vfio.sh: the VFIO backend's driver on a real
+# controller), optionally stage e (two VMs), and writes
 # reports/softroce/: junit.xml (one case per stage, skips with their reason, and stage a's
 # contract cases as a suite of their own), fio.md (the reference target beside the kernel
 # target), summary.json, and the raw results under vm/ (fio JSON, each stage's log, the
@@ -86,6 +88,38 @@ for line in sys.stdin:
   case $path in "$BINS"/*) echo "${path#"$BINS"/}" ;; esac
 }
 
+# Stage v: boots a q35 VM whose NVMe controller is backed by a fresh raw file, runs
+# in-vm/vfio.sh (the userspace VFIO driver: bring-up, Identify, reads, the blkdebug media
+# error, a write read back), then checks from the host that the written block is in the
+# backing file (stage v-vfio-backing-store).
+vfio_stage() {
+  local img rc=0 dir=$REPORTS/vfio
+  img=$(mktemp "$VM_CACHE/nvme.XXXXXX.img")
+  truncate -s 64M "$img"
+  "$SOFTROCE_DIR/run-vm.sh" --nvme "$img" --timeout 300 --bins "$BINS" --results "$dir" vfio.sh || rc=1
+  mkdir -p "$dir/stages"
+  if [ "$(cat "$dir/stages/v-vfio-check.status" 2>/dev/null)" = pass ]; then
+    # nvmf-reference-target --vfio-write-verify 100 wrote harness::backend::vfio::check::pattern
+    if python3 - "$img" <<'PY'
+import sys
+lba, block = 100, 512
+want = bytes(((i ^ (lba * 0x9E37)) * 31) & 0xFF for i in range(block))
+with open(sys.argv[1], "rb") as f:
+    f.seek(lba * block)
+    got = f.read(block)
+sys.exit(0 if got == want else 1)
+PY
+    then echo pass > "$dir/stages/v-vfio-backing-store.status"
+    else echo "fail: block 100 of the controller's backing file does not hold the pattern written through VFIO" > "$dir/stages/v-vfio-backing-store.status"; rc=1
+    fi
+  else
+    echo "skip: stage v-vfio-check did not pass" > "$dir/stages/v-vfio-backing-store.status"
+  fi
+  echo 0 > "$dir/stages/v-vfio-backing-store.seconds"
+  rm -f "$img"
+  return $rc
+}
+
 main() {
   local t0=$SECONDS rc=0 t
   host_setup
@@ -104,6 +138,11 @@ main() {
   "$SOFTROCE_DIR/run-vm.sh" --timeout 1500 --bins "$BINS" --results "$REPORTS/vm" \
     --append "${contract:+nvmf_contract_bin=$contract} ${NVMF_SOFTROCE_APPEND:-}" stages.sh || rc=1
   log "single-VM stages: $((SECONDS - t)) s"
+
+  # stage v: QEMU's NVMe controller driven through VFIO (a q35 VM with a virtual IOMMU)
+  t=$SECONDS
+  vfio_stage || rc=1
+  log "stage v (VFIO): $((SECONDS - t)) s"
 
   if [ "${NVMF_SOFTROCE_TWONODE:-0}" = 1 ]; then
     t=$SECONDS

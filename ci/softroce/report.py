@@ -23,6 +23,8 @@ STAGES = {
     "c-reference-target-fio": "fio 4 KiB randread/randwrite QD 1/32 against the reference target",
     "d-kernel-target": "kernel nvmet-rdma over rxe0: discover, connect -t rdma, dd+cmp, fio verify, disconnect",
     "d-kernel-target-fio": "fio 4 KiB randread/randwrite QD 1/32 against the kernel target",
+    "v-vfio-check": "QEMU's NVMe controller bound to vfio-pci and driven from userspace (nvmf-reference-target --vfio-check): bring-up, Identify, reads, the blkdebug media error 0x281, a write read back",
+    "v-vfio-backing-store": "the block written through VFIO is in the controller's backing file, read from the host",
     "e-twonode-target": "two VMs over a UDP socket link: the kernel nvmet-rdma target's VM",
     "e-twonode-initiator": "two VMs over a UDP socket link: the initiator's VM (discover, connect, dd+cmp, fio verify, fio, disconnect)",
     "e-twonode-remote-target": "two VMs: the target VM's nvmf-reference-target --control --fabric verbs, serving the initiator VM's runner",

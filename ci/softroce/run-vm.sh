@@ -14,6 +14,11 @@
 #   --net ARGS        QEMU netdev + device arguments (default: a user-mode NIC, no outside access)
 #   --sync DIR        a directory shared read-write at /mnt/sync (two-VM mode)
 #   --append ARGS     more kernel arguments
+#   --nvme IMAGE      a q35 machine with a virtual IOMMU (intel-iommu, aw-bits=48) and QEMU's
+#                     NVMe controller on a PCIe root port, backed by the raw file IMAGE
+#                     through blkdebug, which fails reads of sector 2048 with EIO (a media
+#                     error: the controller answers 0x281); kernel argument intel_iommu=on.
+#                     The VFIO backend drives that controller (docs/softroce.md).
 # The VM's serial console goes to RESULTS/console.log. Exit status: the script's, or 1 when
 # the VM did not finish (timeout, panic); QEMU is killed at the timeout.
 set -euo pipefail
@@ -27,6 +32,7 @@ MEM=2048
 NET="-netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile="
 SYNC=""
 APPEND=""
+NVME=""
 SCRIPT=""
 SHELL_MODE=0
 
@@ -43,6 +49,7 @@ parse_args() {
       --net) NET=$2; shift 2 ;;
       --sync) SYNC=$2; shift 2 ;;
       --append) APPEND=$2; shift 2 ;;
+      --nvme) NVME=$2; shift 2 ;;
       --shell) SHELL_MODE=1; shift ;;
       -h|--help) usage ;;
       -*) echo "run-vm.sh: unknown option $1" >&2; usage ;;
@@ -96,6 +103,19 @@ main() {
   kargs="console=ttyS0 quiet loglevel=4 panic=-1 $APPEND"
   [ $SHELL_MODE = 1 ] || kargs="$kargs nvmf_run=$(script_in_repo)"
 
+  # --nvme: q35 + vIOMMU + the NVMe controller on a root port (raw file -> blkdebug -> raw)
+  local machine=()
+  if [ -n "$NVME" ]; then
+    [ -f "$NVME" ] || die "--nvme $NVME: no such image file"
+    local blkdebug='{"driver":"blkdebug","node-name":"dbg0","image":"file0","inject-error":[{"event":"none","iotype":"read","errno":5,"sector":2048}]}'
+    machine=(-machine q35 -device intel-iommu,aw-bits=48
+      -device pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0
+      -blockdev "driver=file,node-name=file0,filename=$(cd "$(dirname "$NVME")" && pwd)/$(basename "$NVME")"
+      -blockdev "$blkdebug" -blockdev driver=raw,node-name=raw0,file=dbg0
+      -device nvme,id=nvme0,serial=nvmf-conform,drive=raw0,bus=rp1)
+    kargs="$kargs intel_iommu=on"
+  fi
+
   local net
   SHARES=()
   virtfs repo "$REPO_ROOT" readonly
@@ -107,7 +127,7 @@ main() {
   # -accel tcg with -cpu max: all of the host's features the emulator knows, no KVM
   local cmd=(env "$(qemu_env)" "$qemu" -L "$QEMU_ROOT/fw" -accel tcg -cpu max -smp "$SMP" -m "$MEM"
     -kernel "$img/vmlinuz" -initrd "$img/initramfs" -append "$kargs"
-    "${net[@]}" "${SHARES[@]}" -nographic -no-reboot)
+    "${machine[@]}" "${net[@]}" "${SHARES[@]}" -nographic -no-reboot)
   if [ $SHELL_MODE = 1 ]; then
     "${cmd[@]}"
     return

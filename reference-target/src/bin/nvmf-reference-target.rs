@@ -39,13 +39,20 @@ device sim0). `verbs` is not built in this build (build with `--features verbs`)
 /// runner on another host (`nvmf-conform run --fabric verbs --connect 192.0.2.1:4800`)
 /// starts a target per case over that TCP control channel (docs/two-host.md).
 ///
-/// Exit codes: 0 success, 1 self-test failed, 2 usage or configuration error, 125 no RDMA
-/// device.
+/// A real NVMe controller through VFIO: `--vfio-check 0000:01:00.0 --vfio-read 0` opens the
+/// controller (bound to vfio-pci, behind an IOMMU), brings it up, prints its Identify data
+/// and the status of each block read. `--vfio-write-verify LBA` also overwrites one block
+/// and reads it back, only with `--allow-destructive` naming the same device: never point
+/// it at a disk that holds data.
+///
+/// Exit codes: 0 success, 1 self-test failed (or a VFIO check found an error status or a
+/// mismatch), 2 usage or configuration error, 125 no RDMA device (or, for --vfio-check, no
+/// device that can be driven through VFIO).
 #[derive(Parser, Debug)]
 #[command(name = "nvmf-reference-target", version, about, long_about)]
 struct Cli {
     /// The configuration file (see fixtures/configs/reference.toml).
-    #[arg(long, required_unless_present_any = ["control", "list_quirks"])]
+    #[arg(long, required_unless_present_any = ["control", "list_quirks", "vfio_check"])]
     config: Option<PathBuf>,
     /// Two-host mode: serve the control channel on this TCP address instead of one
     /// configuration; the runner (`nvmf-conform run --connect ADDR`) starts a target per
@@ -53,6 +60,28 @@ struct Cli {
     /// listen on a lab network only.
     #[arg(long, value_name = "ADDR:PORT", conflicts_with_all = ["config", "listen", "self_test"])]
     control: Option<std::net::SocketAddr>,
+    /// Check that the NVMe controller at this PCI address can be driven through VFIO (see
+    /// above), then exit.
+    #[arg(long, value_name = "PCI", conflicts_with_all = ["config", "control", "self_test"])]
+    vfio_check: Option<String>,
+    /// With --vfio-check: read this block (repeatable) and print its status.
+    #[arg(long = "vfio-read", value_name = "LBA", requires = "vfio_check")]
+    vfio_reads: Vec<u64>,
+    /// With --vfio-check: the namespace to read and write (default: the first active one).
+    #[arg(
+        long,
+        value_name = "NSID",
+        default_value_t = 0,
+        requires = "vfio_check"
+    )]
+    vfio_nsid: u32,
+    /// With --vfio-check: write a pattern to this block and read it back. Destroys the
+    /// block's data: needs --allow-destructive naming the device.
+    #[arg(long, value_name = "LBA", requires = "vfio_check")]
+    vfio_write_verify: Option<u64>,
+    /// Consent to destructive actions on this PCI device (--vfio-write-verify).
+    #[arg(long, value_name = "PCI")]
+    allow_destructive: Option<String>,
     /// Print every quirk (name and the rule it breaks) and exit.
     #[arg(long)]
     list_quirks: bool,
@@ -103,6 +132,9 @@ fn main() -> ExitCode {
             println!("{:<26} {}", q.name(), q.description());
         }
         return ExitCode::SUCCESS;
+    }
+    if let Some(pci) = &cli.vfio_check {
+        return vfio_check(&cli, pci);
     }
     match cli.fabric.as_str() {
         "sim" => {}
@@ -162,6 +194,68 @@ fn main() -> ExitCode {
         Err(e) => return usage(format!("runtime: {e}")),
     };
     rt.block_on(run(cli, config))
+}
+
+/// `--vfio-check`: see the command's help.
+fn vfio_check(cli: &Cli, pci: &str) -> ExitCode {
+    use harness::backend::vfio::check::{self, CheckPlan};
+    use harness::backend::vfio::{sysfs::Roots, PciAddress, VfioError};
+    let address: PciAddress = match pci.parse() {
+        Ok(a) => a,
+        Err(e) => return usage(format!("--vfio-check: {e}")),
+    };
+    if cli.vfio_write_verify.is_some() {
+        let consent = cli
+            .allow_destructive
+            .as_deref()
+            .map(str::parse::<PciAddress>);
+        if !matches!(consent, Some(Ok(a)) if a == address) {
+            return usage(format!(
+                "--vfio-write-verify overwrites a block of {address}: add \
+                 --allow-destructive {address} to consent (never on a disk holding data)"
+            ));
+        }
+    }
+    let plan = CheckPlan {
+        nsid: cli.vfio_nsid,
+        reads: cli.vfio_reads.clone(),
+        write_verify: cli.vfio_write_verify,
+        bound: Duration::from_secs(10),
+    };
+    let mut say = |line: String| println!("vfio {address}: {line}");
+    match check::run(address, &Roots::default(), &plan, &mut say) {
+        Ok(out) => {
+            let bad_data = out.verified == Some(false);
+            if out.failed_reads.is_empty() && !bad_data {
+                println!("vfio {address}: ok");
+                ExitCode::SUCCESS
+            } else {
+                println!(
+                    "vfio {address}: {} read(s) failed{}",
+                    out.failed_reads.len(),
+                    if bad_data {
+                        ", and the written block read back different"
+                    } else {
+                        ""
+                    }
+                );
+                ExitCode::from(1)
+            }
+        }
+        Err(
+            e @ (VfioError::NoSuchDevice(..)
+            | VfioError::NoIommuGroup(_)
+            | VfioError::WrongDriver { .. }
+            | VfioError::NoGroupNode(_)),
+        ) => {
+            eprintln!("nvmf-reference-target: --vfio-check: {e}");
+            ExitCode::from(125)
+        }
+        Err(e) => {
+            eprintln!("nvmf-reference-target: --vfio-check {address}: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Opens the self-test initiator's device context.

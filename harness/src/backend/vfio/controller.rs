@@ -1,0 +1,285 @@
+//! A real NVMe controller opened through VFIO: checked in sysfs, its device opened, brought
+//! up with an admin queue in DMA memory, identified (controller, active namespaces, each
+//! namespace's formats) through the `wire` types the reference target writes Identify data
+//! with. I/O queue pairs are created on demand ([`VfioController::create_io_queue`]); the
+//! [`VfioController::io`] helper moves one buffer (what `nvmf-reference-target
+//! vfio-check` uses to prove a controller works).
+
+use std::time::Duration;
+
+use super::bringup::{self, Settings, SystemClock};
+use super::queue::QueuePair;
+use super::sys::{DmaBuffer, VfioDevice, PAGE};
+use super::sysfs::{self, Roots};
+use super::{PciAddress, VfioError};
+use crate::backend::prp;
+use crate::wire::{
+    parse_nsid_list, AdminCommand, CapRepr, CreateIoCqRepr, CreateIoSqRepr, IdentifyControllerRepr,
+    IdentifyNamespaceRepr, RwCommand, SqeCommand, SqeRepr, Status, IDENTIFY_LEN,
+};
+
+/// Entries of the admin queues.
+const ADMIN_DEPTH: u16 = 32;
+/// Bound of one admin command.
+const ADMIN_BOUND: Duration = Duration::from_secs(5);
+
+/// A namespace of the controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VfioNamespace {
+    /// Its nsid.
+    pub nsid: u32,
+    /// Identify Namespace.
+    pub identify: IdentifyNamespaceRepr,
+}
+
+impl VfioNamespace {
+    /// Bytes per block of the format in use (FLBAS), data only.
+    pub fn block_size(&self) -> u32 {
+        let index = usize::from(self.identify.flbas & 0x0f);
+        self.identify
+            .lbaf
+            .get(index)
+            .map_or(512, |f| 1u32 << f.lbads)
+    }
+}
+
+/// One read or write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// A write (else a read).
+    pub write: bool,
+    /// The namespace.
+    pub nsid: u32,
+    /// The first block.
+    pub slba: u64,
+    /// Blocks, at least one.
+    pub blocks: u16,
+}
+
+/// An opened, ready controller.
+pub struct VfioController {
+    dev: VfioDevice,
+    admin: QueuePair<DmaBuffer>,
+    cap: CapRepr,
+    identify: IdentifyControllerRepr,
+    namespaces: Vec<VfioNamespace>,
+}
+
+impl std::fmt::Debug for VfioController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VfioController")
+            .field("address", &self.dev.target().address)
+            .field("model", &self.identify.mn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An I/O queue pair of the driver's own.
+pub type IoQueue = QueuePair<DmaBuffer>;
+
+impl VfioController {
+    /// Opens, brings up and identifies the controller at `address`.
+    pub fn open(address: PciAddress, roots: &Roots) -> Result<VfioController, VfioError> {
+        let target = sysfs::check(roots, address)?;
+        let dev = VfioDevice::open(&target)?;
+        let sq = dev.dma(1)?;
+        let cq = dev.dma(1)?;
+        let settings = Settings {
+            page: PAGE as u64,
+            admin_entries: ADMIN_DEPTH,
+            asq: sq.iova(),
+            acq: cq.iova(),
+        };
+        let ready = bringup::bring_up(dev.bar0(), &settings, &mut SystemClock::default())?;
+        let admin = QueuePair::new(0, ADMIN_DEPTH, ready.cap.dstrd, sq, cq);
+        let mut ctrl = VfioController {
+            dev,
+            admin,
+            cap: ready.cap,
+            identify: IdentifyControllerRepr::default(),
+            namespaces: Vec::new(),
+        };
+        let data = ctrl.identify(1, 0)?;
+        ctrl.identify = IdentifyControllerRepr::parse(&data)
+            .map_err(|e| VfioError::Unsupported(format!("Identify Controller: {e}")))?;
+        let list = ctrl.identify(2, 0)?;
+        let nsids = parse_nsid_list(&list)
+            .map_err(|e| VfioError::Unsupported(format!("active namespace list: {e}")))?;
+        for nsid in nsids {
+            let data = ctrl.identify(0, nsid)?;
+            let identify = IdentifyNamespaceRepr::parse(&data)
+                .map_err(|e| VfioError::Unsupported(format!("Identify Namespace {nsid}: {e}")))?;
+            ctrl.namespaces.push(VfioNamespace { nsid, identify });
+        }
+        Ok(ctrl)
+    }
+
+    /// The device.
+    pub fn device(&self) -> &VfioDevice {
+        &self.dev
+    }
+
+    /// CAP as read at bring-up.
+    pub fn cap(&self) -> &CapRepr {
+        &self.cap
+    }
+
+    /// Identify Controller.
+    pub fn identify_controller(&self) -> &IdentifyControllerRepr {
+        &self.identify
+    }
+
+    /// The active namespaces.
+    pub fn namespaces(&self) -> &[VfioNamespace] {
+        &self.namespaces
+    }
+
+    /// Runs an admin command (data, if any, to or from `prp1`) and fails unless it
+    /// succeeds.
+    fn admin(
+        &mut self,
+        what: &'static str,
+        cmd: AdminCommand,
+        nsid: u32,
+        prp1: u64,
+    ) -> Result<(), VfioError> {
+        let sqe = SqeRepr::with_prps(0, nsid, cmd.to_sqe_command(), prp1, 0);
+        let cqe = self.admin.command(
+            self.dev.bar0(),
+            &sqe,
+            ADMIN_BOUND,
+            &mut SystemClock::default(),
+            what,
+        )?;
+        if cqe.status.same_code(Status::SUCCESS) {
+            Ok(())
+        } else {
+            Err(VfioError::Status {
+                what,
+                status: cqe.status,
+            })
+        }
+    }
+
+    /// Identify with CNS `cns` for `nsid`: its 4096 bytes.
+    fn identify(&mut self, cns: u8, nsid: u32) -> Result<Vec<u8>, VfioError> {
+        let buf = self.dev.dma(1)?;
+        self.admin(
+            "Identify",
+            AdminCommand::Identify { cns, cntid: 0 },
+            nsid,
+            buf.iova(),
+        )?;
+        let mut data = vec![0u8; IDENTIFY_LEN];
+        buf.read(0, &mut data);
+        Ok(data)
+    }
+
+    /// Creates I/O CQ and SQ `qid` of `depth` entries (interrupts off) with rings in DMA
+    /// memory of their own.
+    pub fn create_io_queue(&mut self, qid: u16, depth: u16) -> Result<IoQueue, VfioError> {
+        let most = u32::from(self.cap.mqes) + 1;
+        if depth < 2 || u32::from(depth) > most || usize::from(depth) * 64 > PAGE * 16 {
+            return Err(VfioError::AdminQueueSize {
+                entries: u32::from(depth),
+                max: most,
+            });
+        }
+        let sq = self.dev.dma((usize::from(depth) * 64).div_ceil(PAGE))?;
+        let cq = self.dev.dma((usize::from(depth) * 16).div_ceil(PAGE))?;
+        let qsize = depth - 1;
+        self.admin(
+            "Create I/O Completion Queue",
+            AdminCommand::CreateIoCq(CreateIoCqRepr {
+                qid,
+                qsize,
+                pc: true,
+                ien: false,
+                iv: 0,
+            }),
+            0,
+            cq.iova(),
+        )?;
+        self.admin(
+            "Create I/O Submission Queue",
+            AdminCommand::CreateIoSq(CreateIoSqRepr {
+                qid,
+                qsize,
+                pc: true,
+                qprio: 0,
+                cqid: qid,
+            }),
+            0,
+            sq.iova(),
+        )?;
+        Ok(QueuePair::new(qid, depth, self.cap.dstrd, sq, cq))
+    }
+
+    /// Moves `io` into or from `buf` on `queue` (PRPs built for it, with a PRP list when it
+    /// spans more than two pages), waiting at most `bound`; the completion's status.
+    pub fn io(
+        &mut self,
+        queue: &mut IoQueue,
+        io: Transfer,
+        buf: &DmaBuffer,
+        bound: Duration,
+    ) -> Result<Status, VfioError> {
+        let Transfer {
+            write,
+            nsid,
+            slba,
+            blocks,
+        } = io;
+        let block = self
+            .namespaces
+            .iter()
+            .find(|n| n.nsid == nsid)
+            .map_or(512, VfioNamespace::block_size);
+        let len = u64::from(blocks) * u64::from(block);
+        if blocks == 0 || len > buf.len() as u64 {
+            return Err(VfioError::Unsupported(format!(
+                "{blocks} blocks of {block} bytes do not fit the {}-byte buffer",
+                buf.len()
+            )));
+        }
+        let list = self.dev.dma(
+            prp::list_pages_needed(buf.iova(), len, PAGE as u64)
+                .map_err(|e| VfioError::Unsupported(e.to_string()))?
+                .max(1),
+        )?;
+        let plan = prp::plan(buf.iova(), len, PAGE as u64, list.iova())
+            .map_err(|e| VfioError::Unsupported(e.to_string()))?;
+        for (i, entries) in plan.lists.iter().enumerate() {
+            let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
+            list.write(i * PAGE, &bytes);
+        }
+        let rw = RwCommand {
+            slba,
+            nlb: blocks - 1,
+            ..RwCommand::default()
+        };
+        let command = if write {
+            SqeCommand::Write(rw)
+        } else {
+            SqeCommand::Read(rw)
+        };
+        let sqe = SqeRepr::with_prps(0, nsid, command, plan.prp1, plan.prp2);
+        let what = if write { "a write" } else { "a read" };
+        let cqe = queue.command(
+            self.dev.bar0(),
+            &sqe,
+            bound,
+            &mut SystemClock::default(),
+            what,
+        )?;
+        Ok(cqe.status)
+    }
+}
+
+impl Drop for VfioController {
+    /// Disables the controller (CC.EN = 0, bounded by CAP.TO) before its queues' memory is
+    /// unmapped and the device released.
+    fn drop(&mut self) {
+        let _ = bringup::disable(self.dev.bar0(), &self.cap, &mut SystemClock::default());
+    }
+}
