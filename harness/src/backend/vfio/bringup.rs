@@ -222,22 +222,9 @@ fn wait_ready(
 
 #[cfg(test)]
 mod tests {
-    use super::super::regs::fake::FakeRegisters;
+    use super::super::regs::fake::{FakeClock, FakeRegisters};
     use super::*;
     use crate::wire::{PROP_CSTS, REG_ACQ, REG_ASQ};
-
-    /// Virtual time.
-    #[derive(Default)]
-    struct FakeClock(Duration);
-
-    impl Clock for FakeClock {
-        fn now(&self) -> Duration {
-            self.0
-        }
-        fn sleep(&mut self, d: Duration) {
-            self.0 += d;
-        }
-    }
 
     /// QEMU's controller: MQES 2047, CQR, TO 15 (7.5 s), NVM, MPSMIN 0, MPSMAX 4.
     fn qemu_cap() -> u64 {

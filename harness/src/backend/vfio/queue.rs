@@ -173,7 +173,7 @@ impl<M: DmaMemory> QueuePair<M> {
 pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
 
-    use super::super::regs::fake::FakeRegisters;
+    use super::super::regs::fake::{FakeClock, FakeRegisters};
     use super::*;
     use crate::wire::{AdminCommand, CqeRepr, Status};
 
@@ -202,18 +202,6 @@ pub(crate) mod tests {
         }
         fn write(&self, offset: usize, data: &[u8]) {
             self.bytes.lock().unwrap()[offset..offset + data.len()].copy_from_slice(data);
-        }
-    }
-
-    #[derive(Default)]
-    struct FakeClock(Duration);
-
-    impl Clock for FakeClock {
-        fn now(&self) -> Duration {
-            self.0
-        }
-        fn sleep(&mut self, d: Duration) {
-            self.0 += d;
         }
     }
 

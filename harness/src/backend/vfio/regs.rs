@@ -74,6 +74,19 @@ pub(crate) mod fake {
     #[derive(Debug, Default)]
     pub struct FakeRegisters(pub Mutex<State>);
 
+    /// Virtual time for the waits.
+    #[derive(Debug, Default)]
+    pub struct FakeClock(pub std::time::Duration);
+
+    impl super::super::bringup::Clock for FakeClock {
+        fn now(&self) -> std::time::Duration {
+            self.0
+        }
+        fn sleep(&mut self, d: std::time::Duration) {
+            self.0 += d;
+        }
+    }
+
     impl FakeRegisters {
         /// A controller with this CAP whose RDY follows EN after `ready_after` reads.
         pub fn new(cap: u64, ready_after: Option<u32>) -> FakeRegisters {
