@@ -90,13 +90,14 @@ for line in sys.stdin:
 
 # Stage v: boots a q35 VM whose NVMe controller is backed by a fresh raw file, runs
 # in-vm/vfio.sh (the userspace VFIO driver: bring-up, Identify, reads, the blkdebug media
-# error, a write read back), then checks from the host that the written block is in the
-# backing file (stage v-vfio-backing-store).
+# error, a write read back; then real faults through the fault broker: a stall and an AER
+# error), then checks from the host that the written block is in the backing file (stage
+# v-vfio-backing-store).
 vfio_stage() {
   local img rc=0 dir=$REPORTS/vfio
   img=$(mktemp "$VM_CACHE/nvme.XXXXXX.img")
   truncate -s 64M "$img"
-  "$SOFTROCE_DIR/run-vm.sh" --nvme "$img" --timeout 300 --bins "$BINS" --results "$dir" vfio.sh || rc=1
+  "$SOFTROCE_DIR/run-vm.sh" --nvme "$img" --broker --timeout 300 --bins "$BINS" --results "$dir" vfio.sh || rc=1
   mkdir -p "$dir/stages"
   if [ "$(cat "$dir/stages/v-vfio-check.status" 2>/dev/null)" = pass ]; then
     # nvmf-reference-target --vfio-write-verify 100 wrote harness::backend::vfio::check::pattern

@@ -24,6 +24,7 @@ STAGES = {
     "d-kernel-target": "kernel nvmet-rdma over rxe0: discover, connect -t rdma, dd+cmp, fio verify, disconnect",
     "d-kernel-target-fio": "fio 4 KiB randread/randwrite QD 1/32 against the kernel target",
     "v-vfio-check": "QEMU's NVMe controller bound to vfio-pci and driven from userspace (nvmf-reference-target --vfio-check): bring-up, Identify, reads, the blkdebug media error 0x281, a write read back",
+    "v-vfio-faults": "real faults from the host's fault broker on the VFIO-driven controller: a read stalled on the backing store gets no completion while CSTS stays ready and completes once resumed; an AER error on the root port fires VFIO's error eventfd and the reset controller completes no more",
     "v-vfio-backing-store": "the block written through VFIO is in the controller's backing file, read from the host",
     "e-twonode-target": "two VMs over a UDP socket link: the kernel nvmet-rdma target's VM",
     "e-twonode-initiator": "two VMs over a UDP socket link: the initiator's VM (discover, connect, dd+cmp, fio verify, fio, disconnect)",

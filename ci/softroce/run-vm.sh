@@ -19,6 +19,9 @@
 #                     through blkdebug, which fails reads of sector 2048 with EIO (a media
 #                     error: the controller answers 0x281); kernel argument intel_iommu=on.
 #                     The VFIO backend drives that controller (docs/softroce.md).
+#   --broker          with --nvme: a QEMU monitor socket and the fault broker
+#                     (fault-broker.py) beside the VM; the guest asks it for faults through
+#                     /mnt/results/broker (kernel argument nvmf_broker=)
 # The VM's serial console goes to RESULTS/console.log. Exit status: the script's, or 1 when
 # the VM did not finish (timeout, panic); QEMU is killed at the timeout.
 set -euo pipefail
@@ -33,6 +36,7 @@ NET="-netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile="
 SYNC=""
 APPEND=""
 NVME=""
+BROKER=0
 SCRIPT=""
 SHELL_MODE=0
 
@@ -50,6 +54,7 @@ parse_args() {
       --sync) SYNC=$2; shift 2 ;;
       --append) APPEND=$2; shift 2 ;;
       --nvme) NVME=$2; shift 2 ;;
+      --broker) BROKER=1; shift ;;
       --shell) SHELL_MODE=1; shift ;;
       -h|--help) usage ;;
       -*) echo "run-vm.sh: unknown option $1" >&2; usage ;;
@@ -114,6 +119,10 @@ main() {
       -blockdev "$blkdebug" -blockdev driver=raw,node-name=raw0,file=dbg0
       -device nvme,id=nvme0,serial=nvmf-conform,drive=raw0,bus=rp1)
     kargs="$kargs intel_iommu=on"
+    if [ $BROKER = 1 ]; then
+      machine+=(-monitor "unix:$scratch/monitor.sock,server=on,wait=off")
+      kargs="$kargs nvmf_broker=/mnt/results/broker"
+    fi
   fi
 
   local net
@@ -134,11 +143,16 @@ main() {
   fi
 
   log "booting (smp $SMP, timeout ${TIMEOUT}s): $SCRIPT"
-  local t0=$SECONDS
+  local t0=$SECONDS broker_pid=""
+  if [ -n "$NVME" ] && [ $BROKER = 1 ]; then
+    python3 "$SOFTROCE_DIR/fault-broker.py" "$scratch/broker" "$scratch/monitor.sock" > "$scratch/broker.log" 2>&1 &
+    broker_pid=$!
+  fi
   set +e
   timeout --kill-after=10 "$TIMEOUT" "${cmd[@]}" < /dev/null > "$scratch/console.log" 2>&1
   rc=$?
   set -e
+  [ -z "$broker_pid" ] || kill "$broker_pid" 2>/dev/null || true
   if [ $rc = 124 ] || [ $rc = 137 ]; then
     log "the VM did not finish within ${TIMEOUT}s: killed"
     rc=1

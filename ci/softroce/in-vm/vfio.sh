@@ -6,7 +6,11 @@
 #                   (success) and LBA 2048 (the blkdebug media error: 0x281 expected), and a
 #                   write + read-back of LBA 100, whose bytes the host then finds in the
 #                   controller's backing file.
-# Skips, with the reason, when the machine has no NVMe controller or no IOMMU group.
+#   v  vfio-faults  real faults from the host's fault broker (run-vm.sh --broker): a read
+#                   stalled on the backing store gets no completion while CSTS stays ready,
+#                   and completes once the stall is lifted; an AER error on the root port
+#                   fires VFIO's error eventfd and the reset controller completes no more.
+# Skips, with the reason, when the machine has no NVMe controller, no IOMMU group or no broker.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -36,7 +40,7 @@ stage_v() {
   echo "NVMe controller $bdf, IOMMU group $(basename "$(readlink "/sys/bus/pci/devices/$bdf/iommu_group")")"
   bind_vfio "$bdf"
   [ -x "$BINS/nvmf-reference-target" ] || skip "no nvmf-reference-target among the shared binaries"
-  out=$("$BINS/nvmf-reference-target" --vfio-check "$bdf" --vfio-read 0 --vfio-read 2048 \
+  out=$(timeout 120 "$BINS/nvmf-reference-target" --vfio-check "$bdf" --vfio-read 0 --vfio-read 2048 \
     --vfio-write-verify 100 --allow-destructive "$bdf" 2>&1) || rc=$?
   echo "$out" | tee "$RESULTS/vfio-check.out"
   # LBA 2048's read fails by design (the blkdebug rule): exit 1 with exactly that failure
@@ -49,8 +53,33 @@ stage_v() {
   grep -q "1 read(s) failed$" <<<"$out" || { echo "unexpected failures"; return 1; }
 }
 
+stage_v_faults() {
+  local bdf out rc=0 broker
+  bdf=$(nvme_bdf)
+  [ -n "$bdf" ] || skip "no NVMe controller on this machine"
+  broker=$(karg broker "")
+  [ -n "$broker" ] || skip "no fault broker (run-vm.sh --broker)"
+  [ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = vfio-pci ] || bind_vfio "$bdf"
+  # streamed to the console as it goes (a fault that hangs something shows where)
+  set +o pipefail
+  NVMF_FAULT_BROKER=$broker timeout 120 "$BINS/nvmf-reference-target" --vfio-check "$bdf" \
+    --vfio-fault stall --vfio-fault pci-error 2>&1 | tee "$RESULTS/vfio-faults.out"
+  rc=${PIPESTATUS[0]}
+  set -o pipefail
+  out=$(cat "$RESULTS/vfio-faults.out")
+  grep -q "stall: read nsid 1 lba 8: a read: no completion within 2000 ms (CSTS 0x00000001: rdy=1 cfs=0)" <<<"$out" \
+    || { echo "the stalled read did not stall with CSTS ready"; return 1; }
+  grep -q "stall: the stalled read completed .* SCT0/SC0x00" <<<"$out" \
+    || { echo "the stalled read did not complete after resume"; return 1; }
+  grep -q "pci-error: VFIO error eventfd fired" <<<"$out" || { echo "no VFIO error eventfd"; return 1; }
+  [ "$rc" = 0 ] || { echo "exit $rc"; return 1; }
+}
+
 main() {
-  run_stage v-vfio-check stage_v
+  local failed=0
+  run_stage v-vfio-check stage_v || failed=1
+  run_stage v-vfio-faults stage_v_faults || failed=1
+  return $failed
 }
 
 # on one line: bash reads a script as it runs, so an edit during a run cannot reach past here;

@@ -79,6 +79,13 @@ struct Cli {
     /// block's data: needs --allow-destructive naming the device.
     #[arg(long, value_name = "LBA", requires = "vfio_check")]
     vfio_write_verify: Option<u64>,
+    /// With --vfio-check: meet a real fault (repeatable, in order): `stall` (a read stalls
+    /// on the backing store, then the stall is lifted) or `pci-error` (an AER error on the
+    /// controller's port; leaves the controller reset). Needs the fault broker whose
+    /// directory NVMF_FAULT_BROKER names (the soft-RoCE VM's, docs/softroce.md); without
+    /// one, exit 125 saying so.
+    #[arg(long = "vfio-fault", value_name = "FAULT", requires = "vfio_check")]
+    vfio_faults: Vec<harness::backend::vfio::check::FaultCheck>,
     /// Consent to destructive actions on this PCI device (--vfio-write-verify).
     #[arg(long, value_name = "PCI")]
     allow_destructive: Option<String>,
@@ -221,12 +228,28 @@ fn vfio_check(cli: &Cli, pci: &str) -> ExitCode {
         reads: cli.vfio_reads.clone(),
         write_verify: cli.vfio_write_verify,
         bound: Duration::from_secs(10),
+        faults: cli.vfio_faults.clone(),
     };
+    let mut broker = harness::backend::vfio::broker::Broker::from_env();
+    if !plan.faults.is_empty() && broker.is_none() {
+        eprintln!(
+            "nvmf-reference-target: --vfio-fault needs a fault broker: {} is not set \
+             (the soft-RoCE VM's run-vm.sh --broker provides one)",
+            harness::backend::vfio::broker::ENV
+        );
+        return ExitCode::from(125);
+    }
     let mut say = |line: String| println!("vfio {address}: {line}");
-    match check::run(address, &Roots::default(), &plan, &mut say) {
+    match check::run(address, &Roots::default(), &plan, broker.as_mut(), &mut say) {
         Ok(out) => {
             let bad_data = out.verified == Some(false);
-            if out.failed_reads.is_empty() && !bad_data {
+            let bad_faults: Vec<_> = out.faults.iter().filter(|(_, ok)| !ok).collect();
+            for (fault, _) in &bad_faults {
+                println!(
+                    "vfio {address}: the controller did not behave as expected under {fault:?}"
+                );
+            }
+            if out.failed_reads.is_empty() && !bad_data && bad_faults.is_empty() {
                 println!("vfio {address}: ok");
                 ExitCode::SUCCESS
             } else {

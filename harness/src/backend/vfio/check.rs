@@ -3,13 +3,47 @@
 //! Identify says, reads the blocks asked for (printing each status, so an injected media
 //! error shows), and, only with the operator's explicit consent naming the device, writes
 //! a pattern to one block and reads it back.
+//!
+//! With a fault broker ([`super::broker`]) it also meets real faults, in the order asked:
+//! - **stall**: reads stall on the backing store; a read gets no completion within its bound
+//!   while CSTS stays ready (what a backend timeout is on a real controller), and completes
+//!   with success once the stall is lifted;
+//! - **pci-error**: an uncorrectable AER error on the controller's port; VFIO's error
+//!   eventfd must fire, and the controller, reset by the kernel's recovery, completes no
+//!   more commands (a read gets no completion, or the controller reads fatal or gone).
 
 use std::time::Duration;
 
-use super::controller::{Transfer, VfioController};
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use super::broker::{Broker, RealFault};
+use super::controller::{IoQueue, Transfer, VfioController};
+use super::sys::{DmaBuffer, Notifier};
 use super::sysfs::Roots;
-use super::{PciAddress, VfioError};
+use super::{regs, PciAddress, VfioError};
 use crate::wire::Status;
+
+/// A real fault the check meets (through the broker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultCheck {
+    /// A stalled read, then the stall lifted.
+    Stall,
+    /// An AER error on the controller's port.
+    PciError,
+}
+
+impl std::str::FromStr for FaultCheck {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<FaultCheck, String> {
+        match s {
+            "stall" => Ok(FaultCheck::Stall),
+            "pci-error" => Ok(FaultCheck::PciError),
+            other => Err(format!("unknown fault `{other}` (stall, pci-error)")),
+        }
+    }
+}
 
 /// What to do on the controller.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -22,6 +56,8 @@ pub struct CheckPlan {
     pub write_verify: Option<u64>,
     /// How long one I/O command may take.
     pub bound: Duration,
+    /// Real faults to meet, in order (they need a broker).
+    pub faults: Vec<FaultCheck>,
 }
 
 /// What the check found: statuses that were not success, and data that did not match.
@@ -31,6 +67,8 @@ pub struct CheckOutcome {
     pub failed_reads: Vec<(u64, Status)>,
     /// Whether the written block read back the same (when one was written).
     pub verified: Option<bool>,
+    /// Each fault met, and whether the controller behaved as expected.
+    pub faults: Vec<(FaultCheck, bool)>,
 }
 
 /// The data pattern written by a write-verify of block `lba`.
@@ -45,8 +83,16 @@ pub fn run(
     address: PciAddress,
     roots: &Roots,
     plan: &CheckPlan,
+    mut broker: Option<&mut Broker>,
     say: &mut dyn FnMut(String),
 ) -> Result<CheckOutcome, VfioError> {
+    if !plan.faults.is_empty() && broker.is_none() {
+        return Err(VfioError::Broker(format!(
+            "the fault checks need a fault broker ({} names its directory; run-vm.sh \
+             --broker starts one)",
+            super::broker::ENV
+        )));
+    }
     let mut ctrl = VfioController::open(address, roots)?;
     let cap = *ctrl.cap();
     say(format!(
@@ -130,7 +176,122 @@ pub fn run(
         ));
         out.verified = Some(same);
     }
+    for &fault in &plan.faults {
+        let broker = broker.as_deref_mut().expect("checked above");
+        let ok = match fault {
+            FaultCheck::Stall => stall(&mut ctrl, &mut queue, broker, ns.nsid, &buf, say)?,
+            FaultCheck::PciError => pci_error(
+                &mut ctrl, &mut queue, broker, ns.nsid, &buf, plan.bound, say,
+            )?,
+        };
+        out.faults.push((fault, ok));
+    }
     Ok(out)
+}
+
+/// How long the broker may take to inject a fault.
+const BROKER_BOUND: Duration = Duration::from_secs(30);
+
+/// A read stalled on the backing store: no completion within 2 s while CSTS stays ready;
+/// after the stall is lifted it completes with success within 10 s.
+fn stall(
+    ctrl: &mut VfioController,
+    queue: &mut IoQueue,
+    broker: &mut Broker,
+    nsid: u32,
+    buf: &DmaBuffer,
+    say: &mut dyn FnMut(String),
+) -> Result<bool, VfioError> {
+    let answer = broker.inject(RealFault::Stall, BROKER_BOUND)?;
+    say(format!("stall: injected ({answer})"));
+    let read = Transfer {
+        write: false,
+        nsid,
+        slba: 8,
+        blocks: 1,
+    };
+    let stalled = ctrl.io(queue, read, buf, Duration::from_secs(2));
+    let (raw, csts) = regs::csts(ctrl.device().bar0());
+    let mut ok = matches!(stalled, Err(VfioError::NoCompletion { .. })) && csts.rdy && !csts.cfs;
+    say(format!(
+        "stall: read nsid {nsid} lba 8: {} (CSTS {raw:#010x}: rdy={} cfs={})",
+        match &stalled {
+            Ok(s) => format!("completed {s}, but it should have stalled"),
+            Err(e) => e.to_string(),
+        },
+        u8::from(csts.rdy),
+        u8::from(csts.cfs)
+    ));
+    let answer = broker.inject(RealFault::Resume, BROKER_BOUND)?;
+    say(format!("stall: lifted ({answer})"));
+    match ctrl.wait_completion(queue, Duration::from_secs(10)) {
+        Ok((cqe, after)) => {
+            ok &= cqe.status.same_code(Status::SUCCESS);
+            say(format!(
+                "stall: the stalled read completed {} ms after the stall was lifted: {}",
+                after.as_millis(),
+                cqe.status
+            ));
+        }
+        Err(e) => {
+            ok = false;
+            say(format!("stall: {e}"));
+        }
+    }
+    Ok(ok)
+}
+
+/// An AER error on the controller's port: VFIO's error eventfd fires within 10 s, and the
+/// controller completes no more commands.
+fn pci_error(
+    ctrl: &mut VfioController,
+    queue: &mut IoQueue,
+    broker: &mut Broker,
+    nsid: u32,
+    buf: &DmaBuffer,
+    bound: Duration,
+    say: &mut dyn FnMut(String),
+) -> Result<bool, VfioError> {
+    let efd = ctrl.device().notifier(Notifier::Error)?;
+    let answer = broker.inject(RealFault::PciError, BROKER_BOUND)?;
+    say(format!("pci-error: injected ({answer})"));
+    let start = Instant::now();
+    let mut fds = [nix::poll::PollFd::new(
+        efd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let fired = nix::poll::poll(&mut fds, 10_000u16).map_err(|e| VfioError::Call {
+        call: "poll(error eventfd)",
+        errno: e,
+    })? > 0;
+    say(format!(
+        "pci-error: VFIO error eventfd {}",
+        if fired {
+            format!("fired after {} ms", start.elapsed().as_millis())
+        } else {
+            "did not fire within 10 s".to_string()
+        }
+    ));
+    // The kernel's recovery resets the link; give it time before looking.
+    std::thread::sleep(Duration::from_secs(3));
+    let (raw, _) = regs::csts(ctrl.device().bar0());
+    say(format!("pci-error: CSTS {raw:#010x} after recovery"));
+    let read = Transfer {
+        write: false,
+        nsid,
+        slba: 0,
+        blocks: 1,
+    };
+    let after = ctrl.io(queue, read, buf, bound.min(Duration::from_secs(3)));
+    let stopped = !matches!(after, Ok(s) if s.same_code(Status::SUCCESS));
+    say(format!(
+        "pci-error: a read after the error: {}",
+        match &after {
+            Ok(s) => s.to_string(),
+            Err(e) => e.to_string(),
+        }
+    ));
+    Ok(fired && stopped)
 }
 
 #[cfg(test)]
@@ -148,11 +309,26 @@ mod tests {
     fn a_missing_device_is_refused_before_any_call() {
         let a: PciAddress = "ffff:ff:1f.7".parse().unwrap();
         let mut said = Vec::new();
-        let e = run(a, &Roots::default(), &CheckPlan::default(), &mut |l| {
-            said.push(l)
-        })
+        let e = run(
+            a,
+            &Roots::default(),
+            &CheckPlan::default(),
+            None,
+            &mut |l| said.push(l),
+        )
         .unwrap_err();
         assert!(matches!(e, VfioError::NoSuchDevice(..)), "{e}");
         assert!(said.is_empty());
+        let faults = CheckPlan {
+            faults: vec![FaultCheck::Stall],
+            ..CheckPlan::default()
+        };
+        let e = run(a, &Roots::default(), &faults, None, &mut |l| said.push(l)).unwrap_err();
+        assert!(e.to_string().contains("need a fault broker"), "{e}");
+        assert_eq!("pci-error".parse(), Ok(FaultCheck::PciError));
+        assert!("aer"
+            .parse::<FaultCheck>()
+            .unwrap_err()
+            .contains("stall, pci-error"));
     }
 }

@@ -276,6 +276,30 @@ impl VfioController {
     }
 }
 
+impl VfioController {
+    /// Waits, at most `bound`, for the next completion on `queue` (of a command whose own
+    /// wait ended without one): the CQE and how long it took.
+    pub fn wait_completion(
+        &mut self,
+        queue: &mut IoQueue,
+        bound: Duration,
+    ) -> Result<(crate::wire::CqeRepr, Duration), VfioError> {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(cqe) = queue.poll(self.dev.bar0()) {
+                return Ok((cqe, start.elapsed()));
+            }
+            if start.elapsed() >= bound {
+                return Err(VfioError::NoCompletion {
+                    what: "a stalled command",
+                    waited_ms: bound.as_millis() as u64,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 impl Drop for VfioController {
     /// Disables the controller (CC.EN = 0, bounded by CAP.TO) before its queues' memory is
     /// unmapped and the device released.

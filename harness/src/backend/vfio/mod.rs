@@ -20,6 +20,7 @@
 
 pub mod address;
 pub mod bringup;
+pub mod broker;
 pub mod check;
 pub mod controller;
 pub mod queue;
@@ -152,6 +153,9 @@ pub enum VfioError {
         /// Its status.
         status: crate::wire::Status,
     },
+    /// The fault broker refused a fault or did not answer.
+    #[error("fault broker: {0}")]
+    Broker(String),
     /// CSTS.RDY did not follow CC.EN within the controller's bound (CAP.TO).
     #[error("CSTS.RDY did not become {want} within {waited_ms} ms (CAP.TO; CSTS {csts:#010x})")]
     NotReady {

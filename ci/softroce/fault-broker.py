@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The soft-RoCE VM's fault broker: injects real faults into QEMU's NVMe controller when the
+guest asks for them (issue 15).
+
+    fault-broker.py DIR MONITOR_SOCKET
+
+The guest writes a request file DIR/requests/N (its text: one fault name) through the 9p
+results share; the broker runs the QEMU monitor (HMP) commands for that fault and writes
+DIR/acks/N: "ok" and the monitor's answer, or "error: ..." for a fault it does not know.
+It runs until killed (run-vm.sh --broker starts it beside QEMU and stops it after).
+
+Faults (docs/softroce.md, stage v):
+  stall      blkdebug breakpoint on reads: the controller posts no completion, CSTS stays ready
+  resume     lifts the breakpoint: the stalled command completes
+  pci-error  AER uncorrectable internal error on the controller's root port (QEMU's NVMe has
+             no AER capability of its own): the guest's error recovery resets the link
+  unplug     device_del of the controller: VFIO's request eventfd fires
+"""
+import os
+import socket
+import sys
+import time
+
+FAULTS = {
+    "stall": ['qemu-io raw0 "break read_aio nvmfstall"'],
+    "resume": ['qemu-io raw0 "resume nvmfstall"'],
+    "pci-error": ["pcie_aer_inject_error rp1 INTN"],
+    "unplug": ["device_del nvme0"],
+}
+
+
+def hmp(sock_path, command, bound=10.0):
+    """Runs one HMP command on the monitor socket; returns what the monitor printed."""
+    deadline = time.time() + bound
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(bound)
+        s.connect(sock_path)
+        buf = b""
+        while b"(qemu)" not in buf and time.time() < deadline:
+            buf += s.recv(4096)
+        s.sendall((command + "\n").encode())
+        out = b""
+        while out.count(b"(qemu)") < 1 and time.time() < deadline:
+            try:
+                chunk = s.recv(4096)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+    text = out.decode(errors="replace").replace("\r", "")
+    lines = [l for l in text.split("\n") if l and not l.startswith("(qemu)") and command not in l]
+    return " / ".join(lines)
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    base, sock_path = sys.argv[1], sys.argv[2]
+    requests, acks = os.path.join(base, "requests"), os.path.join(base, "acks")
+    os.makedirs(requests, exist_ok=True)
+    os.makedirs(acks, exist_ok=True)
+    done = set()
+    while True:
+        for name in sorted(os.listdir(requests)):
+            if name in done or name.startswith("."):
+                continue  # answered, or still being written (the guest renames it in place)
+            path = os.path.join(requests, name)
+            with open(path) as f:
+                fault = f.read().strip()
+            done.add(name)
+            if fault in FAULTS:
+                try:
+                    answers = [hmp(sock_path, c) for c in FAULTS[fault]]
+                    ack = "ok " + " | ".join(a for a in answers if a)
+                except OSError as e:
+                    ack = f"error: monitor: {e}"
+            else:
+                ack = f"error: unknown fault {fault!r} (known: {', '.join(FAULTS)})"
+            print(f"fault-broker: {name} {fault}: {ack}", flush=True)
+            tmp = os.path.join(acks, name + ".tmp")
+            with open(tmp, "w") as f:
+                f.write(ack + "\n")
+            os.rename(tmp, os.path.join(acks, name))
+        time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
