@@ -54,7 +54,7 @@ stage_v() {
 }
 
 stage_v_faults() {
-  local bdf out rc=0 broker
+  local bdf out rc=0 rc2 broker
   bdf=$(nvme_bdf)
   [ -n "$bdf" ] || skip "no NVMe controller on this machine"
   broker=$(karg broker "")
@@ -62,15 +62,23 @@ stage_v_faults() {
   [ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = vfio-pci ] || bind_vfio "$bdf"
   # streamed to the console as it goes (a fault that hangs something shows where)
   set +o pipefail
+  # stall, then the controller made fatal by the driver; a second bring-up clears it (CC.EN
+  # 0 resets the controller), then the PCI error, which leaves the link reset
   NVMF_FAULT_BROKER=$broker timeout 120 "$BINS/nvmf-reference-target" --vfio-check "$bdf" \
-    --vfio-fault stall --vfio-fault pci-error 2>&1 | tee "$RESULTS/vfio-faults.out"
+    --vfio-fault stall --vfio-fault controller-fatal 2>&1 | tee "$RESULTS/vfio-faults.out"
   rc=${PIPESTATUS[0]}
+  NVMF_FAULT_BROKER=$broker timeout 120 "$BINS/nvmf-reference-target" --vfio-check "$bdf" \
+    --vfio-fault pci-error 2>&1 | tee -a "$RESULTS/vfio-faults.out"
+  rc2=${PIPESTATUS[0]}
+  [ "$rc2" = 0 ] || rc=$rc2
   set -o pipefail
   out=$(cat "$RESULTS/vfio-faults.out")
   grep -q "stall: read nsid 1 lba 8: a read: no completion within 2000 ms (CSTS 0x00000001: rdy=1 cfs=0)" <<<"$out" \
     || { echo "the stalled read did not stall with CSTS ready"; return 1; }
   grep -q "stall: the stalled read completed .* SCT0/SC0x00" <<<"$out" \
     || { echo "the stalled read did not complete after resume"; return 1; }
+  grep -q "controller-fatal: a read on queue 2: controller fatal status" <<<"$out" \
+    || { echo "the driver did not see the controller go fatal"; return 1; }
   grep -q "pci-error: VFIO error eventfd fired" <<<"$out" || { echo "no VFIO error eventfd"; return 1; }
   [ "$rc" = 0 ] || { echo "exit $rc"; return 1; }
 }

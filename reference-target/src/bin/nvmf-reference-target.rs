@@ -80,10 +80,11 @@ struct Cli {
     #[arg(long, value_name = "LBA", requires = "vfio_check")]
     vfio_write_verify: Option<u64>,
     /// With --vfio-check: meet a real fault (repeatable, in order): `stall` (a read stalls
-    /// on the backing store, then the stall is lifted) or `pci-error` (an AER error on the
-    /// controller's port; leaves the controller reset). Needs the fault broker whose
-    /// directory NVMF_FAULT_BROKER names (the soft-RoCE VM's, docs/softroce.md); without
-    /// one, exit 125 saying so.
+    /// on the backing store, then the stall is lifted), `pci-error` (an AER error on the
+    /// controller's port; leaves the controller reset) — both need the fault broker whose
+    /// directory NVMF_FAULT_BROKER names (the soft-RoCE VM's, docs/softroce.md; without one,
+    /// exit 125 saying so) — or `controller-fatal` (the driver unmaps a queue's CQ from the
+    /// IOMMU; the controller must go fatal).
     #[arg(long = "vfio-fault", value_name = "FAULT", requires = "vfio_check")]
     vfio_faults: Vec<harness::backend::vfio::check::FaultCheck>,
     /// Consent to destructive actions on this PCI device (--vfio-write-verify).
@@ -231,7 +232,7 @@ fn vfio_check(cli: &Cli, pci: &str) -> ExitCode {
         faults: cli.vfio_faults.clone(),
     };
     let mut broker = harness::backend::vfio::broker::Broker::from_env();
-    if !plan.faults.is_empty() && broker.is_none() {
+    if plan.faults.iter().any(|f| f.needs_broker()) && broker.is_none() {
         eprintln!(
             "nvmf-reference-target: --vfio-fault needs a fault broker: {} is not set \
              (the soft-RoCE VM's run-vm.sh --broker provides one)",

@@ -11,6 +11,11 @@
 //! - **pci-error**: an uncorrectable AER error on the controller's port; VFIO's error
 //!   eventfd must fire, and the controller, reset by the kernel's recovery, completes no
 //!   more commands (a read gets no completion, or the controller reads fatal or gone).
+//!
+//! One fault needs no broker:
+//! - **controller-fatal**: the driver takes a queue's CQ away from the controller (unmaps
+//!   its page from the IOMMU); the controller's next completion write fails, it sets
+//!   CSTS.CFS, and the driver must report the controller fatal rather than wait.
 
 use std::time::Duration;
 
@@ -31,6 +36,15 @@ pub enum FaultCheck {
     Stall,
     /// An AER error on the controller's port.
     PciError,
+    /// A queue's CQ unmapped from the IOMMU: the controller goes fatal (CSTS.CFS).
+    ControllerFatal,
+}
+
+impl FaultCheck {
+    /// Whether the broker injects it (else the driver does).
+    pub fn needs_broker(self) -> bool {
+        !matches!(self, FaultCheck::ControllerFatal)
+    }
 }
 
 impl std::str::FromStr for FaultCheck {
@@ -40,7 +54,10 @@ impl std::str::FromStr for FaultCheck {
         match s {
             "stall" => Ok(FaultCheck::Stall),
             "pci-error" => Ok(FaultCheck::PciError),
-            other => Err(format!("unknown fault `{other}` (stall, pci-error)")),
+            "controller-fatal" => Ok(FaultCheck::ControllerFatal),
+            other => Err(format!(
+                "unknown fault `{other}` (stall, pci-error, controller-fatal)"
+            )),
         }
     }
 }
@@ -86,7 +103,7 @@ pub fn run(
     mut broker: Option<&mut Broker>,
     say: &mut dyn FnMut(String),
 ) -> Result<CheckOutcome, VfioError> {
-    if !plan.faults.is_empty() && broker.is_none() {
+    if plan.faults.iter().any(|f| f.needs_broker()) && broker.is_none() {
         return Err(VfioError::Broker(format!(
             "the fault checks need a fault broker ({} names its directory; run-vm.sh \
              --broker starts one)",
@@ -177,12 +194,17 @@ pub fn run(
         out.verified = Some(same);
     }
     for &fault in &plan.faults {
-        let broker = broker.as_deref_mut().expect("checked above");
-        let ok = match fault {
-            FaultCheck::Stall => stall(&mut ctrl, &mut queue, broker, ns.nsid, &buf, say)?,
-            FaultCheck::PciError => pci_error(
+        let ok = match (fault, broker.as_deref_mut()) {
+            (FaultCheck::ControllerFatal, _) => controller_fatal(&mut ctrl, ns.nsid, &buf, say)?,
+            (FaultCheck::Stall, Some(broker)) => {
+                stall(&mut ctrl, &mut queue, broker, ns.nsid, &buf, say)?
+            }
+            (FaultCheck::PciError, Some(broker)) => pci_error(
                 &mut ctrl, &mut queue, broker, ns.nsid, &buf, plan.bound, say,
             )?,
+            (FaultCheck::Stall | FaultCheck::PciError, None) => {
+                return Err(VfioError::Broker(format!("{fault:?} needs a fault broker")))
+            }
         };
         out.faults.push((fault, ok));
     }
@@ -239,6 +261,36 @@ fn stall(
         }
     }
     Ok(ok)
+}
+
+/// A fresh I/O queue (qid 2) whose CQ page is then unmapped from the IOMMU: a read on it
+/// must end with the controller fatal (CSTS.CFS), reported as such within 5 s.
+fn controller_fatal(
+    ctrl: &mut VfioController,
+    nsid: u32,
+    buf: &DmaBuffer,
+    say: &mut dyn FnMut(String),
+) -> Result<bool, VfioError> {
+    let mut queue = ctrl.create_io_queue(2, 16)?;
+    ctrl.device()
+        .unmap(queue.cq_iova(), super::sys::PAGE as u64)?;
+    say("controller-fatal: I/O queue 2's CQ page unmapped from the IOMMU".to_string());
+    let read = Transfer {
+        write: false,
+        nsid,
+        slba: 0,
+        blocks: 1,
+    };
+    let after = ctrl.io(&mut queue, read, buf, Duration::from_secs(5));
+    let (raw, csts) = regs::csts(ctrl.device().bar0());
+    say(format!(
+        "controller-fatal: a read on queue 2: {} (CSTS {raw:#010x})",
+        match &after {
+            Ok(s) => format!("completed {s}"),
+            Err(e) => e.to_string(),
+        }
+    ));
+    Ok(matches!(after, Err(VfioError::ControllerFatal { .. })) && csts.cfs)
 }
 
 /// An AER error on the controller's port: VFIO's error eventfd fires within 10 s, and the
@@ -329,6 +381,7 @@ mod tests {
         assert!("aer"
             .parse::<FaultCheck>()
             .unwrap_err()
-            .contains("stall, pci-error"));
+            .contains("stall, pci-error, controller-fatal"));
+        assert!(!FaultCheck::ControllerFatal.needs_broker());
     }
 }
