@@ -9,7 +9,9 @@
 #   v  vfio-faults  real faults from the host's fault broker (run-vm.sh --broker): a read
 #                   stalled on the backing store gets no completion while CSTS stays ready,
 #                   and completes once the stall is lifted; an AER error on the root port
-#                   fires VFIO's error eventfd and the reset controller completes no more.
+#                   fires VFIO's error eventfd and the reset controller completes no more;
+#                   the driver makes the controller fatal (CQ unmapped); an unplug fires
+#                   VFIO's request eventfd and the device goes once released.
 # Skips, with the reason, when the machine has no NVMe controller, no IOMMU group or no broker.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -71,6 +73,15 @@ stage_v_faults() {
     --vfio-fault pci-error 2>&1 | tee -a "$RESULTS/vfio-faults.out"
   rc2=${PIPESTATUS[0]}
   [ "$rc2" = 0 ] || rc=$rc2
+  # last: the controller is unplugged; once the check releases it, the removal finishes
+  NVMF_FAULT_BROKER=$broker timeout 120 "$BINS/nvmf-reference-target" --vfio-check "$bdf" \
+    --vfio-fault unplug 2>&1 | tee -a "$RESULTS/vfio-faults.out"
+  rc2=${PIPESTATUS[0]}
+  [ "$rc2" = 0 ] || rc=$rc2
+  local i
+  for i in $(seq 1 100); do [ -e "/sys/bus/pci/devices/$bdf" ] || break; sleep 0.1; done
+  if [ -e "/sys/bus/pci/devices/$bdf" ]; then echo "$bdf still present 10 s after its release"; rc=1
+  else echo "unplug: $bdf removed after the check released it"; fi
   set -o pipefail
   out=$(cat "$RESULTS/vfio-faults.out")
   grep -q "stall: read nsid 1 lba 8: a read: no completion within 2000 ms (CSTS 0x00000001: rdy=1 cfs=0)" <<<"$out" \
@@ -80,6 +91,7 @@ stage_v_faults() {
   grep -q "controller-fatal: a read on queue 2: controller fatal status" <<<"$out" \
     || { echo "the driver did not see the controller go fatal"; return 1; }
   grep -q "pci-error: VFIO error eventfd fired" <<<"$out" || { echo "no VFIO error eventfd"; return 1; }
+  grep -q "unplug: VFIO request eventfd fired" <<<"$out" || { echo "no VFIO request eventfd"; return 1; }
   [ "$rc" = 0 ] || { echo "exit $rc"; return 1; }
 }
 

@@ -83,8 +83,9 @@ struct Cli {
     /// on the backing store, then the stall is lifted), `pci-error` (an AER error on the
     /// controller's port; leaves the controller reset) — both need the fault broker whose
     /// directory NVMF_FAULT_BROKER names (the soft-RoCE VM's, docs/softroce.md; without one,
-    /// exit 125 saying so) — or `controller-fatal` (the driver unmaps a queue's CQ from the
-    /// IOMMU; the controller must go fatal).
+    /// exit 125 saying so), `unplug` (the controller is unplugged; VFIO must ask for it
+    /// back; also through the broker) — or `controller-fatal` (the driver unmaps a queue's
+    /// CQ from the IOMMU; the controller must go fatal).
     #[arg(long = "vfio-fault", value_name = "FAULT", requires = "vfio_check")]
     vfio_faults: Vec<harness::backend::vfio::check::FaultCheck>,
     /// Consent to destructive actions on this PCI device (--vfio-write-verify).

@@ -12,6 +12,9 @@
 //!   eventfd must fire, and the controller, reset by the kernel's recovery, completes no
 //!   more commands (a read gets no completion, or the controller reads fatal or gone).
 //!
+//! - **unplug**: the controller is unplugged (`device_del`); VFIO's request eventfd must
+//!   fire (the kernel asks for the device back), and the check then releases it.
+//!
 //! One fault needs no broker:
 //! - **controller-fatal**: the driver takes a queue's CQ away from the controller (unmaps
 //!   its page from the IOMMU); the controller's next completion write fails, it sets
@@ -38,6 +41,8 @@ pub enum FaultCheck {
     PciError,
     /// A queue's CQ unmapped from the IOMMU: the controller goes fatal (CSTS.CFS).
     ControllerFatal,
+    /// The controller unplugged: VFIO asks for it back.
+    Unplug,
 }
 
 impl FaultCheck {
@@ -55,8 +60,9 @@ impl std::str::FromStr for FaultCheck {
             "stall" => Ok(FaultCheck::Stall),
             "pci-error" => Ok(FaultCheck::PciError),
             "controller-fatal" => Ok(FaultCheck::ControllerFatal),
+            "unplug" => Ok(FaultCheck::Unplug),
             other => Err(format!(
-                "unknown fault `{other}` (stall, pci-error, controller-fatal)"
+                "unknown fault `{other}` (stall, pci-error, controller-fatal, unplug)"
             )),
         }
     }
@@ -202,7 +208,8 @@ pub fn run(
             (FaultCheck::PciError, Some(broker)) => pci_error(
                 &mut ctrl, &mut queue, broker, ns.nsid, &buf, plan.bound, say,
             )?,
-            (FaultCheck::Stall | FaultCheck::PciError, None) => {
+            (FaultCheck::Unplug, Some(broker)) => unplug(&mut ctrl, broker, say)?,
+            (FaultCheck::Stall | FaultCheck::PciError | FaultCheck::Unplug, None) => {
                 return Err(VfioError::Broker(format!("{fault:?} needs a fault broker")))
             }
         };
@@ -293,6 +300,39 @@ fn controller_fatal(
     Ok(matches!(after, Err(VfioError::ControllerFatal { .. })) && csts.cfs)
 }
 
+/// The controller unplugged: VFIO's request eventfd fires within 15 s (the caller then
+/// releases the device, which lets the removal finish).
+fn unplug(
+    ctrl: &mut VfioController,
+    broker: &mut Broker,
+    say: &mut dyn FnMut(String),
+) -> Result<bool, VfioError> {
+    let efd = ctrl.device().notifier(Notifier::Request)?;
+    let answer = broker.inject(RealFault::Unplug, BROKER_BOUND)?;
+    say(format!("unplug: injected ({answer})"));
+    let start = Instant::now();
+    let mut fds = [nix::poll::PollFd::new(
+        efd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let fired = nix::poll::poll(&mut fds, 15_000u16).map_err(|e| VfioError::Call {
+        call: "poll(request eventfd)",
+        errno: e,
+    })? > 0;
+    say(format!(
+        "unplug: VFIO request eventfd {}",
+        if fired {
+            format!(
+                "fired after {} ms; releasing the device",
+                start.elapsed().as_millis()
+            )
+        } else {
+            "did not fire within 15 s".to_string()
+        }
+    ));
+    Ok(fired)
+}
+
 /// An AER error on the controller's port: VFIO's error eventfd fires within 10 s, and the
 /// controller completes no more commands.
 fn pci_error(
@@ -381,7 +421,8 @@ mod tests {
         assert!("aer"
             .parse::<FaultCheck>()
             .unwrap_err()
-            .contains("stall, pci-error, controller-fatal"));
+            .contains("stall, pci-error, controller-fatal, unplug"));
+        assert!(FaultCheck::Unplug.needs_broker());
         assert!(!FaultCheck::ControllerFatal.needs_broker());
     }
 }
