@@ -7,9 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::wire::{
-    DataPointer, DsmRangeRepr, Fuse, Psdt, SqeCommand, SqeRepr, Status, DSM_RANGE_LEN,
-};
+use crate::wire::{DsmRangeRepr, Fuse, Psdt, SqeCommand, SqeRepr, Status, DSM_RANGE_LEN};
 
 use super::namespace::Namespace;
 
@@ -51,11 +49,6 @@ pub fn prp1(sqe: &SqeRepr) -> Option<u64> {
         Psdt::Prp => sqe.dptr.prp_entries().map(|(prp1, _)| prp1),
         _ => None,
     }
-}
-
-/// Builds the data pointer of a backend SQE: PRP1 = `addr`, PRP2 = 0.
-pub fn prp_dptr(addr: u64) -> DataPointer {
-    DataPointer::prps(addr, 0)
 }
 
 /// An SQE for a backend controller: PRP data pointer at `addr` (see [`prp1`]).

@@ -156,12 +156,7 @@ pub fn run(
     let buf = ctrl.device().dma(block.div_ceil(super::sys::PAGE))?;
     let mut out = CheckOutcome::default();
     for &lba in &plan.reads {
-        let read = Transfer {
-            write: false,
-            nsid: ns.nsid,
-            slba: lba,
-            blocks: 1,
-        };
+        let read = Transfer::block(false, ns.nsid, lba);
         let status = ctrl.io(&mut queue, read, &buf, plan.bound)?;
         say(format!("read nsid {} lba {lba}: {status}", ns.nsid));
         if !status.same_code(Status::SUCCESS) {
@@ -171,21 +166,13 @@ pub fn run(
     if let Some(lba) = plan.write_verify {
         let data = pattern(lba, block);
         buf.write(0, &data);
-        let write = Transfer {
-            write: true,
-            nsid: ns.nsid,
-            slba: lba,
-            blocks: 1,
-        };
+        let write = Transfer::block(true, ns.nsid, lba);
         let status = ctrl.io(&mut queue, write, &buf, plan.bound)?;
         say(format!("write nsid {} lba {lba}: {status}", ns.nsid));
         buf.write(0, &vec![0u8; block]);
         let status = ctrl.io(
             &mut queue,
-            Transfer {
-                write: false,
-                ..write
-            },
+            Transfer::block(false, ns.nsid, lba),
             &buf,
             plan.bound,
         )?;
@@ -233,12 +220,7 @@ fn stall(
 ) -> Result<bool, VfioError> {
     let answer = broker.inject(RealFault::Stall, BROKER_BOUND)?;
     say(format!("stall: injected ({answer})"));
-    let read = Transfer {
-        write: false,
-        nsid,
-        slba: 8,
-        blocks: 1,
-    };
+    let read = Transfer::block(false, nsid, 8);
     let stalled = ctrl.io(queue, read, buf, Duration::from_secs(2));
     let (raw, csts) = regs::csts(ctrl.device().bar0());
     let mut ok = matches!(stalled, Err(VfioError::NoCompletion { .. })) && csts.rdy && !csts.cfs;
@@ -282,12 +264,7 @@ fn controller_fatal(
     ctrl.device()
         .unmap(queue.cq_iova(), super::sys::PAGE as u64)?;
     say("controller-fatal: I/O queue 2's CQ page unmapped from the IOMMU".to_string());
-    let read = Transfer {
-        write: false,
-        nsid,
-        slba: 0,
-        blocks: 1,
-    };
+    let read = Transfer::block(false, nsid, 0);
     let after = ctrl.io(&mut queue, read, buf, Duration::from_secs(5));
     let (raw, csts) = regs::csts(ctrl.device().bar0());
     say(format!(
@@ -300,6 +277,21 @@ fn controller_fatal(
     Ok(matches!(after, Err(VfioError::ControllerFatal { .. })) && csts.cfs)
 }
 
+/// How long after now `efd` became readable, if it did within `bound_ms`.
+fn fired_within(
+    efd: &std::os::fd::OwnedFd,
+    bound_ms: u16,
+    call: &'static str,
+) -> Result<Option<Duration>, VfioError> {
+    let start = Instant::now();
+    let mut fds = [nix::poll::PollFd::new(
+        efd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let n = nix::poll::poll(&mut fds, bound_ms).map_err(|errno| VfioError::Call { call, errno })?;
+    Ok((n > 0).then(|| start.elapsed()))
+}
+
 /// The controller unplugged: VFIO's request eventfd fires within 15 s (the caller then
 /// releases the device, which lets the removal finish).
 fn unplug(
@@ -310,27 +302,15 @@ fn unplug(
     let efd = ctrl.device().notifier(Notifier::Request)?;
     let answer = broker.inject(RealFault::Unplug, BROKER_BOUND)?;
     say(format!("unplug: injected ({answer})"));
-    let start = Instant::now();
-    let mut fds = [nix::poll::PollFd::new(
-        efd.as_fd(),
-        nix::poll::PollFlags::POLLIN,
-    )];
-    let fired = nix::poll::poll(&mut fds, 15_000u16).map_err(|e| VfioError::Call {
-        call: "poll(request eventfd)",
-        errno: e,
-    })? > 0;
+    let fired = fired_within(&efd, 15_000, "poll(request eventfd)")?;
     say(format!(
         "unplug: VFIO request eventfd {}",
-        if fired {
-            format!(
-                "fired after {} ms; releasing the device",
-                start.elapsed().as_millis()
-            )
-        } else {
-            "did not fire within 15 s".to_string()
+        match fired {
+            Some(after) => format!("fired after {} ms; releasing the device", after.as_millis()),
+            None => "did not fire within 15 s".to_string(),
         }
     ));
-    Ok(fired)
+    Ok(fired.is_some())
 }
 
 /// An AER error on the controller's port: VFIO's error eventfd fires within 10 s, and the
@@ -347,33 +327,19 @@ fn pci_error(
     let efd = ctrl.device().notifier(Notifier::Error)?;
     let answer = broker.inject(RealFault::PciError, BROKER_BOUND)?;
     say(format!("pci-error: injected ({answer})"));
-    let start = Instant::now();
-    let mut fds = [nix::poll::PollFd::new(
-        efd.as_fd(),
-        nix::poll::PollFlags::POLLIN,
-    )];
-    let fired = nix::poll::poll(&mut fds, 10_000u16).map_err(|e| VfioError::Call {
-        call: "poll(error eventfd)",
-        errno: e,
-    })? > 0;
+    let fired = fired_within(&efd, 10_000, "poll(error eventfd)")?;
     say(format!(
         "pci-error: VFIO error eventfd {}",
-        if fired {
-            format!("fired after {} ms", start.elapsed().as_millis())
-        } else {
-            "did not fire within 10 s".to_string()
+        match fired {
+            Some(after) => format!("fired after {} ms", after.as_millis()),
+            None => "did not fire within 10 s".to_string(),
         }
     ));
     // The kernel's recovery resets the link; give it time before looking.
     std::thread::sleep(Duration::from_secs(3));
     let (raw, _) = regs::csts(ctrl.device().bar0());
     say(format!("pci-error: CSTS {raw:#010x} after recovery"));
-    let read = Transfer {
-        write: false,
-        nsid,
-        slba: 0,
-        blocks: 1,
-    };
+    let read = Transfer::block(false, nsid, 0);
     let after = ctrl.io(queue, read, buf, bound.min(Duration::from_secs(3)));
     let stopped = !matches!(after, Ok(s) if s.same_code(Status::SUCCESS));
     say(format!(
@@ -383,7 +349,7 @@ fn pci_error(
             Err(e) => e.to_string(),
         }
     ));
-    Ok(fired && stopped)
+    Ok(fired.is_some() && stopped)
 }
 
 #[cfg(test)]

@@ -56,6 +56,18 @@ pub struct Transfer {
     pub blocks: u16,
 }
 
+impl Transfer {
+    /// A read (`write` false) or write of the one block `slba` of namespace `nsid`.
+    pub fn block(write: bool, nsid: u32, slba: u64) -> Transfer {
+        Transfer {
+            write,
+            nsid,
+            slba,
+            blocks: 1,
+        }
+    }
+}
+
 /// An opened, ready controller.
 pub struct VfioController {
     dev: VfioDevice,
