@@ -90,14 +90,15 @@ for line in sys.stdin:
 
 # Stage v: boots a q35 VM whose NVMe controller is backed by a fresh raw file, runs
 # in-vm/vfio.sh (the userspace VFIO driver: bring-up, Identify, reads, the blkdebug media
-# error, a write read back; then real faults through the fault broker: a stall and an AER
-# error), then checks from the host that the written block is in the backing file (stage
-# v-vfio-backing-store).
+# error, a write read back; the kernel initiator through rxe0 and the reference target
+# serving that controller; then real faults through the fault broker: a stall and an AER
+# error), then checks from the host that the written blocks are in the backing file (stages
+# v-vfio-backing-store and v-vfio-initiator-backing-store).
 vfio_stage() {
   local img rc=0 dir=$REPORTS/vfio
   img=$(mktemp "$VM_CACHE/nvme.XXXXXX.img")
   truncate -s 64M "$img"
-  "$SOFTROCE_DIR/run-vm.sh" --nvme "$img" --broker --timeout 300 --bins "$BINS" --results "$dir" vfio.sh || rc=1
+  "$SOFTROCE_DIR/run-vm.sh" --nvme "$img" --broker --timeout 600 --bins "$BINS" --results "$dir" vfio.sh || rc=1
   mkdir -p "$dir/stages"
   if [ "$(cat "$dir/stages/v-vfio-check.status" 2>/dev/null)" = pass ]; then
     # nvmf-reference-target --vfio-write-verify 100 wrote harness::backend::vfio::check::pattern
@@ -117,7 +118,20 @@ PY
     echo "skip: stage v-vfio-check did not pass" > "$dir/stages/v-vfio-backing-store.status"
   fi
   echo 0 > "$dir/stages/v-vfio-backing-store.seconds"
-  rm -f "$img"
+  # the kernel initiator wrote vfio-pattern.bin at 32 MiB through rxe, the reference target
+  # and its VFIO backend: the same bytes must be in the controller's backing file
+  if [ "$(cat "$dir/stages/v-vfio-initiator.status" 2>/dev/null)" = pass ]; then
+    if cmp -s -i 0:$((32 << 20)) -n $((8 << 20)) "$dir/vfio-pattern.bin" "$img"; then
+      echo pass > "$dir/stages/v-vfio-initiator-backing-store.status"
+    else
+      echo "fail: 32..40 MiB of the controller's backing file do not hold what the kernel initiator wrote" \
+        > "$dir/stages/v-vfio-initiator-backing-store.status"; rc=1
+    fi
+  else
+    echo "skip: stage v-vfio-initiator did not pass" > "$dir/stages/v-vfio-initiator-backing-store.status"
+  fi
+  echo 0 > "$dir/stages/v-vfio-initiator-backing-store.seconds"
+  rm -f "$img" "$dir/vfio-pattern.bin"
   return $rc
 }
 

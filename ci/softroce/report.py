@@ -26,6 +26,8 @@ STAGES = {
     "v-vfio-check": "QEMU's NVMe controller bound to vfio-pci and driven from userspace (nvmf-reference-target --vfio-check): bring-up, Identify, reads, the blkdebug media error 0x281, a write read back",
     "v-vfio-faults": "real faults from the host's fault broker on the VFIO-driven controller: a read stalled on the backing store gets no completion while CSTS stays ready and completes once resumed; an AER error on the root port fires VFIO's error eventfd and the reset controller completes no more",
     "v-vfio-backing-store": "the block written through VFIO is in the controller's backing file, read from the host",
+    "v-vfio-initiator": "the Linux kernel initiator over rxe0 to the reference target serving QEMU's NVMe controller through VFIO (the engine's queue pair in its own memory): dd write/read-back, fio crc32c verify, the media error reaching the host as EIO, the I/O offloaded",
+    "v-vfio-initiator-backing-store": "the 8 MiB the kernel initiator wrote through the reference target's VFIO backend are in the controller's backing file, read from the host",
     "e-twonode-target": "two VMs over a UDP socket link: the kernel nvmet-rdma target's VM",
     "e-twonode-initiator": "two VMs over a UDP socket link: the initiator's VM (discover, connect, dd+cmp, fio verify, fio, disconnect)",
     "e-twonode-remote-target": "two VMs: the target VM's nvmf-reference-target --control --fabric verbs, serving the initiator VM's runner",

@@ -86,6 +86,35 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn a_real_controller_needs_consent_and_a_device() {
+    let vfio = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/configs/vfio.toml");
+    let out = bin().arg("--config").arg(&vfio).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--allow-destructive 0000:01:00.0"), "{err}");
+    let out = bin()
+        .args(["--allow-destructive", "0000:02:00.0", "--config"])
+        .arg(&vfio)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "another device is no consent");
+    // Consent given, on a machine where the device is not there: the start fails and says
+    // which controller and why, without a panic.
+    let out = bin()
+        .args(["--allow-destructive", "0000:01:00.0", "--config"])
+        .arg(&vfio)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("vfio 0000:01:00.0, subsystem.backend.pci"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn self_test_on_sim_passes() {
     let out = bin()
         .args(["--fabric", "sim", "--self-test", "--config"])

@@ -176,3 +176,81 @@ fn profile_by_path() {
     let e = err(&BASE.replace("profile = \"full\"", "profile = \"/nonexistent/p.toml\""));
     assert_eq!(e.field, "profile");
 }
+
+/// A subsystem served from a real controller: `[subsystem.backend]` with `kind = "vfio"`.
+const VFIO: &str = r#"
+[[port]]
+addr = "127.0.10.1:4420"
+subsystem = "nqn.x:a"
+
+[[subsystem]]
+nqn = "nqn.x:a"
+allow_any_host = true
+
+[subsystem.backend]
+kind = "vfio"
+pci = "0000:01:00.0"
+"#;
+
+#[test]
+fn a_vfio_backend_names_its_controller_and_takes_no_namespaces() {
+    use reference_target::control::BackendConfig;
+    let c = Config::parse("t.toml", VFIO).unwrap();
+    let s = &c.subsystems[0];
+    assert_eq!(
+        s.backend,
+        BackendConfig::Vfio {
+            pci: "0000:01:00.0".parse().unwrap()
+        }
+    );
+    assert!(s.namespaces.is_empty(), "they come from Identify at start");
+    let plain =
+        Config::parse("t.toml", &BASE.replace("quirks = [\"allow-any-host\"]", "")).unwrap();
+    assert_eq!(plain.subsystems[0].backend, BackendConfig::Emulated);
+
+    let cases: [(String, &str, &str); 6] = [
+        (
+            VFIO.replace("pci = \"0000:01:00.0\"\n", ""),
+            "subsystem.backend.pci",
+            "needs the controller's PCI address",
+        ),
+        (
+            VFIO.replace("0000:01:00.0", "0000:01:00"),
+            "subsystem.backend.pci",
+            "0000:01:00",
+        ),
+        (
+            VFIO.replace("0000:01:00.0", "0000:01:20.0"),
+            "subsystem.backend.pci",
+            "device",
+        ),
+        (
+            VFIO.replace("\"vfio\"", "\"spdk\""),
+            "subsystem.backend.kind",
+            "`spdk`",
+        ),
+        (
+            VFIO.replace("\"vfio\"", "\"emulated\""),
+            "subsystem.backend.pci",
+            "only a \"vfio\" backend",
+        ),
+        (
+            VFIO.to_string() + "\n[[subsystem.namespace]]\nnsid = 1\nsize = 4096\n",
+            "subsystem.namespace",
+            "come from the controller's Identify",
+        ),
+    ];
+    for (text, field, words) in cases {
+        let e = err(&text);
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(words), "{e}");
+        assert!(e.line.is_some(), "{e}");
+    }
+    let twice = VFIO.to_string()
+        + "\n[[subsystem]]\nnqn = \"nqn.x:b\"\nallow_any_host = true\n[subsystem.backend]\nkind = \"vfio\"\npci = \"0000:01:00.0\"\n";
+    let e = err(&twice);
+    assert_eq!(e.field, "subsystem.backend.pci");
+    assert!(e.message.contains("already backs another subsystem"), "{e}");
+    let e = err(&VFIO.replace("pci =", "bus = 1\npci ="));
+    assert_eq!(e.field, "bus", "{e}");
+}

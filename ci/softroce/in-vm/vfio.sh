@@ -6,6 +6,13 @@
 #                   (success) and LBA 2048 (the blkdebug media error: 0x281 expected), and a
 #                   write + read-back of LBA 100, whose bytes the host then finds in the
 #                   controller's backing file.
+#   v  vfio-initiator  the Linux kernel initiator -> rxe0 -> nvmf-reference-target whose
+#                   subsystem is served from that controller ([subsystem.backend] kind =
+#                   "vfio"): 8 MiB written at 32 MiB with dd and read back, fio's crc32c
+#                   verify over 16..32 MiB, the blkdebug media error on LBA 2048 reaching
+#                   the host as an I/O error; the engine's counters show the I/O offloaded.
+#                   The host then finds the 8 MiB in the backing file (stage
+#                   v-vfio-initiator-backing-store).
 #   v  vfio-faults  real faults from the host's fault broker (run-vm.sh --broker): a read
 #                   stalled on the backing store gets no completion while CSTS stays ready,
 #                   and completes once the stall is lifted; an AER error on the root port
@@ -55,6 +62,82 @@ stage_v() {
   grep -q "1 read(s) failed$" <<<"$out" || { echo "unexpected failures"; return 1; }
 }
 
+IP=10.0.2.15
+VFIO_PORT=4421
+VFIO_NQN=nqn.2026-11.io.nvmf-conform:vfio
+
+stage_v_initiator() {
+  local bdf pid n=0 nqn dev rc=0
+  bdf=$(nvme_bdf)
+  [ -n "$bdf" ] || skip "no NVMe controller on this machine"
+  [ -x "$BINS/nvmf-reference-target" ] || skip "no nvmf-reference-target among the shared binaries"
+  offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
+  [ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = vfio-pci ] || bind_vfio "$bdf"
+  setup_rxe "$IP"
+  setup_host_identity
+  cat > /tmp/vfio.toml <<TOML
+profile = "full"
+
+[[port]]
+addr = "$IP:$VFIO_PORT"
+subsystem = "$VFIO_NQN"
+
+[[subsystem]]
+nqn = "$VFIO_NQN"
+allow_any_host = true
+staging_buf = "4MiB"
+queue_depth = 128
+
+[subsystem.backend]
+kind = "vfio"
+pci = "$bdf"
+TOML
+  "$BINS/nvmf-reference-target" --config /tmp/vfio.toml --fabric verbs --device rxe0 \
+    --allow-destructive "$bdf" --log-level info --duration 600 > "$RESULTS/vfio-target.log" 2>&1 &
+  pid=$!
+  until nqn=$(discover_nqn "$IP" "$VFIO_PORT" 2>/dev/null) && [ -n "$nqn" ]; do
+    n=$((n + 1))
+    kill -0 "$pid" 2>/dev/null || { cat "$RESULTS/vfio-target.log"; return 1; }
+    [ $n -lt 60 ] || { echo "the reference target did not answer discovery in 60 s"; kill "$pid"; return 1; }
+    sleep 1
+  done
+  dev=$(nvme_connect "$IP" "$VFIO_PORT" "$nqn") || { kill "$pid"; cat "$RESULTS/vfio-target.log"; return 1; }
+  nvme list
+  # 8 MiB at 32 MiB, clear of LBA 2048 (1 MiB), whose reads blkdebug fails
+  dd if=/dev/urandom of="$RESULTS/vfio-pattern.bin" bs=1M count=8 status=none
+  timeout 120 dd if="$RESULTS/vfio-pattern.bin" of="$dev" bs=1M seek=32 count=8 oflag=direct conv=fsync status=none || rc=1
+  timeout 120 dd if="$dev" of=/tmp/vfio-readback bs=1M skip=32 count=8 iflag=direct status=none || rc=1
+  if [ $rc = 0 ] && cmp "$RESULTS/vfio-pattern.bin" /tmp/vfio-readback; then
+    say "dd: 8 MiB written at 32 MiB, read back and compared on $dev: OK"
+  else
+    echo "dd write / read-back over the VFIO backend failed"; rc=1
+  fi
+  if timeout 300 fio --name=verify --filename="$dev" --rw=randwrite --bs=4k --size=16M --offset=16M \
+      --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --do_verify=1 \
+      --verify_fatal=1 --output-format=terse > "$RESULTS/vfio-fio-verify.out"; then
+    say "fio: 16 MiB of random 4 KiB writes verified with crc32c on $dev: OK"
+  else
+    echo "fio verify over the VFIO backend failed"; rc=1
+  fi
+  # the controller's media error (blkdebug: reads of sector 2048) reaches the host as EIO
+  if timeout 60 dd if="$dev" of=/dev/null bs=512 skip=2048 count=1 iflag=direct status=none 2> /tmp/vfio-eio; then
+    echo "a read of LBA 2048 succeeded: the media error did not reach the host"; rc=1
+  else
+    say "LBA 2048 (media error on the controller): $(head -1 /tmp/vfio-eio)"
+  fi
+  nvme disconnect -n "$nqn" || rc=1
+  kill -INT "$pid" 2>/dev/null || true
+  for n in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -0 "$pid" 2>/dev/null && { echo "the target did not stop within 30 s of SIGINT"; kill -9 "$pid"; rc=1; }
+  wait "$pid" 2>/dev/null || true
+  grep -E "counters:|real-controller|subsystem-ready" "$RESULTS/vfio-target.log" || true
+  # the offload engine, not software, served the I/O: offloaded writes of the 8 MiB at least
+  local writes
+  writes=$(sed -n 's/^counters: .* nsid 1: offloaded reads [0-9]* ([0-9]* blocks), writes [0-9]* (\([0-9]*\) blocks).*/\1/p' "$RESULTS/vfio-target.log")
+  [ -n "$writes" ] && [ "$writes" -ge 16384 ] || { echo "offloaded write blocks: '${writes}', expected at least 16384 (8 MiB)"; rc=1; }
+  return $rc
+}
+
 stage_v_faults() {
   local bdf out rc=0 rc2 broker
   bdf=$(nvme_bdf)
@@ -98,6 +181,7 @@ stage_v_faults() {
 main() {
   local failed=0
   run_stage v-vfio-check stage_v || failed=1
+  run_stage v-vfio-initiator stage_v_initiator || failed=1
   run_stage v-vfio-faults stage_v_faults || failed=1
   return $failed
 }

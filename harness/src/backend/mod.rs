@@ -87,6 +87,13 @@ pub trait BackendPort: Send + Sync {
     /// Returns when the controller may have posted a completion or changed state since the
     /// previous call (spurious returns are allowed).
     async fn wait_activity(&self);
+    /// PRP1 and PRP2 describing the `len` bytes at address `addr` (one contiguous staging
+    /// range) for the command in slot `cid`, as this controller reads them. The default is
+    /// the emulated controllers' convention: PRP1 = the start of the range, PRP2 unused. A
+    /// real controller's port builds PRP2 and a PRP list ([`prp`]).
+    fn prps(&self, _cid: u16, addr: u64, _len: u64) -> Result<(u64, u64), BackendError> {
+        Ok((addr, 0))
+    }
     /// The in-process controller behind the port, if it is one (fault injection).
     fn controller(self: Arc<Self>) -> Option<Arc<BackendController>> {
         None

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::api::MemRef;
 use crate::fabric::{DeviceContext, MrId, MrInfo};
-use crate::wire::{CqeRepr, SqeRepr, CQE_LEN, SQE_LEN};
+use crate::wire::{Cqe, CqeRepr, SqeRepr, CQE_LEN, SQE_LEN};
 
 use super::BackendError;
 
@@ -107,9 +107,20 @@ impl CqReader {
 
     /// Takes the entry at the head if its phase tag is the current one, advancing the head
     /// (and flipping the expected phase at the wrap). Does not ring: see [`Self::release`].
+    ///
+    ///
+    /// An entry whose tag is current is read a second time before it is taken, as a
+    /// driver reads a CQ a real controller writes by DMA (status with the tag first, the
+    /// rest after a barrier): an entry is never taken half written.
     pub fn poll(&mut self) -> Result<Option<CqeRepr>, BackendError> {
-        let mut b = [0u8; CQE_LEN];
         let off = self.ring.offset + u64::from(self.head) * CQE_LEN as u64;
+        let mut b = [0u8; CQE_LEN];
+        self.ctx.mr_read(self.ring.mr, off, &mut b)?;
+        let fresh = Cqe::new_checked(&b[..]).is_ok_and(|c| c.phase() == self.phase);
+        if !fresh {
+            return Ok(None);
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
         self.ctx.mr_read(self.ring.mr, off, &mut b)?;
         let cqe =
             CqeRepr::parse_bytes(&b).map_err(|_| BackendError::Config("CQE does not parse"))?;

@@ -88,9 +88,11 @@ struct Cli {
     /// CQ from the IOMMU; the controller must go fatal).
     #[arg(long = "vfio-fault", value_name = "FAULT", requires = "vfio_check")]
     vfio_faults: Vec<harness::backend::vfio::check::FaultCheck>,
-    /// Consent to destructive actions on this PCI device (--vfio-write-verify).
-    #[arg(long, value_name = "PCI")]
-    allow_destructive: Option<String>,
+    /// Consent to destructive actions on this PCI device (repeatable): --vfio-write-verify,
+    /// and serving a configuration whose `[subsystem.backend]` is `kind = "vfio"` (the
+    /// target resets the controller and hosts write its namespaces).
+    #[arg(long = "allow-destructive", value_name = "PCI")]
+    allow_destructive: Vec<String>,
     /// Print every quirk (name and the rule it breaks) and exit.
     #[arg(long)]
     list_quirks: bool,
@@ -175,6 +177,18 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
+    for s in &config.subsystems {
+        if let reference_target::control::BackendConfig::Vfio { pci } = s.backend {
+            if !consented(&cli, pci) {
+                return usage(format!(
+                    "subsystem `{}` is served from the NVMe controller {pci} (subsystem.backend): \
+                     the target resets it and hosts write its namespaces; add \
+                     --allow-destructive {pci} to consent (never a disk holding data)",
+                    s.nqn
+                ));
+            }
+        }
+    }
     for name in &cli.quirks {
         match name.parse::<Quirk>() {
             Ok(q) => config.quirks.insert(q),
@@ -205,6 +219,14 @@ fn main() -> ExitCode {
     rt.block_on(run(cli, config))
 }
 
+/// Whether `--allow-destructive` names `address`.
+fn consented(cli: &Cli, address: harness::backend::vfio::PciAddress) -> bool {
+    cli.allow_destructive.iter().any(|a| {
+        a.parse::<harness::backend::vfio::PciAddress>()
+            .is_ok_and(|a| a == address)
+    })
+}
+
 /// `--vfio-check`: see the command's help.
 fn vfio_check(cli: &Cli, pci: &str) -> ExitCode {
     use harness::backend::vfio::check::{self, CheckPlan};
@@ -213,17 +235,11 @@ fn vfio_check(cli: &Cli, pci: &str) -> ExitCode {
         Ok(a) => a,
         Err(e) => return usage(format!("--vfio-check: {e}")),
     };
-    if cli.vfio_write_verify.is_some() {
-        let consent = cli
-            .allow_destructive
-            .as_deref()
-            .map(str::parse::<PciAddress>);
-        if !matches!(consent, Some(Ok(a)) if a == address) {
-            return usage(format!(
-                "--vfio-write-verify overwrites a block of {address}: add \
-                 --allow-destructive {address} to consent (never on a disk holding data)"
-            ));
-        }
+    if cli.vfio_write_verify.is_some() && !consented(cli, address) {
+        return usage(format!(
+            "--vfio-write-verify overwrites a block of {address}: add \
+             --allow-destructive {address} to consent (never on a disk holding data)"
+        ));
     }
     let plan = CheckPlan {
         nsid: cli.vfio_nsid,
@@ -405,8 +421,44 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
         }
     }
     print_events(&target, printed);
+    print_counters(&target, &subsystems);
     target.shutdown();
     code
+}
+
+/// One line per namespace: what the offload engine served (its counters) and how many I/O
+/// commands software served for the subsystem.
+fn print_counters(target: &Target, subsystems: &[reference_target::control::SubsystemConfig]) {
+    let Some(engine) = target.offload_engine() else {
+        return;
+    };
+    let provider = engine.provider();
+    for s in subsystems {
+        for nsid in target.namespace_ids(&s.nqn) {
+            let Some(ctrl) = target.ctrl_of(&s.nqn, nsid) else {
+                println!(
+                    "counters: {} nsid {nsid}: no backend controller (released)",
+                    s.nqn
+                );
+                continue;
+            };
+            if let Ok(c) = provider.ns_counters(ctrl, nsid) {
+                println!(
+                    "counters: {} nsid {nsid}: offloaded reads {} ({} blocks), writes {} ({} \
+                     blocks), flushes {}, errors {} (backend {}); software-served I/O {}",
+                    s.nqn,
+                    c.read_cmds,
+                    c.read_blocks,
+                    c.write_cmds,
+                    c.write_blocks,
+                    c.flush_cmds,
+                    c.error_cmds,
+                    c.backend_error_cmds,
+                    target.software_io_commands(&s.nqn)
+                );
+            }
+        }
+    }
 }
 
 /// How the control channel opens the device for each target, and the device's name; `Err`

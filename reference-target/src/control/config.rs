@@ -26,6 +26,17 @@
 //! lba_format = "4096"           # 512, 4096, 512+8, 4096+8, 4096+64
 //! ```
 //!
+//! A subsystem's backend controller is emulated by default. A real NVMe controller driven
+//! through VFIO takes its place with a backend table; its namespaces then come from the
+//! controller's Identify data (no `[[subsystem.namespace]]`), front-facing nsid = the
+//! controller's nsid:
+//!
+//! ```toml
+//! [subsystem.backend]
+//! kind = "vfio"                 # or "emulated" (the default)
+//! pci = "0000:01:00.0"          # bound to vfio-pci, in a viable IOMMU group
+//! ```
+//!
 //! Unknown keys are refused. Every error names the file, the line when known, and the
 //! field ([`ConfigError`]). One port serves exactly one subsystem (the offloaded
 //! subsystem is the port's NVMe-oF SRQ); a subsystem may be served by several ports.
@@ -62,6 +73,20 @@ pub enum Backing {
     Ram,
     /// In a file (created if absent, sized to the namespace).
     File(PathBuf),
+    /// On the subsystem's real controller (its size and format read from Identify).
+    Controller,
+}
+
+/// The controller behind a subsystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendConfig {
+    /// Emulated by the project, holding the configured namespaces.
+    Emulated,
+    /// A real NVMe controller at this PCI address, driven through VFIO.
+    Vfio {
+        /// Its address.
+        pci: harness::backend::vfio::PciAddress,
+    },
 }
 
 /// One namespace of a subsystem.
@@ -104,8 +129,10 @@ pub struct SubsystemConfig {
     /// The controller IDs handed out: `cntlid_min..=cntlid_max`, within 1..=FFEFh (as
     /// Linux nvmet's `attr_cntlid_min` / `attr_cntlid_max`).
     pub cntlids: std::ops::RangeInclusive<u16>,
-    /// The namespaces.
+    /// The namespaces (for a real controller, filled from its Identify data at start).
     pub namespaces: Vec<NamespaceConfig>,
+    /// The controller behind the subsystem.
+    pub backend: BackendConfig,
 }
 
 /// One listening port.
@@ -173,6 +200,14 @@ struct RawSubsystem {
     cntlid_max: Option<Spanned<u32>>,
     #[serde(default)]
     namespace: Vec<RawNamespace>,
+    backend: Option<RawBackend>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackend {
+    kind: Spanned<String>,
+    pci: Option<Spanned<String>>,
 }
 
 fn default_depth() -> u32 {
@@ -507,6 +542,60 @@ impl Config {
                     lba_format,
                 });
             }
+            let backend = match &s.backend {
+                None => BackendConfig::Emulated,
+                Some(b) => match b.kind.get_ref().as_str() {
+                    "emulated" => {
+                        if let Some(p) = &b.pci {
+                            return Err(err(
+                                Some(p.span()),
+                                "subsystem.backend.pci",
+                                "only a \"vfio\" backend has a PCI address".into(),
+                            ));
+                        }
+                        BackendConfig::Emulated
+                    }
+                    "vfio" => {
+                        let Some(p) = &b.pci else {
+                            return Err(err(
+                                Some(b.kind.span()),
+                                "subsystem.backend.pci",
+                                format!("a \"vfio\" backend needs the controller's PCI address, e.g. pci = \"0000:01:00.0\" (subsystem `{nqn}`)"),
+                            ));
+                        };
+                        let pci = p.get_ref().parse().map_err(
+                            |e: harness::backend::vfio::VfioError| {
+                                err(Some(p.span()), "subsystem.backend.pci", e.to_string())
+                            },
+                        )?;
+                        if let Some(n) = s.namespace.first() {
+                            return Err(err(
+                                Some(n.nsid.span()),
+                                "subsystem.namespace",
+                                format!("subsystem `{nqn}` has a \"vfio\" backend: its namespaces come from the controller's Identify data; remove the [[subsystem.namespace]] tables"),
+                            ));
+                        }
+                        if subsystems
+                            .iter()
+                            .any(|o: &SubsystemConfig| o.backend == BackendConfig::Vfio { pci })
+                        {
+                            return Err(err(
+                                Some(p.span()),
+                                "subsystem.backend.pci",
+                                format!("{pci} already backs another subsystem"),
+                            ));
+                        }
+                        BackendConfig::Vfio { pci }
+                    }
+                    k => {
+                        return Err(err(
+                            Some(b.kind.span()),
+                            "subsystem.backend.kind",
+                            format!("`{k}`: expected \"emulated\" or \"vfio\""),
+                        ))
+                    }
+                },
+            };
             subsystems.push(SubsystemConfig {
                 nqn,
                 allow_any_host: s.allow_any_host,
@@ -517,6 +606,7 @@ impl Config {
                 offload: s.offload,
                 cntlids: cntlids[0]..=cntlids[1],
                 namespaces,
+                backend,
             });
         }
 

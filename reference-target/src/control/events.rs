@@ -49,6 +49,9 @@ pub(crate) fn on_event(sh: &Shared, ev: OffloadEvent) {
             None => sh.log(format!("stale-event NVME_PCI_ERR {ctrl}")),
         },
         OffloadEvent::NvmeTimeout { ctrl, .. } => match sub_of(sh, ctrl) {
+            // Re-creating a real controller's queues under a stalled command is not built:
+            // its namespaces go offline, as after a PCI error.
+            Some(sub) if sh.subs[sub].real.is_some() => release(sh, sub, ctrl, "timeout"),
             Some(sub) => recreate(sh, sub, ctrl),
             None => sh.log(format!("stale-event NVME_TIMEOUT {ctrl}")),
         },
@@ -68,9 +71,18 @@ fn unplug(sh: &Shared, sub: usize, ctrl: CtrlHandle) {
             e.errno()
         ));
     }
-    let st = sh.lock();
-    if let Some(b) = st.backends.get(&sub) {
+    if let Some(b) = sh.lock().backends.get(&sub) {
         sh.bus.detach(b.attrs.sqdb.mr, b.attrs.sqdb.addr);
+        sh.bus.detach_port(b.attrs.sqdb.mr, b.attrs.sqdb.addr);
+    }
+    if let Some(real) = &s.real {
+        if let Some(why) = real.why_stopped() {
+            sh.log(format!(
+                "real-controller-stopped {} {ctrl}: {why}",
+                real.address()
+            ));
+        }
+        real.detach_engine();
     }
 }
 
@@ -101,7 +113,10 @@ fn recreate(sh: &Shared, sub: usize, ctrl: CtrlHandle) {
     let (old, generation) = {
         let st = sh.lock();
         match st.backends.get(&sub) {
-            Some(b) => (b.backend.clone(), b.generation + 1),
+            Some(b) => match b.backend.emulated() {
+                Some(c) => (c.clone(), b.generation + 1),
+                None => return,
+            },
             None => return,
         }
     };

@@ -18,6 +18,7 @@ use harness::wire::{
     DsmRangeRepr, Fuse, Psdt, SglAddressing, SglRepr, SqeCommand, SqeRepr, Status,
 };
 
+use super::backend::SwIo;
 use super::queue::{Capsule, DataRef, Queue};
 
 /// An I/O command on a connected I/O queue.
@@ -97,8 +98,10 @@ async fn serve(q: &mut Queue, c: &Capsule<'_>, sqe: &SqeRepr) -> (Status, Option
             return (Status::NAMESPACE_NOT_READY, None);
         };
         for n in &sub.cfg.namespaces {
-            if let Some(Err(_)) = backend.with_namespace(n.nsid, |ns| ns.flush()) {
-                return (Status::INTERNAL_ERROR, None);
+            match backend.io(n.nsid, SwIo::Flush).await {
+                Ok(_) => {}
+                Err(s) if s.same_code(Status::NAMESPACE_NOT_READY) => {}
+                Err(_) => return (Status::INTERNAL_ERROR, None),
             }
         }
         return (Status::SUCCESS, None);
@@ -157,18 +160,9 @@ async fn serve(q: &mut Queue, c: &Capsule<'_>, sqe: &SqeRepr) -> (Status, Option
             if len > q.data_mr.len {
                 return dnr(Status::INVALID_FIELD);
             }
-            let got = backend.with_namespace(nsid, |n| {
-                if n.has_media_error(slba, blocks) {
-                    Err(Status::UNRECOVERED_READ_ERROR)
-                } else {
-                    n.read_blocks(slba, blocks)
-                        .map_err(|_| Status::INTERNAL_ERROR)
-                }
-            });
-            let data = match got {
-                None => return not_ready,
-                Some(Err(s)) => return (s, None),
-                Some(Ok(d)) => d,
+            let data = match backend.io(nsid, SwIo::Read { slba, blocks }).await {
+                Err(s) => return (s, None),
+                Ok(d) => d,
             };
             if !q.rdma_write(addr, key, &data).await {
                 return (Status::DATA_TRANSFER_ERROR, None);
@@ -184,25 +178,23 @@ async fn serve(q: &mut Queue, c: &Capsule<'_>, sqe: &SqeRepr) -> (Status, Option
                 Ok(x) => x,
                 Err(s) => return (s, None),
             };
-            match backend.with_namespace(nsid, |n| n.write_blocks(slba, &data)) {
-                None => not_ready,
-                Some(Err(_)) => (Status::INTERNAL_ERROR, inval),
-                Some(Ok(())) => (Status::SUCCESS, inval),
+            match backend.io(nsid, SwIo::Write { slba, data: &data }).await {
+                Err(s) if s.same_code(Status::NAMESPACE_NOT_READY) => not_ready,
+                Err(s) => (s, inval),
+                Ok(_) => (Status::SUCCESS, inval),
             }
         }
-        Op::Flush => match backend.with_namespace(nsid, |n| n.flush()) {
-            None => not_ready,
-            Some(Err(_)) => (Status::INTERNAL_ERROR, None),
-            Some(Ok(())) => (Status::SUCCESS, None),
+        Op::Flush => match backend.io(nsid, SwIo::Flush).await {
+            Err(s) => (s, None),
+            Ok(_) => (Status::SUCCESS, None),
         },
         Op::Zeroes { slba, blocks } => {
             if !in_range(slba, blocks) {
                 return dnr(Status::LBA_OUT_OF_RANGE);
             }
-            match backend.with_namespace(nsid, |n| n.zero_blocks(slba, blocks)) {
-                None => not_ready,
-                Some(Err(_)) => (Status::INTERNAL_ERROR, None),
-                Some(Ok(())) => (Status::SUCCESS, None),
+            match backend.io(nsid, SwIo::Zeroes { slba, blocks }).await {
+                Err(s) => (s, None),
+                Ok(_) => (Status::SUCCESS, None),
             }
         }
         Op::Dsm { ranges, deallocate } => {
@@ -221,13 +213,10 @@ async fn serve(q: &mut Queue, c: &Capsule<'_>, sqe: &SqeRepr) -> (Status, Option
             if !deallocate {
                 return (Status::SUCCESS, inval);
             }
-            let r = backend.with_namespace(nsid, |n| {
-                list.iter().try_for_each(|&(s, c)| n.zero_blocks(s, c))
-            });
-            match r {
-                None => not_ready,
-                Some(Err(_)) => (Status::INTERNAL_ERROR, inval),
-                Some(Ok(())) => (Status::SUCCESS, inval),
+            match backend.io(nsid, SwIo::Deallocate { ranges: &list }).await {
+                Err(s) if s.same_code(Status::NAMESPACE_NOT_READY) => not_ready,
+                Err(s) => (s, inval),
+                Ok(_) => (Status::SUCCESS, inval),
             }
         }
     }

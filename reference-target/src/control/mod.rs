@@ -4,6 +4,8 @@
 //! - [`config`]: the TOML configuration (profile, quirks, ports, subsystems, namespaces).
 //! - [`target`]: [`Target::start`] builds the engine, subsystems (PD, staging buffer,
 //!   NVMe-oF SRQ, backend controller, namespace mappings), listeners and tasks.
+//! - `backend`: the controller behind each subsystem (emulated, or real through VFIO) and
+//!   the software I/O it serves.
 //! - `state`: what the target's tasks share (subsystems, ports, controllers, connections).
 //! - `accept`: RDMA CM request checks; an accepted connection gets its task.
 //! - `serve`: a connection's task: its work completions, each capsule dispatched.
@@ -22,6 +24,7 @@
 
 pub mod accept;
 pub mod admin;
+mod backend;
 pub mod config;
 pub mod connect;
 pub mod discovery;
@@ -33,7 +36,9 @@ mod serve;
 mod state;
 pub mod target;
 
-pub use config::{Backing, Config, ConfigError, NamespaceConfig, PortConfig, SubsystemConfig};
+pub use config::{
+    BackendConfig, Backing, Config, ConfigError, NamespaceConfig, PortConfig, SubsystemConfig,
+};
 pub use target::Target;
 
 /// A target that could not be started: what (the object, naming the config field when

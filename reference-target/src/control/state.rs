@@ -17,6 +17,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use super::backend::{Backend, RealController};
 use super::config::{Backing, SubsystemConfig};
 use super::TargetError;
 use crate::engine::Engine;
@@ -65,6 +66,8 @@ pub(crate) struct Subsystem {
     pub depth: u16,
     /// Size of each connection's bounce buffer for software-served data.
     pub data_len: u64,
+    /// The real controller behind it (a `vfio` backend), opened at start.
+    pub real: Option<Arc<RealController>>,
 }
 
 /// One listening port as built.
@@ -80,7 +83,7 @@ pub(crate) struct Port {
 pub(crate) struct BackendSlot {
     /// The engine's handle; `None` once released after a PCI error.
     pub ctrl: Option<CtrlHandle>,
-    pub backend: Arc<BackendController>,
+    pub backend: Backend,
     pub rings: MrInfo,
     pub attrs: NvmeCtrlAttrs,
     /// How many times it was re-created.
@@ -190,6 +193,106 @@ impl Shared {
         generation: u32,
     ) -> Result<BackendSlot, TargetError> {
         let s = &self.subs[sub];
+        let (backend, rings, attrs) = match &s.real {
+            Some(real) => self.attach_real(sub, real)?,
+            None => self.build_emulated(sub, old)?,
+        };
+        let ctrl = match self.provider.create_nvme_ctrl(s.srq.handle, &attrs) {
+            Ok(c) => c,
+            Err(e) => {
+                self.bus.detach(attrs.sqdb.mr, attrs.sqdb.addr);
+                self.bus.detach_port(attrs.sqdb.mr, attrs.sqdb.addr);
+                if let Backend::Real(r) = &backend {
+                    r.detach_engine();
+                }
+                return Err(TargetError::new(
+                    format!(
+                        "subsystem `{}` create_nvme_ctrl (cmd_timeout_ms, queue_depth)",
+                        s.cfg.nqn
+                    ),
+                    e.to_string(),
+                ));
+            }
+        };
+        for n in &s.cfg.namespaces {
+            let m = NsMapping {
+                fe_nsid: n.nsid,
+                nvme_nsid: n.nsid,
+                lba_data_size: n.lba_format.lba_data_size(),
+            };
+            if let Err(e) = self.provider.map_nsid(ctrl, &m) {
+                // Not offloadable on this device (e.g. LBA data size): software serves it.
+                self.log(format!(
+                    "map-nsid-refused subsystem={} nsid={} lba_data_size={} errno={} (served by software)",
+                    s.cfg.nqn,
+                    n.nsid,
+                    m.lba_data_size,
+                    e.errno()
+                ));
+            }
+        }
+        Ok(BackendSlot {
+            ctrl: Some(ctrl),
+            backend,
+            rings,
+            attrs,
+            generation,
+        })
+    }
+
+    /// The engine's queue pair on subsystem `sub`'s real controller: rings in a region of
+    /// the engine's context, the staging buffer mapped, the port on the bus.
+    fn attach_real(
+        &self,
+        sub: usize,
+        real: &Arc<RealController>,
+    ) -> Result<(Backend, MrInfo, NvmeCtrlAttrs), TargetError> {
+        let s = &self.subs[sub];
+        let what = |m: String| {
+            TargetError::new(
+                format!(
+                    "subsystem `{}` backend (vfio {})",
+                    s.cfg.nqn,
+                    real.address()
+                ),
+                m,
+            )
+        };
+        let depth = s.attrs.nvme_queue_depth as u16;
+        let layout = harness::backend::vfio::RingLayout::new(depth);
+        let rings = self
+            .ctx
+            .reg_mr(s.pd, layout.len, Access::LOCAL_WRITE)
+            .map_err(|e| what(format!("rings: {e}")))?;
+        let port = match real.attach_engine(self.ctx.clone(), rings, &s.staging_mr, depth) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.ctx.dereg_mr(rings.id);
+                return Err(what(e.to_string()));
+            }
+        };
+        let attrs = NvmeCtrlAttrs {
+            sq_buf: MemRef::of(&rings, layout.sq, layout.sq_len()),
+            cq_buf: MemRef::of(&rings, layout.cq, layout.cq_len()),
+            sqdb: MemRef::of(&rings, layout.doorbells, 4),
+            cqdb: MemRef::of(&rings, layout.doorbells + 4, 4),
+            sqdb_ini: 0,
+            cqdb_ini: 0,
+            cmd_timeout_us: s.cfg.cmd_timeout_ms.saturating_mul(1000),
+            extra_sqs: vec![],
+        };
+        self.bus.attach_port(attrs.sqdb.mr, attrs.sqdb.addr, port);
+        Ok((Backend::Real(real.clone()), rings, attrs))
+    }
+
+    /// A new emulated controller for subsystem `sub` (taking over the namespaces of `old`),
+    /// attached to the bus.
+    fn build_emulated(
+        &self,
+        sub: usize,
+        old: Option<&BackendController>,
+    ) -> Result<(Backend, MrInfo, NvmeCtrlAttrs), TargetError> {
+        let s = &self.subs[sub];
         let what = |m: String| TargetError::new(format!("subsystem `{}` backend", s.cfg.nqn), m);
         let depth = u64::from(s.attrs.nvme_queue_depth);
         let sq_len = depth * 64;
@@ -227,6 +330,12 @@ impl Shared {
                 None => match &n.backing {
                     Backing::Ram => Namespace::ram(n.nsid, n.lba_format, n.blocks()),
                     Backing::File(p) => Namespace::file(n.nsid, p, n.lba_format, n.blocks()),
+                    Backing::Controller => {
+                        return Err(what(format!(
+                            "namespace {} is on a real controller, the backend is emulated",
+                            n.nsid
+                        )))
+                    }
                 }
                 .map_err(|e| {
                     TargetError::new(
@@ -239,42 +348,6 @@ impl Shared {
         }
         self.bus
             .attach(attrs.sqdb.mr, attrs.sqdb.addr, backend.clone());
-        let ctrl = match self.provider.create_nvme_ctrl(s.srq.handle, &attrs) {
-            Ok(c) => c,
-            Err(e) => {
-                self.bus.detach(attrs.sqdb.mr, attrs.sqdb.addr);
-                return Err(TargetError::new(
-                    format!(
-                        "subsystem `{}` create_nvme_ctrl (cmd_timeout_ms, queue_depth)",
-                        s.cfg.nqn
-                    ),
-                    e.to_string(),
-                ));
-            }
-        };
-        for n in &s.cfg.namespaces {
-            let m = NsMapping {
-                fe_nsid: n.nsid,
-                nvme_nsid: n.nsid,
-                lba_data_size: n.lba_format.lba_data_size(),
-            };
-            if let Err(e) = self.provider.map_nsid(ctrl, &m) {
-                // Not offloadable on this device (e.g. LBA data size): software serves it.
-                self.log(format!(
-                    "map-nsid-refused subsystem={} nsid={} lba_data_size={} errno={} (served by software)",
-                    s.cfg.nqn,
-                    n.nsid,
-                    m.lba_data_size,
-                    e.errno()
-                ));
-            }
-        }
-        Ok(BackendSlot {
-            ctrl: Some(ctrl),
-            backend,
-            rings,
-            attrs,
-            generation,
-        })
+        Ok((Backend::Emulated(backend), rings, attrs))
     }
 }

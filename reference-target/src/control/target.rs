@@ -19,7 +19,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::accept;
-use super::config::Config;
+use super::backend::RealController;
+use super::config::{BackendConfig, Config};
 use super::state::{Port, Shared, State, Subsystem, IDLE_TICK};
 pub use super::state::{IN_CAPSULE_DATA, OP_BOUND, SW_RECEIVES};
 use super::TargetError;
@@ -107,10 +108,24 @@ impl Target {
             let e = |what: &str, m: String| {
                 TargetError::new(format!("subsystem `{}` {what}", s.nqn), m)
             };
+            let mut cfg = s.clone();
+            let real = match s.backend {
+                BackendConfig::Emulated => None,
+                BackendConfig::Vfio { pci } => {
+                    let what = format!("backend (vfio {pci}, subsystem.backend.pci)");
+                    let real = RealController::open(pci).map_err(|x| e(&what, x.to_string()))?;
+                    cfg.namespaces = real.namespace_configs().map_err(|m| e(&what, m))?;
+                    Some(Arc::new(real))
+                }
+            };
             let pd = ctx.alloc_pd().map_err(|x| e("pd", x.to_string()))?;
-            let staging_len = s
+            let mut staging_len = s
                 .staging_buf
                 .unwrap_or_else(|| caps.min_staging_buf_size.max(1 << 20));
+            if real.is_some() {
+                // Mapped for the controller's DMA as it is: whole pages.
+                staging_len = staging_len.div_ceil(4096) * 4096;
+            }
             let staging = ctx
                 .reg_mr(pd, staging_len, Access::LOCAL_WRITE)
                 .map_err(|x| e("staging_buf", x.to_string()))?;
@@ -156,8 +171,19 @@ impl Target {
                 ctx.post_srq_recv(srq.srq, &wr)
                     .map_err(|x| e("receive buffers", x.to_string()))?;
             }
+            if let Some(r) = &real {
+                tracing::info!(
+                    target: "nvmf_target",
+                    "subsystem {} backend: {} at {} with {} namespace(s)",
+                    s.nqn,
+                    r.model(),
+                    r.address(),
+                    cfg.namespaces.len()
+                );
+            }
             subs.push(Subsystem {
-                cfg: s.clone(),
+                cfg,
+                real,
                 pd,
                 srq,
                 attrs,
@@ -293,7 +319,8 @@ impl Target {
         self.sh.lock().backends.get(&i).and_then(|b| b.ctrl)
     }
 
-    /// The backend controller serving `nsid` of `subnqn`.
+    /// The emulated backend controller serving `nsid` of `subnqn` (`None` for a real
+    /// controller).
     pub fn backend_of(&self, subnqn: &str, nsid: u32) -> Option<Arc<BackendController>> {
         let i = self.sub_index(subnqn)?;
         if !self.sh.subs[i]
@@ -304,7 +331,11 @@ impl Target {
         {
             return None;
         }
-        self.sh.lock().backends.get(&i).map(|b| b.backend.clone())
+        self.sh
+            .lock()
+            .backends
+            .get(&i)
+            .and_then(|b| b.backend.emulated().cloned())
     }
 
     /// How many times the backend controller of `subnqn` was re-created.
@@ -338,6 +369,18 @@ impl Target {
             .filter(|(s, _)| *s == i)
             .map(|(_, c)| *c)
             .collect()
+    }
+
+    /// The nsids `subnqn` serves (for a real controller, the ones its Identify listed).
+    pub fn namespace_ids(&self, subnqn: &str) -> Vec<u32> {
+        self.sub_index(subnqn).map_or_else(Vec::new, |i| {
+            self.sh.subs[i]
+                .cfg
+                .namespaces
+                .iter()
+                .map(|n| n.nsid)
+                .collect()
+        })
     }
 
     /// I/O commands of `subnqn` that software answered (any status).
@@ -423,6 +466,11 @@ fn release_backends(sh: &Shared) {
     }
     drop(sh.bus.detach_all());
     sh.lock().backends.clear();
+    for s in &sh.subs {
+        if let Some(real) = &s.real {
+            real.detach_engine();
+        }
+    }
 }
 
 /// The CM loop: connect requests (checked and accepted or rejected) and disconnects.

@@ -13,13 +13,12 @@
 use std::sync::{Arc, Weak};
 
 use harness::api::{CtrlHandle, OffloadEvent};
-use harness::wire::Status;
+use harness::wire::{SqeRepr, Status};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::Core;
 use crate::quirks::Quirk;
-use harness::backend::emulated::backend_sqe;
 use harness::backend::round_robin;
 use harness::backend::BackendPort;
 use harness::backend::CtrlState;
@@ -49,8 +48,10 @@ impl Core {
                             let addr = cmd.staging.map_or(0, |s| {
                                 srq_state.staging_mr.addr + srq_state.staging_base + s
                             });
-                            let sqe = backend_sqe(cid, cmd.nvme_nsid, cmd.sqe.command, addr);
-                            if ctrl.writers[sq].submit(&sqe).is_err() {
+                            let sqe = ctrl.backend.prps(cid, addr, cmd.len).map(|(p1, p2)| {
+                                SqeRepr::with_prps(cid, cmd.nvme_nsid, cmd.sqe.command, p1, p2)
+                            });
+                            if sqe.and_then(|s| ctrl.writers[sq].submit(&s)).is_err() {
                                 ctrl.free_cids.push(cid);
                                 true
                             } else {

@@ -60,6 +60,9 @@ type Slot = (u64, Arc<BackendController>);
 #[derive(Default)]
 pub struct PciBus {
     ctrls: Mutex<BTreeMap<(MrId, u64), Slot>>,
+    /// Ports of controllers that are not emulated (a real one through VFIO): reachable by
+    /// the engine, not through [`PciHost`].
+    ports: Mutex<BTreeMap<(MrId, u64), Arc<dyn BackendPort>>>,
     next_id: Mutex<u64>,
 }
 
@@ -84,6 +87,23 @@ impl PciBus {
             *n
         };
         self.lock().insert((mr, addr), (id, ctrl));
+    }
+
+    /// Makes a port that is not an emulated controller reachable at (`mr`, `addr`), the
+    /// address that names its first SQ-tail doorbell.
+    pub fn attach_port(&self, mr: MrId, addr: u64, port: Arc<dyn BackendPort>) {
+        self.ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((mr, addr), port);
+    }
+
+    /// Removes the port at that address, if any.
+    pub fn detach_port(&self, mr: MrId, addr: u64) -> Option<Arc<dyn BackendPort>> {
+        self.ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(mr, addr))
     }
 
     /// Removes the controller at that doorbell, if any.
@@ -119,7 +139,15 @@ impl PciBus {
 
 impl BackendBus for PciBus {
     fn find_port(&self, mr: MrId, addr: u64) -> Option<Arc<dyn BackendPort>> {
-        self.find(mr, addr).map(|c| c as Arc<dyn BackendPort>)
+        match self.find(mr, addr) {
+            Some(c) => Some(c as Arc<dyn BackendPort>),
+            None => self
+                .ports
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&(mr, addr))
+                .cloned(),
+        }
     }
 }
 

@@ -190,6 +190,16 @@ impl VfioController {
     /// Creates I/O CQ and SQ `qid` of `depth` entries (interrupts off) with rings in DMA
     /// memory of their own.
     pub fn create_io_queue(&mut self, qid: u16, depth: u16) -> Result<IoQueue, VfioError> {
+        self.check_depth(depth)?;
+        let sq = self.dev.dma((usize::from(depth) * 64).div_ceil(PAGE))?;
+        let cq = self.dev.dma((usize::from(depth) * 16).div_ceil(PAGE))?;
+        self.create_queues_at(qid, depth, sq.iova(), cq.iova(), None)?;
+        Ok(QueuePair::new(qid, depth, self.cap.dstrd, sq, cq))
+    }
+
+    /// Refuses a queue depth the controller cannot take (CAP.MQES) or whose SQ ring would
+    /// need more than 16 pages.
+    fn check_depth(&self, depth: u16) -> Result<(), VfioError> {
         let most = u32::from(self.cap.mqes) + 1;
         if depth < 2 || u32::from(depth) > most || usize::from(depth) * 64 > PAGE * 16 {
             return Err(VfioError::AdminQueueSize {
@@ -197,8 +207,21 @@ impl VfioController {
                 max: most,
             });
         }
-        let sq = self.dev.dma((usize::from(depth) * 64).div_ceil(PAGE))?;
-        let cq = self.dev.dma((usize::from(depth) * 16).div_ceil(PAGE))?;
+        Ok(())
+    }
+
+    /// Creates I/O CQ and SQ `qid` of `depth` entries over rings at bus addresses `sq` and
+    /// `cq` that the caller owns and has mapped ([`Self::map`]); the CQ raises MSI-X
+    /// `vector` when one is given, else it is polled.
+    pub fn create_queues_at(
+        &mut self,
+        qid: u16,
+        depth: u16,
+        sq: u64,
+        cq: u64,
+        vector: Option<u16>,
+    ) -> Result<(), VfioError> {
+        self.check_depth(depth)?;
         let qsize = depth - 1;
         self.admin(
             "Create I/O Completion Queue",
@@ -206,13 +229,13 @@ impl VfioController {
                 qid,
                 qsize,
                 pc: true,
-                ien: false,
-                iv: 0,
+                ien: vector.is_some(),
+                iv: vector.unwrap_or(0),
             }),
             0,
-            cq.iova(),
+            cq,
         )?;
-        self.admin(
+        let created = self.admin(
             "Create I/O Submission Queue",
             AdminCommand::CreateIoSq(CreateIoSqRepr {
                 qid,
@@ -222,9 +245,52 @@ impl VfioController {
                 cqid: qid,
             }),
             0,
-            sq.iova(),
-        )?;
-        Ok(QueuePair::new(qid, depth, self.cap.dstrd, sq, cq))
+            sq,
+        );
+        if created.is_err() {
+            let _ = self.admin(
+                "Delete I/O Completion Queue",
+                AdminCommand::DeleteIoCq { qid },
+                0,
+                0,
+            );
+        }
+        created
+    }
+
+    /// Deletes I/O SQ `qid`, then its CQ (what must happen before their rings are
+    /// unmapped).
+    pub fn delete_queues(&mut self, qid: u16) -> Result<(), VfioError> {
+        let sq = self.admin(
+            "Delete I/O Submission Queue",
+            AdminCommand::DeleteIoSq { qid },
+            0,
+            0,
+        );
+        let cq = self.admin(
+            "Delete I/O Completion Queue",
+            AdminCommand::DeleteIoCq { qid },
+            0,
+            0,
+        );
+        sq.and(cq)
+    }
+
+    /// Maps `len` bytes of this process's memory at `vaddr` for the controller's DMA at
+    /// IOVA = `vaddr`; both page aligned.
+    pub fn map(&self, vaddr: u64, len: u64) -> Result<(), VfioError> {
+        let page = PAGE as u64;
+        if vaddr % page != 0 || len % page != 0 || len == 0 {
+            return Err(VfioError::Unsupported(format!(
+                "DMA mapping of {len} bytes at {vaddr:#x}: both must be whole pages"
+            )));
+        }
+        self.dev.map(vaddr, len)
+    }
+
+    /// Undoes [`Self::map`].
+    pub fn unmap(&self, vaddr: u64, len: u64) -> Result<(), VfioError> {
+        self.dev.unmap(vaddr, len)
     }
 
     /// Moves `io` into or from `buf` on `queue` (PRPs built for it, with a PRP list when it
@@ -248,26 +314,9 @@ impl VfioController {
             .find(|n| n.nsid == nsid)
             .map_or(512, VfioNamespace::block_size);
         let len = u64::from(blocks) * u64::from(block);
-        if blocks == 0 || len > buf.len() as u64 {
-            return Err(VfioError::Unsupported(format!(
-                "{blocks} blocks of {block} bytes do not fit the {}-byte buffer",
-                buf.len()
-            )));
-        }
-        let list = self.dev.dma(
-            prp::list_pages_needed(buf.iova(), len, PAGE as u64)
-                .map_err(|e| VfioError::Unsupported(e.to_string()))?
-                .max(1),
-        )?;
-        let plan = prp::plan(buf.iova(), len, PAGE as u64, list.iova())
-            .map_err(|e| VfioError::Unsupported(e.to_string()))?;
-        for (i, entries) in plan.lists.iter().enumerate() {
-            let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
-            list.write(i * PAGE, &bytes);
-        }
         let rw = RwCommand {
             slba,
-            nlb: blocks - 1,
+            nlb: blocks.saturating_sub(1),
             ..RwCommand::default()
         };
         let command = if write {
@@ -275,8 +324,48 @@ impl VfioController {
         } else {
             SqeCommand::Read(rw)
         };
-        let sqe = SqeRepr::with_prps(0, nsid, command, plan.prp1, plan.prp2);
+        if blocks == 0 {
+            return Err(VfioError::Unsupported("a transfer of 0 blocks".into()));
+        }
         let what = if write { "a write" } else { "a read" };
+        self.run(queue, nsid, command, Some((buf, len)), bound, what)
+    }
+
+    /// Runs an NVM command on `queue` whose data (if any) is the first `len` bytes of
+    /// `buf`, waiting at most `bound`; the completion's status. `what` names it in errors.
+    pub fn run(
+        &mut self,
+        queue: &mut IoQueue,
+        nsid: u32,
+        command: SqeCommand,
+        data: Option<(&DmaBuffer, u64)>,
+        bound: Duration,
+        what: &'static str,
+    ) -> Result<Status, VfioError> {
+        let mut list = None;
+        let (prp1, prp2) = match data {
+            None | Some((_, 0)) => (0, 0),
+            Some((buf, len)) => {
+                if len > buf.len() as u64 {
+                    return Err(VfioError::Unsupported(format!(
+                        "{len} bytes do not fit the {}-byte buffer",
+                        buf.len()
+                    )));
+                }
+                let pages = prp::list_pages_needed(buf.iova(), len, PAGE as u64)
+                    .map_err(|e| VfioError::Unsupported(e.to_string()))?;
+                let pages_buf = self.dev.dma(pages.max(1))?;
+                let plan = prp::plan(buf.iova(), len, PAGE as u64, pages_buf.iova())
+                    .map_err(|e| VfioError::Unsupported(e.to_string()))?;
+                for (i, entries) in plan.lists.iter().enumerate() {
+                    let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
+                    pages_buf.write(i * PAGE, &bytes);
+                }
+                list = Some(pages_buf);
+                (plan.prp1, plan.prp2)
+            }
+        };
+        let sqe = SqeRepr::with_prps(0, nsid, command, prp1, prp2);
         let cqe = queue.command(
             self.dev.bar0(),
             &sqe,
@@ -284,6 +373,7 @@ impl VfioController {
             &mut SystemClock::default(),
             what,
         )?;
+        drop(list);
         Ok(cqe.status)
     }
 }

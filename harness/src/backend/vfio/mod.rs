@@ -2,27 +2,32 @@
 //! a userspace target (or an offload NIC) drives an SSD: rings in memory the engine owns,
 //! doorbells written into the controller's BAR, completions reaped by phase tag.
 //!
-//! Built so far (issue 15, step 1), each testable without a device:
+//! Each piece testable without a device:
 //! - [`address`]: the PCI address an operator names (`0000:01:00.0`), checked field by
 //!   field;
 //! - [`sysfs`]: whether that device can be driven through VFIO at all — present, in an
 //!   IOMMU group, bound to `vfio-pci`, its group node there — each refusal a precise
 //!   [`VfioError`];
-//! - [`regs`]: 32-bit register access to BAR0 ([`regs::Registers`]: the mapped BAR, or a
-//!   fake controller in tests), 64-bit registers as two halves;
-//! - [`bringup`]: the reset-and-enable sequence (CC.EN = 0, wait for CSTS.RDY = 0, AQA /
-//!   ASQ / ACQ, CC with the page size and entry sizes, CC.EN = 1, wait for CSTS.RDY = 1),
-//!   bounded by CAP.TO, failing on CSTS.CFS or a vanished device.
+//! - [`sys`]: every `unsafe` call (container, group, device, DMA mapping, eventfds);
+//! - [`regs`]: 32-bit register access to BAR0 ([`regs::Registers`]: the BAR, or a fake
+//!   controller in tests), 64-bit registers as two halves;
+//! - [`bringup`]: the reset-and-enable sequence, bounded by CAP.TO;
+//! - [`queue`]: a polled queue pair in the driver's own DMA memory;
+//! - [`controller`]: [`VfioController`], bring-up, Identify, queue creation, commands;
+//! - [`port`]: [`VfioPort`], the engine's [`super::BackendPort`] on the controller: rings
+//!   in the engine's memory, doorbells in BAR0, PRP lists, MSI-X, CSTS and eventfds
+//!   watched;
+//! - [`broker`] and [`check`]: real faults from the host's fault broker, and
+//!   `nvmf-reference-target --vfio-check`.
 //!
-//! PRP entries and lists for transfers are [`super::prp`]. The VFIO container / group /
-//! device calls, DMA mapping, the admin and I/O queues and the [`super::BackendPort`] come
-//! next; see `docs/architecture.md`.
+//! PRP entries and lists are [`super::prp`]; see `docs/architecture.md`.
 
 pub mod address;
 pub mod bringup;
 pub mod broker;
 pub mod check;
 pub mod controller;
+pub mod port;
 pub mod queue;
 pub mod regs;
 pub mod sys;
@@ -32,6 +37,7 @@ use std::path::PathBuf;
 
 pub use address::PciAddress;
 pub use controller::{Transfer, VfioController, VfioNamespace};
+pub use port::{RingLayout, VfioPort};
 
 /// Why a controller cannot be reached or brought up through VFIO.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

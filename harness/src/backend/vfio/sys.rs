@@ -201,7 +201,9 @@ impl VfioDevice {
     }
 
     /// An eventfd the kernel signals on the device's PCI error (`VFIO_PCI_ERR_IRQ_INDEX`,
-    /// AER) or on a request to release it (`VFIO_PCI_REQ_IRQ_INDEX`, hot-unplug).
+    /// AER), on a request to release it (`VFIO_PCI_REQ_IRQ_INDEX`, hot-unplug), or on one
+    /// of its MSI-X vectors (`VFIO_PCI_MSIX_IRQ_INDEX`: the controller posted a completion
+    /// on a CQ with interrupts on).
     pub fn notifier(&self, which: Notifier) -> Result<OwnedFd, VfioError> {
         let efd = nix::sys::eventfd::EventFd::from_flags(
             nix::sys::eventfd::EfdFlags::EFD_NONBLOCK | nix::sys::eventfd::EfdFlags::EFD_CLOEXEC,
@@ -219,8 +221,12 @@ impl VfioDevice {
                 index: match which {
                     Notifier::Error => b::VFIO_PCI_ERR_IRQ_INDEX,
                     Notifier::Request => b::VFIO_PCI_REQ_IRQ_INDEX,
+                    Notifier::Msix(_) => b::VFIO_PCI_MSIX_IRQ_INDEX,
                 },
-                start: 0,
+                start: match which {
+                    Notifier::Msix(vector) => u32::from(vector),
+                    _ => 0,
+                },
                 count: 1,
                 data: Default::default(),
             },
@@ -243,6 +249,8 @@ pub enum Notifier {
     Error,
     /// The kernel asks for the device back (hot-unplug).
     Request,
+    /// MSI-X vector `n` fired.
+    Msix(u16),
 }
 
 fn open_fd(path: &Path) -> Result<OwnedFd, VfioError> {
@@ -290,7 +298,7 @@ fn unmap_dma(container: &OwnedFd, vaddr: u64, len: u64) -> Result<(), VfioError>
 }
 
 /// A controller's BAR0, read and written through the device file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Bar0 {
     device: Arc<OwnedFd>,
     offset: u64,

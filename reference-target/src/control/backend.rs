@@ -1,0 +1,325 @@
+//! The controller behind each subsystem, as the control plane holds it ([`Backend`]):
+//! emulated by the project (in-process, with fault injection), or a real NVMe controller
+//! driven through VFIO ([`RealController`]). The engine reaches either through the bus
+//! (seam 3); software reaches it through [`Backend::io`] for the I/O it serves itself, so
+//! that a namespace holds the same data whoever served the command.
+//!
+//! A real controller has two I/O queue pairs: queue 1, whose rings live in a memory region
+//! of the engine's context and which the engine drives ([`VfioPort`]), and queue 2, the
+//! control plane's own (polled, DMA buffers of its own), for software-served I/O.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use harness::backend::emulated::{BackendController, LbaFormat};
+use harness::backend::vfio::{
+    sysfs::Roots, PciAddress, VfioController, VfioError, VfioNamespace, VfioPort,
+};
+use harness::backend::BackendPort;
+use harness::fabric::{DeviceContext, MrInfo};
+use harness::wire::{DsmCommand, DsmRangeRepr, RwCommand, SqeCommand, Status, WriteZeroesCommand};
+
+use super::config::{Backing, NamespaceConfig};
+
+/// The engine's queue pair on a real controller.
+pub const ENGINE_QID: u16 = 1;
+/// Software's queue pair on a real controller.
+pub const SOFTWARE_QID: u16 = 2;
+/// Entries of software's queue pair.
+const SOFTWARE_DEPTH: u16 = 32;
+/// Bound of one software-served command on a real controller.
+const SOFTWARE_BOUND: Duration = Duration::from_secs(10);
+
+/// A subsystem's controller.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    /// Emulated by the project.
+    Emulated(Arc<BackendController>),
+    /// A real controller through VFIO.
+    Real(Arc<RealController>),
+}
+
+/// One I/O software serves itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SwIo<'a> {
+    /// Read `blocks` blocks from `slba`: the data.
+    Read { slba: u64, blocks: u64 },
+    /// Write `data` (whole blocks) at `slba`.
+    Write { slba: u64, data: &'a [u8] },
+    /// Flush the namespace.
+    Flush,
+    /// Write zeroes over `blocks` blocks from `slba`.
+    Zeroes { slba: u64, blocks: u64 },
+    /// Deallocate the ranges (first block, blocks).
+    Deallocate { ranges: &'a [(u64, u64)] },
+}
+
+impl Backend {
+    /// The emulated controller, if this is one (fault injection, namespace hand-over).
+    pub(crate) fn emulated(&self) -> Option<&Arc<BackendController>> {
+        match self {
+            Backend::Emulated(c) => Some(c),
+            Backend::Real(_) => None,
+        }
+    }
+
+    /// Serves `op` on namespace `nsid`: the data read (empty for other operations), or
+    /// the status to answer with (Namespace Not Ready when the controller has no such
+    /// namespace now; a real controller's own status as it gave it).
+    pub(crate) async fn io(&self, nsid: u32, op: SwIo<'_>) -> Result<Vec<u8>, Status> {
+        match self {
+            Backend::Emulated(c) => emulated_io(c, nsid, op),
+            Backend::Real(r) => r.io(nsid, op).await,
+        }
+    }
+}
+
+fn emulated_io(c: &BackendController, nsid: u32, op: SwIo<'_>) -> Result<Vec<u8>, Status> {
+    let internal = |_| Status::INTERNAL_ERROR;
+    let got = c.with_namespace(nsid, |n| match op {
+        SwIo::Read { slba, blocks } => {
+            if n.has_media_error(slba, blocks) {
+                Err(Status::UNRECOVERED_READ_ERROR)
+            } else {
+                n.read_blocks(slba, blocks).map_err(internal)
+            }
+        }
+        SwIo::Write { slba, data } => n.write_blocks(slba, data).map(|_| vec![]).map_err(internal),
+        SwIo::Flush => n.flush().map(|_| vec![]).map_err(internal),
+        SwIo::Zeroes { slba, blocks } => n
+            .zero_blocks(slba, blocks)
+            .map(|_| vec![])
+            .map_err(internal),
+        SwIo::Deallocate { ranges } => ranges
+            .iter()
+            .try_for_each(|&(s, c)| n.zero_blocks(s, c))
+            .map(|_| vec![])
+            .map_err(internal),
+    });
+    got.unwrap_or(Err(Status::NAMESPACE_NOT_READY))
+}
+
+/// The driver and software's queue pair, used by one caller at a time.
+struct Driver {
+    ctrl: VfioController,
+    sw: harness::backend::vfio::controller::IoQueue,
+}
+
+/// A real NVMe controller behind a subsystem.
+pub(crate) struct RealController {
+    driver: Mutex<Driver>,
+    address: PciAddress,
+    namespaces: Vec<VfioNamespace>,
+    /// The engine's port and the memory mapped for it: (port, staging address, length).
+    engine: Mutex<Option<(Arc<VfioPort>, u64, u64)>>,
+}
+
+impl std::fmt::Debug for RealController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealController")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RealController {
+    /// Opens the controller at `address` (checked, brought up, identified) with software's
+    /// queue pair.
+    pub(crate) fn open(address: PciAddress) -> Result<RealController, VfioError> {
+        let mut ctrl = VfioController::open(address, &Roots::default())?;
+        let sw = ctrl.create_io_queue(SOFTWARE_QID, SOFTWARE_DEPTH)?;
+        let namespaces = ctrl.namespaces().to_vec();
+        Ok(RealController {
+            driver: Mutex::new(Driver { ctrl, sw }),
+            address,
+            namespaces,
+            engine: Mutex::new(None),
+        })
+    }
+
+    /// Its PCI address.
+    pub(crate) fn address(&self) -> PciAddress {
+        self.address
+    }
+
+    /// Its model (Identify Controller MN), for the event log.
+    pub(crate) fn model(&self) -> String {
+        self.lock().ctrl.identify_controller().mn.trim().to_string()
+    }
+
+    /// The namespaces as the control plane configures them: the controller's own nsids,
+    /// sizes and LBA formats. A namespace whose metadata is a separate buffer (FLBAS bit 4
+    /// clear with metadata) or whose format the target cannot present is refused, naming
+    /// it.
+    pub(crate) fn namespace_configs(&self) -> Result<Vec<NamespaceConfig>, String> {
+        self.namespaces
+            .iter()
+            .map(|n| {
+                let id = &n.identify;
+                let format = id.lbaf.get(usize::from(id.flbas & 0x0f));
+                let meta = format.map_or(0, |f| u32::from(f.ms));
+                if meta > 0 && id.flbas & 0x10 == 0 {
+                    return Err(format!(
+                        "namespace {}: {meta} bytes of metadata in a separate buffer (FLBAS bit 4 \
+                         clear); the target moves metadata only as extended LBAs",
+                        n.nsid
+                    ));
+                }
+                let lba_format = LbaFormat::new(n.block_size(), meta);
+                if !lba_format.is_supported() {
+                    return Err(format!(
+                        "namespace {}: LBA format {lba_format} is not one the target presents",
+                        n.nsid
+                    ));
+                }
+                Ok(NamespaceConfig {
+                    nsid: n.nsid,
+                    backing: Backing::Controller,
+                    size: id.nsze * u64::from(lba_format.data),
+                    lba_format,
+                })
+            })
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Driver> {
+        self.driver.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates the engine's queue pair over `rings` (a region of `ctx` laid out as
+    /// `RingLayout::new(depth)`) and maps `staging` for the controller's DMA: the port the
+    /// engine drives. Undone by [`Self::detach_engine`] (and on drop).
+    pub(crate) fn attach_engine(
+        &self,
+        ctx: Arc<dyn DeviceContext>,
+        rings: MrInfo,
+        staging: &MrInfo,
+        depth: u16,
+    ) -> Result<Arc<dyn BackendPort>, VfioError> {
+        let mut d = self.lock();
+        let len = staging.len.div_ceil(4096) * 4096;
+        if len != staging.len {
+            return Err(VfioError::Unsupported(format!(
+                "a staging buffer of {} bytes is not whole pages",
+                staging.len
+            )));
+        }
+        d.ctrl.map(staging.addr, len).map_err(|e| {
+            VfioError::Unsupported(format!(
+                "mapping the staging buffer for DMA ({e}); the VFIO backend needs the verbs \
+                 fabric, whose memory regions are this process's memory"
+            ))
+        })?;
+        let port = match VfioPort::attach(&mut d.ctrl, ctx, rings, depth, ENGINE_QID) {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                let _ = d.ctrl.unmap(staging.addr, len);
+                return Err(e);
+            }
+        };
+        *self.engine.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((port.clone(), staging.addr, len));
+        Ok(port)
+    }
+
+    /// Deletes the engine's queue pair and unmaps its memory, if attached.
+    pub(crate) fn detach_engine(&self) {
+        let taken = self.engine.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((port, addr, len)) = taken {
+            let mut d = self.lock();
+            let _ = port.detach(&mut d.ctrl);
+            let _ = d.ctrl.unmap(addr, len);
+        }
+    }
+
+    /// Why the engine's port stopped, if it did.
+    pub(crate) fn why_stopped(&self) -> Option<&'static str> {
+        let engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        engine.as_ref().and_then(|(p, _, _)| p.why())
+    }
+
+    async fn io(self: &Arc<Self>, nsid: u32, op: SwIo<'_>) -> Result<Vec<u8>, Status> {
+        let Some(ns) = self.namespaces.iter().find(|n| n.nsid == nsid) else {
+            return Err(Status::NAMESPACE_NOT_READY);
+        };
+        let block = u64::from(ns.block_size());
+        let (command, out, in_len) = match op {
+            SwIo::Read { slba, blocks } => (
+                SqeCommand::Read(RwCommand::new(slba, blocks as u32)),
+                Vec::new(),
+                blocks * block,
+            ),
+            SwIo::Write { slba, data } => (
+                SqeCommand::Write(RwCommand::new(slba, (data.len() as u64 / block) as u32)),
+                data.to_vec(),
+                0,
+            ),
+            SwIo::Flush => (SqeCommand::Flush, Vec::new(), 0),
+            SwIo::Zeroes { slba, blocks } => (
+                SqeCommand::WriteZeroes(WriteZeroesCommand {
+                    slba,
+                    nlb: (blocks.clamp(1, 0x1_0000) - 1) as u16,
+                    ..WriteZeroesCommand::default()
+                }),
+                Vec::new(),
+                0,
+            ),
+            SwIo::Deallocate { ranges } => {
+                let list: Vec<DsmRangeRepr> = ranges
+                    .iter()
+                    .map(|&(s, n)| DsmRangeRepr::new(s, n as u32))
+                    .collect();
+                (
+                    SqeCommand::DatasetManagement(DsmCommand {
+                        nr: ranges.len().clamp(1, 256).saturating_sub(1) as u8,
+                        ad: true,
+                        ..DsmCommand::default()
+                    }),
+                    DsmRangeRepr::emit_list(&list),
+                    0,
+                )
+            }
+        };
+        let me = self.clone();
+        let ran = tokio::task::spawn_blocking(move || me.run(nsid, command, &out, in_len)).await;
+        match ran {
+            Ok(Ok((status, data))) if status.same_code(Status::SUCCESS) => Ok(data),
+            Ok(Ok((status, _))) => Err(status),
+            Ok(Err(e)) => {
+                tracing::warn!(target: "nvmf_target", "software I/O on {}: {e}", self.address);
+                Err(Status::INTERNAL_ERROR)
+            }
+            Err(_) => Err(Status::INTERNAL_ERROR),
+        }
+    }
+
+    /// Runs one command on software's queue pair with a DMA buffer of its own.
+    fn run(
+        &self,
+        nsid: u32,
+        command: SqeCommand,
+        out: &[u8],
+        in_len: u64,
+    ) -> Result<(Status, Vec<u8>), VfioError> {
+        let mut d = self.lock();
+        let Driver { ctrl, sw } = &mut *d;
+        let len = (out.len() as u64).max(in_len);
+        let buf = ctrl.device().dma((len as usize).div_ceil(4096).max(1))?;
+        if !out.is_empty() {
+            buf.write(0, out);
+        }
+        let data = (len > 0).then_some((&buf, len));
+        let status = ctrl.run(sw, nsid, command, data, SOFTWARE_BOUND, "software I/O")?;
+        let mut back = vec![0u8; in_len as usize];
+        if in_len > 0 {
+            buf.read(0, &mut back);
+        }
+        Ok((status, back))
+    }
+}
+
+impl Drop for RealController {
+    fn drop(&mut self) {
+        self.detach_engine();
+    }
+}
