@@ -131,7 +131,19 @@ PY
     echo "skip: stage v-vfio-initiator did not pass" > "$dir/stages/v-vfio-initiator-backing-store.status"
   fi
   echo 0 > "$dir/stages/v-vfio-initiator-backing-store.seconds"
-  rm -f "$img" "$dir/vfio-pattern.bin"
+  # after the PCI error and the stall, 48..64 MiB hold each chunk's last acknowledged write
+  if [ "$(cat "$dir/stages/v-vfio-recovery.status" 2>/dev/null)" = pass ]; then
+    if cmp -s -i 0:$((48 << 20)) -n $((16 << 20)) "$dir/vfio-recovery.bin" "$img"; then
+      echo pass > "$dir/stages/v-vfio-recovery-backing-store.status"
+    else
+      echo "fail: 48..64 MiB of the backing file do not hold the last acknowledged writes" \
+        > "$dir/stages/v-vfio-recovery-backing-store.status"; rc=1
+    fi
+  else
+    echo "skip: stage v-vfio-recovery did not pass" > "$dir/stages/v-vfio-recovery-backing-store.status"
+  fi
+  echo 0 > "$dir/stages/v-vfio-recovery-backing-store.seconds"
+  rm -f "$img" "$dir/vfio-pattern.bin" "$dir/vfio-recovery.bin"
   return $rc
 }
 

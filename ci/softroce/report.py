@@ -24,6 +24,8 @@ STAGES = {
     "d-kernel-target": "kernel nvmet-rdma over rxe0: discover, connect -t rdma, dd+cmp, fio verify, disconnect",
     "d-kernel-target-fio": "fio 4 KiB randread/randwrite QD 1/32 against the kernel target",
     "v-vfio-check": "QEMU's NVMe controller bound to vfio-pci and driven from userspace (nvmf-reference-target --vfio-check): bring-up, Identify, reads, the blkdebug media error 0x281, a write read back",
+    "v-vfio-recovery": "integrity under real faults on the reference target's VFIO backend: the kernel initiator writes and reads back 64 chunks while a PCI error (controller reset and brought back) and a stalled read (namespace quarantined until the controller finished it) are injected; lost 0, corrupt 0",
+    "v-vfio-recovery-backing-store": "after the faults, the controller's backing file holds every chunk's last acknowledged write, read from the host",
     "v-vfio-faults": "real faults from the host's fault broker on the VFIO-driven controller: a read stalled on the backing store gets no completion while CSTS stays ready and completes once resumed; an AER error on the root port fires VFIO's error eventfd and the reset controller completes no more",
     "v-vfio-backing-store": "the block written through VFIO is in the controller's backing file, read from the host",
     "v-vfio-initiator": "the Linux kernel initiator over rxe0 to the reference target serving QEMU's NVMe controller through VFIO (the engine's queue pair in its own memory): dd write/read-back, fio crc32c verify, the media error reaching the host as EIO, the I/O offloaded",

@@ -13,6 +13,15 @@
 #                   the host as an I/O error; the engine's counters show the I/O offloaded.
 #                   The host then finds the 8 MiB in the backing file (stage
 #                   v-vfio-initiator-backing-store).
+#   v  vfio-recovery  integrity under real faults on the reference target's VFIO backend:
+#                   the kernel initiator writes and reads back 64 chunks of 256 KiB (each
+#                   write's content recorded) while the fault broker injects a PCI error
+#                   (the target resets the controller and brings the namespace back) and
+#                   a stalled read (the engine times it out, the namespace waits offline
+#                   until the resumed read finished, then comes back); at the end every
+#                   chunk must hold its last acknowledged write: lost 0, corrupt 0. The
+#                   host then finds the same 16 MiB in the backing file (stage
+#                   v-vfio-recovery-backing-store).
 #   v  vfio-faults  real faults from the host's fault broker (run-vm.sh --broker): a read
 #                   stalled on the backing store gets no completion while CSTS stays ready,
 #                   and completes once the stall is lifted; an AER error on the root port
@@ -138,6 +147,147 @@ TOML
   return $rc
 }
 
+# Asks the host's fault broker for FAULT and prints its answer (bounded: 30 s).
+broker_fault() {
+  local fault=$1 dir name i
+  dir=$(karg broker "")
+  name="sh-$fault-$(date +%s%N)"
+  mkdir -p "$dir/requests"
+  echo "$fault" > "$dir/requests/.$name"
+  mv "$dir/requests/.$name" "$dir/requests/$name"
+  for i in $(seq 1 300); do
+    [ -f "$dir/acks/$name" ] && { say "broker: $fault: $(cat "$dir/acks/$name")"; return 0; }
+    sleep 0.1
+  done
+  echo "broker: no answer to $fault within 30 s"; return 1
+}
+
+# Waits (at most $2 s) for a line matching $1 in the target's log.
+wait_log() {
+  local i
+  for i in $(seq 1 $(($2 * 5))); do
+    grep -q "$1" "$RESULTS/vfio-recovery-target.log" && return 0
+    sleep 0.2
+  done
+  echo "no '$1' in the target's log within $2 s"; return 1
+}
+
+CHUNKS=64                # chunks of 256 KiB at 48 MiB (the last 16 MiB of the namespace)
+CHUNK_AT=192             # 48 MiB / 256 KiB
+declare -a ACKED         # per chunk: the sha256 of its last acknowledged write
+declare -a TRIED         # per chunk: the sha256 of every write tried, space separated
+declare -a PENDING       # per chunk: 1 when its last write was not acknowledged
+WRITES=0; WRITE_ERRORS=0; READS=0; READ_ERRORS=0; READ_BAD=0
+
+# Writes fresh random content to chunk $1; records what was tried and what was acknowledged.
+write_chunk() {
+  local c=$1 sum
+  head -c 262144 /dev/urandom > /tmp/chunk
+  sum=$(sha256sum < /tmp/chunk | cut -c1-64)
+  TRIED[c]="${TRIED[c]:-} $sum"
+  WRITES=$((WRITES + 1))
+  if timeout 60 dd if=/tmp/chunk of="$DEV" bs=256K seek=$((CHUNK_AT + c)) count=1 oflag=direct \
+      conv=fsync status=none 2>/dev/null; then
+    ACKED[c]=$sum; PENDING[c]=0; cp /tmp/chunk "/tmp/acked.$c"
+  else
+    PENDING[c]=1; WRITE_ERRORS=$((WRITE_ERRORS + 1))
+  fi
+}
+
+# Reads chunk $1 back; when its last write was acknowledged, what comes back must be it.
+read_chunk() {
+  local c=$1 sum
+  READS=$((READS + 1))
+  if ! timeout 60 dd if="$DEV" of=/tmp/back bs=256K skip=$((CHUNK_AT + c)) count=1 iflag=direct \
+      status=none 2>/dev/null; then
+    READ_ERRORS=$((READ_ERRORS + 1)); return 0
+  fi
+  sum=$(sha256sum < /tmp/back | cut -c1-64)
+  if [ "${PENDING[c]}" = 0 ] && [ "$sum" != "${ACKED[c]}" ]; then
+    echo "read of chunk $c: not its last acknowledged write"; READ_BAD=$((READ_BAD + 1))
+  fi
+}
+
+# N random operations: a write, then a read of the same chunk.
+ops() {
+  local i c
+  for i in $(seq 1 "$1"); do
+    c=$((RANDOM % CHUNKS)); write_chunk "$c"; read_chunk "$c"
+  done
+}
+
+stage_v_recovery() {
+  local bdf pid n=0 nqn broker c sum lost=0 corrupt=0 rc=0 tries
+  bdf=$(nvme_bdf)
+  [ -n "$bdf" ] || skip "no NVMe controller on this machine"
+  broker=$(karg broker "")
+  [ -n "$broker" ] || skip "no fault broker (run-vm.sh --broker)"
+  offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
+  [ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = vfio-pci ] || bind_vfio "$bdf"
+  rdma link show rxe0/1 > /dev/null 2>&1 || { setup_rxe "$IP"; setup_host_identity; }
+  sed 's/^queue_depth = 128$/queue_depth = 128\ncmd_timeout_ms = 2000/' /tmp/vfio.toml > /tmp/vfio-recovery.toml
+  grep -q "cmd_timeout_ms = 2000" /tmp/vfio-recovery.toml
+  "$BINS/nvmf-reference-target" --config /tmp/vfio-recovery.toml --fabric verbs --device rxe0 \
+    --allow-destructive "$bdf" --log-level info --duration 900 > "$RESULTS/vfio-recovery-target.log" 2>&1 &
+  pid=$!
+  until nqn=$(discover_nqn "$IP" "$VFIO_PORT" 2>/dev/null) && [ -n "$nqn" ]; do
+    n=$((n + 1))
+    kill -0 "$pid" 2>/dev/null || { cat "$RESULTS/vfio-recovery-target.log"; return 1; }
+    [ $n -lt 60 ] || { echo "no discovery answer in 60 s"; kill "$pid"; return 1; }
+    sleep 1
+  done
+  DEV=$(nvme_connect "$IP" "$VFIO_PORT" "$nqn") || { kill "$pid"; return 1; }
+  for c in $(seq 0 $((CHUNKS - 1))); do write_chunk "$c"; done
+  ops 20
+  say "before faults: $WRITES writes ($WRITE_ERRORS failed), $READS reads ($READ_ERRORS failed)"
+  # a PCI error: the target resets the controller and brings the namespace back
+  broker_fault pci-error || rc=1
+  ops 10
+  wait_log "ctrl-recovered" 60 || rc=1
+  ops 20
+  say "after the PCI error: $WRITES writes ($WRITE_ERRORS failed), $READS reads ($READ_ERRORS failed)"
+  # a stalled read: the engine times it out (2 s), the namespace waits offline until the
+  # controller finished it, then a new queue pair takes over
+  broker_fault stall || rc=1
+  read_chunk 5
+  wait_log "ctrl-quarantined" 30 || rc=1
+  ops 3
+  broker_fault resume || rc=1
+  wait_log "ctrl-recreated" 60 || rc=1
+  ops 20
+  say "after the stall: $WRITES writes ($WRITE_ERRORS failed), $READS reads ($READ_ERRORS failed)"
+  # the media error is still the controller's: reads of LBA 2048 fail, others do not
+  if timeout 60 dd if="$DEV" of=/dev/null bs=512 skip=2048 count=1 iflag=direct status=none 2>/dev/null; then
+    echo "LBA 2048 read without its media error"; rc=1
+  fi
+  # every chunk ends with an acknowledged write, then each must read back as it
+  for c in $(seq 0 $((CHUNKS - 1))); do
+    tries=0
+    while [ "${PENDING[c]}" = 1 ] && [ $tries -lt 5 ]; do write_chunk "$c"; tries=$((tries + 1)); done
+  done
+  : > "$RESULTS/vfio-recovery.bin"
+  for c in $(seq 0 $((CHUNKS - 1))); do
+    if [ "${PENDING[c]}" = 1 ]; then echo "chunk $c: no write acknowledged at the end"; rc=1; continue; fi
+    timeout 60 dd if="$DEV" of=/tmp/back bs=256K skip=$((CHUNK_AT + c)) count=1 iflag=direct status=none || { echo "chunk $c: final read failed"; rc=1; continue; }
+    sum=$(sha256sum < /tmp/back | cut -c1-64)
+    if [ "$sum" = "${ACKED[c]}" ]; then :
+    elif grep -qw "$sum" <<<"${TRIED[c]}"; then lost=$((lost + 1)); echo "chunk $c: an older write (lost)"
+    else corrupt=$((corrupt + 1)); echo "chunk $c: nothing ever written there (corrupt)"
+    fi
+    cat "/tmp/acked.$c" >> "$RESULTS/vfio-recovery.bin"
+  done
+  nvme disconnect -n "$nqn" || rc=1
+  kill -INT "$pid" 2>/dev/null || true
+  for n in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -0 "$pid" 2>/dev/null && { echo "the target did not stop within 30 s of SIGINT"; kill -9 "$pid"; rc=1; }
+  wait "$pid" 2>/dev/null || true
+  grep -E "counters:|real-controller|ctrl-|offload-event" "$RESULTS/vfio-recovery-target.log" | grep -v "ctrl-created\|ctrl-teardown" || true
+  echo "integrity: writes $WRITES (failed $WRITE_ERRORS), reads $READS (failed $READ_ERRORS, wrong data $READ_BAD), lost $lost, corrupt $corrupt" \
+    | tee "$RESULTS/vfio-recovery.counts"
+  [ "$lost" = 0 ] && [ "$corrupt" = 0 ] && [ "$READ_BAD" = 0 ] || rc=1
+  return $rc
+}
+
 stage_v_faults() {
   local bdf out rc=0 rc2 broker
   bdf=$(nvme_bdf)
@@ -182,6 +332,7 @@ main() {
   local failed=0
   run_stage v-vfio-check stage_v || failed=1
   run_stage v-vfio-initiator stage_v_initiator || failed=1
+  run_stage v-vfio-recovery stage_v_recovery || failed=1
   run_stage v-vfio-faults stage_v_faults || failed=1
   return $failed
 }

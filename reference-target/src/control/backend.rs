@@ -232,6 +232,17 @@ impl RealController {
         }
     }
 
+    /// Resets the controller after a PCI error or a fatal status (the engine's queue pair
+    /// is gone with it: detached first) and re-creates software's queue pair. The caller
+    /// then attaches the engine again.
+    pub(crate) fn recover(&self) -> Result<(), VfioError> {
+        self.detach_engine();
+        let mut d = self.lock();
+        d.ctrl.reset()?;
+        d.sw = d.ctrl.create_io_queue(SOFTWARE_QID, SOFTWARE_DEPTH)?;
+        Ok(())
+    }
+
     /// Why the engine's port stopped, if it did.
     pub(crate) fn why_stopped(&self) -> Option<&'static str> {
         let engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());

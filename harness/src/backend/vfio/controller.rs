@@ -126,6 +126,24 @@ impl VfioController {
         Ok(ctrl)
     }
 
+    /// Resets the controller and brings it up again (after a PCI error or a fatal status):
+    /// memory space and bus mastering on, CC.EN = 0 until CSTS.RDY = 0, the admin queue
+    /// started over, enabled again. Every I/O queue is gone; the namespaces are those read
+    /// at open.
+    pub fn reset(&mut self) -> Result<(), VfioError> {
+        self.dev.enable()?;
+        self.admin.restart();
+        let settings = Settings {
+            page: PAGE as u64,
+            admin_entries: ADMIN_DEPTH,
+            asq: self.admin.sq_iova(),
+            acq: self.admin.cq_iova(),
+        };
+        let ready = bringup::bring_up(self.dev.bar0(), &settings, &mut SystemClock::default())?;
+        self.cap = ready.cap;
+        Ok(())
+    }
+
     /// The device.
     pub fn device(&self) -> &VfioDevice {
         &self.dev

@@ -34,7 +34,8 @@ use crate::wire::{cq_head_doorbell, sq_tail_doorbell, CQE_LEN, SQE_LEN};
 
 /// The MSI-X vector the port's CQ raises.
 const VECTOR: u16 = 0;
-/// How often the watcher reads CSTS (and, without an interrupt, wakes the reaper).
+/// How often the watcher reads CSTS and wakes the reaper even without an interrupt (a lost
+/// interrupt then costs at most this long, never a command).
 const WATCH_TICK: Duration = Duration::from_millis(20);
 /// The wake-up period when the CQ has no interrupt.
 const POLL_TICK: Duration = Duration::from_millis(1);
@@ -239,6 +240,8 @@ impl VfioPort {
         }
         let error = ctrl.device().notifier(Notifier::Error)?;
         let request = ctrl.device().notifier(Notifier::Request)?;
+        // Off first: after a reset of the controller, only enabling MSI-X anew reprograms it.
+        let _ = ctrl.device().msix_off();
         let irq = ctrl.device().notifier(Notifier::Msix(VECTOR)).ok();
         ctrl.map(rings.addr, layout.len)?;
         let pool = match ctrl.device().dma(usize::from(depth)) {
@@ -346,11 +349,12 @@ fn drain(fd: &OwnedFd) -> bool {
 
 /// The watcher: waits on the interrupt and the notifiers, reads CSTS every tick, and
 /// moves the port to `PciError` (once) when [`judge`] says so; wakes the reaper on every
-/// interrupt, on the state change, and every [`POLL_TICK`] when there is no interrupt.
+/// interrupt, on the state change, every [`WATCH_TICK`] in any case, and every
+/// [`POLL_TICK`] when there is no interrupt.
 fn watch(bar: &Bar0, watched: &Watched, irq: Option<OwnedFd>, error: OwnedFd, request: OwnedFd) {
     use nix::poll::{poll, PollFd, PollFlags};
     let tick = if irq.is_some() { WATCH_TICK } else { POLL_TICK };
-    let mut since_csts = Duration::ZERO;
+    let mut last_csts = std::time::Instant::now();
     let mut seen = Seen::default();
     while !watched.stop.load(Ordering::Relaxed) {
         let mut fds = vec![
@@ -365,9 +369,9 @@ fn watch(bar: &Bar0, watched: &Watched, irq: Option<OwnedFd>, error: OwnedFd, re
         seen.error |= drain(&error);
         seen.request |= drain(&request);
         let interrupted = irq.as_ref().is_some_and(drain);
-        since_csts += tick;
-        if since_csts >= WATCH_TICK || seen.error || seen.request {
-            since_csts = Duration::ZERO;
+        let periodic = last_csts.elapsed() >= WATCH_TICK;
+        if periodic || seen.error || seen.request {
+            last_csts = std::time::Instant::now();
             seen.csts = regs::csts(bar).0;
         }
         let (state, why) = judge(seen);
@@ -375,7 +379,7 @@ fn watch(bar: &Bar0, watched: &Watched, irq: Option<OwnedFd>, error: OwnedFd, re
         if changed {
             *watched.why.lock().unwrap_or_else(|p| p.into_inner()) = why;
         }
-        if changed || interrupted || irq.is_none() {
+        if changed || interrupted || periodic || irq.is_none() {
             watched.activity.notify_one();
         }
     }

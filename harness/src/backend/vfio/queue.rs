@@ -77,6 +77,16 @@ impl<M: DmaMemory> QueuePair<M> {
         }
     }
 
+    /// Starts over after the controller was reset: tail, head and phase back to their
+    /// first values, the CQ ring zeroed (an old entry must not pass for a new one).
+    pub fn restart(&mut self) {
+        self.tail = 0;
+        self.head = 0;
+        self.phase = true;
+        self.cq
+            .write(0, &vec![0u8; usize::from(self.depth) * CQE_LEN]);
+    }
+
     /// The queue's identifier.
     pub fn qid(&self) -> u16 {
         self.qid
@@ -265,6 +275,27 @@ pub(crate) mod tests {
         sq.read(0, &mut sqe);
         assert_eq!(sqe[0], 0x06, "Identify's opcode in the ring");
         assert_eq!(&sqe[24..32], &0x3000u64.to_le_bytes(), "PRP1");
+    }
+
+    #[test]
+    fn a_restarted_queue_ignores_what_the_reset_controller_left() {
+        let regs = FakeRegisters::new(0, Some(0));
+        let (sq, cq) = (Ram::new(0x1000, 4 * SQE_LEN), Ram::new(0x2000, 4 * CQE_LEN));
+        let mut q = QueuePair::new(0, 4, 0, sq.clone(), cq.clone());
+        let mut ctrl = (0u16, 0u16, true);
+        let flush = SqeRepr::with_prps(0, 1, crate::wire::SqeCommand::Flush, 0, 0);
+        q.submit(&regs, &flush).unwrap();
+        complete_all(&regs, &sq, &cq, &mut ctrl, Status::SUCCESS);
+        // The controller is reset before the entry is taken: the old entry (phase 1) must
+        // not be taken for the first one after the restart.
+        q.restart();
+        assert_eq!(q.poll(&regs), None);
+        regs.state().values.insert(0x1000, 0);
+        let mut fresh = (0u16, 0u16, true);
+        let cid = q.submit(&regs, &flush).unwrap();
+        assert_eq!(regs.state().values[&0x1000], 1, "the tail starts over at 0");
+        complete_all(&regs, &sq, &cq, &mut fresh, Status::SUCCESS);
+        assert_eq!(q.poll(&regs).map(|c| c.cid), Some(cid));
     }
 
     #[test]

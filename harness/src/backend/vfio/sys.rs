@@ -138,9 +138,15 @@ impl VfioDevice {
             device,
             config_offset: config.offset,
         };
-        let cmd = dev.config_read16(PCI_COMMAND)?;
-        dev.config_write16(PCI_COMMAND, cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)?;
+        dev.enable()?;
         Ok(dev)
+    }
+
+    /// Turns on memory space and bus mastering in the PCI Command register (a link reset,
+    /// as the recovery from a PCI error does, turns them off).
+    pub fn enable(&self) -> Result<(), VfioError> {
+        let cmd = self.config_read16(PCI_COMMAND)?;
+        self.config_write16(PCI_COMMAND, cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)
     }
 
     /// The device's address and group.
@@ -239,6 +245,29 @@ impl VfioDevice {
         )
         .map_err(|e| call_err("VFIO_DEVICE_SET_IRQS", e))?;
         Ok(OwnedFd::from(efd))
+    }
+}
+
+impl VfioDevice {
+    /// Turns the device's MSI-X off in VFIO (every vector's eventfd unwired), so that the
+    /// next [`VfioDevice::notifier`] for a vector enables it anew — as it must after a
+    /// reset of the function, which clears the MSI-X capability VFIO had programmed.
+    pub fn msix_off(&self) -> Result<(), VfioError> {
+        let arg = b::vfio_irq_set {
+            argsz: std::mem::size_of::<b::vfio_irq_set>() as u32,
+            flags: b::VFIO_IRQ_SET_DATA_NONE | b::VFIO_IRQ_SET_ACTION_TRIGGER,
+            index: b::VFIO_PCI_MSIX_IRQ_INDEX,
+            start: 0,
+            count: 0,
+            data: Default::default(),
+        };
+        ioctl(
+            &*self.device,
+            DEVICE_SET_IRQS,
+            &arg as *const b::vfio_irq_set as usize,
+        )
+        .map_err(|e| call_err("VFIO_DEVICE_SET_IRQS(MSI-X off)", e))?;
+        Ok(())
     }
 }
 
