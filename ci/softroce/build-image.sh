@@ -24,6 +24,7 @@ MODULES=(
   virtio_net virtio_pci 9p 9pnet_virtio configfs
   crc32_generic crc32-pclmul crc32c_generic crc32c-intel
   irqbypass vfio_virqfd vfio vfio_iommu_type1 vfio-pci-core vfio-pci   # the VFIO backend
+  nvme   # the PCI driver: nvmet-rdma serves the same controller as a block device (stage v)
 )
 
 FORCE=0

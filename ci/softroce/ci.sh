@@ -97,8 +97,8 @@ for line in sys.stdin:
 vfio_stage() {
   local img rc=0 dir=$REPORTS/vfio
   img=$(mktemp "$VM_CACHE/nvme.XXXXXX.img")
-  truncate -s 64M "$img"
-  "$SOFTROCE_DIR/run-vm.sh" --nvme "$img" --broker --timeout 600 --bins "$BINS" --results "$dir" vfio.sh || rc=1
+  truncate -s 128M "$img"
+  "$SOFTROCE_DIR/run-vm.sh" --nvme "$img" --broker --timeout 900 --bins "$BINS" --results "$dir" vfio.sh || rc=1
   mkdir -p "$dir/stages"
   if [ "$(cat "$dir/stages/v-vfio-check.status" 2>/dev/null)" = pass ]; then
     # nvmf-reference-target --vfio-write-verify 100 wrote harness::backend::vfio::check::pattern

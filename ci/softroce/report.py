@@ -26,6 +26,7 @@ STAGES = {
     "v-vfio-check": "QEMU's NVMe controller bound to vfio-pci and driven from userspace (nvmf-reference-target --vfio-check): bring-up, Identify, reads, the blkdebug media error 0x281, a write read back",
     "v-vfio-recovery": "integrity under real faults on the reference target's VFIO backend: the kernel initiator writes and reads back 64 chunks while a PCI error (controller reset and brought back) and a stalled read (namespace quarantined until the controller finished it) are injected; lost 0, corrupt 0",
     "v-vfio-recovery-backing-store": "after the faults, the controller's backing file holds every chunk's last acknowledged write, read from the host",
+    "v-vfio-fio": "fio 4 KiB randread/randwrite QD 1/32 on QEMU's NVMe controller, served in turn by the reference target (VFIO backend) and by the kernel's nvmet-rdma (nvme driver, block-device namespace), 3 repetitions",
     "v-vfio-faults": "real faults from the host's fault broker on the VFIO-driven controller: a read stalled on the backing store gets no completion while CSTS stays ready and completes once resumed; an AER error on the root port fires VFIO's error eventfd and the reset controller completes no more",
     "v-vfio-backing-store": "the block written through VFIO is in the controller's backing file, read from the host",
     "v-vfio-initiator": "the Linux kernel initiator over rxe0 to the reference target serving QEMU's NVMe controller through VFIO (the engine's queue pair in its own memory): dd write/read-back, fio crc32c verify, the media error reaching the host as EIO, the I/O offloaded",
@@ -151,11 +152,12 @@ def junit(stages, suite, results):
                       f'errors="0" time="{total:.3f}">'] + body + ["</testsuites>"]) + "\n"
 
 
-def fio_runs(results):
-    """{(target, job): [(iops, mean latency in us)]} from every fio JSON of the run."""
+def fio_runs(results, prefix=""):
+    """{(target, job): [(iops, mean latency in us)]} from every fio JSON of the run whose name
+    starts with PREFIX then the target (stage v's files start with "vfio-")."""
     runs = {}
     for path in sorted(glob.glob(os.path.join(results, "**", "fio", "*.json"), recursive=True)):
-        m = re.match(r"(kernel|reference)-(\w+-qd\d+)-r\d+\.json$", os.path.basename(path))
+        m = re.match(re.escape(prefix) + r"(kernel|reference)-(\w+-qd\d+)-r\d+\.json$", os.path.basename(path))
         if not m:
             continue
         with open(path) as f:
@@ -209,12 +211,23 @@ def main():
     with open(os.path.join(report, "junit.xml"), "w") as f:
         f.write(junit(stages, suite, results))
     runs = fio_runs(results)
-    if runs:
+    vfio_runs = fio_runs(results, "vfio-")
+    vfio_metas = glob.glob(os.path.join(results, "vfio", "meta.txt"))
+    vfio_meta = dict(l.split("=", 1) for l in read(vfio_metas[0]).splitlines() if "=" in l) if vfio_metas else {}
+    if runs or vfio_runs:
         with open(os.path.join(report, "fio.md"), "w") as f:
-            f.write("# Soft-RoCE fio: reference target vs kernel nvmet-rdma\n\n" + fio_table(runs, meta))
+            f.write("# Soft-RoCE fio: reference target vs kernel nvmet-rdma\n\n")
+            if runs:
+                f.write("## RAM namespaces (stages c and d)\n\n" + fio_table(runs, meta) + "\n")
+            if vfio_runs:
+                f.write("## QEMU's NVMe controller, the same one for both (stage v-vfio-fio)\n\n"
+                        "The reference target drives it through its VFIO backend; nvmet-rdma serves "
+                        "it as a block device (the nvme driver), rebound between the two in turn.\n\n"
+                        + fio_table(vfio_runs, vfio_meta))
     summary = {"stages": [{"id": s[0], "verdict": s[1], "reason": s[2], "seconds": float(s[3])} for s in stages],
                "meta": meta,
-               "fio": {f"{t}/{j}": [{"iops": i, "mean_lat_us": l} for i, l in v] for (t, j), v in runs.items()}}
+               "fio": {f"{t}/{j}": [{"iops": i, "mean_lat_us": l} for i, l in v] for (t, j), v in runs.items()},
+               "fio_vfio": {f"{t}/{j}": [{"iops": i, "mean_lat_us": l} for i, l in v] for (t, j), v in vfio_runs.items()}}
     with open(os.path.join(report, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     for sid, verdict, reason, seconds, _ in stages:

@@ -22,6 +22,10 @@
 #                   chunk must hold its last acknowledged write: lost 0, corrupt 0. The
 #                   host then finds the same 16 MiB in the backing file (stage
 #                   v-vfio-recovery-backing-store).
+#   v  vfio-fio     fio 4 KiB randread/randwrite at QD 1 and 32 on the same controller served
+#                   two ways, in turn, nvmf_fio_reps times (default 3): the reference target
+#                   with the VFIO backend, and the kernel's nvmet-rdma with the controller
+#                   bound to the nvme driver as a block-device namespace. JSON in fio/vfio-*.
 #   v  vfio-faults  real faults from the host's fault broker (run-vm.sh --broker): a read
 #                   stalled on the backing store gets no completion while CSTS stays ready,
 #                   and completes once the stall is lifted; an AER error on the root port
@@ -172,7 +176,7 @@ wait_log() {
   echo "no '$1' in the target's log within $2 s"; return 1
 }
 
-CHUNKS=64                # chunks of 256 KiB at 48 MiB (the last 16 MiB of the namespace)
+CHUNKS=64                # chunks of 256 KiB at 48..64 MiB of the namespace
 CHUNK_AT=192             # 48 MiB / 256 KiB
 declare -a ACKED         # per chunk: the sha256 of its last acknowledged write
 declare -a TRIED         # per chunk: the sha256 of every write tried, space separated
@@ -288,6 +292,97 @@ stage_v_recovery() {
   return $rc
 }
 
+KERNEL_NQN=nqn.2026-11.io.nvmf-conform:vfio-kernel
+KERNEL_PORT=4420
+
+# Binds BDF to the nvme driver and prints its namespace's block device.
+bind_nvme() {
+  local bdf=$1 dev=/sys/bus/pci/devices/$1 n ns
+  modprobe nvme
+  if [ -e "$dev/driver" ]; then echo "$bdf" > "$dev/driver/unbind"; fi
+  echo nvme > "$dev/driver_override"
+  echo "$bdf" > /sys/bus/pci/drivers_probe
+  for n in $(seq 1 100); do
+    for ns in "$dev"/nvme/nvme*/nvme*n1; do
+      [ -e "$ns" ] && [ -b "/dev/${ns##*/}" ] && { echo "/dev/${ns##*/}"; return 0; }
+    done
+    sleep 0.1
+  done
+  echo "$bdf: no namespace block device 10 s after binding to nvme" >&2; return 1
+}
+
+# One fio job on DEV, JSON into fio/vfio-LABEL-RW-qdQD-rREP.json: 4 KiB random I/O over
+# 64..128 MiB (clear of the blocks the other stages check on the host and of LBA 2048's
+# media error), time-based.
+vfio_fio_job() {
+  local label=$1 dev=$2 rw=$3 qd=$4 rep=$5 runtime=$6
+  mkdir -p "$RESULTS/fio"
+  timeout $((runtime + 60)) fio --name="$rw-qd$qd" --filename="$dev" --rw="$rw" --bs=4k --iodepth="$qd" \
+    --ioengine=libaio --direct=1 --offset=64M --size=64M --time_based --runtime="$runtime" \
+    --ramp_time=1 --norandommap --randrepeat=0 --output-format=json \
+    --output="$RESULTS/fio/vfio-$label-$rw-qd$qd-r$rep.json" > /dev/null || return 1
+  say "fio $label $rw qd$qd rep $rep done"
+}
+
+# The four jobs against DEV.
+vfio_fio_jobs() {
+  local label=$1 dev=$2 rep=$3 runtime=$4 rc=0
+  vfio_fio_job "$label" "$dev" randread 1 "$rep" "$runtime" || rc=1
+  vfio_fio_job "$label" "$dev" randread 32 "$rep" "$runtime" || rc=1
+  vfio_fio_job "$label" "$dev" randwrite 1 "$rep" "$runtime" || rc=1
+  vfio_fio_job "$label" "$dev" randwrite 32 "$rep" "$runtime" || rc=1
+  return $rc
+}
+
+stage_v_fio() {
+  local bdf reps runtime rep pid n nqn dev local_dev rc=0
+  bdf=$(nvme_bdf)
+  [ -n "$bdf" ] || skip "no NVMe controller on this machine"
+  offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
+  reps=$(karg fio_reps 3)
+  runtime=$(karg vfio_fio_runtime 5)
+  rdma link show rxe0/1 > /dev/null 2>&1 || { setup_rxe "$IP"; setup_host_identity; }
+  {
+    echo "kernel=$(uname -r)"
+    echo "cpus=$(nproc)"
+    echo "fio=$(fio --version)"
+    echo "fio_runtime=$runtime"
+    echo "fio_reps=$reps"
+  } > "$RESULTS/meta.txt"
+  for rep in $(seq 1 "$reps"); do
+    # the reference target, its VFIO backend on the controller
+    [ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = vfio-pci ] || bind_vfio "$bdf"
+    "$BINS/nvmf-reference-target" --config /tmp/vfio.toml --fabric verbs --device rxe0 \
+      --allow-destructive "$bdf" --log-level warn --duration 900 >> "$RESULTS/vfio-fio-target.log" 2>&1 &
+    pid=$!
+    n=0
+    until nqn=$(discover_nqn "$IP" "$VFIO_PORT" 2>/dev/null) && [ -n "$nqn" ]; do
+      n=$((n + 1))
+      kill -0 "$pid" 2>/dev/null || { tail "$RESULTS/vfio-fio-target.log"; return 1; }
+      [ $n -lt 60 ] || { echo "no discovery answer in 60 s"; kill "$pid"; return 1; }
+      sleep 1
+    done
+    dev=$(nvme_connect "$IP" "$VFIO_PORT" "$nqn") || { kill "$pid"; return 1; }
+    vfio_fio_jobs reference "$dev" "$rep" "$runtime" || { echo "fio reference rep $rep failed"; rc=1; }
+    nvme disconnect -n "$nqn" > /dev/null || rc=1
+    kill -INT "$pid" 2>/dev/null || true
+    for n in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && { echo "the target did not stop within 30 s"; kill -9 "$pid"; rc=1; }
+    wait "$pid" 2>/dev/null || true
+    # the kernel's nvmet-rdma, the controller bound to nvme as its namespace's block device
+    local_dev=$(bind_nvme "$bdf") || return 1
+    kernel_target_start "$KERNEL_NQN" "$local_dev" "$IP" "$KERNEL_PORT"
+    dev=$(nvme_connect "$IP" "$KERNEL_PORT" "$KERNEL_NQN") || { kernel_target_stop "$KERNEL_NQN"; return 1; }
+    vfio_fio_jobs kernel "$dev" "$rep" "$runtime" || { echo "fio kernel rep $rep failed"; rc=1; }
+    nvme disconnect -n "$KERNEL_NQN" > /dev/null || rc=1
+    kernel_target_stop "$KERNEL_NQN"
+  done
+  bind_vfio "$bdf"
+  n=$(find "$RESULTS/fio" -name 'vfio-*.json' | wc -l)
+  [ "$n" = $((8 * reps)) ] || { echo "$n fio results, expected $((8 * reps))"; rc=1; }
+  return $rc
+}
+
 stage_v_faults() {
   local bdf out rc=0 rc2 broker
   bdf=$(nvme_bdf)
@@ -333,6 +428,7 @@ main() {
   run_stage v-vfio-check stage_v || failed=1
   run_stage v-vfio-initiator stage_v_initiator || failed=1
   run_stage v-vfio-recovery stage_v_recovery || failed=1
+  run_stage v-vfio-fio stage_v_fio || failed=1
   run_stage v-vfio-faults stage_v_faults || failed=1
   return $failed
 }
