@@ -188,6 +188,7 @@ pub fn judge(seen: Seen) -> (CtrlState, Option<&'static str>) {
 }
 
 /// What the port and its watcher share.
+#[derive(Default)]
 struct Watched {
     /// 0 running, 1 PCI error.
     state: AtomicU8,
@@ -262,12 +263,7 @@ impl VfioPort {
             return Err(e);
         }
         let bar = ctrl.device().bar0().clone();
-        let watched = Arc::new(Watched {
-            state: AtomicU8::new(0),
-            why: Mutex::new(None),
-            activity: Notify::new(),
-            stop: AtomicBool::new(false),
-        });
+        let watched = Arc::new(Watched::default());
         let interrupts = irq.is_some();
         let watcher = {
             let watched = watched.clone();
@@ -351,7 +347,13 @@ fn drain(fd: &OwnedFd) -> bool {
 /// moves the port to `PciError` (once) when [`judge`] says so; wakes the reaper on every
 /// interrupt, on the state change, every [`WATCH_TICK`] in any case, and every
 /// [`POLL_TICK`] when there is no interrupt.
-fn watch(bar: &Bar0, watched: &Watched, irq: Option<OwnedFd>, error: OwnedFd, request: OwnedFd) {
+fn watch(
+    bar: &dyn Registers,
+    watched: &Watched,
+    irq: Option<OwnedFd>,
+    error: OwnedFd,
+    request: OwnedFd,
+) {
     use nix::poll::{poll, PollFd, PollFlags};
     let tick = if irq.is_some() { WATCH_TICK } else { POLL_TICK };
     let mut last_csts = std::time::Instant::now();
@@ -506,6 +508,130 @@ mod tests {
         assert_eq!(pool.prps(0, 0, 0).unwrap(), (0, 0));
         assert!(pool.prps(4, 0x20_0000, 3 * 4096).is_err());
         assert!(pool.prps(0, 0x20_0000, 4 * 1024 * 1024).is_err());
+    }
+
+    /// An eventfd and a second descriptor of it to signal it with.
+    fn eventfd() -> (OwnedFd, OwnedFd) {
+        let efd = nix::sys::eventfd::EventFd::from_flags(
+            nix::sys::eventfd::EfdFlags::EFD_NONBLOCK | nix::sys::eventfd::EfdFlags::EFD_CLOEXEC,
+        )
+        .unwrap();
+        let fd = OwnedFd::from(efd);
+        let writer = fd.try_clone().unwrap();
+        (fd, writer)
+    }
+
+    fn signal(fd: &OwnedFd) {
+        nix::unistd::write(fd, &1u64.to_ne_bytes()).unwrap();
+    }
+
+    /// Runs the watcher over `regs` (with error, request and interrupt eventfds `poke` may
+    /// signal) until `until` holds of what it shares or `bound` passes; returns that.
+    fn watch_until(
+        regs: FakeRegisters,
+        poke: impl FnOnce(&FakeRegisters, &OwnedFd, &OwnedFd, &OwnedFd),
+        until: impl Fn(&Watched) -> bool,
+        bound: Duration,
+    ) -> Arc<Watched> {
+        let ((err, err_w), (req, req_w), (irq, irq_w)) = (eventfd(), eventfd(), eventfd());
+        let watched = Arc::new(Watched::default());
+        let regs = Arc::new(regs);
+        let thread = {
+            let (watched, regs) = (watched.clone(), regs.clone());
+            std::thread::spawn(move || watch(&*regs, &watched, Some(irq), err, req))
+        };
+        poke(&regs, &err_w, &req_w, &irq_w);
+        let start = std::time::Instant::now();
+        while !until(&watched) && start.elapsed() < bound {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        watched.stop.store(true, Ordering::Relaxed);
+        thread.join().unwrap();
+        watched
+    }
+
+    fn stopped(w: &Watched) -> bool {
+        w.state.load(Ordering::Acquire) == 1
+    }
+
+    #[test]
+    fn the_watcher_stops_the_port_on_each_report_and_only_then() {
+        let ready = || {
+            let r = FakeRegisters::new(0, None);
+            r.state().values.insert(0x1c, 1); // CSTS.RDY
+            r
+        };
+        // Nothing wrong: it stays running, reading CSTS now and then.
+        let w = watch_until(
+            ready(),
+            |_, _, _, _| {},
+            |_| false,
+            Duration::from_millis(100),
+        );
+        assert!(!stopped(&w));
+        assert_eq!(*w.why.lock().unwrap(), None);
+        type Poke = fn(&FakeRegisters, &OwnedFd, &OwnedFd, &OwnedFd);
+        let cases: [(Poke, &str); 4] = [
+            (|_, e, _, _| signal(e), "PCI error"),
+            (|_, _, q, _| signal(q), "hot-unplug"),
+            (|r, _, _, _| r.state().gone = true, "all ones"),
+            (
+                |r, _, _, _| {
+                    let mut s = r.state();
+                    s.fatal_on_enable = true;
+                    s.values.insert(0x14, 1); // CC.EN
+                },
+                "CFS",
+            ),
+        ];
+        for (poke, words) in cases {
+            let w = watch_until(ready(), poke, stopped, Duration::from_secs(5));
+            assert!(stopped(&w), "{words}: the port did not stop");
+            let why = w.why.lock().unwrap().unwrap_or("");
+            assert!(why.contains(words), "{words}: {why}");
+        }
+    }
+
+    #[test]
+    fn an_interrupt_is_taken_and_wakes_the_reaper() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let irq_writer = std::cell::OnceCell::new();
+        let w = watch_until(
+            FakeRegisters::new(0, None),
+            |_, _, _, irq| {
+                signal(irq);
+                let _ = irq_writer.set(irq.try_clone().unwrap());
+            },
+            |_| {
+                // Taken: the eventfd's counter is back to zero (no longer readable).
+                let fd = irq_writer.get().unwrap();
+                let mut fds = [nix::poll::PollFd::new(
+                    fd.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                nix::poll::poll(&mut fds, 0u16) == Ok(0)
+            },
+            Duration::from_secs(5),
+        );
+        let mut fds = [nix::poll::PollFd::new(
+            irq_writer.get().unwrap().as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        assert_eq!(
+            nix::poll::poll(&mut fds, 0u16),
+            Ok(0),
+            "the interrupt was not taken"
+        );
+        let woken = rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(100), w.activity.notified())
+                .await
+                .is_ok()
+        });
+        assert!(woken, "the reaper was not woken");
+        assert!(!stopped(&w), "an interrupt is no failure");
     }
 
     #[test]
