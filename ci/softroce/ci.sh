@@ -88,6 +88,22 @@ for line in sys.stdin:
   case $path in "$BINS"/*) echo "${path#"$BINS"/}" ;; esac
 }
 
+# A check the host makes after the VM, reported as stage ID in DIR/stages: when stage AFTER
+# passed, CMD... must succeed (else it fails with WHY); otherwise it skips.
+host_check() {
+  local dir=$1 after=$2 id=$3 why=$4 rc=0
+  shift 4
+  if [ "$(cat "$dir/stages/$after.status" 2>/dev/null)" != pass ]; then
+    echo "skip: stage $after did not pass" > "$dir/stages/$id.status"
+  elif "$@"; then
+    echo pass > "$dir/stages/$id.status"
+  else
+    echo "fail: $why" > "$dir/stages/$id.status"; rc=1
+  fi
+  echo 0 > "$dir/stages/$id.seconds"
+  return $rc
+}
+
 # Stage v: boots a q35 VM whose NVMe controller is backed by a fresh raw file, runs
 # in-vm/vfio.sh (the userspace VFIO driver: bring-up, Identify, reads, the blkdebug media
 # error, a write read back; the kernel initiator through rxe0 and the reference target
@@ -100,49 +116,26 @@ vfio_stage() {
   truncate -s 128M "$img"
   "$SOFTROCE_DIR/run-vm.sh" --nvme "$img" --broker --timeout 900 --bins "$BINS" --results "$dir" vfio.sh || rc=1
   mkdir -p "$dir/stages"
-  if [ "$(cat "$dir/stages/v-vfio-check.status" 2>/dev/null)" = pass ]; then
-    # nvmf-reference-target --vfio-write-verify 100 wrote harness::backend::vfio::check::pattern
-    if python3 - "$img" <<'PY'
+  # nvmf-reference-target --vfio-write-verify 100 wrote harness::backend::vfio::check::pattern
+  host_check "$dir" v-vfio-check v-vfio-backing-store \
+    "block 100 of the controller's backing file does not hold the pattern written through VFIO" \
+    python3 -c '
 import sys
 lba, block = 100, 512
 want = bytes(((i ^ (lba * 0x9E37)) * 31) & 0xFF for i in range(block))
 with open(sys.argv[1], "rb") as f:
     f.seek(lba * block)
     got = f.read(block)
-sys.exit(0 if got == want else 1)
-PY
-    then echo pass > "$dir/stages/v-vfio-backing-store.status"
-    else echo "fail: block 100 of the controller's backing file does not hold the pattern written through VFIO" > "$dir/stages/v-vfio-backing-store.status"; rc=1
-    fi
-  else
-    echo "skip: stage v-vfio-check did not pass" > "$dir/stages/v-vfio-backing-store.status"
-  fi
-  echo 0 > "$dir/stages/v-vfio-backing-store.seconds"
+sys.exit(0 if got == want else 1)' "$img" || rc=1
   # the kernel initiator wrote vfio-pattern.bin at 32 MiB through rxe, the reference target
   # and its VFIO backend: the same bytes must be in the controller's backing file
-  if [ "$(cat "$dir/stages/v-vfio-initiator.status" 2>/dev/null)" = pass ]; then
-    if cmp -s -i 0:$((32 << 20)) -n $((8 << 20)) "$dir/vfio-pattern.bin" "$img"; then
-      echo pass > "$dir/stages/v-vfio-initiator-backing-store.status"
-    else
-      echo "fail: 32..40 MiB of the controller's backing file do not hold what the kernel initiator wrote" \
-        > "$dir/stages/v-vfio-initiator-backing-store.status"; rc=1
-    fi
-  else
-    echo "skip: stage v-vfio-initiator did not pass" > "$dir/stages/v-vfio-initiator-backing-store.status"
-  fi
-  echo 0 > "$dir/stages/v-vfio-initiator-backing-store.seconds"
+  host_check "$dir" v-vfio-initiator v-vfio-initiator-backing-store \
+    "32..40 MiB of the controller's backing file do not hold what the kernel initiator wrote" \
+    cmp -s -i 0:$((32 << 20)) -n $((8 << 20)) "$dir/vfio-pattern.bin" "$img" || rc=1
   # after the PCI error and the stall, 48..64 MiB hold each chunk's last acknowledged write
-  if [ "$(cat "$dir/stages/v-vfio-recovery.status" 2>/dev/null)" = pass ]; then
-    if cmp -s -i 0:$((48 << 20)) -n $((16 << 20)) "$dir/vfio-recovery.bin" "$img"; then
-      echo pass > "$dir/stages/v-vfio-recovery-backing-store.status"
-    else
-      echo "fail: 48..64 MiB of the backing file do not hold the last acknowledged writes" \
-        > "$dir/stages/v-vfio-recovery-backing-store.status"; rc=1
-    fi
-  else
-    echo "skip: stage v-vfio-recovery did not pass" > "$dir/stages/v-vfio-recovery-backing-store.status"
-  fi
-  echo 0 > "$dir/stages/v-vfio-recovery-backing-store.seconds"
+  host_check "$dir" v-vfio-recovery v-vfio-recovery-backing-store \
+    "48..64 MiB of the backing file do not hold the last acknowledged writes" \
+    cmp -s -i 0:$((48 << 20)) -n $((16 << 20)) "$dir/vfio-recovery.bin" "$img" || rc=1
   rm -f "$img" "$dir/vfio-pattern.bin" "$dir/vfio-recovery.bin"
   return $rc
 }

@@ -79,8 +79,37 @@ IP=10.0.2.15
 VFIO_PORT=4421
 VFIO_NQN=nqn.2026-11.io.nvmf-conform:vfio
 
+# Starts nvmf-reference-target on CONFIG (consent given for the controller BDF), its
+# output appended to LOG at --log-level LEVEL, and waits (at most 60 s) until its discovery
+# controller answers; sets TARGET_PID and TARGET_NQN.
+vfio_target_start() {
+  local config=$1 bdf=$2 log=$3 level=$4 n=0
+  "$BINS/nvmf-reference-target" --config "$config" --fabric verbs --device rxe0 \
+    --allow-destructive "$bdf" --log-level "$level" --duration 900 >> "$log" 2>&1 &
+  TARGET_PID=$!
+  until TARGET_NQN=$(discover_nqn "$IP" "$VFIO_PORT" 2>/dev/null) && [ -n "$TARGET_NQN" ]; do
+    n=$((n + 1))
+    kill -0 "$TARGET_PID" 2>/dev/null || { tail -20 "$log"; return 1; }
+    [ $n -lt 60 ] || { echo "the reference target did not answer discovery in 60 s"; kill "$TARGET_PID"; return 1; }
+    sleep 1
+  done
+}
+
+# Stops what vfio_target_start started: SIGINT (it then prints its counters), at most 30 s.
+vfio_target_stop() {
+  local n
+  kill -INT "$TARGET_PID" 2>/dev/null || true
+  for n in $(seq 1 150); do kill -0 "$TARGET_PID" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "$TARGET_PID" 2>/dev/null; then
+    echo "the target did not stop within 30 s of SIGINT"
+    kill -9 "$TARGET_PID"; wait "$TARGET_PID" 2>/dev/null || true
+    return 1
+  fi
+  wait "$TARGET_PID" 2>/dev/null || true
+}
+
 stage_v_initiator() {
-  local bdf pid n=0 nqn dev rc=0
+  local bdf nqn dev rc=0
   bdf=$(nvme_bdf)
   [ -n "$bdf" ] || skip "no NVMe controller on this machine"
   [ -x "$BINS/nvmf-reference-target" ] || skip "no nvmf-reference-target among the shared binaries"
@@ -105,16 +134,9 @@ queue_depth = 128
 kind = "vfio"
 pci = "$bdf"
 TOML
-  "$BINS/nvmf-reference-target" --config /tmp/vfio.toml --fabric verbs --device rxe0 \
-    --allow-destructive "$bdf" --log-level info --duration 600 > "$RESULTS/vfio-target.log" 2>&1 &
-  pid=$!
-  until nqn=$(discover_nqn "$IP" "$VFIO_PORT" 2>/dev/null) && [ -n "$nqn" ]; do
-    n=$((n + 1))
-    kill -0 "$pid" 2>/dev/null || { cat "$RESULTS/vfio-target.log"; return 1; }
-    [ $n -lt 60 ] || { echo "the reference target did not answer discovery in 60 s"; kill "$pid"; return 1; }
-    sleep 1
-  done
-  dev=$(nvme_connect "$IP" "$VFIO_PORT" "$nqn") || { kill "$pid"; cat "$RESULTS/vfio-target.log"; return 1; }
+  vfio_target_start /tmp/vfio.toml "$bdf" "$RESULTS/vfio-target.log" info || return 1
+  nqn=$TARGET_NQN
+  dev=$(nvme_connect "$IP" "$VFIO_PORT" "$nqn") || { vfio_target_stop; cat "$RESULTS/vfio-target.log"; return 1; }
   nvme list
   # 8 MiB at 32 MiB, clear of LBA 2048 (1 MiB), whose reads blkdebug fails
   dd if=/dev/urandom of="$RESULTS/vfio-pattern.bin" bs=1M count=8 status=none
@@ -139,10 +161,7 @@ TOML
     say "LBA 2048 (media error on the controller): $(head -1 /tmp/vfio-eio)"
   fi
   nvme disconnect -n "$nqn" || rc=1
-  kill -INT "$pid" 2>/dev/null || true
-  for n in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -0 "$pid" 2>/dev/null && { echo "the target did not stop within 30 s of SIGINT"; kill -9 "$pid"; rc=1; }
-  wait "$pid" 2>/dev/null || true
+  vfio_target_stop || rc=1
   grep -E "counters:|real-controller|subsystem-ready" "$RESULTS/vfio-target.log" || true
   # the offload engine, not software, served the I/O: offloaded writes of the 8 MiB at least
   local writes
@@ -221,7 +240,7 @@ ops() {
 }
 
 stage_v_recovery() {
-  local bdf pid n=0 nqn broker c sum lost=0 corrupt=0 rc=0 tries
+  local bdf nqn broker c sum lost=0 corrupt=0 rc=0 tries
   bdf=$(nvme_bdf)
   [ -n "$bdf" ] || skip "no NVMe controller on this machine"
   broker=$(karg broker "")
@@ -231,16 +250,9 @@ stage_v_recovery() {
   rdma link show rxe0/1 > /dev/null 2>&1 || { setup_rxe "$IP"; setup_host_identity; }
   sed 's/^queue_depth = 128$/queue_depth = 128\ncmd_timeout_ms = 2000/' /tmp/vfio.toml > /tmp/vfio-recovery.toml
   grep -q "cmd_timeout_ms = 2000" /tmp/vfio-recovery.toml
-  "$BINS/nvmf-reference-target" --config /tmp/vfio-recovery.toml --fabric verbs --device rxe0 \
-    --allow-destructive "$bdf" --log-level info --duration 900 > "$RESULTS/vfio-recovery-target.log" 2>&1 &
-  pid=$!
-  until nqn=$(discover_nqn "$IP" "$VFIO_PORT" 2>/dev/null) && [ -n "$nqn" ]; do
-    n=$((n + 1))
-    kill -0 "$pid" 2>/dev/null || { cat "$RESULTS/vfio-recovery-target.log"; return 1; }
-    [ $n -lt 60 ] || { echo "no discovery answer in 60 s"; kill "$pid"; return 1; }
-    sleep 1
-  done
-  DEV=$(nvme_connect "$IP" "$VFIO_PORT" "$nqn") || { kill "$pid"; return 1; }
+  vfio_target_start /tmp/vfio-recovery.toml "$bdf" "$RESULTS/vfio-recovery-target.log" info || return 1
+  nqn=$TARGET_NQN
+  DEV=$(nvme_connect "$IP" "$VFIO_PORT" "$nqn") || { vfio_target_stop; return 1; }
   for c in $(seq 0 $((CHUNKS - 1))); do write_chunk "$c"; done
   ops 20
   say "before faults: $WRITES writes ($WRITE_ERRORS failed), $READS reads ($READ_ERRORS failed)"
@@ -281,10 +293,7 @@ stage_v_recovery() {
     cat "/tmp/acked.$c" >> "$RESULTS/vfio-recovery.bin"
   done
   nvme disconnect -n "$nqn" || rc=1
-  kill -INT "$pid" 2>/dev/null || true
-  for n in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -0 "$pid" 2>/dev/null && { echo "the target did not stop within 30 s of SIGINT"; kill -9 "$pid"; rc=1; }
-  wait "$pid" 2>/dev/null || true
+  vfio_target_stop || rc=1
   grep -E "counters:|real-controller|ctrl-|offload-event" "$RESULTS/vfio-recovery-target.log" | grep -v "ctrl-created\|ctrl-teardown" || true
   echo "integrity: writes $WRITES (failed $WRITE_ERRORS), reads $READS (failed $READ_ERRORS, wrong data $READ_BAD), lost $lost, corrupt $corrupt" \
     | tee "$RESULTS/vfio-recovery.counts"
@@ -335,7 +344,7 @@ vfio_fio_jobs() {
 }
 
 stage_v_fio() {
-  local bdf reps runtime rep pid n nqn dev local_dev rc=0
+  local bdf reps runtime rep n nqn dev local_dev rc=0
   bdf=$(nvme_bdf)
   [ -n "$bdf" ] || skip "no NVMe controller on this machine"
   offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
@@ -352,23 +361,12 @@ stage_v_fio() {
   for rep in $(seq 1 "$reps"); do
     # the reference target, its VFIO backend on the controller
     [ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = vfio-pci ] || bind_vfio "$bdf"
-    "$BINS/nvmf-reference-target" --config /tmp/vfio.toml --fabric verbs --device rxe0 \
-      --allow-destructive "$bdf" --log-level warn --duration 900 >> "$RESULTS/vfio-fio-target.log" 2>&1 &
-    pid=$!
-    n=0
-    until nqn=$(discover_nqn "$IP" "$VFIO_PORT" 2>/dev/null) && [ -n "$nqn" ]; do
-      n=$((n + 1))
-      kill -0 "$pid" 2>/dev/null || { tail "$RESULTS/vfio-fio-target.log"; return 1; }
-      [ $n -lt 60 ] || { echo "no discovery answer in 60 s"; kill "$pid"; return 1; }
-      sleep 1
-    done
-    dev=$(nvme_connect "$IP" "$VFIO_PORT" "$nqn") || { kill "$pid"; return 1; }
+    vfio_target_start /tmp/vfio.toml "$bdf" "$RESULTS/vfio-fio-target.log" warn || return 1
+    nqn=$TARGET_NQN
+    dev=$(nvme_connect "$IP" "$VFIO_PORT" "$nqn") || { vfio_target_stop; return 1; }
     vfio_fio_jobs reference "$dev" "$rep" "$runtime" || { echo "fio reference rep $rep failed"; rc=1; }
     nvme disconnect -n "$nqn" > /dev/null || rc=1
-    kill -INT "$pid" 2>/dev/null || true
-    for n in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -0 "$pid" 2>/dev/null && { echo "the target did not stop within 30 s"; kill -9 "$pid"; rc=1; }
-    wait "$pid" 2>/dev/null || true
+    vfio_target_stop || rc=1
     # the kernel's nvmet-rdma, the controller bound to nvme as its namespace's block device
     local_dev=$(bind_nvme "$bdf") || return 1
     kernel_target_start "$KERNEL_NQN" "$local_dev" "$IP" "$KERNEL_PORT"

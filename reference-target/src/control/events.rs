@@ -27,6 +27,7 @@
 use std::sync::Arc;
 
 use harness::api::{CtrlHandle, OffloadEvent};
+use harness::backend::emulated::BackendController;
 
 use super::state::{Shared, IDLE_TICK};
 
@@ -125,26 +126,50 @@ fn release(sh: &Shared, sub: usize, ctrl: CtrlHandle, why: &'static str) {
 
 fn recreate(sh: &Shared, sub: usize, ctrl: CtrlHandle) {
     unplug(sh, sub, ctrl);
-    let (old, generation) = {
+    let old = {
         let st = sh.lock();
-        match st.backends.get(&sub) {
-            Some(b) => match b.backend.emulated() {
-                Some(c) => (c.clone(), b.generation + 1),
-                None => return,
-            },
+        match st.backends.get(&sub).and_then(|b| b.backend.emulated()) {
+            Some(c) => c.clone(),
             None => return,
         }
     };
-    match sh.build_backend(sub, Some(&old), generation) {
+    rebuild(
+        sh,
+        sub,
+        ctrl,
+        Some(&old),
+        ("ctrl-recreated", "ctrl-recreate-failed"),
+    );
+}
+
+/// A new backend controller (or, on a real controller, a new engine queue pair) for
+/// subsystem `sub`, taking over the namespaces of `emulated` when given, in place of `old`:
+/// its namespaces mapped and online again. `(done, failed)` name the outcome in the log;
+/// when it fails the namespaces stay offline.
+fn rebuild(
+    sh: &Shared,
+    sub: usize,
+    old: CtrlHandle,
+    emulated: Option<&BackendController>,
+    (done, failed): (&str, &str),
+) {
+    let generation = sh.lock().backends.get(&sub).map_or(1, |b| b.generation + 1);
+    match sh.build_backend(sub, emulated, generation) {
         Ok(slot) => {
             let new = slot.ctrl;
-            let old_slot = sh.lock().backends.insert(sub, slot);
+            let old_slot = {
+                let mut st = sh.lock();
+                for n in &sh.subs[sub].cfg.namespaces {
+                    st.ns_offline.remove(&(sub, n.nsid));
+                }
+                st.backends.insert(sub, slot)
+            };
             if let Some(o) = old_slot {
                 drop(o.backend);
                 let _ = sh.ctx.dereg_mr(o.rings.id);
             }
             sh.log(format!(
-                "ctrl-recreated subsystem={} old={ctrl} new={} generation={generation}",
+                "{done} subsystem={} old={old} new={} generation={generation}",
                 sh.subs[sub].cfg.nqn,
                 new.map_or("-".to_string(), |c| c.to_string())
             ));
@@ -159,7 +184,7 @@ fn recreate(sh: &Shared, sub: usize, ctrl: CtrlHandle) {
                     st.ns_offline.insert((sub, n.nsid), "re-creation failed");
                 }
             }
-            sh.log(format!("ctrl-recreate-failed {ctrl}: {e}"));
+            sh.log(format!("{failed} {old}: {e}"));
         }
     }
 }
@@ -199,7 +224,7 @@ fn quarantine_real(sh: &Arc<Shared>, sub: usize, ctrl: CtrlHandle) {
         }
         if drained {
             unplug(&sh2, sub, ctrl);
-            reattach_real(&sh2, sub, ctrl, "ctrl-recreated");
+            rebuild(&sh2, sub, ctrl, None, ("ctrl-recreated", "ctrl-recreate-failed"));
         } else {
             sh2.log(format!(
                 "ctrl-quarantine-expired {ctrl}: commands still at the controller after {} s; resetting it",
@@ -219,35 +244,14 @@ async fn recover_real(sh: &Arc<Shared>, sub: usize, ctrl: CtrlHandle) {
     };
     let reset = tokio::task::spawn_blocking(move || real.recover()).await;
     match reset {
-        Ok(Ok(())) => reattach_real(sh, sub, ctrl, "ctrl-recovered"),
+        Ok(Ok(())) => rebuild(
+            sh,
+            sub,
+            ctrl,
+            None,
+            ("ctrl-recovered", "ctrl-recover-failed"),
+        ),
         Ok(Err(e)) => sh.log(format!("ctrl-recover-failed {ctrl}: {e}")),
         Err(e) => sh.log(format!("ctrl-recover-failed {ctrl}: {e}")),
-    }
-}
-
-/// A new engine queue pair on subsystem `sub`'s real controller, its namespaces mapped and
-/// online again; `what` names the event in the log.
-fn reattach_real(sh: &Shared, sub: usize, old: CtrlHandle, what: &str) {
-    let generation = sh.lock().backends.get(&sub).map_or(1, |b| b.generation + 1);
-    match sh.build_backend(sub, None, generation) {
-        Ok(slot) => {
-            let new = slot.ctrl;
-            let old_slot = {
-                let mut st = sh.lock();
-                for n in &sh.subs[sub].cfg.namespaces {
-                    st.ns_offline.remove(&(sub, n.nsid));
-                }
-                st.backends.insert(sub, slot)
-            };
-            if let Some(o) = old_slot {
-                let _ = sh.ctx.dereg_mr(o.rings.id);
-            }
-            sh.log(format!(
-                "{what} subsystem={} old={old} new={} generation={generation}",
-                sh.subs[sub].cfg.nqn,
-                new.map_or("-".to_string(), |c| c.to_string())
-            ));
-        }
-        Err(e) => sh.log(format!("{what}-failed {old}: {e}")),
     }
 }
