@@ -12,21 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use harness::backend::emulated::{BackendController, LbaFormat};
-use harness::backend::vfio::{
-    sysfs::Roots, PciAddress, VfioController, VfioError, VfioNamespace, VfioPort,
-};
+use harness::backend::vfio::{PciAddress, SharedController, VfioError, VfioPort};
 use harness::backend::BackendPort;
 use harness::fabric::{DeviceContext, MrInfo};
 use harness::wire::{DsmCommand, DsmRangeRepr, RwCommand, SqeCommand, Status, WriteZeroesCommand};
 
 use super::config::{Backing, NamespaceConfig};
 
-/// The engine's queue pair on a real controller.
-pub const ENGINE_QID: u16 = 1;
-/// Software's queue pair on a real controller.
-pub const SOFTWARE_QID: u16 = 2;
-/// Entries of software's queue pair.
-const SOFTWARE_DEPTH: u16 = 32;
 /// Bound of one software-served command on a real controller.
 const SOFTWARE_BOUND: Duration = Duration::from_secs(10);
 
@@ -99,25 +91,18 @@ fn emulated_io(c: &BackendController, nsid: u32, op: SwIo<'_>) -> Result<Vec<u8>
     got.unwrap_or(Err(Status::NAMESPACE_NOT_READY))
 }
 
-/// The driver and software's queue pair, used by one caller at a time.
-struct Driver {
-    ctrl: VfioController,
-    sw: harness::backend::vfio::controller::IoQueue,
-}
-
-/// A real NVMe controller behind a subsystem.
+/// A real NVMe controller behind a subsystem: the shared controller (the engine's port
+/// lent from it, software's I/O on its own queue pair) and the port lent, if any.
 pub(crate) struct RealController {
-    driver: Mutex<Driver>,
-    address: PciAddress,
-    namespaces: Vec<VfioNamespace>,
-    /// The engine's port and the memory mapped for it: (port, staging address, length).
-    engine: Mutex<Option<(Arc<VfioPort>, u64, u64)>>,
+    shared: SharedController,
+    /// The engine's port, while attached.
+    engine: Mutex<Option<Arc<VfioPort>>>,
 }
 
 impl std::fmt::Debug for RealController {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RealController")
-            .field("address", &self.address)
+            .field("address", &self.shared.address())
             .finish_non_exhaustive()
     }
 }
@@ -126,25 +111,20 @@ impl RealController {
     /// Opens the controller at `address` (checked, brought up, identified) with software's
     /// queue pair.
     pub(crate) fn open(address: PciAddress) -> Result<RealController, VfioError> {
-        let mut ctrl = VfioController::open(address, &Roots::default())?;
-        let sw = ctrl.create_io_queue(SOFTWARE_QID, SOFTWARE_DEPTH)?;
-        let namespaces = ctrl.namespaces().to_vec();
         Ok(RealController {
-            driver: Mutex::new(Driver { ctrl, sw }),
-            address,
-            namespaces,
+            shared: SharedController::open(address)?,
             engine: Mutex::new(None),
         })
     }
 
     /// Its PCI address.
     pub(crate) fn address(&self) -> PciAddress {
-        self.address
+        self.shared.address()
     }
 
     /// Its model (Identify Controller MN), for the event log.
     pub(crate) fn model(&self) -> String {
-        self.lock().ctrl.identify_controller().mn.trim().to_string()
+        self.shared.model().to_string()
     }
 
     /// The namespaces as the control plane configures them: the controller's own nsids,
@@ -152,7 +132,8 @@ impl RealController {
     /// clear with metadata) or whose format the target cannot present is refused, naming
     /// it.
     pub(crate) fn namespace_configs(&self) -> Result<Vec<NamespaceConfig>, String> {
-        self.namespaces
+        self.shared
+            .namespaces()
             .iter()
             .map(|n| {
                 let id = &n.identify;
@@ -182,13 +163,10 @@ impl RealController {
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Driver> {
-        self.driver.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Creates the engine's queue pair over `rings` (a region of `ctx` laid out as
     /// `RingLayout::new(depth)`) and maps `staging` for the controller's DMA: the port the
-    /// engine drives. Undone by [`Self::detach_engine`] (and on drop).
+    /// engine drives (queue 1, the first the controller lends). Undone by
+    /// [`Self::detach_engine`] (and on drop).
     pub(crate) fn attach_engine(
         &self,
         ctx: Arc<dyn DeviceContext>,
@@ -196,61 +174,34 @@ impl RealController {
         staging: &MrInfo,
         depth: u16,
     ) -> Result<Arc<dyn BackendPort>, VfioError> {
-        let mut d = self.lock();
-        let len = staging.len.div_ceil(4096) * 4096;
-        if len != staging.len {
-            return Err(VfioError::Unsupported(format!(
-                "a staging buffer of {} bytes is not whole pages",
-                staging.len
-            )));
-        }
-        d.ctrl.map(staging.addr, len).map_err(|e| {
-            VfioError::Unsupported(format!(
-                "mapping the staging buffer for DMA ({e}); the VFIO backend needs the verbs \
-                 fabric, whose memory regions are this process's memory"
-            ))
-        })?;
-        let port = match VfioPort::attach(&mut d.ctrl, ctx, rings, depth, ENGINE_QID) {
-            Ok(p) => Arc::new(p),
-            Err(e) => {
-                let _ = d.ctrl.unmap(staging.addr, len);
-                return Err(e);
-            }
-        };
-        *self.engine.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((port.clone(), staging.addr, len));
+        let port = self.shared.lend(ctx, rings, staging, depth)?;
+        *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(port.clone());
         Ok(port)
     }
 
     /// Deletes the engine's queue pair and unmaps its memory, if attached.
     pub(crate) fn detach_engine(&self) {
         let taken = self.engine.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some((port, addr, len)) = taken {
-            let mut d = self.lock();
-            let _ = port.detach(&mut d.ctrl);
-            let _ = d.ctrl.unmap(addr, len);
+        if let Some(port) = taken {
+            self.shared.give_back(&port);
         }
     }
 
     /// Resets the controller after a PCI error or a fatal status (the engine's queue pair
-    /// is gone with it: detached first) and re-creates software's queue pair. The caller
-    /// then attaches the engine again.
+    /// is gone with it) and re-creates software's queue pair. The caller then attaches the
+    /// engine again.
     pub(crate) fn recover(&self) -> Result<(), VfioError> {
-        self.detach_engine();
-        let mut d = self.lock();
-        d.ctrl.reset()?;
-        d.sw = d.ctrl.create_io_queue(SOFTWARE_QID, SOFTWARE_DEPTH)?;
-        Ok(())
+        self.engine.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.shared.reset()
     }
 
     /// Why the engine's port stopped, if it did.
     pub(crate) fn why_stopped(&self) -> Option<&'static str> {
-        let engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-        engine.as_ref().and_then(|(p, _, _)| p.why())
+        self.shared.why_stopped()
     }
 
     async fn io(self: &Arc<Self>, nsid: u32, op: SwIo<'_>) -> Result<Vec<u8>, Status> {
-        let Some(ns) = self.namespaces.iter().find(|n| n.nsid == nsid) else {
+        let Some(ns) = self.shared.namespace(nsid) else {
             return Err(Status::NAMESPACE_NOT_READY);
         };
         let block = u64::from(ns.block_size());
@@ -292,45 +243,19 @@ impl RealController {
             }
         };
         let me = self.clone();
-        let ran = tokio::task::spawn_blocking(move || me.run(nsid, command, &out, in_len)).await;
+        let ran = tokio::task::spawn_blocking(move || {
+            me.shared
+                .run(nsid, command, &out, in_len, SOFTWARE_BOUND, "software I/O")
+        })
+        .await;
         match ran {
             Ok(Ok((status, data))) if status.same_code(Status::SUCCESS) => Ok(data),
             Ok(Ok((status, _))) => Err(status),
             Ok(Err(e)) => {
-                tracing::warn!(target: "nvmf_target", "software I/O on {}: {e}", self.address);
+                tracing::warn!(target: "nvmf_target", "software I/O on {}: {e}", self.address());
                 Err(Status::INTERNAL_ERROR)
             }
             Err(_) => Err(Status::INTERNAL_ERROR),
         }
-    }
-
-    /// Runs one command on software's queue pair with a DMA buffer of its own.
-    fn run(
-        &self,
-        nsid: u32,
-        command: SqeCommand,
-        out: &[u8],
-        in_len: u64,
-    ) -> Result<(Status, Vec<u8>), VfioError> {
-        let mut d = self.lock();
-        let Driver { ctrl, sw } = &mut *d;
-        let len = (out.len() as u64).max(in_len);
-        let buf = ctrl.device().dma((len as usize).div_ceil(4096).max(1))?;
-        if !out.is_empty() {
-            buf.write(0, out);
-        }
-        let data = (len > 0).then_some((&buf, len));
-        let status = ctrl.run(sw, nsid, command, data, SOFTWARE_BOUND, "software I/O")?;
-        let mut back = vec![0u8; in_len as usize];
-        if in_len > 0 {
-            buf.read(0, &mut back);
-        }
-        Ok((status, back))
-    }
-}
-
-impl Drop for RealController {
-    fn drop(&mut self) {
-        self.detach_engine();
     }
 }

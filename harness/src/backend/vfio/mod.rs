@@ -17,6 +17,9 @@
 //! - [`port`]: [`VfioPort`], the engine's [`super::BackendPort`] on the controller: rings
 //!   in the engine's memory, doorbells in BAR0, PRP lists, MSI-X, CSTS and eventfds
 //!   watched;
+//! - [`shared`]: [`SharedController`], a controller lending one queue pair per port
+//!   (the control plane's and the suites' real backends), with one of its own for I/O the
+//!   caller runs itself;
 //! - [`broker`] and [`check`]: real faults from the host's fault broker, and
 //!   `nvmf-reference-target --vfio-check`.
 //!
@@ -30,6 +33,7 @@ pub mod controller;
 pub mod port;
 pub mod queue;
 pub mod regs;
+pub mod shared;
 pub mod sys;
 pub mod sysfs;
 
@@ -38,6 +42,7 @@ use std::path::PathBuf;
 pub use address::PciAddress;
 pub use controller::{Transfer, VfioController, VfioNamespace};
 pub use port::{RingLayout, VfioPort};
+pub use shared::SharedController;
 
 /// Why a controller cannot be reached or brought up through VFIO.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
