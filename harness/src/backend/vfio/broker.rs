@@ -16,9 +16,13 @@ pub const ENV: &str = "NVMF_FAULT_BROKER";
 /// A fault the broker injects into the real controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RealFault {
-    /// A breakpoint on the backing store's reads: read commands stall, CSTS stays ready.
+    /// A breakpoint on the backing store's reads: the next read command stalls (blkdebug
+    /// breakpoints are one-shot), CSTS stays ready.
     Stall,
-    /// Lifts [`RealFault::Stall`]: the stalled commands complete.
+    /// The same on writes: the next write command stalls.
+    StallWrites,
+    /// Lifts [`RealFault::Stall`] and [`RealFault::StallWrites`]: a stalled command
+    /// completes, a breakpoint not reached yet is removed.
     Resume,
     /// An uncorrectable PCIe error (AER) on the controller's port.
     PciError,
@@ -31,6 +35,7 @@ impl RealFault {
     pub fn name(self) -> &'static str {
         match self {
             RealFault::Stall => "stall",
+            RealFault::StallWrites => "stall-writes",
             RealFault::Resume => "resume",
             RealFault::PciError => "pci-error",
             RealFault::Unplug => "unplug",
