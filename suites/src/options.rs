@@ -45,9 +45,29 @@ pub struct Options {
     /// Two-host mode: the control channel of a remote `nvmf-reference-target --control`
     /// (the target runs there; this process runs the hosts, on `fabric`).
     pub connect: Option<std::net::SocketAddr>,
+    /// The backend controllers cases create: emulated, or queue pairs of a real controller.
+    pub backend: BackendChoice,
     /// The options of `nvmf-conform replay CASE` that reproduce one of this run's cases,
     /// recorded in the reports ([`harness::runner::RunMeta::replay`]); the command line sets them.
     pub replay: Vec<String>,
+}
+
+/// The backend NVMe controllers the cases create for the device under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// The project's emulated controllers (in-process, fault injection, counters).
+    #[default]
+    Emulated,
+    /// Queue pairs of the real NVMe controller at this PCI address, bound to vfio-pci;
+    /// faults through the host's fault broker (`NVMF_FAULT_BROKER`).
+    Vfio(harness::backend::vfio::PciAddress),
+}
+
+impl BackendChoice {
+    /// Whether the backend is a real controller.
+    pub fn is_real(self) -> bool {
+        matches!(self, BackendChoice::Vfio(_))
+    }
 }
 
 /// A vendor plugin under test and the configuration string it is opened with.
@@ -74,6 +94,7 @@ impl Default for Options {
             fabric: FabricChoice::Sim,
             wait_scale: 1.0,
             connect: None,
+            backend: BackendChoice::Emulated,
             replay: Vec::new(),
         }
     }
@@ -91,6 +112,9 @@ impl Options {
         for q in self.quirks.iter() {
             s.push('+');
             s.push_str(q.name());
+        }
+        if let BackendChoice::Vfio(pci) = self.backend {
+            s.push_str(&format!("@vfio:{pci}"));
         }
         s
     }

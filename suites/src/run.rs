@@ -23,8 +23,9 @@ use reference_target::remote::{RemoteError, RemoteTarget};
 
 use crate::catalog::{Body, Entry};
 use crate::fabric::CaseFabric;
-use crate::framework::{self, Dut};
+use crate::framework::{self, Dut, Need};
 use crate::isolate::{self, Isolation};
+use crate::options::BackendChoice;
 pub use crate::options::{Options, PluginTarget};
 use crate::oracle;
 use crate::seed::case_seed;
@@ -356,7 +357,7 @@ pub async fn offload_verdict(
             Err(e) => return CaseOutcome::error(e.to_string()),
         },
     };
-    let dut = match (&opts.plugin, remote.clone()) {
+    let mut dut = match (&opts.plugin, remote.clone()) {
         (None, Some(r)) => match Dut::remote(place, r) {
             Ok(d) => d,
             Err(e) => {
@@ -386,6 +387,25 @@ pub async fn offload_verdict(
     let rec = dut.rec.clone();
     let caps = dut.caps.clone();
     let device = dut.ctx.device_attr();
+    if let BackendChoice::Vfio(pci) = opts.backend {
+        let reaches = case
+            .needs
+            .iter()
+            .any(|n| matches!(n, Need::Backends | Need::ControlPlane));
+        if reaches {
+            match framework::dut::RealBackend::open(pci) {
+                Ok(r) => {
+                    if let Err(e) = dut.use_real_backend(Arc::new(r)) {
+                        return CaseOutcome::error(e.message);
+                    }
+                }
+                Err(e) => {
+                    let why = format!("the real backend controller did not open: {}", e.message);
+                    return CaseOutcome::error(why);
+                }
+            }
+        }
+    }
     let facts = harness::case::Facts {
         fabric: &*dut.fabric,
         can_make_fresh: false,
@@ -394,6 +414,7 @@ pub async fn offload_verdict(
             device: &device,
             has_backends: dut.backends.is_some(),
             remote: remote.is_some(),
+            real_backend: dut.real_backend_facts(),
         }),
     };
     if let Some(why) = case.unmet(&facts) {
@@ -446,6 +467,12 @@ pub async fn offload_verdict(
     let (verdict, note, expected, oracle_pending) = match (&opts.snapshots, source) {
         (None, _) => (verdict, None, None, false),
         (Some(_), _) if matches!(verdict, Verdict::Skip(_)) => (verdict, None, None, false),
+        (Some(_), _) if opts.backend.is_real() => {
+            let note = "trace not compared: the backend is a real controller, and the \
+                        snapshots record the emulated controllers' side of the trace"
+                .to_string();
+            (verdict, Some(note), None, false)
+        }
         (Some(dir), oracle::Source::Reviewed(p)) => {
             let (v, note) = if fails {
                 (verdict, None)

@@ -69,6 +69,67 @@ fn same_seed_gives_byte_identical_results() {
 }
 
 #[test]
+fn a_real_backend_is_refused_without_consent_or_on_the_sim() {
+    let dir = tmp("vfio");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--filter", "datapath", "--report-dir"];
+        args.push(dir.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let out = conform(&args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // No consent: refused before anything opens the device.
+    let (code, err) = run(&["--backend", "vfio:0000:01:00.0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--allow-destructive 0000:01:00.0"), "{err}");
+    // Consent for another device is no consent.
+    let (code, err) = run(&[
+        "--backend",
+        "vfio:0000:01:00.0",
+        "--allow-destructive",
+        "0000:02:00.0",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("to consent"), "{err}");
+    // A bad address names its field.
+    let (code, err) = run(&["--backend", "vfio:0000:01:20.0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--backend vfio:0000:01:20.0"), "{err}");
+    assert!(err.contains("device"), "{err}");
+    // An unknown kind.
+    let (code, err) = run(&["--backend", "spdk"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("expected emulated or vfio:PCI"), "{err}");
+    // The simulated fabric's memory is not the process's: DMA cannot reach it.
+    let (code, err) = run(&[
+        "--backend",
+        "vfio:0000:01:00.0",
+        "--allow-destructive",
+        "0000:01:00.0",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("needs --fabric verbs"), "{err}");
+    // Not for a remote target.
+    let (code, err) = run(&[
+        "--backend",
+        "vfio:0000:01:00.0",
+        "--allow-destructive",
+        "0000:01:00.0",
+        "--connect",
+        "127.0.0.1:9",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("embedded reference target"), "{err}");
+    assert!(
+        !dir.join("junit.xml").exists(),
+        "a refused run wrote reports"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2_with_a_reason() {
     let out = conform(&[
         "run",

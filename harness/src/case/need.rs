@@ -123,6 +123,24 @@ pub enum Need {
     /// The device's `max_srq` (a verbs device attribute) is at most this, so a case can
     /// create that many SRQs within its budget.
     SrqCountWithin(u32),
+    /// The project's emulated backend controllers, for what the reason says only they
+    /// can do (counters of what the controller fetched, faults armed on a given command,
+    /// extra SQs, per-command delays): unmet when the run's backend is a real controller.
+    EmulatedBackend(&'static str),
+    /// Backend faults can be injected: always into emulated controllers; into a real one
+    /// only through the host's fault broker.
+    BackendFaults,
+}
+
+/// What the run's real backend controller offers (`nvmf-conform run --backend vfio:PCI`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealBackendFacts {
+    /// The LBA format of its namespace 1, the only one cases get.
+    pub format: crate::backend::emulated::LbaFormat,
+    /// Blocks of that namespace.
+    pub blocks: u64,
+    /// Whether the host's fault broker answers (real faults can be injected).
+    pub broker: bool,
 }
 
 /// What the device under test offers, for the needs about it.
@@ -137,6 +155,8 @@ pub struct DutFacts<'a> {
     /// Two-host mode: the device is in a remote target's process, and only the cases that
     /// go through the control plane can run.
     pub remote: bool,
+    /// The backend controllers are queue pairs of this real controller (else emulated).
+    pub real_backend: Option<RealBackendFacts>,
 }
 
 /// What needs are judged against.
@@ -192,7 +212,10 @@ impl Need {
             | Need::InCapsuleOffset
             | Need::InCapsuleConnectData => "needs-format",
             Need::SomeOpNotOffloadable => "needs-partial-offload",
-            Need::Backends | Need::ControlPlane => "needs-backends",
+            Need::Backends
+            | Need::ControlPlane
+            | Need::EmulatedBackend(_)
+            | Need::BackendFaults => "needs-backends",
             Need::FabricFaults
             | Need::InvalidatePlainMr
             | Need::ShortCmPrivateData
@@ -272,7 +295,13 @@ impl Need {
             device,
             has_backends,
             remote,
+            real_backend,
         } = dut;
+        if let Some(real) = real_backend {
+            if let Some(why) = self.unmet_by_real(real) {
+                return Some(why);
+            }
+        }
         let ok = match self {
             Need::ResponderAccessErrors => !device.name.starts_with("rxe"),
             Need::SrqCountWithin(n) => device.max_srq <= n,
@@ -363,6 +392,29 @@ impl Need {
     }
 }
 
+impl Need {
+    /// Why a real backend controller with `real` does not meet this need, if it does not.
+    fn unmet_by_real(self, real: RealBackendFacts) -> Option<String> {
+        match self {
+            Need::EmulatedBackend(what) => Some(format!(
+                "{what}: only the project's emulated controllers can, and the run's backend is \
+                 a real controller"
+            )),
+            Need::BackendFaults if !real.broker => Some(format!(
+                "no fault broker ({} unset): the real controller's faults are injected by the \
+                 host's QEMU monitor (docs/softroce.md)",
+                crate::backend::vfio::broker::ENV
+            )),
+            Need::LbaSize(s) if s != real.format.lba_data_size() => Some(format!(
+                "the real controller's namespace 1 is formatted {} ({} bytes per block), not {s}",
+                real.format,
+                real.format.lba_data_size()
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// Whether a capsule holds `before` bytes and then one block of the smallest LBA data size.
 fn in_capsule_room(caps: &NvmfCaps, before: u64) -> bool {
     caps.lba_data_sizes
@@ -382,5 +434,43 @@ fn op_names(ops: OffloadOps) -> String {
         [] => "no op".into(),
         [one] => one.clone(),
         [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::emulated::LbaFormat;
+
+    fn real(broker: bool) -> RealBackendFacts {
+        RealBackendFacts {
+            format: LbaFormat::L512,
+            blocks: 262_144,
+            broker,
+        }
+    }
+
+    #[test]
+    fn a_real_controller_meets_what_it_has_and_names_what_it_lacks() {
+        // What only the emulated controllers have is skipped, with the case's reason.
+        let why = Need::EmulatedBackend("counts fetched commands")
+            .unmet_by_real(real(true))
+            .unwrap();
+        assert!(why.starts_with("counts fetched commands: only"), "{why}");
+        assert!(why.contains("real controller"), "{why}");
+        // Faults need the broker.
+        assert_eq!(Need::BackendFaults.unmet_by_real(real(true)), None);
+        let why = Need::BackendFaults.unmet_by_real(real(false)).unwrap();
+        assert!(why.contains("NVMF_FAULT_BROKER"), "{why}");
+        // Only the controller's own format.
+        assert_eq!(Need::LbaSize(512).unmet_by_real(real(true)), None);
+        let why = Need::LbaSize(4096).unmet_by_real(real(true)).unwrap();
+        assert!(why.contains("512 bytes per block"), "{why}");
+        // Everything else is judged as for any device.
+        assert_eq!(Need::Backends.unmet_by_real(real(false)), None);
+        assert_eq!(Need::ControlPlane.unmet_by_real(real(false)), None);
+        // The tags stay those of backend needs (the catalog's tag filters keep working).
+        assert_eq!(Need::EmulatedBackend("x").tag(), "needs-backends");
+        assert_eq!(Need::BackendFaults.tag(), "needs-backends");
     }
 }

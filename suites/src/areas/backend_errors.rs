@@ -49,17 +49,17 @@ pub fn cases() -> Vec<Case> {
                 let mut s = d.default_session(PORT).await?;
                 let bs = d.ns_format().lba_data_size() as usize;
                 let good = pattern(bs, 21);
-                media::write(&s.backend, 1, &good)?;
-                media::write(&s.backend, 2, &pattern(bs, 22))?;
+                media::write(s.backend.emulated()?, 1, &good)?;
+                media::write(s.backend.emulated()?, 2, &pattern(bs, 22))?;
                 inject(
-                    &s.backend,
+                    s.backend.emulated()?,
                     Fault::MediaError {
                         nsid: 1,
                         lbas: 2..3,
                     },
                 )?;
                 let before = s.counters(&d)?;
-                let backend_before = s.backend.counters();
+                let backend_before = s.backend.emulated()?.counters();
                 let bad = s.io.read(2, 1, DataMode::Keyed).await?;
                 check_eq!(
                     bad.cqe.status,
@@ -91,7 +91,7 @@ pub fn cases() -> Vec<Case> {
                 )?;
                 counters::backend_moved(
                     &backend_before,
-                    &s.backend.counters(),
+                    &s.backend.emulated()?.counters(),
                     BackendDid {
                         commands: 2,
                         errors: 1,
@@ -102,7 +102,7 @@ pub fn cases() -> Vec<Case> {
                     .await?;
                 // The backend repairs the block: the device passes its answer on, it does not
                 // remember the earlier failure.
-                s.backend.clear_faults();
+                s.backend.emulated()?.clear_faults();
                 let again = s.io.read(2, 1, DataMode::Keyed).await?;
                 check_eq!(
                     again.cqe.status,
@@ -129,8 +129,8 @@ pub fn cases() -> Vec<Case> {
                 let mut s = d.default_session(PORT).await?;
                 let reads = d.caps.offload_ops_allowed(OffloadOps::READ);
                 let before = s.counters(&d)?;
-                let backend_before = s.backend.counters();
-                inject(&s.backend, Fault::DmaFault { count: 1 })?;
+                let backend_before = s.backend.emulated()?.counters();
+                inject(s.backend.emulated()?, Fault::DmaFault { count: 1 })?;
                 let bad = one_op(&d, &mut s.io, 3).await?;
                 if !reads {
                     let _rule = blame::under("DP-ACK-AFTER-BACKEND");
@@ -168,7 +168,7 @@ pub fn cases() -> Vec<Case> {
                 counters::moved(&before, &s.counters(&d)?, sent)?;
                 counters::backend_moved(
                     &backend_before,
-                    &s.backend.counters(),
+                    &s.backend.emulated()?.counters(),
                     BackendDid {
                         commands: 2,
                         errors: 1,
@@ -191,7 +191,7 @@ pub fn cases() -> Vec<Case> {
             |d| async move {
                 let mut s = d.default_session(PORT).await?;
                 inject(
-                    &s.backend,
+                    s.backend.emulated()?,
                     Fault::MediaError {
                         nsid: 1,
                         lbas: 2..3,
@@ -202,7 +202,7 @@ pub fn cases() -> Vec<Case> {
                 let mut statuses = Vec::new();
                 for slba in [1, 2, end, 3, 4] {
                     if slba == 3 {
-                        inject(&s.backend, Fault::DmaFault { count: 1 })?;
+                        inject(s.backend.emulated()?, Fault::DmaFault { count: 1 })?;
                     }
                     statuses.push(s.io.read(slba, 1, DataMode::Keyed).await?.cqe.status);
                 }

@@ -29,7 +29,15 @@ pub fn cases() -> Vec<Case> {
          as two commands per SQ fill, one-block writes (and reads, if offloaded) are served \
          through three wraps of every ring: each succeeds, data reads back, and the device \
          and the backend count every command",
-        &[Need::Backends, Need::ExtraSqs, Need::Ops(OffloadOps::WRITE)],
+        &[
+            Need::Backends,
+            Need::ExtraSqs,
+            Need::Ops(OffloadOps::WRITE),
+            Need::EmulatedBackend(
+                "starts extra SQs' doorbells mid-ring and counts completions (a real \
+                 controller's queue pair has one SQ, its doorbells from 0, and no counters)",
+            ),
+        ],
         |d: Dut| async move {
             let depth = 8u32.clamp(
                 d.caps.min_nvme_queue_depth.max(4),
@@ -55,7 +63,7 @@ pub fn cases() -> Vec<Case> {
             );
             let lba = d.ns_format().lba_data_size() as usize;
             let n = 3 * u64::from(depth) * (1 + u64::from(extra)) + 3;
-            let before = s.backend.counters().completions;
+            let before = s.backend.emulated()?.counters().completions;
             // A write that goes unanswered before any ring wrapped breaks this case's rule,
             // after that the wrap's; the reads below are past every first use.
             let scope = blame::under("DP-BACKEND-RINGS");
@@ -93,7 +101,7 @@ pub fn cases() -> Vec<Case> {
                 "(writes, reads) counted"
             );
             check_eq!(
-                s.backend.counters().completions - before,
+                s.backend.emulated()?.counters().completions - before,
                 n + r,
                 "completions the backend posted"
             );

@@ -168,6 +168,14 @@ pub(crate) fn in_capsule_counters(n: u64) -> NsCounters {
     }
 }
 
+/// Why a case that makes the backend slow runs on emulated controllers only.
+pub(crate) const SLOW_BACKEND: &str = "delays every completion by a set time (the broker sets no \
+     per-command delay on QEMU's controller)";
+
+/// Why a case that counts the backend's commands runs on emulated controllers only.
+pub(crate) const COUNTED: &str = "counts what the backend controller fetched and completed \
+     (QEMU's controller exposes no such counters)";
+
 /// Lets the last acknowledgements of the fabric arrive.
 pub(crate) async fn settle() {
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -199,7 +207,11 @@ pub fn cases() -> Vec<Case> {
         "eight one-block writes, then eight reads (whichever the device offloads), reach the \
          backend controller once each: it fetches and completes exactly that many commands, \
          none with an error, and no doorbell is rung past a queue's end",
-        &[Need::AnyOps(RW), Need::Backends],
+        &[
+            Need::AnyOps(RW),
+            Need::Backends,
+            Need::EmulatedBackend(COUNTED),
+        ],
         |d| async move {
             let mut s = d.default_session(PORT).await?;
             let bs = d.ns_format().lba_data_size() as usize;
@@ -207,7 +219,7 @@ pub fn cases() -> Vec<Case> {
                 d.caps.offload_ops_allowed(OffloadOps::WRITE),
                 d.caps.offload_ops_allowed(OffloadOps::READ),
             );
-            let before = (s.counters(&d)?, s.backend.counters());
+            let before = (s.counters(&d)?, s.backend.emulated()?.counters());
             for slba in 0..8u64 {
                 if writes {
                     let w =
@@ -240,7 +252,7 @@ pub fn cases() -> Vec<Case> {
                 commands: n(reads) + n(writes),
                 ..BackendDid::default()
             };
-            counters::backend_moved(&before.1, &s.backend.counters(), did)
+            counters::backend_moved(&before.1, &s.backend.emulated()?.counters(), did)
         },
     ));
     v.push(Case::new(
@@ -425,7 +437,11 @@ pub fn cases() -> Vec<Case> {
          slow backend: far more commands are in flight than the backend queue holds (the \
          device must hold the rest until entries free up), and every one is answered with \
          success and counted",
-        &[Need::Ops(OffloadOps::FLUSH), Need::Backends],
+        &[
+            Need::Ops(OffloadOps::FLUSH),
+            Need::Backends,
+            Need::EmulatedBackend(SLOW_BACKEND),
+        ],
         |d| async move {
             let opts = SessionOpts {
                 format: d.ns_format(),
@@ -435,6 +451,7 @@ pub fn cases() -> Vec<Case> {
             };
             let mut s = d.session(&opts, PORT).await?;
             s.backend
+                .emulated()?
                 .inject(harness::backend::emulated::Fault::SlowCompletions {
                     delay: Duration::from_millis(20),
                 })
@@ -497,7 +514,7 @@ pub fn cases() -> Vec<Case> {
         "staging-exhaustion.slow-backend",
         "DP-STAGING",
         "the same with a backend that completes each command 20 ms late, so that many commands wait for staging at once: every one completes with its own data",
-        &[Need::Ops(RW), Need::Backends],
+        &[Need::Ops(RW), Need::Backends, Need::EmulatedBackend(SLOW_BACKEND)],
         |d| staging_exhaustion(d, Some(Duration::from_millis(20))),
     ));
     v.push(Case::new(
@@ -508,9 +525,7 @@ pub fn cases() -> Vec<Case> {
         &[Need::Ops(RW), Need::Backends],
         |d| async move {
             let mut s = d.default_session(PORT).await?;
-            let r =
-                s.io.read(crate::framework::dut::NS_BLOCKS, 1, DataMode::Keyed)
-                    .await?;
+            let r = s.io.read(s.backend.blocks(), 1, DataMode::Keyed).await?;
             check_eq!(
                 r.cqe.status,
                 Status::LBA_OUT_OF_RANGE.with_dnr(),
@@ -585,7 +600,14 @@ pub fn cases() -> Vec<Case> {
         "DP-RESPONSE",
         "a read held at the backend is answered after a later read: each response keeps its \
          command's CID, whole status and its own data",
-        &[Need::Ops(OffloadOps::READ), Need::Backends],
+        &[
+            Need::Ops(OffloadOps::READ),
+            Need::Backends,
+            Need::EmulatedBackend(
+                "holds a chosen read at the backend while later ones complete and puts data on \
+             the media behind the device (not wired to QEMU's controller yet)",
+            ),
+        ],
         |d| async move {
             // A command timeout the caps allow, well above the hold.
             let timeout_us = match d.caps.max_cmd_timeout_us {
@@ -603,10 +625,11 @@ pub fn cases() -> Vec<Case> {
             let bs = d.ns_format().lba_data_size();
             let blocks = [pattern(bs as usize, 0xa1), pattern(bs as usize, 0xb2)];
             for (i, b) in blocks.iter().enumerate() {
-                media::write(&s.backend, i as u64, b)?;
+                media::write(s.backend.emulated()?, i as u64, b)?;
             }
             // The first read fetched from now on completes `hold` late.
             s.backend
+                .emulated()?
                 .inject(harness::backend::emulated::Fault::Timeout {
                     on: harness::backend::emulated::CmdMatch::Nth(1),
                     delay: Some(hold),
@@ -688,6 +711,7 @@ async fn staging_exhaustion(d: Dut, slow: Option<Duration>) -> CaseResult {
     let mut s = d.session(&opts, PORT).await?;
     if let Some(delay) = slow {
         s.backend
+            .emulated()?
             .inject(harness::backend::emulated::Fault::SlowCompletions { delay })
             .map_err(|e| Failure::from(e).context("fault injection"))?;
     }
@@ -738,6 +762,9 @@ async fn staging_exhaustion(d: Dut, slow: Option<Duration>) -> CaseResult {
 /// The smallest LBA format the device supports (and the backend emulates), and its block
 /// size: the one a capsule most easily carries.
 pub(crate) fn smallest_format(d: &Dut) -> Result<(LbaFormat, u32), Failure> {
+    if let Some(real) = d.real_backend_facts() {
+        return Ok((real.format, real.format.lba_data_size()));
+    }
     let f = LbaFormat::SUPPORTED
         .into_iter()
         .filter(|f| d.caps.supports_lba_data_size(f.lba_data_size()))

@@ -20,7 +20,7 @@ pub mod staging_offset;
 pub mod target_io;
 pub mod unsupported;
 
-use crate::framework::Case;
+use crate::framework::{Case, Need};
 
 /// Every offload case, in catalog order.
 pub fn cases() -> Vec<Case> {
@@ -44,5 +44,33 @@ pub fn cases() -> Vec<Case> {
     v.extend(target_io::cases());
     v.extend(recovery::cases());
     v.extend(security::cases());
+    for case in &mut v {
+        if let Some(why) = emulated_only(case) {
+            case.meta.needs.push(Need::EmulatedBackend(why));
+        }
+    }
     v
+}
+
+/// The areas whose cases are written for either kind of backend controller (each case
+/// that needs what only the emulated ones have says so itself).
+pub const REAL_BACKEND_AREAS: [&str; 3] = ["datapath", "pci-error", "timeout"];
+
+/// Why a case of another area that reaches backend controllers runs on emulated ones only.
+fn emulated_only(case: &Case) -> Option<&'static str> {
+    let reaches = case
+        .needs
+        .iter()
+        .any(|n| matches!(n, Need::Backends | Need::ControlPlane));
+    if !reaches || REAL_BACKEND_AREAS.contains(&case.area) {
+        return None;
+    }
+    Some(if case.area == "recovery" {
+        "drives the control plane's recovery through emulated controllers' faults (its \
+         recovery of a real controller is checked by the soft-RoCE VM's stage \
+         v-vfio-recovery)"
+    } else {
+        "is written for the project's emulated controllers (a real controller runs areas \
+         datapath, pci-error and timeout)"
+    })
 }

@@ -96,7 +96,11 @@ pub fn cases() -> Vec<Case> {
          backend, waiting for staging): a read in flight on another QP of the SRQ is still \
          answered with its data, and that QP is then served writes and reads needing the whole \
          staging buffer twice over: nothing the destroyed QP held stays taken",
-        &[Need::Ops(RW), Need::Backends],
+        &[
+            Need::Ops(RW),
+            Need::Backends,
+            Need::EmulatedBackend(super::datapath::SLOW_BACKEND),
+        ],
         |d| async move {
             let opts = SessionOpts {
                 format: d.ns_format(),
@@ -128,6 +132,7 @@ pub fn cases() -> Vec<Case> {
                 .await?;
             ok_status("the second queue's first write", w.cqe.status)?;
             a.backend
+                .emulated()?
                 .inject(harness::backend::emulated::Fault::SlowCompletions {
                     // Scaled like every wait, so that on a slow fabric the teardown still
                     // comes while the backend holds the first writes.
@@ -150,7 +155,7 @@ pub fn cases() -> Vec<Case> {
                 qb,
                 read_cid,
                 "the second queue's read in flight across the teardown",
-                &a.backend,
+                a.backend.emulated()?,
                 depth,
             )
             .await?;
@@ -164,12 +169,26 @@ pub fn cases() -> Vec<Case> {
             let before = d.provider.ns_counters(a.ctrl, FE_NSID)?;
             let b_mr = host_buffer(qb, n, len, 50)?;
             let cids = send_all(qb, &b_mr, (0, n, per, len), true)?;
-            answered(qb, cids, "write on the remaining queue", &a.backend, depth).await?;
+            answered(
+                qb,
+                cids,
+                "write on the remaining queue",
+                a.backend.emulated()?,
+                depth,
+            )
+            .await?;
             let back =
                 qb.ctx()
                     .reg_mr(qb.pd(), n * len, Access::LOCAL_WRITE | Access::REMOTE_WRITE)?;
             let cids = send_all(qb, &back, (0, n, per, len), false)?;
-            answered(qb, cids, "read on the remaining queue", &a.backend, depth).await?;
+            answered(
+                qb,
+                cids,
+                "read on the remaining queue",
+                a.backend.emulated()?,
+                depth,
+            )
+            .await?;
             for i in 0..n {
                 let mut got = vec![0u8; len as usize];
                 qb.ctx().mr_read(back.id, i * len, &mut got)?;

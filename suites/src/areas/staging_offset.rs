@@ -8,7 +8,6 @@ use harness::wire::Status;
 
 use crate::areas::datapath::nothing_for_software;
 use crate::framework::counters::{self, Sent};
-use crate::framework::media;
 use crate::framework::session::{pattern, SessionOpts};
 use crate::framework::{Case, Need};
 use crate::{check, check_eq};
@@ -54,7 +53,7 @@ pub fn cases() -> Vec<Case> {
                     let w = s.io.write(slba, &data, DataMode::Keyed).await?;
                     check_eq!(w.cqe.status, Status::SUCCESS, "the write of block {slba}");
                 } else {
-                    media::write(&s.backend, slba, &data)?;
+                    s.backend.write_blocks(slba, &data)?;
                 }
             }
             for slba in 0..BLOCKS {
@@ -68,7 +67,7 @@ pub fn cases() -> Vec<Case> {
                     );
                 } else {
                     check!(
-                        media::read(&s.backend, slba)? == data,
+                        s.backend.read_block(slba)? == data,
                         "block {slba} on the media differs from the block written"
                     );
                 }

@@ -5,13 +5,9 @@
 use std::sync::Arc;
 
 use harness::api::{
-    CtrlHandle, MemRef, NvmeCtrlAttrs, NvmfCaps, NvmfSrq, NvmfSrqAttrs, OffloadError,
-    OffloadProvider, Profile,
+    CtrlHandle, MemRef, NvmfCaps, NvmfSrq, NvmfSrqAttrs, OffloadError, OffloadProvider, Profile,
 };
-use harness::backend::emulated::PciBus;
-use harness::backend::emulated::{
-    BackendController, ControllerConfig, DmaRegion, LbaFormat, Namespace,
-};
+use harness::backend::emulated::{LbaFormat, PciBus};
 use harness::capture::Capture;
 use harness::fabric::{Access, DeviceContext, Fabric, MrInfo, PdId, SrqInit};
 use harness::plugin::{DeviceUnderTest, Plugin, PluginError};
@@ -19,160 +15,11 @@ use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
 use reference_target::engine::Engine;
 use reference_target::quirks::Quirks;
 
+pub use super::backends::{Backends, RealBackend, NS_BLOCKS};
 use super::failure::Failure;
 use super::remote::{Elsewhere, Remote};
 use crate::fabric::{CaseFabric, FabricChoice};
-
-/// Blocks of each namespace the harness creates on an emulated backend.
-pub const NS_BLOCKS: u64 = 1024;
-
-/// Creates emulated backend NVMe controllers reachable by the device (reference target).
-pub struct Backends {
-    ctx: Arc<dyn DeviceContext>,
-    bus: Arc<PciBus>,
-    made: std::sync::Mutex<Vec<Arc<BackendController>>>,
-    /// Where the controllers record their doorbells, SQEs and CQEs (`None`: untraced Dut).
-    rec: Option<Recorder>,
-}
-
-impl Backends {
-    /// A controller with `nsqs` SQs of `depth`, DMA-mapped to the SRQ's staging buffer,
-    /// holding namespaces `(nsid, format)`; returns the attributes naming it.
-    pub fn create(
-        &self,
-        pd: PdId,
-        srq: &NvmfSrqAttrs,
-        staging: &MrInfo,
-        nsqs: usize,
-        namespaces: &[(u32, LbaFormat)],
-    ) -> Result<NvmeCtrlAttrs, Failure> {
-        let nss = namespaces
-            .iter()
-            .map(|(nsid, fmt)| {
-                Namespace::ram(*nsid, *fmt, NS_BLOCKS)
-                    .map_err(|e| Failure::from(e).context("namespace"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.build(pd, srq, staging, nsqs, (0, 0), nss)
-    }
-
-    /// As [`Backends::create`], with every SQ's tail doorbell starting at `sq_ini` and the
-    /// CQ's head doorbell at `cq_ini` (both below the SRQ's `nvme_queue_depth`) instead of
-    /// 0: the device must begin each ring there.
-    pub fn create_rings(
-        &self,
-        pd: PdId,
-        srq: &NvmfSrqAttrs,
-        staging: &MrInfo,
-        nsqs: usize,
-        (sq_ini, cq_ini): (u16, u16),
-        namespaces: &[(u32, LbaFormat)],
-    ) -> Result<NvmeCtrlAttrs, Failure> {
-        let nss = namespaces
-            .iter()
-            .map(|(nsid, fmt)| {
-                Namespace::ram(*nsid, *fmt, NS_BLOCKS)
-                    .map_err(|e| Failure::from(e).context("namespace"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.build(pd, srq, staging, nsqs, (sq_ini, cq_ini), nss)
-    }
-
-    /// As [`Backends::create`], with existing namespaces (e.g. taken over from a failed
-    /// controller, data included).
-    pub fn create_with(
-        &self,
-        pd: PdId,
-        srq: &NvmfSrqAttrs,
-        staging: &MrInfo,
-        nsqs: usize,
-        namespaces: Vec<Namespace>,
-    ) -> Result<NvmeCtrlAttrs, Failure> {
-        self.build(pd, srq, staging, nsqs, (0, 0), namespaces)
-    }
-
-    fn build(
-        &self,
-        pd: PdId,
-        srq: &NvmfSrqAttrs,
-        staging: &MrInfo,
-        nsqs: usize,
-        (sq_ini, cq_ini): (u16, u16),
-        namespaces: Vec<Namespace>,
-    ) -> Result<NvmeCtrlAttrs, Failure> {
-        let depth = srq.nvme_queue_depth as u64;
-        let sq_len = depth * 64;
-        let cq_len = depth * 16;
-        // Room for every ring and doorbell with its alignment padding.
-        let len = (sq_len + 128) * nsqs as u64 + cq_len + 256;
-        let m = self.ctx.reg_mr(pd, len, Access::LOCAL_WRITE)?;
-        let mut off: u64 = 0;
-        let mut take = |n: u64, align: u64| {
-            off = off.div_ceil(align) * align;
-            let r = MemRef::of(&m, off, n);
-            off += n;
-            r
-        };
-        let sq_buf = take(sq_len, 64);
-        let cq_buf = take(cq_len, 16);
-        let sqdb = take(4, 4);
-        let cqdb = take(4, 4);
-        let extra_sqs = (1..nsqs)
-            .map(|_| harness::api::BackendSq {
-                buf: take(sq_len, 64),
-                db: take(4, 4),
-                db_ini: sq_ini,
-            })
-            .collect();
-        let attrs = NvmeCtrlAttrs {
-            sq_buf,
-            cq_buf,
-            sqdb,
-            cqdb,
-            sqdb_ini: sq_ini,
-            cqdb_ini: cq_ini,
-            cmd_timeout_us: 0,
-            extra_sqs,
-        };
-        let mrs = [m, *staging];
-        let dma = DmaRegion::from_mem(&srq.staging_buf, staging)
-            .ok_or_else(|| Failure::new("staging buffer outside its region"))?;
-        let cfg = ControllerConfig::from_attrs(
-            &attrs,
-            srq.nvme_queue_depth as u16,
-            harness::api::check::mr_table(&mrs),
-            vec![dma],
-        )
-        .map_err(|e| Failure::from(e).context("backend config"))?;
-        let ctrl = Arc::new(
-            BackendController::spawn(self.ctx.clone(), cfg)
-                .map_err(|e| Failure::from(e).context("backend spawn"))?,
-        );
-        if let Some(rec) = &self.rec {
-            ctrl.trace_into(rec.clone());
-        }
-        for ns in namespaces {
-            ctrl.add_namespace(ns)
-                .map_err(|e| Failure::from(e).context("namespace"))?;
-        }
-        self.bus.attach(sqdb.mr, sqdb.addr, ctrl.clone());
-        self.made
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(ctrl);
-        Ok(attrs)
-    }
-
-    /// The emulated PCIe bus the device finds these controllers on.
-    pub fn bus(&self) -> &Arc<PciBus> {
-        &self.bus
-    }
-
-    /// The emulated controller behind attributes made by [`Backends::create`].
-    pub fn controller(&self, attrs: &NvmeCtrlAttrs) -> Option<Arc<BackendController>> {
-        self.bus.find(attrs.sqdb.mr, attrs.sqdb.addr)
-    }
-}
+use harness::case::RealBackendFacts;
 
 /// What a case gets; see the module docs.
 pub struct Dut {
@@ -346,12 +193,11 @@ impl Dut {
             host_device: place.host_device,
             target_ip,
             caps: provider.caps(),
-            backends: Some(Arc::new(Backends {
-                ctx: ctx.clone(),
+            backends: Some(Arc::new(Backends::emulated(
+                ctx.clone(),
                 bus,
-                made: Default::default(),
-                rec: traced.then(|| rec.clone()),
-            })),
+                traced.then(|| rec.clone()),
+            ))),
             ctx,
             provider,
             rec,
@@ -456,8 +302,12 @@ impl Dut {
         }
     }
 
-    /// the device supports that the backend can emulate.
+    /// the device supports that the backend can emulate; on a real controller, the format
+    /// of its namespace 1.
     pub fn ns_format(&self) -> LbaFormat {
+        if let Some(real) = self.real_backend_facts() {
+            return real.format;
+        }
         LbaFormat::SUPPORTED
             .into_iter()
             .find(|f| f.lba_data_size() == 4096 && self.caps.supports_lba_data_size(4096))
@@ -470,6 +320,31 @@ impl Dut {
     }
 }
 
+impl Dut {
+    /// Makes every backend controller a queue pair of `real` from now on (`nvmf-conform
+    /// run --backend vfio:PCI`).
+    pub fn use_real_backend(&mut self, real: Arc<RealBackend>) -> Result<(), Failure> {
+        let old = self
+            .backends
+            .take()
+            .ok_or_else(|| Failure::new("this device under test has no backend seam"))?;
+        self.backends = Some(Arc::new(Backends::on_real(
+            self.ctx.clone(),
+            old.bus().clone(),
+            real,
+        )));
+        Ok(())
+    }
+
+    /// The real controller's facts, when the backends are its queue pairs.
+    pub fn real_backend_facts(&self) -> Option<RealBackendFacts> {
+        self.backends
+            .as_ref()
+            .and_then(|b| b.real())
+            .and_then(|r| r.facts().ok())
+    }
+}
+
 impl Drop for Dut {
     /// Lets go of the backend controllers, which reach host memory through the device and
     /// so hold it: a real device's resources are freed once the case is over.
@@ -478,8 +353,7 @@ impl Drop for Dut {
             e.release_backends();
         }
         if let Some(b) = &self.backends {
-            drop(b.bus.detach_all());
-            b.made.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            b.release();
         }
     }
 }

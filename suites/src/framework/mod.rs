@@ -5,6 +5,7 @@
 //! backend media, waits). The cases themselves are in `crate::areas`, whose
 //! `cases()` is the one list that feeds the catalog, `docs/requirements.md` and the reports.
 
+pub mod backends;
 pub mod case;
 pub mod counters;
 pub mod dut;

@@ -7,13 +7,13 @@
 //! The data-path areas start from here.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use harness::api::{
     CtrlHandle, MemRef, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, QpNvmfFlags,
 };
-use harness::backend::emulated::{BackendController, LbaFormat};
+use harness::backend::emulated::LbaFormat;
 use harness::fabric::{
     wait, Access, CmEventKind, ConnParam, CqId, MrInfo, PdId, QpCap, QpId, QpInfo, QpInit, RecvWr,
 };
@@ -22,6 +22,7 @@ use harness::initiator::software::{answer_connect, SoftwareRecvs, HAND_BUILT_NQN
 use harness::initiator::{HostQueue, IoQueue, QueueSpec};
 use harness::wire::CmAcceptRepr;
 
+use super::backends::BackendRef;
 use super::dut::Dut;
 use super::failure::Failure;
 
@@ -96,8 +97,8 @@ pub struct Session {
     pub attrs: NvmfSrqAttrs,
     /// The backend controller handle.
     pub ctrl: CtrlHandle,
-    /// The emulated backend controller (fault injection).
-    pub backend: Arc<BackendController>,
+    /// The backend controller (media behind the device's back, faults).
+    pub backend: BackendRef,
     /// Its attributes.
     pub ctrl_attrs: NvmeCtrlAttrs,
     /// The target PD.
@@ -174,7 +175,7 @@ impl Dut {
         )?;
         ctrl_attrs.cmd_timeout_us = opts.cmd_timeout_us;
         let backend = backends
-            .controller(&ctrl_attrs)
+            .backend_of(&ctrl_attrs)
             .ok_or_else(|| Failure::new("backend not on the bus"))?;
         let ctrl = self.provider.create_nvme_ctrl(srq.handle, &ctrl_attrs)?;
         self.provider.map_nsid(

@@ -230,6 +230,19 @@ pub(crate) struct TargetArgs {
     /// the others skip, saying so. See docs/two-host.md.
     #[arg(long, value_name = "ADDR:PORT")]
     pub(crate) connect: Option<std::net::SocketAddr>,
+    /// Backend NVMe controllers the cases create: `emulated` (the project's, with fault
+    /// injection and counters) or `vfio:PCI` (queue pairs of a real controller bound to
+    /// vfio-pci, e.g. vfio:0000:01:00.0; each case resets it). With a real controller,
+    /// areas datapath, pci-error and timeout run on it, faults through the host's fault
+    /// broker (NVMF_FAULT_BROKER); cases that need what only emulated controllers have
+    /// skip, saying why. Needs --fabric verbs and --allow-destructive naming the same
+    /// device. See docs/target.md.
+    #[arg(long, default_value = "emulated", value_name = "KIND")]
+    pub(crate) backend: String,
+    /// Consent to reset (and inject faults into) the controller --backend vfio:PCI names:
+    /// must name the same PCI address. Never name a system disk.
+    #[arg(long, value_name = "PCI")]
+    pub(crate) allow_destructive: Vec<String>,
     /// Directory of the reviewed trace snapshots (`<case id>.snap`) that passing offload
     /// cases are compared with when the device has the full profile's caps. Default: the
     /// suites/snapshots directory of the source tree this binary was built from.
@@ -258,6 +271,55 @@ impl Refusal {
 impl TargetArgs {
     /// The run options these arguments ask for.
     pub(crate) fn options(&self, seed: u64, case_bound: Duration) -> Result<Options, Refusal> {
+        let backend = self.backend_choice()?;
+        self.device_options(seed, case_bound)
+            .map(|o| Options { backend, ..o })
+    }
+
+    /// The backend --backend names, checked: a PCI address whose fields parse, consent
+    /// given for it, and a device under test that can use it.
+    fn backend_choice(&self) -> Result<BackendChoice, Refusal> {
+        let choice = match self.backend.split_once(':') {
+            None if self.backend == "emulated" => BackendChoice::Emulated,
+            Some(("vfio", pci)) => BackendChoice::Vfio(
+                pci.parse::<PciAddress>()
+                    .map_err(|e| Refusal::Usage(format!("--backend vfio:{pci}: {e}")))?,
+            ),
+            _ => {
+                return Err(Refusal::Usage(format!(
+                    "--backend {}: expected emulated or vfio:PCI (e.g. vfio:0000:01:00.0)",
+                    self.backend
+                )))
+            }
+        };
+        for given in &self.allow_destructive {
+            given
+                .parse::<PciAddress>()
+                .map_err(|e| Refusal::Usage(format!("--allow-destructive {given}: {e}")))?;
+        }
+        if let BackendChoice::Vfio(pci) = choice {
+            let consented = self
+                .allow_destructive
+                .iter()
+                .any(|g| g.parse::<PciAddress>().ok() == Some(pci));
+            if !consented {
+                return Err(Refusal::Usage(format!(
+                    "--backend vfio:{pci} resets that controller for every case and may inject \
+                     faults into it: pass --allow-destructive {pci} to consent"
+                )));
+            }
+            if self.connect.is_some() || self.target.starts_with("plugin:") {
+                return Err(Refusal::Usage(format!(
+                    "--backend vfio:{pci} serves the embedded reference target's backend \
+                     controllers (not a plugin's, nor a remote target's)"
+                )));
+            }
+        }
+        Ok(choice)
+    }
+
+    /// The options for the device under test, before the backend is chosen.
+    fn device_options(&self, seed: u64, case_bound: Duration) -> Result<Options, Refusal> {
         let profile_name = match self.target.split_once(':') {
             None if self.target == "reference" => self.profile.clone().unwrap_or("full".into()),
             Some(("reference", p)) => match &self.profile {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use console::style;
 use harness::api::Profile;
+use harness::backend::vfio::PciAddress;
 use harness::plugin::Plugin;
 use harness::runner::{CaseRecord, ExitCode, RunResult, Verdict};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -15,6 +16,7 @@ use reference_target::quirks::{Quirk, Quirks};
 use suites::catalog::{self, Shard};
 use suites::fabric::FabricChoice;
 use suites::isolate::Isolation;
+use suites::options::BackendChoice;
 use suites::run::{self, Options, PluginTarget};
 use suites::seed::case_seed;
 
@@ -61,7 +63,7 @@ fn main() -> ProcessExit {
                 }
                 opts.fabric = fabric;
                 opts.wait_scale = timeout_scale;
-                if let Err(r) = check_connect(&opts) {
+                if let Err(r) = check_connect(&opts).and_then(|()| check_backend(&opts)) {
                     return ProcessExit::from(r.report().code() as u8);
                 }
                 cmd_replay(&case, &opts, pcap.as_deref())
@@ -71,6 +73,18 @@ fn main() -> ProcessExit {
         Command::Report(ReportCommand::Merge { out, shards }) => cmd_merge(&out, &shards),
     };
     ProcessExit::from(code.code() as u8)
+}
+
+/// A real backend controller's precondition: the verbs fabric, whose memory regions are
+/// this process's memory, so that the controller can reach them by DMA.
+fn check_backend(opts: &Options) -> Result<(), Refusal> {
+    match opts.backend {
+        BackendChoice::Vfio(pci) if opts.fabric.is_sim() => Err(Refusal::Usage(format!(
+            "--backend vfio:{pci} needs --fabric verbs: the controller moves data by DMA into \
+             memory regions, and the simulated fabric's are not this process's memory"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Two-host mode's preconditions: a real fabric (the simulated one does not leave this
@@ -126,7 +140,7 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
     if a.pcap.is_some() && !opts.fabric.is_sim() {
         return usage(CAPTURE_NEEDS_SIM);
     }
-    if let Err(r) = check_connect(&opts) {
+    if let Err(r) = check_connect(&opts).and_then(|()| check_backend(&opts)) {
         return r.report();
     }
     // A plugin may crash; on verbs a case's RDMA resources (its listening ports too) are
@@ -270,6 +284,10 @@ fn replay_args(
     }
     if let Some(addr) = opts.connect {
         push("--connect", addr.to_string());
+    }
+    if let BackendChoice::Vfio(pci) = opts.backend {
+        push("--backend", format!("vfio:{pci}"));
+        push("--allow-destructive", pci.to_string());
     }
     if let FabricChoice::Verbs { device } = &opts.fabric {
         push("--fabric", "verbs".into());
