@@ -10,10 +10,11 @@ DIR/acks/N: "ok" and the monitor's answer, or "error: ..." for a fault it does n
 It runs until killed (run-vm.sh --broker starts it beside QEMU and stops it after).
 
 Faults (docs/softroce.md, stage v):
-  stall         blkdebug breakpoint on reads: the next read gets no completion, CSTS stays
-                ready (blkdebug breakpoints are one-shot)
-  stall-writes  the same on writes
-  resume        lifts both: a stalled command completes, a breakpoint not reached is removed
+  stall      blkdebug breakpoint on reads: the next read gets no completion, CSTS stays
+             ready (breakpoints are one-shot). Reads only: QEMU 7.2's monitor hung
+             resuming a write held the same way (measured)
+  resume     lifts the breakpoint: the stalled command completes, a breakpoint not
+             reached yet is removed
   pci-error  AER uncorrectable internal error on the controller's root port (QEMU's NVMe has
              no AER capability of its own): the guest's error recovery resets the link
   unplug     device_del of the controller: VFIO's request eventfd fires
@@ -25,13 +26,8 @@ import time
 
 FAULTS = {
     "stall": ['qemu-io raw0 "break read_aio nvmfstall"'],
-    "stall-writes": ['qemu-io raw0 "break write_aio nvmfstallw"'],
-    "resume": [
-        'qemu-io raw0 "remove_break nvmfstall"',
-        'qemu-io raw0 "remove_break nvmfstallw"',
-        'qemu-io raw0 "resume nvmfstall"',
-        'qemu-io raw0 "resume nvmfstallw"',
-    ],
+    # a breakpoint not reached yet is removed too (it would hold the next case's read)
+    "resume": ['qemu-io raw0 "resume nvmfstall"', 'qemu-io raw0 "remove_break nvmfstall"'],
     "pci-error": ["pcie_aer_inject_error rp1 INTN"],
     "unplug": ["device_del nvme0"],
 }

@@ -17,12 +17,10 @@ pub const ENV: &str = "NVMF_FAULT_BROKER";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RealFault {
     /// A breakpoint on the backing store's reads: the next read command stalls (blkdebug
-    /// breakpoints are one-shot), CSTS stays ready.
+    /// breakpoints are one-shot), CSTS stays ready. Reads only: QEMU 7.2's monitor hung
+    /// resuming a write held the same way.
     Stall,
-    /// The same on writes: the next write command stalls.
-    StallWrites,
-    /// Lifts [`RealFault::Stall`] and [`RealFault::StallWrites`]: a stalled command
-    /// completes, a breakpoint not reached yet is removed.
+    /// Lifts [`RealFault::Stall`]: the stalled commands complete.
     Resume,
     /// An uncorrectable PCIe error (AER) on the controller's port.
     PciError,
@@ -35,7 +33,6 @@ impl RealFault {
     pub fn name(self) -> &'static str {
         match self {
             RealFault::Stall => "stall",
-            RealFault::StallWrites => "stall-writes",
             RealFault::Resume => "resume",
             RealFault::PciError => "pci-error",
             RealFault::Unplug => "unplug",
