@@ -388,21 +388,21 @@ pub async fn offload_verdict(
     let caps = dut.caps.clone();
     let device = dut.ctx.device_attr();
     if let BackendChoice::Vfio(pci) = opts.backend {
-        let reaches = case
-            .needs
-            .iter()
-            .any(|n| matches!(n, Need::Backends | Need::ControlPlane));
-        if reaches {
-            match framework::dut::RealBackend::open(pci) {
-                Ok(r) => {
-                    if let Err(e) = dut.use_real_backend(Arc::new(r)) {
-                        return CaseOutcome::error(e.message);
-                    }
+        // Backend controllers are queue pairs of the real controller; a control-plane
+        // case's reference target opens it itself, so the suites let go of it.
+        let backends = case.needs.iter().any(|n| matches!(n, Need::Backends));
+        let control = case.needs.iter().any(|n| matches!(n, Need::ControlPlane));
+        if backends || control {
+            let used = framework::dut::RealBackend::open(pci).and_then(|r| {
+                if backends {
+                    dut.use_real_backend(Arc::new(r))
+                } else {
+                    r.into_target().map(|t| dut.use_real_target(t))
                 }
-                Err(e) => {
-                    let why = format!("the real backend controller did not open: {}", e.message);
-                    return CaseOutcome::error(why);
-                }
+            });
+            if let Err(e) = used {
+                let why = format!("the real backend controller: {}", e.message);
+                return CaseOutcome::error(why);
             }
         }
     }

@@ -149,20 +149,24 @@ async fn pci_error(b: &BackendRef) -> Result<(), Failure> {
 }
 
 /// The backend stops completing `op`: an emulated controller every command matching `on`,
-/// the real one the next `op` it passes to its backing store.
+/// the real one the next read it passes to its backing store (its broker holds reads
+/// only: a case that holds a write there declares [`Need::EmulatedBackend`]).
 async fn stall(b: &BackendRef, op: FaultOp, on: CmdMatch) -> Result<(), Failure> {
-    b.inject(BackendFault::Stall {
-        on,
-        writes: op == FaultOp::Write,
-    })
-    .await
+    check!(
+        op == FaultOp::Read || !b.is_real(),
+        "the real controller's fault broker holds reads only, and this device offloads no \
+         reads to hold"
+    );
+    b.inject(BackendFault::Stall { on }).await
 }
 
 /// How long a command sent in the background takes to reach the backend: on the real
-/// controller it crosses soft-RoCE and QEMU's device model, far slower than the sim.
+/// controller it crosses soft-RoCE and QEMU's device model, far slower than the sim, yet
+/// the wait must stay well inside the command timeout (not scaled: [`TIMEOUT_US`] is
+/// what the device is told), or the case would see the timeout it waits before.
 fn reach(b: &BackendRef) -> Duration {
     if b.is_real() {
-        wait(Duration::from_millis(500))
+        Duration::from_micros(u64::from(TIMEOUT_US) * 3 / 10)
     } else {
         Duration::from_millis(50)
     }
@@ -301,6 +305,14 @@ pub fn cases() -> Vec<Case> {
         "fails one backend controller while another of the same SRQ keeps serving (the \
          real controller's queue pairs all fail with it)",
     );
+    let held_at_failure = Need::EmulatedBackend(
+        "holds a command while the controller fails (QEMU's controller resets only once \
+         every request it holds has finished: a stalled one would hang the VM)",
+    );
+    let held_write = Need::EmulatedBackend(
+        "holds a write at the backend (the broker holds reads only: QEMU 7.2's monitor hung \
+         resuming a write held by a blkdebug breakpoint)",
+    );
     let slow = Need::EmulatedBackend(
         "delays completions by a set time (the broker sets no per-command delay on QEMU's \
          controller)",
@@ -312,7 +324,7 @@ pub fn cases() -> Vec<Case> {
             expect_event(&d, |e| *e == OffloadEvent::NvmePciErr { ctrl: s.ctrl }, "NVME_PCI_ERR").await?;
             Ok(())
         }),
-        Case::new("pci-error", "in-flight-answered", "PCI-INFLIGHT-ANSWERED", "a command in flight when the controller fails is answered with an error status", &needs, |d| async move {
+        Case::new("pci-error", "in-flight-answered", "PCI-INFLIGHT-ANSWERED", "a command in flight when the controller fails is answered with an error status", &[Need::Backends, Need::BackendFaults, Need::AnyOps(RW), held_at_failure], |d| async move {
             let mut s = session(&d).await?;
             let op = FaultOp::of(&d);
             warm_up(&mut s.io, op).await?;
@@ -548,7 +560,7 @@ pub fn cases() -> Vec<Case> {
             counters::moved(&before, &s.counters(&d)?, sent(op, 1, 1))?;
             serves(&d, &mut s.io, &s.backend, (5, 7), "after the late completion").await
         }),
-        Case::new("timeout", "write-not-acknowledged-early", "DP-ACK-AFTER-BACKEND", "a write whose backend command never completes is never acknowledged with success", &[Need::Backends, Need::BackendFaults, Need::Ops(OffloadOps::WRITE)], |d| async move {
+        Case::new("timeout", "write-not-acknowledged-early", "DP-ACK-AFTER-BACKEND", "a write whose backend command never completes is never acknowledged with success", &[Need::Backends, Need::Ops(OffloadOps::WRITE), held_write], |d| async move {
             let mut s = session(&d).await?;
             stall(&s.backend, FaultOp::Write, CmdMatch::Any).await?;
             let data = pattern(d.ns_format().lba_data_size() as usize, 8);

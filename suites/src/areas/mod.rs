@@ -54,7 +54,7 @@ pub fn cases() -> Vec<Case> {
 
 /// The areas whose cases are written for either kind of backend controller (each case
 /// that needs what only the emulated ones have says so itself).
-pub const REAL_BACKEND_AREAS: [&str; 3] = ["datapath", "pci-error", "timeout"];
+pub const REAL_BACKEND_AREAS: [&str; 4] = ["datapath", "pci-error", "timeout", "recovery"];
 
 /// Why a case of another area that reaches backend controllers runs on emulated ones only.
 fn emulated_only(case: &Case) -> Option<&'static str> {
@@ -65,12 +65,8 @@ fn emulated_only(case: &Case) -> Option<&'static str> {
     if !reaches || REAL_BACKEND_AREAS.contains(&case.area) {
         return None;
     }
-    Some(if case.area == "recovery" {
-        "drives the control plane's recovery through emulated controllers' faults (its \
-         recovery of a real controller is checked by the soft-RoCE VM's stage \
-         v-vfio-recovery)"
-    } else {
+    Some(
         "is written for the project's emulated controllers (a real controller runs areas \
-         datapath, pci-error and timeout)"
-    })
+         datapath, pci-error, timeout and recovery)",
+    )
 }

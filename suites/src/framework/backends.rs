@@ -1,28 +1,25 @@
 //! The backend NVMe controllers a case creates for the device under test ([`Backends`]):
 //! emulated by the project (in-process, with fault injection and counters), or queue pairs
 //! of a real controller driven through VFIO ([`RealBackend`], `nvmf-conform run --backend
-//! vfio:PCI`), with real faults asked of the host's fault broker. A session holds its
+//! vfio:PCI`, in [`super::real`]), with real faults asked of the host's fault broker. A session holds its
 //! controller as a [`BackendRef`]: what either kind can do (media read and written behind
 //! the device's back, faults) goes through it; what only the emulated one has (counters,
 //! armed faults, extra SQs) is reached with [`BackendRef::emulated`], by cases that
 //! declare [`super::Need::EmulatedBackend`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use harness::api::{MemRef, NvmeCtrlAttrs, NvmfSrqAttrs};
 use harness::backend::emulated::{
     BackendController, CmdMatch, ControllerConfig, DmaRegion, Fault, LbaFormat, Namespace, PciBus,
 };
-use harness::backend::vfio::broker::{Broker, RealFault};
-use harness::backend::vfio::{PciAddress, RingLayout, SharedController, VfioPort};
-use harness::case::RealBackendFacts;
+use harness::backend::vfio::broker::RealFault;
+use harness::backend::vfio::RingLayout;
 use harness::fabric::{Access, DeviceContext, MrInfo, PdId};
 use harness::trace::Recorder;
-use harness::wire::{RwCommand, SqeCommand};
 
 use super::failure::Failure;
+pub use super::real::RealBackend;
 
 /// Blocks of each namespace the harness creates on an emulated backend.
 pub const NS_BLOCKS: u64 = 1024;
@@ -229,6 +226,11 @@ impl Backends {
 
     /// Lets go of every controller made (the emulated ones, the real one's queue pairs).
     pub(crate) fn release(&self) {
+        // A stall first: QEMU's controller deletes a queue, or resets, only once every
+        // request it holds has finished, so a stalled one would hang it.
+        if let Some(r) = &self.real {
+            r.lift_stall();
+        }
         drop(self.bus.detach_all());
         self.made.lock().unwrap_or_else(|p| p.into_inner()).clear();
         if let Some(r) = &self.real {
@@ -272,199 +274,6 @@ impl Backends {
     }
 }
 
-/// Bound of one command the harness runs on the real controller itself.
-const MEDIA_BOUND: Duration = Duration::from_secs(10);
-/// Bound of the broker's answer.
-const BROKER_BOUND: Duration = Duration::from_secs(20);
-
-/// A real NVMe controller the cases' backend controllers are made on (one queue pair
-/// each), with the host's fault broker when there is one.
-pub struct RealBackend {
-    shared: SharedController,
-    broker: Option<Mutex<Broker>>,
-    /// A stall asked of the broker and not lifted yet: lifted when the case ends.
-    stalled: AtomicBool,
-    /// A PCI error or an unplug since the last reset: the next controller made resets it.
-    failed: AtomicBool,
-}
-
-impl std::fmt::Debug for RealBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RealBackend")
-            .field("controller", &self.shared)
-            .field("broker", &self.broker.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl RealBackend {
-    /// Opens the controller at `address` (reset, brought up, identified), with the broker
-    /// `NVMF_FAULT_BROKER` names, if any. Its namespace 1 must be in a format the device
-    /// can present (extended-LBA metadata, or none).
-    pub fn open(address: PciAddress) -> Result<RealBackend, Failure> {
-        let shared = SharedController::open(address)
-            .map_err(|e| Failure::new(format!("real controller {address}: {e}")))?;
-        let real = RealBackend {
-            shared,
-            broker: Broker::from_env().map(Mutex::new),
-            stalled: AtomicBool::new(false),
-            failed: AtomicBool::new(false),
-        };
-        real.facts()?;
-        Ok(real)
-    }
-
-    /// Its namespace 1's format and size, and whether faults can be injected.
-    pub fn facts(&self) -> Result<RealBackendFacts, Failure> {
-        let address = self.shared.address();
-        let ns = self.shared.namespace(1).ok_or_else(|| {
-            Failure::new(format!("real controller {address}: no active namespace 1"))
-        })?;
-        let id = &ns.identify;
-        let meta = id
-            .lbaf
-            .get(usize::from(id.flbas & 0x0f))
-            .map_or(0, |f| u32::from(f.ms));
-        if meta > 0 && id.flbas & 0x10 == 0 {
-            return Err(Failure::new(format!(
-                "real controller {address}: namespace 1 keeps {meta} bytes of metadata in a \
-                 separate buffer; the suites move metadata only as extended LBAs"
-            )));
-        }
-        Ok(RealBackendFacts {
-            format: LbaFormat::new(ns.block_size(), meta),
-            blocks: id.nsze,
-            broker: self.broker.is_some(),
-        })
-    }
-
-    fn check_namespace(&self, nsid: u32, format: LbaFormat) -> Result<(), Failure> {
-        let facts = self.facts()?;
-        if nsid != 1 || format != facts.format {
-            return Err(Failure::new(format!(
-                "the real controller has namespace 1 in format {}; asked for namespace {nsid} \
-                 in format {format}",
-                facts.format
-            )));
-        }
-        Ok(())
-    }
-
-    fn lend(
-        &self,
-        ctx: Arc<dyn DeviceContext>,
-        rings: MrInfo,
-        staging: &MrInfo,
-        depth: u16,
-    ) -> Result<Arc<VfioPort>, Failure> {
-        if self.failed.swap(false, Ordering::SeqCst) || self.shared.why_stopped().is_some() {
-            self.shared
-                .reset()
-                .map_err(|e| Failure::from(e).context("resetting the real controller"))?;
-        }
-        self.shared
-            .lend(ctx, rings, staging, depth)
-            .map_err(|e| Failure::from(e).context("a queue pair of the real controller"))
-    }
-
-    /// Block `slba` of namespace 1, read through the harness's own queue pair.
-    pub fn read_block(&self, slba: u64) -> Result<Vec<u8>, Failure> {
-        let block = u64::from(self.facts()?.format.lba_data_size());
-        let (status, data) = self
-            .shared
-            .run(
-                1,
-                SqeCommand::Read(RwCommand::new(slba, 1)),
-                &[],
-                block,
-                MEDIA_BOUND,
-                "media read",
-            )
-            .map_err(|e| Failure::from(e).context("reading the real controller's media"))?;
-        if !status.is_success() {
-            return Err(Failure::new(format!(
-                "reading block {slba} of the real controller's media: {status}"
-            )));
-        }
-        Ok(data)
-    }
-
-    /// Writes `data` (whole blocks) from block `slba` on of namespace 1, through the
-    /// harness's own queue pair.
-    pub fn write_blocks(&self, slba: u64, data: &[u8]) -> Result<(), Failure> {
-        let block = self.facts()?.format.lba_data_size() as usize;
-        let blocks = (data.len() / block.max(1)) as u32;
-        let (status, _) = self
-            .shared
-            .run(
-                1,
-                SqeCommand::Write(RwCommand::new(slba, blocks)),
-                data,
-                0,
-                MEDIA_BOUND,
-                "media write",
-            )
-            .map_err(|e| Failure::from(e).context("writing the real controller's media"))?;
-        if !status.is_success() {
-            return Err(Failure::new(format!(
-                "writing block {slba} of the real controller's media: {status}"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Asks the broker for `fault` and waits for its answer (a bounded wait, off the
-    /// runtime's threads).
-    pub async fn inject(self: &Arc<Self>, fault: RealFault) -> Result<(), Failure> {
-        if self.broker.is_none() {
-            return Err(Failure::new(format!(
-                "no fault broker ({} unset) to inject {} into the real controller",
-                harness::backend::vfio::broker::ENV,
-                fault.name()
-            )));
-        }
-        match fault {
-            RealFault::Stall | RealFault::StallWrites => self.stalled.store(true, Ordering::SeqCst),
-            RealFault::Resume => self.stalled.store(false, Ordering::SeqCst),
-            RealFault::PciError | RealFault::Unplug => self.failed.store(true, Ordering::SeqCst),
-        }
-        let me = self.clone();
-        let asked = tokio::task::spawn_blocking(move || me.ask(fault)).await;
-        match asked {
-            Ok(r) => r,
-            Err(e) => Err(Failure::new(format!("fault broker: {e}"))),
-        }
-    }
-
-    fn ask(&self, fault: RealFault) -> Result<(), Failure> {
-        let Some(b) = &self.broker else {
-            return Ok(());
-        };
-        b.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .inject(fault, BROKER_BOUND)
-            .map(|_| ())
-            .map_err(|e| Failure::from(e).context("fault broker"))
-    }
-
-    /// Gives every queue pair back and lifts a stall left behind, so that the next case
-    /// finds the controller as this one did.
-    fn release(&self) {
-        if self.stalled.swap(false, Ordering::SeqCst) {
-            let _ = self.ask(RealFault::Resume);
-        }
-        if self.failed.load(Ordering::SeqCst) {
-            let _ = self.shared.reset();
-        }
-    }
-}
-
-impl Drop for RealBackend {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
 /// A session's backend controller: emulated, or a queue pair of the real controller.
 #[derive(Clone)]
 pub enum BackendRef {
@@ -481,13 +290,12 @@ pub enum BackendFault {
     /// The controller fails (a PCI error): emulated, at once; real, AER on its root port.
     PciError,
     /// Commands never complete until [`BackendFault::Resume`]: on an emulated controller
-    /// those matching `on`; on the real one, the next read (or write, with `writes`) the
-    /// controller passes to its backing store (blkdebug breakpoints are one-shot).
+    /// those matching `on`; on the real one, the next read the controller passes to its
+    /// backing store (blkdebug breakpoints are one-shot; reads only, see
+    /// `ci/softroce/fault-broker.py`).
     Stall {
         /// Which commands an emulated controller holds.
         on: CmdMatch,
-        /// The real controller holds the next write (else the next read).
-        writes: bool,
     },
     /// Lifts a stall: the real controller's stalled command completes.
     Resume,
@@ -529,8 +337,7 @@ impl BackendRef {
             BackendRef::Real(r) => {
                 r.inject(match fault {
                     BackendFault::PciError => RealFault::PciError,
-                    BackendFault::Stall { writes: false, .. } => RealFault::Stall,
-                    BackendFault::Stall { writes: true, .. } => RealFault::StallWrites,
+                    BackendFault::Stall { .. } => RealFault::Stall,
                     BackendFault::Resume => RealFault::Resume,
                 })
                 .await

@@ -17,6 +17,7 @@ use reference_target::quirks::Quirks;
 
 pub use super::backends::{Backends, RealBackend, NS_BLOCKS};
 use super::failure::Failure;
+pub use super::real::RealTarget;
 use super::remote::{Elsewhere, Remote};
 use crate::fabric::{CaseFabric, FabricChoice};
 use harness::case::RealBackendFacts;
@@ -55,6 +56,9 @@ pub struct Dut {
     /// Two-host mode: the target is in another process, behind this control channel
     /// ([`super::remote`]).
     pub remote: Option<Remote>,
+    /// The real controller the reference target of a control-plane case opens itself
+    /// (`nvmf-conform run --backend vfio:PCI`, area `recovery`).
+    pub real_target: Option<Arc<RealTarget>>,
 }
 
 impl Dut {
@@ -207,6 +211,7 @@ impl Dut {
             quirks,
             traced,
             remote: None,
+            real_target: None,
         }
     }
 
@@ -336,8 +341,18 @@ impl Dut {
         Ok(())
     }
 
-    /// The real controller's facts, when the backends are its queue pairs.
+    /// Leaves `real` to the reference target a control-plane case starts: the case writes
+    /// it into its configuration ([`Dut::real_target`]).
+    pub fn use_real_target(&mut self, real: RealTarget) {
+        self.real_target = Some(Arc::new(real));
+    }
+
+    /// The real controller's facts, when the backends are its queue pairs or the case's
+    /// reference target opens it.
     pub fn real_backend_facts(&self) -> Option<RealBackendFacts> {
+        if let Some(t) = &self.real_target {
+            return Some(t.facts());
+        }
         self.backends
             .as_ref()
             .and_then(|b| b.real())
@@ -349,6 +364,14 @@ impl Drop for Dut {
     /// Lets go of the backend controllers, which reach host memory through the device and
     /// so hold it: a real device's resources are freed once the case is over.
     fn drop(&mut self) {
+        // A stall on a real controller first: QEMU's controller deletes a queue only once
+        // every request it holds has finished, and the engine's release deletes them.
+        if let Some(t) = &self.real_target {
+            t.lift_stall();
+        }
+        if let Some(r) = self.backends.as_ref().and_then(|b| b.real()) {
+            r.lift_stall();
+        }
         if let Some(e) = &self.engine {
             e.release_backends();
         }
@@ -399,6 +422,7 @@ impl Dut {
             // the target's own address comes with each start
             target_ip: std::net::Ipv4Addr::UNSPECIFIED,
             remote: Some(remote),
+            real_target: None,
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod counters;
 pub mod dut;
 pub mod failure;
 pub mod media;
+pub mod real;
 pub mod remote;
 pub mod requirements;
 pub mod session;

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use harness::api::{NsCounters, OffloadProvider};
 use harness::backend::emulated::{BackendController, Fault, LbaFormat};
+use harness::backend::vfio::PciAddress;
 use harness::fabric::sim::SIM0_ADDR;
 use harness::fabric::DeviceContext;
 use harness::initiator::connect::{cm_establish, CmOptions, ConnectOptions};
@@ -34,7 +35,7 @@ use harness::wire::{
 use reference_target::control::{Config, Target};
 use reference_target::remote::{RemoteError, RemoteTarget};
 
-use super::dut::Dut;
+use super::dut::{Dut, RealTarget};
 use super::failure::Failure;
 
 /// The first subsystem of the configurations below (port [`PORT_A`]).
@@ -114,6 +115,17 @@ pub fn one_subsystem(format: LbaFormat) -> String {
     )
 }
 
+/// One subsystem [`SUB_A`] on [`PORT_A`] like [`one_subsystem`], served from the real
+/// controller at `pci` (`[subsystem.backend] kind = "vfio"`: its namespaces are the
+/// controller's).
+pub fn one_subsystem_on_vfio(pci: PciAddress) -> String {
+    format!(
+        "[[port]]\naddr = \"{SIM0_ADDR}:{PORT_A}\"\nsubsystem = \"{SUB_A}\"\n\n\
+         [[subsystem]]\nnqn = \"{SUB_A}\"\nhosts = [\"{HOSTNQN}\", \"{HOSTNQN_2}\"]\n\
+         queue_depth = 64\n\n[subsystem.backend]\nkind = \"vfio\"\npci = \"{pci}\"\n"
+    )
+}
+
 /// One subsystem [`SUB_A`] on [`PORT_A`] like [`one_subsystem`], with namespaces `nsids`;
 /// when `offload` is false its I/O queues are never offloaded (software serves all I/O).
 pub fn one_subsystem_with(nsids: &[u32], format: LbaFormat, offload: bool) -> String {
@@ -153,12 +165,25 @@ pub fn two_subsystems(format: LbaFormat) -> String {
 
 /// The running control plane of a case and its host; see the module docs.
 pub struct TargetRig {
+    /// First, so that it drops before the target: lifts a stall left on a real controller
+    /// the target holds (QEMU's controller would wait for the stalled request forever
+    /// when the target deletes its queues).
+    _lift: Option<LiftStall>,
     /// Where the target runs.
     side: Side,
     /// The host's device context (`sim1` or the verbs device, traced as `host`).
     pub host: Arc<dyn DeviceContext>,
     /// The address the target listens on.
     pub ip: std::net::Ipv4Addr,
+}
+
+/// Lifts a stall left on the real controller when dropped.
+struct LiftStall(Arc<RealTarget>);
+
+impl Drop for LiftStall {
+    fn drop(&mut self) {
+        self.0.lift_stall();
+    }
 }
 
 /// Where a case's target runs.
@@ -192,6 +217,7 @@ impl Dut {
                 .map_err(|e| Failure::from(e).context("the remote target did not start"))?;
             let host = self.traced_as(self.fabric.open(&self.host_device)?, "host");
             return Ok(TargetRig {
+                _lift: None,
                 side: Side::Remote(r.target.clone()),
                 host,
                 ip,
@@ -210,6 +236,7 @@ impl Dut {
         .map_err(|e| Failure::from(e).context("the control plane did not start"))?;
         let host = self.traced_as(self.fabric.open(&self.host_device)?, "host");
         Ok(TargetRig {
+            _lift: self.real_target.clone().map(LiftStall),
             side: Side::Local {
                 target,
                 provider: self.raw_provider.clone(),

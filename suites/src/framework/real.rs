@@ -1,0 +1,417 @@
+//! A real NVMe controller behind a run (`nvmf-conform run --backend vfio:PCI`), in the two
+//! ways cases meet it: [`RealBackend`], whose queue pairs are the backend controllers the
+//! cases create for the device under test, and [`RealTarget`], which the reference
+//! target a control-plane case starts opens itself. Both reach the host's fault broker
+//! through a [`FaultLine`], which remembers what it asked so that no case leaves a fault
+//! behind — above all a stall: QEMU's controller deletes a queue or resets only once every
+//! request it holds has finished, so a stalled request would hang the VM.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use harness::backend::emulated::LbaFormat;
+use harness::backend::vfio::broker::{Broker, RealFault, ENV};
+use harness::backend::vfio::{PciAddress, SharedController, VfioPort};
+use harness::case::RealBackendFacts;
+use harness::fabric::{DeviceContext, MrInfo};
+use harness::wire::{RwCommand, SqeCommand};
+
+use super::failure::Failure;
+
+/// Bound of one command the harness runs on the real controller itself.
+const MEDIA_BOUND: Duration = Duration::from_secs(10);
+/// Bound of the broker's answer.
+const BROKER_BOUND: Duration = Duration::from_secs(20);
+
+/// The host's fault broker (when `NVMF_FAULT_BROKER` names one) and the faults asked of
+/// it that are still in force.
+pub struct FaultLine {
+    broker: Option<Mutex<Broker>>,
+    /// A stall asked and not lifted yet.
+    stalled: AtomicBool,
+    /// A PCI error or an unplug since the controller was last reset.
+    failed: AtomicBool,
+}
+
+impl FaultLine {
+    /// The broker `NVMF_FAULT_BROKER` names, if any.
+    pub fn from_env() -> FaultLine {
+        FaultLine::new(Broker::from_env())
+    }
+
+    /// Faults through `broker` (none: every injection refused, naming the variable).
+    pub fn new(broker: Option<Broker>) -> FaultLine {
+        FaultLine {
+            broker: broker.map(Mutex::new),
+            stalled: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether there is a broker.
+    pub fn present(&self) -> bool {
+        self.broker.is_some()
+    }
+
+    /// Asks the broker for `fault` and waits for its answer (bounded, off the runtime's
+    /// threads). A PCI error or an unplug is refused while a stall is in force.
+    pub async fn inject(self: &Arc<Self>, fault: RealFault) -> Result<(), Failure> {
+        if self.broker.is_none() {
+            return Err(Failure::new(format!(
+                "no fault broker ({ENV} unset) to inject {} into the real controller",
+                fault.name()
+            )));
+        }
+        let failing = matches!(fault, RealFault::PciError | RealFault::Unplug);
+        if failing && self.stalled.load(Ordering::SeqCst) {
+            return Err(Failure::new(format!(
+                "{} refused while a command is stalled on the real controller: QEMU's \
+                 controller resets only once every request it holds has finished, so the VM \
+                 would hang (lift the stall first)",
+                fault.name()
+            )));
+        }
+        match fault {
+            RealFault::Stall => self.stalled.store(true, Ordering::SeqCst),
+            RealFault::Resume => self.stalled.store(false, Ordering::SeqCst),
+            RealFault::PciError | RealFault::Unplug => self.failed.store(true, Ordering::SeqCst),
+        }
+        let me = self.clone();
+        match tokio::task::spawn_blocking(move || me.ask(fault)).await {
+            Ok(r) => r,
+            Err(e) => Err(Failure::new(format!("fault broker: {e}"))),
+        }
+    }
+
+    fn ask(&self, fault: RealFault) -> Result<(), Failure> {
+        let Some(b) = &self.broker else {
+            return Ok(());
+        };
+        b.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .inject(fault, BROKER_BOUND)
+            .map(|_| ())
+            .map_err(|e| Failure::from(e).context("fault broker"))
+    }
+
+    /// Lifts a stall left in force (its command completes); blocks for the broker's
+    /// answer.
+    pub fn lift_stall(&self) {
+        if self.stalled.swap(false, Ordering::SeqCst) {
+            let _ = self.ask(RealFault::Resume);
+        }
+    }
+
+    /// Whether the controller failed since the last call (and forgets it).
+    fn take_failed(&self) -> bool {
+        self.failed.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// Namespace 1's format and size as the suites need them, from its Identify data.
+fn namespace_facts(shared: &SharedController, broker: bool) -> Result<RealBackendFacts, Failure> {
+    let address = shared.address();
+    let ns = shared
+        .namespace(1)
+        .ok_or_else(|| Failure::new(format!("real controller {address}: no active namespace 1")))?;
+    let id = &ns.identify;
+    let meta = id
+        .lbaf
+        .get(usize::from(id.flbas & 0x0f))
+        .map_or(0, |f| u32::from(f.ms));
+    if meta > 0 && id.flbas & 0x10 == 0 {
+        return Err(Failure::new(format!(
+            "real controller {address}: namespace 1 keeps {meta} bytes of metadata in a \
+             separate buffer; the suites move metadata only as extended LBAs"
+        )));
+    }
+    Ok(RealBackendFacts {
+        format: LbaFormat::new(ns.block_size(), meta),
+        blocks: id.nsze,
+        broker,
+    })
+}
+
+/// A real NVMe controller the cases' backend controllers are made on (one queue pair
+/// each), with the host's fault broker when there is one.
+pub struct RealBackend {
+    shared: SharedController,
+    faults: Arc<FaultLine>,
+}
+
+impl std::fmt::Debug for RealBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealBackend")
+            .field("controller", &self.shared)
+            .field("broker", &self.faults.present())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RealBackend {
+    /// Opens the controller at `address` (reset, brought up, identified), with the broker
+    /// `NVMF_FAULT_BROKER` names, if any. Its namespace 1 must be in a format the device
+    /// can present (extended-LBA metadata, or none).
+    pub fn open(address: PciAddress) -> Result<RealBackend, Failure> {
+        let shared = SharedController::open(address)
+            .map_err(|e| Failure::new(format!("real controller {address}: {e}")))?;
+        let real = RealBackend {
+            shared,
+            faults: Arc::new(FaultLine::from_env()),
+        };
+        real.facts()?;
+        Ok(real)
+    }
+
+    /// Its namespace 1's format and size, and whether faults can be injected.
+    pub fn facts(&self) -> Result<RealBackendFacts, Failure> {
+        namespace_facts(&self.shared, self.faults.present())
+    }
+
+    pub(super) fn check_namespace(&self, nsid: u32, format: LbaFormat) -> Result<(), Failure> {
+        let facts = self.facts()?;
+        if nsid != 1 || format != facts.format {
+            return Err(Failure::new(format!(
+                "the real controller has namespace 1 in format {}; asked for namespace {nsid} \
+                 in format {format}",
+                facts.format
+            )));
+        }
+        Ok(())
+    }
+
+    /// A queue pair of `depth` entries over `rings`, for the device (reset first when the
+    /// controller failed since).
+    pub(super) fn lend(
+        &self,
+        ctx: Arc<dyn DeviceContext>,
+        rings: MrInfo,
+        staging: &MrInfo,
+        depth: u16,
+    ) -> Result<Arc<VfioPort>, Failure> {
+        if self.faults.take_failed() || self.shared.why_stopped().is_some() {
+            self.shared
+                .reset()
+                .map_err(|e| Failure::from(e).context("resetting the real controller"))?;
+        }
+        self.shared
+            .lend(ctx, rings, staging, depth)
+            .map_err(|e| Failure::from(e).context("a queue pair of the real controller"))
+    }
+
+    /// Block `slba` of namespace 1, read through the harness's own queue pair.
+    pub fn read_block(&self, slba: u64) -> Result<Vec<u8>, Failure> {
+        let block = u64::from(self.facts()?.format.lba_data_size());
+        let (status, data) = self
+            .shared
+            .run(
+                1,
+                SqeCommand::Read(RwCommand::new(slba, 1)),
+                &[],
+                block,
+                MEDIA_BOUND,
+                "media read",
+            )
+            .map_err(|e| Failure::from(e).context("reading the real controller's media"))?;
+        if !status.is_success() {
+            return Err(Failure::new(format!(
+                "reading block {slba} of the real controller's media: {status}"
+            )));
+        }
+        Ok(data)
+    }
+
+    /// Writes `data` (whole blocks) from block `slba` on of namespace 1, through the
+    /// harness's own queue pair.
+    pub fn write_blocks(&self, slba: u64, data: &[u8]) -> Result<(), Failure> {
+        let block = self.facts()?.format.lba_data_size() as usize;
+        let blocks = (data.len() / block.max(1)) as u32;
+        let (status, _) = self
+            .shared
+            .run(
+                1,
+                SqeCommand::Write(RwCommand::new(slba, blocks)),
+                data,
+                0,
+                MEDIA_BOUND,
+                "media write",
+            )
+            .map_err(|e| Failure::from(e).context("writing the real controller's media"))?;
+        if !status.is_success() {
+            return Err(Failure::new(format!(
+                "writing block {slba} of the real controller's media: {status}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Asks the broker for `fault` (see [`FaultLine::inject`]).
+    pub async fn inject(&self, fault: RealFault) -> Result<(), Failure> {
+        self.faults.inject(fault).await
+    }
+
+    /// Lifts a stall a case left behind: before its queue pairs are given back.
+    pub fn lift_stall(&self) {
+        self.faults.lift_stall();
+    }
+
+    /// Lifts a stall and resets the controller when it failed, so that the next case
+    /// finds it as this one did.
+    pub(super) fn release(&self) {
+        self.faults.lift_stall();
+        if self.faults.take_failed() {
+            let _ = self.shared.reset();
+        }
+    }
+
+    /// Closes the controller, keeping what a reference target that opens it itself needs
+    /// to know: a [`RealTarget`].
+    pub fn into_target(self) -> Result<RealTarget, Failure> {
+        let facts = self.facts()?;
+        let address = self.shared.address();
+        let faults = self.faults.clone();
+        drop(self);
+        Ok(RealTarget {
+            address,
+            facts,
+            faults,
+        })
+    }
+}
+
+impl Drop for RealBackend {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A real controller that the reference target of a control-plane case opens itself
+/// (`[subsystem.backend] kind = "vfio"`): the suites keep its address, its namespace's
+/// facts and the broker, and hold no VFIO handle.
+pub struct RealTarget {
+    address: PciAddress,
+    facts: RealBackendFacts,
+    faults: Arc<FaultLine>,
+}
+
+impl RealTarget {
+    /// Its PCI address.
+    pub fn address(&self) -> PciAddress {
+        self.address
+    }
+
+    /// Its namespace 1's format and size, and whether faults can be injected.
+    pub fn facts(&self) -> RealBackendFacts {
+        self.facts
+    }
+
+    /// Asks the broker for `fault` (see [`FaultLine::inject`]).
+    pub async fn inject(&self, fault: RealFault) -> Result<(), Failure> {
+        self.faults.inject(fault).await
+    }
+
+    /// Lifts a stall left in force; call before the target that holds the controller
+    /// stops (blocks for the broker's answer).
+    pub fn lift_stall(&self) {
+        self.faults.lift_stall();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+    use std::time::Instant;
+
+    /// The host's side of the broker, as `fault-broker.py` plays it: answers every request
+    /// "ok" and records the faults asked, until `stop` exists.
+    fn fake_broker(dir: PathBuf) -> std::thread::JoinHandle<Vec<String>> {
+        std::thread::spawn(move || {
+            let (requests, acks) = (dir.join("requests"), dir.join("acks"));
+            let start = Instant::now();
+            let mut asked = Vec::new();
+            while !dir.join("stop").exists() && start.elapsed() < Duration::from_secs(20) {
+                for e in std::fs::read_dir(&requests).into_iter().flatten().flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') {
+                        continue;
+                    }
+                    let Ok(fault) = std::fs::read_to_string(e.path()) else {
+                        continue;
+                    };
+                    std::fs::create_dir_all(&acks).unwrap();
+                    std::fs::write(acks.join(&name), "ok").unwrap();
+                    std::fs::remove_file(e.path()).unwrap();
+                    asked.push(fault.trim().to_string());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            asked
+        })
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("nvmf-faultline-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn stop(dir: &Path) {
+        std::fs::write(dir.join("stop"), "").unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_refused_while_a_stall_is_in_force_and_a_stall_is_lifted_once() {
+        let dir = scratch("stall");
+        let host = fake_broker(dir.clone());
+        let line = Arc::new(FaultLine::new(Some(Broker::new(&dir))));
+        line.inject(RealFault::Stall).await.unwrap();
+        let refused = line.inject(RealFault::PciError).await.unwrap_err();
+        assert!(
+            refused
+                .message
+                .contains("pci-error refused while a command is stalled"),
+            "{}",
+            refused.message
+        );
+        let refused = line.inject(RealFault::Unplug).await.unwrap_err();
+        assert!(
+            refused.message.contains("unplug refused"),
+            "{}",
+            refused.message
+        );
+        // lifted once: a second lift asks nothing
+        line.lift_stall();
+        line.lift_stall();
+        line.inject(RealFault::PciError).await.unwrap();
+        assert!(line.take_failed());
+        assert!(!line.take_failed(), "a failure is reported once");
+        stop(&dir);
+        assert_eq!(host.join().unwrap(), ["stall", "resume", "pci-error"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn without_a_broker_every_fault_is_refused_naming_the_variable() {
+        let line = Arc::new(FaultLine::new(None));
+        assert!(!line.present());
+        for fault in [
+            RealFault::Stall,
+            RealFault::Resume,
+            RealFault::PciError,
+            RealFault::Unplug,
+        ] {
+            let e = line.inject(fault).await.unwrap_err();
+            assert!(
+                e.message.contains(ENV) && e.message.contains(fault.name()),
+                "{}",
+                e.message
+            );
+        }
+        // nothing asked, so nothing to lift
+        line.lift_stall();
+        assert!(!line.take_failed());
+    }
+}
