@@ -16,8 +16,9 @@
 #                             compares the reference target as it is meant to run) or dev
 #   NVMF_SOFTROCE_BINS=DIR    the binaries to share (default target/release, or target/debug
 #                             with the dev profile)
-#   NVMF_SOFTROCE_APPEND=...  more kernel arguments for stages.sh (nvmf_fio_runtime=,
-#                             nvmf_fio_reps=, nvmf_stages=, nvmf_conform_filter=)
+#   NVMF_SOFTROCE_APPEND=...  more kernel arguments for both VMs: stages.sh reads
+#                             nvmf_fio_runtime=, nvmf_fio_reps=, nvmf_stages=,
+#                             nvmf_conform_filter=; vfio.sh reads nvmf_vfio_only=ID,ID
 #   NVMF_CONFORM_VM_CACHE, NVMF_CONFORM_VM_KVER   see ci/softroce/lib.sh
 # Exit status: non-zero when a stage failed or the VM did not finish; skips do not fail.
 set -euo pipefail
@@ -113,8 +114,9 @@ host_check() {
 vfio_stage() {
   local img rc=0 dir=$REPORTS/vfio
   img=$(mktemp "$VM_CACHE/nvme.XXXXXX.img")
-  truncate -s 128M "$img"
-  "$SOFTROCE_DIR/run-vm.sh" --nvme "$img" --broker --timeout 900 --bins "$BINS" --results "$dir" vfio.sh || rc=1
+  truncate -s 256M "$img"
+  "$SOFTROCE_DIR/run-vm.sh" --nvme "$img" --broker --timeout 1500 --bins "$BINS" --results "$dir" \
+    --append "${NVMF_SOFTROCE_APPEND:-}" vfio.sh || rc=1
   mkdir -p "$dir/stages"
   # nvmf-reference-target --vfio-write-verify 100 wrote harness::backend::vfio::check::pattern
   host_check "$dir" v-vfio-check v-vfio-backing-store \

@@ -16,7 +16,7 @@
 #   --append ARGS     more kernel arguments
 #   --nvme IMAGE      a q35 machine with a virtual IOMMU (intel-iommu, aw-bits=48) and QEMU's
 #                     NVMe controller on a PCIe root port, backed by the raw file IMAGE
-#                     through blkdebug, which fails reads of sector 2048 with EIO (a media
+#                     through blkdebug, which fails reads of sector 264192 (129 MiB) with EIO (a media
 #                     error: the controller answers 0x281); kernel argument intel_iommu=on.
 #                     The VFIO backend drives that controller (docs/softroce.md).
 #   --broker          with --nvme: a QEMU monitor socket and the fault broker
@@ -112,7 +112,7 @@ main() {
   local machine=()
   if [ -n "$NVME" ]; then
     [ -f "$NVME" ] || die "--nvme $NVME: no such image file"
-    local blkdebug='{"driver":"blkdebug","node-name":"dbg0","image":"file0","inject-error":[{"event":"none","iotype":"read","errno":5,"sector":2048}]}'
+    local blkdebug='{"driver":"blkdebug","node-name":"dbg0","image":"file0","inject-error":[{"event":"none","iotype":"read","errno":5,"sector":264192}]}'
     machine=(-machine q35 -device intel-iommu,aw-bits=48
       -device pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0
       -blockdev "driver=file,node-name=file0,filename=$(cd "$(dirname "$NVME")" && pwd)/$(basename "$NVME")"

@@ -3,16 +3,24 @@
 # controller behind blkdebug):
 #   v  vfio-check   bind the NVMe controller to vfio-pci and drive it from userspace with
 #                   nvmf-reference-target --vfio-check: bring-up, Identify, reads of LBA 0
-#                   (success) and LBA 2048 (the blkdebug media error: 0x281 expected), and a
+#                   (success) and LBA 264192 (the blkdebug media error: 0x281 expected), and a
 #                   write + read-back of LBA 100, whose bytes the host then finds in the
 #                   controller's backing file.
 #   v  vfio-initiator  the Linux kernel initiator -> rxe0 -> nvmf-reference-target whose
 #                   subsystem is served from that controller ([subsystem.backend] kind =
 #                   "vfio"): 8 MiB written at 32 MiB with dd and read back, fio's crc32c
-#                   verify over 16..32 MiB, the blkdebug media error on LBA 2048 reaching
+#                   verify over 16..32 MiB, the blkdebug media error on LBA 264192 reaching
 #                   the host as an I/O error; the engine's counters show the I/O offloaded.
 #                   The host then finds the 8 MiB in the backing file (stage
 #                   v-vfio-initiator-backing-store).
+#   v  vfio-catalog  nvmf-conform's offload catalog, areas datapath, pci-error, timeout and
+#                   recovery, with every backend controller a queue pair of that controller
+#                   (--backend vfio:PCI; in recovery the case's reference target opens it)
+#                   and its faults through the broker; first, so that what the stages
+#                   after it write is what the host finds; the reports in
+#                   conform-vfio/ (JUnit, summary, results), one line per area with its
+#                   pass/skip counts. Fails on any failed or errored case, or when no case
+#                   of an area passed.
 #   v  vfio-recovery  integrity under real faults on the reference target's VFIO backend:
 #                   the kernel initiator writes and reads back 64 chunks of 256 KiB (each
 #                   write's content recorded) while the fault broker injects a PCI error
@@ -35,6 +43,12 @@
 # Skips, with the reason, when the machine has no NVMe controller, no IOMMU group or no broker.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+
+# the catalog's bounds are scaled for TCG, as in stages.sh
+TIMEOUT_SCALE=$(karg timeout_scale 8)
+# the block run-vm.sh's blkdebug rule fails reads of (129 MiB into the 256 MiB namespace:
+# clear of every region the stages write)
+MEDIA_LBA=264192
 
 # The NVMe controller's PCI address (class 010802), or nothing.
 nvme_bdf() {
@@ -62,14 +76,14 @@ stage_v() {
   echo "NVMe controller $bdf, IOMMU group $(basename "$(readlink "/sys/bus/pci/devices/$bdf/iommu_group")")"
   bind_vfio "$bdf"
   [ -x "$BINS/nvmf-reference-target" ] || skip "no nvmf-reference-target among the shared binaries"
-  out=$(timeout 120 "$BINS/nvmf-reference-target" --vfio-check "$bdf" --vfio-read 0 --vfio-read 2048 \
+  out=$(timeout 120 "$BINS/nvmf-reference-target" --vfio-check "$bdf" --vfio-read 0 --vfio-read "$MEDIA_LBA" \
     --vfio-write-verify 100 --allow-destructive "$bdf" 2>&1) || rc=$?
   echo "$out" | tee "$RESULTS/vfio-check.out"
-  # LBA 2048's read fails by design (the blkdebug rule): exit 1 with exactly that failure
+  # LBA $MEDIA_LBA's read fails by design (the blkdebug rule): exit 1 with exactly that failure
   [ "$rc" = 1 ] || { echo "expected exit 1 (one failed read), got $rc"; return 1; }
   grep -q "model \"QEMU NVMe Ctrl\"" <<<"$out" || { echo "no Identify model line"; return 1; }
   grep -q "read nsid 1 lba 0: SCT0/SC0x00" <<<"$out" || { echo "LBA 0 did not read"; return 1; }
-  grep -q "read nsid 1 lba 2048: SCT2/SC0x81" <<<"$out" || { echo "LBA 2048 did not fail with 0x281"; return 1; }
+  grep -q "read nsid 1 lba $MEDIA_LBA: SCT2/SC0x81" <<<"$out" || { echo "LBA $MEDIA_LBA did not fail with 0x281"; return 1; }
   grep -q "read back nsid 1 lba 100: SCT0/SC0x00 Successful Completion, data matches" <<<"$out" \
     || { echo "the written block did not read back"; return 1; }
   grep -q "1 read(s) failed$" <<<"$out" || { echo "unexpected failures"; return 1; }
@@ -115,7 +129,7 @@ stage_v_initiator() {
   [ -x "$BINS/nvmf-reference-target" ] || skip "no nvmf-reference-target among the shared binaries"
   offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
   [ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = vfio-pci ] || bind_vfio "$bdf"
-  setup_rxe "$IP"
+  rdma link show rxe0/1 > /dev/null 2>&1 || setup_rxe "$IP"
   setup_host_identity
   cat > /tmp/vfio.toml <<TOML
 profile = "full"
@@ -138,7 +152,7 @@ TOML
   nqn=$TARGET_NQN
   dev=$(nvme_connect "$IP" "$VFIO_PORT" "$nqn") || { vfio_target_stop; cat "$RESULTS/vfio-target.log"; return 1; }
   nvme list
-  # 8 MiB at 32 MiB, clear of LBA 2048 (1 MiB), whose reads blkdebug fails
+  # 8 MiB at 32 MiB, clear of LBA $MEDIA_LBA (129 MiB), whose reads blkdebug fails
   dd if=/dev/urandom of="$RESULTS/vfio-pattern.bin" bs=1M count=8 status=none
   timeout 120 dd if="$RESULTS/vfio-pattern.bin" of="$dev" bs=1M seek=32 count=8 oflag=direct conv=fsync status=none || rc=1
   timeout 120 dd if="$dev" of=/tmp/vfio-readback bs=1M skip=32 count=8 iflag=direct status=none || rc=1
@@ -154,11 +168,11 @@ TOML
   else
     echo "fio verify over the VFIO backend failed"; rc=1
   fi
-  # the controller's media error (blkdebug: reads of sector 2048) reaches the host as EIO
-  if timeout 60 dd if="$dev" of=/dev/null bs=512 skip=2048 count=1 iflag=direct status=none 2> /tmp/vfio-eio; then
-    echo "a read of LBA 2048 succeeded: the media error did not reach the host"; rc=1
+  # the controller's media error (blkdebug: reads of sector $MEDIA_LBA) reaches the host as EIO
+  if timeout 60 dd if="$dev" of=/dev/null bs=512 skip="$MEDIA_LBA" count=1 iflag=direct status=none 2> /tmp/vfio-eio; then
+    echo "a read of LBA $MEDIA_LBA succeeded: the media error did not reach the host"; rc=1
   else
-    say "LBA 2048 (media error on the controller): $(head -1 /tmp/vfio-eio)"
+    say "LBA $MEDIA_LBA (media error on the controller): $(head -1 /tmp/vfio-eio)"
   fi
   nvme disconnect -n "$nqn" || rc=1
   vfio_target_stop || rc=1
@@ -272,9 +286,9 @@ stage_v_recovery() {
   wait_log "ctrl-recreated" 60 || rc=1
   ops 20
   say "after the stall: $WRITES writes ($WRITE_ERRORS failed), $READS reads ($READ_ERRORS failed)"
-  # the media error is still the controller's: reads of LBA 2048 fail, others do not
-  if timeout 60 dd if="$DEV" of=/dev/null bs=512 skip=2048 count=1 iflag=direct status=none 2>/dev/null; then
-    echo "LBA 2048 read without its media error"; rc=1
+  # the media error is still the controller's: reads of LBA $MEDIA_LBA fail, others do not
+  if timeout 60 dd if="$DEV" of=/dev/null bs=512 skip="$MEDIA_LBA" count=1 iflag=direct status=none 2>/dev/null; then
+    echo "LBA $MEDIA_LBA read without its media error"; rc=1
   fi
   # every chunk ends with an acknowledged write, then each must read back as it
   for c in $(seq 0 $((CHUNKS - 1))); do
@@ -321,7 +335,7 @@ bind_nvme() {
 }
 
 # One fio job on DEV, JSON into fio/vfio-LABEL-RW-qdQD-rREP.json: 4 KiB random I/O over
-# 64..128 MiB (clear of the blocks the other stages check on the host and of LBA 2048's
+# 64..128 MiB (clear of the blocks the other stages check on the host and of LBA $MEDIA_LBA's
 # media error), time-based.
 vfio_fio_job() {
   local label=$1 dev=$2 rw=$3 qd=$4 rep=$5 runtime=$6
@@ -381,6 +395,40 @@ stage_v_fio() {
   return $rc
 }
 
+stage_v_catalog() {
+  local bdf broker rc=0 area
+  bdf=$(nvme_bdf)
+  [ -n "$bdf" ] || skip "no NVMe controller on this machine"
+  [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform in the shared binaries"
+  offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
+  rdma link show rxe0/1 > /dev/null 2>&1 || { setup_rxe "$IP"; setup_host_identity; }
+  [ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = vfio-pci ] || bind_vfio "$bdf"
+  broker=$(karg broker "")
+  cd /mnt/repo
+  NVMF_FAULT_BROKER=$broker timeout 900 "$BINS/nvmf-conform" run --fabric verbs --device rxe0 \
+    --backend "vfio:$bdf" --allow-destructive "$bdf" \
+    --filter datapath --filter pci-error --filter timeout --filter recovery \
+    --timeout-scale "$TIMEOUT_SCALE" --report-dir /tmp/conform-vfio || rc=$?
+  cp -r /tmp/conform-vfio "$RESULTS/conform-vfio"
+  [ -f /tmp/conform-vfio/junit.xml ] || { echo "no JUnit report"; return 1; }
+  # per area: passed / skipped / failed, from the JUnit report (the VM has no python)
+  for area in datapath pci-error timeout recovery; do
+    grep -o '<testsuite [^>]*name="[^"]*"\|</testsuite>\|<testcase \|<skipped\|<failure\|<error' \
+      /tmp/conform-vfio/junit.xml | awk -v area="$area" '
+        /^<testsuite / { on = index($0, "name=\"" area "\"") > 0; next }
+        /^<\/testsuite>/ { on = 0 }
+        on && /^<testcase / { n++ }
+        on && /^<skipped/ { s++ }
+        on && /^<failure|^<error/ { b++ }
+        END {
+          p = n - s - b
+          printf "vfio catalog %s: %d passed, %d skipped, %d failed or errored\n", area, p, s, b
+          exit (p > 0 && b == 0) ? 0 : 1
+        }' || rc=1
+  done
+  return "$rc"
+}
+
 stage_v_faults() {
   local bdf out rc=0 rc2 broker
   bdf=$(nvme_bdf)
@@ -422,12 +470,17 @@ stage_v_faults() {
 }
 
 main() {
-  local failed=0
-  run_stage v-vfio-check stage_v || failed=1
-  run_stage v-vfio-initiator stage_v_initiator || failed=1
-  run_stage v-vfio-recovery stage_v_recovery || failed=1
-  run_stage v-vfio-fio stage_v_fio || failed=1
-  run_stage v-vfio-faults stage_v_faults || failed=1
+  local failed=0 only stage
+  # nvmf_vfio_only=ID,ID (kernel command line, NVMF_SOFTROCE_APPEND): only those stages
+  only=$(karg vfio_only "")
+  # the catalog first: its cases write where they like, and the stages after it write
+  # what the host checks in the backing file once the VM is done
+  for stage in v-vfio-catalog:stage_v_catalog v-vfio-check:stage_v \
+    v-vfio-initiator:stage_v_initiator v-vfio-recovery:stage_v_recovery v-vfio-fio:stage_v_fio \
+    v-vfio-faults:stage_v_faults; do
+    [ -z "$only" ] || [[ ",$only," == *",${stage%%:*},"* ]] || continue
+    run_stage "${stage%%:*}" "${stage#*:}" || failed=1
+  done
   return $failed
 }
 
