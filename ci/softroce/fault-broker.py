@@ -18,6 +18,8 @@ Faults (docs/softroce.md, stage v):
   pci-error  AER uncorrectable internal error on the controller's root port (QEMU's NVMe has
              no AER capability of its own): the guest's error recovery resets the link
   unplug     device_del of the controller: VFIO's request eventfd fires
+  replug     device_add of the controller unplugged: the same root port, serial and
+             backing store; the guest's PCIe hotplug finds it
 """
 import os
 import socket
@@ -30,6 +32,9 @@ FAULTS = {
     "resume": ['qemu-io raw0 "resume nvmfstall"', 'qemu-io raw0 "remove_break nvmfstall"'],
     "pci-error": ["pcie_aer_inject_error rp1 INTN"],
     "unplug": ["device_del nvme0"],
+    # as run-vm.sh --nvme plugs it at boot: same id, serial, root port and block node
+    # (share-rw: QEMU keeps the unplugged device's hold on the node for a while)
+    "replug": ["device_add nvme,id=nvme0,serial=nvmf-conform,drive=raw0,bus=rp1,share-rw=on"],
 }
 
 

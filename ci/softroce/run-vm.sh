@@ -117,7 +117,7 @@ main() {
       -device pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0
       -blockdev "driver=file,node-name=file0,filename=$(cd "$(dirname "$NVME")" && pwd)/$(basename "$NVME")"
       -blockdev "$blkdebug" -blockdev driver=raw,node-name=raw0,file=dbg0
-      -device nvme,id=nvme0,serial=nvmf-conform,drive=raw0,bus=rp1)
+      -device nvme,id=nvme0,serial=nvmf-conform,drive=raw0,bus=rp1,share-rw=on)
     kargs="$kargs intel_iommu=on"
     if [ $BROKER = 1 ]; then
       machine+=(-monitor "unix:$scratch/monitor.sock,server=on,wait=off")

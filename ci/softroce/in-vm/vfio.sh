@@ -39,7 +39,8 @@
 #                   and completes once the stall is lifted; an AER error on the root port
 #                   fires VFIO's error eventfd and the reset controller completes no more;
 #                   the driver makes the controller fatal (CQ unmapped); an unplug fires
-#                   VFIO's request eventfd and the device goes once released.
+#                   VFIO's request eventfd and the device goes once released; a replug
+#                   brings it back, reading block 100 as written before the unplug.
 # Skips, with the reason, when the machine has no NVMe controller, no IOMMU group or no broker.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -440,7 +441,9 @@ stage_v_faults() {
   set +o pipefail
   # stall, then the controller made fatal by the driver; a second bring-up clears it (CC.EN
   # 0 resets the controller), then the PCI error, which leaves the link reset
+  # (block 100 gets the write-verify pattern first: the replug at the end reads it back)
   NVMF_FAULT_BROKER=$broker timeout 120 "$BINS/nvmf-reference-target" --vfio-check "$bdf" \
+    --vfio-write-verify 100 --allow-destructive "$bdf" \
     --vfio-fault stall --vfio-fault controller-fatal 2>&1 | tee "$RESULTS/vfio-faults.out"
   rc=${PIPESTATUS[0]}
   NVMF_FAULT_BROKER=$broker timeout 120 "$BINS/nvmf-reference-target" --vfio-check "$bdf" \
@@ -456,6 +459,27 @@ stage_v_faults() {
   for i in $(seq 1 100); do [ -e "/sys/bus/pci/devices/$bdf" ] || break; sleep 0.1; done
   if [ -e "/sys/bus/pci/devices/$bdf" ]; then echo "$bdf still present 10 s after its release"; rc=1
   else echo "unplug: $bdf removed after the check released it"; fi
+  # replug: the broker plugs the controller back (same root port, serial and backing
+  # store); the guest's hotplug finds it, and the driver brings it up again and reads
+  # block 100 back as written before the unplug, the media error still there
+  # (QEMU finishes the removal a little after the guest let go: until then device_add
+  # finds the block node still claimed and says so; asked again, at most 10 times)
+  local tries
+  for tries in $(seq 1 10); do
+    broker_fault replug || rc=1
+    for i in $(seq 1 20); do [ -e "/sys/bus/pci/devices/$bdf" ] && break; sleep 0.1; done
+    [ ! -e "/sys/bus/pci/devices/$bdf" ] || break
+  done
+  if [ ! -e "/sys/bus/pci/devices/$bdf" ]; then
+    echo "replug: $bdf not back after $tries device_add"; rc=1
+  else
+    bind_vfio "$bdf"
+    timeout 120 "$BINS/nvmf-reference-target" --vfio-check "$bdf" --vfio-read 100 \
+      --vfio-read "$MEDIA_LBA" 2>&1 | sed 's/^/replug: /' | tee -a "$RESULTS/vfio-faults.out"
+    rc2=${PIPESTATUS[0]}
+    # exit 1: exactly the media error's read failed
+    [ "$rc2" = 1 ] || { echo "replug: expected exit 1 (the media error), got $rc2"; rc=1; }
+  fi
   set -o pipefail
   out=$(cat "$RESULTS/vfio-faults.out")
   grep -q "stall: read nsid 1 lba 8: a read: no completion within 2000 ms (CSTS 0x00000001: rdy=1 cfs=0)" <<<"$out" \
@@ -466,6 +490,10 @@ stage_v_faults() {
     || { echo "the driver did not see the controller go fatal"; return 1; }
   grep -q "pci-error: VFIO error eventfd fired" <<<"$out" || { echo "no VFIO error eventfd"; return 1; }
   grep -q "unplug: VFIO request eventfd fired" <<<"$out" || { echo "no VFIO request eventfd"; return 1; }
+  grep -q "replug: .*read nsid 1 lba 100: SCT0/SC0x00.*, the write-verify pattern" <<<"$out" \
+    || { echo "the replugged controller did not read block 100 back as written"; return 1; }
+  grep -q "replug: .*read nsid 1 lba $MEDIA_LBA: SCT2/SC0x81" <<<"$out" \
+    || { echo "the replugged controller lost the media error"; return 1; }
   [ "$rc" = 0 ] || { echo "exit $rc"; return 1; }
 }
 

@@ -76,6 +76,7 @@ impl FaultLine {
             RealFault::Stall => self.stalled.store(true, Ordering::SeqCst),
             RealFault::Resume => self.stalled.store(false, Ordering::SeqCst),
             RealFault::PciError | RealFault::Unplug => self.failed.store(true, Ordering::SeqCst),
+            RealFault::Replug => {}
         }
         let me = self.clone();
         match tokio::task::spawn_blocking(move || me.ask(fault)).await {

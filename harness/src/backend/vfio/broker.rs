@@ -26,6 +26,9 @@ pub enum RealFault {
     PciError,
     /// The controller is unplugged (the kernel asks VFIO for it back).
     Unplug,
+    /// The controller [`RealFault::Unplug`] removed is plugged back: the same root port,
+    /// serial and backing store, found by the guest's PCIe hotplug.
+    Replug,
 }
 
 impl RealFault {
@@ -36,6 +39,7 @@ impl RealFault {
             RealFault::Resume => "resume",
             RealFault::PciError => "pci-error",
             RealFault::Unplug => "unplug",
+            RealFault::Replug => "replug",
         }
     }
 }

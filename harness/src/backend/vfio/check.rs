@@ -157,8 +157,21 @@ pub fn run(
     let mut out = CheckOutcome::default();
     for &lba in &plan.reads {
         let read = Transfer::block(false, ns.nsid, lba);
+        buf.write(0, &vec![0u8; block]);
         let status = ctrl.io(&mut queue, read, &buf, plan.bound)?;
-        say(format!("read nsid {} lba {lba}: {status}", ns.nsid));
+        let mut got = vec![0u8; block];
+        buf.read(0, &mut got);
+        // says when the block holds what a write-verify of it wrote (in an earlier run)
+        let written = status.same_code(Status::SUCCESS) && got == pattern(lba, block);
+        say(format!(
+            "read nsid {} lba {lba}: {status}{}",
+            ns.nsid,
+            if written {
+                ", the write-verify pattern"
+            } else {
+                ""
+            }
+        ));
         if !status.same_code(Status::SUCCESS) {
             out.failed_reads.push((lba, status));
         }
