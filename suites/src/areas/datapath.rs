@@ -19,14 +19,8 @@ use crate::{check, check_eq};
 const PORT: u16 = 4420;
 const RW: OffloadOps = OffloadOps::READ.union(OffloadOps::WRITE);
 
-/// Fails unless a completion has a success status.
-pub(crate) fn ok_status(what: &str, s: Status) -> Result<(), Failure> {
-    if s.is_success() {
-        Ok(())
-    } else {
-        Err(Failure::new(format!("{what}: expected success, got {s}")))
-    }
-}
+pub(crate) use crate::framework::backends::SLOW_BACKEND;
+pub(crate) use crate::framework::failure::ok_status;
 
 /// Nothing the host sent reached software.
 pub(crate) fn nothing_for_software(d: &Dut, s: &Session) -> Result<(), Failure> {
@@ -183,10 +177,6 @@ pub(crate) fn in_capsule_counters(n: u64) -> NsCounters {
         ..NsCounters::default()
     }
 }
-
-/// Why a case that makes the backend slow runs on emulated controllers only.
-pub(crate) const SLOW_BACKEND: &str = "delays every completion by a set time (the broker sets no \
-     per-command delay on QEMU's controller)";
 
 /// Why a case that counts the backend's commands runs on emulated controllers only.
 pub(crate) const COUNTED: &str = "counts what the backend controller fetched and completed \
@@ -517,22 +507,7 @@ pub fn cases() -> Vec<Case> {
             Ok(())
         },
     ));
-    v.push(Case::new(
-        "datapath",
-        "staging-exhaustion",
-        "DP-STAGING",
-        "reads in flight needing twice the staging buffer all complete with the right data: commands wait for staging, nothing is overwritten",
-        &[Need::Ops(RW), Need::Backends],
-        |d| staging_exhaustion(d, None),
-    ));
-    v.push(Case::new(
-        "datapath",
-        "staging-exhaustion.slow-backend",
-        "DP-STAGING",
-        "the same with a backend that completes each command 20 ms late, so that many commands wait for staging at once: every one completes with its own data",
-        &[Need::Ops(RW), Need::Backends, Need::EmulatedBackend(SLOW_BACKEND)],
-        |d| staging_exhaustion(d, Some(Duration::from_millis(20))),
-    ));
+    v.extend(super::staging_exhaustion::cases());
     v.push(Case::new(
         "datapath",
         "lba-out-of-range",
@@ -714,65 +689,6 @@ pub fn cases() -> Vec<Case> {
         },
     ));
     v
-}
-
-/// Reads needing twice the staging buffer, all sent at once; with `slow`, the backend
-/// completes each command that late (so commands pile up waiting for staging).
-async fn staging_exhaustion(d: Dut, slow: Option<Duration>) -> CaseResult {
-    let f = d.ns_format();
-    let opts = SessionOpts {
-        format: f,
-        ..Default::default()
-    };
-    let mut s = d.session(&opts, PORT).await?;
-    if let Some(delay) = slow {
-        s.backend
-            .emulated()?
-            .inject(harness::backend::emulated::Fault::SlowCompletions { delay })
-            .map_err(|e| Failure::from(e).context("fault injection"))?;
-    }
-    let bs = u64::from(f.lba_data_size());
-    let per = (u64::from(s.attrs.max_io_sz) / bs).max(1);
-    let len = per * bs;
-    let n = (2 * s.attrs.staging_buf.len).div_ceil(len).clamp(2, 30);
-    check!(
-        n * per <= s.backend.blocks(),
-        "namespace too small for {n} commands"
-    );
-    for i in 0..n {
-        let w =
-            s.io.write(i * per, &pattern(len as usize, i as u8), DataMode::Keyed)
-                .await?;
-        ok_status("write", w.cqe.status)?;
-    }
-    let q = s.io.queue();
-    let host = q.ctx().clone();
-    let mr = host.reg_mr(
-        q.pd(),
-        n * len,
-        harness::fabric::Access::LOCAL_WRITE | harness::fabric::Access::REMOTE_WRITE,
-    )?;
-    let mut cids = Vec::new();
-    for i in 0..n {
-        let cid = q.alloc_cid();
-        let sgl = SglRepr::keyed(mr.addr + i * len, len as u32, mr.rkey);
-        let sqe = misbehave::read_sqe(cid, FE_NSID, i * per, per as u32, sgl)?;
-        misbehave::send_raw(q, &sqe)?;
-        cids.push(cid);
-    }
-    for cid in cids {
-        let r = q.wait_response(cid, wait(Duration::from_secs(5))).await?;
-        ok_status("read", r.cqe.status)?;
-    }
-    for i in 0..n {
-        let mut got = vec![0u8; len as usize];
-        host.mr_read(mr.id, i * len, &mut got)?;
-        check!(
-            got == pattern(len as usize, i as u8),
-            "read {i} of {n} returned other data"
-        );
-    }
-    Ok(())
 }
 
 /// The smallest LBA format the device supports (and the backend emulates), and its block

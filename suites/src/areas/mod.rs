@@ -16,6 +16,7 @@ pub mod security;
 pub mod software;
 pub mod srq;
 pub mod srq_verbs;
+pub mod staging_exhaustion;
 pub mod staging_offset;
 pub mod target_io;
 pub mod unsupported;

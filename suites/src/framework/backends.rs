@@ -21,6 +21,11 @@ use harness::trace::Recorder;
 use super::failure::Failure;
 pub use super::real::RealBackend;
 
+/// Why a case that makes the backend slow runs on emulated controllers only
+/// ([`super::Need::EmulatedBackend`]).
+pub const SLOW_BACKEND: &str = "delays every completion by a set time (the broker sets no \
+     per-command delay on QEMU's controller)";
+
 /// Blocks of each namespace the harness creates on an emulated backend.
 pub const NS_BLOCKS: u64 = 1024;
 

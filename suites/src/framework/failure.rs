@@ -5,6 +5,15 @@
 pub use harness::case::{CaseResult, Failure};
 use harness::initiator::InitiatorError;
 
+/// Fails unless a completion has a success status.
+pub fn ok_status(what: &str, s: harness::wire::Status) -> Result<(), Failure> {
+    if s.is_success() {
+        Ok(())
+    } else {
+        Err(Failure::new(format!("{what}: expected success, got {s}")))
+    }
+}
+
 /// The requirement an error from the host breaks whatever the case is about: a response
 /// that never came breaks `DP-ANSWERED` (every command is answered), one whose fields are
 /// wrong `DP-RESPONSE`, and a Connect that was never answered `SW-NOT-ENABLED` (a Connect
