@@ -55,7 +55,13 @@ pub fn cases() -> Vec<Case> {
 
 /// The areas whose cases are written for either kind of backend controller (each case
 /// that needs what only the emulated ones have says so itself).
-pub const REAL_BACKEND_AREAS: [&str; 4] = ["datapath", "pci-error", "timeout", "recovery"];
+pub const REAL_BACKEND_AREAS: [&str; 5] = [
+    "datapath",
+    "pci-error",
+    "timeout",
+    "recovery",
+    "backend-error",
+];
 
 /// Why a case of another area that reaches backend controllers runs on emulated ones only.
 fn emulated_only(case: &Case) -> Option<&'static str> {
@@ -68,6 +74,6 @@ fn emulated_only(case: &Case) -> Option<&'static str> {
     }
     Some(
         "is written for the project's emulated controllers (a real controller runs areas \
-         datapath, pci-error, timeout and recovery)",
+         datapath, pci-error, timeout, recovery and backend-error)",
     )
 }

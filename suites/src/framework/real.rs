@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use harness::backend::emulated::LbaFormat;
-use harness::backend::vfio::broker::{Broker, RealFault, ENV};
+use harness::backend::vfio::broker::{media_error_sector, Broker, RealFault, ENV};
 use harness::backend::vfio::{PciAddress, SharedController, VfioPort};
 use harness::case::RealBackendFacts;
 use harness::fabric::{DeviceContext, MrInfo};
@@ -76,7 +76,7 @@ impl FaultLine {
             RealFault::Stall => self.stalled.store(true, Ordering::SeqCst),
             RealFault::Resume => self.stalled.store(false, Ordering::SeqCst),
             RealFault::PciError | RealFault::Unplug => self.failed.store(true, Ordering::SeqCst),
-            RealFault::Replug => {}
+            RealFault::MediaError | RealFault::Replug => {}
         }
         let me = self.clone();
         match tokio::task::spawn_blocking(move || me.ask(fault)).await {
@@ -86,14 +86,33 @@ impl FaultLine {
     }
 
     fn ask(&self, fault: RealFault) -> Result<(), Failure> {
+        self.answer(fault).map(|_| ())
+    }
+
+    /// The broker's answer to `fault` (blocking, bounded).
+    fn answer(&self, fault: RealFault) -> Result<String, Failure> {
         let Some(b) = &self.broker else {
-            return Ok(());
+            return Ok(String::new());
         };
         b.lock()
             .unwrap_or_else(|p| p.into_inner())
             .inject(fault, BROKER_BOUND)
-            .map(|_| ())
             .map_err(|e| Failure::from(e).context("fault broker"))
+    }
+
+    /// The sector (512-byte units) whose reads fail with a media error, as the broker
+    /// knows it ([`RealFault::MediaError`]).
+    pub async fn media_error_sector(self: &Arc<Self>) -> Result<u64, Failure> {
+        if self.broker.is_none() {
+            return Err(Failure::new(format!(
+                "no fault broker ({ENV} unset) to say where the real controller's media error is"
+            )));
+        }
+        let me = self.clone();
+        let answer = tokio::task::spawn_blocking(move || me.answer(RealFault::MediaError))
+            .await
+            .map_err(|e| Failure::new(format!("fault broker: {e}")))??;
+        media_error_sector(&answer).map_err(|e| Failure::from(e).context("fault broker"))
     }
 
     /// Lifts a stall left in force (its command completes); blocks for the broker's
@@ -132,6 +151,16 @@ fn namespace_facts(shared: &SharedController, broker: bool) -> Result<RealBacken
         blocks: id.nsze,
         broker,
     })
+}
+
+/// Fails unless block `lba` is inside a namespace of `blocks` blocks.
+fn check_lba(lba: u64, blocks: u64) -> Result<(), Failure> {
+    if lba >= blocks {
+        return Err(Failure::new(format!(
+            "the broker's media error is at block {lba}, past namespace 1's {blocks} blocks"
+        )));
+    }
+    Ok(())
 }
 
 /// A real NVMe controller the cases' backend controllers are made on (one queue pair
@@ -252,6 +281,16 @@ impl RealBackend {
         self.faults.inject(fault).await
     }
 
+    /// The block of namespace 1 whose reads fail with a media error (the one holding the
+    /// sector the broker names).
+    pub async fn media_error_lba(&self) -> Result<u64, Failure> {
+        let sector = self.faults.media_error_sector().await?;
+        let facts = self.facts()?;
+        let lba = sector * 512 / u64::from(facts.format.lba_data_size());
+        check_lba(lba, facts.blocks)?;
+        Ok(lba)
+    }
+
     /// Lifts a stall a case left behind: before its queue pairs are given back.
     pub fn lift_stall(&self) {
         self.faults.lift_stall();
@@ -342,7 +381,11 @@ mod tests {
                         continue;
                     };
                     std::fs::create_dir_all(&acks).unwrap();
-                    std::fs::write(acks.join(&name), "ok").unwrap();
+                    let answer = match fault.trim() {
+                        "media-error" => "ok sector=264192",
+                        _ => "ok",
+                    };
+                    std::fs::write(acks.join(&name), answer).unwrap();
                     std::fs::remove_file(e.path()).unwrap();
                     asked.push(fault.trim().to_string());
                 }
@@ -395,6 +438,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_broker_says_where_the_media_error_is() {
+        let dir = scratch("media");
+        let host = fake_broker(dir.clone());
+        let line = Arc::new(FaultLine::new(Some(Broker::new(&dir))));
+        assert_eq!(line.media_error_sector().await.unwrap(), 264192);
+        // asking where it is injects nothing: a PCI error is not refused, nothing to lift
+        line.lift_stall();
+        assert!(!line.take_failed());
+        stop(&dir);
+        assert_eq!(host.join().unwrap(), ["media-error"]);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(check_lba(524287, 524288).is_ok());
+        let e = check_lba(524288, 524288).unwrap_err();
+        assert!(
+            e.message.contains("past namespace 1's 524288 blocks"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[tokio::test]
     async fn without_a_broker_every_fault_is_refused_naming_the_variable() {
         let line = Arc::new(FaultLine::new(None));
         assert!(!line.present());
@@ -411,6 +475,8 @@ mod tests {
                 e.message
             );
         }
+        let e = line.media_error_sector().await.unwrap_err();
+        assert!(e.message.contains(ENV), "{}", e.message);
         // nothing asked, so nothing to lift
         line.lift_stall();
         assert!(!line.take_failed());

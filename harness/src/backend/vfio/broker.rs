@@ -26,6 +26,10 @@ pub enum RealFault {
     PciError,
     /// The controller is unplugged (the kernel asks VFIO for it back).
     Unplug,
+    /// Where reads fail with a media error: blkdebug's rules are fixed when the drive opens,
+    /// so the broker only answers with the sector it was started with (`sector=N`, in
+    /// 512-byte units; [`media_error_sector`] reads it).
+    MediaError,
     /// The controller [`RealFault::Unplug`] removed is plugged back: the same root port,
     /// serial and backing store, found by the guest's PCIe hotplug.
     Replug,
@@ -39,9 +43,23 @@ impl RealFault {
             RealFault::Resume => "resume",
             RealFault::PciError => "pci-error",
             RealFault::Unplug => "unplug",
+            RealFault::MediaError => "media-error",
             RealFault::Replug => "replug",
         }
     }
+}
+
+/// The sector (512-byte units) a [`RealFault::MediaError`] answer names.
+pub fn media_error_sector(answer: &str) -> Result<u64, VfioError> {
+    answer
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("sector="))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            VfioError::Broker(format!(
+                "media-error: the answer {answer:?} names no sector (sector=N)"
+            ))
+        })
 }
 
 /// A connection to the broker.
@@ -171,5 +189,15 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("no answer within"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_media_error_answer_names_its_sector() {
+        assert_eq!(media_error_sector("sector=264192").unwrap(), 264192);
+        assert_eq!(media_error_sector(" sector=7 extra").unwrap(), 7);
+        for bad in ["", "sector=", "sector=x", "lba=5", "sector=-1"] {
+            let e = media_error_sector(bad).unwrap_err();
+            assert!(e.to_string().contains("names no sector"), "{bad:?}: {e}");
+        }
     }
 }
