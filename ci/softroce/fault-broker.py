@@ -2,7 +2,7 @@
 """The soft-RoCE VM's fault broker: injects real faults into QEMU's NVMe controller when the
 guest asks for them (issue 15).
 
-    fault-broker.py DIR MONITOR_SOCKET
+    fault-broker.py DIR MONITOR_SOCKET [MEDIA_SECTOR]
 
 The guest writes a request file DIR/requests/N (its text: one fault name) through the 9p
 results share; the broker runs the QEMU monitor (HMP) commands for that fault and writes
@@ -18,6 +18,9 @@ Faults (docs/softroce.md, stage v):
   pci-error  AER uncorrectable internal error on the controller's root port (QEMU's NVMe has
              no AER capability of its own): the guest's error recovery resets the link
   unplug     device_del of the controller: VFIO's request eventfd fires
+  media-error  no monitor command: blkdebug's rules are fixed when the drive opens, so the
+             broker answers where the one it was started with is: "ok sector=MEDIA_SECTOR"
+             (512-byte sectors whose reads fail with EIO: the controller answers 0x281)
   replug     device_add of the controller unplugged: the same root port, serial and
              backing store; the guest's PCIe hotplug finds it
 """
@@ -63,10 +66,11 @@ def hmp(sock_path, command, bound=10.0):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
     base, sock_path = sys.argv[1], sys.argv[2]
+    media_sector = sys.argv[3] if len(sys.argv) == 4 else None
     requests, acks = os.path.join(base, "requests"), os.path.join(base, "acks")
     os.makedirs(requests, exist_ok=True)
     os.makedirs(acks, exist_ok=True)
@@ -79,14 +83,17 @@ def main():
             with open(path) as f:
                 fault = f.read().strip()
             done.add(name)
-            if fault in FAULTS:
+            if fault == "media-error":
+                ack = f"ok sector={media_sector}" if media_sector else "error: no media error configured"
+            elif fault in FAULTS:
                 try:
                     answers = [hmp(sock_path, c) for c in FAULTS[fault]]
                     ack = "ok " + " | ".join(a for a in answers if a)
                 except OSError as e:
                     ack = f"error: monitor: {e}"
             else:
-                ack = f"error: unknown fault {fault!r} (known: {', '.join(FAULTS)})"
+                known = ", ".join([*FAULTS, "media-error"])
+                ack = f"error: unknown fault {fault!r} (known: {known})"
             print(f"fault-broker: {name} {fault}: {ack}", flush=True)
             tmp = os.path.join(acks, name + ".tmp")
             with open(tmp, "w") as f:

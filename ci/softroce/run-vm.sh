@@ -32,6 +32,8 @@ BINS=""
 TIMEOUT=900
 SMP=2
 MEM=2048
+# the sector whose reads blkdebug fails (--nvme; the broker's media-error names it)
+MEDIA_SECTOR=264192
 NET="-netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0,romfile="
 SYNC=""
 APPEND=""
@@ -112,7 +114,7 @@ main() {
   local machine=()
   if [ -n "$NVME" ]; then
     [ -f "$NVME" ] || die "--nvme $NVME: no such image file"
-    local blkdebug='{"driver":"blkdebug","node-name":"dbg0","image":"file0","inject-error":[{"event":"none","iotype":"read","errno":5,"sector":264192}]}'
+    local blkdebug='{"driver":"blkdebug","node-name":"dbg0","image":"file0","inject-error":[{"event":"none","iotype":"read","errno":5,"sector":'$MEDIA_SECTOR'}]}'
     machine=(-machine q35 -device intel-iommu,aw-bits=48
       -device pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0
       -blockdev "driver=file,node-name=file0,filename=$(cd "$(dirname "$NVME")" && pwd)/$(basename "$NVME")"
@@ -145,7 +147,8 @@ main() {
   log "booting (smp $SMP, timeout ${TIMEOUT}s): $SCRIPT"
   local t0=$SECONDS broker_pid=""
   if [ -n "$NVME" ] && [ $BROKER = 1 ]; then
-    python3 "$SOFTROCE_DIR/fault-broker.py" "$scratch/broker" "$scratch/monitor.sock" > "$scratch/broker.log" 2>&1 &
+    python3 "$SOFTROCE_DIR/fault-broker.py" "$scratch/broker" "$scratch/monitor.sock" "$MEDIA_SECTOR" \
+      > "$scratch/broker.log" 2>&1 &
     broker_pid=$!
   fi
   set +e

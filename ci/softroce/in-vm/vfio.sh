@@ -13,8 +13,8 @@
 #                   the host as an I/O error; the engine's counters show the I/O offloaded.
 #                   The host then finds the 8 MiB in the backing file (stage
 #                   v-vfio-initiator-backing-store).
-#   v  vfio-catalog  nvmf-conform's offload catalog, areas datapath, pci-error, timeout and
-#                   recovery, with every backend controller a queue pair of that controller
+#   v  vfio-catalog  nvmf-conform's offload catalog, areas datapath, pci-error, timeout,
+#                   recovery and backend-error, with every backend controller a queue pair of that controller
 #                   (--backend vfio:PCI; in recovery the case's reference target opens it)
 #                   and its faults through the broker; first, so that what the stages
 #                   after it write is what the host finds; the reports in
@@ -408,12 +408,12 @@ stage_v_catalog() {
   cd /mnt/repo
   NVMF_FAULT_BROKER=$broker timeout 900 "$BINS/nvmf-conform" run --fabric verbs --device rxe0 \
     --backend "vfio:$bdf" --allow-destructive "$bdf" \
-    --filter datapath --filter pci-error --filter timeout --filter recovery \
+    --filter datapath --filter pci-error --filter timeout --filter recovery --filter backend-error \
     --timeout-scale "$TIMEOUT_SCALE" --report-dir /tmp/conform-vfio || rc=$?
   cp -r /tmp/conform-vfio "$RESULTS/conform-vfio"
   [ -f /tmp/conform-vfio/junit.xml ] || { echo "no JUnit report"; return 1; }
   # per area: passed / skipped / failed, from the JUnit report (the VM has no python)
-  for area in datapath pci-error timeout recovery; do
+  for area in datapath pci-error timeout recovery backend-error; do
     grep -o '<testsuite [^>]*name="[^"]*"\|</testsuite>\|<testcase \|<skipped\|<failure\|<error' \
       /tmp/conform-vfio/junit.xml | awk -v area="$area" '
         /^<testsuite / { on = index($0, "name=\"" area "\"") > 0; next }
