@@ -14,7 +14,9 @@ Faults (docs/softroce.md, stage v):
              ready (breakpoints are one-shot). Reads only: QEMU 7.2's monitor hung
              resuming a write held the same way (measured)
   resume     lifts the breakpoint: the stalled command completes, a breakpoint not
-             reached yet is removed
+             reached yet is removed; and lifts slow
+  slow       I/O throttling on the controller's drive (block_set_io_throttle, 50 IOPS):
+             every command waits its turn, about 20 ms apart
   pci-error  AER uncorrectable internal error on the controller's root port (QEMU's NVMe has
              no AER capability of its own): the guest's error recovery resets the link
   unplug     device_del of the controller: VFIO's request eventfd fires
@@ -32,7 +34,13 @@ import time
 FAULTS = {
     "stall": ['qemu-io raw0 "break read_aio nvmfstall"'],
     # a breakpoint not reached yet is removed too (it would hold the next case's read)
-    "resume": ['qemu-io raw0 "resume nvmfstall"', 'qemu-io raw0 "remove_break nvmfstall"'],
+    "resume": [
+        'qemu-io raw0 "resume nvmfstall"',
+        'qemu-io raw0 "remove_break nvmfstall"',
+        "block_set_io_throttle nvme0 0 0 0 0 0 0",
+    ],
+    # I/O throttling on the controller's drive: 50 commands a second, each waits its turn
+    "slow": ["block_set_io_throttle nvme0 0 0 0 50 0 0"],
     "pci-error": ["pcie_aer_inject_error rp1 INTN"],
     "unplug": ["device_del nvme0"],
     # as run-vm.sh --nvme plugs it at boot: same id, serial, root port and block node

@@ -9,10 +9,10 @@ use harness::initiator::{misbehave, DataMode};
 use harness::wire::SglRepr;
 
 use crate::check;
-use crate::framework::backends::SLOW_BACKEND;
+use crate::framework::backends::BackendFault;
 use crate::framework::failure::ok_status;
 use crate::framework::session::{pattern, SessionOpts, FE_NSID};
-use crate::framework::{wait, Case, CaseResult, Dut, Failure, Need};
+use crate::framework::{wait, Case, CaseResult, Dut, Need};
 
 const PORT: u16 = 4420;
 const RW: OffloadOps = OffloadOps::READ.union(OffloadOps::WRITE);
@@ -21,20 +21,23 @@ const RW: OffloadOps = OffloadOps::READ.union(OffloadOps::WRITE);
 pub(super) fn cases() -> Vec<Case> {
     vec![
         Case::new(
-        "datapath",
-        "staging-exhaustion",
-        "DP-STAGING",
-        "reads in flight needing twice the staging buffer all complete with the right data: commands wait for staging, nothing is overwritten",
-        &[Need::Ops(RW), Need::Backends],
-        |d| staging_exhaustion(d, None),
+            "datapath",
+            "staging-exhaustion",
+            "DP-STAGING",
+            "reads in flight needing twice the staging buffer all complete with the right \
+             data: commands wait for staging, nothing is overwritten",
+            &[Need::Ops(RW), Need::Backends],
+            |d| staging_exhaustion(d, None),
         ),
         Case::new(
-        "datapath",
-        "staging-exhaustion.slow-backend",
-        "DP-STAGING",
-        "the same with a backend that completes each command 20 ms late, so that many commands wait for staging at once: every one completes with its own data",
-        &[Need::Ops(RW), Need::Backends, Need::EmulatedBackend(SLOW_BACKEND)],
-        |d| staging_exhaustion(d, Some(Duration::from_millis(20))),
+            "datapath",
+            "staging-exhaustion.slow-backend",
+            "DP-STAGING",
+            "the same with a backend that completes each command 20 ms late (a real \
+             controller: its drive throttled to 50 commands a second), so that many commands \
+             wait for staging at once: every one completes with its own data",
+            &[Need::Ops(RW), Need::Backends, Need::BackendFaults],
+            |d| staging_exhaustion(d, Some(Duration::from_millis(20))),
         ),
     ]
 }
@@ -49,10 +52,7 @@ async fn staging_exhaustion(d: Dut, slow: Option<Duration>) -> CaseResult {
     };
     let mut s = d.session(&opts, PORT).await?;
     if let Some(delay) = slow {
-        s.backend
-            .emulated()?
-            .inject(harness::backend::emulated::Fault::SlowCompletions { delay })
-            .map_err(|e| Failure::from(e).context("fault injection"))?;
+        s.backend.inject(BackendFault::Slow { delay }).await?;
     }
     let bs = u64::from(f.lba_data_size());
     let per = (u64::from(s.attrs.max_io_sz) / bs).max(1);

@@ -302,8 +302,15 @@ pub enum BackendFault {
         /// Which commands an emulated controller holds.
         on: CmdMatch,
     },
-    /// Lifts a stall: the real controller's stalled command completes.
+    /// Lifts a stall: the real controller's stalled command completes (and its drive
+    /// serves at full speed again).
     Resume,
+    /// Every command completes `delay` late: on the real controller, its drive throttled
+    /// to 50 commands a second (about 20 ms apart), until [`BackendFault::Resume`].
+    Slow {
+        /// How late an emulated controller completes each command.
+        delay: std::time::Duration,
+    },
 }
 
 impl BackendRef {
@@ -331,6 +338,7 @@ impl BackendRef {
                 let f = match fault {
                     BackendFault::PciError => Fault::PciError,
                     BackendFault::Stall { on, .. } => Fault::Timeout { on, delay: None },
+                    BackendFault::Slow { delay } => Fault::SlowCompletions { delay },
                     BackendFault::Resume => {
                         c.clear_faults();
                         return Ok(());
@@ -344,6 +352,7 @@ impl BackendRef {
                     BackendFault::PciError => RealFault::PciError,
                     BackendFault::Stall { .. } => RealFault::Stall,
                     BackendFault::Resume => RealFault::Resume,
+                    BackendFault::Slow { .. } => RealFault::Slow,
                 })
                 .await
             }

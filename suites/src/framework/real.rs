@@ -30,6 +30,8 @@ pub struct FaultLine {
     broker: Option<Mutex<Broker>>,
     /// A stall asked and not lifted yet.
     stalled: AtomicBool,
+    /// A slow drive asked and not lifted yet.
+    slowed: AtomicBool,
     /// A PCI error or an unplug since the controller was last reset.
     failed: AtomicBool,
 }
@@ -45,6 +47,7 @@ impl FaultLine {
         FaultLine {
             broker: broker.map(Mutex::new),
             stalled: AtomicBool::new(false),
+            slowed: AtomicBool::new(false),
             failed: AtomicBool::new(false),
         }
     }
@@ -74,7 +77,11 @@ impl FaultLine {
         }
         match fault {
             RealFault::Stall => self.stalled.store(true, Ordering::SeqCst),
-            RealFault::Resume => self.stalled.store(false, Ordering::SeqCst),
+            RealFault::Slow => self.slowed.store(true, Ordering::SeqCst),
+            RealFault::Resume => {
+                self.stalled.store(false, Ordering::SeqCst);
+                self.slowed.store(false, Ordering::SeqCst);
+            }
             RealFault::PciError | RealFault::Unplug => self.failed.store(true, Ordering::SeqCst),
             RealFault::MediaError | RealFault::Replug => {}
         }
@@ -115,10 +122,12 @@ impl FaultLine {
         media_error_sector(&answer).map_err(|e| Failure::from(e).context("fault broker"))
     }
 
-    /// Lifts a stall left in force (its command completes); blocks for the broker's
-    /// answer.
+    /// Lifts a stall or a slow drive left in force (a stalled command completes); blocks
+    /// for the broker's answer.
     pub fn lift_stall(&self) {
-        if self.stalled.swap(false, Ordering::SeqCst) {
+        let stalled = self.stalled.swap(false, Ordering::SeqCst);
+        let slowed = self.slowed.swap(false, Ordering::SeqCst);
+        if stalled || slowed {
             let _ = self.ask(RealFault::Resume);
         }
     }
@@ -432,8 +441,17 @@ mod tests {
         line.inject(RealFault::PciError).await.unwrap();
         assert!(line.take_failed());
         assert!(!line.take_failed(), "a failure is reported once");
+        // a slow drive is lifted the same way, and does not refuse a failure (its commands
+        // finish, late)
+        line.inject(RealFault::Slow).await.unwrap();
+        line.inject(RealFault::Unplug).await.unwrap();
+        line.lift_stall();
+        line.lift_stall();
         stop(&dir);
-        assert_eq!(host.join().unwrap(), ["stall", "resume", "pci-error"]);
+        assert_eq!(
+            host.join().unwrap(),
+            ["stall", "resume", "pci-error", "slow", "unplug", "resume"]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -20,8 +20,12 @@ pub enum RealFault {
     /// breakpoints are one-shot), CSTS stays ready. Reads only: QEMU 7.2's monitor hung
     /// resuming a write held the same way.
     Stall,
-    /// Lifts [`RealFault::Stall`]: the stalled commands complete.
+    /// Lifts [`RealFault::Stall`] and [`RealFault::Slow`]: the stalled commands complete,
+    /// the drive serves at full speed again.
     Resume,
+    /// The drive behind the controller serves 50 commands a second (QEMU's I/O throttling):
+    /// every command waits its turn, about 20 ms apart, until [`RealFault::Resume`].
+    Slow,
     /// An uncorrectable PCIe error (AER) on the controller's port.
     PciError,
     /// The controller is unplugged (the kernel asks VFIO for it back).
@@ -41,6 +45,7 @@ impl RealFault {
         match self {
             RealFault::Stall => "stall",
             RealFault::Resume => "resume",
+            RealFault::Slow => "slow",
             RealFault::PciError => "pci-error",
             RealFault::Unplug => "unplug",
             RealFault::MediaError => "media-error",
