@@ -136,10 +136,8 @@ impl RealController {
             .namespaces()
             .iter()
             .map(|n| {
-                let id = &n.identify;
-                let format = id.lbaf.get(usize::from(id.flbas & 0x0f));
-                let meta = format.map_or(0, |f| u32::from(f.ms));
-                if meta > 0 && id.flbas & 0x10 == 0 {
+                let meta = n.metadata_size();
+                if n.separate_metadata() {
                     return Err(format!(
                         "namespace {}: {meta} bytes of metadata in a separate buffer (FLBAS bit 4 \
                          clear); the target moves metadata only as extended LBAs",
@@ -156,7 +154,7 @@ impl RealController {
                 Ok(NamespaceConfig {
                     nsid: n.nsid,
                     backing: Backing::Controller,
-                    size: id.nsze * u64::from(lba_format.data),
+                    size: n.identify.nsze * u64::from(lba_format.data),
                     lba_format,
                 })
             })

@@ -271,16 +271,7 @@ impl Shared {
                 return Err(what(e.to_string()));
             }
         };
-        let attrs = NvmeCtrlAttrs {
-            sq_buf: MemRef::of(&rings, layout.sq, layout.sq_len()),
-            cq_buf: MemRef::of(&rings, layout.cq, layout.cq_len()),
-            sqdb: MemRef::of(&rings, layout.doorbells, 4),
-            cqdb: MemRef::of(&rings, layout.doorbells + 4, 4),
-            sqdb_ini: 0,
-            cqdb_ini: 0,
-            cmd_timeout_us: s.cfg.cmd_timeout_ms.saturating_mul(1000),
-            extra_sqs: vec![],
-        };
+        let attrs = layout.ctrl_attrs(&rings, s.cfg.cmd_timeout_ms.saturating_mul(1000));
         self.bus.attach_port(attrs.sqdb.mr, attrs.sqdb.addr, port);
         Ok((Backend::Real(real.clone()), rings, attrs))
     }

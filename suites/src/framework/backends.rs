@@ -52,14 +52,7 @@ impl Backends {
         nsqs: usize,
         namespaces: &[(u32, LbaFormat)],
     ) -> Result<NvmeCtrlAttrs, Failure> {
-        let nss = namespaces
-            .iter()
-            .map(|(nsid, fmt)| {
-                Namespace::ram(*nsid, *fmt, NS_BLOCKS)
-                    .map_err(|e| Failure::from(e).context("namespace"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.build(pd, srq, staging, nsqs, (0, 0), nss)
+        self.create_rings(pd, srq, staging, nsqs, (0, 0), namespaces)
     }
 
     /// As [`Backends::create`], with every SQ's tail doorbell starting at `sq_ini` and the
@@ -201,16 +194,7 @@ impl Backends {
         let layout = RingLayout::new(depth);
         let rings = self.ctx.reg_mr(pd, layout.len, Access::LOCAL_WRITE)?;
         let port = real.lend(self.ctx.clone(), rings, staging, depth)?;
-        let attrs = NvmeCtrlAttrs {
-            sq_buf: MemRef::of(&rings, layout.sq, layout.sq_len()),
-            cq_buf: MemRef::of(&rings, layout.cq, layout.cq_len()),
-            sqdb: MemRef::of(&rings, layout.doorbells, 4),
-            cqdb: MemRef::of(&rings, layout.doorbells + 4, 4),
-            sqdb_ini: 0,
-            cqdb_ini: 0,
-            cmd_timeout_us: 0,
-            extra_sqs: vec![],
-        };
+        let attrs = layout.ctrl_attrs(&rings, 0);
         self.bus.attach_port(attrs.sqdb.mr, attrs.sqdb.addr, port);
         Ok(attrs)
     }

@@ -144,12 +144,8 @@ fn namespace_facts(shared: &SharedController, broker: bool) -> Result<RealBacken
     let ns = shared
         .namespace(1)
         .ok_or_else(|| Failure::new(format!("real controller {address}: no active namespace 1")))?;
-    let id = &ns.identify;
-    let meta = id
-        .lbaf
-        .get(usize::from(id.flbas & 0x0f))
-        .map_or(0, |f| u32::from(f.ms));
-    if meta > 0 && id.flbas & 0x10 == 0 {
+    let meta = ns.metadata_size();
+    if ns.separate_metadata() {
         return Err(Failure::new(format!(
             "real controller {address}: namespace 1 keeps {meta} bytes of metadata in a \
              separate buffer; the suites move metadata only as extended LBAs"
@@ -157,7 +153,7 @@ fn namespace_facts(shared: &SharedController, broker: bool) -> Result<RealBacken
     }
     Ok(RealBackendFacts {
         format: LbaFormat::new(ns.block_size(), meta),
-        blocks: id.nsze,
+        blocks: ns.identify.nsze,
         broker,
     })
 }
@@ -242,23 +238,8 @@ impl RealBackend {
     /// Block `slba` of namespace 1, read through the harness's own queue pair.
     pub fn read_block(&self, slba: u64) -> Result<Vec<u8>, Failure> {
         let block = u64::from(self.facts()?.format.lba_data_size());
-        let (status, data) = self
-            .shared
-            .run(
-                1,
-                SqeCommand::Read(RwCommand::new(slba, 1)),
-                &[],
-                block,
-                MEDIA_BOUND,
-                "media read",
-            )
-            .map_err(|e| Failure::from(e).context("reading the real controller's media"))?;
-        if !status.is_success() {
-            return Err(Failure::new(format!(
-                "reading block {slba} of the real controller's media: {status}"
-            )));
-        }
-        Ok(data)
+        let read = SqeCommand::Read(RwCommand::new(slba, 1));
+        self.media(slba, read, &[], block, ("media read", "reading"))
     }
 
     /// Writes `data` (whole blocks) from block `slba` on of namespace 1, through the
@@ -266,23 +247,33 @@ impl RealBackend {
     pub fn write_blocks(&self, slba: u64, data: &[u8]) -> Result<(), Failure> {
         let block = self.facts()?.format.lba_data_size() as usize;
         let blocks = (data.len() / block.max(1)) as u32;
-        let (status, _) = self
+        let write = SqeCommand::Write(RwCommand::new(slba, blocks));
+        self.media(slba, write, data, 0, ("media write", "writing"))
+            .map(|_| ())
+    }
+
+    /// Runs `command` (from block `slba` on) through the harness's own queue pair, moving
+    /// `out` to the controller or `in_len` bytes from it; fails unless it succeeds.
+    fn media(
+        &self,
+        slba: u64,
+        command: SqeCommand,
+        out: &[u8],
+        in_len: u64,
+        (what, doing): (&'static str, &str),
+    ) -> Result<Vec<u8>, Failure> {
+        let (status, data) = self
             .shared
-            .run(
-                1,
-                SqeCommand::Write(RwCommand::new(slba, blocks)),
-                data,
-                0,
-                MEDIA_BOUND,
-                "media write",
-            )
-            .map_err(|e| Failure::from(e).context("writing the real controller's media"))?;
+            .run(1, command, out, in_len, MEDIA_BOUND, what)
+            .map_err(|e| {
+                Failure::from(e).context(format!("{doing} the real controller's media"))
+            })?;
         if !status.is_success() {
             return Err(Failure::new(format!(
-                "writing block {slba} of the real controller's media: {status}"
+                "{doing} block {slba} of the real controller's media: {status}"
             )));
         }
-        Ok(())
+        Ok(data)
     }
 
     /// Asks the broker for `fault` (see [`FaultLine::inject`]).

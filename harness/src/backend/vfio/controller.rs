@@ -41,6 +41,18 @@ impl VfioNamespace {
             .get(index)
             .map_or(512, |f| 1u32 << f.lbads)
     }
+
+    /// Metadata bytes per block of the format in use.
+    pub fn metadata_size(&self) -> u32 {
+        let index = usize::from(self.identify.flbas & 0x0f);
+        self.identify.lbaf.get(index).map_or(0, |f| u32::from(f.ms))
+    }
+
+    /// Whether the format in use keeps its metadata in a separate buffer (FLBAS bit 4
+    /// clear) rather than as extended LBAs.
+    pub fn separate_metadata(&self) -> bool {
+        self.metadata_size() > 0 && self.identify.flbas & 0x10 == 0
+    }
 }
 
 /// One read or write.
@@ -425,5 +437,46 @@ impl Drop for VfioController {
     /// unmapped and the device released.
     fn drop(&mut self) {
         let _ = bringup::disable(self.dev.bar0(), &self.cap, &mut SystemClock::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::LbaFormatRepr;
+
+    fn namespace(flbas: u8, lbaf: &[(u16, u8)]) -> VfioNamespace {
+        let mut identify = IdentifyNamespaceRepr {
+            flbas,
+            ..Default::default()
+        };
+        identify.lbaf = lbaf
+            .iter()
+            .map(|&(ms, lbads)| LbaFormatRepr { ms, lbads, rp: 0 })
+            .collect();
+        VfioNamespace { nsid: 1, identify }
+    }
+
+    #[test]
+    fn the_format_in_use_gives_block_and_metadata_sizes() {
+        let formats = [(0, 9), (8, 9), (0, 12), (64, 12)];
+        let plain = namespace(2, &formats);
+        assert_eq!((plain.block_size(), plain.metadata_size()), (4096, 0));
+        assert!(!plain.separate_metadata());
+        let extended = namespace(0x10 | 3, &formats);
+        assert_eq!(
+            (extended.block_size(), extended.metadata_size()),
+            (4096, 64)
+        );
+        assert!(
+            !extended.separate_metadata(),
+            "FLBAS bit 4 set: extended LBAs"
+        );
+        let separate = namespace(1, &formats);
+        assert_eq!((separate.block_size(), separate.metadata_size()), (512, 8));
+        assert!(separate.separate_metadata());
+        // a format index past the list: 512 bytes, no metadata
+        let unlisted = namespace(9, &formats);
+        assert_eq!((unlisted.block_size(), unlisted.metadata_size()), (512, 0));
     }
 }

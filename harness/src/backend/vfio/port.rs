@@ -26,6 +26,7 @@ use super::queue::DmaMemory;
 use super::regs::{self, Registers};
 use super::sys::{Bar0, DmaBuffer, Notifier, PAGE};
 use super::VfioError;
+use crate::api::{MemRef, NvmeCtrlAttrs};
 use crate::backend::{
     prp, BackendError, BackendPort, CqReader, CtrlState, Doorbells, Span, SqWriter,
 };
@@ -82,6 +83,21 @@ impl RingLayout {
     /// The CQ ring's bytes.
     pub fn cq_len(&self) -> u64 {
         u64::from(self.depth) * CQE_LEN as u64
+    }
+
+    /// The attributes `create_nvme_ctrl` takes for a queue pair laid out so in `rings`:
+    /// one SQ, doorbells from 0, commands timing out after `cmd_timeout_us` (0: never).
+    pub fn ctrl_attrs(&self, rings: &MrInfo, cmd_timeout_us: u32) -> NvmeCtrlAttrs {
+        NvmeCtrlAttrs {
+            sq_buf: MemRef::of(rings, self.sq, self.sq_len()),
+            cq_buf: MemRef::of(rings, self.cq, self.cq_len()),
+            sqdb: MemRef::of(rings, self.doorbells, 4),
+            cqdb: MemRef::of(rings, self.doorbells + 4, 4),
+            sqdb_ini: 0,
+            cqdb_ini: 0,
+            cmd_timeout_us,
+            extra_sqs: vec![],
+        }
     }
 }
 
@@ -456,6 +472,30 @@ mod tests {
             assert!(l.sq + l.sq_len() <= l.cq);
             assert!(l.cq + l.cq_len() <= l.doorbells);
         }
+    }
+
+    #[test]
+    fn ctrl_attrs_name_the_layouts_rings_and_doorbells() {
+        let l = RingLayout::new(128);
+        let rings = MrInfo {
+            id: crate::fabric::MrId(7),
+            addr: 0x10_0000,
+            len: l.len,
+            lkey: 1,
+            rkey: 2,
+            access: crate::fabric::Access::LOCAL_WRITE,
+        };
+        let a = l.ctrl_attrs(&rings, 2_000_000);
+        assert_eq!((a.sq_buf.addr, a.sq_buf.len), (0x10_0000, 8192));
+        assert_eq!((a.cq_buf.addr, a.cq_buf.len), (0x10_0000 + 8192, 2048));
+        assert_eq!((a.sqdb.addr, a.sqdb.len), (0x10_0000 + 12288, 4));
+        assert_eq!((a.cqdb.addr, a.cqdb.len), (0x10_0000 + 12292, 4));
+        assert_eq!(
+            (a.sqdb_ini, a.cqdb_ini, a.cmd_timeout_us),
+            (0, 0, 2_000_000)
+        );
+        assert!(a.extra_sqs.is_empty());
+        assert!([a.sq_buf.mr, a.cq_buf.mr, a.sqdb.mr, a.cqdb.mr] == [rings.id; 4]);
     }
 
     #[test]

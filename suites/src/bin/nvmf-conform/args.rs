@@ -233,9 +233,9 @@ pub(crate) struct TargetArgs {
     /// Backend NVMe controllers the cases create: `emulated` (the project's, with fault
     /// injection and counters) or `vfio:PCI` (queue pairs of a real controller bound to
     /// vfio-pci, e.g. vfio:0000:01:00.0; each case resets it). With a real controller,
-    /// areas datapath, pci-error and timeout run on it, faults through the host's fault
-    /// broker (NVMF_FAULT_BROKER); cases that need what only emulated controllers have
-    /// skip, saying why. Needs --fabric verbs and --allow-destructive naming the same
+    /// areas datapath, pci-error, timeout, recovery and backend-error run on it, faults
+    /// through the host's fault broker (NVMF_FAULT_BROKER); cases that need what only
+    /// emulated controllers have skip, saying why. Needs --fabric verbs and --allow-destructive naming the same
     /// device. See docs/target.md.
     #[arg(long, default_value = "emulated", value_name = "KIND")]
     pub(crate) backend: String,
@@ -292,17 +292,17 @@ impl TargetArgs {
                 )))
             }
         };
-        for given in &self.allow_destructive {
-            given
-                .parse::<PciAddress>()
-                .map_err(|e| Refusal::Usage(format!("--allow-destructive {given}: {e}")))?;
-        }
+        let consents = self
+            .allow_destructive
+            .iter()
+            .map(|given| {
+                given
+                    .parse::<PciAddress>()
+                    .map_err(|e| Refusal::Usage(format!("--allow-destructive {given}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if let BackendChoice::Vfio(pci) = choice {
-            let consented = self
-                .allow_destructive
-                .iter()
-                .any(|g| g.parse::<PciAddress>().ok() == Some(pci));
-            if !consented {
+            if !consents.contains(&pci) {
                 return Err(Refusal::Usage(format!(
                     "--backend vfio:{pci} resets that controller for every case and may inject \
                      faults into it: pass --allow-destructive {pci} to consent"
