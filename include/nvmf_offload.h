@@ -38,8 +38,17 @@
 extern "C" {
 #endif
 
-/* Bumped on every incompatible change; nvmf_offload_abi_version() must return it. */
-#define NVMF_OFFLOAD_ABI_VERSION 1
+/*
+ * Bumped on every change; nvmf_offload_abi_version() returns the version the plugin was
+ * built for. The host loads plugins from NVMF_OFFLOAD_ABI_VERSION_MIN up to its own version
+ * and passes the version it speaks to that plugin in nvmf_host_env.abi_version (the
+ * plugin's own). Version 2 only appends: struct nvmf_backend_access and two entries at the
+ * end of struct nvmf_offload_ops (read only from a version-2 plugin), struct
+ * nvmf_pci_doorbells and one entry at the end of struct nvmf_pci_ops (given only to a
+ * version-2 plugin). A version-1 plugin runs as before, its doorbells rung by calls.
+ */
+#define NVMF_OFFLOAD_ABI_VERSION 2
+#define NVMF_OFFLOAD_ABI_VERSION_MIN 1
 
 #define NVMF_DEVICE_NAME_MAX 64
 #define NVMF_MAX_GIDS 4
@@ -447,6 +456,36 @@ struct nvmf_offload_event {
 	uint8_t reserved[3];
 };
 
+/*
+ * ABI 2: how the device reaches backend controllers (nvmf_offload_ops.backend_access).
+ *  - doorbells: NVMF_DOORBELLS_CALL, the device rings through nvmf_pci_ops.ring_sq /
+ *    ring_cq and polls nvmf_pci_ops.status (software devices); NVMF_DOORBELLS_MEMORY, the
+ *    device writes the 4-byte doorbell words of nvmf_nvme_ctrl_attrs itself (as a NIC's
+ *    posted writes), sees completions by the CQ's phase tags and a PCI error by CSTS in
+ *    the register block nvmf_pci_ops.doorbells names, and never calls ring_sq, ring_cq or
+ *    status (the host answers them -EPERM). The host then lays each emulated controller's
+ *    doorbells out as a PCIe BAR with doorbell stride 0 in a region of the device's PD:
+ *    registers at 0 (CAP 00h, VS 08h, CC 14h, CSTS 1Ch), sqdb at 1000h and cqdb at 1004h
+ *    (one 64-byte-aligned chunk), extra SQ i's doorbell at 1000h + 8 i; it polls them
+ *    every millisecond of its clock.
+ *  - PRP addresses: without NVMF_PRP_WINDOW, the PRP entries the device writes into
+ *    backend SQEs are virtual addresses inside the staging buffer (as in memory
+ *    references). With it, they are bus addresses: [prp_bus, prp_bus + prp_len) stands
+ *    for the virtual addresses [prp_va, prp_va + prp_len), and the host's controllers DMA
+ *    through that window.
+ */
+enum nvmf_doorbell_mode { NVMF_DOORBELLS_CALL = 0, NVMF_DOORBELLS_MEMORY = 1 };
+
+#define NVMF_PRP_WINDOW (1u << 0)
+
+struct nvmf_backend_access {
+	uint32_t doorbells; /* enum nvmf_doorbell_mode */
+	uint32_t flags;     /* NVMF_PRP_WINDOW */
+	uint64_t prp_bus;
+	uint64_t prp_va;
+	uint64_t prp_len;
+};
+
 struct nvmf_offload_ops {
 	int (*query_caps)(void *dev, struct nvmf_caps *out);
 	int (*create_srq)(void *dev, uint32_t pd, const struct nvmf_srq_attrs *attrs, struct nvmf_srq *out);
@@ -462,6 +501,16 @@ struct nvmf_offload_ops {
 	/* 0 and *out filled, or -EAGAIN */
 	int (*poll_event)(void *dev, struct nvmf_offload_event *out);
 	const char *(*last_error)(void *dev);
+	/* ---- ABI 2 (read only from a plugin whose nvmf_offload_abi_version() is >= 2) ---- */
+	/* how the device reaches backends; NULL = calls, virtual PRPs */
+	int (*backend_access)(void *dev, struct nvmf_backend_access *out);
+	/*
+	 * optional (NULL or -EOPNOTSUPP: the device cannot): the device makes its own link to
+	 * controller ctrl fail as a backend PCI error would (a NIC that can inject a fault on
+	 * its PCIe path to the SSD), and reports it as a PCI error of that controller
+	 * (NVMF_EVENT_NVME_PCI_ERR). 0, -EINVAL (unknown ctrl).
+	 */
+	int (*inject_pci_error)(void *dev, uint32_t ctrl);
 };
 
 /* -------------------------------------------------------------------- PCI ---- */
@@ -497,10 +546,20 @@ struct nvmf_pci_status {
 	uint64_t completions; /* CQEs posted so far: a change means "look at the CQ" */
 };
 
+/* ABI 2: how a controller's doorbells are rung (nvmf_pci_ops.doorbells) */
+struct nvmf_pci_doorbells {
+	uint32_t mode;    /* enum nvmf_doorbell_mode */
+	uint32_t reserved;
+	struct nvmf_pci_span regs; /* MEMORY: the register block (CAP..CSTS), 32 bytes */
+};
+
 /*
  * The host's PCI side: how the plugin (the NIC) reaches backend NVMe controllers.
  * The rings live in memory regions of the verbs device the plugin returned: the plugin
- * writes SQEs and reads CQEs (phase tags) itself, and rings the doorbells here.
+ * writes SQEs and reads CQEs (phase tags) itself, and rings the doorbells here, or, for a
+ * device whose backend_access says NVMF_DOORBELLS_MEMORY, in memory (find, sq_info and
+ * doorbells are control-path calls a device's driver makes; ring_sq, ring_cq and status
+ * are refused -EPERM for such a controller).
  */
 struct nvmf_pci_ops {
 	/* the controller whose first SQ-tail doorbell is at {mr, addr}: 0, or -ENODEV */
@@ -509,12 +568,14 @@ struct nvmf_pci_ops {
 	int (*ring_sq)(void *pci, uint64_t id, uint32_t sq, uint16_t tail);
 	int (*ring_cq)(void *pci, uint64_t id, uint16_t head);
 	int (*status)(void *pci, uint64_t id, struct nvmf_pci_status *out);
+	/* ---- ABI 2 (given only to a plugin whose version is >= 2) ---- */
+	int (*doorbells)(void *pci, uint64_t id, struct nvmf_pci_doorbells *out);
 };
 
 /* ------------------------------------------------------------ entry points ---- */
 
 struct nvmf_host_env {
-	uint32_t abi_version; /* NVMF_OFFLOAD_ABI_VERSION of the host */
+	uint32_t abi_version; /* the version the host speaks to this plugin: the plugin's own */
 	uint32_t reserved;
 	const struct nvmf_verbs_ops *lower_ops; /* the host's lower verbs device */
 	void *lower_ctx;

@@ -74,12 +74,14 @@ fn header_and_rust_mirrors_have_one_layout() {
         "nvmf_ns_counters" => NvmfNsCountersC { read_cmds, read_blocks, write_cmds, write_blocks, write_inline_cmds, write_inline_blocks, flush_cmds, error_cmds, backend_error_cmds }
         "nvmf_srq_counters" => NvmfSrqCountersC { unknown_ns_cmds }
         "nvmf_offload_event" => NvmfOffloadEventC { r#type, element, flags, sqid, cid, opcode, reserved }
-        "nvmf_offload_ops" => NvmfOffloadOps { query_caps, create_srq, destroy_srq, create_nvme_ctrl, remove_nvme_ctrl, map_nsid, unmap_nsid, qp_set_nvmf, ns_counters, srq_counters, poll_event, last_error }
+        "nvmf_offload_ops" => NvmfOffloadOps { query_caps, create_srq, destroy_srq, create_nvme_ctrl, remove_nvme_ctrl, map_nsid, unmap_nsid, qp_set_nvmf, ns_counters, srq_counters, poll_event, last_error, backend_access, inject_pci_error }
+        "nvmf_backend_access" => NvmfBackendAccess { doorbells, flags, prp_bus, prp_va, prp_len }
         "nvmf_pci_span" => NvmfPciSpan { mr, reserved, offset, len }
         "nvmf_pci_queue" => NvmfPciQueue { ring, doorbell, initial, reserved }
         "nvmf_pci_ctrl" => NvmfPciCtrl { id, depth, num_sqs, cq }
         "nvmf_pci_status" => NvmfPciStatus { state, reserved, completions }
-        "nvmf_pci_ops" => NvmfPciOps { find, sq_info, ring_sq, ring_cq, status }
+        "nvmf_pci_doorbells" => NvmfPciDoorbells { mode, reserved, regs }
+        "nvmf_pci_ops" => NvmfPciOps { find, sq_info, ring_sq, ring_cq, status, doorbells }
         "nvmf_host_env" => NvmfHostEnv { abi_version, reserved, lower_ops, lower_ctx, pci_ops, pci_ctx, config }
     };
 
@@ -90,6 +92,10 @@ fn header_and_rust_mirrors_have_one_layout() {
     let src = dir.join("layout.c");
     let exe = dir.join("layout");
     let consts = "  printf(\"#|ABI|%d|0\\n\", NVMF_OFFLOAD_ABI_VERSION);\n\
+         printf(\"#|ABI_MIN|%d|0\\n\", NVMF_OFFLOAD_ABI_VERSION_MIN);\n\
+         printf(\"#|DB_CALL|%d|0\\n\", NVMF_DOORBELLS_CALL);\n\
+         printf(\"#|DB_MEMORY|%d|0\\n\", NVMF_DOORBELLS_MEMORY);\n\
+         printf(\"#|PRP_WINDOW|%u|0\\n\", NVMF_PRP_WINDOW);\n\
          printf(\"#|PCI_ERR|%d|0\\n\", NVMF_EVENT_NVME_PCI_ERR);\n\
          printf(\"#|PD_MAX|%d|0\\n\", NVMF_CM_PRIVATE_DATA_MAX);\n\
          printf(\"#|LBA_MAX|%d|0\\n\", NVMF_MAX_LBA_DATA_SIZES);\n";
@@ -142,6 +148,10 @@ fn header_and_rust_mirrors_have_one_layout() {
     );
     assert_eq!(rust.len(), c.len());
     assert_eq!(consts["ABI"], NVMF_OFFLOAD_ABI_VERSION as usize);
+    assert_eq!(consts["ABI_MIN"], NVMF_OFFLOAD_ABI_VERSION_MIN as usize);
+    assert_eq!(consts["DB_CALL"], NVMF_DOORBELLS_CALL as usize);
+    assert_eq!(consts["DB_MEMORY"], NVMF_DOORBELLS_MEMORY as usize);
+    assert_eq!(consts["PRP_WINDOW"], NVMF_PRP_WINDOW as usize);
     assert_eq!(consts["PCI_ERR"], event::NVME_PCI_ERR as usize);
     assert_eq!(consts["PD_MAX"], NVMF_CM_PRIVATE_DATA_MAX);
     assert_eq!(consts["LBA_MAX"], NVMF_MAX_LBA_DATA_SIZES);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use harness::backend::{PciFunction, PciHost, PciStatus};
 use harness::fabric::sim::SimFabric;
 use harness::fabric::{Fabric, MrId};
-use harness::plugin::{Plugin, PluginError, ABI_VERSION};
+use harness::plugin::{Plugin, PluginError, ABI_VERSION, ABI_VERSION_MIN};
 use nix::errno::Errno;
 
 fn dir() -> PathBuf {
@@ -52,7 +52,7 @@ fn stub_plugin(name: &str, version: &str, open_rc: &str) -> PathBuf {
 #include "nvmf_offload.h"
 uint32_t nvmf_offload_abi_version(void) {{ return {version}; }}
 int nvmf_offload_open(const struct nvmf_host_env *env, struct nvmf_offload_dev **out) {{
-	(void)env; (void)out; return {open_rc};
+	(void)env; (void)out; return ({open_rc});
 }}
 void nvmf_offload_close(struct nvmf_offload_dev *dev) {{ (void)dev; }}
 int nvmf_offload_verbs(struct nvmf_offload_dev *d, const struct nvmf_verbs_ops **o, void **c) {{
@@ -122,15 +122,45 @@ fn a_library_without_the_entry_points_is_not_a_plugin() {
 
 #[test]
 fn another_abi_version_is_refused() {
-    let p = stub_plugin("future", "NVMF_OFFLOAD_ABI_VERSION + 41", "-EINVAL");
-    let e = Plugin::load(&p).unwrap_err();
+    for (name, version, got) in [
+        ("future", "NVMF_OFFLOAD_ABI_VERSION + 41", ABI_VERSION + 41),
+        ("ancient", "0", 0),
+    ] {
+        let p = stub_plugin(name, version, "-EINVAL");
+        let e = Plugin::load(&p).unwrap_err();
+        assert_eq!(
+            e,
+            PluginError::AbiMismatch {
+                path: p,
+                plugin: got,
+                min: ABI_VERSION_MIN,
+                host: ABI_VERSION
+            }
+        );
+        let text = e.to_string();
+        assert!(text.contains(&format!("ABI version {got}")), "{text}");
+        assert!(
+            text.contains(&format!("versions {ABI_VERSION_MIN} to {ABI_VERSION}")),
+            "{text}"
+        );
+    }
+}
+
+/// A plugin of ABI 1 still loads, and is told the host speaks version 1 to it.
+#[tokio::test(start_paused = true)]
+async fn a_version_1_plugin_loads_and_is_spoken_to_in_version_1() {
+    let p = stub_plugin("v1", "1", "env->abi_version == 1 ? -ENODEV : -EPROTO");
+    let plugin = Plugin::load(&p).unwrap();
+    assert_eq!(plugin.abi_version(), 1);
+    let fabric = SimFabric::new(1);
+    let e = plugin
+        .open(fabric.open("sim0").unwrap(), Arc::new(NoBus), "")
+        .err()
+        .expect("the stub's open fails");
     assert_eq!(
-        e,
-        PluginError::AbiMismatch {
-            path: p,
-            plugin: ABI_VERSION + 41,
-            host: ABI_VERSION
-        }
+        e.errno(),
+        Some(Errno::ENODEV),
+        "env.abi_version was not 1: {e}"
     );
 }
 

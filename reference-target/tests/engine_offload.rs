@@ -2,6 +2,7 @@
 //! a backend controller and a namespace, accepts a host connection on a QP of that SRQ and
 //! enables offload; the host's I/O is then served by the engine without software.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use harness::api::{NsMapping, OffloadEvent, OffloadProvider, QpNvmfFlags};
@@ -142,6 +143,43 @@ async fn pci_error_raises_event_and_answers_in_flight() {
         .await
         .unwrap();
     assert_eq!(ev, OffloadEvent::NvmePciErr { ctrl: r.ctrl });
+}
+
+/// A device that injects its own backend PCI error (ABI 2 `inject_pci_error`, here through
+/// the C vtable): the same event and answers as a controller's, the controller itself
+/// untouched; an unknown controller is EINVAL. Its backend access is a software device's
+/// until set.
+#[tokio::test(start_paused = true)]
+async fn a_device_injected_pci_error_is_a_pci_error() {
+    use harness::backend::{BackendAccess, DoorbellMode};
+    let mut r = rig(16, "full", LbaFormat::L4096, Quirks::none(), true).await;
+    let c: Arc<dyn OffloadProvider> =
+        Arc::new(harness::ffi::bridge::loopback_offload(r.engine.provider()));
+    assert_eq!(c.backend_access(), BackendAccess::default());
+    let memory = BackendAccess {
+        doorbells: DoorbellMode::Memory,
+        prp: None,
+    };
+    r.engine.set_backend_access(memory);
+    assert_eq!(c.backend_access(), memory);
+    assert_eq!(
+        c.inject_pci_error(harness::api::CtrlHandle(r.ctrl.0 + 100))
+            .unwrap_err()
+            .errno(),
+        nix::errno::Errno::EINVAL
+    );
+    c.inject_pci_error(r.ctrl).unwrap();
+    let ev = tokio::time::timeout(BOUND, r.engine.next_event())
+        .await
+        .unwrap();
+    assert_eq!(ev, OffloadEvent::NvmePciErr { ctrl: r.ctrl });
+    let rd = r.io.read(0, 1, DataMode::Keyed).await.unwrap();
+    assert_eq!(rd.cqe.status.code(), Status::INTERNAL_ERROR.code());
+    assert_eq!(
+        r.backend.state(),
+        CtrlState::Running,
+        "the controller is untouched"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -90,6 +90,21 @@ pub trait OffloadProvider: Send + Sync {
 
     /// Waits for the next event (`ibv_get_async_event`); unbounded, callers bound it.
     async fn next_event(&self) -> OffloadEvent;
+
+    /// How the device reaches backend controllers (plugin ABI 2 `backend_access`): its
+    /// doorbells by the host's calls or in memory, and how its PRPs translate. The default
+    /// is a software device's: calls, PRPs that are virtual addresses.
+    fn backend_access(&self) -> crate::backend::BackendAccess {
+        crate::backend::BackendAccess::default()
+    }
+
+    /// Makes the device's own path to backend controller `ctrl` fail as a backend PCI
+    /// error would, reported as one (`NVME_PCI_ERR`); ABI 2 `inject_pci_error`. EINVAL:
+    /// unknown controller. EOPNOTSUPP (the default): the device cannot.
+    fn inject_pci_error(&self, ctrl: CtrlHandle) -> Result<()> {
+        let _ = ctrl;
+        Err(super::OffloadError::NotSupported("inject_pci_error"))
+    }
 }
 
 #[cfg(test)]

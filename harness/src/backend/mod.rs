@@ -13,16 +13,18 @@
 //!   [`PciHost`] (`struct nvmf_pci_ops` in `include/nvmf_offload.h`).
 //! - [`ring`]: the NVMe queue protocol over memory regions that every port speaks.
 //! - [`prp`]: PRP entries and lists, as a driver plans them and a controller walks them.
-//! - [`vfio`]: a real NVMe controller driven from userspace through VFIO (being built:
-//!   its address and sysfs checks, register access and bring-up so far).
-//!
-//! A real controller (driven through VFIO) or a controller whose rings and doorbells live
-//! in memory a NIC writes plugs in here as another [`BackendBus`].
+//! - [`memory`]: memory doorbells: emulated controllers whose doorbells and registers are
+//!   memory the device writes and reads, as a NIC reaches a real SSD ([`BackendAccess`]).
+//! - [`regs`]: 32-bit access to a controller's BAR0 registers (real, in memory, or fake).
+//! - [`vfio`]: a real NVMe controller driven from userspace through VFIO, as another
+//!   [`BackendPort`] on the bus.
 
 pub mod emulated;
 pub mod host;
+pub mod memory;
 pub mod pci;
 pub mod prp;
+pub mod regs;
 pub mod ring;
 pub mod round_robin;
 pub mod vfio;
@@ -35,7 +37,8 @@ use crate::fabric::{FabricError, MrId};
 
 use emulated::BackendController;
 
-pub use pci::{PciFunction, PciHost, PciQueue, PciSpan, PciState, PciStatus};
+pub use memory::{BackendAccess, DoorbellMode, PrpWindow};
+pub use pci::{PciDoorbells, PciFunction, PciHost, PciQueue, PciSpan, PciState, PciStatus};
 pub use ring::{CqReader, Doorbells, Span, SqWriter};
 
 /// An error setting up or driving a backend controller.

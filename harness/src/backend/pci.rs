@@ -57,6 +57,21 @@ pub struct PciStatus {
     pub completions: u64,
 }
 
+/// How a device rings a controller's doorbells (`struct nvmf_pci_doorbells`, ABI 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PciDoorbells {
+    /// Through [`PciHost::ring_sq`] and [`PciHost::ring_cq`], noticing completions and
+    /// errors with [`PciHost::status`].
+    Call,
+    /// By writing the doorbells in memory; completions are seen by their phase tags in
+    /// the CQ ring and a PCI error by CSTS in the register block `regs` (see
+    /// [`super::memory`]). The calls are refused with EPERM.
+    Memory {
+        /// The controller's register block (CAP, VS, CC, CSTS).
+        regs: PciSpan,
+    },
+}
+
 /// The host's PCI bus, as a NIC reaches the NVMe devices beside it.
 pub trait PciHost: Send + Sync {
     /// The controller whose first SQ-tail doorbell is at `(doorbell_mr, doorbell_addr)`.
@@ -72,4 +87,11 @@ pub trait PciHost: Send + Sync {
 
     /// State and completion count. ENODEV: no such controller.
     fn status(&self, id: u64) -> Result<PciStatus, Errno>;
+
+    /// How the device rings this controller's doorbells. ENODEV: no such controller. A
+    /// host that predates memory doorbells (ABI 1) has only calls.
+    fn doorbells(&self, id: u64) -> Result<PciDoorbells, Errno> {
+        let _ = id;
+        Ok(PciDoorbells::Call)
+    }
 }

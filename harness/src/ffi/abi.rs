@@ -6,7 +6,9 @@
 use std::ffi::{c_char, c_int, c_void};
 
 /// `NVMF_OFFLOAD_ABI_VERSION`.
-pub const NVMF_OFFLOAD_ABI_VERSION: u32 = 1;
+pub const NVMF_OFFLOAD_ABI_VERSION: u32 = 2;
+/// `NVMF_OFFLOAD_ABI_VERSION_MIN`: the oldest plugin ABI the host still loads.
+pub const NVMF_OFFLOAD_ABI_VERSION_MIN: u32 = 1;
 /// `NVMF_DEVICE_NAME_MAX`.
 pub const NVMF_DEVICE_NAME_MAX: usize = 64;
 /// `NVMF_MAX_GIDS`.
@@ -104,6 +106,12 @@ pub const NVMF_CM_DISCONNECTED: u32 = 4;
 pub const NVMF_PCI_RUNNING: u32 = 0;
 /// `NVMF_PCI_ERROR`.
 pub const NVMF_PCI_ERROR: u32 = 1;
+/// `NVMF_DOORBELLS_CALL` (enum nvmf_doorbell_mode).
+pub const NVMF_DOORBELLS_CALL: u32 = 0;
+/// `NVMF_DOORBELLS_MEMORY`.
+pub const NVMF_DOORBELLS_MEMORY: u32 = 1;
+/// `NVMF_PRP_WINDOW` (nvmf_backend_access.flags): the PRP window fields are valid.
+pub const NVMF_PRP_WINDOW: u32 = 1 << 0;
 
 /// `struct nvmf_device_attr`.
 #[repr(C)]
@@ -537,6 +545,34 @@ pub struct NvmfOffloadOps {
     pub srq_counters: Option<unsafe extern "C" fn(Ctx, u32, *mut NvmfSrqCountersC) -> c_int>,
     pub poll_event: Option<unsafe extern "C" fn(Ctx, *mut NvmfOffloadEventC) -> c_int>,
     pub last_error: Option<unsafe extern "C" fn(Ctx) -> *const c_char>,
+    // ABI 2
+    pub backend_access: Option<unsafe extern "C" fn(Ctx, *mut NvmfBackendAccess) -> c_int>,
+    pub inject_pci_error: Option<unsafe extern "C" fn(Ctx, u32) -> c_int>,
+}
+
+/// Bytes of an ABI 1 `struct nvmf_offload_ops` (the fields before `backend_access`).
+pub const OFFLOAD_OPS_V1_LEN: usize = std::mem::offset_of!(NvmfOffloadOps, backend_access);
+
+/// `struct nvmf_backend_access` (ABI 2).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(missing_docs)]
+pub struct NvmfBackendAccess {
+    pub doorbells: u32,
+    pub flags: u32,
+    pub prp_bus: u64,
+    pub prp_va: u64,
+    pub prp_len: u64,
+}
+
+/// `struct nvmf_pci_doorbells` (ABI 2).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(missing_docs)]
+pub struct NvmfPciDoorbells {
+    pub mode: u32,
+    pub reserved: u32,
+    pub regs: NvmfPciSpan,
 }
 
 /// `struct nvmf_pci_span`.
@@ -592,7 +628,12 @@ pub struct NvmfPciOps {
     pub ring_sq: Option<unsafe extern "C" fn(Ctx, u64, u32, u16) -> c_int>,
     pub ring_cq: Option<unsafe extern "C" fn(Ctx, u64, u16) -> c_int>,
     pub status: Option<unsafe extern "C" fn(Ctx, u64, *mut NvmfPciStatus) -> c_int>,
+    // ABI 2
+    pub doorbells: Option<unsafe extern "C" fn(Ctx, u64, *mut NvmfPciDoorbells) -> c_int>,
 }
+
+/// Bytes of an ABI 1 `struct nvmf_pci_ops` (the fields before `doorbells`).
+pub const PCI_OPS_V1_LEN: usize = std::mem::offset_of!(NvmfPciOps, doorbells);
 
 /// `struct nvmf_host_env`.
 #[repr(C)]

@@ -8,6 +8,8 @@ use std::ffi::c_char;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::abi::{self, *};
+
+mod backend;
 use crate::api::{
     CtrlHandle, MemRef, NsCounters, NsMapping, NvmfCaps, NvmfSrq, NvmfSrqAttrs, OffloadEvent,
     OffloadOps, OffloadType, SrqCounters, SrqHandle,
@@ -17,6 +19,7 @@ use crate::fabric::{
     MrInfo, PortAttr, PortState, QpAttr, QpCap, QpDest, QpId, QpInfo, QpInit, QpState, Sge,
     SrqAttr, SrqId, SrqInit, WcOpcode, WcStatus, WorkCompletion,
 };
+pub use backend::*;
 
 /// `ibv_device_attr` → C.
 pub fn device_attr_to_c(a: &DeviceAttr) -> NvmfDeviceAttr {

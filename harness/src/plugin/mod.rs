@@ -24,11 +24,14 @@ use nix::errno::Errno;
 use crate::api::OffloadProvider;
 use crate::backend::PciHost;
 use crate::fabric::DeviceContext;
-use crate::ffi::abi::NVMF_OFFLOAD_ABI_VERSION;
+use crate::ffi::abi::{NVMF_OFFLOAD_ABI_VERSION, NVMF_OFFLOAD_ABI_VERSION_MIN};
 use crate::ffi::bridge::{ExportedPci, ExportedVerbs, LibError, PluginDev, PluginLib};
 
 /// The ABI version this host speaks (`NVMF_OFFLOAD_ABI_VERSION`).
 pub const ABI_VERSION: u32 = NVMF_OFFLOAD_ABI_VERSION;
+
+/// The oldest plugin ABI version this host loads (`NVMF_OFFLOAD_ABI_VERSION_MIN`).
+pub const ABI_VERSION_MIN: u32 = NVMF_OFFLOAD_ABI_VERSION_MIN;
 
 /// Interval of the host's progress calls, and of its polls of the plugin's waits.
 pub const TICK: std::time::Duration = crate::ffi::bridge::POLL_INTERVAL;
@@ -62,13 +65,18 @@ pub enum PluginError {
         /// The first entry point missing.
         symbol: &'static str,
     },
-    /// The plugin speaks another ABI version.
-    #[error("plugin {path}: ABI version {plugin}, this host speaks {host}")]
+    /// The plugin speaks an ABI version this host does not.
+    #[error(
+        "plugin {path}: ABI version {plugin}, this host speaks versions {min} to {host} \
+         (rebuild the plugin against this host's include/nvmf_offload.h)"
+    )]
     AbiMismatch {
         /// The path given.
         path: PathBuf,
         /// What `nvmf_offload_abi_version()` returned.
         plugin: u32,
+        /// [`ABI_VERSION_MIN`].
+        min: u32,
         /// [`ABI_VERSION`].
         host: u32,
     },
@@ -128,10 +136,11 @@ impl Plugin {
             },
         })?;
         let plugin = lib.abi_version();
-        if plugin != ABI_VERSION {
+        if !(ABI_VERSION_MIN..=ABI_VERSION).contains(&plugin) {
             return Err(PluginError::AbiMismatch {
                 path,
                 plugin,
+                min: ABI_VERSION_MIN,
                 host: ABI_VERSION,
             });
         }
@@ -144,6 +153,11 @@ impl Plugin {
     /// The path it was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The ABI version it speaks (`nvmf_offload_abi_version()`).
+    pub fn abi_version(&self) -> u32 {
+        self.lib.abi_version()
     }
 
     /// Opens a device over the host's `lower` verbs device and PCI side `pci`, with a
@@ -188,7 +202,15 @@ impl Plugin {
             }
         });
         let ctx: Arc<dyn DeviceContext> = Arc::new(PluginDev::context(&dev));
-        let provider: Arc<dyn OffloadProvider> = Arc::new(PluginDev::provider(&dev));
+        let provider = PluginDev::provider(&dev);
+        provider
+            .query_backend_access()
+            .map_err(|(errno, why)| PluginError::OpenFailed {
+                path: self.path.clone(),
+                errno,
+                reason: Some(format!("nvmf_offload_ops.backend_access: {why}")),
+            })?;
+        let provider: Arc<dyn OffloadProvider> = Arc::new(provider);
         Ok((ctx, provider))
     }
 }

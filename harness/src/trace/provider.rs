@@ -217,4 +217,16 @@ impl OffloadProvider for TracedProvider {
         self.event(&e);
         e
     }
+
+    fn backend_access(&self) -> crate::backend::BackendAccess {
+        self.inner.backend_access()
+    }
+
+    fn inject_pci_error(&self, ctrl: CtrlHandle) -> Result<()> {
+        let r = self.inner.inject_pci_error(ctrl);
+        self.call(format!("inject_pci_error {}", self.ctrl(ctrl)), &r, |_| {
+            "ok".into()
+        });
+        r
+    }
 }

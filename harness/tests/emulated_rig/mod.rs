@@ -69,6 +69,7 @@ pub fn rig(o: Opts) -> Rig {
         cq_ring: Span::new(&cq_mr, 0, d * CQE_LEN as u64),
         cq_doorbell: Span::new(&dbs, 0, 4),
         cq_head_ini: o.cq_ini,
+        memory: None,
         dma: vec![DmaRegion::whole(&staging)],
     };
     let ctrl = BackendController::spawn(ctx.clone(), cfg).unwrap();

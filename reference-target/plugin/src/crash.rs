@@ -55,4 +55,10 @@ impl OffloadProvider for CrashOnMap {
     async fn next_event(&self) -> OffloadEvent {
         self.0.next_event().await
     }
+    fn backend_access(&self) -> harness::backend::BackendAccess {
+        self.0.backend_access()
+    }
+    fn inject_pci_error(&self, ctrl: CtrlHandle) -> Result<()> {
+        self.0.inject_pci_error(ctrl)
+    }
 }

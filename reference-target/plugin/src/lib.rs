@@ -14,7 +14,14 @@
 //!   (a TOML profile file); default `full`;
 //! - `quirks=a,b` (names of `nvmf-reference-target --list-quirks`); default none;
 //! - `crash=map_nsid`: abort the process in that call (a deliberately crashing plugin, for
-//!   the runner's containment tests); default none.
+//!   the runner's containment tests); default none;
+//! - `doorbells=call|memory`: how the device rings backend doorbells: through the host's
+//!   `nvmf_pci_ops` calls (default), or, as a NIC does, by writing the doorbell words in
+//!   memory and polling the CQ's phase tags and CSTS (plugin ABI 2; the host then gives it
+//!   memory-doorbell controllers, `harness::backend::memory`);
+//! - `prp-window=BUS` (with `doorbells=memory`): the PRPs the device writes into backend
+//!   SQEs are bus addresses, virtual address + `BUS` (hex `0x…` or decimal), reported to
+//!   the host as a PRP window, as a NIC behind an IOMMU writes IOVAs.
 //!
 //! `src/entry.rs` holds the C entry points and all of this crate's unsafe code.
 
@@ -26,7 +33,7 @@ use std::time::Duration;
 
 use harness::api::{OffloadProvider, Profile};
 use harness::backend::host::HostBus;
-use harness::backend::PciHost;
+use harness::backend::{BackendAccess, DoorbellMode, PciHost, PrpWindow};
 use harness::fabric::DeviceContext;
 use harness::ffi::bridge::{ExportedOffload, ExportedVerbs};
 use nix::errno::Errno;
@@ -75,6 +82,18 @@ pub struct Config {
     /// An offload call to abort the process in (`crash=map_nsid`): a deliberately crashing
     /// plugin, for the runner's containment tests.
     pub crash: Option<String>,
+    /// How the device reaches backends (`doorbells=`, `prp-window=`).
+    pub access: BackendAccess,
+}
+
+/// Length of the PRP window `prp-window=BUS` reports: every virtual address below it.
+pub const PRP_WINDOW_LEN: u64 = 1 << 56;
+
+fn parse_u64(v: &str) -> Option<u64> {
+    match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => v.parse().ok(),
+    }
 }
 
 /// Parses `profile=...;quirks=...` (see the crate docs); the error names the key or value.
@@ -82,6 +101,7 @@ pub fn parse_config(text: &str) -> Result<Config, String> {
     let mut profile = None;
     let mut quirks = Quirks::none();
     let mut crash = None;
+    let mut access = BackendAccess::default();
     for item in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let (k, v) = item
             .split_once('=')
@@ -112,9 +132,28 @@ pub fn parse_config(text: &str) -> Result<Config, String> {
                 }
                 crash = Some(v.to_string());
             }
+            "doorbells" => {
+                access.doorbells = match v.trim() {
+                    "call" => DoorbellMode::Call,
+                    "memory" => DoorbellMode::Memory,
+                    v => return Err(format!("doorbells: {v:?} is neither call nor memory")),
+                }
+            }
+            "prp-window" => {
+                let bus = parse_u64(v.trim())
+                    .filter(|b| b.checked_add(PRP_WINDOW_LEN).is_some())
+                    .ok_or_else(|| {
+                        format!("prp-window: {v:?} is no bus address below 2^64 - 2^56")
+                    })?;
+                access.prp = Some(PrpWindow {
+                    bus,
+                    va: 0,
+                    len: PRP_WINDOW_LEN,
+                });
+            }
             other => {
                 return Err(format!(
-                    "unknown config key {other:?} (profile, quirks, crash)"
+                    "unknown config key {other:?} (profile, quirks, crash, doorbells, prp-window)"
                 ))
             }
         }
@@ -123,10 +162,18 @@ pub fn parse_config(text: &str) -> Result<Config, String> {
         Some(p) => p,
         None => Profile::builtin("full").map_err(|e| format!("profile: {e}"))?,
     };
+    if access.prp.is_some() && access.doorbells != DoorbellMode::Memory {
+        return Err(
+            "prp-window: needs doorbells=memory (a software device's PRPs are \
+                    virtual addresses)"
+                .into(),
+        );
+    }
     Ok(Config {
         profile,
         quirks,
         crash,
+        access,
     })
 }
 
@@ -156,7 +203,7 @@ impl Device {
             .map_err(|e| (Errno::ENOMEM, format!("runtime: {e}")))?;
         let (engine, base) = {
             let _g = rt.enter();
-            let bus = HostBus::new(pci, lower.clone());
+            let bus = HostBus::with_access(pci, lower.clone(), cfg.access);
             let engine = Engine::with_limits(
                 lower,
                 cfg.profile.caps.clone(),
@@ -164,6 +211,7 @@ impl Device {
                 cfg.quirks,
                 bus,
             );
+            engine.set_backend_access(cfg.access);
             (engine, Instant::now())
         };
         let h = rt.handle().clone();
@@ -229,5 +277,20 @@ mod tests {
         assert!(parse_config("quirks=nope").unwrap_err().contains("quirks"));
         assert!(parse_config("colour=red").unwrap_err().contains("colour"));
         assert!(parse_config("profile").unwrap_err().contains("key=value"));
+        let c = parse_config("doorbells=memory;prp-window=0x100000000000000").unwrap();
+        assert_eq!(c.access.doorbells, DoorbellMode::Memory);
+        assert_eq!(c.access.prp.unwrap().bus, 1 << 56);
+        assert_eq!(parse_config("").unwrap().access, BackendAccess::default());
+        assert!(parse_config("doorbells=mmio")
+            .unwrap_err()
+            .contains("doorbells"));
+        assert!(
+            parse_config("doorbells=memory;prp-window=0xffffffffffffffff")
+                .unwrap_err()
+                .contains("prp-window")
+        );
+        assert!(parse_config("prp-window=4096")
+            .unwrap_err()
+            .contains("doorbells=memory"));
     }
 }

@@ -11,7 +11,7 @@ use harness::api::{
     OffloadProvider,
 };
 use harness::backend::emulated::PciBus;
-use harness::backend::emulated::{BackendController, ControllerConfig, DmaRegion, Namespace};
+use harness::backend::emulated::{BackendController, DmaRegion, Namespace};
 use harness::fabric::{Access, ConnId, DeviceContext, ListenerId, MrInfo, PdId};
 use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
@@ -292,7 +292,7 @@ impl Shared {
             .ctx
             .reg_mr(s.pd, sq_len + cq_len + 8, Access::LOCAL_WRITE)
             .map_err(|e| what(format!("rings: {e}")))?;
-        let attrs = NvmeCtrlAttrs {
+        let mut attrs = NvmeCtrlAttrs {
             sq_buf: MemRef::of(&rings, 0, sq_len),
             cq_buf: MemRef::of(&rings, sq_len, cq_len),
             sqdb: MemRef::of(&rings, sq_len + cq_len, 4),
@@ -302,18 +302,19 @@ impl Shared {
             cmd_timeout_us: s.cfg.cmd_timeout_ms.saturating_mul(1000),
             extra_sqs: vec![],
         };
-        let mrs = [rings, s.staging_mr];
         let dma = DmaRegion::from_mem(&s.attrs.staging_buf, &s.staging_mr)
             .ok_or_else(|| what("staging buffer outside its region".into()))?;
-        let cfg = ControllerConfig::from_attrs(
-            &attrs,
-            s.attrs.nvme_queue_depth as u16,
-            harness::api::check::mr_table(&mrs),
-            vec![dma],
-        )
-        .map_err(|e| what(e.to_string()))?;
         let backend = Arc::new(
-            BackendController::spawn(self.ctx.clone(), cfg).map_err(|e| what(e.to_string()))?,
+            self.bus
+                .spawn(
+                    self.ctx.clone(),
+                    s.pd,
+                    &mut attrs,
+                    s.attrs.nvme_queue_depth as u16,
+                    &[rings, s.staging_mr],
+                    vec![dma],
+                )
+                .map_err(|e| what(e.to_string()))?,
         );
         for n in &s.cfg.namespaces {
             let ns = match old.and_then(|o| o.remove_namespace(n.nsid).ok()) {

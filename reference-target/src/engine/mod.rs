@@ -98,6 +98,7 @@ impl Engine {
             limits,
             quirks,
             bus,
+            access: Mutex::new(Default::default()),
             nic: Mutex::new(Nic::default()),
             path: Mutex::new(Path::default()),
             events: Mutex::new(VecDeque::new()),
@@ -116,6 +117,13 @@ impl Engine {
         });
         core.tasks_lock().push(task.abort_handle());
         Arc::new(Engine { core })
+    }
+
+    /// Makes the device report `access` as how it reaches backends
+    /// ([`OffloadProvider::backend_access`]); its bus must reach them that way (a plugin's
+    /// [`harness::backend::host::HostBus::with_access`]).
+    pub fn set_backend_access(&self, access: harness::backend::BackendAccess) {
+        *relock(&self.core.access) = access;
     }
 
     /// The device context software must use for everything that touches offload: QPs on an
@@ -195,6 +203,8 @@ pub(crate) struct Core {
     pub(crate) limits: DeviceLimits,
     pub(crate) quirks: Quirks,
     pub(crate) bus: Arc<dyn BackendBus>,
+    /// How the device reaches backends, as it reports it ([`Engine::set_backend_access`]).
+    pub(crate) access: Mutex<harness::backend::BackendAccess>,
     /// The virtual NIC part. Lock order: `nic` before `path`, never the other way round.
     pub(crate) nic: Mutex<Nic>,
     /// The offload data path part.

@@ -302,4 +302,18 @@ impl OffloadProvider for Engine {
     async fn next_event(&self) -> OffloadEvent {
         self.core.next_offload_event().await
     }
+
+    fn backend_access(&self) -> harness::backend::BackendAccess {
+        *super::relock(&self.core.access)
+    }
+
+    /// The engine's path to the controller fails as on a backend PCI error: the event, and
+    /// every command on it answered.
+    fn inject_pci_error(&self, ctrl: CtrlHandle) -> Result<()> {
+        if !self.core.path().ctrls.contains_key(&ctrl) {
+            return Err(OffloadError::Invalid("ctrl"));
+        }
+        self.core.on_pci_error(ctrl);
+        Ok(())
+    }
 }

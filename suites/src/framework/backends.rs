@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use harness::api::{MemRef, NvmeCtrlAttrs, NvmfSrqAttrs};
 use harness::backend::emulated::{
-    BackendController, CmdMatch, ControllerConfig, DmaRegion, Fault, LbaFormat, Namespace, PciBus,
+    BackendController, CmdMatch, DmaRegion, Fault, LbaFormat, Namespace, PciBus,
 };
 use harness::backend::vfio::broker::RealFault;
 use harness::backend::vfio::RingLayout;
@@ -126,7 +126,7 @@ impl Backends {
                 db_ini: sq_ini,
             })
             .collect();
-        let attrs = NvmeCtrlAttrs {
+        let mut attrs = NvmeCtrlAttrs {
             sq_buf,
             cq_buf,
             sqdb,
@@ -136,18 +136,18 @@ impl Backends {
             cmd_timeout_us: 0,
             extra_sqs,
         };
-        let mrs = [m, *staging];
         let dma = DmaRegion::from_mem(&srq.staging_buf, staging)
             .ok_or_else(|| Failure::new("staging buffer outside its region"))?;
-        let cfg = ControllerConfig::from_attrs(
-            &attrs,
-            srq.nvme_queue_depth as u16,
-            harness::api::check::mr_table(&mrs),
-            vec![dma],
-        )
-        .map_err(|e| Failure::from(e).context("backend config"))?;
         let ctrl = Arc::new(
-            BackendController::spawn(self.ctx.clone(), cfg)
+            self.bus
+                .spawn(
+                    self.ctx.clone(),
+                    pd,
+                    &mut attrs,
+                    srq.nvme_queue_depth as u16,
+                    &[m, *staging],
+                    vec![dma],
+                )
                 .map_err(|e| Failure::from(e).context("backend spawn"))?,
         );
         if let Some(rec) = &self.rec {
@@ -157,7 +157,8 @@ impl Backends {
             ctrl.add_namespace(ns)
                 .map_err(|e| Failure::from(e).context("namespace"))?;
         }
-        self.bus.attach(sqdb.mr, sqdb.addr, ctrl.clone());
+        self.bus
+            .attach(attrs.sqdb.mr, attrs.sqdb.addr, ctrl.clone());
         self.made
             .lock()
             .unwrap_or_else(|p| p.into_inner())

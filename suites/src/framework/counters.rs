@@ -94,8 +94,9 @@ pub struct BackendDid {
 
 /// The backend controller's counters moved by exactly `did`: each offloaded command reached
 /// it once (none duplicated, none resubmitted after an error or a timeout), every one it
-/// fetched was completed unless stalled, and the device never rang a doorbell past the
-/// queue's end. Checked under `DP-BACKEND-ONCE`.
+/// fetched was completed unless stalled, the device never rang a doorbell past the
+/// queue's end, and a device in memory-doorbell mode never called to ring one. Checked
+/// under `DP-BACKEND-ONCE`.
 pub fn backend_moved(before: &Counters, after: &Counters, did: BackendDid) -> Result<(), Failure> {
     let _rule = blame::under("DP-BACKEND-ONCE");
     let d = |a: u64, b: u64| a.wrapping_sub(b);
@@ -128,6 +129,12 @@ pub fn backend_moved(before: &Counters, after: &Counters, did: BackendDid) -> Re
         d(after.bad_doorbells, before.bad_doorbells),
         0,
         "doorbell writes at or past the end of a backend queue"
+    );
+    check_eq!(
+        d(after.doorbell_calls, before.doorbell_calls),
+        0,
+        "doorbell or status calls for a controller whose doorbells are memory (refused \
+         EPERM: the device said it writes them)"
     );
     Ok(())
 }

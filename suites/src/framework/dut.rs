@@ -175,6 +175,9 @@ impl Dut {
         quirks: Quirks,
         traced: bool,
     ) -> Dut {
+        // A device that writes its doorbells in memory gets controllers laid out for it;
+        // their BAR regions are registered on its own context (the backend's, untraced).
+        bus.use_access(raw_ctx.clone(), raw_provider.backend_access());
         let rec = Recorder::new();
         let names = Names::new();
         let (ctx, provider): (Arc<dyn DeviceContext>, Arc<dyn OffloadProvider>) = if traced {

@@ -9,12 +9,15 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use nix::errno::Errno;
 
+use super::config::{ControllerConfig, DmaRegion, MemoryConfig};
 use super::controller::BackendController;
+use crate::api::NvmeCtrlAttrs;
+use crate::backend::memory::{MemoryBar, BAR_LEN};
 use crate::backend::{
-    BackendBus, BackendError, BackendPort, CqReader, CtrlState, PciFunction, PciHost, PciQueue,
-    PciState, PciStatus, SqWriter,
+    BackendAccess, BackendBus, BackendError, BackendPort, CqReader, CtrlState, DoorbellMode,
+    PciDoorbells, PciFunction, PciHost, PciQueue, PciState, PciStatus, SqWriter,
 };
-use crate::fabric::MrId;
+use crate::fabric::{Access, DeviceContext, MrId, MrInfo, PdId};
 
 #[async_trait]
 impl BackendPort for BackendController {
@@ -64,6 +67,8 @@ pub struct PciBus {
     /// the engine, not through [`PciHost`].
     ports: Mutex<BTreeMap<(MrId, u64), Arc<dyn BackendPort>>>,
     next_id: Mutex<u64>,
+    /// Memory doorbells: where BAR regions are registered, and the device's access.
+    memory: Mutex<Option<(Arc<dyn DeviceContext>, BackendAccess)>>,
 }
 
 impl std::fmt::Debug for PciBus {
@@ -77,6 +82,62 @@ impl PciBus {
     /// An empty bus.
     pub fn new() -> Arc<PciBus> {
         Arc::new(PciBus::default())
+    }
+
+    /// Gives every controller [`PciBus::spawn`] makes from now on the doorbells `access`
+    /// asks for: with [`DoorbellMode::Memory`], a BAR region registered through `ctx`
+    /// (the device's own context, so that the registration is the backend's, not a call
+    /// of the software under test) and `access`'s PRP window.
+    pub fn use_access(&self, ctx: Arc<dyn DeviceContext>, access: BackendAccess) {
+        *self.memory.lock().unwrap_or_else(|p| p.into_inner()) =
+            (access.doorbells == DoorbellMode::Memory).then_some((ctx, access));
+    }
+
+    /// Starts an emulated controller for `attrs` (queues of `depth` entries in the
+    /// regions `mrs`, DMA to `dma`) on `ctx`. In memory-doorbell mode
+    /// ([`PciBus::use_access`]) it first registers a BAR region on `pd` and moves `attrs`'
+    /// doorbells into it. The caller adds namespaces and [`PciBus::attach`]es it.
+    pub fn spawn(
+        &self,
+        ctx: Arc<dyn DeviceContext>,
+        pd: PdId,
+        attrs: &mut NvmeCtrlAttrs,
+        depth: u16,
+        mrs: &[MrInfo],
+        dma: Vec<DmaRegion>,
+    ) -> Result<BackendController, BackendError> {
+        let memory = self
+            .memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some((bar_ctx, access)) = memory else {
+            let cfg =
+                ControllerConfig::from_attrs(attrs, depth, crate::api::check::mr_table(mrs), dma)?;
+            return BackendController::spawn(ctx, cfg);
+        };
+        let bar = MemoryBar {
+            mr: bar_ctx.reg_mr(pd, BAR_LEN, Access::LOCAL_WRITE)?,
+        };
+        let started = (|| {
+            bar.place(attrs);
+            let mut all = mrs.to_vec();
+            all.push(bar.mr);
+            let mut cfg =
+                ControllerConfig::from_attrs(attrs, depth, crate::api::check::mr_table(&all), dma)?;
+            cfg.memory = Some(MemoryConfig {
+                regs: bar.regs(),
+                prp: access.prp,
+            });
+            BackendController::spawn(ctx, cfg)
+        })();
+        match started {
+            Ok(c) => Ok(c.owning_bar(bar_ctx, bar.mr.id)),
+            Err(e) => {
+                let _ = bar_ctx.dereg_mr(bar.mr.id);
+                Err(e)
+            }
+        }
     }
 
     /// Makes `ctrl` reachable at its SQ doorbell (`mr`, virtual address `addr`).
@@ -132,6 +193,17 @@ impl PciBus {
             .ok_or(Errno::ENODEV)
     }
 
+    /// The controller `id` for a doorbell or status call: EPERM (and counted) when its
+    /// doorbells are memory, which a device in memory mode never calls.
+    fn by_id_calling(&self, id: u64) -> Result<Arc<BackendController>, Errno> {
+        let c = self.by_id(id)?;
+        if c.memory_doorbells() {
+            c.refuse_call();
+            return Err(Errno::EPERM);
+        }
+        Ok(c)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(MrId, u64), Slot>> {
         self.ctrls.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -184,19 +256,26 @@ impl PciHost for PciBus {
     }
 
     fn ring_sq(&self, id: u64, sq: u32, tail: u16) -> Result<(), Errno> {
-        self.by_id(id)?
+        self.by_id_calling(id)?
             .ring_sq_doorbell(sq as usize, tail)
             .map_err(|e| backend_errno(&e))
     }
 
     fn ring_cq(&self, id: u64, head: u16) -> Result<(), Errno> {
-        self.by_id(id)?
+        self.by_id_calling(id)?
             .ring_cq_doorbell(head)
             .map_err(|e| backend_errno(&e))
     }
 
+    fn doorbells(&self, id: u64) -> Result<PciDoorbells, Errno> {
+        Ok(match self.by_id(id)?.config().memory {
+            Some(m) => PciDoorbells::Memory { regs: m.regs },
+            None => PciDoorbells::Call,
+        })
+    }
+
     fn status(&self, id: u64) -> Result<PciStatus, Errno> {
-        let c = self.by_id(id)?;
+        let c = self.by_id_calling(id)?;
         Ok(PciStatus {
             state: match c.state() {
                 CtrlState::Running => PciState::Running,

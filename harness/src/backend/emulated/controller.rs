@@ -28,159 +28,20 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::api::{MemRef, NvmeCtrlAttrs};
-use crate::fabric::{DeviceContext, MrId, MrInfo};
+use crate::fabric::{DeviceContext, MrId};
 use crate::trace::{command_text, Recorder};
 use crate::wire::{CqeRepr, SqeRepr, Status, CQE_LEN, SQE_LEN};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::AbortHandle;
 
 use super::command::{self, Dma, DmaFault, Unmapped};
+use super::config::{ControllerConfig, DmaRegion};
 use super::faults::{Fault, FaultState};
 use super::namespace::Namespace;
+use crate::backend::memory::{self, MemRegisters, PrpWindow};
 use crate::backend::ring::{read_u32, write_u32};
 use crate::backend::round_robin;
-use crate::backend::{BackendError, CqReader, CtrlState, Doorbells, Span, SqWriter};
-
-/// An address range the controller may DMA to and from (a mapped staging buffer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DmaRegion {
-    /// The region holding the range.
-    pub mr: MrId,
-    /// The region's first byte's address (to translate addresses to offsets).
-    pub mr_addr: u64,
-    /// First mapped address.
-    pub addr: u64,
-    /// Mapped length in bytes.
-    pub len: u64,
-}
-
-impl DmaRegion {
-    /// A whole memory region.
-    pub fn whole(mr: &MrInfo) -> DmaRegion {
-        DmaRegion {
-            mr: mr.id,
-            mr_addr: mr.addr,
-            addr: mr.addr,
-            len: mr.len,
-        }
-    }
-
-    /// Part of a region (e.g. a staging buffer); `None` unless `mem` lies inside `mr`.
-    pub fn from_mem(mem: &MemRef, mr: &MrInfo) -> Option<DmaRegion> {
-        mem.within(mr).then_some(DmaRegion {
-            mr: mr.id,
-            mr_addr: mr.addr,
-            addr: mem.addr,
-            len: mem.len,
-        })
-    }
-
-    /// The region offset of `len` bytes at `addr`, when they are all mapped here.
-    fn translate(&self, addr: u64, len: u64) -> Option<u64> {
-        let end = addr.checked_add(len)?;
-        (addr >= self.addr && end <= self.addr.checked_add(self.len)?).then(|| addr - self.mr_addr)
-    }
-}
-
-/// One submission queue: ring, tail doorbell, initial tail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SqConfig {
-    /// The ring: `depth` entries of 64 bytes.
-    pub ring: Span,
-    /// The tail doorbell: 4 bytes, little-endian.
-    pub doorbell: Span,
-    /// Initial tail (and head), `< depth`.
-    pub tail_ini: u16,
-}
-
-/// Everything a controller needs: queues, depth, DMA regions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ControllerConfig {
-    /// Entries per queue (all SQs and the CQ), at least 2.
-    pub depth: u16,
-    /// The SQs, served round-robin; SQ ids in CQEs are their indices + 1.
-    pub sqs: Vec<SqConfig>,
-    /// The CQ ring: `depth` entries of 16 bytes.
-    pub cq_ring: Span,
-    /// The CQ head doorbell: 4 bytes, little-endian.
-    pub cq_doorbell: Span,
-    /// Initial CQ head (and tail), `< depth`.
-    pub cq_head_ini: u16,
-    /// Where the controller may DMA data.
-    pub dma: Vec<DmaRegion>,
-}
-
-impl ControllerConfig {
-    /// The configuration for the offload API's controller attributes: `depth` is the SRQ's
-    /// `nvme_queue_depth`, `mr_of` finds the regions the memory references name, `dma` are
-    /// the mapped staging buffers.
-    pub fn from_attrs(
-        attrs: &NvmeCtrlAttrs,
-        depth: u16,
-        mr_of: impl Fn(MrId) -> Option<MrInfo>,
-        dma: Vec<DmaRegion>,
-    ) -> Result<ControllerConfig, BackendError> {
-        let span = |m: &MemRef| {
-            mr_of(m.mr)
-                .and_then(|mr| Span::from_mem(m, &mr))
-                .ok_or(BackendError::Config("memory reference outside its region"))
-        };
-        let sqs = attrs
-            .sqs()
-            .map(|sq| {
-                Ok(SqConfig {
-                    ring: span(&sq.buf)?,
-                    doorbell: span(&sq.db)?,
-                    tail_ini: sq.db_ini,
-                })
-            })
-            .collect::<Result<Vec<_>, BackendError>>()?;
-        let cfg = ControllerConfig {
-            depth,
-            sqs,
-            cq_ring: span(&attrs.cq_buf)?,
-            cq_doorbell: span(&attrs.cqdb)?,
-            cq_head_ini: attrs.cqdb_ini,
-            dma,
-        };
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Checks sizes and initial values.
-    pub fn validate(&self) -> Result<(), BackendError> {
-        let d = u64::from(self.depth);
-        let cfg = BackendError::Config;
-        if self.depth < 2 {
-            return Err(cfg("queue depth below 2"));
-        }
-        if self.sqs.is_empty() {
-            return Err(cfg("no submission queue"));
-        }
-        for sq in &self.sqs {
-            if sq.ring.len < d * SQE_LEN as u64 {
-                return Err(cfg("SQ ring smaller than depth × 64 bytes"));
-            }
-            if sq.doorbell.len < 4 {
-                return Err(cfg("SQ doorbell shorter than 4 bytes"));
-            }
-            if sq.tail_ini >= self.depth {
-                return Err(cfg("initial SQ tail not below the depth"));
-            }
-        }
-        if self.cq_ring.len < d * CQE_LEN as u64 {
-            return Err(cfg("CQ ring smaller than depth × 16 bytes"));
-        }
-        if self.cq_doorbell.len < 4 {
-            return Err(cfg("CQ doorbell shorter than 4 bytes"));
-        }
-        if self.cq_head_ini >= self.depth {
-            return Err(cfg("initial CQ head not below the depth"));
-        }
-        Ok(())
-    }
-}
+use crate::backend::{BackendError, CqReader, CtrlState, Doorbells, SqWriter};
 
 /// Per-controller counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -197,6 +58,10 @@ pub struct Counters {
     pub dropped: u64,
     /// Doorbell writes with a value not below the depth (ignored).
     pub bad_doorbells: u64,
+    /// Doorbell calls refused because the controller's doorbells are memory
+    /// ([`crate::backend::memory`]): a device in memory mode never makes one.
+    #[serde(default)]
+    pub doorbell_calls: u64,
 }
 
 #[derive(Debug)]
@@ -214,6 +79,10 @@ struct State {
     rr: usize,
     cq_tail: u16,
     phase: bool,
+    /// Memory doorbells: the values last seen in each SQ tail doorbell and the CQ head
+    /// doorbell (a change is a write the controller noticed).
+    seen_tails: Vec<u32>,
+    seen_head: u32,
 }
 
 struct Inner {
@@ -252,16 +121,26 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct MrDma<'a> {
     ctx: &'a dyn DeviceContext,
     regions: &'a [DmaRegion],
+    /// Bus to virtual addresses, when the device's PRPs are not virtual addresses.
+    window: Option<PrpWindow>,
     addr: u64,
     faulted: bool,
 }
 
 impl MrDma<'_> {
     fn locate(&mut self, offset: u64, len: usize) -> Result<(MrId, u64), DmaFault> {
-        let found = self.addr.checked_add(offset).and_then(|a| {
+        let len = len as u64;
+        let va = self
+            .addr
+            .checked_add(offset)
+            .and_then(|a| match self.window {
+                Some(w) => w.to_va(a, len),
+                None => Some(a),
+            });
+        let found = va.and_then(|a| {
             self.regions
                 .iter()
-                .find_map(|r| r.translate(a, len as u64).map(|o| (r.mr, o)))
+                .find_map(|r| r.translate(a, len).map(|o| (r.mr, o)))
         });
         found.ok_or_else(|| {
             self.faulted = true;
@@ -324,6 +203,12 @@ impl Inner {
     fn fail(&self, why: &str) {
         if self.running() {
             tracing::warn!(why, "backend controller: fatal PCI error");
+            if let Some(m) = &self.cfg.memory {
+                memory::fail_registers(&MemRegisters {
+                    ctx: self.ctx.as_ref(),
+                    regs: m.regs,
+                });
+            }
             self.state.send_replace(CtrlState::PciError);
         }
         self.sq_bell.notify_one();
@@ -338,8 +223,18 @@ impl Inner {
         for i in round_robin::order(st.rr, n) {
             let sq = &self.cfg.sqs[i];
             let tail = read_u32(self.ctx.as_ref(), &sq.doorbell)?;
-            if tail >= u32::from(self.cfg.depth) {
+            let bad = tail >= u32::from(self.cfg.depth);
+            if self.cfg.memory.is_some() {
+                // A write is noticed once, when the value it left is first seen.
+                if st.seen_tails[i] != tail {
+                    st.seen_tails[i] = tail;
+                    self.record("doorbell", || format!("sq{i} tail={tail}"));
+                    st.counters.bad_doorbells += u64::from(bad);
+                }
+            } else if bad {
                 st.counters.bad_doorbells += 1;
+            }
+            if bad {
                 continue;
             }
             let head = st.sq_heads[i];
@@ -388,6 +283,7 @@ impl Inner {
                     ctx: self.ctx.as_ref(),
                     regions: &self.cfg.dma,
                     addr,
+                    window: self.cfg.memory.and_then(|m| m.prp),
                     faulted: false,
                 };
                 let status = if verdict.dma_fault {
@@ -421,7 +317,7 @@ impl Inner {
                 }
             };
             let Some((sq, raw)) = next else {
-                self.sq_bell.notified().await;
+                self.idle(&self.sq_bell).await;
                 continue;
             };
             self.record("sqe", || sqe_text(sq, &raw));
@@ -440,11 +336,34 @@ impl Inner {
         }
     }
 
+    /// Waits for a doorbell call's wake-up `bell`; with memory doorbells, for at most one
+    /// poll period (nobody calls: the memory is looked at again).
+    async fn idle(&self, bell: &Notify) {
+        if self.cfg.memory.is_some() {
+            tokio::select! {
+                _ = bell.notified() => {}
+                _ = tokio::time::sleep(memory::POLL) => {}
+            }
+        } else {
+            bell.notified().await;
+        }
+    }
+
     fn cq_full(&self) -> Result<bool, BackendError> {
         let head = read_u32(self.ctx.as_ref(), &self.cfg.cq_doorbell)?;
         let d = self.cfg.depth;
-        if head >= u32::from(d) {
+        let bad = head >= u32::from(d);
+        if self.cfg.memory.is_some() {
+            let mut st = lock(&self.st);
+            if st.seen_head != head {
+                st.seen_head = head;
+                self.record("doorbell", || format!("cq head={head}"));
+                st.counters.bad_doorbells += u64::from(bad);
+            }
+        } else if bad {
             lock(&self.st).counters.bad_doorbells += 1;
+        }
+        if bad {
             return Ok(true);
         }
         let tail = lock(&self.st).cq_tail;
@@ -488,7 +407,7 @@ impl Inner {
                 }
                 match self.cq_full() {
                     Ok(false) => break,
-                    Ok(true) => self.cq_bell.notified().await,
+                    Ok(true) => self.idle(&self.cq_bell).await,
                     Err(e) => {
                         self.fail(&format!("CQ unreachable: {e}"));
                         return;
@@ -509,6 +428,8 @@ impl Inner {
 pub struct BackendController {
     inner: Arc<Inner>,
     tasks: Vec<AbortHandle>,
+    /// A memory-doorbell controller's BAR region, deregistered with the controller.
+    bar: Option<(Arc<dyn DeviceContext>, MrId)>,
 }
 
 impl std::fmt::Debug for BackendController {
@@ -545,7 +466,18 @@ impl BackendController {
             rr: 0,
             cq_tail: cfg.cq_head_ini,
             phase: true,
+            seen_tails: cfg.sqs.iter().map(|s| u32::from(s.tail_ini)).collect(),
+            seen_head: u32::from(cfg.cq_head_ini),
         };
+        if let Some(m) = &cfg.memory {
+            memory::init_registers(
+                &MemRegisters {
+                    ctx: ctx.as_ref(),
+                    regs: m.regs,
+                },
+                cfg.depth,
+            );
+        }
         let inner = Arc::new(Inner {
             ctx,
             cfg,
@@ -563,7 +495,15 @@ impl BackendController {
         Ok(BackendController {
             inner,
             tasks: vec![fetch.abort_handle(), post.abort_handle()],
+            bar: None,
         })
+    }
+
+    /// The controller, owning the memory region `bar` (registered on `ctx`): deregistered
+    /// when the controller is dropped.
+    pub fn owning_bar(mut self, ctx: Arc<dyn DeviceContext>, bar: MrId) -> BackendController {
+        self.bar = Some((ctx, bar));
+        self
     }
 
     /// The configuration it runs with.
@@ -693,6 +633,17 @@ impl BackendController {
     pub fn counters(&self) -> Counters {
         lock(&self.inner.st).counters
     }
+
+    /// Whether its doorbells are memory the device writes ([`crate::backend::memory`]).
+    pub fn memory_doorbells(&self) -> bool {
+        self.inner.cfg.memory.is_some()
+    }
+
+    /// Counts a doorbell call refused because the doorbells are memory
+    /// ([`Counters::doorbell_calls`]).
+    pub fn refuse_call(&self) {
+        lock(&self.inner.st).counters.doorbell_calls += 1;
+    }
 }
 
 impl Drop for BackendController {
@@ -700,81 +651,8 @@ impl Drop for BackendController {
         for t in &self.tasks {
             t.abort();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fabric::Access;
-
-    fn mr(id: u32, addr: u64, len: u64) -> MrInfo {
-        MrInfo {
-            id: MrId(id),
-            addr,
-            len,
-            lkey: 1,
-            rkey: 2,
-            access: Access::LOCAL_WRITE,
+        if let Some((ctx, mr)) = self.bar.take() {
+            let _ = ctx.dereg_mr(mr);
         }
-    }
-
-    #[test]
-    fn dma_region_translates_inside_only() {
-        let m = mr(1, 0x10_000, 0x4000);
-        let r = DmaRegion::from_mem(&MemRef::of(&m, 0x1000, 0x1000), &m).unwrap();
-        assert_eq!(r.translate(0x11_000, 0x1000), Some(0x1000));
-        assert_eq!(r.translate(0x11_800, 0x800), Some(0x1800));
-        assert_eq!(r.translate(0x11_801, 0x800), None);
-        assert_eq!(r.translate(0x10_fff, 1), None);
-        assert_eq!(r.translate(u64::MAX, 2), None);
-        assert!(DmaRegion::from_mem(&MemRef::of(&m, 0x3000, 0x2000), &m).is_none());
-        assert_eq!(DmaRegion::whole(&m).translate(0x10_000, 0x4000), Some(0));
-    }
-
-    #[test]
-    fn config_validation() {
-        let m = mr(1, 0, 1 << 16);
-        let good = ControllerConfig {
-            depth: 8,
-            sqs: vec![SqConfig {
-                ring: Span::new(&m, 0, 8 * 64),
-                doorbell: Span::new(&m, 4096, 4),
-                tail_ini: 7,
-            }],
-            cq_ring: Span::new(&m, 1024, 8 * 16),
-            cq_doorbell: Span::new(&m, 4100, 4),
-            cq_head_ini: 0,
-            dma: vec![],
-        };
-        good.validate().unwrap();
-        let bad = [
-            ControllerConfig {
-                depth: 1,
-                ..good.clone()
-            },
-            ControllerConfig {
-                depth: 16,
-                ..good.clone()
-            },
-            ControllerConfig {
-                sqs: vec![],
-                ..good.clone()
-            },
-            ControllerConfig {
-                cq_head_ini: 8,
-                ..good.clone()
-            },
-            ControllerConfig {
-                cq_doorbell: Span::new(&m, 4100, 2),
-                ..good.clone()
-            },
-        ];
-        for b in bad {
-            assert!(b.validate().is_err(), "{b:?}");
-        }
-        let mut b = good.clone();
-        b.sqs[0].tail_ini = 8;
-        assert!(b.validate().is_err());
     }
 }

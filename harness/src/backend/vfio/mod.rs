@@ -9,8 +9,8 @@
 //!   IOMMU group, bound to `vfio-pci`, its group node there — each refusal a precise
 //!   [`VfioError`];
 //! - [`sys`]: every `unsafe` call (container, group, device, DMA mapping, eventfds);
-//! - [`regs`]: 32-bit register access to BAR0 ([`regs::Registers`]: the BAR, or a fake
-//!   controller in tests), 64-bit registers as two halves;
+//! - [`regs`] (shared with the memory-doorbell backend, [`super::regs`]): 32-bit register
+//!   access to BAR0, 64-bit registers as two halves;
 //! - [`bringup`]: the reset-and-enable sequence, bounded by CAP.TO;
 //! - [`queue`]: a polled queue pair in the driver's own DMA memory;
 //! - [`controller`]: [`VfioController`], bring-up, Identify, queue creation, commands;
@@ -32,7 +32,7 @@ pub mod check;
 pub mod controller;
 pub mod port;
 pub mod queue;
-pub mod regs;
+pub use super::regs;
 pub mod shared;
 pub mod sys;
 pub mod sysfs;

@@ -127,6 +127,14 @@ unsafe extern "C" fn o_poll_event(ctx: *mut c_void, out: *mut NvmfOffloadEventC)
 unsafe extern "C" fn o_last_error(ctx: *mut c_void) -> *const c_char {
     ExportedOffload::last_error(ctx)
 }
+unsafe extern "C" fn o_backend_access(ctx: *mut c_void, out: *mut NvmfBackendAccess) -> c_int {
+    with_offload(ctx, |p| {
+        oarg(put(out, backend_access_to_c(&p.backend_access())), "out")
+    })
+}
+unsafe extern "C" fn o_inject_pci_error(ctx: *mut c_void, ctrl: u32) -> c_int {
+    with_offload(ctx, |p| p.inject_pci_error(CtrlHandle(ctrl)))
+}
 
 static OFFLOAD_OPS: NvmfOffloadOps = NvmfOffloadOps {
     query_caps: Some(o_query_caps),
@@ -141,6 +149,8 @@ static OFFLOAD_OPS: NvmfOffloadOps = NvmfOffloadOps {
     srq_counters: Some(o_srq_counters),
     poll_event: Some(o_poll_event),
     last_error: Some(o_last_error),
+    backend_access: Some(o_backend_access),
+    inject_pci_error: Some(o_inject_pci_error),
 };
 
 /// `p` through its own C vtable (`struct nvmf_offload_ops`), in this process: see

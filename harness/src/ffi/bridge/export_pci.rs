@@ -121,10 +121,17 @@ unsafe extern "C" fn p_status(ctx: *mut c_void, id: u64, out: *mut NvmfPciStatus
     })
 }
 
+unsafe extern "C" fn p_doorbells(ctx: *mut c_void, id: u64, out: *mut NvmfPciDoorbells) -> c_int {
+    with_pci(ctx, |e| {
+        put(out, pci_doorbells_to_c(&e.host.doorbells(id)?))
+    })
+}
+
 static PCI_OPS: NvmfPciOps = NvmfPciOps {
     find: Some(p_find),
     sq_info: Some(p_sq_info),
     ring_sq: Some(p_ring_sq),
     ring_cq: Some(p_ring_cq),
     status: Some(p_status),
+    doorbells: Some(p_doorbells),
 };

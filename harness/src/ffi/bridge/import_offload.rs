@@ -157,4 +157,31 @@ impl OffloadProvider for ImportedOffload {
     async fn next_event(&self) -> OffloadEvent {
         poll_until(|| self.poll_event()).await
     }
+
+    fn backend_access(&self) -> BackendAccess {
+        self.query_backend_access().unwrap_or_default()
+    }
+
+    fn inject_pci_error(&self, ctrl: CtrlHandle) -> crate::api::Result<()> {
+        self.check(
+            call!(self.ops, self.ctx.0, inject_pci_error, ctrl.0),
+            "inject_pci_error",
+        )
+    }
+}
+
+impl ImportedOffload {
+    /// The plugin's `backend_access` (ABI 2; calls and virtual PRPs for a plugin without
+    /// it); the error names the call or the field that is wrong.
+    pub fn query_backend_access(&self) -> Result<BackendAccess, (Errno, String)> {
+        let mut c = NvmfBackendAccess::default();
+        match call!(self.ops, self.ctx.0, backend_access, &mut c) {
+            0 => backend_access_from_c(&c).map_err(|f| (Errno::EPROTO, format!("{f} is invalid"))),
+            rc if rc == neg(Errno::EOPNOTSUPP) => Ok(BackendAccess::default()),
+            rc => Err((
+                errno_of_rc(rc).unwrap_or(Errno::EIO),
+                "backend_access failed".into(),
+            )),
+        }
+    }
 }

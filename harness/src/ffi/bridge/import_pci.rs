@@ -74,4 +74,16 @@ impl PciHost for ImportedPci {
             completions: s.completions,
         })
     }
+
+    fn doorbells(&self, id: u64) -> Result<PciDoorbells, Errno> {
+        let mut d = NvmfPciDoorbells::default();
+        match call!(self.ops, self.ctx.0, doorbells, id, &mut d) {
+            // A host of ABI 1 has no memory doorbells.
+            rc if rc == neg(Errno::EOPNOTSUPP) => Ok(PciDoorbells::Call),
+            rc => {
+                errno_of(rc)?;
+                pci_doorbells_from_c(&d).ok_or(Errno::EPROTO)
+            }
+        }
+    }
 }

@@ -79,8 +79,10 @@ impl PluginLib {
         config: &str,
     ) -> Result<PluginDev, (Errno, Option<String>)> {
         let config = CString::new(config.replace('\0', " ")).unwrap_or_default();
+        // The version the host speaks to this plugin: its own (checked by Plugin::load).
+        let version = self.abi_version();
         let env = NvmfHostEnv {
-            abi_version: NVMF_OFFLOAD_ABI_VERSION,
+            abi_version: version,
             reserved: 0,
             lower_ops: ExportedVerbs::ops(),
             lower_ctx: lower.ctx_ptr(),
@@ -136,7 +138,7 @@ impl PluginLib {
         let rc = unsafe { (self.syms.get_ops)(dev, &mut oops, &mut octx) };
         // SAFETY: as above.
         match (rc, unsafe { oops.as_ref() }) {
-            (0, Some(o)) => d.offload = Some((*o, RawCtx(octx))),
+            (0, Some(o)) => d.offload = Some((offload_ops(o, version), RawCtx(octx))),
             (rc, _) => {
                 return Err((
                     errno_of_rc(rc).unwrap_or(Errno::EPROTO),
@@ -146,6 +148,41 @@ impl PluginLib {
         }
         Ok(d)
     }
+}
+
+/// A copy of the plugin's offload table: all of it from a plugin of ABI 2 or later, the
+/// ABI 1 part (the rest `None`) from an ABI 1 plugin, whose table is shorter.
+fn offload_ops(o: &NvmfOffloadOps, version: u32) -> NvmfOffloadOps {
+    if version >= 2 {
+        return *o;
+    }
+    let mut ops = NvmfOffloadOps {
+        query_caps: None,
+        create_srq: None,
+        destroy_srq: None,
+        create_nvme_ctrl: None,
+        remove_nvme_ctrl: None,
+        map_nsid: None,
+        unmap_nsid: None,
+        qp_set_nvmf: None,
+        ns_counters: None,
+        srq_counters: None,
+        poll_event: None,
+        last_error: None,
+        backend_access: None,
+        inject_pci_error: None,
+    };
+    // SAFETY: an ABI 1 table holds OFFLOAD_OPS_V1_LEN bytes of nullable function pointers
+    // laid out as the start of NvmfOffloadOps (the layout test checks the offsets); the
+    // destination is a whole NvmfOffloadOps, and the two do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (o as *const NvmfOffloadOps).cast::<u8>(),
+            (&mut ops as *mut NvmfOffloadOps).cast::<u8>(),
+            OFFLOAD_OPS_V1_LEN,
+        );
+    }
+    ops
 }
 
 /// An opened plugin device; closed when dropped (after everything using it).

@@ -43,7 +43,9 @@ use crate::api::{
     CtrlHandle, NsCounters, NsMapping, NvmeCtrlAttrs, NvmfCaps, NvmfSrq, NvmfSrqAttrs,
     OffloadError, OffloadEvent, OffloadProvider, QpNvmfFlags, SrqCounters, SrqHandle,
 };
-use crate::backend::{PciFunction, PciHost, PciQueue, PciSpan, PciState, PciStatus};
+use crate::backend::{
+    BackendAccess, PciDoorbells, PciFunction, PciHost, PciQueue, PciSpan, PciState, PciStatus,
+};
 use crate::fabric::{
     Access, AsyncEvent, CmEvent, ConnId, ConnParam, CqId, DeviceAttr, DeviceContext, FabricError,
     ListenerId, MrId, MrInfo, PdId, PortAttr, QpAttr, QpId, QpInfo, QpInit, QpState, RecvWr,

@@ -1,5 +1,6 @@
 //! Access to a PCIe NVMe controller's registers in BAR0, 32 bits at a time: the mapped BAR
-//! of a real controller, or a fake in tests. 64-bit registers (CAP, ASQ, ACQ) are read and
+//! of a real controller ([`super::vfio`]), a memory-doorbell controller's BAR in a memory
+//! region ([`super::memory::MemoryBar`]), or a fake in tests. 64-bit registers (CAP, ASQ, ACQ) are read and
 //! written as two halves, low first, which every controller takes (QEMU's needs both
 //! halves of ASQ / ACQ written).
 
@@ -78,7 +79,7 @@ pub(crate) mod fake {
     #[derive(Debug, Default)]
     pub struct FakeClock(pub std::time::Duration);
 
-    impl super::super::bringup::Clock for FakeClock {
+    impl crate::backend::vfio::bringup::Clock for FakeClock {
         fn now(&self) -> std::time::Duration {
             self.0
         }
