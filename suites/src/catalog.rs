@@ -51,6 +51,16 @@ pub fn all() -> Vec<Entry> {
     offload.chain(fabric).collect()
 }
 
+impl Entry {
+    /// The race an offload case declares (`Case::racy`), if any.
+    pub fn race(&self) -> Option<&'static str> {
+        match &self.body {
+            Body::Offload(c) => c.race,
+            _ => None,
+        }
+    }
+}
+
 /// The offload conformance cases of [`all`], in catalog order (no fabric contract).
 pub fn offload() -> Vec<Entry> {
     all()

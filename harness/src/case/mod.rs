@@ -36,6 +36,10 @@ pub struct CaseMeta {
     pub description: String,
     /// What the fabric and the device must offer for the case to run.
     pub needs: Vec<Need>,
+    /// Why the case's trace depends on timing when the device keeps its own time (a real
+    /// fabric, a plugin), if it does: its target and backend lines are then not compared
+    /// with the snapshot, and the report says why ([`Case::racy`]).
+    pub race: Option<&'static str>,
 }
 
 impl CaseMeta {
@@ -105,9 +109,18 @@ impl<In: 'static> Case<In> {
                 requirement: requirement.into(),
                 description: description.into(),
                 needs: needs.to_vec(),
+                race: None,
             },
             body: Arc::new(move |input| Box::pin(body(input))),
         }
+    }
+
+    /// The case, declaring that when the device keeps its own time its trace depends on
+    /// timing, for the reason `why` (e.g. which of a destroyed QP's commands reached the
+    /// backend): only its host and device lines are compared then.
+    pub fn racy(mut self, why: &'static str) -> Case<In> {
+        self.meta.race = Some(why);
+        self
     }
 }
 

@@ -445,7 +445,8 @@ pub fn cases() -> Vec<Case> {
             let w = io.write(0, &pattern(lba as usize, 5), DataMode::Keyed).await;
             check!(!w.is_ok_and(|w| w.cqe.status.is_success()), "the I/O queue still serves after its controller was torn down");
             Ok(())
-        }),
+        })
+        .racy("the admin and I/O connections of the expired controller are released in the order their disconnects complete"),
         Case::new(AREA, "keep-alive-restarts-timer", "CONN-KATO", "Keep Alive commands sent within KATO keep the controller alive well past KATO", CP, |d: Dut| async move {
             let t = d.target_one().await?;
             let mut cfg = host_config(SUB_A);

@@ -92,6 +92,7 @@ macro_rules! contract_case {
                 requirement: None,
                 description: $desc.to_string(),
                 needs: $needs.to_vec(),
+                race: None,
             },
             body: std::sync::Arc::new(|env| Box::pin($f(env))),
         }
