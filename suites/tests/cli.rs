@@ -587,3 +587,60 @@ fn a_plugin_config_the_plugin_refuses_is_a_usage_error() {
         "{err}"
     );
 }
+
+/// `inject` refuses before it touches anything: a bad address, an unknown action, a hold
+/// out of range, no consent naming the device (exit 2), a device this machine does not have
+/// (exit 125); each says why.
+#[test]
+fn inject_refusals_name_what_is_wrong() {
+    let cases: [(&[&str], i32, &str); 5] = [
+        (
+            &["inject", "--device", "01:00", "--action", "reset"],
+            2,
+            "--device 01:00",
+        ),
+        (
+            &["inject", "--device", "0000:01:00.0", "--action", "flr"],
+            2,
+            "bus-master-off",
+        ),
+        (
+            &[
+                "inject",
+                "--device",
+                "0000:01:00.0",
+                "--action",
+                "reset",
+                "--hold",
+                "700",
+            ],
+            2,
+            "outside 0 to 600",
+        ),
+        (
+            &["inject", "--device", "0000:01:00.0", "--action", "reset"],
+            2,
+            "--allow-destructive 0000:01:00.0",
+        ),
+        (
+            &[
+                "inject",
+                "--device",
+                "ffff:ff:1f.7",
+                "--allow-destructive",
+                "ffff:ff:1f.7",
+                "--action",
+                "bus-master-off",
+            ],
+            125,
+            "no PCI device ffff:ff:1f.7",
+        ),
+    ];
+    for (args, code, says) in cases {
+        let out = conform(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: no report for a refusal");
+    }
+}

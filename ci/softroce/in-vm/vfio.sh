@@ -34,6 +34,12 @@
 #                   two ways, in turn, nvmf_fio_reps times (default 3): the reference target
 #                   with the VFIO backend, and the kernel's nvmet-rdma with the controller
 #                   bound to the nvme driver as a block-device namespace. JSON in fio/vfio-*.
+#   v  lab-inject   a lab's faults on a real SSD from its host (nvmf-conform inject): the
+#                   refusals first (no consent; a device no longer bound to vfio-pci), then
+#                   each action, safest first (bus-master-off, memory-off, reset, bus-reset,
+#                   remove), held 1 s and undone: the JSON report must show it took effect
+#                   (where sysfs can show it: not for the resets) and was undone, the device bound to vfio-pci again, and the controller
+#                   then reads block 100 through VFIO. Reports in lab-inject/ACTION.json.
 #   v  vfio-faults  real faults from the host's fault broker (run-vm.sh --broker): a read
 #                   stalled on the backing store gets no completion while CSTS stays ready,
 #                   and completes once the stall is lifted; an AER error on the root port
@@ -497,6 +503,43 @@ stage_v_faults() {
   [ "$rc" = 0 ] || { echo "exit $rc"; return 1; }
 }
 
+stage_v_lab() {
+  local bdf out rc action
+  bdf=$(nvme_bdf)
+  [ -n "$bdf" ] || skip "no NVMe controller on this machine"
+  [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform among the shared binaries"
+  [ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = vfio-pci ] || bind_vfio "$bdf"
+  mkdir -p "$RESULTS/lab-inject"
+  # refusals: no consent; a device no kernel-free driver holds
+  rc=0; out=$("$BINS/nvmf-conform" inject --device "$bdf" --action bus-master-off --hold 0 2>&1) || rc=$?
+  echo "no consent: exit $rc: $out"
+  [ "$rc" = 2 ] && grep -q -- "--allow-destructive $bdf" <<<"$out" || { echo "expected a refusal naming --allow-destructive"; return 1; }
+  echo "$bdf" > "/sys/bus/pci/devices/$bdf/driver/unbind"
+  rc=0; out=$("$BINS/nvmf-conform" inject --device "$bdf" --allow-destructive "$bdf" --action bus-master-off --hold 0 2>&1) || rc=$?
+  echo "unbound: exit $rc: $out"
+  bind_vfio "$bdf"
+  [ "$rc" = 2 ] && grep -q "not vfio-pci" <<<"$out" || { echo "expected a refusal of a device not bound to vfio-pci"; return 1; }
+  for action in bus-master-off memory-off reset bus-reset remove; do
+    rc=0
+    timeout 60 "$BINS/nvmf-conform" inject --device "$bdf" --allow-destructive "$bdf" \
+      --action "$action" --hold 1 > "$RESULTS/lab-inject/$action.json" 2> "$RESULTS/lab-inject/$action.err" || rc=$?
+    echo "$action: exit $rc: $(tr -d '\n' < "$RESULTS/lab-inject/$action.json" | tr -s ' ' | cut -c1-600)"
+    [ "$rc" = 0 ] || { cat "$RESULTS/lab-inject/$action.err"; return 1; }
+    # a reset leaves nothing in sysfs to see (took_effect null); the others must show
+    case $action in
+      reset|bus-reset) grep -q '"took_effect": null' "$RESULTS/lab-inject/$action.json" ;;
+      *) grep -q '"took_effect": true' "$RESULTS/lab-inject/$action.json" ;;
+    esac || { echo "$action did not show"; return 1; }
+    grep -q '"undo_error": null' "$RESULTS/lab-inject/$action.json" || { echo "$action was not undone"; return 1; }
+    [ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = vfio-pci ] || { echo "$bdf is not bound to vfio-pci after $action"; return 1; }
+    # and the controller serves again
+    out=$(timeout 120 "$BINS/nvmf-reference-target" --vfio-check "$bdf" --vfio-read 100 2>&1) \
+      || { echo "$out"; echo "the controller does not read after $action was undone"; return 1; }
+    grep -q "read nsid 1 lba 100: SCT0/SC0x00" <<<"$out" || { echo "$out"; echo "block 100 did not read after $action"; return 1; }
+    echo "$action: undone, and the controller reads block 100 through VFIO"
+  done
+}
+
 main() {
   local failed=0 only stage
   # nvmf_vfio_only=ID,ID (kernel command line, NVMF_SOFTROCE_APPEND): only those stages
@@ -505,7 +548,7 @@ main() {
   # what the host checks in the backing file once the VM is done
   for stage in v-vfio-catalog:stage_v_catalog v-vfio-check:stage_v \
     v-vfio-initiator:stage_v_initiator v-vfio-recovery:stage_v_recovery v-vfio-fio:stage_v_fio \
-    v-vfio-faults:stage_v_faults; do
+    v-lab-inject:stage_v_lab v-vfio-faults:stage_v_faults; do
     [ -z "$only" ] || [[ ",$only," == *",${stage%%:*},"* ]] || continue
     run_stage "${stage%%:*}" "${stage#*:}" || failed=1
   done

@@ -15,12 +15,15 @@
 //! - [`prp`]: PRP entries and lists, as a driver plans them and a controller walks them.
 //! - [`memory`]: memory doorbells: emulated controllers whose doorbells and registers are
 //!   memory the device writes and reads, as a NIC reaches a real SSD ([`BackendAccess`]).
+//! - [`lab`]: faults a lab makes on a real SSD from its host (config-space writes, resets,
+//!   removal), each checked for safety and undone.
 //! - [`regs`]: 32-bit access to a controller's BAR0 registers (real, in memory, or fake).
 //! - [`vfio`]: a real NVMe controller driven from userspace through VFIO, as another
 //!   [`BackendPort`] on the bus.
 
 pub mod emulated;
 pub mod host;
+pub mod lab;
 pub mod memory;
 pub mod pci;
 pub mod prp;

@@ -64,6 +64,29 @@ pub(crate) enum Command {
     /// Work with reports already written.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Make a fault on a real SSD from this host, hold it, then undo it: a lab's fault
+    /// injection while an offload NIC serves that SSD (docs/vendor-guide.md). The SSD must
+    /// be bound to vfio-pci and back no mounted filesystem or swap. Prints a JSON report
+    /// (before, during, after, what undoing did). Exit 0: done and undone; 1: it could not
+    /// be undone (the report says why); 2: refused; 125: this machine cannot do it.
+    Inject {
+        /// The SSD's PCI address (DDDD:BB:DD.F, as `lspci -D` prints it).
+        #[arg(long, value_name = "PCI")]
+        device: String,
+        /// Consent: must name the same address. Never name a system disk.
+        #[arg(long, value_name = "PCI")]
+        allow_destructive: Vec<String>,
+        /// The fault, safest first: bus-master-off (no DMA: commands time out), memory-off
+        /// (doorbell writes dropped), reset (the kernel's function reset), bus-reset (a
+        /// secondary bus reset of its port), remove (removed, then rescanned and bound to
+        /// vfio-pci again).
+        #[arg(long, value_parser = |s: &str| s.parse::<harness::backend::lab::Action>())]
+        action: harness::backend::lab::Action,
+        /// Seconds the fault holds before it is undone (0 to 600; SIGINT or SIGTERM end it
+        /// early, and it is undone all the same).
+        #[arg(long, default_value_t = 5.0, value_parser = super::inject::hold_secs)]
+        hold: f64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

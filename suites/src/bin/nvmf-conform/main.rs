@@ -21,6 +21,7 @@ use suites::run::{self, Options, PluginTarget};
 use suites::seed::case_seed;
 
 mod args;
+mod inject;
 mod output;
 
 use args::{Cli, Command, Refusal, ReportCommand, RunArgs, TargetArgs, DEFAULT_CASE_TIMEOUT};
@@ -71,6 +72,12 @@ fn main() -> ProcessExit {
             Err(r) => r.report(),
         },
         Command::Report(ReportCommand::Merge { out, shards }) => cmd_merge(&out, &shards),
+        Command::Inject {
+            device,
+            allow_destructive,
+            action,
+            hold,
+        } => inject::cmd_inject(&device, &allow_destructive, action, hold),
     };
     ProcessExit::from(code.code() as u8)
 }
