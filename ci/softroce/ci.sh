@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The soft-RoCE CI stage (issue 6): real RDMA verbs through Linux's rdma_rxe inside a QEMU
-# VM. Builds the VM image (cached), builds the project's binaries, boots once to run stages
-# a, b, r, c, d (ci/softroce/in-vm/stages.sh), boots a second VM (q35 with a virtual IOMMU
+# VM. Builds the VM image (cached), builds the project's binaries (and the plugins of stage
+# p), boots once to run stages a, b, p, r, c, d (ci/softroce/in-vm/stages.sh), boots a second VM (q35 with a virtual IOMMU
 # and QEMU's NVMe controller) for stage v (in-vm/vfio.sh: the VFIO backend's driver on a real
 # controller), optionally stage e (two VMs), and writes
 # reports/softroce/: junit.xml (one case per stage, skips with their reason, and stage a's
@@ -67,6 +67,11 @@ build_binaries() {
     log "cargo build --profile $PROFILE -p $pkg${feature[*]:+ ${feature[*]}}"
     (cd "$REPO_ROOT" && cargo build --locked --profile "$PROFILE" -p "$pkg" --bins "${feature[@]}")
   done
+  # stage p: the reference plugin, and the C NIC shim over it (fixtures/plugins/nic_shim.c)
+  log "cargo build --profile $PROFILE -p nvmf-reference-plugin; cc nic_shim.c"
+  (cd "$REPO_ROOT" && cargo build --locked --profile "$PROFILE" -p nvmf-reference-plugin)
+  cc -shared -fPIC -std=c11 -O2 -Wall -Werror -I "$REPO_ROOT/include" -o "$BINS/libnic_shim.so" \
+    "$REPO_ROOT/fixtures/plugins/nic_shim.c" -ldl
 }
 
 # The fabric_contract test binary (stage a), relative to BINS: cargo's own answer when

@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape, quoteattr
 STAGES = {
     "a-contract-verbs": "the 96 fabric contract cases on rxe0 (cargo's fabric_contract test binary, NVMF_CONFORM_FABRIC=verbs)",
     "b-conform-verbs": "offload catalog on rxe0 (nvmf-conform run --fabric verbs --device rxe0)",
+    "p-plugin-memory": "offload catalog on rxe0 through plugins whose doorbells are memory (ABI 2): the reference plugin with doorbells=memory and a PRP window (every area), fixtures/plugins/nic_shim.c over it (datapath and the fault areas)",
     "r-conform-remote": "two-host mode in one VM: nvmf-reference-target --control on loopback TCP, nvmf-conform run --connect over rxe0 (areas connect, recovery, security)",
     "c-reference-target": "nvmf-reference-target --fabric verbs: discover, connect -t rdma, dd+cmp, fio verify, disconnect",
     "c-reference-target-fio": "fio 4 KiB randread/randwrite QD 1/32 against the reference target",
@@ -27,6 +28,7 @@ STAGES = {
     "v-vfio-recovery": "integrity under real faults on the reference target's VFIO backend: the kernel initiator writes and reads back 64 chunks while a PCI error (controller reset and brought back) and a stalled read (namespace quarantined until the controller finished it) are injected; lost 0, corrupt 0",
     "v-vfio-recovery-backing-store": "after the faults, the controller's backing file holds every chunk's last acknowledged write, read from the host",
     "v-vfio-fio": "fio 4 KiB randread/randwrite QD 1/32 on QEMU's NVMe controller, served in turn by the reference target (VFIO backend) and by the kernel's nvmet-rdma (nvme driver, block-device namespace), 3 repetitions",
+    "v-lab-inject": "a lab's faults on QEMU's NVMe controller from the guest (nvmf-conform inject): refusals without consent or without vfio-pci; bus-master-off, memory-off, reset, bus-reset, remove each held 1 s, seen, undone, the controller reading through VFIO afterwards",
     "v-vfio-faults": "real faults from the host's fault broker on the VFIO-driven controller: a read stalled on the backing store gets no completion while CSTS stays ready and completes once resumed; an AER error on the root port fires VFIO's error eventfd and the reset controller completes no more",
     "v-vfio-backing-store": "the block written through VFIO is in the controller's backing file, read from the host",
     "v-vfio-initiator": "the Linux kernel initiator over rxe0 to the reference target serving QEMU's NVMe controller through VFIO (the engine's queue pair in its own memory): dd write/read-back, fio crc32c verify, the media error reaching the host as EIO, the I/O offloaded",

@@ -2,6 +2,8 @@
 # The single-VM soft-RoCE stages, run by ci/softroce/ci.sh in one boot:
 #   a  contract-verbs      the fabric contract cases on real verbs (rxe0): cargo test's binary
 #   b  conform-verbs       nvmf-conform's offload catalog on real verbs (rxe0)
+#   p  plugin-memory       the same through plugins whose doorbells are memory (ABI 2): the
+#                          reference plugin (whole catalog) and the C NIC shim (fault areas)
 #   r  conform-remote      two-host mode in one VM: nvmf-conform run --connect against
 #                          nvmf-reference-target --control (loopback TCP, RDMA over rxe0)
 #   d  kernel-target       the kernel's nvmet-rdma target: discover, connect, verify, disconnect
@@ -10,7 +12,7 @@
 # a, b, r and c skip, with the reason, while the shared binaries do not offer --fabric verbs.
 # Settings (kernel arguments, from run-vm.sh --append): nvmf_fio_runtime (s, default 10),
 # nvmf_fio_reps (default 3), nvmf_c_rounds (stage c's sessions, default 1), nvmf_stages
-# (default "a,b,r,c,d"), nvmf_conform_filter (stage b, default: every offload area),
+# (default "a,b,p,r,c,d"), nvmf_conform_filter (stage b, default: every offload area),
 # nvmf_conform_mode (stage b: run, or replay = one process per case under nvmf_case_bound
 # seconds), nvmf_timeout_scale (default 8), nvmf_target_log
 # (stage c's --log-level, default info), nvmf_contract_bin (stage a).
@@ -26,7 +28,7 @@ CONTROL_PORT=4800      # stage r's control channel (TCP)
 OFFLOAD_AREAS=caps,srq,ctrl,mapping,connect,admin,datapath,software,srq-verbs,target-io,unsupported,pci-error,timeout,backend-error,recovery,security
 RUNTIME=$(karg fio_runtime 10)
 REPS=$(karg fio_reps 3)
-SELECTED=$(karg stages "a,b,r,c,d" | tr ',' ' ')
+SELECTED=$(karg stages "a,b,p,r,c,d" | tr ',' ' ')
 TIMEOUT_SCALE=$(karg timeout_scale 8)
 
 selected() { [[ " $SELECTED " == *" $1 "* ]]; }
@@ -73,6 +75,42 @@ stage_b() {
     --snapshots /mnt/repo/suites/snapshots --timeout-scale "$TIMEOUT_SCALE" \
     --report-dir /tmp/conform-b || rc=$?
   cp -r /tmp/conform-b "$RESULTS/conform-b"
+  return "$rc"
+}
+
+# p: the catalog on rxe0 through plugins that reach their backends as a NIC does: doorbells
+# written in memory, completions and PCI errors seen in memory, never a ring_sq / ring_cq /
+# status call (plugin ABI 2). First the reference plugin (doorbells=memory, its PRPs bus
+# addresses through a window) on every offload area; then fixtures/plugins/nic_shim.c (built
+# on the host) over the reference plugin on the fault areas. Reports in conform-p-reference/
+# and conform-p-shim/.
+PRP_WINDOW=0x100000000000000
+verdict_lines() { grep -E '^(FAIL|ERROR|[0-9]+ cases:)' || true; }
+stage_p() {
+  [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform in the shared binaries"
+  offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
+  local plugin=$BINS/libnvmf_reference_plugin.so shim=$BINS/libnic_shim.so
+  [ -f "$plugin" ] || skip "no libnvmf_reference_plugin.so in the shared binaries"
+  cd /mnt/repo
+  local filters=() f rc=0
+  for f in $(karg conform_filter "$OFFLOAD_AREAS" | tr ',' ' '); do filters+=(--filter "$f"); done
+  echo "== the reference plugin, doorbells=memory"
+  "$BINS/nvmf-conform" run --fabric verbs --device rxe0 "${filters[@]}" \
+    --target "plugin:$plugin" --plugin-config "profile=full;doorbells=memory;prp-window=$PRP_WINDOW" \
+    --snapshots /mnt/repo/suites/snapshots --timeout-scale "$TIMEOUT_SCALE" \
+    --report-dir /tmp/conform-p-reference | verdict_lines || rc=$?
+  cp -r /tmp/conform-p-reference "$RESULTS/conform-p-reference"
+  if [ ! -f "$shim" ]; then
+    echo "no libnic_shim.so in the shared binaries (built by ci.sh with cc): the C shim is not run"
+    return 1
+  fi
+  echo "== fixtures/plugins/nic_shim.c over the reference plugin, doorbells=memory"
+  "$BINS/nvmf-conform" run --fabric verbs --device rxe0 \
+    --filter datapath --filter pci-error --filter timeout --filter backend-error --filter recovery \
+    --target "plugin:$shim" --plugin-config "inner=$plugin;doorbells=memory;profile=full" \
+    --snapshots /mnt/repo/suites/snapshots --timeout-scale "$TIMEOUT_SCALE" \
+    --report-dir /tmp/conform-p-shim | verdict_lines || rc=$?
+  cp -r /tmp/conform-p-shim "$RESULTS/conform-p-shim"
   return "$rc"
 }
 
@@ -250,6 +288,7 @@ main() {
   setup_host_identity
   if selected a; then run_stage a-contract-verbs stage_a || failed=1; fi
   if selected b; then run_stage b-conform-verbs stage_b || failed=1; fi
+  if selected p; then run_stage p-plugin-memory stage_p || failed=1; fi
   if selected r; then run_stage r-conform-remote stage_r || failed=1; fi
   if selected d; then run_stage d-kernel-target stage_d || failed=1; fi
   if selected c; then run_stage c-reference-target stage_c || failed=1; fi
