@@ -420,6 +420,7 @@ pub async fn offload_verdict(
             has_backends: dut.backends.is_some(),
             remote: remote.is_some(),
             real_backend: dut.real_backend_facts(),
+            pci_error_hook: dut.pci_error_hook(),
         }),
     };
     if let Some(why) = case.unmet(&facts) {

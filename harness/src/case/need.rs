@@ -130,6 +130,9 @@ pub enum Need {
     /// Backend faults can be injected: always into emulated controllers; into a real one
     /// only through the host's fault broker.
     BackendFaults,
+    /// The device can make its own path to a backend controller fail as a PCI error would
+    /// (ABI 2 `inject_pci_error`; an optional hook).
+    PciErrorHook,
 }
 
 /// What the run's real backend controller offers (`nvmf-conform run --backend vfio:PCI`).
@@ -157,6 +160,8 @@ pub struct DutFacts<'a> {
     pub remote: bool,
     /// The backend controllers are queue pairs of this real controller (else emulated).
     pub real_backend: Option<RealBackendFacts>,
+    /// Whether the device injects its own backend PCI errors (ABI 2 `inject_pci_error`).
+    pub pci_error_hook: bool,
 }
 
 /// What needs are judged against.
@@ -216,6 +221,7 @@ impl Need {
             | Need::ControlPlane
             | Need::EmulatedBackend(_)
             | Need::BackendFaults => "needs-backends",
+            Need::PciErrorHook => "needs-pci-error-hook",
             Need::FabricFaults
             | Need::InvalidatePlainMr
             | Need::ShortCmPrivateData
@@ -296,6 +302,7 @@ impl Need {
             has_backends,
             remote,
             real_backend,
+            pci_error_hook,
         } = dut;
         if let Some(real) = real_backend {
             if let Some(why) = self.unmet_by_real(real) {
@@ -320,6 +327,7 @@ impl Need {
             Need::InCapsuleOffset => caps.max_icdoff >= 1 && in_capsule_room(caps, 64 + 32),
             Need::Backends => has_backends,
             Need::ControlPlane => has_backends || remote,
+            Need::PciErrorHook => pci_error_hook,
             // Needs about the fabric are judged in `unmet`.
             _ => true,
         };
@@ -381,6 +389,10 @@ impl Need {
                 "the reference control plane cannot run over this device (no emulated backends)"
                     .into()
             }
+            Need::PciErrorHook => "the device cannot inject a PCI error on its own path to a \
+                 backend controller (nvmf_offload_ops.inject_pci_error absent or EOPNOTSUPP: an \
+                 optional hook of ABI 2)"
+                .into(),
             Need::ResponderAccessErrors => format!(
                 "{} is soft-RoCE, which raises no QP access error at the responder of a remote \
                  access with a bad key (Linux 6.1 and 6.12), so the host cannot see the refusal \

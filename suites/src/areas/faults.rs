@@ -18,6 +18,7 @@ use harness::wire::{RwCommand, SglRepr, SqeCommand};
 
 use crate::framework::backends::{BackendFault, BackendRef};
 use crate::framework::counters::{self, BackendDid, Sent};
+use crate::framework::dut::expect_errno;
 use crate::framework::session::{pattern, Session, SessionOpts, FE_NSID};
 use crate::framework::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -406,6 +407,30 @@ pub fn cases() -> Vec<Case> {
             );
             counters::moved(&before, &s.counters(&d)?, sent(op, 1, 1))?;
             d.no_event("PCI-INFLIGHT-ANSWERED", "a command sent to the failed controller").await
+        }),
+        Case::new("pci-error", "device-injected", "PCI-EVENT", "a device that makes its own path to a backend controller fail (inject_pci_error, ABI 2) reports it as a PCI error: NVME_PCI_ERR naming the controller, a command sent after it answered with an error at once without reaching the controller; asked for a controller it does not have, EINVAL", &[Need::Backends, Need::AnyOps(RW), Need::PciErrorHook], |d| async move {
+            let mut s = session(&d).await?;
+            let op = FaultOp::of(&d);
+            warm_up(&mut s.io, op).await?;
+            let unknown = CtrlHandle(s.ctrl.0.wrapping_add(1000));
+            expect_errno(d.provider.inject_pci_error(unknown), nix::errno::Errno::EINVAL, "inject_pci_error for a controller the device does not have")?;
+            d.no_event("PCI-EVENT", "a refused inject_pci_error").await?;
+            d.provider.inject_pci_error(s.ctrl)?;
+            expect_event(&d, |e| *e == OffloadEvent::NvmePciErr { ctrl: s.ctrl }, "NVME_PCI_ERR").await?;
+            blame::checking("PCI-INFLIGHT-ANSWERED");
+            let fetched = s.backend.emulated().ok().map(|c| c.counters().commands);
+            let t0 = tokio::time::Instant::now();
+            let r = op.send(&mut s.io, 0).await?;
+            let took = t0.elapsed();
+            op.not_success(r.cqe.status, "after the device's PCI error, the")?;
+            check!(
+                took < Duration::from_micros(TIMEOUT_US.into()),
+                "answered after {took:?}: the device waited on a controller it failed itself"
+            );
+            if let (Some(before), Ok(c)) = (fetched, s.backend.emulated()) {
+                check_eq!(c.counters().commands, before, "commands the failed path still passed to the controller");
+            }
+            d.no_event("PCI-INFLIGHT-ANSWERED", "a command sent after the device's PCI error").await
         }),
         Case::new("pci-error", "other-ctrl-unaffected", "PCI-ISOLATED", "another controller of the same SRQ keeps serving after one fails", &[Need::Backends, Need::AnyOps(RW), apart], |d| async move {
             let s = session(&d).await?;

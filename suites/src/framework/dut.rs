@@ -218,6 +218,17 @@ impl Dut {
         }
     }
 
+    /// Whether the device injects its own backend PCI errors (ABI 2 `inject_pci_error`):
+    /// asked, untraced, with a handle that names no controller, which such a device
+    /// refuses with EINVAL and any other with EOPNOTSUPP.
+    pub fn pci_error_hook(&self) -> bool {
+        let none = harness::api::CtrlHandle(u32::MAX);
+        matches!(
+            self.raw_provider.inject_pci_error(none),
+            Err(harness::api::OffloadError::Invalid(_))
+        )
+    }
+
     /// `ctx` as `actor` in the Dut's trace (as it is when the Dut is untraced).
     pub fn traced_as(&self, ctx: Arc<dyn DeviceContext>, actor: &str) -> Arc<dyn DeviceContext> {
         if self.traced {
