@@ -33,6 +33,7 @@ mod cqe;
 mod discovery;
 mod dsm;
 mod fabrics;
+mod features;
 mod field;
 mod identify;
 mod log_page;
@@ -66,6 +67,10 @@ pub use fabrics::{
     field as fabrics_field, ConnectRepr, ConnectResponse, ConnectSuccess, FabricsCmd, FabricsRepr,
     InvalidParam, PropertyGetRepr, PropertySetRepr, PropertySize, CATTR_DISABLE_SQFLOW,
     CNTLID_DYNAMIC,
+};
+pub use features::{
+    feature_flag, fid, ArbitrationRepr, ErrorRecoveryRepr, NumberOfQueuesRepr, PowerManagementRepr,
+    TemperatureThresholdRepr, THSEL_OVER, THSEL_UNDER, TMPSEL_ALL, TMPSEL_COMPOSITE,
 };
 pub use identify::{
     ctrl_field as identify_ctrl_field, emit_nsid_list, ns_field as identify_ns_field,

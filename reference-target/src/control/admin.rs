@@ -15,9 +15,8 @@
 //!   must be exactly that long (else 0/0Fh); LPO not dword aligned or past the log's end,
 //!   a length above the queue's data buffer, or another log → 0/02h. Bytes past the log's
 //!   end read as zero.
-//! - Set / Get Features: Number of Queues (07h: grants up to [`MAX_IO_QUEUES`]; I/O
-//!   controllers only), Asynchronous Event Configuration (0Bh, kept), Keep Alive Timer
-//!   (0Fh, Get only). Other FIDs → Invalid Field.
+//! - Set / Get Features: `control/features.rs` (every mandatory feature of a Fabrics I/O
+//!   controller, consistent with Identify; the others → Invalid Field).
 //! - Asynchronous Event Request (0Ch): held open, never answered (the target raises no
 //!   events); more than [`AERL`] + 1 at once → 1/05h.
 //! - Keep Alive (18h) restarts the KATO timer.
@@ -36,7 +35,8 @@ use harness::wire::{
 use tokio::time::Instant;
 
 use super::discovery;
-use super::identity::{self, AERL, MAX_IO_QUEUES, VS};
+use super::features;
+use super::identity::{self, AERL, VS};
 use super::queue::{Capsule, DataRef, Queue};
 
 /// Most bytes one Get Log Page may return from the error information log (64 entries).
@@ -146,12 +146,12 @@ pub(crate) async fn on_admin(q: &mut Queue, c: &Capsule<'_>) {
     match AdminCommand::parse(c.sqe.opcode(), cdw) {
         AdminCommand::GetLogPage(r) => get_log_page(q, c, r, discovery).await,
         AdminCommand::Identify { cns, .. } => identify(q, c, sqe.nsid, cns, discovery).await,
-        AdminCommand::SetFeatures { fid, value, .. } => {
-            let (s, r) = features(q, true, fid, value, discovery);
+        AdminCommand::SetFeatures { fid, save, value } => {
+            let (s, r) = features::features(q, true, save, fid, value, discovery);
             q.respond(cid, s, r, None).await;
         }
         AdminCommand::GetFeatures { fid, value, .. } => {
-            let (s, r) = features(q, false, fid, value, discovery);
+            let (s, r) = features::features(q, false, false, fid, value, discovery);
             q.respond(cid, s, r, None).await;
         }
         AdminCommand::AsyncEventRequest => async_event_request(q, cid).await,
@@ -193,37 +193,6 @@ async fn async_event_request(q: &mut Queue, cid: u16) {
             None,
         )
         .await;
-    }
-}
-
-fn features(q: &Queue, set: bool, fid: u8, cdw11: u32, discovery: bool) -> (Status, u64) {
-    let mut st = q.sh.lock();
-    let Some(c) = q.cntlid.and_then(|id| st.ctrls.get_mut(&(q.sub, id))) else {
-        return (Status::COMMAND_SEQUENCE_ERROR.with_dnr(), 0);
-    };
-    match (fid, set) {
-        (0x07, _) if discovery => (Status::INVALID_FIELD.with_dnr(), 0),
-        (0x0b, true) => {
-            c.aec = cdw11;
-            (Status::SUCCESS, 0)
-        }
-        (0x0b, false) => (Status::SUCCESS, u64::from(c.aec)),
-        (0x07, true) => {
-            let (nsqr, ncqr) = (cdw11 & 0xffff, cdw11 >> 16);
-            if nsqr == 0xffff || ncqr == 0xffff {
-                return (Status::INVALID_FIELD.with_dnr(), 0);
-            }
-            let n = (nsqr.min(ncqr) + 1).min(u32::from(MAX_IO_QUEUES)) as u16;
-            c.granted = Some(n);
-            let v = u64::from(n - 1);
-            (Status::SUCCESS, v | v << 16)
-        }
-        (0x07, false) => {
-            let v = u64::from(c.granted.unwrap_or(MAX_IO_QUEUES) - 1);
-            (Status::SUCCESS, v | v << 16)
-        }
-        (0x0f, false) => (Status::SUCCESS, c.kato.as_millis() as u64),
-        _ => (Status::INVALID_FIELD.with_dnr(), 0),
     }
 }
 

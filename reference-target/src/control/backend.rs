@@ -151,11 +151,18 @@ impl RealController {
                         n.nsid
                     ));
                 }
+                // The controller's own identifiers, where it has them.
+                let ids = super::ns_ids::NamespaceIds {
+                    uuid: None,
+                    nguid: (n.identify.nguid != [0; 16]).then_some(n.identify.nguid),
+                    eui64: (n.identify.eui64 != [0; 8]).then_some(n.identify.eui64),
+                };
                 Ok(NamespaceConfig {
                     nsid: n.nsid,
                     backing: Backing::Controller,
                     size: n.identify.nsze * u64::from(lba_format.data),
                     lba_format,
+                    ids,
                 })
             })
             .collect()

@@ -24,6 +24,8 @@
 //! backing = "ram"               # or "file:/path"
 //! size = "64MiB"
 //! lba_format = "4096"           # 512, 4096, 512+8, 4096+8, 4096+64
+//! uuid = "0f4c2a1e-9b3d-4c5e-8a7f-1b2c3d4e5f60"   # optional; nguid = 32 hex digits and
+//!                                # eui64 = 16 likewise; each names one namespace only
 //! ```
 //!
 //! A subsystem's backend controller is emulated by default. A real NVMe controller driven
@@ -100,6 +102,8 @@ pub struct NamespaceConfig {
     pub size: u64,
     /// The LBA format.
     pub lba_format: LbaFormat,
+    /// The identifiers it is given (`uuid`, `nguid`, `eui64`; the others derived).
+    pub ids: super::ns_ids::NamespaceIds,
 }
 
 impl NamespaceConfig {
@@ -233,6 +237,12 @@ struct RawNamespace {
     size: Spanned<SizeValue>,
     #[serde(default = "default_format")]
     lba_format: Spanned<String>,
+    #[serde(default)]
+    uuid: Option<Spanned<String>>,
+    #[serde(default)]
+    nguid: Option<Spanned<String>>,
+    #[serde(default)]
+    eui64: Option<Spanned<String>>,
 }
 
 fn default_backing() -> Spanned<String> {
@@ -426,6 +436,39 @@ impl Config {
         // Subsystems.
         let mut subsystems = Vec::new();
         let mut nqns = BTreeSet::new();
+        // Namespace identifiers given so far, by kind: each must name one namespace.
+        let mut ids_seen: BTreeSet<(&str, Vec<u8>)> = BTreeSet::new();
+        let mut namespace_ids = |n: &RawNamespace| {
+            use super::ns_ids::{parse_eui64, parse_nguid, parse_uuid};
+            let mut ids = super::ns_ids::NamespaceIds::default();
+            let fields: [(&str, &Option<Spanned<String>>); 3] =
+                [("uuid", &n.uuid), ("nguid", &n.nguid), ("eui64", &n.eui64)];
+            for (key, value) in fields {
+                let Some(v) = value else { continue };
+                let field = format!("subsystem.namespace.{key}");
+                let at = |m: String| err(Some(v.span()), &field, m);
+                let text = v.get_ref().as_str();
+                let bytes = match key {
+                    "uuid" => parse_uuid(text).map(|u| {
+                        ids.uuid = Some(u);
+                        u.to_vec()
+                    }),
+                    "nguid" => parse_nguid(text).map(|g| {
+                        ids.nguid = Some(g);
+                        g.to_vec()
+                    }),
+                    _ => parse_eui64(text).map(|e| {
+                        ids.eui64 = Some(e);
+                        e.to_vec()
+                    }),
+                }
+                .map_err(&at)?;
+                if !ids_seen.insert((key, bytes)) {
+                    return Err(at(format!("{text} is given to another namespace too")));
+                }
+            }
+            Ok(ids)
+        };
         for s in &raw.subsystem {
             let nqn = s.nqn.get_ref().clone();
             if nqn.is_empty() || nqn.len() > harness::wire::NQN_MAX_LEN || nqn.contains('\0') {
@@ -535,11 +578,13 @@ impl Config {
                         format!("`{b}`: expected \"ram\" or \"file:/path\""),
                     ));
                 };
+                let ids = namespace_ids(n)?;
                 namespaces.push(NamespaceConfig {
                     nsid,
                     backing,
                     size,
                     lba_format,
+                    ids,
                 });
             }
             let backend = match &s.backend {

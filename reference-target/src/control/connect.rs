@@ -16,7 +16,6 @@
 //! subsystem, `qp_set_nvmf(ENABLE)` is called **before** the response is sent.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use harness::api::QpNvmfFlags;
 use harness::wire::{
@@ -26,8 +25,9 @@ use harness::wire::{
 use tokio::time::Instant;
 
 use super::identity::{ADMIN_DEPTH_MAX, DISCOVERY_NQN, MAX_IO_QUEUES};
+use super::keepalive;
 use super::queue::{Capsule, DataRef, Queue};
-use super::state::{NvmfCtrl, Shared, IDLE_TICK};
+use super::state::NvmfCtrl;
 use crate::quirks::Quirk;
 
 /// Reads an NQN field: the bytes up to the first NUL, as UTF-8.
@@ -163,7 +163,9 @@ async fn connect_status(q: &mut Queue, c: &Capsule<'_>) -> (Status, u64, Option<
                     aers: Vec::new(),
                     aec: 0,
                     kato: std::time::Duration::from_millis(kato.into()),
+                    kato_gen: 0,
                     last_ka: Instant::now(),
+                    features: Default::default(),
                     cc: 0,
                     csts: 0,
                     granted: None,
@@ -187,9 +189,7 @@ async fn connect_status(q: &mut Queue, c: &Capsule<'_>) -> (Status, u64, Option<
                 sub.cfg.nqn
             ));
         }
-        if kato != 0 {
-            sh.spawn(kato_watchdog(sh.clone(), q.sub, id));
-        }
+        keepalive::start(&sh, q.sub, id);
         return (Status::SUCCESS, u64::from(id), inval);
     }
     if !sub_ok {
@@ -232,26 +232,4 @@ async fn connect_status(q: &mut Queue, c: &Capsule<'_>) -> (Status, u64, Option<
         sub.cfg.nqn, sub.cfg.offload
     ));
     (Status::SUCCESS, u64::from(cntlid), inval)
-}
-
-/// Tears the controller down when no Keep Alive arrived within KATO.
-async fn kato_watchdog(sh: Arc<Shared>, sub: usize, cntlid: u16) {
-    loop {
-        let deadline = {
-            let st = sh.lock();
-            let Some(c) = st.ctrls.get(&(sub, cntlid)) else {
-                return;
-            };
-            c.last_ka + c.kato
-        };
-        if Instant::now() >= deadline {
-            sh.log(format!(
-                "kato-expired subsystem={} cntlid={cntlid}",
-                sh.subs[sub].cfg.nqn
-            ));
-            sh.teardown_ctrl(sub, cntlid, "keep alive timeout expired");
-            return;
-        }
-        tokio::time::sleep_until(deadline.min(Instant::now() + IDLE_TICK * 60)).await;
-    }
 }

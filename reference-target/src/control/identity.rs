@@ -5,7 +5,7 @@
 
 use harness::wire::{
     FirmwareSlotLogRepr, IdentifyControllerRepr, IdentifyNamespaceRepr, LbaFormatRepr,
-    NsDescriptorRepr, SmartLogRepr, WireError, NIDT_NGUID, NIDT_UUID,
+    NsDescriptorRepr, SmartLogRepr, WireError, NIDT_EUI64, NIDT_NGUID, NIDT_UUID,
 };
 
 use super::queue::Queue;
@@ -23,6 +23,9 @@ pub const VS: u32 = 0x0001_0300;
 pub const KAS: u16 = 10;
 /// Asynchronous Event Request Limit (0's based): at most this + 1 requests held at once.
 pub const AERL: u8 = 3;
+/// Number of Power States Support (0's based): one power state, state 0 (Identify
+/// Controller's NPSS byte is left 0).
+pub const NPSS: u8 = 0;
 /// Highest I/O queue ID a controller offers (and grants by default).
 pub const MAX_IO_QUEUES: u16 = 64;
 /// Deepest admin queue (NVMe-oF RDMA: 32 entries).
@@ -101,6 +104,7 @@ pub(crate) fn discovery_controller(q: &Queue) -> Result<Vec<u8>, WireError> {
 pub(crate) fn namespace(q: &Queue, nsid: u32) -> Option<Result<Vec<u8>, WireError>> {
     let cfg = &q.sh.subs[q.sub].cfg;
     let n = cfg.namespaces.iter().find(|n| n.nsid == nsid)?;
+    let ids = n.ids.reported(&cfg.nqn, nsid);
     let blocks = n.blocks();
     let meta = n.lba_format.meta;
     let extended = u8::from(meta > 0);
@@ -115,7 +119,8 @@ pub(crate) fn namespace(q: &Queue, nsid: u32) -> Option<Result<Vec<u8>, WireErro
             mc: extended,
             // NMIC: may be attached to two or more controllers (every host's).
             nmic: 1,
-            nguid: namespace_ids(&cfg.nqn, nsid).0,
+            nguid: ids.nguid.unwrap_or_default(),
+            eui64: ids.eui64.unwrap_or_default(),
             lbaf: vec![LbaFormatRepr {
                 ms: meta as u16,
                 lbads: n.lba_format.data.trailing_zeros() as u8,
@@ -127,45 +132,23 @@ pub(crate) fn namespace(q: &Queue, nsid: u32) -> Option<Result<Vec<u8>, WireErro
     )
 }
 
-/// Namespace Identification Descriptor list (CNS 03h): NGUID, UUID; `None` for an nsid
-/// the subsystem does not have.
+/// Namespace Identification Descriptor list (CNS 03h): the EUI-64 when configured, the
+/// NGUID and the UUID (`control/ns_ids.rs`); `None` for an nsid the subsystem does not
+/// have.
 pub(crate) fn ns_descriptors(q: &Queue, nsid: u32) -> Option<Result<Vec<u8>, WireError>> {
     let cfg = &q.sh.subs[q.sub].cfg;
-    cfg.namespaces.iter().find(|n| n.nsid == nsid)?;
-    let (nguid, uuid) = namespace_ids(&cfg.nqn, nsid);
-    Some(NsDescriptorRepr::emit_list(&[
-        NsDescriptorRepr {
-            nidt: NIDT_NGUID,
-            nid: nguid.to_vec(),
-        },
-        NsDescriptorRepr {
-            nidt: NIDT_UUID,
-            nid: uuid.to_vec(),
-        },
-    ]))
-}
-
-/// The NGUID and UUID of namespace `nsid` of subsystem `nqn`: FNV-1a of both, so they are
-/// the same on every run and differ between namespaces and subsystems. The UUID is a
-/// version 8 (custom) UUID.
-pub(crate) fn namespace_ids(nqn: &str, nsid: u32) -> ([u8; 16], [u8; 16]) {
-    let fnv = |basis: u64| {
-        let mut h = basis;
-        for b in nqn.bytes().chain(nsid.to_le_bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h
-    };
-    let mut nguid = [0u8; 16];
-    nguid[..8].copy_from_slice(&fnv(0xcbf2_9ce4_8422_2325).to_be_bytes());
-    nguid[8..].copy_from_slice(&fnv(0x6c62_272e_07bb_0142).to_be_bytes());
-    let mut uuid = [0u8; 16];
-    uuid[..8].copy_from_slice(&fnv(0x8422_2325_cbf2_9ce4).to_be_bytes());
-    uuid[8..].copy_from_slice(&fnv(0x07bb_0142_6c62_272e).to_be_bytes());
-    uuid[6] = (uuid[6] & 0x0f) | 0x80;
-    uuid[8] = (uuid[8] & 0x3f) | 0x80;
-    (nguid, uuid)
+    let n = cfg.namespaces.iter().find(|n| n.nsid == nsid)?;
+    let ids = n.ids.reported(&cfg.nqn, nsid);
+    let d = |nidt, nid: Option<Vec<u8>>| nid.map(|nid| NsDescriptorRepr { nidt, nid });
+    let list: Vec<NsDescriptorRepr> = [
+        d(NIDT_EUI64, ids.eui64.map(|e| e.to_vec())),
+        d(NIDT_NGUID, ids.nguid.map(|n| n.to_vec())),
+        d(NIDT_UUID, ids.uuid.map(|u| u.to_vec())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Some(NsDescriptorRepr::emit_list(&list))
 }
 
 /// SMART / Health Information (02h), 512 bytes: no warnings, 25 °C, spare 100 % (threshold

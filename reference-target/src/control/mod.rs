@@ -12,11 +12,13 @@
 //! - `connect`: the Fabrics Connect command (admin and I/O queues; offload is enabled on
 //!   an I/O QP before its Connect response).
 //! - `queue`: one connection's state: RDMA READ/WRITE and responses.
-//! - `admin`: properties, Identify, Get Log Page, features, Asynchronous Event Requests,
-//!   Keep Alive (and KATO expiry).
+//! - `admin`: properties, Identify, Get Log Page, Asynchronous Event Requests, Keep Alive.
+//! - `features`: Set / Get Features, consistent with Identify.
+//! - `keepalive`: the Keep Alive Timer (KATO expiry).
 //! - `identity`: what the target says of itself (VID, model, limits) and the Identify data
 //!   and log pages it serves, built with `harness::wire`'s types.
 //! - `discovery`: the discovery controller's log (the discovery NQN on every port).
+//! - [`ns_ids`]: a namespace's identifiers (UUID, NGUID, EUI-64), configured or derived.
 //! - `io`: the software I/O path for commands the engine does not offload.
 //! - [`events`]: reactions to offload events (PCI error, timeout, unsupported op).
 //!
@@ -29,8 +31,11 @@ pub mod config;
 pub mod connect;
 pub mod discovery;
 pub mod events;
+mod features;
 pub mod identity;
 pub mod io;
+mod keepalive;
+pub mod ns_ids;
 mod queue;
 mod serve;
 mod state;

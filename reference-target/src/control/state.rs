@@ -101,7 +101,11 @@ pub(crate) struct NvmfCtrl {
     /// Asynchronous Event Configuration (Set Features 0Bh).
     pub aec: u32,
     pub kato: Duration,
+    /// Which Keep Alive watchdog is current (`control/keepalive.rs`).
+    pub kato_gen: u32,
     pub last_ka: Instant,
+    /// Feature values Set Features changed (`control/features.rs`).
+    pub features: super::features::FeatureValues,
     pub cc: u32,
     pub csts: u32,
     /// I/O queues granted by Set Features Number of Queues, if the host asked.

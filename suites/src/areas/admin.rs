@@ -38,7 +38,7 @@ const CP: &[Need] = &[Need::ControlPlane];
 /// that is not the count.
 const NSIDS: [u32; 3] = [1, 2, 5];
 /// KATO the cases' hosts connect with (`HostConfig`'s default).
-const KATO_MS: u64 = 5000;
+pub(crate) const KATO_MS: u64 = 5000;
 
 /// The target's queue depth for the cases' subsystem (`queue_depth = 64` clamped to the
 /// device's backend queue depths, as `docs/target.md` says): CAP.MQES + 1 and MAXCMD.
@@ -87,7 +87,7 @@ fn namespace_formats(d: &Dut) -> Vec<(u32, LbaFormat)> {
     vec![(NSIDS[0], base), (NSIDS[1], meta), (NSIDS[2], other)]
 }
 
-async fn enabled(d: &Dut) -> Result<(TargetRig, Controller), Failure> {
+pub(crate) async fn enabled(d: &Dut) -> Result<(TargetRig, Controller), Failure> {
     let t = d
         .target(&one_subsystem_with(&NSIDS, d.ns_format(), true))
         .await?;
@@ -114,13 +114,13 @@ async fn admin(
 }
 
 /// Fails unless the completion is a plain success (no DNR, no More).
-fn expect_ok(c: &Completion, what: &str) -> Result<(), Failure> {
+pub(crate) fn expect_ok(c: &Completion, what: &str) -> Result<(), Failure> {
     check_eq!(c.cqe.status, Status::SUCCESS, "{what}: status");
     Ok(())
 }
 
 /// Identify with `cns` for `nsid`, 4096 bytes expected.
-async fn identify(c: &mut Controller, cns: u32, nsid: u32) -> Result<Vec<u8>, Failure> {
+pub(crate) async fn identify(c: &mut Controller, cns: u32, nsid: u32) -> Result<Vec<u8>, Failure> {
     let r = admin(
         c,
         AdminOpcode::Identify,
@@ -156,7 +156,7 @@ async fn log_page(c: &mut Controller, lid: u8, lpo: u64, len: u32) -> Result<Com
 }
 
 /// Get (`set` false) or Set Features `fid` with CDW11 `cdw11`.
-async fn features(
+pub(crate) async fn features(
     c: &mut Controller,
     set: bool,
     fid: u32,
@@ -386,7 +386,7 @@ pub fn cases() -> Vec<Case> {
             }
             Ok(())
         }),
-        Case::new(AREA, "features", "ADM-FEATURES", "Set Features Number of Queues grants min(NSQR, NCQR) + 1 queues, at most the target's 64, refuses FFFFh (Invalid Field, DNR) and Get returns the grant (64 before any Set); Asynchronous Event Configuration reads back what was set; Keep Alive Timer reads the KATO of Connect; other features are Invalid Field (0/02h, DNR)", CP, |d: Dut| async move {
+        Case::new(AREA, "features", "ADM-FEATURES", "Set Features Number of Queues grants min(NSQR, NCQR) + 1 queues, at most the target's 64, refuses FFFFh (Invalid Field, DNR) and Get returns the grant (64 before any Set); Asynchronous Event Configuration reads back what was set; Keep Alive Timer reads the KATO of Connect; a Set Features with SV (save) is Feature Identifier Not Saveable (1/0Dh, DNR) and changes nothing; an unknown feature, and Interrupt Coalescing and Interrupt Vector Configuration (PCIe only), are Invalid Field (0/02h, DNR)", CP, |d: Dut| async move {
             let (_t, mut c) = enabled(&d).await?;
             let both = |n: u32| u64::from(n | n << 16);
             let max = u32::from(MAX_IO_QUEUES) - 1;
@@ -414,7 +414,11 @@ pub fn cases() -> Vec<Case> {
             check_eq!((r.cqe.status, r.cqe.result), (Status::SUCCESS, 0x300), "Asynchronous Event Configuration after Set");
             let r = features(&mut c, false, 0x0f, 0).await?;
             check_eq!((r.cqe.status, r.cqe.result), (Status::SUCCESS, KATO_MS), "Keep Alive Timer");
-            for (set, fid) in [(false, 0x7f), (true, 0x7f), (false, 0x01), (true, 0x0f)] {
+            let r = features(&mut c, true, 0x0b | 1 << 31, 0x0000_0100).await?;
+            expect_status(&r.cqe, Status::FEATURE_NOT_SAVEABLE, "Set Features Asynchronous Event Configuration with SV")?;
+            let r = features(&mut c, false, 0x0b, 0).await?;
+            check_eq!((r.cqe.status, r.cqe.result), (Status::SUCCESS, 0x300), "Asynchronous Event Configuration after a Set with SV");
+            for (set, fid) in [(false, 0x7f), (true, 0x7f), (false, 0x08), (true, 0x08), (false, 0x09), (true, 0x09)] {
                 let r = features(&mut c, set, fid, 0).await?;
                 let what = format!("{} Features of FID {fid:02x}h", if set { "Set" } else { "Get" });
                 expect_status(&r.cqe, Status::INVALID_FIELD, &what)?;

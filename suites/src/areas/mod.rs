@@ -1,6 +1,8 @@
 //! The offload conformance areas, one module each.
 
 pub mod admin;
+pub mod admin_features;
+pub mod admin_ns_ids;
 pub mod backend_errors;
 pub mod backend_rings;
 pub mod caps;
@@ -42,6 +44,8 @@ pub fn cases() -> Vec<Case> {
     v.extend(backend_errors::cases());
     v.extend(connect::cases());
     v.extend(admin::cases());
+    v.extend(admin_features::cases());
+    v.extend(admin_ns_ids::cases());
     v.extend(target_io::cases());
     v.extend(recovery::cases());
     v.extend(security::cases());
