@@ -29,39 +29,6 @@ use super::identity::{KAS, MAX_IO_QUEUES, NPSS};
 use super::keepalive;
 use super::queue::Queue;
 
-/// The Composite Temperature's over threshold at first, in kelvins (70 °C).
-pub(crate) const TEMP_OVER: u16 = 343;
-
-/// What Set Features keeps per controller (Number of Queues, Asynchronous Event
-/// Configuration and KATO live in the controller itself).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FeatureValues {
-    pub arbitration: ArbitrationRepr,
-    pub power: PowerManagementRepr,
-    pub temp_over: u16,
-    pub temp_under: u16,
-    pub error_recovery: ErrorRecoveryRepr,
-    pub write_cache: bool,
-    pub atomicity_dn: bool,
-}
-
-impl Default for FeatureValues {
-    fn default() -> FeatureValues {
-        FeatureValues {
-            arbitration: ArbitrationRepr {
-                ab: 0b111,
-                ..ArbitrationRepr::default()
-            },
-            power: PowerManagementRepr::default(),
-            temp_over: TEMP_OVER,
-            temp_under: 0,
-            error_recovery: ErrorRecoveryRepr::default(),
-            write_cache: true,
-            atomicity_dn: false,
-        }
-    }
-}
-
 fn invalid() -> (Status, u64) {
     (Status::INVALID_FIELD.with_dnr(), 0)
 }
@@ -198,6 +165,7 @@ pub(crate) fn features(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::state::{FeatureValues, TEMP_OVER};
 
     #[test]
     fn kato_rounds_up_to_the_granularity() {
@@ -216,6 +184,6 @@ mod tests {
             f.write_cache,
             "Identify reports a volatile write cache (VWC 1)"
         );
-        assert_eq!((f.temp_over, f.temp_under), (343, 0));
+        assert_eq!((f.temp_over, f.temp_under), (TEMP_OVER, 0));
     }
 }

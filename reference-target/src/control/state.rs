@@ -13,6 +13,7 @@ use harness::api::{
 use harness::backend::emulated::PciBus;
 use harness::backend::emulated::{BackendController, DmaRegion, Namespace};
 use harness::fabric::{Access, ConnId, DeviceContext, ListenerId, MrInfo, PdId};
+use harness::wire::{ArbitrationRepr, ErrorRecoveryRepr, PowerManagementRepr};
 use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -90,6 +91,39 @@ pub(crate) struct BackendSlot {
     pub generation: u32,
 }
 
+/// The Composite Temperature's over threshold at first, in kelvins (70 °C).
+pub(crate) const TEMP_OVER: u16 = 343;
+
+/// What Set Features keeps per controller (Number of Queues, Asynchronous Event
+/// Configuration and KATO live in the controller itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FeatureValues {
+    pub arbitration: ArbitrationRepr,
+    pub power: PowerManagementRepr,
+    pub temp_over: u16,
+    pub temp_under: u16,
+    pub error_recovery: ErrorRecoveryRepr,
+    pub write_cache: bool,
+    pub atomicity_dn: bool,
+}
+
+impl Default for FeatureValues {
+    fn default() -> FeatureValues {
+        FeatureValues {
+            arbitration: ArbitrationRepr {
+                ab: 0b111,
+                ..ArbitrationRepr::default()
+            },
+            power: PowerManagementRepr::default(),
+            temp_over: TEMP_OVER,
+            temp_under: 0,
+            error_recovery: ErrorRecoveryRepr::default(),
+            write_cache: true,
+            atomicity_dn: false,
+        }
+    }
+}
+
 /// An NVMe-oF controller (what a host's admin Connect creates).
 pub(crate) struct NvmfCtrl {
     pub hostnqn: String,
@@ -105,7 +139,7 @@ pub(crate) struct NvmfCtrl {
     pub kato_gen: u32,
     pub last_ka: Instant,
     /// Feature values Set Features changed (`control/features.rs`).
-    pub features: super::features::FeatureValues,
+    pub features: FeatureValues,
     pub cc: u32,
     pub csts: u32,
     /// I/O queues granted by Set Features Number of Queues, if the host asked.

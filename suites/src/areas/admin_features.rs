@@ -118,6 +118,7 @@ pub fn cases() -> Vec<Case> {
             check_eq!(t.controllers(SUB_A).await?.len(), 1, "controllers halfway through the new KATO");
             check!(t.wait_event("kato-expired", wait(Duration::from_secs(10))).await?.is_some(), "no KATO expiry within 10 s of a KATO set to 2 s (Connect's was 60 s)");
             check!(t.controllers(SUB_A).await?.is_empty(), "the controller outlived the KATO it was set");
+            check!(c.keep_alive().await.is_err(), "the admin queue still answers after the teardown");
 
             let mut cfg = host_config(SUB_A);
             cfg.kato_ms = 2000;
