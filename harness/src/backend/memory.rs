@@ -214,7 +214,7 @@ pub fn fail_registers(regs: &dyn Registers) {
 /// Whether a CSTS value read through memory says the controller is dead: all ones (an
 /// unreachable function) or CFS set.
 pub fn csts_failed(raw: u32) -> bool {
-    raw == u32::MAX || CstsRepr::parse(raw).cfs
+    super::regs::csts_fault(raw).is_some()
 }
 
 #[cfg(test)]

@@ -39,6 +39,18 @@ pub fn csts(regs: &dyn Registers) -> (u32, CstsRepr) {
     (raw, CstsRepr::parse(raw))
 }
 
+/// Why a raw CSTS value says the controller is dead, if it does: all ones (gone from the
+/// bus, as a master-aborted read gives) or CFS set.
+pub fn csts_fault(raw: u32) -> Option<&'static str> {
+    if raw == u32::MAX {
+        Some("the controller reads all ones (gone from the bus)")
+    } else if CstsRepr::parse(raw).cfs {
+        Some("CSTS.CFS: controller fatal status")
+    } else {
+        None
+    }
+}
+
 /// Writes the admin queues' base addresses.
 pub fn set_admin_queues(regs: &dyn Registers, asq: u64, acq: u64) {
     write64(regs, u64::from(REG_ASQ), asq);

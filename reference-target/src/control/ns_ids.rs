@@ -62,24 +62,25 @@ pub fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
     Ok(u)
 }
 
+/// `N` bytes as `2N` hex digits (dashes allowed between bytes), not all zero: `what`
+/// names the identifier in the error.
+fn parse_bytes<const N: usize>(s: &str, what: &str) -> Result<[u8; N], String> {
+    let every: Vec<usize> = (1..N).map(|i| 2 * i).collect();
+    let v: [u8; N] = hex(s, &every)?;
+    if v == [0; N] {
+        return Err(format!("{s:?}: {what} of zeroes means none"));
+    }
+    Ok(v)
+}
+
 /// An NGUID: 32 hex digits (dashes anywhere between bytes allowed).
 pub fn parse_nguid(s: &str) -> Result<[u8; 16], String> {
-    let every: Vec<usize> = (1..16).map(|i| 2 * i).collect();
-    let n: [u8; 16] = hex(s, &every)?;
-    if n == [0; 16] {
-        return Err(format!("{s:?}: an NGUID of zeroes means none"));
-    }
-    Ok(n)
+    parse_bytes(s, "an NGUID")
 }
 
 /// An EUI-64: 16 hex digits (dashes between bytes allowed).
 pub fn parse_eui64(s: &str) -> Result<[u8; 8], String> {
-    let every: Vec<usize> = (1..8).map(|i| 2 * i).collect();
-    let e: [u8; 8] = hex(s, &every)?;
-    if e == [0; 8] {
-        return Err(format!("{s:?}: an EUI-64 of zeroes means none"));
-    }
-    Ok(e)
+    parse_bytes(s, "an EUI-64")
 }
 
 /// The NGUID and UUID a namespace without configured ones gets: FNV-1a of the subsystem

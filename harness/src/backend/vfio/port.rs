@@ -190,12 +190,8 @@ pub fn judge(seen: Seen) -> (CtrlState, Option<&'static str>) {
         Some("the kernel asks for the device back (hot-unplug)")
     } else if seen.error {
         Some("PCI error reported (VFIO error eventfd)")
-    } else if seen.csts == u32::MAX {
-        Some("the controller reads all ones (gone from the bus)")
-    } else if seen.csts & 0x2 != 0 {
-        Some("CSTS.CFS: controller fatal status")
     } else {
-        None
+        super::regs::csts_fault(seen.csts)
     };
     match why {
         Some(w) => (CtrlState::PciError, Some(w)),
