@@ -17,8 +17,9 @@ use std::time::Duration;
 use harness::api::OffloadOps;
 use harness::backend::emulated::{CmdMatch, Fault};
 use harness::backend::vfio::broker::RealFault;
-use harness::initiator::{Controller, DataMode, IoQueue};
-use harness::wire::Status;
+use harness::fabric::Access;
+use harness::initiator::{Command, Controller, DataMode, IoQueue};
+use harness::wire::{RwCommand, SglRepr, SqeCommand, Status};
 
 use crate::framework::session::pattern;
 use crate::framework::target::{
@@ -182,11 +183,19 @@ pub fn cases() -> Vec<Case> {
             }
             t.inject(SUB_A, 1, Fault::Timeout { on: CmdMatch::Nth(1), delay: None }).await?;
             // The stuck read is answered, and the controller re-created, on the device's
-            // NVME_TIMEOUT.
+            // NVME_TIMEOUT. Its answer is taken once the controller is re-created: a device
+            // on its own ticks sends it and raises the event in either order, and the host
+            // reading it in between would order the trace by chance.
             let event = blame::under("TMO-EVENT");
-            let stuck = io.read(0, 1, DataMode::Keyed).await?;
-            check!(!stuck.cqe.status.is_success(), "the read whose backend command never completed was answered with success");
+            let q = io.queue();
+            let mr = q.ctx().reg_mr(q.pd(), u64::from(lba), Access::LOCAL_WRITE | Access::REMOTE_WRITE)?;
+            let read = Command::Nvme { nsid: 1, command: SqeCommand::Read(RwCommand::new(0, 1)) };
+            let cid = q.submit(&read, SglRepr::keyed(mr.addr, lba, mr.rkey), &[])?;
             check!(t.wait_event("ctrl-recreated", wait(BOUND)).await?.is_some(), "the control plane did not re-create the controller within {} s", wait(BOUND).as_secs());
+            let bound = q.command_bound();
+            let stuck = q.wait_response(cid, bound).await?;
+            q.ctx().dereg_mr(mr.id)?;
+            check!(!stuck.cqe.status.is_success(), "the read whose backend command never completed was answered with success");
             drop(event);
             // the new controller serves the namespace, data included
             tokio::time::sleep(Duration::from_millis(20)).await;
