@@ -104,6 +104,31 @@ fn controller_id_range() {
 }
 
 #[test]
+fn maximum_data_transfer_size() {
+    let with = |lines: &str| BASE.replace("hosts = [", &format!("{lines}\nhosts = ["));
+    let c = Config::parse("t.toml", BASE).unwrap();
+    assert_eq!(c.subsystems[0].mdts, 1 << 20, "default 1 MiB");
+    for (v, want) in [
+        ("\"4KiB\"", 4096),
+        ("\"256KiB\"", 256 << 10),
+        ("16777216", 16 << 20),
+    ] {
+        let c = Config::parse("t.toml", &with(&format!("mdts = {v}"))).unwrap();
+        assert_eq!(c.subsystems[0].mdts, want, "{v}");
+    }
+    for v in ["8", "\"2KiB\"", "\"96KiB\"", "\"32MiB\"", "0", "\"big\""] {
+        let e = err(&with(&format!("mdts = {v}")));
+        assert_eq!(e.field, "subsystem.mdts", "{v}: {e}");
+        assert_eq!(e.line, Some(11), "{v}: {e}");
+    }
+    let e = err(&with("mdts = 8"));
+    assert!(
+        e.message.contains("in bytes") && e.message.contains("nqn.x:a"),
+        "{e}"
+    );
+}
+
+#[test]
 fn errors_name_the_field_and_line() {
     let e = err(&BASE.replace("\"4096+8\"", "\"1024\""));
     assert_eq!(e.field, "subsystem.namespace.lba_format");

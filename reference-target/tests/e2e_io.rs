@@ -62,7 +62,10 @@ async fn identify_reports_the_subsystem() {
     let id = c.identify_controller().await.unwrap();
     assert_eq!(id.cntlid, c.cntlid());
     assert_eq!(id.nn, 5);
-    assert_eq!(id.mdts, 5, "128 KiB max_io_sz = 2^5 × 4 KiB");
+    assert_eq!(
+        id.mdts, 8,
+        "the default MDTS, 1 MiB = 2^8 × 4 KiB (not max_io_sz)"
+    );
     assert_eq!(id.ioccsz, 4 + 4096 / 16);
     assert_eq!(id.iorcsz, 1);
     assert_eq!(id.sgls & 0b101, 0b101, "SGLs with keyed data blocks");

@@ -54,8 +54,8 @@ lba_format = "512"
 const HOST_B: &str = "nqn.2014-08.org.nvmexpress:uuid:6e766d66-636f-6e66-6f72-6d2d686f7342";
 /// A host that is not on the allow-list.
 const STRANGER: &str = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-0000000000ff";
-/// `max_io_sz` of the `full` profile.
-const MAX_IO_SZ: u32 = 128 * 1024;
+/// The subsystem's maximum data transfer size (no `mdts` in the configuration: 1 MiB).
+const MDTS: u32 = 1 << 20;
 /// The bound of one expected response (virtual time).
 const ANSWER: Duration = Duration::from_secs(2);
 /// Placeholder for "the next unused I/O queue ID" in a row (replaced when it runs).
@@ -491,8 +491,8 @@ fn table(env: &Env) -> Vec<Row> {
             dnr(0, 0x0f),
         ),
         io(
-            "transfer-beyond-2x-max-io-sz",
-            read(0x42, 1, 0, 3 * MAX_IO_SZ / 4096, bogus_keyed(3 * MAX_IO_SZ)),
+            "transfer-above-mdts",
+            read(0x42, 1, 0, MDTS / 4096 + 1, bogus_keyed(MDTS + 4096)),
             dnr(0, 0x02),
         ),
         io(

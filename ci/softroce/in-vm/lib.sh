@@ -192,6 +192,27 @@ verify_device() {
     --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --do_verify=1 \
     --verify_fatal=1 --output-format=terse > /tmp/fio-verify.out
   say "fio: 16 MiB random 4 KiB writes verified with crc32c on $dev: OK"
+  # both targets advertise MDTS 1 MiB (the reference target serves above max_io_sz in
+  # software)
+  passthru_io "$dev" $((512 * 1024))
+  passthru_io "$dev" $((1024 * 1024))
+}
+
+# nvme-cli passthrough I/O of SIZE bytes as one command each (NVME_IOCTL_SUBMIT_IO, what
+# blktests' nvme/029 does): a write of random data at block 0 of DEV, a read of it, compared.
+# The host refuses a size above the target's MDTS before sending it.
+passthru_io() {
+  local dev=$1 size=$2 lba blocks
+  lba=$(blockdev --getss "$dev")
+  blocks=$((size / lba))
+  head -c "$size" /dev/urandom > /tmp/passthru-in
+  rm -f /tmp/passthru-out
+  timeout 60 nvme write "$dev" --start-block=0 --block-count=$((blocks - 1)) \
+    --data-size="$size" --data=/tmp/passthru-in > /dev/null
+  timeout 60 nvme read "$dev" --start-block=0 --block-count=$((blocks - 1)) \
+    --data-size="$size" --data=/tmp/passthru-out > /dev/null
+  cmp /tmp/passthru-in /tmp/passthru-out
+  say "nvme-cli passthrough: $size bytes written and read back as one command each on $dev: OK"
 }
 
 # One fio job, JSON into fio/LABEL-JOB-rREP.json: 4 KiB random I/O at queue depth QD on the

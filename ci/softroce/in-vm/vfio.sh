@@ -175,6 +175,10 @@ TOML
   else
     echo "fio verify over the VFIO backend failed"; rc=1
   fi
+  # 1 MiB as one command: above QEMU's controller's MDTS (512 KiB), which the target splits
+  if passthru_io "$dev" $((1024 * 1024)); then :; else
+    echo "nvme-cli passthrough of 1 MiB over the VFIO backend failed"; rc=1
+  fi
   # the controller's media error (blkdebug: reads of sector $MEDIA_LBA) reaches the host as EIO
   if timeout 60 dd if="$dev" of=/dev/null bs=512 skip="$MEDIA_LBA" count=1 iflag=direct status=none 2> /tmp/vfio-eio; then
     echo "a read of LBA $MEDIA_LBA succeeded: the media error did not reach the host"; rc=1

@@ -117,7 +117,7 @@ pub(crate) fn on_connect_request(
             }
         };
         let resp = ctx.reg_mr(s.pd, 64, Access::LOCAL_WRITE)?;
-        let data = ctx.reg_mr(s.pd, s.data_len, Access::LOCAL_WRITE)?;
+        let data = ctx.reg_mr(s.pd, s.mdts, Access::LOCAL_WRITE)?;
         Ok((cq, qp, resp, data))
     })();
     let (cq, qp, resp, data) = match built {

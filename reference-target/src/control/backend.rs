@@ -205,11 +205,48 @@ impl RealController {
         self.shared.why_stopped()
     }
 
+    /// The largest data transfer of one command the controller takes (its MDTS), bytes.
+    pub(crate) fn max_transfer(&self) -> Option<u64> {
+        self.shared.max_transfer()
+    }
+
+    /// `op`, split into commands no longer than the controller's MDTS when it moves data
+    /// (a subsystem's MDTS is the target's, not its controller's).
     async fn io(self: &Arc<Self>, nsid: u32, op: SwIo<'_>) -> Result<Vec<u8>, Status> {
         let Some(ns) = self.shared.namespace(nsid) else {
             return Err(Status::NAMESPACE_NOT_READY);
         };
         let block = u64::from(ns.block_size());
+        let per = self.max_transfer().map_or(u64::MAX, |m| (m / block).max(1));
+        match op {
+            SwIo::Read { slba, blocks } if blocks > per => {
+                let mut data = Vec::with_capacity((blocks * block) as usize);
+                let mut done = 0;
+                while done < blocks {
+                    let n = per.min(blocks - done);
+                    let part = SwIo::Read {
+                        slba: slba + done,
+                        blocks: n,
+                    };
+                    data.extend(self.one(nsid, block, part).await?);
+                    done += n;
+                }
+                Ok(data)
+            }
+            SwIo::Write { slba, data } if data.len() as u64 > per * block => {
+                for (i, part) in data.chunks((per * block) as usize).enumerate() {
+                    let slba = slba + i as u64 * per;
+                    self.one(nsid, block, SwIo::Write { slba, data: part })
+                        .await?;
+                }
+                Ok(Vec::new())
+            }
+            op => self.one(nsid, block, op).await,
+        }
+    }
+
+    /// `op` as one command to the controller.
+    async fn one(self: &Arc<Self>, nsid: u32, block: u64, op: SwIo<'_>) -> Result<Vec<u8>, Status> {
         let (command, out, in_len) = match op {
             SwIo::Read { slba, blocks } => (
                 SqeCommand::Read(RwCommand::new(slba, blocks as u32)),

@@ -15,6 +15,8 @@
 //! staging_buf = "4MiB"          # optional; default: the profile's minimum (at least 1 MiB)
 //! queue_depth = 128             # backend queue depth = the SRQ's nvme_queue_depth
 //! cmd_timeout_ms = 0            # optional; backend command timeout, 0 = device default
+//! mdts = "1MiB"                 # optional; maximum data transfer size in bytes (reported
+//!                                # as MDTS), a power of two in 4KiB..=16MiB; default 1MiB
 //! offload = true                # optional; false: I/O queues are never offloaded
 //! cntlid_min = 1                # optional; the controller IDs this subsystem hands out,
 //! cntlid_max = 65519            # cntlid_min..=cntlid_max (1..=65519 = FFEFh by default)
@@ -126,6 +128,8 @@ pub struct SubsystemConfig {
     pub staging_buf: Option<u64>,
     /// Backend queue depth (= the SRQ's `nvme_queue_depth`), clamped to the caps.
     pub queue_depth: u32,
+    /// Maximum data transfer size of one command, bytes ([`MDTS_DEFAULT`] unless set).
+    pub mdts: u64,
     /// Backend command timeout in ms; 0 = the device default.
     pub cmd_timeout_ms: u32,
     /// Whether I/O queues get offload (`qp_set_nvmf`); false: software serves all I/O.
@@ -196,6 +200,7 @@ struct RawSubsystem {
     staging_buf: Option<Spanned<SizeValue>>,
     #[serde(default = "default_depth")]
     queue_depth: u32,
+    mdts: Option<Spanned<SizeValue>>,
     #[serde(default)]
     cmd_timeout_ms: u32,
     #[serde(default = "default_true")]
@@ -221,6 +226,12 @@ fn default_depth() -> u32 {
 fn default_true() -> bool {
     true
 }
+
+/// A subsystem's maximum data transfer size unless its `mdts` says otherwise: 1 MiB, as
+/// the Linux target's, and what a Linux host's passthrough I/O expects.
+pub const MDTS_DEFAULT: u64 = 1 << 20;
+/// The largest `mdts` a subsystem may set (each queue holds a buffer of that size).
+pub const MDTS_MAX: u64 = 16 << 20;
 
 /// The lowest controller ID a subsystem hands out by default (0 is not a valid one).
 pub const CNTLID_MIN: u16 = 1;
@@ -492,6 +503,21 @@ impl Config {
                         .map_err(|m| err(Some(v.span()), "subsystem.staging_buf", m))?,
                 ),
             };
+            let mdts = match &s.mdts {
+                None => MDTS_DEFAULT,
+                Some(v) => size_of(v.get_ref())
+                    .and_then(|n| {
+                        (n.is_power_of_two() && (4096..=MDTS_MAX).contains(&n))
+                            .then_some(n)
+                            .ok_or_else(|| {
+                                format!(
+                                    "{n} bytes: the maximum data transfer size is in bytes, a \
+                                     power of two from 4KiB to 16MiB (subsystem `{nqn}`)"
+                                )
+                            })
+                    })
+                    .map_err(|m| err(Some(v.span()), "subsystem.mdts", m))?,
+            };
             if s.queue_depth < 2 || s.queue_depth > 65536 {
                 return Err(err(
                     None,
@@ -647,6 +673,7 @@ impl Config {
                 hosts: s.hosts.clone(),
                 staging_buf,
                 queue_depth: s.queue_depth,
+                mdts,
                 cmd_timeout_ms: s.cmd_timeout_ms,
                 offload: s.offload,
                 cntlids: cntlids[0]..=cntlids[1],

@@ -8,6 +8,9 @@ use harness::wire::{
     NsDescriptorRepr, SmartLogRepr, WireError, NIDT_EUI64, NIDT_NGUID, NIDT_UUID,
 };
 
+use harness::api::NvmfCaps;
+
+use super::config::SubsystemConfig;
 use super::queue::Queue;
 
 /// Vendor ID reported in Identify Controller (PCI-SIG's "no vendor" is not allowed; this
@@ -51,14 +54,27 @@ fn common(serial: String, cntlid: Option<u16>) -> IdentifyControllerRepr {
     }
 }
 
+/// A subsystem's maximum data transfer size, bytes: its `mdts` (default 1 MiB), served in
+/// software above the device's `max_io_sz`. A device that cannot hand a command to
+/// software on an offloaded queue (no `supports_non_offloaded_ops`) refuses what it does
+/// not offload, so an offloaded subsystem on it advertises no more than `max_io_sz`
+/// (rounded down to a power of two, at least 4 KiB).
+pub(crate) fn mdts_bytes(s: &SubsystemConfig, caps: &NvmfCaps) -> u64 {
+    if s.offload && !caps.supports_non_offloaded_ops {
+        let floor = 1u64 << (63 - u64::from(caps.max_io_sz.max(4096)).leading_zeros());
+        s.mdts.min(floor)
+    } else {
+        s.mdts
+    }
+}
+
 /// Identify Controller (CNS 01h) of an I/O controller on `q`.
 pub(crate) fn io_controller(q: &Queue) -> Result<Vec<u8>, WireError> {
     let sub = &q.sh.subs[q.sub];
-    let max_io = u64::from(sub.attrs.max_io_sz.max(4096));
     IdentifyControllerRepr {
         rab: 6,
-        // MDTS from max_io_sz, in units of the 4 KiB minimum page size.
-        mdts: (63 - (max_io / 4096).leading_zeros()) as u8,
+        // MDTS in units of the 4 KiB minimum page size (CAP.MPSMIN 0); a power of two.
+        mdts: (sub.mdts / 4096).trailing_zeros() as u8,
         // CMIC: the subsystem may hold two or more controllers (one per host).
         cmic: 1 << 1,
         cntrltype: 1,

@@ -6,10 +6,11 @@
 //! when SGL1 is an undefined descriptor, else 0/02h; PSDT not SGL or a fused command →
 //! 0/02h; opcode other than Read/Write/Flush/Write Zeroes/DSM → 0/01h; nsid not in the
 //! subsystem → 0/0Bh; namespace released after a backend PCI error → 0/82h Namespace Not
-//! Ready (DNR set: it does not come back without reconfiguration); LBA range → 0/80h;
+//! Ready (DNR set: it does not come back without reconfiguration); a read or write above
+//! the subsystem's MDTS → 0/02h; LBA range → 0/80h;
 //! PRINFO ≠ 0 → 0/02h; data pointer: read with in-capsule data → 0/02h, keyed length ≠
 //! the transfer → 0/0Fh, in-capsule past the capsule → 0/16h, other descriptors → 0/11h,
-//! transfer above the bounce buffer → 0/02h; media error → 2/81h (no DNR). A namespace
+//! media error → 2/81h (no DNR). A namespace
 //! briefly absent while its controller is re-created → 0/82h without DNR.
 //! Data moves by RDMA READ / WRITE with the host's keyed SGL or from the capsule; the
 //! response is a SEND (SEND with invalidate for 4Fh).
@@ -128,6 +129,12 @@ async fn serve(q: &mut Queue, c: &Capsule<'_>, sqe: &SqeRepr) -> (Status, Option
     let in_range = |slba: u64, n: u64| slba.checked_add(n).is_some_and(|e| e <= nblocks);
     let icdoff = usize::from(sub.attrs.icdoff) * 16;
     let not_ready = (Status::NAMESPACE_NOT_READY, None);
+    // A transfer above the subsystem's MDTS is Invalid Field (NVMe base 2.0, MDTS).
+    if let Op::Read { blocks, .. } | Op::Write { blocks, .. } = op {
+        if blocks.saturating_mul(lba) > sub.mdts {
+            return dnr(Status::INVALID_FIELD);
+        }
+    }
     match op {
         Op::Read { slba, blocks } => {
             if !in_range(slba, blocks) {

@@ -65,8 +65,10 @@ pub(crate) struct Subsystem {
     pub slot_len: u64,
     /// Most entries of a host I/O queue (CAP.MQES + 1).
     pub depth: u16,
-    /// Size of each connection's bounce buffer for software-served data.
-    pub data_len: u64,
+    /// The subsystem's maximum data transfer size, bytes (Identify Controller's MDTS):
+    /// [`super::identity::mdts_bytes`]. Each connection's bounce buffer for
+    /// software-served data is this long.
+    pub mdts: u64,
     /// The real controller behind it (a `vfio` backend), opened at start.
     pub real: Option<Arc<RealController>>,
 }

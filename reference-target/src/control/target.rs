@@ -141,6 +141,15 @@ impl Target {
                 .max(caps.min_ioccsz)
                 .max(4);
             let rq_depth = SW_RECEIVES.min(dev.max_srq_wr);
+            let mdts = super::identity::mdts_bytes(s, &caps);
+            // The device offloads no transfer above what the target advertises, nor above
+            // what a real controller takes in one command.
+            let max_io_sz = [Some(mdts), real.as_ref().and_then(|r| r.max_transfer())]
+                .into_iter()
+                .flatten()
+                .fold(caps.max_io_sz, |m, l| {
+                    m.min(l.min(u64::from(u32::MAX)) as u32)
+                });
             let attrs = NvmfSrqAttrs {
                 rq: SrqInit {
                     max_wr: rq_depth,
@@ -152,7 +161,7 @@ impl Target {
                 nvme_log_page_sz: 0,
                 ioccsz,
                 icdoff: 0,
-                max_io_sz: caps.max_io_sz,
+                max_io_sz,
                 nvme_queue_depth: depth,
                 staging_buf: MemRef::of(&staging, 0, staging_len),
             };
@@ -191,7 +200,7 @@ impl Target {
                 recv_mr,
                 slot_len,
                 depth: depth.min(u32::from(u16::MAX)) as u16,
-                data_len: (u64::from(caps.max_io_sz) * 2).max(64 * 1024),
+                mdts,
             });
         }
         let mut listeners = BTreeMap::new();

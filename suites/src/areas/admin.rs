@@ -26,8 +26,8 @@ use reference_target::control::identity::{AERL, FIRMWARE, KAS, MODEL, VID, VS};
 
 use crate::areas::datapath::settle;
 use crate::framework::target::{
-    expect_status, host_config, one_subsystem_formats, one_subsystem_with, TargetRig, BOUND,
-    NS_BLOCKS, PORT_A, SUB_A,
+    advertised_mdts, expect_status, host_config, one_subsystem_formats, one_subsystem_with,
+    TargetRig, BOUND, NS_BLOCKS, PORT_A, SUB_A,
 };
 use crate::framework::{wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -60,9 +60,10 @@ fn ioccsz(caps: &NvmfCaps) -> u32 {
         .max(4)
 }
 
-/// The data buffer of each of the target's queues: twice `max_io_sz`, at least 64 KiB.
+/// The data buffer of each of the target's queues: the subsystem's MDTS (offloaded, not
+/// configured).
 fn data_buffer(caps: &NvmfCaps) -> u32 {
-    (caps.max_io_sz * 2).max(64 * 1024)
+    advertised_mdts(caps, true, None) as u32
 }
 
 /// A target with [`NSIDS`] and an enabled controller of it.
@@ -227,11 +228,10 @@ async fn set_cc(c: &mut Controller, cc: u32) -> Result<(), Failure> {
 /// The cases of this area.
 pub fn cases() -> Vec<Case> {
     vec![
-        Case::new(AREA, "identify-controller", "ADM-IDENTIFY-CTRL", "Identify Controller (CNS 01h) of an I/O controller reports, field by field, the target's identity, the connected CNTLID, the queue depth as MAXCMD, the highest nsid as NN, the SRQ's capsule layout (IOCCSZ, IORCSZ, ICDOFF), MDTS from max_io_sz and the subsystem NQN", CP, |d: Dut| async move {
+        Case::new(AREA, "identify-controller", "ADM-IDENTIFY-CTRL", "Identify Controller (CNS 01h) of an I/O controller reports, field by field, the target's identity, the connected CNTLID, the queue depth as MAXCMD, the highest nsid as NN, the SRQ's capsule layout (IOCCSZ, IORCSZ, ICDOFF), MDTS (1 MiB by default, or max_io_sz when the device cannot hand a larger command to software) and the subsystem NQN", CP, |d: Dut| async move {
             let (_t, mut c) = enabled(&d).await?;
             let raw = identify(&mut c, 1, 0).await?;
             let id = IdentifyControllerRepr::parse(&raw).map_err(Failure::from)?;
-            let max_io = d.caps.max_io_sz.max(4096) / 4096;
             let want = IdentifyControllerRepr {
                 vid: VID,
                 ssvid: VID,
@@ -240,7 +240,7 @@ pub fn cases() -> Vec<Case> {
                 fr: FIRMWARE.into(),
                 rab: 6,
                 cmic: 1 << 1,
-                mdts: (31 - max_io.leading_zeros()) as u8,
+                mdts: (data_buffer(&d.caps) / 4096).trailing_zeros() as u8,
                 cntlid: c.cntlid(),
                 ver: VS,
                 cntrltype: 1,

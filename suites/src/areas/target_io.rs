@@ -7,6 +7,7 @@
 //!
 //! These check the control plane, not the device's offload API.
 
+use harness::api::OffloadOps;
 use harness::backend::emulated::Fault;
 use harness::fabric::{Access, MrInfo};
 use harness::initiator::{misbehave, Command, Completion, DataMode, IoQueue, Transfer};
@@ -18,8 +19,8 @@ use harness::wire::{
 use crate::areas::datapath::settle;
 use crate::framework::session::pattern;
 use crate::framework::target::{
-    expect_status, host_config, one_subsystem_on_file, one_subsystem_with, TargetRig, BOUND,
-    NS_BLOCKS, PORT_A, SUB_A,
+    advertised_mdts, expect_status, host_config, one_subsystem_on_file, one_subsystem_sized,
+    one_subsystem_with, TargetRig, BOUND, NS_BLOCKS, PORT_A, SUB_A,
 };
 use crate::framework::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -43,9 +44,15 @@ fn in_capsule_bytes(d: &Dut) -> u32 {
 async fn software_queue(
     d: &Dut,
 ) -> Result<(TargetRig, harness::initiator::Controller, IoQueue), Failure> {
-    let t = d
-        .target(&one_subsystem_with(&[1], d.ns_format(), false))
-        .await?;
+    software_queue_on(d, &one_subsystem_with(&[1], d.ns_format(), false)).await
+}
+
+/// [`software_queue`] on the target `config` (one subsystem [`SUB_A`], namespace 1).
+async fn software_queue_on(
+    d: &Dut,
+    config: &str,
+) -> Result<(TargetRig, harness::initiator::Controller, IoQueue), Failure> {
+    let t = d.target(config).await?;
     let mut c = t.controller(PORT_A, host_config(SUB_A)).await?;
     c.set_number_of_queues(1)
         .await
@@ -73,6 +80,84 @@ async fn read_back(io: &mut IoQueue, slba: u64, want: &[u8], what: &str) -> Resu
         "{what}: data read back differs from what it should be"
     );
     Ok(())
+}
+
+/// A keyed write of `len` bytes of pattern `seed` at `slba`, then a keyed read of them,
+/// both as one command; checks both served and the data read back. Returns the data.
+async fn whole_transfer(
+    io: &mut IoQueue,
+    slba: u64,
+    len: u32,
+    seed: u8,
+) -> Result<Vec<u8>, Failure> {
+    let blocks = len / io.lba_size();
+    let data = pattern(len as usize, seed);
+    let src = region(io, len)?;
+    io.queue().ctx().mr_write(src.id, 0, &data)?;
+    let write = Command::Nvme {
+        nsid: 1,
+        command: SqeCommand::Write(rw(slba, blocks)),
+    };
+    let r = io
+        .queue()
+        .execute_sgl(&write, SglRepr::keyed(src.addr, len, src.rkey), &[])
+        .await?;
+    check_eq!(
+        r.cqe.status,
+        Status::SUCCESS,
+        "keyed write of {blocks} blocks ({len} bytes): status"
+    );
+    let dst = region(io, len)?;
+    let read = Command::Nvme {
+        nsid: 1,
+        command: SqeCommand::Read(rw(slba, blocks)),
+    };
+    let r = io
+        .queue()
+        .execute_sgl(&read, SglRepr::keyed(dst.addr, len, dst.rkey), &[])
+        .await?;
+    check_eq!(
+        r.cqe.status,
+        Status::SUCCESS,
+        "keyed read of {blocks} blocks ({len} bytes): status"
+    );
+    let mut got = vec![0; len as usize];
+    io.queue().ctx().mr_read(dst.id, 0, &mut got)?;
+    check!(
+        got == data,
+        "the {len} bytes read differ from the {len} bytes written"
+    );
+    Ok(data)
+}
+
+/// A keyed read and a keyed write of `mdts` bytes and one block at block 0 are refused
+/// Invalid Field with DNR: the read delivers nothing, the write changes nothing (blocks
+/// 0.. still hold `before`); the queue then still serves.
+async fn over_mdts(io: &mut IoQueue, mdts: u32, before: &[u8]) -> Result<(), Failure> {
+    let lba = io.lba_size();
+    let blocks = mdts / lba + 1;
+    let big = region(io, blocks * lba)?;
+    for cmd in [
+        SqeCommand::Read(rw(0, blocks)),
+        SqeCommand::Write(rw(0, blocks)),
+    ] {
+        refused(
+            io,
+            cmd,
+            SglRepr::keyed(big.addr, blocks * lba, big.rkey),
+            &[],
+            Status::INVALID_FIELD,
+            &format!("{blocks} blocks, one above the {mdts}-byte MDTS"),
+        )
+        .await?;
+    }
+    let mut got = vec![0; (blocks * lba) as usize];
+    io.queue().ctx().mr_read(big.id, 0, &mut got)?;
+    check!(
+        got.iter().all(|&b| b == 0),
+        "the refused read delivered data"
+    );
+    read_back(io, 0, before, "the blocks under the refused write").await
 }
 
 /// A host region of `len` bytes the target may read and write.
@@ -199,7 +284,7 @@ pub fn cases() -> Vec<Case> {
             let r = io.queue().execute(&Command::Nvme { nsid: 3, command: SqeCommand::Flush }, Transfer::None, DataMode::Keyed).await?;
             expect_status(&r.cqe, Status::INVALID_NAMESPACE, "Flush of nsid 3, which does not exist")
         }),
-        Case::new(AREA, "refusals", "TIO-ERRORS", "software refuses, each with its status and DNR, and writes nothing: LBA ranges past the end or wrapping (0/80h), protection information (0/02h), fused commands and PRPs, with or without a reserved bit set (0/02h), an unknown opcode (0/01h), an unknown nsid (0/0Bh), a keyed length other than the transfer (0/0Fh), a read with in-capsule data (0/02h), in-capsule data of the wrong length (0/0Fh) or past the capsule's end (SGL Offset Invalid, 0/16h), an undefined SGL descriptor (0/11h) and a transfer above its data buffer (0/02h); the queue then still serves", CP, |d: Dut| async move {
+        Case::new(AREA, "refusals", "TIO-ERRORS", "software refuses, each with its status and DNR, and writes nothing: LBA ranges past the end or wrapping (0/80h), protection information (0/02h), fused commands and PRPs, with or without a reserved bit set (0/02h), an unknown opcode (0/01h), an unknown nsid (0/0Bh), a keyed length other than the transfer (0/0Fh), a read with in-capsule data (0/02h), in-capsule data of the wrong length (0/0Fh) or past the capsule's end (SGL Offset Invalid, 0/16h), an undefined SGL descriptor (0/11h) and a transfer above the subsystem's MDTS (0/02h, before the LBA range is looked at); the queue then still serves", CP, |d: Dut| async move {
             let (_t, _c, mut io) = software_queue(&d).await?;
             let lba = io.lba_size();
             let end = NS_BLOCKS;
@@ -261,35 +346,52 @@ pub fn cases() -> Vec<Case> {
                 misbehave::send_raw(io.queue(), &capsule)?;
                 expect_status(&io.queue().wait_response(64, wait(BOUND)).await?.cqe, Status::SGL_OFFSET_INVALID, &format!("write with in-capsule data at offset {icc}, past the capsule's end"))?;
             }
-            let buffer = (d.caps.max_io_sz * 2).max(64 * 1024);
-            let blocks = buffer / lba + 1;
+            let mdts = advertised_mdts(&d.caps, false, None) as u32;
+            let blocks = mdts / lba + 1;
             let big = region(&mut io, blocks * lba)?;
             for cmd in [SqeCommand::Read(rw(0, blocks)), SqeCommand::Write(rw(0, blocks))] {
-                refused(&mut io, cmd, SglRepr::keyed(big.addr, blocks * lba, big.rkey), &[], Status::INVALID_FIELD, &format!("{blocks} blocks, above software's {buffer}-byte data buffer")).await?;
+                refused(&mut io, cmd, SglRepr::keyed(big.addr, blocks * lba, big.rkey), &[], Status::INVALID_FIELD, &format!("{blocks} blocks, above the subsystem's {mdts}-byte MDTS")).await?;
             }
             read_back(&mut io, 0, &vec![0; 2 * lba as usize], "blocks 0 and 1 after the refused writes").await?;
             ok(&io.write(0, &one, DataMode::Keyed).await?, "write after the refusals")?;
             read_back(&mut io, 0, &one, "the block written after the refusals").await
         }),
-        Case::new(AREA, "whole-data-buffer", "TIO-DATA", "a keyed write and a keyed read as long as software's data buffer (max(2 × max_io_sz, 64 KiB)) are served whole: the data read back is the data written, and so are the blocks after it", CP, |d: Dut| async move {
-            let (_t, _c, mut io) = software_queue(&d).await?;
-            let lba = io.lba_size();
-            let buffer = (d.caps.max_io_sz * 2).max(64 * 1024);
-            let blocks = buffer / lba;
-            check!(u64::from(blocks) < NS_BLOCKS, "{blocks} blocks do not fit the namespace");
-            let data = pattern(buffer as usize, 11);
-            let src = region(&mut io, buffer)?;
-            io.queue().ctx().mr_write(src.id, 0, &data)?;
-            let r = io.queue().execute_sgl(&Command::Nvme { nsid: 1, command: SqeCommand::Write(rw(1, blocks)) }, SglRepr::keyed(src.addr, buffer, src.rkey), &[]).await?;
-            check_eq!(r.cqe.status, Status::SUCCESS, "keyed write of {blocks} blocks ({buffer} bytes): status");
-            let dst = region(&mut io, buffer)?;
-            let r = io.queue().execute_sgl(&Command::Nvme { nsid: 1, command: SqeCommand::Read(rw(1, blocks)) }, SglRepr::keyed(dst.addr, buffer, dst.rkey), &[]).await?;
-            check_eq!(r.cqe.status, Status::SUCCESS, "keyed read of {blocks} blocks ({buffer} bytes): status");
-            let mut got = vec![0; buffer as usize];
-            io.queue().ctx().mr_read(dst.id, 0, &mut got)?;
-            check!(got == data, "the {buffer} bytes read differ from the {buffer} bytes written");
+        Case::new(AREA, "whole-data-buffer", "TIO-MDTS", "a keyed write and a keyed read of exactly the subsystem's maximum data transfer size (1 MiB by default, the MDTS Identify Controller reports) are served whole: the data read back is the data written, and the blocks around it stay zero", CP, |d: Dut| async move {
+            let mdts = advertised_mdts(&d.caps, false, None);
+            let lba = u64::from(d.ns_format().lba_data_size());
+            let config = one_subsystem_sized(d.ns_format(), false, mdts / lba + 2, None);
+            let (_t, mut c, mut io) = software_queue_on(&d, &config).await?;
+            let id = c.identify_controller().await?;
+            check_eq!(u64::from(4096u32) << id.mdts, mdts, "Identify Controller MDTS (as bytes)");
+            whole_transfer(&mut io, 1, mdts as u32, 11).await?;
             read_back(&mut io, 0, &vec![0; lba as usize], "block 0, before the write").await?;
-            read_back(&mut io, u64::from(blocks) + 1, &vec![0; lba as usize], "the block after the write").await
+            read_back(&mut io, mdts / lba + 1, &vec![0; lba as usize], "the block after the write").await
+        }),
+        Case::new(AREA, "mdts-configured", "TIO-MDTS", "a subsystem configured with mdts = 64KiB reports MDTS 4 (16 pages of 4 KiB), serves a keyed write and read of exactly 64 KiB whole, and refuses a read and a write of 64 KiB and one block with Invalid Field in Command (0/02h, DNR), writing nothing and delivering no data; the queue then still serves", CP, |d: Dut| async move {
+            let config = one_subsystem_sized(d.ns_format(), false, NS_BLOCKS, Some("64KiB"));
+            let (_t, mut c, mut io) = software_queue_on(&d, &config).await?;
+            let lba = io.lba_size();
+            let mdts = 64 * 1024;
+            check_eq!(c.identify_controller().await?.mdts, 4, "Identify Controller MDTS of a subsystem with mdts = 64KiB");
+            check!(u64::from(mdts / lba + 1) < NS_BLOCKS, "64 KiB and a block do not fit the namespace");
+            let written = whole_transfer(&mut io, 0, mdts, 31).await?;
+            over_mdts(&mut io, mdts, &written).await
+        }),
+        Case::new(AREA, "mdts-above-max-io", "TIO-MDTS", "on an offloaded subsystem whose device hands larger commands to software, Identify Controller reports the subsystem's MDTS (1 MiB), not max_io_sz: a keyed write and read of max_io_sz and one block, and of exactly the MDTS, are served whole by software (counted as software's), and one block more is Invalid Field in Command (0/02h, DNR) from software, writing nothing", &[Need::ControlPlane, Need::NonOffloadedOps, Need::Ops(OffloadOps::READ.union(OffloadOps::WRITE))], |d: Dut| async move {
+            let mdts = advertised_mdts(&d.caps, true, None) as u32;
+            let lba = d.ns_format().lba_data_size();
+            let config = one_subsystem_sized(d.ns_format(), true, u64::from(mdts / lba + 2), None);
+            let (t, mut c, mut io) = software_queue_on(&d, &config).await?;
+            check_eq!(4096u32 << c.identify_controller().await?.mdts, mdts, "Identify Controller MDTS (as bytes) of an offloaded subsystem");
+            let sw = t.software_io_commands(SUB_A).await?;
+            let above = (d.caps.max_io_sz / lba + 1) * lba;
+            check!(above <= mdts, "max_io_sz and one block ({above} bytes) above the MDTS");
+            whole_transfer(&mut io, 0, above, 41).await?;
+            let written = whole_transfer(&mut io, 0, mdts, 42).await?;
+            check_eq!(t.software_io_commands(SUB_A).await?, sw + 4, "commands above max_io_sz served by software (two writes, two reads)");
+            over_mdts(&mut io, mdts, &written).await?;
+            check_eq!(t.software_io_commands(SUB_A).await?, sw + 4 + 3, "commands software answered (the two refused, one read back)");
+            Ok(())
         }),
         Case::new(AREA, "short-capsule", "TIO-ERRORS", "a capsule shorter than an SQE is answered Invalid Field (0/02h, DNR) under its CID when it has one (63 and 4 bytes), and dropped unanswered when it has none (3 bytes); the queue then still serves", CP, |d: Dut| async move {
             let (_t, _c, mut io) = software_queue(&d).await?;

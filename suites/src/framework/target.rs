@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::api::{NsCounters, OffloadProvider};
+use harness::api::{NsCounters, NvmfCaps, OffloadProvider};
 use harness::backend::emulated::{BackendController, Fault, LbaFormat};
 use harness::backend::vfio::PciAddress;
 use harness::fabric::sim::SIM0_ADDR;
@@ -124,6 +124,47 @@ pub fn one_subsystem_on_vfio(pci: PciAddress) -> String {
          [[subsystem]]\nnqn = \"{SUB_A}\"\nhosts = [\"{HOSTNQN}\", \"{HOSTNQN_2}\"]\n\
          queue_depth = 64\n\n[subsystem.backend]\nkind = \"vfio\"\npci = \"{pci}\"\n"
     )
+}
+
+/// What a subsystem's maximum data transfer size is unless its `mdts` sets it: 1 MiB.
+pub const MDTS_DEFAULT: u64 = 1 << 20;
+
+/// The maximum data transfer size (bytes) the reference target advertises, and serves,
+/// for a subsystem with `mdts` configured (`None`: [`MDTS_DEFAULT`]), as `docs/target.md`
+/// states it: that size, except that an offloaded subsystem on a device without
+/// non-offloaded ops advertises no more than `max_io_sz` (down to a power of two).
+pub fn advertised_mdts(caps: &NvmfCaps, offload: bool, mdts: Option<u64>) -> u64 {
+    let configured = mdts.unwrap_or(MDTS_DEFAULT);
+    if offload && !caps.supports_non_offloaded_ops {
+        let mut floor = 4096;
+        while floor * 2 <= u64::from(caps.max_io_sz) {
+            floor *= 2;
+        }
+        configured.min(floor)
+    } else {
+        configured
+    }
+}
+
+/// [`one_subsystem_with`] namespace 1 only, of `blocks` blocks, and `mdts = "..."` when
+/// `mdts` is given.
+pub fn one_subsystem_sized(
+    format: LbaFormat,
+    offload: bool,
+    blocks: u64,
+    mdts: Option<&str>,
+) -> String {
+    let size = |n: u64| format!("size = {}\n", n * u64::from(format.data));
+    let mdts = mdts
+        .map(|m| format!("mdts = \"{m}\"\n"))
+        .unwrap_or_default();
+    one_subsystem_with(&[1], format, offload)
+        .replacen(&size(NS_BLOCKS), &size(blocks), 1)
+        .replacen(
+            "queue_depth = 64\n",
+            &format!("queue_depth = 64\n{mdts}"),
+            1,
+        )
 }
 
 /// One subsystem [`SUB_A`] on [`PORT_A`] like [`one_subsystem`], with namespaces `nsids`;

@@ -41,6 +41,7 @@ pub struct SharedController {
     address: PciAddress,
     namespaces: Vec<VfioNamespace>,
     model: String,
+    max_transfer: Option<u64>,
     inner: Mutex<Inner>,
 }
 
@@ -64,10 +65,14 @@ impl SharedController {
     pub fn open_in(address: PciAddress, roots: &Roots) -> Result<SharedController, VfioError> {
         let mut ctrl = VfioController::open(address, roots)?;
         let sw = ctrl.create_io_queue(SOFTWARE_QID, SOFTWARE_DEPTH)?;
+        // MDTS is in units of the minimum memory page size (CAP.MPSMIN); 0: no limit.
+        let mdts = ctrl.identify_controller().mdts;
+        let page = 4096u64 << ctrl.cap().mpsmin;
         Ok(SharedController {
             address,
             namespaces: ctrl.namespaces().to_vec(),
             model: ctrl.identify_controller().mn.trim().to_string(),
+            max_transfer: (mdts != 0).then(|| page.saturating_mul(1u64 << mdts.min(40))),
             inner: Mutex::new(Inner {
                 ctrl,
                 sw,
@@ -84,6 +89,12 @@ impl SharedController {
     /// Its model (Identify Controller MN, trimmed).
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// The largest data transfer of one command it takes (Identify Controller MDTS), bytes;
+    /// `None`: no limit.
+    pub fn max_transfer(&self) -> Option<u64> {
+        self.max_transfer
     }
 
     /// Its active namespaces, as identified at open.
