@@ -15,6 +15,9 @@ USERLAND_PKGS=(
   ibverbs-providers ibverbs-utils rdmacm-utils libibverbs1 librdmacm1 perftest
   nvme-cli libdbus-1-3   # nvme-cli dlopens libdbus
   fio
+  # blktests (stage t): what its scripts run beyond busybox
+  util-linux mount gawk diffutils bc uuid-runtime sed grep findutils procps udev
+  bsdextrautils   # column, for blktests' output
 )
 
 # Kernel modules to carry; their dependencies come along through modules.dep.
@@ -152,6 +155,10 @@ main() {
   check_libs "$root"
   install_modules "$root" "$kern" "$kver"
   cp "$SOFTROCE_DIR/guest/init" "$root/init"
+  # the kernel's configuration, where tools look for it (blktests decides by it which
+  # tests the kernel can run)
+  mkdir -p "$root/boot"
+  cp "$kern/boot/config-$kver" "$root/boot/"
 
   rm -rf "$img"
   mkdir -p "$img"

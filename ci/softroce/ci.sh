@@ -162,7 +162,7 @@ main() {
   local contract
   contract=$(contract_test_bin)
   [ -n "$contract" ] || log "no fabric_contract test binary under $BINS: stage a will skip"
-  "$SOFTROCE_DIR/run-vm.sh" --timeout 1500 --bins "$BINS" --results "$REPORTS/vm" \
+  "$SOFTROCE_DIR/run-vm.sh" --timeout 2100 --bins "$BINS" --results "$REPORTS/vm" \
     --append "${contract:+nvmf_contract_bin=$contract} ${NVMF_SOFTROCE_APPEND:-}" stages.sh || rc=1
   log "single-VM stages: $((SECONDS - t)) s"
 

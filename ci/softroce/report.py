@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turns a soft-RoCE run's results directory into reports: junit.xml (one test case per stage,
 skips with their reason; stage a's contract cases as a second suite), fio.md (reference target beside kernel target: IOPS and mean
-latency per job, median over the repetitions with the min-max spread) and summary.json.
+latency per job, median over the repetitions with the min-max spread), blktests.md (stage t: each
+blktests test's result against the reference target beside the kernel target) and summary.json.
 
     report.py RESULTS_DIR REPORT_DIR [--suite NAME]
 Exit status: 0 when no stage failed, 1 otherwise.
@@ -33,6 +34,7 @@ STAGES = {
     "v-vfio-backing-store": "the block written through VFIO is in the controller's backing file, read from the host",
     "v-vfio-initiator": "the Linux kernel initiator over rxe0 to the reference target serving QEMU's NVMe controller through VFIO (the engine's queue pair in its own memory): dd write/read-back, fio crc32c verify, the media error reaching the host as EIO, the I/O offloaded",
     "v-vfio-initiator-backing-store": "the 8 MiB the kernel initiator wrote through the reference target's VFIO backend are in the controller's backing file, read from the host",
+    "t-blktests": "blktests' nvme group (the CI selection, ci/softroce/in-vm/blktests/stage.sh) over rdma against nvmf-reference-target and the kernel's nvmet-rdma, each an external target through NVME_TARGET_CONTROL, 16 MiB namespaces; fails when nvme/029 does not pass against the reference target or a test passes against the kernel target only",
     "e-twonode-target": "two VMs over a UDP socket link: the kernel nvmet-rdma target's VM",
     "e-twonode-initiator": "two VMs over a UDP socket link: the initiator's VM (discover, connect, dd+cmp, fio verify, fio, disconnect)",
     "e-twonode-remote-target": "two VMs: the target VM's nvmf-reference-target --control --fabric verbs, serving the initiator VM's runner",
@@ -198,6 +200,65 @@ def fio_table(runs, meta):
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 
+def blktests_results(results):
+    """{target: {test: {key: value}}} from blktests' result files (tab-separated key and value
+    per line) under RESULTS/**/blktests/TARGET/nodev*/GROUP/NNN."""
+    out = {}
+    pattern = os.path.join(results, "**", "blktests", "*", "nodev*", "*", "[0-9][0-9][0-9]")
+    for path in sorted(glob.glob(pattern, recursive=True)):
+        parts = path.split(os.sep)
+        target, test = parts[-4], parts[-2] + "/" + parts[-1]
+        fields = dict(l.split("\t", 1) for l in read(path).splitlines() if "\t" in l)
+        out.setdefault(target, {})[test] = fields
+    # blktests prints a test's reasons for not running it on its console only: the indented
+    # lines after "nvme/NNN (...) [not run]" (not "    KEY ... VALUE", its last run's figures)
+    for log in glob.glob(os.path.join(results, "**", "blktests", "*.log"), recursive=True):
+        target = os.path.basename(log)[: -len(".log")]
+        test, reasons = None, {}
+        for line in clean(read(log)).replace("\r", "\n").splitlines():
+            m = re.match(r"^(\S+/\d{3}) .*\[not run\]\s*$", line)
+            if m:
+                test = m.group(1)
+            elif test and line.startswith("    ") and line.strip() and not re.match(r"^\s+\S+\s+\.\.\.", line):
+                reasons.setdefault(test, [])
+                if line.strip() not in reasons[test]:
+                    reasons[test].append(line.strip())
+            elif not line.startswith(" "):
+                test = None
+        for t, rs in reasons.items():
+            if t in out.get(target, {}):
+                out[target][t].setdefault("reason", "; ".join(rs))
+    return out
+
+
+def blktests_table(runs, meta):
+    """The side-by-side table of blktests.md."""
+    def cell(f):
+        if not f:
+            return "—"
+        status = f.get("status", "?")
+        if status == "not run":
+            return "not run: " + f.get("reason", "").replace("|", "/").strip()
+        runtime = f.get("runtime", "").split()[0] if f.get("runtime") else ""
+        return f"**{status}**" + (f" ({runtime})" if runtime else "")
+    tests = sorted({t for r in runs.values() for t in r})
+    lines = ["| test | what it checks | reference target | kernel nvmet-rdma |", "|---|---|---|---|"]
+    for t in tests:
+        ref, ker = runs.get("reference", {}).get(t), runs.get("kernel", {}).get(t)
+        desc = ((ref or ker or {}).get("description", "")).replace("|", "/")
+        lines.append(f"| {t} | {desc} | {cell(ref)} | {cell(ker)} |")
+    count = lambda r, v: sum(1 for f in r.values() if f.get("status") == v)
+    totals = ", ".join(
+        f"{name}: {count(runs.get(name, {}), 'pass')} passed, {count(runs.get(name, {}), 'fail')} failed, "
+        f"{count(runs.get(name, {}), 'not run')} not run"
+        for name in ("reference", "kernel"))
+    note = (f"blktests (vendored, `ci/softroce/vendor/blktests`) over rdma on rxe0, 16 MiB namespaces, "
+            f"each target external through NVME_TARGET_CONTROL; kernel {meta.get('kernel', '?')}, "
+            f"{meta.get('cpus', '?')} vCPUs under QEMU TCG. {totals}. Runtimes in seconds; "
+            "— : no result (the run was cut short, or the test was not selected for that target).")
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
 def main():
     args = sys.argv[1:]
     suite = "softroce"
@@ -226,9 +287,14 @@ def main():
                         "The reference target drives it through its VFIO backend; nvmet-rdma serves "
                         "it as a block device (the nvme driver), rebound between the two in turn.\n\n"
                         + fio_table(vfio_runs, vfio_meta))
+    blk = blktests_results(results)
+    if blk:
+        with open(os.path.join(report, "blktests.md"), "w") as f:
+            f.write("# blktests' nvme group: reference target vs kernel nvmet-rdma\n\n" + blktests_table(blk, meta))
     summary = {"stages": [{"id": s[0], "verdict": s[1], "reason": s[2], "seconds": float(s[3])} for s in stages],
                "meta": meta,
                "fio": {f"{t}/{j}": [{"iops": i, "mean_lat_us": l} for i, l in v] for (t, j), v in runs.items()},
+               "blktests": {t: {k: v.get("status") for k, v in r.items()} for t, r in blk.items()},
                "fio_vfio": {f"{t}/{j}": [{"iops": i, "mean_lat_us": l} for i, l in v] for (t, j), v in vfio_runs.items()}}
     with open(os.path.join(report, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)

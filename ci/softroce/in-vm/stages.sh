@@ -9,15 +9,18 @@
 #   d  kernel-target       the kernel's nvmet-rdma target: discover, connect, verify, disconnect
 #   c  reference-target    the same against nvmf-reference-target --fabric verbs
 #   d/c  ...-fio           4 KiB randread/randwrite at QD 1 and 32 on both targets, interleaved
+#   t  blktests            blktests' nvme group (a selection) against both targets over rdma
+#                          (blktests/stage.sh)
 # a, b, r and c skip, with the reason, while the shared binaries do not offer --fabric verbs.
 # Settings (kernel arguments, from run-vm.sh --append): nvmf_fio_runtime (s, default 10),
 # nvmf_fio_reps (default 3), nvmf_c_rounds (stage c's sessions, default 1), nvmf_stages
-# (default "a,b,p,r,c,d"), nvmf_conform_filter (stage b, default: every offload area),
+# (default "a,b,p,r,c,d,t"), nvmf_blktests and more (blktests/stage.sh), nvmf_conform_filter (stage b, default: every offload area),
 # nvmf_conform_mode (stage b: run, or replay = one process per case under nvmf_case_bound
 # seconds), nvmf_timeout_scale (default 8), nvmf_target_log
 # (stage c's --log-level, default info), nvmf_contract_bin (stage a).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/blktests/stage.sh"
 
 IP=10.0.2.15
 KERNEL_NQN=nqn.2026-11.io.nvmf-conform:softroce-kernel
@@ -28,7 +31,7 @@ CONTROL_PORT=4800      # stage r's control channel (TCP)
 OFFLOAD_AREAS=caps,srq,ctrl,mapping,connect,admin,datapath,software,srq-verbs,target-io,unsupported,pci-error,timeout,backend-error,recovery,security
 RUNTIME=$(karg fio_runtime 10)
 REPS=$(karg fio_reps 3)
-SELECTED=$(karg stages "a,b,p,r,c,d" | tr ',' ' ')
+SELECTED=$(karg stages "a,b,p,r,c,d,t" | tr ',' ' ')
 TIMEOUT_SCALE=$(karg timeout_scale 8)
 
 selected() { [[ " $SELECTED " == *" $1 "* ]]; }
@@ -300,6 +303,7 @@ main() {
   [ ! -f /tmp/reference.pid ] || kill "$(cat /tmp/reference.pid)" 2>/dev/null || true
   nvme disconnect-all >/dev/null 2>&1 || true
   kernel_target_stop "$KERNEL_NQN" || true
+  if selected t; then run_stage t-blktests stage_t || failed=1; fi
   return $failed
 }
 
