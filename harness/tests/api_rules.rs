@@ -63,11 +63,7 @@ fn mrs() -> Vec<MrInfo> {
 
 fn srq() -> NvmfSrqAttrs {
     NvmfSrqAttrs {
-        rq: SrqInit {
-            max_wr: 256,
-            max_sge: 1,
-            srq_limit: 0,
-        },
+        rq: SrqInit::new(256),
         offload_ops: OffloadOps::READ_WRITE_FLUSH,
         max_namespaces: 8,
         nvme_log_page_sz: 0,
@@ -611,11 +607,7 @@ fn any_srq() -> impl Strategy<Value = NvmfSrqAttrs> {
     )
         .prop_map(
             |(ops, max_ns, lps, ioccsz, icdoff, io, depth, sb)| NvmfSrqAttrs {
-                rq: SrqInit {
-                    max_wr: 1,
-                    max_sge: 1,
-                    srq_limit: 0,
-                },
+                rq: SrqInit::new(1),
                 offload_ops: OffloadOps::from_bits_retain(ops),
                 max_namespaces: max_ns,
                 nvme_log_page_sz: lps,

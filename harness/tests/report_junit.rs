@@ -39,8 +39,7 @@ fn junit_validates_against_the_schema() {
             seed: 3,
             shard: Some("merged 1..3 of 3".into()),
             version: "0.1.0".into(),
-            replay: vec![],
-            control_plane: vec![],
+            ..RunMeta::default()
         },
         cases: vec![
             rec("a.pass", Verdict::Pass),

@@ -7,20 +7,12 @@ use harness::report::{self, merge, merge_dirs, MergeError, ReportError};
 use harness::runner::{CaseRecord, RunMeta, RunResult, Verdict};
 
 fn rec(id: &str, verdict: Verdict) -> CaseRecord {
+    let area = id.rsplit_once('.').unwrap().0;
     CaseRecord {
-        id: id.into(),
-        area: id.rsplit_once('.').unwrap().0.into(),
-        description: format!("what {id} checks"),
         requirement: (!id.starts_with("fabric")).then(|| id.to_uppercase()),
-        verdict,
         wall: Duration::from_millis(3),
         trace: vec![format!("host     call    {id} -> ok")],
-        note: None,
-        expected: None,
-        expected_from: None,
-        failed_at: None,
-        blamed: None,
-        checks: vec![],
+        ..CaseRecord::new(id, area, &format!("what {id} checks"), verdict)
     }
 }
 
@@ -72,10 +64,9 @@ fn whole() -> RunResult {
             ],
             fabric: "sim".into(),
             seed: 42,
-            shard: None,
             version: "0.1.0".into(),
             replay: vec!["--seed".into(), "42".into(), "--quirk".into(), "x".into()],
-            control_plane: vec![],
+            ..RunMeta::default()
         },
         cases,
     }

@@ -108,18 +108,12 @@ fn run_group(
 /// An error record for `entry`.
 fn error_record(entry: &Entry, message: String) -> CaseRecord {
     CaseRecord {
-        id: entry.id.clone(),
-        area: entry.area.clone(),
-        description: entry.description.clone(),
         requirement: entry.requirement.map(str::to_string),
-        verdict: Verdict::Error(message),
-        wall: Duration::ZERO,
-        trace: Vec::new(),
-        note: None,
-        expected: None,
-        expected_from: None,
-        failed_at: None,
-        blamed: None,
-        checks: vec![],
+        ..CaseRecord::new(
+            &entry.id,
+            &entry.area,
+            &entry.description,
+            Verdict::Error(message),
+        )
     }
 }

@@ -516,11 +516,7 @@ mod tests {
 
     fn srq() -> NvmfSrqAttrs {
         NvmfSrqAttrs {
-            rq: SrqInit {
-                max_wr: 128,
-                max_sge: 1,
-                srq_limit: 0,
-            },
+            rq: SrqInit::new(128),
             offload_ops: OffloadOps::READ_WRITE_FLUSH,
             max_namespaces: 8,
             nvme_log_page_sz: 0,

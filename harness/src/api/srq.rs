@@ -85,11 +85,7 @@ mod tests {
 
     fn attrs(ioccsz: u32, icdoff: u16) -> NvmfSrqAttrs {
         NvmfSrqAttrs {
-            rq: SrqInit {
-                max_wr: 64,
-                max_sge: 1,
-                srq_limit: 0,
-            },
+            rq: SrqInit::new(64),
             offload_ops: OffloadOps::READ_WRITE,
             max_namespaces: 4,
             nvme_log_page_sz: 0,

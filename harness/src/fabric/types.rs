@@ -409,6 +409,19 @@ pub struct QpInit {
     pub cap: QpCap,
 }
 
+impl QpInit {
+    /// Both queues completing on `cq`, receives from `srq` (the QP's own queue when `None`),
+    /// default sizes.
+    pub fn on_cq(cq: CqId, srq: Option<SrqId>) -> QpInit {
+        QpInit {
+            send_cq: cq,
+            recv_cq: cq,
+            srq,
+            cap: QpCap::default(),
+        }
+    }
+}
+
 /// A new queue pair: handle and wire number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct QpInfo {
@@ -496,6 +509,17 @@ pub struct SrqInit {
     pub max_sge: u32,
     /// Limit watermark armed at creation (0 = not armed).
     pub srq_limit: u32,
+}
+
+impl SrqInit {
+    /// `max_wr` receives of one scatter entry each, the limit not armed.
+    pub fn new(max_wr: u32) -> SrqInit {
+        SrqInit {
+            max_wr,
+            max_sge: 1,
+            srq_limit: 0,
+        }
+    }
 }
 
 /// What `ibv_query_srq` tells.

@@ -208,19 +208,9 @@ mod tests {
 
     fn sample() -> RunResult {
         let rec = |id: &str, area: &str, verdict| CaseRecord {
-            id: id.into(),
-            area: area.into(),
-            description: "d".into(),
-            verdict,
             wall: Duration::from_nanos(1_234_567),
             trace: vec!["host wc SEND ok".into()],
-            note: None,
-            requirement: None,
-            expected: None,
-            expected_from: None,
-            failed_at: None,
-            blamed: None,
-            checks: vec![],
+            ..CaseRecord::new(id, area, "d", verdict)
         };
         RunResult {
             meta: RunMeta {
@@ -234,8 +224,7 @@ mod tests {
                 seed: 7,
                 shard: Some("1/2".into()),
                 version: "0.1.0".into(),
-                replay: vec![],
-                control_plane: vec![],
+                ..RunMeta::default()
             },
             cases: vec![
                 rec("a.one", "a", Verdict::Pass),

@@ -336,26 +336,14 @@ fn cell(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
     use crate::runner::RunMeta;
 
     fn rec(id: &str, req: Option<&str>, verdict: Verdict) -> CaseRecord {
         CaseRecord {
-            id: id.into(),
-            area: id.split('.').next().unwrap().into(),
-            description: "d".into(),
             requirement: req.map(str::to_string),
-            verdict,
-            wall: Duration::ZERO,
-            trace: vec![],
-            note: None,
-            expected: None,
-            expected_from: None,
-            failed_at: None,
-            blamed: None,
-            checks: vec![],
+            ..CaseRecord::new(id, id.split('.').next().unwrap(), "d", verdict)
         }
     }
 
@@ -369,11 +357,8 @@ mod tests {
                     ("max_io_sz".into(), "131072".into()),
                 ],
                 fabric: "sim".into(),
-                seed: 0,
-                shard: None,
                 version: "0".into(),
-                replay: vec![],
-                control_plane: vec![],
+                ..RunMeta::default()
             },
             cases,
         }

@@ -87,6 +87,26 @@ pub struct CaseRecord {
 }
 
 impl CaseRecord {
+    /// A record of case `id` in `area` with `verdict` and nothing else yet: no requirement,
+    /// no trace, no time, no note, no expected trace, no blame, no checks.
+    pub fn new(id: &str, area: &str, description: &str, verdict: Verdict) -> CaseRecord {
+        CaseRecord {
+            id: id.into(),
+            area: area.into(),
+            description: description.into(),
+            requirement: None,
+            verdict,
+            wall: Duration::ZERO,
+            trace: Vec::new(),
+            note: None,
+            expected: None,
+            expected_from: None,
+            failed_at: None,
+            blamed: None,
+            checks: Vec::new(),
+        }
+    }
+
     /// The requirement a failure of this case is attributed to: the failed check's, else
     /// the case's own.
     pub fn blamed_requirement(&self) -> Option<&str> {
@@ -95,7 +115,7 @@ impl CaseRecord {
 }
 
 /// What was tested, how, and with which seed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunMeta {
     /// Device under test, e.g. `reference:full` or `fabric:sim`.
     pub target: String,
@@ -253,21 +273,7 @@ mod tests {
     use super::*;
 
     fn rec(id: &str, area: &str, verdict: Verdict) -> CaseRecord {
-        CaseRecord {
-            id: id.into(),
-            area: area.into(),
-            description: "d".into(),
-            verdict,
-            wall: Duration::ZERO,
-            trace: vec![],
-            note: None,
-            requirement: None,
-            expected: None,
-            expected_from: None,
-            failed_at: None,
-            blamed: None,
-            checks: vec![],
-        }
+        CaseRecord::new(id, area, "d", verdict)
     }
 
     fn run(cases: Vec<CaseRecord>) -> RunResult {
@@ -275,13 +281,10 @@ mod tests {
             meta: RunMeta {
                 target: "t".into(),
                 profile: "full".into(),
-                caps: vec![],
                 fabric: "sim".into(),
                 seed: 1,
-                shard: None,
                 version: "0".into(),
-                replay: vec![],
-                control_plane: vec![],
+                ..RunMeta::default()
             },
             cases,
         }

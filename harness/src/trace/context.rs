@@ -62,6 +62,12 @@ impl TracedContext {
         self.line("call", format!("{what} -> {out}"));
     }
 
+    /// Records a call as "ok" or its errno and hands its result back.
+    fn done<T>(&self, what: String, r: Result<T>) -> Result<T> {
+        self.call(what, &r, |_| "ok".into());
+        r
+    }
+
     fn n(&self, kind: &'static str, raw: u32) -> String {
         self.names.of(&self.actor, kind, u64::from(raw))
     }
@@ -326,10 +332,7 @@ impl DeviceContext for TracedContext {
 
     fn dealloc_pd(&self, pd: PdId) -> Result<()> {
         let r = self.inner.dealloc_pd(pd);
-        self.call(format!("dealloc_pd {}", self.n("pd", pd.0)), &r, |_| {
-            "ok".into()
-        });
-        r
+        self.done(format!("dealloc_pd {}", self.n("pd", pd.0)), r)
     }
 
     fn reg_mr(&self, pd: PdId, len: u64, a: Access) -> Result<MrInfo> {
@@ -378,10 +381,7 @@ impl DeviceContext for TracedContext {
 
     fn destroy_cq(&self, cq: CqId) -> Result<()> {
         let r = self.inner.destroy_cq(cq);
-        self.call(format!("destroy_cq {}", self.n("cq", cq.0)), &r, |_| {
-            "ok".into()
-        });
-        r
+        self.done(format!("destroy_cq {}", self.n("cq", cq.0)), r)
     }
 
     fn poll_cq(&self, cq: CqId, max: usize) -> Result<Vec<WorkCompletion>> {
@@ -415,12 +415,7 @@ impl DeviceContext for TracedContext {
 
     fn arm_srq(&self, srq: SrqId, limit: u32) -> Result<()> {
         let r = self.inner.arm_srq(srq, limit);
-        self.call(
-            format!("arm_srq {} limit={limit}", self.n("srq", srq.0)),
-            &r,
-            |_| "ok".into(),
-        );
-        r
+        self.done(format!("arm_srq {} limit={limit}", self.n("srq", srq.0)), r)
     }
 
     fn query_srq(&self, srq: SrqId) -> Result<SrqAttr> {
@@ -429,10 +424,7 @@ impl DeviceContext for TracedContext {
 
     fn destroy_srq(&self, srq: SrqId) -> Result<()> {
         let r = self.inner.destroy_srq(srq);
-        self.call(format!("destroy_srq {}", self.n("srq", srq.0)), &r, |_| {
-            "ok".into()
-        });
-        r
+        self.done(format!("destroy_srq {}", self.n("srq", srq.0)), r)
     }
 
     fn post_srq_recv(&self, srq: SrqId, wr: &RecvWr) -> Result<()> {
@@ -470,12 +462,10 @@ impl DeviceContext for TracedContext {
 
     fn modify_qp(&self, qp: QpId, attr: &QpAttr) -> Result<()> {
         let r = self.inner.modify_qp(qp, attr);
-        self.call(
+        self.done(
             format!("modify_qp {} {:?}", self.n("qp", qp.0), attr.state),
-            &r,
-            |_| "ok".into(),
-        );
-        r
+            r,
+        )
     }
 
     fn query_qp(&self, qp: QpId) -> Result<QpState> {
@@ -484,10 +474,7 @@ impl DeviceContext for TracedContext {
 
     fn destroy_qp(&self, qp: QpId) -> Result<()> {
         let r = self.inner.destroy_qp(qp);
-        self.call(format!("destroy_qp {}", self.n("qp", qp.0)), &r, |_| {
-            "ok".into()
-        });
-        r
+        self.done(format!("destroy_qp {}", self.n("qp", qp.0)), r)
     }
 
     fn post_send(&self, qp: QpId, wr: &SendWr) -> Result<()> {
@@ -559,10 +546,7 @@ impl DeviceContext for TracedContext {
 
     fn cm_listen(&self, addr: SocketAddr) -> Result<ListenerId> {
         let r = self.inner.cm_listen(addr);
-        self.call(format!("cm_listen port={}", addr.port()), &r, |_| {
-            "ok".into()
-        });
-        r
+        self.done(format!("cm_listen port={}", addr.port()), r)
     }
 
     fn cm_close_listener(&self, listener: ListenerId) -> Result<()> {
@@ -587,37 +571,25 @@ impl DeviceContext for TracedContext {
     fn cm_accept(&self, conn: ConnId, qp: QpId, param: &ConnParam) -> Result<()> {
         let r = self.inner.cm_accept(conn, qp, param);
         let c = self.names.add(&self.actor, "conn", u64::from(conn.0));
-        self.call(
+        self.done(
             format!(
                 "cm_accept {c} {} {}",
                 self.n("qp", qp.0),
                 cm_accept(&param.private_data)
             ),
-            &r,
-            |_| "ok".into(),
-        );
-        r
+            r,
+        )
     }
 
     fn cm_reject(&self, conn: ConnId, private_data: &[u8]) -> Result<()> {
         let r = self.inner.cm_reject(conn, private_data);
         let c = self.names.add(&self.actor, "conn", u64::from(conn.0));
-        self.call(
-            format!("cm_reject {c} {}", cm_reject(private_data)),
-            &r,
-            |_| "ok".into(),
-        );
-        r
+        self.done(format!("cm_reject {c} {}", cm_reject(private_data)), r)
     }
 
     fn cm_disconnect(&self, conn: ConnId) -> Result<()> {
         let r = self.inner.cm_disconnect(conn);
-        self.call(
-            format!("cm_disconnect {}", self.n("conn", conn.0)),
-            &r,
-            |_| "ok".into(),
-        );
-        r
+        self.done(format!("cm_disconnect {}", self.n("conn", conn.0)), r)
     }
 
     fn cm_destroy(&self, conn: ConnId) -> Result<()> {

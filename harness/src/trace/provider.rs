@@ -50,6 +50,12 @@ impl TracedProvider {
             .push(&self.actor, "call", format!("{what} -> {out}"));
     }
 
+    /// Records a call as "ok" or its errno and hands its result back.
+    fn done<T>(&self, what: String, r: Result<T>) -> Result<T> {
+        self.call(what, &r, |_| "ok".into());
+        r
+    }
+
     fn srq(&self, h: SrqHandle) -> String {
         self.names.of(&self.actor, "nvmf-srq", u64::from(h.0))
     }
@@ -125,10 +131,7 @@ impl OffloadProvider for TracedProvider {
 
     fn destroy_srq(&self, srq: SrqHandle) -> Result<()> {
         let r = self.inner.destroy_srq(srq);
-        self.call(format!("destroy_srq {}", self.srq(srq)), &r, |_| {
-            "ok".into()
-        });
-        r
+        self.done(format!("destroy_srq {}", self.srq(srq)), r)
     }
 
     fn create_nvme_ctrl(&self, srq: SrqHandle, attrs: &NvmeCtrlAttrs) -> Result<CtrlHandle> {
@@ -148,17 +151,15 @@ impl OffloadProvider for TracedProvider {
 
     fn remove_nvme_ctrl(&self, srq: SrqHandle, ctrl: CtrlHandle) -> Result<()> {
         let r = self.inner.remove_nvme_ctrl(srq, ctrl);
-        self.call(
+        self.done(
             format!("remove_nvme_ctrl {} {}", self.srq(srq), self.ctrl(ctrl)),
-            &r,
-            |_| "ok".into(),
-        );
-        r
+            r,
+        )
     }
 
     fn map_nsid(&self, ctrl: CtrlHandle, m: &NsMapping) -> Result<()> {
         let r = self.inner.map_nsid(ctrl, m);
-        self.call(
+        self.done(
             format!(
                 "map_nsid {} fe_nsid={} nvme_nsid={} lba_data_size={}",
                 self.ctrl(ctrl),
@@ -166,34 +167,28 @@ impl OffloadProvider for TracedProvider {
                 m.nvme_nsid,
                 m.lba_data_size
             ),
-            &r,
-            |_| "ok".into(),
-        );
-        r
+            r,
+        )
     }
 
     fn unmap_nsid(&self, ctrl: CtrlHandle, fe_nsid: u32) -> Result<()> {
         let r = self.inner.unmap_nsid(ctrl, fe_nsid);
-        self.call(
+        self.done(
             format!("unmap_nsid {} fe_nsid={fe_nsid}", self.ctrl(ctrl)),
-            &r,
-            |_| "ok".into(),
-        );
-        r
+            r,
+        )
     }
 
     fn qp_set_nvmf(&self, qp: QpId, flags: QpNvmfFlags) -> Result<()> {
         let r = self.inner.qp_set_nvmf(qp, flags);
-        self.call(
+        self.done(
             format!(
                 "qp_set_nvmf {} flags={:#x}",
                 self.names.of(&self.ctx_actor, "qp", u64::from(qp.0)),
                 flags.bits()
             ),
-            &r,
-            |_| "ok".into(),
-        );
-        r
+            r,
+        )
     }
 
     fn ns_counters(&self, ctrl: CtrlHandle, fe_nsid: u32) -> Result<NsCounters> {
@@ -224,9 +219,6 @@ impl OffloadProvider for TracedProvider {
 
     fn inject_pci_error(&self, ctrl: CtrlHandle) -> Result<()> {
         let r = self.inner.inject_pci_error(ctrl);
-        self.call(format!("inject_pci_error {}", self.ctrl(ctrl)), &r, |_| {
-            "ok".into()
-        });
-        r
+        self.done(format!("inject_pci_error {}", self.ctrl(ctrl)), r)
     }
 }

@@ -21,6 +21,7 @@
 //! [`CmRejectStatus::InvalidRecfmt`].
 
 use super::field::{check_len, check_zero, get_u16, set_u16, Field};
+use super::view::view;
 use super::{Result, WireError};
 
 /// Length of the CM request private data.
@@ -114,37 +115,12 @@ impl From<CmRejectStatus> for u16 {
     }
 }
 
-macro_rules! view {
+/// A CM private-data view ([`view!`]) with its Record Format, first in every one of them.
+macro_rules! cm_view {
     ($(#[$m:meta])* $name:ident, $len:expr, $what:literal) => {
-        $(#[$m])*
-        #[derive(Debug, Clone)]
-        pub struct $name<T: AsRef<[u8]>> {
-            buffer: T,
-        }
+        view!($(#[$m])* $name, $len, $what);
 
         impl<T: AsRef<[u8]>> $name<T> {
-            /// Wraps a buffer without checking its length; getters panic on a short buffer.
-            pub const fn new_unchecked(buffer: T) -> $name<T> {
-                $name { buffer }
-            }
-
-            /// Wraps a buffer long enough for the structure (longer is fine).
-            pub fn new_checked(buffer: T) -> Result<$name<T>> {
-                let v = $name::new_unchecked(buffer);
-                v.check_len()?;
-                Ok(v)
-            }
-
-            /// `Err(Truncated)` if the buffer is too short.
-            pub fn check_len(&self) -> Result<()> {
-                check_len($what, $len, self.buffer.as_ref().len())
-            }
-
-            /// Returns the underlying buffer.
-            pub fn into_inner(self) -> T {
-                self.buffer
-            }
-
             /// Record Format.
             pub fn recfmt(&self) -> u16 {
                 get_u16(self.buffer.as_ref(), field::RECFMT.start)
@@ -160,19 +136,19 @@ macro_rules! view {
     };
 }
 
-view!(
+cm_view!(
     /// A read/write view of the CM request private data.
     CmRequest,
     CM_REQUEST_LEN,
     "cm request private data"
 );
-view!(
+cm_view!(
     /// A read/write view of the CM accept private data.
     CmAccept,
     CM_ACCEPT_LEN,
     "cm accept private data"
 );
-view!(
+cm_view!(
     /// A read/write view of the CM reject private data.
     CmReject,
     CM_REJECT_LEN,

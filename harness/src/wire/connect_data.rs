@@ -16,6 +16,7 @@
 //! emitting.
 
 use super::field::{check_len, check_zero, get_u16, set_u16, Field};
+use super::view::view;
 use super::{Result, WireError};
 
 /// Length of the Connect data in bytes.
@@ -42,36 +43,14 @@ pub mod field {
     pub const RESERVED2: Field = 768..1024;
 }
 
-/// A read/write view of the Connect data.
-#[derive(Debug, Clone)]
-pub struct ConnectData<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A read/write view of the Connect data.
+    ConnectData,
+    CONNECT_DATA_LEN,
+    "connect data"
+);
 
 impl<T: AsRef<[u8]>> ConnectData<T> {
-    /// Wraps a buffer without checking its length; getters panic if it is shorter than
-    /// 1024 bytes.
-    pub const fn new_unchecked(buffer: T) -> ConnectData<T> {
-        ConnectData { buffer }
-    }
-
-    /// Wraps a buffer of at least 1024 bytes.
-    pub fn new_checked(buffer: T) -> Result<ConnectData<T>> {
-        let d = ConnectData::new_unchecked(buffer);
-        d.check_len()?;
-        Ok(d)
-    }
-
-    /// `Err(Truncated)` if the buffer is shorter than 1024 bytes.
-    pub fn check_len(&self) -> Result<()> {
-        check_len("connect data", CONNECT_DATA_LEN, self.buffer.as_ref().len())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// Host Identifier.
     pub fn hostid(&self) -> [u8; 16] {
         let mut id = [0u8; 16];

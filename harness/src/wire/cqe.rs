@@ -12,6 +12,7 @@
 
 use super::field::{check_len, get_u16, get_u32, get_u64, set_u16, set_u64, Field};
 use super::status::Status;
+use super::view::view;
 use super::Result;
 
 /// Length of a completion queue entry in bytes.
@@ -36,35 +37,14 @@ pub mod field {
     pub const STATUS: Field = 14..16;
 }
 
-/// A read/write view of a completion queue entry.
-#[derive(Debug, Clone)]
-pub struct Cqe<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A read/write view of a completion queue entry.
+    Cqe,
+    CQE_LEN,
+    "cqe"
+);
 
 impl<T: AsRef<[u8]>> Cqe<T> {
-    /// Wraps a buffer without checking its length; getters panic if it is shorter than 16.
-    pub const fn new_unchecked(buffer: T) -> Cqe<T> {
-        Cqe { buffer }
-    }
-
-    /// Wraps a buffer of at least 16 bytes.
-    pub fn new_checked(buffer: T) -> Result<Cqe<T>> {
-        let c = Cqe::new_unchecked(buffer);
-        c.check_len()?;
-        Ok(c)
-    }
-
-    /// `Err(Truncated)` if the buffer is shorter than 16 bytes.
-    pub fn check_len(&self) -> Result<()> {
-        check_len("cqe", CQE_LEN, self.buffer.as_ref().len())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// DW0 | DW1 << 32.
     pub fn result(&self) -> u64 {
         get_u64(self.buffer.as_ref(), field::RESULT.start)

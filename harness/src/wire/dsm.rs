@@ -12,6 +12,7 @@
 //! No field is reserved: every value parses.
 
 use super::field::{check_len, get_u32, get_u64, set_u32, set_u64, Field};
+use super::view::view;
 use super::Result;
 
 /// Length of one range descriptor.
@@ -28,24 +29,14 @@ pub mod field {
     pub const SLBA: Field = 8..16;
 }
 
-/// A view over one range descriptor.
-#[derive(Debug, Clone, Copy)]
-pub struct DsmRange<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A view over one range descriptor.
+    DsmRange,
+    DSM_RANGE_LEN,
+    "DSM range"
+);
 
 impl<T: AsRef<[u8]>> DsmRange<T> {
-    /// Wraps `buffer` without checking its length (getters panic on a short buffer).
-    pub fn new_unchecked(buffer: T) -> DsmRange<T> {
-        DsmRange { buffer }
-    }
-
-    /// Wraps `buffer`, checking it holds a whole descriptor.
-    pub fn new_checked(buffer: T) -> Result<DsmRange<T>> {
-        check_len("DSM range", DSM_RANGE_LEN, buffer.as_ref().len())?;
-        Ok(DsmRange { buffer })
-    }
-
     /// Context attributes.
     pub fn cattr(&self) -> u32 {
         get_u32(self.buffer.as_ref(), field::CATTR.start)

@@ -35,6 +35,7 @@ use super::opcode::{FabricsType, FABRICS_OPCODE};
 use super::sgl::{Sgl, SglRepr};
 use super::sqe::{Psdt, SQE_LEN};
 use super::status::Status;
+use super::view::view;
 use super::{Result, WireError};
 
 /// The Connect data and Connect SQE value of CNTLID asking for a dynamic controller.
@@ -91,35 +92,14 @@ const FLAGS_RESERVED: u8 = 0x3f;
 const PSDT_SHIFT: u8 = 6;
 const ATTRIB_SIZE_MASK: u8 = 0x7;
 
-/// A read/write view of a Fabrics command SQE.
-#[derive(Debug, Clone)]
-pub struct FabricsCmd<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A read/write view of a Fabrics command SQE.
+    FabricsCmd,
+    SQE_LEN,
+    "fabrics command"
+);
 
 impl<T: AsRef<[u8]>> FabricsCmd<T> {
-    /// Wraps a buffer without checking its length; getters panic if it is shorter than 64.
-    pub const fn new_unchecked(buffer: T) -> FabricsCmd<T> {
-        FabricsCmd { buffer }
-    }
-
-    /// Wraps a buffer of at least 64 bytes.
-    pub fn new_checked(buffer: T) -> Result<FabricsCmd<T>> {
-        let c = FabricsCmd::new_unchecked(buffer);
-        c.check_len()?;
-        Ok(c)
-    }
-
-    /// `Err(Truncated)` if the buffer is shorter than 64 bytes.
-    pub fn check_len(&self) -> Result<()> {
-        check_len("fabrics command", SQE_LEN, self.buffer.as_ref().len())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     fn b(&self) -> &[u8] {
         self.buffer.as_ref()
     }

@@ -26,6 +26,8 @@
 //! Identifier 70h) NVMe Base Specification 2.0 and NVMe-oF 1.1. Every layout was cross-checked
 //! against Linux `include/linux/nvme.h` and `include/linux/nvme-rdma.h`.
 
+mod view;
+
 mod admin;
 mod cm;
 mod connect_data;

@@ -23,6 +23,7 @@ use super::field::{
     check_len, check_width, check_zero, get_u16, get_u24, get_u32, get_u64, set_u24, set_u32,
     set_u64, Field,
 };
+use super::view::view;
 use super::{Result, WireError};
 
 /// Length of an SGL descriptor in bytes.
@@ -73,35 +74,14 @@ mod subtype {
     pub const INVALIDATE: u8 = 0xf;
 }
 
-/// A read/write view of an SGL descriptor.
-#[derive(Debug, Clone)]
-pub struct Sgl<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A read/write view of an SGL descriptor.
+    Sgl,
+    SGL_DESC_LEN,
+    "sgl descriptor"
+);
 
 impl<T: AsRef<[u8]>> Sgl<T> {
-    /// Wraps a buffer without checking its length; getters panic if it is shorter than 16.
-    pub const fn new_unchecked(buffer: T) -> Sgl<T> {
-        Sgl { buffer }
-    }
-
-    /// Wraps a buffer of at least 16 bytes.
-    pub fn new_checked(buffer: T) -> Result<Sgl<T>> {
-        let s = Sgl::new_unchecked(buffer);
-        s.check_len()?;
-        Ok(s)
-    }
-
-    /// `Err(Truncated)` if the buffer is shorter than 16 bytes.
-    pub fn check_len(&self) -> Result<()> {
-        check_len("sgl descriptor", SGL_DESC_LEN, self.buffer.as_ref().len())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// The SGL identifier (byte 15).
     pub fn identifier(&self) -> u8 {
         self.buffer.as_ref()[field::IDENTIFIER]

@@ -31,6 +31,7 @@ use super::field::{
 };
 use super::opcode::NvmOpcode;
 use super::sgl::{Sgl, SglRepr};
+use super::view::view;
 use super::{Result, WireError};
 
 /// Length of a submission queue entry in bytes.
@@ -76,35 +77,14 @@ mod flags {
     pub const PSDT_SHIFT: u8 = 6;
 }
 
-/// A read/write view of a submission queue entry.
-#[derive(Debug, Clone)]
-pub struct Sqe<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A read/write view of a submission queue entry.
+    Sqe,
+    SQE_LEN,
+    "sqe"
+);
 
 impl<T: AsRef<[u8]>> Sqe<T> {
-    /// Wraps a buffer without checking its length; getters panic if it is shorter than 64.
-    pub const fn new_unchecked(buffer: T) -> Sqe<T> {
-        Sqe { buffer }
-    }
-
-    /// Wraps a buffer of at least 64 bytes.
-    pub fn new_checked(buffer: T) -> Result<Sqe<T>> {
-        let s = Sqe::new_unchecked(buffer);
-        s.check_len()?;
-        Ok(s)
-    }
-
-    /// `Err(Truncated)` if the buffer is shorter than 64 bytes.
-    pub fn check_len(&self) -> Result<()> {
-        check_len("sqe", SQE_LEN, self.buffer.as_ref().len())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// Opcode (byte 0).
     pub fn opcode(&self) -> u8 {
         self.buffer.as_ref()[field::OPCODE]

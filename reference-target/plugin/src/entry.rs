@@ -129,6 +129,32 @@ pub unsafe extern "C" fn nvmf_offload_close(d: *mut NvmfOffloadDev) {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(b)));
 }
 
+/// Hands the host a table and its context: EINVAL for an unknown device or a null
+/// out-pointer.
+///
+/// # Safety
+/// `d` from `nvmf_offload_open`; `ops`, `ctx` valid out-pointers or null.
+unsafe fn hand_out<T>(
+    d: *mut NvmfOffloadDev,
+    ops: *mut *const T,
+    ctx: *mut *mut c_void,
+    table: *const T,
+    context: impl FnOnce(&Device) -> *mut c_void,
+) -> c_int {
+    let Some(dv) = dev(d) else {
+        return neg(Errno::EINVAL);
+    };
+    if ops.is_null() || ctx.is_null() {
+        return neg(Errno::EINVAL);
+    }
+    // SAFETY: non-null out-pointers from the host.
+    unsafe {
+        ops.write(table);
+        ctx.write(context(dv));
+    }
+    0
+}
+
 /// `nvmf_offload_verbs`.
 ///
 /// # Safety
@@ -139,19 +165,8 @@ pub unsafe extern "C" fn nvmf_offload_verbs(
     ops: *mut *const NvmfVerbsOps,
     ctx: *mut *mut c_void,
 ) -> c_int {
-    let Some(dv) = dev(d) else {
-        return neg(Errno::EINVAL);
-    };
-    if ops.is_null() || ctx.is_null() {
-        return neg(Errno::EINVAL);
-    }
-    let table: *const NvmfVerbsOps = ExportedVerbs::ops();
-    // SAFETY: non-null out-pointers from the host.
-    unsafe {
-        ops.write(table);
-        ctx.write(dv.verbs_ctx());
-    }
-    0
+    // SAFETY: as this function's own contract.
+    unsafe { hand_out(d, ops, ctx, ExportedVerbs::ops(), Device::verbs_ctx) }
 }
 
 /// `nvmf_offload_get_ops`.
@@ -164,19 +179,8 @@ pub unsafe extern "C" fn nvmf_offload_get_ops(
     ops: *mut *const NvmfOffloadOps,
     ctx: *mut *mut c_void,
 ) -> c_int {
-    let Some(dv) = dev(d) else {
-        return neg(Errno::EINVAL);
-    };
-    if ops.is_null() || ctx.is_null() {
-        return neg(Errno::EINVAL);
-    }
-    let table: *const NvmfOffloadOps = ExportedOffload::ops();
-    // SAFETY: non-null out-pointers from the host.
-    unsafe {
-        ops.write(table);
-        ctx.write(dv.offload_ctx());
-    }
-    0
+    // SAFETY: as this function's own contract.
+    unsafe { hand_out(d, ops, ctx, ExportedOffload::ops(), Device::offload_ctx) }
 }
 
 /// `nvmf_offload_progress`.

@@ -151,11 +151,7 @@ impl Target {
                     m.min(l.min(u64::from(u32::MAX)) as u32)
                 });
             let attrs = NvmfSrqAttrs {
-                rq: SrqInit {
-                    max_wr: rq_depth,
-                    max_sge: 1,
-                    srq_limit: 0,
-                },
+                rq: SrqInit::new(rq_depth),
                 offload_ops: caps.allowed_offload_ops(),
                 max_namespaces: caps.max_srq_namespaces.max(1),
                 nvme_log_page_sz: 0,

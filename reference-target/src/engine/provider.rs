@@ -34,14 +34,7 @@ impl OffloadProvider for Engine {
             core.check_srq_room(&nic)?;
             nic.mrs[&attrs.staging_buf.mr]
         };
-        let real = core.real.create_srq(
-            pd,
-            SrqInit {
-                max_wr: attrs.rq.max_wr,
-                max_sge: 1,
-                srq_limit: 0,
-            },
-        )?;
+        let real = core.real.create_srq(pd, SrqInit::new(attrs.rq.max_wr))?;
         let slot_len = u64::from(attrs.ioccsz) * 16;
         let slots = attrs.rq.max_wr;
         let recv_mr = match core

@@ -17,8 +17,8 @@ use harness::backend::emulated::{
 };
 use harness::fabric::sim::{SimFabric, SIM0_ADDR};
 use harness::fabric::{
-    wait, Access, CmEventKind, ConnParam, CqId, DeviceContext, Fabric, MrInfo, PdId, QpCap, QpId,
-    QpInit, SrqId, SrqInit,
+    wait, Access, CmEventKind, ConnParam, CqId, DeviceContext, Fabric, MrInfo, PdId, QpId, QpInit,
+    SrqId, SrqInit,
 };
 use harness::initiator::connect::{cm_establish, CmOptions};
 use harness::initiator::software::connect_through_software;
@@ -157,11 +157,7 @@ pub async fn rig_traced(
 /// `staging` as its staging buffer.
 pub fn srq_attrs(caps: &harness::api::NvmfCaps, staging: &MrInfo, ioccsz: u32) -> NvmfSrqAttrs {
     NvmfSrqAttrs {
-        rq: SrqInit {
-            max_wr: 64,
-            max_sge: 1,
-            srq_limit: 0,
-        },
+        rq: SrqInit::new(64),
         offload_ops: caps.allowed_offload_ops(),
         max_namespaces: 4,
         nvme_log_page_sz: 0,
@@ -232,17 +228,7 @@ pub async fn connect_queue(
             let ev = wait::cm_event(ctx.as_ref(), BOUND).await.unwrap();
             assert!(matches!(ev.kind, CmEventKind::ConnectRequest { .. }));
             let cq = ctx.create_cq(256).unwrap();
-            let qp = ctx
-                .create_qp(
-                    pd,
-                    QpInit {
-                        send_cq: cq,
-                        recv_cq: cq,
-                        srq: Some(srq),
-                        cap: QpCap::default(),
-                    },
-                )
-                .unwrap();
+            let qp = ctx.create_qp(pd, QpInit::on_cq(cq, Some(srq))).unwrap();
             let accept = CmAcceptRepr {
                 recfmt: 0,
                 crqsize: 32,

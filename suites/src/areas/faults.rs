@@ -215,6 +215,23 @@ async fn expect_event(
     Ok(ev)
 }
 
+/// [`expect_event`]: NVME_PCI_ERR naming `ctrl`.
+async fn pci_err_event(d: &Dut, ctrl: CtrlHandle) -> Result<OffloadEvent, Failure> {
+    expect_event(
+        d,
+        |e| *e == OffloadEvent::NvmePciErr { ctrl },
+        "NVME_PCI_ERR",
+    )
+    .await
+}
+
+/// [`expect_event`]: NVME_TIMEOUT naming `ctrl`.
+async fn timeout_event(d: &Dut, ctrl: CtrlHandle) -> Result<OffloadEvent, Failure> {
+    let names =
+        |e: &OffloadEvent| matches!(e, OffloadEvent::NvmeTimeout { ctrl: c, .. } if *c == ctrl);
+    expect_event(d, names, "NVME_TIMEOUT").await
+}
+
 /// Sends `n` one-block commands of `op` (blocks 0..n, keyed slices of one region) without
 /// waiting; their CIDs.
 fn submit_many(q: &mut HostQueue, op: FaultOp, n: u32, lba: u32) -> Result<Vec<u16>, Failure> {
@@ -322,7 +339,7 @@ pub fn cases() -> Vec<Case> {
         Case::new("pci-error", "idle", "PCI-EVENT", "a PCI error on an idle backend controller raises NVME_PCI_ERR naming it", &[Need::Backends, Need::BackendFaults], |d| async move {
             let s = session(&d).await?;
             pci_error(&s.backend).await?;
-            expect_event(&d, |e| *e == OffloadEvent::NvmePciErr { ctrl: s.ctrl }, "NVME_PCI_ERR").await?;
+            pci_err_event(&d, s.ctrl).await?;
             Ok(())
         }),
         Case::new("pci-error", "in-flight-answered", "PCI-INFLIGHT-ANSWERED", "a command in flight when the controller fails is answered with an error status", &[Need::Backends, Need::BackendFaults, Need::AnyOps(RW), held_at_failure], |d| async move {
@@ -416,7 +433,7 @@ pub fn cases() -> Vec<Case> {
             expect_errno(d.provider.inject_pci_error(unknown), nix::errno::Errno::EINVAL, "inject_pci_error for a controller the device does not have")?;
             d.no_event("PCI-EVENT", "a refused inject_pci_error").await?;
             d.provider.inject_pci_error(s.ctrl)?;
-            expect_event(&d, |e| *e == OffloadEvent::NvmePciErr { ctrl: s.ctrl }, "NVME_PCI_ERR").await?;
+            pci_err_event(&d, s.ctrl).await?;
             blame::checking("PCI-INFLIGHT-ANSWERED");
             let fetched = s.backend.emulated().ok().map(|c| c.counters().commands);
             let t0 = tokio::time::Instant::now();
@@ -438,7 +455,7 @@ pub fn cases() -> Vec<Case> {
             let (io, _, _) = d.connect_queue(&s.srq, s.pd, s.sw, &SessionOpts { format: d.ns_format(), ..Default::default() }, 4421).await?;
             let mut io2 = IoQueue::new(io.into_inner(), 2, d.ns_format().lba_data_size());
             pci_error(&s.backend).await?;
-            expect_event(&d, |e| *e == OffloadEvent::NvmePciErr { ctrl: s.ctrl }, "NVME_PCI_ERR").await?;
+            pci_err_event(&d, s.ctrl).await?;
             serves(&d, &mut io2, &b2, (1, 4), "on the healthy controller").await
         }),
         Case::new("pci-error", "recreate", "PCI-RECOVER", "after removing the failed controller and creating a new one, I/O to the namespace works again", &needs, |d| async move {
@@ -506,7 +523,7 @@ pub fn cases() -> Vec<Case> {
             let r = op.send(&mut s.io, 2).await
                 .map_err(|e| Failure::from(e).context(format!("the {} the controller failed on got no answer", op.name())))?;
             op.not_success(r.cqe.status, "the failing")?;
-            expect_event(&d, |e| *e == OffloadEvent::NvmePciErr { ctrl: s.ctrl }, "NVME_PCI_ERR").await?;
+            pci_err_event(&d, s.ctrl).await?;
             counters::moved(&before, &s.counters(&d)?, sent(op, 2, 1))
         }),
         Case::new("pci-error", "on-a-read", "PCI-INFLIGHT-ANSWERED", "a controller that fails on the first read it fetches (a PCI error armed on opcode 02h) first serves a write, whose data reaches the media, then answers the read with an error and raises NVME_PCI_ERR naming it", &[Need::Backends, Need::Ops(RW), armed], |d| async move {
@@ -522,7 +539,7 @@ pub fn cases() -> Vec<Case> {
             let r = FaultOp::Read.send(&mut s.io, 4).await
                 .map_err(|e| Failure::from(e).context("the read the controller failed on got no answer"))?;
             FaultOp::Read.not_success(r.cqe.status, "the failing")?;
-            expect_event(&d, |e| *e == OffloadEvent::NvmePciErr { ctrl: s.ctrl }, "NVME_PCI_ERR").await?;
+            pci_err_event(&d, s.ctrl).await?;
             counters::moved(&before, &s.counters(&d)?, Sent { reads: 1, writes: 1, errors: 1 })
         }),
         Case::new("timeout", "event-and-answer", "TMO-EVENT", "a backend command that never completes raises NVME_TIMEOUT naming the controller and is answered with an error; it reached the backend once (not resubmitted)", &needs, |d| async move {
@@ -536,7 +553,7 @@ pub fn cases() -> Vec<Case> {
             let r = op.send(&mut s.io, 0).await
                 .map_err(|e| Failure::from(e).context(format!("the timed-out {} got no answer", op.name())))?;
             op.not_success(r.cqe.status, "the timed-out")?;
-            expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { ctrl, .. } if *ctrl == s.ctrl), "NVME_TIMEOUT").await?;
+            timeout_event(&d, s.ctrl).await?;
             counters::moved(&before, &s.counters(&d)?, sent(op, 1, 1))?;
             // Not resubmitted: an emulated controller counts what it fetched (QEMU's has no
             // such counter, so on the real one only the device's own counters say it).
@@ -628,7 +645,7 @@ pub fn cases() -> Vec<Case> {
                 .map_err(|e| Failure::from(e).context("the stuck read got no answer"))?;
             FaultOp::Read.not_success(r.cqe.status, "the stuck")?;
             drop(stuck);
-            expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { ctrl, .. } if *ctrl == s.ctrl), "NVME_TIMEOUT").await?;
+            timeout_event(&d, s.ctrl).await?;
             counters::moved(&before, &s.counters(&d)?, Sent { reads: 1, writes: 1, errors: 1 })
         }),
         Case::new("timeout", "stall-lifted", "TMO-RECOVER", "a backend that stalls every command, times one out (an error and NVME_TIMEOUT naming the controller) and then recovers serves the next command with success: the device does not give up on a controller after a timeout, and resubmits nothing to it", &needs, |d| async move {
@@ -642,7 +659,7 @@ pub fn cases() -> Vec<Case> {
             let r = op.send(&mut s.io, 0).await
                 .map_err(|e| Failure::from(e).context(format!("the stuck {} got no answer", op.name())))?;
             op.not_success(r.cqe.status, "the stuck")?;
-            expect_event(&d, |e| matches!(e, OffloadEvent::NvmeTimeout { ctrl, .. } if *ctrl == s.ctrl), "NVME_TIMEOUT").await?;
+            timeout_event(&d, s.ctrl).await?;
             drop(stuck);
             // The backend recovers: its stall is lifted (the real controller's held command
             // then completes, late: the device must not answer it again).

@@ -262,11 +262,7 @@ impl Dut {
     pub fn srq_attrs(&self, staging: &MrInfo) -> NvmfSrqAttrs {
         let c = &self.caps;
         NvmfSrqAttrs {
-            rq: SrqInit {
-                max_wr: 64,
-                max_sge: 1,
-                srq_limit: 0,
-            },
+            rq: SrqInit::new(64),
             offload_ops: c.allowed_offload_ops(),
             max_namespaces: c.max_srq_namespaces,
             nvme_log_page_sz: 0,

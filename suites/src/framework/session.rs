@@ -15,7 +15,7 @@ use harness::api::{
 };
 use harness::backend::emulated::LbaFormat;
 use harness::fabric::{
-    wait, Access, CmEventKind, ConnParam, CqId, MrInfo, PdId, QpCap, QpId, QpInfo, QpInit, RecvWr,
+    wait, Access, CmEventKind, ConnParam, CqId, MrInfo, PdId, QpId, QpInfo, QpInit, RecvWr,
 };
 use harness::initiator::connect::{cm_establish, fabrics_connect, CmOptions, ConnectOptions};
 use harness::initiator::software::{answer_connect, SoftwareRecvs, HAND_BUILT_NQN};
@@ -250,15 +250,7 @@ impl Dut {
                 }
             };
             let cq = self.ctx.create_cq(256)?;
-            let qp = self.ctx.create_qp(
-                pd,
-                QpInit {
-                    send_cq: cq,
-                    recv_cq: cq,
-                    srq: Some(srq.srq),
-                    cap: QpCap::default(),
-                },
-            )?;
+            let qp = self.ctx.create_qp(pd, QpInit::on_cq(cq, Some(srq.srq)))?;
             let accept = CmAcceptRepr {
                 recfmt: 0,
                 crqsize: opts.depth,

@@ -304,15 +304,17 @@ pub(crate) mod tests {
         let mut q = QueuePair::new(1, 4, 0, Ram::new(0x1000, 256), Ram::new(0x2000, 64));
         let flush = SqeRepr::with_prps(0, 1, crate::wire::SqeCommand::Flush, 0, 0);
         let mut clock = FakeClock::default();
-        let e = q
-            .command(
+        let mut flush_fails = || {
+            q.command(
                 &regs,
                 &flush,
                 Duration::from_millis(30),
                 &mut clock,
                 "a flush",
             )
-            .unwrap_err();
+            .unwrap_err()
+        };
+        let e = flush_fails();
         assert_eq!(
             e,
             VfioError::NoCompletion {
@@ -323,15 +325,7 @@ pub(crate) mod tests {
         assert_eq!(regs.state().values[&0x1008], 1, "qid 1 SQ tail doorbell");
         regs.state().values.insert(0x14, 1);
         regs.state().fatal_on_enable = true;
-        let e = q
-            .command(
-                &regs,
-                &flush,
-                Duration::from_millis(30),
-                &mut clock,
-                "a flush",
-            )
-            .unwrap_err();
+        let e = flush_fails();
         assert!(
             matches!(
                 e,
@@ -343,15 +337,7 @@ pub(crate) mod tests {
             "{e:?}"
         );
         regs.state().gone = true;
-        let e = q
-            .command(
-                &regs,
-                &flush,
-                Duration::from_millis(30),
-                &mut clock,
-                "a flush",
-            )
-            .unwrap_err();
+        let e = flush_fails();
         assert_eq!(e, VfioError::DeviceGone("a flush"));
     }
 }

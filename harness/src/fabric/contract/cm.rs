@@ -9,12 +9,12 @@ use std::net::{IpAddr, SocketAddr};
 use nix::errno::Errno;
 
 use super::{
-    all_remote, check_bytes, check_private_data, contract_case, expect_errno, pattern, CaseResult,
-    Context, ContractCase, Env, Failure, Side, BOUND, FOREIGN_ADDR,
+    all_remote, check_bytes, check_private_data, contract_case, expect_errno, pattern, rdma_read,
+    rdma_write, CaseResult, Context, ContractCase, Env, Failure, Side, BOUND, FOREIGN_ADDR,
 };
 use crate::fabric::{
-    Access, CmEventKind, ConnParam, ListenerId, QpAttr, QpCap, QpState, SendOp, SendWr, WcOpcode,
-    WcStatus, CM_REJ_CONSUMER_DEFINED, CM_REJ_INVALID_SERVICE_ID, CM_REJ_PRIVATE_DATA_MAX,
+    Access, CmEventKind, ConnParam, ListenerId, QpAttr, QpCap, QpState, WcOpcode, WcStatus,
+    CM_REJ_CONSUMER_DEFINED, CM_REJ_INVALID_SERVICE_ID, CM_REJ_PRIVATE_DATA_MAX,
     CM_REP_PRIVATE_DATA_MAX, CM_REQ_PRIVATE_DATA_MAX,
 };
 use crate::{check, check_eq, fail};
@@ -591,12 +591,10 @@ async fn data_flow(env: Env) -> CaseResult {
         &msg,
         "SEND bytes over the CM connection",
     )?;
-    p.a.post_send(SendWr::new(
+    p.a.post_send(rdma_write(
         3,
-        SendOp::RdmaWrite {
-            remote_addr: dst.addr + 4096,
-            rkey: dst.rkey,
-        },
+        dst.addr + 4096,
+        dst.rkey,
         vec![src.sge(0, 3000)],
     ))?;
     p.a.completes(
@@ -611,12 +609,10 @@ async fn data_flow(env: Env) -> CaseResult {
         &msg,
         "RDMA WRITE bytes over the CM connection",
     )?;
-    p.a.post_send(SendWr::new(
+    p.a.post_send(rdma_read(
         4,
-        SendOp::RdmaRead {
-            remote_addr: dst.addr + 4096,
-            rkey: dst.rkey,
-        },
+        dst.addr + 4096,
+        dst.rkey,
         vec![src.sge(4096, 3000)],
     ))?;
     p.a.completes(

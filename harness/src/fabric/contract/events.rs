@@ -1,7 +1,9 @@
 //! Async events: none without a cause, and only to the context that owns the object.
 
-use super::{all_remote, contract_case, CaseResult, ContractCase, Env, Need, PairOpts, QUIET};
-use crate::fabric::{Access, AsyncEvent, QpAttr, QpState, SendOp, SendWr, WcStatus};
+use super::{
+    all_remote, contract_case, rdma_write, CaseResult, ContractCase, Env, Need, PairOpts, QUIET,
+};
+use crate::fabric::{Access, AsyncEvent, QpAttr, QpState, WcStatus};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -41,14 +43,7 @@ async fn idle_none(env: Env) -> CaseResult {
     let dst = p.b.mr(4096, all_remote())?;
     p.b.post_recv(1, vec![dst.sge(0, 64)])?;
     p.a.send(2, vec![src.sge(0, 64)])?;
-    p.a.post_send(SendWr::new(
-        3,
-        SendOp::RdmaWrite {
-            remote_addr: dst.addr + 64,
-            rkey: dst.rkey,
-        },
-        vec![src.sge(0, 64)],
-    ))?;
+    p.a.post_send(rdma_write(3, dst.addr + 64, dst.rkey, vec![src.sge(0, 64)]))?;
     p.a.wcs(2, "SEND and RDMA WRITE").await?;
     p.b.wc("receive").await?;
     tokio::time::sleep(QUIET).await;
@@ -83,12 +78,10 @@ async fn owner_only(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
     let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
     let dst = p.b.mr(4096, all_remote())?;
-    p.a.post_send(SendWr::new(
+    p.a.post_send(rdma_write(
         1,
-        SendOp::RdmaWrite {
-            remote_addr: dst.addr,
-            rkey: dst.rkey ^ 0x00ff_ff00,
-        },
+        dst.addr,
+        dst.rkey ^ 0x00ff_ff00,
         vec![src.sge(0, 64)],
     ))?;
     p.a.completes(

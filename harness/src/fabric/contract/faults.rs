@@ -109,18 +109,7 @@ async fn link_down_sends(env: Env) -> CaseResult {
     inject(&*env.fabric, Fault::Link { addr, up: false })?;
     let body = async {
         p.a.send(2, vec![src.sge(0, 64)])?;
-        let wc =
-            p.a.dev
-                .wc_within(p.a.cq, LONG_BOUND, "SEND while the peer's link is down")
-                .await?;
-        check_wc(
-            &wc,
-            2,
-            WcStatus::RetryExcErr,
-            None,
-            "SEND while the peer's link is down",
-        )?;
-        p.a.reaches_state(QpState::Err, "sender after RETRY_EXC_ERR")
+        p.a.retry_exceeded(2, "SEND while the peer's link is down")
             .await
     }
     .await;
@@ -171,18 +160,7 @@ async fn drop_connection(env: Env) -> CaseResult {
         },
     )?;
     p.a.send(2, vec![src.sge(0, 64)])?;
-    let wc =
-        p.a.dev
-            .wc_within(p.a.cq, LONG_BOUND, "SEND on a dropped connection")
-            .await?;
-    check_wc(
-        &wc,
-        2,
-        WcStatus::RetryExcErr,
-        None,
-        "SEND on a dropped connection",
-    )?;
-    p.a.reaches_state(QpState::Err, "sender after RETRY_EXC_ERR")
+    p.a.retry_exceeded(2, "SEND on a dropped connection")
         .await?;
     p.b.no_wc("receiver of a dropped connection").await?;
     Ok(())

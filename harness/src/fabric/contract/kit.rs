@@ -355,6 +355,15 @@ impl Side {
             .await
     }
 
+    /// Waits (at most [`LONG_BOUND`]) for this side's send `wr_id` to fail with
+    /// RETRY_EXC_ERR and for its QP to reach ERR; `what` names the send.
+    pub async fn retry_exceeded(&self, wr_id: u64, what: &str) -> CaseResult {
+        let wc = self.dev.wc_within(self.cq, LONG_BOUND, what).await?;
+        check_wc(&wc, wr_id, WcStatus::RetryExcErr, None, what)?;
+        self.reaches_state(QpState::Err, "sender after RETRY_EXC_ERR")
+            .await
+    }
+
     /// Waits for `n` completions of this side.
     pub async fn wcs(&self, n: usize, what: &str) -> Result<Vec<WorkCompletion>, Failure> {
         self.dev.wcs(self.cq, n, what).await
@@ -560,6 +569,16 @@ pub fn check_wc(
         check_eq!(wc.opcode, op, "{what}: opcode of wr_id {wr_id}");
     }
     Ok(())
+}
+
+/// A signaled RDMA WRITE of `sges` to `remote_addr` under `rkey`.
+pub fn rdma_write(wr_id: u64, remote_addr: u64, rkey: u32, sges: Vec<Sge>) -> SendWr {
+    SendWr::new(wr_id, SendOp::RdmaWrite { remote_addr, rkey }, sges)
+}
+
+/// A signaled RDMA READ from `remote_addr` under `rkey` into `sges`.
+pub fn rdma_read(wr_id: u64, remote_addr: u64, rkey: u32, sges: Vec<Sge>) -> SendWr {
+    SendWr::new(wr_id, SendOp::RdmaRead { remote_addr, rkey }, sges)
 }
 
 /// A deterministic byte pattern of `len` bytes from `seed` and `salt`.

@@ -3,10 +3,10 @@
 use nix::errno::Errno;
 
 use super::{
-    all_remote, check_bytes, contract_case, expect_errno, pattern, CaseResult, Context,
+    all_remote, check_bytes, contract_case, expect_errno, pattern, rdma_write, CaseResult, Context,
     ContractCase, Env, PairOpts,
 };
-use crate::fabric::{Access, QpCap, QpInit, QpState, SendOp, SendWr, WcStatus};
+use crate::fabric::{Access, QpInit, QpState, WcStatus};
 use crate::{check, check_eq};
 
 pub(super) fn cases() -> Vec<ContractCase> {
@@ -105,15 +105,7 @@ async fn pd_dealloc_busy(env: Env) -> CaseResult {
     )?;
     dev.ctx.dereg_mr(mr.id).ctx("dereg_mr")?;
     let cq = dev.cq(16)?;
-    let qp = dev.qp(
-        pd,
-        QpInit {
-            send_cq: cq,
-            recv_cq: cq,
-            srq: None,
-            cap: QpCap::default(),
-        },
-    )?;
+    let qp = dev.qp(pd, QpInit::on_cq(cq, None))?;
     expect_errno(
         dev.ctx.dealloc_pd(pd),
         Errno::EBUSY,
@@ -320,25 +312,11 @@ async fn mr_dereg_remote(env: Env) -> CaseResult {
     let src = p.a.mr(64, Access::LOCAL_WRITE)?;
     let dst = p.b.mr(4096, Access::LOCAL_WRITE | Access::REMOTE_WRITE)?;
     // First prove the key works.
-    p.a.post_send(SendWr::new(
-        1,
-        SendOp::RdmaWrite {
-            remote_addr: dst.addr,
-            rkey: dst.rkey,
-        },
-        vec![src.sge(0, 64)],
-    ))?;
+    p.a.post_send(rdma_write(1, dst.addr, dst.rkey, vec![src.sge(0, 64)]))?;
     p.a.completes("RDMA WRITE before dereg", 1, WcStatus::Success, None)
         .await?;
     p.b.dev.ctx.dereg_mr(dst.id).ctx("dereg_mr")?;
-    p.a.post_send(SendWr::new(
-        2,
-        SendOp::RdmaWrite {
-            remote_addr: dst.addr,
-            rkey: dst.rkey,
-        },
-        vec![src.sge(0, 64)],
-    ))?;
+    p.a.post_send(rdma_write(2, dst.addr, dst.rkey, vec![src.sge(0, 64)]))?;
     p.a.completes("RDMA WRITE after dereg", 2, WcStatus::RemAccessErr, None)
         .await?;
     p.a.reaches_state(QpState::Err, "requester after REM_ACCESS_ERR")

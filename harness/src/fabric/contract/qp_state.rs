@@ -311,12 +311,7 @@ async fn create_bad(env: Env) -> CaseResult {
     let pd = dev.pd()?;
     let cq = dev.cq(16)?;
     let attr = dev.ctx.device_attr();
-    let init = QpInit {
-        send_cq: cq,
-        recv_cq: cq,
-        srq: None,
-        cap: QpCap::default(),
-    };
+    let init = QpInit::on_cq(cq, None);
     let bogus_cq = CqId(cq.0.wrapping_add(0x0100_0000));
     expect_errno(
         dev.ctx.create_qp(
@@ -432,26 +427,8 @@ async fn post_recv_srq(env: Env) -> CaseResult {
     let dev = env.open("a", 0)?;
     let pd = dev.pd()?;
     let cq = dev.cq(16)?;
-    let srq = dev
-        .ctx
-        .create_srq(
-            pd,
-            SrqInit {
-                max_wr: 16,
-                max_sge: 1,
-                srq_limit: 0,
-            },
-        )
-        .ctx("create_srq")?;
-    let qp = dev.qp(
-        pd,
-        QpInit {
-            send_cq: cq,
-            recv_cq: cq,
-            srq: Some(srq),
-            cap: QpCap::default(),
-        },
-    )?;
+    let srq = dev.ctx.create_srq(pd, SrqInit::new(16)).ctx("create_srq")?;
+    let qp = dev.qp(pd, QpInit::on_cq(cq, Some(srq)))?;
     dev.ctx
         .modify_qp(qp.id, &QpAttr::init(1, all_remote()))
         .ctx("modify_qp(INIT)")?;
@@ -686,19 +663,7 @@ async fn peer_in_err(env: Env) -> CaseResult {
     p.b.modify(QpAttr::state(QpState::Err))?;
     p.b.wc("receive flushed by ERR").await?;
     p.a.send(2, vec![src.sge(0, 64)])?;
-    let s =
-        p.a.dev
-            .wc_within(p.a.cq, super::LONG_BOUND, "SEND to a peer in ERR")
-            .await?;
-    super::check_wc(
-        &s,
-        2,
-        WcStatus::RetryExcErr,
-        None,
-        "SEND to a peer in ERR (retry_cnt 2)",
-    )?;
-    p.a.reaches_state(QpState::Err, "sender after RETRY_EXC_ERR")
-        .await?;
+    p.a.retry_exceeded(2, "SEND to a peer in ERR").await?;
     p.b.no_wc("peer in ERR").await?;
     Ok(())
 }

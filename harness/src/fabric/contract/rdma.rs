@@ -1,10 +1,10 @@
 //! RDMA WRITE and RDMA READ: data, bounds, keys and rights.
 
 use super::{
-    all_remote, check_bytes, check_wc, contract_case, pattern, CaseResult, ContractCase, Env, Need,
-    Pair, PairOpts,
+    all_remote, check_bytes, check_wc, contract_case, pattern, rdma_read, rdma_write, CaseResult,
+    ContractCase, Env, Need, Pair, PairOpts,
 };
-use crate::fabric::{Access, AsyncEvent, QpState, SendOp, SendWr, WcOpcode, WcStatus};
+use crate::fabric::{Access, AsyncEvent, QpState, SendWr, WcOpcode, WcStatus};
 use crate::{check, check_eq};
 
 pub(super) fn cases() -> Vec<ContractCase> {
@@ -91,14 +91,6 @@ pub(super) fn cases() -> Vec<ContractCase> {
     ]
 }
 
-fn write(wr_id: u64, remote_addr: u64, rkey: u32, sges: Vec<crate::fabric::Sge>) -> SendWr {
-    SendWr::new(wr_id, SendOp::RdmaWrite { remote_addr, rkey }, sges)
-}
-
-fn read(wr_id: u64, remote_addr: u64, rkey: u32, sges: Vec<crate::fabric::Sge>) -> SendWr {
-    SendWr::new(wr_id, SendOp::RdmaRead { remote_addr, rkey }, sges)
-}
-
 /// Posts `wr` on `a`, expects REM_ACCESS_ERR and both QPs in ERR.
 async fn expect_violation(p: &Pair, wr: SendWr, what: &str) -> CaseResult {
     let id = wr.wr_id;
@@ -121,7 +113,7 @@ async fn write_data(env: Env) -> CaseResult {
     let data = pattern(env.seed, 50, 9000);
     p.a.dev.write(&src, 0, &data)?;
     p.b.post_recv(99, vec![])?;
-    p.a.post_send(write(
+    p.a.post_send(rdma_write(
         1,
         dst.addr + 1000,
         dst.rkey,
@@ -160,7 +152,7 @@ async fn read_data(env: Env) -> CaseResult {
     let remote = p.b.mr(16384, Access::LOCAL_WRITE | Access::REMOTE_READ)?;
     let data = pattern(env.seed, 51, 9000);
     p.b.dev.write(&remote, 500, &data)?;
-    p.a.post_send(read(
+    p.a.post_send(rdma_read(
         2,
         remote.addr + 500,
         remote.rkey,
@@ -193,7 +185,7 @@ async fn bounds_exact(env: Env) -> CaseResult {
     let remote = p.b.mr(4096, all_remote())?;
     let data = pattern(env.seed, 52, 64);
     p.a.dev.write(&local, 0, &data)?;
-    p.a.post_send(write(
+    p.a.post_send(rdma_write(
         1,
         remote.addr + 4096 - 64,
         remote.rkey,
@@ -211,7 +203,7 @@ async fn bounds_exact(env: Env) -> CaseResult {
         &data,
         "the region's last 64 bytes",
     )?;
-    p.a.post_send(read(
+    p.a.post_send(rdma_read(
         2,
         remote.addr + 4096 - 64,
         remote.rkey,
@@ -229,7 +221,7 @@ async fn bounds_exact(env: Env) -> CaseResult {
         &data,
         "read-back of the region's last 64 bytes",
     )?;
-    p.a.post_send(read(
+    p.a.post_send(rdma_read(
         3,
         remote.addr,
         remote.rkey,
@@ -257,7 +249,7 @@ async fn write_past(env: Env) -> CaseResult {
     p.a.dev.write(&local, 0, &pattern(env.seed, 53, 65))?;
     expect_violation(
         &p,
-        write(
+        rdma_write(
             1,
             remote.addr + 4096 - 64,
             remote.rkey,
@@ -280,7 +272,7 @@ async fn read_past(env: Env) -> CaseResult {
     let remote = p.b.mr(4096, all_remote())?;
     expect_violation(
         &p,
-        read(
+        rdma_read(
             1,
             remote.addr + 4096 - 64,
             remote.rkey,
@@ -298,7 +290,7 @@ async fn wrong_rkey(env: Env) -> CaseResult {
     let bad = remote.rkey ^ 0x00ff_ff00;
     expect_violation(
         &p,
-        write(1, remote.addr, bad, vec![local.sge(0, 64)]),
+        rdma_write(1, remote.addr, bad, vec![local.sge(0, 64)]),
         "RDMA WRITE with a wrong rkey",
     )
     .await?;
@@ -317,7 +309,7 @@ async fn no_remote_write(env: Env) -> CaseResult {
     let remote = p.b.mr(4096, Access::LOCAL_WRITE | Access::REMOTE_READ)?;
     expect_violation(
         &p,
-        write(1, remote.addr, remote.rkey, vec![local.sge(0, 64)]),
+        rdma_write(1, remote.addr, remote.rkey, vec![local.sge(0, 64)]),
         "RDMA WRITE into a region without REMOTE_WRITE",
     )
     .await
@@ -329,7 +321,7 @@ async fn no_remote_read(env: Env) -> CaseResult {
     let remote = p.b.mr(4096, Access::LOCAL_WRITE | Access::REMOTE_WRITE)?;
     expect_violation(
         &p,
-        read(1, remote.addr, remote.rkey, vec![local.sge(0, 64)]),
+        rdma_read(1, remote.addr, remote.rkey, vec![local.sge(0, 64)]),
         "RDMA READ of a region without REMOTE_READ",
     )
     .await
@@ -339,7 +331,7 @@ async fn zero_length_rkey(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
     let remote = p.b.mr(4096, all_remote())?;
     let bad = remote.rkey ^ 0x00ff_ff00;
-    p.a.post_send(write(1, 0, bad, vec![]))?;
+    p.a.post_send(rdma_write(1, 0, bad, vec![]))?;
     p.a.completes(
         "zero-length RDMA WRITE with a wrong rkey",
         1,
@@ -347,7 +339,7 @@ async fn zero_length_rkey(env: Env) -> CaseResult {
         Some(WcOpcode::RdmaWrite),
     )
     .await?;
-    p.a.post_send(read(2, 0, bad, vec![]))?;
+    p.a.post_send(rdma_read(2, 0, bad, vec![]))?;
     p.a.completes(
         "zero-length RDMA READ with a wrong rkey",
         2,
@@ -368,7 +360,12 @@ async fn read_into_readonly(env: Env) -> CaseResult {
     let local = p.a.mr(4096, Access::REMOTE_READ)?;
     let remote = p.b.mr(4096, all_remote())?;
     p.b.dev.write(&remote, 0, &pattern(env.seed, 55, 64))?;
-    p.a.post_send(read(1, remote.addr, remote.rkey, vec![local.sge(0, 64)]))?;
+    p.a.post_send(rdma_read(
+        1,
+        remote.addr,
+        remote.rkey,
+        vec![local.sge(0, 64)],
+    ))?;
     let wc =
         p.a.wc("RDMA READ into a region without LOCAL_WRITE")
             .await?;
@@ -397,7 +394,12 @@ async fn qp_access_denied(env: Env) -> CaseResult {
     let local = p.a.mr(4096, Access::LOCAL_WRITE)?;
     let remote = p.b.mr(4096, all_remote())?;
     p.a.dev.write(&local, 0, &pattern(env.seed, 54, 64))?;
-    p.a.post_send(write(1, remote.addr, remote.rkey, vec![local.sge(0, 64)]))?;
+    p.a.post_send(rdma_write(
+        1,
+        remote.addr,
+        remote.rkey,
+        vec![local.sge(0, 64)],
+    ))?;
     let wc = p.a.wc("RDMA WRITE to a QP without REMOTE_WRITE").await?;
     // The IB spec leaves room: mlx5 reports REM_ACCESS_ERR, rxe an invalid request.
     check!(

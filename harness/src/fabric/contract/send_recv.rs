@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::{
-    check_bytes, check_wc, contract_case, pattern, CaseResult, ContractCase, Env, Need, Pair,
-    PairOpts, LONG_BOUND,
+    check_bytes, check_wc, contract_case, pattern, rdma_write, CaseResult, ContractCase, Env, Need,
+    Pair, PairOpts, LONG_BOUND,
 };
 use crate::fabric::{Access, QpState, SendOp, SendWr, WcOpcode, WcStatus};
 use crate::{check, check_eq};
@@ -421,12 +421,10 @@ async fn send_with_inv(env: Env) -> CaseResult {
         Some(target.rkey),
         "invalidated_rkey of the receive"
     );
-    p.a.post_send(SendWr::new(
+    p.a.post_send(rdma_write(
         2,
-        SendOp::RdmaWrite {
-            remote_addr: target.addr,
-            rkey: target.rkey,
-        },
+        target.addr,
+        target.rkey,
         vec![src.sge(0, 16)],
     ))?;
     p.a.completes(

@@ -7,8 +7,8 @@ use super::{
     Context, ContractCase, Dev, Env, Failure, Need, PairOpts,
 };
 use crate::fabric::{
-    Access, AsyncEvent, CqId, MrInfo, QpAttr, QpCap, QpInfo, QpInit, QpState, RecvWr, SendOp,
-    SendWr, SrqId, SrqInit, WcOpcode, WcStatus,
+    Access, AsyncEvent, CqId, MrInfo, QpAttr, QpInfo, QpInit, QpState, RecvWr, SendOp, SendWr,
+    SrqId, SrqInit, WcOpcode, WcStatus,
 };
 use crate::{check, check_eq, fail};
 
@@ -82,35 +82,12 @@ fn rig(env: &Env, n: usize, max_wr: u32) -> Result<Rig, Failure> {
     let b_cq = b.cq(256)?;
     let srq = b
         .ctx
-        .create_srq(
-            b_pd,
-            SrqInit {
-                max_wr,
-                max_sge: 1,
-                srq_limit: 0,
-            },
-        )
+        .create_srq(b_pd, SrqInit::new(max_wr))
         .ctx(format!("create_srq(max_wr {max_wr})"))?;
     let mut qps = Vec::new();
     for _ in 0..n {
-        let qa = a.qp(
-            a_pd,
-            QpInit {
-                send_cq: a_cq,
-                recv_cq: a_cq,
-                srq: None,
-                cap: QpCap::default(),
-            },
-        )?;
-        let qb = b.qp(
-            b_pd,
-            QpInit {
-                send_cq: b_cq,
-                recv_cq: b_cq,
-                srq: Some(srq),
-                cap: QpCap::default(),
-            },
-        )?;
+        let qa = a.qp(a_pd, QpInit::on_cq(a_cq, None))?;
+        let qb = b.qp(b_pd, QpInit::on_cq(b_cq, Some(srq)))?;
         connect_qps(&a, qa, &b, qb, PairOpts::default())?;
         qps.push((qa, qb));
     }
@@ -257,11 +234,7 @@ async fn create_bad(env: Env) -> CaseResult {
     let dev = env.open("a", 0)?;
     let pd = dev.pd()?;
     let max = dev.ctx.device_attr().max_srq_wr;
-    let init = SrqInit {
-        max_wr: 16,
-        max_sge: 1,
-        srq_limit: 0,
-    };
+    let init = SrqInit::new(16);
     expect_errno(
         dev.ctx.create_srq(pd, SrqInit { max_wr: 0, ..init }),
         Errno::EINVAL,
@@ -362,14 +335,7 @@ async fn full(env: Env) -> CaseResult {
     let mr = dev.mr(pd, 4096, Access::LOCAL_WRITE)?;
     let srq = dev
         .ctx
-        .create_srq(
-            pd,
-            SrqInit {
-                max_wr: 8,
-                max_sge: 1,
-                srq_limit: 0,
-            },
-        )
+        .create_srq(pd, SrqInit::new(8))
         .ctx("create_srq(8)")?;
     let mut posted = 0u32;
     let err = loop {
@@ -403,26 +369,8 @@ async fn destroy_busy(env: Env) -> CaseResult {
     let dev = env.open("b", 0)?;
     let pd = dev.pd()?;
     let cq = dev.cq(16)?;
-    let srq = dev
-        .ctx
-        .create_srq(
-            pd,
-            SrqInit {
-                max_wr: 8,
-                max_sge: 1,
-                srq_limit: 0,
-            },
-        )
-        .ctx("create_srq")?;
-    let qp = dev.qp(
-        pd,
-        QpInit {
-            send_cq: cq,
-            recv_cq: cq,
-            srq: Some(srq),
-            cap: QpCap::default(),
-        },
-    )?;
+    let srq = dev.ctx.create_srq(pd, SrqInit::new(8)).ctx("create_srq")?;
+    let qp = dev.qp(pd, QpInit::on_cq(cq, Some(srq)))?;
     expect_errno(
         dev.ctx.destroy_srq(srq),
         Errno::EBUSY,

@@ -210,17 +210,12 @@ impl DeviceContext for ImportedVerbs {
     }
 
     fn post_srq_recv(&self, srq: SrqId, wr: &RecvWr) -> crate::fabric::Result<()> {
-        let sges: Vec<NvmfSge> = wr.sg_list.iter().map(sge_to_c).collect();
-        let c = NvmfRecvWr {
-            wr_id: wr.wr_id,
-            num_sge: sges.len() as u32,
-            reserved: 0,
-            sg_list: sges.as_ptr(),
-        };
-        self.check(
-            call!(self.ops, self.ctx.0, post_srq_recv, srq.0, &c),
-            "post_srq_recv",
-        )
+        with_recv_wr(wr, |c| {
+            self.check(
+                call!(self.ops, self.ctx.0, post_srq_recv, srq.0, c),
+                "post_srq_recv",
+            )
+        })
     }
 
     fn create_qp(&self, pd: PdId, init: QpInit) -> crate::fabric::Result<QpInfo> {
@@ -276,17 +271,9 @@ impl DeviceContext for ImportedVerbs {
     }
 
     fn post_recv(&self, qp: QpId, wr: &RecvWr) -> crate::fabric::Result<()> {
-        let sges: Vec<NvmfSge> = wr.sg_list.iter().map(sge_to_c).collect();
-        let c = NvmfRecvWr {
-            wr_id: wr.wr_id,
-            num_sge: sges.len() as u32,
-            reserved: 0,
-            sg_list: sges.as_ptr(),
-        };
-        self.check(
-            call!(self.ops, self.ctx.0, post_recv, qp.0, &c),
-            "post_recv",
-        )
+        with_recv_wr(wr, |c| {
+            self.check(call!(self.ops, self.ctx.0, post_recv, qp.0, c), "post_recv")
+        })
     }
 
     fn poll_async_event(&self) -> Option<AsyncEvent> {
@@ -398,4 +385,16 @@ pub fn loopback_verbs(ctx: Arc<dyn DeviceContext>) -> ImportedVerbs {
     let keep: Arc<dyn Any + Send + Sync> = e;
     // SAFETY: our own vtable and export, kept alive by `keep` as long as the import lives.
     unsafe { ImportedVerbs::from_raw(*ExportedVerbs::ops(), ptr, Some(keep)) }
+}
+
+/// Runs `f` with the C form of a receive request (its scatter list lives across the call).
+fn with_recv_wr<R>(wr: &RecvWr, f: impl FnOnce(&NvmfRecvWr) -> R) -> R {
+    let sges: Vec<NvmfSge> = wr.sg_list.iter().map(sge_to_c).collect();
+    let c = NvmfRecvWr {
+        wr_id: wr.wr_id,
+        num_sge: sges.len() as u32,
+        reserved: 0,
+        sg_list: sges.as_ptr(),
+    };
+    f(&c)
 }

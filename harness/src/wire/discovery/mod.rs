@@ -56,8 +56,8 @@
 //! - [`DiscoveryLogRepr::parse_bytes`] reads exactly NUMREC entries (bytes after them are
 //!   ignored) and checks that they are all present before allocating anything.
 
-use super::field::{check_len, get_u16, get_u64, set_u16, set_u64, Field};
-use super::Result;
+use super::field::{get_u16, get_u64, set_u16, set_u64, Field};
+use super::view::view;
 
 /// Length of the discovery log page header in bytes.
 pub const DISCOVERY_LOG_HEADER_LEN: usize = 1024;
@@ -179,40 +179,14 @@ pub mod field {
     pub const RDMA_RESERVED2: Field = 778..1024;
 }
 
-/// A read/write view of the discovery log page header.
-#[derive(Debug, Clone)]
-pub struct DiscoveryLogHeader<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A read/write view of the discovery log page header.
+    DiscoveryLogHeader,
+    DISCOVERY_LOG_HEADER_LEN,
+    "discovery log header"
+);
 
 impl<T: AsRef<[u8]>> DiscoveryLogHeader<T> {
-    /// Wraps a buffer without checking its length; getters panic if it is shorter than
-    /// 1024 bytes.
-    pub const fn new_unchecked(buffer: T) -> DiscoveryLogHeader<T> {
-        DiscoveryLogHeader { buffer }
-    }
-
-    /// Wraps a buffer of at least 1024 bytes.
-    pub fn new_checked(buffer: T) -> Result<DiscoveryLogHeader<T>> {
-        let h = DiscoveryLogHeader::new_unchecked(buffer);
-        h.check_len()?;
-        Ok(h)
-    }
-
-    /// `Err(Truncated)` if the buffer is shorter than 1024 bytes.
-    pub fn check_len(&self) -> Result<()> {
-        check_len(
-            "discovery log header",
-            DISCOVERY_LOG_HEADER_LEN,
-            self.buffer.as_ref().len(),
-        )
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// Generation Counter.
     pub fn genctr(&self) -> u64 {
         get_u64(self.buffer.as_ref(), field::HDR_GENCTR.start)
@@ -246,40 +220,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> DiscoveryLogHeader<T> {
     }
 }
 
-/// A read/write view of one discovery log page entry.
-#[derive(Debug, Clone)]
-pub struct DiscoveryEntry<T: AsRef<[u8]>> {
-    buffer: T,
-}
+view!(
+    /// A read/write view of one discovery log page entry.
+    DiscoveryEntry,
+    DISCOVERY_LOG_ENTRY_LEN,
+    "discovery log entry"
+);
 
 impl<T: AsRef<[u8]>> DiscoveryEntry<T> {
-    /// Wraps a buffer without checking its length; getters panic if it is shorter than
-    /// 1024 bytes.
-    pub const fn new_unchecked(buffer: T) -> DiscoveryEntry<T> {
-        DiscoveryEntry { buffer }
-    }
-
-    /// Wraps a buffer of at least 1024 bytes.
-    pub fn new_checked(buffer: T) -> Result<DiscoveryEntry<T>> {
-        let e = DiscoveryEntry::new_unchecked(buffer);
-        e.check_len()?;
-        Ok(e)
-    }
-
-    /// `Err(Truncated)` if the buffer is shorter than 1024 bytes.
-    pub fn check_len(&self) -> Result<()> {
-        check_len(
-            "discovery log entry",
-            DISCOVERY_LOG_ENTRY_LEN,
-            self.buffer.as_ref().len(),
-        )
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// Transport Type.
     pub fn trtype(&self) -> u8 {
         self.buffer.as_ref()[field::TRTYPE]

@@ -4,15 +4,12 @@
 
 use super::*;
 
-/// A protection domain.
-pub(in crate::fabric::verbs) struct Pd {
-    pub(super) ptr: *mut sys::ibv_pd,
-}
-
-// SAFETY: verbs objects may be used from any thread.
-unsafe impl Send for Pd {}
-// SAFETY: as above.
-unsafe impl Sync for Pd {}
+handle!(
+    /// A protection domain.
+    Pd,
+    ibv_pd,
+    ibv_dealloc_pd
+);
 
 impl Pd {
     pub(in crate::fabric::verbs) fn alloc(ctx: &Context) -> Result<Pd, Errno> {
@@ -23,23 +20,6 @@ impl Pd {
         } else {
             Ok(Pd { ptr })
         }
-    }
-
-    /// `ibv_dealloc_pd`; on failure (EBUSY) the PD stays alive.
-    pub(in crate::fabric::verbs) fn destroy(&mut self) -> Result<(), Errno> {
-        if self.ptr.is_null() {
-            return Ok(());
-        }
-        // SAFETY: live PD; on success it is never used again (pointer cleared).
-        rc(unsafe { sys::ibv_dealloc_pd(self.ptr) })?;
-        self.ptr = ptr::null_mut();
-        Ok(())
-    }
-}
-
-impl Drop for Pd {
-    fn drop(&mut self) {
-        let _ = self.destroy();
     }
 }
 

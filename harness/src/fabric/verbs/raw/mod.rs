@@ -24,6 +24,47 @@ use rdma_sys as sys;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+/// Declares a verbs handle `$name` over `*mut $raw`: `Send`/`Sync` (verbs objects may be
+/// used from any thread), `destroy` (`$destroy` once; on failure, e.g. EBUSY, the handle
+/// stays alive), `as_ptr`, and a `Drop` that destroys.
+macro_rules! handle {
+    ($(#[$m:meta])* $name:ident, $raw:ident, $destroy:ident) => {
+        $(#[$m])*
+        pub(in crate::fabric::verbs) struct $name {
+            pub(super) ptr: *mut sys::$raw,
+        }
+
+        // SAFETY: verbs objects may be used from any thread.
+        unsafe impl Send for $name {}
+        // SAFETY: as above.
+        unsafe impl Sync for $name {}
+
+        impl $name {
+            #[doc = concat!("`", stringify!($destroy), "`; on failure the handle stays alive.")]
+            pub(in crate::fabric::verbs) fn destroy(&mut self) -> Result<(), Errno> {
+                if self.ptr.is_null() {
+                    return Ok(());
+                }
+                // SAFETY: a live handle; on success it is never used again (pointer cleared).
+                rc(unsafe { sys::$destroy(self.ptr) })?;
+                self.ptr = ptr::null_mut();
+                Ok(())
+            }
+
+            #[allow(dead_code)]
+            pub(in crate::fabric::verbs) fn as_ptr(&self) -> *mut sys::$raw {
+                self.ptr
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                let _ = self.destroy();
+            }
+        }
+    };
+}
+
 mod cm;
 mod cq;
 mod mem;

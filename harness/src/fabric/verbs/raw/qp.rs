@@ -4,15 +4,12 @@
 
 use super::*;
 
-/// An RC queue pair.
-pub(in crate::fabric::verbs) struct Qp {
-    pub(super) ptr: *mut sys::ibv_qp,
-}
-
-// SAFETY: verbs objects may be used from any thread.
-unsafe impl Send for Qp {}
-// SAFETY: as above.
-unsafe impl Sync for Qp {}
+handle!(
+    /// An RC queue pair.
+    Qp,
+    ibv_qp,
+    ibv_destroy_qp
+);
 
 /// Sizes of a new QP.
 pub(in crate::fabric::verbs) struct QpCaps {
@@ -227,25 +224,5 @@ impl Qp {
         let mut bad = ptr::null_mut();
         // SAFETY: live QP; `wr` and its list live across the call.
         rc(unsafe { sys::ibv_post_recv(self.ptr, &mut wr, &mut bad) })
-    }
-
-    pub(in crate::fabric::verbs) fn destroy(&mut self) -> Result<(), Errno> {
-        if self.ptr.is_null() {
-            return Ok(());
-        }
-        // SAFETY: live QP, destroyed once (its async events are acknowledged as read).
-        rc(unsafe { sys::ibv_destroy_qp(self.ptr) })?;
-        self.ptr = ptr::null_mut();
-        Ok(())
-    }
-
-    pub(in crate::fabric::verbs) fn as_ptr(&self) -> *mut sys::ibv_qp {
-        self.ptr
-    }
-}
-
-impl Drop for Qp {
-    fn drop(&mut self) {
-        let _ = self.destroy();
     }
 }

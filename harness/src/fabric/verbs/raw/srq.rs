@@ -4,15 +4,12 @@
 
 use super::*;
 
-/// A shared receive queue.
-pub(in crate::fabric::verbs) struct Srq {
-    pub(super) ptr: *mut sys::ibv_srq,
-}
-
-// SAFETY: verbs objects may be used from any thread.
-unsafe impl Send for Srq {}
-// SAFETY: as above.
-unsafe impl Sync for Srq {}
+handle!(
+    /// A shared receive queue.
+    Srq,
+    ibv_srq,
+    ibv_destroy_srq
+);
 
 impl Srq {
     pub(in crate::fabric::verbs) fn create(
@@ -73,25 +70,5 @@ impl Srq {
         let mut bad = ptr::null_mut();
         // SAFETY: live SRQ; `wr` and its list live across the call.
         rc(unsafe { sys::ibv_post_srq_recv(self.ptr, &mut wr, &mut bad) })
-    }
-
-    pub(in crate::fabric::verbs) fn destroy(&mut self) -> Result<(), Errno> {
-        if self.ptr.is_null() {
-            return Ok(());
-        }
-        // SAFETY: live SRQ, destroyed once.
-        rc(unsafe { sys::ibv_destroy_srq(self.ptr) })?;
-        self.ptr = ptr::null_mut();
-        Ok(())
-    }
-
-    pub(in crate::fabric::verbs) fn as_ptr(&self) -> *mut sys::ibv_srq {
-        self.ptr
-    }
-}
-
-impl Drop for Srq {
-    fn drop(&mut self) {
-        let _ = self.destroy();
     }
 }
