@@ -190,9 +190,14 @@ TOML
   grep -E "counters:|real-controller|subsystem-ready" "$RESULTS/vfio-target.log" || true
   # the offload engine, not software, served the I/O: offloaded writes of the 8 MiB at least
   local writes
-  writes=$(sed -n 's/^counters: .* nsid 1: offloaded reads [0-9]* ([0-9]* blocks), writes [0-9]* (\([0-9]*\) blocks).*/\1/p' "$RESULTS/vfio-target.log")
+  writes=$(offloaded_write_blocks "$RESULTS/vfio-target.log")
   [ -n "$writes" ] && [ "$writes" -ge 16384 ] || { echo "offloaded write blocks: '${writes}', expected at least 16384 (8 MiB)"; rc=1; }
   return $rc
+}
+
+# The blocks of namespace 1 the engine wrote offloaded, from the counters line of target log $1.
+offloaded_write_blocks() {
+  sed -n 's/^counters: .* nsid 1: offloaded reads [0-9]* ([0-9]* blocks), writes [0-9]* (\([0-9]*\) blocks).*/\1/p' "$1"
 }
 
 # Asks the host's fault broker for FAULT and prints its answer (bounded: 30 s).
@@ -328,7 +333,7 @@ stage_v_recovery() {
   # the offload served the chunks: the counters start again with each re-created controller,
   # and the last one took the 20 writes after the stall at least (512 blocks each)
   local blocks
-  blocks=$(sed -n 's/^counters: .* nsid 1: offloaded reads [0-9]* ([0-9]* blocks), writes [0-9]* (\([0-9]*\) blocks).*/\1/p' "$RESULTS/vfio-recovery-target.log")
+  blocks=$(offloaded_write_blocks "$RESULTS/vfio-recovery-target.log")
   [ -n "$blocks" ] && [ "$blocks" -ge $((20 * 512)) ] \
     || { echo "offloaded write blocks: '${blocks}', expected at least $((20 * 512)) (20 chunks of 256 KiB)"; rc=1; }
   [ "$lost" = 0 ] && [ "$corrupt" = 0 ] && [ "$READ_BAD" = 0 ] || rc=1
