@@ -128,10 +128,7 @@ struct Inner {
 
 /// A current-thread runtime with a paused clock.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
+    harness::fabric::sim::runtime()
         .expect("tokio runtime")
 }
 

@@ -3,10 +3,15 @@
 //! - the whole catalog against the reference target on the simulated fabric: wall time and
 //!   cases per second (snapshots compared, as `nvmf-conform run` does);
 //! - the offload engine's data path: 4 KiB random reads and writes at queue depth 1 and 32
-//!   on one core, IOPS and µs per I/O, next to the memcpy bound measured in the same run;
+//!   on one core, IOPS and ns per I/O, as a ratio to the memcpy bound measured in the same
+//!   run: an offloaded I/O's unavoidable work, two 4 KiB copies between random places of a
+//!   256 MiB pool (host buffer → staging → media), best of several rounds;
 //! - replaying one case by seed, process start included (`nvmf-conform replay`, when the
 //!   binary is built next to this bench);
 //! - the process's resident memory while serving, next to the staging buffer.
+//!
+//! Every figure is printed on its own line as `NAME = VALUE UNIT` (lines starting with `#`
+//! are comments), so scripts can read them.
 //!
 //! A bench binary, not a test: nothing here asserts a time. Pass `--quick` for a short run,
 //! and section names (`catalog`, `datapath`, `replay`, `memory`) to run only those, e.g.
@@ -34,19 +39,21 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let wants = |s: &str| sections.is_empty() || sections.contains(&s);
-    println!("# nvmf-conform figures ({})", machine());
+    println!("# nvmf-conform figures: {}", machine());
     if wants("catalog") {
         catalog_figures();
     }
     if wants("datapath") {
         let ios = if quick { 2_000 } else { 20_000 };
-        let copy_ns = memcpy_ns();
-        println!(
-            "memcpy bound: {copy_ns:.0} ns per 4 KiB copy = {:.0} copies/s",
-            1e9 / copy_ns
-        );
+        let bound_ns = if quick {
+            memcpy_bound_ns(2, 10_000)
+        } else {
+            memcpy_bound_ns(5, 100_000)
+        };
+        figure("memcpy_bound.ns_per_io", bound_ns, "ns");
+        figure("memcpy_bound.ios_per_sec", 1e9 / bound_ns, "io/s");
         for (write, depth) in [(false, 1u16), (true, 1), (false, 32), (true, 32)] {
-            datapath(write, depth, ios, copy_ns);
+            datapath(write, depth, ios, bound_ns);
         }
     }
     if wants("replay") {
@@ -55,6 +62,18 @@ fn main() {
     if wants("memory") {
         rss_figure();
     }
+}
+
+/// Prints one figure as `NAME = VALUE UNIT`.
+fn figure(name: &str, value: f64, unit: &str) {
+    let v = if value.fract() == 0.0 || value.abs() >= 100.0 {
+        format!("{value:.0}")
+    } else if value.abs() >= 1.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.4}")
+    };
+    println!("{name} = {v} {unit}");
 }
 
 fn machine() -> String {
@@ -80,40 +99,52 @@ fn catalog_figures() {
     let t = Instant::now();
     let r = run::run(&entries, &opts, |_| {});
     let wall = t.elapsed();
-    println!(
-        "catalog: {} cases ({} passed, {} skipped) in {:.2} s = {:.0} cases/s",
-        r.cases.len(),
-        r.count("pass"),
-        r.count("skip"),
-        wall.as_secs_f64(),
-        r.cases.len() as f64 / wall.as_secs_f64()
+    figure("catalog.cases", r.cases.len() as f64, "cases");
+    figure("catalog.passed", r.count("pass") as f64, "cases");
+    figure("catalog.skipped", r.count("skip") as f64, "cases");
+    figure("catalog.wall", wall.as_secs_f64(), "s");
+    figure(
+        "catalog.cases_per_sec",
+        r.cases.len() as f64 / wall.as_secs_f64(),
+        "cases/s",
     );
 }
 
-/// Nanoseconds to copy 4 KiB, from the best of several rounds.
-fn memcpy_ns() -> f64 {
-    let src = vec![0x5au8; BLOCK];
-    let mut dst = vec![0u8; BLOCK];
-    let rounds = 200_000;
+/// Size of the pool the memcpy bound copies within: larger than any cache, as the host
+/// buffers, staging and media of a real data path are.
+const POOL: usize = 256 << 20;
+
+/// Nanoseconds per I/O of the memcpy bound: two 4 KiB copies per I/O (host buffer →
+/// staging → media) between random 4 KiB-aligned places of a 256 MiB pool, best of
+/// `rounds` rounds of `n` I/Os. The places are drawn before the clock starts.
+fn memcpy_bound_ns(rounds: u32, n: usize) -> f64 {
+    let mut pool = vec![0x5au8; POOL];
+    let slots = (POOL / BLOCK) as u64;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % slots) as usize * BLOCK
+    };
+    let places: Vec<[usize; 3]> = (0..n).map(|_| [next(), next(), next()]).collect();
     let mut best = f64::MAX;
-    for _ in 0..5 {
+    for _ in 0..rounds {
         let t = Instant::now();
-        for i in 0..rounds {
-            dst.copy_from_slice(black_box(&src));
-            black_box(&mut dst)[i % BLOCK] ^= 1;
+        for &[host, staging, media] in &places {
+            pool.copy_within(host..host + BLOCK, staging);
+            pool.copy_within(staging..staging + BLOCK, media);
+            black_box(&mut pool[media]);
         }
-        best = best.min(t.elapsed().as_nanos() as f64 / rounds as f64);
+        best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
     }
+    black_box(&pool);
     best
 }
 
 /// `ios` random 4 KiB reads or writes at `depth` through the offloaded path.
-fn datapath(write: bool, depth: u16, ios: u32, copy_ns: f64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("runtime");
+fn datapath(write: bool, depth: u16, ios: u32, bound_ns: f64) {
+    let rt = harness::fabric::sim::runtime().expect("runtime");
     let elapsed = rt.block_on(async {
         let dut = Dut::untraced(
             1,
@@ -178,11 +209,16 @@ fn datapath(write: bool, depth: u16, ios: u32, copy_ns: f64) {
         t.elapsed()
     });
     let iops = f64::from(ios) / elapsed.as_secs_f64();
-    println!(
-        "4 KiB random {:5} QD{depth:<2}: {iops:>9.0} IOPS, {:>7.2} µs per I/O ({:.4} x the memcpy bound)",
-        if write { "write" } else { "read" },
-        1e6 / iops,
-        iops / (1e9 / copy_ns)
+    let name = format!(
+        "datapath.{}.qd{depth}",
+        if write { "write" } else { "read" }
+    );
+    figure(&format!("{name}.iops"), iops, "io/s");
+    figure(&format!("{name}.ns_per_io"), 1e9 / iops, "ns");
+    figure(
+        &format!("{name}.ratio_to_memcpy"),
+        iops / (1e9 / bound_ns),
+        "",
     );
 }
 
@@ -193,7 +229,7 @@ fn replay_figure() {
         .filter(|p| p.is_file())
     else {
         println!(
-            "replay: nvmf-conform not built next to this bench (cargo build --release -p suites)"
+            "# replay: nvmf-conform not built next to this bench (cargo build --release -p suites)"
         );
         return;
     };
@@ -207,30 +243,32 @@ fn replay_figure() {
             .is_ok_and(|o| o.status.code() == Some(0));
         best = best.min(t.elapsed());
         if !ok {
-            println!("replay: `nvmf-conform replay {case}` did not pass");
+            println!("# replay: `nvmf-conform replay {case}` did not pass");
             return;
         }
     }
-    println!(
-        "replay {case} --seed 42, process start included: {:.0} ms (best of 5)",
-        best.as_secs_f64() * 1e3
-    );
+    println!("# replay {case} --seed 42, process start included, best of 5");
+    figure("replay.wall", best.as_secs_f64() * 1e3, "ms");
 }
 
 fn rss_figure() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |k: &str| {
+    let kib = |k: &str| {
         status
             .lines()
             .find(|l| l.starts_with(k))
-            .map(|l| l[k.len()..].trim().to_string())
-            .unwrap_or_else(|| "?".into())
+            .and_then(|l| {
+                l[k.len()..]
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(f64::NAN)
     };
     let staging = Dut::staging_len_for(&harness::api::Profile::builtin("full").unwrap().caps);
-    println!(
-        "memory: VmHWM {} (peak), VmRSS {} now; one session's staging buffer {} KiB",
-        field("VmHWM:"),
-        field("VmRSS:"),
-        staging / 1024
-    );
+    figure("memory.peak_rss", kib("VmHWM:") / 1024.0, "MiB");
+    figure("memory.rss", kib("VmRSS:") / 1024.0, "MiB");
+    figure("memory.staging", staging as f64 / 1024.0, "KiB");
 }

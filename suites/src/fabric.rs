@@ -108,15 +108,15 @@ impl FabricChoice {
         }
     }
 
-    /// A runtime for one case: current-thread, with a paused (virtual) clock on `sim` and
+    /// A runtime for one case: current-thread, with the fabric's virtual clock on `sim` and
     /// wall time plus the I/O driver (completion channels, CM events) on `verbs`.
     pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
-        let mut b = tokio::runtime::Builder::new_current_thread();
         match self {
-            FabricChoice::Sim => b.enable_time().start_paused(true),
-            FabricChoice::Verbs { .. } => b.enable_all(),
-        };
-        b.build()
+            FabricChoice::Sim => harness::fabric::sim::runtime(),
+            FabricChoice::Verbs { .. } => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+        }
     }
 
     /// Whether cases can run here at all: on verbs the device must open (`Err` says why

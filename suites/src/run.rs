@@ -143,10 +143,7 @@ pub enum PluginCheckError {
 /// Opens the plugin's device once on a scratch fabric: its caps, or why it cannot be
 /// tested (a runner turns that into exit 2 or 125 before running anything).
 pub fn check_plugin(p: &PluginTarget) -> Result<harness::api::NvmfCaps, PluginCheckError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
+    let rt = harness::fabric::sim::runtime()
         .map_err(|e| PluginCheckError::Untestable(format!("cannot start a runtime: {e}")))?;
     rt.block_on(async {
         let dut =

@@ -98,11 +98,7 @@ fn expect(m: &mut Model, caps: &harness::api::NvmfCaps, srq_max_ns: u32, op: &Op
 /// Runs `ops` on a fresh `tight` reference device with `quirks`; returns the first
 /// divergence from the model.
 fn check_sequence(ops: &[Op], quirks: Quirks) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("runtime");
+    let rt = harness::fabric::sim::runtime().expect("runtime");
     rt.block_on(async {
         let dut = Dut::reference(1, &Profile::builtin("tight").unwrap(), quirks);
         let (pd, staging, attrs, srq) = dut.srq().map_err(|e| e.message)?;

@@ -170,11 +170,7 @@ fn expect_ok_or_offline(m: &Model, c: &Completion, what: &str) -> Result<bool, S
 /// Runs `ops` against a fresh reference target serving one namespace in `format` with
 /// `quirks`; returns the first divergence from the model.
 fn check_sequence(format: LbaFormat, ops: &[Op], quirks: Quirks) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let rt = harness::fabric::sim::runtime().map_err(|e| e.to_string())?;
     rt.block_on(async {
         let dut = Dut::reference(7, &Profile::builtin("full").unwrap(), quirks);
         let config = one_subsystem(format).replace(

@@ -141,11 +141,7 @@ fn fabric_contract_holds_through_the_engine_context() {
     let mut passed = 0;
     for case in contract::cases() {
         let out = bounded(&case.id, move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .start_paused(true)
-                .build()
-                .expect("a runtime");
+            let rt = harness::fabric::sim::runtime().expect("a runtime");
             let seed = suites::seed::case_seed(0, &case.id);
             rt.block_on(async {
                 let factory: FabricFactory = Arc::new(ThroughEngine::sim);

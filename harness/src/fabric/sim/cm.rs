@@ -3,8 +3,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use tokio::time::Instant;
-
 use super::net::{Conn, ConnState, Listener, Net, Timed};
 use super::tap::{comm_id, TapCm, TapCmKind, TapMessage};
 use crate::fabric::{
@@ -89,7 +87,7 @@ impl Net {
                 param: param.clone(),
             },
         );
-        let at = Instant::now() + self.latency();
+        let at = self.now() + self.latency();
         self.schedule(
             at,
             Timed::CmRequest {
@@ -172,7 +170,7 @@ impl Net {
                     private_data: Vec::new(),
                 },
             };
-            let at = Instant::now() + self.latency();
+            let at = self.now() + self.latency();
             self.schedule(at, Timed::CmDeliver { ctx, event: ev });
             if let Some(c) = self.ctxs[ctx].conns.get_mut(&conn) {
                 c.state = ConnState::Rejected;
@@ -315,7 +313,7 @@ impl Net {
         c.state = ConnState::Accepted;
         c.qp = Some(qp);
         self.ctxs[actx].conns.get_mut(&aconn).expect("conn").state = ConnState::Established;
-        let now = Instant::now();
+        let now = self.now();
         let l1 = self.latency();
         let l2 = self.latency();
         self.schedule(
@@ -410,7 +408,7 @@ impl Net {
                         private_data: private_data.to_vec(),
                     },
                 };
-                let at = Instant::now() + self.latency();
+                let at = self.now() + self.latency();
                 self.schedule(
                     at,
                     Timed::CmDeliver {
@@ -440,7 +438,7 @@ impl Net {
             });
             Some((self.ctx_addr(ctx), self.ctx_addr(pctx), msg))
         });
-        let now = Instant::now();
+        let now = self.now();
         let l1 = self.latency();
         if let Some((pctx, pconn)) = peer {
             self.schedule(

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::time::Instant;
 
 use super::net::{Cq, Mr, Net, Pd, PendingSend, Qp, Srq};
 use super::transport::flush_recv_wc;
@@ -579,6 +578,7 @@ impl DeviceContext for SimContext {
                     break q;
                 }
             };
+            let now = n.now();
             let cx = &mut n.ctxs[c];
             let id = QpId(cx.alloc_id());
             cx.qps.insert(
@@ -599,7 +599,7 @@ impl DeviceContext for SimContext {
                     head_in_flight: false,
                     rq: VecDeque::new(),
                     comm_est_sent: false,
-                    last_arrival: Instant::now(),
+                    last_arrival: now,
                 },
             );
             n.devices[dev].qpns.insert(qpn, (c, id));

@@ -5,11 +5,14 @@
 //! remote key/bounds/rights checks, RNR and transport retries, flush on error, SRQ limit
 //! and CQ overflow events, and an RDMA-CM-like connection manager with private data.
 //!
-//! Time is tokio's: run it on a current-thread runtime with paused time (auto-advance) and
-//! a 30-second timeout costs nothing. Every packet gets a one-way latency of 2 µs plus a
-//! jitter drawn from the seed, so the interleaving of two QPs — and with it every trace —
-//! is a function of the seed alone. Each QP keeps RC order.
+//! Time is virtual, in nanoseconds: tokio's paused clock, which the fabric moves itself to
+//! its next event whenever the runtime is idle (on a runtime from [`runtime`]; see
+//! [`clock`](self::clock)), so a 30-second timeout costs nothing and a packet costs no
+//! timer. Every packet gets the wire's latency ([`SimLink`]: 2 µs by default) plus a jitter
+//! drawn from the seed plus its serialisation at the link's rate, so the interleaving of two
+//! QPs — and with it every trace — is a function of the seed alone. Each QP keeps RC order.
 
+mod clock;
 mod cm;
 mod context;
 mod net;
@@ -23,7 +26,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use clock::runtime;
+use clock::IdleHook;
 pub use context::SimContext;
+pub use net::SimLink;
 use net::{Ctx, Device, Net, Timed};
 pub use tap::{AckKind, PacketTap, TapCm, TapCmKind, TapMessage, TapOp, TapPacket};
 
@@ -57,6 +63,8 @@ pub fn default_device_attr(name: &str) -> DeviceAttr {
 pub(crate) struct Shared {
     net: Mutex<Net>,
     pump: Notify,
+    /// Whether the pump waits for the runtime to go idle, and for which event.
+    idle: clock::IdleWait,
 }
 
 impl Shared {
@@ -99,8 +107,13 @@ impl SimFabric {
         SimFabric::with_devices(seed, &[("sim0", SIM0_ADDR), ("sim1", SIM1_ADDR)])
     }
 
-    /// A network with the given devices (name, IPv4 address).
+    /// A network with the given devices (name, IPv4 address) and the default wire.
     pub fn with_devices(seed: u64, devices: &[(&str, Ipv4Addr)]) -> Arc<SimFabric> {
+        SimFabric::with_link(seed, devices, SimLink::default())
+    }
+
+    /// A network with the given devices and wire.
+    pub fn with_link(seed: u64, devices: &[(&str, Ipv4Addr)], link: SimLink) -> Arc<SimFabric> {
         let devices = devices
             .iter()
             .map(|(name, addr)| Device {
@@ -113,10 +126,15 @@ impl SimFabric {
             })
             .collect();
         let shared = Arc::new(Shared {
-            net: Mutex::new(Net::new(seed, devices)),
+            net: Mutex::new(Net::new(seed, devices, link)),
             pump: Notify::new(),
+            idle: clock::IdleWait::default(),
         });
-        let pump = tokio::spawn(pump(shared.clone()));
+        let hook = IdleHook::current();
+        if let Some(h) = &hook {
+            h.register(&shared);
+        }
+        let pump = tokio::spawn(pump(shared.clone(), hook));
         Arc::new(SimFabric {
             inner: Arc::new(Inner { shared, pump }),
         })
@@ -244,8 +262,10 @@ impl Net {
     }
 }
 
-/// Delivers scheduled events when their time comes.
-async fn pump(shared: Arc<Shared>) {
+/// Delivers scheduled events when their time comes: on a runtime with the idle hook, by
+/// moving the network's clock to the next one when the runtime is idle (see [`clock`]);
+/// without it, on a tokio timer.
+async fn pump(shared: Arc<Shared>, hook: Option<Arc<IdleHook>>) {
     loop {
         let notified = shared.pump.notified();
         tokio::pin!(notified);
@@ -253,7 +273,8 @@ async fn pump(shared: Arc<Shared>) {
         let next = loop {
             let (r, wakes) = {
                 let mut net = shared.net.lock().unwrap_or_else(|p| p.into_inner());
-                let r = net.step(Instant::now());
+                let now = net.now();
+                let r = net.step(now);
                 (r, net.take_wakes())
             };
             for w in wakes {
@@ -263,15 +284,39 @@ async fn pump(shared: Arc<Shared>) {
                 break next;
             }
         };
-        match next {
-            Some(at) => {
+        match (next, &hook) {
+            (Some(at), Some(hook)) => {
+                hook.wait_for_idle(&shared.idle, at);
+                notified.await;
+                if hook.stop_waiting(&shared.idle) {
+                    let now = Instant::now();
+                    let tick = clock::next_tick(hook.origin(), now);
+                    // The event comes before tokio's next tick: only the network's clock
+                    // moves. Otherwise tokio's moves to that tick first, firing its timers.
+                    let before_tick = {
+                        let mut net = shared.net.lock().unwrap_or_else(|p| p.into_inner());
+                        match net.queue.peek().map(|e| e.at) {
+                            Some(at) if at < tick => {
+                                net.clock = net.clock.max(at);
+                                true
+                            }
+                            Some(_) => false,
+                            None => true,
+                        }
+                    };
+                    if !before_tick {
+                        tokio::time::advance(tick - now).await;
+                    }
+                }
+            }
+            (Some(at), None) => {
                 tokio::select! {
                     biased;
                     _ = &mut notified => {}
                     _ = tokio::time::sleep_until(at) => {}
                 }
             }
-            None => notified.await,
+            (None, _) => notified.await,
         }
     }
 }

@@ -19,10 +19,38 @@ use crate::fabric::{
     PortState, QpDest, QpId, QpState, RecvWr, SendWr, SrqId, WorkCompletion,
 };
 
-/// One-way latency of a packet on the simulated wire.
-pub(crate) const BASE_LATENCY: Duration = Duration::from_micros(2);
-/// Largest random addition to a packet's latency (drawn from the seed).
-pub(crate) const JITTER_NS: u64 = 500;
+/// The simulated wire. The default looks like a 100 Gb/s RoCE link inside one rack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimLink {
+    /// One-way latency of a packet (default 2 µs).
+    pub latency: Duration,
+    /// Largest random addition to a packet's latency, drawn from the seed (default 500 ns).
+    pub jitter: Duration,
+    /// Serialisation rate in bits per second: a packet's payload adds its length at this
+    /// rate to its latency (default 100 Gb/s, 0.08 ns per byte).
+    pub bits_per_sec: u64,
+}
+
+impl Default for SimLink {
+    fn default() -> SimLink {
+        SimLink {
+            latency: Duration::from_micros(2),
+            jitter: Duration::from_nanos(500),
+            bits_per_sec: 100_000_000_000,
+        }
+    }
+}
+
+impl SimLink {
+    /// Time to put `bytes` on the wire.
+    pub fn serialisation(&self, bytes: u64) -> Duration {
+        if self.bits_per_sec == 0 {
+            return Duration::ZERO;
+        }
+        let ns = u128::from(bytes) * 8 * 1_000_000_000 / u128::from(self.bits_per_sec);
+        Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+    }
+}
 /// Delay before a sender retries after an RNR NAK.
 pub(crate) const RNR_TIMER: Duration = Duration::from_micros(640);
 /// Local ACK timeout before a transport retry.
@@ -234,16 +262,21 @@ pub(crate) struct Net {
     pub next_qpn: u32,
     pub next_mr_addr: u64,
     pub next_port: u16,
+    /// The wire's latency, jitter and rate.
+    pub link: SimLink,
     /// Notifications to fire once the lock is released.
     pub wake: Vec<Arc<Notify>>,
     /// Observer of the wire, if any (`SimFabric::set_tap`).
     pub tap: Option<Arc<dyn PacketTap>>,
     /// Virtual time the network was created: the tap's time origin.
     pub start: Instant,
+    /// The network's virtual time: tokio's clock, or ahead of it by less than a timer tick
+    /// while the pump moves it from event to event (see `clock`).
+    pub clock: Instant,
 }
 
 impl Net {
-    pub fn new(seed: u64, devices: Vec<Device>) -> Net {
+    pub fn new(seed: u64, devices: Vec<Device>, link: SimLink) -> Net {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let next_qpn = 0x100 + (rng.random::<u32>() % 0x1000);
         let next_mr_addr = 0x7f00_0000_0000 + u64::from(rng.random::<u16>()) * 0x10_0000;
@@ -258,9 +291,11 @@ impl Net {
             next_qpn,
             next_mr_addr,
             next_port: 40000,
+            link,
             wake: Vec::new(),
             tap: None,
             start: Instant::now(),
+            clock: Instant::now(),
         }
     }
 
@@ -269,12 +304,21 @@ impl Net {
         let Some(tap) = &self.tap else { return };
         if let Some((src, dst, msg)) = make() {
             tap.on_packet(&TapPacket {
-                at: Instant::now().saturating_duration_since(self.start),
+                at: self
+                    .clock
+                    .max(Instant::now())
+                    .saturating_duration_since(self.start),
                 src,
                 dst,
                 msg,
             });
         }
+    }
+
+    /// The network's virtual time now (never behind tokio's clock).
+    pub fn now(&mut self) -> Instant {
+        self.clock = self.clock.max(Instant::now());
+        self.clock
     }
 
     /// Address of the device a context was opened on.
@@ -304,7 +348,10 @@ impl Net {
 
     /// One-way latency of the next packet: base + seeded jitter + injected delay.
     pub fn latency(&mut self) -> Duration {
-        BASE_LATENCY + Duration::from_nanos(self.rng.random_range(0..JITTER_NS)) + self.extra_delay
+        let jitter = self.link.jitter.as_nanos().max(1) as u64;
+        self.link.latency
+            + Duration::from_nanos(self.rng.random_range(0..jitter))
+            + self.extra_delay
     }
 
     pub fn schedule(&mut self, at: Instant, what: Timed) {

@@ -4,8 +4,6 @@
 //! A QP executes its send queue in order, one request on the wire at a time, which keeps
 //! RC ordering (a request blocked by RNR blocks those behind it, as on real hardware).
 
-use tokio::time::Instant;
-
 use super::net::{Net, PendingSend, Timed, ACK_TIMEOUT, RNR_TIMER};
 use super::tap::{AckKind, TapMessage, TapOp};
 use crate::fabric::{
@@ -97,21 +95,21 @@ impl Net {
             return;
         }
         let (pd, head_seq) = (q.pd, q.sq[0].seq);
-        let (sges, need) = {
+        let (sges, need, carried) = {
             let h = &q.sq[0];
-            let need = match h.wr.op {
-                SendOp::RdmaRead { .. } => Access::LOCAL_WRITE,
-                _ => Access::empty(),
+            let (need, carried) = match h.wr.op {
+                SendOp::RdmaRead { .. } => (Access::LOCAL_WRITE, 0),
+                _ => (Access::empty(), sge_bytes(&h.wr.sg_list)),
             };
-            (h.wr.sg_list.clone(), need)
+            (h.wr.sg_list.clone(), need, carried)
         };
         if self.check_sges(ctx, pd, &sges, need).is_err() {
             self.fail_head(ctx, qp, WcStatus::LocProtErr);
             return;
         }
-        let lat = self.latency();
+        let sent = self.now() + self.latency() + self.link.serialisation(carried);
         let q = self.ctxs[ctx].qps.get_mut(&qp).expect("qp exists");
-        let at = (Instant::now() + lat).max(q.last_arrival);
+        let at = sent.max(q.last_arrival);
         q.last_arrival = at;
         q.head_in_flight = true;
         self.schedule(
@@ -160,7 +158,7 @@ impl Net {
 
     /// The head request of `qp` (sequence `seq`) reaches the peer.
     pub(crate) fn on_arrive(&mut self, ctx: usize, qp: QpId, seq: u64) {
-        let now = Instant::now();
+        let now = self.now();
         let Some(q) = self.ctxs[ctx].qps.get(&qp) else {
             return;
         };
@@ -356,8 +354,23 @@ impl Net {
                 }
             }
         }
-        let lat = self.latency();
-        self.schedule(now + lat, Timed::Ack { ctx, qp, seq });
+        // An RDMA READ's response carries its data back.
+        let carried = match op {
+            SendOp::RdmaRead { .. } => sge_bytes(&sg_list),
+            _ => 0,
+        };
+        let lat = self.latency() + self.link.serialisation(carried);
+        // The ACK travels back on the responder's side of the connection: what the
+        // responder sends after it (a response to the request, say) arrives after it.
+        let at = match self.ctxs[rctx].qps.get_mut(&rqp) {
+            Some(r) => {
+                let at = (now + lat).max(r.last_arrival);
+                r.last_arrival = at;
+                at
+            }
+            None => now + lat,
+        };
+        self.schedule(at, Timed::Ack { ctx, qp, seq });
     }
 
     /// Looks up the responder's region for an RDMA access and checks everything a real
@@ -390,6 +403,7 @@ impl Net {
 
     /// The responder had no receive posted: retry after the RNR timer, or give up.
     fn rnr(&mut self, ctx: usize, qp: QpId, seq: u64) {
+        let at = self.now() + RNR_TIMER;
         let q = self.ctxs[ctx].qps.get_mut(&qp).expect("qp");
         let h = &mut q.sq[0];
         if h.rnr_left == 0 {
@@ -399,13 +413,13 @@ impl Net {
         if h.rnr_left != 7 {
             h.rnr_left -= 1;
         }
-        let at = Instant::now() + RNR_TIMER;
         q.last_arrival = q.last_arrival.max(at);
         self.schedule(at, Timed::Arrive { ctx, qp, seq });
     }
 
     /// The packet (or its ACK) was lost: retry after the ACK timeout, or give up.
     fn lost(&mut self, ctx: usize, qp: QpId, seq: u64) {
+        let at = self.now() + ACK_TIMEOUT;
         let q = self.ctxs[ctx].qps.get_mut(&qp).expect("qp");
         let h = &mut q.sq[0];
         if h.retry_left == 0 {
@@ -413,7 +427,6 @@ impl Net {
             return;
         }
         h.retry_left -= 1;
-        let at = Instant::now() + ACK_TIMEOUT;
         q.last_arrival = q.last_arrival.max(at);
         self.schedule(at, Timed::Arrive { ctx, qp, seq });
     }
@@ -490,4 +503,9 @@ fn send_wc(p: &PendingSend, status: WcStatus, qp: QpId, qpn: u32, byte_len: u32)
         src_qp: 0,
         invalidated_rkey: None,
     }
+}
+
+/// Bytes a scatter/gather list covers.
+fn sge_bytes(sges: &[crate::fabric::Sge]) -> u64 {
+    sges.iter().map(|s| u64::from(s.length)).sum()
 }
