@@ -20,3 +20,4 @@ pub mod oracle;
 pub mod run;
 pub mod seed;
 pub mod snapshot;
+pub mod soak;

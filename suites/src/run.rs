@@ -96,25 +96,31 @@ fn result(entries: &[Entry], opts: &Options, cases: Vec<CaseRecord>) -> RunResul
             .unwrap_or_default(),
     };
     RunResult {
-        meta: RunMeta {
-            target: opts.target_name(),
-            profile: match &opts.plugin {
-                Some(p) => format!("plugin config `{}`", p.config),
-                None => opts.profile.name.clone(),
-            },
-            caps,
-            fabric: opts.fabric.name().into(),
-            seed: opts.seed,
-            shard: opts.shard.map(|s| s.to_string()),
-            version: env!("CARGO_PKG_VERSION").into(),
-            replay: opts.replay.clone(),
-            control_plane: crate::framework::requirements::REQUIREMENTS
-                .iter()
-                .filter(|r| r.about == harness::runner::Subject::ControlPlane)
-                .map(|r| r.id.to_string())
-                .collect(),
-        },
+        meta: meta(opts, caps),
         cases,
+    }
+}
+
+/// The metadata of a run with `opts` that tested a device with `caps` (field → value;
+/// empty when no device was tested).
+pub fn meta(opts: &Options, caps: Vec<(String, String)>) -> RunMeta {
+    RunMeta {
+        target: opts.target_name(),
+        profile: match &opts.plugin {
+            Some(p) => format!("plugin config `{}`", p.config),
+            None => opts.profile.name.clone(),
+        },
+        caps,
+        fabric: opts.fabric.name().into(),
+        seed: opts.seed,
+        shard: opts.shard.map(|s| s.to_string()),
+        version: env!("CARGO_PKG_VERSION").into(),
+        replay: opts.replay.clone(),
+        control_plane: crate::framework::requirements::REQUIREMENTS
+            .iter()
+            .filter(|r| r.about == harness::runner::Subject::ControlPlane)
+            .map(|r| r.id.to_string())
+            .collect(),
     }
 }
 
@@ -334,6 +340,35 @@ impl CaseOutcome {
     }
 }
 
+/// The device under test `opts` names, opened on `place`: the reference target, a plugin,
+/// or the reference target on another host (`--connect`); why not, when it does not open.
+pub async fn open_dut(
+    place: CaseFabric,
+    opts: &Options,
+    capture: Option<&Capture>,
+) -> Result<Dut, String> {
+    let remote = match opts.connect {
+        None => None,
+        Some(addr) => match RemoteTarget::connect(addr, REMOTE_BOUND).await {
+            Ok(t) => Some(framework::remote::Remote {
+                target: Arc::new(t),
+                profile: opts.profile.clone(),
+                quirks: opts.quirks.clone(),
+            }),
+            Err(e) => return Err(e.to_string()),
+        },
+    };
+    match (&opts.plugin, remote) {
+        (None, Some(r)) => {
+            Dut::remote(place, r).map_err(|e| format!("the host's device did not open: {e}"))
+        }
+        (None, None) => Dut::reference_on(place, &opts.profile, opts.quirks.clone(), capture, true)
+            .map_err(|e| format!("the device did not open: {e}")),
+        (Some(p), _) => Dut::plugin_on(place, &p.plugin, &p.config, opts.quirks.clone(), capture)
+            .map_err(|e| format!("the plugin could not open a device: {e}")),
+    }
+}
+
 /// Runs one offload case on `place` as `opts` say (the target in this process, a plugin,
 /// or behind `opts.connect`), within `bound` (`time` says what kind, for the message):
 /// its verdict, trace and note, the trace compared with its snapshot when it passed.
@@ -348,44 +383,11 @@ pub async fn offload_verdict(
     bound: Duration,
     time: &str,
 ) -> CaseOutcome {
-    let remote = match opts.connect {
-        None => None,
-        Some(addr) => match RemoteTarget::connect(addr, REMOTE_BOUND).await {
-            Ok(t) => Some(framework::remote::Remote {
-                target: Arc::new(t),
-                profile: opts.profile.clone(),
-                quirks: opts.quirks.clone(),
-            }),
-            Err(e) => return CaseOutcome::error(e.to_string()),
-        },
+    let mut dut = match open_dut(place, opts, capture).await {
+        Ok(d) => d,
+        Err(why) => return CaseOutcome::error(why),
     };
-    let mut dut = match (&opts.plugin, remote.clone()) {
-        (None, Some(r)) => match Dut::remote(place, r) {
-            Ok(d) => d,
-            Err(e) => {
-                let why = format!("the host's device did not open: {e}");
-                return CaseOutcome::error(why);
-            }
-        },
-        (None, None) => {
-            match Dut::reference_on(place, &opts.profile, opts.quirks.clone(), capture, true) {
-                Ok(d) => d,
-                Err(e) => {
-                    let why = format!("the device did not open: {e}");
-                    return CaseOutcome::error(why);
-                }
-            }
-        }
-        (Some(p), _) => {
-            match Dut::plugin_on(place, &p.plugin, &p.config, opts.quirks.clone(), capture) {
-                Ok(d) => d,
-                Err(e) => {
-                    let why = format!("the plugin could not open a device: {e}");
-                    return CaseOutcome::error(why);
-                }
-            }
-        }
-    };
+    let remote = dut.remote.clone();
     let rec = dut.rec.clone();
     let caps = dut.caps.clone();
     let device = dut.ctx.device_attr();

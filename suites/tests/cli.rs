@@ -644,3 +644,62 @@ fn inject_refusals_name_what_is_wrong() {
         assert!(out.stdout.is_empty(), "{args:?}: no report for a refusal");
     }
 }
+
+#[test]
+fn soak_exits_0_clean_1_on_a_divergence_and_replays_it_by_the_printed_command() {
+    let dir = tmp("soak");
+    let d = dir.to_str().unwrap();
+    let clean = conform(&["soak", "--episodes", "2", "--report-dir", d]);
+    let err = String::from_utf8_lossy(&clean.stderr);
+    assert_eq!(clean.status.code(), Some(0), "{err}");
+    assert!(err.contains("2 episodes"), "{err}");
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("soak.seed-0"), "{junit}");
+    assert!(dir.join("summary.md").is_file() && dir.join("results.json").is_file());
+
+    let bad = conform(&[
+        "soak",
+        "--episodes",
+        "10",
+        "--quirk",
+        "allow-any-host",
+        "--report-dir",
+        d,
+    ]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{err}");
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+    let replay = err
+        .lines()
+        .find_map(|l| l.strip_prefix("replay: nvmf-conform "))
+        .unwrap_or_else(|| panic!("no replay line: {err}"));
+    let words: Vec<&str> = replay.split(' ').collect();
+    let mut args = words.clone();
+    args.extend(["--report-dir", d]);
+    let again = conform(&args);
+    let again_err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{again_err}");
+    let divergence = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("DIVERGENCE"))
+            .map(str::to_string)
+    };
+    assert_eq!(divergence(&again_err), divergence(&err));
+}
+
+#[test]
+fn soak_refuses_bad_options_with_exit_2() {
+    for (args, says) in [
+        (&["soak", "--faults", "link-flap"][..], "link-flap"),
+        (&["soak", "--only", "1,2"][..], "--episode"),
+        (&["soak", "--duration", "0"][..], "whole seconds"),
+        (&["soak", "--steps", "0"][..], "steps"),
+        (&["soak", "--target", "reference:nope"][..], "nope"),
+    ] {
+        let out = conform(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -37,6 +37,14 @@ pub(crate) enum Command {
     /// Run the offload catalog against the reference target once per quirk and print the
     /// kill matrix (the content of docs/kill-matrix.md); exit 1 if a quirk goes uncaught.
     KillMatrix,
+    /// Random workloads with faults against the device under test, every answer and
+    /// every block checked against a model; stops at a divergence with the fewest steps
+    /// that show it and the command that replays them.
+    ///
+    /// Prints a progress line every second, writes junit.xml, summary.md and results.json.
+    /// Exit codes as `run`: 0 no divergence, 1 a divergence, 2 usage error, 125 nothing
+    /// could be tested. See docs/soak.md.
+    Soak(SoakArgs),
     /// Run one case again with the seed a run reported for it, printing its trace.
     Replay {
         /// The case id.
@@ -436,5 +444,71 @@ impl TargetArgs {
             ),
             ..Options::default()
         })
+    }
+}
+
+/// `--faults`' value: the fault kinds it names.
+#[derive(Debug, Clone)]
+pub(crate) struct FaultList(pub(crate) Vec<suites::soak::FaultKind>);
+
+fn fault_list(s: &str) -> Result<FaultList, String> {
+    suites::soak::parse_faults(s).map(FaultList)
+}
+
+/// Random sequences of connects, disconnects, reads, writes, flushes, write-zeroes and
+/// deallocates at random queue depths, with backend faults, against the device under test;
+/// every status and every block read is checked against a model.
+///
+/// Prints a progress line (steps and commands per second, what has been covered) every
+/// second, writes junit.xml, summary.md and results.json, and on a divergence stops with
+/// the fewest steps it shrank it to and the exact command that replays them. Exit codes as
+/// `run`: 0 no divergence, 1 a divergence, 2 usage error, 125 nothing could be tested.
+#[derive(clap::Args, Debug)]
+pub(crate) struct SoakArgs {
+    /// Seconds of wall time to keep starting episodes for.
+    #[arg(long, default_value_t = 60, value_parser = duration_secs)]
+    pub(crate) duration: u64,
+    /// Base seed: episode E's steps are a function of it and E alone.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Faults to inject, comma-separated: timeout, pci-error, media-error; or `all`, or
+    /// `none`.
+    #[arg(long, default_value = "all", value_parser = fault_list)]
+    pub(crate) faults: FaultList,
+    /// Stop after this many episodes (or --duration, whichever comes first): with a seed, a
+    /// run that is the same on any machine.
+    #[arg(long, value_name = "N")]
+    pub(crate) episodes: Option<u64>,
+    /// Run only episode E (a replay; --duration does not apply).
+    #[arg(long, value_name = "E")]
+    pub(crate) episode: Option<u64>,
+    /// With --episode: only these steps of it, e.g. `0,3,17` (what a divergence shrank to).
+    #[arg(
+        long,
+        value_name = "I,J,...",
+        value_delimiter = ',',
+        requires = "episode"
+    )]
+    pub(crate) only: Option<Vec<usize>>,
+    /// Steps per episode.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub(crate) steps: u64,
+    #[command(flatten)]
+    pub(crate) fabric: FabricArgs,
+    /// Directory for junit.xml, summary.md and results.json.
+    #[arg(long, default_value = "reports")]
+    pub(crate) report_dir: PathBuf,
+    /// Multiply every time bound by this factor (slow devices, emulated machines).
+    #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
+    pub(crate) timeout_scale: f64,
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+}
+
+/// Parses `--duration`: whole seconds, 1 to a week.
+fn duration_secs(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if (1..=604_800).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}`: expected whole seconds from 1 to 604800")),
     }
 }

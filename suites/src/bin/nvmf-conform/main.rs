@@ -23,6 +23,7 @@ use suites::seed::case_seed;
 mod args;
 mod inject;
 mod output;
+mod soak;
 
 use args::{Cli, Command, Refusal, ReportCommand, RunArgs, TargetArgs, DEFAULT_CASE_TIMEOUT};
 use output::{detail, print_summary, progress_bar, verdict_styled};
@@ -31,6 +32,7 @@ fn main() -> ProcessExit {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => cmd_run(&args),
+        Command::Soak(args) => soak::cmd_soak(&args),
         Command::List { filter, shard } => cmd_list(&filter, shard),
         Command::KillMatrix => {
             let m = suites::kill::compute();
