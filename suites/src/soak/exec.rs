@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use harness::backend::emulated::{CmdMatch, Fault};
 use harness::fabric::{Access, MrInfo};
-use harness::initiator::{Command, Controller, IoQueue};
+use harness::initiator::{Command, Controller, DataMode, IoQueue, QueueSpec};
 use harness::wire::{
     DsmCommand, DsmRangeRepr, RwCommand, SglRepr, SqeCommand, Status, WriteZeroesCommand,
 };
@@ -17,6 +17,7 @@ use super::ops::{Cmd, Op, MAX_HOSTS};
 use super::FaultKind;
 use crate::framework::target::{host_config, TargetRig, PORT_A, STRANGER, SUB_A};
 use crate::framework::wait;
+use crate::run::Options;
 
 /// Bound of every wait of a step (virtual time on sim; scaled on a real fabric).
 const BOUND: Duration = Duration::from_secs(10);
@@ -55,6 +56,8 @@ struct Host {
 
 /// One episode in progress on a target.
 pub struct Episode<'a> {
+    /// The run's options: API steps open a fresh device with them.
+    opts: &'a Options,
     rig: &'a TargetRig,
     block: u32,
     /// The device hands what it does not offload to software (and so answers I/O to an
@@ -71,8 +74,15 @@ pub struct Episode<'a> {
 impl<'a> Episode<'a> {
     /// An episode on `rig`, whose namespace has `block`-byte blocks; `software`: the
     /// device has a software path; `max_io`: the most bytes one command it offloads moves.
-    pub fn new(rig: &'a TargetRig, block: u32, software: bool, max_io: u32) -> Episode<'a> {
+    pub fn new(
+        opts: &'a Options,
+        rig: &'a TargetRig,
+        block: u32,
+        software: bool,
+        max_io: u32,
+    ) -> Episode<'a> {
         Episode {
+            opts,
             rig,
             block,
             software,
@@ -103,6 +113,9 @@ impl<'a> Episode<'a> {
                     .map_err(|e| format!("admin disconnect: {e}"))
             }
             Op::Stranger => self.stranger().await,
+            Op::BeforeConnect { cmd } => self.before_connect(*cmd).await,
+            Op::Api(calls) => self.api(calls).await,
+            Op::Unsupported { host, cmd } => self.unsupported(*host, *cmd).await,
             Op::Batch { host, cmds } => self.batch(*host, cmds, None).await,
             Op::Fault { kind, host, cmd } => self.fault(*kind, *host, *cmd).await,
         }
@@ -167,6 +180,121 @@ impl<'a> Episode<'a> {
                 None => Err(format!("a host not in the allow-list: {e}")),
             },
         }
+    }
+
+    /// Calls on the offload API's objects, on a fresh device of the same kind.
+    async fn api(&mut self, calls: &[super::api::Call]) -> Result<(), String> {
+        let place = self.opts.fabric.for_case(self.opts.seed)?;
+        let dut = crate::run::open_dut(place, self.opts, None).await?;
+        let answers = &mut self.coverage.answers;
+        super::api::run(&dut, calls, |c, e| {
+            *answers
+                .entry((c.kind(), super::api::outcome(e)))
+                .or_default() += 1;
+        })
+    }
+
+    /// A write on a queue that has not sent Connect: Command Sequence Error, and nothing
+    /// written (the model does not change, so later reads check it).
+    async fn before_connect(&mut self, cmd: Cmd) -> Result<(), String> {
+        if self.hosts.is_empty() || self.model.offline {
+            return Ok(());
+        }
+        let q = self
+            .rig
+            .cm_queue(PORT_A, QueueSpec::io(2, 4, 0))
+            .await
+            .map_err(|e| format!("CM connect of a second I/O queue: {}", e.message))?;
+        let mut io = IoQueue::new(q, NSID, self.block);
+        let data = self.model.data_of(&cmd);
+        let Cmd::Write { lba, .. } = cmd else {
+            return Ok(());
+        };
+        let w = io
+            .write(lba, &data, DataMode::Keyed)
+            .await
+            .map_err(|e| format!("`{cmd}` before Connect got no answer: {e}"))?;
+        let s = w.cqe.status;
+        if !s.same_code(Status::COMMAND_SEQUENCE_ERROR) {
+            return Err(format!(
+                "`{cmd}` before Connect: expected {}, got {s}",
+                Status::COMMAND_SEQUENCE_ERROR
+            ));
+        }
+        *self
+            .coverage
+            .answers
+            .entry(("write-before-connect", "command-sequence-error"))
+            .or_default() += 1;
+        io.disconnect(wait(BOUND))
+            .await
+            .map_err(|e| format!("disconnect of the queue without Connect: {e}"))
+    }
+
+    /// A command the device neither offloads nor hands to software: UNSUPPORTED_NVMF_OP,
+    /// and no success. The queue is left with a command nobody answers: the host leaves.
+    async fn unsupported(&mut self, host: usize, cmd: Cmd) -> Result<(), String> {
+        if self.hosts.is_empty() || self.model.offline {
+            return Ok(());
+        }
+        let before = self.count_events("UNSUPPORTED_NVMF_OP").await?;
+        let n = self.hosts.len();
+        let mut h = self.hosts.remove(host % n);
+        let q = h.io.queue();
+        let ctx = q.ctx().clone();
+        let (command, _, read) = sqe(&cmd, &self.model, self.block);
+        let mr = match read {
+            Some(len) => Some(
+                q.ctx()
+                    .reg_mr(
+                        q.pd(),
+                        u64::from(len),
+                        Access::LOCAL_WRITE | Access::REMOTE_WRITE,
+                    )
+                    .map_err(|e| format!("reg_mr: {e}"))?,
+            ),
+            None => None,
+        };
+        let sgl = mr.as_ref().map_or(SglRepr::keyed(0, 0, 0), |m| {
+            SglRepr::keyed(m.addr, m.len as u32, m.rkey)
+        });
+        let cid = q
+            .submit(
+                &Command::Nvme {
+                    nsid: NSID,
+                    command,
+                },
+                sgl,
+                &[],
+            )
+            .map_err(|e| format!("submit `{cmd}`: {e}"))?;
+        // The device answers nothing, or an error; never success.
+        if let Ok(r) = q.wait_response(cid, wait(Duration::from_millis(200))).await {
+            if r.cqe.status.is_success() {
+                return Err(format!("`{cmd}`, which the device cannot serve, succeeded"));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + wait(BOUND);
+        while self.count_events("UNSUPPORTED_NVMF_OP").await? == before {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "`{cmd}`, which the device cannot serve, raised no UNSUPPORTED_NVMF_OP"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        *self
+            .coverage
+            .answers
+            .entry((cmd.kind(), "unsupported-event"))
+            .or_default() += 1;
+        // Whatever the queue's state now, the host goes; it may not leave cleanly.
+        let _ = h.io.disconnect(wait(BOUND)).await;
+        let _ = h.ctrl.disconnect().await;
+        if let Some(m) = mr {
+            let _ = ctx.dereg_mr(m.id);
+        }
+        Ok(())
     }
 
     /// Injects a fault, then sends `cmd` (which meets it) alone on `host`.

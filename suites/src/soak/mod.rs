@@ -11,6 +11,7 @@
 //! episode to the fewest steps that still diverge, and prints the command that replays
 //! them: `nvmf-conform soak --seed S --episode E --only I,J,...`.
 
+pub mod api;
 mod exec;
 pub mod model;
 pub mod ops;
@@ -215,6 +216,7 @@ pub fn soak(opts: &Options, soak: &SoakOptions, mut progress: impl FnMut(&Progre
                     menu: Menu {
                         ops: OffloadOps::empty(),
                         software: false,
+                        unserved: OffloadOps::empty(),
                         faults: Vec::new(),
                         steps: 0,
                     },
@@ -226,6 +228,12 @@ pub fn soak(opts: &Options, soak: &SoakOptions, mut progress: impl FnMut(&Progre
     let menu = Menu {
         ops: served_ops(&caps),
         software: caps.supports_non_offloaded_ops,
+        unserved: if caps.supports_non_offloaded_ops {
+            OffloadOps::empty()
+        } else {
+            (OffloadOps::READ | OffloadOps::FLUSH | OffloadOps::WRITE_ZEROES)
+                - caps.allowed_offload_ops()
+        },
         faults: soak.faults.clone(),
         steps: soak.steps.max(1),
     };
@@ -307,6 +315,7 @@ fn run_steps(opts: &Options, all: &[Op], steps: &[usize]) -> Result<Coverage, St
             .await
             .map_err(|f| Stop::Untestable(format!("the target did not start: {}", f.message)))?;
         let mut ep = Episode::new(
+            opts,
             &rig,
             format.lba_data_size(),
             dut.caps.supports_non_offloaded_ops,

@@ -124,6 +124,23 @@ pub enum Op {
     Disconnect(usize),
     /// A host the subsystem does not allow tries to connect: refused, 1/84h with DNR.
     Stranger,
+    /// A write on an I/O queue that is connected through the CM but has not sent Connect:
+    /// answered Command Sequence Error (0/0Ch), nothing offloaded or written.
+    BeforeConnect {
+        /// The write (its blocks must not change).
+        cmd: Cmd,
+    },
+    /// Calls on the offload API's own objects (controllers of a fresh SRQ, namespace
+    /// mappings) on a fresh device, each result checked against the rules.
+    Api(Vec<super::api::Call>),
+    /// On a device without a software path, a command it does not offload: it raises
+    /// UNSUPPORTED_NVMF_OP and does not answer with success; the host then leaves.
+    Unsupported {
+        /// The host (modulo those connected).
+        host: usize,
+        /// The command.
+        cmd: Cmd,
+    },
     /// Commands submitted together on one host's queue, then every answer reaped.
     Batch {
         /// The host (modulo those connected).
@@ -148,6 +165,15 @@ impl fmt::Display for Op {
             Op::Connect => write!(f, "connect"),
             Op::Disconnect(h) => write!(f, "disconnect host {h}"),
             Op::Stranger => write!(f, "connect from a host not allowed"),
+            Op::BeforeConnect { cmd } => write!(f, "{cmd} before Connect"),
+            Op::Api(calls) => {
+                write!(f, "API:")?;
+                for (i, c) in calls.iter().enumerate() {
+                    write!(f, "{}{c}", if i == 0 { " " } else { ", " })?;
+                }
+                Ok(())
+            }
+            Op::Unsupported { host, cmd } => write!(f, "unsupported {cmd} on host {host}"),
             Op::Batch { host, cmds } => {
                 write!(f, "host {host} QD{}:", cmds.len())?;
                 for (i, c) in cmds.iter().enumerate() {
@@ -168,6 +194,8 @@ pub struct Menu {
     /// Whether the device hands what it does not offload to software (malformed commands
     /// are sent only then: without it, the device never answers them).
     pub software: bool,
+    /// Commands the device does not offload and, without a software path, cannot serve.
+    pub unserved: OffloadOps,
     /// Faults to inject.
     pub faults: Vec<FaultKind>,
     /// Steps per episode.
@@ -185,6 +213,32 @@ pub fn episode(seed: u64, episode: u64, menu: &Menu) -> Vec<Op> {
             0..=5 => Op::Connect,
             6..=7 => Op::Disconnect(rng.random_range(0..MAX_HOSTS)),
             8 => Op::Stranger,
+            12 if menu.ops.contains(OffloadOps::WRITE) => {
+                let blocks = rng.random_range(1..=MAX_BLOCKS);
+                Op::BeforeConnect {
+                    cmd: Cmd::Write {
+                        lba: rng.random_range(0..=BLOCKS - u64::from(blocks)),
+                        blocks,
+                        seed: rng.random(),
+                    },
+                }
+            }
+            14 | 15 => Op::Api(super::api::calls(&mut rng, 12)),
+            13 if !menu.unserved.is_empty() => {
+                let blocks = rng.random_range(1..=MAX_BLOCKS);
+                let lba = rng.random_range(0..=BLOCKS - u64::from(blocks));
+                let cmd = if menu.unserved.contains(OffloadOps::READ) {
+                    Cmd::Read { lba, blocks }
+                } else if menu.unserved.contains(OffloadOps::FLUSH) {
+                    Cmd::Flush
+                } else {
+                    Cmd::WriteZeroes { lba, blocks }
+                };
+                Op::Unsupported {
+                    host: rng.random_range(0..MAX_HOSTS),
+                    cmd,
+                }
+            }
             9..=11 if !menu.faults.is_empty() => {
                 // A PCI error ends the namespace's life for the episode: rarer.
                 let mut kind = menu.faults[rng.random_range(0..menu.faults.len())];
@@ -257,6 +311,7 @@ mod tests {
         Menu {
             ops,
             software: false,
+            unserved: OffloadOps::empty(),
             faults: vec![FaultKind::Timeout],
             steps: 200,
         }
