@@ -158,3 +158,32 @@ fn fault_lists_parse_and_refuse_unknown_names() {
     let e = soak::parse_faults("timeout,link-flap").unwrap_err();
     assert!(e.contains("link-flap") && e.contains("pci-error"), "{e}");
 }
+
+#[test]
+fn a_plugin_device_soaks_clean_and_its_quirk_is_found() {
+    use harness::plugin::Plugin;
+    use suites::run::PluginTarget;
+    let path = nvmf_reference_plugin::library_path()
+        .expect("cargo builds libnvmf_reference_plugin.so for this test (a dev-dependency)");
+    let through = |config: &str| Options {
+        plugin: Some(PluginTarget {
+            plugin: Plugin::load(&path).unwrap_or_else(|e| panic!("{e}")),
+            config: config.into(),
+        }),
+        ..Options::default()
+    };
+    for config in ["profile=full", "profile=full;doorbells=memory"] {
+        let r = run(&through(config), &episodes(3));
+        assert_eq!(r.untestable, None, "{config}");
+        assert_eq!(r.divergence, None, "{config}");
+        assert!(r.progress.coverage.steps >= 3 * 99, "{config}");
+    }
+    let r = run(
+        &through("profile=full;quirks=early-write-ack"),
+        &episodes(40),
+    );
+    let d = r
+        .divergence
+        .expect("early-write-ack through the plugin is found");
+    assert!(d.message.contains("Internal Error"), "{}", d.message);
+}

@@ -3,10 +3,12 @@
 //! against the model.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use harness::backend::emulated::{CmdMatch, Fault};
-use harness::fabric::{Access, MrInfo};
+use harness::fabric::sim::{SimFabric, SIM1_ADDR};
+use harness::fabric::{Access, Fabric, Fault as LinkFault, MrInfo};
 use harness::initiator::{Command, Controller, DataMode, IoQueue, QueueSpec};
 use harness::wire::{
     DsmCommand, DsmRangeRepr, RwCommand, SglRepr, SqeCommand, Status, WriteZeroesCommand,
@@ -65,6 +67,8 @@ pub struct Episode<'a> {
     software: bool,
     /// The most bytes one offloaded command moves (`max_io_sz`).
     max_io: u32,
+    /// The simulated fabric, when the episode runs on it (link drops need it).
+    sim: Option<Arc<SimFabric>>,
     model: Model,
     hosts: Vec<Host>,
     /// What it covered so far.
@@ -80,6 +84,7 @@ impl<'a> Episode<'a> {
         block: u32,
         software: bool,
         max_io: u32,
+        sim: Option<Arc<SimFabric>>,
     ) -> Episode<'a> {
         Episode {
             opts,
@@ -87,6 +92,7 @@ impl<'a> Episode<'a> {
             block,
             software,
             max_io,
+            sim,
             model: Model::new(block as usize),
             hosts: Vec::new(),
             coverage: Coverage::default(),
@@ -347,6 +353,7 @@ impl<'a> Episode<'a> {
                 self.model.offline = true;
                 Ok(())
             }
+            FaultKind::LinkDrop => self.link_drop(cmd).await,
             FaultKind::MediaError => {
                 let lbas = cmd.range();
                 if lbas.is_empty() {
@@ -364,6 +371,33 @@ impl<'a> Episode<'a> {
                 self.batch(host, &[cmd], None).await
             }
         }
+    }
+
+    /// The hosts' port down for a while, then up: the hosts leave (their connections may
+    /// be broken), a new host must connect and serve `cmd`.
+    async fn link_drop(&mut self, cmd: Cmd) -> Result<(), String> {
+        let Some(sim) = self.sim.clone() else {
+            return Ok(());
+        };
+        let link = |up| LinkFault::Link {
+            addr: SIM1_ADDR,
+            up,
+        };
+        let ms = 1 + u64::from(cmd.range().start as u32 * 7 % 120);
+        sim.inject(link(false))
+            .map_err(|e| format!("link down: {e}"))?;
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        sim.inject(link(true))
+            .map_err(|e| format!("link up: {e}"))?;
+        for h in std::mem::take(&mut self.hosts) {
+            // A broken connection may not leave cleanly: bounded, and whatever it says.
+            let _ = h.io.disconnect(wait(Duration::from_millis(200))).await;
+            let _ = h.ctrl.disconnect().await;
+        }
+        self.connect()
+            .await
+            .map_err(|e| format!("after a {ms} ms link drop: {e}"))?;
+        self.batch(0, &[cmd], None).await
     }
 
     async fn inject(&self, kind: FaultKind, fault: Fault) -> Result<(), String> {

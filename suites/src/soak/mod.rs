@@ -5,7 +5,8 @@
 //! serving one namespace on the device under test, and a sequence of steps drawn from the
 //! run's seed and the episode's number ([`ops::episode`]): host connects and disconnects,
 //! batches of reads, writes, flushes, write-zeroes and deallocates on random blocks at
-//! random queue depths, and backend faults (timeouts, PCI errors, media errors). Each
+//! random queue depths, backend faults (timeouts, PCI errors, media errors) and link drops,
+//! calls on the offload API's own objects. Each
 //! status is checked against what the requirements allow in that state and each block read
 //! against the values it may hold ([`model`]). On a divergence the soak stops, shrinks the
 //! episode to the fewest steps that still diverge, and prints the command that replays
@@ -40,14 +41,18 @@ pub enum FaultKind {
     PciError,
     /// Reads of the next command's blocks fail: 2/81h Unrecovered Read Error.
     MediaError,
+    /// The hosts' port goes down for 1-120 ms (simulated fabric only): connections may
+    /// break; the hosts leave, a new one must connect, and every acknowledged write stays.
+    LinkDrop,
 }
 
 impl FaultKind {
     /// Every kind, in the order `--faults` lists them.
-    pub const ALL: [FaultKind; 3] = [
+    pub const ALL: [FaultKind; 4] = [
         FaultKind::Timeout,
         FaultKind::PciError,
         FaultKind::MediaError,
+        FaultKind::LinkDrop,
     ];
 
     /// The name `--faults` takes.
@@ -56,6 +61,7 @@ impl FaultKind {
             FaultKind::Timeout => "timeout",
             FaultKind::PciError => "pci-error",
             FaultKind::MediaError => "media-error",
+            FaultKind::LinkDrop => "link-drop",
         }
     }
 }
@@ -302,6 +308,7 @@ fn run_steps(opts: &Options, all: &[Op], steps: &[usize]) -> Result<Coverage, St
         .map_err(|e| Stop::Untestable(format!("cannot start a runtime: {e}")))?;
     rt.block_on(async {
         let place = opts.fabric.for_case(opts.seed).map_err(Stop::Untestable)?;
+        let sim = place.sim.clone();
         let dut = run::open_dut(place, opts, None)
             .await
             .map_err(Stop::Untestable)?;
@@ -320,6 +327,7 @@ fn run_steps(opts: &Options, all: &[Op], steps: &[usize]) -> Result<Coverage, St
             format.lba_data_size(),
             dut.caps.supports_non_offloaded_ops,
             dut.caps.max_io_sz,
+            sim,
         );
         for &i in steps {
             let bound = crate::framework::wait(Duration::from_secs(60));

@@ -471,7 +471,7 @@ pub(crate) struct SoakArgs {
     /// Base seed: episode E's steps are a function of it and E alone.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
-    /// Faults to inject, comma-separated: timeout, pci-error, media-error; or `all`, or
+    /// Faults to inject, comma-separated: timeout, pci-error, media-error, link-drop; or `all`, or
     /// `none`.
     #[arg(long, default_value = "all", value_parser = fault_list)]
     pub(crate) faults: FaultList,
