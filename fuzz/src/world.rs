@@ -126,10 +126,10 @@ struct Inner {
     next_qid: u16,
 }
 
-/// A current-thread runtime with a paused clock.
+/// A current-thread runtime with a paused clock, on which the simulated fabric keeps its
+/// nanosecond virtual time (`harness::fabric::sim::runtime`).
 fn runtime() -> tokio::runtime::Runtime {
-    harness::fabric::sim::runtime()
-        .expect("tokio runtime")
+    harness::fabric::sim::runtime().expect("tokio runtime")
 }
 
 /// [`REBUILD_EVERY`], or `NVMF_FUZZ_REBUILD_EVERY` from the environment.
