@@ -18,7 +18,7 @@ use super::model::{Answer, Model};
 use super::ops::{Cmd, Op, MAX_HOSTS};
 use super::FaultKind;
 use crate::framework::target::{host_config, TargetRig, PORT_A, STRANGER, SUB_A};
-use crate::framework::wait;
+use crate::framework::{wait, Dut};
 use crate::run::Options;
 
 /// Bound of every wait of a step (virtual time on sim; scaled on a real fabric).
@@ -76,22 +76,21 @@ pub struct Episode<'a> {
 }
 
 impl<'a> Episode<'a> {
-    /// An episode on `rig`, whose namespace has `block`-byte blocks; `software`: the
-    /// device has a software path; `max_io`: the most bytes one command it offloads moves.
+    /// An episode on `rig`, which serves `dut`'s device (its LBA format, software path and
+    /// `max_io_sz` decide what is sent); `sim`: the simulated fabric, if it runs on one.
     pub fn new(
         opts: &'a Options,
         rig: &'a TargetRig,
-        block: u32,
-        software: bool,
-        max_io: u32,
+        dut: &Dut,
         sim: Option<Arc<SimFabric>>,
     ) -> Episode<'a> {
+        let block = dut.ns_format().lba_data_size();
         Episode {
             opts,
             rig,
             block,
-            software,
-            max_io,
+            software: dut.caps.supports_non_offloaded_ops,
+            max_io: dut.caps.max_io_sz,
             sim,
             model: Model::new(block as usize),
             hosts: Vec::new(),

@@ -321,14 +321,7 @@ fn run_steps(opts: &Options, all: &[Op], steps: &[usize]) -> Result<Coverage, St
             .target(&config)
             .await
             .map_err(|f| Stop::Untestable(format!("the target did not start: {}", f.message)))?;
-        let mut ep = Episode::new(
-            opts,
-            &rig,
-            format.lba_data_size(),
-            dut.caps.supports_non_offloaded_ops,
-            dut.caps.max_io_sz,
-            sim,
-        );
+        let mut ep = Episode::new(opts, &rig, &dut, sim);
         for &i in steps {
             let bound = crate::framework::wait(Duration::from_secs(60));
             let r = match tokio::time::timeout(bound, ep.step(&all[i])).await {
