@@ -196,6 +196,8 @@ pub struct SoakResult {
     pub untestable: Option<String>,
     /// The menu the episodes drew from.
     pub menu: Menu,
+    /// The device's caps (a plugin's as it reports them), for the report.
+    pub caps: NvmfCaps,
 }
 
 /// The commands a device serves: what it offloads, and every NVM command the soak sends
@@ -226,6 +228,7 @@ pub fn soak(opts: &Options, soak: &SoakOptions, mut progress: impl FnMut(&Progre
                         faults: Vec::new(),
                         steps: 0,
                     },
+                    caps: NvmfCaps::default(),
                 }
             }
         },
@@ -254,6 +257,7 @@ pub fn soak(opts: &Options, soak: &SoakOptions, mut progress: impl FnMut(&Progre
         divergence: None,
         untestable: None,
         menu: menu.clone(),
+        caps: caps.clone(),
     };
     for e in episodes {
         if soak.episode.is_none() && started.elapsed() >= soak.duration {
@@ -406,7 +410,7 @@ pub fn replay_command(seed: u64, d: &Divergence, device_args: &str) -> String {
 /// The soak as a run result, for the JUnit, summary and JSON reports: one record, passed or
 /// failed with the shrunk divergence and the command that replays it.
 pub fn to_run(opts: &Options, r: &SoakResult, device_args: &str) -> RunResult {
-    let caps = harness::report::caps_fields(&opts.profile.caps);
+    let caps = harness::report::caps_fields(&r.caps);
     let verdict = match (&r.divergence, &r.untestable) {
         (Some(d), _) => Verdict::Fail(format!(
             "episode {}: {}\nshrunk to {} step(s):\n{}\nreplay: {}",
