@@ -21,6 +21,8 @@
 //! - [`ns_ids`]: a namespace's identifiers (UUID, NGUID, EUI-64), configured or derived.
 //! - `io`: the software I/O path for commands the engine does not offload.
 //! - [`events`]: reactions to offload events (PCI error, timeout, unsupported op).
+//! - `stop`: [`Target::stop`], an orderly stop that gives the device back every object
+//!   the target made on it.
 //!
 //! The decisions where the RFC is silent are in `docs/target.md`.
 
@@ -39,6 +41,7 @@ pub mod ns_ids;
 mod queue;
 mod serve;
 mod state;
+mod stop;
 pub mod target;
 
 pub use config::{

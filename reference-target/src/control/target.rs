@@ -31,6 +31,8 @@ use harness::backend::emulated::{BackendController, Fault};
 /// A running target; see the module docs.
 pub struct Target {
     sh: Arc<Shared>,
+    /// [`Target::stop`] gave everything back: dropping it has nothing left to release.
+    pub(super) released: bool,
 }
 
 impl std::fmt::Debug for Target {
@@ -242,7 +244,10 @@ impl Target {
         }
         sh.spawn(cm_loop(sh.clone()));
         sh.spawn(super::events::event_loop(sh.clone()));
-        Ok(Target { sh })
+        Ok(Target {
+            sh,
+            released: false,
+        })
     }
 
     /// The offload engine (the provider and its counters).
@@ -304,6 +309,13 @@ impl Target {
         self.sh.subs.iter().position(|s| s.cfg.nqn == subnqn)
     }
 
+    /// The index of subsystem `subnqn` when it has namespace `nsid`.
+    fn sub_serving(&self, subnqn: &str, nsid: u32) -> Option<usize> {
+        let i = self.sub_index(subnqn)?;
+        let sub = &self.sh.subs[i].cfg;
+        sub.namespaces.iter().any(|n| n.nsid == nsid).then_some(i)
+    }
+
     /// The NVMe-oF SRQ of a subsystem.
     pub fn srq(&self, subnqn: &str) -> Option<NvmfSrq> {
         self.sub_index(subnqn).map(|i| self.sh.subs[i].srq)
@@ -312,30 +324,14 @@ impl Target {
     /// The engine's handle of the backend controller serving `nsid` of `subnqn` (`None`
     /// when unknown or released after a PCI error).
     pub fn ctrl_of(&self, subnqn: &str, nsid: u32) -> Option<CtrlHandle> {
-        let i = self.sub_index(subnqn)?;
-        if !self.sh.subs[i]
-            .cfg
-            .namespaces
-            .iter()
-            .any(|n| n.nsid == nsid)
-        {
-            return None;
-        }
+        let i = self.sub_serving(subnqn, nsid)?;
         self.sh.lock().backends.get(&i).and_then(|b| b.ctrl)
     }
 
     /// The emulated backend controller serving `nsid` of `subnqn` (`None` for a real
     /// controller).
     pub fn backend_of(&self, subnqn: &str, nsid: u32) -> Option<Arc<BackendController>> {
-        let i = self.sub_index(subnqn)?;
-        if !self.sh.subs[i]
-            .cfg
-            .namespaces
-            .iter()
-            .any(|n| n.nsid == nsid)
-        {
-            return None;
-        }
+        let i = self.sub_serving(subnqn, nsid)?;
         self.sh
             .lock()
             .backends
@@ -417,7 +413,12 @@ impl Target {
         self.abort_tasks();
     }
 
-    fn abort_tasks(&self) {
+    /// What the target's tasks share.
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.sh
+    }
+
+    pub(super) fn abort_tasks(&self) {
         for t in self
             .sh
             .tasks
@@ -440,6 +441,9 @@ impl Drop for Target {
             let _ = self.sh.ctx.cm_close_listener(*l);
         }
         self.abort_tasks();
+        if self.released {
+            return;
+        }
         // Commands the engine still has in flight finish first (a restarted target must
         // not race the old one's last backend writes), within a bound; without a runtime
         // nothing can be in flight.
@@ -465,7 +469,7 @@ pub const RELEASE_BOUND: Duration = Duration::from_secs(10);
 
 /// Lets go of a stopped target's backend controllers, which reach host memory through the
 /// engine's context (so engine and controllers hold each other until this runs).
-fn release_backends(sh: &Shared) {
+pub(super) fn release_backends(sh: &Shared) {
     if let Some(e) = &sh.engine {
         e.release_backends();
     }

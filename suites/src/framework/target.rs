@@ -329,6 +329,19 @@ pub fn expect_invalid_param(cqe: &CqeRepr, want: InvalidParam, what: &str) -> Re
 }
 
 impl TargetRig {
+    /// Stops an in-process target in order ([`Target::stop`]: every object it made on the
+    /// device given back) and returns the calls the device refused. A target behind the
+    /// control channel cannot be stopped so (its host opens a fresh device per target).
+    pub async fn stop(self) -> Result<Vec<String>, Failure> {
+        let TargetRig { _lift, side, .. } = self;
+        match side {
+            Side::Local { target, .. } => Ok(target.stop().await),
+            Side::Remote(_) => Err(Failure::new(
+                "a remote target cannot be stopped in order from here".to_string(),
+            )),
+        }
+    }
+
     /// The target's address for `port`.
     pub fn addr(&self, port: u16) -> SocketAddr {
         SocketAddr::new(self.ip.into(), port)

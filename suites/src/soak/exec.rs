@@ -60,7 +60,12 @@ struct Host {
 pub struct Episode<'a> {
     /// The run's options: API steps open a fresh device with them.
     opts: &'a Options,
-    rig: &'a TargetRig,
+    /// The device under test (a restart starts the next target on it).
+    dut: &'a Dut,
+    /// The target's configuration (a restart starts the next target with it).
+    config: String,
+    /// The running target; `None` only while it restarts.
+    rig: Option<TargetRig>,
     block: u32,
     /// The device hands what it does not offload to software (and so answers I/O to an
     /// offline namespace).
@@ -76,18 +81,21 @@ pub struct Episode<'a> {
 }
 
 impl<'a> Episode<'a> {
-    /// An episode on `rig`, which serves `dut`'s device (its LBA format, software path and
-    /// `max_io_sz` decide what is sent); `sim`: the simulated fabric, if it runs on one.
+    /// An episode on `rig`, a target started with `config` on `dut`'s device (its LBA
+    /// format, software path and `max_io_sz` decide what is sent); `sim`: the simulated
+    /// fabric, if it runs on one.
     pub fn new(
         opts: &'a Options,
-        rig: &'a TargetRig,
-        dut: &Dut,
+        (rig, config): (TargetRig, String),
+        dut: &'a Dut,
         sim: Option<Arc<SimFabric>>,
     ) -> Episode<'a> {
         let block = dut.ns_format().lba_data_size();
         Episode {
             opts,
-            rig,
+            dut,
+            config,
+            rig: Some(rig),
             block,
             software: dut.caps.supports_non_offloaded_ops,
             max_io: dut.caps.max_io_sz,
@@ -141,7 +149,7 @@ impl<'a> Episode<'a> {
         let mut cfg = host_config(SUB_A);
         cfg.kato_ms = 0;
         let mut ctrl = self
-            .rig
+            .rig()?
             .controller(PORT_A, cfg)
             .await
             .map_err(|e| format!("connect: {}", e.message))?;
@@ -163,7 +171,7 @@ impl<'a> Episode<'a> {
         let mut cfg = host_config(SUB_A);
         cfg.hostnqn = STRANGER.into();
         cfg.kato_ms = 0;
-        match self.rig.connect(PORT_A, cfg).await {
+        match self.rig()?.connect(PORT_A, cfg).await {
             Ok(c) => Err(format!(
                 "a host not in the allow-list got controller {}",
                 c.cntlid()
@@ -206,7 +214,7 @@ impl<'a> Episode<'a> {
             return Ok(());
         }
         let q = self
-            .rig
+            .rig()?
             .cm_queue(PORT_A, QueueSpec::io(2, 4, 0))
             .await
             .map_err(|e| format!("CM connect of a second I/O queue: {}", e.message))?;
@@ -341,7 +349,7 @@ impl<'a> Episode<'a> {
                     .await?;
                 self.batch(host, &[cmd], Some(kind)).await?;
                 if self
-                    .rig
+                    .rig()?
                     .wait_event("ctrl-released", wait(BOUND))
                     .await
                     .map_err(|e| e.message)?
@@ -353,6 +361,7 @@ impl<'a> Episode<'a> {
                 Ok(())
             }
             FaultKind::LinkDrop => self.link_drop(cmd).await,
+            FaultKind::Restart => self.restart(cmd).await,
             FaultKind::MediaError => {
                 let lbas = cmd.range();
                 if lbas.is_empty() {
@@ -399,8 +408,48 @@ impl<'a> Episode<'a> {
         self.batch(0, &[cmd], None).await
     }
 
-    async fn inject(&self, kind: FaultKind, fault: Fault) -> Result<(), String> {
+    /// The running target.
+    fn rig(&self) -> Result<&TargetRig, String> {
         self.rig
+            .as_ref()
+            .ok_or_else(|| "no target is running (its restart failed)".to_string())
+    }
+
+    /// The target stops in order (every object it made on the device given back) and a
+    /// new one starts on the same device and media: the hosts leave, a new one must
+    /// connect and serve `cmd`, every acknowledged write stays, and the namespace is
+    /// served again (a new backend controller, with no fault injected in it).
+    async fn restart(&mut self, cmd: Cmd) -> Result<(), String> {
+        for h in std::mem::take(&mut self.hosts) {
+            let _ = h.io.disconnect(wait(Duration::from_millis(200))).await;
+            let _ = h.ctrl.disconnect().await;
+        }
+        let Some(rig) = self.rig.take() else {
+            return Err("no target is running (its restart failed)".into());
+        };
+        let refused = rig.stop().await.map_err(|e| e.message)?;
+        if !refused.is_empty() {
+            return Err(format!(
+                "the device refused the stopping target's teardown: {}",
+                refused.join("; ")
+            ));
+        }
+        let rig = self
+            .dut
+            .target(&self.config)
+            .await
+            .map_err(|e| format!("no target started after the restart: {}", e.message))?;
+        self.rig = Some(rig);
+        self.model.offline = false;
+        self.model.bad.clear();
+        self.connect()
+            .await
+            .map_err(|e| format!("after the restart: {e}"))?;
+        self.batch(0, &[cmd], None).await
+    }
+
+    async fn inject(&self, kind: FaultKind, fault: Fault) -> Result<(), String> {
+        self.rig()?
             .inject(SUB_A, NSID, fault)
             .await
             .map_err(|e| format!("inject {kind}: {}", e.message))
@@ -408,7 +457,7 @@ impl<'a> Episode<'a> {
 
     async fn count_events(&self, needle: &str) -> Result<usize, String> {
         Ok(self
-            .rig
+            .rig()?
             .events()
             .await
             .map_err(|e| e.message)?

@@ -5,8 +5,8 @@
 //! serving one namespace on the device under test, and a sequence of steps drawn from the
 //! run's seed and the episode's number ([`ops::episode`]): host connects and disconnects,
 //! batches of reads, writes, flushes, write-zeroes and deallocates on random blocks at
-//! random queue depths, backend faults (timeouts, PCI errors, media errors) and link drops,
-//! calls on the offload API's own objects. Each
+//! random queue depths, backend faults (timeouts, PCI errors, media errors), link drops and
+//! target restarts, calls on the offload API's own objects. Each
 //! status is checked against what the requirements allow in that state and each block read
 //! against the values it may hold ([`model`]). On a divergence the soak stops, shrinks the
 //! episode to the fewest steps that still diverge, and prints the command that replays
@@ -44,15 +44,20 @@ pub enum FaultKind {
     /// The hosts' port goes down for 1-120 ms (simulated fabric only): connections may
     /// break; the hosts leave, a new one must connect, and every acknowledged write stays.
     LinkDrop,
+    /// The target stops in order, giving the device back every object it made on it, and
+    /// a new one starts on the same device and media (an in-process target only): the
+    /// hosts leave, a new one must connect and serve, and every acknowledged write stays.
+    Restart,
 }
 
 impl FaultKind {
     /// Every kind, in the order `--faults` lists them.
-    pub const ALL: [FaultKind; 4] = [
+    pub const ALL: [FaultKind; 5] = [
         FaultKind::Timeout,
         FaultKind::PciError,
         FaultKind::MediaError,
         FaultKind::LinkDrop,
+        FaultKind::Restart,
     ];
 
     /// The name `--faults` takes.
@@ -62,6 +67,7 @@ impl FaultKind {
             FaultKind::PciError => "pci-error",
             FaultKind::MediaError => "media-error",
             FaultKind::LinkDrop => "link-drop",
+            FaultKind::Restart => "restart",
         }
     }
 }
@@ -243,7 +249,10 @@ pub fn soak(opts: &Options, soak: &SoakOptions, mut progress: impl FnMut(&Progre
             (OffloadOps::READ | OffloadOps::FLUSH | OffloadOps::WRITE_ZEROES)
                 - caps.allowed_offload_ops()
         },
-        faults: soak.faults.clone(),
+        // A restart needs the target in this process, over the project's controllers.
+        faults: (soak.faults.iter().copied())
+            .filter(|f| *f != FaultKind::Restart || restartable(opts))
+            .collect(),
         steps: soak.steps.max(1),
     };
     let started = Instant::now();
@@ -304,8 +313,48 @@ enum Stop {
     Untestable(String),
 }
 
+/// Whether the soak can restart the target: it runs in this process, over the project's
+/// emulated controllers.
+fn restartable(opts: &Options) -> bool {
+    opts.connect.is_none() && !opts.backend.is_real()
+}
+
+/// The namespace's media for an episode with restarts: a file in the temporary directory,
+/// removed when the episode ends.
+struct MediaFile(std::path::PathBuf);
+
+impl MediaFile {
+    fn new() -> Result<MediaFile, String> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("nvmf-conform-soak-{}-{n}.img", std::process::id()));
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("{}: {e}", path.display()))
+            }
+            _ => Ok(MediaFile(path)),
+        }
+    }
+}
+
+impl Drop for MediaFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Runs `steps` (indices into `all`) on a fresh target.
 fn run_steps(opts: &Options, all: &[Op], steps: &[usize]) -> Result<Coverage, Stop> {
+    let restarts = steps.iter().any(|&i| {
+        matches!(
+            all[i],
+            Op::Fault {
+                kind: FaultKind::Restart,
+                ..
+            }
+        )
+    });
     let rt = opts
         .fabric
         .runtime()
@@ -317,15 +366,27 @@ fn run_steps(opts: &Options, all: &[Op], steps: &[usize]) -> Result<Coverage, St
             .await
             .map_err(Stop::Untestable)?;
         let format = dut.ns_format();
-        let config = one_subsystem(format).replace(
+        let mut config = one_subsystem(format).replace(
             "queue_depth = 64\n",
             "queue_depth = 64\ncmd_timeout_ms = 100\n",
         );
+        // Restarts keep the media: a file the next target opens again.
+        let media = restarts
+            .then(MediaFile::new)
+            .transpose()
+            .map_err(Stop::Untestable)?;
+        if let Some(m) = &media {
+            config = config.replacen(
+                "nsid = 1\n",
+                &format!("nsid = 1\nbacking = \"file:{}\"\n", m.0.display()),
+                1,
+            );
+        }
         let rig = dut
             .target(&config)
             .await
             .map_err(|f| Stop::Untestable(format!("the target did not start: {}", f.message)))?;
-        let mut ep = Episode::new(opts, &rig, &dut, sim);
+        let mut ep = Episode::new(opts, (rig, config), &dut, sim);
         for &i in steps {
             let bound = crate::framework::wait(Duration::from_secs(60));
             let r = match tokio::time::timeout(bound, ep.step(&all[i])).await {

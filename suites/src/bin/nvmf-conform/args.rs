@@ -471,8 +471,9 @@ pub(crate) struct SoakArgs {
     /// Base seed: episode E's steps are a function of it and E alone.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
-    /// Faults to inject, comma-separated: timeout, pci-error, media-error, link-drop; or `all`, or
-    /// `none`.
+    /// Faults to inject, comma-separated: timeout, pci-error, media-error, link-drop (simulated
+    /// fabric only), restart (the target stops in order and a new one starts on the same
+    /// device and media; in-process targets only); or `all`, or `none`.
     #[arg(long, default_value = "all", value_parser = fault_list)]
     pub(crate) faults: FaultList,
     /// Stop after this many episodes (or --duration, whichever comes first): with a seed, a
