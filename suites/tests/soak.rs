@@ -71,6 +71,9 @@ fn every_command_kind_and_fault_is_covered_on_full() {
         ("read", "namespace-not-ready"),
         ("connect-not-allowed", "connect-invalid-host"),
         ("write-before-connect", "command-sequence-error"),
+        ("api:create-srq", "ok"),
+        ("api:destroy-srq", "ok"),
+        ("api:destroy-srq", "EBUSY"),
         ("api:create-ctrl", "ok"),
         ("api:map", "ok"),
         ("api:map", "EEXIST"),
@@ -185,5 +188,10 @@ fn a_plugin_device_soaks_clean_and_its_quirk_is_found() {
     let d = r
         .divergence
         .expect("early-write-ack through the plugin is found");
-    assert!(d.message.contains("Internal Error"), "{}", d.message);
+    // A write that met a timeout or a PCI error was acknowledged with success all the same.
+    assert!(
+        d.message.contains("write") && d.message.contains("got Successful Completion"),
+        "{}",
+        d.message
+    );
 }

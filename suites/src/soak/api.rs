@@ -1,26 +1,40 @@
-//! The soak's steps on the offload API's own objects: backend controllers of an SRQ and
-//! namespace mappings, created, removed, mapped and unmapped at random on a fresh device,
-//! each call's result compared with a model of the rules (the namespace map shared by the
-//! SRQ's controllers, the limits, the argument checks). `suites/tests/model.rs` drives the
-//! same model through proptest.
+//! The soak's steps on the offload API's own objects: NVMe-oF SRQs, their backend
+//! controllers and namespace mappings, created, destroyed, removed, mapped and unmapped at
+//! random on a fresh device, each call's result compared with a model of the rules (one
+//! namespace map per SRQ shared by its controllers, controllers belonging to one SRQ, the
+//! per-SRQ and device limits, the argument checks: `harness::api::check`).
+//! `suites/tests/model.rs` drives the same model through proptest.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use harness::api::{CtrlHandle, NsMapping, NvmfCaps};
+use harness::api::{CtrlHandle, NsMapping, NvmfCaps, NvmfSrq, SrqHandle};
+use harness::fabric::MrInfo;
+use harness::fabric::PdId;
 use nix::errno::Errno;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
 use crate::framework::Dut;
 
-/// One call.
+/// One call. SRQ slot 0 is the SRQ every step starts with; controllers have slots of their
+/// own, in the order they were created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
-    /// `create_nvme_ctrl` on the SRQ, with a fresh emulated backend.
-    CreateCtrl,
-    /// `remove_nvme_ctrl` of the controller in this slot.
-    RemoveCtrl(usize),
+    /// `create_srq` with valid attributes (its own staging buffer).
+    CreateSrq,
+    /// `destroy_srq` of the SRQ in this slot.
+    DestroySrq(usize),
+    /// `create_nvme_ctrl` on the SRQ in this slot, with a fresh emulated backend.
+    CreateCtrl(usize),
+    /// `remove_nvme_ctrl` of the controller in `slot`, named with its own SRQ or, when
+    /// `other_srq` and another live SRQ exists, with that one (EINVAL).
+    RemoveCtrl {
+        /// The controller's slot.
+        slot: usize,
+        /// Name it with another SRQ.
+        other_srq: bool,
+    },
     /// `map_nsid` on the controller in `slot`.
     Map {
         /// The controller's slot.
@@ -43,8 +57,10 @@ impl Call {
     /// The call's name, as coverage counts it.
     pub fn kind(&self) -> &'static str {
         match self {
-            Call::CreateCtrl => "api:create-ctrl",
-            Call::RemoveCtrl(_) => "api:remove-ctrl",
+            Call::CreateSrq => "api:create-srq",
+            Call::DestroySrq(_) => "api:destroy-srq",
+            Call::CreateCtrl(_) => "api:create-ctrl",
+            Call::RemoveCtrl { .. } => "api:remove-ctrl",
             Call::Map { .. } => "api:map",
             Call::Unmap { .. } => "api:unmap",
         }
@@ -54,8 +70,14 @@ impl Call {
 impl fmt::Display for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Call::CreateCtrl => write!(f, "create ctrl"),
-            Call::RemoveCtrl(s) => write!(f, "remove ctrl {s}"),
+            Call::CreateSrq => write!(f, "create srq"),
+            Call::DestroySrq(s) => write!(f, "destroy srq {s}"),
+            Call::CreateCtrl(s) => write!(f, "create ctrl on srq {s}"),
+            Call::RemoveCtrl { slot, other_srq } => write!(
+                f,
+                "remove ctrl {slot}{}",
+                if other_srq { " via another srq" } else { "" }
+            ),
             Call::Map { slot, fe, lba } => write!(f, "map fe {fe} on ctrl {slot} ({lba} B)"),
             Call::Unmap { slot, fe } => write!(f, "unmap fe {fe} on ctrl {slot}"),
         }
@@ -74,10 +96,20 @@ pub fn calls(rng: &mut ChaCha8Rng, n: usize) -> Vec<Call> {
         }
     };
     (0..n)
-        .map(|_| match rng.random_range(0..9u32) {
-            0 | 1 => Call::CreateCtrl,
-            2 => Call::RemoveCtrl(rng.random_range(0..4)),
-            3..=6 => Call::Map {
+        .map(|_| match rng.random_range(0..16u32) {
+            0 => Call::CreateSrq,
+            1 => Call::DestroySrq(rng.random_range(0..3)),
+            // Mostly on the first SRQ, so that its controllers meet one another's mappings.
+            2..=4 => Call::CreateCtrl(if rng.random_bool(0.7) {
+                0
+            } else {
+                rng.random_range(1..3)
+            }),
+            5 => Call::RemoveCtrl {
+                slot: rng.random_range(0..4),
+                other_srq: rng.random_bool(0.25),
+            },
+            6..=12 => Call::Map {
                 slot: rng.random_range(0..4),
                 fe: fe(rng),
                 lba: [512, 4096, 1000, 520, 8192][rng.random_range(0..5)],
@@ -90,86 +122,139 @@ pub fn calls(rng: &mut ChaCha8Rng, n: usize) -> Vec<Call> {
         .collect()
 }
 
-/// What the model knows: controllers by slot (live or removed), and the SRQ's map.
-#[derive(Debug, Default)]
+/// What the model knows: SRQs and controllers by slot (live or gone), and each SRQ's
+/// namespace map.
+#[derive(Debug)]
 pub struct Rules {
-    /// slot → (handle, alive)
-    ctrls: Vec<(CtrlHandle, bool)>,
-    /// fe_nsid → slot
-    map: BTreeMap<u32, usize>,
+    /// SRQ slot → alive.
+    srqs: Vec<bool>,
+    /// Controller slot → (handle, SRQ slot, alive).
+    ctrls: Vec<(CtrlHandle, usize, bool)>,
+    /// (SRQ slot, fe_nsid) → controller slot.
+    map: BTreeMap<(usize, u32), usize>,
+    /// The device's `max_srq`.
+    max_srq: u32,
 }
 
 impl Rules {
-    /// Whether a call names a slot no controller was created in (such calls are not made).
-    pub fn empty_slot(&self, call: &Call) -> bool {
-        match *call {
-            Call::CreateCtrl => false,
-            Call::RemoveCtrl(s) | Call::Map { slot: s, .. } | Call::Unmap { slot: s, .. } => {
-                s >= self.ctrls.len()
-            }
+    /// The model of a device holding `max_srq` SRQs at most, one of them (slot 0) live.
+    pub fn new(max_srq: u32) -> Rules {
+        Rules {
+            srqs: vec![true],
+            ctrls: Vec::new(),
+            map: BTreeMap::new(),
+            max_srq,
         }
     }
 
-    /// The controller in `slot`.
-    pub fn handle(&self, slot: usize) -> CtrlHandle {
-        self.ctrls[slot].0
+    /// Whether a call names a slot nothing was created in (such calls are not made).
+    pub fn empty_slot(&self, call: &Call) -> bool {
+        match *call {
+            Call::CreateSrq => false,
+            Call::DestroySrq(s) | Call::CreateCtrl(s) => s >= self.srqs.len(),
+            Call::RemoveCtrl { slot: s, .. }
+            | Call::Map { slot: s, .. }
+            | Call::Unmap { slot: s, .. } => s >= self.ctrls.len(),
+        }
     }
 
-    /// A controller was created.
-    pub fn created(&mut self, h: CtrlHandle) {
-        self.ctrls.push((h, true));
+    /// The controller in `slot` and its SRQ's slot.
+    pub fn ctrl(&self, slot: usize) -> (CtrlHandle, usize) {
+        (self.ctrls[slot].0, self.ctrls[slot].1)
+    }
+
+    /// The SRQ slot a `remove_nvme_ctrl` of the controller in `slot` names: another live
+    /// SRQ when `other_srq` and there is one, else the controller's own.
+    pub fn remove_via(&self, slot: usize, other_srq: bool) -> usize {
+        let own = self.ctrls[slot].1;
+        (0..self.srqs.len())
+            .find(|&s| other_srq && s != own && self.srqs[s])
+            .unwrap_or(own)
+    }
+
+    /// An SRQ was created.
+    pub fn srq_created(&mut self) {
+        self.srqs.push(true);
+    }
+
+    /// A controller was created on the SRQ in `srq`.
+    pub fn created(&mut self, h: CtrlHandle, srq: usize) {
+        self.ctrls.push((h, srq, true));
+    }
+
+    fn live_ctrls(&self, srq: Option<usize>) -> u32 {
+        let on = |c: &&(CtrlHandle, usize, bool)| c.2 && srq.is_none_or(|s| c.1 == s);
+        self.ctrls.iter().filter(on).count() as u32
     }
 
     /// The expected outcome of `call` (None = success), updating the model on success
-    /// (except for a created controller: [`Rules::created`]). `srq_max_ns`: the SRQ's
-    /// `max_namespaces`.
+    /// (except for a created SRQ or controller: [`Rules::srq_created`], [`Rules::created`]).
+    /// `srq_max_ns`: each SRQ's `max_namespaces`.
     pub fn expect(&mut self, caps: &NvmfCaps, srq_max_ns: u32, call: &Call) -> Option<Errno> {
         let bad_nsid =
             |fe: u32| fe == 0 || (caps.max_frontend_nsid != 0 && fe > caps.max_frontend_nsid);
+        let live_srqs = self.srqs.iter().filter(|a| **a).count() as u32;
         match *call {
-            Call::CreateCtrl => {
-                let live = self.ctrls.iter().filter(|c| c.1).count() as u32;
-                if live >= caps.max_srq_backend_ctrls {
+            Call::CreateSrq => (live_srqs >= self.max_srq).then_some(Errno::ENOMEM),
+            Call::DestroySrq(s) => {
+                if !self.srqs[s] {
+                    Some(Errno::EINVAL)
+                } else if self.live_ctrls(Some(s)) > 0 {
+                    Some(Errno::EBUSY)
+                } else {
+                    self.srqs[s] = false;
+                    None
+                }
+            }
+            Call::CreateCtrl(s) => {
+                if !self.srqs[s] {
+                    Some(Errno::EINVAL)
+                } else if self.live_ctrls(Some(s)) >= caps.max_srq_backend_ctrls {
                     Some(Errno::ENOSPC)
-                } else if live >= caps.max_backend_ctrls_total {
+                } else if self.live_ctrls(None) >= caps.max_backend_ctrls_total {
                     Some(Errno::ENOMEM)
                 } else {
                     None
                 }
             }
-            Call::RemoveCtrl(slot) => match self.ctrls.get(slot) {
-                None | Some((_, false)) => Some(Errno::EINVAL),
-                Some(_) if self.map.values().any(|s| *s == slot) => Some(Errno::EBUSY),
-                Some(_) => {
-                    self.ctrls[slot].1 = false;
+            Call::RemoveCtrl { slot, other_srq } => {
+                let via = self.remove_via(slot, other_srq);
+                let (_, own, alive) = self.ctrls[slot];
+                if !self.srqs[via] || !alive || via != own {
+                    Some(Errno::EINVAL)
+                } else if self.map.values().any(|c| *c == slot) {
+                    Some(Errno::EBUSY)
+                } else {
+                    self.ctrls[slot].2 = false;
                     None
                 }
-            },
+            }
             Call::Map { slot, fe, lba } => {
-                let alive = self.ctrls.get(slot).is_some_and(|c| c.1);
+                let (_, srq, alive) = self.ctrls[slot];
+                let on_srq = self.map.keys().filter(|(s, _)| *s == srq).count() as u32;
                 if !alive || bad_nsid(fe) {
                     Some(Errno::EINVAL)
                 } else if !caps.supports_lba_data_size(lba) {
                     Some(Errno::EOPNOTSUPP)
-                } else if self.map.contains_key(&fe) {
+                } else if self.map.contains_key(&(srq, fe)) {
                     Some(Errno::EEXIST)
-                } else if self.map.len() as u32 >= srq_max_ns {
+                } else if on_srq >= srq_max_ns {
                     Some(Errno::ENOSPC)
                 } else if self.map.len() as u32 >= caps.max_namespaces {
                     Some(Errno::ENOMEM)
                 } else {
-                    self.map.insert(fe, slot);
+                    self.map.insert((srq, fe), slot);
                     None
                 }
             }
             Call::Unmap { slot, fe } => {
-                let alive = self.ctrls.get(slot).is_some_and(|c| c.1);
+                let (_, srq, alive) = self.ctrls[slot];
                 if !alive || bad_nsid(fe) {
                     Some(Errno::EINVAL)
-                } else if self.map.get(&fe) != Some(&slot) {
+                } else if self.map.get(&(srq, fe)) != Some(&slot) {
                     Some(Errno::ENOENT)
                 } else {
-                    self.map.remove(&fe);
+                    self.map.remove(&(srq, fe));
                     None
                 }
             }
@@ -192,46 +277,81 @@ pub fn outcome(e: Option<Errno>) -> &'static str {
     }
 }
 
-/// Runs `calls` on `dut`'s device (a fresh SRQ); each result is checked against the
-/// rules, and reported (call, outcome) to `seen`. `Err` names the first divergence.
+/// One SRQ made by a step: what creating a controller on it needs.
+struct Srq {
+    pd: PdId,
+    staging: MrInfo,
+    srq: NvmfSrq,
+}
+
+/// Runs `calls` on `dut`'s device (a fresh SRQ in slot 0); each result is checked against
+/// the rules, and reported (call, outcome) to `seen`. `Err` names the first divergence.
 pub fn run(
     dut: &Dut,
     calls: &[Call],
     mut seen: impl FnMut(&Call, Option<Errno>),
 ) -> Result<(), String> {
     let (pd, staging, attrs, srq) = dut.srq().map_err(|e| e.message)?;
+    let mut srqs = vec![Srq { pd, staging, srq }];
     let caps = dut.caps.clone();
-    let mut rules = Rules::default();
+    let mut rules = Rules::new(dut.ctx.device_attr().max_srq);
+    let handle = |srqs: &[Srq], s: usize| -> SrqHandle { srqs[s].srq.handle };
     for (i, call) in calls.iter().enumerate() {
         if rules.empty_slot(call) {
             continue;
         }
         let want = rules.expect(&caps, attrs.max_namespaces, call);
         let got = match *call {
-            Call::CreateCtrl => {
-                let a = dut
-                    .backends()
-                    .and_then(|b| b.create(pd, &attrs, &staging, 1, &[(1, dut.ns_format())]))
-                    .map_err(|e| e.message)?;
-                match dut.provider.create_nvme_ctrl(srq.handle, &a) {
-                    Ok(h) => {
+            Call::CreateSrq => {
+                let pd = dut.pd().map_err(|e| e.message)?;
+                let staging = dut.staging(pd, dut.staging_len()).map_err(|e| e.message)?;
+                let a = dut.srq_attrs(&staging);
+                match dut.provider.create_srq(pd, &a) {
+                    Ok(srq) => {
                         if want.is_none() {
-                            rules.created(h);
+                            rules.srq_created();
+                            srqs.push(Srq { pd, staging, srq });
                         }
                         None
                     }
                     Err(e) => Some(e.errno()),
                 }
             }
-            Call::RemoveCtrl(s) => dut
+            Call::DestroySrq(s) => dut
                 .provider
-                .remove_nvme_ctrl(srq.handle, rules.handle(s))
+                .destroy_srq(handle(&srqs, s))
                 .err()
                 .map(|e| e.errno()),
+            Call::CreateCtrl(s) => {
+                let sq = &srqs[s];
+                let a = dut
+                    .backends()
+                    .and_then(|b| {
+                        let attrs = dut.srq_attrs(&sq.staging);
+                        b.create(sq.pd, &attrs, &sq.staging, 1, &[(1, dut.ns_format())])
+                    })
+                    .map_err(|e| e.message)?;
+                match dut.provider.create_nvme_ctrl(sq.srq.handle, &a) {
+                    Ok(h) => {
+                        if want.is_none() {
+                            rules.created(h, s);
+                        }
+                        None
+                    }
+                    Err(e) => Some(e.errno()),
+                }
+            }
+            Call::RemoveCtrl { slot, other_srq } => {
+                let via = rules.remove_via(slot, other_srq);
+                dut.provider
+                    .remove_nvme_ctrl(handle(&srqs, via), rules.ctrl(slot).0)
+                    .err()
+                    .map(|e| e.errno())
+            }
             Call::Map { slot, fe, lba } => dut
                 .provider
                 .map_nsid(
-                    rules.handle(slot),
+                    rules.ctrl(slot).0,
                     &NsMapping {
                         fe_nsid: fe,
                         nvme_nsid: 1,
@@ -242,7 +362,7 @@ pub fn run(
                 .map(|e| e.errno()),
             Call::Unmap { slot, fe } => dut
                 .provider
-                .unmap_nsid(rules.handle(slot), fe)
+                .unmap_nsid(rules.ctrl(slot).0, fe)
                 .err()
                 .map(|e| e.errno()),
         };

@@ -223,7 +223,7 @@ pub fn episode(seed: u64, episode: u64, menu: &Menu) -> Vec<Op> {
                     },
                 }
             }
-            14 | 15 => Op::Api(super::api::calls(&mut rng, 12)),
+            14 | 15 => Op::Api(super::api::calls(&mut rng, 16)),
             13 if !menu.unserved.is_empty() => {
                 let blocks = rng.random_range(1..=MAX_BLOCKS);
                 let lba = rng.random_range(0..=BLOCKS - u64::from(blocks));
