@@ -20,8 +20,8 @@
 //! RECFMT is kept as a value, not checked: the target answers a wrong one with
 //! [`CmRejectStatus::InvalidRecfmt`].
 
-use super::field::{check_len, check_zero, get_u16, set_u16, Field};
-use super::view::view;
+use super::field::{check_len, check_zero, Field};
+use super::view::{accessors, view};
 use super::{Result, WireError};
 
 /// Length of the CM request private data.
@@ -120,19 +120,10 @@ macro_rules! cm_view {
     ($(#[$m:meta])* $name:ident, $len:expr, $what:literal) => {
         view!($(#[$m])* $name, $len, $what);
 
-        impl<T: AsRef<[u8]>> $name<T> {
+        accessors!($name {
             /// Record Format.
-            pub fn recfmt(&self) -> u16 {
-                get_u16(self.buffer.as_ref(), field::RECFMT.start)
-            }
-        }
-
-        impl<T: AsRef<[u8]> + AsMut<[u8]>> $name<T> {
-            /// Sets the Record Format.
-            pub fn set_recfmt(&mut self, value: u16) {
-                set_u16(self.buffer.as_mut(), field::RECFMT.start, value);
-            }
-        }
+            recfmt, set_recfmt: u16 @ field::RECFMT;
+        });
     };
 }
 
@@ -155,77 +146,26 @@ cm_view!(
     "cm reject private data"
 );
 
-impl<T: AsRef<[u8]>> CmRequest<T> {
+accessors!(CmRequest {
     /// Queue ID.
-    pub fn qid(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::REQ_QID.start)
-    }
-
+    qid, set_qid: u16 @ field::REQ_QID;
     /// Host Receive Queue Size.
-    pub fn hrqsize(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::REQ_HRQSIZE.start)
-    }
-
+    hrqsize, set_hrqsize: u16 @ field::REQ_HRQSIZE;
     /// Host Send Queue Size (0's based).
-    pub fn hsqsize(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::REQ_HSQSIZE.start)
-    }
-
+    hsqsize, set_hsqsize: u16 @ field::REQ_HSQSIZE;
     /// Controller ID.
-    pub fn cntlid(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::REQ_CNTLID.start)
-    }
-}
+    cntlid, set_cntlid: u16 @ field::REQ_CNTLID;
+});
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> CmRequest<T> {
-    /// Sets the Queue ID.
-    pub fn set_qid(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::REQ_QID.start, value);
-    }
-
-    /// Sets the Host Receive Queue Size.
-    pub fn set_hrqsize(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::REQ_HRQSIZE.start, value);
-    }
-
-    /// Sets the Host Send Queue Size (0's based).
-    pub fn set_hsqsize(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::REQ_HSQSIZE.start, value);
-    }
-
-    /// Sets the Controller ID.
-    pub fn set_cntlid(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::REQ_CNTLID.start, value);
-    }
-}
-
-impl<T: AsRef<[u8]>> CmAccept<T> {
+accessors!(CmAccept {
     /// Controller Receive Queue Size.
-    pub fn crqsize(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::ACC_CRQSIZE.start)
-    }
-}
+    crqsize, set_crqsize: u16 @ field::ACC_CRQSIZE;
+});
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> CmAccept<T> {
-    /// Sets the Controller Receive Queue Size.
-    pub fn set_crqsize(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::ACC_CRQSIZE.start, value);
-    }
-}
-
-impl<T: AsRef<[u8]>> CmReject<T> {
+accessors!(CmReject {
     /// Status, raw.
-    pub fn sts(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::REJ_STS.start)
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> CmReject<T> {
-    /// Sets the Status.
-    pub fn set_sts(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::REJ_STS.start, value);
-    }
-}
+    sts, set_sts: u16 @ field::REJ_STS;
+});
 
 /// Parsed CM request private data (host to target).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -397,6 +337,7 @@ impl CmRejectRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::testing::reserved;
 
     #[test]
     fn request_by_hand() {
@@ -419,11 +360,8 @@ mod tests {
         assert_eq!(&r.to_bytes()[..], &b[..32]);
         b[31] = 1;
         assert_eq!(
-            CmRequestRepr::parse_bytes(&b),
-            Err(WireError::Reserved {
-                what: "cm request reserved bytes 31:10",
-                offset: 31
-            })
+            reserved(CmRequestRepr::parse_bytes(&b)),
+            ("cm request reserved bytes 31:10", 31)
         );
         // Past byte 32 is not part of the structure.
         b[31] = 0;

@@ -15,8 +15,8 @@
 //! parsing (hosts zero them; the specification does not require it) and zeroed when
 //! emitting.
 
-use super::field::{check_len, check_zero, get_u16, set_u16, Field};
-use super::view::view;
+use super::field::{check_len, check_zero, Field};
+use super::view::{accessors, view};
 use super::{Result, WireError};
 
 /// Length of the Connect data in bytes.
@@ -50,6 +50,15 @@ view!(
     "connect data"
 );
 
+accessors!(ConnectData {
+    /// Controller ID.
+    cntlid, set_cntlid: u16 @ field::CNTLID;
+    /// The 256 bytes of the SUBNQN field.
+    subnqn_field, subnqn_field_mut: [u8] @ field::SUBNQN;
+    /// The 256 bytes of the HOSTNQN field.
+    hostnqn_field, hostnqn_field_mut: [u8] @ field::HOSTNQN;
+});
+
 impl<T: AsRef<[u8]>> ConnectData<T> {
     /// Host Identifier.
     pub fn hostid(&self) -> [u8; 16] {
@@ -57,42 +66,12 @@ impl<T: AsRef<[u8]>> ConnectData<T> {
         id.copy_from_slice(&self.buffer.as_ref()[field::HOSTID]);
         id
     }
-
-    /// Controller ID.
-    pub fn cntlid(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::CNTLID.start)
-    }
-
-    /// The 256 bytes of the SUBNQN field.
-    pub fn subnqn_field(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::SUBNQN]
-    }
-
-    /// The 256 bytes of the HOSTNQN field.
-    pub fn hostnqn_field(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::HOSTNQN]
-    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> ConnectData<T> {
     /// Sets the Host Identifier.
     pub fn set_hostid(&mut self, value: &[u8; 16]) {
         self.buffer.as_mut()[field::HOSTID].copy_from_slice(value);
-    }
-
-    /// Sets the Controller ID.
-    pub fn set_cntlid(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::CNTLID.start, value);
-    }
-
-    /// The SUBNQN field, writable.
-    pub fn subnqn_field_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[field::SUBNQN]
-    }
-
-    /// The HOSTNQN field, writable.
-    pub fn hostnqn_field_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[field::HOSTNQN]
     }
 }
 
@@ -201,6 +180,7 @@ impl ConnectDataRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::testing::reserved;
 
     const SUB: &str = "nqn.2014-08.org.nvmexpress:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6";
     const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:0c6d2c2e-2f4b-4a0f-9a57-000000000001";
@@ -272,24 +252,14 @@ mod tests {
 
     #[test]
     fn reserved_bytes() {
-        let mut b = by_hand();
-        b[18] = 1;
-        assert_eq!(
-            ConnectDataRepr::parse_bytes(&b),
-            Err(WireError::Reserved {
-                what: "connect data reserved bytes 255:18",
-                offset: 18
-            })
-        );
-        let mut b = by_hand();
-        b[1023] = 1;
-        assert_eq!(
-            ConnectDataRepr::parse_bytes(&b),
-            Err(WireError::Reserved {
-                what: "connect data reserved bytes 1023:768",
-                offset: 1023
-            })
-        );
+        for (at, what) in [
+            (18, "connect data reserved bytes 255:18"),
+            (1023, "connect data reserved bytes 1023:768"),
+        ] {
+            let mut b = by_hand();
+            b[at] = 1;
+            assert_eq!(reserved(ConnectDataRepr::parse_bytes(&b)), (what, at));
+        }
     }
 
     #[test]

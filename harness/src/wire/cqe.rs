@@ -10,9 +10,9 @@
 //! | 13:12 | CID, command identifier |
 //! | 15:14 | bit 0 P (phase tag), bits 15:1 status field (see [`Status`]) |
 
-use super::field::{check_len, get_u16, get_u32, get_u64, set_u16, set_u64, Field};
+use super::field::{check_len, Field};
 use super::status::Status;
-use super::view::view;
+use super::view::{accessors, view};
 use super::Result;
 
 /// Length of a completion queue entry in bytes.
@@ -44,42 +44,24 @@ view!(
     "cqe"
 );
 
-impl<T: AsRef<[u8]>> Cqe<T> {
+accessors!(Cqe {
     /// DW0 | DW1 << 32.
-    pub fn result(&self) -> u64 {
-        get_u64(self.buffer.as_ref(), field::RESULT.start)
-    }
-
+    result, set_result: u64 @ field::RESULT;
     /// Dword 0.
-    pub fn dw0(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::DW0.start)
-    }
-
+    dw0: u32 @ field::DW0;
     /// Dword 1.
-    pub fn dw1(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::DW1.start)
-    }
-
+    dw1: u32 @ field::DW1;
     /// SQ Head Pointer.
-    pub fn sq_head(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::SQ_HEAD.start)
-    }
-
+    sq_head, set_sq_head: u16 @ field::SQ_HEAD;
     /// SQ Identifier.
-    pub fn sq_id(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::SQ_ID.start)
-    }
-
+    sq_id, set_sq_id: u16 @ field::SQ_ID;
     /// Command Identifier.
-    pub fn cid(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::CID.start)
-    }
-
+    cid, set_cid: u16 @ field::CID;
     /// The raw last 16 bits: phase in bit 0, status field in bits 15:1.
-    pub fn status_word(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::STATUS.start)
-    }
+    status_word, set_status_word: u16 @ field::STATUS;
+});
 
+impl<T: AsRef<[u8]>> Cqe<T> {
     /// Phase Tag (bit 0 of bytes 15:14).
     pub fn phase(&self) -> bool {
         self.status_word() & 1 != 0
@@ -92,31 +74,6 @@ impl<T: AsRef<[u8]>> Cqe<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Cqe<T> {
-    /// Sets DW0 | DW1 << 32.
-    pub fn set_result(&mut self, value: u64) {
-        set_u64(self.buffer.as_mut(), field::RESULT.start, value);
-    }
-
-    /// Sets the SQ Head Pointer.
-    pub fn set_sq_head(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::SQ_HEAD.start, value);
-    }
-
-    /// Sets the SQ Identifier.
-    pub fn set_sq_id(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::SQ_ID.start, value);
-    }
-
-    /// Sets the Command Identifier.
-    pub fn set_cid(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::CID.start, value);
-    }
-
-    /// Sets the raw last 16 bits.
-    pub fn set_status_word(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::STATUS.start, value);
-    }
-
     /// Sets the phase tag, keeping the status.
     pub fn set_phase(&mut self, phase: bool) {
         let w = self.status_word() & !1;

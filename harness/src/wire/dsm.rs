@@ -11,8 +11,8 @@
 //!
 //! No field is reserved: every value parses.
 
-use super::field::{check_len, get_u32, get_u64, set_u32, set_u64, Field};
-use super::view::view;
+use super::field::{check_len, Field};
+use super::view::{accessors, view};
 use super::Result;
 
 /// Length of one range descriptor.
@@ -36,39 +36,14 @@ view!(
     "DSM range"
 );
 
-impl<T: AsRef<[u8]>> DsmRange<T> {
+accessors!(DsmRange {
     /// Context attributes.
-    pub fn cattr(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::CATTR.start)
-    }
-
+    cattr, set_cattr: u32 @ field::CATTR;
     /// Length in logical blocks.
-    pub fn nlb(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::NLB.start)
-    }
-
+    nlb, set_nlb: u32 @ field::NLB;
     /// Starting LBA.
-    pub fn slba(&self) -> u64 {
-        get_u64(self.buffer.as_ref(), field::SLBA.start)
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> DsmRange<T> {
-    /// Sets the context attributes.
-    pub fn set_cattr(&mut self, v: u32) {
-        set_u32(self.buffer.as_mut(), field::CATTR.start, v);
-    }
-
-    /// Sets the length in logical blocks.
-    pub fn set_nlb(&mut self, v: u32) {
-        set_u32(self.buffer.as_mut(), field::NLB.start, v);
-    }
-
-    /// Sets the starting LBA.
-    pub fn set_slba(&mut self, v: u64) {
-        set_u64(self.buffer.as_mut(), field::SLBA.start, v);
-    }
-}
+    slba, set_slba: u64 @ field::SLBA;
+});
 
 /// One parsed range descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -28,14 +28,12 @@
 //! control; the other bits vary between revisions). The Property Set VALUE is kept as a
 //! u64 even for a 4-byte property.
 
-use super::field::{
-    check_bits, check_len, check_zero, get_u16, get_u32, get_u64, set_u16, set_u32, set_u64, Field,
-};
+use super::field::{check_bits, check_len, check_zero, Field};
 use super::opcode::{FabricsType, FABRICS_OPCODE};
 use super::sgl::{Sgl, SglRepr};
 use super::sqe::{Psdt, SQE_LEN};
 use super::status::Status;
-use super::view::view;
+use super::view::{accessors, view};
 use super::{Result, WireError};
 
 /// The Connect data and Connect SQE value of CNTLID asking for a dynamic controller.
@@ -99,19 +97,36 @@ view!(
     "fabrics command"
 );
 
+accessors!(FabricsCmd {
+    /// Opcode (7Fh for a Fabrics command).
+    opcode, set_opcode: u8 @ field::OPCODE;
+    /// Byte 1 as is.
+    flags, set_flags: u8 @ field::FLAGS;
+    /// Command Identifier.
+    cid, set_cid: u16 @ field::CID;
+    /// Fabrics Command Type, raw.
+    fctype, set_fctype: u8 @ field::FCTYPE;
+    /// Connect: Record Format.
+    recfmt, set_recfmt: u16 @ field::CONNECT_RECFMT;
+    /// Connect: Queue ID.
+    qid, set_qid: u16 @ field::CONNECT_QID;
+    /// Connect: Submission Queue Size (0's based).
+    sqsize, set_sqsize: u16 @ field::CONNECT_SQSIZE;
+    /// Connect: Connect Attributes.
+    cattr, set_cattr: u8 @ field::CONNECT_CATTR;
+    /// Connect: Keep Alive Timeout (ms).
+    kato, set_kato: u32 @ field::CONNECT_KATO;
+    /// Property Get/Set: Attributes byte.
+    attrib, set_attrib: u8 @ field::PROPERTY_ATTRIB;
+    /// Property Get/Set: property offset.
+    ofst, set_ofst: u32 @ field::PROPERTY_OFST;
+    /// Property Set: value.
+    value, set_value: u64 @ field::PROPERTY_SET_VALUE;
+});
+
 impl<T: AsRef<[u8]>> FabricsCmd<T> {
     fn b(&self) -> &[u8] {
         self.buffer.as_ref()
-    }
-
-    /// Opcode (7Fh for a Fabrics command).
-    pub fn opcode(&self) -> u8 {
-        self.b()[field::OPCODE]
-    }
-
-    /// Byte 1 as is.
-    pub fn flags(&self) -> u8 {
-        self.b()[field::FLAGS]
     }
 
     /// PSDT, bits 7:6 of byte 1.
@@ -119,130 +134,16 @@ impl<T: AsRef<[u8]>> FabricsCmd<T> {
         Psdt::from_bits(self.flags() >> PSDT_SHIFT)
     }
 
-    /// Command Identifier.
-    pub fn cid(&self) -> u16 {
-        get_u16(self.b(), field::CID.start)
-    }
-
-    /// Fabrics Command Type, raw.
-    pub fn fctype(&self) -> u8 {
-        self.b()[field::FCTYPE]
-    }
-
     /// A view of SGL Descriptor 1.
     pub fn sgl1(&self) -> Sgl<&[u8]> {
         Sgl::new_unchecked(&self.b()[field::SGL1])
     }
-
-    /// Connect: Record Format.
-    pub fn recfmt(&self) -> u16 {
-        get_u16(self.b(), field::CONNECT_RECFMT.start)
-    }
-
-    /// Connect: Queue ID.
-    pub fn qid(&self) -> u16 {
-        get_u16(self.b(), field::CONNECT_QID.start)
-    }
-
-    /// Connect: Submission Queue Size (0's based).
-    pub fn sqsize(&self) -> u16 {
-        get_u16(self.b(), field::CONNECT_SQSIZE.start)
-    }
-
-    /// Connect: Connect Attributes.
-    pub fn cattr(&self) -> u8 {
-        self.b()[field::CONNECT_CATTR]
-    }
-
-    /// Connect: Keep Alive Timeout (ms).
-    pub fn kato(&self) -> u32 {
-        get_u32(self.b(), field::CONNECT_KATO.start)
-    }
-
-    /// Property Get/Set: Attributes byte.
-    pub fn attrib(&self) -> u8 {
-        self.b()[field::PROPERTY_ATTRIB]
-    }
-
-    /// Property Get/Set: property offset.
-    pub fn ofst(&self) -> u32 {
-        get_u32(self.b(), field::PROPERTY_OFST.start)
-    }
-
-    /// Property Set: value.
-    pub fn value(&self) -> u64 {
-        get_u64(self.b(), field::PROPERTY_SET_VALUE.start)
-    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> FabricsCmd<T> {
-    fn bm(&mut self) -> &mut [u8] {
-        self.buffer.as_mut()
-    }
-
-    /// Sets the opcode.
-    pub fn set_opcode(&mut self, value: u8) {
-        self.bm()[field::OPCODE] = value;
-    }
-
-    /// Sets byte 1 as is.
-    pub fn set_flags(&mut self, value: u8) {
-        self.bm()[field::FLAGS] = value;
-    }
-
-    /// Sets the Command Identifier.
-    pub fn set_cid(&mut self, value: u16) {
-        set_u16(self.bm(), field::CID.start, value);
-    }
-
-    /// Sets the Fabrics Command Type.
-    pub fn set_fctype(&mut self, value: u8) {
-        self.bm()[field::FCTYPE] = value;
-    }
-
     /// SGL Descriptor 1 bytes, writable.
     pub fn sgl1_mut(&mut self) -> &mut [u8] {
-        &mut self.bm()[field::SGL1]
-    }
-
-    /// Sets the Connect Record Format.
-    pub fn set_recfmt(&mut self, value: u16) {
-        set_u16(self.bm(), field::CONNECT_RECFMT.start, value);
-    }
-
-    /// Sets the Connect Queue ID.
-    pub fn set_qid(&mut self, value: u16) {
-        set_u16(self.bm(), field::CONNECT_QID.start, value);
-    }
-
-    /// Sets the Connect SQ size (0's based).
-    pub fn set_sqsize(&mut self, value: u16) {
-        set_u16(self.bm(), field::CONNECT_SQSIZE.start, value);
-    }
-
-    /// Sets the Connect Attributes.
-    pub fn set_cattr(&mut self, value: u8) {
-        self.bm()[field::CONNECT_CATTR] = value;
-    }
-
-    /// Sets the Connect Keep Alive Timeout (ms).
-    pub fn set_kato(&mut self, value: u32) {
-        set_u32(self.bm(), field::CONNECT_KATO.start, value);
-    }
-
-    /// Sets the Property Get/Set Attributes byte.
-    pub fn set_attrib(&mut self, value: u8) {
-        self.bm()[field::PROPERTY_ATTRIB] = value;
-    }
-
-    /// Sets the Property Get/Set offset.
-    pub fn set_ofst(&mut self, value: u32) {
-        set_u32(self.bm(), field::PROPERTY_OFST.start, value);
-    }
-
-    /// Sets the Property Set value.
-    pub fn set_value(&mut self, value: u64) {
-        set_u64(self.bm(), field::PROPERTY_SET_VALUE.start, value);
+        &mut self.buffer.as_mut()[field::SGL1]
     }
 }
 

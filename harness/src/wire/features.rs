@@ -6,6 +6,8 @@
 
 use core::fmt;
 
+use super::packed::packed;
+
 /// Feature Identifiers.
 pub mod fid {
     /// Arbitration (mandatory).
@@ -34,70 +36,29 @@ pub mod fid {
     pub const HOST_IDENTIFIER: u8 = 0x81;
 }
 
-/// `width` bits of `v` from bit `at`.
-fn bits(v: u32, at: u32, width: u32) -> u32 {
-    (v >> at) & ((1u32 << width) - 1)
-}
-
-/// `v` (its low `width` bits) placed at bit `at`.
-fn put(v: u32, at: u32, width: u32) -> u32 {
-    (v & ((1u32 << width) - 1)) << at
-}
-
-/// Arbitration (01h).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ArbitrationRepr {
-    /// AB (bits 2:0): Arbitration Burst, 2^AB commands; 111b no limit.
-    pub ab: u8,
-    /// LPW (bits 15:8): Low Priority Weight, 0's based.
-    pub lpw: u8,
-    /// MPW (bits 23:16): Medium Priority Weight.
-    pub mpw: u8,
-    /// HPW (bits 31:24): High Priority Weight.
-    pub hpw: u8,
-}
-
-impl ArbitrationRepr {
-    /// The fields of a value.
-    pub fn parse(v: u32) -> ArbitrationRepr {
-        ArbitrationRepr {
-            ab: bits(v, 0, 3) as u8,
-            lpw: bits(v, 8, 8) as u8,
-            mpw: bits(v, 16, 8) as u8,
-            hpw: bits(v, 24, 8) as u8,
-        }
-    }
-
-    /// The value.
-    pub fn emit(&self) -> u32 {
-        put(self.ab.into(), 0, 3)
-            | put(self.lpw.into(), 8, 8)
-            | put(self.mpw.into(), 16, 8)
-            | put(self.hpw.into(), 24, 8)
+packed! {
+    /// Arbitration (01h).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct ArbitrationRepr: u32 {
+        /// AB (bits 2:0): Arbitration Burst, 2^AB commands; 111b no limit.
+        pub ab: u8 => 0, 3;
+        /// LPW (bits 15:8): Low Priority Weight, 0's based.
+        pub lpw: u8 => 8, 8;
+        /// MPW (bits 23:16): Medium Priority Weight.
+        pub mpw: u8 => 16, 8;
+        /// HPW (bits 31:24): High Priority Weight.
+        pub hpw: u8 => 24, 8;
     }
 }
 
-/// Power Management (02h).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PowerManagementRepr {
-    /// PS (bits 4:0): the power state, at most Identify's NPSS.
-    pub ps: u8,
-    /// WH (bits 7:5): Workload Hint.
-    pub wh: u8,
-}
-
-impl PowerManagementRepr {
-    /// The fields of a value.
-    pub fn parse(v: u32) -> PowerManagementRepr {
-        PowerManagementRepr {
-            ps: bits(v, 0, 5) as u8,
-            wh: bits(v, 5, 3) as u8,
-        }
-    }
-
-    /// The value.
-    pub fn emit(&self) -> u32 {
-        put(self.ps.into(), 0, 5) | put(self.wh.into(), 5, 3)
+packed! {
+    /// Power Management (02h).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct PowerManagementRepr: u32 {
+        /// PS (bits 4:0): the power state, at most Identify's NPSS.
+        pub ps: u8 => 0, 5;
+        /// WH (bits 7:5): Workload Hint.
+        pub wh: u8 => 5, 3;
     }
 }
 
@@ -110,80 +71,40 @@ pub const TMPSEL_COMPOSITE: u8 = 0x0;
 /// TMPSEL (Set Features): every temperature sensor the controller implements.
 pub const TMPSEL_ALL: u8 = 0xf;
 
-/// Temperature Threshold (04h): CDW11 of both commands (Get selects the threshold with
-/// TMPSEL / THSEL and returns TMPTH).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TemperatureThresholdRepr {
-    /// TMPTH (bits 15:0): the threshold, in kelvins.
-    pub tmpth: u16,
-    /// TMPSEL (bits 19:16): which sensor.
-    pub tmpsel: u8,
-    /// THSEL (bits 21:20): over or under threshold.
-    pub thsel: u8,
-}
-
-impl TemperatureThresholdRepr {
-    /// The fields of a value.
-    pub fn parse(v: u32) -> TemperatureThresholdRepr {
-        TemperatureThresholdRepr {
-            tmpth: bits(v, 0, 16) as u16,
-            tmpsel: bits(v, 16, 4) as u8,
-            thsel: bits(v, 20, 2) as u8,
-        }
-    }
-
-    /// The value.
-    pub fn emit(&self) -> u32 {
-        u32::from(self.tmpth) | put(self.tmpsel.into(), 16, 4) | put(self.thsel.into(), 20, 2)
+packed! {
+    /// Temperature Threshold (04h): CDW11 of both commands (Get selects the threshold
+    /// with TMPSEL / THSEL and returns TMPTH).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct TemperatureThresholdRepr: u32 {
+        /// TMPTH (bits 15:0): the threshold, in kelvins.
+        pub tmpth: u16 => 0, 16;
+        /// TMPSEL (bits 19:16): which sensor.
+        pub tmpsel: u8 => 16, 4;
+        /// THSEL (bits 21:20): over or under threshold.
+        pub thsel: u8 => 20, 2;
     }
 }
 
-/// Error Recovery (05h).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ErrorRecoveryRepr {
-    /// TLER (bits 15:0): Time Limited Error Recovery, 100 ms units; 0 = none.
-    pub tler: u16,
-    /// DULBE (bit 16): Deallocated or Unwritten Logical Block Error Enable.
-    pub dulbe: bool,
-}
-
-impl ErrorRecoveryRepr {
-    /// The fields of a value.
-    pub fn parse(v: u32) -> ErrorRecoveryRepr {
-        ErrorRecoveryRepr {
-            tler: bits(v, 0, 16) as u16,
-            dulbe: bits(v, 16, 1) != 0,
-        }
-    }
-
-    /// The value.
-    pub fn emit(&self) -> u32 {
-        u32::from(self.tler) | put(self.dulbe.into(), 16, 1)
+packed! {
+    /// Error Recovery (05h).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct ErrorRecoveryRepr: u32 {
+        /// TLER (bits 15:0): Time Limited Error Recovery, 100 ms units; 0 = none.
+        pub tler: u16 => 0, 16;
+        /// DULBE (bit 16): Deallocated or Unwritten Logical Block Error Enable.
+        pub dulbe: bool => 16, 1;
     }
 }
 
-/// Number of Queues (07h): requested (Set CDW11) or allocated (completion DW0), each 0's
-/// based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct NumberOfQueuesRepr {
-    /// NSQR / NSQA (bits 15:0): I/O submission queues.
-    pub nsq: u16,
-    /// NCQR / NCQA (bits 31:16): I/O completion queues.
-    pub ncq: u16,
-}
-
-impl NumberOfQueuesRepr {
-    /// The fields of a value.
-    pub fn parse(v: u32) -> NumberOfQueuesRepr {
-        NumberOfQueuesRepr {
-            nsq: bits(v, 0, 16) as u16,
-            ncq: bits(v, 16, 16) as u16,
-        }
-    }
-
-    /// The value.
-    pub fn emit(&self) -> u32 {
-        u32::from(self.nsq) | u32::from(self.ncq) << 16
+packed! {
+    /// Number of Queues (07h): requested (Set CDW11) or allocated (completion DW0), each
+    /// 0's based.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct NumberOfQueuesRepr: u32 {
+        /// NSQR / NSQA (bits 15:0): I/O submission queues.
+        pub nsq: u16 => 0, 16;
+        /// NCQR / NCQA (bits 31:16): I/O completion queues.
+        pub ncq: u16 => 16, 16;
     }
 }
 

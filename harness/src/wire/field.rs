@@ -8,8 +8,56 @@ use super::{Result, WireError};
 /// A byte range inside a structure.
 pub type Field = core::ops::Range<usize>;
 
+/// A little-endian integer that a field holds whole: what the views' generated getters
+/// and setters ([`accessors!`](super::view::accessors)) read and write.
+pub trait LeInt: Sized {
+    /// Reads the value starting at byte `at`.
+    fn read(b: &[u8], at: usize) -> Self;
+    /// Writes the value starting at byte `at`.
+    fn write(self, b: &mut [u8], at: usize);
+}
+
+macro_rules! le_int {
+    ($($t:ty),*) => {$(
+        impl LeInt for $t {
+            fn read(b: &[u8], at: usize) -> $t {
+                const N: usize = core::mem::size_of::<$t>();
+                let mut a = [0u8; N];
+                a.copy_from_slice(&b[at..at + N]);
+                <$t>::from_le_bytes(a)
+            }
+
+            fn write(self, b: &mut [u8], at: usize) {
+                let a = self.to_le_bytes();
+                b[at..at + a.len()].copy_from_slice(&a);
+            }
+        }
+    )*};
+}
+
+le_int!(u8, u16, u32, u64);
+
+/// Where a field starts: a one-byte field is named by its offset (`usize`), a wider one
+/// by its byte range ([`Field`]).
+pub trait FieldStart {
+    /// The offset of the field's first byte.
+    fn first_byte(&self) -> usize;
+}
+
+impl FieldStart for usize {
+    fn first_byte(&self) -> usize {
+        *self
+    }
+}
+
+impl FieldStart for Field {
+    fn first_byte(&self) -> usize {
+        self.start
+    }
+}
+
 pub fn get_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
+    u16::read(b, at)
 }
 
 pub fn get_u24(b: &[u8], at: usize) -> u32 {
@@ -17,17 +65,15 @@ pub fn get_u24(b: &[u8], at: usize) -> u32 {
 }
 
 pub fn get_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::read(b, at)
 }
 
 pub fn get_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
+    u64::read(b, at)
 }
 
 pub fn set_u16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    v.write(b, at);
 }
 
 /// Writes the low 24 bits of `v`.
@@ -36,11 +82,36 @@ pub fn set_u24(b: &mut [u8], at: usize, v: u32) {
 }
 
 pub fn set_u32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    v.write(b, at);
 }
 
 pub fn set_u64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    v.write(b, at);
+}
+
+/// Text padded with `pad` (or NULs): the bytes before the padding, read as UTF-8 (an
+/// invalid sequence becomes U+FFFD).
+pub fn text(b: &[u8], pad: u8) -> String {
+    let end = b
+        .iter()
+        .rposition(|&c| c != pad && c != 0)
+        .map_or(0, |i| i + 1);
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// Writes `s` into `b[range]`, padded with `pad`; `Err(BadValue)` naming `field`, with
+/// the length of `s`, when it does not fit.
+pub fn put_text(b: &mut [u8], range: Field, s: &str, pad: u8, field: &'static str) -> Result<()> {
+    let dst = &mut b[range];
+    if s.len() > dst.len() {
+        return Err(WireError::BadValue {
+            field,
+            value: s.len() as u64,
+        });
+    }
+    dst.fill(pad);
+    dst[..s.len()].copy_from_slice(s.as_bytes());
+    Ok(())
 }
 
 /// `Err(Truncated)` unless `len >= need`.

@@ -8,7 +8,9 @@
 //! writes those fields and zeroes the rest, so `parse(emit(r)) == r`. Reserved and vendor
 //! bytes are not checked on parse: a host reading Identify data ignores them.
 
-use super::field::{check_len, get_u16, get_u32, get_u64, set_u16, set_u32, set_u64, Field};
+use super::field::{
+    check_len, get_u16, get_u32, get_u64, put_text, set_u16, set_u32, set_u64, text, Field,
+};
 use super::{Result, WireError};
 
 /// Length of an Identify data structure.
@@ -100,27 +102,6 @@ pub mod ns_field {
     pub const EUI64: Field = 120..128;
     /// LBA Format 0; format `i` is at `LBAF0 + 4 * i`.
     pub const LBAF0: usize = 128;
-}
-
-fn text(b: &[u8], pad: u8) -> String {
-    let end = b
-        .iter()
-        .rposition(|&c| c != pad && c != 0)
-        .map_or(0, |i| i + 1);
-    String::from_utf8_lossy(&b[..end]).into_owned()
-}
-
-fn put_text(b: &mut [u8], range: Field, s: &str, pad: u8, field: &'static str) -> Result<()> {
-    let dst = &mut b[range];
-    if s.len() > dst.len() {
-        return Err(WireError::BadValue {
-            field,
-            value: s.len() as u64,
-        });
-    }
-    dst.fill(pad);
-    dst[..s.len()].copy_from_slice(s.as_bytes());
-    Ok(())
 }
 
 /// The Identify Controller fields a Fabrics host uses.

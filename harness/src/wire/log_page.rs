@@ -6,8 +6,8 @@
 //! Each repr holds the fields listed in its `field` module; `emit` zeroes the rest, so
 //! `parse(emit(r)) == r`.
 
-use super::field::{check_len, get_u16, set_u16, Field};
-use super::{Result, WireError};
+use super::field::{check_len, get_u16, put_text, set_u16, text, Field};
+use super::Result;
 
 /// Log Identifier of the Error Information log.
 pub const LID_ERROR: u8 = 0x01;
@@ -86,6 +86,12 @@ pub mod firmware_field {
     pub const FRS1: Field = 8..16;
 }
 
+/// The revision field of slot `i + 1`.
+fn slot(i: usize) -> Field {
+    let at = firmware_field::FRS1.start + 8 * i;
+    at..at + 8
+}
+
 /// Firmware Slot Information.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FirmwareSlotLogRepr {
@@ -100,15 +106,7 @@ impl FirmwareSlotLogRepr {
     pub fn parse(b: &[u8]) -> Result<FirmwareSlotLogRepr> {
         use firmware_field as f;
         check_len("Firmware Slot Information log", LOG_512, b.len())?;
-        let frs = std::array::from_fn(|i| {
-            let at = f::FRS1.start + 8 * i;
-            let s = &b[at..at + 8];
-            let end = s
-                .iter()
-                .rposition(|&c| c != b' ' && c != 0)
-                .map_or(0, |e| e + 1);
-            String::from_utf8_lossy(&s[..end]).into_owned()
-        });
+        let frs = std::array::from_fn(|i| text(&b[slot(i)], b' '));
         Ok(FirmwareSlotLogRepr {
             afi: b[f::AFI],
             frs,
@@ -121,18 +119,10 @@ impl FirmwareSlotLogRepr {
         let mut b = vec![0u8; LOG_512];
         b[f::AFI] = self.afi;
         for (i, r) in self.frs.iter().enumerate() {
-            if r.len() > 8 {
-                return Err(WireError::BadValue {
-                    field: "FRS",
-                    value: r.len() as u64,
-                });
+            // An empty slot stays zero.
+            if !r.is_empty() {
+                put_text(&mut b, slot(i), r, b' ', "FRS")?;
             }
-            if r.is_empty() {
-                continue;
-            }
-            let at = f::FRS1.start + 8 * i;
-            b[at..at + 8].fill(b' ');
-            b[at..at + r.len()].copy_from_slice(r.as_bytes());
         }
         Ok(b)
     }
@@ -146,6 +136,7 @@ pub fn is_empty_error_log(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::WireError;
     use proptest::prelude::*;
 
     proptest! {

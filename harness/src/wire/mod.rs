@@ -40,10 +40,13 @@ mod field;
 mod identify;
 mod log_page;
 mod opcode;
+mod packed;
 mod registers;
 mod sgl;
 mod sqe;
 mod status;
+#[cfg(test)]
+mod testing;
 
 pub use admin::{AdminCommand, CreateIoCqRepr, CreateIoSqRepr, GetLogPageRepr};
 pub use cm::{

@@ -7,6 +7,8 @@
 
 use core::fmt;
 
+use super::packed::packed;
+
 /// Property offset of CAP (Controller Capabilities, 8 bytes).
 pub const PROP_CAP: u32 = 0x00;
 /// Property offset of VS (Version, 4 bytes).
@@ -36,66 +38,28 @@ pub fn cq_head_doorbell(qid: u16, dstrd: u8) -> u64 {
     u64::from(REG_DOORBELLS) + (2 * u64::from(qid) + 1) * (4u64 << dstrd)
 }
 
-/// `width` bits of `v` from bit `at`.
-fn bits(v: u64, at: u32, width: u32) -> u64 {
-    (v >> at) & ((1u64 << width) - 1)
-}
-
-/// `v` (its low `width` bits) placed at bit `at`.
-fn put(v: u64, at: u32, width: u32) -> u64 {
-    (v & ((1u64 << width) - 1)) << at
-}
-
-/// Controller Capabilities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CapRepr {
-    /// MQES (bits 15:0): the largest queue's entries, 0's based.
-    pub mqes: u16,
-    /// CQR (bit 16): queues must be physically contiguous.
-    pub cqr: bool,
-    /// AMS (bits 18:17): arbitration mechanisms supported beyond round robin.
-    pub ams: u8,
-    /// TO (bits 31:24): worst-case time to ready, in 500 ms units.
-    pub to: u8,
-    /// DSTRD (bits 35:32): doorbell stride.
-    pub dstrd: u8,
-    /// NSSRS (bit 36): NVM subsystem reset supported.
-    pub nssrs: bool,
-    /// CSS (bits 44:37): command sets supported (bit 0: NVM).
-    pub css: u8,
-    /// MPSMIN (bits 51:48).
-    pub mpsmin: u8,
-    /// MPSMAX (bits 55:52).
-    pub mpsmax: u8,
-}
-
-impl CapRepr {
-    /// The fields of a CAP value.
-    pub fn parse(v: u64) -> CapRepr {
-        CapRepr {
-            mqes: bits(v, 0, 16) as u16,
-            cqr: bits(v, 16, 1) != 0,
-            ams: bits(v, 17, 2) as u8,
-            to: bits(v, 24, 8) as u8,
-            dstrd: bits(v, 32, 4) as u8,
-            nssrs: bits(v, 36, 1) != 0,
-            css: bits(v, 37, 8) as u8,
-            mpsmin: bits(v, 48, 4) as u8,
-            mpsmax: bits(v, 52, 4) as u8,
-        }
-    }
-
-    /// The CAP value (fields wider than theirs are cut to their width).
-    pub fn emit(&self) -> u64 {
-        put(u64::from(self.mqes), 0, 16)
-            | put(u64::from(self.cqr), 16, 1)
-            | put(u64::from(self.ams), 17, 2)
-            | put(u64::from(self.to), 24, 8)
-            | put(u64::from(self.dstrd), 32, 4)
-            | put(u64::from(self.nssrs), 36, 1)
-            | put(u64::from(self.css), 37, 8)
-            | put(u64::from(self.mpsmin), 48, 4)
-            | put(u64::from(self.mpsmax), 52, 4)
+packed! {
+    /// Controller Capabilities.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct CapRepr: u64 {
+        /// MQES (bits 15:0): the largest queue's entries, 0's based.
+        pub mqes: u16 => 0, 16;
+        /// CQR (bit 16): queues must be physically contiguous.
+        pub cqr: bool => 16, 1;
+        /// AMS (bits 18:17): arbitration mechanisms supported beyond round robin.
+        pub ams: u8 => 17, 2;
+        /// TO (bits 31:24): worst-case time to ready, in 500 ms units.
+        pub to: u8 => 24, 8;
+        /// DSTRD (bits 35:32): doorbell stride.
+        pub dstrd: u8 => 32, 4;
+        /// NSSRS (bit 36): NVM subsystem reset supported.
+        pub nssrs: bool => 36, 1;
+        /// CSS (bits 44:37): command sets supported (bit 0: NVM).
+        pub css: u8 => 37, 8;
+        /// MPSMIN (bits 51:48).
+        pub mpsmin: u8 => 48, 4;
+        /// MPSMAX (bits 55:52).
+        pub mpsmax: u8 => 52, 4;
     }
 }
 
@@ -119,49 +83,24 @@ pub const SHN_NORMAL: u8 = 0b01;
 /// CC.SHN: abrupt shutdown.
 pub const SHN_ABRUPT: u8 = 0b10;
 
-/// Controller Configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CcRepr {
-    /// EN (bit 0).
-    pub en: bool,
-    /// CSS (bits 6:4): I/O command set selected.
-    pub css: u8,
-    /// MPS (bits 10:7): memory page size, 2^(12 + MPS).
-    pub mps: u8,
-    /// AMS (bits 13:11): arbitration mechanism selected.
-    pub ams: u8,
-    /// SHN (bits 15:14): shutdown notification.
-    pub shn: u8,
-    /// IOSQES (bits 19:16): I/O SQ entry size, 2^n bytes.
-    pub iosqes: u8,
-    /// IOCQES (bits 23:20): I/O CQ entry size, 2^n bytes.
-    pub iocqes: u8,
-}
-
-impl CcRepr {
-    /// The fields of a CC value.
-    pub fn parse(v: u32) -> CcRepr {
-        let v = u64::from(v);
-        CcRepr {
-            en: bits(v, 0, 1) != 0,
-            css: bits(v, 4, 3) as u8,
-            mps: bits(v, 7, 4) as u8,
-            ams: bits(v, 11, 3) as u8,
-            shn: bits(v, 14, 2) as u8,
-            iosqes: bits(v, 16, 4) as u8,
-            iocqes: bits(v, 20, 4) as u8,
-        }
-    }
-
-    /// The CC value.
-    pub fn emit(&self) -> u32 {
-        (put(u64::from(self.en), 0, 1)
-            | put(u64::from(self.css), 4, 3)
-            | put(u64::from(self.mps), 7, 4)
-            | put(u64::from(self.ams), 11, 3)
-            | put(u64::from(self.shn), 14, 2)
-            | put(u64::from(self.iosqes), 16, 4)
-            | put(u64::from(self.iocqes), 20, 4)) as u32
+packed! {
+    /// Controller Configuration.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct CcRepr: u32 {
+        /// EN (bit 0).
+        pub en: bool => 0, 1;
+        /// CSS (bits 6:4): I/O command set selected.
+        pub css: u8 => 4, 3;
+        /// MPS (bits 10:7): memory page size, 2^(12 + MPS).
+        pub mps: u8 => 7, 4;
+        /// AMS (bits 13:11): arbitration mechanism selected.
+        pub ams: u8 => 11, 3;
+        /// SHN (bits 15:14): shutdown notification.
+        pub shn: u8 => 14, 2;
+        /// IOSQES (bits 19:16): I/O SQ entry size, 2^n bytes.
+        pub iosqes: u8 => 16, 4;
+        /// IOCQES (bits 23:20): I/O CQ entry size, 2^n bytes.
+        pub iocqes: u8 => 20, 4;
     }
 }
 
@@ -185,41 +124,20 @@ pub const SHST_OCCURRING: u8 = 0b01;
 /// CSTS.SHST: shutdown processing complete.
 pub const SHST_COMPLETE: u8 = 0b10;
 
-/// Controller Status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CstsRepr {
-    /// RDY (bit 0).
-    pub rdy: bool,
-    /// CFS (bit 1): controller fatal status.
-    pub cfs: bool,
-    /// SHST (bits 3:2): shutdown status.
-    pub shst: u8,
-    /// NSSRO (bit 4): NVM subsystem reset occurred.
-    pub nssro: bool,
-    /// PP (bit 5): processing paused.
-    pub pp: bool,
-}
-
-impl CstsRepr {
-    /// The fields of a CSTS value.
-    pub fn parse(v: u32) -> CstsRepr {
-        let v = u64::from(v);
-        CstsRepr {
-            rdy: bits(v, 0, 1) != 0,
-            cfs: bits(v, 1, 1) != 0,
-            shst: bits(v, 2, 2) as u8,
-            nssro: bits(v, 4, 1) != 0,
-            pp: bits(v, 5, 1) != 0,
-        }
-    }
-
-    /// The CSTS value.
-    pub fn emit(&self) -> u32 {
-        (put(u64::from(self.rdy), 0, 1)
-            | put(u64::from(self.cfs), 1, 1)
-            | put(u64::from(self.shst), 2, 2)
-            | put(u64::from(self.nssro), 4, 1)
-            | put(u64::from(self.pp), 5, 1)) as u32
+packed! {
+    /// Controller Status.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct CstsRepr: u32 {
+        /// RDY (bit 0).
+        pub rdy: bool => 0, 1;
+        /// CFS (bit 1): controller fatal status.
+        pub cfs: bool => 1, 1;
+        /// SHST (bits 3:2): shutdown status.
+        pub shst: u8 => 2, 2;
+        /// NSSRO (bit 4): NVM subsystem reset occurred.
+        pub nssro: bool => 4, 1;
+        /// PP (bit 5): processing paused.
+        pub pp: bool => 5, 1;
     }
 }
 
@@ -235,28 +153,14 @@ impl fmt::Display for CstsRepr {
     }
 }
 
-/// Admin Queue Attributes: the admin queues' sizes, 0's based (at most 4095).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AqaRepr {
-    /// ASQS (bits 11:0): admin SQ entries, 0's based.
-    pub asqs: u16,
-    /// ACQS (bits 27:16): admin CQ entries, 0's based.
-    pub acqs: u16,
-}
-
-impl AqaRepr {
-    /// The fields of an AQA value.
-    pub fn parse(v: u32) -> AqaRepr {
-        let v = u64::from(v);
-        AqaRepr {
-            asqs: bits(v, 0, 12) as u16,
-            acqs: bits(v, 16, 12) as u16,
-        }
-    }
-
-    /// The AQA value.
-    pub fn emit(&self) -> u32 {
-        (put(u64::from(self.asqs), 0, 12) | put(u64::from(self.acqs), 16, 12)) as u32
+packed! {
+    /// Admin Queue Attributes: the admin queues' sizes, 0's based (at most 4095).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct AqaRepr: u32 {
+        /// ASQS (bits 11:0): admin SQ entries, 0's based.
+        pub asqs: u16 => 0, 12;
+        /// ACQS (bits 27:16): admin CQ entries, 0's based.
+        pub acqs: u16 => 16, 12;
     }
 }
 

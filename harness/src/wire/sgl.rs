@@ -19,11 +19,8 @@
 //! blocks accept Address and Invalidate Key only. Type 5h (Transport SGL Data Block, used
 //! by NVMe/TCP) and the vendor-specific type Fh are rejected: they are not RDMA formats.
 
-use super::field::{
-    check_len, check_width, check_zero, get_u16, get_u24, get_u32, get_u64, set_u24, set_u32,
-    set_u64, Field,
-};
-use super::view::view;
+use super::field::{check_len, check_width, check_zero, get_u24, set_u24, Field};
+use super::view::{accessors, view};
 use super::{Result, WireError};
 
 /// Length of an SGL descriptor in bytes.
@@ -81,12 +78,18 @@ view!(
     "sgl descriptor"
 );
 
-impl<T: AsRef<[u8]>> Sgl<T> {
+accessors!(Sgl {
     /// The SGL identifier (byte 15).
-    pub fn identifier(&self) -> u8 {
-        self.buffer.as_ref()[field::IDENTIFIER]
-    }
+    identifier, set_identifier: u8 @ field::IDENTIFIER;
+    /// Address field (bytes 7:0).
+    address, set_address: u64 @ field::ADDRESS;
+    /// Length of an unkeyed descriptor (bytes 11:8).
+    length, set_length: u32 @ field::LENGTH;
+    /// Key of a keyed data block (bytes 14:11).
+    key, set_key: u32 @ field::KEY;
+});
 
+impl<T: AsRef<[u8]>> Sgl<T> {
     /// Descriptor type, bits 7:4 of the identifier.
     pub fn desc_type(&self) -> u8 {
         self.identifier() >> 4
@@ -97,57 +100,21 @@ impl<T: AsRef<[u8]>> Sgl<T> {
         self.identifier() & 0xf
     }
 
-    /// Address field (bytes 7:0).
-    pub fn address(&self) -> u64 {
-        get_u64(self.buffer.as_ref(), field::ADDRESS.start)
-    }
-
-    /// Length of an unkeyed descriptor (bytes 11:8).
-    pub fn length(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::LENGTH.start)
-    }
-
     /// Length of a keyed data block (bytes 10:8, 24 bits).
     pub fn keyed_length(&self) -> u32 {
         get_u24(self.buffer.as_ref(), field::KEYED_LENGTH.start)
     }
 
-    /// Key of a keyed data block (bytes 14:11).
-    pub fn key(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::KEY.start)
-    }
-
     /// Bytes 14:12 of an unkeyed descriptor, as a little-endian 24-bit value.
     pub fn reserved(&self) -> u32 {
-        let b = self.buffer.as_ref();
-        u32::from(get_u16(b, 12)) | u32::from(b[14]) << 16
+        get_u24(self.buffer.as_ref(), field::RESERVED.start)
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Sgl<T> {
-    /// Sets the SGL identifier (byte 15).
-    pub fn set_identifier(&mut self, value: u8) {
-        self.buffer.as_mut()[field::IDENTIFIER] = value;
-    }
-
-    /// Sets the address field.
-    pub fn set_address(&mut self, value: u64) {
-        set_u64(self.buffer.as_mut(), field::ADDRESS.start, value);
-    }
-
-    /// Sets the length of an unkeyed descriptor.
-    pub fn set_length(&mut self, value: u32) {
-        set_u32(self.buffer.as_mut(), field::LENGTH.start, value);
-    }
-
     /// Sets the 24-bit length of a keyed data block (upper 8 bits of `value` dropped).
     pub fn set_keyed_length(&mut self, value: u32) {
         set_u24(self.buffer.as_mut(), field::KEYED_LENGTH.start, value);
-    }
-
-    /// Sets the key of a keyed data block.
-    pub fn set_key(&mut self, value: u32) {
-        set_u32(self.buffer.as_mut(), field::KEY.start, value);
     }
 
     /// Clears bytes 14:12 (reserved in unkeyed descriptors).
@@ -423,6 +390,7 @@ impl SglRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::testing::reserved;
 
     #[test]
     fn keyed_layout_by_hand() {
@@ -496,11 +464,8 @@ mod tests {
         // Bit bucket: the address bytes are reserved.
         b[15] = 0x10;
         assert_eq!(
-            SglRepr::parse_bytes(&b),
-            Err(WireError::Reserved {
-                what: "sgl.bit_bucket.reserved (bytes 7:0)",
-                offset: 1
-            })
+            reserved(SglRepr::parse_bytes(&b)),
+            ("sgl.bit_bucket.reserved (bytes 7:0)", 1)
         );
         b[0..8].fill(0);
         assert_eq!(
@@ -517,11 +482,8 @@ mod tests {
         let mut b = SglRepr::in_capsule(0, 64).to_bytes().unwrap();
         b[13] = 1;
         assert_eq!(
-            SglRepr::parse_bytes(&b),
-            Err(WireError::Reserved {
-                what: "sgl.reserved (bytes 14:12)",
-                offset: 13
-            })
+            reserved(SglRepr::parse_bytes(&b)),
+            ("sgl.reserved (bytes 14:12)", 13)
         );
         let mut b = [0u8; 16];
         b[15] = 0x02; // data block, subtype 2h

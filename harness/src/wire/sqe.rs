@@ -26,12 +26,10 @@
 //! - FUSE 11b and PSDT 11b (both reserved) parse successfully: the target judges them. With
 //!   PSDT 00b or 11b the data pointer is kept raw; with 01b/10b it must be a valid SGL.
 
-use super::field::{
-    check_bits, check_len, get_u16, get_u32, get_u64, set_u16, set_u32, set_u64, Field,
-};
+use super::field::{check_bits, check_len, get_u32, get_u64, set_u32, Field};
 use super::opcode::NvmOpcode;
 use super::sgl::{Sgl, SglRepr};
-use super::view::view;
+use super::view::{accessors, view};
 use super::{Result, WireError};
 
 /// Length of a submission queue entry in bytes.
@@ -84,17 +82,22 @@ view!(
     "sqe"
 );
 
-impl<T: AsRef<[u8]>> Sqe<T> {
+accessors!(Sqe {
     /// Opcode (byte 0).
-    pub fn opcode(&self) -> u8 {
-        self.buffer.as_ref()[field::OPCODE]
-    }
-
+    opcode, set_opcode: u8 @ field::OPCODE;
     /// Byte 1 as is: FUSE, reserved bits and PSDT.
-    pub fn flags(&self) -> u8 {
-        self.buffer.as_ref()[field::FLAGS]
-    }
+    flags, set_flags: u8 @ field::FLAGS;
+    /// Command Identifier.
+    cid, set_cid: u16 @ field::CID;
+    /// Namespace Identifier.
+    nsid, set_nsid: u32 @ field::NSID;
+    /// Metadata Pointer.
+    mptr, set_mptr: u64 @ field::MPTR;
+    /// The 16 data-pointer bytes (24..40).
+    dptr, dptr_mut: [u8] @ field::DPTR;
+});
 
+impl<T: AsRef<[u8]>> Sqe<T> {
     /// Fused Operation (bits 1:0 of byte 1).
     pub fn fuse(&self) -> Fuse {
         Fuse::from_bits(self.flags())
@@ -103,26 +106,6 @@ impl<T: AsRef<[u8]>> Sqe<T> {
     /// PRP or SGL for Data Transfer (bits 7:6 of byte 1).
     pub fn psdt(&self) -> Psdt {
         Psdt::from_bits(self.flags() >> flags::PSDT_SHIFT)
-    }
-
-    /// Command Identifier.
-    pub fn cid(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::CID.start)
-    }
-
-    /// Namespace Identifier.
-    pub fn nsid(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::NSID.start)
-    }
-
-    /// Metadata Pointer.
-    pub fn mptr(&self) -> u64 {
-        get_u64(self.buffer.as_ref(), field::MPTR.start)
-    }
-
-    /// The 16 data-pointer bytes (24..40).
-    pub fn dptr(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::DPTR]
     }
 
     /// A view of the data pointer as SGL Entry 1.
@@ -138,16 +121,6 @@ impl<T: AsRef<[u8]>> Sqe<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Sqe<T> {
-    /// Sets the opcode.
-    pub fn set_opcode(&mut self, value: u8) {
-        self.buffer.as_mut()[field::OPCODE] = value;
-    }
-
-    /// Sets byte 1 as is.
-    pub fn set_flags(&mut self, value: u8) {
-        self.buffer.as_mut()[field::FLAGS] = value;
-    }
-
     /// Sets FUSE, keeping the other bits of byte 1.
     pub fn set_fuse(&mut self, value: Fuse) {
         let f = self.flags() & !flags::FUSE_MASK;
@@ -158,26 +131,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Sqe<T> {
     pub fn set_psdt(&mut self, value: Psdt) {
         let f = self.flags() & !(0x3 << flags::PSDT_SHIFT);
         self.set_flags(f | (value as u8) << flags::PSDT_SHIFT);
-    }
-
-    /// Sets the Command Identifier.
-    pub fn set_cid(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::CID.start, value);
-    }
-
-    /// Sets the Namespace Identifier.
-    pub fn set_nsid(&mut self, value: u32) {
-        set_u32(self.buffer.as_mut(), field::NSID.start, value);
-    }
-
-    /// Sets the Metadata Pointer.
-    pub fn set_mptr(&mut self, value: u64) {
-        set_u64(self.buffer.as_mut(), field::MPTR.start, value);
-    }
-
-    /// The 16 data-pointer bytes, writable.
-    pub fn dptr_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[field::DPTR]
     }
 
     /// Sets command dword `n` (0..16); panics if `n >= 16`.

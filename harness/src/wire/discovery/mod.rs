@@ -56,8 +56,8 @@
 //! - [`DiscoveryLogRepr::parse_bytes`] reads exactly NUMREC entries (bytes after them are
 //!   ignored) and checks that they are all present before allocating anything.
 
-use super::field::{get_u16, get_u64, set_u16, set_u64, Field};
-use super::view::view;
+use super::field::Field;
+use super::view::{accessors, view};
 
 /// Length of the discovery log page header in bytes.
 pub const DISCOVERY_LOG_HEADER_LEN: usize = 1024;
@@ -186,39 +186,14 @@ view!(
     "discovery log header"
 );
 
-impl<T: AsRef<[u8]>> DiscoveryLogHeader<T> {
+accessors!(DiscoveryLogHeader {
     /// Generation Counter.
-    pub fn genctr(&self) -> u64 {
-        get_u64(self.buffer.as_ref(), field::HDR_GENCTR.start)
-    }
-
+    genctr, set_genctr: u64 @ field::HDR_GENCTR;
     /// Number of Records.
-    pub fn numrec(&self) -> u64 {
-        get_u64(self.buffer.as_ref(), field::HDR_NUMREC.start)
-    }
-
+    numrec, set_numrec: u64 @ field::HDR_NUMREC;
     /// Record Format.
-    pub fn recfmt(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::HDR_RECFMT.start)
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> DiscoveryLogHeader<T> {
-    /// Sets the Generation Counter.
-    pub fn set_genctr(&mut self, value: u64) {
-        set_u64(self.buffer.as_mut(), field::HDR_GENCTR.start, value);
-    }
-
-    /// Sets the Number of Records.
-    pub fn set_numrec(&mut self, value: u64) {
-        set_u64(self.buffer.as_mut(), field::HDR_NUMREC.start, value);
-    }
-
-    /// Sets the Record Format.
-    pub fn set_recfmt(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::HDR_RECFMT.start, value);
-    }
-}
+    recfmt, set_recfmt: u16 @ field::HDR_RECFMT;
+});
 
 view!(
     /// A read/write view of one discovery log page entry.
@@ -227,169 +202,40 @@ view!(
     "discovery log entry"
 );
 
-impl<T: AsRef<[u8]>> DiscoveryEntry<T> {
+accessors!(DiscoveryEntry {
     /// Transport Type.
-    pub fn trtype(&self) -> u8 {
-        self.buffer.as_ref()[field::TRTYPE]
-    }
-
+    trtype, set_trtype: u8 @ field::TRTYPE;
     /// Address Family.
-    pub fn adrfam(&self) -> u8 {
-        self.buffer.as_ref()[field::ADRFAM]
-    }
-
+    adrfam, set_adrfam: u8 @ field::ADRFAM;
     /// Subsystem Type.
-    pub fn subtype(&self) -> u8 {
-        self.buffer.as_ref()[field::SUBTYPE]
-    }
-
+    subtype, set_subtype: u8 @ field::SUBTYPE;
     /// Transport Requirements.
-    pub fn treq(&self) -> u8 {
-        self.buffer.as_ref()[field::TREQ]
-    }
-
+    treq, set_treq: u8 @ field::TREQ;
     /// Port ID.
-    pub fn portid(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::PORTID.start)
-    }
-
+    portid, set_portid: u16 @ field::PORTID;
     /// Controller ID.
-    pub fn cntlid(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::CNTLID.start)
-    }
-
+    cntlid, set_cntlid: u16 @ field::CNTLID;
     /// Admin Max SQ Size.
-    pub fn asqsz(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::ASQSZ.start)
-    }
-
+    asqsz, set_asqsz: u16 @ field::ASQSZ;
     /// Entry Flags.
-    pub fn eflags(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::EFLAGS.start)
-    }
-
+    eflags, set_eflags: u16 @ field::EFLAGS;
     /// The 32 bytes of the TRSVCID field.
-    pub fn trsvcid_field(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::TRSVCID]
-    }
-
+    trsvcid_field, trsvcid_field_mut: [u8] @ field::TRSVCID;
     /// The 256 bytes of the SUBNQN field.
-    pub fn subnqn_field(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::SUBNQN]
-    }
-
+    subnqn_field, subnqn_field_mut: [u8] @ field::SUBNQN;
     /// The 256 bytes of the TRADDR field.
-    pub fn traddr_field(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::TRADDR]
-    }
-
+    traddr_field, traddr_field_mut: [u8] @ field::TRADDR;
     /// The 256 bytes of the TSAS field.
-    pub fn tsas_field(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::TSAS]
-    }
-
+    tsas_field, tsas_field_mut: [u8] @ field::TSAS;
     /// RDMA TSAS: QP Service Type.
-    pub fn rdma_qptype(&self) -> u8 {
-        self.buffer.as_ref()[field::RDMA_QPTYPE]
-    }
-
+    rdma_qptype, set_rdma_qptype: u8 @ field::RDMA_QPTYPE;
     /// RDMA TSAS: Provider Type.
-    pub fn rdma_prtype(&self) -> u8 {
-        self.buffer.as_ref()[field::RDMA_PRTYPE]
-    }
-
+    rdma_prtype, set_rdma_prtype: u8 @ field::RDMA_PRTYPE;
     /// RDMA TSAS: Connection Management Service.
-    pub fn rdma_cms(&self) -> u8 {
-        self.buffer.as_ref()[field::RDMA_CMS]
-    }
-
+    rdma_cms, set_rdma_cms: u8 @ field::RDMA_CMS;
     /// RDMA TSAS: Partition Key.
-    pub fn rdma_pkey(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::RDMA_PKEY.start)
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> DiscoveryEntry<T> {
-    /// Sets the Transport Type.
-    pub fn set_trtype(&mut self, value: u8) {
-        self.buffer.as_mut()[field::TRTYPE] = value;
-    }
-
-    /// Sets the Address Family.
-    pub fn set_adrfam(&mut self, value: u8) {
-        self.buffer.as_mut()[field::ADRFAM] = value;
-    }
-
-    /// Sets the Subsystem Type.
-    pub fn set_subtype(&mut self, value: u8) {
-        self.buffer.as_mut()[field::SUBTYPE] = value;
-    }
-
-    /// Sets the Transport Requirements.
-    pub fn set_treq(&mut self, value: u8) {
-        self.buffer.as_mut()[field::TREQ] = value;
-    }
-
-    /// Sets the Port ID.
-    pub fn set_portid(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::PORTID.start, value);
-    }
-
-    /// Sets the Controller ID.
-    pub fn set_cntlid(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::CNTLID.start, value);
-    }
-
-    /// Sets the Admin Max SQ Size.
-    pub fn set_asqsz(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::ASQSZ.start, value);
-    }
-
-    /// Sets the Entry Flags.
-    pub fn set_eflags(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::EFLAGS.start, value);
-    }
-
-    /// The TRSVCID field, writable.
-    pub fn trsvcid_field_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[field::TRSVCID]
-    }
-
-    /// The SUBNQN field, writable.
-    pub fn subnqn_field_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[field::SUBNQN]
-    }
-
-    /// The TRADDR field, writable.
-    pub fn traddr_field_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[field::TRADDR]
-    }
-
-    /// The TSAS field, writable.
-    pub fn tsas_field_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[field::TSAS]
-    }
-
-    /// Sets the RDMA TSAS QP Service Type.
-    pub fn set_rdma_qptype(&mut self, value: u8) {
-        self.buffer.as_mut()[field::RDMA_QPTYPE] = value;
-    }
-
-    /// Sets the RDMA TSAS Provider Type.
-    pub fn set_rdma_prtype(&mut self, value: u8) {
-        self.buffer.as_mut()[field::RDMA_PRTYPE] = value;
-    }
-
-    /// Sets the RDMA TSAS Connection Management Service.
-    pub fn set_rdma_cms(&mut self, value: u8) {
-        self.buffer.as_mut()[field::RDMA_CMS] = value;
-    }
-
-    /// Sets the RDMA TSAS Partition Key.
-    pub fn set_rdma_pkey(&mut self, value: u16) {
-        set_u16(self.buffer.as_mut(), field::RDMA_PKEY.start, value);
-    }
-}
+    rdma_pkey, set_rdma_pkey: u16 @ field::RDMA_PKEY;
+});
 
 mod repr;
 pub use repr::{DiscoveryEntryRepr, DiscoveryLogHeaderRepr, DiscoveryLogRepr, RdmaTsas};

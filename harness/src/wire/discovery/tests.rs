@@ -1,6 +1,7 @@
 //! Tests of `discovery`.
 
 use super::*;
+use crate::wire::testing::reserved;
 use crate::wire::WireError;
 use crate::wire::CNTLID_DYNAMIC;
 use proptest::prelude::*;
@@ -85,11 +86,8 @@ fn header_layout_by_hand() {
     assert_eq!(h.to_bytes().unwrap(), b);
     b[1023] = 1;
     assert_eq!(
-        DiscoveryLogHeaderRepr::parse_bytes(&b),
-        Err(WireError::Reserved {
-            what: "discovery log header reserved bytes 1023:18",
-            offset: 1023
-        })
+        reserved(DiscoveryLogHeaderRepr::parse_bytes(&b)),
+        ("discovery log header reserved bytes 1023:18", 1023)
     );
 }
 
@@ -157,19 +155,13 @@ fn reserved_and_treq() {
     ] {
         let mut b = rdma_by_hand();
         b[at] = 1;
-        assert_eq!(
-            DiscoveryEntryRepr::parse_bytes(&b),
-            Err(WireError::Reserved { what, offset: at })
-        );
+        assert_eq!(reserved(DiscoveryEntryRepr::parse_bytes(&b)), (what, at));
     }
     let mut b = rdma_by_hand();
     b[3] = 0x08;
     assert_eq!(
-        DiscoveryEntryRepr::parse_bytes(&b),
-        Err(WireError::Reserved {
-            what: "discovery entry treq reserved bits 7:3",
-            offset: 3
-        })
+        reserved(DiscoveryEntryRepr::parse_bytes(&b)),
+        ("discovery entry treq reserved bits 7:3", 3)
     );
     b[3] = 0x03;
     assert!(matches!(

@@ -3,6 +3,7 @@
 use super::*;
 use crate::wire::connect_data::field as cd;
 use crate::wire::sgl::{SGL_ID_IN_CAPSULE, SGL_ID_KEYED};
+use crate::wire::testing::{reserved, with_byte};
 
 #[test]
 fn connect_by_hand() {
@@ -90,11 +91,8 @@ fn property_get_set_by_hand() {
     // ...the same bytes are reserved in a Property Get.
     b[4] = 0x04;
     assert_eq!(
-        FabricsRepr::parse_bytes(&b),
-        Err(WireError::Reserved {
-            what: "property get reserved bytes 63:48",
-            offset: 48
-        })
+        reserved(FabricsRepr::parse_bytes(&b)),
+        ("property get reserved bytes 63:48", 48)
     );
 }
 
@@ -118,10 +116,7 @@ fn property_attrib() {
         })
     );
     b[40] = 0x08;
-    assert!(matches!(
-        FabricsRepr::parse_bytes(&b),
-        Err(WireError::Reserved { offset: 40, .. })
-    ));
+    assert_eq!(reserved(FabricsRepr::parse_bytes(&b)).1, 40);
 }
 
 #[test]
@@ -129,63 +124,31 @@ fn rejections() {
     let good = FabricsRepr::Connect(ConnectRepr::new(1, 0, 31, 120_000))
         .to_bytes()
         .unwrap();
-    let mut b = good;
-    b[0] = 0x06;
+    let parse_with = |at, value| FabricsRepr::parse_bytes(&with_byte(good, at, value));
+    // Byte 4 = 05h is Authentication Send: known but not parsed here.
+    for (at, value, field) in [
+        (0, 0x06, "opcode"),
+        (4, 0x02, "fctype"),
+        (4, 0x05, "fctype"),
+    ] {
+        assert_eq!(
+            parse_with(at, value),
+            Err(WireError::BadValue {
+                field,
+                value: value.into()
+            })
+        );
+    }
     assert_eq!(
-        FabricsRepr::parse_bytes(&b),
-        Err(WireError::BadValue {
-            field: "opcode",
-            value: 6
-        })
+        reserved(parse_with(10, 1)),
+        ("fabrics reserved bytes 23:5", 10)
     );
-    let mut b = good;
-    b[4] = 0x02;
-    assert_eq!(
-        FabricsRepr::parse_bytes(&b),
-        Err(WireError::BadValue {
-            field: "fctype",
-            value: 2
-        })
-    );
-    b[4] = 0x05; // Authentication Send: known but not parsed here
-    assert_eq!(
-        FabricsRepr::parse_bytes(&b),
-        Err(WireError::BadValue {
-            field: "fctype",
-            value: 5
-        })
-    );
-    let mut b = good;
-    b[10] = 1;
-    assert_eq!(
-        FabricsRepr::parse_bytes(&b),
-        Err(WireError::Reserved {
-            what: "fabrics reserved bytes 23:5",
-            offset: 10
-        })
-    );
-    let mut b = good;
-    b[47] = 1;
+    for (at, value) in [(47, 1), (63, 1), (1, 0x41)] {
+        assert_eq!(reserved(parse_with(at, value)).1, at);
+    }
+    // A segment with an undefined subtype.
     assert!(matches!(
-        FabricsRepr::parse_bytes(&b),
-        Err(WireError::Reserved { offset: 47, .. })
-    ));
-    let mut b = good;
-    b[63] = 1;
-    assert!(matches!(
-        FabricsRepr::parse_bytes(&b),
-        Err(WireError::Reserved { offset: 63, .. })
-    ));
-    let mut b = good;
-    b[1] = 0x41;
-    assert!(matches!(
-        FabricsRepr::parse_bytes(&b),
-        Err(WireError::Reserved { offset: 1, .. })
-    ));
-    let mut b = good;
-    b[39] = 0x22; // segment with an undefined subtype
-    assert!(matches!(
-        FabricsRepr::parse_bytes(&b),
+        parse_with(39, 0x22),
         Err(WireError::BadValue { .. })
     ));
     for n in 0..64 {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::wire::sgl::SGL_ID_KEYED;
+use crate::wire::testing::reserved;
 
 /// A write of 8 blocks at LBA 0x1_0000_0010 with a keyed SGL, written by hand.
 fn write_bytes() -> [u8; 64] {
@@ -90,18 +91,12 @@ fn write_zeroes_deac() {
     assert_eq!(r.to_bytes().unwrap(), b);
     b[50] = 0x01; // CDW12 bit 16: reserved
     assert_eq!(
-        SqeRepr::parse_bytes(&b),
-        Err(WireError::Reserved {
-            what: "write zeroes cdw12 reserved bits 23:16",
-            offset: 50
-        })
+        reserved(SqeRepr::parse_bytes(&b)),
+        ("write zeroes cdw12 reserved bits 23:16", 50)
     );
     b[50] = 0;
     b[53] = 1; // CDW13 reserved
-    assert!(matches!(
-        SqeRepr::parse_bytes(&b),
-        Err(WireError::Reserved { offset: 53, .. })
-    ));
+    assert_eq!(reserved(SqeRepr::parse_bytes(&b)).1, 53);
 }
 
 #[test]
@@ -122,11 +117,8 @@ fn dataset_management() {
     assert_eq!(r.to_bytes().unwrap(), b);
     b[41] = 1;
     assert_eq!(
-        SqeRepr::parse_bytes(&b),
-        Err(WireError::Reserved {
-            what: "dsm cdw10 reserved bits 31:8",
-            offset: 41
-        })
+        reserved(SqeRepr::parse_bytes(&b)),
+        ("dsm cdw10 reserved bits 31:8", 41)
     );
     b[41] = 0;
     b[44] = 0b1000;
@@ -134,11 +126,8 @@ fn dataset_management() {
     b[44] = 0;
     b[60] = 1;
     assert_eq!(
-        SqeRepr::parse_bytes(&b),
-        Err(WireError::Reserved {
-            what: "dsm cdw12..15 (reserved)",
-            offset: 60
-        })
+        reserved(SqeRepr::parse_bytes(&b)),
+        ("dsm cdw12..15 (reserved)", 60)
     );
 }
 
@@ -150,20 +139,14 @@ fn flush_and_reserved_bits() {
     assert_eq!(SqeRepr::parse_bytes(&b).unwrap(), r);
     b[44] = 1;
     assert_eq!(
-        SqeRepr::parse_bytes(&b),
-        Err(WireError::Reserved {
-            what: "flush cdw10..15 (reserved)",
-            offset: 44
-        })
+        reserved(SqeRepr::parse_bytes(&b)),
+        ("flush cdw10..15 (reserved)", 44)
     );
     b[44] = 0;
     b[1] |= 0x04;
     assert_eq!(
-        SqeRepr::parse_bytes(&b),
-        Err(WireError::Reserved {
-            what: "sqe cdw0 reserved bits 13:10",
-            offset: 1
-        })
+        reserved(SqeRepr::parse_bytes(&b)),
+        ("sqe cdw0 reserved bits 13:10", 1)
     );
 }
 
@@ -177,10 +160,7 @@ fn read_reserved_fields() {
     );
     let mut b = r.to_bytes().unwrap();
     b[50] = 0x10; // CDW12 bit 20: DTYPE, reserved for Read
-    assert!(matches!(
-        SqeRepr::parse_bytes(&b),
-        Err(WireError::Reserved { offset: 50, .. })
-    ));
+    assert_eq!(reserved(SqeRepr::parse_bytes(&b)).1, 50);
     b[0] = 0x01; // ...but a Write may carry a directive type
     let w = SqeRepr::parse_bytes(&b).unwrap();
     let SqeCommand::Write(c) = w.command else {
@@ -188,10 +168,7 @@ fn read_reserved_fields() {
     };
     assert_eq!(c.dtype, 1);
     b[51] = 0x02; // CDW12 bit 25: reserved
-    assert!(matches!(
-        SqeRepr::parse_bytes(&b),
-        Err(WireError::Reserved { offset: 51, .. })
-    ));
+    assert_eq!(reserved(SqeRepr::parse_bytes(&b)).1, 51);
     let bad = RwCommand {
         dspec: 1,
         ..RwCommand::new(0, 1)
