@@ -225,6 +225,17 @@ pub enum SendOp {
     },
 }
 
+impl SendOp {
+    /// The opcode of this operation's send-queue completion.
+    pub fn wc_opcode(&self) -> WcOpcode {
+        match self {
+            SendOp::Send | SendOp::SendWithInv { .. } => WcOpcode::Send,
+            SendOp::RdmaWrite { .. } => WcOpcode::RdmaWrite,
+            SendOp::RdmaRead { .. } => WcOpcode::RdmaRead,
+        }
+    }
+}
+
 /// A send-queue work request (`ibv_send_wr`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SendWr {

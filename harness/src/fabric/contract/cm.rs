@@ -13,7 +13,7 @@ use super::{
     rdma_write, CaseResult, Context, ContractCase, Env, Failure, Side, BOUND, FOREIGN_ADDR,
 };
 use crate::fabric::{
-    Access, CmEventKind, ConnParam, ListenerId, QpAttr, QpCap, QpState, WcOpcode, WcStatus,
+    Access, CmEventKind, ConnId, ConnParam, ListenerId, QpAttr, QpCap, QpState, WcOpcode,
     CM_REJ_CONSUMER_DEFINED, CM_REJ_INVALID_SERVICE_ID, CM_REJ_PRIVATE_DATA_MAX,
     CM_REP_PRIVATE_DATA_MAX, CM_REQ_PRIVATE_DATA_MAX,
 };
@@ -215,23 +215,47 @@ async fn listen_wildcard(env: Env) -> CaseResult {
     Ok(())
 }
 
-/// `a` connecting to `b`'s listener with `len` bytes of private data.
+/// `a` connecting to `b`'s listener with `data` as private data.
 struct Requested {
     a: Side,
     b: Side,
     listener: ListenerId,
+    conn_a: ConnId,
     data: Vec<u8>,
 }
 
-/// Two sides, `b` listening on slot 0 and `a` connecting to it with `len` bytes of
-/// private data made from `salt`.
-fn request(env: &Env, salt: u64, len: usize) -> Result<Requested, Failure> {
+/// `b` listening on slot 0 of its device, and `a` on another device.
+struct Listening {
+    a: Side,
+    b: Side,
+    addr: SocketAddr,
+    listener: ListenerId,
+}
+
+/// Two sides, `b` listening on slot 0.
+fn listening(env: &Env) -> Result<Listening, Failure> {
     let a = Side::create(&env.open("a", 0)?, QpCap::default())?;
     let b = Side::create(&env.open("b", 1)?, QpCap::default())?;
     let addr = env.listen_addr(&b.dev, 0);
     let listener = b.dev.ctx.cm_listen(addr).ctx("cm_listen")?;
-    let data = pattern(env.seed, salt, len);
-    a.dev
+    Ok(Listening {
+        a,
+        b,
+        addr,
+        listener,
+    })
+}
+
+/// Two sides, `b` listening on slot 0 and `a` connecting to it with `data` as private data.
+fn request(env: &Env, data: Vec<u8>) -> Result<Requested, Failure> {
+    let Listening {
+        a,
+        b,
+        addr,
+        listener,
+    } = listening(env)?;
+    let conn_a = a
+        .dev
         .ctx
         .cm_connect(addr, a.qp.id, &param(data.clone()))
         .ctx("cm_connect")?;
@@ -239,6 +263,7 @@ fn request(env: &Env, salt: u64, len: usize) -> Result<Requested, Failure> {
         a,
         b,
         listener,
+        conn_a,
         data,
     })
 }
@@ -262,13 +287,13 @@ impl Requested {
 }
 
 async fn connect_private_data(env: Env) -> CaseResult {
-    let r = request(&env, 70, 32)?;
+    let r = request(&env, pattern(env.seed, 70, 32))?;
     let (_conn, listener, peer, got) = r.b.connect_request("ConnectRequest").await?;
     r.check(listener, peer, &got)
 }
 
 async fn poll_queued(env: Env) -> CaseResult {
-    let r = request(&env, 72, 8)?;
+    let r = request(&env, pattern(env.seed, 72, 8))?;
     let deadline = tokio::time::Instant::now() + BOUND;
     let e = loop {
         if let Some(e) = r.b.dev.ctx.poll_cm_event() {
@@ -299,21 +324,14 @@ async fn poll_queued(env: Env) -> CaseResult {
 const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
 
 async fn connect_too_long(env: Env) -> CaseResult {
-    let a = Side::create(&env.open("a", 0)?, QpCap::default())?;
-    let b = Side::create(&env.open("b", 1)?, QpCap::default())?;
-    let addr = env.listen_addr(&b.dev, 0);
-    b.dev.ctx.cm_listen(addr).ctx("cm_listen")?;
+    let Listening { a, b, addr, .. } = listening(&env)?;
     let long = pattern(env.seed, 71, CM_REQ_PRIVATE_DATA_MAX + 1);
     expect_errno(
         a.dev.ctx.cm_connect(addr, a.qp.id, &param(long.clone())),
         Errno::EINVAL,
         "cm_connect with 57 bytes of private data",
     )?;
-    check_eq!(
-        a.state()?,
-        QpState::Reset,
-        "QP state after the refused cm_connect"
-    );
+    a.in_state(QpState::Reset, "QP state after the refused cm_connect")?;
     b.dev.no_cm_event("after a refused cm_connect").await?;
     let max = long[..CM_REQ_PRIVATE_DATA_MAX].to_vec();
     a.dev
@@ -389,15 +407,7 @@ async fn accept_private_data(env: Env) -> CaseResult {
 }
 
 async fn accept_too_long(env: Env) -> CaseResult {
-    let a = Side::create(&env.open("a", 0)?, QpCap::default())?;
-    let b = Side::create(&env.open("b", 1)?, QpCap::default())?;
-    let addr = env.listen_addr(&b.dev, 0);
-    b.dev.ctx.cm_listen(addr).ctx("cm_listen")?;
-    let conn_a = a
-        .dev
-        .ctx
-        .cm_connect(addr, a.qp.id, &param(vec![]))
-        .ctx("cm_connect")?;
+    let Requested { a, b, conn_a, .. } = request(&env, vec![])?;
     let (conn_b, _, _, _) = b.connect_request("ConnectRequest").await?;
     let long = pattern(env.seed, 73, CM_REP_PRIVATE_DATA_MAX + 1);
     expect_errno(
@@ -427,40 +437,21 @@ async fn accept_twice(env: Env) -> CaseResult {
         Errno::EINVAL,
         "second cm_accept of the same request",
     )?;
-    check_eq!(
-        other.state()?,
+    other.in_state(
         QpState::Reset,
-        "state of the QP offered to the refused accept"
-    );
-    check_eq!(p.b.state()?, QpState::Rts, "state of the accepted QP");
-    Ok(())
+        "state of the QP offered to the refused accept",
+    )?;
+    p.b.in_state(QpState::Rts, "state of the accepted QP")
 }
 
 async fn established_rts(env: Env) -> CaseResult {
     let p = env.cm_pair(0, &param(vec![1]), &param(vec![2])).await?;
-    check_eq!(
-        p.a.state()?,
-        QpState::Rts,
-        "active QP state after Established"
-    );
-    check_eq!(
-        p.b.state()?,
-        QpState::Rts,
-        "passive QP state after Established"
-    );
-    Ok(())
+    p.a.in_state(QpState::Rts, "active QP state after Established")?;
+    p.b.in_state(QpState::Rts, "passive QP state after Established")
 }
 
 async fn reject(env: Env) -> CaseResult {
-    let a = Side::create(&env.open("a", 0)?, QpCap::default())?;
-    let b = Side::create(&env.open("b", 1)?, QpCap::default())?;
-    let addr = env.listen_addr(&b.dev, 0);
-    b.dev.ctx.cm_listen(addr).ctx("cm_listen")?;
-    let conn_a = a
-        .dev
-        .ctx
-        .cm_connect(addr, a.qp.id, &param(vec![5; 16]))
-        .ctx("cm_connect")?;
+    let Requested { a, b, conn_a, .. } = request(&env, vec![5; 16])?;
     let (conn_b, _, _, _) = b.connect_request("ConnectRequest").await?;
     let data = pattern(env.seed, 74, 20);
     b.dev.ctx.cm_reject(conn_b, &data).ctx("cm_reject")?;
@@ -498,21 +489,10 @@ async fn disconnect(env: Env) -> CaseResult {
         .ctx
         .cm_disconnect(p.conn_a)
         .ctx("cm_disconnect(active)")?;
-    let ea = p.a.dev.cm_event("active side after cm_disconnect").await?;
-    check!(
-        ea.conn == p.conn_a && ea.kind == CmEventKind::Disconnected,
-        "active side after cm_disconnect: expected Disconnected on {}, got {ea:?}",
-        p.conn_a
-    );
-    let eb =
-        p.b.dev
-            .cm_event("passive side after the peer's cm_disconnect")
-            .await?;
-    check!(
-        eb.conn == p.conn_b && eb.kind == CmEventKind::Disconnected,
-        "passive side after the peer's cm_disconnect: expected Disconnected on {}, got {eb:?}",
-        p.conn_b
-    );
+    p.a.disconnected(p.conn_a, "active side after cm_disconnect")
+        .await?;
+    p.b.disconnected(p.conn_b, "passive side after the peer's cm_disconnect")
+        .await?;
     p.a.reaches_state(QpState::Err, "active QP after Disconnected")
         .await?;
     p.b.reaches_state(QpState::Err, "passive QP after Disconnected")
@@ -526,15 +506,8 @@ async fn destroy_connected(env: Env) -> CaseResult {
         .ctx
         .cm_destroy(p.conn_a)
         .ctx("cm_destroy(connected active identifier)")?;
-    let eb =
-        p.b.dev
-            .cm_event("passive side after the peer's cm_destroy")
-            .await?;
-    check!(
-        eb.conn == p.conn_b && eb.kind == CmEventKind::Disconnected,
-        "passive side after the peer's cm_destroy: expected Disconnected on {}, got {eb:?}",
-        p.conn_b
-    );
+    p.b.disconnected(p.conn_b, "passive side after the peer's cm_destroy")
+        .await?;
     p.b.reaches_state(QpState::Err, "passive QP after Disconnected")
         .await?;
     p.a.reaches_state(QpState::Err, "active QP after its identifier was destroyed")
@@ -563,69 +536,33 @@ async fn destroy_qp_connected(env: Env) -> CaseResult {
 
 async fn data_flow(env: Env) -> CaseResult {
     let p = env.cm_pair(0, &param(vec![]), &param(vec![])).await?;
-    let src = p.a.mr(8192, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(8192, all_remote())?;
+    let (src, dst) = p.mrs(8192, all_remote())?;
     let msg = pattern(env.seed, 75, 3000);
     p.a.dev.write(&src, 0, &msg)?;
     p.b.post_recv(1, vec![dst.sge(0, 4096)])?;
     p.a.send(2, vec![src.sge(0, 3000)])?;
-    p.a.completes(
-        "SEND over the CM connection",
-        2,
-        WcStatus::Success,
-        Some(WcOpcode::Send),
-    )
-    .await?;
-    let r =
-        p.b.completes(
-            "receive over the CM connection",
-            1,
-            WcStatus::Success,
-            Some(WcOpcode::Recv),
-        )
+    p.a.succeeds("SEND over the CM connection", 2, WcOpcode::Send)
         .await?;
+    let r =
+        p.b.succeeds("receive over the CM connection", 1, WcOpcode::Recv)
+            .await?;
     check_eq!(r.byte_len, 3000, "byte_len over the CM connection");
     check_eq!(r.src_qp, p.a.qp.qpn, "src_qp over the CM connection");
-    check_bytes(
-        &p.b.dev.read(&dst, 0, 3000)?,
-        &msg,
-        "SEND bytes over the CM connection",
-    )?;
-    p.a.post_send(rdma_write(
-        3,
-        dst.addr + 4096,
-        dst.rkey,
-        vec![src.sge(0, 3000)],
-    ))?;
-    p.a.completes(
+    p.b.dev
+        .check_read(&dst, 0, &msg, "SEND bytes over the CM connection")?;
+    let remote = dst.addr + 4096;
+    p.a.post_ok(
+        rdma_write(3, remote, dst.rkey, vec![src.sge(0, 3000)]),
         "RDMA WRITE over the CM connection",
-        3,
-        WcStatus::Success,
-        Some(WcOpcode::RdmaWrite),
     )
     .await?;
-    check_bytes(
-        &p.b.dev.read(&dst, 4096, 3000)?,
-        &msg,
-        "RDMA WRITE bytes over the CM connection",
-    )?;
-    p.a.post_send(rdma_read(
-        4,
-        dst.addr + 4096,
-        dst.rkey,
-        vec![src.sge(4096, 3000)],
-    ))?;
-    p.a.completes(
+    p.b.dev
+        .check_read(&dst, 4096, &msg, "RDMA WRITE bytes over the CM connection")?;
+    p.a.post_ok(
+        rdma_read(4, remote, dst.rkey, vec![src.sge(4096, 3000)]),
         "RDMA READ over the CM connection",
-        4,
-        WcStatus::Success,
-        Some(WcOpcode::RdmaRead),
     )
     .await?;
-    check_bytes(
-        &p.a.dev.read(&src, 4096, 3000)?,
-        &msg,
-        "RDMA READ bytes over the CM connection",
-    )?;
-    Ok(())
+    p.a.dev
+        .check_read(&src, 4096, &msg, "RDMA READ bytes over the CM connection")
 }

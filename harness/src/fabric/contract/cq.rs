@@ -167,10 +167,8 @@ fn split_cqs(dev: &Dev) -> Result<(PdId, CqId, CqId, QpInfo), Failure> {
     let qp = dev.qp(
         pd,
         QpInit {
-            send_cq: scq,
             recv_cq: rcq,
-            srq: None,
-            cap: QpCap::default(),
+            ..QpInit::on_cq(scq, None)
         },
     )?;
     Ok((pd, scq, rcq, qp))
@@ -211,10 +209,9 @@ async fn overflow(env: Env) -> CaseResult {
     let qp = dev.qp(
         pd,
         QpInit {
-            send_cq: scq,
             recv_cq: tiny,
-            srq: None,
             cap,
+            ..QpInit::on_cq(scq, None)
         },
     )?;
     let mr = dev.mr(pd, 4096, all_remote())?;

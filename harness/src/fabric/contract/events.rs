@@ -3,7 +3,7 @@
 use super::{
     all_remote, contract_case, rdma_write, CaseResult, ContractCase, Env, Need, PairOpts, QUIET,
 };
-use crate::fabric::{Access, AsyncEvent, QpAttr, QpState, WcStatus};
+use crate::fabric::{AsyncEvent, QpAttr, QpState, WcStatus};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -39,8 +39,7 @@ fn qp_or_cq_event(e: &AsyncEvent) -> bool {
 
 async fn idle_none(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, all_remote())?;
+    let (src, dst) = p.mrs(4096, all_remote())?;
     p.b.post_recv(1, vec![dst.sge(0, 64)])?;
     p.a.send(2, vec![src.sge(0, 64)])?;
     p.a.post_send(rdma_write(3, dst.addr + 64, dst.rkey, vec![src.sge(0, 64)]))?;
@@ -76,19 +75,12 @@ async fn modify_err_no_fatal(env: Env) -> CaseResult {
 
 async fn owner_only(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, all_remote())?;
-    p.a.post_send(rdma_write(
-        1,
-        dst.addr,
-        dst.rkey ^ 0x00ff_ff00,
-        vec![src.sge(0, 64)],
-    ))?;
-    p.a.completes(
-        "RDMA WRITE with a wrong rkey",
-        1,
+    let (src, dst) = p.mrs(4096, all_remote())?;
+    let bad = dst.rkey ^ 0x00ff_ff00;
+    p.a.post_completes(
+        rdma_write(1, dst.addr, bad, vec![src.sge(0, 64)]),
         WcStatus::RemAccessErr,
-        None,
+        "RDMA WRITE with a wrong rkey",
     )
     .await?;
     let qp = p.b.qp.id;

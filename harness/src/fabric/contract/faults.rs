@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     check_wc, contract_case, CaseResult, Context, ContractCase, Env, Failure, FaultKind, Need,
-    Pair, PairOpts, LONG_BOUND,
+    Pair, PairOpts, Side, LONG_BOUND,
 };
 use crate::fabric::{Access, AsyncEvent, Fabric, Fault, PortState, QpState, WcOpcode, WcStatus};
 use crate::{check, check_eq, fail};
@@ -75,6 +75,15 @@ fn inject(fabric: &dyn Fabric, fault: Fault) -> CaseResult {
     fabric.inject(fault).ctx(format!("inject({fault:?})"))
 }
 
+/// Drops the connection of `side`'s QP.
+fn drop_connection_of(env: &Env, side: &Side) -> CaseResult {
+    let fault = Fault::DropConnection {
+        addr: side.dev.port.addr,
+        qpn: side.qp.qpn,
+    };
+    inject(&*env.fabric, fault)
+}
+
 async fn link_down_up(env: Env) -> CaseResult {
     let b = env.open("b", 1)?;
     let addr = b.port.addr;
@@ -102,8 +111,7 @@ async fn link_down_up(env: Env) -> CaseResult {
 
 async fn link_down_sends(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default().retries(3, 7))?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
+    let (src, dst) = p.mrs(4096, Access::LOCAL_WRITE)?;
     p.b.post_recv(1, vec![dst.sge(0, 64)])?;
     let addr = p.b.dev.port.addr;
     inject(&*env.fabric, Fault::Link { addr, up: false })?;
@@ -149,16 +157,9 @@ async fn qp_error(env: Env) -> CaseResult {
 
 async fn drop_connection(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default().retries(2, 7))?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
+    let (src, dst) = p.mrs(4096, Access::LOCAL_WRITE)?;
     p.b.post_recv(1, vec![dst.sge(0, 64)])?;
-    inject(
-        &*env.fabric,
-        Fault::DropConnection {
-            addr: p.a.dev.port.addr,
-            qpn: p.a.qp.qpn,
-        },
-    )?;
+    drop_connection_of(&env, &p.a)?;
     p.a.send(2, vec![src.sge(0, 64)])?;
     p.a.retry_exceeded(2, "SEND on a dropped connection")
         .await?;
@@ -169,13 +170,7 @@ async fn drop_connection(env: Env) -> CaseResult {
 async fn retry_cnt_7(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default().retries(7, 7))?;
     let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    inject(
-        &*env.fabric,
-        Fault::DropConnection {
-            addr: p.a.dev.port.addr,
-            qpn: p.a.qp.qpn,
-        },
-    )?;
+    drop_connection_of(&env, &p.a)?;
     p.a.send(1, vec![src.sge(0, 64)])?;
     let wc =
         p.a.dev
@@ -196,7 +191,7 @@ async fn retry_cnt_7(env: Env) -> CaseResult {
 }
 
 async fn link_down_connect(env: Env) -> CaseResult {
-    let a = super::Side::create(&env.open("a", 0)?, crate::fabric::QpCap::default())?;
+    let a = Side::create(&env.open("a", 0)?, crate::fabric::QpCap::default())?;
     let b = env.open("b", 1)?;
     let addr = env.listen_addr(&b, 0);
     b.ctx.cm_listen(addr).ctx("cm_listen")?;
@@ -237,19 +232,13 @@ async fn link_down_connect(env: Env) -> CaseResult {
 
 async fn delay(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
+    let (src, dst) = p.mrs(4096, Access::LOCAL_WRITE)?;
     p.b.post_recv(1, vec![dst.sge(0, 64)])?;
     p.b.post_recv(2, vec![dst.sge(64, 64)])?;
     let t0 = tokio::time::Instant::now();
     p.a.send(10, vec![src.sge(0, 64)])?;
-    p.a.completes(
-        "SEND without added latency",
-        10,
-        WcStatus::Success,
-        Some(WcOpcode::Send),
-    )
-    .await?;
+    p.a.succeeds("SEND without added latency", 10, WcOpcode::Send)
+        .await?;
     let base = t0.elapsed();
     let added = Duration::from_millis(50);
     inject(&*env.fabric, Fault::Delay(added))?;
@@ -290,8 +279,7 @@ async fn script(fabric: Arc<dyn Fabric>, seed: u64) -> Result<Vec<String>, Failu
     let b = env.open("b", 1)?;
     let p = Pair::on(&a, &b, PairOpts::default())?;
     let p2 = Pair::on(&a, &b, PairOpts::default())?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, super::all_remote())?;
+    let (src, dst) = p.mrs(4096, super::all_remote())?;
     p.b.post_recv(1, vec![dst.sge(0, 64)])?;
     p.a.send(2, vec![src.sge(0, 64)])?;
     p.a.wc("SEND").await?;

@@ -79,6 +79,18 @@ impl Dev {
             .ctx(format!("{}: create_cq({cqe})", self.role))
     }
 
+    /// A PD, a 16-entry CQ, an SRQ of `max_wr` receives and an RC QP in RESET using them.
+    pub fn srq_qp(&self, max_wr: u32) -> Result<(PdId, SrqId, QpInfo), Failure> {
+        let pd = self.pd()?;
+        let cq = self.cq(16)?;
+        let srq = self
+            .ctx
+            .create_srq(pd, SrqInit::new(max_wr))
+            .ctx("create_srq")?;
+        let qp = self.qp(pd, QpInit::on_cq(cq, Some(srq)))?;
+        Ok((pd, srq, qp))
+    }
+
     /// Creates an RC QP.
     pub fn qp(&self, pd: PdId, init: QpInit) -> Result<QpInfo, Failure> {
         let qp = self
@@ -104,6 +116,19 @@ impl Dev {
             self.role, mr.id
         ))?;
         Ok(buf)
+    }
+
+    /// Reads `expected.len()` bytes at `offset` of `mr` and compares them with `expected`
+    /// ([`check_bytes`]).
+    pub fn check_read(&self, mr: &MrInfo, offset: u64, expected: &[u8], what: &str) -> CaseResult {
+        check_bytes(&self.read(mr, offset, expected.len())?, expected, what)
+    }
+
+    /// Reads `len` bytes at `offset` of `mr` and fails with `what` unless all are zero.
+    pub fn check_zeroed(&self, mr: &MrInfo, offset: u64, len: usize, what: &str) -> CaseResult {
+        let bytes = self.read(mr, offset, len)?;
+        check!(bytes.iter().all(|b| *b == 0), "{what}");
+        Ok(())
     }
 
     /// Waits (bounded) for the next completion on `cq`.
@@ -287,10 +312,8 @@ impl Side {
         let qp = dev.qp(
             pd,
             QpInit {
-                send_cq: cq,
-                recv_cq: cq,
-                srq: None,
                 cap,
+                ..QpInit::on_cq(cq, None)
             },
         )?;
         Ok(Side {
@@ -355,6 +378,39 @@ impl Side {
             .await
     }
 
+    /// Waits for this side's next completion and checks it is `wr_id`, successful, with
+    /// `opcode`; `what` names it.
+    pub async fn succeeds(
+        &self,
+        what: &str,
+        wr_id: u64,
+        opcode: WcOpcode,
+    ) -> Result<WorkCompletion, Failure> {
+        self.completes(what, wr_id, WcStatus::Success, Some(opcode))
+            .await
+    }
+
+    /// Posts `wr` and waits for its successful completion, with its operation's opcode;
+    /// `what` names it.
+    pub async fn post_ok(&self, wr: SendWr, what: &str) -> Result<WorkCompletion, Failure> {
+        let (wr_id, opcode) = (wr.wr_id, wr.op.wc_opcode());
+        self.post_send(wr)?;
+        self.succeeds(what, wr_id, opcode).await
+    }
+
+    /// Posts `wr` and waits for its completion with `status` (opcode unchecked); `what` names
+    /// it.
+    pub async fn post_completes(
+        &self,
+        wr: SendWr,
+        status: WcStatus,
+        what: &str,
+    ) -> Result<WorkCompletion, Failure> {
+        let wr_id = wr.wr_id;
+        self.post_send(wr)?;
+        self.completes(what, wr_id, status, None).await
+    }
+
     /// Waits (at most [`LONG_BOUND`]) for this side's send `wr_id` to fail with
     /// RETRY_EXC_ERR and for its QP to reach ERR; `what` names the send.
     pub async fn retry_exceeded(&self, wr_id: u64, what: &str) -> CaseResult {
@@ -377,6 +433,12 @@ impl Side {
     /// The QP's state.
     pub fn state(&self) -> Result<QpState, Failure> {
         self.dev.state(self.qp.id)
+    }
+
+    /// Checks the QP is in `state`; `what` names the check.
+    pub fn in_state(&self, state: QpState, what: &str) -> CaseResult {
+        check_eq!(self.state()?, state, "{what}");
+        Ok(())
     }
 
     /// Moves the QP.
@@ -410,6 +472,16 @@ impl Side {
                 e.conn
             ),
         }
+    }
+
+    /// Waits for `Disconnected` on `conn`; `what` names the wait.
+    pub async fn disconnected(&self, conn: ConnId, what: &str) -> CaseResult {
+        let e = self.dev.cm_event(what).await?;
+        check!(
+            e.conn == conn && e.kind == CmEventKind::Disconnected,
+            "{what}: expected Disconnected on {conn}, got {e:?}"
+        );
+        Ok(())
     }
 
     /// Waits for `Established` on `conn` and returns its private data.
@@ -479,6 +551,28 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// Registers `len` bytes on each side ([`mrs`]).
+    pub fn mrs(&self, len: u64, b_access: Access) -> Result<(MrInfo, MrInfo), Failure> {
+        mrs(&self.a, &self.b, len, b_access)
+    }
+
+    /// Posts `wr` on `a`, expects REM_ACCESS_ERR, both QPs in ERR and no receive consumed
+    /// at `b`.
+    pub async fn expect_violation(&self, wr: SendWr, what: &str) -> CaseResult {
+        self.a
+            .post_completes(wr, WcStatus::RemAccessErr, what)
+            .await?;
+        self.a
+            .reaches_state(QpState::Err, &format!("requester after {what}"))
+            .await?;
+        self.b
+            .reaches_state(QpState::Err, &format!("responder after {what}"))
+            .await?;
+        self.b
+            .no_wc(&format!("responder of {what} (no receive consumed)"))
+            .await
+    }
+
     /// Creates a side on each device and connects them by `modify_qp`.
     pub fn on(a: &Dev, b: &Dev, opts: PairOpts) -> Result<Pair, Failure> {
         let a = Side::create(a, opts.cap)?;
@@ -486,6 +580,11 @@ impl Pair {
         connect_qps(&a.dev, a.qp, &b.dev, b.qp, opts)?;
         Ok(Pair { a, b })
     }
+}
+
+/// Registers `len` bytes on each side: `a`'s with LOCAL_WRITE, `b`'s with `b_access`.
+fn mrs(a: &Side, b: &Side, len: u64, b_access: Access) -> Result<(MrInfo, MrInfo), Failure> {
+    Ok((a.mr(len, Access::LOCAL_WRITE)?, b.mr(len, b_access)?))
 }
 
 /// Moves `qa` on `a` and `qb` on `b` through INIT, RTR (towards each other) and RTS.
@@ -545,6 +644,13 @@ pub struct CmPair {
     pub established_b: Vec<u8>,
 }
 
+impl CmPair {
+    /// Registers `len` bytes on each side ([`mrs`]).
+    pub fn mrs(&self, len: u64, b_access: Access) -> Result<(MrInfo, MrInfo), Failure> {
+        mrs(&self.a, &self.b, len, b_access)
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Checks
 // ---------------------------------------------------------------------------------------
@@ -569,6 +675,11 @@ pub fn check_wc(
         check_eq!(wc.opcode, op, "{what}: opcode of wr_id {wr_id}");
     }
     Ok(())
+}
+
+/// Checks a completion is the successful completion of `wr_id` with `opcode` ([`check_wc`]).
+pub fn check_success(wc: &WorkCompletion, wr_id: u64, opcode: WcOpcode, what: &str) -> CaseResult {
+    check_wc(wc, wr_id, WcStatus::Success, Some(opcode), what)
 }
 
 /// A signaled RDMA WRITE of `sges` to `remote_addr` under `rkey`.

@@ -312,12 +312,11 @@ async fn mr_dereg_remote(env: Env) -> CaseResult {
     let src = p.a.mr(64, Access::LOCAL_WRITE)?;
     let dst = p.b.mr(4096, Access::LOCAL_WRITE | Access::REMOTE_WRITE)?;
     // First prove the key works.
-    p.a.post_send(rdma_write(1, dst.addr, dst.rkey, vec![src.sge(0, 64)]))?;
-    p.a.completes("RDMA WRITE before dereg", 1, WcStatus::Success, None)
+    let write = |wr_id| rdma_write(wr_id, dst.addr, dst.rkey, vec![src.sge(0, 64)]);
+    p.a.post_completes(write(1), WcStatus::Success, "RDMA WRITE before dereg")
         .await?;
     p.b.dev.ctx.dereg_mr(dst.id).ctx("dereg_mr")?;
-    p.a.post_send(rdma_write(2, dst.addr, dst.rkey, vec![src.sge(0, 64)]))?;
-    p.a.completes("RDMA WRITE after dereg", 2, WcStatus::RemAccessErr, None)
+    p.a.post_completes(write(2), WcStatus::RemAccessErr, "RDMA WRITE after dereg")
         .await?;
     p.a.reaches_state(QpState::Err, "requester after REM_ACCESS_ERR")
         .await?;

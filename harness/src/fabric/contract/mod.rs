@@ -27,7 +27,7 @@ use super::wait;
 use super::{
     Access, AsyncEvent, CmEvent, CmEventKind, ConnId, ConnParam, CqId, DeviceContext, Fabric, Gid,
     ListenerId, MrInfo, PdId, PortAttr, QpAttr, QpCap, QpDest, QpId, QpInfo, QpInit, QpState,
-    RecvWr, SendOp, SendWr, Sge, WcOpcode, WcStatus, WorkCompletion,
+    RecvWr, SendOp, SendWr, Sge, SrqId, SrqInit, WcOpcode, WcStatus, WorkCompletion,
 };
 use crate::case::{panic_text, Case, Facts};
 use crate::{check, check_eq};

@@ -9,7 +9,7 @@ use super::{
     PairOpts, Side,
 };
 use crate::fabric::{
-    Access, CqId, QpAttr, QpCap, QpInit, QpState, RecvWr, SendOp, SendWr, SrqId, SrqInit, WcStatus,
+    Access, CqId, QpAttr, QpCap, QpInit, QpState, RecvWr, SendOp, SendWr, SrqId, WcStatus,
 };
 use crate::{check, check_eq, fail};
 
@@ -425,10 +425,7 @@ async fn post_recv_reset(env: Env) -> CaseResult {
 
 async fn post_recv_srq(env: Env) -> CaseResult {
     let dev = env.open("a", 0)?;
-    let pd = dev.pd()?;
-    let cq = dev.cq(16)?;
-    let srq = dev.ctx.create_srq(pd, SrqInit::new(16)).ctx("create_srq")?;
-    let qp = dev.qp(pd, QpInit::on_cq(cq, Some(srq)))?;
+    let (pd, _, qp) = dev.srq_qp(16)?;
     dev.ctx
         .modify_qp(qp.id, &QpAttr::init(1, all_remote()))
         .ctx("modify_qp(INIT)")?;
@@ -621,8 +618,7 @@ async fn rtr_receives(env: Env) -> CaseResult {
 
 async fn reset_reuse(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let buf = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let src = p.b.mr(4096, Access::LOCAL_WRITE)?;
+    let (buf, src) = p.mrs(4096, Access::LOCAL_WRITE)?;
     p.a.post_recv(1, vec![buf.sge(0, 64)])?;
     p.a.post_recv(2, vec![buf.sge(64, 64)])?;
     p.a.modify(QpAttr::state(QpState::Err))?;
@@ -657,8 +653,7 @@ async fn reset_reuse(env: Env) -> CaseResult {
 
 async fn peer_in_err(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default().retries(2, 7))?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
+    let (src, dst) = p.mrs(4096, Access::LOCAL_WRITE)?;
     p.b.post_recv(1, vec![dst.sge(0, 64)])?;
     p.b.modify(QpAttr::state(QpState::Err))?;
     p.b.wc("receive flushed by ERR").await?;

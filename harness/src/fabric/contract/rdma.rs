@@ -1,11 +1,11 @@
 //! RDMA WRITE and RDMA READ: data, bounds, keys and rights.
 
 use super::{
-    all_remote, check_bytes, check_wc, contract_case, pattern, rdma_read, rdma_write, CaseResult,
-    ContractCase, Env, Need, Pair, PairOpts,
+    all_remote, contract_case, pattern, rdma_read, rdma_write, CaseResult, ContractCase, Env,
+    Failure, Need, Pair, PairOpts,
 };
-use crate::fabric::{Access, AsyncEvent, QpState, SendWr, WcOpcode, WcStatus};
-use crate::{check, check_eq};
+use crate::check;
+use crate::fabric::{Access, AsyncEvent, MrInfo, QpState, WcStatus};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -91,56 +91,65 @@ pub(super) fn cases() -> Vec<ContractCase> {
     ]
 }
 
-/// Posts `wr` on `a`, expects REM_ACCESS_ERR and both QPs in ERR.
-async fn expect_violation(p: &Pair, wr: SendWr, what: &str) -> CaseResult {
-    let id = wr.wr_id;
-    p.a.post_send(wr)?;
-    let wc = p.a.wc(what).await?;
-    check_wc(&wc, id, WcStatus::RemAccessErr, None, what)?;
-    p.a.reaches_state(QpState::Err, &format!("requester after {what}"))
-        .await?;
-    p.b.reaches_state(QpState::Err, &format!("responder after {what}"))
-        .await?;
-    p.b.no_wc(&format!("responder of {what} (no receive consumed)"))
-        .await?;
-    Ok(())
+/// A default pair with a 4096-byte region on each side: `a`'s with LOCAL_WRITE, `b`'s with
+/// `rights`.
+fn pair_4k(env: &Env, rights: Access) -> Result<(Pair, MrInfo, MrInfo), Failure> {
+    let p = env.pair(PairOpts::default())?;
+    let (local, remote) = p.mrs(4096, rights)?;
+    Ok((p, local, remote))
+}
+
+/// An RDMA operation of `a` the responder must refuse ([`Pair::expect_violation`]): `len`
+/// bytes at `offset` of `b`'s region (with `rights`, [`pair_4k`]), under its rkey XOR
+/// `rkey_xor`, from or into `a`'s region at 0.
+struct Refused {
+    read: bool,
+    rights: Access,
+    offset: u64,
+    len: u32,
+    rkey_xor: u32,
+    what: &'static str,
+}
+
+impl Refused {
+    /// Runs it, with `data` written at 0 of `a`'s region first; returns the pair and `b`'s
+    /// region.
+    async fn run(self, env: &Env, data: &[u8]) -> Result<(Pair, MrInfo), Failure> {
+        let (p, local, remote) = pair_4k(env, self.rights)?;
+        if !data.is_empty() {
+            p.a.dev.write(&local, 0, data)?;
+        }
+        let op = if self.read { rdma_read } else { rdma_write };
+        let wr = op(
+            1,
+            remote.addr + self.offset,
+            remote.rkey ^ self.rkey_xor,
+            vec![local.sge(0, self.len)],
+        );
+        p.expect_violation(wr, self.what).await?;
+        Ok((p, remote))
+    }
 }
 
 async fn write_data(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let src = p.a.mr(16384, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(16384, all_remote())?;
+    let (src, dst) = p.mrs(16384, all_remote())?;
     let data = pattern(env.seed, 50, 9000);
     p.a.dev.write(&src, 0, &data)?;
     p.b.post_recv(99, vec![])?;
-    p.a.post_send(rdma_write(
-        1,
-        dst.addr + 1000,
-        dst.rkey,
-        vec![src.sge(0, 4000), src.sge(4000, 5000)],
-    ))?;
-    p.a.completes(
-        "RDMA WRITE",
-        1,
-        WcStatus::Success,
-        Some(WcOpcode::RdmaWrite),
-    )
-    .await?;
-    check_bytes(
-        &p.b.dev.read(&dst, 1000, 9000)?,
-        &data,
-        "remote bytes after RDMA WRITE",
+    let sges = vec![src.sge(0, 4000), src.sge(4000, 5000)];
+    p.a.post_ok(rdma_write(1, dst.addr + 1000, dst.rkey, sges), "RDMA WRITE")
+        .await?;
+    p.b.dev
+        .check_read(&dst, 1000, &data, "remote bytes after RDMA WRITE")?;
+    p.b.dev
+        .check_zeroed(&dst, 0, 1000, "RDMA WRITE touched bytes before remote_addr")?;
+    p.b.dev.check_zeroed(
+        &dst,
+        10_000,
+        6384,
+        "RDMA WRITE touched bytes past its length",
     )?;
-    let before = p.b.dev.read(&dst, 0, 1000)?;
-    check!(
-        before.iter().all(|b| *b == 0),
-        "RDMA WRITE touched bytes before remote_addr"
-    );
-    let after = p.b.dev.read(&dst, 10_000, 6384)?;
-    check!(
-        after.iter().all(|b| *b == 0),
-        "RDMA WRITE touched bytes past its length"
-    );
     p.b.no_wc("responder of an RDMA WRITE (no receive is consumed)")
         .await?;
     Ok(())
@@ -148,33 +157,29 @@ async fn write_data(env: Env) -> CaseResult {
 
 async fn read_data(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let local = p.a.mr(16384, Access::LOCAL_WRITE)?;
-    let remote = p.b.mr(16384, Access::LOCAL_WRITE | Access::REMOTE_READ)?;
+    let (local, remote) = p.mrs(16384, Access::LOCAL_WRITE | Access::REMOTE_READ)?;
     let data = pattern(env.seed, 51, 9000);
     p.b.dev.write(&remote, 500, &data)?;
-    p.a.post_send(rdma_read(
-        2,
-        remote.addr + 500,
-        remote.rkey,
-        vec![local.sge(0, 3000), local.sge(8000, 6000)],
-    ))?;
-    p.a.completes("RDMA READ", 2, WcStatus::Success, Some(WcOpcode::RdmaRead))
-        .await?;
-    check_bytes(
-        &p.a.dev.read(&local, 0, 3000)?,
-        &data[..3000],
-        "first scatter SGE of RDMA READ",
-    )?;
-    check_bytes(
-        &p.a.dev.read(&local, 8000, 6000)?,
+    let sges = vec![local.sge(0, 3000), local.sge(8000, 6000)];
+    p.a.post_ok(
+        rdma_read(2, remote.addr + 500, remote.rkey, sges),
+        "RDMA READ",
+    )
+    .await?;
+    p.a.dev
+        .check_read(&local, 0, &data[..3000], "first scatter SGE of RDMA READ")?;
+    p.a.dev.check_read(
+        &local,
+        8000,
         &data[3000..],
         "second scatter SGE of RDMA READ",
     )?;
-    let gap = p.a.dev.read(&local, 3000, 5000)?;
-    check!(
-        gap.iter().all(|b| *b == 0),
-        "RDMA READ wrote between its scatter SGEs"
-    );
+    p.a.dev.check_zeroed(
+        &local,
+        3000,
+        5000,
+        "RDMA READ wrote between its scatter SGEs",
+    )?;
     p.b.no_wc("responder of an RDMA READ").await?;
     Ok(())
 }
@@ -185,114 +190,77 @@ async fn bounds_exact(env: Env) -> CaseResult {
     let remote = p.b.mr(4096, all_remote())?;
     let data = pattern(env.seed, 52, 64);
     p.a.dev.write(&local, 0, &data)?;
-    p.a.post_send(rdma_write(
-        1,
-        remote.addr + 4096 - 64,
-        remote.rkey,
-        vec![local.sge(0, 64)],
-    ))?;
-    p.a.completes(
+    let last = remote.addr + 4096 - 64;
+    p.a.post_ok(
+        rdma_write(1, last, remote.rkey, vec![local.sge(0, 64)]),
         "RDMA WRITE of the region's last 64 bytes",
-        1,
-        WcStatus::Success,
-        Some(WcOpcode::RdmaWrite),
     )
     .await?;
-    check_bytes(
-        &p.b.dev.read(&remote, 4096 - 64, 64)?,
-        &data,
-        "the region's last 64 bytes",
-    )?;
-    p.a.post_send(rdma_read(
-        2,
-        remote.addr + 4096 - 64,
-        remote.rkey,
-        vec![local.sge(1000, 64)],
-    ))?;
-    p.a.completes(
+    p.b.dev
+        .check_read(&remote, 4096 - 64, &data, "the region's last 64 bytes")?;
+    p.a.post_ok(
+        rdma_read(2, last, remote.rkey, vec![local.sge(1000, 64)]),
         "RDMA READ of the region's last 64 bytes",
-        2,
-        WcStatus::Success,
-        Some(WcOpcode::RdmaRead),
     )
     .await?;
-    check_bytes(
-        &p.a.dev.read(&local, 1000, 64)?,
+    p.a.dev.check_read(
+        &local,
+        1000,
         &data,
         "read-back of the region's last 64 bytes",
     )?;
-    p.a.post_send(rdma_read(
-        3,
-        remote.addr,
-        remote.rkey,
-        vec![local.sge(4096, 4096)],
-    ))?;
-    p.a.completes(
+    p.a.post_ok(
+        rdma_read(3, remote.addr, remote.rkey, vec![local.sge(4096, 4096)]),
         "RDMA READ of the whole region",
-        3,
-        WcStatus::Success,
-        Some(WcOpcode::RdmaRead),
     )
     .await?;
-    check_eq!(
-        p.a.state()?,
-        QpState::Rts,
-        "requester state after in-bounds operations"
-    );
-    Ok(())
+    p.a.in_state(QpState::Rts, "requester state after in-bounds operations")
 }
 
 async fn write_past(env: Env) -> CaseResult {
-    let p = env.pair(PairOpts::default())?;
-    let local = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let remote = p.b.mr(4096, all_remote())?;
-    p.a.dev.write(&local, 0, &pattern(env.seed, 53, 65))?;
-    expect_violation(
-        &p,
-        rdma_write(
-            1,
-            remote.addr + 4096 - 64,
-            remote.rkey,
-            vec![local.sge(0, 65)],
-        ),
-        "RDMA WRITE of 65 bytes at the region's last 64",
-    )
+    let data = pattern(env.seed, 53, 65);
+    let (p, remote) = Refused {
+        read: false,
+        rights: all_remote(),
+        offset: 4096 - 64,
+        len: 65,
+        rkey_xor: 0,
+        what: "RDMA WRITE of 65 bytes at the region's last 64",
+    }
+    .run(&env, &data)
     .await?;
-    let tail = p.b.dev.read(&remote, 0, 4096)?;
-    check!(
-        tail.iter().all(|b| *b == 0),
-        "a refused RDMA WRITE modified the remote region"
-    );
-    Ok(())
+    p.b.dev.check_zeroed(
+        &remote,
+        0,
+        4096,
+        "a refused RDMA WRITE modified the remote region",
+    )
 }
 
 async fn read_past(env: Env) -> CaseResult {
-    let p = env.pair(PairOpts::default())?;
-    let local = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let remote = p.b.mr(4096, all_remote())?;
-    expect_violation(
-        &p,
-        rdma_read(
-            1,
-            remote.addr + 4096 - 64,
-            remote.rkey,
-            vec![local.sge(0, 65)],
-        ),
-        "RDMA READ of 65 bytes at the region's last 64",
-    )
+    Refused {
+        read: true,
+        rights: all_remote(),
+        offset: 4096 - 64,
+        len: 65,
+        rkey_xor: 0,
+        what: "RDMA READ of 65 bytes at the region's last 64",
+    }
+    .run(&env, &[])
     .await
+    .map(drop)
 }
 
 async fn wrong_rkey(env: Env) -> CaseResult {
-    let p = env.pair(PairOpts::default())?;
-    let local = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let remote = p.b.mr(4096, all_remote())?;
-    let bad = remote.rkey ^ 0x00ff_ff00;
-    expect_violation(
-        &p,
-        rdma_write(1, remote.addr, bad, vec![local.sge(0, 64)]),
-        "RDMA WRITE with a wrong rkey",
-    )
+    let (p, _) = Refused {
+        read: false,
+        rights: all_remote(),
+        offset: 0,
+        len: 64,
+        rkey_xor: 0x00ff_ff00,
+        what: "RDMA WRITE with a wrong rkey",
+    }
+    .run(&env, &[])
     .await?;
     let qp = p.b.qp.id;
     p.b.dev
@@ -304,55 +272,48 @@ async fn wrong_rkey(env: Env) -> CaseResult {
 }
 
 async fn no_remote_write(env: Env) -> CaseResult {
-    let p = env.pair(PairOpts::default())?;
-    let local = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let remote = p.b.mr(4096, Access::LOCAL_WRITE | Access::REMOTE_READ)?;
-    expect_violation(
-        &p,
-        rdma_write(1, remote.addr, remote.rkey, vec![local.sge(0, 64)]),
-        "RDMA WRITE into a region without REMOTE_WRITE",
-    )
+    Refused {
+        read: false,
+        rights: Access::LOCAL_WRITE | Access::REMOTE_READ,
+        offset: 0,
+        len: 64,
+        rkey_xor: 0,
+        what: "RDMA WRITE into a region without REMOTE_WRITE",
+    }
+    .run(&env, &[])
     .await
+    .map(drop)
 }
 
 async fn no_remote_read(env: Env) -> CaseResult {
-    let p = env.pair(PairOpts::default())?;
-    let local = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let remote = p.b.mr(4096, Access::LOCAL_WRITE | Access::REMOTE_WRITE)?;
-    expect_violation(
-        &p,
-        rdma_read(1, remote.addr, remote.rkey, vec![local.sge(0, 64)]),
-        "RDMA READ of a region without REMOTE_READ",
-    )
+    Refused {
+        read: true,
+        rights: Access::LOCAL_WRITE | Access::REMOTE_WRITE,
+        offset: 0,
+        len: 64,
+        rkey_xor: 0,
+        what: "RDMA READ of a region without REMOTE_READ",
+    }
+    .run(&env, &[])
     .await
+    .map(drop)
 }
 
 async fn zero_length_rkey(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
     let remote = p.b.mr(4096, all_remote())?;
     let bad = remote.rkey ^ 0x00ff_ff00;
-    p.a.post_send(rdma_write(1, 0, bad, vec![]))?;
-    p.a.completes(
+    p.a.post_ok(
+        rdma_write(1, 0, bad, vec![]),
         "zero-length RDMA WRITE with a wrong rkey",
-        1,
-        WcStatus::Success,
-        Some(WcOpcode::RdmaWrite),
     )
     .await?;
-    p.a.post_send(rdma_read(2, 0, bad, vec![]))?;
-    p.a.completes(
+    p.a.post_ok(
+        rdma_read(2, 0, bad, vec![]),
         "zero-length RDMA READ with a wrong rkey",
-        2,
-        WcStatus::Success,
-        Some(WcOpcode::RdmaRead),
     )
     .await?;
-    check_eq!(
-        p.b.state()?,
-        QpState::Rts,
-        "responder state after zero-length operations"
-    );
-    Ok(())
+    p.b.in_state(QpState::Rts, "responder state after zero-length operations")
 }
 
 async fn read_into_readonly(env: Env) -> CaseResult {
@@ -360,30 +321,20 @@ async fn read_into_readonly(env: Env) -> CaseResult {
     let local = p.a.mr(4096, Access::REMOTE_READ)?;
     let remote = p.b.mr(4096, all_remote())?;
     p.b.dev.write(&remote, 0, &pattern(env.seed, 55, 64))?;
-    p.a.post_send(rdma_read(
-        1,
-        remote.addr,
-        remote.rkey,
-        vec![local.sge(0, 64)],
-    ))?;
-    let wc =
-        p.a.wc("RDMA READ into a region without LOCAL_WRITE")
-            .await?;
-    check_wc(
-        &wc,
-        1,
+    p.a.post_completes(
+        rdma_read(1, remote.addr, remote.rkey, vec![local.sge(0, 64)]),
         WcStatus::LocProtErr,
-        None,
         "RDMA READ into a region without LOCAL_WRITE",
+    )
+    .await?;
+    p.a.dev.check_zeroed(
+        &local,
+        0,
+        64,
+        "the failed RDMA READ wrote into the read-only region",
     )?;
-    let untouched = p.a.dev.read(&local, 0, 64)?;
-    check!(
-        untouched.iter().all(|b| *b == 0),
-        "the failed RDMA READ wrote into the read-only region"
-    );
     p.a.reaches_state(QpState::Err, "requester after LOC_PROT_ERR")
-        .await?;
-    Ok(())
+        .await
 }
 
 async fn qp_access_denied(env: Env) -> CaseResult {
@@ -391,8 +342,7 @@ async fn qp_access_denied(env: Env) -> CaseResult {
         access_b: Access::LOCAL_WRITE | Access::REMOTE_READ,
         ..PairOpts::default()
     })?;
-    let local = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let remote = p.b.mr(4096, all_remote())?;
+    let (local, remote) = p.mrs(4096, all_remote())?;
     p.a.dev.write(&local, 0, &pattern(env.seed, 54, 64))?;
     p.a.post_send(rdma_write(
         1,
@@ -406,12 +356,12 @@ async fn qp_access_denied(env: Env) -> CaseResult {
         wc.wr_id == 1 && matches!(wc.status, WcStatus::RemAccessErr | WcStatus::RemInvReqErr),
         "RDMA WRITE to a QP without REMOTE_WRITE: expected wr_id 1 with REM_ACCESS_ERR or REM_INV_REQ_ERR, got {wc:?}"
     );
-    let untouched = p.b.dev.read(&remote, 0, 64)?;
-    check!(
-        untouched.iter().all(|b| *b == 0),
-        "the refused RDMA WRITE modified the remote region"
-    );
+    p.b.dev.check_zeroed(
+        &remote,
+        0,
+        64,
+        "the refused RDMA WRITE modified the remote region",
+    )?;
     p.a.reaches_state(QpState::Err, "requester after a refused RDMA WRITE")
-        .await?;
-    Ok(())
+        .await
 }

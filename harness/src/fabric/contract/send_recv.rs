@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::{
-    check_bytes, check_wc, contract_case, pattern, rdma_write, CaseResult, ContractCase, Env, Need,
-    Pair, PairOpts, LONG_BOUND,
+    check_success, check_wc, contract_case, pattern, rdma_write, CaseResult, ContractCase, Env,
+    Need, Pair, PairOpts, LONG_BOUND,
 };
 use crate::fabric::{Access, QpState, SendOp, SendWr, WcOpcode, WcStatus};
 use crate::{check, check_eq};
@@ -110,21 +110,16 @@ pub(super) fn cases() -> Vec<ContractCase> {
 
 async fn data_integrity(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let src = p.a.mr(16384, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(16384, Access::LOCAL_WRITE)?;
+    let (src, dst) = p.mrs(16384, Access::LOCAL_WRITE)?;
     let len = 10_000usize;
     let data = pattern(env.seed, 10, len);
     p.a.dev.write(&src, 0, &data)?;
     p.b.post_recv(7, vec![dst.sge(0, 16384)])?;
     p.a.send(1, vec![src.sge(0, len as u32)])?;
-    let s =
-        p.a.completes("SEND", 1, WcStatus::Success, Some(WcOpcode::Send))
-            .await?;
+    let s = p.a.succeeds("SEND", 1, WcOpcode::Send).await?;
     check_eq!(s.qp, p.a.qp.id, "sender completion's qp");
     check_eq!(s.qp_num, p.a.qp.qpn, "sender completion's qp_num");
-    let r =
-        p.b.completes("receive", 7, WcStatus::Success, Some(WcOpcode::Recv))
-            .await?;
+    let r = p.b.succeeds("receive", 7, WcOpcode::Recv).await?;
     check_eq!(r.byte_len, len as u32, "receiver completion's byte_len");
     check_eq!(r.src_qp, p.a.qp.qpn, "receiver completion's src_qp");
     check_eq!(r.qp, p.b.qp.id, "receiver completion's qp");
@@ -134,13 +129,13 @@ async fn data_integrity(env: Env) -> CaseResult {
         None,
         "receiver completion's invalidated_rkey of a plain SEND"
     );
-    check_bytes(&p.b.dev.read(&dst, 0, len)?, &data, "received bytes")?;
-    let rest = p.b.dev.read(&dst, len as u64, 16384 - len)?;
-    check!(
-        rest.iter().all(|b| *b == 0),
-        "bytes past byte_len of the receive buffer were written"
-    );
-    Ok(())
+    p.b.dev.check_read(&dst, 0, &data, "received bytes")?;
+    p.b.dev.check_zeroed(
+        &dst,
+        len as u64,
+        16384 - len,
+        "bytes past byte_len of the receive buffer were written",
+    )
 }
 
 async fn multi_sge(env: Env) -> CaseResult {
@@ -165,43 +160,26 @@ async fn multi_sge(env: Env) -> CaseResult {
             .map(|(mr, off, len)| mr.sge(*off, *len as u32))
             .collect(),
     )?;
-    p.a.completes(
-        "SEND of three SGEs",
-        1,
-        WcStatus::Success,
-        Some(WcOpcode::Send),
-    )
-    .await?;
-    let r =
-        p.b.completes(
-            "receive of three SGEs",
-            5,
-            WcStatus::Success,
-            Some(WcOpcode::Recv),
-        )
+    p.a.succeeds("SEND of three SGEs", 1, WcOpcode::Send)
         .await?;
+    let r =
+        p.b.succeeds("receive of three SGEs", 5, WcOpcode::Recv)
+            .await?;
     check_eq!(r.byte_len, 160, "byte_len of a 10 + 50 + 100 byte gather");
-    check_bytes(
-        &p.b.dev.read(&d1, 0, 7)?,
-        &message[..7],
-        "first scatter SGE (7 bytes)",
-    )?;
-    check_bytes(
-        &p.b.dev.read(&d2, 200, 100)?,
-        &message[7..107],
-        "second scatter SGE (100 bytes)",
-    )?;
-    check_bytes(
-        &p.b.dev.read(&d1, 3000, 53)?,
-        &message[107..],
-        "third scatter SGE (53 of 60 bytes)",
-    )?;
-    let tail = p.b.dev.read(&d1, 3053, 7)?;
-    check!(
-        tail.iter().all(|b| *b == 0),
-        "the third SGE was written past the message end"
-    );
-    Ok(())
+    let scattered = [
+        (&d1, 0, 0..7, "first scatter SGE (7 bytes)"),
+        (&d2, 200, 7..107, "second scatter SGE (100 bytes)"),
+        (&d1, 3000, 107..160, "third scatter SGE (53 of 60 bytes)"),
+    ];
+    for (mr, offset, range, what) in scattered {
+        p.b.dev.check_read(mr, offset, &message[range], what)?;
+    }
+    p.b.dev.check_zeroed(
+        &d1,
+        3053,
+        7,
+        "the third SGE was written past the message end",
+    )
 }
 
 async fn zero_length(env: Env) -> CaseResult {
@@ -209,29 +187,17 @@ async fn zero_length(env: Env) -> CaseResult {
     let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
     p.b.post_recv(3, vec![dst.sge(0, 64)])?;
     p.a.send(1, vec![])?;
-    p.a.completes(
-        "zero-length SEND",
-        1,
-        WcStatus::Success,
-        Some(WcOpcode::Send),
-    )
-    .await?;
+    p.a.succeeds("zero-length SEND", 1, WcOpcode::Send).await?;
     let r =
-        p.b.completes(
-            "receive of a zero-length SEND",
-            3,
-            WcStatus::Success,
-            Some(WcOpcode::Recv),
-        )
-        .await?;
+        p.b.succeeds("receive of a zero-length SEND", 3, WcOpcode::Recv)
+            .await?;
     check_eq!(r.byte_len, 0, "byte_len of a zero-length SEND");
     Ok(())
 }
 
 async fn in_order(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
+    let (src, dst) = p.mrs(4096, Access::LOCAL_WRITE)?;
     for i in 0..8u64 {
         p.b.post_recv(100 + i, vec![dst.sge(i * 64, 64)])?;
     }
@@ -245,18 +211,16 @@ async fn in_order(env: Env) -> CaseResult {
     let s = p.a.wcs(8, "eight SENDs").await?;
     let r = p.b.wcs(8, "eight receives").await?;
     for i in 0..8usize {
-        check_wc(
+        check_success(
             &s[i],
             i as u64,
-            WcStatus::Success,
-            Some(WcOpcode::Send),
+            WcOpcode::Send,
             &format!("sender completion #{i}"),
         )?;
-        check_wc(
+        check_success(
             &r[i],
             100 + i as u64,
-            WcStatus::Success,
-            Some(WcOpcode::Recv),
+            WcOpcode::Recv,
             &format!("receiver completion #{i}"),
         )?;
         check_eq!(
@@ -264,8 +228,9 @@ async fn in_order(env: Env) -> CaseResult {
             msgs[i].len(),
             "byte_len of receive #{i}"
         );
-        check_bytes(
-            &p.b.dev.read(&dst, i as u64 * 64, msgs[i].len())?,
+        p.b.dev.check_read(
+            &dst,
+            i as u64 * 64,
             &msgs[i],
             &format!("message #{i} in receive buffer #{i}"),
         )?;
@@ -275,8 +240,7 @@ async fn in_order(env: Env) -> CaseResult {
 
 async fn too_small(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
+    let (src, dst) = p.mrs(4096, Access::LOCAL_WRITE)?;
     p.b.post_recv(9, vec![dst.sge(0, 16)])?;
     p.a.send(1, vec![src.sge(0, 64)])?;
     p.b.completes(
@@ -302,8 +266,7 @@ async fn too_small(env: Env) -> CaseResult {
 
 async fn unsignaled(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
+    let (src, dst) = p.mrs(4096, Access::LOCAL_WRITE)?;
     p.b.post_recv(10, vec![dst.sge(0, 64)])?;
     p.b.post_recv(11, vec![dst.sge(64, 64)])?;
     p.a.post_send(SendWr {
@@ -312,27 +275,15 @@ async fn unsignaled(env: Env) -> CaseResult {
     })?;
     p.a.send(2, vec![src.sge(0, 32)])?;
     let r = p.b.wcs(2, "two receives").await?;
-    check_wc(
-        &r[0],
-        10,
-        WcStatus::Success,
-        Some(WcOpcode::Recv),
-        "receive of the unsignaled SEND",
-    )?;
-    check_wc(
-        &r[1],
-        11,
-        WcStatus::Success,
-        Some(WcOpcode::Recv),
-        "receive of the signaled SEND",
-    )?;
-    p.a.completes(
-        "signaled SEND after an unsignaled one",
-        2,
-        WcStatus::Success,
-        Some(WcOpcode::Send),
-    )
-    .await?;
+    let expected = [
+        (10, "receive of the unsignaled SEND"),
+        (11, "receive of the signaled SEND"),
+    ];
+    for (wc, (wr_id, what)) in r.iter().zip(expected) {
+        check_success(wc, wr_id, WcOpcode::Recv, what)?;
+    }
+    p.a.succeeds("signaled SEND after an unsignaled one", 2, WcOpcode::Send)
+        .await?;
     p.a.no_wc("after the signaled SEND's completion").await?;
     Ok(())
 }
@@ -342,15 +293,14 @@ async fn unsignaled_error(env: Env) -> CaseResult {
     let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
     let mut sge = src.sge(0, 32);
     sge.lkey ^= 0x00ff_ff00;
-    p.a.post_send(SendWr {
+    let wr = SendWr {
         signaled: false,
         ..SendWr::new(7, SendOp::Send, vec![sge])
-    })?;
-    p.a.completes(
-        "unsignaled SEND with a wrong lkey",
-        7,
+    };
+    p.a.post_completes(
+        wr,
         WcStatus::LocProtErr,
-        None,
+        "unsignaled SEND with a wrong lkey",
     )
     .await?;
     Ok(())
@@ -358,14 +308,16 @@ async fn unsignaled_error(env: Env) -> CaseResult {
 
 async fn bad_lkey(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
+    let (src, dst) = p.mrs(4096, Access::LOCAL_WRITE)?;
     p.b.post_recv(10, vec![dst.sge(0, 64)])?;
     let mut sge = src.sge(0, 32);
     sge.lkey ^= 0x00ff_ff00;
-    p.a.send(1, vec![sge])?;
-    p.a.completes("SEND with a wrong lkey", 1, WcStatus::LocProtErr, None)
-        .await?;
+    p.a.post_completes(
+        SendWr::new(1, SendOp::Send, vec![sge]),
+        WcStatus::LocProtErr,
+        "SEND with a wrong lkey",
+    )
+    .await?;
     p.a.reaches_state(QpState::Err, "sender after LOC_PROT_ERR")
         .await?;
     p.b.no_wc("receiver of a SEND that failed locally").await?;
@@ -374,15 +326,12 @@ async fn bad_lkey(env: Env) -> CaseResult {
 
 async fn sge_out_of_bounds(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
+    let (src, dst) = p.mrs(4096, Access::LOCAL_WRITE)?;
     p.b.post_recv(10, vec![dst.sge(0, 4096)])?;
-    p.a.send(1, vec![src.sge(4000, 200)])?;
-    p.a.completes(
-        "SEND with an SGE past its region",
-        1,
+    p.a.post_completes(
+        SendWr::new(1, SendOp::Send, vec![src.sge(4000, 200)]),
         WcStatus::LocProtErr,
-        None,
+        "SEND with an SGE past its region",
     )
     .await?;
     p.a.reaches_state(QpState::Err, "sender after LOC_PROT_ERR")
@@ -392,46 +341,27 @@ async fn sge_out_of_bounds(env: Env) -> CaseResult {
 
 async fn send_with_inv(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default())?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
+    let (src, dst) = p.mrs(4096, Access::LOCAL_WRITE)?;
     let target = p.b.mr(4096, Access::LOCAL_WRITE | Access::REMOTE_WRITE)?;
     p.b.post_recv(20, vec![dst.sge(0, 64)])?;
-    p.a.post_send(SendWr::new(
-        1,
-        SendOp::SendWithInv { rkey: target.rkey },
-        vec![src.sge(0, 16)],
-    ))?;
-    p.a.completes(
+    let inv = SendOp::SendWithInv { rkey: target.rkey };
+    p.a.post_ok(
+        SendWr::new(1, inv, vec![src.sge(0, 16)]),
         "SEND with invalidate",
-        1,
-        WcStatus::Success,
-        Some(WcOpcode::Send),
     )
     .await?;
     let r =
-        p.b.completes(
-            "receive of SEND with invalidate",
-            20,
-            WcStatus::Success,
-            Some(WcOpcode::Recv),
-        )
-        .await?;
+        p.b.succeeds("receive of SEND with invalidate", 20, WcOpcode::Recv)
+            .await?;
     check_eq!(
         r.invalidated_rkey,
         Some(target.rkey),
         "invalidated_rkey of the receive"
     );
-    p.a.post_send(rdma_write(
-        2,
-        target.addr,
-        target.rkey,
-        vec![src.sge(0, 16)],
-    ))?;
-    p.a.completes(
-        "RDMA WRITE with the invalidated rkey",
-        2,
+    p.a.post_completes(
+        rdma_write(2, target.addr, target.rkey, vec![src.sge(0, 16)]),
         WcStatus::RemAccessErr,
-        None,
+        "RDMA WRITE with the invalidated rkey",
     )
     .await?;
     Ok(())
@@ -446,29 +376,16 @@ async fn rnr_exhausted(env: Env) -> CaseResult {
         let src = p.a.mr(64, Access::LOCAL_WRITE)?;
         let t0 = tokio::time::Instant::now();
         p.a.send(u64::from(n), vec![src.sge(0, 8)])?;
-        let s =
-            p.a.dev
-                .wc_within(
-                    p.a.cq,
-                    LONG_BOUND,
-                    &format!("SEND with rnr_retry {n} and no receive"),
-                )
-                .await?;
+        let what = format!("SEND with rnr_retry {n} and no receive");
+        let s = p.a.dev.wc_within(p.a.cq, LONG_BOUND, &what).await?;
         elapsed.push(t0.elapsed());
-        check_wc(
-            &s,
-            u64::from(n),
-            WcStatus::RnrRetryExcErr,
-            None,
-            &format!("SEND with rnr_retry {n} and no receive"),
-        )?;
+        check_wc(&s, u64::from(n), WcStatus::RnrRetryExcErr, None, &what)?;
         p.a.reaches_state(QpState::Err, "sender after RNR_RETRY_EXC_ERR")
             .await?;
-        check_eq!(
-            p.b.state()?,
+        p.b.in_state(
             QpState::Rts,
-            "receiver state after sending RNR NAKs (rnr_retry {n})"
-        );
+            &format!("receiver state after sending RNR NAKs (rnr_retry {n})"),
+        )?;
     }
     if env.fabric.kind() == "sim" {
         // Virtual time: six RNR timer periods must take longer than none.
@@ -484,34 +401,18 @@ async fn rnr_exhausted(env: Env) -> CaseResult {
 
 async fn rnr_infinite(env: Env) -> CaseResult {
     let p = env.pair(PairOpts::default().retries(7, 7))?;
-    let src = p.a.mr(4096, Access::LOCAL_WRITE)?;
-    let dst = p.b.mr(4096, Access::LOCAL_WRITE)?;
+    let (src, dst) = p.mrs(4096, Access::LOCAL_WRITE)?;
     let data = pattern(env.seed, 40, 100);
     p.a.dev.write(&src, 0, &data)?;
     p.a.send(1, vec![src.sge(0, 100)])?;
     p.a.no_wc("SEND with rnr_retry 7 and no receive").await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     p.a.no_wc("SEND with rnr_retry 7, 1 s later").await?;
-    check_eq!(
-        p.a.state()?,
-        QpState::Rts,
-        "sender state while RNR-retrying"
-    );
+    p.a.in_state(QpState::Rts, "sender state while RNR-retrying")?;
     p.b.post_recv(2, vec![dst.sge(0, 4096)])?;
-    p.b.completes(
-        "receive posted late",
-        2,
-        WcStatus::Success,
-        Some(WcOpcode::Recv),
-    )
-    .await?;
-    p.a.completes(
-        "SEND once a receive is posted",
-        1,
-        WcStatus::Success,
-        Some(WcOpcode::Send),
-    )
-    .await?;
-    check_bytes(&p.b.dev.read(&dst, 0, 100)?, &data, "late-received bytes")?;
-    Ok(())
+    p.b.succeeds("receive posted late", 2, WcOpcode::Recv)
+        .await?;
+    p.a.succeeds("SEND once a receive is posted", 1, WcOpcode::Send)
+        .await?;
+    p.b.dev.check_read(&dst, 0, &data, "late-received bytes")
 }

@@ -367,10 +367,7 @@ async fn full(env: Env) -> CaseResult {
 
 async fn destroy_busy(env: Env) -> CaseResult {
     let dev = env.open("b", 0)?;
-    let pd = dev.pd()?;
-    let cq = dev.cq(16)?;
-    let srq = dev.ctx.create_srq(pd, SrqInit::new(8)).ctx("create_srq")?;
-    let qp = dev.qp(pd, QpInit::on_cq(cq, Some(srq)))?;
+    let (pd, srq, qp) = dev.srq_qp(8)?;
     expect_errno(
         dev.ctx.destroy_srq(srq),
         Errno::EBUSY,

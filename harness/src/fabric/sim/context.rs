@@ -12,7 +12,7 @@ use super::Inner;
 use crate::fabric::{
     Access, AsyncEvent, CmEvent, ConnId, ConnParam, CqId, DeviceAttr, DeviceContext, FabricError,
     ListenerId, MrId, MrInfo, PdId, PortAttr, QpAttr, QpId, QpInfo, QpInit, QpState, RecvWr,
-    Result, SendWr, SrqAttr, SrqId, SrqInit, WcOpcode, WcStatus, WorkCompletion,
+    Result, SendWr, SrqAttr, SrqId, SrqInit, WcStatus, WorkCompletion,
 };
 
 /// One opened simulated device; see [`DeviceContext`].
@@ -168,21 +168,7 @@ impl Net {
             }
             QpState::Err => {
                 let (cq, qpn) = (q.send_cq, q.qpn);
-                let opcode = match wr.op {
-                    crate::fabric::SendOp::RdmaWrite { .. } => WcOpcode::RdmaWrite,
-                    crate::fabric::SendOp::RdmaRead { .. } => WcOpcode::RdmaRead,
-                    _ => WcOpcode::Send,
-                };
-                let wc = WorkCompletion {
-                    wr_id: wr.wr_id,
-                    status: WcStatus::WrFlushErr,
-                    opcode,
-                    byte_len: 0,
-                    qp,
-                    qp_num: qpn,
-                    src_qp: 0,
-                    invalidated_rkey: None,
-                };
+                let wc = super::transport::send_wc(wr, WcStatus::WrFlushErr, qp, qpn, 0);
                 self.push_wc(ctx, cq, wc);
                 Ok(())
             }

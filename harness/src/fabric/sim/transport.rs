@@ -7,7 +7,8 @@
 use super::net::{Net, PendingSend, Timed, ACK_TIMEOUT, RNR_TIMER};
 use super::tap::{AckKind, TapMessage, TapOp};
 use crate::fabric::{
-    Access, AsyncEvent, MrId, QpId, QpState, SendOp, Sge, WcOpcode, WcStatus, WorkCompletion,
+    Access, AsyncEvent, MrId, QpId, QpState, SendOp, SendWr, Sge, WcOpcode, WcStatus,
+    WorkCompletion,
 };
 
 /// Why a local scatter/gather list is unusable.
@@ -130,7 +131,7 @@ impl Net {
         let Some(head) = q.sq.pop_front() else { return };
         q.head_in_flight = false;
         let (cq, qpn) = (q.send_cq, q.qpn);
-        self.push_wc(ctx, cq, send_wc(&head, status, qp, qpn, 0));
+        self.push_wc(ctx, cq, send_wc(&head.wr, status, qp, qpn, 0));
         self.qp_to_err(ctx, qp);
     }
 
@@ -146,7 +147,7 @@ impl Net {
         let recvs: Vec<_> = q.rq.drain(..).collect();
         let (scq, rcq, qpn, srq) = (q.send_cq, q.recv_cq, q.qpn, q.srq);
         for s in &sends {
-            self.push_wc(ctx, scq, send_wc(s, WcStatus::WrFlushErr, qp, qpn, 0));
+            self.push_wc(ctx, scq, send_wc(&s.wr, WcStatus::WrFlushErr, qp, qpn, 0));
         }
         for r in recvs {
             self.push_wc(ctx, rcq, flush_recv_wc(r.wr_id, qp, qpn));
@@ -467,7 +468,7 @@ impl Net {
         }
         if head.wr.signaled {
             let len = head.wr.len() as u32;
-            self.push_wc(ctx, cq, send_wc(&head, WcStatus::Success, qp, qpn, len));
+            self.push_wc(ctx, cq, send_wc(&head.wr, WcStatus::Success, qp, qpn, len));
         }
         self.kick(ctx, qp);
     }
@@ -488,15 +489,17 @@ pub(crate) fn flush_recv_wc(wr_id: u64, qp: QpId, qpn: u32) -> WorkCompletion {
 }
 
 /// The completion of a send-queue request.
-fn send_wc(p: &PendingSend, status: WcStatus, qp: QpId, qpn: u32, byte_len: u32) -> WorkCompletion {
+pub(super) fn send_wc(
+    wr: &SendWr,
+    status: WcStatus,
+    qp: QpId,
+    qpn: u32,
+    byte_len: u32,
+) -> WorkCompletion {
     WorkCompletion {
-        wr_id: p.wr.wr_id,
+        wr_id: wr.wr_id,
         status,
-        opcode: match p.wr.op {
-            SendOp::Send | SendOp::SendWithInv { .. } => WcOpcode::Send,
-            SendOp::RdmaWrite { .. } => WcOpcode::RdmaWrite,
-            SendOp::RdmaRead { .. } => WcOpcode::RdmaRead,
-        },
+        opcode: wr.op.wc_opcode(),
         byte_len,
         qp,
         qp_num: qpn,
