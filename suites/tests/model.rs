@@ -44,6 +44,15 @@ proptest! {
     }
 }
 
+/// Maps `fe` with 4096-byte blocks on the controller in `slot`.
+fn map(slot: usize, fe: u32) -> Call {
+    Call::Map {
+        slot,
+        fe,
+        lba: 4096,
+    }
+}
+
 #[test]
 fn the_model_catches_a_broken_rule() {
     // EEXIST checked per controller (a quirk): mapping one fe_nsid on two controllers of
@@ -51,16 +60,8 @@ fn the_model_catches_a_broken_rule() {
     let calls = [
         Call::CreateCtrl(0),
         Call::CreateCtrl(0),
-        Call::Map {
-            slot: 0,
-            fe: 3,
-            lba: 4096,
-        },
-        Call::Map {
-            slot: 1,
-            fe: 3,
-            lba: 4096,
-        },
+        map(0, 3),
+        map(1, 3),
     ];
     assert_eq!(check_sequence(&calls, Quirks::none()), Ok(()));
     let e = check_sequence(
@@ -79,16 +80,8 @@ fn srqs_keep_their_own_namespace_maps_and_controllers() {
         Call::CreateCtrl(0),
         Call::CreateCtrl(1),
         // the same fe_nsid on two SRQs: independent maps
-        Call::Map {
-            slot: 0,
-            fe: 3,
-            lba: 4096,
-        },
-        Call::Map {
-            slot: 1,
-            fe: 3,
-            lba: 4096,
-        },
+        map(0, 3),
+        map(1, 3),
         Call::DestroySrq(1),
         Call::RemoveCtrl {
             slot: 1,

@@ -524,6 +524,33 @@ pub fn cm_event_from_c(c: &NvmfCmEvent) -> Option<CmEvent> {
     })
 }
 
+/// Builds caps of type `$ty` from `$c` (either layout): the fields both layouts hold under
+/// one name and type are copied, `$rest` gives the others. A cap added to both layouts is
+/// added here once.
+macro_rules! caps_from {
+    ($ty:ident, $c:expr, { $($rest:tt)* }) => {
+        $ty {
+            max_backend_ctrls_total: $c.max_backend_ctrls_total,
+            max_srq_backend_ctrls: $c.max_srq_backend_ctrls,
+            max_srq_namespaces: $c.max_srq_namespaces,
+            max_namespaces: $c.max_namespaces,
+            min_staging_buf_size: $c.min_staging_buf_size,
+            max_staging_buf_size: $c.max_staging_buf_size,
+            max_io_sz: $c.max_io_sz,
+            max_nvme_queue_depth: $c.max_nvme_queue_depth,
+            min_nvme_queue_depth: $c.min_nvme_queue_depth,
+            max_ioccsz: $c.max_ioccsz,
+            min_ioccsz: $c.min_ioccsz,
+            max_icdoff: $c.max_icdoff,
+            min_cmd_timeout_us: $c.min_cmd_timeout_us,
+            max_cmd_timeout_us: $c.max_cmd_timeout_us,
+            max_frontend_nsid: $c.max_frontend_nsid,
+            max_extra_sqs: $c.max_extra_sqs,
+            $($rest)*
+        }
+    };
+}
+
 /// Offload caps → C (at most [`NVMF_MAX_LBA_DATA_SIZES`] LBA data sizes, smallest first).
 pub fn caps_to_c(c: &NvmfCaps) -> NvmfCapsC {
     let mut sizes = [0u32; NVMF_MAX_LBA_DATA_SIZES];
@@ -532,61 +559,26 @@ pub fn caps_to_c(c: &NvmfCaps) -> NvmfCapsC {
         *d = *s;
         n += 1;
     }
-    NvmfCapsC {
+    caps_from!(NvmfCapsC, c, {
         offload_type_dc: c.offload_type_dc.bits(),
         offload_type_rc: c.offload_type_rc.bits(),
-        max_backend_ctrls_total: c.max_backend_ctrls_total,
-        max_srq_backend_ctrls: c.max_srq_backend_ctrls,
-        max_srq_namespaces: c.max_srq_namespaces,
-        max_namespaces: c.max_namespaces,
-        min_staging_buf_size: c.min_staging_buf_size,
-        max_staging_buf_size: c.max_staging_buf_size,
-        max_io_sz: c.max_io_sz,
-        max_nvme_queue_depth: c.max_nvme_queue_depth,
-        min_nvme_queue_depth: c.min_nvme_queue_depth,
-        max_ioccsz: c.max_ioccsz,
-        min_ioccsz: c.min_ioccsz,
-        max_icdoff: c.max_icdoff,
         supports_non_offloaded_ops: u8::from(c.supports_non_offloaded_ops),
         qp_last_nvme_cqe_reached: u8::from(c.qp_last_nvme_cqe_reached),
-        min_cmd_timeout_us: c.min_cmd_timeout_us,
-        max_cmd_timeout_us: c.max_cmd_timeout_us,
-        max_frontend_nsid: c.max_frontend_nsid,
-        max_extra_sqs: c.max_extra_sqs,
         num_lba_data_sizes: n,
         lba_data_sizes: sizes,
-    }
+    })
 }
 
 /// C → offload caps.
 pub fn caps_from_c(c: &NvmfCapsC) -> NvmfCaps {
     let n = (c.num_lba_data_sizes as usize).min(NVMF_MAX_LBA_DATA_SIZES);
-    NvmfCaps {
+    caps_from!(NvmfCaps, c, {
         offload_type_dc: OffloadType::from_bits_retain(c.offload_type_dc),
         offload_type_rc: OffloadType::from_bits_retain(c.offload_type_rc),
-        max_backend_ctrls_total: c.max_backend_ctrls_total,
-        max_srq_backend_ctrls: c.max_srq_backend_ctrls,
-        max_srq_namespaces: c.max_srq_namespaces,
-        max_namespaces: c.max_namespaces,
-        min_staging_buf_size: c.min_staging_buf_size,
-        max_staging_buf_size: c.max_staging_buf_size,
-        max_io_sz: c.max_io_sz,
-        max_nvme_queue_depth: c.max_nvme_queue_depth,
-        min_nvme_queue_depth: c.min_nvme_queue_depth,
-        max_ioccsz: c.max_ioccsz,
-        min_ioccsz: c.min_ioccsz,
-        max_icdoff: c.max_icdoff,
         supports_non_offloaded_ops: c.supports_non_offloaded_ops != 0,
-        min_cmd_timeout_us: c.min_cmd_timeout_us,
-        max_cmd_timeout_us: c.max_cmd_timeout_us,
-        max_frontend_nsid: c.max_frontend_nsid,
-        lba_data_sizes: c.lba_data_sizes[..n]
-            .iter()
-            .copied()
-            .collect::<BTreeSet<_>>(),
-        max_extra_sqs: c.max_extra_sqs,
         qp_last_nvme_cqe_reached: c.qp_last_nvme_cqe_reached != 0,
-    }
+        lba_data_sizes: c.lba_data_sizes[..n].iter().copied().collect::<BTreeSet<_>>(),
+    })
 }
 
 /// Memory reference → C.

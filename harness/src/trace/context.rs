@@ -68,6 +68,20 @@ impl TracedContext {
         r
     }
 
+    /// Remembers a posted receive's buffers (to decode what lands in them), or records
+    /// the errno that refused it; `queue` names the QP or SRQ.
+    fn posted_recv(&self, queue: &str, wr: &RecvWr, r: &Result<()>) {
+        match r {
+            Ok(()) => {
+                lock(&self.recvs).insert(wr.wr_id, wr.sg_list.clone());
+            }
+            Err(e) => self.line(
+                "post",
+                format!("{queue} RECV wr={} -> {}", wr.wr_id, errno_name(e)),
+            ),
+        }
+    }
+
     fn n(&self, kind: &'static str, raw: u32) -> String {
         self.names.of(&self.actor, kind, u64::from(raw))
     }
@@ -429,20 +443,7 @@ impl DeviceContext for TracedContext {
 
     fn post_srq_recv(&self, srq: SrqId, wr: &RecvWr) -> Result<()> {
         let r = self.inner.post_srq_recv(srq, wr);
-        match &r {
-            Ok(()) => {
-                lock(&self.recvs).insert(wr.wr_id, wr.sg_list.clone());
-            }
-            Err(e) => self.line(
-                "post",
-                format!(
-                    "{} RECV wr={} -> {}",
-                    self.n("srq", srq.0),
-                    wr.wr_id,
-                    errno_name(e)
-                ),
-            ),
-        }
+        self.posted_recv(&self.n("srq", srq.0), wr, &r);
         r
     }
 
@@ -513,20 +514,7 @@ impl DeviceContext for TracedContext {
 
     fn post_recv(&self, qp: QpId, wr: &RecvWr) -> Result<()> {
         let r = self.inner.post_recv(qp, wr);
-        match &r {
-            Ok(()) => {
-                lock(&self.recvs).insert(wr.wr_id, wr.sg_list.clone());
-            }
-            Err(e) => self.line(
-                "post",
-                format!(
-                    "{} RECV wr={} -> {}",
-                    self.n("qp", qp.0),
-                    wr.wr_id,
-                    errno_name(e)
-                ),
-            ),
-        }
+        self.posted_recv(&self.n("qp", qp.0), wr, &r);
         r
     }
 

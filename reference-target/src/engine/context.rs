@@ -296,18 +296,12 @@ impl DeviceContext for EngineContext {
         match nic.srqs.get(&srq) {
             Some(CtxSrq::Plain { real }) => {
                 let real = *real;
-                let id = nic.wr(Wr::SoftwareSrq { user: wr.wr_id });
-                let result = self.core.real.post_srq_recv(
-                    real,
-                    &RecvWr {
-                        wr_id: id,
-                        sg_list: wr.sg_list.clone(),
-                    },
-                );
-                if result.is_err() {
-                    nic.wrs.remove(&id);
-                }
-                result
+                nic.post_tagged(Wr::SoftwareSrq { user: wr.wr_id }, |wr_id| {
+                    let sg_list = wr.sg_list.clone();
+                    self.core
+                        .real
+                        .post_srq_recv(real, &RecvWr { wr_id, sg_list })
+                })
             }
             Some(CtxSrq::Nvmf { handle }) => {
                 let srq_handle = *handle;
@@ -459,46 +453,35 @@ impl DeviceContext for EngineContext {
     fn post_send(&self, qp: QpId, wr: &SendWr) -> Result<()> {
         let mut nic = self.core.nic();
         let real = nic.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
-        let id = nic.wr(Wr::Software {
+        let owner = Wr::Software {
             vqp: qp,
             user: wr.wr_id,
             signaled: wr.signaled,
             recv: false,
-        });
-        let result = self.core.real.post_send(
-            real,
-            &SendWr {
-                wr_id: id,
+        };
+        nic.post_tagged(owner, |wr_id| {
+            let wr = SendWr {
+                wr_id,
                 signaled: true,
                 ..wr.clone()
-            },
-        );
-        if result.is_err() {
-            nic.wrs.remove(&id);
-        }
-        result
+            };
+            self.core.real.post_send(real, &wr)
+        })
     }
 
     fn post_recv(&self, qp: QpId, wr: &RecvWr) -> Result<()> {
         let mut nic = self.core.nic();
         let real = nic.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
-        let id = nic.wr(Wr::Software {
+        let owner = Wr::Software {
             vqp: qp,
             user: wr.wr_id,
             signaled: true,
             recv: true,
-        });
-        let result = self.core.real.post_recv(
-            real,
-            &RecvWr {
-                wr_id: id,
-                sg_list: wr.sg_list.clone(),
-            },
-        );
-        if result.is_err() {
-            nic.wrs.remove(&id);
-        }
-        result
+        };
+        nic.post_tagged(owner, |wr_id| {
+            let sg_list = wr.sg_list.clone();
+            self.core.real.post_recv(real, &RecvWr { wr_id, sg_list })
+        })
     }
 
     fn poll_async_event(&self) -> Option<AsyncEvent> {

@@ -52,14 +52,11 @@ impl Core {
                     .mr_read(mr.id, u64::from(slot) * slot_len, &mut bytes)
                     .is_ok();
             // Give the buffer back to the SRQ at once.
-            let id = nic.wr(Wr::Capsule { srq, slot });
-            let repost = RecvWr {
-                wr_id: id,
-                sg_list: vec![mr.sge(u64::from(slot) * slot_len, slot_len as u32)],
-            };
-            if self.real.post_srq_recv(real_srq, &repost).is_err() {
-                nic.wrs.remove(&id);
-            }
+            let sg_list = vec![mr.sge(u64::from(slot) * slot_len, slot_len as u32)];
+            let _ = nic.post_tagged(Wr::Capsule { srq, slot }, |wr_id| {
+                self.real
+                    .post_srq_recv(real_srq, &RecvWr { wr_id, sg_list })
+            });
             if !ok {
                 return;
             }

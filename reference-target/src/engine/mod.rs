@@ -557,6 +557,21 @@ impl Nic {
         self.next_wr
     }
 
+    /// Tags a work request for `owner` and posts it through `post`, which gets the tag as
+    /// its wr_id; a refused post forgets the tag.
+    pub(crate) fn post_tagged<E>(
+        &mut self,
+        owner: Wr,
+        post: impl FnOnce(u64) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let id = self.wr(owner);
+        let result = post(id);
+        if result.is_err() {
+            self.wrs.remove(&id);
+        }
+        result
+    }
+
     /// Queues a completion on an engine-context CQ (overflow: CQ error event, lost).
     pub(crate) fn push_wc(&mut self, cq: CqId, wc: WorkCompletion) -> Option<AsyncEvent> {
         let ctx_cq = self.cqs.get_mut(&cq)?;

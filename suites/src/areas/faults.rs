@@ -65,6 +65,15 @@ impl FaultOp {
         }
     }
 
+    /// Sends the op on block `slba` and fails unless it is answered, with an error
+    /// ([`FaultOp::not_success`]); `what` names the command in the messages ("the stuck").
+    async fn fails(self, io: &mut IoQueue, slba: u64, what: &str) -> Result<(), Failure> {
+        let r = self.send(io, slba).await.map_err(|e| {
+            Failure::from(e).context(format!("{what} {} got no answer", self.name()))
+        })?;
+        self.not_success(r.cqe.status, what)
+    }
+
     /// Sends the op on block `slba` (a write writes a pattern) and waits for its answer.
     async fn send(self, io: &mut IoQueue, slba: u64) -> Result<Completion, InitiatorError> {
         match self {
@@ -520,9 +529,7 @@ pub fn cases() -> Vec<Case> {
             check_eq!(r.cqe.status, Status::SUCCESS, "the {} before the armed command", op.name());
             d.no_event("PCI-EVENT", "the command before the armed one").await?;
             let _rule = blame::under("PCI-INFLIGHT-ANSWERED");
-            let r = op.send(&mut s.io, 2).await
-                .map_err(|e| Failure::from(e).context(format!("the {} the controller failed on got no answer", op.name())))?;
-            op.not_success(r.cqe.status, "the failing")?;
+            op.fails(&mut s.io, 2, "the failing").await?;
             pci_err_event(&d, s.ctrl).await?;
             counters::moved(&before, &s.counters(&d)?, sent(op, 2, 1))
         }),
@@ -536,9 +543,7 @@ pub fn cases() -> Vec<Case> {
             check!(s.backend.read_block(4)? == pattern(d.ns_format().lba_data_size() as usize, 4), "the write's data is not on the media");
             d.no_event("PCI-EVENT", "a write to a controller armed to fail on reads").await?;
             let _rule = blame::under("PCI-INFLIGHT-ANSWERED");
-            let r = FaultOp::Read.send(&mut s.io, 4).await
-                .map_err(|e| Failure::from(e).context("the read the controller failed on got no answer"))?;
-            FaultOp::Read.not_success(r.cqe.status, "the failing")?;
+            FaultOp::Read.fails(&mut s.io, 4, "the failing").await?;
             pci_err_event(&d, s.ctrl).await?;
             counters::moved(&before, &s.counters(&d)?, Sent { reads: 1, writes: 1, errors: 1 })
         }),
@@ -550,9 +555,7 @@ pub fn cases() -> Vec<Case> {
             let backend_before = s.backend.emulated().ok().map(|b| b.counters());
             stall(&s.backend, op, CmdMatch::Any).await?;
             blame::checking("TMO-EVENT");
-            let r = op.send(&mut s.io, 0).await
-                .map_err(|e| Failure::from(e).context(format!("the timed-out {} got no answer", op.name())))?;
-            op.not_success(r.cqe.status, "the timed-out")?;
+            op.fails(&mut s.io, 0, "the timed-out").await?;
             timeout_event(&d, s.ctrl).await?;
             counters::moved(&before, &s.counters(&d)?, sent(op, 1, 1))?;
             // Not resubmitted: an emulated controller counts what it fetched (QEMU's has no
@@ -656,9 +659,7 @@ pub fn cases() -> Vec<Case> {
             let backend_before = s.backend.emulated().ok().map(|b| b.counters());
             stall(&s.backend, op, CmdMatch::Any).await?;
             let stuck = blame::under("TMO-EVENT");
-            let r = op.send(&mut s.io, 0).await
-                .map_err(|e| Failure::from(e).context(format!("the stuck {} got no answer", op.name())))?;
-            op.not_success(r.cqe.status, "the stuck")?;
+            op.fails(&mut s.io, 0, "the stuck").await?;
             timeout_event(&d, s.ctrl).await?;
             drop(stuck);
             // The backend recovers: its stall is lifted (the real controller's held command
