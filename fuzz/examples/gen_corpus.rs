@@ -21,7 +21,7 @@ use harness::wire::{
     CMS_RDMA_CM, CNTLID_DYNAMIC, PRTYPE_NONE, QPTYPE_RC, SGL_DESC_LEN, SUBTYPE_CURRENT_DISCOVERY,
     SUBTYPE_NVME, TREQ_DISABLE_SQFLOW, TREQ_NOT_SPECIFIED, TRTYPE_RDMA,
 };
-use nvmf_conform_fuzz::world::{CONFIG, SUB0, SUB1};
+use nvmf_conform_fuzz::world::{config, SUB0, SUB1};
 
 const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:6e766d66-636f-6e66-6f72-6d2d686f7374";
 
@@ -401,7 +401,7 @@ fn main() {
             out.put(target, &name, &std::fs::read(&p).unwrap());
         }
     }
-    out.put("config_parse", "fuzz-world.toml", CONFIG.as_bytes());
+    out.put("config_parse", "fuzz-world.toml", config().as_bytes());
 
     // target_capsule: selector 0 = offloaded I/O, 1 = software I/O, 2/3 = admin.
     for (name, s) in sqes() {

@@ -4,18 +4,12 @@
 
 use harness::wire::{CmAcceptRepr, CmRejectRepr, CmRejectStatus, CmRequestRepr};
 use libfuzzer_sys::fuzz_target;
-use nvmf_conform_fuzz::roundtrip;
+use nvmf_conform_fuzz::roundtrip_repr;
 
 fuzz_target!(|data: &[u8]| {
-    roundtrip("cm request", data, CmRequestRepr::parse_bytes, |r| {
-        Ok::<_, harness::wire::WireError>(r.to_bytes().to_vec())
-    });
-    roundtrip("cm accept", data, CmAcceptRepr::parse_bytes, |r| {
-        Ok::<_, harness::wire::WireError>(r.to_bytes().to_vec())
-    });
-    roundtrip("cm reject", data, CmRejectRepr::parse_bytes, |r| {
-        Ok::<_, harness::wire::WireError>(r.to_bytes().to_vec())
-    });
+    roundtrip_repr::<CmRequestRepr>("cm request", data);
+    roundtrip_repr::<CmAcceptRepr>("cm accept", data);
+    roundtrip_repr::<CmRejectRepr>("cm reject", data);
     if data.len() >= 2 {
         let v = u16::from_le_bytes([data[0], data[1]]);
         if let Ok(s) = CmRejectStatus::try_from(v) {

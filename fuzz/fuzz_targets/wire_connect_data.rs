@@ -4,13 +4,9 @@
 
 use harness::wire::{ConnectData, ConnectDataRepr};
 use libfuzzer_sys::fuzz_target;
-use nvmf_conform_fuzz::roundtrip;
+use nvmf_conform_fuzz::{read_view, roundtrip_repr};
 
 fuzz_target!(|data: &[u8]| {
-    roundtrip("connect data", data, ConnectDataRepr::parse_bytes, |r| {
-        r.to_bytes()
-    });
-    if let Ok(v) = ConnectData::new_checked(data) {
-        let _ = (v.hostid(), v.cntlid(), v.subnqn_field(), v.hostnqn_field());
-    }
+    roundtrip_repr::<ConnectDataRepr>("connect data", data);
+    read_view!(ConnectData, data; hostid, cntlid, subnqn_field, hostnqn_field);
 });

@@ -4,12 +4,10 @@
 
 use harness::wire::{Cqe, CqeRepr, CQE_LEN};
 use libfuzzer_sys::fuzz_target;
-use nvmf_conform_fuzz::roundtrip;
+use nvmf_conform_fuzz::{read_view, roundtrip_repr};
 
 fuzz_target!(|data: &[u8]| {
-    let r = roundtrip("cqe", data, CqeRepr::parse_bytes, |r| {
-        r.to_bytes().map(|b| b.to_vec())
-    });
+    let r = roundtrip_repr::<CqeRepr>("cqe", data);
     if let Some(r) = r {
         assert_eq!(
             &r.to_bytes().unwrap()[..],
@@ -18,15 +16,5 @@ fuzz_target!(|data: &[u8]| {
         );
         let _ = (r.dw0(), r.dw1(), r.status.to_string(), r.status.name());
     }
-    if let Ok(v) = Cqe::new_checked(data) {
-        let _ = (
-            v.result(),
-            v.dw0(),
-            v.dw1(),
-            v.sq_head(),
-            v.sq_id(),
-            v.cid(),
-        );
-        let _ = (v.status_word(), v.phase(), v.status());
-    }
+    read_view!(Cqe, data; result, dw0, dw1, sq_head, sq_id, cid, status_word, phase, status);
 });

@@ -10,30 +10,14 @@ use harness::wire::{
     DiscoveryLogRepr,
 };
 use libfuzzer_sys::fuzz_target;
-use nvmf_conform_fuzz::roundtrip;
+use nvmf_conform_fuzz::{read_view, roundtrip_repr};
 
 fuzz_target!(|data: &[u8]| {
-    let e = roundtrip(
-        "discovery entry",
-        data,
-        DiscoveryEntryRepr::parse_bytes,
-        DiscoveryEntryRepr::to_bytes,
-    );
-    if let Some(e) = e {
+    if let Some(e) = roundtrip_repr::<DiscoveryEntryRepr>("discovery entry", data) {
         assert_eq!(e.buffer_len(), 1024, "discovery entry: buffer_len");
     }
-    roundtrip(
-        "discovery log header",
-        data,
-        DiscoveryLogHeaderRepr::parse_bytes,
-        DiscoveryLogHeaderRepr::to_bytes,
-    );
-    let log = roundtrip(
-        "discovery log",
-        data,
-        DiscoveryLogRepr::parse_bytes,
-        DiscoveryLogRepr::to_bytes,
-    );
+    roundtrip_repr::<DiscoveryLogHeaderRepr>("discovery log header", data);
+    let log = roundtrip_repr::<DiscoveryLogRepr>("discovery log", data);
     if let Some(log) = log {
         assert_eq!(
             log.header.numrec,
@@ -42,19 +26,8 @@ fuzz_target!(|data: &[u8]| {
         );
         assert!(log.buffer_len() <= data.len(), "discovery log: buffer_len");
     }
-    if let Ok(v) = DiscoveryEntry::new_checked(data) {
-        let _ = (v.trtype(), v.adrfam(), v.subtype(), v.treq());
-        let _ = (v.portid(), v.cntlid(), v.asqsz(), v.eflags());
-        let _ = (v.trsvcid_field(), v.subnqn_field(), v.traddr_field());
-        let _ = (
-            v.tsas_field(),
-            v.rdma_qptype(),
-            v.rdma_prtype(),
-            v.rdma_cms(),
-        );
-        let _ = v.rdma_pkey();
-    }
-    if let Ok(v) = DiscoveryLogHeader::new_checked(data) {
-        let _ = (v.genctr(), v.numrec(), v.recfmt());
-    }
+    read_view!(DiscoveryEntry, data; trtype, adrfam, subtype, treq, portid, cntlid, asqsz);
+    read_view!(DiscoveryEntry, data; eflags, trsvcid_field, subnqn_field, traddr_field);
+    read_view!(DiscoveryEntry, data; tsas_field, rdma_qptype, rdma_prtype, rdma_cms, rdma_pkey);
+    read_view!(DiscoveryLogHeader, data; genctr, numrec, recfmt);
 });

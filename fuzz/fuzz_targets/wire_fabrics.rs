@@ -8,27 +8,15 @@ use harness::wire::{
     ConnectResponse, ConnectSuccess, FabricsCmd, FabricsRepr, InvalidParam, Status,
 };
 use libfuzzer_sys::fuzz_target;
-use nvmf_conform_fuzz::roundtrip;
+use nvmf_conform_fuzz::{read_view, roundtrip_repr};
 
 fuzz_target!(|data: &[u8]| {
-    let r = roundtrip("fabrics", data, FabricsRepr::parse_bytes, |r| {
-        r.to_bytes().map(|b| b.to_vec())
-    });
+    let r = roundtrip_repr::<FabricsRepr>("fabrics", data);
     if let Some(r) = r {
         let _ = (r.fctype().name(), r.cid());
     }
-    if let Ok(v) = FabricsCmd::new_checked(data) {
-        let _ = (
-            v.opcode(),
-            v.flags(),
-            v.psdt(),
-            v.cid(),
-            v.fctype(),
-            v.sgl1(),
-        );
-        let _ = (v.recfmt(), v.qid(), v.sqsize(), v.cattr(), v.kato());
-        let _ = (v.attrib(), v.ofst(), v.value());
-    }
+    read_view!(FabricsCmd, data; opcode, flags, psdt, cid, fctype, sgl1);
+    read_view!(FabricsCmd, data; recfmt, qid, sqsize, cattr, kato, attrib, ofst, value);
     if data.len() >= 6 {
         let status = Status::from_field(u16::from_le_bytes([data[0], data[1]]));
         let dw0 = u32::from_le_bytes([data[2], data[3], data[4], data[5]]);

@@ -3,7 +3,7 @@
 
 use harness::wire::{Sgl, SglRepr, SGL_DESC_LEN};
 use libfuzzer_sys::fuzz_target;
-use nvmf_conform_fuzz::roundtrip;
+use nvmf_conform_fuzz::{read_view, roundtrip};
 
 fuzz_target!(|data: &[u8]| {
     let r = roundtrip("sgl", data, SglRepr::parse_bytes, |r| {
@@ -15,8 +15,6 @@ fuzz_target!(|data: &[u8]| {
         // A too-short buffer is an error, never a panic.
         assert!(r.emit(&mut [0u8; SGL_DESC_LEN - 1]).is_err());
     }
-    if let Ok(v) = Sgl::new_checked(data) {
-        let _ = (v.identifier(), v.desc_type(), v.subtype(), v.address());
-        let _ = (v.length(), v.keyed_length(), v.key(), v.reserved());
-    }
+    read_view!(Sgl, data; identifier, desc_type, subtype, address);
+    read_view!(Sgl, data; length, keyed_length, key, reserved);
 });

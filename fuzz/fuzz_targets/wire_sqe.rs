@@ -5,26 +5,14 @@
 
 use harness::wire::{Sqe, SqeRepr};
 use libfuzzer_sys::fuzz_target;
-use nvmf_conform_fuzz::roundtrip;
+use nvmf_conform_fuzz::{read_view, roundtrip, roundtrip_repr, WireRepr};
 
 fuzz_target!(|data: &[u8]| {
-    roundtrip("sqe", data, SqeRepr::parse_bytes, |r| {
-        r.to_bytes().map(|b| b.to_vec())
-    });
+    roundtrip_repr::<SqeRepr>("sqe", data);
     let raw = |b: &[u8]| Sqe::new_checked(b).and_then(|v| SqeRepr::parse_raw(&v));
-    roundtrip("sqe (raw)", data, raw, |r| r.to_bytes().map(|b| b.to_vec()));
+    roundtrip("sqe (raw)", data, raw, SqeRepr::emit_wire);
+    read_view!(Sqe, data; opcode, flags, fuse, psdt, cid, nsid, mptr, dptr, sgl1);
     if let Ok(v) = Sqe::new_checked(data) {
-        let _ = (
-            v.opcode(),
-            v.flags(),
-            v.fuse(),
-            v.psdt(),
-            v.cid(),
-            v.nsid(),
-            v.mptr(),
-        );
-        let _ = v.dptr();
-        let _ = v.sgl1();
         for n in 0..16 {
             let _ = v.cdw(n);
         }

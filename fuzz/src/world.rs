@@ -46,35 +46,11 @@ pub const REBUILD_EVERY: u64 = u64::MAX;
 /// The offloaded subsystem (port 4420) and the software-only one (port 4421).
 pub use reference_target::testing::target::{SUB0, SUB1};
 
-/// The target configuration of the world.
-pub const CONFIG: &str = r#"
-profile = "full"
-[[port]]
-addr = "127.0.10.1:4420"
-subsystem = "nqn.2026-11.io.nvmf-conform:sub0"
-[[port]]
-addr = "127.0.10.1:4421"
-subsystem = "nqn.2026-11.io.nvmf-conform:sub1"
-[[subsystem]]
-nqn = "nqn.2026-11.io.nvmf-conform:sub0"
-allow_any_host = true
-[[subsystem.namespace]]
-nsid = 1
-size = "1MiB"
-lba_format = "4096"
-[[subsystem.namespace]]
-nsid = 2
-size = "1MiB"
-lba_format = "512+8"
-[[subsystem]]
-nqn = "nqn.2026-11.io.nvmf-conform:sub1"
-allow_any_host = true
-offload = false
-[[subsystem.namespace]]
-nsid = 1
-size = "1MiB"
-lba_format = "4096"
-"#;
+/// The target configuration of the world: both subsystems with 1 MiB namespaces, `sub0`
+/// with a second one of 512+8-byte blocks.
+pub fn config() -> String {
+    testing::two_subs_with("1MiB", &["4096", "512+8"])
+}
 
 /// Bound of each wait of the well-behaved side (virtual time).
 const BOUND: Duration = Duration::from_secs(2);
@@ -187,7 +163,7 @@ impl World {
 
     /// Starts the target and connects the well-behaved controllers and queues.
     async fn build(seed: u64) -> Inner {
-        let rig = testing::start(seed, CONFIG);
+        let rig = testing::start(seed, &config());
         let mut ctrl_off = testing::connect(&rig, 4420, host_config(SUB0)).await;
         let mut ctrl_sw = testing::connect(&rig, 4421, host_config(SUB1)).await;
         let TargetRig {

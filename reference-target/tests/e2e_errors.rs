@@ -3,13 +3,17 @@
 
 use harness::api::OffloadProvider;
 use harness::fabric::Access;
-use harness::initiator::{misbehave, Command, DataMode, IoQueue, Transfer};
+use harness::initiator::{misbehave, Command, DataMode, InitiatorError, IoQueue, Transfer};
 use harness::wire::{
-    FabricsRepr, PropertyGetRepr, PropertySize, Psdt, RwCommand, SglAddressing, SglRepr,
-    SqeCommand, Status, WriteZeroesCommand,
+    PropertySize, RwCommand, SglAddressing, SglRepr, SqeCommand, Status, WriteZeroesCommand,
 };
 use reference_target::testing::data::*;
 use reference_target::testing::target::*;
+
+/// Asserts that `e` is an NVMe error with the status code of `want`.
+fn assert_nvme(e: &InitiatorError, want: Status) {
+    assert!(e.nvme_status().unwrap().same_code(want), "{e:?}");
+}
 
 async fn raw(io: &mut IoQueue, capsule: &[u8]) -> Status {
     let cid = u16::from_le_bytes([capsule[2], capsule[3]]);
@@ -73,7 +77,7 @@ async fn common_errors(io: &mut IoQueue) {
 
 #[tokio::test(start_paused = true)]
 async fn software_answers_what_the_engine_hands_over() {
-    let rig = start(41, TWO_SUBS);
+    let rig = start(41, &two_subs());
     let mut c = connect(&rig, 4420, host_config(SUB0)).await;
     let mut io = c.connect_io_queue(1, 32, 0, 1, 4096).await.unwrap();
     common_errors(&mut io).await;
@@ -110,7 +114,7 @@ async fn software_answers_what_the_engine_hands_over() {
 
 #[tokio::test(start_paused = true)]
 async fn software_path_errors() {
-    let rig = start(42, TWO_SUBS);
+    let rig = start(42, &two_subs());
     let mut c = connect(&rig, 4421, host_config(SUB1)).await;
     let mut io = c.connect_io_queue(1, 32, 4096, 1, 4096).await.unwrap();
     common_errors(&mut io).await;
@@ -135,14 +139,7 @@ async fn software_path_errors() {
     assert!(s.same_code(Status::SGL_OFFSET_INVALID) && s.dnr, "{s:?}");
     // In-capsule write, write zeroes, DSM and flush, all served by software.
     let d = pattern(4096, 4);
-    assert_eq!(
-        io.write(3, &d, DataMode::InCapsule)
-            .await
-            .unwrap()
-            .cqe
-            .status,
-        Status::SUCCESS
-    );
+    write_ok(&mut io, 3, &d, DataMode::InCapsule).await;
     assert!(io.read(3, 1, DataMode::Keyed).await.unwrap().data == d);
     let z = io
         .command(
@@ -181,19 +178,14 @@ async fn software_path_errors() {
 
 #[tokio::test(start_paused = true)]
 async fn admin_errors() {
-    let rig = start(43, TWO_SUBS);
+    let rig = start(43, &two_subs());
     let mut c =
         harness::initiator::Controller::connect(rig.host.clone(), addr(4420), host_config(SUB0))
             .await
             .unwrap();
     // Before CC.EN: admin commands are a sequence error, properties are not.
     let e = c.identify_controller().await.unwrap_err();
-    assert!(
-        e.nvme_status()
-            .unwrap()
-            .same_code(Status::COMMAND_SEQUENCE_ERROR),
-        "{e:?}"
-    );
+    assert_nvme(&e, Status::COMMAND_SEQUENCE_ERROR);
     assert_eq!(c.property_get(0x1c, PropertySize::Four).await.unwrap(), 0);
     c.enable().await.unwrap();
     // Unknown admin opcode.
@@ -208,33 +200,14 @@ async fn admin_errors() {
         .admin_command("x", &cmd, Transfer::None)
         .await
         .unwrap_err();
-    assert!(
-        e.nvme_status().unwrap().same_code(Status::INVALID_OPCODE),
-        "{e:?}"
-    );
+    assert_nvme(&e, Status::INVALID_OPCODE);
     // Identify with an unknown CNS.
     let e = c.identify(0x55, 0).await.unwrap_err();
-    assert!(
-        e.nvme_status().unwrap().same_code(Status::INVALID_FIELD),
-        "{e:?}"
-    );
+    assert_nvme(&e, Status::INVALID_FIELD);
     // Property Get of an unknown offset, and CAP read with 4 bytes.
     for (offset, size) in [(0x40, PropertySize::Four), (0x00, PropertySize::Four)] {
-        let cmd = Command::Fabrics(FabricsRepr::PropertyGet(PropertyGetRepr {
-            psdt: Psdt::SglMptrContiguous,
-            cid: 0,
-            sgl1: SglRepr::keyed(0, 0, 0),
-            size,
-            offset,
-        }));
-        let e = c
-            .admin_command("pg", &cmd, Transfer::None)
-            .await
-            .unwrap_err();
-        assert!(
-            e.nvme_status().unwrap().same_code(Status::INVALID_FIELD),
-            "{e:?}"
-        );
+        let e = c.property_get(offset, size).await.unwrap_err();
+        assert_nvme(&e, Status::INVALID_FIELD);
     }
     // CAP: MQES = queue depth - 1 (128 by default), CSS NVM; VS 1.3.
     let cap = c.property_get(0, PropertySize::Eight).await.unwrap();

@@ -119,40 +119,18 @@ async fn offloaded_write_read_1mib_every_lba_format() {
     );
 }
 
-const SOFTWARE_ONLY: &str = r#"
-profile = "full"
-[[port]]
-addr = "127.0.10.1:4421"
-subsystem = "nqn.2026-11.io.nvmf-conform:sub1"
-[[subsystem]]
-nqn = "nqn.2026-11.io.nvmf-conform:sub1"
-allow_any_host = true
-offload = false
-[[subsystem.namespace]]
-nsid = 1
-size = "4MiB"
-lba_format = "512"
-[[subsystem.namespace]]
-nsid = 2
-size = "4MiB"
-lba_format = "4096"
-[[subsystem.namespace]]
-nsid = 3
-size = "4MiB"
-lba_format = "512+8"
-[[subsystem.namespace]]
-nsid = 4
-size = "4MiB"
-lba_format = "4096+8"
-[[subsystem.namespace]]
-nsid = 5
-size = "4MiB"
-lba_format = "4096+64"
-"#;
+/// [`SUB1`], software only, on port 4421: a 4 MiB namespace in each LBA format.
+fn software_only() -> String {
+    ConfigText::profile("full")
+        .port(4421, SUB1)
+        .subsystem(SUB1, &["offload = false"])
+        .namespaces("4MiB", &["512", "4096", "512+8", "4096+8", "4096+64"])
+        .build()
+}
 
 #[tokio::test(start_paused = true)]
 async fn software_write_read_1mib_every_lba_format() {
-    let rig = start(13, SOFTWARE_ONLY);
+    let rig = start(13, &software_only());
     let mut c = connect(&rig, 4421, host_config(SUB1)).await;
     let engine = rig.target.engine().clone();
     let mut served = 0;
@@ -170,29 +148,19 @@ async fn software_write_read_1mib_every_lba_format() {
     assert!(served > 5 * 16, "software served every command: {served}");
 }
 
-const TIGHT: &str = r#"
-profile = "tight"
-[[port]]
-addr = "127.0.10.1:4420"
-subsystem = "nqn.2026-11.io.nvmf-conform:sub0"
-[[subsystem]]
-nqn = "nqn.2026-11.io.nvmf-conform:sub0"
-allow_any_host = true
-staging_buf = "256KiB"
-queue_depth = 16
-[[subsystem.namespace]]
-nsid = 1
-size = "2MiB"
-lba_format = "4096"
-[[subsystem.namespace]]
-nsid = 2
-size = "2MiB"
-lba_format = "512+8"
-"#;
+/// [`SUB0`] on profile `tight`, with a 256 KiB staging buffer: 2 MiB namespaces of 4 KiB
+/// and of 520-byte blocks.
+fn tight() -> String {
+    ConfigText::profile("tight")
+        .port(4420, SUB0)
+        .subsystem(SUB0, &["staging_buf = \"256KiB\"", "queue_depth = 16"])
+        .namespaces("2MiB", &["4096", "512+8"])
+        .build()
+}
 
 #[tokio::test(start_paused = true)]
 async fn tight_profile_mixes_offloaded_and_software_paths() {
-    let rig = start(14, TIGHT);
+    let rig = start(14, &tight());
     assert!(
         rig.target
             .events()
@@ -242,11 +210,7 @@ async fn session(seed: u64) -> Vec<String> {
         io.disconnect(BOUND).await.unwrap();
         c.disconnect().await.unwrap();
     }
-    assert!(rig
-        .target
-        .wait_event("ctrl-teardown", BOUND)
-        .await
-        .is_some());
+    rig.expect_event("ctrl-teardown").await;
     rig.target.events()
 }
 
@@ -288,22 +252,12 @@ async fn file_backed_namespace_keeps_its_data() {
     std::fs::create_dir_all(&dir).unwrap();
     let img = dir.join("ns1.img");
     let _ = std::fs::remove_file(&img);
-    let text = format!(
-        r#"
-[[port]]
-addr = "127.0.10.1:4420"
-subsystem = "nqn.2026-11.io.nvmf-conform:sub0"
-[[subsystem]]
-nqn = "nqn.2026-11.io.nvmf-conform:sub0"
-allow_any_host = true
-[[subsystem.namespace]]
-nsid = 1
-backing = "file:{}"
-size = "1MiB"
-lba_format = "512+8"
-"#,
-        img.display()
-    );
+    let text = ConfigText::default()
+        .port(4420, SUB0)
+        .subsystem(SUB0, &[])
+        .namespace(1, "1MiB", "512+8")
+        .set(&format!("backing = \"file:{}\"", img.display()))
+        .build();
     let data = pattern(16 * 520, 42);
     {
         let rig = start(16, &text);

@@ -22,7 +22,7 @@ const CRASH_42D43CD3: [u8; 64] = [
 /// Sends `capsule` on a fresh I/O queue of `sub` (port `port`) and returns the status the
 /// target answers; a read on the same queue must still succeed afterwards.
 async fn replay(port: u16, sub: &str, capsule: &[u8]) -> Status {
-    let rig = start(42, TWO_SUBS);
+    let rig = start(42, &two_subs());
     let mut c = connect(&rig, port, host_config(sub)).await;
     let mut io = c.connect_io_queue(1, 32, 8192, 1, 4096).await.unwrap();
     let cid = misbehave::send_raw(io.queue(), capsule).unwrap().unwrap();

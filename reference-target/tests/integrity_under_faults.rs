@@ -26,7 +26,7 @@ use harness::wire::Status;
 use reference_target::control::{Config, Target};
 use reference_target::engine::Engine;
 use reference_target::testing::data::SplitMix;
-use reference_target::testing::target::{HOSTNQN, SUB0};
+use reference_target::testing::target::{ConfigText, HOSTNQN, SUB0};
 
 /// Blocks of the namespace (4 KiB each).
 const BLOCKS: u64 = 256;
@@ -45,27 +45,13 @@ const BOUND: Duration = Duration::from_secs(10);
 const MAGIC: &[u8; 8] = b"NVMFINTG";
 
 fn config(file: &Path, quirks: &str) -> String {
-    format!(
-        r#"
-profile = "full"
-quirks = [{quirks}]
-[[port]]
-addr = "127.0.10.1:4420"
-subsystem = "{SUB0}"
-[[subsystem]]
-nqn = "{SUB0}"
-allow_any_host = true
-queue_depth = 32
-cmd_timeout_ms = 100
-[[subsystem.namespace]]
-nsid = 1
-backing = "file:{}"
-size = "{}"
-lba_format = "4096"
-"#,
-        file.display(),
-        BLOCKS * BS as u64
-    )
+    ConfigText::profile("full")
+        .set(&format!("quirks = [{quirks}]"))
+        .port(4420, SUB0)
+        .subsystem(SUB0, &["queue_depth = 32", "cmd_timeout_ms = 100"])
+        .namespace(1, &(BLOCKS * BS as u64).to_string(), "4096")
+        .set(&format!("backing = \"file:{}\"", file.display()))
+        .build()
 }
 
 // ---- the block format ----------------------------------------------------------------

@@ -1,37 +1,20 @@
 //! The `nvmf-conform` command as scripts and CI use it: exit codes, reports, determinism.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
 
-fn conform(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nvmf-conform"))
-        .args(args)
-        .output()
-        .expect("nvmf-conform runs")
-}
+mod common;
 
-fn tmp(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("nvmf-conform-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+use common::{assert_exit, conform, run_filter};
+
+fn tmp(name: &str) -> PathBuf {
+    common::tmp("cli", name)
 }
 
 #[test]
 fn run_writes_all_three_reports_and_exits_0() {
     let dir = tmp("run");
-    let out = conform(&[
-        "run",
-        "--filter",
-        "fabric.qp",
-        "--report-dir",
-        dir.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_filter("fabric.qp", &[], &dir);
+    assert_exit(&out, 0);
     for f in ["junit.xml", "summary.md", "results.json"] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
@@ -71,58 +54,52 @@ fn same_seed_gives_byte_identical_results() {
 #[test]
 fn a_real_backend_is_refused_without_consent_or_on_the_sim() {
     let dir = tmp("vfio");
-    let run = |extra: &[&str]| {
-        let mut args = vec!["run", "--filter", "datapath", "--report-dir"];
-        args.push(dir.to_str().unwrap());
-        args.extend_from_slice(extra);
-        let out = conform(&args);
+    const DEVICE: &str = "vfio:0000:01:00.0";
+    let refusals: [(&str, &[&str], &[&str]); 6] = [
         (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    // No consent: refused before anything opens the device.
-    let (code, err) = run(&["--backend", "vfio:0000:01:00.0"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("--allow-destructive 0000:01:00.0"), "{err}");
-    // Consent for another device is no consent.
-    let (code, err) = run(&[
-        "--backend",
-        "vfio:0000:01:00.0",
-        "--allow-destructive",
-        "0000:02:00.0",
-    ]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("to consent"), "{err}");
-    // A bad address names its field.
-    let (code, err) = run(&["--backend", "vfio:0000:01:20.0"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("--backend vfio:0000:01:20.0"), "{err}");
-    assert!(err.contains("device"), "{err}");
-    // An unknown kind.
-    let (code, err) = run(&["--backend", "spdk"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("expected emulated or vfio:PCI"), "{err}");
-    // The simulated fabric's memory is not the process's: DMA cannot reach it.
-    let (code, err) = run(&[
-        "--backend",
-        "vfio:0000:01:00.0",
-        "--allow-destructive",
-        "0000:01:00.0",
-    ]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("needs --fabric verbs"), "{err}");
-    // Not for a remote target.
-    let (code, err) = run(&[
-        "--backend",
-        "vfio:0000:01:00.0",
-        "--allow-destructive",
-        "0000:01:00.0",
-        "--connect",
-        "127.0.0.1:9",
-    ]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("embedded reference target"), "{err}");
+            "no consent: refused before anything opens the device",
+            &["--backend", DEVICE],
+            &["--allow-destructive 0000:01:00.0"],
+        ),
+        (
+            "consent for another device is no consent",
+            &["--backend", DEVICE, "--allow-destructive", "0000:02:00.0"],
+            &["to consent"],
+        ),
+        (
+            "a bad address names its field",
+            &["--backend", "vfio:0000:01:20.0"],
+            &["--backend vfio:0000:01:20.0", "device"],
+        ),
+        (
+            "an unknown kind",
+            &["--backend", "spdk"],
+            &["expected emulated or vfio:PCI"],
+        ),
+        (
+            "the simulated fabric's memory is not the process's: DMA cannot reach it",
+            &["--backend", DEVICE, "--allow-destructive", "0000:01:00.0"],
+            &["needs --fabric verbs"],
+        ),
+        (
+            "not for a remote target",
+            &[
+                "--backend",
+                DEVICE,
+                "--allow-destructive",
+                "0000:01:00.0",
+                "--connect",
+                "127.0.0.1:9",
+            ],
+            &["embedded reference target"],
+        ),
+    ];
+    for (why, extra, says) in refusals {
+        let err = assert_exit(&run_filter("datapath", extra, &dir), 2);
+        for s in says {
+            assert!(err.contains(s), "{why}: {err}");
+        }
+    }
     assert!(
         !dir.join("junit.xml").exists(),
         "a refused run wrote reports"
@@ -131,13 +108,7 @@ fn a_real_backend_is_refused_without_consent_or_on_the_sim() {
 
 #[test]
 fn usage_errors_exit_2_with_a_reason() {
-    let out = conform(&[
-        "run",
-        "--filter",
-        "no-such-case",
-        "--report-dir",
-        tmp("none").to_str().unwrap(),
-    ]);
+    let out = run_filter("no-such-case", &[], tmp("none"));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("selects no case"));
 
@@ -208,15 +179,11 @@ fn messages_are_for_people() {
     );
     // One case is "1 case"; a failure message carries no Rust debug text.
     let dir = tmp("people");
-    let out = conform(&[
-        "run",
-        "--filter",
+    let out = run_filter(
         "mapping.eexist.other-ctrl-same-srq",
-        "--quirk",
-        "eexist-per-ctrl",
-        "--report-dir",
-        dir.to_str().unwrap(),
-    ]);
+        &["--quirk", "eexist-per-ctrl"],
+        &dir,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("1 case: 0 passed, 1 failed, 0 errors, 0 skipped"),
@@ -238,13 +205,7 @@ fn messages_are_for_people() {
         "{stdout}"
     );
     // A skip reason says what the device lacks and why the case needs it.
-    let out = conform(&[
-        "run",
-        "--filter",
-        "unsupported.op-not-offloaded",
-        "--report-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let out = run_filter("unsupported.op-not-offloaded", &[], &dir);
     assert_eq!(out.status.code(), Some(125));
     let results = std::fs::read_to_string(dir.join("results.json")).unwrap();
     assert!(
@@ -263,8 +224,7 @@ fn connect_needs_a_real_fabric_and_a_channel_that_answers() {
         let mut args = cmd.to_vec();
         args.extend(["--connect", "127.0.0.1:9"]);
         let out = conform(&args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
+        let err = assert_exit(&out, 2);
         assert!(
             err.contains("--connect 127.0.0.1:9 needs --fabric verbs"),
             "{err}"
@@ -278,8 +238,7 @@ fn connect_needs_a_real_fabric_and_a_channel_that_answers() {
         "--connect",
         "127.0.0.1:9",
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = assert_exit(&out, 2);
     assert!(
         err.contains("--connect drives a remote reference target"),
         "{err}"
@@ -299,15 +258,8 @@ fn unwritable_report_dir_is_a_usage_error() {
     let file = tmp("file");
     std::fs::write(&file, b"not a directory").unwrap();
     // This case skips, and a run prints every skip on stderr as it happens.
-    let out = conform(&[
-        "run",
-        "--filter",
-        "unsupported.op-not-offloaded",
-        "--report-dir",
-        file.join("reports").to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let out = run_filter("unsupported.op-not-offloaded", &[], file.join("reports"));
+    let err = assert_exit(&out, 2);
     assert!(err.contains("cannot write"), "{err}");
     // Refused before the first case: no progress line, no summary of a run.
     assert!(!String::from_utf8_lossy(&out.stdout).contains("cases:"));
@@ -347,34 +299,17 @@ fn bisect_exit_codes() {
     let dir = tmp("bisect");
     let d = dir.to_str().unwrap();
     let case = "mapping.eexist.other-ctrl-same-srq";
-    let good = conform(&["run", "--filter", case, "--report-dir", d]);
-    assert_eq!(
-        good.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&good.stderr)
-    );
-    let bad = conform(&[
-        "run",
-        "--filter",
-        case,
-        "--quirk",
-        "eexist-per-ctrl",
-        "--report-dir",
-        d,
-    ]);
+    let good = run_filter(case, &[], d);
+    assert_exit(&good, 0);
+    let bad = run_filter(case, &["--quirk", "eexist-per-ctrl"], d);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("replay the first failure"));
     // Every selected case skipped (the device lacks what they need): nothing was tested.
-    let skipped = conform(&[
-        "run",
-        "--filter",
+    let skipped = run_filter(
         "tag:needs-non-offloaded-ops",
-        "--target",
-        "reference:minimal",
-        "--report-dir",
+        &["--target", "reference:minimal"],
         d,
-    ]);
+    );
     assert_eq!(skipped.status.code(), Some(125));
     // A plugin that is not there cannot be tested either.
     let missing = conform(&[
@@ -394,45 +329,21 @@ fn bisect_exit_codes() {
 fn shards_split_a_run_and_merge_back() {
     let filter = "fabric.qp";
     let whole = tmp("shard-whole");
-    let out = conform(&[
-        "run",
-        "--filter",
-        filter,
-        "--report-dir",
-        whole.to_str().unwrap(),
-    ]);
+    let out = run_filter(filter, &[], &whole);
     assert_eq!(out.status.code(), Some(0));
     let mut dirs = Vec::new();
     for i in 1..=3 {
         let d = tmp(&format!("shard-{i}"));
         let shard = format!("{i}/3");
-        let out = conform(&[
-            "run",
-            "--filter",
-            filter,
-            "--shard",
-            &shard,
-            "--report-dir",
-            d.to_str().unwrap(),
-        ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run_filter(filter, &["--shard", &shard], &d);
+        assert_exit(&out, 0);
         dirs.push(d);
     }
     let merged = tmp("shard-merged");
     let mut args = vec!["report", "merge", "--out", merged.to_str().unwrap()];
     args.extend(dirs.iter().map(|d| d.to_str().unwrap()));
     let out = conform(&args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let ids = |d: &Path| {
         let j: serde_json::Value =
             serde_json::from_slice(&std::fs::read(d.join("results.json")).unwrap()).unwrap();
@@ -458,29 +369,10 @@ fn shards_split_a_run_and_merge_back() {
 fn isolated_run_reports_like_an_in_process_one() {
     let (a, b) = (tmp("iso-a"), tmp("iso-b"));
     let filter = "mapping.eexist";
-    let out = conform(&[
-        "run",
-        "--filter",
-        filter,
-        "--report-dir",
-        a.to_str().unwrap(),
-    ]);
+    let out = run_filter(filter, &[], &a);
     assert_eq!(out.status.code(), Some(0));
-    let out = conform(&[
-        "run",
-        "--filter",
-        filter,
-        "--isolate",
-        "case",
-        "--report-dir",
-        b.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_filter(filter, &["--isolate", "case"], &b);
+    assert_exit(&out, 0);
     let read = |d: &Path| std::fs::read(d.join("results.json")).unwrap();
     assert_eq!(
         read(&a),
@@ -650,8 +542,7 @@ fn soak_exits_0_clean_1_on_a_divergence_and_replays_it_by_the_printed_command() 
     let dir = tmp("soak");
     let d = dir.to_str().unwrap();
     let clean = conform(&["soak", "--episodes", "2", "--report-dir", d]);
-    let err = String::from_utf8_lossy(&clean.stderr);
-    assert_eq!(clean.status.code(), Some(0), "{err}");
+    let err = assert_exit(&clean, 0);
     assert!(err.contains("2 episodes"), "{err}");
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(junit.contains("soak.seed-0"), "{junit}");
@@ -666,8 +557,7 @@ fn soak_exits_0_clean_1_on_a_divergence_and_replays_it_by_the_printed_command() 
         "--report-dir",
         d,
     ]);
-    let err = String::from_utf8_lossy(&bad.stderr);
-    assert_eq!(bad.status.code(), Some(1), "{err}");
+    let err = assert_exit(&bad, 1);
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(junit.contains("<failure"), "{junit}");
     let replay = err

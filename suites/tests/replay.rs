@@ -2,22 +2,16 @@
 //! merge`) reproduces the failure it names: run as printed, it gives the same verdict and
 //! the same message. Checked for every quirk, under another profile and through a plugin.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
 
 use reference_target::quirks::Quirk;
 
-fn conform(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nvmf-conform"))
-        .args(args)
-        .output()
-        .expect("nvmf-conform runs")
-}
+mod common;
 
-fn tmp(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("nvmf-conform-replay-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+use common::{conform, run_filter};
+
+fn tmp(name: &str) -> PathBuf {
+    common::tmp("replay", name)
 }
 
 /// The replay lines of summary.md, in order (one per failed or errored case).
@@ -154,21 +148,12 @@ fn failures_replay_through_a_plugin() {
 fn a_merge_prints_the_whole_replay_line() {
     let shards: Vec<_> = (1..=2).map(|i| tmp(&format!("shard{i}"))).collect();
     for (i, d) in shards.iter().enumerate() {
-        let args: Vec<String> = [
-            "run",
-            "--filter",
+        let shard = format!("{}/2", i + 1);
+        run_filter(
             "mapping",
-            "--quirk",
-            "unmap-missing-ok",
-            "--shard",
-            &format!("{}/2", i + 1),
-            "--report-dir",
-            &d.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        conform(&args);
+            &["--quirk", "unmap-missing-ok", "--shard", &shard],
+            d,
+        );
     }
     let out_dir = tmp("merged");
     let mut args: Vec<String> = vec![

@@ -47,6 +47,16 @@ impl SplitMix {
     }
 }
 
+/// Writes `data` at `slba` on `io` in `mode`; panics unless the write completes with
+/// Successful Completion.
+pub async fn write_ok(io: &mut IoQueue, slba: u64, data: &[u8], mode: DataMode) {
+    let w = io
+        .write(slba, data, mode)
+        .await
+        .unwrap_or_else(|e| panic!("write at {slba}: {e}"));
+    assert_eq!(w.cqe.status, Status::SUCCESS, "write at {slba}");
+}
+
 /// Writes `data` at `slba` on `io` (keyed), reads it back and compares: the check that a
 /// queue is still served. The error names what failed.
 pub async fn write_read_compare(io: &mut IoQueue, slba: u64, data: &[u8]) -> Result<(), String> {
