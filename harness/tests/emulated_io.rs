@@ -2,10 +2,10 @@
 
 mod emulated_rig;
 
-use emulated_rig::{rig, rig_ns, Opts};
+use emulated_rig::{rig, rig_ns, Opts, Rig};
 use harness::backend::emulated::{LbaFormat, Namespace};
 use harness::wire::DsmRangeRepr;
-use harness::wire::{DsmCommand, RwCommand, SqeCommand, Status, WriteZeroesCommand};
+use harness::wire::{CqeRepr, DsmCommand, RwCommand, SqeCommand, Status, WriteZeroesCommand};
 use rstest::rstest;
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -122,23 +122,25 @@ async fn write_zeroes(#[case] deac: bool) {
     assert_eq!(c.status, Status::LBA_OUT_OF_RANGE.with_dnr());
 }
 
+/// Deallocates `ranges` of namespace 1 with one Dataset Management command, its range list
+/// placed at the end of the rig's first MiB.
+async fn deallocate(r: &mut Rig, ranges: &[DsmRangeRepr]) -> CqeRepr {
+    const LIST: u64 = 0x10_0000 - 64;
+    r.put(LIST, &DsmRangeRepr::emit_list(ranges));
+    let d = DsmCommand {
+        nr: ranges.len() as u8 - 1,
+        ad: true,
+        ..Default::default()
+    };
+    r.run(1, SqeCommand::DatasetManagement(d), LIST).await
+}
+
 #[tokio::test(start_paused = true)]
 async fn dsm_deallocate_reads_back_zeroes() {
     let mut r = rig_ns(LbaFormat::L4096, 32);
     r.put(0, &vec![0x5a; 4096 * 32]);
     r.run(1, SqeCommand::Write(RwCommand::new(0, 32)), 0).await;
-    r.put(
-        0x10_0000 - 64,
-        &DsmRangeRepr::emit_list(&[DsmRangeRepr::new(1, 2), DsmRangeRepr::new(20, 4)]),
-    );
-    let d = DsmCommand {
-        nr: 1,
-        ad: true,
-        ..Default::default()
-    };
-    let c = r
-        .run(1, SqeCommand::DatasetManagement(d), 0x10_0000 - 64)
-        .await;
+    let c = deallocate(&mut r, &[DsmRangeRepr::new(1, 2), DsmRangeRepr::new(20, 4)]).await;
     assert_eq!(c.status, Status::SUCCESS);
     r.run(1, SqeCommand::Read(RwCommand::new(0, 32)), 0).await;
     let back = r.get(0, 4096 * 32);
@@ -147,18 +149,7 @@ async fn dsm_deallocate_reads_back_zeroes() {
         let want = if zero { 0 } else { 0x5a };
         assert!(b.iter().all(|&x| x == want), "block {i}");
     }
-    r.put(
-        0x10_0000 - 64,
-        &DsmRangeRepr::emit_list(&[DsmRangeRepr::new(30, 4)]),
-    );
-    let d = DsmCommand {
-        nr: 0,
-        ad: true,
-        ..Default::default()
-    };
-    let c = r
-        .run(1, SqeCommand::DatasetManagement(d), 0x10_0000 - 64)
-        .await;
+    let c = deallocate(&mut r, &[DsmRangeRepr::new(30, 4)]).await;
     assert_eq!(c.status, Status::LBA_OUT_OF_RANGE.with_dnr());
 }
 

@@ -450,11 +450,18 @@ async fn controller(fabric: &Arc<SimFabric>, cfg: HostConfig) -> Controller {
         .expect("admin connect")
 }
 
+/// A fabric of `seed` with the target started on it and a host connected with the default
+/// config: the fabric (kept alive for the test), the target's log, the admin controller.
+async fn connected(seed: u64) -> (Arc<SimFabric>, Arc<Mutex<Log>>, Controller) {
+    let fabric = SimFabric::new(seed);
+    let log = start_target(&fabric).await;
+    let c = controller(&fabric, HostConfig::new(SUBNQN)).await;
+    (fabric, log, c)
+}
+
 #[tokio::test(start_paused = true)]
 async fn admin_connect_enable_identify() {
-    let fabric = SimFabric::new(1);
-    let log = start_target(&fabric).await;
-    let mut c = controller(&fabric, HostConfig::new(SUBNQN)).await;
+    let (_fabric, log, mut c) = connected(1).await;
     assert_eq!(c.cntlid(), CNTLID);
     let cap = c.enable().await.unwrap();
     assert_eq!(cap & 0xffff, 127);
@@ -516,9 +523,7 @@ async fn connect_invalid_parameters_is_typed() {
 
 #[tokio::test(start_paused = true)]
 async fn io_write_read_back_mib() {
-    let fabric = SimFabric::new(4);
-    let log = start_target(&fabric).await;
-    let mut c = controller(&fabric, HostConfig::new(SUBNQN)).await;
+    let (_fabric, log, mut c) = connected(4).await;
     c.enable().await.unwrap();
     let id = c.identify_controller().await.unwrap();
     let mut io = c
@@ -660,18 +665,18 @@ async fn missing_response_times_out() {
     assert!(waited >= Duration::from_millis(250) && waited < Duration::from_millis(260));
 }
 
+/// A command of any `opcode` with `cdw` as its dwords 10..15, for namespace `nsid`.
+fn other_command(nsid: u32, opcode: u8, cdw: [u32; 6]) -> Command {
+    Command::Nvme {
+        nsid,
+        command: SqeCommand::Other { opcode, cdw },
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn depth_is_enforced_unless_misbehaving() {
-    let fabric = SimFabric::new(8);
-    let _log = start_target(&fabric).await;
-    let mut c = controller(&fabric, HostConfig::new(SUBNQN)).await;
-    let ka = Command::Nvme {
-        nsid: 0,
-        command: SqeCommand::Other {
-            opcode: SILENT_OPCODE,
-            cdw: [0; 6],
-        },
-    };
+    let (_fabric, _log, mut c) = connected(8).await;
+    let ka = other_command(0, SILENT_OPCODE, [0; 6]);
     let q = c.admin();
     for _ in 0..32 {
         q.submit(&ka, SglRepr::keyed(0, 0, 0), &[]).unwrap();
@@ -692,16 +697,8 @@ async fn depth_is_enforced_unless_misbehaving() {
 
 #[tokio::test(start_paused = true)]
 async fn in_capsule_read_is_refused_locally() {
-    let fabric = SimFabric::new(9);
-    let _log = start_target(&fabric).await;
-    let mut c = controller(&fabric, HostConfig::new(SUBNQN)).await;
-    let cmd = Command::Nvme {
-        nsid: 1,
-        command: SqeCommand::Other {
-            opcode: 0x06,
-            cdw: [1, 0, 0, 0, 0, 0],
-        },
-    };
+    let (_fabric, _log, mut c) = connected(9).await;
+    let cmd = other_command(1, 0x06, [1, 0, 0, 0, 0, 0]);
     let err = c
         .admin()
         .execute(&cmd, Transfer::FromTarget(4096), DataMode::InCapsule)
@@ -758,9 +755,7 @@ fn misbehaviour_builders_emit_exact_bytes() {
 
 #[tokio::test(start_paused = true)]
 async fn raw_capsules_and_cid_reuse_go_out_as_built() {
-    let fabric = SimFabric::new(10);
-    let log = start_target(&fabric).await;
-    let mut c = controller(&fabric, HostConfig::new(SUBNQN)).await;
+    let (_fabric, log, mut c) = connected(10).await;
     let mut io = c.connect_io_queue(1, 8, ICD, 1, LBA as u32).await.unwrap();
     let q = io.queue();
     // An unknown opcode, sent as raw bytes: the target gets exactly these bytes.
@@ -790,9 +785,7 @@ async fn raw_capsules_and_cid_reuse_go_out_as_built() {
 
 #[tokio::test(start_paused = true)]
 async fn write_zeroes_and_dataset_management() {
-    let fabric = SimFabric::new(11);
-    let log = start_target(&fabric).await;
-    let mut c = controller(&fabric, HostConfig::new(SUBNQN)).await;
+    let (_fabric, log, mut c) = connected(11).await;
     let mut io = c.connect_io_queue(1, 16, ICD, 1, LBA as u32).await.unwrap();
     let ones = vec![0xffu8; 8 * LBA];
     let r = io

@@ -1,14 +1,38 @@
 //! The `nvmf-reference-target` command: quirk listing, usage errors, the sim self-test.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nvmf-reference-target"))
 }
 
-fn reference() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/configs/reference.toml")
+fn reference() -> PathBuf {
+    fixture("reference.toml")
+}
+
+/// The fixture config `fixtures/configs/NAME`.
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/configs")
+        .join(name)
+}
+
+/// Runs the binary with `args` then `--config config`.
+fn with_config(args: &[&str], config: impl AsRef<Path>) -> Output {
+    bin()
+        .args(args)
+        .arg("--config")
+        .arg(config.as_ref())
+        .output()
+        .unwrap()
+}
+
+/// The standard output of `out`, after checking the binary exited with `code`.
+fn stdout_of(out: &Output, code: i32) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{text}");
+    text
 }
 
 #[test]
@@ -45,11 +69,7 @@ fn bad_config_names_the_field_and_exits_2() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let out = bin()
-        .args(["--fabric", "verbs", "--config"])
-        .arg(reference())
-        .output()
-        .unwrap();
+    let out = with_config(&["--fabric", "verbs"], reference());
     let err = String::from_utf8_lossy(&out.stderr);
     if cfg!(feature = "verbs") {
         // Built with verbs, on a machine without RDMA: nothing to serve on (125), and why.
@@ -59,27 +79,15 @@ fn usage_errors_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("not built in this build"), "{err}");
     }
-    let out = bin()
-        .args(["--fabric", "infiniband", "--config"])
-        .arg(reference())
-        .output()
-        .unwrap();
+    let out = with_config(&["--fabric", "infiniband"], reference());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown fabric"));
     // --listen replaces the address of the config's one port; with two it cannot choose.
-    let two = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/configs/software-only.toml");
-    let out = bin()
-        .args(["--listen", "127.0.10.1:4500", "--config"])
-        .arg(&two)
-        .output()
-        .unwrap();
+    let two = fixture("software-only.toml");
+    let out = with_config(&["--listen", "127.0.10.1:4500"], two);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs exactly one"));
-    let out = bin()
-        .args(["--quirk", "be-nice", "--config"])
-        .arg(reference())
-        .output()
-        .unwrap();
+    let out = with_config(&["--quirk", "be-nice"], reference());
     assert_eq!(out.status.code(), Some(2));
     let out = bin().output().unwrap();
     assert_eq!(out.status.code(), Some(2), "--config is required");
@@ -87,24 +95,16 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn a_real_controller_needs_consent_and_a_device() {
-    let vfio = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/configs/vfio.toml");
+    let vfio = fixture("vfio.toml");
     let out = bin().arg("--config").arg(&vfio).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--allow-destructive 0000:01:00.0"), "{err}");
-    let out = bin()
-        .args(["--allow-destructive", "0000:02:00.0", "--config"])
-        .arg(&vfio)
-        .output()
-        .unwrap();
+    let out = with_config(&["--allow-destructive", "0000:02:00.0"], &vfio);
     assert_eq!(out.status.code(), Some(2), "another device is no consent");
     // Consent given, on a machine where the device is not there: the start fails and says
     // which controller and why, without a panic.
-    let out = bin()
-        .args(["--allow-destructive", "0000:01:00.0", "--config"])
-        .arg(&vfio)
-        .output()
-        .unwrap();
+    let out = with_config(&["--allow-destructive", "0000:01:00.0"], &vfio);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -116,26 +116,16 @@ fn a_real_controller_needs_consent_and_a_device() {
 
 #[test]
 fn self_test_on_sim_passes() {
-    let out = bin()
-        .args(["--fabric", "sim", "--self-test", "--config"])
-        .arg(reference())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let out = with_config(&["--fabric", "sim", "--self-test"], reference());
+    let text = stdout_of(&out, 0);
     assert!(text.contains("self-test: PASSED"), "{text}");
     assert_eq!(text.matches("read back OK").count(), 5, "{text}");
 }
 
 #[test]
 fn listen_moves_the_port_and_the_self_test_follows() {
-    let out = bin()
-        .args(["--self-test", "--listen", "127.0.10.1:4999", "--config"])
-        .arg(reference())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let out = with_config(&["--self-test", "--listen", "127.0.10.1:4999"], reference());
+    let text = stdout_of(&out, 0);
     assert!(text.contains("self-test 127.0.10.1:4999"), "{text}");
     assert!(text.contains("self-test: PASSED"), "{text}");
 }
@@ -143,26 +133,16 @@ fn listen_moves_the_port_and_the_self_test_follows() {
 #[test]
 fn self_test_failure_exits_1() {
     // The quirk leaves the first offloaded read unanswered: the self-test must fail.
-    let out = bin()
-        .args(["--self-test", "--quirk", "hang-one-command", "--config"])
-        .arg(reference())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let out = with_config(&["--self-test", "--quirk", "hang-one-command"], reference());
+    let text = stdout_of(&out, 1);
     assert!(text.contains("self-test: FAILED"), "{text}");
 }
 
 #[test]
 fn software_only_fixture_self_test() {
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/configs/software-only.toml");
-    let out = bin()
-        .args(["--self-test", "--seed", "5", "--config"])
-        .arg(cfg)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let cfg = fixture("software-only.toml");
+    let out = with_config(&["--self-test", "--seed", "5"], cfg);
+    let text = stdout_of(&out, 0);
     assert!(
         text.contains("write_cmds=0 read_cmds=0"),
         "the software-only subsystem: {text}"

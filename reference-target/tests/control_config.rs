@@ -6,6 +6,7 @@ use std::path::Path;
 use harness::backend::emulated::LbaFormat;
 use reference_target::control::{Backing, Config, ConfigError};
 use reference_target::quirks::Quirk;
+use rstest::rstest;
 
 fn configs_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/configs")
@@ -232,45 +233,29 @@ fn a_vfio_backend_names_its_controller_and_takes_no_namespaces() {
     let plain =
         Config::parse("t.toml", &BASE.replace("quirks = [\"allow-any-host\"]", "")).unwrap();
     assert_eq!(plain.subsystems[0].backend, BackendConfig::Emulated);
+}
 
-    let cases: [(String, &str, &str); 6] = [
-        (
-            VFIO.replace("pci = \"0000:01:00.0\"\n", ""),
-            "subsystem.backend.pci",
-            "needs the controller's PCI address",
-        ),
-        (
-            VFIO.replace("0000:01:00.0", "0000:01:00"),
-            "subsystem.backend.pci",
-            "0000:01:00",
-        ),
-        (
-            VFIO.replace("0000:01:00.0", "0000:01:20.0"),
-            "subsystem.backend.pci",
-            "device",
-        ),
-        (
-            VFIO.replace("\"vfio\"", "\"spdk\""),
-            "subsystem.backend.kind",
-            "`spdk`",
-        ),
-        (
-            VFIO.replace("\"vfio\"", "\"emulated\""),
-            "subsystem.backend.pci",
-            "only a \"vfio\" backend",
-        ),
-        (
-            VFIO.to_string() + "\n[[subsystem.namespace]]\nnsid = 1\nsize = 4096\n",
-            "subsystem.namespace",
-            "come from the controller's Identify",
-        ),
-    ];
-    for (text, field, words) in cases {
-        let e = err(&text);
-        assert_eq!(e.field, field, "{e}");
-        assert!(e.message.contains(words), "{e}");
-        assert!(e.line.is_some(), "{e}");
-    }
+/// Each wrong vfio backend is refused with an error naming the field and the line.
+#[rstest]
+#[case::no_pci(VFIO.replace("pci = \"0000:01:00.0\"\n", ""), "subsystem.backend.pci", "needs the controller's PCI address")]
+#[case::short_pci(VFIO.replace("0000:01:00.0", "0000:01:00"), "subsystem.backend.pci", "0000:01:00")]
+#[case::bad_device(VFIO.replace("0000:01:00.0", "0000:01:20.0"), "subsystem.backend.pci", "device")]
+#[case::unknown_kind(VFIO.replace("\"vfio\"", "\"spdk\""), "subsystem.backend.kind", "`spdk`")]
+#[case::pci_on_emulated(VFIO.replace("\"vfio\"", "\"emulated\""), "subsystem.backend.pci", "only a \"vfio\" backend")]
+#[case::namespace(VFIO.to_string() + "\n[[subsystem.namespace]]\nnsid = 1\nsize = 4096\n", "subsystem.namespace", "come from the controller's Identify")]
+fn a_wrong_vfio_backend_names_field_and_line(
+    #[case] text: String,
+    #[case] field: &str,
+    #[case] words: &str,
+) {
+    let e = err(&text);
+    assert_eq!(e.field, field, "{e}");
+    assert!(e.message.contains(words), "{e}");
+    assert!(e.line.is_some(), "{e}");
+}
+
+#[test]
+fn a_controller_backs_one_subsystem_and_backend_keys_are_known() {
     let twice = VFIO.to_string()
         + "\n[[subsystem]]\nnqn = \"nqn.x:b\"\nallow_any_host = true\n[subsystem.backend]\nkind = \"vfio\"\npci = \"0000:01:00.0\"\n";
     let e = err(&twice);

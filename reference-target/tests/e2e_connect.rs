@@ -11,6 +11,12 @@ use harness::wire::{
 };
 use reference_target::testing::data::*;
 use reference_target::testing::target::*;
+use rstest::rstest;
+
+/// The spec of I/O queue 1, 32 deep, without in-capsule data.
+fn io1() -> QueueSpec {
+    QueueSpec::io(1, 32, 0)
+}
 
 const IPO_QID: InvalidParam = InvalidParam::sqe(42);
 const IPO_SQSIZE: InvalidParam = InvalidParam::sqe(44);
@@ -58,6 +64,30 @@ fn invalid_param(cqe: &CqeRepr) -> InvalidParam {
     }
 }
 
+/// Sends Connect with `opts` and `data`; expects Connect Invalid Parameters at `ipo`.
+async fn expect_invalid(
+    q: &mut HostQueue,
+    opts: ConnectOptions,
+    data: &ConnectDataRepr,
+    ipo: InvalidParam,
+) {
+    let c = send_connect(q, opts, data).await;
+    assert_eq!(invalid_param(&c), ipo, "{opts:?}");
+}
+
+/// Sends Connect with `opts` at each SQSIZE of `sqsizes`; expects Connect Invalid
+/// Parameters at SQSIZE each time.
+async fn expect_sqsizes_refused(
+    q: &mut HostQueue,
+    opts: ConnectOptions,
+    data: &ConnectDataRepr,
+    sqsizes: &[u16],
+) {
+    for &sqsize in sqsizes {
+        expect_invalid(q, ConnectOptions { sqsize, ..opts }, data, IPO_SQSIZE).await;
+    }
+}
+
 async fn cm_reject(rig: &TargetRig, spec: QueueSpec, pd_bytes: Vec<u8>) -> Option<CmRejectStatus> {
     let pd = rig.host.alloc_pd().unwrap();
     let mut q = HostQueue::create(rig.host.clone(), pd, spec, BOUND).unwrap();
@@ -67,55 +97,34 @@ async fn cm_reject(rig: &TargetRig, spec: QueueSpec, pd_bytes: Vec<u8>) -> Optio
     }
 }
 
+/// Each malformed CM request (private data `recfmt`, `qid`, `hrqsize`, `hsqsize` on a queue
+/// of `spec`, or too short) is rejected with its status; a good one is accepted after it
+/// with CRQSIZE = HSQSIZE + 1.
+#[rstest]
+#[case::length(QueueSpec::admin, None, CmRejectStatus::InvalidLength)]
+#[case::recfmt(QueueSpec::admin, Some([1, 0, 32, 31]), CmRejectStatus::InvalidRecfmt)]
+#[case::qid(io1, Some([0, 1000, 32, 31]), CmRejectStatus::InvalidQid)]
+#[case::hsqsize_zero(QueueSpec::admin, Some([0, 0, 32, 0]), CmRejectStatus::InvalidHsqsize)]
+#[case::hsqsize_admin_max(QueueSpec::admin, Some([0, 0, 32, 32]), CmRejectStatus::InvalidHsqsize)]
+#[case::hsqsize_io_max(io1, Some([0, 1, 32, 128]), CmRejectStatus::InvalidHsqsize)]
+#[case::hrqsize_zero(QueueSpec::admin, Some([0, 0, 0, 31]), CmRejectStatus::InvalidHrqsize)]
+#[case::hrqsize_io_max(io1, Some([0, 1, 129, 31]), CmRejectStatus::InvalidHrqsize)]
 #[tokio::test(start_paused = true)]
-async fn cm_request_checks() {
+async fn cm_request_check(
+    #[case] spec: fn() -> QueueSpec,
+    #[case] fields: Option<[u16; 4]>,
+    #[case] want: CmRejectStatus,
+) {
     let rig = start(21, &fixture("reference.toml"));
-    let a = QueueSpec::admin();
-    let io = QueueSpec::io(1, 32, 0);
-    let cases: Vec<(QueueSpec, Vec<u8>, CmRejectStatus)> = vec![
-        (a, vec![0u8; 16], CmRejectStatus::InvalidLength),
-        (
-            a,
-            misbehave::cm_request_bytes(1, 0, 32, 31),
-            CmRejectStatus::InvalidRecfmt,
-        ),
-        (
-            io,
-            misbehave::cm_request_bytes(0, 1000, 32, 31),
-            CmRejectStatus::InvalidQid,
-        ),
-        (
-            a,
-            misbehave::cm_request_bytes(0, 0, 32, 0),
-            CmRejectStatus::InvalidHsqsize,
-        ),
-        (
-            a,
-            misbehave::cm_request_bytes(0, 0, 32, 32),
-            CmRejectStatus::InvalidHsqsize,
-        ),
-        (
-            io,
-            misbehave::cm_request_bytes(0, 1, 32, 128),
-            CmRejectStatus::InvalidHsqsize,
-        ),
-        (
-            a,
-            misbehave::cm_request_bytes(0, 0, 0, 31),
-            CmRejectStatus::InvalidHrqsize,
-        ),
-        (
-            io,
-            misbehave::cm_request_bytes(0, 1, 129, 31),
-            CmRejectStatus::InvalidHrqsize,
-        ),
-    ];
-    for (spec, bytes, want) in cases {
-        let got = cm_reject(&rig, spec, bytes.clone()).await;
-        assert_eq!(got, Some(want), "private data {bytes:?}");
-    }
-    // And a good one is accepted with CRQSIZE = HSQSIZE + 1.
-    let q = cm_queue(&rig, a).await;
+    let bytes = match fields {
+        Some([recfmt, qid, hrqsize, hsqsize]) => {
+            misbehave::cm_request_bytes(recfmt, qid, hrqsize, hsqsize)
+        }
+        None => vec![0u8; 16],
+    };
+    let got = cm_reject(&rig, spec(), bytes.clone()).await;
+    assert_eq!(got, Some(want), "private data {bytes:?}");
+    let q = cm_queue(&rig, QueueSpec::admin()).await;
     assert_eq!(q.accept().unwrap().crqsize, 32);
 }
 
@@ -133,18 +142,13 @@ async fn admin_connect_checks() {
         "{c:?}"
     );
 
-    let c = send_connect(&mut q, ao, &cfg.connect_data(5)).await;
-    assert_eq!(invalid_param(&c), IPO_CNTLID);
+    expect_invalid(&mut q, ao, &cfg.connect_data(5), IPO_CNTLID).await;
 
     let mut other = good.clone();
     other.subnqn = "nqn.2026-11.io.nvmf-conform:nobody".into();
-    let c = send_connect(&mut q, ao, &other).await;
-    assert_eq!(invalid_param(&c), IPO_SUBNQN);
+    expect_invalid(&mut q, ao, &other, IPO_SUBNQN).await;
 
-    let c = send_connect(&mut q, ConnectOptions { sqsize: 0, ..ao }, &good).await;
-    assert_eq!(invalid_param(&c), IPO_SQSIZE);
-    let c = send_connect(&mut q, ConnectOptions { sqsize: 40, ..ao }, &good).await;
-    assert_eq!(invalid_param(&c), IPO_SQSIZE);
+    expect_sqsizes_refused(&mut q, ao, &good, &[0, 40]).await;
 
     let c = send_connect(&mut q, ConnectOptions { qid: 3, ..ao }, &good).await;
     assert_eq!(
@@ -225,16 +229,11 @@ async fn io_connect_checks() {
     // Unknown controller.
     let mut q = cm_queue(&rig, QueueSpec::io(1, 32, 0)).await;
     let o_q = io_opts(&q);
-    let c1 = send_connect(&mut q, o_q, &cfg.connect_data(cntlid + 100)).await;
-    assert_eq!(invalid_param(&c1), IPO_CNTLID);
+    expect_invalid(&mut q, o_q, &cfg.connect_data(cntlid + 100), IPO_CNTLID).await;
     // Connect QID differs from the CM QID.
-    let c1 = send_connect(&mut q, ConnectOptions { qid: 2, ..o_q }, &data).await;
-    assert_eq!(invalid_param(&c1), IPO_QID);
+    expect_invalid(&mut q, ConnectOptions { qid: 2, ..o_q }, &data, IPO_QID).await;
     // SQSIZE 0 and above MQES (127).
-    let c1 = send_connect(&mut q, ConnectOptions { sqsize: 0, ..o_q }, &data).await;
-    assert_eq!(invalid_param(&c1), IPO_SQSIZE);
-    let c1 = send_connect(&mut q, ConnectOptions { sqsize: 200, ..o_q }, &data).await;
-    assert_eq!(invalid_param(&c1), IPO_SQSIZE);
+    expect_sqsizes_refused(&mut q, o_q, &data, &[0, 200]).await;
     // Good.
     let ok = send_connect(&mut q, o_q, &data).await;
     assert_eq!(ok.status, Status::SUCCESS, "{ok:?}");
@@ -253,16 +252,14 @@ async fn io_connect_checks() {
     // A QID above the granted queues.
     let mut q3 = cm_queue(&rig, QueueSpec::io(3, 32, 0)).await;
     let o_q3 = io_opts(&q3);
-    let over = send_connect(&mut q3, o_q3, &data).await;
-    assert_eq!(invalid_param(&over), IPO_QID);
+    expect_invalid(&mut q3, o_q3, &data, IPO_QID).await;
 
     // Unknown subsystem on an I/O queue.
     let mut q4 = cm_queue(&rig, QueueSpec::io(2, 32, 0)).await;
     let o_q4 = io_opts(&q4);
     let mut other = data.clone();
     other.subnqn = "nqn.2026-11.io.nvmf-conform:nobody".into();
-    let c4 = send_connect(&mut q4, o_q4, &other).await;
-    assert_eq!(invalid_param(&c4), IPO_SUBNQN);
+    expect_invalid(&mut q4, o_q4, &other, IPO_SUBNQN).await;
     let ok = send_connect(&mut q4, o_q4, &data).await;
     assert_eq!(ok.status, Status::SUCCESS);
 }

@@ -27,25 +27,7 @@ async fn write_read_1mib(ctrl: &mut Controller, qid: u16, nsid: u32, max_io: usi
         } else {
             DataMode::KeyedInvalidate
         };
-        let w = io.write(slba, &data, mode).await.unwrap();
-        assert_eq!(
-            w.cqe.status,
-            Status::SUCCESS,
-            "write nsid {nsid} slba {slba}"
-        );
-        let r = io.read(slba, blocks as u32, mode).await.unwrap();
-        assert_eq!(
-            r.cqe.status,
-            Status::SUCCESS,
-            "read nsid {nsid} slba {slba}"
-        );
-        assert!(r.data == data, "data differs: nsid {nsid} slba {slba}");
-        if mode == DataMode::KeyedInvalidate {
-            assert_eq!(
-                r.invalidated_rkey, r.rkey,
-                "4Fh answered with SEND with invalidate"
-            );
-        }
+        write_read_back(&mut io, slba, &data, mode, &format!("nsid {nsid}")).await;
         total += data.len();
         slba += blocks as u64;
     }

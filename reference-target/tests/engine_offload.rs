@@ -13,12 +13,17 @@ use harness::initiator::misbehave;
 use harness::initiator::DataMode;
 use harness::wire::Status;
 use reference_target::quirks::{Quirk, Quirks};
-use reference_target::testing::data::counting;
+use reference_target::testing::data::{counting, write_ok, write_read_back};
 use reference_target::testing::engine::{rig, EngineRig, BOUND, DEPTH};
 
 /// The full profile, 4096-byte blocks, offload on, with one quirk.
 async fn quirky(seed: u64, quirk: Quirk) -> EngineRig {
-    rig(seed, "full", LbaFormat::L4096, Quirks::one(quirk), true).await
+    quirky_on(seed, "full", quirk, true).await
+}
+
+/// Profile `profile`, 4096-byte blocks, offloaded when `offload`, with one quirk.
+async fn quirky_on(seed: u64, profile: &str, quirk: Quirk, offload: bool) -> EngineRig {
+    rig(seed, profile, LbaFormat::L4096, Quirks::one(quirk), offload).await
 }
 
 /// Makes every backend command of the rig hang.
@@ -45,21 +50,7 @@ async fn offloaded_write_then_read_back_every_format() {
             } else {
                 DataMode::KeyedInvalidate
             };
-            let w = r.io.write(slba, &data, mode).await.unwrap();
-            assert_eq!(
-                w.cqe.status,
-                Status::SUCCESS,
-                "write {format:?} slba {slba}"
-            );
-            let rd = r.io.read(slba, blocks as u32, mode).await.unwrap();
-            assert_eq!(rd.cqe.status, Status::SUCCESS, "read {format:?}");
-            assert!(rd.data == data, "data mismatch {format:?} slba {slba}");
-            if mode == DataMode::KeyedInvalidate {
-                assert_eq!(
-                    rd.invalidated_rkey, rd.rkey,
-                    "0x4F answered with SEND with invalidate"
-                );
-            }
+            write_read_back(&mut r.io, slba, &data, mode, &format!("{format:?}")).await;
             total += data.len();
             slba += blocks as u64;
         }
@@ -131,17 +122,11 @@ async fn without_offload_commands_reach_software() {
 #[tokio::test(start_paused = true)]
 async fn pci_error_raises_event_and_answers_in_flight() {
     let mut r = rig(13, "full", LbaFormat::L4096, Quirks::none(), true).await;
-    let w =
-        r.io.write(0, &counting(4096, 1), DataMode::Keyed)
-            .await
-            .unwrap();
-    assert_eq!(w.cqe.status, Status::SUCCESS);
+    write_ok(&mut r.io, 0, &counting(4096, 1), DataMode::Keyed).await;
     r.backend.inject(Fault::PciError).unwrap();
     let rd = r.io.read(0, 1, DataMode::Keyed).await.unwrap();
     assert_eq!(rd.cqe.status.code(), Status::INTERNAL_ERROR.code());
-    let ev = tokio::time::timeout(BOUND, r.engine.next_event())
-        .await
-        .unwrap();
+    let ev = r.next_event().await;
     assert_eq!(ev, OffloadEvent::NvmePciErr { ctrl: r.ctrl });
 }
 
@@ -169,9 +154,7 @@ async fn a_device_injected_pci_error_is_a_pci_error() {
         nix::errno::Errno::EINVAL
     );
     c.inject_pci_error(r.ctrl).unwrap();
-    let ev = tokio::time::timeout(BOUND, r.engine.next_event())
-        .await
-        .unwrap();
+    let ev = r.next_event().await;
     assert_eq!(ev, OffloadEvent::NvmePciErr { ctrl: r.ctrl });
     let rd = r.io.read(0, 1, DataMode::Keyed).await.unwrap();
     assert_eq!(rd.cqe.status.code(), Status::INTERNAL_ERROR.code());
@@ -193,29 +176,18 @@ async fn backend_timeout_raises_event_and_answers() {
         t0.elapsed() >= Duration::from_secs(1),
         "answered before the 1 s timeout"
     );
-    let ev = tokio::time::timeout(BOUND, r.engine.next_event())
-        .await
-        .unwrap();
+    let ev = r.next_event().await;
     assert!(matches!(ev, OffloadEvent::NvmeTimeout { ctrl, .. } if ctrl == r.ctrl));
 }
 
 #[tokio::test(start_paused = true)]
 async fn unsupported_op_on_minimal_device_errors_the_qp() {
     let mut r = rig(15, "minimal", LbaFormat::L4096, Quirks::none(), true).await;
-    let w =
-        r.io.write(0, &counting(4096, 1), DataMode::Keyed)
-            .await
-            .unwrap();
-    assert_eq!(
-        w.cqe.status,
-        Status::SUCCESS,
-        "writes are offloaded on minimal"
-    );
+    // Writes are offloaded on minimal.
+    write_ok(&mut r.io, 0, &counting(4096, 1), DataMode::Keyed).await;
     let rd = r.io.read(0, 1, DataMode::Keyed).await;
     assert!(rd.is_err(), "a read has no answer: the QP went to error");
-    let ev = tokio::time::timeout(BOUND, r.engine.next_event())
-        .await
-        .unwrap();
+    let ev = r.next_event().await;
     assert!(
         matches!(ev, OffloadEvent::UnsupportedNvmfOp { opcode: 0x02, .. }),
         "{ev:?}"
@@ -224,14 +196,7 @@ async fn unsupported_op_on_minimal_device_errors_the_qp() {
 
 #[tokio::test(start_paused = true)]
 async fn quirk_unsupported_op_silent_sends_no_event() {
-    let mut r = rig(
-        16,
-        "minimal",
-        LbaFormat::L4096,
-        Quirks::one(Quirk::UnsupportedOpSilent),
-        true,
-    )
-    .await;
+    let mut r = quirky_on(16, "minimal", Quirk::UnsupportedOpSilent, true).await;
     let _ = r.io.read(0, 1, DataMode::Keyed).await;
     assert_eq!(r.engine.poll_event(), None);
 }
@@ -367,15 +332,8 @@ async fn quirk_no_timeout_event_never_answers() {
 async fn quirk_early_write_ack_answers_before_the_backend() {
     let mut r = quirky(26, Quirk::EarlyWriteAck).await;
     never_complete(&r);
-    let w =
-        r.io.write(0, &counting(4096, 9), DataMode::Keyed)
-            .await
-            .unwrap();
-    assert_eq!(
-        w.cqe.status,
-        Status::SUCCESS,
-        "acknowledged although the backend never completed"
-    );
+    // Acknowledged although the backend never completed.
+    write_ok(&mut r.io, 0, &counting(4096, 9), DataMode::Keyed).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -430,23 +388,9 @@ async fn quirk_hang_one_command() {
 
 #[tokio::test(start_paused = true)]
 async fn quirk_offload_at_qp_creation_serves_before_enable() {
-    let mut r = rig(
-        31,
-        "full",
-        LbaFormat::L4096,
-        Quirks::one(Quirk::OffloadAtQpCreation),
-        false,
-    )
-    .await;
-    let w =
-        r.io.write(0, &counting(4096, 1), DataMode::Keyed)
-            .await
-            .unwrap();
-    assert_eq!(
-        w.cqe.status,
-        Status::SUCCESS,
-        "served although offload was never enabled"
-    );
+    let mut r = quirky_on(31, "full", Quirk::OffloadAtQpCreation, false).await;
+    // Served although offload was never enabled.
+    write_ok(&mut r.io, 0, &counting(4096, 1), DataMode::Keyed).await;
     assert_eq!(r.engine.ns_counters(r.ctrl, 7).unwrap().write_cmds, 1);
 }
 

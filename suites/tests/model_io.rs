@@ -211,7 +211,6 @@ async fn step(
     op: &Op,
 ) -> Result<(), String> {
     let block = format.lba_data_size() as usize;
-    let pick = |q: usize, n: usize| q % n.max(1);
     let fault_next = |never: bool| {
         let fault = if never {
             Fault::Timeout {
@@ -225,6 +224,19 @@ async fn step(
             .expect("a local target")
             .inject(SUB_A, 1, fault)
             .map_err(|e| format!("inject: {e}"))
+    };
+    // The backend's generation before a command, whose backend command is made never to
+    // complete when `times_out`.
+    let arm = |times_out: bool| -> Result<u32, String> {
+        let generation = rig
+            .local()
+            .expect("a local target")
+            .backend_generation(SUB_A)
+            .unwrap_or(0);
+        if times_out {
+            fault_next(true)?;
+        }
+        Ok(generation)
     };
     match *op {
         Op::Connect => {
@@ -244,7 +256,7 @@ async fn step(
             if hosts.is_empty() {
                 return Ok(());
             }
-            let h = hosts.remove(pick(q, hosts.len()));
+            let h = hosts.remove(q % hosts.len());
             h.io.disconnect(BOUND)
                 .await
                 .map_err(|e| format!("I/O queue disconnect: {e}"))?;
@@ -265,20 +277,11 @@ async fn step(
             blocks,
             seed,
         } => {
-            if hosts.is_empty() {
+            let Some(io) = io_queue(hosts, q) else {
                 return Ok(());
-            }
+            };
             let times_out = matches!(op, Op::WriteTimesOut { .. }) && !model.offline;
-            let generation = rig
-                .local()
-                .expect("a local target")
-                .backend_generation(SUB_A)
-                .unwrap_or(0);
-            if times_out {
-                fault_next(true)?;
-            }
-            let n = hosts.len();
-            let io = &mut hosts[pick(q, n)].io;
+            let generation = arm(times_out)?;
             let data = pattern(blocks as usize * block, seed);
             let c = io
                 .write(lba, &data, DataMode::Keyed)
@@ -295,20 +298,11 @@ async fn step(
             }
         }
         Op::Read { q, lba, blocks } | Op::ReadTimesOut { q, lba, blocks } => {
-            if hosts.is_empty() {
+            let Some(io) = io_queue(hosts, q) else {
                 return Ok(());
-            }
+            };
             let times_out = matches!(op, Op::ReadTimesOut { .. }) && !model.offline;
-            let generation = rig
-                .local()
-                .expect("a local target")
-                .backend_generation(SUB_A)
-                .unwrap_or(0);
-            if times_out {
-                fault_next(true)?;
-            }
-            let n = hosts.len();
-            let io = &mut hosts[pick(q, n)].io;
+            let generation = arm(times_out)?;
             let c = io
                 .read(lba, blocks, DataMode::Keyed)
                 .await
@@ -337,6 +331,12 @@ async fn step(
         }
     }
     Ok(())
+}
+
+/// The I/O queue at index `q` of `hosts`, modulo those connected; none when none is.
+fn io_queue(hosts: &mut [Host], q: usize) -> Option<&mut IoQueue> {
+    let n = hosts.len();
+    hosts.get_mut(q % n.max(1)).map(|h| &mut h.io)
 }
 
 /// Checks the answer of a command the backend never completed, and waits for the target
@@ -385,13 +385,40 @@ proptest! {
     }
 }
 
-fn w(q: usize, lba: u64, blocks: u32, seed: u8) -> Op {
-    Op::Write {
-        q,
-        lba,
-        blocks,
-        seed,
+/// A write on queue `q` of `blocks` blocks of pattern `seed` at `lba`; its backend command
+/// never completes when `times_out`.
+fn write(q: usize, lba: u64, blocks: u32, seed: u8, times_out: bool) -> Op {
+    if times_out {
+        Op::WriteTimesOut {
+            q,
+            lba,
+            blocks,
+            seed,
+        }
+    } else {
+        Op::Write {
+            q,
+            lba,
+            blocks,
+            seed,
+        }
     }
+}
+
+fn w(q: usize, lba: u64, blocks: u32, seed: u8) -> Op {
+    write(q, lba, blocks, seed, false)
+}
+
+fn w_times_out(q: usize, lba: u64, blocks: u32, seed: u8) -> Op {
+    write(q, lba, blocks, seed, true)
+}
+
+fn r(q: usize, lba: u64, blocks: u32) -> Op {
+    Op::Read { q, lba, blocks }
+}
+
+fn r_times_out(q: usize, lba: u64, blocks: u32) -> Op {
+    Op::ReadTimesOut { q, lba, blocks }
 }
 
 #[test]
@@ -400,36 +427,15 @@ fn every_op_kind_passes_on_the_clean_target() {
         Op::Connect,
         w(0, 0, 4, 1),
         Op::Connect,
-        Op::Read {
-            q: 1,
-            lba: 0,
-            blocks: 4,
-        },
-        Op::WriteTimesOut {
-            q: 0,
-            lba: 2,
-            blocks: 2,
-            seed: 2,
-        },
-        Op::Read {
-            q: 0,
-            lba: 0,
-            blocks: 4,
-        },
-        Op::ReadTimesOut {
-            q: 1,
-            lba: 0,
-            blocks: 1,
-        },
+        r(1, 0, 4),
+        w_times_out(0, 2, 2, 2),
+        r(0, 0, 4),
+        r_times_out(1, 0, 1),
         Op::Disconnect(0),
         w(0, 8, 3, 3),
         Op::PciError,
         w(0, 8, 1, 4),
-        Op::Read {
-            q: 0,
-            lba: 8,
-            blocks: 1,
-        },
+        r(0, 8, 1),
     ];
     for f in [LbaFormat::L512, LbaFormat::L4096] {
         assert_eq!(check_sequence(f, &ops, Quirks::none()), Ok(()), "{f:?}");
@@ -441,16 +447,7 @@ fn the_io_model_catches_a_lost_write() {
     // Writes acknowledged before the backend completes them (a quirk): a write whose
     // backend command never completes is still acknowledged, and its data is not there.
     let ops = [Op::Connect, w(0, 0, 2, 1), w(0, 0, 2, 9)];
-    let timed = [
-        Op::Connect,
-        w(0, 0, 2, 1),
-        Op::WriteTimesOut {
-            q: 0,
-            lba: 0,
-            blocks: 2,
-            seed: 9,
-        },
-    ];
+    let timed = [Op::Connect, w(0, 0, 2, 1), w_times_out(0, 0, 2, 9)];
     assert_eq!(
         check_sequence(LbaFormat::L4096, &timed, Quirks::none()),
         Ok(())

@@ -50,26 +50,49 @@ impl SplitMix {
 /// Writes `data` at `slba` on `io` in `mode`; panics unless the write completes with
 /// Successful Completion.
 pub async fn write_ok(io: &mut IoQueue, slba: u64, data: &[u8], mode: DataMode) {
-    let w = io
-        .write(slba, data, mode)
-        .await
-        .unwrap_or_else(|e| panic!("write at {slba}: {e}"));
-    assert_eq!(w.cqe.status, Status::SUCCESS, "write at {slba}");
+    if let Err(e) = write(io, slba, data, mode).await {
+        panic!("write at {slba}: {e}");
+    }
+}
+
+/// Writes `data` at `slba` on `io` in `mode`, reads it back in the same mode and compares;
+/// in [`DataMode::KeyedInvalidate`] the read's response must also invalidate the read's
+/// rkey (a SEND with invalidate). Panics naming `what` and `slba` on any failure.
+pub async fn write_read_back(io: &mut IoQueue, slba: u64, data: &[u8], mode: DataMode, what: &str) {
+    if let Err(e) = write_read_compare_in(io, slba, data, mode).await {
+        panic!("{what} at {slba}: {e}");
+    }
 }
 
 /// Writes `data` at `slba` on `io` (keyed), reads it back and compares: the check that a
 /// queue is still served. The error names what failed.
 pub async fn write_read_compare(io: &mut IoQueue, slba: u64, data: &[u8]) -> Result<(), String> {
+    write_read_compare_in(io, slba, data, DataMode::Keyed).await
+}
+
+/// The write of [`write_ok`]: the error names what failed.
+async fn write(io: &mut IoQueue, slba: u64, data: &[u8], mode: DataMode) -> Result<(), String> {
     let w = io
-        .write(slba, data, DataMode::Keyed)
+        .write(slba, data, mode)
         .await
         .map_err(|e| format!("write: {e}"))?;
     if w.cqe.status != Status::SUCCESS {
         return Err(format!("write status {}", w.cqe.status));
     }
+    Ok(())
+}
+
+/// [`write_read_compare`] in `mode`, with the invalidation check of [`write_read_back`].
+async fn write_read_compare_in(
+    io: &mut IoQueue,
+    slba: u64,
+    data: &[u8],
+    mode: DataMode,
+) -> Result<(), String> {
+    write(io, slba, data, mode).await?;
     let blocks = (data.len() as u32).div_ceil(io.lba_size());
     let r = io
-        .read(slba, blocks, DataMode::Keyed)
+        .read(slba, blocks, mode)
         .await
         .map_err(|e| format!("read: {e}"))?;
     if r.cqe.status != Status::SUCCESS {
@@ -77,6 +100,12 @@ pub async fn write_read_compare(io: &mut IoQueue, slba: u64, data: &[u8]) -> Res
     }
     if r.data != data {
         return Err("data read back differs from data written".into());
+    }
+    if mode == DataMode::KeyedInvalidate && r.invalidated_rkey != r.rkey {
+        return Err(format!(
+            "the read's response invalidated {:?}, not its rkey {:?}",
+            r.invalidated_rkey, r.rkey
+        ));
     }
     Ok(())
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::api::{
-    CtrlHandle, MemRef, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, OffloadProvider, Profile,
-    QpNvmfFlags,
+    CtrlHandle, MemRef, NsMapping, NvmeCtrlAttrs, NvmfSrq, NvmfSrqAttrs, OffloadEvent,
+    OffloadProvider, Profile, QpNvmfFlags,
 };
 use harness::backend::emulated::{
     BackendController, ControllerConfig, DmaRegion, LbaFormat, Namespace, PciBus,
@@ -57,6 +57,15 @@ pub struct EngineRig {
     /// The target's CQ of that QP.
     pub target_cq: CqId,
     _fabric: Arc<SimFabric>,
+}
+
+impl EngineRig {
+    /// The engine's next event, waited for within [`BOUND`]; panics when none comes.
+    pub async fn next_event(&self) -> OffloadEvent {
+        tokio::time::timeout(BOUND, self.engine.next_event())
+            .await
+            .expect("an engine event within the bound")
+    }
 }
 
 /// Builds the device, a namespace of `format` with 4096 blocks, and one queue, offloaded
