@@ -18,7 +18,7 @@ use crate::backend::regs;
 use crate::backend::ring::write_u32;
 use crate::backend::{
     BackendAccess, BackendBus, BackendError, BackendPort, CqReader, CtrlState, DoorbellMode,
-    Doorbells, PciDoorbells, PciFunction, PciHost, PciSpan, PciState, PciStatus, SqWriter,
+    Doorbells, PciDoorbells, PciFunction, PciHost, PciSpan, PciState, PciStatus, Rings, SqWriter,
 };
 use crate::fabric::{DeviceContext, FabricError, MrId};
 
@@ -173,6 +173,13 @@ struct HostPort {
     access: BackendAccess,
 }
 
+impl HostPort {
+    /// The rings of the function's queues, through the host's context and doorbells.
+    fn queues(&self) -> Rings {
+        Rings::new(self.ctx.clone(), self.f.depth, self.bells.clone())
+    }
+}
+
 #[async_trait]
 impl BackendPort for HostPort {
     fn depth(&self) -> u16 {
@@ -185,24 +192,11 @@ impl BackendPort for HostPort {
 
     fn sq_writer(&self, sq: usize) -> Option<SqWriter> {
         let q = self.f.sqs.get(sq)?;
-        Some(SqWriter::new(
-            self.ctx.clone(),
-            q.ring,
-            self.f.depth,
-            sq,
-            q.initial,
-            self.bells.clone(),
-        ))
+        Some(self.queues().sq_writer(sq, q.ring, q.initial))
     }
 
     fn cq_reader(&self) -> CqReader {
-        CqReader::new(
-            self.ctx.clone(),
-            self.f.cq.ring,
-            self.f.depth,
-            self.f.cq.initial,
-            self.bells.clone(),
-        )
+        self.queues().cq_reader(self.f.cq.ring, self.f.cq.initial)
     }
 
     fn state(&self) -> CtrlState {

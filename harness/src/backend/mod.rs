@@ -42,7 +42,7 @@ use emulated::BackendController;
 
 pub use memory::{BackendAccess, DoorbellMode, PrpWindow};
 pub use pci::{PciDoorbells, PciFunction, PciHost, PciQueue, PciSpan, PciState, PciStatus};
-pub use ring::{CqReader, Doorbells, Span, SqWriter};
+pub use ring::{CqReader, Doorbells, Rings, Span, SqWriter};
 
 /// An error setting up or driving a backend controller.
 #[derive(Debug, thiserror::Error)]

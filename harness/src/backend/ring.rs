@@ -63,48 +63,74 @@ pub trait Doorbells: Send + Sync {
     fn ring_cq(&self, head: u16) -> Result<(), BackendError>;
 }
 
-/// The consumer side of a controller's CQ: tracks head and phase.
-pub struct CqReader {
+/// What the rings of one controller's queues share: the context their memory is reached
+/// through, their depth and the doorbells that ring them. Makes the queues' [`CqReader`]
+/// and [`SqWriter`]s.
+#[derive(Clone)]
+pub struct Rings {
     ctx: Arc<dyn DeviceContext>,
-    ring: Span,
     depth: u16,
-    head: u16,
-    phase: bool,
     bells: Arc<dyn Doorbells>,
-    /// The head last written into the doorbell: [`CqReader::release`] writes only a new one.
-    rung: std::sync::atomic::AtomicU32,
 }
 
-impl std::fmt::Debug for CqReader {
+impl std::fmt::Debug for Rings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CqReader")
-            .field("head", &self.head)
-            .field("phase", &self.phase)
+        f.debug_struct("Rings")
+            .field("depth", &self.depth)
             .finish_non_exhaustive()
     }
 }
 
-impl CqReader {
-    /// A consumer of the CQ ring `ring` (`depth` entries, read through `ctx`) starting at
-    /// `head` with phase 1, releasing entries through `bells`.
-    pub fn new(
-        ctx: Arc<dyn DeviceContext>,
-        ring: Span,
-        depth: u16,
-        head: u16,
-        bells: Arc<dyn Doorbells>,
-    ) -> CqReader {
+impl Rings {
+    /// Rings of `depth` entries, read and written through `ctx`, rung through `bells`.
+    pub fn new(ctx: Arc<dyn DeviceContext>, depth: u16, bells: Arc<dyn Doorbells>) -> Rings {
+        Rings { ctx, depth, bells }
+    }
+
+    /// A consumer of the CQ ring `ring` starting at `head` with phase 1.
+    pub fn cq_reader(&self, ring: Span, head: u16) -> CqReader {
         CqReader {
-            ctx,
+            rings: self.clone(),
             ring,
-            depth,
             head,
             phase: true,
-            bells,
             rung: std::sync::atomic::AtomicU32::new(u32::from(head)),
         }
     }
 
+    /// A producer for SQ `sq` whose ring is `ring`, starting at `tail`.
+    pub fn sq_writer(&self, sq: usize, ring: Span, tail: u16) -> SqWriter {
+        SqWriter {
+            rings: self.clone(),
+            ring,
+            sq,
+            tail,
+        }
+    }
+
+    /// The offset in `ring`'s region of entry `i` (of `len` bytes each).
+    fn slot(ring: &Span, i: u16, len: usize) -> u64 {
+        ring.offset + u64::from(i) * len as u64
+    }
+
+    /// The index after `i`, wrapping at the depth.
+    fn next(&self, i: u16) -> u16 {
+        (i + 1) % self.depth
+    }
+}
+
+/// The consumer side of a controller's CQ: tracks head and phase.
+#[derive(Debug)]
+pub struct CqReader {
+    rings: Rings,
+    ring: Span,
+    head: u16,
+    phase: bool,
+    /// The head last written into the doorbell: [`CqReader::release`] writes only a new one.
+    rung: std::sync::atomic::AtomicU32,
+}
+
+impl CqReader {
     /// Takes the entry at the head if its phase tag is the current one, advancing the head
     /// (and flipping the expected phase at the wrap). Does not ring: see [`Self::release`].
     ///
@@ -113,21 +139,21 @@ impl CqReader {
     /// driver reads a CQ a real controller writes by DMA (status with the tag first, the
     /// rest after a barrier): an entry is never taken half written.
     pub fn poll(&mut self) -> Result<Option<CqeRepr>, BackendError> {
-        let off = self.ring.offset + u64::from(self.head) * CQE_LEN as u64;
+        let off = Rings::slot(&self.ring, self.head, CQE_LEN);
         let mut b = [0u8; CQE_LEN];
-        self.ctx.mr_read(self.ring.mr, off, &mut b)?;
+        self.rings.ctx.mr_read(self.ring.mr, off, &mut b)?;
         let fresh = Cqe::new_checked(&b[..]).is_ok_and(|c| c.phase() == self.phase);
         if !fresh {
             return Ok(None);
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-        self.ctx.mr_read(self.ring.mr, off, &mut b)?;
+        self.rings.ctx.mr_read(self.ring.mr, off, &mut b)?;
         let cqe =
             CqeRepr::parse_bytes(&b).map_err(|_| BackendError::Config("CQE does not parse"))?;
         if cqe.phase != self.phase {
             return Ok(None);
         }
-        self.head = (self.head + 1) % self.depth;
+        self.head = self.rings.next(self.head);
         if self.head == 0 {
             self.phase = !self.phase;
         }
@@ -151,7 +177,7 @@ impl CqReader {
         if self.rung.load(Ordering::Relaxed) == u32::from(self.head) {
             return Ok(());
         }
-        self.bells.ring_cq(self.head)?;
+        self.rings.bells.ring_cq(self.head)?;
         self.rung.store(u32::from(self.head), Ordering::Relaxed);
         Ok(())
     }
@@ -170,44 +196,15 @@ impl CqReader {
 /// The producer side of one SQ: writes SQEs at the tail and rings. It does not know the
 /// controller's head: callers keep at most `depth - 1` commands outstanding (the CQEs'
 /// `sq_head` tells how far the controller has fetched).
+#[derive(Debug)]
 pub struct SqWriter {
-    ctx: Arc<dyn DeviceContext>,
+    rings: Rings,
     ring: Span,
-    depth: u16,
     sq: usize,
     tail: u16,
-    bells: Arc<dyn Doorbells>,
-}
-
-impl std::fmt::Debug for SqWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqWriter")
-            .field("tail", &self.tail)
-            .finish_non_exhaustive()
-    }
 }
 
 impl SqWriter {
-    /// A producer for SQ `sq` whose ring is `ring` (`depth` entries, written through
-    /// `ctx`), starting at `tail`, ringing through `bells`.
-    pub fn new(
-        ctx: Arc<dyn DeviceContext>,
-        ring: Span,
-        depth: u16,
-        sq: usize,
-        tail: u16,
-        bells: Arc<dyn Doorbells>,
-    ) -> SqWriter {
-        SqWriter {
-            ctx,
-            ring,
-            depth,
-            sq,
-            tail,
-            bells,
-        }
-    }
-
     /// Writes `sqe` at the tail and advances the tail (without ringing).
     pub fn push(&mut self, sqe: &SqeRepr) -> Result<(), BackendError> {
         let bytes = sqe
@@ -218,15 +215,15 @@ impl SqWriter {
 
     /// Writes 64 raw bytes at the tail and advances the tail (without ringing).
     pub fn push_raw(&mut self, bytes: &[u8; SQE_LEN]) -> Result<(), BackendError> {
-        let off = self.ring.offset + u64::from(self.tail) * SQE_LEN as u64;
-        self.ctx.mr_write(self.ring.mr, off, bytes)?;
-        self.tail = (self.tail + 1) % self.depth;
+        let off = Rings::slot(&self.ring, self.tail, SQE_LEN);
+        self.rings.ctx.mr_write(self.ring.mr, off, bytes)?;
+        self.tail = self.rings.next(self.tail);
         Ok(())
     }
 
     /// Writes the tail into the doorbell and wakes the controller.
     pub fn ring(&self) -> Result<(), BackendError> {
-        self.bells.ring_sq(self.sq, self.tail)
+        self.rings.bells.ring_sq(self.sq, self.tail)
     }
 
     /// [`Self::push`] then [`Self::ring`].

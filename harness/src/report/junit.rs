@@ -204,6 +204,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::report::assert_contains;
     use crate::runner::{CaseRecord, RunMeta};
 
     fn sample() -> RunResult {
@@ -214,17 +215,9 @@ mod tests {
         };
         RunResult {
             meta: RunMeta {
-                target: "reference:full".into(),
-                profile: "full".into(),
-                caps: vec![
-                    ("offload_type_rc".into(), "READ | WRITE".into()),
-                    ("max_io_sz".into(), "131072".into()),
-                ],
-                fabric: "sim".into(),
                 seed: 7,
                 shard: Some("1/2".into()),
-                version: "0.1.0".into(),
-                ..RunMeta::default()
+                ..crate::report::sample_meta("0.1.0")
             },
             cases: vec![
                 rec("a.one", "a", Verdict::Pass),
@@ -242,12 +235,12 @@ mod tests {
         run.cases[3].requirement = Some("MAP-Y".into());
         run.meta.control_plane = vec!["CONN-X".into()];
         let xml = to_xml(&run).unwrap();
-        assert!(xml.contains(r#"type="control-plane""#), "{xml}");
-        assert!(
-            xml.contains("about: the reference target's control plane (not the device)"),
-            "{xml}"
+        assert_contains(&xml, r#"type="control-plane""#);
+        assert_contains(
+            &xml,
+            "about: the reference target's control plane (not the device)",
         );
-        assert!(xml.contains("about: the device under test"), "{xml}");
+        assert_contains(&xml, "about: the device under test");
         // A device failure keeps its type.
         run.meta.control_plane.clear();
         let xml = to_xml(&run).unwrap();
@@ -264,10 +257,10 @@ mod tests {
         assert!(xml.contains("<skipped") && xml.contains("needs FLUSH offload"));
         assert!(xml.contains("<error") && xml.contains("hung &lt;&amp;&gt;"));
         assert!(xml.contains("seed=7") && xml.contains("shard=1/2"));
-        assert!(xml.contains("profile=full\n"), "{xml}");
-        assert!(
-            xml.contains("caps=offload_type_rc=READ | WRITE; max_io_sz=131072\n"),
-            "{xml}"
+        assert_contains(&xml, "profile=full\n");
+        assert_contains(
+            &xml,
+            "caps=offload_type_rc=READ | WRITE; max_io_sz=131072\n",
         );
         // a failing case carries its trace (in system-out and around the failure in the
         // failure's text); a passing one does not
@@ -289,13 +282,10 @@ mod tests {
             .and_then(|f| f.split("]]>").next())
             .unwrap();
         assert!(body.starts_with("expected EEXIST, got 0\n"), "{body}");
-        assert!(body.contains("requirement: MAP-EEXIST"), "{body}");
-        assert!(
-            body.contains("replay: nvmf-conform replay a.two --seed 7 --quirk q"),
-            "{body}"
-        );
-        assert!(body.contains("trace lines 9..24 of 30"), "{body}");
-        assert!(body.contains("    20 line 20\n>   21 line 21"), "{body}");
+        assert_contains(body, "requirement: MAP-EEXIST");
+        assert_contains(body, "replay: nvmf-conform replay a.two --seed 7 --quirk q");
+        assert_contains(body, "trace lines 9..24 of 30");
+        assert_contains(body, "    20 line 20\n>   21 line 21");
         assert!(
             !body.contains("line 8\n") && !body.contains("line 25"),
             "{body}"
@@ -310,15 +300,12 @@ mod tests {
         run.cases[1].verdict =
             Verdict::Fail("trace differs\n--- expected\n+++ actual\n-a ]]> b\n+c".into());
         let xml = to_xml(&run).unwrap();
-        assert!(xml.contains(r#"message="trace differs""#), "{xml}");
-        assert!(
-            xml.contains("<![CDATA[trace differs\n--- expected\n+++ actual\n-a ]] > b\n+c\n"),
-            "{xml}"
+        assert_contains(&xml, r#"message="trace differs""#);
+        assert_contains(
+            &xml,
+            "<![CDATA[trace differs\n--- expected\n+++ actual\n-a ]] > b\n+c\n",
         );
-        assert!(
-            xml.contains("note: trace not compared: no snapshot"),
-            "{xml}"
-        );
+        assert_contains(&xml, "note: trace not compared: no snapshot");
     }
 
     /// Every `time` attribute of the XML, in order.
@@ -360,14 +347,11 @@ mod tests {
         let mut run = sample();
         run.cases[1].verdict = Verdict::Fail("time=\"1.23456\" <&> \"q\"\nline two".into());
         let xml = to_xml(&run).unwrap();
-        assert!(
-            xml.contains("time=\"1.23456\" <&> \"q\"\nline two"),
-            "{xml}"
+        assert_contains(&xml, "time=\"1.23456\" <&> \"q\"\nline two");
+        assert_contains(
+            &xml,
+            "message=\"time=&quot;1.23456&quot; &lt;&amp;&gt; &quot;q&quot;\"",
         );
-        assert!(
-            xml.contains("message=\"time=&quot;1.23456&quot; &lt;&amp;&gt; &quot;q&quot;\""),
-            "{xml}"
-        );
-        assert!(xml.contains("hung &lt;&amp;&gt;"), "{xml}");
+        assert_contains(&xml, "hung &lt;&amp;&gt;");
     }
 }

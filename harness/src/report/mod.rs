@@ -179,6 +179,29 @@ fn value_text(v: &serde_json::Value) -> String {
     }
 }
 
+/// The run description the report tests share: the reference target's full profile on
+/// the simulated fabric, two caps.
+#[cfg(test)]
+fn sample_meta(version: &str) -> crate::runner::RunMeta {
+    crate::runner::RunMeta {
+        target: "reference:full".into(),
+        profile: "full".into(),
+        caps: [("offload_type_rc", "READ | WRITE"), ("max_io_sz", "131072")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec(),
+        fabric: "sim".into(),
+        version: version.into(),
+        ..crate::runner::RunMeta::default()
+    }
+}
+
+/// Asserts that `text` (a rendered report) contains `part`, showing `text` when not.
+#[cfg(test)]
+#[track_caller]
+fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "{text}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

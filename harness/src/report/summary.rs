@@ -336,9 +336,8 @@ fn cell(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
-    use crate::runner::RunMeta;
+    use crate::report::assert_contains;
 
     fn rec(id: &str, req: Option<&str>, verdict: Verdict) -> CaseRecord {
         CaseRecord {
@@ -349,17 +348,7 @@ mod tests {
 
     fn run(cases: Vec<CaseRecord>) -> RunResult {
         RunResult {
-            meta: RunMeta {
-                target: "reference:full".into(),
-                profile: "full".into(),
-                caps: vec![
-                    ("offload_type_rc".into(), "READ | WRITE".into()),
-                    ("max_io_sz".into(), "131072".into()),
-                ],
-                fabric: "sim".into(),
-                version: "0".into(),
-                ..RunMeta::default()
-            },
+            meta: crate::report::sample_meta("0"),
             cases,
         }
     }
@@ -377,13 +366,11 @@ mod tests {
         ]);
         r.meta.control_plane = vec!["CONN-X".into(), "ADM-Y".into()];
         let md = to_markdown(&r);
-        assert!(
-            md.contains(
-                "**The device conforms** to the 1 requirements tested. **The reference \
+        assert_contains(
+            &md,
+            "**The device conforms** to the 1 requirements tested. **The reference \
                  target's control plane (software over the device, not the device) does not \
-                 conform**: 1 of 2 requirements have failing checks."
-            ),
-            "{md}"
+                 conform**: 1 of 2 requirements have failing checks.",
         );
         let at = |h: &str| md.find(h).unwrap_or_else(|| panic!("{h} missing: {md}"));
         let device = &md[at("## Requirements on the device")
@@ -394,15 +381,12 @@ mod tests {
             device.contains("| `MAP-OK` |") && !device.contains("CONN-X"),
             "{device}"
         );
-        assert!(cp.contains("| `CONN-X` | **does not conform** |"), "{cp}");
+        assert_contains(cp, "| `CONN-X` | **does not conform** |");
         assert!(cp.contains("| `ADM-Y` |") && !cp.contains("MAP-OK"), "{cp}");
         // Without the list (an older results.json), every requirement is the device's.
         r.meta.control_plane.clear();
         let md = to_markdown(&r);
-        assert!(
-            md.contains("**The device does not conform**: 1 of 3"),
-            "{md}"
-        );
+        assert_contains(&md, "**The device does not conform**: 1 of 3");
         assert!(!md.contains("control plane"), "{md}");
     }
 
@@ -425,8 +409,8 @@ mod tests {
             md.contains("| trace differs ([below](#mappingx)) |"),
             "{md}"
         );
-        assert!(md.contains("### mapping.x\n\ntrace differs\n\n```diff\n--- expected\n+++ actual\n@@ -1 +1 @@\n-a\n+b\n```"), "{md}");
-        assert!(md.contains("| note: trace not compared |"), "{md}");
+        assert_contains(&md, "### mapping.x\n\ntrace differs\n\n```diff\n--- expected\n+++ actual\n@@ -1 +1 @@\n-a\n+b\n```");
+        assert_contains(&md, "| note: trace not compared |");
     }
 
     #[test]
@@ -450,26 +434,21 @@ mod tests {
             rec("fabric.qp.h", None, Verdict::Pass),
         ]);
         let md = to_markdown(&run);
-        assert!(md.contains("| target | profile | fabric | seed | shard | version |\n|---|---|---|---|---|---|\n| reference:full | full | sim | 0 | - | 0 |"), "{md}");
-        assert!(md.contains("## Device capabilities\n\nAs the device reported them (profile `full`).\n\n| capability | value |\n|---|---|\n| `offload_type_rc` | READ \\| WRITE |\n| `max_io_sz` | 131072 |\n"), "{md}");
-        assert!(
-            md.contains(
-                "| `MAP-OK` | conforms | 0 | `mapping.a` | pass |\n|  |  |  | `mapping.b` | pass |\n"
-            ),
-            "{md}"
+        assert_contains(&md, "| target | profile | fabric | seed | shard | version |\n|---|---|---|---|---|---|\n| reference:full | full | sim | 0 | - | 0 |");
+        assert_contains(&md, "## Device capabilities\n\nAs the device reported them (profile `full`).\n\n| capability | value |\n|---|---|\n| `offload_type_rc` | READ \\| WRITE |\n| `max_io_sz` | 131072 |\n");
+        assert_contains(
+            &md,
+            "| `MAP-OK` | conforms | 0 | `mapping.a` | pass |\n|  |  |  | `mapping.b` | pass |\n",
         );
         assert!(md.contains("| `MAP-BAD` | **does not conform** | 0 | `mapping.c` | pass |\n|  |  |  | `mapping.d` | fail: expected EEXIST, got 0 ([below](#mappingd)) |\n"), "{md}");
-        assert!(md.contains("| `SRQ-PART` | conforms (1 of 2 cases skipped) | 0 | `srq.e` | pass |\n|  |  |  | `srq.f` | skip: needs FLUSH \\| offload |"), "{md}");
-        assert!(
-            md.contains("| `SRQ-NONE` | not tested (every case skipped) |"),
-            "{md}"
-        );
+        assert_contains(&md, "| `SRQ-PART` | conforms (1 of 2 cases skipped) | 0 | `srq.e` | pass |\n|  |  |  | `srq.f` | skip: needs FLUSH \\| offload |");
+        assert_contains(&md, "| `SRQ-NONE` | not tested (every case skipped) |");
         let reqs = &md[md.find("## Requirements").unwrap()..md.find("## mapping\n").unwrap()];
         assert!(
             !reqs.contains("fabric.qp.h"),
             "fabric cases have no requirement row: {md}"
         );
-        assert!(md.contains("**The device does not conform**: 1 of 4 requirements have failing checks; 1 not tested (every case skipped)."), "{md}");
+        assert_contains(&md, "**The device does not conform**: 1 of 4 requirements have failing checks; 1 not tested (every case skipped).");
         // the tables come in order: caps, requirements, areas, failures
         let at = |t: &str| md.find(t).unwrap();
         assert!(at("## Device capabilities") < at("## Requirements"));
@@ -497,23 +476,11 @@ mod tests {
         );
         early.blamed = Some("MAP-SHARED".into());
         let md = to_markdown(&run(vec![enoent, shared, early]));
-        assert!(
-            md.contains("| `MAP-ENOENT` | conforms | 3 | `mapping.enoent` | pass (then failed on `MAP-SHARED`) |"),
-            "{md}"
-        );
-        assert!(
-            md.contains("| `MAP-SHARED` | **does not conform** | 2 | `mapping.enoent` | fail: expected EEXIST, got 0 ([below](#mappingenoent)) |\n|  |  |  | `mapping.shared` | pass |\n|  |  |  | `mapping.early` | fail: setup ([below](#mappingearly)) |"),
-            "{md}"
-        );
-        assert!(
-            md.contains("| `MAP-LATE` | **undetermined** (its cases failed on other requirements first) | 0 | `mapping.early` | not reached (failed on `MAP-SHARED` first) |"),
-            "{md}"
-        );
-        assert!(
-            md.contains("1 of 3 requirements have failing checks"),
-            "{md}"
-        );
-        assert!(md.contains("requirement `MAP-SHARED`, fail: d"), "{md}");
+        assert_contains(&md, "| `MAP-ENOENT` | conforms | 3 | `mapping.enoent` | pass (then failed on `MAP-SHARED`) |");
+        assert_contains(&md, "| `MAP-SHARED` | **does not conform** | 2 | `mapping.enoent` | fail: expected EEXIST, got 0 ([below](#mappingenoent)) |\n|  |  |  | `mapping.shared` | pass |\n|  |  |  | `mapping.early` | fail: setup ([below](#mappingearly)) |");
+        assert_contains(&md, "| `MAP-LATE` | **undetermined** (its cases failed on other requirements first) | 0 | `mapping.early` | not reached (failed on `MAP-SHARED` first) |");
+        assert_contains(&md, "1 of 3 requirements have failing checks");
+        assert_contains(&md, "requirement `MAP-SHARED`, fail: d");
     }
 
     #[test]
@@ -540,11 +507,9 @@ mod tests {
         let md = to_markdown(&run(vec![c, e]));
         let section =
             &md[md.find("### mapping.eexist.same-ctrl").unwrap()..md.find("### srq.hang").unwrap()];
-        assert!(
-            section.contains(
-                "mapping twice: expected EEXIST, got ok\n\nrequirement `MAP-EEXIST`, fail: d\n"
-            ),
-            "{section}"
+        assert_contains(
+            section,
+            "mapping twice: expected EEXIST, got ok\n\nrequirement `MAP-EEXIST`, fail: d\n",
         );
         assert_eq!(
             section.matches("```mermaid\nsequenceDiagram\n").count(),
@@ -559,16 +524,13 @@ mod tests {
         assert!(section[expected..]
             .contains("target->>device: map_nsid ctrl1 fe_nsid=1 -#62; EEXIST\n"));
         let hang = &md[md.find("### srq.hang").unwrap()..];
-        assert!(hang.contains("the device hung; #1\n"), "{hang}");
+        assert_contains(hang, "the device hung; #1\n");
         assert_eq!(
             hang.matches("```mermaid").count(),
             1,
             "no snapshot, one diagram: {hang}"
         );
-        assert!(
-            hang.contains("Note over host: alloc_pd -#62; pd1"),
-            "{hang}"
-        );
+        assert_contains(hang, "Note over host: alloc_pd -#62; pd1");
         assert!(md.contains("**Undetermined**") || md.contains("does not conform"));
     }
 
@@ -577,11 +539,8 @@ mod tests {
         let mut r = run(vec![rec("fabric.cq.a", None, Verdict::Pass)]);
         r.meta.caps.clear();
         let md = to_markdown(&r);
-        assert!(md.contains("No device was tested in this run"), "{md}");
-        assert!(
-            md.contains("No requirement of the offload API was checked"),
-            "{md}"
-        );
+        assert_contains(&md, "No device was tested in this run");
+        assert_contains(&md, "No requirement of the offload API was checked");
         assert!(!md.contains("## Requirements"), "{md}");
     }
 }

@@ -41,7 +41,7 @@ use super::namespace::Namespace;
 use crate::backend::memory::{self, MemRegisters, PrpWindow};
 use crate::backend::ring::{read_u32, write_u32};
 use crate::backend::round_robin;
-use crate::backend::{BackendError, CqReader, CtrlState, Doorbells, SqWriter};
+use crate::backend::{BackendError, CqReader, CtrlState, Doorbells, Rings, SqWriter};
 
 /// Per-controller counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -570,27 +570,23 @@ impl BackendController {
     /// A consumer of the CQ, starting at the initial head with phase 1.
     pub fn cq_reader(&self) -> CqReader {
         let c = &self.inner.cfg;
-        CqReader::new(
-            self.inner.ctx.clone(),
-            c.cq_ring,
-            c.depth,
-            c.cq_head_ini,
-            self.inner.clone(),
-        )
+        self.queues().cq_reader(c.cq_ring, c.cq_head_ini)
     }
 
     /// A producer for SQ `sq`, starting at its initial tail; `None` for an unknown SQ.
     pub fn sq_writer(&self, sq: usize) -> Option<SqWriter> {
         let c = &self.inner.cfg;
         let s = c.sqs.get(sq)?;
-        Some(SqWriter::new(
+        Some(self.queues().sq_writer(sq, s.ring, s.tail_ini))
+    }
+
+    /// The rings of the controller's queues, rung through the controller itself.
+    fn queues(&self) -> Rings {
+        Rings::new(
             self.inner.ctx.clone(),
-            s.ring,
-            c.depth,
-            sq,
-            s.tail_ini,
+            self.inner.cfg.depth,
             self.inner.clone(),
-        ))
+        )
     }
 
     /// Injects a fault (see [`Fault`]); a media error needs the namespace to exist.

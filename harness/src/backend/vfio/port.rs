@@ -28,7 +28,7 @@ use super::sys::{Bar0, DmaBuffer, Notifier, PAGE};
 use super::VfioError;
 use crate::api::{MemRef, NvmeCtrlAttrs};
 use crate::backend::{
-    prp, BackendError, BackendPort, CqReader, CtrlState, Doorbells, Span, SqWriter,
+    prp, BackendError, BackendPort, CqReader, CtrlState, Doorbells, Rings, Span, SqWriter,
 };
 use crate::fabric::{DeviceContext, MrInfo};
 use crate::wire::{cq_head_doorbell, sq_tail_doorbell, CQE_LEN, SQE_LEN};
@@ -341,6 +341,11 @@ impl VfioPort {
     fn span(&self, offset: u64, len: u64) -> Span {
         Span::new(&self.rings, offset, len)
     }
+
+    /// The rings of the queue pair, rung through BAR0's doorbells.
+    fn queues(&self) -> Rings {
+        Rings::new(self.ctx.clone(), self.layout.depth, self.bells.clone())
+    }
 }
 
 impl Drop for VfioPort {
@@ -410,26 +415,13 @@ impl BackendPort for VfioPort {
     }
 
     fn sq_writer(&self, sq: usize) -> Option<SqWriter> {
-        (sq == 0).then(|| {
-            SqWriter::new(
-                self.ctx.clone(),
-                self.span(self.layout.sq, self.layout.sq_len()),
-                self.layout.depth,
-                0,
-                0,
-                self.bells.clone(),
-            )
-        })
+        let ring = self.span(self.layout.sq, self.layout.sq_len());
+        (sq == 0).then(|| self.queues().sq_writer(0, ring, 0))
     }
 
     fn cq_reader(&self) -> CqReader {
-        CqReader::new(
-            self.ctx.clone(),
-            self.span(self.layout.cq, self.layout.cq_len()),
-            self.layout.depth,
-            0,
-            self.bells.clone(),
-        )
+        let ring = self.span(self.layout.cq, self.layout.cq_len());
+        self.queues().cq_reader(ring, 0)
     }
 
     fn state(&self) -> CtrlState {

@@ -385,9 +385,7 @@ impl DeviceContext for SimContext {
                 id,
                 Cq {
                     cqe,
-                    entries: VecDeque::new(),
-                    overrun: false,
-                    notify: Default::default(),
+                    ..Cq::default()
                 },
             );
             Ok(id)

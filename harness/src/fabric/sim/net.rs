@@ -88,6 +88,7 @@ pub(crate) struct Mr {
     pub remote_valid: bool,
 }
 
+#[derive(Default)]
 pub(crate) struct Cq {
     pub cqe: u32,
     pub entries: VecDeque<WorkCompletion>,

@@ -4,7 +4,8 @@
 //! against the sizes asked at creation, receives on an SRQ-attached QP) are made here
 //! first, with the errno verbs gives for them.
 
-use super::{os, raw, srq::sges, State, VerbsContext};
+use super::raw::{self, RecvQueue};
+use super::{os, srq::sges, State, VerbsContext};
 use crate::fabric::{
     FabricError, QpId, RecvWr, Result, SendOp, SendWr, WcOpcode, WcStatus, WorkCompletion,
 };

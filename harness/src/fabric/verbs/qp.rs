@@ -9,6 +9,7 @@ use super::{memory::ibv_access, os, raw, VerbsContext};
 use crate::fabric::{
     CqId, FabricError, PdId, QpAttr, QpCap, QpId, QpInfo, QpInit, QpState, Result, SrqId,
 };
+use crate::ffi::convert::qp_state_from_u32;
 
 pub(super) struct QpObj {
     pub qp: raw::Qp,
@@ -20,30 +21,11 @@ pub(super) struct QpObj {
     pub cap: QpCap,
 }
 
-/// `ibv_qp_state` of a [`QpState`].
-pub(super) fn ibv_state(s: QpState) -> u32 {
-    match s {
-        QpState::Reset => 0,
-        QpState::Init => 1,
-        QpState::Rtr => 2,
-        QpState::Rts => 3,
-        QpState::Sqd => 4,
-        QpState::Sqe => 5,
-        QpState::Err => 6,
-    }
-}
+// `ibv_qp_state` of a [`QpState`].
+pub(super) use crate::ffi::convert::qp_state_to_u32 as ibv_state;
 
 fn from_ibv_state(s: u32) -> Result<QpState> {
-    Ok(match s {
-        0 => QpState::Reset,
-        1 => QpState::Init,
-        2 => QpState::Rtr,
-        3 => QpState::Rts,
-        4 => QpState::Sqd,
-        5 => QpState::Sqe,
-        6 => QpState::Err,
-        _ => return Err(FabricError::Invalid("query_qp: unknown QP state")),
-    })
+    qp_state_from_u32(s).ok_or(FabricError::Invalid("query_qp: unknown QP state"))
 }
 
 impl VerbsContext {

@@ -2,7 +2,8 @@
 //! through `events.rs`). Verbs cannot tell how many receives an SRQ holds: `posted` is
 //! counted here, up on `post_srq_recv`, down on each completion polled for a QP on it.
 
-use super::{os, raw, VerbsContext};
+use super::raw::{self, RecvQueue};
+use super::{os, VerbsContext};
 use crate::fabric::{FabricError, PdId, RecvWr, Result, SrqAttr, SrqId, SrqInit};
 
 pub(super) struct SrqObj {

@@ -1,45 +1,17 @@
 use super::*;
 
 /// A `struct nvmf_offload_ops` + context as an [`OffloadProvider`].
-pub struct ImportedOffload {
-    ops: NvmfOffloadOps,
-    ctx: RawCtx,
-    keep: Option<Arc<dyn Any + Send + Sync>>,
-}
+pub type ImportedOffload = Imported<NvmfOffloadOps>;
 
 impl ImportedOffload {
-    /// Wraps C offload operations.
-    ///
-    /// # Safety
-    /// As [`ImportedVerbs::from_raw`].
-    pub unsafe fn from_raw(
-        ops: NvmfOffloadOps,
-        ctx: *mut c_void,
-        keep: Option<Arc<dyn Any + Send + Sync>>,
-    ) -> ImportedOffload {
-        ImportedOffload {
-            ops,
-            ctx: RawCtx(ctx),
-            keep,
-        }
-    }
-
     fn check(&self, rc: c_int, what: &'static str) -> Result<(), OffloadError> {
-        if rc >= 0 {
-            return Ok(());
+        match errno_of_rc(rc) {
+            None => Ok(()),
+            Some(errno) => Err(OffloadError::from_errno(
+                errno,
+                intern(&self.reason(self.ops.last_error, what)),
+            )),
         }
-        let _ = &self.keep;
-        let reason = match self.ops.last_error {
-            // SAFETY: as in call!.
-            Some(f) => c_str(unsafe { f(self.ctx.0) })
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| what.to_string()),
-            None => what.to_string(),
-        };
-        Err(OffloadError::from_errno(
-            errno_of_rc(rc).unwrap_or(Errno::EIO),
-            intern(&reason),
-        ))
     }
 }
 
@@ -56,16 +28,12 @@ impl OffloadProvider for ImportedOffload {
     fn create_srq(&self, pd: PdId, attrs: &NvmfSrqAttrs) -> crate::api::Result<NvmfSrq> {
         let a = srq_attrs_to_c(attrs);
         let mut s = NvmfSrqC::default();
-        let rc = call!(self.ops, self.ctx.0, create_srq, pd.0, &a, &mut s);
-        self.check(rc, "create_srq")?;
+        checked!(self, create_srq, pd.0, &a, &mut s)?;
         Ok(srq_from_c(&s))
     }
 
     fn destroy_srq(&self, srq: SrqHandle) -> crate::api::Result<()> {
-        self.check(
-            call!(self.ops, self.ctx.0, destroy_srq, srq.0),
-            "destroy_srq",
-        )
+        checked!(self, destroy_srq, srq.0)
     }
 
     fn create_nvme_ctrl(
@@ -100,51 +68,36 @@ impl OffloadProvider for ImportedOffload {
             },
         };
         let mut h = 0u32;
-        let rc = call!(self.ops, self.ctx.0, create_nvme_ctrl, srq.0, &c, &mut h);
-        self.check(rc, "create_nvme_ctrl")?;
+        checked!(self, create_nvme_ctrl, srq.0, &c, &mut h)?;
         Ok(CtrlHandle(h))
     }
 
     fn remove_nvme_ctrl(&self, srq: SrqHandle, ctrl: CtrlHandle) -> crate::api::Result<()> {
-        self.check(
-            call!(self.ops, self.ctx.0, remove_nvme_ctrl, srq.0, ctrl.0),
-            "remove_nvme_ctrl",
-        )
+        checked!(self, remove_nvme_ctrl, srq.0, ctrl.0)
     }
 
     fn map_nsid(&self, ctrl: CtrlHandle, m: &NsMapping) -> crate::api::Result<()> {
         let c = mapping_to_c(m);
-        self.check(
-            call!(self.ops, self.ctx.0, map_nsid, ctrl.0, &c),
-            "map_nsid",
-        )
+        checked!(self, map_nsid, ctrl.0, &c)
     }
 
     fn unmap_nsid(&self, ctrl: CtrlHandle, fe_nsid: u32) -> crate::api::Result<()> {
-        self.check(
-            call!(self.ops, self.ctx.0, unmap_nsid, ctrl.0, fe_nsid),
-            "unmap_nsid",
-        )
+        checked!(self, unmap_nsid, ctrl.0, fe_nsid)
     }
 
     fn qp_set_nvmf(&self, qp: QpId, flags: QpNvmfFlags) -> crate::api::Result<()> {
-        self.check(
-            call!(self.ops, self.ctx.0, qp_set_nvmf, qp.0, flags.bits()),
-            "qp_set_nvmf",
-        )
+        checked!(self, qp_set_nvmf, qp.0, flags.bits())
     }
 
     fn ns_counters(&self, ctrl: CtrlHandle, fe_nsid: u32) -> crate::api::Result<NsCounters> {
         let mut k = NvmfNsCountersC::default();
-        let rc = call!(self.ops, self.ctx.0, ns_counters, ctrl.0, fe_nsid, &mut k);
-        self.check(rc, "ns_counters")?;
+        checked!(self, ns_counters, ctrl.0, fe_nsid, &mut k)?;
         Ok(ns_counters_from_c(&k))
     }
 
     fn srq_counters(&self, srq: SrqHandle) -> crate::api::Result<SrqCounters> {
         let mut k = NvmfSrqCountersC::default();
-        let rc = call!(self.ops, self.ctx.0, srq_counters, srq.0, &mut k);
-        self.check(rc, "srq_counters")?;
+        checked!(self, srq_counters, srq.0, &mut k)?;
         Ok(srq_counters_from_c(&k))
     }
 
@@ -163,10 +116,7 @@ impl OffloadProvider for ImportedOffload {
     }
 
     fn inject_pci_error(&self, ctrl: CtrlHandle) -> crate::api::Result<()> {
-        self.check(
-            call!(self.ops, self.ctx.0, inject_pci_error, ctrl.0),
-            "inject_pci_error",
-        )
+        checked!(self, inject_pci_error, ctrl.0)
     }
 }
 

@@ -1,47 +1,14 @@
 use super::*;
 
 /// A `struct nvmf_verbs_ops` + context as a [`DeviceContext`] (see the module docs).
-pub struct ImportedVerbs {
-    ops: NvmfVerbsOps,
-    ctx: RawCtx,
-    keep: Option<Arc<dyn Any + Send + Sync>>,
-}
+pub type ImportedVerbs = Imported<NvmfVerbsOps>;
 
 impl ImportedVerbs {
-    /// Wraps a C verbs device.
-    ///
-    /// # Safety
-    /// `ops` must come from a valid `struct nvmf_verbs_ops` and `ctx` be its context, both
-    /// usable for as long as the returned object (and `keep` keeps whatever owns them).
-    pub unsafe fn from_raw(
-        ops: NvmfVerbsOps,
-        ctx: *mut c_void,
-        keep: Option<Arc<dyn Any + Send + Sync>>,
-    ) -> ImportedVerbs {
-        ImportedVerbs {
-            ops,
-            ctx: RawCtx(ctx),
-            keep,
-        }
-    }
-
-    fn reason(&self, what: &'static str) -> String {
-        let _ = &self.keep;
-        match self.ops.last_error {
-            // SAFETY: as in call!.
-            Some(f) => c_str(unsafe { f(self.ctx.0) })
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| what.to_string()),
-            None => what.to_string(),
-        }
-    }
-
     fn check(&self, rc: c_int, what: &'static str) -> Result<(), FabricError> {
-        if rc >= 0 {
-            return Ok(());
+        match errno_of_rc(rc) {
+            None => Ok(()),
+            Some(errno) => Err(fabric_error(errno, &self.reason(self.ops.last_error, what))),
         }
-        let errno = errno_of_rc(rc).unwrap_or(Errno::EIO);
-        Err(fabric_error(errno, &self.reason(what)))
     }
 }
 
@@ -75,95 +42,67 @@ impl DeviceContext for ImportedVerbs {
 
     fn port_attr(&self, port: u8) -> crate::fabric::Result<PortAttr> {
         let mut a = NvmfPortAttr::default();
-        self.check(
-            call!(self.ops, self.ctx.0, query_port, port, &mut a),
-            "query_port",
-        )?;
+        checked!(self, query_port, port, &mut a)?;
         Ok(port_attr_from_c(&a))
     }
 
     fn alloc_pd(&self) -> crate::fabric::Result<PdId> {
         let mut v = 0;
-        self.check(call!(self.ops, self.ctx.0, alloc_pd, &mut v), "alloc_pd")?;
+        checked!(self, alloc_pd, &mut v)?;
         Ok(PdId(v))
     }
 
     fn dealloc_pd(&self, pd: PdId) -> crate::fabric::Result<()> {
-        self.check(call!(self.ops, self.ctx.0, dealloc_pd, pd.0), "dealloc_pd")
+        checked!(self, dealloc_pd, pd.0)
     }
 
     fn reg_mr(&self, pd: PdId, len: u64, access: Access) -> crate::fabric::Result<MrInfo> {
         let mut m = NvmfMrInfo::default();
-        let rc = call!(
-            self.ops,
-            self.ctx.0,
-            reg_mr,
-            pd.0,
-            len,
-            access.bits(),
-            &mut m
-        );
-        self.check(rc, "reg_mr")?;
+        checked!(self, reg_mr, pd.0, len, access.bits(), &mut m)?;
         Ok(mr_from_c(&m))
     }
 
     fn dereg_mr(&self, mr: MrId) -> crate::fabric::Result<()> {
-        self.check(call!(self.ops, self.ctx.0, dereg_mr, mr.0), "dereg_mr")
+        checked!(self, dereg_mr, mr.0)
     }
 
     fn mr_write(&self, mr: MrId, offset: u64, data: &[u8]) -> crate::fabric::Result<()> {
-        let rc = call!(
-            self.ops,
-            self.ctx.0,
+        checked!(
+            self,
             mr_write,
             mr.0,
             offset,
-            data.as_ptr() as *const c_void,
+            data.as_ptr().cast(),
             data.len()
-        );
-        self.check(rc, "mr_write")
+        )
     }
 
     fn mr_read(&self, mr: MrId, offset: u64, buf: &mut [u8]) -> crate::fabric::Result<()> {
-        let rc = call!(
-            self.ops,
-            self.ctx.0,
+        checked!(
+            self,
             mr_read,
             mr.0,
             offset,
-            buf.as_mut_ptr() as *mut c_void,
+            buf.as_mut_ptr().cast(),
             buf.len()
-        );
-        self.check(rc, "mr_read")
+        )
     }
 
     fn create_cq(&self, cqe: u32) -> crate::fabric::Result<CqId> {
         let mut v = 0;
-        self.check(
-            call!(self.ops, self.ctx.0, create_cq, cqe, &mut v),
-            "create_cq",
-        )?;
+        checked!(self, create_cq, cqe, &mut v)?;
         Ok(CqId(v))
     }
 
     fn destroy_cq(&self, cq: CqId) -> crate::fabric::Result<()> {
-        self.check(call!(self.ops, self.ctx.0, destroy_cq, cq.0), "destroy_cq")
+        checked!(self, destroy_cq, cq.0)
     }
 
     fn poll_cq(&self, cq: CqId, max: usize) -> crate::fabric::Result<Vec<WorkCompletion>> {
         let max = max.min(MAX_POLL);
         let mut buf = vec![NvmfWc::default(); max];
         let mut n = 0u32;
-        let rc = call!(
-            self.ops,
-            self.ctx.0,
-            poll_cq,
-            cq.0,
-            buf.as_mut_ptr(),
-            max as u32,
-            &mut n
-        );
-        self.check(rc, "poll_cq")?;
+        checked!(self, poll_cq, cq.0, buf.as_mut_ptr(), max as u32, &mut n)?;
         buf[..(n as usize).min(max)]
             .iter()
             .map(|w| wc_from_c(w).ok_or(FabricError::Invalid("poll_cq: undefined status")))
@@ -181,70 +120,48 @@ impl DeviceContext for ImportedVerbs {
     fn create_srq(&self, pd: PdId, init: SrqInit) -> crate::fabric::Result<SrqId> {
         let i = srq_init_to_c(&init);
         let mut v = 0;
-        let rc = call!(self.ops, self.ctx.0, create_srq, pd.0, &i, &mut v);
-        self.check(rc, "create_srq")?;
+        checked!(self, create_srq, pd.0, &i, &mut v)?;
         Ok(SrqId(v))
     }
 
     fn arm_srq(&self, srq: SrqId, limit: u32) -> crate::fabric::Result<()> {
-        self.check(
-            call!(self.ops, self.ctx.0, arm_srq, srq.0, limit),
-            "arm_srq",
-        )
+        checked!(self, arm_srq, srq.0, limit)
     }
 
     fn query_srq(&self, srq: SrqId) -> crate::fabric::Result<SrqAttr> {
         let mut a = NvmfSrqAttr::default();
-        self.check(
-            call!(self.ops, self.ctx.0, query_srq, srq.0, &mut a),
-            "query_srq",
-        )?;
+        checked!(self, query_srq, srq.0, &mut a)?;
         Ok(srq_attr_from_c(&a))
     }
 
     fn destroy_srq(&self, srq: SrqId) -> crate::fabric::Result<()> {
-        self.check(
-            call!(self.ops, self.ctx.0, destroy_srq, srq.0),
-            "destroy_srq",
-        )
+        checked!(self, destroy_srq, srq.0)
     }
 
     fn post_srq_recv(&self, srq: SrqId, wr: &RecvWr) -> crate::fabric::Result<()> {
-        with_recv_wr(wr, |c| {
-            self.check(
-                call!(self.ops, self.ctx.0, post_srq_recv, srq.0, c),
-                "post_srq_recv",
-            )
-        })
+        with_recv_wr(wr, |c| checked!(self, post_srq_recv, srq.0, c))
     }
 
     fn create_qp(&self, pd: PdId, init: QpInit) -> crate::fabric::Result<QpInfo> {
         let i = qp_init_to_c(&init);
         let mut q = NvmfQpInfo::default();
-        let rc = call!(self.ops, self.ctx.0, create_qp, pd.0, &i, &mut q);
-        self.check(rc, "create_qp")?;
+        checked!(self, create_qp, pd.0, &i, &mut q)?;
         Ok(qp_info_from_c(&q))
     }
 
     fn modify_qp(&self, qp: QpId, attr: &QpAttr) -> crate::fabric::Result<()> {
         let a = qp_attr_to_c(attr);
-        self.check(
-            call!(self.ops, self.ctx.0, modify_qp, qp.0, &a),
-            "modify_qp",
-        )
+        checked!(self, modify_qp, qp.0, &a)
     }
 
     fn query_qp(&self, qp: QpId) -> crate::fabric::Result<QpState> {
         let mut s = 0u32;
-        self.check(
-            call!(self.ops, self.ctx.0, query_qp, qp.0, &mut s),
-            "query_qp",
-        )?;
+        checked!(self, query_qp, qp.0, &mut s)?;
         qp_state_from_u32(s).ok_or(FabricError::Invalid("query_qp: undefined state"))
     }
 
     fn destroy_qp(&self, qp: QpId) -> crate::fabric::Result<()> {
-        self.check(call!(self.ops, self.ctx.0, destroy_qp, qp.0), "destroy_qp")
+        checked!(self, destroy_qp, qp.0)
     }
 
     fn post_send(&self, qp: QpId, wr: &SendWr) -> crate::fabric::Result<()> {
@@ -264,16 +181,11 @@ impl DeviceContext for ImportedVerbs {
             num_sge: sges.len() as u32,
             sg_list: sges.as_ptr(),
         };
-        self.check(
-            call!(self.ops, self.ctx.0, post_send, qp.0, &c),
-            "post_send",
-        )
+        checked!(self, post_send, qp.0, &c)
     }
 
     fn post_recv(&self, qp: QpId, wr: &RecvWr) -> crate::fabric::Result<()> {
-        with_recv_wr(wr, |c| {
-            self.check(call!(self.ops, self.ctx.0, post_recv, qp.0, c), "post_recv")
-        })
+        with_recv_wr(wr, |c| checked!(self, post_recv, qp.0, c))
     }
 
     fn poll_async_event(&self) -> Option<AsyncEvent> {
@@ -289,18 +201,12 @@ impl DeviceContext for ImportedVerbs {
     fn cm_listen(&self, addr: SocketAddr) -> crate::fabric::Result<ListenerId> {
         let a = sockaddr_to_c(&addr);
         let mut v = 0;
-        self.check(
-            call!(self.ops, self.ctx.0, cm_listen, &a, &mut v),
-            "cm_listen",
-        )?;
+        checked!(self, cm_listen, &a, &mut v)?;
         Ok(ListenerId(v))
     }
 
     fn cm_close_listener(&self, listener: ListenerId) -> crate::fabric::Result<()> {
-        self.check(
-            call!(self.ops, self.ctx.0, cm_close_listener, listener.0),
-            "cm_close_listener",
-        )
+        checked!(self, cm_close_listener, listener.0)
     }
 
     fn cm_connect(
@@ -312,43 +218,31 @@ impl DeviceContext for ImportedVerbs {
         let a = sockaddr_to_c(&addr);
         let p = conn_param_to_c(param);
         let mut v = 0;
-        let rc = call!(self.ops, self.ctx.0, cm_connect, &a, qp.0, &p, &mut v);
-        self.check(rc, "cm_connect")?;
+        checked!(self, cm_connect, &a, qp.0, &p, &mut v)?;
         Ok(ConnId(v))
     }
 
     fn cm_accept(&self, conn: ConnId, qp: QpId, param: &ConnParam) -> crate::fabric::Result<()> {
         let p = conn_param_to_c(param);
-        self.check(
-            call!(self.ops, self.ctx.0, cm_accept, conn.0, qp.0, &p),
-            "cm_accept",
-        )
+        checked!(self, cm_accept, conn.0, qp.0, &p)
     }
 
     fn cm_reject(&self, conn: ConnId, private_data: &[u8]) -> crate::fabric::Result<()> {
-        let rc = call!(
-            self.ops,
-            self.ctx.0,
+        checked!(
+            self,
             cm_reject,
             conn.0,
             private_data.as_ptr(),
             private_data.len() as u32
-        );
-        self.check(rc, "cm_reject")
+        )
     }
 
     fn cm_disconnect(&self, conn: ConnId) -> crate::fabric::Result<()> {
-        self.check(
-            call!(self.ops, self.ctx.0, cm_disconnect, conn.0),
-            "cm_disconnect",
-        )
+        checked!(self, cm_disconnect, conn.0)
     }
 
     fn cm_destroy(&self, conn: ConnId) -> crate::fabric::Result<()> {
-        self.check(
-            call!(self.ops, self.ctx.0, cm_destroy, conn.0),
-            "cm_destroy",
-        )
+        checked!(self, cm_destroy, conn.0)
     }
 
     fn poll_cm_event(&self) -> Option<CmEvent> {

@@ -304,6 +304,50 @@ impl<S: Side> Exported<S> {
     }
 }
 
+/// A C vtable `O` and its context pointer as a Rust object: `O` is
+/// `struct nvmf_verbs_ops` ([`ImportedVerbs`]) or `struct nvmf_offload_ops`
+/// ([`ImportedOffload`]).
+pub struct Imported<O> {
+    ops: O,
+    ctx: RawCtx,
+    keep: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+/// A vtable's `last_error`.
+type LastErrorFn = Option<unsafe extern "C" fn(*mut c_void) -> *const c_char>;
+
+impl<O> Imported<O> {
+    /// Wraps C operations.
+    ///
+    /// # Safety
+    /// `ops` must come from a valid vtable and `ctx` be its context, both usable for as
+    /// long as the returned object (and `keep` keeps whatever owns them).
+    pub unsafe fn from_raw(
+        ops: O,
+        ctx: *mut c_void,
+        keep: Option<Arc<dyn Any + Send + Sync>>,
+    ) -> Imported<O> {
+        Imported {
+            ops,
+            ctx: RawCtx(ctx),
+            keep,
+        }
+    }
+
+    /// The reason a call failed: the text `last_error` gives, or `what` when the vtable
+    /// has none or it says nothing.
+    fn reason(&self, last_error: LastErrorFn, what: &'static str) -> String {
+        let _ = &self.keep;
+        match last_error {
+            // SAFETY: as in call!.
+            Some(f) => c_str(unsafe { f(self.ctx.0) })
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| what.to_string()),
+            None => what.to_string(),
+        }
+    }
+}
+
 /// Calls an optional C function pointer; EOPNOTSUPP when the table lacks it.
 macro_rules! call {
     ($ops:expr, $ctx:expr, $f:ident $(, $a:expr)*) => {
@@ -313,6 +357,14 @@ macro_rules! call {
             Some(f) => unsafe { f($ctx $(, $a)*) },
             None => neg(Errno::EOPNOTSUPP),
         }
+    };
+}
+
+/// `call!` on an import's own vtable, its return code checked by the import's `check`
+/// (a failure without a reason text is named after the call).
+macro_rules! checked {
+    ($imp:expr, $f:ident $(, $a:expr)*) => {
+        $imp.check(call!($imp.ops, $imp.ctx.0, $f $(, $a)*), stringify!($f))
     };
 }
 

@@ -126,27 +126,38 @@ pub(super) fn dup_nonblocking(fd: RawFd) -> std::io::Result<OwnedFd> {
 /// `Err` carries the errno when the list itself could not be read (ENOSYS: the kernel
 /// has no RDMA support).
 pub(super) fn device_names() -> Result<Vec<String>, Errno> {
+    with_device_list(|devs| {
+        devs.iter()
+            .take_while(|dev| !dev.is_null())
+            .map(|&dev| String::from_utf8_lossy(&device_name(dev)).into_owned())
+            .collect()
+    })
+}
+
+/// Runs `f` on the devices of `ibv_get_device_list`; the list is freed after it.
+fn with_device_list<R>(f: impl FnOnce(&[*mut sys::ibv_device]) -> R) -> Result<R, Errno> {
     let mut n: i32 = 0;
     // SAFETY: `n` is a valid out pointer; the list returned is freed below.
     let list = unsafe { sys::ibv_get_device_list(&mut n) };
     if list.is_null() {
         return Err(last_errno());
     }
-    let mut names = Vec::new();
-    for i in 0..usize::try_from(n).unwrap_or(0) {
-        // SAFETY: `list` holds `n` valid device pointers (libibverbs' contract).
-        let dev = unsafe { *list.add(i) };
-        if dev.is_null() {
-            break;
-        }
-        // SAFETY: `dev` is a live device of the list; the name is a NUL-terminated string
-        // owned by it, copied before the list is freed.
-        let name = unsafe { CStr::from_ptr(sys::ibv_get_device_name(dev)) };
-        names.push(name.to_string_lossy().into_owned());
-    }
-    // SAFETY: `list` came from ibv_get_device_list and is freed once.
+    // SAFETY: `list` holds `n` valid device pointers (libibverbs' contract), live until
+    // the list is freed below.
+    let devs = unsafe { std::slice::from_raw_parts(list, usize::try_from(n).unwrap_or(0)) };
+    let r = f(devs);
+    // SAFETY: `list` came from ibv_get_device_list and is freed once, after `f`.
     unsafe { sys::ibv_free_device_list(list) };
-    Ok(names)
+    Ok(r)
+}
+
+/// The name of `dev`, a live device of the list.
+fn device_name(dev: *mut sys::ibv_device) -> Vec<u8> {
+    // SAFETY: `dev` is a live device of the list; the name is a NUL-terminated string
+    // owned by it, copied before the list is freed.
+    unsafe { CStr::from_ptr(sys::ibv_get_device_name(dev)) }
+        .to_bytes()
+        .to_vec()
 }
 
 /// An opened device (`ibv_context`).
@@ -170,26 +181,12 @@ pub(super) struct RawPort {
 impl Context {
     /// Opens the device named `name`: ENODEV when it is not in the list.
     pub(super) fn open(name: &str) -> Result<Context, Errno> {
-        let mut n: i32 = 0;
-        // SAFETY: as in `device_names`.
-        let list = unsafe { sys::ibv_get_device_list(&mut n) };
-        if list.is_null() {
-            return Err(last_errno());
-        }
-        let mut found = ptr::null_mut();
-        for i in 0..usize::try_from(n).unwrap_or(0) {
-            // SAFETY: `list` holds `n` valid device pointers.
-            let dev = unsafe { *list.add(i) };
-            // SAFETY: `dev` is live while the list is; its name is NUL-terminated.
-            let dname = unsafe { CStr::from_ptr(sys::ibv_get_device_name(dev)) };
-            if dname.to_bytes() == name.as_bytes() {
-                found = dev;
-                break;
-            }
-        }
-        let result = if found.is_null() {
-            Err(Errno::ENODEV)
-        } else {
+        with_device_list(|devs| {
+            let found = devs
+                .iter()
+                .copied()
+                .find(|&dev| device_name(dev) == name.as_bytes())
+                .ok_or(Errno::ENODEV)?;
             // SAFETY: `found` is a live device of the list; a context stays valid after
             // the list is freed (libibverbs keeps the device referenced).
             let ctx = unsafe { sys::ibv_open_device(found) };
@@ -198,10 +195,7 @@ impl Context {
             } else {
                 Ok(Context { ptr: ctx })
             }
-        };
-        // SAFETY: freed once, after the device was opened (or not found).
-        unsafe { sys::ibv_free_device_list(list) };
-        result
+        })?
     }
 
     /// `ibv_query_device`.
@@ -323,5 +317,23 @@ pub(super) fn recv_wr(wr_id: u64, list: &mut [sys::ibv_sge]) -> sys::ibv_recv_wr
             list.as_mut_ptr()
         },
         num_sge: i32::try_from(list.len()).unwrap_or(i32::MAX),
+    }
+}
+
+/// A queue that takes receive requests: a QP's own receive queue or an SRQ.
+pub(in crate::fabric::verbs) trait RecvQueue {
+    /// `ibv_post_recv` or `ibv_post_srq_recv` on the live queue.
+    ///
+    /// # Safety
+    /// `wr`'s scatter list must stay valid across the call.
+    unsafe fn post_raw(&self, wr: &mut sys::ibv_recv_wr, bad: &mut *mut sys::ibv_recv_wr) -> i32;
+
+    /// Posts one receive.
+    fn post_recv(&self, wr_id: u64, sges: &[(u64, u32, u32)]) -> Result<(), Errno> {
+        let mut list = sge_list(sges);
+        let mut wr = recv_wr(wr_id, &mut list);
+        let mut bad = ptr::null_mut();
+        // SAFETY: `wr` and its list live across the call.
+        rc(unsafe { self.post_raw(&mut wr, &mut bad) })
     }
 }

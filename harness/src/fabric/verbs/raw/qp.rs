@@ -212,17 +212,11 @@ impl Qp {
         // SAFETY: live QP; `wr` and its list live across the call.
         rc(unsafe { sys::ibv_post_send(self.ptr, &mut wr, &mut bad) })
     }
+}
 
-    /// Posts one receive to the QP's own queue.
-    pub(in crate::fabric::verbs) fn post_recv(
-        &self,
-        wr_id: u64,
-        sges: &[(u64, u32, u32)],
-    ) -> Result<(), Errno> {
-        let mut list = sge_list(sges);
-        let mut wr = recv_wr(wr_id, &mut list);
-        let mut bad = ptr::null_mut();
-        // SAFETY: live QP; `wr` and its list live across the call.
-        rc(unsafe { sys::ibv_post_recv(self.ptr, &mut wr, &mut bad) })
+impl RecvQueue for Qp {
+    unsafe fn post_raw(&self, wr: &mut sys::ibv_recv_wr, bad: &mut *mut sys::ibv_recv_wr) -> i32 {
+        // SAFETY: live QP (its own receive queue); the caller keeps `wr`'s list alive.
+        unsafe { sys::ibv_post_recv(self.ptr, wr, bad) }
     }
 }

@@ -58,17 +58,11 @@ impl Srq {
         rc(unsafe { sys::ibv_query_srq(self.ptr, &mut attr) })?;
         Ok((attr.max_wr, attr.max_sge, attr.srq_limit))
     }
+}
 
-    /// Posts one receive.
-    pub(in crate::fabric::verbs) fn post_recv(
-        &self,
-        wr_id: u64,
-        sges: &[(u64, u32, u32)],
-    ) -> Result<(), Errno> {
-        let mut list = sge_list(sges);
-        let mut wr = recv_wr(wr_id, &mut list);
-        let mut bad = ptr::null_mut();
-        // SAFETY: live SRQ; `wr` and its list live across the call.
-        rc(unsafe { sys::ibv_post_srq_recv(self.ptr, &mut wr, &mut bad) })
+impl RecvQueue for Srq {
+    unsafe fn post_raw(&self, wr: &mut sys::ibv_recv_wr, bad: &mut *mut sys::ibv_recv_wr) -> i32 {
+        // SAFETY: live SRQ; the caller keeps `wr`'s list alive.
+        unsafe { sys::ibv_post_srq_recv(self.ptr, wr, bad) }
     }
 }
