@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
+use harness::initiator::{Completion, Controller};
 use harness::wire::{
     fid, ArbitrationRepr, ErrorRecoveryRepr, IdentifyControllerRepr, PowerManagementRepr, Status,
     TemperatureThresholdRepr, THSEL_OVER, THSEL_UNDER, TMPSEL_ALL, TMPSEL_COMPOSITE,
 };
 
 use super::admin::{enabled, expect_ok, features, identify};
-use crate::framework::target::{expect_status, host_config, PORT_A, SUB_A};
+use crate::framework::target::{expect_status, host_config, TargetRig, PORT_A, SUB_A};
 use crate::framework::{wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 
@@ -19,7 +20,7 @@ const CP: &[Need] = &[Need::ControlPlane];
 
 /// Get Features of `fid` with CDW11 `cdw11` must succeed with dword 0 `want`.
 async fn get_is(
-    c: &mut harness::initiator::Controller,
+    c: &mut Controller,
     fid: u8,
     cdw11: u32,
     want: u32,
@@ -34,30 +35,50 @@ async fn get_is(
     Ok(())
 }
 
+/// Set Features of `fid` with `cdw11`: its completion.
+async fn set(c: &mut Controller, fid: u8, cdw11: u32) -> Result<Completion, Failure> {
+    features(c, true, fid.into(), cdw11).await
+}
+
 /// Set Features of `fid` with `cdw11` must succeed.
-async fn set_ok(
-    c: &mut harness::initiator::Controller,
-    fid: u8,
-    cdw11: u32,
-    what: &str,
-) -> Result<(), Failure> {
-    let r = features(c, true, fid.into(), cdw11).await?;
+async fn set_ok(c: &mut Controller, fid: u8, cdw11: u32, what: &str) -> Result<(), Failure> {
+    let r = set(c, fid, cdw11).await?;
     expect_ok(&r, &format!("Set Features {what}"))
 }
 
 /// Set Features of `fid` with `cdw11` must be Invalid Field with DNR.
-async fn set_refused(
-    c: &mut harness::initiator::Controller,
-    fid: u8,
-    cdw11: u32,
-    what: &str,
-) -> Result<(), Failure> {
-    let r = features(c, true, fid.into(), cdw11).await?;
+async fn set_refused(c: &mut Controller, fid: u8, cdw11: u32, what: &str) -> Result<(), Failure> {
+    let r = set(c, fid, cdw11).await?;
     expect_status(
         &r.cqe,
         Status::INVALID_FIELD,
         &format!("Set Features {what}"),
     )
+}
+
+/// A controller of `SUB_A` connected with KATO `connect_kato_ms` whose Keep Alive Timer
+/// Set Features sets to `to` and Get Features then reads as `reads` (each with what the
+/// messages call it).
+async fn kato_set(
+    t: &TargetRig,
+    connect_kato_ms: u32,
+    (to, to_what): (u32, &str),
+    (reads, reads_what): (u32, &str),
+) -> Result<Controller, Failure> {
+    let mut cfg = host_config(SUB_A);
+    cfg.kato_ms = connect_kato_ms;
+    let mut c = t.controller(PORT_A, cfg).await?;
+    let kat = fid::KEEP_ALIVE_TIMER;
+    set_ok(&mut c, kat, to, &format!("Keep Alive Timer {to_what}")).await?;
+    get_is(
+        &mut c,
+        kat,
+        0,
+        reads,
+        &format!("Keep Alive Timer {reads_what}"),
+    )
+    .await?;
+    Ok(c)
 }
 
 /// The cases of this file.
@@ -109,22 +130,14 @@ pub fn cases() -> Vec<Case> {
         }),
         Case::new(AREA, "features.keep-alive-timer", "ADM-FEATURES-KATO", "Set Features Keep Alive Timer changes KATO, rounded up to the KAS granularity (1500 ms reads back as 2000) and restarts the timer: without Keep Alive the controller is torn down after the new KATO, not the KATO of Connect; a controller whose KATO is set to 0 is not torn down", CP, |d: Dut| async move {
             let t = d.target_one().await?;
-            let mut cfg = host_config(SUB_A);
-            cfg.kato_ms = 60_000;
-            let mut c = t.controller(PORT_A, cfg).await?;
-            set_ok(&mut c, fid::KEEP_ALIVE_TIMER, 1500, "Keep Alive Timer 1500 ms").await?;
-            get_is(&mut c, fid::KEEP_ALIVE_TIMER, 0, 2000, "Keep Alive Timer after Set (KAS is 1 s)").await?;
+            let mut c = kato_set(&t, 60_000, (1500, "1500 ms"), (2000, "after Set (KAS is 1 s)")).await?;
             tokio::time::sleep(Duration::from_millis(1000)).await;
             check_eq!(t.controllers(SUB_A).await?.len(), 1, "controllers halfway through the new KATO");
             check!(t.wait_event("kato-expired", wait(Duration::from_secs(10))).await?.is_some(), "no KATO expiry within 10 s of a KATO set to 2 s (Connect's was 60 s)");
             check!(t.controllers(SUB_A).await?.is_empty(), "the controller outlived the KATO it was set");
             check!(c.keep_alive().await.is_err(), "the admin queue still answers after the teardown");
 
-            let mut cfg = host_config(SUB_A);
-            cfg.kato_ms = 2000;
-            let mut c = t.controller(PORT_A, cfg).await?;
-            set_ok(&mut c, fid::KEEP_ALIVE_TIMER, 0, "Keep Alive Timer 0 (off)").await?;
-            get_is(&mut c, fid::KEEP_ALIVE_TIMER, 0, 0, "Keep Alive Timer after it was turned off").await?;
+            let _c = kato_set(&t, 2000, (0, "0 (off)"), (0, "after it was turned off")).await?;
             tokio::time::sleep(Duration::from_millis(5000)).await;
             check_eq!(t.controllers(SUB_A).await?.len(), 1, "controllers 5 s after KATO was turned off (Connect's was 2 s)");
             Ok(())

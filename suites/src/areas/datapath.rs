@@ -188,6 +188,19 @@ pub(crate) async fn settle() {
     tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
+/// Once the device settled ([`settle`]), the namespace counters are those of `n`
+/// in-capsule writes and `n` keyed reads ([`in_capsule_counters`]); `what` says after what.
+pub(crate) async fn in_capsule_counted(d: &Dut, s: &Session, n: u64, what: &str) -> CaseResult {
+    settle().await;
+    let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
+    check_eq!(
+        k,
+        in_capsule_counters(n),
+        "the namespace counters after {what}"
+    );
+    Ok(())
+}
+
 /// The cases of this area.
 pub fn cases() -> Vec<Case> {
     let mut v = Vec::new();
@@ -289,14 +302,7 @@ pub fn cases() -> Vec<Case> {
                 r.data == data,
                 "in-capsule data did not reach the namespace"
             );
-            settle().await;
-            let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
-            let one = in_capsule_counters(1);
-            check_eq!(
-                k,
-                one,
-                "the namespace counters after one in-capsule write and one read"
-            );
+            in_capsule_counted(&d, &s, 1, "one in-capsule write and one read").await?;
             nothing_for_software(&d, &s)
         },
     ));
@@ -321,10 +327,7 @@ pub fn cases() -> Vec<Case> {
             ok_status("in-capsule write with stale reserved bytes", r.cqe.status)?;
             let r = s.io.read(4, 1, DataMode::Keyed).await?;
             check!(r.data == data, "the in-capsule data did not reach the namespace");
-            settle().await;
-            let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
-            let one = in_capsule_counters(1);
-            check_eq!(k, one, "the namespace counters after one in-capsule write and one read");
+            in_capsule_counted(&d, &s, 1, "one in-capsule write and one read").await?;
             nothing_for_software(&d, &s)
         },
     ));

@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use harness::api::{CtrlHandle, NsCounters, NsMapping, OffloadEvent, OffloadOps};
-use harness::backend::emulated::{CmdMatch, Fault};
+use harness::api::{CtrlHandle, NsCounters, NsMapping, NvmeCtrlAttrs, OffloadEvent, OffloadOps};
+use harness::backend::emulated::{CmdMatch, Counters, Fault};
 use harness::fabric::Access;
 use harness::initiator::{Command, Completion, DataMode, HostQueue, InitiatorError, IoQueue};
 use harness::wire::{RwCommand, SglRepr, SqeCommand};
@@ -19,7 +19,7 @@ use harness::wire::{RwCommand, SglRepr, SqeCommand};
 use crate::framework::backends::{BackendFault, BackendRef};
 use crate::framework::counters::{self, BackendDid, Sent};
 use crate::framework::dut::expect_errno;
-use crate::framework::session::{pattern, Session, SessionOpts, FE_NSID};
+use crate::framework::session::{block_holds, pattern, Session, SessionOpts, FE_NSID};
 use crate::framework::{blame, wait, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
 use harness::wire::Status;
@@ -72,6 +72,36 @@ impl FaultOp {
             Failure::from(e).context(format!("{what} {} got no answer", self.name()))
         })?;
         self.not_success(r.cqe.status, what)
+    }
+
+    /// Waits for the op started in the background (`h`, [`op_in_background`]) and fails
+    /// unless it is answered, with an error; `what` names it in the messages ("the stuck").
+    async fn background_fails(self, h: BackgroundOp, what: &str) -> Result<(), Failure> {
+        let (_, r) = h.await.map_err(|e| Failure::from(e).context("host task"))?;
+        let status = r.map_err(|e| {
+            Failure::from(e).context(format!("{what} {} got no answer", self.name()))
+        })?;
+        self.not_success(status, what)
+    }
+
+    /// Sends the op on block 0 to a controller that failed and fails unless it is answered
+    /// with an error before the command timeout: the device knows the controller is dead
+    /// (`failed` says how, in the message) and waits on nothing.
+    async fn fails_at_once(
+        self,
+        io: &mut IoQueue,
+        what: &str,
+        failed: &str,
+    ) -> Result<(), Failure> {
+        let t0 = tokio::time::Instant::now();
+        let r = self.send(io, 0).await?;
+        let took = t0.elapsed();
+        self.not_success(r.cqe.status, what)?;
+        check!(
+            took < Duration::from_micros(TIMEOUT_US.into()),
+            "answered after {took:?}: the device waited on a controller {failed}"
+        );
+        Ok(())
     }
 
     /// Sends the op on block `slba` (a write writes a pattern) and waits for its answer.
@@ -130,20 +160,8 @@ async fn serves(
     let data = pattern(io.lba_size() as usize, seed);
     let w = io.write(slba, &data, DataMode::Keyed).await?;
     check_eq!(w.cqe.status, Status::SUCCESS, "write {what}");
-    if reads(d) {
-        let r = io.read(slba, 1, DataMode::Keyed).await?;
-        check_eq!(r.cqe.status, Status::SUCCESS, "read {what}");
-        check!(
-            r.data == data,
-            "data {what}: the block read back differs from the one written"
-        );
-    } else {
-        check!(
-            backend.read_block(slba)? == data,
-            "data {what}: the backend's media differs from the block written"
-        );
-    }
-    Ok(())
+    let what = format!("block {slba} {what}");
+    block_holds(io, backend, reads(d), (slba, &data), &what).await
 }
 
 /// Injects a fault only the emulated controller has (the case needs it).
@@ -168,6 +186,23 @@ async fn stall(b: &BackendRef, op: FaultOp, on: CmdMatch) -> Result<(), Failure>
          reads to hold"
     );
     b.inject(BackendFault::Stall { on }).await
+}
+
+/// [`stall`] on every command, after reading what an emulated controller counted so far
+/// (QEMU's has no such counters: `None`).
+async fn stall_counted(b: &BackendRef, op: FaultOp) -> Result<Option<Counters>, Failure> {
+    let was = b.emulated().ok().map(|c| c.counters());
+    stall(b, op, CmdMatch::Any).await?;
+    Ok(was)
+}
+
+/// [`counters::backend_moved`] on an emulated controller whose counters were read (`was`,
+/// from [`stall_counted`]); on the real one only the device's own counters say it.
+fn emulated_moved(b: &BackendRef, was: Option<Counters>, did: BackendDid) -> Result<(), Failure> {
+    match (b, was) {
+        (BackendRef::Emulated(c), Some(was)) => counters::backend_moved(&was, &c.counters(), did),
+        _ => Ok(()),
+    }
 }
 
 /// How long a command sent in the background takes to reach the backend: on the real
@@ -269,12 +304,11 @@ fn submit_many(q: &mut HostQueue, op: FaultOp, n: u32, lba: u32) -> Result<Vec<u
         .collect()
 }
 
+/// An op sent in the background: its queue and its eventual status (or the host error).
+type BackgroundOp = tokio::task::JoinHandle<(IoQueue, Result<Status, InitiatorError>)>;
+
 /// Starts `op` in the background; returns its eventual status (or the host error).
-fn op_in_background(
-    mut io: IoQueue,
-    op: FaultOp,
-    slba: u64,
-) -> tokio::task::JoinHandle<(IoQueue, Result<Status, InitiatorError>)> {
+fn op_in_background(mut io: IoQueue, op: FaultOp, slba: u64) -> BackgroundOp {
     tokio::spawn(async move {
         let r = op.send(&mut io, slba).await;
         (io, r.map(|c| c.cqe.status))
@@ -297,24 +331,73 @@ async fn warm_up(io: &mut IoQueue, op: FaultOp) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A second controller with its own namespace, mapped as fe_nsid 2, on the session's SRQ;
-/// its handle and its emulated backend.
-fn second_ctrl(d: &Dut, s: &Session) -> Result<(CtrlHandle, BackendRef), Failure> {
-    let backends = d.backends()?;
-    let a = backends.create(s.pd, &s.attrs, &s.staging, 1, &[(1, d.ns_format())])?;
-    let backend = backends
-        .backend_of(&a)
-        .ok_or_else(|| Failure::new("the second backend is not on the bus"))?;
-    let c = d.provider.create_nvme_ctrl(s.srq.handle, &a)?;
+/// A session whose queue served the device's fault op ([`warm_up`]); the op and the
+/// namespace counters after it.
+async fn warmed(d: &Dut) -> Result<(Session, FaultOp, NsCounters), Failure> {
+    let mut s = session(d).await?;
+    let op = FaultOp::of(d);
+    warm_up(&mut s.io, op).await?;
+    let before = s.counters(d)?;
+    Ok((s, op, before))
+}
+
+/// The backend stalls `op`, which is then started in the background on block 0 and given
+/// the time to reach it ([`reach`]).
+async fn stuck_in_background(
+    io: IoQueue,
+    backend: &BackendRef,
+    op: FaultOp,
+) -> Result<BackgroundOp, Failure> {
+    stall(backend, op, CmdMatch::Any).await?;
+    let h = op_in_background(io, op, 0);
+    tokio::time::sleep(reach(backend)).await;
+    Ok(h)
+}
+
+/// A controller of the session's SRQ made from `a`, its namespace 1 mapped as `fe_nsid`;
+/// its handle and its backend (`which`, for the message when it is not on the bus).
+fn attach(
+    d: &Dut,
+    s: &Session,
+    a: &NvmeCtrlAttrs,
+    fe_nsid: u32,
+    which: &str,
+) -> Result<(CtrlHandle, BackendRef), Failure> {
+    let c = d.provider.create_nvme_ctrl(s.srq.handle, a)?;
+    let lba_data_size = d.ns_format().lba_data_size();
     d.provider.map_nsid(
         c,
         &NsMapping {
-            fe_nsid: 2,
+            fe_nsid,
             nvme_nsid: 1,
-            lba_data_size: d.ns_format().lba_data_size(),
+            lba_data_size,
         },
     )?;
+    let backend = d
+        .backends()?
+        .backend_of(a)
+        .ok_or_else(|| Failure::new(format!("{which} is not on the bus")))?;
     Ok((c, backend))
+}
+
+/// A second controller with its own namespace, mapped as fe_nsid 2, on the session's SRQ;
+/// its handle and its emulated backend.
+fn second_ctrl(d: &Dut, s: &Session) -> Result<(CtrlHandle, BackendRef), Failure> {
+    let a = d
+        .backends()?
+        .create(s.pd, &s.attrs, &s.staging, 1, &[(1, d.ns_format())])?;
+    attach(d, s, &a, 2, "the second backend")
+}
+
+/// The backend controller fails (NVME_PCI_ERR raised) and software removes it, its
+/// namespace unmapped first.
+async fn fail_and_remove(d: &Dut, s: &Session) -> Result<(), Failure> {
+    pci_error(&s.backend).await?;
+    let pci_err = |e: &OffloadEvent| matches!(e, OffloadEvent::NvmePciErr { .. });
+    expect_event(d, pci_err, "NVME_PCI_ERR").await?;
+    d.provider.unmap_nsid(s.ctrl, FE_NSID)?;
+    d.provider.remove_nvme_ctrl(s.srq.handle, s.ctrl)?;
+    Ok(())
 }
 
 /// The cases of these areas.
@@ -352,18 +435,11 @@ pub fn cases() -> Vec<Case> {
             Ok(())
         }),
         Case::new("pci-error", "in-flight-answered", "PCI-INFLIGHT-ANSWERED", "a command in flight when the controller fails is answered with an error status", &[Need::Backends, Need::BackendFaults, Need::AnyOps(RW), held_at_failure], |d| async move {
-            let mut s = session(&d).await?;
-            let op = FaultOp::of(&d);
-            warm_up(&mut s.io, op).await?;
-            let before = s.counters(&d)?;
-            stall(&s.backend, op, CmdMatch::Any).await?;
-            let h = op_in_background(s.io, op, 0);
-            tokio::time::sleep(reach(&s.backend)).await;
+            let (s, op, before) = warmed(&d).await?;
+            let h = stuck_in_background(s.io, &s.backend, op).await?;
             pci_error(&s.backend).await?;
             blame::checking("PCI-INFLIGHT-ANSWERED");
-            let (_, r) = h.await.map_err(|e| Failure::from(e).context("host task"))?;
-            let status = r.map_err(|e| Failure::from(e).context(format!("the in-flight {} got no answer", op.name())))?;
-            op.not_success(status, "the in-flight")?;
+            op.background_fails(h, "the in-flight").await?;
             expect_event(&d, |e| matches!(e, OffloadEvent::NvmePciErr { .. }), "NVME_PCI_ERR").await?;
             counters::moved(&before, &counters_of(&d, s.ctrl)?, sent(op, 1, 1))
         }),
@@ -422,15 +498,8 @@ pub fn cases() -> Vec<Case> {
             expect_event(&d, |e| matches!(e, OffloadEvent::NvmePciErr { .. }), "NVME_PCI_ERR").await?;
             let op = FaultOp::of(&d);
             let before = s.counters(&d)?;
-            let t0 = tokio::time::Instant::now();
-            let r = op.send(&mut s.io, 0).await?;
-            let took = t0.elapsed();
-            op.not_success(r.cqe.status, "after the PCI error, the")?;
             // The controller is known dead: nothing waits for its command timeout.
-            check!(
-                took < Duration::from_micros(TIMEOUT_US.into()),
-                "answered after {took:?}: the device waited on a controller it knows has failed"
-            );
+            op.fails_at_once(&mut s.io, "after the PCI error, the", "it knows has failed").await?;
             counters::moved(&before, &s.counters(&d)?, sent(op, 1, 1))?;
             d.no_event("PCI-INFLIGHT-ANSWERED", "a command sent to the failed controller").await
         }),
@@ -445,14 +514,7 @@ pub fn cases() -> Vec<Case> {
             pci_err_event(&d, s.ctrl).await?;
             blame::checking("PCI-INFLIGHT-ANSWERED");
             let fetched = s.backend.emulated().ok().map(|c| c.counters().commands);
-            let t0 = tokio::time::Instant::now();
-            let r = op.send(&mut s.io, 0).await?;
-            let took = t0.elapsed();
-            op.not_success(r.cqe.status, "after the device's PCI error, the")?;
-            check!(
-                took < Duration::from_micros(TIMEOUT_US.into()),
-                "answered after {took:?}: the device waited on a controller it failed itself"
-            );
+            op.fails_at_once(&mut s.io, "after the device's PCI error, the", "it failed itself").await?;
             if let (Some(before), Ok(c)) = (fetched, s.backend.emulated()) {
                 check_eq!(c.counters().commands, before, "commands the failed path still passed to the controller");
             }
@@ -469,14 +531,9 @@ pub fn cases() -> Vec<Case> {
         }),
         Case::new("pci-error", "recreate", "PCI-RECOVER", "after removing the failed controller and creating a new one, I/O to the namespace works again", &needs, |d| async move {
             let mut s = session(&d).await?;
-            pci_error(&s.backend).await?;
-            expect_event(&d, |e| matches!(e, OffloadEvent::NvmePciErr { .. }), "NVME_PCI_ERR").await?;
-            d.provider.unmap_nsid(s.ctrl, FE_NSID)?;
-            d.provider.remove_nvme_ctrl(s.srq.handle, s.ctrl)?;
+            fail_and_remove(&d, &s).await?;
             let a = d.backends()?.create(s.pd, &s.attrs, &s.staging, 1, &[(1, d.ns_format())])?;
-            let c = d.provider.create_nvme_ctrl(s.srq.handle, &a)?;
-            d.provider.map_nsid(c, &NsMapping { fe_nsid: FE_NSID, nvme_nsid: 1, lba_data_size: d.ns_format().lba_data_size() })?;
-            let b = d.backends()?.backend_of(&a).ok_or_else(|| Failure::new("the new backend is not on the bus"))?;
+            let (_, b) = attach(&d, &s, &a, FE_NSID, "the new backend")?;
             serves(&d, &mut s.io, &b, (2, 6), "after re-creation").await
         }),
         Case::new("pci-error", "acknowledged-writes-kept", "PCI-NO-ACKED-WRITE-LOST", "writes acknowledged before a PCI error read back after software moves the namespace to a new controller", &[Need::Backends, Need::BackendFaults, Need::Ops(OffloadOps::WRITE)], |d| async move {
@@ -491,10 +548,7 @@ pub fn cases() -> Vec<Case> {
                 }
             }
             check_eq!(acked.len(), 8, "writes acknowledged before the fault");
-            pci_error(&s.backend).await?;
-            expect_event(&d, |e| matches!(e, OffloadEvent::NvmePciErr { .. }), "NVME_PCI_ERR").await?;
-            d.provider.unmap_nsid(s.ctrl, FE_NSID)?;
-            d.provider.remove_nvme_ctrl(s.srq.handle, s.ctrl)?;
+            fail_and_remove(&d, &s).await?;
             // The media survives the controller: software hands the namespace to a new one
             // (the real controller keeps it, and is reset for the new queue pair).
             let a = match &s.backend {
@@ -506,17 +560,10 @@ pub fn cases() -> Vec<Case> {
                 }
                 BackendRef::Real(_) => d.backends()?.create(s.pd, &s.attrs, &s.staging, 1, &[(1, d.ns_format())])?,
             };
-            let c = d.provider.create_nvme_ctrl(s.srq.handle, &a)?;
-            d.provider.map_nsid(c, &NsMapping { fe_nsid: FE_NSID, nvme_nsid: 1, lba_data_size: d.ns_format().lba_data_size() })?;
-            let b = d.backends()?.backend_of(&a).ok_or_else(|| Failure::new("the new backend is not on the bus"))?;
+            let (_, b) = attach(&d, &s, &a, FE_NSID, "the new backend")?;
             for (slba, data) in acked {
-                if reads(&d) {
-                    let r = s.io.read(slba, 1, DataMode::Keyed).await?;
-                    check_eq!(r.cqe.status, Status::SUCCESS, "read of block {slba}");
-                    check!(r.data == data, "acknowledged write to block {slba} lost");
-                } else {
-                    check!(b.read_block(slba)? == data, "acknowledged write to block {slba} lost (the new controller's media)");
-                }
+                let what = format!("acknowledged write to block {slba}");
+                block_holds(&mut s.io, &b, reads(&d), (slba, &data), &what).await?;
             }
             Ok(())
         }),
@@ -548,22 +595,15 @@ pub fn cases() -> Vec<Case> {
             counters::moved(&before, &s.counters(&d)?, Sent { reads: 1, writes: 1, errors: 1 })
         }),
         Case::new("timeout", "event-and-answer", "TMO-EVENT", "a backend command that never completes raises NVME_TIMEOUT naming the controller and is answered with an error; it reached the backend once (not resubmitted)", &needs, |d| async move {
-            let mut s = session(&d).await?;
-            let op = FaultOp::of(&d);
-            warm_up(&mut s.io, op).await?;
-            let before = s.counters(&d)?;
-            let backend_before = s.backend.emulated().ok().map(|b| b.counters());
-            stall(&s.backend, op, CmdMatch::Any).await?;
+            let (mut s, op, before) = warmed(&d).await?;
+            let backend_before = stall_counted(&s.backend, op).await?;
             blame::checking("TMO-EVENT");
             op.fails(&mut s.io, 0, "the timed-out").await?;
             timeout_event(&d, s.ctrl).await?;
             counters::moved(&before, &s.counters(&d)?, sent(op, 1, 1))?;
             // Not resubmitted: an emulated controller counts what it fetched (QEMU's has no
             // such counter, so on the real one only the device's own counters say it).
-            match (&s.backend, backend_before) {
-                (BackendRef::Emulated(b), Some(was)) => counters::backend_moved(&was, &b.counters(), BackendDid { commands: 1, dropped: 1, ..BackendDid::default() }),
-                _ => Ok(()),
-            }
+            emulated_moved(&s.backend, backend_before, BackendDid { commands: 1, dropped: 1, ..BackendDid::default() })
         }),
         Case::new("timeout", "not-before-timeout", "TMO-ANSWERED", "a stuck command is not answered before the controller's command timeout", &needs, |d| async move {
             let mut s = session(&d).await?;
@@ -579,10 +619,7 @@ pub fn cases() -> Vec<Case> {
             Ok(())
         }),
         Case::new("timeout", "late-completion", "TMO-RECOVER", "a command completing after its timeout is answered once (with the error) and the queue keeps working", &needs, |d| async move {
-            let mut s = session(&d).await?;
-            let op = FaultOp::of(&d);
-            warm_up(&mut s.io, op).await?;
-            let before = s.counters(&d)?;
+            let (mut s, op, before) = warmed(&d).await?;
             // Emulated: the completion comes 3 s late. Real: the command is held until the
             // broker lifts the breakpoint, after its timeout.
             if s.backend.is_real() {
@@ -617,10 +654,7 @@ pub fn cases() -> Vec<Case> {
             Ok(())
         }),
         Case::new("timeout", "only-the-stuck-command", "TMO-RECOVER", "only the stuck command times out: the next one is served normally", &needs, |d| async move {
-            let mut s = session(&d).await?;
-            let op = FaultOp::of(&d);
-            warm_up(&mut s.io, op).await?;
-            let before = s.counters(&d)?;
+            let (mut s, op, before) = warmed(&d).await?;
             stall(&s.backend, op, CmdMatch::Nth(1)).await?;
             let stuck = blame::under("TMO-EVENT");
             let r = op.send(&mut s.io, 0).await?;
@@ -652,12 +686,8 @@ pub fn cases() -> Vec<Case> {
             counters::moved(&before, &s.counters(&d)?, Sent { reads: 1, writes: 1, errors: 1 })
         }),
         Case::new("timeout", "stall-lifted", "TMO-RECOVER", "a backend that stalls every command, times one out (an error and NVME_TIMEOUT naming the controller) and then recovers serves the next command with success: the device does not give up on a controller after a timeout, and resubmits nothing to it", &needs, |d| async move {
-            let mut s = session(&d).await?;
-            let op = FaultOp::of(&d);
-            warm_up(&mut s.io, op).await?;
-            let before = s.counters(&d)?;
-            let backend_before = s.backend.emulated().ok().map(|b| b.counters());
-            stall(&s.backend, op, CmdMatch::Any).await?;
+            let (mut s, op, before) = warmed(&d).await?;
+            let backend_before = stall_counted(&s.backend, op).await?;
             let stuck = blame::under("TMO-EVENT");
             op.fails(&mut s.io, 0, "the stuck").await?;
             timeout_event(&d, s.ctrl).await?;
@@ -673,10 +703,7 @@ pub fn cases() -> Vec<Case> {
             counters::moved(&before, &s.counters(&d)?, Sent { reads: stuck.reads + reads_after, writes: stuck.writes + writes_after, errors: 1 })?;
             // The stuck command stays stuck at the backend; the ones after it succeed there
             // (counted by an emulated controller only).
-            match (&s.backend, backend_before) {
-                (BackendRef::Emulated(b), Some(was)) => counters::backend_moved(&was, &b.counters(), BackendDid { commands: 1 + reads_after + writes_after, dropped: 1, ..BackendDid::default() }),
-                _ => Ok(()),
-            }
+            emulated_moved(&s.backend, backend_before, BackendDid { commands: 1 + reads_after + writes_after, dropped: 1, ..BackendDid::default() })
         }),
         Case::new("timeout", "slow-backend-waited", "DP-ACK-AFTER-BACKEND", "a write whose backend completes 300 ms late (well within the 1 s command timeout) is acknowledged with success no earlier than its backend completed it, and raises no event; a read (when offloaded) returns the data only then", &[Need::Backends, Need::Ops(OffloadOps::WRITE), slow], |d| async move {
             let mut s = session(&d).await?;
@@ -700,20 +727,13 @@ pub fn cases() -> Vec<Case> {
             d.no_event("TMO-EVENT", "commands slower than usual but within the timeout").await
         }),
         Case::new("timeout", "removed-controller-answers-stuck", "DP-ANSWERED", "a command stuck in a backend controller that software unmaps and removes before its timeout is answered with an error when the controller goes, not dropped", &needs, |d| async move {
-            let mut s = session(&d).await?;
-            let op = FaultOp::of(&d);
-            warm_up(&mut s.io, op).await?;
-            let before = s.counters(&d)?;
-            stall(&s.backend, op, CmdMatch::Any).await?;
-            let h = op_in_background(s.io, op, 0);
-            tokio::time::sleep(reach(&s.backend)).await;
+            let (s, op, before) = warmed(&d).await?;
+            let h = stuck_in_background(s.io, &s.backend, op).await?;
             let k = counters_of(&d, s.ctrl)?;
             d.provider.unmap_nsid(s.ctrl, FE_NSID)?;
             d.provider.remove_nvme_ctrl(s.srq.handle, s.ctrl)?;
             let t0 = tokio::time::Instant::now();
-            let (_, r) = h.await.map_err(|e| Failure::from(e).context("host task"))?;
-            let status = r.map_err(|e| Failure::from(e).context(format!("the stuck {} got no answer", op.name())))?;
-            op.not_success(status, "the stuck")?;
+            op.background_fails(h, "the stuck").await?;
             let took = t0.elapsed();
             check!(
                 took < Duration::from_micros(TIMEOUT_US.into()),

@@ -8,7 +8,7 @@ use harness::initiator::{misbehave, DataMode};
 use harness::wire::SglRepr;
 
 use crate::areas::datapath::{
-    in_capsule_counters, nothing_for_software, ok_status, settle, smallest_format,
+    in_capsule_counted, nothing_for_software, ok_status, smallest_format,
 };
 use crate::framework::session::{pattern, SessionOpts, FE_NSID};
 use crate::framework::{wait, Case, Failure, Need};
@@ -79,14 +79,7 @@ pub fn cases() -> Vec<Case> {
                      bytes"
                 );
             }
-            settle().await;
-            let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
-            let two = in_capsule_counters(2);
-            check_eq!(
-                k,
-                two,
-                "the namespace counters after two in-capsule writes and two reads"
-            );
+            in_capsule_counted(&d, &s, 2, "two in-capsule writes and two reads").await?;
             nothing_for_software(&d, &s).map_err(|e: Failure| e.context("in-capsule writes"))
         },
     )]

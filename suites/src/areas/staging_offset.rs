@@ -8,7 +8,7 @@ use harness::wire::Status;
 
 use crate::areas::datapath::nothing_for_software;
 use crate::framework::counters::{self, Sent};
-use crate::framework::session::{pattern, SessionOpts};
+use crate::framework::session::{block_holds, pattern, SessionOpts};
 use crate::framework::{Case, Need};
 use crate::{check, check_eq};
 
@@ -58,19 +58,8 @@ pub fn cases() -> Vec<Case> {
             }
             for slba in 0..BLOCKS {
                 let data = pattern(bs, 50 + slba as u8);
-                if reads {
-                    let r = s.io.read(slba, 1, DataMode::Keyed).await?;
-                    check_eq!(r.cqe.status, Status::SUCCESS, "the read of block {slba}");
-                    check!(
-                        r.data == data,
-                        "block {slba} reads back other data than was written"
-                    );
-                } else {
-                    check!(
-                        s.backend.read_block(slba)? == data,
-                        "block {slba} on the media differs from the block written"
-                    );
-                }
+                let what = format!("block {slba}");
+                block_holds(&mut s.io, &s.backend, reads, (slba, &data), &what).await?;
             }
             for (at, what) in [(0, "before"), (GUARD + len, "after")] {
                 let mut now = vec![0; GUARD as usize];

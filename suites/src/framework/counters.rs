@@ -26,17 +26,19 @@ pub fn moved(before: &NsCounters, after: &NsCounters, sent: Sent) -> Result<(), 
     let _rule = blame::under("DP-ERROR-COUNTED");
     let d = |a: u64, b: u64| a.wrapping_sub(b);
     let errors = sent.errors;
-    check_eq!(
-        d(after.error_cmds, before.error_cmds),
-        errors,
-        "error commands counted"
-    );
-    check_eq!(
-        d(after.backend_error_cmds, before.backend_error_cmds),
-        errors,
-        "backend-error commands counted"
-    );
-    let served = |what: &str, cmds: u64, blocks: u64, sent: u64| -> Result<(), Failure> {
+    #[rustfmt::skip]
+    let errors_moved: [Move<NsCounters>; 2] = [
+        (|c| c.error_cmds, errors, "error commands counted"),
+        (|c| c.backend_error_cmds, errors, "backend-error commands counted"),
+    ];
+    moved_by(before, after, &errors_moved)?;
+    // Served commands of each kind, with their blocks: (kind, commands, blocks, sent).
+    #[rustfmt::skip]
+    let served = [
+        ("read", d(after.read_cmds, before.read_cmds), d(after.read_blocks, before.read_blocks), sent.reads),
+        ("write", d(after.write_cmds, before.write_cmds), d(after.write_blocks, before.write_blocks), sent.writes),
+    ];
+    for (what, cmds, blocks, sent) in served {
         check!(
             cmds <= sent && cmds + errors >= sent,
             "{what} commands counted: {cmds}, for {sent} sent of which {errors} failed"
@@ -46,36 +48,14 @@ pub fn moved(before: &NsCounters, after: &NsCounters, sent: Sent) -> Result<(), 
             cmds,
             "{what} blocks counted (one block per command)"
         );
-        Ok(())
-    };
-    served(
-        "read",
-        d(after.read_cmds, before.read_cmds),
-        d(after.read_blocks, before.read_blocks),
-        sent.reads,
-    )?;
-    served(
-        "write",
-        d(after.write_cmds, before.write_cmds),
-        d(after.write_blocks, before.write_blocks),
-        sent.writes,
-    )?;
-    check_eq!(
-        d(after.flush_cmds, before.flush_cmds),
-        0,
-        "flush commands counted"
-    );
-    check_eq!(
-        d(after.write_inline_cmds, before.write_inline_cmds),
-        0,
-        "in-capsule writes counted"
-    );
-    check_eq!(
-        d(after.write_inline_blocks, before.write_inline_blocks),
-        0,
-        "in-capsule blocks counted"
-    );
-    Ok(())
+    }
+    #[rustfmt::skip]
+    let unmoved: [Move<NsCounters>; 3] = [
+        (|c| c.flush_cmds, 0, "flush commands counted"),
+        (|c| c.write_inline_cmds, 0, "in-capsule writes counted"),
+        (|c| c.write_inline_blocks, 0, "in-capsule blocks counted"),
+    ];
+    moved_by(before, after, &unmoved)
 }
 
 /// What one backend controller did between two readings of its counters
@@ -99,42 +79,33 @@ pub struct BackendDid {
 /// under `DP-BACKEND-ONCE`.
 pub fn backend_moved(before: &Counters, after: &Counters, did: BackendDid) -> Result<(), Failure> {
     let _rule = blame::under("DP-BACKEND-ONCE");
-    let d = |a: u64, b: u64| a.wrapping_sub(b);
-    check_eq!(
-        d(after.commands, before.commands),
-        did.commands,
-        "commands the backend fetched (one per offloaded command)"
-    );
-    check_eq!(
-        d(after.completions, before.completions),
-        did.commands - did.dropped,
-        "completions the backend posted"
-    );
-    check_eq!(
-        d(after.errors, before.errors),
-        did.errors,
-        "backend completions with an error status"
-    );
-    check_eq!(
-        d(after.dma_faults, before.dma_faults),
-        did.dma_faults,
-        "backend commands whose data transfer failed"
-    );
-    check_eq!(
-        d(after.dropped, before.dropped),
-        did.dropped,
-        "backend commands never completed"
-    );
-    check_eq!(
-        d(after.bad_doorbells, before.bad_doorbells),
-        0,
-        "doorbell writes at or past the end of a backend queue"
-    );
-    check_eq!(
-        d(after.doorbell_calls, before.doorbell_calls),
-        0,
-        "doorbell or status calls for a controller whose doorbells are memory (refused \
-         EPERM: the device said it writes them)"
-    );
+    // One row a counter: (counter, by how much it moved, what it counts).
+    #[rustfmt::skip]
+    let moves: [Move<Counters>; 7] = [
+        (|c| c.commands, did.commands, "commands the backend fetched (one per offloaded command)"),
+        (|c| c.completions, did.commands - did.dropped, "completions the backend posted"),
+        (|c| c.errors, did.errors, "backend completions with an error status"),
+        (|c| c.dma_faults, did.dma_faults, "backend commands whose data transfer failed"),
+        (|c| c.dropped, did.dropped, "backend commands never completed"),
+        (|c| c.bad_doorbells, 0, "doorbell writes at or past the end of a backend queue"),
+        (|c| c.doorbell_calls, 0, "doorbell or status calls for a controller whose doorbells are memory (refused \
+         EPERM: the device said it writes them)"),
+    ];
+    moved_by(before, after, &moves)
+}
+
+/// A counter (read by its accessor), by how much it must have moved, and what it counts.
+type Move<T> = (fn(&T) -> u64, u64, &'static str);
+
+/// Each counter (read by its accessor) moved from `before` to `after` by exactly what is
+/// expected: `(counter, expected, what)`, checked in order.
+fn moved_by<T>(before: &T, after: &T, moves: &[Move<T>]) -> Result<(), Failure> {
+    for &(counter, expected, what) in moves {
+        check_eq!(
+            counter(after).wrapping_sub(counter(before)),
+            expected,
+            "{what}"
+        );
+    }
     Ok(())
 }

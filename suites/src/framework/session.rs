@@ -19,12 +19,13 @@ use harness::fabric::{
 };
 use harness::initiator::connect::{cm_establish, fabrics_connect, CmOptions, ConnectOptions};
 use harness::initiator::software::{answer_connect, SoftwareRecvs, HAND_BUILT_NQN};
-use harness::initiator::{HostQueue, IoQueue, QueueSpec};
-use harness::wire::CmAcceptRepr;
+use harness::initiator::{DataMode, HostQueue, IoQueue, QueueSpec};
+use harness::wire::{CmAcceptRepr, Status};
 
 use super::backends::BackendRef;
 use super::dut::Dut;
 use super::failure::Failure;
+use crate::{check, check_eq};
 
 /// Bound of every wait while setting up (virtual time on sim).
 pub const SETUP_BOUND: Duration = Duration::from_secs(5);
@@ -312,4 +313,29 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
+}
+
+/// Block `slba` holds `data`: read back through the device when it offloads reads
+/// (`reads`), else found on `backend`'s media. `what` names the block in the messages.
+pub async fn block_holds(
+    io: &mut IoQueue,
+    backend: &BackendRef,
+    reads: bool,
+    (slba, data): (u64, &[u8]),
+    what: &str,
+) -> Result<(), Failure> {
+    if reads {
+        let r = io.read(slba, 1, DataMode::Keyed).await?;
+        check_eq!(r.cqe.status, Status::SUCCESS, "{what}: the read's status");
+        check!(
+            r.data == data,
+            "{what}: the block read back differs from the one written"
+        );
+    } else {
+        check!(
+            backend.read_block(slba)? == data,
+            "{what}: the backend's media differs from the block written"
+        );
+    }
+    Ok(())
 }
