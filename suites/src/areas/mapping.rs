@@ -5,6 +5,7 @@ use harness::api::{CtrlHandle, NsMapping};
 use nix::errno::Errno;
 
 use crate::framework::dut::{expect_errno, expect_ok};
+use std::future::Future;
 use std::time::Duration;
 
 use harness::api::{OffloadEvent, OffloadOps};
@@ -13,7 +14,7 @@ use harness::initiator::{misbehave, DataMode};
 use harness::wire::{RwCommand, SglRepr, SqeCommand, SqeRepr, Status};
 
 use crate::framework::session::{pattern, FE_NSID, SW_WR_BASE};
-use crate::framework::{blame, Case, Dut, Failure, Need};
+use crate::framework::{blame, Case, CaseResult, Dut, Failure, Need};
 use crate::{check, check_eq};
 
 /// LBA data sizes every device is asked about: accepted when the caps list them,
@@ -43,165 +44,170 @@ async fn srq_with_ctrls(
     Ok((srq, ctrls))
 }
 
+/// The controllers of one fresh SRQ ([`srq_with_ctrls`]) and the LBA data size of the
+/// harness's namespaces, to map fe_nsids (on nvme_nsid 1) through them.
+struct Ctrls<'a> {
+    d: &'a Dut,
+    c: Vec<CtrlHandle>,
+    lba: u32,
+}
+
+/// [`Ctrls`]: `n` controllers on a fresh SRQ.
+async fn ctrls(d: &Dut, n: usize) -> Result<Ctrls<'_>, Failure> {
+    let (_, c) = srq_with_ctrls(d, n).await?;
+    let lba = d.ns_format().lba_data_size();
+    Ok(Ctrls { d, c, lba })
+}
+
+impl Ctrls<'_> {
+    /// `map_nsid` of `fe` on controller `i`, which must succeed (`what` names it).
+    fn map(&self, i: usize, fe: u32, what: &str) -> CaseResult {
+        expect_ok(self.d.provider.map_nsid(self.c[i], &m(fe, self.lba)), what)?;
+        Ok(())
+    }
+
+    /// `map_nsid` of `fe` on controller `i`, which must fail with `errno`.
+    fn map_errno(&self, i: usize, fe: u32, errno: Errno, what: &str) -> CaseResult {
+        expect_errno(
+            self.d.provider.map_nsid(self.c[i], &m(fe, self.lba)),
+            errno,
+            what,
+        )
+    }
+
+    /// `unmap_nsid` of `fe` on controller `i`, which must succeed.
+    fn unmap(&self, i: usize, fe: u32, what: &str) -> CaseResult {
+        expect_ok(self.d.provider.unmap_nsid(self.c[i], fe), what)?;
+        Ok(())
+    }
+
+    /// `unmap_nsid` of `fe` on controller `i`, which must fail with `errno`.
+    fn unmap_errno(&self, i: usize, fe: u32, errno: Errno, what: &str) -> CaseResult {
+        expect_errno(self.d.provider.unmap_nsid(self.c[i], fe), errno, what)
+    }
+}
+
+/// A case of this area that needs backend controllers.
+fn bk_case<F, Fut>(id: &str, requirement: &'static str, description: &str, body: F) -> Case
+where
+    F: Fn(Dut) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = CaseResult> + Send + 'static,
+{
+    Case::new(
+        "mapping",
+        id,
+        requirement,
+        description,
+        &[Need::Backends],
+        body,
+    )
+}
+
 /// The cases of this area.
 pub fn cases() -> Vec<Case> {
     let bk = [Need::Backends];
     let mut v = vec![
-        Case::new(
-            "mapping",
+        bk_case(
             "map-unmap",
             "MAP-OK",
             "a free fe_nsid maps and unmaps",
-            &bk,
             |d| async move {
-                let (_, c) = srq_with_ctrls(&d, 1).await?;
-                let lba = d.ns_format().lba_data_size();
-                expect_ok(d.provider.map_nsid(c[0], &m(1, lba)), "map_nsid")?;
-                expect_ok(d.provider.unmap_nsid(c[0], 1), "unmap_nsid")?;
-                Ok(())
+                let f = ctrls(&d, 1).await?;
+                f.map(0, 1, "map_nsid")?;
+                f.unmap(0, 1, "unmap_nsid")
             },
         ),
-        Case::new(
-            "mapping",
+        bk_case(
             "eexist.same-ctrl",
             "MAP-EEXIST",
             "mapping an fe_nsid twice on one controller is EEXIST",
-            &bk,
             |d| async move {
-                let (_, c) = srq_with_ctrls(&d, 1).await?;
-                let lba = d.ns_format().lba_data_size();
-                expect_ok(d.provider.map_nsid(c[0], &m(1, lba)), "first map_nsid")?;
-                expect_errno(
-                    d.provider.map_nsid(c[0], &m(1, lba)),
-                    Errno::EEXIST,
-                    "second map_nsid",
-                )
+                let f = ctrls(&d, 1).await?;
+                f.map(0, 1, "first map_nsid")?;
+                f.map_errno(0, 1, Errno::EEXIST, "second map_nsid")
             },
         ),
-        Case::new(
-            "mapping",
+        bk_case(
             "eexist.other-ctrl-same-srq",
             "MAP-EEXIST-SHARED-SRQ",
             "mapping an fe_nsid already mapped on another controller of the same SRQ is EEXIST",
-            &bk,
             |d| async move {
-                let (_, c) = srq_with_ctrls(&d, 2).await?;
-                let lba = d.ns_format().lba_data_size();
-                expect_ok(d.provider.map_nsid(c[0], &m(3, lba)), "map on controller A")?;
-                expect_errno(
-                    d.provider.map_nsid(c[1], &m(3, lba)),
-                    Errno::EEXIST,
-                    "map on controller B",
-                )
+                let f = ctrls(&d, 2).await?;
+                f.map(0, 3, "map on controller A")?;
+                f.map_errno(1, 3, Errno::EEXIST, "map on controller B")
             },
         ),
-        Case::new(
-            "mapping",
+        bk_case(
             "other-srq-independent",
             "MAP-OTHER-SRQ-INDEPENDENT",
             "the same fe_nsid maps on two SRQs",
-            &bk,
             |d| async move {
-                let (_, a) = srq_with_ctrls(&d, 1).await?;
-                let (_, b) = srq_with_ctrls(&d, 1).await?;
-                let lba = d.ns_format().lba_data_size();
-                expect_ok(d.provider.map_nsid(a[0], &m(5, lba)), "map on SRQ 1")?;
-                expect_ok(d.provider.map_nsid(b[0], &m(5, lba)), "map on SRQ 2")?;
-                Ok(())
+                let (a, b) = (ctrls(&d, 1).await?, ctrls(&d, 1).await?);
+                a.map(0, 5, "map on SRQ 1")?;
+                b.map(0, 5, "map on SRQ 2")
             },
         ),
-        Case::new(
-            "mapping",
+        bk_case(
             "enoent.never-mapped",
             "MAP-ENOENT",
             "unmapping an fe_nsid never mapped is ENOENT",
-            &bk,
             |d| async move {
-                let (_, c) = srq_with_ctrls(&d, 1).await?;
-                expect_errno(d.provider.unmap_nsid(c[0], 9), Errno::ENOENT, "unmap_nsid")
+                ctrls(&d, 1)
+                    .await?
+                    .unmap_errno(0, 9, Errno::ENOENT, "unmap_nsid")
             },
         ),
-        Case::new(
-            "mapping",
+        bk_case(
             "enoent.already-unmapped",
             "MAP-ENOENT",
             "unmapping an fe_nsid a second time is ENOENT",
-            &bk,
             |d| async move {
-                let (_, c) = srq_with_ctrls(&d, 1).await?;
-                let lba = d.ns_format().lba_data_size();
-                expect_ok(d.provider.map_nsid(c[0], &m(2, lba)), "map_nsid")?;
-                expect_ok(d.provider.unmap_nsid(c[0], 2), "unmap_nsid")?;
-                expect_errno(
-                    d.provider.unmap_nsid(c[0], 2),
-                    Errno::ENOENT,
-                    "second unmap_nsid",
-                )
+                let f = ctrls(&d, 1).await?;
+                f.map(0, 2, "map_nsid")?;
+                f.unmap(0, 2, "unmap_nsid")?;
+                f.unmap_errno(0, 2, Errno::ENOENT, "second unmap_nsid")
             },
         ),
-        Case::new(
-            "mapping",
+        bk_case(
             "enoent.other-ctrl",
             "MAP-ENOENT",
             "unmapping through another controller of the SRQ is ENOENT and leaves the mapping",
-            &bk,
             |d| async move {
-                let (_, c) = srq_with_ctrls(&d, 2).await?;
-                let lba = d.ns_format().lba_data_size();
-                expect_ok(d.provider.map_nsid(c[0], &m(2, lba)), "map_nsid")?;
-                expect_errno(
-                    d.provider.unmap_nsid(c[1], 2),
-                    Errno::ENOENT,
-                    "unmap via controller B",
-                )?;
+                let f = ctrls(&d, 2).await?;
+                f.map(0, 2, "map_nsid")?;
+                f.unmap_errno(1, 2, Errno::ENOENT, "unmap via controller B")?;
                 // The mapping survives: checked through the shared number space's EEXIST.
                 blame::checking("MAP-EEXIST-SHARED-SRQ");
-                expect_errno(
-                    d.provider.map_nsid(c[1], &m(2, lba)),
-                    Errno::EEXIST,
-                    "the mapping is still there",
-                )
+                f.map_errno(1, 2, Errno::EEXIST, "the mapping is still there")
             },
         ),
-        Case::new(
-            "mapping",
+        bk_case(
             "enoent.other-srq",
             "MAP-ENOENT",
             "unmapping an fe_nsid mapped only on another SRQ is ENOENT",
-            &bk,
             |d| async move {
-                let (_, a) = srq_with_ctrls(&d, 1).await?;
-                let (_, b) = srq_with_ctrls(&d, 1).await?;
-                let lba = d.ns_format().lba_data_size();
-                expect_ok(d.provider.map_nsid(a[0], &m(4, lba)), "map on SRQ 1")?;
-                expect_errno(
-                    d.provider.unmap_nsid(b[0], 4),
-                    Errno::ENOENT,
-                    "unmap on SRQ 2",
-                )
+                let (a, b) = (ctrls(&d, 1).await?, ctrls(&d, 1).await?);
+                a.map(0, 4, "map on SRQ 1")?;
+                b.unmap_errno(0, 4, Errno::ENOENT, "unmap on SRQ 2")
             },
         ),
-        Case::new(
-            "mapping",
+        bk_case(
             "counters.unmapped",
             "MAP-ENOENT",
             "counters of an fe_nsid not mapped on the controller are ENOENT",
-            &bk,
             |d| async move {
-                let (_, c) = srq_with_ctrls(&d, 1).await?;
+                let f = ctrls(&d, 1).await?;
                 expect_errno(
-                    d.provider.ns_counters(c[0], 6),
+                    d.provider.ns_counters(f.c[0], 6),
                     Errno::ENOENT,
                     "ns_counters",
                 )
             },
         ),
-        Case::new(
-            "mapping",
+        bk_case(
             "unknown-ctrl",
             "MAP-UNKNOWN-CTRL",
             "map_nsid and unmap_nsid on a handle that names no controller are EINVAL",
-            &bk,
             |d| async move {
                 let lba = d.ns_format().lba_data_size();
                 let bogus = CtrlHandle(u32::MAX);
@@ -383,25 +389,17 @@ pub fn cases() -> Vec<Case> {
         "the SRQ's max_namespaces mappings fit; one more is ENOSPC",
         &bk,
         |d| async move {
-            let (_, c) = srq_with_ctrls(&d, 1).await?;
-            let lba = d.ns_format().lba_data_size();
+            let f = ctrls(&d, 1).await?;
             let n = d.caps.max_srq_namespaces.min(d.caps.max_namespaces);
             for fe in 1..=n {
-                expect_ok(
-                    d.provider.map_nsid(c[0], &m(fe, lba)),
-                    &format!("mapping {fe} of {n}"),
-                )?;
+                f.map(0, fe, &format!("mapping {fe} of {n}"))?;
             }
             let want = if n < d.caps.max_srq_namespaces {
                 Errno::ENOMEM
             } else {
                 Errno::ENOSPC
             };
-            expect_errno(
-                d.provider.map_nsid(c[0], &m(n + 1, lba)),
-                want,
-                "one mapping past the limit",
-            )
+            f.map_errno(0, n + 1, want, "one mapping past the limit")
         },
     ));
     v.push(Case::new(
@@ -411,26 +409,18 @@ pub fn cases() -> Vec<Case> {
         "max_namespaces mappings fit on the device; one more is ENOMEM",
         &bk,
         |d| async move {
-            let lba = d.ns_format().lba_data_size();
             let total = d.caps.max_namespaces;
             let per = d.caps.max_srq_namespaces.max(1);
             let mut made = 0;
             while made < total {
-                let (_, c) = srq_with_ctrls(&d, 1).await?;
+                let f = ctrls(&d, 1).await?;
                 for fe in 1..=per.min(total - made) {
-                    expect_ok(
-                        d.provider.map_nsid(c[0], &m(fe, lba)),
-                        &format!("mapping {} of {total}", made + fe),
-                    )?;
+                    f.map(0, fe, &format!("mapping {} of {total}", made + fe))?;
                 }
                 made += per.min(total - made);
             }
-            let (_, c) = srq_with_ctrls(&d, 1).await?;
-            expect_errno(
-                d.provider.map_nsid(c[0], &m(1, lba)),
-                Errno::ENOMEM,
-                "one mapping past the device limit",
-            )
+            let f = ctrls(&d, 1).await?;
+            f.map_errno(0, 1, Errno::ENOMEM, "one mapping past the device limit")
         },
     ));
     v

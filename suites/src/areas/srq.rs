@@ -1,7 +1,7 @@
 //! Area `srq`: NVMe-oF SRQ creation with a staging buffer, every attribute at and past its
 //! caps bound, and destruction.
 
-use harness::api::{NvmfSrqAttrs, OffloadOps, SrqHandle};
+use harness::api::{NvmfCaps, NvmfSrqAttrs, OffloadOps, SrqHandle};
 use std::time::Duration;
 
 use harness::fabric::{Access, AsyncEvent, MrId, PdId};
@@ -12,18 +12,19 @@ use crate::framework::dut::{expect_errno, expect_ok};
 use crate::framework::session::FE_NSID;
 use crate::framework::{wait, Case, Dut, Failure, Need};
 
-type Build = fn(&Dut, PdId) -> Result<NvmfSrqAttrs, Failure>;
-
 /// A case that creates an SRQ with attributes from `build` and expects success (then
 /// destroys it) or `errno`.
-fn attr_case(
+fn attr_case<B>(
     id: &str,
     requirement: &'static str,
-    description: &str,
+    description: impl Into<String>,
     needs: &[Need],
-    build: Build,
+    build: B,
     expect: Option<Errno>,
-) -> Case {
+) -> Case
+where
+    B: Fn(&Dut, PdId) -> Result<NvmfSrqAttrs, Failure> + Copy + Send + Sync + 'static,
+{
     Case::new(
         "srq",
         id,
@@ -46,6 +47,120 @@ fn attr_case(
     )
 }
 
+/// A case that creates an SRQ with the default attributes ([`base`]) changed by `set`.
+fn tweak(
+    id: &str,
+    requirement: &'static str,
+    description: &str,
+    needs: &[Need],
+    set: fn(&Dut, &mut NvmfSrqAttrs),
+    expect: Option<Errno>,
+) -> Case {
+    let build = move |d: &Dut, pd| {
+        let mut a = base(d, pd)?;
+        set(d, &mut a);
+        Ok(a)
+    };
+    attr_case(id, requirement, description, needs, build, expect)
+}
+
+/// Where a bounds case puts an attribute: at or one past a caps bound, or 0.
+#[derive(Clone, Copy)]
+enum At {
+    Min,
+    BelowMin,
+    Max,
+    AboveMax,
+    Zero,
+}
+
+impl At {
+    /// The id's last part.
+    fn suffix(self) -> &'static str {
+        match self {
+            At::Min => "at-min",
+            At::BelowMin => "below-min",
+            At::Max => "at-max",
+            At::AboveMax => "above-max",
+            At::Zero => "zero",
+        }
+    }
+
+    /// What the description adds to the bound's name.
+    fn offset(self) -> &'static str {
+        match self {
+            At::BelowMin => " - 1",
+            At::AboveMax => " + 1",
+            _ => "",
+        }
+    }
+
+    /// What the device must answer.
+    fn expect(self) -> Option<Errno> {
+        match self {
+            At::Min | At::Max => None,
+            _ => Some(Errno::EINVAL),
+        }
+    }
+
+    /// The verdict in the description.
+    fn verdict(self) -> &'static str {
+        match self.expect() {
+            None => "accepted",
+            Some(_) => "EINVAL",
+        }
+    }
+}
+
+/// A caps bound of a u32 attribute: its name in descriptions and its value.
+type Bound = (&'static str, fn(&NvmfCaps) -> u32);
+
+/// The cases `{id}.at-min`, `.below-min` (with a lower bound `min`), `.at-max`, `.above-max`
+/// and `.zero` (without one), setting the u32 attribute `name` with `set`.
+fn bounded(
+    id: &'static str,
+    name: &'static str,
+    (min, max): (Option<Bound>, Bound),
+    set: fn(&mut NvmfSrqAttrs, u32),
+) -> Vec<Case> {
+    let points: &[At] = match min {
+        Some(_) => &[At::Min, At::BelowMin, At::Max, At::AboveMax],
+        None => &[At::Max, At::AboveMax, At::Zero],
+    };
+    let mut v = Vec::new();
+    for &at in points {
+        let bound = match at {
+            At::Min | At::BelowMin => min.expect("a lower bound"),
+            _ => max,
+        };
+        let description = match at {
+            At::Zero => format!("{name} = 0 is EINVAL"),
+            _ => format!("{name} = {}{} is {}", bound.0, at.offset(), at.verdict()),
+        };
+        let value = bound.1;
+        let build = move |d: &Dut, pd| {
+            let mut a = base(d, pd)?;
+            let b = value(&d.caps);
+            set(
+                &mut a,
+                match at {
+                    At::Min | At::Max => b,
+                    At::BelowMin => b - 1,
+                    At::AboveMax => b + 1,
+                    At::Zero => 0,
+                },
+            );
+            Ok(a)
+        };
+        let id = format!("{id}.{}", at.suffix());
+        v.push(attr_case(&id, BOUNDS, description, &[], build, at.expect()));
+    }
+    v
+}
+
+/// The requirement of the bounds cases.
+const BOUNDS: &str = "SRQ-ATTR-BOUNDS";
+
 /// Most SRQs `srq.limit.device` creates to reach the device's `max_srq`; a device with more
 /// skips it (a profile's `[device] max_srq` lowers the reference device's).
 const SRQ_LIMIT_BUDGET: u32 = 64;
@@ -67,340 +182,155 @@ fn with_staging(d: &Dut, pd: PdId, len: u64) -> Result<NvmfSrqAttrs, Failure> {
 
 /// The cases of this area.
 pub fn cases() -> Vec<Case> {
-    const B: &str = "SRQ-ATTR-BOUNDS";
     const EI: Option<Errno> = Some(Errno::EINVAL);
-    let mut v = vec![
-        attr_case(
-            "create.valid",
-            "SRQ-CREATE-VALID",
-            "an SRQ with attributes inside the caps is created and destroyed",
-            &[],
-            base,
-            None,
-        ),
-        attr_case(
-            "ioccsz.at-min",
-            B,
-            "ioccsz = min_ioccsz is accepted",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.ioccsz = d.caps.min_ioccsz;
-                Ok(a)
-            },
-            None,
-        ),
-        attr_case(
-            "ioccsz.below-min",
-            B,
-            "ioccsz = min_ioccsz - 1 is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.ioccsz = d.caps.min_ioccsz - 1;
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "ioccsz.at-max",
-            B,
-            "ioccsz = max_ioccsz is accepted",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.ioccsz = d.caps.max_ioccsz;
-                Ok(a)
-            },
-            None,
-        ),
-        attr_case(
-            "ioccsz.above-max",
-            B,
-            "ioccsz = max_ioccsz + 1 is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.ioccsz = d.caps.max_ioccsz + 1;
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "icdoff.at-max",
-            B,
-            "icdoff = max_icdoff (with the largest capsule) is accepted",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.ioccsz = d.caps.max_ioccsz;
-                a.icdoff = d.caps.max_icdoff;
-                Ok(a)
-            },
-            None,
-        ),
-        attr_case(
-            "icdoff.above-max",
-            B,
-            "icdoff = max_icdoff + 1 is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.ioccsz = d.caps.max_ioccsz;
-                a.icdoff = d.caps.max_icdoff + 1;
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "max-io-sz.at-max",
-            B,
-            "max_io_sz = caps max_io_sz is accepted",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.max_io_sz = d.caps.max_io_sz;
-                Ok(a)
-            },
-            None,
-        ),
-        attr_case(
-            "max-io-sz.above-max",
-            B,
-            "max_io_sz = caps max_io_sz + 1 is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.max_io_sz = d.caps.max_io_sz + 1;
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "max-io-sz.zero",
-            B,
-            "max_io_sz = 0 is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.max_io_sz = 0;
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "queue-depth.at-min",
-            B,
-            "nvme_queue_depth = min_nvme_queue_depth is accepted",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.nvme_queue_depth = d.caps.min_nvme_queue_depth;
-                Ok(a)
-            },
-            None,
-        ),
-        attr_case(
-            "queue-depth.below-min",
-            B,
-            "nvme_queue_depth = min_nvme_queue_depth - 1 is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.nvme_queue_depth = d.caps.min_nvme_queue_depth - 1;
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "queue-depth.at-max",
-            B,
-            "nvme_queue_depth = max_nvme_queue_depth is accepted",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.nvme_queue_depth = d.caps.max_nvme_queue_depth;
-                Ok(a)
-            },
-            None,
-        ),
-        attr_case(
-            "queue-depth.above-max",
-            B,
-            "nvme_queue_depth = max_nvme_queue_depth + 1 is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.nvme_queue_depth = d.caps.max_nvme_queue_depth + 1;
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "max-namespaces.at-max",
-            B,
-            "max_namespaces = max_srq_namespaces is accepted",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.max_namespaces = d.caps.max_srq_namespaces;
-                Ok(a)
-            },
-            None,
-        ),
-        attr_case(
-            "max-namespaces.above-max",
-            B,
-            "max_namespaces = max_srq_namespaces + 1 is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.max_namespaces = d.caps.max_srq_namespaces + 1;
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "max-namespaces.zero",
-            B,
-            "max_namespaces = 0 is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.max_namespaces = 0;
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "log-page-sz.above-15",
-            B,
-            "nvme_log_page_sz = 16 is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.nvme_log_page_sz = 16;
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "staging.at-min",
-            B,
-            "a staging buffer of min_staging_buf_size is accepted",
-            &[],
-            |d, pd| with_staging(d, pd, d.caps.min_staging_buf_size),
-            None,
-        ),
-        attr_case(
-            "staging.below-min",
-            B,
-            "a staging buffer of min_staging_buf_size - 1 is EINVAL",
-            &[],
-            |d, pd| with_staging(d, pd, d.caps.min_staging_buf_size.saturating_sub(1)),
-            EI,
-        ),
-        attr_case(
-            "staging.at-max",
-            B,
-            "a staging buffer of max_staging_buf_size is accepted",
-            &[Need::StagingMax],
-            |d, pd| with_staging(d, pd, d.caps.max_staging_buf_size),
-            None,
-        ),
-        attr_case(
-            "staging.above-max",
-            B,
-            "a staging buffer of max_staging_buf_size + 1 is EINVAL",
-            &[Need::StagingMax],
-            |d, pd| with_staging(d, pd, d.caps.max_staging_buf_size + 1),
-            EI,
-        ),
-        attr_case(
-            "staging.unregistered",
-            "SRQ-STAGING",
-            "a staging buffer naming no memory region is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.staging_buf.mr = MrId(u32::MAX);
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "staging.outside-region",
-            "SRQ-STAGING",
-            "a staging buffer longer than its region is EINVAL",
-            &[],
-            |d, pd| {
-                let staging = d.staging(pd, d.staging_len())?;
-                let mut a = d.srq_attrs(&staging);
-                a.staging_buf.addr += 4096;
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "staging.not-writable",
-            "SRQ-STAGING",
-            "a staging buffer in a region without LOCAL_WRITE is EINVAL",
-            &[],
-            |d, pd| {
-                let staging = d.ctx.reg_mr(pd, d.staging_len(), Access::empty())?;
-                Ok(d.srq_attrs(&staging))
-            },
-            EI,
-        ),
-        attr_case(
-            "staging.zero-length",
-            "SRQ-STAGING",
-            "a staging buffer of length 0 is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.staging_buf.len = 0;
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "offload-ops.empty",
-            "SRQ-OFFLOAD-OPS",
-            "no offload ops is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.offload_ops = OffloadOps::empty();
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "offload-ops.unknown-bit",
-            "SRQ-OFFLOAD-OPS",
-            "an offload op bit no op names is EINVAL",
-            &[],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.offload_ops = OffloadOps::from_bits_retain(a.offload_ops.bits() | 1 << 20);
-                Ok(a)
-            },
-            EI,
-        ),
-        attr_case(
-            "offload-ops.write-only",
-            "SRQ-OFFLOAD-OPS",
-            "offloading writes only is accepted",
-            &[Need::Ops(OffloadOps::WRITE)],
-            |d, pd| {
-                let mut a = base(d, pd)?;
-                a.offload_ops = OffloadOps::WRITE;
-                Ok(a)
-            },
-            None,
-        ),
-    ];
+    const STAGING: &str = "SRQ-STAGING";
+    const OPS: &str = "SRQ-OFFLOAD-OPS";
+    use At::*;
+    let mut v = vec![attr_case(
+        "create.valid",
+        "SRQ-CREATE-VALID",
+        "an SRQ with attributes inside the caps is created and destroyed",
+        &[],
+        base,
+        None,
+    )];
+    let ioccsz: Bound = ("max_ioccsz", |c| c.max_ioccsz);
+    let min_ioccsz: Bound = ("min_ioccsz", |c| c.min_ioccsz);
+    v.extend(bounded(
+        "ioccsz",
+        "ioccsz",
+        (Some(min_ioccsz), ioccsz),
+        |a, x| a.ioccsz = x,
+    ));
+    for at in [Max, AboveMax] {
+        let description = match at {
+            Max => "icdoff = max_icdoff (with the largest capsule) is accepted",
+            _ => "icdoff = max_icdoff + 1 is EINVAL",
+        };
+        let build = move |d: &Dut, pd| {
+            let mut a = base(d, pd)?;
+            a.ioccsz = d.caps.max_ioccsz;
+            a.icdoff = d.caps.max_icdoff + u16::from(at.expect().is_some());
+            Ok(a)
+        };
+        let id = format!("icdoff.{}", at.suffix());
+        v.push(attr_case(&id, BOUNDS, description, &[], build, at.expect()));
+    }
+    let max_io: Bound = ("caps max_io_sz", |c| c.max_io_sz);
+    v.extend(bounded("max-io-sz", "max_io_sz", (None, max_io), |a, x| {
+        a.max_io_sz = x
+    }));
+    let depth: (Option<Bound>, Bound) = (
+        Some(("min_nvme_queue_depth", |c| c.min_nvme_queue_depth)),
+        ("max_nvme_queue_depth", |c| c.max_nvme_queue_depth),
+    );
+    v.extend(bounded("queue-depth", "nvme_queue_depth", depth, |a, x| {
+        a.nvme_queue_depth = x
+    }));
+    let namespaces: Bound = ("max_srq_namespaces", |c| c.max_srq_namespaces);
+    v.extend(bounded(
+        "max-namespaces",
+        "max_namespaces",
+        (None, namespaces),
+        |a, x| a.max_namespaces = x,
+    ));
+    v.push(tweak(
+        "log-page-sz.above-15",
+        BOUNDS,
+        "nvme_log_page_sz = 16 is EINVAL",
+        &[],
+        |_, a| a.nvme_log_page_sz = 16,
+        EI,
+    ));
+    for at in [Min, BelowMin, Max, AboveMax] {
+        let (bound, needs): (_, &[Need]) = match at {
+            Min | BelowMin => ("min_staging_buf_size", &[]),
+            _ => ("max_staging_buf_size", &[Need::StagingMax]),
+        };
+        let build = move |d: &Dut, pd| {
+            let c = &d.caps;
+            let len = match at {
+                Min => c.min_staging_buf_size,
+                BelowMin => c.min_staging_buf_size.saturating_sub(1),
+                Max => c.max_staging_buf_size,
+                _ => c.max_staging_buf_size + 1,
+            };
+            with_staging(d, pd, len)
+        };
+        let description = format!(
+            "a staging buffer of {bound}{} is {}",
+            at.offset(),
+            at.verdict()
+        );
+        let id = format!("staging.{}", at.suffix());
+        v.push(attr_case(
+            &id,
+            BOUNDS,
+            description,
+            needs,
+            build,
+            at.expect(),
+        ));
+    }
+    v.push(tweak(
+        "staging.unregistered",
+        STAGING,
+        "a staging buffer naming no memory region is EINVAL",
+        &[],
+        |_, a| a.staging_buf.mr = MrId(u32::MAX),
+        EI,
+    ));
+    v.push(tweak(
+        "staging.outside-region",
+        STAGING,
+        "a staging buffer longer than its region is EINVAL",
+        &[],
+        |_, a| a.staging_buf.addr += 4096,
+        EI,
+    ));
+    v.push(attr_case(
+        "staging.not-writable",
+        STAGING,
+        "a staging buffer in a region without LOCAL_WRITE is EINVAL",
+        &[],
+        |d, pd| {
+            let staging = d.ctx.reg_mr(pd, d.staging_len(), Access::empty())?;
+            Ok(d.srq_attrs(&staging))
+        },
+        EI,
+    ));
+    v.push(tweak(
+        "staging.zero-length",
+        STAGING,
+        "a staging buffer of length 0 is EINVAL",
+        &[],
+        |_, a| a.staging_buf.len = 0,
+        EI,
+    ));
+    v.push(tweak(
+        "offload-ops.empty",
+        OPS,
+        "no offload ops is EINVAL",
+        &[],
+        |_, a| a.offload_ops = OffloadOps::empty(),
+        EI,
+    ));
+    v.push(tweak(
+        "offload-ops.unknown-bit",
+        OPS,
+        "an offload op bit no op names is EINVAL",
+        &[],
+        |_, a| a.offload_ops = OffloadOps::from_bits_retain(a.offload_ops.bits() | 1 << 20),
+        EI,
+    ));
+    v.push(tweak(
+        "offload-ops.write-only",
+        OPS,
+        "offloading writes only is accepted",
+        &[Need::Ops(OffloadOps::WRITE)],
+        |_, a| a.offload_ops = OffloadOps::WRITE,
+        None,
+    ));
     v.push(Case::new(
         "srq",
         "offload-ops.outside-caps",

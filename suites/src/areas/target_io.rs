@@ -70,6 +70,20 @@ fn ok(c: &Completion, what: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A keyed write of `blocks` blocks of pattern `seed` at `slba`, checked as served (`what`
+/// names it); returns the data written.
+async fn write_pattern(
+    io: &mut IoQueue,
+    slba: u64,
+    blocks: usize,
+    seed: u8,
+    what: &str,
+) -> Result<Vec<u8>, Failure> {
+    let data = pattern(blocks * io.lba_size() as usize, seed);
+    ok(&io.write(slba, &data, DataMode::Keyed).await?, what)?;
+    Ok(data)
+}
+
 /// Reads `blocks` at `slba` and checks the data.
 async fn read_back(io: &mut IoQueue, slba: u64, want: &[u8], what: &str) -> Result<(), Failure> {
     let blocks = want.len() as u32 / io.lba_size();
@@ -78,6 +92,32 @@ async fn read_back(io: &mut IoQueue, slba: u64, want: &[u8], what: &str) -> Resu
     check!(
         r.data == want,
         "{what}: data read back differs from what it should be"
+    );
+    Ok(())
+}
+
+/// Runs `command` on namespace 1 with one keyed data block over `len` bytes of `mr`, and
+/// checks it succeeded (`what`: "write" or "read").
+async fn keyed_transfer(
+    io: &mut IoQueue,
+    command: SqeCommand,
+    mr: &MrInfo,
+    len: u32,
+    what: &str,
+) -> Result<(), Failure> {
+    let blocks = len / io.lba_size();
+    let r = io
+        .queue()
+        .execute_sgl(
+            &Command::Nvme { nsid: 1, command },
+            SglRepr::keyed(mr.addr, len, mr.rkey),
+            &[],
+        )
+        .await?;
+    check_eq!(
+        r.cqe.status,
+        Status::SUCCESS,
+        "keyed {what} of {blocks} blocks ({len} bytes): status"
     );
     Ok(())
 }
@@ -94,33 +134,9 @@ async fn whole_transfer(
     let data = pattern(len as usize, seed);
     let src = region(io, len)?;
     io.queue().ctx().mr_write(src.id, 0, &data)?;
-    let write = Command::Nvme {
-        nsid: 1,
-        command: SqeCommand::Write(rw(slba, blocks)),
-    };
-    let r = io
-        .queue()
-        .execute_sgl(&write, SglRepr::keyed(src.addr, len, src.rkey), &[])
-        .await?;
-    check_eq!(
-        r.cqe.status,
-        Status::SUCCESS,
-        "keyed write of {blocks} blocks ({len} bytes): status"
-    );
+    keyed_transfer(io, SqeCommand::Write(rw(slba, blocks)), &src, len, "write").await?;
     let dst = region(io, len)?;
-    let read = Command::Nvme {
-        nsid: 1,
-        command: SqeCommand::Read(rw(slba, blocks)),
-    };
-    let r = io
-        .queue()
-        .execute_sgl(&read, SglRepr::keyed(dst.addr, len, dst.rkey), &[])
-        .await?;
-    check_eq!(
-        r.cqe.status,
-        Status::SUCCESS,
-        "keyed read of {blocks} blocks ({len} bytes): status"
-    );
+    keyed_transfer(io, SqeCommand::Read(rw(slba, blocks)), &dst, len, "read").await?;
     let mut got = vec![0; len as usize];
     io.queue().ctx().mr_read(dst.id, 0, &mut got)?;
     check!(
@@ -222,8 +238,7 @@ pub fn cases() -> Vec<Case> {
             read_back(&mut io, 10, &three, "the 3 blocks written").await?;
             read_back(&mut io, 9, &vec![0; lba], "the block before them").await?;
             read_back(&mut io, 13, &vec![0; lba], "the block after them").await?;
-            let last = pattern(2 * lba, 3);
-            ok(&io.write(NS_BLOCKS - 2, &last, DataMode::Keyed).await?, "write of the last 2 blocks")?;
+            let last = write_pattern(&mut io, NS_BLOCKS - 2, 2, 3, "write of the last 2 blocks").await?;
             read_back(&mut io, NS_BLOCKS - 2, &last, "the last 2 blocks").await?;
             let mut sent = 6;
             if lba as u32 <= in_capsule_bytes(&d) {
@@ -256,8 +271,7 @@ pub fn cases() -> Vec<Case> {
         Case::new(AREA, "zeroes-dsm-flush", "TIO-DATA", "software serves Write Zeroes (NLB + 1 blocks, no more), Dataset Management (without Deallocate it changes nothing; with it the ranges read back as zeroes; a range past the end is LBA Out of Range with DNR and deallocates nothing) and Flush of the namespace and of every namespace (FFFFFFFFh)", CP, |d: Dut| async move {
             let (_t, _c, mut io) = software_queue(&d).await?;
             let lba = io.lba_size() as usize;
-            let four = pattern(4 * lba, 5);
-            ok(&io.write(30, &four, DataMode::Keyed).await?, "write of 4 blocks")?;
+            let four = write_pattern(&mut io, 30, 4, 5, "write of 4 blocks").await?;
             ok(&io.write_zeroes(31, 2).await?, "Write Zeroes of 2 blocks")?;
             let mut want = four.clone();
             want[lba..3 * lba].fill(0);
@@ -266,8 +280,7 @@ pub fn cases() -> Vec<Case> {
             ok(&io.command(SqeCommand::WriteZeroes(wz), Transfer::None, DataMode::Keyed).await?, "Write Zeroes with NLB 0")?;
             want[3 * lba..].fill(0);
             read_back(&mut io, 30, &want, "4 blocks after Write Zeroes of the last one (NLB 0)").await?;
-            let two = pattern(2 * lba, 6);
-            ok(&io.write(40, &two, DataMode::Keyed).await?, "write of 2 blocks")?;
+            let two = write_pattern(&mut io, 40, 2, 6, "write of 2 blocks").await?;
             ok(&io.dataset_management(&[(0, 2, 40)], false, DataMode::Keyed).await?, "Dataset Management without Deallocate")?;
             read_back(&mut io, 40, &two, "blocks after Dataset Management without Deallocate").await?;
             let r = io.dataset_management(&[(0, 1, 40), (0, 2, NS_BLOCKS - 1)], true, DataMode::Keyed).await?;
@@ -448,9 +461,8 @@ pub fn cases() -> Vec<Case> {
         }),
         Case::new(AREA, "media-error", "TIO-MEDIA-ERROR", "a software read touching a bad block of the backend is Unrecovered Read Error (2/81h) without DNR (another read may succeed) and returns no data; reads around the bad block and writes succeed", CP, |d: Dut| async move {
             let (t, _c, mut io) = software_queue(&d).await?;
-            let lba = io.lba_size() as usize;
-            let data = pattern(3 * lba, 10);
-            ok(&io.write(50, &data, DataMode::Keyed).await?, "write of blocks 50 to 52")?;
+            let data = write_pattern(&mut io, 50, 3, 10, "write of blocks 50 to 52").await?;
+            let lba = data.len() / 3;
             t.inject(SUB_A, 1, Fault::MediaError { nsid: 1, lbas: 51..52 }).await?;
             for (slba, blocks) in [(51, 1), (50, 3)] {
                 let r = io.read(slba, blocks, DataMode::Keyed).await?;
