@@ -155,33 +155,38 @@ unsafe fn hand_out<T>(
     0
 }
 
-/// `nvmf_offload_verbs`.
-///
-/// # Safety
-/// `d` from `nvmf_offload_open`; `ops`, `ctx` valid out-pointers.
-#[no_mangle]
-pub unsafe extern "C" fn nvmf_offload_verbs(
-    d: *mut NvmfOffloadDev,
-    ops: *mut *const NvmfVerbsOps,
-    ctx: *mut *mut c_void,
-) -> c_int {
-    // SAFETY: as this function's own contract.
-    unsafe { hand_out(d, ops, ctx, ExportedVerbs::ops(), Device::verbs_ctx) }
+/// Defines the entry point `$name`, which hands the host the device's `$ops` table
+/// (`$table`) and its context (`$context`) through [`hand_out`].
+macro_rules! hand_out_entry {
+    ($name:ident, $ops:ty, $table:expr, $context:path) => {
+        #[doc = concat!("`", stringify!($name), "`.")]
+        ///
+        /// # Safety
+        /// `d` from `nvmf_offload_open`; `ops`, `ctx` valid out-pointers.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            d: *mut NvmfOffloadDev,
+            ops: *mut *const $ops,
+            ctx: *mut *mut c_void,
+        ) -> c_int {
+            // SAFETY: as this function's own contract.
+            unsafe { hand_out(d, ops, ctx, $table, $context) }
+        }
+    };
 }
 
-/// `nvmf_offload_get_ops`.
-///
-/// # Safety
-/// `d` from `nvmf_offload_open`; `ops`, `ctx` valid out-pointers.
-#[no_mangle]
-pub unsafe extern "C" fn nvmf_offload_get_ops(
-    d: *mut NvmfOffloadDev,
-    ops: *mut *const NvmfOffloadOps,
-    ctx: *mut *mut c_void,
-) -> c_int {
-    // SAFETY: as this function's own contract.
-    unsafe { hand_out(d, ops, ctx, ExportedOffload::ops(), Device::offload_ctx) }
-}
+hand_out_entry!(
+    nvmf_offload_verbs,
+    NvmfVerbsOps,
+    ExportedVerbs::ops(),
+    Device::verbs_ctx
+);
+hand_out_entry!(
+    nvmf_offload_get_ops,
+    NvmfOffloadOps,
+    ExportedOffload::ops(),
+    Device::offload_ctx
+);
 
 /// `nvmf_offload_progress`.
 ///

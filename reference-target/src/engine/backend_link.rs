@@ -159,7 +159,7 @@ impl Core {
             if self.quirks.has(Quirk::NoTimeoutEvent) {
                 continue;
             }
-            self.offload_event(OffloadEvent::NvmeTimeout {
+            self.events.push(OffloadEvent::NvmeTimeout {
                 ctrl: handle,
                 sqid: None,
                 cid: Some(cid),
@@ -221,7 +221,7 @@ impl Core {
             v
         };
         if !self.quirks.has(Quirk::NoPciErrEvent) {
-            self.offload_event(OffloadEvent::NvmePciErr { ctrl: handle });
+            self.events.push(OffloadEvent::NvmePciErr { ctrl: handle });
         }
         for id in victims {
             if self.quirks.has(Quirk::LoseInflightOnPciErr) {

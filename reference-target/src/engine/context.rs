@@ -26,6 +26,27 @@ pub struct EngineContext {
 }
 
 impl Core {
+    /// Posts software's work request `user` (`recv`: a receive) on the real QP behind `qp`
+    /// through `post`, given that QP and the request's internal `wr_id`.
+    fn post_software(
+        &self,
+        qp: QpId,
+        user: u64,
+        signaled: bool,
+        recv: bool,
+        post: impl FnOnce(QpId, u64) -> Result<()>,
+    ) -> Result<()> {
+        let mut nic = self.nic();
+        let real = nic.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
+        let owner = Wr::Software {
+            vqp: qp,
+            user,
+            signaled,
+            recv,
+        };
+        nic.post_tagged(owner, |wr_id| post(real, wr_id))
+    }
+
     fn vqp_real(&self, qp: QpId) -> Result<QpId> {
         self.nic()
             .qps
@@ -82,7 +103,7 @@ impl Core {
         let ev = nic.push_wc(cq, out);
         drop(nic);
         if let Some(ev) = ev {
-            self.ctx_event(ev);
+            self.ctx_events.push(ev);
         }
     }
 }
@@ -220,18 +241,16 @@ impl DeviceContext for EngineContext {
 
     fn arm_srq(&self, srq: SrqId, limit: u32) -> Result<()> {
         let (nic, mut path) = self.core.both();
-        match nic.srqs.get(&srq) {
+        match nic.srqs.get(&srq).copied() {
             Some(CtxSrq::Plain { real }) => {
-                let real = *real;
                 drop(path);
                 drop(nic);
                 self.core.real.arm_srq(real, limit)
             }
             Some(CtxSrq::Nvmf { handle }) => {
-                let srq_handle = *handle;
                 let srq_state = path
                     .nvmf
-                    .get_mut(&srq_handle)
+                    .get_mut(&handle)
                     .ok_or(FabricError::NotFound("srq"))?;
                 if limit > srq_state.attrs.rq.max_wr {
                     return Err(FabricError::Invalid("arm_srq: limit above max_wr"));
@@ -245,15 +264,14 @@ impl DeviceContext for EngineContext {
 
     fn query_srq(&self, srq: SrqId) -> Result<SrqAttr> {
         let (nic, path) = self.core.both();
-        match nic.srqs.get(&srq) {
+        match nic.srqs.get(&srq).copied() {
             Some(CtxSrq::Plain { real }) => {
-                let real = *real;
                 drop(path);
                 drop(nic);
                 self.core.real.query_srq(real)
             }
             Some(CtxSrq::Nvmf { handle }) => {
-                let srq_state = path.nvmf.get(handle).ok_or(FabricError::NotFound("srq"))?;
+                let srq_state = path.nvmf.get(&handle).ok_or(FabricError::NotFound("srq"))?;
                 Ok(SrqAttr {
                     max_wr: srq_state.attrs.rq.max_wr,
                     posted: srq_state.sw_recvs.len() as u32,
@@ -266,9 +284,8 @@ impl DeviceContext for EngineContext {
 
     fn destroy_srq(&self, srq: SrqId) -> Result<()> {
         let mut nic = self.core.nic();
-        match nic.srqs.get(&srq) {
+        match nic.srqs.get(&srq).copied() {
             Some(CtxSrq::Plain { real }) => {
-                let real = *real;
                 if nic.qps.values().any(|q| q.srq == Some(srq)) {
                     return Err(FabricError::Busy("destroy_srq: a QP still uses it"));
                 }
@@ -277,12 +294,11 @@ impl DeviceContext for EngineContext {
                 Ok(())
             }
             Some(CtxSrq::Nvmf { handle }) => {
-                let srq_handle = *handle;
                 drop(nic);
                 let engine = super::Engine {
                     core: self.core.clone(),
                 };
-                engine.destroy_srq(srq_handle).map_err(|e| match e.errno() {
+                engine.destroy_srq(handle).map_err(|e| match e.errno() {
                     nix::errno::Errno::EBUSY => FabricError::Busy("destroy_srq: in use"),
                     _ => FabricError::Invalid("destroy_srq: NVMe-oF SRQ refused"),
                 })
@@ -293,9 +309,8 @@ impl DeviceContext for EngineContext {
 
     fn post_srq_recv(&self, srq: SrqId, wr: &RecvWr) -> Result<()> {
         let (mut nic, mut path) = self.core.both();
-        match nic.srqs.get(&srq) {
+        match nic.srqs.get(&srq).copied() {
             Some(CtxSrq::Plain { real }) => {
-                let real = *real;
                 nic.post_tagged(Wr::SoftwareSrq { user: wr.wr_id }, |wr_id| {
                     let sg_list = wr.sg_list.clone();
                     self.core
@@ -304,10 +319,9 @@ impl DeviceContext for EngineContext {
                 })
             }
             Some(CtxSrq::Nvmf { handle }) => {
-                let srq_handle = *handle;
                 let srq_state = path
                     .nvmf
-                    .get_mut(&srq_handle)
+                    .get_mut(&handle)
                     .ok_or(FabricError::NotFound("srq"))?;
                 if wr.sg_list.len() > srq_state.attrs.rq.max_sge as usize {
                     return Err(FabricError::Invalid(
@@ -320,7 +334,7 @@ impl DeviceContext for EngineContext {
                 srq_state.sw_recvs.push_back(wr.clone());
                 drop(path);
                 drop(nic);
-                self.core.drain_backlog(srq_handle);
+                self.core.drain_backlog(handle);
                 Ok(())
             }
             None => Err(FabricError::NotFound("srq")),
@@ -451,45 +465,31 @@ impl DeviceContext for EngineContext {
     }
 
     fn post_send(&self, qp: QpId, wr: &SendWr) -> Result<()> {
-        let mut nic = self.core.nic();
-        let real = nic.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
-        let owner = Wr::Software {
-            vqp: qp,
-            user: wr.wr_id,
-            signaled: wr.signaled,
-            recv: false,
-        };
-        nic.post_tagged(owner, |wr_id| {
-            let wr = SendWr {
-                wr_id,
-                signaled: true,
-                ..wr.clone()
-            };
-            self.core.real.post_send(real, &wr)
-        })
+        self.core
+            .post_software(qp, wr.wr_id, wr.signaled, false, |real, wr_id| {
+                let wr = SendWr {
+                    wr_id,
+                    signaled: true,
+                    ..wr.clone()
+                };
+                self.core.real.post_send(real, &wr)
+            })
     }
 
     fn post_recv(&self, qp: QpId, wr: &RecvWr) -> Result<()> {
-        let mut nic = self.core.nic();
-        let real = nic.qps.get(&qp).ok_or(FabricError::NotFound("qp"))?.real;
-        let owner = Wr::Software {
-            vqp: qp,
-            user: wr.wr_id,
-            signaled: true,
-            recv: true,
-        };
-        nic.post_tagged(owner, |wr_id| {
-            let sg_list = wr.sg_list.clone();
-            self.core.real.post_recv(real, &RecvWr { wr_id, sg_list })
-        })
+        self.core
+            .post_software(qp, wr.wr_id, true, true, |real, wr_id| {
+                let sg_list = wr.sg_list.clone();
+                self.core.real.post_recv(real, &RecvWr { wr_id, sg_list })
+            })
     }
 
     fn poll_async_event(&self) -> Option<AsyncEvent> {
-        self.core.pop_ctx_event()
+        self.core.ctx_events.pop()
     }
 
     async fn next_async_event(&self) -> AsyncEvent {
-        self.core.next_ctx_event().await
+        self.core.ctx_events.next().await
     }
 
     fn cm_listen(&self, addr: SocketAddr) -> Result<ListenerId> {
@@ -534,20 +534,15 @@ impl DeviceContext for EngineContext {
 impl Core {
     /// Delivers backlogged capsules of an NVMe-oF SRQ to software's receives.
     pub(crate) fn drain_backlog(&self, srq: harness::api::SrqHandle) {
-        loop {
-            let item = {
-                let mut path = self.path();
-                let Some(srq_state) = path.nvmf.get_mut(&srq) else {
-                    return;
-                };
-                if srq_state.sw_recvs.is_empty() {
-                    return;
-                }
-                match srq_state.backlog.pop_front() {
-                    Some(b) => b,
-                    None => return,
-                }
-            };
+        // Backlogged capsules go to software while it has receives posted.
+        let deliverable = |s: &mut super::OffloadSrq| {
+            if s.sw_recvs.is_empty() {
+                None
+            } else {
+                s.backlog.pop_front()
+            }
+        };
+        while let Some(item) = self.pop_from_srq(srq, deliverable) {
             self.deliver_to_software(srq, item.vqp, &item.bytes, item.src_qp);
         }
     }
@@ -628,10 +623,10 @@ impl Core {
             }
         }
         if let Some(ev) = ev {
-            self.ctx_event(ev);
+            self.ctx_events.push(ev);
         }
         if limit_hit {
-            self.ctx_event(AsyncEvent::SrqLimitReached(vsrq));
+            self.ctx_events.push(AsyncEvent::SrqLimitReached(vsrq));
         }
     }
 }

@@ -14,6 +14,7 @@
 //! 5. its data pointer is a keyed SGL (0x40 / 0x4F) of exactly that length, or, for a
 //!    write, in-capsule data (0x01) of exactly that length within the capsule past ICDOFF.
 
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use harness::api::{OffloadEvent, OffloadOps, SrqHandle};
@@ -22,7 +23,7 @@ use harness::wire::{
     CqeRepr, DataPointer, SglAddressing, SglRepr, SqeCommand, SqeRepr, Status, SQE_LEN,
 };
 
-use super::{BackendSide, Cmd, Core, DataSrc, HostSide, Step, Wr};
+use super::{BackendSide, Cmd, Core, DataSrc, HostSide, OffloadSrq, Step, Wr};
 use crate::quirks::Quirk;
 
 /// Why a capsule is not offloaded (kept for traces and docs; the capsule goes to software).
@@ -105,7 +106,8 @@ impl Core {
                 if self.caps.supports_non_offloaded_ops {
                     self.deliver_to_software(srq, vqp, &bytes, src_qp);
                 } else if !self.quirks.has(Quirk::UnsupportedOpSilent) {
-                    self.offload_event(OffloadEvent::UnsupportedNvmfOp { qp: vqp, opcode });
+                    self.events
+                        .push(OffloadEvent::UnsupportedNvmfOp { qp: vqp, opcode });
                     let real = self.nic().qps.get(&vqp).map(|q| q.real);
                     if let Some(real) = real {
                         let _ = self.real.modify_qp(real, &QpAttr::state(QpState::Err));
@@ -502,14 +504,10 @@ impl Core {
     pub(crate) fn try_retire(self: &Arc<Self>, id: u64) {
         let srq = {
             let mut path = self.path();
-            let path = &mut *path;
-            let Some(cmd) = path.cmds.get(&id) else {
-                return;
+            let cmd = match path.cmds.entry(id) {
+                Entry::Occupied(e) if e.get().retirable() => e.remove(),
+                _ => return,
             };
-            if !cmd.retirable() {
-                return;
-            }
-            let cmd = path.cmds.remove(&id).expect("present");
             let Some(srq_state) = path.nvmf.get_mut(&cmd.srq) else {
                 return;
             };
@@ -527,17 +525,7 @@ impl Core {
 
     /// Starts the commands waiting for staging space, in order, while they fit.
     pub(crate) fn pump_waiting(self: &Arc<Self>, srq: SrqHandle) {
-        loop {
-            let next = {
-                let mut path = self.path();
-                let Some(srq_state) = path.nvmf.get_mut(&srq) else {
-                    return;
-                };
-                match srq_state.waiting.pop_front() {
-                    Some(id) => id,
-                    None => return,
-                }
-            };
+        while let Some(next) = self.pop_from_srq(srq, |s| s.waiting.pop_front()) {
             self.start(next);
             let mut path = self.path();
             let Some(srq_state) = path.nvmf.get_mut(&srq) else {
@@ -553,6 +541,16 @@ impl Core {
                 return;
             }
         }
+    }
+
+    /// What `pop` takes from the state of NVMe-oF SRQ `srq` (`None` once the SRQ is gone),
+    /// under the data path's lock.
+    pub(crate) fn pop_from_srq<T>(
+        &self,
+        srq: SrqHandle,
+        pop: impl FnOnce(&mut OffloadSrq) -> Option<T>,
+    ) -> Option<T> {
+        self.path().nvmf.get_mut(&srq).and_then(pop)
     }
 }
 

@@ -101,10 +101,8 @@ impl Engine {
             access: Mutex::new(Default::default()),
             nic: Mutex::new(Nic::default()),
             path: Mutex::new(Path::default()),
-            events: Mutex::new(VecDeque::new()),
-            events_notify: Notify::new(),
-            ctx_events: Mutex::new(VecDeque::new()),
-            ctx_notify: Notify::new(),
+            events: EventQueue::default(),
+            ctx_events: EventQueue::default(),
             tasks: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&core);
@@ -209,10 +207,10 @@ pub(crate) struct Core {
     pub(crate) nic: Mutex<Nic>,
     /// The offload data path part.
     pub(crate) path: Mutex<Path>,
-    events: Mutex<VecDeque<OffloadEvent>>,
-    events_notify: Notify,
-    ctx_events: Mutex<VecDeque<AsyncEvent>>,
-    ctx_notify: Notify,
+    /// Offload events for [`OffloadProvider::next_event`].
+    pub(crate) events: EventQueue<OffloadEvent>,
+    /// Async events for the engine context's `next_async_event`.
+    pub(crate) ctx_events: EventQueue<AsyncEvent>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -230,6 +228,47 @@ impl Drop for Core {
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Events queued for a consumer that polls them or waits for the next.
+pub(crate) struct EventQueue<E> {
+    queue: Mutex<VecDeque<E>>,
+    notify: Notify,
+}
+
+impl<E> Default for EventQueue<E> {
+    fn default() -> Self {
+        EventQueue {
+            queue: Mutex::new(VecDeque::new()),
+            notify: Notify::new(),
+        }
+    }
+}
+
+impl<E> EventQueue<E> {
+    /// Queues `ev` and wakes the waiters.
+    pub(crate) fn push(&self, ev: E) {
+        relock(&self.queue).push_back(ev);
+        self.notify.notify_waiters();
+    }
+
+    /// The oldest queued event, if any.
+    pub(crate) fn pop(&self) -> Option<E> {
+        relock(&self.queue).pop_front()
+    }
+
+    /// The oldest queued event, waiting for one when none is queued.
+    pub(crate) async fn next(&self) -> E {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(e) = self.pop() {
+                return e;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl Core {
@@ -269,50 +308,6 @@ impl Core {
         relock(&self.tasks)
     }
 
-    /// Queues an offload event for [`OffloadProvider::next_event`].
-    pub(crate) fn offload_event(&self, ev: OffloadEvent) {
-        relock(&self.events).push_back(ev);
-        self.events_notify.notify_waiters();
-    }
-
-    pub(crate) fn pop_offload_event(&self) -> Option<OffloadEvent> {
-        relock(&self.events).pop_front()
-    }
-
-    pub(crate) async fn next_offload_event(&self) -> OffloadEvent {
-        loop {
-            let notified = self.events_notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(e) = self.pop_offload_event() {
-                return e;
-            }
-            notified.await;
-        }
-    }
-
-    /// Queues an async event for the engine context's `next_async_event`.
-    pub(crate) fn ctx_event(&self, ev: AsyncEvent) {
-        relock(&self.ctx_events).push_back(ev);
-        self.ctx_notify.notify_waiters();
-    }
-
-    pub(crate) fn pop_ctx_event(&self) -> Option<AsyncEvent> {
-        relock(&self.ctx_events).pop_front()
-    }
-
-    pub(crate) async fn next_ctx_event(&self) -> AsyncEvent {
-        loop {
-            let notified = self.ctx_notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(e) = self.pop_ctx_event() {
-                return e;
-            }
-            notified.await;
-        }
-    }
-
     /// Translates a real async event to the engine context's handles and queues it.
     fn forward_async_event(&self, ev: AsyncEvent) {
         let (nic, path) = self.both();
@@ -348,7 +343,7 @@ impl Core {
         drop(path);
         drop(nic);
         if let Some(e) = out {
-            self.ctx_event(e);
+            self.ctx_events.push(e);
         }
     }
 }
@@ -385,6 +380,7 @@ pub(crate) struct CtxQp {
 }
 
 /// An SRQ of the engine context.
+#[derive(Clone, Copy)]
 pub(crate) enum CtxSrq {
     /// An ordinary SRQ: receives go straight to the real one.
     Plain { real: SrqId },

@@ -289,11 +289,11 @@ impl OffloadProvider for Engine {
     }
 
     fn poll_event(&self) -> Option<OffloadEvent> {
-        self.core.pop_offload_event()
+        self.core.events.pop()
     }
 
     async fn next_event(&self) -> OffloadEvent {
-        self.core.next_offload_event().await
+        self.core.events.next().await
     }
 
     fn backend_access(&self) -> harness::backend::BackendAccess {

@@ -99,6 +99,18 @@ fn op_name(r: &Request) -> &'static str {
     }
 }
 
+/// Sends request `$req` on `$target` and waits (at most `$bound`) for the one reply it
+/// calls for, `$reply`, giving `$out`; any other reply is [`RemoteError::Unexpected`].
+macro_rules! ask {
+    ($target:expr, $req:expr, $bound:expr, $reply:pat => $out:expr) => {{
+        let req = $req;
+        match $target.call(&req, $bound).await? {
+            $reply => Ok($out),
+            other => Err(unexpected(op_name(&req), other)),
+        }
+    }};
+}
+
 impl RemoteTarget {
     /// Connects to `addr` and says hello, within `bound`.
     pub async fn connect(addr: SocketAddr, bound: Duration) -> Result<RemoteTarget, RemoteError> {
@@ -125,22 +137,11 @@ impl RemoteTarget {
             },
         };
         let req = Request::Hello { protocol: PROTOCOL };
-        match t.call(&req, bound).await? {
-            Reply::Hello {
-                version,
-                fabric,
-                device,
-                ..
-            } => {
-                t.info = RemoteInfo {
-                    version,
-                    fabric,
-                    device,
-                };
-                Ok(t)
-            }
-            other => Err(unexpected("hello", other)),
-        }
+        t.info = ask!(
+            t, req, bound,
+            Reply::Hello { version, fabric, device, .. } => RemoteInfo { version, fabric, device }
+        )?;
+        Ok(t)
     }
 
     /// The target's address on the control channel.
@@ -193,18 +194,13 @@ impl RemoteTarget {
             profile: profile.clone(),
             quirks: quirks.clone(),
         };
-        match self.call(&req, REPLY_BOUND).await? {
-            Reply::Started { ip } => Ok(ip),
-            other => Err(unexpected("start", other)),
-        }
+        ask!(self, req, REPLY_BOUND, Reply::Started { ip } => ip)
     }
 
     /// Stops the running target: its trace and its event log.
     pub async fn stop(&self) -> Result<(Vec<String>, Vec<String>), RemoteError> {
-        match self.call(&Request::Stop {}, REPLY_BOUND).await? {
-            Reply::Stopped { trace, events } => Ok((trace, events)),
-            other => Err(unexpected("stop", other)),
-        }
+        let req = Request::Stop {};
+        ask!(self, req, REPLY_BOUND, Reply::Stopped { trace, events } => (trace, events))
     }
 
     /// The live controllers of `subnqn`.
@@ -212,10 +208,7 @@ impl RemoteTarget {
         let req = Request::Controllers {
             subnqn: subnqn.into(),
         };
-        match self.call(&req, REPLY_BOUND).await? {
-            Reply::Controllers { cntlids } => Ok(cntlids),
-            other => Err(unexpected("controllers", other)),
-        }
+        ask!(self, req, REPLY_BOUND, Reply::Controllers { cntlids } => cntlids)
     }
 
     /// I/O commands software served for `subnqn`.
@@ -223,10 +216,7 @@ impl RemoteTarget {
         let req = Request::SoftwareIo {
             subnqn: subnqn.into(),
         };
-        match self.call(&req, REPLY_BOUND).await? {
-            Reply::Count { n } => Ok(n),
-            other => Err(unexpected("software-io", other)),
-        }
+        ask!(self, req, REPLY_BOUND, Reply::Count { n } => n)
     }
 
     /// The engine's counters of `nsid` of `subnqn`.
@@ -235,10 +225,7 @@ impl RemoteTarget {
             subnqn: subnqn.into(),
             nsid,
         };
-        match self.call(&req, REPLY_BOUND).await? {
-            Reply::NsCounters { counters } => Ok(counters),
-            other => Err(unexpected("ns-counters", other)),
-        }
+        ask!(self, req, REPLY_BOUND, Reply::NsCounters { counters } => counters)
     }
 
     /// The counters of the backend controller behind `nsid` of `subnqn`.
@@ -247,10 +234,7 @@ impl RemoteTarget {
             subnqn: subnqn.into(),
             nsid,
         };
-        match self.call(&req, REPLY_BOUND).await? {
-            Reply::BackendCounters { counters } => Ok(counters),
-            other => Err(unexpected("backend-counters", other)),
-        }
+        ask!(self, req, REPLY_BOUND, Reply::BackendCounters { counters } => counters)
     }
 
     /// `count` blocks from `slba` of namespace `nsid` of `subnqn`, as the backend holds them.
@@ -267,10 +251,7 @@ impl RemoteTarget {
             slba,
             count,
         };
-        match self.call(&req, REPLY_BOUND).await? {
-            Reply::Blocks { data } => Ok(data),
-            other => Err(unexpected("backend-blocks", other)),
-        }
+        ask!(self, req, REPLY_BOUND, Reply::Blocks { data } => data)
     }
 
     /// Injects `fault` into the backend controller behind `nsid` of `subnqn`.
@@ -280,18 +261,12 @@ impl RemoteTarget {
             nsid,
             fault,
         };
-        match self.call(&req, REPLY_BOUND).await? {
-            Reply::Done => Ok(()),
-            other => Err(unexpected("inject", other)),
-        }
+        ask!(self, req, REPLY_BOUND, Reply::Done => ())
     }
 
     /// The target's event log so far.
     pub async fn events(&self) -> Result<Vec<String>, RemoteError> {
-        match self.call(&Request::Events {}, REPLY_BOUND).await? {
-            Reply::Events { lines } => Ok(lines),
-            other => Err(unexpected("events", other)),
-        }
+        ask!(self, Request::Events {}, REPLY_BOUND, Reply::Events { lines } => lines)
     }
 
     /// The first event log line containing `needle` within `bound`.
@@ -304,18 +279,12 @@ impl RemoteTarget {
             needle: needle.into(),
             bound_ms: u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
         };
-        match self.call(&req, bound + REPLY_BOUND).await? {
-            Reply::Event { line } => Ok(line),
-            other => Err(unexpected("wait-event", other)),
-        }
+        ask!(self, req, bound + REPLY_BOUND, Reply::Event { line } => line)
     }
 
     /// The target's trace so far.
     pub async fn trace(&self) -> Result<Vec<String>, RemoteError> {
-        match self.call(&Request::Trace {}, REPLY_BOUND).await? {
-            Reply::Trace { lines } => Ok(lines),
-            other => Err(unexpected("trace", other)),
-        }
+        ask!(self, Request::Trace {}, REPLY_BOUND, Reply::Trace { lines } => lines)
     }
 }
 
