@@ -115,6 +115,26 @@ fn assert_fails<T: std::fmt::Debug>(r: Result<T, OffloadError>, errno: Errno, wh
     assert!(e.reason().contains(what), "{e} does not name {what}");
 }
 
+/// The errno of a verdict.
+fn errno_of(r: Result<(), OffloadError>) -> Result<(), Errno> {
+    r.map_err(|e| e.errno())
+}
+
+/// With `set(attrs, ok)`, `check` passes; with `set(attrs, bad)` after it, it fails with
+/// EINVAL and a reason naming `what`.
+fn assert_rule<A>(
+    mut attrs: A,
+    set: fn(&mut A, u64),
+    (ok, bad): (u64, u64),
+    what: &str,
+    check: impl Fn(&A) -> Result<(), OffloadError>,
+) {
+    set(&mut attrs, ok);
+    assert_eq!(check(&attrs), Ok(()), "at {ok}");
+    set(&mut attrs, bad);
+    assert_fails(check(&attrs), Errno::EINVAL, what);
+}
+
 #[test]
 fn fixtures_are_valid() {
     assert_eq!(caps().validate(), Ok(()));
@@ -151,15 +171,9 @@ type SrqSet = fn(&mut NvmfSrqAttrs, u64);
 #[case::offload_ops_known_bits(|a: &mut NvmfSrqAttrs, v| a.offload_ops = OffloadOps::from_bits_retain(v as u32), 0b1, 1 << 31, "unknown bits")]
 fn srq_rule(#[case] set: SrqSet, #[case] ok: u64, #[case] bad: u64, #[case] what: &str) {
     let (caps, t) = (caps(), mrs());
-    let mut a = srq();
-    set(&mut a, ok);
-    assert_eq!(check_srq_attrs(&caps, &a, mr_table(&t)), Ok(()), "at {ok}");
-    set(&mut a, bad);
-    assert_fails(
-        check_srq_attrs(&caps, &a, mr_table(&t)),
-        Errno::EINVAL,
-        what,
-    );
+    assert_rule(srq(), set, (ok, bad), what, |a| {
+        check_srq_attrs(&caps, a, mr_table(&t))
+    });
 }
 
 #[test]
@@ -219,19 +233,9 @@ type CtrlSet = fn(&mut NvmeCtrlAttrs, u64);
 #[case::no_overlap_staging(|c: &mut NvmeCtrlAttrs, v| c.cq_buf = MemRef { mr: MrId(0), addr: STAGING_BASE + v, len: 1024 }, 1 << 20, (1 << 20) - 16, "overlap")]
 fn ctrl_rule(#[case] set: CtrlSet, #[case] ok: u64, #[case] bad: u64, #[case] what: &str) {
     let (caps, t) = (caps(), mrs());
-    let mut c = ctrl();
-    set(&mut c, ok);
-    assert_eq!(
-        check_ctrl_attrs(&caps, &srq(), &c, mr_table(&t)),
-        Ok(()),
-        "at {ok}"
-    );
-    set(&mut c, bad);
-    assert_fails(
-        check_ctrl_attrs(&caps, &srq(), &c, mr_table(&t)),
-        Errno::EINVAL,
-        what,
-    );
+    assert_rule(ctrl(), set, (ok, bad), what, |c| {
+        check_ctrl_attrs(&caps, &srq(), c, mr_table(&t))
+    });
 }
 
 #[test]
@@ -351,7 +355,7 @@ fn map_state_rule(#[case] ok: MapState, #[case] bad: MapState, #[case] errno: Er
     let m = mapping(5, 1, 4096);
     assert_eq!(check_map_nsid(&caps(), &srq(), &m, ok), Ok(()));
     assert_eq!(
-        check_map_nsid(&caps(), &srq(), &m, bad).map_err(|e| e.errno()),
+        errno_of(check_map_nsid(&caps(), &srq(), &m, bad)),
         Err(errno)
     );
 }
@@ -382,11 +386,11 @@ fn argument_errors_come_before_state_errors() {
         device_namespaces: 12,
     };
     assert_eq!(
-        check_map_nsid(&caps(), &srq(), &mapping(0, 1, 512), full).map_err(|e| e.errno()),
+        errno_of(check_map_nsid(&caps(), &srq(), &mapping(0, 1, 512), full)),
         Err(Errno::EINVAL)
     );
     assert_eq!(
-        check_map_nsid(&caps(), &srq(), &mapping(1, 1, 1000), full).map_err(|e| e.errno()),
+        errno_of(check_map_nsid(&caps(), &srq(), &mapping(1, 1, 1000), full)),
         Err(Errno::EOPNOTSUPP)
     );
     let mut bad = ctrl();
@@ -396,7 +400,13 @@ fn argument_errors_come_before_state_errors() {
         device_ctrls: 3,
     };
     assert_eq!(
-        check_create_ctrl(&caps(), &srq(), &bad, mr_table(&mrs()), counts).map_err(|e| e.errno()),
+        errno_of(check_create_ctrl(
+            &caps(),
+            &srq(),
+            &bad,
+            mr_table(&mrs()),
+            counts
+        )),
         Err(Errno::EINVAL)
     );
 }
@@ -412,7 +422,7 @@ fn ctrl_count_rule(#[case] ok: CtrlCounts, #[case] bad: CtrlCounts, #[case] errn
         Ok(())
     );
     assert_eq!(
-        check_create_ctrl(&caps, &srq(), &ctrl(), mr_table(&t), bad).map_err(|e| e.errno()),
+        errno_of(check_create_ctrl(&caps, &srq(), &ctrl(), mr_table(&t), bad)),
         Err(errno)
     );
 }
@@ -421,10 +431,7 @@ fn ctrl_count_rule(#[case] ok: CtrlCounts, #[case] bad: CtrlCounts, #[case] errn
 #[case::mapped(true, Ok(()))]
 #[case::not_mapped(false, Err(Errno::ENOENT))]
 fn unmap_rule(#[case] mapped: bool, #[case] expected: Result<(), Errno>) {
-    assert_eq!(
-        check_unmap_nsid(&caps(), 7, mapped).map_err(|e| e.errno()),
-        expected
-    );
+    assert_eq!(errno_of(check_unmap_nsid(&caps(), 7, mapped)), expected);
 }
 
 #[rstest]
@@ -433,7 +440,7 @@ fn unmap_rule(#[case] mapped: bool, #[case] expected: Result<(), Errno>) {
 #[case::above_max_frontend(101)]
 fn unmap_of_an_impossible_nsid_is_einval_even_if_mapped(#[case] nsid: u32) {
     assert_eq!(
-        check_unmap_nsid(&caps(), nsid, true).map_err(|e| e.errno()),
+        errno_of(check_unmap_nsid(&caps(), nsid, true)),
         Err(Errno::EINVAL)
     );
 }
@@ -444,7 +451,7 @@ fn unmap_of_an_impossible_nsid_is_einval_even_if_mapped(#[case] nsid: u32) {
 #[case::other_srq(false, 0, Err(Errno::EINVAL))]
 #[case::other_srq_before_busy(false, 3, Err(Errno::EINVAL))]
 fn remove_ctrl_rule(#[case] own: bool, #[case] ns: u32, #[case] expected: Result<(), Errno>) {
-    assert_eq!(check_remove_ctrl(own, ns).map_err(|e| e.errno()), expected);
+    assert_eq!(errno_of(check_remove_ctrl(own, ns)), expected);
 }
 
 #[rstest]
@@ -452,10 +459,7 @@ fn remove_ctrl_rule(#[case] own: bool, #[case] ns: u32, #[case] expected: Result
 #[case::ctrls(1, 0, Err(Errno::EBUSY))]
 #[case::qps(0, 1, Err(Errno::EBUSY))]
 fn destroy_srq_rule(#[case] ctrls: u32, #[case] qps: u32, #[case] expected: Result<(), Errno>) {
-    assert_eq!(
-        check_destroy_srq(ctrls, qps).map_err(|e| e.errno()),
-        expected
-    );
+    assert_eq!(errno_of(check_destroy_srq(ctrls, qps)), expected);
 }
 
 #[rstest]
@@ -468,10 +472,7 @@ fn qp_set_nvmf_rule(
     #[case] on_nvmf_srq: bool,
     #[case] expected: Result<(), Errno>,
 ) {
-    assert_eq!(
-        check_qp_set_nvmf(flags, on_nvmf_srq).map_err(|e| e.errno()),
-        expected
-    );
+    assert_eq!(errno_of(check_qp_set_nvmf(flags, on_nvmf_srq)), expected);
 }
 
 // ---- errno mapping ----
@@ -595,29 +596,19 @@ fn any_memref() -> impl Strategy<Value = MemRef> {
 }
 
 fn any_srq() -> impl Strategy<Value = NvmfSrqAttrs> {
-    (
-        any::<u32>(),
-        any::<u32>(),
-        any::<u8>(),
-        any::<u32>(),
-        any::<u16>(),
-        any::<u32>(),
-        any::<u32>(),
-        any_memref(),
+    (any::<(u32, u32, u8, u32, u16, u32, u32)>(), any_memref()).prop_map(
+        |((ops, max_ns, lps, ioccsz, icdoff, io, depth), sb)| NvmfSrqAttrs {
+            rq: SrqInit::new(1),
+            offload_ops: OffloadOps::from_bits_retain(ops),
+            max_namespaces: max_ns,
+            nvme_log_page_sz: lps,
+            ioccsz,
+            icdoff,
+            max_io_sz: io,
+            nvme_queue_depth: depth,
+            staging_buf: sb,
+        },
     )
-        .prop_map(
-            |(ops, max_ns, lps, ioccsz, icdoff, io, depth, sb)| NvmfSrqAttrs {
-                rq: SrqInit::new(1),
-                offload_ops: OffloadOps::from_bits_retain(ops),
-                max_namespaces: max_ns,
-                nvme_log_page_sz: lps,
-                ioccsz,
-                icdoff,
-                max_io_sz: io,
-                nvme_queue_depth: depth,
-                staging_buf: sb,
-            },
-        )
 }
 
 fn any_ctrl() -> impl Strategy<Value = NvmeCtrlAttrs> {
@@ -741,7 +732,7 @@ proptest! {
             Ok(())
         };
         prop_assert_eq!(
-            check_ns_mapping(&c, &mapping(fe, be, lba)).map_err(|e| e.errno()),
+            errno_of(check_ns_mapping(&c, &mapping(fe, be, lba))),
             expected
         );
     }

@@ -16,7 +16,7 @@ use harness::fabric::sim::SimFabric;
 use harness::fabric::wait;
 use harness::fabric::{
     Access, CmEventKind, ConnParam, DeviceContext, Fabric, Gid, MrInfo, QpAttr, QpCap, QpDest,
-    QpInit, RecvWr, SendOp, SendWr, WcOpcode, WcStatus,
+    QpId, QpInit, RecvWr, SendOp, SendWr, WcOpcode, WcStatus,
 };
 use harness::initiator::misbehave;
 use harness::wire::{
@@ -43,6 +43,28 @@ fn qp_init(cq: harness::fabric::CqId) -> QpInit {
             max_send_sge: 1,
             max_recv_sge: 1,
         },
+    }
+}
+
+/// The scenario's CM parameters: `private_data`, the RDMA read depths given, RNR retry 7.
+fn conn_param(private_data: &[u8], responder_resources: u8, initiator_depth: u8) -> ConnParam {
+    ConnParam {
+        private_data: private_data.to_vec(),
+        responder_resources,
+        initiator_depth,
+        rnr_retry_count: 7,
+    }
+}
+
+/// Posts four receives on `qp`, work requests `first_wr_id..`, each of `len` bytes of `mr`
+/// one after the other.
+fn post_recvs(ctx: &Arc<dyn DeviceContext>, qp: QpId, mr: &MrInfo, first_wr_id: u64, len: u32) {
+    for i in 0..4u64 {
+        let wr = RecvWr {
+            wr_id: first_wr_id + i,
+            sg_list: vec![mr.sge(i * u64::from(len), len)],
+        };
+        ctx.post_recv(qp, &wr).unwrap();
     }
 }
 
@@ -94,16 +116,7 @@ async fn scenario_ending(seed: u64, disconnect: bool) -> Capture {
         cntlid: 0xffff,
     };
     let conn = host
-        .cm_connect(
-            target_addr(),
-            hqp.id,
-            &ConnParam {
-                private_data: req.to_bytes().to_vec(),
-                responder_resources: 16,
-                initiator_depth: 0,
-                rnr_retry_count: 7,
-            },
-        )
+        .cm_connect(target_addr(), hqp.id, &conn_param(&req.to_bytes(), 16, 0))
         .unwrap();
     let ev = wait::cm_event(target.as_ref(), BOUND).await.unwrap();
     let CmEventKind::ConnectRequest { .. } = ev.kind else {
@@ -119,35 +132,14 @@ async fn scenario_ending(seed: u64, disconnect: bool) -> Capture {
         crqsize: 32,
     };
     target
-        .cm_accept(
-            ev.conn,
-            tqp.id,
-            &ConnParam {
-                private_data: acc.to_bytes().to_vec(),
-                responder_resources: 0,
-                initiator_depth: 16,
-                rnr_retry_count: 7,
-            },
-        )
+        .cm_accept(ev.conn, tqp.id, &conn_param(&acc.to_bytes(), 0, 16))
         .unwrap();
     // Both QPs are in RTS once accepted: receives go up before any SEND can arrive.
-    for i in 0..4u64 {
-        let wr = RecvWr {
-            wr_id: 200 + i,
-            sg_list: vec![trecv.sge(i * 1024, 1024)],
-        };
-        target.post_recv(tqp.id, &wr).unwrap();
-    }
+    post_recvs(&target, tqp.id, &trecv, 200, 1024);
     let ev = wait::cm_event(host.as_ref(), BOUND).await.unwrap();
     assert_eq!(ev.conn, conn);
     assert!(matches!(ev.kind, CmEventKind::Established { .. }), "{ev:?}");
-    for i in 0..4u64 {
-        let wr = RecvWr {
-            wr_id: 100 + i,
-            sg_list: vec![hresp.sge(i * 16, 16)],
-        };
-        host.post_recv(hqp.id, &wr).unwrap();
-    }
+    post_recvs(&host, hqp.id, &hresp, 100, 16);
     // The target's RTU.
     let ev = wait::cm_event(target.as_ref(), BOUND).await.unwrap();
     assert!(matches!(ev.kind, CmEventKind::Established { .. }), "{ev:?}");
@@ -546,15 +538,25 @@ async fn tshark_decodes_nvme_over_rdma() {
     }
 }
 
-/// Two QPs on sim0 / sim1 connected by hand (no CM), each with a CQ and a 64 KiB region.
-async fn raw_pair(
-    fabric: &Arc<SimFabric>,
-) -> [(
+/// One side of a raw pair: its context, QP, CQ and region.
+type RawSide = (
     Arc<dyn DeviceContext>,
     harness::fabric::QpInfo,
     harness::fabric::CqId,
     MrInfo,
-); 2] {
+);
+
+/// A fabric seeded with `seed`, captured from the start, and a raw pair on it.
+async fn captured_raw_pair(seed: u64) -> (Arc<SimFabric>, Capture, [RawSide; 2]) {
+    let fabric = SimFabric::new(seed);
+    let capture = Capture::new();
+    capture.attach(&fabric);
+    let pair = raw_pair(&fabric).await;
+    (fabric, capture, pair)
+}
+
+/// Two QPs on sim0 / sim1 connected by hand (no CM), each with a CQ and a 64 KiB region.
+async fn raw_pair(fabric: &Arc<SimFabric>) -> [RawSide; 2] {
     let a = fabric.open("sim0").unwrap();
     let b = fabric.open("sim1").unwrap();
     let side = |ctx: &Arc<dyn DeviceContext>| {
@@ -590,10 +592,7 @@ fn aeth_syndrome(f: &Frame) -> u8 {
 
 #[tokio::test(start_paused = true)]
 async fn rnr_retransmission_keeps_its_psn_and_naks_are_captured() {
-    let fabric = SimFabric::new(3);
-    let capture = Capture::new();
-    capture.attach(&fabric);
-    let [(a, aqp, acq, amr), (b, bqp, bcq, bmr)] = raw_pair(&fabric).await;
+    let (_fabric, capture, [(a, aqp, acq, amr), (b, bqp, bcq, bmr)]) = captured_raw_pair(3).await;
     // No receive posted at b: RNR NAKs until one is.
     let wr = SendWr::new(1, SendOp::Send, vec![amr.sge(0, 100)]);
     a.post_send(aqp.id, &wr).unwrap();
@@ -661,10 +660,7 @@ async fn rnr_retransmission_keeps_its_psn_and_naks_are_captured() {
 
 #[tokio::test(start_paused = true)]
 async fn odd_lengths_are_padded_and_bad_paths_are_errors() {
-    let fabric = SimFabric::new(4);
-    let capture = Capture::new();
-    capture.attach(&fabric);
-    let [(a, aqp, acq, amr), (b, bqp, bcq, bmr)] = raw_pair(&fabric).await;
+    let (_fabric, capture, [(a, aqp, acq, amr), (b, bqp, bcq, bmr)]) = captured_raw_pair(4).await;
     let recv = RecvWr {
         wr_id: 9,
         sg_list: vec![bmr.sge(0, 4096)],

@@ -20,6 +20,14 @@ fn with_ns(o: Opts) -> emulated_rig::Rig {
     r
 }
 
+/// `with_ns` with a queue depth of `depth` and the rest of the defaults.
+fn with_ns_depth(depth: u16) -> emulated_rig::Rig {
+    with_ns(Opts {
+        depth,
+        ..Opts::default()
+    })
+}
+
 fn raw_cqe(r: &emulated_rig::Rig, slot: u64) -> CqeRepr {
     let mut b = [0u8; CQE_LEN];
     r.ctx
@@ -31,10 +39,7 @@ fn raw_cqe(r: &emulated_rig::Rig, slot: u64) -> CqeRepr {
 #[tokio::test(start_paused = true)]
 async fn phase_flips_on_every_wrap() {
     let depth = 4u16;
-    let mut r = with_ns(Opts {
-        depth,
-        ..Opts::default()
-    });
+    let mut r = with_ns_depth(depth);
     let mut k = 0u64;
     for round in 0..7 {
         let n = 1 + round % 3;
@@ -106,10 +111,7 @@ async fn round_robin_across_two_sqs() {
 #[tokio::test(start_paused = true)]
 async fn cq_full_waits_for_head_doorbell() {
     let depth = 4u16;
-    let mut r = with_ns(Opts {
-        depth,
-        ..Opts::default()
-    });
+    let mut r = with_ns_depth(depth);
     let first: Vec<u16> = (0..3).map(|_| r.submit(1, SqeCommand::Flush, 0)).collect();
     // Consume nothing yet: let the controller fill the CQ (3 entries = depth - 1).
     tokio::time::sleep(Duration::from_millis(10)).await;

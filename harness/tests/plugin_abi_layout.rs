@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::mem::{align_of, offset_of, size_of};
-use std::path::PathBuf;
 use std::process::Command;
 
 use harness::ffi::abi::*;
+
+mod common;
+use common::cc;
 
 fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
     size_of::<F>()
@@ -85,10 +87,7 @@ fn header_and_rust_mirrors_have_one_layout() {
         "nvmf_host_env" => NvmfHostEnv { abi_version, reserved, lower_ops, lower_ctx, pci_ops, pci_ctx, config }
     };
 
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let include = root.join("include");
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("abi_layout");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = cc::tmp_dir("abi_layout");
     let src = dir.join("layout.c");
     let exe = dir.join("layout");
     let consts = "  printf(\"#|ABI|%d|0\\n\", NVMF_OFFLOAD_ABI_VERSION);\n\
@@ -106,19 +105,11 @@ fn header_and_rust_mirrors_have_one_layout() {
         ),
     )
     .unwrap();
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let out = Command::new(&cc)
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
-        .arg(&include)
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .output()
-        .unwrap_or_else(|e| panic!("running {cc}: {e} (a C compiler is needed for this test)"));
-    assert!(
-        out.status.success(),
-        "{cc} failed on the header:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    cc::compile(
+        &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"],
+        &src,
+        &exe,
+        &[],
     );
     let run = Command::new(&exe).output().unwrap();
     assert!(run.status.success());

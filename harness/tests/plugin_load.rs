@@ -3,8 +3,7 @@
 //! fails with an errno (and the plugin's reason). The libraries are small C files compiled
 //! here with the system's `cc`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use harness::backend::{PciFunction, PciHost, PciStatus};
@@ -13,10 +12,11 @@ use harness::fabric::{Fabric, MrId};
 use harness::plugin::{Plugin, PluginError, ABI_VERSION, ABI_VERSION_MIN};
 use nix::errno::Errno;
 
+mod common;
+use common::cc;
+
 fn dir() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin_load");
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    cc::tmp_dir("plugin_load")
 }
 
 /// Compiles `src` into `lib<name>.so` against include/nvmf_offload.h.
@@ -25,21 +25,8 @@ fn shared_lib(name: &str, src: &str) -> PathBuf {
     let c = d.join(format!("{name}.c"));
     let so = d.join(format!("lib{name}.so"));
     std::fs::write(&c, src).unwrap();
-    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("../include");
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let out = Command::new(&cc)
-        .args(["-shared", "-fPIC", "-std=c11", "-Wall", "-Werror", "-I"])
-        .arg(&include)
-        .arg("-o")
-        .arg(&so)
-        .arg(&c)
-        .output()
-        .unwrap_or_else(|e| panic!("running {cc}: {e} (a C compiler is needed for this test)"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let flags = [&cc::SHARED[..], &["-std=c11", "-Wall", "-Werror"]].concat();
+    cc::compile(&flags, &c, &so, &[]);
     so
 }
 

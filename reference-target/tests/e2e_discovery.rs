@@ -4,13 +4,21 @@
 
 use std::time::Duration;
 
-use harness::initiator::{Command, InitiatorError, Transfer};
+use harness::initiator::{Command, Controller, InitiatorError, Transfer};
 use harness::wire::{
     SglRepr, SqeCommand, Status, ADRFAM_IPV4, CNTLID_DYNAMIC, QPTYPE_RC, SUBTYPE_NVME, TRTYPE_RDMA,
 };
 use reference_target::control::identity::DISCOVERY_NQN;
 use reference_target::testing::data::*;
 use reference_target::testing::target::*;
+
+/// The target of `reference.toml` started with `seed`, and a host connected to `nqn` on
+/// port 4420.
+async fn reference_host(seed: u64, nqn: &str) -> (TargetRig, Controller) {
+    let rig = start(seed, &fixture("reference.toml"));
+    let c = connect(&rig, 4420, host_config(nqn)).await;
+    (rig, c)
+}
 
 fn status_of(r: Result<Vec<u8>, InitiatorError>) -> Status {
     match r {
@@ -23,8 +31,7 @@ fn status_of(r: Result<Vec<u8>, InitiatorError>) -> Status {
 
 #[tokio::test(start_paused = true)]
 async fn discovery_controller_lists_the_port_subsystem() {
-    let rig = start(1, &fixture("reference.toml"));
-    let mut c = connect(&rig, 4420, host_config(DISCOVERY_NQN)).await;
+    let (rig, mut c) = reference_host(1, DISCOVERY_NQN).await;
     let id = c.identify_controller().await.unwrap();
     assert_eq!(id.raw[111], 2, "CNTRLTYPE discovery");
     assert_eq!(id.cntlid, c.cntlid());
@@ -69,8 +76,7 @@ async fn discovery_controller_lists_the_port_subsystem() {
 
 #[tokio::test(start_paused = true)]
 async fn discovery_log_reads_in_pieces_and_hides_what_the_host_may_not_reach() {
-    let rig = start(2, &fixture("reference.toml"));
-    let mut c = connect(&rig, 4420, host_config(DISCOVERY_NQN)).await;
+    let (rig, mut c) = reference_host(2, DISCOVERY_NQN).await;
     // Header alone, then the entry at offset 1024, as libnvme reads it.
     let head = c.get_log_page(0x70, 0, 0, 1024).await.unwrap();
     assert_eq!(u64::from_le_bytes(head[8..16].try_into().unwrap()), 1);
@@ -100,8 +106,7 @@ async fn discovery_log_reads_in_pieces_and_hides_what_the_host_may_not_reach() {
 
 #[tokio::test(start_paused = true)]
 async fn discovery_nqn_has_no_io_queues() {
-    let rig = start(3, &fixture("reference.toml"));
-    let mut c = connect(&rig, 4420, host_config(DISCOVERY_NQN)).await;
+    let (_rig, mut c) = reference_host(3, DISCOVERY_NQN).await;
     let e = c.connect_io_queue(1, 8, 0, 1, 512).await.unwrap_err();
     let s = e.nvme_status().expect("an NVMe status");
     assert_eq!(s, Status::CONNECT_INVALID_PARAMETERS.with_dnr(), "{e}");
@@ -109,8 +114,7 @@ async fn discovery_nqn_has_no_io_queues() {
 
 #[tokio::test(start_paused = true)]
 async fn log_pages_of_an_io_controller() {
-    let rig = start(4, &fixture("reference.toml"));
-    let mut c = connect(&rig, 4420, host_config(SUB0)).await;
+    let (_rig, mut c) = reference_host(4, SUB0).await;
     let smart = c.get_log_page(0x02, 0, 0, 512).await.unwrap();
     assert_eq!(smart[0], 0, "no critical warning");
     assert_eq!(u16::from_le_bytes([smart[1], smart[2]]), 298);
@@ -149,8 +153,7 @@ async fn log_pages_of_an_io_controller() {
 
 #[tokio::test(start_paused = true)]
 async fn namespace_identifiers_are_stable_and_agree() {
-    let rig = start(5, &fixture("reference.toml"));
-    let mut c = connect(&rig, 4420, host_config(SUB0)).await;
+    let (_rig, mut c) = reference_host(5, SUB0).await;
     let ns = c.identify(0x00, 1).await.unwrap();
     let descs = c.identify(0x03, 1).await.unwrap();
     assert_eq!((descs[0], descs[1]), (2, 16), "NGUID descriptor first");
@@ -171,15 +174,13 @@ async fn namespace_identifiers_are_stable_and_agree() {
         Status::INVALID_NAMESPACE.with_dnr()
     );
     // A second target from the same config gives the same identifiers.
-    let rig2 = start(6, &fixture("reference.toml"));
-    let mut c2 = connect(&rig2, 4420, host_config(SUB0)).await;
+    let (_rig2, mut c2) = reference_host(6, SUB0).await;
     assert_eq!(c2.identify(0x03, 1).await.unwrap(), descs);
 }
 
 #[tokio::test(start_paused = true)]
 async fn async_event_requests_are_held_up_to_the_limit() {
-    let rig = start(7, &fixture("reference.toml"));
-    let mut c = connect(&rig, 4420, host_config(SUB0)).await;
+    let (_rig, mut c) = reference_host(7, SUB0).await;
     let aerl = c.identify_controller().await.unwrap().raw[259];
     assert_eq!(aerl, 3);
     let aer = Command::Nvme {
@@ -222,8 +223,7 @@ async fn async_event_requests_are_held_up_to_the_limit() {
 
 #[tokio::test(start_paused = true)]
 async fn async_event_configuration_is_kept() {
-    let rig = start(8, &fixture("reference.toml"));
-    let mut c = connect(&rig, 4420, host_config(SUB0)).await;
+    let (_rig, mut c) = reference_host(8, SUB0).await;
     let set = |v: u32| Command::Nvme {
         nsid: 0,
         command: SqeCommand::Other {

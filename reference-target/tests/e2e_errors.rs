@@ -3,7 +3,9 @@
 
 use harness::api::OffloadProvider;
 use harness::fabric::Access;
-use harness::initiator::{misbehave, Command, DataMode, InitiatorError, IoQueue, Transfer};
+use harness::initiator::{
+    misbehave, Command, Controller, DataMode, InitiatorError, IoQueue, Transfer,
+};
 use harness::wire::{
     PropertySize, RwCommand, SglAddressing, SglRepr, SqeCommand, Status, WriteZeroesCommand,
 };
@@ -75,12 +77,28 @@ async fn common_errors(io: &mut IoQueue) {
     assert!(s.same_code(Status::INVALID_NAMESPACE) && s.dnr, "{s:?}");
 }
 
+/// A target of two subsystems started with `seed`, a host connected to `sub` on `port`,
+/// and its I/O queue 1 (depth 32, namespace 1, 4 KiB blocks, `in_capsule_data` bytes in
+/// capsules) on which `common_errors` has been checked.
+async fn io_queue_past_common_errors(
+    seed: u64,
+    port: u16,
+    sub: &str,
+    in_capsule_data: u32,
+) -> (TargetRig, Controller, IoQueue) {
+    let rig = start(seed, &two_subs());
+    let mut c = connect(&rig, port, host_config(sub)).await;
+    let mut io = c
+        .connect_io_queue(1, 32, in_capsule_data, 1, 4096)
+        .await
+        .unwrap();
+    common_errors(&mut io).await;
+    (rig, c, io)
+}
+
 #[tokio::test(start_paused = true)]
 async fn software_answers_what_the_engine_hands_over() {
-    let rig = start(41, &two_subs());
-    let mut c = connect(&rig, 4420, host_config(SUB0)).await;
-    let mut io = c.connect_io_queue(1, 32, 0, 1, 4096).await.unwrap();
-    common_errors(&mut io).await;
+    let (rig, _c, mut io) = io_queue_past_common_errors(41, 4420, SUB0, 0).await;
     let engine = rig.target.engine().clone();
     let srq = rig.target.srq(SUB0).unwrap();
     assert!(engine.srq_counters(srq.handle).unwrap().unknown_ns_cmds >= 1);
@@ -114,10 +132,7 @@ async fn software_answers_what_the_engine_hands_over() {
 
 #[tokio::test(start_paused = true)]
 async fn software_path_errors() {
-    let rig = start(42, &two_subs());
-    let mut c = connect(&rig, 4421, host_config(SUB1)).await;
-    let mut io = c.connect_io_queue(1, 32, 4096, 1, 4096).await.unwrap();
-    common_errors(&mut io).await;
+    let (rig, _c, mut io) = io_queue_past_common_errors(42, 4421, SUB1, 4096).await;
     // LBA out of range (1024 blocks).
     let r = io.read(1024, 1, DataMode::Keyed).await.unwrap();
     assert!(r.cqe.status.same_code(Status::LBA_OUT_OF_RANGE), "{r:?}");

@@ -301,23 +301,19 @@ async fn worker(io: &mut IoQueue, ledger: &RefCell<Ledger>, mut rng: SplitMix) {
             ledger.borrow_mut().counts.reads += 1;
             let r = io.read(slba, n as u32, DataMode::Keyed).await;
             let mut l = ledger.borrow_mut();
-            match r {
+            match &r {
                 Ok(c) if c.cqe.status == Status::SUCCESS => {
                     for (i, b) in c.data.chunks(BS).enumerate() {
                         l.check(slba + i as u64, b, "read during the run");
                     }
-                    l.release(slba, n);
                 }
-                Ok(_) => {
-                    l.counts.read_errors += 1;
-                    l.release(slba, n);
-                }
-                Err(_) => {
-                    // The queue is gone; a read changes nothing.
-                    l.counts.read_errors += 1;
-                    l.release(slba, n);
-                    return;
-                }
+                // An error status, or no answer at all: a read changes nothing.
+                _ => l.counts.read_errors += 1,
+            }
+            l.release(slba, n);
+            if r.is_err() {
+                // The queue is gone.
+                return;
             }
             continue;
         }

@@ -11,6 +11,9 @@ use suites::catalog;
 use suites::isolate::Isolation;
 use suites::run::{self, Options, PluginTarget};
 
+#[path = "../../harness/tests/common/cc.rs"]
+mod cc;
+
 fn plugin() -> Plugin {
     let path = nvmf_reference_plugin::library_path()
         .expect("cargo builds libnvmf_reference_plugin.so for this test (a dev-dependency)");
@@ -128,29 +131,15 @@ fn a_quirk_through_the_plugin_is_caught() {
 
 /// Compiles `fixtures/plugins/nic_shim.c` (with `defines`) into `lib<name>.so`.
 fn nic_shim(name: &str, defines: &[&str]) -> std::path::PathBuf {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("nic_shim");
-    std::fs::create_dir_all(&dir).unwrap();
-    let so = dir.join(format!("lib{name}.so"));
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let out = std::process::Command::new(&cc)
-        .args([
-            "-shared", "-fPIC", "-std=c11", "-Wall", "-Wextra", "-Werror",
-        ])
-        .args(defines)
-        .arg("-I")
-        .arg(root.join("include"))
-        .arg("-o")
-        .arg(&so)
-        .arg(root.join("fixtures/plugins/nic_shim.c"))
-        .arg("-ldl")
-        .output()
-        .unwrap_or_else(|e| panic!("running {cc}: {e} (a C compiler is needed for this test)"));
-    assert!(
-        out.status.success(),
-        "{cc} failed on nic_shim.c:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let so = cc::tmp_dir("nic_shim").join(format!("lib{name}.so"));
+    let flags = [
+        &cc::SHARED[..],
+        &["-std=c11", "-Wall", "-Wextra", "-Werror"],
+        defines,
+    ]
+    .concat();
+    let src = cc::repo_root().join("fixtures/plugins/nic_shim.c");
+    cc::compile(&flags, &src, &so, &["-ldl"]);
     so
 }
 

@@ -506,6 +506,15 @@ mod tests {
         }
     }
 
+    /// `len` bytes at `addr` in region `mr`.
+    fn mem(mr: u32, addr: u64, len: u64) -> MemRef {
+        MemRef {
+            mr: MrId(mr),
+            addr,
+            len,
+        }
+    }
+
     fn mrs() -> Vec<MrInfo> {
         vec![
             mr(0, 0x1000_0000, 4 << 20, Access::LOCAL_WRITE),
@@ -524,21 +533,13 @@ mod tests {
             icdoff: 0,
             max_io_sz: 128 << 10,
             nvme_queue_depth: 64,
-            staging_buf: MemRef {
-                mr: MrId(0),
-                addr: 0x1000_0000,
-                len: 4 << 20,
-            },
+            staging_buf: mem(0, 0x1000_0000, 4 << 20),
         }
     }
 
     fn ctrl() -> NvmeCtrlAttrs {
         let base = 0x2000_0000;
-        let r = |off: u64, len: u64| MemRef {
-            mr: MrId(1),
-            addr: base + off,
-            len,
-        };
+        let r = |off: u64, len: u64| mem(1, base + off, len);
         NvmeCtrlAttrs {
             sq_buf: r(0, 64 * 64),
             cq_buf: r(0x1000, 64 * 16),
@@ -597,11 +598,7 @@ mod tests {
             ))
         );
         let mut a = srq();
-        a.staging_buf = MemRef {
-            mr: MrId(2),
-            addr: 0x3000_0000,
-            len: 1 << 20,
-        };
+        a.staging_buf = mem(2, 0x3000_0000, 1 << 20);
         let caps_small = NvmfCaps {
             min_staging_buf_size: 4096,
             ..caps
@@ -641,17 +638,9 @@ mod tests {
             ))
         );
         let mut c = ctrl();
-        c.cq_buf = MemRef {
-            mr: MrId(2),
-            addr: 0x3000_0000,
-            len: 1024,
-        };
+        c.cq_buf = mem(2, 0x3000_0000, 1024);
         assert_eq!(check(&c), Ok(()), "the CQ ring is not written by the NIC");
-        c.sqdb = MemRef {
-            mr: MrId(2),
-            addr: 0x3000_1000,
-            len: 4,
-        };
+        c.sqdb = mem(2, 0x3000_1000, 4);
         assert_eq!(check(&c), Err(OffloadError::Invalid(SQDB.no_write)));
         let mut c = ctrl();
         c.sqdb_ini = 64;
@@ -667,16 +656,8 @@ mod tests {
         let t = mrs();
         let mut c = ctrl();
         let extra = BackendSq {
-            buf: MemRef {
-                mr: MrId(1),
-                addr: 0x2000_4000,
-                len: 4096,
-            },
-            db: MemRef {
-                mr: MrId(1),
-                addr: 0x2000_2008,
-                len: 4,
-            },
+            buf: mem(1, 0x2000_4000, 4096),
+            db: mem(1, 0x2000_2008, 4),
             db_ini: 63,
         };
         c.extra_sqs = vec![extra; 3];

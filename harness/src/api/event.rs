@@ -269,26 +269,30 @@ mod tests {
 
     #[test]
     fn from_fabric_uses_dedicated_variants() {
-        assert_eq!(
-            OffloadEvent::from_fabric(AsyncEvent::QpFatal(QpId(1))),
-            OffloadEvent::QpFatal { qp: QpId(1) }
-        );
-        assert_eq!(
-            OffloadEvent::from_fabric(AsyncEvent::QpAccessErr(QpId(1))),
-            OffloadEvent::QpAccessErr { qp: QpId(1) }
-        );
-        assert_eq!(
-            OffloadEvent::from_fabric(AsyncEvent::SrqLimitReached(SrqId(2))),
-            OffloadEvent::SrqLimitReached { srq: SrqId(2) }
-        );
-        assert_eq!(
-            OffloadEvent::from_fabric(AsyncEvent::QpLastWqeReached(QpId(3))),
-            OffloadEvent::QpLastWqeReached { qp: QpId(3) }
-        );
-        assert_eq!(
-            OffloadEvent::from_fabric(AsyncEvent::PortActive(1)),
-            OffloadEvent::Fabric(AsyncEvent::PortActive(1))
-        );
+        for (fabric, offload) in [
+            (
+                AsyncEvent::QpFatal(QpId(1)),
+                OffloadEvent::QpFatal { qp: QpId(1) },
+            ),
+            (
+                AsyncEvent::QpAccessErr(QpId(1)),
+                OffloadEvent::QpAccessErr { qp: QpId(1) },
+            ),
+            (
+                AsyncEvent::SrqLimitReached(SrqId(2)),
+                OffloadEvent::SrqLimitReached { srq: SrqId(2) },
+            ),
+            (
+                AsyncEvent::QpLastWqeReached(QpId(3)),
+                OffloadEvent::QpLastWqeReached { qp: QpId(3) },
+            ),
+            (
+                AsyncEvent::PortActive(1),
+                OffloadEvent::Fabric(AsyncEvent::PortActive(1)),
+            ),
+        ] {
+            assert_eq!(OffloadEvent::from_fabric(fabric), offload);
+        }
     }
 
     #[test]

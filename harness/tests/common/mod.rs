@@ -1,0 +1,3 @@
+//! What the harness's integration tests share.
+
+pub mod cc;
