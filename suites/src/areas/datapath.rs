@@ -157,13 +157,7 @@ async fn full_queue_of_flushes(
                 .await?;
         ok_status("flush", r.cqe.status)?;
     }
-    settle().await;
-    check_eq!(
-        d.provider.ns_counters(s.ctrl, FE_NSID)?.flush_cmds,
-        n as u64,
-        "flushes counted"
-    );
-    Ok(())
+    counted(d, s, |k| k.flush_cmds, n as u64, "flushes counted").await
 }
 
 /// The counters of `n` one-block in-capsule writes, each read back with one one-block read.
@@ -199,6 +193,55 @@ pub(crate) async fn in_capsule_counted(d: &Dut, s: &Session, n: u64, what: &str)
         "the namespace counters after {what}"
     );
     Ok(())
+}
+
+/// Once the device settled ([`settle`]), the namespace counter `counter` reads `n`; `what`
+/// names it.
+async fn counted(
+    d: &Dut,
+    s: &Session,
+    counter: fn(&NsCounters) -> u64,
+    n: u64,
+    what: &str,
+) -> CaseResult {
+    settle().await;
+    check_eq!(
+        counter(&d.provider.ns_counters(s.ctrl, FE_NSID)?),
+        n,
+        "{what}"
+    );
+    Ok(())
+}
+
+/// Writes one block with in-capsule data and reads it back: offloaded, counted, and nothing
+/// for software. With `stale_reserved`, the write is sent as a raw capsule whose Data Block
+/// descriptor has stale bytes in reserved bytes 14:12, as Linux hosts send.
+async fn in_capsule_write(d: Dut, stale_reserved: bool) -> CaseResult {
+    let (mut s, bs) = in_capsule_session(&d).await?;
+    let (slba, seed) = if stale_reserved { (4, 6) } else { (3, 5) };
+    let data = pattern(bs as usize, seed);
+    if stale_reserved {
+        let q = s.io.queue();
+        let cid = q.alloc_cid();
+        let sqe = misbehave::write_sqe(cid, FE_NSID, slba, 1, SglRepr::in_capsule(0, bs))?;
+        let mut capsule = sqe.to_vec();
+        // What nvme_rdma_map_sg_inline leaves there: bytes of an earlier keyed SGL's key.
+        capsule[36..39].copy_from_slice(&[0x5a, 0x3c, 0x0f]);
+        capsule.extend_from_slice(&data);
+        misbehave::send_raw(q, &capsule)?;
+        let r = q.wait_response(cid, wait(Duration::from_secs(5))).await?;
+        ok_status("in-capsule write with stale reserved bytes", r.cqe.status)?;
+    } else {
+        let w = s.io.write(slba, &data, DataMode::InCapsule).await?;
+        ok_status("in-capsule write", w.cqe.status)?;
+    }
+    let r = s.io.read(slba, 1, DataMode::Keyed).await?;
+    check!(
+        r.data == data,
+        "the in-capsule data did not reach the namespace"
+    );
+    in_capsule_counted(&d, &s, 1, "one in-capsule write and one read").await?;
+    nothing_for_software(&d, &s)
 }
 
 /// The cases of this area.
@@ -286,51 +329,29 @@ pub fn cases() -> Vec<Case> {
             write_read(d, f, DataMode::KeyedInvalidate).await
         },
     ));
-    v.push(Case::new(
-        "datapath",
-        "in-capsule-write",
-        "DP-IN-CAPSULE",
-        "a write of one block with in-capsule data is offloaded and reads back",
-        &[Need::Ops(RW), Need::Backends, Need::InCapsuleBlock],
-        |d| async move {
-            let (mut s, bs) = in_capsule_session(&d).await?;
-            let data = pattern(bs as usize, 5);
-            let w = s.io.write(3, &data, DataMode::InCapsule).await?;
-            ok_status("in-capsule write", w.cqe.status)?;
-            let r = s.io.read(3, 1, DataMode::Keyed).await?;
-            check!(
-                r.data == data,
-                "in-capsule data did not reach the namespace"
-            );
-            in_capsule_counted(&d, &s, 1, "one in-capsule write and one read").await?;
-            nothing_for_software(&d, &s)
-        },
-    ));
-    v.push(Case::new(
-        "datapath",
-        "in-capsule-write.stale-sgl-reserved",
-        "DP-IN-CAPSULE-LINUX",
-        "an in-capsule write whose Data Block descriptor has stale bytes in reserved bytes 14:12, as Linux hosts send, is offloaded like any other",
-        &[Need::Ops(RW), Need::Backends, Need::InCapsuleBlock],
-        |d| async move {
-            let (mut s, bs) = in_capsule_session(&d).await?;
-            let data = pattern(bs as usize, 6);
-            let q = s.io.queue();
-            let cid = q.alloc_cid();
-            let sqe = misbehave::write_sqe(cid, FE_NSID, 4, 1, SglRepr::in_capsule(0, bs))?;
-            let mut capsule = sqe.to_vec();
-            // What nvme_rdma_map_sg_inline leaves there: bytes of an earlier keyed SGL's key.
-            capsule[36..39].copy_from_slice(&[0x5a, 0x3c, 0x0f]);
-            capsule.extend_from_slice(&data);
-            misbehave::send_raw(q, &capsule)?;
-            let r = q.wait_response(cid, wait(Duration::from_secs(5))).await?;
-            ok_status("in-capsule write with stale reserved bytes", r.cqe.status)?;
-            let r = s.io.read(4, 1, DataMode::Keyed).await?;
-            check!(r.data == data, "the in-capsule data did not reach the namespace");
-            in_capsule_counted(&d, &s, 1, "one in-capsule write and one read").await?;
-            nothing_for_software(&d, &s)
-        },
-    ));
+    for (stale_reserved, id, requirement, description) in [
+        (
+            false,
+            "in-capsule-write",
+            "DP-IN-CAPSULE",
+            "a write of one block with in-capsule data is offloaded and reads back",
+        ),
+        (
+            true,
+            "in-capsule-write.stale-sgl-reserved",
+            "DP-IN-CAPSULE-LINUX",
+            "an in-capsule write whose Data Block descriptor has stale bytes in reserved bytes 14:12, as Linux hosts send, is offloaded like any other",
+        ),
+    ] {
+        v.push(Case::new(
+            "datapath",
+            id,
+            requirement,
+            description,
+            &[Need::Ops(RW), Need::Backends, Need::InCapsuleBlock],
+            move |d| in_capsule_write(d, stale_reserved),
+        ));
+    }
     v.push(Case::new(
         "datapath",
         "flush",
@@ -341,31 +362,35 @@ pub fn cases() -> Vec<Case> {
             let mut s = d.default_session(PORT).await?;
             let c = s.io.flush().await?;
             ok_status("flush", c.cqe.status)?;
-            settle().await;
-            check_eq!(
-                d.provider.ns_counters(s.ctrl, FE_NSID)?.flush_cmds,
-                1,
-                "flushes counted"
-            );
+            counted(&d, &s, |k| k.flush_cmds, 1, "flushes counted").await?;
             nothing_for_software(&d, &s)
         },
     ));
-    v.push(Case::new(
-        "datapath",
-        "write-zeroes",
-        "DP-OFFLOAD-WZ",
-        "an offloaded write zeroes makes the blocks read back as zeroes",
-        &[Need::Ops(RW | OffloadOps::WRITE_ZEROES), Need::Backends],
-        |d| zeroes_after(d, Zeroing::WriteZeroes),
-    ));
-    v.push(Case::new(
-        "datapath",
-        "dsm-deallocate",
-        "DP-OFFLOAD-DSM",
-        "an offloaded dataset management deallocate makes the range read back as zeroes (a real controller, which may keep blocks it is asked to deallocate, as zeroes or as written)",
-        &[Need::Ops(RW | OffloadOps::DATASET_MGMT), Need::Backends],
-        |d| zeroes_after(d, Zeroing::Deallocate),
-    ));
+    for (how, id, requirement, description, op) in [
+        (
+            Zeroing::WriteZeroes,
+            "write-zeroes",
+            "DP-OFFLOAD-WZ",
+            "an offloaded write zeroes makes the blocks read back as zeroes",
+            OffloadOps::WRITE_ZEROES,
+        ),
+        (
+            Zeroing::Deallocate,
+            "dsm-deallocate",
+            "DP-OFFLOAD-DSM",
+            "an offloaded dataset management deallocate makes the range read back as zeroes (a real controller, which may keep blocks it is asked to deallocate, as zeroes or as written)",
+            OffloadOps::DATASET_MGMT,
+        ),
+    ] {
+        v.push(Case::new(
+            "datapath",
+            id,
+            requirement,
+            description,
+            &[Need::Ops(RW | op), Need::Backends],
+            move |d| zeroes_after(d, how),
+        ));
+    }
     v.push(Case::new(
         "datapath",
         "max-io-sz.exact",
@@ -379,12 +404,7 @@ pub fn cases() -> Vec<Case> {
             check!(blocks > 0, "max_io_sz below one block");
             let r = s.io.read(0, blocks, DataMode::Keyed).await?;
             ok_status("read of max_io_sz", r.cqe.status)?;
-            settle().await;
-            check_eq!(
-                d.provider.ns_counters(s.ctrl, FE_NSID)?.read_cmds,
-                1,
-                "offloaded reads"
-            );
+            counted(&d, &s, |k| k.read_cmds, 1, "offloaded reads").await?;
             nothing_for_software(&d, &s)
         },
     ));
@@ -418,13 +438,7 @@ pub fn cases() -> Vec<Case> {
                 "software receive"
             );
             check_eq!(wc.qp, s.qp, "receive on the session's QP");
-            settle().await;
-            check_eq!(
-                d.provider.ns_counters(s.ctrl, FE_NSID)?.read_cmds,
-                0,
-                "offloaded reads"
-            );
-            Ok(())
+            counted(&d, &s, |k| k.read_cmds, 0, "offloaded reads").await
         },
     ));
     v.push(Case::new(
@@ -501,14 +515,12 @@ pub fn cases() -> Vec<Case> {
                 let c = c.map_err(|e| Failure::from(e).context(format!("{what} {i} of {n}")))?;
                 ok_status(what, c.cqe.status)?;
             }
-            settle().await;
-            let k = d.provider.ns_counters(s.ctrl, FE_NSID)?;
-            check_eq!(
-                if flush { k.flush_cmds } else { k.write_cmds },
-                n,
-                "{what}s counted"
-            );
-            Ok(())
+            let counter: fn(&NsCounters) -> u64 = if flush {
+                |k| k.flush_cmds
+            } else {
+                |k| k.write_cmds
+            };
+            counted(&d, &s, counter, n, &format!("{what}s counted")).await
         },
     ));
     v.extend(super::staging_exhaustion::cases());

@@ -4,6 +4,7 @@
 use harness::api::{CtrlHandle, NsMapping};
 use nix::errno::Errno;
 
+use super::ctrl::batches;
 use crate::framework::dut::{expect_errno, expect_ok};
 use std::future::Future;
 use std::time::Duration;
@@ -87,110 +88,168 @@ impl Ctrls<'_> {
     }
 }
 
+/// A case of `area` that needs backend controllers.
+pub(crate) fn backends_case<F, Fut>(
+    area: &'static str,
+    id: &str,
+    requirement: &'static str,
+    description: &str,
+    body: F,
+) -> Case
+where
+    F: Fn(Dut) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = CaseResult> + Send + 'static,
+{
+    Case::new(area, id, requirement, description, &[Need::Backends], body)
+}
+
 /// A case of this area that needs backend controllers.
 fn bk_case<F, Fut>(id: &str, requirement: &'static str, description: &str, body: F) -> Case
 where
     F: Fn(Dut) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = CaseResult> + Send + 'static,
 {
-    Case::new(
-        "mapping",
-        id,
-        requirement,
-        description,
-        &[Need::Backends],
-        body,
-    )
+    backends_case("mapping", id, requirement, description, body)
+}
+
+/// A step of a [`script`]. `Srq(n)`: a fresh SRQ with `n` controllers ([`srq_with_ctrls`]).
+/// The map and unmap steps: on controller `.0` (the script's controllers counted from 0 in
+/// the order they were made), `map_nsid` or `unmap_nsid` of fe_nsid `.1`, which must succeed
+/// or fail with the errno given (the last field names the call). `Checking`: the requirement
+/// checked from there on.
+#[derive(Clone, Copy)]
+enum Step {
+    Srq(usize),
+    Map(usize, u32, &'static str),
+    MapErrno(usize, u32, Errno, &'static str),
+    Unmap(usize, u32, &'static str),
+    UnmapErrno(usize, u32, Errno, &'static str),
+    Checking(&'static str),
+}
+use Step::*;
+
+/// A case of this area that runs `steps` in order.
+fn script<S>(id: &str, requirement: &'static str, description: &str, steps: S) -> Case
+where
+    S: AsRef<[Step]> + Copy + Send + Sync + 'static,
+{
+    bk_case(id, requirement, description, move |d| async move {
+        let lba = d.ns_format().lba_data_size();
+        let mut f = Ctrls {
+            d: &d,
+            c: Vec::new(),
+            lba,
+        };
+        for &step in steps.as_ref() {
+            match step {
+                Srq(n) => f.c.extend(srq_with_ctrls(&d, n).await?.1),
+                Map(i, fe, what) => f.map(i, fe, what)?,
+                MapErrno(i, fe, errno, what) => f.map_errno(i, fe, errno, what)?,
+                Unmap(i, fe, what) => f.unmap(i, fe, what)?,
+                UnmapErrno(i, fe, errno, what) => f.unmap_errno(i, fe, errno, what)?,
+                Checking(requirement) => blame::checking(requirement),
+            }
+        }
+        Ok(())
+    })
 }
 
 /// The cases of this area.
 pub fn cases() -> Vec<Case> {
     let bk = [Need::Backends];
-    let mut v = vec![
-        bk_case(
-            "map-unmap",
-            "MAP-OK",
-            "a free fe_nsid maps and unmaps",
-            |d| async move {
-                let f = ctrls(&d, 1).await?;
-                f.map(0, 1, "map_nsid")?;
-                f.unmap(0, 1, "unmap_nsid")
-            },
-        ),
-        bk_case(
-            "eexist.same-ctrl",
-            "MAP-EEXIST",
+    let mut v = vec![script(
+        "map-unmap",
+        "MAP-OK",
+        "a free fe_nsid maps and unmaps",
+        [Srq(1), Map(0, 1, "map_nsid"), Unmap(0, 1, "unmap_nsid")],
+    )];
+    // An fe_nsid mapped on controller 0 is EEXIST when mapped again: on the same controller,
+    // or on another controller of the SRQ (whose controllers share one fe_nsid space).
+    for (again_on, fe, description, [first, second]) in [
+        (
+            0,
+            1,
             "mapping an fe_nsid twice on one controller is EEXIST",
-            |d| async move {
-                let f = ctrls(&d, 1).await?;
-                f.map(0, 1, "first map_nsid")?;
-                f.map_errno(0, 1, Errno::EEXIST, "second map_nsid")
-            },
+            ["first map_nsid", "second map_nsid"],
         ),
-        bk_case(
-            "eexist.other-ctrl-same-srq",
-            "MAP-EEXIST-SHARED-SRQ",
+        (
+            1,
+            3,
             "mapping an fe_nsid already mapped on another controller of the same SRQ is EEXIST",
-            |d| async move {
-                let f = ctrls(&d, 2).await?;
-                f.map(0, 3, "map on controller A")?;
-                f.map_errno(1, 3, Errno::EEXIST, "map on controller B")
-            },
+            ["map on controller A", "map on controller B"],
         ),
-        bk_case(
-            "other-srq-independent",
-            "MAP-OTHER-SRQ-INDEPENDENT",
-            "the same fe_nsid maps on two SRQs",
-            |d| async move {
-                let (a, b) = (ctrls(&d, 1).await?, ctrls(&d, 1).await?);
-                a.map(0, 5, "map on SRQ 1")?;
-                b.map(0, 5, "map on SRQ 2")
-            },
-        ),
-        bk_case(
-            "enoent.never-mapped",
-            "MAP-ENOENT",
+    ] {
+        let (id, requirement) = match again_on {
+            0 => ("eexist.same-ctrl", "MAP-EEXIST"),
+            _ => ("eexist.other-ctrl-same-srq", "MAP-EEXIST-SHARED-SRQ"),
+        };
+        let steps = [
+            Srq(again_on + 1),
+            Map(0, fe, first),
+            MapErrno(again_on, fe, Errno::EEXIST, second),
+        ];
+        v.push(script(id, requirement, description, steps));
+    }
+    v.push(script(
+        "other-srq-independent",
+        "MAP-OTHER-SRQ-INDEPENDENT",
+        "the same fe_nsid maps on two SRQs",
+        [
+            Srq(1),
+            Srq(1),
+            Map(0, 5, "map on SRQ 1"),
+            Map(1, 5, "map on SRQ 2"),
+        ],
+    ));
+    // Unmapping an fe_nsid the controller does not have mapped.
+    let enoent: [(&str, &str, &'static [Step]); 4] = [
+        (
+            "never-mapped",
             "unmapping an fe_nsid never mapped is ENOENT",
-            |d| async move {
-                ctrls(&d, 1)
-                    .await?
-                    .unmap_errno(0, 9, Errno::ENOENT, "unmap_nsid")
-            },
+            &[Srq(1), UnmapErrno(0, 9, Errno::ENOENT, "unmap_nsid")],
         ),
-        bk_case(
-            "enoent.already-unmapped",
-            "MAP-ENOENT",
+        (
+            "already-unmapped",
             "unmapping an fe_nsid a second time is ENOENT",
-            |d| async move {
-                let f = ctrls(&d, 1).await?;
-                f.map(0, 2, "map_nsid")?;
-                f.unmap(0, 2, "unmap_nsid")?;
-                f.unmap_errno(0, 2, Errno::ENOENT, "second unmap_nsid")
-            },
+            &[
+                Srq(1),
+                Map(0, 2, "map_nsid"),
+                Unmap(0, 2, "unmap_nsid"),
+                UnmapErrno(0, 2, Errno::ENOENT, "second unmap_nsid"),
+            ],
         ),
-        bk_case(
-            "enoent.other-ctrl",
-            "MAP-ENOENT",
+        (
+            "other-ctrl",
             "unmapping through another controller of the SRQ is ENOENT and leaves the mapping",
-            |d| async move {
-                let f = ctrls(&d, 2).await?;
-                f.map(0, 2, "map_nsid")?;
-                f.unmap_errno(1, 2, Errno::ENOENT, "unmap via controller B")?;
+            &[
+                Srq(2),
+                Map(0, 2, "map_nsid"),
+                UnmapErrno(1, 2, Errno::ENOENT, "unmap via controller B"),
                 // The mapping survives: checked through the shared number space's EEXIST.
-                blame::checking("MAP-EEXIST-SHARED-SRQ");
-                f.map_errno(1, 2, Errno::EEXIST, "the mapping is still there")
-            },
+                Checking("MAP-EEXIST-SHARED-SRQ"),
+                MapErrno(1, 2, Errno::EEXIST, "the mapping is still there"),
+            ],
         ),
-        bk_case(
-            "enoent.other-srq",
-            "MAP-ENOENT",
+        (
+            "other-srq",
             "unmapping an fe_nsid mapped only on another SRQ is ENOENT",
-            |d| async move {
-                let (a, b) = (ctrls(&d, 1).await?, ctrls(&d, 1).await?);
-                a.map(0, 4, "map on SRQ 1")?;
-                b.unmap_errno(0, 4, Errno::ENOENT, "unmap on SRQ 2")
-            },
+            &[
+                Srq(1),
+                Srq(1),
+                Map(0, 4, "map on SRQ 1"),
+                UnmapErrno(1, 4, Errno::ENOENT, "unmap on SRQ 2"),
+            ],
         ),
+    ];
+    for (suffix, description, steps) in enoent {
+        v.push(script(
+            &format!("enoent.{suffix}"),
+            "MAP-ENOENT",
+            description,
+            steps,
+        ));
+    }
+    v.extend([
         bk_case(
             "counters.unmapped",
             "MAP-ENOENT",
@@ -219,7 +278,7 @@ pub fn cases() -> Vec<Case> {
                 expect_errno(d.provider.unmap_nsid(bogus, 1), Errno::EINVAL, "unmap_nsid")
             },
         ),
-    ];
+    ]);
     type NsidCase = (
         &'static str,
         &'static str,
@@ -410,14 +469,11 @@ pub fn cases() -> Vec<Case> {
         &bk,
         |d| async move {
             let total = d.caps.max_namespaces;
-            let per = d.caps.max_srq_namespaces.max(1);
-            let mut made = 0;
-            while made < total {
+            for (made, n) in batches(total, d.caps.max_srq_namespaces) {
                 let f = ctrls(&d, 1).await?;
-                for fe in 1..=per.min(total - made) {
+                for fe in 1..=n {
                     f.map(0, fe, &format!("mapping {} of {total}", made + fe))?;
                 }
-                made += per.min(total - made);
             }
             let f = ctrls(&d, 1).await?;
             f.map_errno(0, 1, Errno::ENOMEM, "one mapping past the device limit")
