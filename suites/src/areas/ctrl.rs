@@ -4,7 +4,7 @@ use harness::api::{CtrlHandle, NvmeCtrlAttrs, NvmfCaps, NvmfSrq, NvmfSrqAttrs, S
 use harness::fabric::{MrInfo, PdId};
 use nix::errno::Errno;
 
-use super::mapping::backends_case;
+use crate::framework::case::{backends_case, batches};
 use crate::framework::dut::{expect_errno, expect_ok};
 use crate::framework::{Case, CaseResult, Dut, Failure, Need};
 
@@ -119,15 +119,6 @@ fn make_ctrls(
             })
         })
         .collect()
-}
-
-/// `total` split in batches of `per` (at least 1): each batch's count made before it, and
-/// its size.
-pub(crate) fn batches(total: u32, per: u32) -> impl Iterator<Item = (u32, u32)> {
-    let per = per.max(1);
-    (0..total)
-        .step_by(per as usize)
-        .map(move |made| (made, per.min(total - made)))
 }
 
 /// The cases of this area.

@@ -4,7 +4,7 @@
 use harness::api::{CtrlHandle, NsMapping};
 use nix::errno::Errno;
 
-use super::ctrl::batches;
+use crate::framework::case::{backends_case, batches};
 use crate::framework::dut::{expect_errno, expect_ok};
 use std::future::Future;
 use std::time::Duration;
@@ -86,21 +86,6 @@ impl Ctrls<'_> {
     fn unmap_errno(&self, i: usize, fe: u32, errno: Errno, what: &str) -> CaseResult {
         expect_errno(self.d.provider.unmap_nsid(self.c[i], fe), errno, what)
     }
-}
-
-/// A case of `area` that needs backend controllers.
-pub(crate) fn backends_case<F, Fut>(
-    area: &'static str,
-    id: &str,
-    requirement: &'static str,
-    description: &str,
-    body: F,
-) -> Case
-where
-    F: Fn(Dut) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = CaseResult> + Send + 'static,
-{
-    Case::new(area, id, requirement, description, &[Need::Backends], body)
 }
 
 /// A case of this area that needs backend controllers.

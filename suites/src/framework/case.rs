@@ -4,13 +4,40 @@
 
 pub use harness::case::{CaseMeta, DutFacts, Need, NOT_REMOTE};
 
+use std::future::Future;
+
 use super::dut::Dut;
+use super::failure::CaseResult;
 
 /// One offload conformance case.
 pub type Case = harness::case::Case<Dut>;
 
 /// The body of an offload case.
 pub type Body = harness::case::Body<Dut>;
+
+/// A case of `area` that needs backend controllers.
+pub fn backends_case<F, Fut>(
+    area: &'static str,
+    id: &str,
+    requirement: &'static str,
+    description: &str,
+    body: F,
+) -> Case
+where
+    F: Fn(Dut) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = CaseResult> + Send + 'static,
+{
+    Case::new(area, id, requirement, description, &[Need::Backends], body)
+}
+
+/// `total` split in batches of `per` (at least 1): each batch's count made before it, and
+/// its size.
+pub fn batches(total: u32, per: u32) -> impl Iterator<Item = (u32, u32)> {
+    let per = per.max(1);
+    (0..total)
+        .step_by(per as usize)
+        .map(move |made| (made, per.min(total - made)))
+}
 
 /// A case's tags, derived from its metadata so they cannot drift: the area's group (`api`,
 /// `io`, `faults`, `connect`, `security`), `limits` for bound checks, and one tag per kind
