@@ -27,16 +27,7 @@ impl Target {
             let _ = sh.ctx.cm_close_listener(*l);
         }
         let mut problems = Vec::new();
-        let conns: Vec<_> = {
-            let st = sh.lock();
-            for e in st.conns.values() {
-                let _ = e.cancel.send(true);
-            }
-            st.conns.keys().copied().collect()
-        };
-        for c in conns {
-            let _ = sh.ctx.cm_disconnect(c);
-        }
+        self.disconnect_all();
         let deadline = Instant::now() + RELEASE_BOUND;
         let open = wait_until(deadline, || sh.lock().conns.len()).await;
         if open != 0 {

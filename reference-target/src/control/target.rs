@@ -399,6 +399,13 @@ impl Target {
 
     /// Stops the target: closes listeners, disconnects every queue, stops every task.
     pub fn shutdown(self) {
+        self.disconnect_all();
+        self.sh.log("target-shutdown".into());
+        self.abort_tasks();
+    }
+
+    /// Tells every connection's task to stop and disconnects it.
+    pub(super) fn disconnect_all(&self) {
         let conns: Vec<ConnId> = {
             let st = self.sh.lock();
             for e in st.conns.values() {
@@ -409,8 +416,6 @@ impl Target {
         for c in conns {
             let _ = self.sh.ctx.cm_disconnect(c);
         }
-        self.sh.log("target-shutdown".into());
-        self.abort_tasks();
     }
 
     /// What the target's tasks share.

@@ -17,6 +17,7 @@ use harness::wire::{
 };
 
 use crate::areas::datapath::settle;
+use crate::framework::media::TempNamespace;
 use crate::framework::session::pattern;
 use crate::framework::target::{
     advertised_mdts, expect_status, host_config, one_subsystem_on_file, one_subsystem_sized,
@@ -201,24 +202,6 @@ async fn refused(
         .execute_sgl(&Command::Nvme { nsid: 1, command }, sgl, data)
         .await?;
     expect_status(&r.cqe, want, what)
-}
-
-/// A file for a namespace, in the temporary directory, removed when dropped.
-struct TempNamespace(std::path::PathBuf);
-
-impl TempNamespace {
-    fn new() -> TempNamespace {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("nvmf-conform-ns-{}-{n}.img", std::process::id());
-        TempNamespace(std::env::temp_dir().join(name))
-    }
-}
-
-impl Drop for TempNamespace {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 fn rw(slba: u64, blocks: u32) -> RwCommand {
@@ -428,7 +411,7 @@ pub fn cases() -> Vec<Case> {
             let format = d.ns_format();
             let lba = format.lba_data_size() as usize;
             let blocks = (1_310_720 / format.data) as u64;
-            let file = TempNamespace::new();
+            let file = TempNamespace::unique();
             let t = d.target(&one_subsystem_on_file(&file.0, blocks, format)).await?;
             let mut c = t.controller(PORT_A, host_config(SUB_A)).await?;
             let ns = IdentifyNamespaceRepr::parse(&c.identify(0, 1).await?).map_err(Failure::from)?;

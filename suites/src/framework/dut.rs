@@ -276,11 +276,17 @@ impl Dut {
 
     /// A valid NVMe-oF SRQ with its PD, staging buffer and attributes.
     pub fn srq(&self) -> Result<(PdId, MrInfo, NvmfSrqAttrs, NvmfSrq), Failure> {
+        let (pd, staging, attrs) = self.srq_inputs()?;
+        let srq = self.provider.create_srq(pd, &attrs)?;
+        Ok((pd, staging, attrs, srq))
+    }
+
+    /// What [`Dut::srq`] creates its SRQ with: a PD, a staging buffer, valid attributes.
+    pub fn srq_inputs(&self) -> Result<(PdId, MrInfo, NvmfSrqAttrs), Failure> {
         let pd = self.pd()?;
         let staging = self.staging(pd, self.staging_len())?;
         let attrs = self.srq_attrs(&staging);
-        let srq = self.provider.create_srq(pd, &attrs)?;
-        Ok((pd, staging, attrs, srq))
+        Ok((pd, staging, attrs))
     }
 
     /// The backend factory, or a failure naming the missing need.

@@ -19,3 +19,25 @@ pub fn write(b: &BackendController, slba: u64, data: &[u8]) -> Result<(), Failur
         .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
         .map_err(|e| Failure::from(e).context("writing the backend's media"))
 }
+
+/// A file for a namespace's media (`backing = "file:…"`), in the temporary directory:
+/// named for this process, any stale one removed, removed again when dropped.
+pub struct TempNamespace(pub std::path::PathBuf);
+
+impl TempNamespace {
+    /// A new file name, unique in this process.
+    pub fn unique() -> TempNamespace {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("nvmf-conform-ns-{}-{n}.img", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_file(&path);
+        TempNamespace(path)
+    }
+}
+
+impl Drop for TempNamespace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

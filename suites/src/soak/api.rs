@@ -8,9 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use harness::api::{CtrlHandle, NsMapping, NvmfCaps, NvmfSrq, SrqHandle};
-use harness::fabric::MrInfo;
-use harness::fabric::PdId;
+use harness::api::{CtrlHandle, NsMapping, NvmfCaps, NvmfSrq, NvmfSrqAttrs, SrqHandle};
+use harness::fabric::{MrInfo, PdId};
 use nix::errno::Errno;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -281,6 +280,7 @@ pub fn outcome(e: Option<Errno>) -> &'static str {
 struct Srq {
     pd: PdId,
     staging: MrInfo,
+    attrs: NvmfSrqAttrs,
     srq: NvmfSrq,
 }
 
@@ -292,7 +292,13 @@ pub fn run(
     mut seen: impl FnMut(&Call, Option<Errno>),
 ) -> Result<(), String> {
     let (pd, staging, attrs, srq) = dut.srq().map_err(|e| e.message)?;
-    let mut srqs = vec![Srq { pd, staging, srq }];
+    let max_ns = attrs.max_namespaces;
+    let mut srqs = vec![Srq {
+        pd,
+        staging,
+        attrs,
+        srq,
+    }];
     let caps = dut.caps.clone();
     let mut rules = Rules::new(dut.ctx.device_attr().max_srq);
     let handle = |srqs: &[Srq], s: usize| -> SrqHandle { srqs[s].srq.handle };
@@ -300,17 +306,20 @@ pub fn run(
         if rules.empty_slot(call) {
             continue;
         }
-        let want = rules.expect(&caps, attrs.max_namespaces, call);
+        let want = rules.expect(&caps, max_ns, call);
         let got = match *call {
             Call::CreateSrq => {
-                let pd = dut.pd().map_err(|e| e.message)?;
-                let staging = dut.staging(pd, dut.staging_len()).map_err(|e| e.message)?;
-                let a = dut.srq_attrs(&staging);
-                match dut.provider.create_srq(pd, &a) {
+                let (pd, staging, attrs) = dut.srq_inputs().map_err(|e| e.message)?;
+                match dut.provider.create_srq(pd, &attrs) {
                     Ok(srq) => {
                         if want.is_none() {
                             rules.srq_created();
-                            srqs.push(Srq { pd, staging, srq });
+                            srqs.push(Srq {
+                                pd,
+                                staging,
+                                attrs,
+                                srq,
+                            });
                         }
                         None
                     }
@@ -327,8 +336,7 @@ pub fn run(
                 let a = dut
                     .backends()
                     .and_then(|b| {
-                        let attrs = dut.srq_attrs(&sq.staging);
-                        b.create(sq.pd, &attrs, &sq.staging, 1, &[(1, dut.ns_format())])
+                        b.create(sq.pd, &sq.attrs, &sq.staging, 1, &[(1, dut.ns_format())])
                     })
                     .map_err(|e| e.message)?;
                 match dut.provider.create_nvme_ctrl(sq.srq.handle, &a) {

@@ -25,6 +25,8 @@ use crate::run::Options;
 const BOUND: Duration = Duration::from_secs(10);
 /// The namespace every step uses.
 const NSID: u32 = 1;
+/// Why there is no target to talk to.
+const NO_TARGET: &str = "no target is running (its restart failed)";
 
 /// What the episode has covered: (command kind, outcome) → count, and faults injected.
 #[derive(Debug, Clone, Default)]
@@ -397,22 +399,31 @@ impl<'a> Episode<'a> {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         sim.inject(link(true))
             .map_err(|e| format!("link up: {e}"))?;
+        self.all_leave().await;
+        self.serve_anew(cmd, &format!("a {ms} ms link drop")).await
+    }
+
+    /// Every host leaves (a broken connection may not leave cleanly: bounded, and
+    /// whatever it says).
+    async fn all_leave(&mut self) {
         for h in std::mem::take(&mut self.hosts) {
-            // A broken connection may not leave cleanly: bounded, and whatever it says.
             let _ = h.io.disconnect(wait(Duration::from_millis(200))).await;
             let _ = h.ctrl.disconnect().await;
         }
+    }
+
+    /// A new host must connect and serve `cmd`; `after` names what happened before, for
+    /// the messages.
+    async fn serve_anew(&mut self, cmd: Cmd, after: &str) -> Result<(), String> {
         self.connect()
             .await
-            .map_err(|e| format!("after a {ms} ms link drop: {e}"))?;
+            .map_err(|e| format!("after {after}: {e}"))?;
         self.batch(0, &[cmd], None).await
     }
 
     /// The running target.
     fn rig(&self) -> Result<&TargetRig, String> {
-        self.rig
-            .as_ref()
-            .ok_or_else(|| "no target is running (its restart failed)".to_string())
+        self.rig.as_ref().ok_or_else(|| NO_TARGET.to_string())
     }
 
     /// The target stops in order (every object it made on the device given back) and a
@@ -420,13 +431,8 @@ impl<'a> Episode<'a> {
     /// connect and serve `cmd`, every acknowledged write stays, and the namespace is
     /// served again (a new backend controller, with no fault injected in it).
     async fn restart(&mut self, cmd: Cmd) -> Result<(), String> {
-        for h in std::mem::take(&mut self.hosts) {
-            let _ = h.io.disconnect(wait(Duration::from_millis(200))).await;
-            let _ = h.ctrl.disconnect().await;
-        }
-        let Some(rig) = self.rig.take() else {
-            return Err("no target is running (its restart failed)".into());
-        };
+        self.all_leave().await;
+        let rig = self.rig.take().ok_or(NO_TARGET)?;
         let refused = rig.stop().await.map_err(|e| e.message)?;
         if !refused.is_empty() {
             return Err(format!(
@@ -442,10 +448,7 @@ impl<'a> Episode<'a> {
         self.rig = Some(rig);
         self.model.offline = false;
         self.model.bad.clear();
-        self.connect()
-            .await
-            .map_err(|e| format!("after the restart: {e}"))?;
-        self.batch(0, &[cmd], None).await
+        self.serve_anew(cmd, "the restart").await
     }
 
     async fn inject(&self, kind: FaultKind, fault: Fault) -> Result<(), String> {

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use harness::api::{NvmfCaps, OffloadOps};
 use harness::runner::{CaseRecord, RunResult, Verdict};
 
+use crate::framework::media::TempNamespace;
 use crate::framework::target::one_subsystem;
 use crate::run::{self, Options};
 pub use exec::Coverage;
@@ -319,31 +320,6 @@ fn restartable(opts: &Options) -> bool {
     opts.connect.is_none() && !opts.backend.is_real()
 }
 
-/// The namespace's media for an episode with restarts: a file in the temporary directory,
-/// removed when the episode ends.
-struct MediaFile(std::path::PathBuf);
-
-impl MediaFile {
-    fn new() -> Result<MediaFile, String> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("nvmf-conform-soak-{}-{n}.img", std::process::id()));
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(format!("{}: {e}", path.display()))
-            }
-            _ => Ok(MediaFile(path)),
-        }
-    }
-}
-
-impl Drop for MediaFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Runs `steps` (indices into `all`) on a fresh target.
 fn run_steps(opts: &Options, all: &[Op], steps: &[usize]) -> Result<Coverage, Stop> {
     let restarts = steps.iter().any(|&i| {
@@ -371,10 +347,7 @@ fn run_steps(opts: &Options, all: &[Op], steps: &[usize]) -> Result<Coverage, St
             "queue_depth = 64\ncmd_timeout_ms = 100\n",
         );
         // Restarts keep the media: a file the next target opens again.
-        let media = restarts
-            .then(MediaFile::new)
-            .transpose()
-            .map_err(Stop::Untestable)?;
+        let media = restarts.then(TempNamespace::unique);
         if let Some(m) = &media {
             config = config.replacen(
                 "nsid = 1\n",
