@@ -12,7 +12,7 @@ use harness::api::{
     OffloadOps, OffloadType, QpNvmfFlags,
 };
 use harness::fabric::{Access, MrId, MrInfo, SrqInit};
-use nix::errno::Errno;
+use nix::errno::Errno::{self, EEXIST, EINVAL, ENOMEM, ENOSPC};
 use proptest::prelude::*;
 use rstest::rstest;
 
@@ -259,59 +259,17 @@ fn mapping(fe_nsid: u32, nvme_nsid: u32, lba_data_size: u32) -> NsMapping {
 }
 
 #[rstest]
-#[case::fe_nsid_max_frontend(
-    100,
-    mapping(100, 1, 512),
-    mapping(101, 1, 512),
-    Errno::EINVAL,
-    "max_frontend_nsid"
-)]
-#[case::fe_nsid_zero(
-    100,
-    mapping(1, 1, 512),
-    mapping(0, 1, 512),
-    Errno::EINVAL,
-    "fe_nsid is 0"
-)]
-#[case::fe_nsid_broadcast(
-    0,
-    mapping(0xFFFF_FFFE, 1, 512),
-    mapping(0xFFFF_FFFF, 1, 512),
-    Errno::EINVAL,
-    "broadcast"
-)]
-#[case::nvme_nsid_zero(
-    100,
-    mapping(1, 1, 512),
-    mapping(1, 0, 512),
-    Errno::EINVAL,
-    "nvme_nsid is 0"
-)]
-#[case::nvme_nsid_broadcast(
-    100,
-    mapping(1, 0xFFFF_FFFE, 512),
-    mapping(1, 0xFFFF_FFFF, 512),
-    Errno::EINVAL,
-    "broadcast"
-)]
-#[case::lba_4160(
-    100,
-    mapping(1, 1, 4160),
-    mapping(1, 1, 4161),
-    Errno::ENOTSUP,
-    "lba_data_size"
-)]
-#[case::lba_520(
-    100,
-    mapping(1, 1, 520),
-    mapping(1, 1, 521),
-    Errno::EOPNOTSUPP,
-    "lba_data_size"
-)]
+#[case::fe_nsid_max_frontend(100, [100, 1, 512], [101, 1, 512], EINVAL, "max_frontend_nsid")]
+#[case::fe_nsid_zero(100, [1, 1, 512], [0, 1, 512], EINVAL, "fe_nsid is 0")]
+#[case::fe_nsid_broadcast(0, [0xFFFF_FFFE, 1, 512], [0xFFFF_FFFF, 1, 512], EINVAL, "broadcast")]
+#[case::nvme_nsid_zero(100, [1, 1, 512], [1, 0, 512], EINVAL, "nvme_nsid is 0")]
+#[case::nvme_nsid_broadcast(100, [1, 0xFFFF_FFFE, 512], [1, 0xFFFF_FFFF, 512], EINVAL, "broadcast")]
+#[case::lba_4160(100, [1, 1, 4160], [1, 1, 4161], Errno::ENOTSUP, "lba_data_size")]
+#[case::lba_520(100, [1, 1, 520], [1, 1, 521], Errno::EOPNOTSUPP, "lba_data_size")]
 fn ns_mapping_rule(
     #[case] max_frontend_nsid: u32,
-    #[case] ok: NsMapping,
-    #[case] bad: NsMapping,
+    #[case] ok: [u32; 3],
+    #[case] bad: [u32; 3],
     #[case] errno: Errno,
     #[case] what: &str,
 ) {
@@ -319,38 +277,29 @@ fn ns_mapping_rule(
         max_frontend_nsid,
         ..caps()
     };
+    let [ok, bad] = [ok, bad].map(|[fe, nvme, lba]| mapping(fe, nvme, lba));
     assert_eq!(check_ns_mapping(&c, &ok), Ok(()));
     assert_fails(check_ns_mapping(&c, &bad), errno, what);
 }
 
 // ---- state and count rules ----
 
+/// The state a mapping meets: `mapped` already in the SRQ, with `srq` namespaces on the SRQ
+/// and `device` on the device.
+fn map_state(mapped: bool, srq: u32, device: u32) -> MapState {
+    MapState {
+        fe_nsid_mapped_in_srq: mapped,
+        srq_namespaces: srq,
+        device_namespaces: device,
+    }
+}
+
 #[rstest]
-#[case::fe_nsid_exists(
-    MapState { fe_nsid_mapped_in_srq: false, srq_namespaces: 7, device_namespaces: 11 },
-    MapState { fe_nsid_mapped_in_srq: true, srq_namespaces: 0, device_namespaces: 0 },
-    Errno::EEXIST
-)]
-#[case::srq_namespaces(
-    MapState { fe_nsid_mapped_in_srq: false, srq_namespaces: 7, device_namespaces: 0 },
-    MapState { fe_nsid_mapped_in_srq: false, srq_namespaces: 8, device_namespaces: 0 },
-    Errno::ENOSPC
-)]
-#[case::device_namespaces(
-    MapState { fe_nsid_mapped_in_srq: false, srq_namespaces: 0, device_namespaces: 11 },
-    MapState { fe_nsid_mapped_in_srq: false, srq_namespaces: 0, device_namespaces: 12 },
-    Errno::ENOMEM
-)]
-#[case::exists_before_full(
-    MapState { fe_nsid_mapped_in_srq: false, srq_namespaces: 0, device_namespaces: 0 },
-    MapState { fe_nsid_mapped_in_srq: true, srq_namespaces: 8, device_namespaces: 12 },
-    Errno::EEXIST
-)]
-#[case::srq_full_before_device_full(
-    MapState { fe_nsid_mapped_in_srq: false, srq_namespaces: 0, device_namespaces: 0 },
-    MapState { fe_nsid_mapped_in_srq: false, srq_namespaces: 8, device_namespaces: 12 },
-    Errno::ENOSPC
-)]
+#[case::fe_nsid_exists(map_state(false, 7, 11), map_state(true, 0, 0), EEXIST)]
+#[case::srq_namespaces(map_state(false, 7, 0), map_state(false, 8, 0), ENOSPC)]
+#[case::device_namespaces(map_state(false, 0, 11), map_state(false, 0, 12), ENOMEM)]
+#[case::exists_before_full(map_state(false, 0, 0), map_state(true, 8, 12), EEXIST)]
+#[case::srq_full_before_device_full(map_state(false, 0, 0), map_state(false, 8, 12), ENOSPC)]
 fn map_state_rule(#[case] ok: MapState, #[case] bad: MapState, #[case] errno: Errno) {
     let m = mapping(5, 1, 4096);
     assert_eq!(check_map_nsid(&caps(), &srq(), &m, ok), Ok(()));
@@ -380,11 +329,7 @@ fn srq_max_namespaces_below_caps_is_the_srq_limit() {
 
 #[test]
 fn argument_errors_come_before_state_errors() {
-    let full = MapState {
-        fe_nsid_mapped_in_srq: true,
-        srq_namespaces: 8,
-        device_namespaces: 12,
-    };
+    let full = map_state(true, 8, 12);
     assert_eq!(
         errno_of(check_map_nsid(&caps(), &srq(), &mapping(0, 1, 512), full)),
         Err(Errno::EINVAL)
@@ -634,25 +579,27 @@ fn any_ctrl() -> impl Strategy<Value = NvmeCtrlAttrs> {
         )
 }
 
+/// Regions `(id, addr, len, locally writable)`, keys 0.
+fn regions(v: Vec<(u32, u64, u64, bool)>) -> Vec<MrInfo> {
+    v.into_iter()
+        .map(|(id, addr, len, w)| MrInfo {
+            id: MrId(id),
+            addr,
+            len,
+            lkey: 0,
+            rkey: 0,
+            access: if w {
+                Access::LOCAL_WRITE
+            } else {
+                Access::empty()
+            },
+        })
+        .collect()
+}
+
 fn any_mrs() -> impl Strategy<Value = Vec<MrInfo>> {
-    prop::collection::vec((0u32..4, any::<u64>(), any::<u64>(), any::<bool>()), 0..4).prop_map(
-        |v| {
-            v.into_iter()
-                .map(|(id, addr, len, w)| MrInfo {
-                    id: MrId(id),
-                    addr,
-                    len,
-                    lkey: 0,
-                    rkey: 0,
-                    access: if w {
-                        Access::LOCAL_WRITE
-                    } else {
-                        Access::empty()
-                    },
-                })
-                .collect()
-        },
-    )
+    prop::collection::vec((0u32..4, any::<u64>(), any::<u64>(), any::<bool>()), 0..4)
+        .prop_map(regions)
 }
 
 proptest! {
@@ -674,11 +621,7 @@ proptest! {
         let _ = check_create_ctrl(&caps, &srq, &ctrl, mr_table(&mrs), counts);
         let m = mapping(m.0, m.1, m.2);
         let _ = check_ns_mapping(&caps, &m);
-        let state = MapState {
-            fe_nsid_mapped_in_srq: st.0,
-            srq_namespaces: st.1,
-            device_namespaces: st.2,
-        };
+        let state = map_state(st.0, st.1, st.2);
         let _ = check_map_nsid(&caps, &srq, &m, state);
         let _ = check_unmap_nsid(&caps, m.fe_nsid, st.0);
         let _ = check_qp_set_nvmf(QpNvmfFlags::from_bits_retain(flags), st.0);
@@ -740,20 +683,10 @@ proptest! {
     /// An accepted staging buffer always lies inside a writable region it names.
     #[test]
     fn accepted_staging_is_inside_its_region(
-        regions in prop::collection::vec((0u32..3, 0u64..0x4000, 0u64..0x4000, any::<bool>()), 0..4),
+        mrs in prop::collection::vec((0u32..3, 0u64..0x4000, 0u64..0x4000, any::<bool>()), 0..4)
+            .prop_map(regions),
         sb in (0u32..3, 0u64..0x8000, 0u64..0x4000),
     ) {
-        let mrs: Vec<MrInfo> = regions
-            .into_iter()
-            .map(|(id, addr, len, w)| MrInfo {
-                id: MrId(id),
-                addr,
-                len,
-                lkey: 0,
-                rkey: 0,
-                access: if w { Access::LOCAL_WRITE } else { Access::empty() },
-            })
-            .collect();
         let c = NvmfCaps { min_staging_buf_size: 0, max_staging_buf_size: 0, ..caps() };
         let staging_buf = MemRef { mr: MrId(sb.0), addr: sb.1, len: sb.2 };
         let a = NvmfSrqAttrs { staging_buf, ..srq() };

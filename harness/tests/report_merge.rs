@@ -91,6 +91,13 @@ fn shards(n: u32) -> Vec<RunResult> {
     (1..=n).map(|i| shard(&w, i, n)).collect()
 }
 
+/// The error of merging three shards after `change` to the metadata of the `i`th (from 0).
+fn merge_error(i: usize, change: impl FnOnce(&mut RunMeta)) -> MergeError {
+    let mut s = shards(3);
+    change(&mut s[i].meta);
+    merge(s).unwrap_err()
+}
+
 fn ids(run: &RunResult) -> Vec<&str> {
     run.cases.iter().map(|c| c.id.as_str()).collect()
 }
@@ -205,18 +212,14 @@ fn merge_dirs_reads_each_shards_results() {
 fn each_merge_error_names_the_input_and_field() {
     assert_eq!(merge(vec![]).unwrap_err(), MergeError::Empty);
 
-    let mut s = shards(3);
-    s[1].meta.shard = None;
-    let e = merge(s).unwrap_err();
+    let e = merge_error(1, |m| m.shard = None);
     assert_eq!(
         e.to_string(),
         "run 2: field `meta.shard` is absent, not `i/n` with 1 <= i <= n: not a shard of a run"
     );
 
-    let mut s = shards(3);
-    s[0].meta.shard = Some("4/3".into());
     assert!(
-        matches!(merge(s).unwrap_err(), MergeError::NotAShard { input, found } if input == "run 1" && found == "`4/3`")
+        matches!(merge_error(0, |m| m.shard = Some("4/3".into())), MergeError::NotAShard { input, found } if input == "run 1" && found == "`4/3`")
     );
 
     type Change = fn(&mut RunMeta);
@@ -229,9 +232,7 @@ fn each_merge_error_names_the_input_and_field() {
         ("caps.max_io_sz", |m| m.caps[1].1 = "8192".into()),
     ];
     for (field, change) in fields {
-        let mut s = shards(3);
-        change(&mut s[2].meta);
-        match merge(s).unwrap_err() {
+        match merge_error(2, change) {
             MergeError::Mismatch {
                 input,
                 field: f,
@@ -254,17 +255,13 @@ fn each_merge_error_names_the_input_and_field() {
     let merged = merge(s).unwrap();
     assert_eq!(merged.meta.caps, whole().meta.caps);
 
-    let mut s = shards(3);
-    s[1].meta.shard = Some("2/4".into());
-    let e = merge(s).unwrap_err();
+    let e = merge_error(1, |m| m.shard = Some("2/4".into()));
     assert_eq!(
         e.to_string(),
         "run 2: field `meta.shard` is `2/4`, but run 1 has `1/3`: not shards of one run"
     );
 
-    let mut s = shards(3);
-    s[2].meta.shard = Some("1/3".into());
-    let e = merge(s).unwrap_err();
+    let e = merge_error(2, |m| m.shard = Some("1/3".into()));
     assert_eq!(
         e,
         MergeError::DuplicateShard {

@@ -341,6 +341,9 @@ fn config_row(name: &'static str, from: &str, to: &str, expect: Outcome) -> Row 
 // ---- the table ----------------------------------------------------------------------
 
 fn table(env: &Env) -> Vec<Row> {
+    use CmRejectStatus::{
+        InvalidHrqsize, InvalidHsqsize, InvalidLength, InvalidQid, InvalidRecfmt,
+    };
     use ConnectSgl::{InCapsule, Keyed, Raw};
     let a = env.cntlid_a;
     let io = |name: &'static str, capsule: Vec<u8>, expect: Outcome| Row {
@@ -363,6 +366,17 @@ fn table(env: &Env) -> Vec<Row> {
             private_data: pd,
         },
         expect: Outcome::CmReject(sts),
+    };
+    // A CM request whose private data holds these (RECFMT, QID, HRQSIZE, HSQSIZE), on a
+    // queue of the QID it names.
+    let cm_request = |name, (recfmt, qid, hrqsize, hsqsize), sts| {
+        let spec = if qid == 0 { admin_spec() } else { io_spec(qid) };
+        let pd = misbehave::cm_request_bytes(recfmt, qid, hrqsize, hsqsize);
+        cm(name, spec, pd, sts)
+    };
+    // A Property Get or Set (`cid, set, size, offset, value`) refused as Invalid Field.
+    let bad_property = |name, cid, set, size, offset, value| {
+        adm(name, property(cid, set, size, offset, value), dnr(0, 0x02))
     };
     let good_admin = connect_data(CNTLID_DYNAMIC, SUB0, HOSTNQN);
     let good_io = connect_data(a, SUB0, HOSTNQN);
@@ -689,41 +703,13 @@ fn table(env: &Env) -> Vec<Row> {
             },
             dnr(0, 0x02),
         ),
-        adm(
-            "property-get-unknown-offset",
-            property(0xa2, false, 0, 0x40, 0),
-            dnr(0, 0x02),
-        ),
-        adm(
-            "property-get-cap-4-bytes",
-            property(0xa3, false, 0, 0x00, 0),
-            dnr(0, 0x02),
-        ),
-        adm(
-            "property-get-vs-8-bytes",
-            property(0xa4, false, 1, 0x08, 0),
-            dnr(0, 0x02),
-        ),
-        adm(
-            "property-get-reserved-size",
-            property(0xa5, false, 2, 0x08, 0),
-            dnr(0, 0x02),
-        ),
-        adm(
-            "property-set-cap-readonly",
-            property(0xa6, true, 1, 0x00, 0),
-            dnr(0, 0x02),
-        ),
-        adm(
-            "property-set-csts-readonly",
-            property(0xa7, true, 0, 0x1c, 0),
-            dnr(0, 0x02),
-        ),
-        adm(
-            "property-set-cc-8-bytes",
-            property(0xa8, true, 1, 0x14, 0x0046_0001),
-            dnr(0, 0x02),
-        ),
+        bad_property("property-get-unknown-offset", 0xa2, false, 0, 0x40, 0),
+        bad_property("property-get-cap-4-bytes", 0xa3, false, 0, 0x00, 0),
+        bad_property("property-get-vs-8-bytes", 0xa4, false, 1, 0x08, 0),
+        bad_property("property-get-reserved-size", 0xa5, false, 2, 0x08, 0),
+        bad_property("property-set-cap-readonly", 0xa6, true, 1, 0x00, 0),
+        bad_property("property-set-csts-readonly", 0xa7, true, 0, 0x1c, 0),
+        bad_property("property-set-cc-8-bytes", 0xa8, true, 1, 0x14, 0x0046_0001),
         // -- before Connect --
         Row {
             name: "io-before-connect",
@@ -933,60 +919,20 @@ fn table(env: &Env) -> Vec<Row> {
             expect: dnr(0, 0x0c),
         },
         // -- RDMA CM private data --
-        cm(
-            "cm-private-data-empty",
-            admin_spec(),
-            vec![],
-            CmRejectStatus::InvalidLength,
-        ),
+        cm("cm-private-data-empty", admin_spec(), vec![], InvalidLength),
         cm(
             "cm-private-data-short",
             admin_spec(),
             vec![0u8; 16],
-            CmRejectStatus::InvalidLength,
+            InvalidLength,
         ),
-        cm(
-            "cm-recfmt-1",
-            admin_spec(),
-            misbehave::cm_request_bytes(1, 0, 32, 31),
-            CmRejectStatus::InvalidRecfmt,
-        ),
-        cm(
-            "cm-qid-65",
-            io_spec(65),
-            misbehave::cm_request_bytes(0, 65, 32, 31),
-            CmRejectStatus::InvalidQid,
-        ),
-        cm(
-            "cm-hsqsize-0",
-            admin_spec(),
-            misbehave::cm_request_bytes(0, 0, 32, 0),
-            CmRejectStatus::InvalidHsqsize,
-        ),
-        cm(
-            "cm-admin-hsqsize-32",
-            admin_spec(),
-            misbehave::cm_request_bytes(0, 0, 32, 32),
-            CmRejectStatus::InvalidHsqsize,
-        ),
-        cm(
-            "cm-io-hsqsize-above-mqes",
-            io_spec(2),
-            misbehave::cm_request_bytes(0, 2, 32, 32),
-            CmRejectStatus::InvalidHsqsize,
-        ),
-        cm(
-            "cm-hrqsize-0",
-            admin_spec(),
-            misbehave::cm_request_bytes(0, 0, 0, 31),
-            CmRejectStatus::InvalidHrqsize,
-        ),
-        cm(
-            "cm-io-hrqsize-above-limit",
-            io_spec(2),
-            misbehave::cm_request_bytes(0, 2, 33, 31),
-            CmRejectStatus::InvalidHrqsize,
-        ),
+        cm_request("cm-recfmt-1", (1, 0, 32, 31), InvalidRecfmt),
+        cm_request("cm-qid-65", (0, 65, 32, 31), InvalidQid),
+        cm_request("cm-hsqsize-0", (0, 0, 32, 0), InvalidHsqsize),
+        cm_request("cm-admin-hsqsize-32", (0, 0, 32, 32), InvalidHsqsize),
+        cm_request("cm-io-hsqsize-above-mqes", (0, 2, 32, 32), InvalidHsqsize),
+        cm_request("cm-hrqsize-0", (0, 0, 0, 31), InvalidHrqsize),
+        cm_request("cm-io-hrqsize-above-limit", (0, 2, 33, 31), InvalidHrqsize),
         // -- configuration files --
         config_row(
             "config-broken-toml",

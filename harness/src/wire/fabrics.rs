@@ -315,6 +315,18 @@ impl FabricsRepr {
         let psdt = cmd.psdt();
         let cid = cmd.cid();
         let sgl1 = SglRepr::parse(&cmd.sgl1())?;
+        // Property Get and Set: the size attribute, then both reserved fields zero (the
+        // second one, `reserved2`, is where the two commands differ).
+        let property_size = |reserved2: Field, what: &'static str| -> Result<PropertySize> {
+            let size = PropertySize::parse(cmd.attrib())?;
+            check_zero(
+                b,
+                field::PROPERTY_RESERVED1,
+                "property reserved bytes 43:41",
+            )?;
+            check_zero(b, reserved2, what)?;
+            Ok(size)
+        };
         match fctype {
             FabricsType::Connect => {
                 check_zero(b, field::CONNECT_RESERVED1, "connect reserved byte 47")?;
@@ -331,14 +343,7 @@ impl FabricsRepr {
                 }))
             }
             FabricsType::PropertyGet => {
-                let size = PropertySize::parse(cmd.attrib())?;
-                check_zero(
-                    b,
-                    field::PROPERTY_RESERVED1,
-                    "property reserved bytes 43:41",
-                )?;
-                check_zero(
-                    b,
+                let size = property_size(
                     field::PROPERTY_GET_RESERVED2,
                     "property get reserved bytes 63:48",
                 )?;
@@ -351,14 +356,7 @@ impl FabricsRepr {
                 }))
             }
             FabricsType::PropertySet => {
-                let size = PropertySize::parse(cmd.attrib())?;
-                check_zero(
-                    b,
-                    field::PROPERTY_RESERVED1,
-                    "property reserved bytes 43:41",
-                )?;
-                check_zero(
-                    b,
+                let size = property_size(
                     field::PROPERTY_SET_RESERVED2,
                     "property set reserved bytes 63:56",
                 )?;

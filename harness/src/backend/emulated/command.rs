@@ -99,12 +99,9 @@ pub fn execute(
     };
     match sqe.command {
         SqeCommand::Read(rw) => {
-            if rw.prinfo != 0 {
-                return Status::INVALID_FIELD.with_dnr();
-            }
             let n = u64::from(rw.blocks());
-            if !ns.in_range(rw.slba, n) {
-                return Status::LBA_OUT_OF_RANGE.with_dnr();
+            if let Some(refused) = refuse_blocks(ns, rw.prinfo, rw.slba, n) {
+                return refused;
             }
             if ns.has_media_error(rw.slba, n) {
                 return Status::UNRECOVERED_READ_ERROR;
@@ -118,12 +115,9 @@ pub fn execute(
             }
         }
         SqeCommand::Write(rw) => {
-            if rw.prinfo != 0 {
-                return Status::INVALID_FIELD.with_dnr();
-            }
             let n = u64::from(rw.blocks());
-            if !ns.in_range(rw.slba, n) {
-                return Status::LBA_OUT_OF_RANGE.with_dnr();
+            if let Some(refused) = refuse_blocks(ns, rw.prinfo, rw.slba, n) {
+                return refused;
             }
             let mut data = vec![0u8; (n * u64::from(ns.lba_data_size())) as usize];
             if dma.read(0, &mut data).is_err() {
@@ -141,12 +135,9 @@ pub fn execute(
             .flush()
             .map_or(Status::INTERNAL_ERROR, |_| Status::SUCCESS),
         SqeCommand::WriteZeroes(wz) => {
-            if wz.prinfo != 0 {
-                return Status::INVALID_FIELD.with_dnr();
-            }
             let n = u64::from(wz.nlb) + 1;
-            if !ns.in_range(wz.slba, n) {
-                return Status::LBA_OUT_OF_RANGE.with_dnr();
+            if let Some(refused) = refuse_blocks(ns, wz.prinfo, wz.slba, n) {
+                return refused;
             }
             // Deallocate or not, the blocks read back as zeroes afterwards.
             ns.zero_blocks(wz.slba, n)
@@ -177,6 +168,19 @@ pub fn execute(
             Status::SUCCESS
         }
         SqeCommand::Other { .. } => Status::INVALID_OPCODE.with_dnr(),
+    }
+}
+
+/// The answer to a command on `n` blocks from `slba` with protection information field
+/// `prinfo`, if it is refused: Invalid Field for protection information (not supported),
+/// else LBA Out of Range for blocks past the namespace's end.
+fn refuse_blocks(ns: &Namespace, prinfo: u8, slba: u64, n: u64) -> Option<Status> {
+    if prinfo != 0 {
+        Some(Status::INVALID_FIELD.with_dnr())
+    } else if !ns.in_range(slba, n) {
+        Some(Status::LBA_OUT_OF_RANGE.with_dnr())
+    } else {
+        None
     }
 }
 
@@ -240,51 +244,44 @@ mod tests {
     fn errors() {
         let mut m = nss(LbaFormat::L512);
         let mut buf = vec![0u8; 512 * 4];
-        let r = sqe(1, SqeCommand::Read(RwCommand::new(30, 4)));
-        assert_eq!(
-            execute(&mut m, &r, &mut buf),
-            Status::LBA_OUT_OF_RANGE.with_dnr()
-        );
-        let r = sqe(2, SqeCommand::Read(RwCommand::new(0, 1)));
-        assert_eq!(
-            execute(&mut m, &r, &mut buf),
-            Status::INVALID_NAMESPACE.with_dnr()
-        );
-        let o = sqe(
-            1,
-            SqeCommand::Other {
-                opcode: 0x05,
-                cdw: [0; 6],
-            },
-        );
-        assert_eq!(
-            execute(&mut m, &o, &mut buf),
-            Status::INVALID_OPCODE.with_dnr()
-        );
-        let mut f = sqe(1, SqeCommand::Flush);
-        f.fuse = Fuse::First;
-        assert_eq!(
-            execute(&mut m, &f, &mut buf),
-            Status::INVALID_FIELD.with_dnr()
-        );
+        // Refused before any data moves, with DNR: no retry can cure them.
+        let mut fused = sqe(1, SqeCommand::Flush);
+        fused.fuse = Fuse::First;
         let sgl = SqeRepr::new(
             1,
             1,
             SqeCommand::Read(RwCommand::new(0, 1)),
             crate::wire::SglRepr::keyed(0x1000, 512, 1),
         );
-        assert_eq!(
-            execute(&mut m, &sgl, &mut buf),
-            Status::INVALID_FIELD.with_dnr(),
-            "backend SQEs carry PRPs"
-        );
         let mut pi = RwCommand::new(0, 1);
         pi.prinfo = 0x8;
-        let pi = sqe(1, SqeCommand::Write(pi));
-        assert_eq!(
-            execute(&mut m, &pi, &mut buf),
-            Status::INVALID_FIELD.with_dnr()
-        );
+        let other = SqeCommand::Other {
+            opcode: 0x05,
+            cdw: [0; 6],
+        };
+        let refused = [
+            (
+                sqe(1, SqeCommand::Read(RwCommand::new(30, 4))),
+                Status::LBA_OUT_OF_RANGE,
+                "blocks past the end",
+            ),
+            (
+                sqe(2, SqeCommand::Read(RwCommand::new(0, 1))),
+                Status::INVALID_NAMESPACE,
+                "no such namespace",
+            ),
+            (sqe(1, other), Status::INVALID_OPCODE, "unknown opcode"),
+            (fused, Status::INVALID_FIELD, "fused"),
+            (sgl, Status::INVALID_FIELD, "backend SQEs carry PRPs"),
+            (
+                sqe(1, SqeCommand::Write(pi)),
+                Status::INVALID_FIELD,
+                "protection information",
+            ),
+        ];
+        for (cmd, status, what) in refused {
+            assert_eq!(execute(&mut m, &cmd, &mut buf), status.with_dnr(), "{what}");
+        }
         let r = sqe(1, SqeCommand::Read(RwCommand::new(0, 1)));
         assert_eq!(
             execute(&mut m, &r, &mut Unmapped),

@@ -131,7 +131,6 @@ impl ControllerConfig {
 
     /// Checks sizes and initial values.
     pub fn validate(&self) -> Result<(), BackendError> {
-        let d = u64::from(self.depth);
         let cfg = BackendError::Config;
         if self.depth < 2 {
             return Err(cfg("queue depth below 2"));
@@ -139,31 +138,48 @@ impl ControllerConfig {
         if self.sqs.is_empty() {
             return Err(cfg("no submission queue"));
         }
+        let sq_errors = [
+            "SQ ring smaller than depth × 64 bytes",
+            "SQ doorbell shorter than 4 bytes",
+            "initial SQ tail not below the depth",
+        ];
         for sq in &self.sqs {
-            if sq.ring.len < d * SQE_LEN as u64 {
-                return Err(cfg("SQ ring smaller than depth × 64 bytes"));
-            }
-            if sq.doorbell.len < 4 {
-                return Err(cfg("SQ doorbell shorter than 4 bytes"));
-            }
-            if sq.tail_ini >= self.depth {
-                return Err(cfg("initial SQ tail not below the depth"));
-            }
+            self.check_ring((&sq.ring, SQE_LEN), &sq.doorbell, sq.tail_ini, sq_errors)?;
         }
-        if self.cq_ring.len < d * CQE_LEN as u64 {
-            return Err(cfg("CQ ring smaller than depth × 16 bytes"));
-        }
-        if self.cq_doorbell.len < 4 {
-            return Err(cfg("CQ doorbell shorter than 4 bytes"));
-        }
-        if self.cq_head_ini >= self.depth {
-            return Err(cfg("initial CQ head not below the depth"));
-        }
+        let cq_errors = [
+            "CQ ring smaller than depth × 16 bytes",
+            "CQ doorbell shorter than 4 bytes",
+            "initial CQ head not below the depth",
+        ];
+        let cq_ring = (&self.cq_ring, CQE_LEN);
+        self.check_ring(cq_ring, &self.cq_doorbell, self.cq_head_ini, cq_errors)?;
         if self
             .memory
             .is_some_and(|m| m.regs.len < crate::backend::memory::REGS_LEN)
         {
             return Err(cfg("register block shorter than 32 bytes"));
+        }
+        Ok(())
+    }
+
+    /// One ring of `depth` entries of `entry_len` bytes, its doorbell and the index it
+    /// starts at; the three errors are those of a ring too small, a doorbell shorter than 4
+    /// bytes and an index not below the depth, in the order checked.
+    fn check_ring(
+        &self,
+        (ring, entry_len): (&Span, usize),
+        doorbell: &Span,
+        ini: u16,
+        [too_small, too_short, ini_too_high]: [&'static str; 3],
+    ) -> Result<(), BackendError> {
+        if ring.len < u64::from(self.depth) * entry_len as u64 {
+            return Err(BackendError::Config(too_small));
+        }
+        if doorbell.len < 4 {
+            return Err(BackendError::Config(too_short));
+        }
+        if ini >= self.depth {
+            return Err(BackendError::Config(ini_too_high));
         }
         Ok(())
     }

@@ -2,7 +2,10 @@
 //! QP ([`Side`]), connected pairs of QPs with or without the CM ([`Pair`], [`CmPair`]),
 //! and the checks cases share (errnos, work completions, byte patterns, private data).
 
+use nix::errno::Errno;
+
 use super::*;
+use crate::fabric::FabricError;
 use crate::{check, check_eq, fail};
 
 // ---------------------------------------------------------------------------------------
@@ -740,4 +743,36 @@ pub fn check_private_data(got: &[u8], sent: &[u8], max: usize, what: &str) -> Ca
         &got[sent.len()..]
     );
     Ok(())
+}
+
+/// Posts requests 0, 1, … to a queue of 8 entries with `post` (the verb `call`) until one
+/// is refused or more than `limit` were accepted: the queue must refuse with ENOMEM once
+/// full, after at least 8. `full` names the full queue ("a full SRQ"), `accepted` what a
+/// queue that refused nothing accepted ("requests on a QP with max_recv_wr 8"). Returns
+/// how many were accepted.
+pub fn fill_queue(
+    call: &str,
+    full: &str,
+    accepted: &str,
+    limit: u64,
+    mut post: impl FnMut(u64) -> Result<(), FabricError>,
+) -> Result<u64, Failure> {
+    let mut posted = 0u64;
+    let err = loop {
+        match post(posted) {
+            Ok(()) => posted += 1,
+            Err(e) => break Some(e),
+        }
+        if posted > limit {
+            break None;
+        }
+    };
+    match err {
+        None => fail!("{call} accepted {posted} {accepted}"),
+        Some(e) => check!(
+            e.errno() == Errno::ENOMEM && posted >= 8,
+            "{call} on {full}: expected ENOMEM after at least 8, got {e} after {posted}"
+        ),
+    }
+    Ok(posted)
 }

@@ -5,13 +5,13 @@ use std::collections::BTreeSet;
 use nix::errno::Errno;
 
 use super::{
-    all_remote, contract_case, expect_errno, CaseResult, Context, ContractCase, Env, Failure, Need,
-    PairOpts, Side,
+    all_remote, contract_case, expect_errno, fill_queue, CaseResult, Context, ContractCase, Env,
+    Failure, Need, PairOpts, Side,
 };
 use crate::fabric::{
-    Access, CqId, QpAttr, QpCap, QpInit, QpState, RecvWr, SendOp, SendWr, SrqId, WcStatus,
+    Access, CqId, QpAttr, QpCap, QpInit, QpState, RecvWr, SendOp, SendWr, SrqId, WcOpcode, WcStatus,
 };
-use crate::{check, check_eq, fail};
+use crate::{check, check_eq};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -313,66 +313,51 @@ async fn create_bad(env: Env) -> CaseResult {
     let attr = dev.ctx.device_attr();
     let init = QpInit::on_cq(cq, None);
     let bogus_cq = CqId(cq.0.wrapping_add(0x0100_0000));
-    expect_errno(
-        dev.ctx.create_qp(
-            pd,
+    // Each of these is EINVAL, in this order.
+    let mut bad = vec![
+        (
             QpInit {
                 send_cq: bogus_cq,
                 ..init
             },
+            "create_qp with an unknown send CQ".to_string(),
         ),
-        Errno::EINVAL,
-        "create_qp with an unknown send CQ",
-    )?;
-    expect_errno(
-        dev.ctx.create_qp(
-            pd,
+        (
             QpInit {
                 recv_cq: bogus_cq,
                 ..init
             },
+            "create_qp with an unknown receive CQ".to_string(),
         ),
-        Errno::EINVAL,
-        "create_qp with an unknown receive CQ",
-    )?;
-    expect_errno(
-        dev.ctx.create_qp(
-            pd,
+        (
             QpInit {
                 srq: Some(SrqId(0x0100_0001)),
                 ..init
             },
+            "create_qp with an unknown SRQ".to_string(),
         ),
-        Errno::EINVAL,
-        "create_qp with an unknown SRQ",
-    )?;
-    if attr.max_qp_wr < u32::MAX {
-        let cap = QpCap {
-            max_send_wr: attr.max_qp_wr + 1,
-            ..QpCap::default()
-        };
-        expect_errno(
-            dev.ctx.create_qp(pd, QpInit { cap, ..init }),
-            Errno::EINVAL,
-            format!(
-                "create_qp with max_send_wr {} above max_qp_wr",
-                attr.max_qp_wr + 1
-            ),
-        )?;
+    ];
+    // One above a device limit on a capacity: (the limit, its name, the capacity's name and
+    // setter).
+    type Above = (u32, &'static str, &'static str, fn(&mut QpCap, u32));
+    let above: [Above; 2] = [
+        (attr.max_qp_wr, "max_qp_wr", "max_send_wr", |c, n| {
+            c.max_send_wr = n
+        }),
+        (attr.max_sge, "max_sge", "max_send_sge", |c, n| {
+            c.max_send_sge = n
+        }),
+    ];
+    for (max, limit, field, set) in above {
+        if max < u32::MAX {
+            let mut cap = QpCap::default();
+            set(&mut cap, max + 1);
+            let what = format!("create_qp with {field} {} above {limit}", max + 1);
+            bad.push((QpInit { cap, ..init }, what));
+        }
     }
-    if attr.max_sge < u32::MAX {
-        let cap = QpCap {
-            max_send_sge: attr.max_sge + 1,
-            ..QpCap::default()
-        };
-        expect_errno(
-            dev.ctx.create_qp(pd, QpInit { cap, ..init }),
-            Errno::EINVAL,
-            format!(
-                "create_qp with max_send_sge {} above max_sge",
-                attr.max_sge + 1
-            ),
-        )?;
+    for (qp_init, what) in bad {
+        expect_errno(dev.ctx.create_qp(pd, qp_init), Errno::EINVAL, what)?;
     }
     dev.qp(pd, init)?;
     Ok(())
@@ -488,50 +473,20 @@ async fn queue_full(env: Env) -> CaseResult {
     })?;
     let mr = p.a.mr(4096, Access::LOCAL_WRITE)?;
     let limit = 8 * 4 + 64;
-    let mut accepted = 0u64;
-    let err = loop {
-        match p.a.dev.ctx.post_send(
-            p.a.qp.id,
-            &SendWr::new(accepted, SendOp::Send, vec![mr.sge(0, 8)]),
-        ) {
-            Ok(()) => accepted += 1,
-            Err(e) => break Some(e),
-        }
-        if accepted > limit {
-            break None;
-        }
-    };
-    match err {
-        None => fail!("post_send accepted {accepted} requests on a QP with max_send_wr 8 and no completion"),
-        Some(e) => check!(
-            e.errno() == Errno::ENOMEM && accepted >= 8,
-            "post_send on a full send queue: expected ENOMEM after at least 8, got {e} after {accepted}"
-        ),
-    }
+    let sends = "requests on a QP with max_send_wr 8 and no completion";
+    fill_queue("post_send", "a full send queue", sends, limit, |i| {
+        let wr = SendWr::new(i, SendOp::Send, vec![mr.sge(0, 8)]);
+        p.a.dev.ctx.post_send(p.a.qp.id, &wr)
+    })?;
     // Nobody sends to a, so its receives stay posted.
-    let mut posted = 0u64;
-    let err = loop {
-        match p.a.dev.ctx.post_recv(
-            p.a.qp.id,
-            &RecvWr {
-                wr_id: 1000 + posted,
-                sg_list: vec![mr.sge(64, 64)],
-            },
-        ) {
-            Ok(()) => posted += 1,
-            Err(e) => break Some(e),
-        }
-        if posted > limit {
-            break None;
-        }
-    };
-    match err {
-        None => fail!("post_recv accepted {posted} requests on a QP with max_recv_wr 8"),
-        Some(e) => check!(
-            e.errno() == Errno::ENOMEM && posted >= 8,
-            "post_recv on a full receive queue: expected ENOMEM after at least 8, got {e} after {posted}"
-        ),
-    }
+    let recvs = "requests on a QP with max_recv_wr 8";
+    fill_queue("post_recv", "a full receive queue", recvs, limit, |i| {
+        let wr = RecvWr {
+            wr_id: 1000 + i,
+            sg_list: vec![mr.sge(64, 64)],
+        };
+        p.a.dev.ctx.post_recv(p.a.qp.id, &wr)
+    })?;
     Ok(())
 }
 
@@ -591,23 +546,10 @@ async fn rtr_receives(env: Env) -> CaseResult {
     let data = super::pattern(env.seed, 5, 200);
     a.dev.write(&src, 0, &data)?;
     a.send(1, vec![src.sge(0, 200)])?;
-    let r = b.wc("receive on a QP in RTR").await?;
-    super::check_wc(
-        &r,
-        5,
-        WcStatus::Success,
-        Some(crate::fabric::WcOpcode::Recv),
-        "receive on a QP in RTR",
-    )?;
+    b.succeeds("receive on a QP in RTR", 5, WcOpcode::Recv)
+        .await?;
     super::check_bytes(&b.dev.read(&dst, 0, 200)?, &data, "bytes received in RTR")?;
-    let s = a.wc("SEND to a QP in RTR").await?;
-    super::check_wc(
-        &s,
-        1,
-        WcStatus::Success,
-        Some(crate::fabric::WcOpcode::Send),
-        "SEND to a QP in RTR",
-    )?;
+    a.succeeds("SEND to a QP in RTR", 1, WcOpcode::Send).await?;
     check_eq!(
         b.state()?,
         QpState::Rtr,
@@ -640,14 +582,8 @@ async fn reset_reuse(env: Env) -> CaseResult {
         Some(crate::fabric::WcOpcode::Recv),
         "receive after reset (the flushed ones must not come back)",
     )?;
-    let s = p.b.wc("SEND to the reconnected QP").await?;
-    super::check_wc(
-        &s,
-        9,
-        WcStatus::Success,
-        Some(crate::fabric::WcOpcode::Send),
-        "SEND to the reconnected QP",
-    )?;
+    p.b.succeeds("SEND to the reconnected QP", 9, WcOpcode::Send)
+        .await?;
     Ok(())
 }
 

@@ -3,14 +3,14 @@
 use nix::errno::Errno;
 
 use super::{
-    all_remote, check_bytes, connect_qps, contract_case, expect_errno, pattern, CaseResult,
-    Context, ContractCase, Dev, Env, Failure, Need, PairOpts,
+    all_remote, check_bytes, connect_qps, contract_case, expect_errno, fill_queue, pattern,
+    CaseResult, Context, ContractCase, Dev, Env, Failure, Need, PairOpts,
 };
 use crate::fabric::{
     Access, AsyncEvent, CqId, MrInfo, QpAttr, QpInfo, QpInit, QpState, RecvWr, SendOp, SendWr,
     SrqId, SrqInit, WcOpcode, WcStatus,
 };
-use crate::{check, check_eq, fail};
+use crate::{check, check_eq};
 
 pub(super) fn cases() -> Vec<ContractCase> {
     vec![
@@ -337,31 +337,20 @@ async fn full(env: Env) -> CaseResult {
         .ctx
         .create_srq(pd, SrqInit::new(8))
         .ctx("create_srq(8)")?;
-    let mut posted = 0u32;
-    let err = loop {
-        match dev.ctx.post_srq_recv(
-            srq,
-            &RecvWr {
-                wr_id: u64::from(posted),
-                sg_list: vec![mr.sge(0, 64)],
-            },
-        ) {
-            Ok(()) => posted += 1,
-            Err(e) => break Some(e),
-        }
-        if posted > 8 * 4 + 64 {
-            break None;
-        }
-    };
-    match err {
-        None => fail!("post_srq_recv accepted {posted} receives on an SRQ of max_wr 8"),
-        Some(e) => check!(
-            e.errno() == Errno::ENOMEM && posted >= 8,
-            "post_srq_recv on a full SRQ: expected ENOMEM after at least 8, got {e} after {posted}"
-        ),
-    }
+    let recvs = "receives on an SRQ of max_wr 8";
+    let posted = fill_queue("post_srq_recv", "a full SRQ", recvs, 8 * 4 + 64, |i| {
+        let wr = RecvWr {
+            wr_id: i,
+            sg_list: vec![mr.sge(0, 64)],
+        };
+        dev.ctx.post_srq_recv(srq, &wr)
+    })?;
     let attr = dev.ctx.query_srq(srq).ctx("query_srq")?;
-    check_eq!(attr.posted, posted, "query_srq().posted of a full SRQ");
+    check_eq!(
+        u64::from(attr.posted),
+        posted,
+        "query_srq().posted of a full SRQ"
+    );
     Ok(())
 }
 

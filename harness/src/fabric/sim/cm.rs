@@ -11,7 +11,75 @@ use crate::fabric::{
     CM_REP_PRIVATE_DATA_MAX, CM_REQ_PRIVATE_DATA_MAX,
 };
 
+/// What `cm_connect` and `cm_accept` require of their QP and parameters, and their errors
+/// (which name the call).
+struct CmCall {
+    /// The most private data the CM message carries.
+    private_data_max: usize,
+    not_reset: &'static str,
+    private_data_too_long: &'static str,
+    rnr_retry_too_high: &'static str,
+}
+
+const CONNECT: CmCall = CmCall {
+    private_data_max: CM_REQ_PRIVATE_DATA_MAX,
+    not_reset: "cm_connect: qp must be in RESET",
+    private_data_too_long: "cm_connect: private_data longer than 56 bytes",
+    rnr_retry_too_high: "cm_connect: rnr_retry_count above 7",
+};
+
+const ACCEPT: CmCall = CmCall {
+    private_data_max: CM_REP_PRIVATE_DATA_MAX,
+    not_reset: "cm_accept: qp must be in RESET",
+    private_data_too_long: "cm_accept: private_data longer than 196 bytes",
+    rnr_retry_too_high: "cm_accept: rnr_retry_count above 7",
+};
+
 impl Net {
+    /// Checks, in order, that `qp` of context `ctx` exists and is in RESET, that `param`'s
+    /// private data fits `call`'s message and that its RNR retry count is at most 7;
+    /// returns the QP's number.
+    fn cm_qp_and_param(
+        &self,
+        ctx: usize,
+        qp: QpId,
+        param: &ConnParam,
+        call: &CmCall,
+    ) -> Result<u32> {
+        let q = self.ctxs[ctx]
+            .qps
+            .get(&qp)
+            .ok_or(FabricError::NotFound("qp"))?;
+        if q.state != QpState::Reset {
+            return Err(FabricError::Invalid(call.not_reset));
+        }
+        if param.private_data.len() > call.private_data_max {
+            return Err(FabricError::Invalid(call.private_data_too_long));
+        }
+        if param.rnr_retry_count > 7 {
+            return Err(FabricError::Invalid(call.rnr_retry_too_high));
+        }
+        Ok(q.qpn)
+    }
+
+    /// Taps a CM message from connection `conn` of context `ctx` to the peer's connection
+    /// `pconn` of context `pctx`; `kind` is only built when the fabric is tapped.
+    fn tap_cm(
+        &self,
+        (ctx, conn): (usize, ConnId),
+        (pctx, pconn): (usize, ConnId),
+        kind: impl FnOnce() -> TapCmKind,
+    ) {
+        self.tap(|| {
+            let msg = TapMessage::Cm(TapCm {
+                local_comm_id: comm_id(ctx, conn),
+                remote_comm_id: comm_id(pctx, pconn),
+                kind: kind(),
+            });
+            Some((self.ctx_addr(ctx), self.ctx_addr(pctx), msg))
+        });
+    }
+
     pub(crate) fn cm_listen(&mut self, ctx: usize, addr: SocketAddr) -> Result<ListenerId> {
         let dev = self.ctxs[ctx].device;
         let ip = match addr.ip() {
@@ -55,21 +123,7 @@ impl Net {
         qp: QpId,
         param: &ConnParam,
     ) -> Result<ConnId> {
-        let q = self.ctxs[ctx]
-            .qps
-            .get(&qp)
-            .ok_or(FabricError::NotFound("qp"))?;
-        if q.state != QpState::Reset {
-            return Err(FabricError::Invalid("cm_connect: qp must be in RESET"));
-        }
-        if param.private_data.len() > CM_REQ_PRIVATE_DATA_MAX {
-            return Err(FabricError::Invalid(
-                "cm_connect: private_data longer than 56 bytes",
-            ));
-        }
-        if param.rnr_retry_count > 7 {
-            return Err(FabricError::Invalid("cm_connect: rnr_retry_count above 7"));
-        }
+        self.cm_qp_and_param(ctx, qp, param, &CONNECT)?;
         if !addr.is_ipv4() {
             return Err(FabricError::Invalid("cm_connect: address is not IPv4"));
         }
@@ -240,22 +294,7 @@ impl Net {
         }
         let (actx, aconn) = c.peer.expect("request has a peer");
         let areq = c.param.clone();
-        let pq = self.ctxs[ctx]
-            .qps
-            .get(&qp)
-            .ok_or(FabricError::NotFound("qp"))?;
-        if pq.state != QpState::Reset {
-            return Err(FabricError::Invalid("cm_accept: qp must be in RESET"));
-        }
-        if param.private_data.len() > CM_REP_PRIVATE_DATA_MAX {
-            return Err(FabricError::Invalid(
-                "cm_accept: private_data longer than 196 bytes",
-            ));
-        }
-        if param.rnr_retry_count > 7 {
-            return Err(FabricError::Invalid("cm_accept: rnr_retry_count above 7"));
-        }
-        let pqpn = pq.qpn;
+        let pqpn = self.cm_qp_and_param(ctx, qp, param, &ACCEPT)?;
         let active = self.ctxs[actx]
             .conns
             .get(&aconn)
@@ -295,19 +334,12 @@ impl Net {
             areq.responder_resources,
             param.rnr_retry_count,
         );
-        self.tap(|| {
-            let msg = TapMessage::Cm(TapCm {
-                local_comm_id: comm_id(ctx, conn),
-                remote_comm_id: comm_id(actx, aconn),
-                kind: TapCmKind::Reply {
-                    qpn: pqpn,
-                    responder_resources: param.responder_resources,
-                    initiator_depth: param.initiator_depth,
-                    rnr_retry_count: param.rnr_retry_count,
-                    private_data: param.private_data.clone(),
-                },
-            });
-            Some((self.ctx_addr(ctx), self.ctx_addr(actx), msg))
+        self.tap_cm((ctx, conn), (actx, aconn), || TapCmKind::Reply {
+            qpn: pqpn,
+            responder_resources: param.responder_resources,
+            initiator_depth: param.initiator_depth,
+            rnr_retry_count: param.rnr_retry_count,
+            private_data: param.private_data.clone(),
         });
         let c = self.ctxs[ctx].conns.get_mut(&conn).expect("conn");
         c.state = ConnState::Accepted;
@@ -340,16 +372,9 @@ impl Net {
             return;
         }
         c.state = ConnState::Established;
-        let peer = c.peer;
-        self.tap(|| {
-            let (actx, aconn) = peer?;
-            let msg = TapMessage::Cm(TapCm {
-                local_comm_id: comm_id(actx, aconn),
-                remote_comm_id: comm_id(ctx, conn),
-                kind: TapCmKind::ReadyToUse,
-            });
-            Some((self.ctx_addr(actx), self.ctx_addr(ctx), msg))
-        });
+        if let Some(active) = c.peer {
+            self.tap_cm(active, (ctx, conn), || TapCmKind::ReadyToUse);
+        }
         self.push_cm_event(
             ctx,
             CmEvent {
@@ -383,21 +408,13 @@ impl Net {
         }
         c.state = ConnState::Rejected;
         let (actx, aconn) = c.peer.expect("request has a peer");
-        self.tap(|| {
-            let a = self.ctxs[actx].conns.get(&aconn)?;
-            if a.state != ConnState::Connecting {
-                return None;
-            }
-            let msg = TapMessage::Cm(TapCm {
-                local_comm_id: comm_id(ctx, conn),
-                remote_comm_id: comm_id(actx, aconn),
-                kind: TapCmKind::Reject {
-                    reason: CM_REJ_CONSUMER_DEFINED as u16,
-                    private_data: private_data.to_vec(),
-                },
+        let active = self.ctxs[actx].conns.get(&aconn);
+        if active.is_some_and(|a| a.state == ConnState::Connecting) {
+            self.tap_cm((ctx, conn), (actx, aconn), || TapCmKind::Reject {
+                reason: CM_REJ_CONSUMER_DEFINED as u16,
+                private_data: private_data.to_vec(),
             });
-            Some((self.ctx_addr(ctx), self.ctx_addr(actx), msg))
-        });
+        }
         if let Some(a) = self.ctxs[actx].conns.get_mut(&aconn) {
             if a.state == ConnState::Connecting {
                 a.state = ConnState::Rejected;
@@ -429,15 +446,9 @@ impl Net {
         if let Some(qp) = qp {
             self.qp_to_err(ctx, qp);
         }
-        self.tap(|| {
-            let (pctx, pconn) = peer?;
-            let msg = TapMessage::Cm(TapCm {
-                local_comm_id: comm_id(ctx, conn),
-                remote_comm_id: comm_id(pctx, pconn),
-                kind: TapCmKind::Disconnect,
-            });
-            Some((self.ctx_addr(ctx), self.ctx_addr(pctx), msg))
-        });
+        if let Some(peer) = peer {
+            self.tap_cm((ctx, conn), peer, || TapCmKind::Disconnect);
+        }
         let now = self.now();
         let l1 = self.latency();
         if let Some((pctx, pconn)) = peer {
@@ -487,15 +498,9 @@ impl Net {
             state,
             ConnState::Established | ConnState::Accepted | ConnState::Disconnected
         ) {
-            self.tap(|| {
-                let (pctx, pconn) = peer?;
-                let msg = TapMessage::Cm(TapCm {
-                    local_comm_id: comm_id(ctx, conn),
-                    remote_comm_id: comm_id(pctx, pconn),
-                    kind: TapCmKind::DisconnectReply,
-                });
-                Some((self.ctx_addr(ctx), self.ctx_addr(pctx), msg))
-            });
+            if let Some(peer) = peer {
+                self.tap_cm((ctx, conn), peer, || TapCmKind::DisconnectReply);
+            }
         }
         let Some(c) = self.ctxs[ctx].conns.get_mut(&conn) else {
             return;

@@ -392,21 +392,21 @@ impl Net {
     }
 
     pub fn push_event(&mut self, ctx: usize, ev: AsyncEvent) {
-        let c = &mut self.ctxs[ctx];
-        if c.closed {
-            return;
-        }
-        c.async_events.push_back(ev);
-        let n = c.notify.clone();
-        self.wake.push(n);
+        self.push_to(ctx, |c| c.async_events.push_back(ev));
     }
 
     pub fn push_cm_event(&mut self, ctx: usize, ev: CmEvent) {
+        self.push_to(ctx, |c| c.cm_events.push_back(ev));
+    }
+
+    /// Queues an event on context `ctx` with `push` and wakes its waiters; a closed context
+    /// gets nothing.
+    fn push_to(&mut self, ctx: usize, push: impl FnOnce(&mut Ctx)) {
         let c = &mut self.ctxs[ctx];
         if c.closed {
             return;
         }
-        c.cm_events.push_back(ev);
+        push(c);
         let n = c.notify.clone();
         self.wake.push(n);
     }

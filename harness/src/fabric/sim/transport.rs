@@ -4,6 +4,8 @@
 //! A QP executes its send queue in order, one request on the wire at a time, which keeps
 //! RC ordering (a request blocked by RNR blocks those behind it, as on real hardware).
 
+use std::time::Duration;
+
 use super::net::{Net, PendingSend, Timed, ACK_TIMEOUT, RNR_TIMER};
 use super::tap::{AckKind, TapMessage, TapOp};
 use crate::fabric::{
@@ -278,23 +280,32 @@ impl Net {
                     src_qp: qpn,
                     invalidated_rkey: None,
                 };
-                if self
+                // A receive that cannot take the payload: (its completion's status, the NAK,
+                // the sender's completion status).
+                let refused = if self
                     .check_sges(rctx, rpd, &recv.sg_list, Access::LOCAL_WRITE)
                     .is_err()
                 {
-                    wc.status = WcStatus::LocProtErr;
-                    nak(self, AckKind::NakRemoteOp);
+                    Some((
+                        WcStatus::LocProtErr,
+                        AckKind::NakRemoteOp,
+                        WcStatus::RemOpErr,
+                    ))
+                } else if !self.scatter(rctx, rpd, &recv.sg_list, &payload) {
+                    Some((
+                        WcStatus::LocLenErr,
+                        AckKind::NakInvalidRequest,
+                        WcStatus::RemInvReqErr,
+                    ))
+                } else {
+                    None
+                };
+                if let Some((status, ack, sender_status)) = refused {
+                    wc.status = status;
+                    nak(self, ack);
                     self.push_wc(rctx, rcq, wc);
                     self.qp_to_err(rctx, rqp);
-                    self.fail_head(ctx, qp, WcStatus::RemOpErr);
-                    return;
-                }
-                if !self.scatter(rctx, rpd, &recv.sg_list, &payload) {
-                    wc.status = WcStatus::LocLenErr;
-                    nak(self, AckKind::NakInvalidRequest);
-                    self.push_wc(rctx, rcq, wc);
-                    self.qp_to_err(rctx, rqp);
-                    self.fail_head(ctx, qp, WcStatus::RemInvReqErr);
+                    self.fail_head(ctx, qp, sender_status);
                     return;
                 }
                 if let SendOp::SendWithInv { rkey } = op {
@@ -404,30 +415,38 @@ impl Net {
 
     /// The responder had no receive posted: retry after the RNR timer, or give up.
     fn rnr(&mut self, ctx: usize, qp: QpId, seq: u64) {
-        let at = self.now() + RNR_TIMER;
-        let q = self.ctxs[ctx].qps.get_mut(&qp).expect("qp");
-        let h = &mut q.sq[0];
-        if h.rnr_left == 0 {
-            self.fail_head(ctx, qp, WcStatus::RnrRetryExcErr);
-            return;
-        }
-        if h.rnr_left != 7 {
-            h.rnr_left -= 1;
-        }
-        q.last_arrival = q.last_arrival.max(at);
-        self.schedule(at, Timed::Arrive { ctx, qp, seq });
+        // An RNR retry count of 7 retries forever: nothing to count down.
+        self.retry((ctx, qp, seq), RNR_TIMER, WcStatus::RnrRetryExcErr, |h| {
+            (h.rnr_left != 7).then_some(&mut h.rnr_left)
+        });
     }
 
     /// The packet (or its ACK) was lost: retry after the ACK timeout, or give up.
     fn lost(&mut self, ctx: usize, qp: QpId, seq: u64) {
-        let at = self.now() + ACK_TIMEOUT;
+        self.retry((ctx, qp, seq), ACK_TIMEOUT, WcStatus::RetryExcErr, |h| {
+            Some(&mut h.retry_left)
+        });
+    }
+
+    /// Sends the head request `seq` of `qp` again `after` from now, counting the retry
+    /// down on the counter `left` names (none: retries are not counted); with no retry
+    /// left, fails it with `exhausted` instead.
+    fn retry(
+        &mut self,
+        (ctx, qp, seq): (usize, QpId, u64),
+        after: Duration,
+        exhausted: WcStatus,
+        left: impl FnOnce(&mut PendingSend) -> Option<&mut u8>,
+    ) {
+        let at = self.now() + after;
         let q = self.ctxs[ctx].qps.get_mut(&qp).expect("qp");
-        let h = &mut q.sq[0];
-        if h.retry_left == 0 {
-            self.fail_head(ctx, qp, WcStatus::RetryExcErr);
-            return;
+        if let Some(left) = left(&mut q.sq[0]) {
+            if *left == 0 {
+                self.fail_head(ctx, qp, exhausted);
+                return;
+            }
+            *left -= 1;
         }
-        h.retry_left -= 1;
         q.last_arrival = q.last_arrival.max(at);
         self.schedule(at, Timed::Arrive { ctx, qp, seq });
     }

@@ -161,26 +161,25 @@ impl Qp {
 
     /// The QP's state (`ibv_query_qp`), as the `ibv_qp_state` value.
     pub(in crate::fabric::verbs) fn query_state(&self) -> Result<u32, Errno> {
-        // SAFETY: plain old data.
-        let mut a: sys::ibv_qp_attr = unsafe { std::mem::zeroed() };
-        // SAFETY: plain old data.
-        let mut init: sys::ibv_qp_init_attr = unsafe { std::mem::zeroed() };
-        let mask = sys::ibv_qp_attr_mask::IBV_QP_STATE.0 as i32;
-        // SAFETY: live QP, valid out pointers.
-        rc(unsafe { sys::ibv_query_qp(self.ptr, &mut a, mask, &mut init) })?;
-        Ok(a.qp_state)
+        Ok(self.query(sys::ibv_qp_attr_mask::IBV_QP_STATE)?.qp_state)
     }
 
     /// The peer QP number set at RTR (`IBV_QP_DEST_QPN`).
     pub(in crate::fabric::verbs) fn query_dest_qpn(&self) -> Result<u32, Errno> {
+        Ok(self
+            .query(sys::ibv_qp_attr_mask::IBV_QP_DEST_QPN)?
+            .dest_qp_num)
+    }
+
+    /// `ibv_query_qp` of the attributes `mask` names (the others are left zero).
+    fn query(&self, mask: sys::ibv_qp_attr_mask) -> Result<sys::ibv_qp_attr, Errno> {
         // SAFETY: plain old data.
         let mut a: sys::ibv_qp_attr = unsafe { std::mem::zeroed() };
         // SAFETY: plain old data.
         let mut init: sys::ibv_qp_init_attr = unsafe { std::mem::zeroed() };
-        let mask = sys::ibv_qp_attr_mask::IBV_QP_DEST_QPN.0 as i32;
         // SAFETY: live QP, valid out pointers.
-        rc(unsafe { sys::ibv_query_qp(self.ptr, &mut a, mask, &mut init) })?;
-        Ok(a.dest_qp_num)
+        rc(unsafe { sys::ibv_query_qp(self.ptr, &mut a, mask.0 as i32, &mut init) })?;
+        Ok(a)
     }
 
     /// Posts one send request.
