@@ -403,6 +403,9 @@ fn main() {
     }
     out.put("config_parse", "fuzz-world.toml", config().as_bytes());
 
+    // control_request: one of each request, and the replies a runner reads.
+    control_corpus(&mut out);
+
     // target_capsule: selector 0 = offloaded I/O, 1 = software I/O, 2/3 = admin.
     for (name, s) in sqes() {
         let mut cap = s.to_bytes().unwrap().to_vec();
@@ -492,4 +495,90 @@ fn main() {
         out.bytes,
         out.root.display()
     );
+}
+
+/// Seeds of `control_request`: every request the runner sends, and the target's replies.
+fn control_corpus(out: &mut Out) {
+    use harness::api::Profile;
+    use harness::backend::emulated::{CmdMatch, Fault};
+    use reference_target::quirks::Quirks;
+    use reference_target::remote::proto::{Reply, Request, PROTOCOL};
+    let requests = [
+        (
+            "hello",
+            Request::Hello {
+                protocol: PROTOCOL,
+                proof: Some("ab".repeat(32)),
+            },
+        ),
+        (
+            "start",
+            Request::Start {
+                config: config(),
+                profile: Profile::builtin("tight").unwrap(),
+                quirks: Quirks::none(),
+            },
+        ),
+        ("stop", Request::Stop {}),
+        (
+            "inject-timeout",
+            Request::Inject {
+                subnqn: SUB0.into(),
+                nsid: 1,
+                fault: Fault::Timeout {
+                    on: CmdMatch::Nth(2),
+                    delay: None,
+                },
+            },
+        ),
+        (
+            "backend-blocks",
+            Request::BackendBlocks {
+                subnqn: SUB1.into(),
+                nsid: 1,
+                slba: 8,
+                count: 2,
+            },
+        ),
+        (
+            "wait-event",
+            Request::WaitEvent {
+                needle: "NVME_PCI_ERR".into(),
+                bound_ms: 5000,
+            },
+        ),
+    ];
+    for (name, r) in requests {
+        let line = serde_json::to_string(&r).unwrap();
+        out.put("control_request", name, line.as_bytes());
+    }
+    let replies = [
+        (
+            "reply-hello",
+            Reply::Hello {
+                protocol: PROTOCOL,
+                version: "0.1.0".into(),
+                fabric: "verbs".into(),
+                device: "rxe0".into(),
+                proof: Some("cd".repeat(32)),
+            },
+        ),
+        (
+            "reply-stopped",
+            Reply::Stopped {
+                trace: vec!["device create_srq".into()],
+                events: vec!["NVME_PCI_ERR".into()],
+            },
+        ),
+        (
+            "reply-error",
+            Reply::Error {
+                message: "no target is running".into(),
+            },
+        ),
+    ];
+    for (name, r) in replies {
+        let line = serde_json::to_string(&r).unwrap();
+        out.put("control_request", name, line.as_bytes());
+    }
 }

@@ -4,90 +4,34 @@
 //! sees, fault injection and the event it raises, the trace, and every refusal: the
 //! target keeps serving after each.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+mod control_rig;
+
 use std::time::Duration;
 
-use harness::api::Profile;
 use harness::backend::emulated::Fault;
 use reference_target::quirks::Quirks;
-use reference_target::remote::proto::{Reply, PROTOCOL};
-use reference_target::remote::{RemoteError, RemoteTarget};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use reference_target::remote::RemoteError;
 
-const SUB: &str = "nqn.2026-11.io.nvmf-conform:sub0";
-const BOUND: Duration = Duration::from_secs(20);
-
-fn config() -> String {
-    format!(
-        "[[port]]\naddr = \"127.0.10.1:4420\"\nsubsystem = \"{SUB}\"\n\n\
-         [[subsystem]]\nnqn = \"{SUB}\"\nallow_any_host = true\n\n\
-         [[subsystem.namespace]]\nnsid = 1\nsize = \"1MiB\"\nlba_format = \"4096\"\n"
-    )
-}
-
-/// The target process; killed when dropped.
-struct TargetProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for TargetProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_target() -> TargetProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nvmf-reference-target"))
-        .args([
-            "--fabric",
-            "sim",
-            "--control",
-            "127.0.0.1:0",
-            "--duration",
-            "300",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nvmf-reference-target starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .split_whitespace()
-        .find_map(|w| w.parse::<SocketAddr>().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
-    TargetProcess { child, addr }
-}
-
-fn full() -> Profile {
-    Profile::builtin("full").unwrap()
-}
-
-fn refused(r: Result<impl std::fmt::Debug, RemoteError>, needle: &str) {
-    match r {
-        Err(RemoteError::Refused { message, .. }) => {
-            assert!(message.contains(needle), "{message:?} lacks {needle:?}")
-        }
-        other => panic!("expected a refusal naming {needle:?}, got {other:?}"),
-    }
-}
+use control_rig::{
+    config, full, refused, runner, spawn_target, start_and_stop, LabSecret, BOUND, SUB,
+};
 
 #[tokio::test]
 async fn a_runner_drives_targets_over_the_channel() {
-    let p = spawn_target();
-    let t = RemoteTarget::connect(p.addr, BOUND).await.expect("hello");
+    let lab = LabSecret::new("drives");
+    let p = spawn_target(Some(&lab));
+    let t = runner(&p, &lab.security()).await.expect("hello");
     assert_eq!(t.info().fabric, "sim");
     assert_eq!(t.info().device, "sim0");
+    assert_eq!(
+        t.info().fingerprint,
+        p.fingerprint,
+        "the certificate the target printed"
+    );
 
     refused(t.controllers(SUB).await, "no target is running");
     // one runner at a time: a second one is told who holds the target
-    match RemoteTarget::connect(p.addr, BOUND).await {
+    match runner(&p, &lab.security()).await {
         Err(RemoteError::Refused {
             op: "hello",
             message,
@@ -166,62 +110,24 @@ async fn a_runner_drives_targets_over_the_channel() {
         "inconsistent caps",
     );
     // and the channel still serves
-    t.start(&config(), &full(), &Quirks::none())
-        .await
-        .expect("start after refusals");
-    t.stop().await.expect("stop");
+    start_and_stop(&t).await.expect("after refusals");
 }
 
-/// Raw lines: malformed requests and a protocol mismatch are answered with an error and
-/// the channel keeps serving; a runner that leaves mid-target leaves the port free.
+/// A runner that goes away with a target running leaves the port free for the next one.
+/// (Malformed requests, each with its answer: `control_malformed.rs`.)
 #[tokio::test]
-async fn bad_requests_are_answered_and_the_channel_keeps_serving() {
-    let p = spawn_target();
-    let mut s = tokio::io::BufReader::new(tokio::net::TcpStream::connect(p.addr).await.unwrap());
-    async fn ask(s: &mut tokio::io::BufReader<tokio::net::TcpStream>, line: &str) -> Reply {
-        s.get_mut()
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-        let mut reply = String::new();
-        tokio::time::timeout(BOUND, s.read_line(&mut reply))
-            .await
-            .unwrap()
-            .unwrap();
-        serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{reply:?}: {e}"))
-    }
-    let error = |r: Reply, needle: &str| match r {
-        Reply::Error { message } => assert!(message.contains(needle), "{message}"),
-        other => panic!("expected an error naming {needle:?}, got {other:?}"),
-    };
-    error(ask(&mut s, "not json").await, "malformed request");
-    error(ask(&mut s, r#"{"op":"events"}"#).await, "hello first");
-    error(
-        ask(&mut s, r#"{"op":"hello","protocol":999}"#).await,
-        "protocol 999",
-    );
-    error(ask(&mut s, r#"{"op":"reboot"}"#).await, "malformed request");
-    let hello = format!(r#"{{"op":"hello","protocol":{PROTOCOL}}}"#);
-    assert!(matches!(ask(&mut s, &hello).await, Reply::Hello { .. }));
-    error(
-        ask(&mut s, r#"{"op":"stop","now":true}"#).await,
-        "unknown field",
-    );
-    // a runner that goes away with a target running
-    let start = serde_json::json!({
-        "op": "start", "config": config(), "profile": full(), "quirks": []
-    });
-    assert!(matches!(
-        ask(&mut s, &start.to_string()).await,
-        Reply::Started { .. }
-    ));
-    drop(s);
-    // the next runner gets the same port
-    let t = RemoteTarget::connect(p.addr, BOUND).await.expect("hello");
+async fn a_runner_that_leaves_mid_target_frees_the_port() {
+    let lab = LabSecret::new("leaves");
+    let p = spawn_target(Some(&lab));
+    let t = runner(&p, &lab.security()).await.expect("hello");
     t.start(&config(), &full(), &Quirks::none())
         .await
+        .expect("start");
+    drop(t);
+    let t = runner(&p, &lab.security()).await.expect("hello");
+    start_and_stop(&t)
+        .await
         .expect("the port of the abandoned target is free again");
-    t.stop().await.unwrap();
 }
 
 /// Runners one after another, each connecting the moment the previous one hangs up (as the
@@ -229,9 +135,11 @@ async fn bad_requests_are_answered_and_the_channel_keeps_serving() {
 /// target is busy.
 #[tokio::test]
 async fn back_to_back_runners_are_all_served() {
-    let p = spawn_target();
+    let lab = LabSecret::new("back-to-back");
+    let p = spawn_target(Some(&lab));
+    let security = lab.security();
     for i in 0..20 {
-        let t = RemoteTarget::connect(p.addr, BOUND)
+        let t = runner(&p, &security)
             .await
             .unwrap_or_else(|e| panic!("runner {i}: {e}"));
         t.start(&config(), &full(), &Quirks::none())

@@ -161,7 +161,7 @@ fn control_mode_refuses_what_it_cannot_combine() {
         &["--self-test"],
     ] {
         let out = bin()
-            .args(["--control", "127.0.0.1:0"])
+            .args(["--control", "127.0.0.1:0", "--insecure"])
             .args(extra)
             .output()
             .unwrap();
@@ -176,7 +176,13 @@ fn control_mode_refuses_what_it_cannot_combine() {
     assert!(err.contains("--config"), "{err}");
     // an address it cannot listen on, named
     let out = bin()
-        .args(["--control", "192.0.2.1:4800", "--duration", "1"])
+        .args([
+            "--control",
+            "192.0.2.1:4800",
+            "--insecure",
+            "--duration",
+            "1",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -186,12 +192,101 @@ fn control_mode_refuses_what_it_cannot_combine() {
 
 #[test]
 fn control_mode_serves_until_its_duration() {
+    let dir = tmp_dir("duration");
+    let secret = dir.join("lab.secret");
+    let out = bin().arg("--new-secret").arg(&secret).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
     let out = bin()
-        .args(["--control", "127.0.0.1:0", "--duration", "1"])
+        .args([
+            "--control",
+            "127.0.0.1:0",
+            "--duration",
+            "1",
+            "--control-secret",
+        ])
+        .arg(&secret)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("control channel on 127.0.0.1:"), "{text}");
+    assert!(text.contains("TLS 1.3"), "{text}");
+    assert!(text.contains("certificate SHA-256 "), "{text}");
     assert!(text.contains("--duration elapsed: stopping"), "{text}");
+    // --insecure says so at every start
+    let out = bin()
+        .args(["--control", "127.0.0.1:0", "--duration", "1", "--insecure"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("WARNING: control channel INSECURE (--insecure): no authentication"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nvmf-control-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn control_mode_needs_a_lab_secret_or_insecure() {
+    let dir = tmp_dir("secret");
+    let secret = dir.join("lab.secret");
+    let out = bin().arg("--new-secret").arg(&secret).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("copy it (mode 600)"), "{text}");
+    // never overwritten
+    let out = bin().arg("--new-secret").arg(&secret).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("never overwritten"), "{err}");
+    let loose = dir.join("loose.secret");
+    std::fs::write(&loose, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let secret = secret.display().to_string();
+    let loose = loose.display().to_string();
+    let refusals: [(&[&str], &str); 5] = [
+        (&[], "--control needs --control-secret FILE"),
+        (
+            &["--control-secret", "/nowhere/lab.secret"],
+            "/nowhere/lab.secret",
+        ),
+        (&["--control-secret", &loose], "chmod 600"),
+        (
+            &["--control-secret", &secret, "--insecure"],
+            "cannot be used with",
+        ),
+        (
+            &["--control-secret", &secret, "--config", "x.toml"],
+            "cannot be used with",
+        ),
+    ];
+    for (extra, says) in refusals {
+        let out = bin()
+            .args(["--control", "127.0.0.1:0", "--duration", "1"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
+    // a secret or --insecure without a control channel: nothing they apply to
+    for extra in [&["--insecure"][..], &["--control-secret", &secret]] {
+        let out = bin()
+            .args(["--config", "x.toml"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains("--control"), "{extra:?}: {err}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1356,15 +1356,9 @@ fn row_names_are_unique() {
 
 #[test]
 fn every_row_is_documented() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/malformed-inputs.md");
-    let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let missing: Vec<&str> = table(&Env::placeholder())
-        .iter()
-        .map(|r| r.name)
-        .filter(|n| !doc.contains(&format!("| `{n}` |")))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "rows missing from docs/malformed-inputs.md: {missing:?}"
+    let rows = table(&Env::placeholder());
+    reference_target::testing::tables::assert_documented(
+        "malformed-inputs.md",
+        rows.iter().map(|r| r.name),
     );
 }

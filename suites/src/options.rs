@@ -44,12 +44,22 @@ pub struct Options {
     pub wait_scale: f64,
     /// Two-host mode: the control channel of a remote `nvmf-reference-target --control`
     /// (the target runs there; this process runs the hosts, on `fabric`).
-    pub connect: Option<std::net::SocketAddr>,
+    pub connect: Option<Connect>,
     /// The backend controllers cases create: emulated, or queue pairs of a real controller.
     pub backend: BackendChoice,
     /// The options of `nvmf-conform replay CASE` that reproduce one of this run's cases,
     /// recorded in the reports ([`harness::runner::RunMeta::replay`]); the command line sets them.
     pub replay: Vec<String>,
+}
+
+/// Two-host mode's control channel: where the target listens, and how the channel is
+/// protected (the lab secret, or `--insecure`).
+#[derive(Debug, Clone)]
+pub struct Connect {
+    /// The target's control address.
+    pub addr: std::net::SocketAddr,
+    /// TLS with the lab secret, or plain TCP.
+    pub security: reference_target::remote::Security,
 }
 
 /// The backend NVMe controllers the cases create for the device under test.
@@ -106,7 +116,7 @@ impl Options {
     pub fn target_name(&self) -> String {
         let mut s = match (&self.plugin, &self.connect) {
             (Some(p), _) => format!("plugin:{}", p.plugin.path().display()),
-            (None, Some(addr)) => format!("remote:{addr}:{}", self.profile.name),
+            (None, Some(c)) => format!("remote:{}:{}", c.addr, self.profile.name),
             (None, None) => format!("reference:{}", self.profile.name),
         };
         for q in self.quirks.iter() {

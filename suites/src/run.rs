@@ -347,9 +347,9 @@ pub async fn open_dut(
     opts: &Options,
     capture: Option<&Capture>,
 ) -> Result<Dut, String> {
-    let remote = match opts.connect {
+    let remote = match &opts.connect {
         None => None,
-        Some(addr) => match RemoteTarget::connect(addr, REMOTE_BOUND).await {
+        Some(c) => match RemoteTarget::connect(c.addr, &c.security, REMOTE_BOUND).await {
             Ok(t) => Some(framework::remote::Remote {
                 target: Arc::new(t),
                 profile: opts.profile.clone(),

@@ -222,14 +222,40 @@ fn connect_needs_a_real_fabric_and_a_channel_that_answers() {
         &["replay", "connect.admin-twice"],
     ] {
         let mut args = cmd.to_vec();
-        args.extend(["--connect", "127.0.0.1:9"]);
+        args.extend(["--connect", "127.0.0.1:9", "--insecure"]);
         let out = conform(&args);
         let err = assert_exit(&out, 2);
         assert!(
             err.contains("--connect 127.0.0.1:9 needs --fabric verbs"),
             "{err}"
         );
+        // every start of an insecure runner says so
+        assert!(err.contains("WARNING: control channel INSECURE"), "{err}");
     }
+    // neither a lab secret nor --insecure; a secret file that does not load, named
+    let secret = tmp("secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let open = secret.display().to_string();
+    let refusals: [(&[&str], &str); 4] = [
+        (&[], "needs --control-secret FILE"),
+        (
+            &["--control-secret", "/nowhere/lab.secret"],
+            "/nowhere/lab.secret",
+        ),
+        (&["--control-secret", &open], "chmod 600"),
+        (
+            &["--control-secret", &open, "--insecure"],
+            "cannot be used with",
+        ),
+    ];
+    for (extra, says) in refusals {
+        let mut args = vec!["run", "--fabric", "verbs", "--connect", "127.0.0.1:9"];
+        args.extend(extra);
+        let err = assert_exit(&conform(&args), 2);
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
+    let err = assert_exit(&conform(&["run", "--insecure"]), 2);
+    assert!(err.contains("--connect"), "{err}");
     // a plugin runs here, not on the other host
     let out = conform(&[
         "run",
@@ -237,6 +263,7 @@ fn connect_needs_a_real_fabric_and_a_channel_that_answers() {
         "plugin:/nowhere.so",
         "--connect",
         "127.0.0.1:9",
+        "--insecure",
     ]);
     let err = assert_exit(&out, 2);
     assert!(
@@ -247,7 +274,14 @@ fn connect_needs_a_real_fabric_and_a_channel_that_answers() {
     let out = conform(&["run", "--connect", "somewhere"]);
     assert_eq!(out.status.code(), Some(2));
     // on verbs: no RDMA device here (125) or not built (2), before any channel is tried
-    let out = conform(&["run", "--fabric", "verbs", "--connect", "127.0.0.1:9"]);
+    let out = conform(&[
+        "run",
+        "--fabric",
+        "verbs",
+        "--connect",
+        "127.0.0.1:9",
+        "--insecure",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     let want = if cfg!(feature = "verbs") { 125 } else { 2 };
     assert_eq!(out.status.code(), Some(want), "{err}");

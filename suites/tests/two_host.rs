@@ -14,9 +14,10 @@ use harness::fabric::sim::SimFabric;
 use harness::fabric::Fabric;
 use harness::runner::Verdict;
 use reference_target::quirks::{Quirk, Quirks};
-use reference_target::remote::{ControlServer, Opened};
+use reference_target::remote::{ControlServer, Opened, Secret, Security};
 use suites::catalog::{self, Body};
 use suites::fabric::CaseFabric;
+use suites::options::Connect;
 use suites::run::{offload_verdict, Options};
 
 /// Runs every control-plane case (areas connect, recovery and security) through a control
@@ -36,8 +37,19 @@ fn run_remote(quirks: Quirks) -> Vec<(String, Verdict)> {
                 fabric: None,
             })
         };
+        // the lab secret both ends hold: the channel is TLS, each end proving it
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("nvmf-two-host-{}-{run}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lab.secret");
+        Secret::generate(&path).unwrap();
+        let security = Security::Secret(Arc::new(Secret::load(&path).unwrap()));
+        std::fs::remove_dir_all(&dir).unwrap();
         let server = ControlServer::bind(
             "127.0.0.1:0".parse().unwrap(),
+            security.clone(),
             Arc::new(open),
             "sim",
             "sim0",
@@ -50,7 +62,7 @@ fn run_remote(quirks: Quirks) -> Vec<(String, Verdict)> {
             profile: Profile::builtin("full").unwrap(),
             quirks,
             snapshots: Some(suites::snapshot::default_dir()),
-            connect: Some(addr),
+            connect: Some(Connect { addr, security }),
             ..Options::default()
         };
         let mut out = Vec::new();

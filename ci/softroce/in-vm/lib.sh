@@ -238,12 +238,19 @@ offers_verbs() {
   grep -q -- '--fabric' <<<"$help" && grep -qi 'verbs' <<<"$help" && ! grep -qi 'verbs.*not built' <<<"$help"
 }
 
-# Two-host mode: starts nvmf-reference-target --control ADDR on rxe0, its output in LOG,
-# and waits (at most 60 s) until it serves; its pid in CONTROL_PID.
+# The lab secret of the control channel (both ends name it; made by the target's side).
+LAB_SECRET=/tmp/lab.secret
+
+# Two-host mode: starts nvmf-reference-target --control ADDR on rxe0 with a new lab secret
+# in $LAB_SECRET (TLS, docs/two-host.md), its output in LOG, and waits (at most 60 s) until
+# it serves; its pid in CONTROL_PID.
 control_target_start() {
   local addr=$1 log=$2 n=0
+  rm -f "$LAB_SECRET"
+  "$BINS/nvmf-reference-target" --new-secret "$LAB_SECRET" > "$log" 2>&1 || { cat "$log"; return 1; }
   "$BINS/nvmf-reference-target" --fabric verbs --device rxe0 --control "$addr" \
-    --log-level "$(karg target_log info)" > "$log" 2>&1 &
+    --control-secret "$LAB_SECRET" \
+    --log-level "$(karg target_log info)" >> "$log" 2>&1 &
   CONTROL_PID=$!
   until grep -qs "control channel on" "$log"; do
     n=$((n + 1))
@@ -259,11 +266,11 @@ control_target_stop() {
   wait "$CONTROL_PID" 2>/dev/null || true
 }
 
-# Two-host mode: nvmf-conform run --connect ADDR over rxe0 (the control-plane areas:
-# connect, recovery, security) with --timeout-scale SCALE, its reports in REPORTS.
+# Two-host mode: nvmf-conform run --connect ADDR over rxe0 with the lab secret in
+# $LAB_SECRET (the control-plane areas: connect, recovery, security) with --timeout-scale SCALE, its reports in REPORTS.
 remote_conform() {
   cd /mnt/repo
   "$BINS/nvmf-conform" run --fabric verbs --device rxe0 --connect "$1" \
-    --filter connect --filter recovery --filter security --snapshots /mnt/repo/suites/snapshots \
+    --control-secret "$LAB_SECRET" --filter connect --filter recovery --filter security --snapshots /mnt/repo/suites/snapshots \
     --timeout-scale "$2" --report-dir "$3"
 }

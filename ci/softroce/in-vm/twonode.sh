@@ -54,6 +54,8 @@ target() {
 remote_target() {
   offers_verbs "$BINS/nvmf-reference-target" || { touch "$SYNC/control-none"; skip "nvmf-reference-target has no --fabric verbs in this build"; }
   control_target_start "$CONTROL" "$RESULTS/control-target.log" || { touch "$SYNC/control-none"; return 1; }
+  # the lab secret travels to the initiator VM over the shared folder (the VMs' own link)
+  cp "$LAB_SECRET" "$SYNC/lab.secret"
   touch "$SYNC/control-ready"
   await remote-done 1200
   control_target_stop
@@ -67,6 +69,7 @@ remote_initiator() {
     sleep 0.5
   done
   [ -e "$SYNC/control-ready" ] || skip "the target VM has no control channel"
+  install -m 600 "$SYNC/lab.secret" "$LAB_SECRET"
   offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
   local rc=0
   ping_peer "$TARGET_IP"

@@ -18,7 +18,7 @@ use harness::initiator::{Controller, DataMode, HostConfig};
 use harness::wire::Status;
 use reference_target::control::{Config, Target};
 use reference_target::quirks::Quirk;
-use reference_target::remote::{ControlServer, OpenDevice, Opened};
+use reference_target::remote::{ControlServer, OpenDevice, Opened, Secret, Security};
 
 #[cfg(feature = "verbs")]
 const FABRIC_HELP: &str = "Fabric: `sim` (in-process simulated RDMA; the target listens on \
@@ -35,9 +35,11 @@ device sim0). `verbs` is not built in this build (build with `--features verbs`)
 /// Serving real initiators: `--fabric verbs --listen 192.0.2.1:4420 --duration 3600`
 /// (stops early on SIGINT or SIGTERM).
 ///
-/// Two-host mode: `--fabric verbs --control 192.0.2.1:4800` takes no configuration; a
-/// runner on another host (`nvmf-conform run --fabric verbs --connect 192.0.2.1:4800`)
-/// starts a target per case over that TCP control channel (docs/two-host.md).
+/// Two-host mode: `--fabric verbs --control 192.0.2.1:4800 --control-secret lab.secret`
+/// takes no configuration; a runner on another host (`nvmf-conform run --fabric verbs
+/// --connect 192.0.2.1:4800 --control-secret lab.secret`) starts a target per case over
+/// that control channel: TLS 1.3, both ends proving they hold the same secret file (make
+/// one with `--new-secret FILE`; docs/two-host.md).
 ///
 /// A real NVMe controller through VFIO: `--vfio-check 0000:01:00.0 --vfio-read 0` opens the
 /// controller (bound to vfio-pci, behind an IOMMU), brings it up, prints its Identify data
@@ -52,14 +54,27 @@ device sim0). `verbs` is not built in this build (build with `--features verbs`)
 #[command(name = "nvmf-reference-target", version, about, long_about)]
 struct Cli {
     /// The configuration file (see fixtures/configs/reference.toml).
-    #[arg(long, required_unless_present_any = ["control", "list_quirks", "vfio_check"])]
+    #[arg(long, required_unless_present_any = ["control", "list_quirks", "vfio_check", "new_secret"])]
     config: Option<PathBuf>,
     /// Two-host mode: serve the control channel on this TCP address instead of one
     /// configuration; the runner (`nvmf-conform run --connect ADDR`) starts a target per
-    /// case. Serves until SIGINT or SIGTERM (or --duration seconds). No authentication:
-    /// listen on a lab network only.
+    /// case. Serves until SIGINT or SIGTERM (or --duration seconds). Needs
+    /// --control-secret (or --insecure).
     #[arg(long, value_name = "ADDR:PORT", conflicts_with_all = ["config", "listen", "self_test"])]
     control: Option<std::net::SocketAddr>,
+    /// The lab secret runners must prove they hold (a file only its owner can read, of at
+    /// least 32 bytes; the runner names the same file's copy): the channel is TLS 1.3 and
+    /// both ends prove the secret, bound to the session.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    control_secret: Option<PathBuf>,
+    /// Serve the control channel in plain TCP without authentication: anyone who reaches
+    /// the port can start targets and inject faults. Said at every start.
+    #[arg(long)]
+    insecure: bool,
+    /// Write a new lab secret (32 random bytes, hex, mode 600) to FILE and exit; copy it to
+    /// the runner's host.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "control", "vfio_check"])]
+    new_secret: Option<PathBuf>,
     /// Check that the NVMe controller at this PCI address can be driven through VFIO (see
     /// above), then exit.
     #[arg(long, value_name = "PCI", conflicts_with_all = ["config", "control", "self_test"])]
@@ -144,6 +159,19 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    if let Some(path) = &cli.new_secret {
+        return match Secret::generate(path) {
+            Ok(()) => {
+                println!(
+                    "nvmf-reference-target: new lab secret in {}: copy it (mode 600) to the \
+                     runner's host",
+                    path.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => usage(format!("--new-secret: {e}")),
+        };
+    }
     if let Some(pci) = &cli.vfio_check {
         return vfio_check(&cli, pci);
     }
@@ -159,6 +187,11 @@ fn main() -> ExitCode {
             )
         }
         other => return usage(format!("--fabric {other}: unknown fabric (sim, verbs)")),
+    }
+    if cli.control.is_none() && (cli.insecure || cli.control_secret.is_some()) {
+        return usage(
+            "--control-secret and --insecure protect a control channel: they need --control",
+        );
     }
     if let Some(addr) = cli.control {
         let rt = match tokio::runtime::Builder::new_current_thread()
@@ -512,13 +545,35 @@ fn control_opener_verbs(_cli: &Cli) -> Result<(OpenDevice, String), ExitCode> {
     Err(usage("--fabric verbs: not built in this build"))
 }
 
+/// The control channel's protection as the command line asks: a secret file, or
+/// `--insecure` said out loud; neither is a usage error.
+fn control_security(cli: &Cli) -> Result<Security, String> {
+    match (&cli.control_secret, cli.insecure) {
+        (Some(path), _) => Ok(Security::Secret(Arc::new(
+            Secret::load(path).map_err(|e| format!("--control-secret {e}"))?,
+        ))),
+        (None, true) => Ok(Security::Insecure),
+        (None, false) => Err(
+            "--control needs --control-secret FILE (the lab secret runners \
+             must prove; make one with --new-secret FILE), or --insecure for a channel \
+             without authentication"
+                .into(),
+        ),
+    }
+}
+
 /// Two-host mode: serves the control channel on `addr` until a signal or --duration.
 async fn serve_control(cli: &Cli, addr: std::net::SocketAddr) -> ExitCode {
+    let security = match control_security(cli) {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
     let (open, device) = match control_opener(cli) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let server = match ControlServer::bind(addr, open, &cli.fabric, &device).await {
+    let described = security.describe();
+    let server = match ControlServer::bind(addr, security, open, &cli.fabric, &device).await {
         Ok(s) => s,
         Err(e) => return usage(format!("--control {addr}: {e}")),
     };
@@ -527,6 +582,12 @@ async fn serve_control(cli: &Cli, addr: std::net::SocketAddr) -> ExitCode {
         "nvmf-reference-target: control channel on {local} (fabric {}, device {device})",
         cli.fabric
     );
+    match server.fingerprint() {
+        Some(fp) => println!(
+            "nvmf-reference-target: control channel: {described}; certificate SHA-256 {fp}"
+        ),
+        None => eprintln!("nvmf-reference-target: WARNING: control channel {described}"),
+    }
     let serving = tokio::spawn(server.serve());
     let until = async {
         if cli.duration > 0 {

@@ -4,11 +4,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use harness::api::{NsCounters, Profile};
-use tokio::io::BufReader;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{BufReader, ReadHalf, WriteHalf};
 use tokio::sync::Mutex;
 
+use super::auth::{Security, Side};
+use super::channel::{self, Established, Stream};
 use super::proto::{read_line, write_msg, LineError, Reply, Request, PROTOCOL};
 use crate::quirks::Quirks;
 use harness::backend::emulated::{Counters, Fault};
@@ -64,12 +64,14 @@ pub struct RemoteInfo {
     pub fabric: String,
     /// Its device.
     pub device: String,
+    /// The SHA-256 fingerprint of its TLS certificate (none on an `--insecure` channel).
+    pub fingerprint: Option<String>,
 }
 
 /// A connection to a remote `nvmf-reference-target --control`.
 pub struct RemoteTarget {
     addr: SocketAddr,
-    io: Mutex<(BufReader<OwnedReadHalf>, OwnedWriteHalf)>,
+    io: Mutex<(BufReader<ReadHalf<Stream>>, WriteHalf<Stream>)>,
     info: RemoteInfo,
 }
 
@@ -112,21 +114,22 @@ macro_rules! ask {
 }
 
 impl RemoteTarget {
-    /// Connects to `addr` and says hello, within `bound`.
-    pub async fn connect(addr: SocketAddr, bound: Duration) -> Result<RemoteTarget, RemoteError> {
+    /// Connects to `addr` as `security` says and says hello, within `bound`; over TLS the
+    /// runner proves the lab secret, and the target must prove it back.
+    pub async fn connect(
+        addr: SocketAddr,
+        security: &Security,
+        bound: Duration,
+    ) -> Result<RemoteTarget, RemoteError> {
         let channel = |message: String| RemoteError::Channel { addr, message };
-        let stream = match tokio::time::timeout(bound, TcpStream::connect(addr)).await {
-            Err(_) => {
-                return Err(channel(format!(
-                    "no connection within {} s",
-                    bound.as_secs()
-                )))
-            }
-            Ok(Err(e)) => return Err(channel(e.to_string())),
-            Ok(Ok(s)) => s,
-        };
-        let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
+        let Established {
+            stream,
+            binding,
+            fingerprint,
+        } = channel::open(addr, security, bound)
+            .await
+            .map_err(channel)?;
+        let (r, w) = tokio::io::split(stream);
         let mut t = RemoteTarget {
             addr,
             io: Mutex::new((BufReader::new(r), w)),
@@ -134,13 +137,34 @@ impl RemoteTarget {
                 version: String::new(),
                 fabric: String::new(),
                 device: String::new(),
+                fingerprint,
             },
         };
-        let req = Request::Hello { protocol: PROTOCOL };
-        t.info = ask!(
+        let secret = match security {
+            Security::Secret(s) => binding.as_ref().map(|b| (s, b)),
+            Security::Insecure => None,
+        };
+        let req = Request::Hello {
+            protocol: PROTOCOL,
+            proof: secret.map(|(s, b)| s.prove(Side::Runner, b)),
+        };
+        let (version, fabric, device, proof) = ask!(
             t, req, bound,
-            Reply::Hello { version, fabric, device, .. } => RemoteInfo { version, fabric, device }
+            Reply::Hello { version, fabric, device, proof, .. } => (version, fabric, device, proof)
         )?;
+        if let Some((s, b)) = secret {
+            let proven = proof.is_some_and(|p| s.verify(Side::Target, b, &p));
+            if !proven {
+                return Err(channel(
+                    "the target did not prove it holds the lab secret: it has another secret \
+                     file, or something between the hosts answered in its place"
+                        .into(),
+                ));
+            }
+        }
+        t.info.version = version;
+        t.info.fabric = fabric;
+        t.info.device = device;
         Ok(t)
     }
 

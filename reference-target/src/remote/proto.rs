@@ -11,8 +11,9 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use crate::quirks::Quirks;
 use harness::backend::emulated::{Counters, Fault};
 
-/// The protocol version; both ends say theirs in `hello` and refuse another.
-pub const PROTOCOL: u32 = 1;
+/// The protocol version; both ends say theirs in `hello` and refuse another (2: TLS and
+/// proofs of the lab secret, [`super::auth`]).
+pub const PROTOCOL: u32 = 2;
 /// Longest line either end accepts, bytes (a longer one ends the connection).
 pub const MAX_LINE: usize = 4 << 20;
 /// Longest `wait-event` bound the target accepts.
@@ -28,6 +29,10 @@ pub enum Request {
     Hello {
         /// [`PROTOCOL`] of the runner.
         protocol: u32,
+        /// Over TLS: the runner's proof that it holds the lab secret, bound to this session
+        /// ([`super::auth::Secret::prove`], hex).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proof: Option<String>,
     },
     /// Starts a target on a freshly opened device: a configuration's TOML text (ports
     /// written with `sim0`'s address listen on the device's), with this profile and quirks.
@@ -113,6 +118,9 @@ pub enum Reply {
         fabric: String,
         /// Its device (e.g. `rxe0`).
         device: String,
+        /// Over TLS: the target's proof that it holds the lab secret, bound to this session.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proof: Option<String>,
     },
     /// The target runs and listens on `ip`.
     Started {
@@ -173,6 +181,11 @@ pub enum Reply {
         /// Why, naming the field or object.
         message: String,
     },
+}
+
+/// Parses one request line; `Err` is the target's answer to it, naming what is wrong.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    serde_json::from_str(line).map_err(|e| format!("malformed request: {e}"))
 }
 
 /// Why a line could not be read.
@@ -241,7 +254,14 @@ mod tests {
     #[test]
     fn requests_round_trip() {
         let reqs = [
-            Request::Hello { protocol: PROTOCOL },
+            Request::Hello {
+                protocol: PROTOCOL,
+                proof: None,
+            },
+            Request::Hello {
+                protocol: PROTOCOL,
+                proof: Some("00ff".into()),
+            },
             Request::Start {
                 config: "[[port]]".into(),
                 profile: Profile::builtin("tight").unwrap(),

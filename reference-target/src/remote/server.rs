@@ -13,9 +13,11 @@ use harness::trace::{Names, Recorder, TracedContext, TracedProvider};
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 
+use super::auth::{Binding, Security, Side};
+use super::channel::{Acceptor, Established, HANDSHAKE_BOUND};
 use super::proto::{
-    read_line, read_line_into, write_msg, LineError, Reply, Request, MAX_BLOCK_BYTES, MAX_WAIT,
-    PROTOCOL,
+    parse_request, read_line, read_line_into, write_msg, LineError, Reply, Request,
+    MAX_BLOCK_BYTES, MAX_WAIT, PROTOCOL,
 };
 use crate::control::config::{default_staging_len, device_ip};
 use crate::control::{Config, Target};
@@ -31,6 +33,10 @@ pub const IDLE_BOUND: Duration = Duration::from_secs(900);
 /// before it is told the target is busy.
 pub const KNOCK_GRACE: Duration = Duration::from_secs(2);
 
+/// How long the target waits before it closes a connection whose proof failed (a guess
+/// costs this much).
+pub const DENIED_PAUSE: Duration = Duration::from_secs(1);
+
 /// A freshly opened device, and the fabric that must outlive it.
 pub struct Opened {
     /// The device context the target serves on.
@@ -45,6 +51,7 @@ pub type OpenDevice = Arc<dyn Fn() -> Result<Opened, String> + Send + Sync>;
 /// The control channel's listening end.
 pub struct ControlServer {
     listener: TcpListener,
+    acceptor: Arc<Acceptor>,
     open: OpenDevice,
     fabric: String,
     device: String,
@@ -59,16 +66,20 @@ struct Running {
 }
 
 impl ControlServer {
-    /// Listens on `addr` (port 0: any free port, see [`ControlServer::local_addr`]);
-    /// `fabric` and `device` name what `open` opens, for `hello`.
+    /// Listens on `addr` (port 0: any free port, see [`ControlServer::local_addr`]),
+    /// admitting runners as `security` says; `fabric` and `device` name what `open` opens,
+    /// for `hello`.
     pub async fn bind(
         addr: SocketAddr,
+        security: Security,
         open: OpenDevice,
         fabric: &str,
         device: &str,
     ) -> std::io::Result<ControlServer> {
+        let acceptor = Acceptor::new(security).map_err(std::io::Error::other)?;
         Ok(ControlServer {
             listener: TcpListener::bind(addr).await?,
+            acceptor,
             open,
             fabric: fabric.into(),
             device: device.into(),
@@ -78,6 +89,11 @@ impl ControlServer {
     /// The address it listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The SHA-256 fingerprint of the TLS certificate it serves (none when insecure).
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.acceptor.fingerprint()
     }
 
     /// Serves runners, one at a time, until the task is dropped.
@@ -110,8 +126,13 @@ impl ControlServer {
         stream: TcpStream,
         peer: SocketAddr,
     ) -> (String, Option<(TcpStream, SocketAddr)>) {
-        let _ = stream.set_nodelay(true);
-        let (r, mut w) = stream.into_split();
+        let Established {
+            stream, binding, ..
+        } = match self.acceptor.accept(stream).await {
+            Ok(e) => e,
+            Err(why) => return (why, None),
+        };
+        let (r, mut w) = tokio::io::split(stream);
         let mut r = BufReader::new(r);
         let mut running: Option<Running> = None;
         let mut greeted = false;
@@ -122,8 +143,10 @@ impl ControlServer {
         let mut knocking: Option<(TcpStream, SocketAddr, tokio::time::Instant)> = None;
         let why = loop {
             let deadline = knocking.as_ref().map(|(_, _, d)| *d);
+            // a runner that has not said hello yet gets as long as a handshake
+            let silence = if greeted { IDLE_BOUND } else { HANDSHAKE_BOUND };
             let next = tokio::select! {
-                l = tokio::time::timeout(IDLE_BOUND, read_line_into(&mut r, &mut pending)) => l,
+                l = tokio::time::timeout(silence, read_line_into(&mut r, &mut pending)) => l,
                 other = self.listener.accept(), if knocking.is_none() => {
                     if let Ok((s, addr)) = other {
                         knocking = Some((s, addr, tokio::time::Instant::now() + KNOCK_GRACE));
@@ -133,13 +156,13 @@ impl ControlServer {
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                     if let Some((s, addr, _)) = knocking.take() {
                         tracing::info!("control channel: runner {addr} refused: {peer} is connected");
-                        tokio::spawn(refuse(s, peer));
+                        tokio::spawn(refuse(self.acceptor.clone(), s, peer));
                     }
                     continue;
                 }
             };
             let line = match next {
-                Err(_) => break format!("silent for {} s", IDLE_BOUND.as_secs()),
+                Err(_) => break format!("silent for {} s", silence.as_secs()),
                 Ok(Err(LineError::Closed)) => break "disconnected".into(),
                 Ok(Err(e)) => {
                     let _ = write_msg(&mut w, &error(format!("{e}: closing"))).await;
@@ -147,19 +170,20 @@ impl ControlServer {
                 }
                 Ok(Ok(l)) => l,
             };
-            let reply = match serde_json::from_str::<Request>(&line) {
-                Err(e) => error(format!("malformed request: {e}")),
-                Ok(Request::Hello { protocol }) if protocol != PROTOCOL => error(format!(
-                    "protocol {protocol} is not this target's ({PROTOCOL}): use matching versions \
-                     of nvmf-conform and nvmf-reference-target"
-                )),
-                Ok(Request::Hello { .. }) => {
-                    greeted = true;
-                    Reply::Hello {
-                        protocol: PROTOCOL,
-                        version: env!("CARGO_PKG_VERSION").into(),
-                        fabric: self.fabric.clone(),
-                        device: self.device.clone(),
+            let reply = match parse_request(&line) {
+                Err(m) => error(m),
+                Ok(Request::Hello { protocol, proof }) => {
+                    match self.greet(protocol, proof.as_deref(), binding.as_ref()) {
+                        Greeting::Welcome(reply) => {
+                            greeted = true;
+                            reply
+                        }
+                        Greeting::Again(message) => error(message),
+                        Greeting::Denied(message) => {
+                            let _ = write_msg(&mut w, &error(message.clone())).await;
+                            tokio::time::sleep(DENIED_PAUSE).await;
+                            break format!("refused: {message}");
+                        }
                     }
                 }
                 Ok(_) if !greeted => error("say hello first (protocol version)".into()),
@@ -171,6 +195,20 @@ impl ControlServer {
         };
         drop(running);
         (why, knocking.map(|(s, addr, _)| (s, addr)))
+    }
+
+    /// Answers a `hello`: the protocol version first, then (over TLS) the runner's proof of
+    /// the lab secret for this session.
+    fn greet(&self, protocol: u32, proof: Option<&str>, binding: Option<&Binding>) -> Greeting {
+        greeting(self.acceptor.security(), protocol, proof, binding, || {
+            Reply::Hello {
+                protocol: PROTOCOL,
+                version: env!("CARGO_PKG_VERSION").into(),
+                fabric: self.fabric.clone(),
+                device: self.device.clone(),
+                proof: None,
+            }
+        })
     }
 
     async fn handle(&self, req: Request, running: &mut Option<Running>) -> Reply {
@@ -254,13 +292,82 @@ impl ControlServer {
     }
 }
 
-/// Answers the first line of a runner that came while `holder` is connected, then closes.
-async fn refuse(stream: TcpStream, holder: SocketAddr) {
-    let (r, mut w) = stream.into_split();
+/// How a `hello` is answered.
+enum Greeting {
+    /// The runner is in: this reply (with the target's proof over TLS).
+    Welcome(Reply),
+    /// Refused, and the channel stays open (another protocol version).
+    Again(String),
+    /// The runner did not prove the secret: told this, then closed.
+    Denied(String),
+}
+
+/// Answers a `hello` of `protocol` with `proof` on a channel of `security` whose session has
+/// `binding`; `welcome` is the reply to let the runner in with (its proof is filled in).
+fn greeting(
+    security: &Security,
+    protocol: u32,
+    proof: Option<&str>,
+    binding: Option<&Binding>,
+    welcome: impl FnOnce() -> Reply,
+) -> Greeting {
+    if protocol != PROTOCOL {
+        return Greeting::Again(format!(
+            "protocol {protocol} is not this target's ({PROTOCOL}): use matching versions of \
+             nvmf-conform and nvmf-reference-target"
+        ));
+    }
+    let mut reply = welcome();
+    if let (Security::Secret(secret), Some(binding)) = (security, binding) {
+        let Some(proof) = proof else {
+            return Greeting::Denied(
+                "authentication: hello carries no proof of the lab secret".into(),
+            );
+        };
+        if !secret.verify(Side::Runner, binding, proof) {
+            return Greeting::Denied(
+                "authentication failed: the runner's proof is not of this target's secret \
+                 (start nvmf-conform with --control-secret naming the target's secret file)"
+                    .into(),
+            );
+        }
+        if let Reply::Hello { proof, .. } = &mut reply {
+            *proof = Some(secret.prove(Side::Target, binding));
+        }
+    }
+    Greeting::Welcome(reply)
+}
+
+/// Answers the `hello` of a runner that came while `holder` is connected, then closes: a
+/// runner that proves the secret is told the target is busy; any other, why it is refused.
+async fn refuse(acceptor: Arc<Acceptor>, stream: TcpStream, holder: SocketAddr) {
+    let Ok(Established {
+        stream, binding, ..
+    }) = acceptor.accept(stream).await
+    else {
+        return;
+    };
+    let (r, mut w) = tokio::io::split(stream);
     let mut r = BufReader::new(r);
-    let _ = tokio::time::timeout(Duration::from_secs(10), read_line(&mut r)).await;
-    let why =
+    let line = tokio::time::timeout(Duration::from_secs(10), read_line(&mut r)).await;
+    let busy =
         format!("busy: runner {holder} is connected, and the target serves one runner at a time");
+    let why = match line.ok().and_then(Result::ok).map(|l| parse_request(&l)) {
+        Some(Ok(Request::Hello { protocol, proof })) => {
+            match greeting(
+                acceptor.security(),
+                protocol,
+                proof.as_deref(),
+                binding.as_ref(),
+                || error(String::new()),
+            ) {
+                Greeting::Welcome(_) => busy,
+                Greeting::Again(message) | Greeting::Denied(message) => message,
+            }
+        }
+        Some(Err(m)) => m,
+        _ => busy,
+    };
     let _ = write_msg(&mut w, &error(why)).await;
 }
 

@@ -8,11 +8,13 @@
 //!   built the way the harness's `Dut` builds it: an NVMe-oF SRQ with its staging buffer,
 //!   one emulated backend controller, and a host queue connected through software and
 //!   then offloaded ([`engine::EngineRig`] and the pieces it is made of);
-//! - [`data`]: data patterns, a seeded generator and a write-read-compare check.
+//! - [`data`]: data patterns, a seeded generator and a write-read-compare check;
+//! - [`tables`]: the check that a table test's rows are all documented.
 //!
 //! Every wait is bounded ([`target::BOUND`], [`engine::BOUND`]); on the simulated fabric
 //! the bounds are virtual time.
 
 pub mod data;
 pub mod engine;
+pub mod tables;
 pub mod target;

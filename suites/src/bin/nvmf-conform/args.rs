@@ -257,10 +257,18 @@ pub(crate) struct TargetArgs {
     /// Two-host mode: the reference target runs on another host under
     /// `nvmf-reference-target --control ADDR:PORT`; this process runs the hosts on
     /// --fabric verbs and reaches the target over RDMA, and its controls (start, faults,
-    /// counters, trace) over TCP. Only control-plane cases (areas connect, recovery, security) run;
-    /// the others skip, saying so. See docs/two-host.md.
+    /// counters, trace) over TLS. Only control-plane cases (areas connect, recovery, security) run;
+    /// the others skip, saying so. Needs --control-secret (or --insecure). See docs/two-host.md.
     #[arg(long, value_name = "ADDR:PORT")]
     pub(crate) connect: Option<std::net::SocketAddr>,
+    /// With --connect: the lab secret file (a copy of the target's --control-secret; mode
+    /// 600): the channel is TLS 1.3 and each end proves the secret, bound to the session.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub(crate) control_secret: Option<PathBuf>,
+    /// With --connect: a control channel in plain TCP without authentication (the target
+    /// started with --insecure too). Said at every start.
+    #[arg(long)]
+    pub(crate) insecure: bool,
     /// Backend NVMe controllers the cases create: `emulated` (the project's, with fault
     /// injection and counters) or `vfio:PCI` (queue pairs of a real controller bound to
     /// vfio-pci, e.g. vfio:0000:01:00.0; each case resets it). With a real controller,
@@ -436,7 +444,7 @@ impl TargetArgs {
             case_bound,
             profile,
             quirks,
-            connect: self.connect,
+            connect: self.connect_options()?,
             snapshots: Some(
                 self.snapshots
                     .clone()
@@ -444,6 +452,39 @@ impl TargetArgs {
             ),
             ..Options::default()
         })
+    }
+}
+
+impl TargetArgs {
+    /// Two-host mode's channel as --connect, --control-secret and --insecure ask: a secret
+    /// that does not load is a usage error naming the file; neither is one too.
+    fn connect_options(&self) -> Result<Option<Connect>, Refusal> {
+        let Some(addr) = self.connect else {
+            if self.insecure || self.control_secret.is_some() {
+                return Err(Refusal::Usage(
+                    "--control-secret and --insecure protect a control channel: they need \
+                     --connect"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let security = match (&self.control_secret, self.insecure) {
+            (Some(path), _) => Security::Secret(std::sync::Arc::new(
+                Secret::load(path).map_err(|e| Refusal::Usage(format!("--control-secret {e}")))?,
+            )),
+            (None, true) => {
+                eprintln!("nvmf-conform: WARNING: control channel {INSECURE_WARNING}");
+                Security::Insecure
+            }
+            (None, false) => {
+                return Err(Refusal::Usage(format!(
+                    "--connect {addr} needs --control-secret FILE (a copy of the target's lab \
+                     secret) or, for a target started with --insecure, --insecure"
+                )))
+            }
+        };
+        Ok(Some(Connect { addr, security }))
     }
 }
 

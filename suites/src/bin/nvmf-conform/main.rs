@@ -13,10 +13,12 @@ use harness::plugin::Plugin;
 use harness::runner::{CaseRecord, ExitCode, RunResult, Verdict};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reference_target::quirks::{Quirk, Quirks};
+use reference_target::remote::auth::INSECURE_WARNING;
+use reference_target::remote::{Secret, Security};
 use suites::catalog::{self, Shard};
 use suites::fabric::FabricChoice;
 use suites::isolate::Isolation;
-use suites::options::BackendChoice;
+use suites::options::{BackendChoice, Connect};
 use suites::run::{self, Options, PluginTarget};
 use suites::seed::case_seed;
 
@@ -99,9 +101,10 @@ fn check_backend(opts: &Options) -> Result<(), Refusal> {
 /// Two-host mode's preconditions: a real fabric (the simulated one does not leave this
 /// process) and a control channel that answers (else nothing can be tested: 125).
 fn check_connect(opts: &Options) -> Result<(), Refusal> {
-    let Some(addr) = opts.connect else {
+    let Some(connect) = &opts.connect else {
         return Ok(());
     };
+    let addr = connect.addr;
     if opts.fabric.is_sim() {
         return Err(Refusal::Usage(format!(
             "--connect {addr} needs --fabric verbs: the simulated fabric does not leave this              process, so hosts here cannot reach a target on another host"
@@ -111,12 +114,26 @@ fn check_connect(opts: &Options) -> Result<(), Refusal> {
         .enable_all()
         .build()
         .map_err(|e| Refusal::Untestable(format!("cannot start a runtime: {e}")))?;
-    rt.block_on(reference_target::remote::RemoteTarget::connect(
-        addr,
-        run::REMOTE_BOUND,
-    ))
-    .map(drop)
-    .map_err(|e| Refusal::Untestable(format!("--connect {addr}: {e}")))
+    let target = rt
+        .block_on(reference_target::remote::RemoteTarget::connect(
+            addr,
+            &connect.security,
+            run::REMOTE_BOUND,
+        ))
+        .map_err(|e| Refusal::Untestable(format!("--connect {addr}: {e}")))?;
+    let info = target.info();
+    match &info.fingerprint {
+        Some(fp) => eprintln!(
+            "nvmf-conform: control channel {addr}: TLS 1.3, the target ({} {} on {}) proved \
+             the lab secret; its certificate SHA-256 {fp}",
+            info.version, info.fabric, info.device
+        ),
+        None => eprintln!(
+            "nvmf-conform: control channel {addr}: plain TCP (--insecure), target {} {} on {}",
+            info.version, info.fabric, info.device
+        ),
+    }
+    Ok(())
 }
 
 /// Why `--pcap` and `--fabric verbs` do not go together.
@@ -291,8 +308,18 @@ fn replay_args(
     for q in opts.quirks.iter() {
         push("--quirk", q.name().to_string());
     }
-    if let Some(addr) = opts.connect {
-        push("--connect", addr.to_string());
+    let mut insecure = false;
+    if let Some(c) = &opts.connect {
+        push("--connect", c.addr.to_string());
+        match &c.security {
+            Security::Secret(s) => {
+                push(
+                    "--control-secret",
+                    absolute(&s.path().display().to_string()),
+                );
+            }
+            Security::Insecure => insecure = true,
+        }
     }
     if let BackendChoice::Vfio(pci) = opts.backend {
         push("--backend", format!("vfio:{pci}"));
@@ -310,6 +337,9 @@ fn replay_args(
     }
     if let Some(dir) = &target.snapshots {
         push("--snapshots", absolute(&dir.display().to_string()));
+    }
+    if insecure {
+        a.push("--insecure".into());
     }
     a
 }
