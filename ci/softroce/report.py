@@ -20,6 +20,7 @@ STAGES = {
     "a-contract-verbs": "the 96 fabric contract cases on rxe0 (cargo's fabric_contract test binary, NVMF_CONFORM_FABRIC=verbs)",
     "b-conform-verbs": "offload catalog on rxe0 (nvmf-conform run --fabric verbs --device rxe0)",
     "p-plugin-memory": "offload catalog on rxe0 through plugins whose doorbells are memory (ABI 2): the reference plugin with doorbells=memory and a PRP window (every area), fixtures/plugins/nic_shim.c over it (datapath and the fault areas)",
+    "s-soak-verbs": "nvmf-conform soak on rxe0 for 60 s: random workloads against the embedded reference target, the model oracle, timeouts / PCI errors / media errors / target restarts",
     "r-conform-remote": "two-host mode in one VM: nvmf-reference-target --control on loopback TCP, nvmf-conform run --connect over rxe0 (areas connect, recovery, security)",
     "c-reference-target": "nvmf-reference-target --fabric verbs: discover, connect -t rdma, dd+cmp, fio verify, disconnect",
     "c-reference-target-fio": "fio 4 KiB randread/randwrite QD 1/32 against the reference target",

@@ -6,15 +6,16 @@
 #                          reference plugin (whole catalog) and the C NIC shim (fault areas)
 #   r  conform-remote      two-host mode in one VM: nvmf-conform run --connect against
 #                          nvmf-reference-target --control (loopback TCP, RDMA over rxe0)
+#   s  soak-verbs          nvmf-conform soak on rxe0: random workloads, the model oracle, faults
 #   d  kernel-target       the kernel's nvmet-rdma target: discover, connect, verify, disconnect
 #   c  reference-target    the same against nvmf-reference-target --fabric verbs
 #   d/c  ...-fio           4 KiB randread/randwrite at QD 1 and 32 on both targets, interleaved
 #   t  blktests            blktests' nvme group (a selection) against both targets over rdma
 #                          (blktests/stage.sh)
-# a, b, r and c skip, with the reason, while the shared binaries do not offer --fabric verbs.
+# a, b, r, s and c skip, with the reason, while the shared binaries do not offer --fabric verbs.
 # Settings (kernel arguments, from run-vm.sh --append): nvmf_fio_runtime (s, default 10),
 # nvmf_fio_reps (default 3), nvmf_c_rounds (stage c's sessions, default 1), nvmf_stages
-# (default "a,b,p,r,c,d,t"), nvmf_blktests and more (blktests/stage.sh), nvmf_conform_filter (stage b, default: every offload area),
+# (default "a,b,p,r,s,c,d,t"), nvmf_soak_duration (stage s, s, default 60), nvmf_soak_seed, nvmf_blktests and more (blktests/stage.sh), nvmf_conform_filter (stage b, default: every offload area),
 # nvmf_conform_mode (stage b: run, or replay = one process per case under nvmf_case_bound
 # seconds), nvmf_timeout_scale (default 8), nvmf_target_log
 # (stage c's --log-level, default info), nvmf_contract_bin (stage a).
@@ -31,7 +32,7 @@ CONTROL_PORT=4800      # stage r's control channel (TCP)
 OFFLOAD_AREAS=caps,srq,ctrl,mapping,connect,admin,datapath,software,srq-verbs,target-io,unsupported,pci-error,timeout,backend-error,recovery,security
 RUNTIME=$(karg fio_runtime 10)
 REPS=$(karg fio_reps 3)
-SELECTED=$(karg stages "a,b,p,r,c,d,t" | tr ',' ' ')
+SELECTED=$(karg stages "a,b,p,r,s,c,d,t" | tr ',' ' ')
 TIMEOUT_SCALE=$(karg timeout_scale 8)
 
 selected() { [[ " $SELECTED " == *" $1 "* ]]; }
@@ -149,6 +150,26 @@ stage_r() {
   remote_conform "127.0.0.1:$CONTROL_PORT" "$TIMEOUT_SCALE" /tmp/conform-r || rc=$?
   control_target_stop
   cp -r /tmp/conform-r "$RESULTS/conform-r"
+  return "$rc"
+}
+
+# s: nvmf-conform soak on rxe0 (docs/soak.md): random workloads against the embedded
+# reference target, every answer and every block checked against the model, with the faults
+# real verbs allow (timeouts, PCI errors, media errors, target restarts; link drops are the
+# simulated fabric's), for nvmf_soak_duration seconds (default 60) from seed nvmf_soak_seed
+# (default 1). Before c and d, whose targets take the ports.
+stage_s() {
+  [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform in the shared binaries"
+  offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
+  cd /mnt/repo
+  local rc=0
+  "$BINS/nvmf-conform" soak --fabric verbs --device rxe0 --duration "$(karg soak_duration 60)" \
+    --seed "$(karg soak_seed 1)" --timeout-scale "$TIMEOUT_SCALE" --report-dir /tmp/soak-s \
+    > /tmp/soak-s.out 2>&1 || rc=$?
+  cp -r /tmp/soak-s "$RESULTS/soak-s"
+  cp /tmp/soak-s.out "$RESULTS/soak-s.out"
+  # the last progress line, and the verdict (a divergence prints its replay command)
+  tr '\r' '\n' < /tmp/soak-s.out | grep -v '^$' | tail -n 25
   return "$rc"
 }
 
@@ -293,6 +314,7 @@ main() {
   if selected b; then run_stage b-conform-verbs stage_b || failed=1; fi
   if selected p; then run_stage p-plugin-memory stage_p || failed=1; fi
   if selected r; then run_stage r-conform-remote stage_r || failed=1; fi
+  if selected s; then run_stage s-soak-verbs stage_s || failed=1; fi
   if selected d; then run_stage d-kernel-target stage_d || failed=1; fi
   if selected c; then run_stage c-reference-target stage_c || failed=1; fi
   if selected c || selected d; then

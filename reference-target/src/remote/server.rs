@@ -164,6 +164,10 @@ impl ControlServer {
             let line = match next {
                 Err(_) => break format!("silent for {} s", silence.as_secs()),
                 Ok(Err(LineError::Closed)) => break "disconnected".into(),
+                // a runner that exits without closing TLS (close_notify): gone all the same
+                Ok(Err(LineError::Io(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    break "disconnected".into()
+                }
                 Ok(Err(e)) => {
                     let _ = write_msg(&mut w, &error(format!("{e}: closing"))).await;
                     break e.to_string();

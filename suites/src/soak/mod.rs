@@ -250,10 +250,7 @@ pub fn soak(opts: &Options, soak: &SoakOptions, mut progress: impl FnMut(&Progre
             (OffloadOps::READ | OffloadOps::FLUSH | OffloadOps::WRITE_ZEROES)
                 - caps.allowed_offload_ops()
         },
-        // A restart needs the target in this process, over the project's controllers.
-        faults: (soak.faults.iter().copied())
-            .filter(|f| *f != FaultKind::Restart || restartable(opts))
-            .collect(),
+        faults: injectable(&soak.faults, opts),
         steps: soak.steps.max(1),
     };
     let started = Instant::now();
@@ -312,6 +309,16 @@ enum Stop {
     Diverged(String, Coverage),
     /// Nothing could be tested.
     Untestable(String),
+}
+
+/// The faults of `asked` this run can inject: a restart needs the target in this process,
+/// over the project's controllers; a link drop, the simulated fabric (a real one's link is
+/// not the soak's to cut).
+fn injectable(asked: &[FaultKind], opts: &Options) -> Vec<FaultKind> {
+    (asked.iter().copied())
+        .filter(|f| *f != FaultKind::Restart || restartable(opts))
+        .filter(|f| *f != FaultKind::LinkDrop || opts.fabric.is_sim())
+        .collect()
 }
 
 /// Whether the soak can restart the target: it runs in this process, over the project's
@@ -480,5 +487,37 @@ pub fn to_run(opts: &Options, r: &SoakResult, device_args: &str) -> RunResult {
     RunResult {
         meta: run::meta(opts, caps),
         cases: vec![rec],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fabric::FabricChoice;
+
+    #[test]
+    fn only_the_faults_a_run_can_inject_are_drawn() {
+        let sim = Options::default();
+        assert_eq!(injectable(&FaultKind::ALL, &sim), FaultKind::ALL.to_vec());
+        let verbs = Options {
+            fabric: FabricChoice::Verbs {
+                device: "rxe0".into(),
+            },
+            ..Options::default()
+        };
+        let on_verbs = injectable(&FaultKind::ALL, &verbs);
+        assert!(!on_verbs.contains(&FaultKind::LinkDrop), "{on_verbs:?}");
+        assert!(on_verbs.contains(&FaultKind::Restart), "{on_verbs:?}");
+        assert_eq!(on_verbs.len(), FaultKind::ALL.len() - 1);
+        let remote = Options {
+            connect: Some(crate::options::Connect {
+                addr: "127.0.0.1:4800".parse().unwrap(),
+                security: reference_target::remote::Security::Insecure,
+            }),
+            ..verbs
+        };
+        let remote = injectable(&FaultKind::ALL, &remote);
+        assert!(!remote.contains(&FaultKind::Restart), "{remote:?}");
+        assert!(!remote.contains(&FaultKind::LinkDrop), "{remote:?}");
     }
 }
