@@ -22,7 +22,7 @@ impl fmt::Display for CtrlHandle {
 
 /// An additional submission queue of a controller, completing into the controller's CQ;
 /// the device round-robins commands over all SQs (seed review).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BackendSq {
     /// SQ ring: 64-byte entries, at least the SRQ's `nvme_queue_depth` of them.
     pub buf: MemRef,
@@ -37,7 +37,7 @@ pub struct BackendSq {
 /// Queue depth is not given here: it is the SRQ's `nvme_queue_depth` (as the kernel
 /// target does). `cmd_timeout_us` is in µs like the capabilities (the RFC's field was
 /// `cmd_timeout_ms: u16`); 0 = device default.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NvmeCtrlAttrs {
     /// SQ ring: 64-byte entries.
     pub sq_buf: MemRef,

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ctrl::CtrlHandle;
 use crate::fabric::{AsyncEvent, QpId, SrqId};
@@ -17,7 +17,7 @@ use crate::fabric::{AsyncEvent, QpId, SrqId};
 /// The four fabric events that matter to the offload have their own variants; a provider
 /// builds events from fabric ones with [`OffloadEvent::from_fabric`], so
 /// [`OffloadEvent::Fabric`] never holds one of those four.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OffloadEvent {
     /// IBV_EVENT_QP_FATAL: a QP (offloaded or not) hit an error it could not report in a
     /// completion; it is in error.

@@ -1,12 +1,12 @@
 //! A byte range inside a registered memory region (`struct ibv_mr_sg`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fabric::{MrId, MrInfo};
 
 /// `len` bytes at virtual address `addr` inside the memory region `mr` of the provider's
 /// device context (`ibv_mr_sg`, with the address form of its `addr`/`offset` union).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MemRef {
     /// The region.
     pub mr: MrId,

@@ -24,7 +24,7 @@ impl fmt::Display for SrqHandle {
 pub type StagingBuf = MemRef;
 
 /// Creation attributes of an NVMe-oF SRQ (`ibv_srq_init_attr_ex` with `ibv_nvmf_attrs`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NvmfSrqAttrs {
     /// Sizing of the receive queue the SRQ still has (non-offloaded commands, and every
     /// command of QPs without offload); checked by the fabric.
@@ -63,7 +63,7 @@ impl NvmfSrqAttrs {
 
 /// A created NVMe-oF SRQ: the provider's handle and the fabric SRQ QPs attach to
 /// (`QpInit { srq: Some(srq), .. }`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NvmfSrq {
     /// For the offload API calls.
     pub handle: SrqHandle,

@@ -9,12 +9,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bitflags::bitflags;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 macro_rules! handle {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub struct $name(pub u32);
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -54,7 +54,7 @@ handle!(
 );
 
 /// A 128-bit port GID; RoCEv2 ports carry IPv4-mapped GIDs (`::ffff:a.b.c.d`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Gid(pub [u8; 16]);
 
 impl Gid {
@@ -91,7 +91,7 @@ impl fmt::Display for Gid {
 }
 
 /// What `ibv_query_device` tells about a device, the limits a fabric enforces.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceAttr {
     /// Device name, e.g. `sim0` or `rxe0`.
     pub name: String,
@@ -122,7 +122,7 @@ pub struct DeviceAttr {
 }
 
 /// Logical state of a port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PortState {
     /// Link down.
     Down,
@@ -131,7 +131,7 @@ pub enum PortState {
 }
 
 /// What `ibv_query_port` tells about a port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortAttr {
     /// Port number, from 1.
     pub port: u8,
@@ -147,7 +147,7 @@ pub struct PortAttr {
 
 bitflags! {
     /// Access rights of a memory region or a queue pair (`ibv_access_flags`).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
     pub struct Access: u32 {
         /// The local HCA may write (needed for receives and RDMA READ targets).
         const LOCAL_WRITE = 1 << 0;
@@ -161,7 +161,7 @@ bitflags! {
 }
 
 /// A registered memory region: its handle, address in the context's virtual space, and keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MrInfo {
     /// Handle for `dereg_mr`, `mr_read`, `mr_write`.
     pub id: MrId,
@@ -189,7 +189,7 @@ impl MrInfo {
 }
 
 /// One scatter/gather element (`ibv_sge`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sge {
     /// Virtual address inside a local memory region.
     pub addr: u64,
@@ -200,7 +200,7 @@ pub struct Sge {
 }
 
 /// What a send work request does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SendOp {
     /// SEND: consumes a receive at the peer.
     Send,
@@ -237,7 +237,7 @@ impl SendOp {
 }
 
 /// A send-queue work request (`ibv_send_wr`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendWr {
     /// Caller's identifier, returned in the completion.
     pub wr_id: u64,
@@ -272,7 +272,7 @@ impl SendWr {
 }
 
 /// A receive work request (`ibv_recv_wr`), posted to a QP or an SRQ.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecvWr {
     /// Caller's identifier, returned in the completion.
     pub wr_id: u64,
@@ -281,7 +281,7 @@ pub struct RecvWr {
 }
 
 /// Completion status, numbered as `ibv_wc_status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum WcStatus {
     /// IBV_WC_SUCCESS.
@@ -331,7 +331,7 @@ impl WcStatus {
 }
 
 /// What a completion completed, as `ibv_wc_opcode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum WcOpcode {
     /// A SEND (with or without invalidate) of this side.
     Send,
@@ -344,7 +344,7 @@ pub enum WcOpcode {
 }
 
 /// A work completion (`ibv_wc`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkCompletion {
     /// The request's identifier.
     pub wr_id: u64,
@@ -365,7 +365,7 @@ pub struct WorkCompletion {
 }
 
 /// Queue pair state (`ibv_qp_state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum QpState {
     /// Just created or reset.
     Reset,
@@ -384,7 +384,7 @@ pub enum QpState {
 }
 
 /// Requested sizes of a new queue pair (`ibv_qp_cap`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QpCap {
     /// Send queue depth.
     pub max_send_wr: u32,
@@ -408,7 +408,7 @@ impl Default for QpCap {
 }
 
 /// Creation attributes of an RC queue pair (`ibv_qp_init_attr`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QpInit {
     /// Completion queue of the send queue.
     pub send_cq: CqId,
@@ -434,7 +434,7 @@ impl QpInit {
 }
 
 /// A new queue pair: handle and wire number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QpInfo {
     /// Handle.
     pub id: QpId,
@@ -443,7 +443,7 @@ pub struct QpInfo {
 }
 
 /// The remote end a QP is connected to in RTR (`ah_attr` + `dest_qp_num`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QpDest {
     /// The peer port's GID.
     pub gid: Gid,
@@ -455,7 +455,7 @@ pub struct QpDest {
 ///
 /// As in verbs: RESET→INIT needs `port` and `access`; INIT→RTR needs `dest`; any state
 /// may go to RESET or ERR. Anything else, or a missing attribute, is EINVAL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QpAttr {
     /// The state to move to.
     pub state: QpState,
@@ -512,7 +512,7 @@ impl QpAttr {
 }
 
 /// Creation attributes of a shared receive queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SrqInit {
     /// Depth.
     pub max_wr: u32,
@@ -534,7 +534,7 @@ impl SrqInit {
 }
 
 /// What `ibv_query_srq` tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SrqAttr {
     /// Depth.
     pub max_wr: u32,
@@ -545,7 +545,7 @@ pub struct SrqAttr {
 }
 
 /// An asynchronous event (`ibv_async_event`), numbered after `ibv_event_type`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AsyncEvent {
     /// IBV_EVENT_CQ_ERR: the CQ overflowed; completions were lost.
     CqErr(CqId),
@@ -574,7 +574,7 @@ pub enum AsyncEvent {
 }
 
 /// Connection parameters carried by the connection manager (`rdma_conn_param`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ConnParam {
     /// Private data: at most 56 bytes on a request, 196 on an accept, 148 on a reject.
     pub private_data: Vec<u8>,
@@ -598,7 +598,7 @@ pub const CM_REJ_CONSUMER_DEFINED: u32 = 28;
 pub const CM_REJ_INVALID_SERVICE_ID: u32 = 8;
 
 /// What happened on a connection-manager identifier (`rdma_cm_event_type`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CmEventKind {
     /// A peer asks to connect to one of our listeners; answer with accept or reject.
     ConnectRequest {
@@ -628,7 +628,7 @@ pub enum CmEventKind {
 }
 
 /// A connection-manager event for one identifier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CmEvent {
     /// The identifier it concerns (for a request: the new passive-side identifier).
     pub conn: ConnId,
@@ -637,7 +637,7 @@ pub struct CmEvent {
 }
 
 /// Faults a test can inject into a fabric (only `sim` supports them all).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Fault {
     /// Take a device's port down (`up: false`) or bring it back.
     Link {
