@@ -18,6 +18,8 @@
 //! - [`trace`]: recording wrappers that turn a case into normalised, comparable text.
 //! - [`plugin`]: vendor plugins through the C ABI of `include/nvmf_offload.h`
 //!   ([`ffi`] holds the ABI's mirrors and all of the crate's unsafe code).
+//! - [`remote`]: a device context used from another process (two-host mode): its calls as
+//!   messages, the host that serves them, the proxy that makes them.
 //! - [`runner`] and [`report`]: verdicts, exit codes, JUnit / Markdown / JSON reports.
 
 pub mod api;
@@ -28,6 +30,7 @@ pub mod fabric;
 pub mod ffi;
 pub mod initiator;
 pub mod plugin;
+pub mod remote;
 pub mod report;
 pub mod runner;
 pub mod trace;

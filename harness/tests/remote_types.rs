@@ -1,17 +1,17 @@
 //! The fabric's and the offload API's values as they will cross a process boundary (two-host
 //! mode, issue 19): every call argument and result type serializes to JSON and comes back
 //! equal, for any value proptest makes, and so do both kinds of error
-//! (`harness::api::remote::ErrorRepr`).
+//! (`harness::remote::error::ErrorRepr`).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use harness::api::remote::ErrorRepr;
 use harness::api::{BackendSq, MemRef, NsMapping, NvmeCtrlAttrs, OffloadError, OffloadEvent};
 use harness::fabric::{
     Access, AsyncEvent, CmEvent, CmEventKind, ConnId, ConnParam, CqId, FabricError, Gid,
     ListenerId, MrId, MrInfo, QpAttr, QpCap, QpDest, QpId, QpInit, QpState, RecvWr, SendOp, SendWr,
     Sge, SrqId, SrqInit, WcOpcode, WcStatus, WorkCompletion,
 };
+use harness::remote::error::ErrorRepr;
 use nix::errno::Errno;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -8,8 +8,7 @@
 //! - [`NvmfSrqAttrs`] ([`srq`]), [`NvmeCtrlAttrs`] ([`ctrl`]), [`NsMapping`]
 //!   ([`namespace`]), [`QpNvmfFlags`] ([`qp`]): the arguments, with [`MemRef`] ([`mem`]).
 //! - [`OffloadEvent`] ([`event`]): the asynchronous events, with trace names.
-//! - [`OffloadError`] ([`error`]): one variant per errno; [`remote`]: errors (offload and
-//!   fabric) as they cross a process boundary.
+//! - [`OffloadError`] ([`error`]): one variant per errno.
 //! - [`check`]: the rule book, pure functions giving the exact errno for every argument
 //!   and state; its module docs hold the table of errno decisions.
 
@@ -24,7 +23,6 @@ pub mod ops;
 pub mod profile;
 pub mod provider;
 pub mod qp;
-pub mod remote;
 pub mod srq;
 
 pub use caps::{CapsProblem, NvmfCaps};

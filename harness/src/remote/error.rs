@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
-use super::error::OffloadError;
+use crate::api::OffloadError;
 use crate::fabric::FabricError;
 
 /// Most distinct reason texts a process keeps.

@@ -1,0 +1,39 @@
+//! A device used from another process (two-host mode, issue 19): a [`DeviceContext`] whose
+//! every call is a message, served by a [`DeviceHost`] where the device is, and made by a
+//! [`RemoteContext`] that is itself a `DeviceContext`, so case code runs unchanged.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `error.rs` | errors (offload and fabric) as they cross a process boundary |
+//! | `call.rs` | the calls, the waits and the replies ([`CtxCall`], [`CtxWait`], [`CtxReply`]) |
+//! | `host.rs` | [`DeviceHost`]: carries a call out on the real device context |
+//! | `context.rs` | [`RemoteContext`]: the `DeviceContext` that sends each call over a [`Link`] |
+//! | `local.rs` | [`LocalLink`] (every message through JSON to a host in this process) and [`RemoteFabric`] |
+//!
+//! A [`Link`] carries a call and brings back its reply; the control channel's link (TCP or
+//! TLS to `nvmf-reference-target --control`) is the next step of issue 19.
+//!
+//! [`DeviceContext`]: crate::fabric::DeviceContext
+
+use async_trait::async_trait;
+
+pub mod call;
+pub mod context;
+pub mod error;
+pub mod host;
+pub mod local;
+
+pub use call::{CtxCall, CtxReply, CtxWait};
+pub use context::RemoteContext;
+pub use host::DeviceHost;
+pub use local::{LocalLink, RemoteFabric};
+
+/// How calls reach the host and replies come back. A link that breaks answers every call
+/// with [`CtxReply::Error`] (ENODEV, naming why).
+#[async_trait]
+pub trait Link: Send + Sync {
+    /// Carries one call (the device's answer is immediate).
+    fn call(&self, call: &CtxCall) -> CtxReply;
+    /// Waits on the host's side as `wait` says, and brings back what came.
+    async fn wait(&self, wait: &CtxWait) -> CtxReply;
+}
