@@ -47,6 +47,11 @@ pub struct Options {
     pub connect: Option<Connect>,
     /// The backend controllers cases create: emulated, or queue pairs of a real controller.
     pub backend: BackendChoice,
+    /// The embedded reference target's device context and offload provider reached only by
+    /// messages in this process (two-host mode's calls, each written as JSON and parsed
+    /// back: `harness::remote::LocalLink`), to show the messages carry everything a case
+    /// needs (the verdicts must be those of a direct run).
+    pub message_link: bool,
     /// The options of `nvmf-conform replay CASE` that reproduce one of this run's cases,
     /// recorded in the reports ([`harness::runner::RunMeta::replay`]); the command line sets them.
     pub replay: Vec<String>,
@@ -105,6 +110,7 @@ impl Default for Options {
             wait_scale: 1.0,
             connect: None,
             backend: BackendChoice::Emulated,
+            message_link: false,
             replay: Vec::new(),
         }
     }

@@ -362,6 +362,10 @@ pub async fn open_dut(
         (None, Some(r)) => {
             Dut::remote(place, r).map_err(|e| format!("the host's device did not open: {e}"))
         }
+        (None, None) if opts.message_link => {
+            Dut::reference_linked(place, &opts.profile, opts.quirks.clone(), capture)
+                .map_err(|e| format!("the device did not open: {e}"))
+        }
         (None, None) => Dut::reference_on(place, &opts.profile, opts.quirks.clone(), capture, true)
             .map_err(|e| format!("the device did not open: {e}")),
         (Some(p), _) => Dut::plugin_on(place, &p.plugin, &p.config, opts.quirks.clone(), capture)

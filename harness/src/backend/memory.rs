@@ -29,6 +29,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::api::{MemRef, NvmeCtrlAttrs};
 use crate::fabric::{DeviceContext, MrInfo};
 use crate::wire::{cq_head_doorbell, sq_tail_doorbell, CapRepr, CcRepr, CstsRepr};
@@ -38,7 +40,7 @@ use super::regs::{write64, Registers};
 use super::Span;
 
 /// How a device rings a backend controller's doorbells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum DoorbellMode {
     /// Through the host's calls (`nvmf_pci_ops.ring_sq` / `ring_cq` / `status`): software
     /// devices.
@@ -51,7 +53,7 @@ pub enum DoorbellMode {
 
 /// How the addresses a device writes into backend SQEs (PRP entries) map to host virtual
 /// addresses: bus addresses `bus..bus + len` are virtual addresses `va..va + len`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PrpWindow {
     /// First bus address of the window.
     pub bus: u64,
@@ -79,7 +81,7 @@ impl PrpWindow {
 
 /// How a device reaches its backend controllers (`struct nvmf_backend_access`): the
 /// doorbell mode it needs and how its PRP addresses translate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct BackendAccess {
     /// Calls or memory.
     pub doorbells: DoorbellMode,

@@ -12,12 +12,16 @@ use super::call::{CtxCall, CtxReply, CtxWait};
 use super::context::RemoteContext;
 use super::error::ErrorRepr;
 use super::host::DeviceHost;
+use super::offload::{OffloadCall, OffloadHost, OffloadLink, OffloadReply, RemoteProvider};
 use super::Link;
+use crate::api::OffloadProvider;
 use crate::fabric::{DeviceContext, Fabric, Fault, Result};
 
-/// A [`Link`] to a host in this process; every message goes through JSON text.
+/// A [`Link`] (and, with a provider, an [`OffloadLink`]) to a host in this process; every
+/// message goes through JSON text.
 pub struct LocalLink {
     host: DeviceHost,
+    offload: Option<OffloadHost>,
 }
 
 impl LocalLink {
@@ -25,17 +29,45 @@ impl LocalLink {
     pub fn new(ctx: Arc<dyn DeviceContext>) -> LocalLink {
         LocalLink {
             host: DeviceHost::new(ctx),
+            offload: None,
         }
+    }
+
+    /// A link to a host serving `ctx` and `provider` (one device's two faces).
+    pub fn with_provider(
+        ctx: Arc<dyn DeviceContext>,
+        provider: Arc<dyn OffloadProvider>,
+    ) -> LocalLink {
+        LocalLink {
+            host: DeviceHost::new(ctx),
+            offload: Some(OffloadHost::new(provider)),
+        }
+    }
+
+    /// `ctx` and `provider`, each reached only by messages through one local link.
+    pub fn device(
+        ctx: Arc<dyn DeviceContext>,
+        provider: Arc<dyn OffloadProvider>,
+    ) -> std::result::Result<crate::plugin::DeviceUnderTest, String> {
+        let link = Arc::new(LocalLink::with_provider(ctx, provider));
+        let ctx = RemoteContext::new(link.clone()).map_err(|e| e.to_string())?;
+        let provider = RemoteProvider::new(link).map_err(|e| e.to_string())?;
+        Ok((Arc::new(ctx), Arc::new(provider)))
+    }
+
+    fn no_provider() -> OffloadReply {
+        OffloadReply::Error(ErrorRepr {
+            errno: nix::errno::Errno::ENODEV as i32,
+            reason: "this link serves no offload provider".into(),
+        })
     }
 }
 
-/// `v` as the other side reads it: written as JSON and parsed back.
-fn carried<T: Serialize + for<'de> Deserialize<'de>>(v: &T) -> std::result::Result<T, CtxReply> {
-    let broken = |e: serde_json::Error| {
-        CtxReply::Error(ErrorRepr {
-            errno: nix::errno::Errno::ENODEV as i32,
-            reason: format!("a message did not survive JSON: {e}"),
-        })
+/// `v` as the other side reads it: written as JSON and parsed back (`Err`: why not).
+fn carried<T: Serialize + for<'de> Deserialize<'de>>(v: &T) -> std::result::Result<T, ErrorRepr> {
+    let broken = |e: serde_json::Error| ErrorRepr {
+        errno: nix::errno::Errno::ENODEV as i32,
+        reason: format!("a message did not survive JSON: {e}"),
     };
     let text = serde_json::to_string(v).map_err(broken)?;
     serde_json::from_str(&text).map_err(broken)
@@ -44,17 +76,40 @@ fn carried<T: Serialize + for<'de> Deserialize<'de>>(v: &T) -> std::result::Resu
 #[async_trait]
 impl Link for LocalLink {
     fn call(&self, call: &CtxCall) -> CtxReply {
-        match carried(call) {
-            Ok(call) => carried(&self.host.handle(call)).unwrap_or_else(|e| e),
-            Err(e) => e,
-        }
+        let reply = match carried(call) {
+            Ok(call) => carried(&self.host.handle(call)),
+            Err(e) => Err(e),
+        };
+        reply.unwrap_or_else(CtxReply::Error)
     }
 
     async fn wait(&self, wait: &CtxWait) -> CtxReply {
-        match carried(wait) {
-            Ok(wait) => carried(&self.host.wait(wait).await).unwrap_or_else(|e| e),
-            Err(e) => e,
-        }
+        let reply = match carried(wait) {
+            Ok(wait) => carried(&self.host.wait(wait).await),
+            Err(e) => Err(e),
+        };
+        reply.unwrap_or_else(CtxReply::Error)
+    }
+}
+
+#[async_trait]
+impl OffloadLink for LocalLink {
+    fn call(&self, call: &OffloadCall) -> OffloadReply {
+        let Some(host) = &self.offload else {
+            return LocalLink::no_provider();
+        };
+        let reply = match carried(call) {
+            Ok(call) => carried(&host.handle(call)),
+            Err(e) => Err(e),
+        };
+        reply.unwrap_or_else(OffloadReply::Error)
+    }
+
+    async fn next_event(&self) -> OffloadReply {
+        let Some(host) = &self.offload else {
+            return LocalLink::no_provider();
+        };
+        carried(&host.next_event().await).unwrap_or_else(OffloadReply::Error)
     }
 }
 

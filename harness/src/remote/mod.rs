@@ -1,6 +1,8 @@
-//! A device used from another process (two-host mode, issue 19): a [`DeviceContext`] whose
-//! every call is a message, served by a [`DeviceHost`] where the device is, and made by a
-//! [`RemoteContext`] that is itself a `DeviceContext`, so case code runs unchanged.
+//! A device used from another process (two-host mode, issue 19): a [`DeviceContext`] and an
+//! `OffloadProvider` whose every call is a message, served by a [`DeviceHost`] and an
+//! [`OffloadHost`] where the device is, and made by a [`RemoteContext`] and a
+//! [`RemoteProvider`] that are themselves a `DeviceContext` and an `OffloadProvider`, so
+//! case code runs unchanged.
 //!
 //! | file | holds |
 //! |---|---|
@@ -8,6 +10,7 @@
 //! | `call.rs` | the calls, the waits and the replies ([`CtxCall`], [`CtxWait`], [`CtxReply`]) |
 //! | `host.rs` | [`DeviceHost`]: carries a call out on the real device context |
 //! | `context.rs` | [`RemoteContext`]: the `DeviceContext` that sends each call over a [`Link`] |
+//! | `offload.rs` | the same for the offload API: [`OffloadCall`], [`OffloadHost`], [`RemoteProvider`] over an [`OffloadLink`] |
 //! | `local.rs` | [`LocalLink`] (every message through JSON to a host in this process) and [`RemoteFabric`] |
 //!
 //! A [`Link`] carries a call and brings back its reply; the control channel's link (TCP or
@@ -22,11 +25,13 @@ pub mod context;
 pub mod error;
 pub mod host;
 pub mod local;
+pub mod offload;
 
 pub use call::{CtxCall, CtxReply, CtxWait};
 pub use context::RemoteContext;
 pub use host::DeviceHost;
 pub use local::{LocalLink, RemoteFabric};
+pub use offload::{OffloadCall, OffloadHost, OffloadLink, OffloadReply, RemoteProvider};
 
 /// How calls reach the host and replies come back. A link that breaks answers every call
 /// with [`CtxReply::Error`] (ENODEV, naming why).

@@ -108,6 +108,30 @@ impl Dut {
         capture: Option<&Capture>,
         traced: bool,
     ) -> Result<Dut, Failure> {
+        Dut::reference_with(place, profile, quirks, capture, traced, false)
+    }
+
+    /// [`Dut::reference_on`], traced, with the engine's device context and provider
+    /// reached only by messages ([`harness::remote::LocalLink`]: every call and reply
+    /// written as JSON and parsed back, as two-host mode carries them): what
+    /// `Options::message_link` runs.
+    pub fn reference_linked(
+        place: CaseFabric,
+        profile: &Profile,
+        quirks: Quirks,
+        capture: Option<&Capture>,
+    ) -> Result<Dut, Failure> {
+        Dut::reference_with(place, profile, quirks, capture, true, true)
+    }
+
+    fn reference_with(
+        place: CaseFabric,
+        profile: &Profile,
+        quirks: Quirks,
+        capture: Option<&Capture>,
+        traced: bool,
+        linked: bool,
+    ) -> Result<Dut, Failure> {
         let real = place
             .open_target(capture)
             .map_err(|e| Failure::new(format!("{}: {e}", place.target_device)))?;
@@ -119,14 +143,13 @@ impl Dut {
             quirks.clone(),
             bus.clone(),
         );
-        Ok(Dut::over(
-            place,
-            bus,
-            (engine.context(), engine.provider()),
-            Some(engine),
-            quirks,
-            traced,
-        ))
+        let device = if linked {
+            harness::remote::LocalLink::device(engine.context(), engine.provider())
+                .map_err(|e| Failure::new(format!("the device through messages: {e}")))?
+        } else {
+            (engine.context(), engine.provider())
+        };
+        Ok(Dut::over(place, bus, device, Some(engine), quirks, traced))
     }
 
     /// A vendor plugin's device on a fresh simulated fabric: the plugin gets `sim0` as its
