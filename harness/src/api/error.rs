@@ -190,21 +190,7 @@ mod tests {
 
     #[test]
     fn fabric_errors_keep_their_errno() {
-        let cases: Vec<FabricError> = vec![
-            FabricError::Invalid("max_wr"),
-            FabricError::NoMemory("max_srq"),
-            FabricError::Busy("qp attached"),
-            FabricError::NotFound("pd"),
-            FabricError::NoDevice("mlx5_0".into()),
-            FabricError::AddrInUse("127.0.0.1:4420".parse().unwrap()),
-            FabricError::AddrNotAvail("127.0.0.1:4420".parse().unwrap()),
-            FabricError::NotSupported("inject"),
-            FabricError::NotConnected("gone"),
-            FabricError::Os {
-                call: "ibv_open_device",
-                errno: Errno::ENOSYS,
-            },
-        ];
+        let cases = FabricError::one_of_each();
         for f in cases {
             let errno = f.errno();
             let o = OffloadError::from(f.clone());

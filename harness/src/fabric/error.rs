@@ -60,5 +60,28 @@ impl FabricError {
     }
 }
 
+#[cfg(test)]
+impl FabricError {
+    /// One error of each variant, for tests that must hold for all of them.
+    pub(crate) fn one_of_each() -> Vec<FabricError> {
+        let addr = "127.0.0.1:4420".parse().expect("an address");
+        vec![
+            FabricError::Invalid("max_wr"),
+            FabricError::NoMemory("max_srq"),
+            FabricError::Busy("qp attached"),
+            FabricError::NotFound("pd"),
+            FabricError::NoDevice("mlx5_0".into()),
+            FabricError::AddrInUse(addr),
+            FabricError::AddrNotAvail(addr),
+            FabricError::NotSupported("inject"),
+            FabricError::NotConnected("gone"),
+            FabricError::Os {
+                call: "ibv_open_device",
+                errno: Errno::ENOSYS,
+            },
+        ]
+    }
+}
+
 /// Result of a fabric call.
 pub type Result<T, E = FabricError> = std::result::Result<T, E>;
