@@ -2,10 +2,8 @@
 //! offload-api.md §4, the host allow-list (and the `allow-any-host` quirk), in-capsule
 //! Connect data, and commands before Connect.
 
-use harness::initiator::connect::{cm_establish, CmOptions, ConnectOptions};
-use harness::initiator::{
-    misbehave, Command, DataMode, HostQueue, InitiatorError, QueueSpec, Transfer,
-};
+use harness::initiator::connect::{self, cm_establish, CmOptions, ConnectOptions};
+use harness::initiator::{misbehave, DataMode, HostQueue, InitiatorError, QueueSpec};
 use harness::wire::{
     CmRejectStatus, ConnectDataRepr, ConnectResponse, CqeRepr, InvalidParam, Status, CNTLID_DYNAMIC,
 };
@@ -36,20 +34,7 @@ async fn cm_queue(rig: &TargetRig, spec: QueueSpec) -> HostQueue {
 
 /// Sends Connect with `opts` and `data` (keyed unless `opts.data_in_capsule`).
 async fn send_connect(q: &mut HostQueue, opts: ConnectOptions, data: &ConnectDataRepr) -> CqeRepr {
-    let bytes = data.to_bytes().unwrap();
-    let mode = if opts.data_in_capsule {
-        DataMode::InCapsule
-    } else {
-        DataMode::Keyed
-    };
-    q.execute(
-        &Command::Fabrics(opts.command()),
-        Transfer::ToTarget(&bytes),
-        mode,
-    )
-    .await
-    .unwrap()
-    .cqe
+    connect::send_connect(q, data, &opts).await.unwrap()
 }
 
 fn admin_opts(q: &HostQueue) -> ConnectOptions {

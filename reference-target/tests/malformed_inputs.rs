@@ -190,6 +190,14 @@ fn write(cid: u16, nsid: u32, slba: u64, blocks: u32, sgl: SglRepr) -> Vec<u8> {
         .to_vec()
 }
 
+/// A write of `blocks` blocks at block 0 of namespace 1 whose SGL is in-capsule at
+/// (`offset`, `len`), followed by `data` bytes of in-capsule data.
+fn in_capsule_write(cid: u16, blocks: u32, (offset, len): (u64, u32), data: usize) -> Vec<u8> {
+    let mut c = write(cid, 1, 0, blocks, SglRepr::in_capsule(offset, len));
+    c.resize(c.len() + data, 0xa5);
+    c
+}
+
 /// A 4 KiB read of block 0 of namespace 1 whose SQE byte `at` is `value` afterwards.
 fn read_patched(cid: u16, at: usize, value: u8) -> Vec<u8> {
     let mut b = read(cid, 1, 0, 1, bogus_keyed(4096));
@@ -511,29 +519,17 @@ fn table(env: &Env) -> Vec<Row> {
         ),
         io(
             "in-capsule-length-past-capsule",
-            {
-                let mut c = write(0x43, 1, 0, 1, SglRepr::in_capsule(0, 4096));
-                c.extend_from_slice(&[0xa5; 512]);
-                c
-            },
+            in_capsule_write(0x43, 1, (0, 4096), 512),
             dnr(0, 0x16),
         ),
         io(
             "in-capsule-offset-past-capsule",
-            {
-                let mut c = write(0x44, 1, 0, 1, SglRepr::in_capsule(4096, 4096));
-                c.extend_from_slice(&[0xa5; 4096]);
-                c
-            },
+            in_capsule_write(0x44, 1, (4096, 4096), 4096),
             dnr(0, 0x16),
         ),
         io(
             "in-capsule-beyond-ioccsz",
-            {
-                let mut c = write(0x45, 1, 0, 2, SglRepr::in_capsule(0, 8192));
-                c.extend_from_slice(&[0xa5; 8192]);
-                c
-            },
+            in_capsule_write(0x45, 2, (0, 8192), 8192),
             Outcome::Transport(WcStatus::RemInvReqErr),
         ),
         io(

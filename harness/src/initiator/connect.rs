@@ -15,7 +15,7 @@ use crate::fabric::wait;
 use crate::fabric::{CmEventKind, ConnParam};
 use crate::wire::{
     CmAcceptRepr, CmRejectRepr, ConnectDataRepr, ConnectRepr, ConnectResponse, ConnectSuccess,
-    FabricsRepr, Psdt, SglRepr, Status, CONNECT_DATA_LEN,
+    CqeRepr, FabricsRepr, Psdt, SglRepr, Status, CONNECT_DATA_LEN,
 };
 
 /// The CM parameters of a connect request.
@@ -161,14 +161,14 @@ impl ConnectOptions {
     }
 }
 
-/// Sends Connect with `data` on a CM-connected queue and waits for its response.
-/// Success returns DW0 decoded (the controller ID); any other status is
-/// [`InitiatorError::Nvme`] with the whole CQE (decode it with [`connect_response`]).
-pub async fn fabrics_connect(
+/// Sends Connect with `data` (keyed unless `opts.data_in_capsule`) on a CM-connected
+/// queue and waits for its response; returns the response's CQE, whatever its status.
+/// A response that never comes is named as the Connect's ([`InitiatorError::for_connect`]).
+pub async fn send_connect(
     queue: &mut HostQueue,
     data: &ConnectDataRepr,
     opts: &ConnectOptions,
-) -> Result<ConnectSuccess> {
+) -> Result<CqeRepr> {
     let bytes = data.to_bytes()?;
     let mode = if opts.data_in_capsule {
         DataMode::InCapsule
@@ -183,18 +183,30 @@ pub async fn fabrics_connect(
         )
         .await
         .map_err(InitiatorError::for_connect)?;
-    match connect_response(&c.cqe)? {
+    Ok(c.cqe)
+}
+
+/// Sends Connect with `data` on a CM-connected queue and waits for its response.
+/// Success returns DW0 decoded (the controller ID); any other status is
+/// [`InitiatorError::Nvme`] with the whole CQE (decode it with [`connect_response`]).
+pub async fn fabrics_connect(
+    queue: &mut HostQueue,
+    data: &ConnectDataRepr,
+    opts: &ConnectOptions,
+) -> Result<ConnectSuccess> {
+    let cqe = send_connect(queue, data, opts).await?;
+    match connect_response(&cqe)? {
         ConnectResponse::Success(s) => Ok(s),
         _ => Err(InitiatorError::Nvme {
             what: "Connect",
-            status: c.cqe.status,
-            cqe: c.cqe,
+            status: cqe.status,
+            cqe,
         }),
     }
 }
 
 /// Decodes a Connect response (success: CNTLID; invalid parameters: IATTR/IPO).
-pub fn connect_response(cqe: &crate::wire::CqeRepr) -> Result<ConnectResponse> {
+pub fn connect_response(cqe: &CqeRepr) -> Result<ConnectResponse> {
     Ok(ConnectResponse::decode(cqe.status, cqe.dw0())?)
 }
 

@@ -402,13 +402,18 @@ impl HostQueue {
 
     fn check_depth(&self) -> Result<()> {
         if self.outstanding.len() >= usize::from(self.spec.depth) {
-            return Err(InitiatorError::QueueFull {
-                qid: self.spec.qid,
-                outstanding: self.outstanding.len(),
-                depth: self.spec.depth.into(),
-            });
+            return Err(self.queue_full());
         }
         Ok(())
+    }
+
+    /// [`InitiatorError::QueueFull`] for this queue as it stands.
+    fn queue_full(&self) -> InitiatorError {
+        InitiatorError::QueueFull {
+            qid: self.spec.qid,
+            outstanding: self.outstanding.len(),
+            depth: self.spec.depth.into(),
+        }
     }
 
     fn post_capsule(&mut self, head: &[u8], tail: &[u8]) -> Result<Option<u16>> {
@@ -423,11 +428,7 @@ impl HostQueue {
             self.poll()?;
         }
         let Some(slot) = self.free_slots.pop() else {
-            return Err(InitiatorError::QueueFull {
-                qid: self.spec.qid,
-                outstanding: self.outstanding.len(),
-                depth: self.spec.depth.into(),
-            });
+            return Err(self.queue_full());
         };
         let off = u64::from(slot) * self.capsule_len as u64;
         let mut buf = Vec::with_capacity(len);

@@ -519,11 +519,9 @@ impl DeviceContext for TracedContext {
     }
 
     fn poll_async_event(&self) -> Option<AsyncEvent> {
-        let e = self.inner.poll_async_event();
-        if let Some(e) = &e {
-            self.describe_event(e);
-        }
-        e
+        self.inner
+            .poll_async_event()
+            .inspect(|e| self.describe_event(e))
     }
 
     async fn next_async_event(&self) -> AsyncEvent {
@@ -585,11 +583,7 @@ impl DeviceContext for TracedContext {
     }
 
     fn poll_cm_event(&self) -> Option<CmEvent> {
-        let e = self.inner.poll_cm_event();
-        if let Some(e) = &e {
-            self.describe_cm(e);
-        }
-        e
+        self.inner.poll_cm_event().inspect(|e| self.describe_cm(e))
     }
 
     async fn next_cm_event(&self) -> CmEvent {

@@ -200,11 +200,7 @@ impl OffloadProvider for TracedProvider {
     }
 
     fn poll_event(&self) -> Option<OffloadEvent> {
-        let e = self.inner.poll_event();
-        if let Some(e) = &e {
-            self.event(e);
-        }
-        e
+        self.inner.poll_event().inspect(|e| self.event(e))
     }
 
     async fn next_event(&self) -> OffloadEvent {

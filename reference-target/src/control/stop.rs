@@ -106,18 +106,17 @@ fn give_back(sh: &Shared, problems: &mut Vec<String>) {
         }
         let r = sh.provider.destroy_srq(s.srq.handle);
         note(problems, || format!("destroy_srq({})", s.srq.handle), r);
-        let r = sh.ctx.dereg_mr(s.recv_mr.id);
-        note(
-            problems,
-            || format!("dereg_mr(receive buffers of `{}`)", s.cfg.nqn),
-            r,
-        );
-        let r = sh.ctx.dereg_mr(s.staging_mr.id);
-        note(
-            problems,
-            || format!("dereg_mr(staging buffer of `{}`)", s.cfg.nqn),
-            r,
-        );
+        for (mr, what) in [
+            (s.recv_mr.id, "receive buffers"),
+            (s.staging_mr.id, "staging buffer"),
+        ] {
+            let r = sh.ctx.dereg_mr(mr);
+            note(
+                problems,
+                || format!("dereg_mr({what} of `{}`)", s.cfg.nqn),
+                r,
+            );
+        }
         let r = sh.ctx.dealloc_pd(s.pd);
         note(problems, || format!("dealloc_pd(pd of `{}`)", s.cfg.nqn), r);
     }

@@ -5,11 +5,11 @@
 //! event (the controller did not fail), and keep serving the queue.
 
 use harness::api::OffloadOps;
-use harness::backend::emulated::{BackendController, Fault};
+use harness::backend::emulated::Fault;
 use harness::initiator::{Completion, DataMode, IoQueue};
 use harness::wire::Status;
 
-use crate::framework::backends::BackendRef;
+use crate::framework::backends::{inject_fault, BackendRef};
 use crate::framework::counters::{self, BackendDid, Sent};
 use crate::framework::media;
 use crate::framework::session::pattern;
@@ -18,11 +18,6 @@ use crate::{check, check_eq};
 
 const PORT: u16 = 4420;
 const RW: OffloadOps = OffloadOps::READ.union(OffloadOps::WRITE);
-
-fn inject(b: &BackendController, f: Fault) -> Result<(), Failure> {
-    b.inject(f)
-        .map_err(|e| Failure::from(e).context("fault injection"))
-}
 
 /// A read (when the device offloads reads) or a write of one block at `slba`.
 async fn one_op(d: &Dut, io: &mut IoQueue, slba: u64) -> Result<Completion, Failure> {
@@ -62,7 +57,7 @@ pub fn cases() -> Vec<Case> {
                 let bad_lba = match &s.backend {
                     BackendRef::Emulated(b) => {
                         media::write(b, 2, &pattern(bs, 22))?;
-                        inject(
+                        inject_fault(
                             b,
                             Fault::MediaError {
                                 nsid: 1,
@@ -157,7 +152,7 @@ pub fn cases() -> Vec<Case> {
                 let reads = d.caps.offload_ops_allowed(OffloadOps::READ);
                 let before = s.counters(&d)?;
                 let backend_before = s.backend.emulated()?.counters();
-                inject(s.backend.emulated()?, Fault::DmaFault { count: 1 })?;
+                s.backend.inject_emulated(Fault::DmaFault { count: 1 })?;
                 let bad = one_op(&d, &mut s.io, 3).await?;
                 if !reads {
                     let _rule = blame::under("DP-ACK-AFTER-BACKEND");
@@ -224,19 +219,16 @@ pub fn cases() -> Vec<Case> {
             ],
             |d| async move {
                 let mut s = d.default_session(PORT).await?;
-                inject(
-                    s.backend.emulated()?,
-                    Fault::MediaError {
-                        nsid: 1,
-                        lbas: 2..3,
-                    },
-                )?;
+                s.backend.inject_emulated(Fault::MediaError {
+                    nsid: 1,
+                    lbas: 2..3,
+                })?;
                 let before = s.counters(&d)?;
                 let end = crate::framework::dut::NS_BLOCKS;
                 let mut statuses = Vec::new();
                 for slba in [1, 2, end, 3, 4] {
                     if slba == 3 {
-                        inject(s.backend.emulated()?, Fault::DmaFault { count: 1 })?;
+                        s.backend.inject_emulated(Fault::DmaFault { count: 1 })?;
                     }
                     statuses.push(s.io.read(slba, 1, DataMode::Keyed).await?.cqe.status);
                 }

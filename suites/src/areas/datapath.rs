@@ -475,11 +475,9 @@ pub fn cases() -> Vec<Case> {
             };
             let mut s = d.session(&opts, PORT).await?;
             s.backend
-                .emulated()?
-                .inject(harness::backend::emulated::Fault::SlowCompletions {
+                .inject_emulated(harness::backend::emulated::Fault::SlowCompletions {
                     delay: Duration::from_millis(20),
-                })
-                .map_err(|e| Failure::from(e).context("fault injection"))?;
+                })?;
             let n = usize::from(opts.depth) - 1;
             let backend_depth = s.attrs.nvme_queue_depth as usize;
             full_queue_of_flushes(&d, &mut s, n, Some(backend_depth - 1)).await
@@ -636,12 +634,10 @@ pub fn cases() -> Vec<Case> {
             }
             // The first read fetched from now on completes `hold` late.
             s.backend
-                .emulated()?
-                .inject(harness::backend::emulated::Fault::Timeout {
+                .inject_emulated(harness::backend::emulated::Fault::Timeout {
                     on: harness::backend::emulated::CmdMatch::Nth(1),
                     delay: Some(hold),
-                })
-                .map_err(|e| Failure::from(e).context("fault injection"))?;
+                })?;
             let q = s.io.queue();
             let access = Access::LOCAL_WRITE | Access::REMOTE_WRITE;
             let mr = q.ctx().reg_mr(q.pd(), 2 * u64::from(bs), access)?;

@@ -164,13 +164,6 @@ async fn serves(
     block_holds(io, backend, reads(d), (slba, &data), &what).await
 }
 
-/// Injects a fault only the emulated controller has (the case needs it).
-fn inject(b: &BackendRef, f: Fault) -> Result<(), Failure> {
-    b.emulated()?
-        .inject(f)
-        .map_err(|e| Failure::from(e).context("fault injection"))
-}
-
 /// The controller fails: emulated at once, real through AER on its root port.
 async fn pci_error(b: &BackendRef) -> Result<(), Failure> {
     b.inject(BackendFault::PciError).await
@@ -445,7 +438,7 @@ pub fn cases() -> Vec<Case> {
         }),
         Case::new("pci-error", "many-in-flight-answered", "PCI-INFLIGHT-ANSWERED", "every one of several commands in flight is answered when the controller fails", &[Need::Backends, Need::AnyOps(RW), held], |d| async move {
             let mut s = session(&d).await?;
-            inject(&s.backend, Fault::Timeout { on: CmdMatch::Any, delay: None })?;
+            s.backend.inject_emulated(Fault::Timeout { on: CmdMatch::Any, delay: None })?;
             let flushes = d.caps.offload_ops_allowed(OffloadOps::FLUSH);
             let op = FaultOp::of(&d);
             let before = s.counters(&d)?;
@@ -571,7 +564,7 @@ pub fn cases() -> Vec<Case> {
             let mut s = session(&d).await?;
             let op = FaultOp::of(&d);
             let before = s.counters(&d)?;
-            inject(&s.backend, Fault::PciErrorOn(CmdMatch::Nth(2)))?;
+            s.backend.inject_emulated(Fault::PciErrorOn(CmdMatch::Nth(2)))?;
             let r = op.send(&mut s.io, 1).await?;
             check_eq!(r.cqe.status, Status::SUCCESS, "the {} before the armed command", op.name());
             d.no_event("PCI-EVENT", "the command before the armed one").await?;
@@ -584,7 +577,7 @@ pub fn cases() -> Vec<Case> {
             let mut s = session(&d).await?;
             warm_up(&mut s.io, FaultOp::Read).await?;
             let before = s.counters(&d)?;
-            inject(&s.backend, Fault::PciErrorOn(CmdMatch::Opcode(0x02)))?;
+            s.backend.inject_emulated(Fault::PciErrorOn(CmdMatch::Opcode(0x02)))?;
             let w = FaultOp::Write.send(&mut s.io, 4).await?;
             check_eq!(w.cqe.status, Status::SUCCESS, "the write before the read");
             check!(s.backend.read_block(4)? == pattern(d.ns_format().lba_data_size() as usize, 4), "the write's data is not on the media");
@@ -625,7 +618,7 @@ pub fn cases() -> Vec<Case> {
             if s.backend.is_real() {
                 stall(&s.backend, op, CmdMatch::Nth(1)).await?;
             } else {
-                inject(&s.backend, Fault::Timeout { on: CmdMatch::Nth(1), delay: Some(Duration::from_secs(3)) })?;
+                s.backend.inject_emulated(Fault::Timeout { on: CmdMatch::Nth(1), delay: Some(Duration::from_secs(3)) })?;
             }
             let stuck = blame::under("TMO-EVENT");
             let r = op.send(&mut s.io, 0).await?;
@@ -708,7 +701,7 @@ pub fn cases() -> Vec<Case> {
         Case::new("timeout", "slow-backend-waited", "DP-ACK-AFTER-BACKEND", "a write whose backend completes 300 ms late (well within the 1 s command timeout) is acknowledged with success no earlier than its backend completed it, and raises no event; a read (when offloaded) returns the data only then", &[Need::Backends, Need::Ops(OffloadOps::WRITE), slow], |d| async move {
             let mut s = session(&d).await?;
             let delay = Duration::from_millis(300);
-            inject(&s.backend, Fault::SlowCompletions { delay })?;
+            s.backend.inject_emulated(Fault::SlowCompletions { delay })?;
             let data = pattern(d.ns_format().lba_data_size() as usize, 13);
             let t0 = tokio::time::Instant::now();
             let w = s.io.write(8, &data, DataMode::Keyed).await?;

@@ -132,13 +132,11 @@ pub fn cases() -> Vec<Case> {
                 .await?;
             ok_status("the second queue's first write", w.cqe.status)?;
             a.backend
-                .emulated()?
-                .inject(harness::backend::emulated::Fault::SlowCompletions {
+                .inject_emulated(harness::backend::emulated::Fault::SlowCompletions {
                     // Scaled like every wait, so that on a slow fabric the teardown still
                     // comes while the backend holds the first writes.
                     delay: wait(DELAY),
-                })
-                .map_err(|e| Failure::from(e).context("fault injection"))?;
+                })?;
 
             let qa = a.io.queue();
             let a_mr = host_buffer(qa, n, len, 1)?;

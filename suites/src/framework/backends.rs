@@ -298,6 +298,12 @@ pub enum BackendFault {
     },
 }
 
+/// Injects `fault` into the emulated controller `c`.
+pub fn inject_fault(c: &BackendController, fault: Fault) -> Result<(), Failure> {
+    c.inject(fault)
+        .map_err(|e| Failure::from(e).context("fault injection"))
+}
+
 impl BackendRef {
     /// The emulated controller, or a failure saying the case needs one (such a case
     /// declares [`super::Need::EmulatedBackend`], so it does not get here on a real one).
@@ -309,6 +315,12 @@ impl BackendRef {
                  a real controller",
             )),
         }
+    }
+
+    /// Injects `fault`, one only the emulated controller has (such a case declares
+    /// [`super::Need::EmulatedBackend`]).
+    pub fn inject_emulated(&self, fault: Fault) -> Result<(), Failure> {
+        inject_fault(self.emulated()?, fault)
     }
 
     /// Whether this is the real controller.
@@ -329,8 +341,7 @@ impl BackendRef {
                         return Ok(());
                     }
                 };
-                c.inject(f)
-                    .map_err(|e| Failure::from(e).context("fault injection"))
+                inject_fault(c, f)
             }
             BackendRef::Real(r) => {
                 r.inject(match fault {

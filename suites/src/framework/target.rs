@@ -23,11 +23,8 @@ use harness::backend::emulated::{BackendController, Fault, LbaFormat};
 use harness::backend::vfio::PciAddress;
 use harness::fabric::sim::SIM0_ADDR;
 use harness::fabric::DeviceContext;
-use harness::initiator::connect::{cm_establish, CmOptions, ConnectOptions};
-use harness::initiator::{
-    misbehave, Command, Controller, DataMode, HostConfig, HostQueue, InitiatorError, QueueSpec,
-    Transfer,
-};
+use harness::initiator::connect::{self, cm_establish, CmOptions, ConnectOptions};
+use harness::initiator::{misbehave, Controller, HostConfig, HostQueue, InitiatorError, QueueSpec};
 use harness::wire::{
     connect_data_field, fabrics_field, CmRejectStatus, ConnectDataRepr, ConnectResponse, CqeRepr,
     InvalidParam, PropertySize, Status,
@@ -531,19 +528,11 @@ pub async fn send_connect(
     opts: ConnectOptions,
     data: &ConnectDataRepr,
 ) -> Result<CqeRepr, Failure> {
-    let bytes = data.to_bytes()?;
-    let mode = if opts.data_in_capsule {
-        DataMode::InCapsule
-    } else {
-        DataMode::Keyed
-    };
-    let c = q
-        .execute(
-            &Command::Fabrics(opts.command()),
-            Transfer::ToTarget(&bytes),
-            mode,
-        )
+    connect::send_connect(q, data, &opts)
         .await
-        .map_err(|e| Failure::from(e.for_connect()).context("Connect got no response"))?;
-    Ok(c.cqe)
+        .map_err(|e| match e {
+            // the data could not be encoded: nothing was sent
+            InitiatorError::Wire(_) => Failure::from(e),
+            e => Failure::from(e).context("Connect got no response"),
+        })
 }
