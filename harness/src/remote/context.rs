@@ -40,6 +40,15 @@ macro_rules! ask {
 }
 
 impl RemoteContext {
+    /// The event `wait` brings, as `pick` finds it in the reply; none (a broken link) means
+    /// none will come: the caller's bound ends the wait.
+    async fn next<T>(&self, wait: CtxWait, pick: impl FnOnce(CtxReply) -> Option<T>) -> T {
+        match pick(self.link.wait(&wait).await) {
+            Some(e) => e,
+            None => std::future::pending().await,
+        }
+    }
+
     /// The context behind `link`; its device attributes are read once, now.
     pub fn new(link: Arc<dyn Link>) -> Result<RemoteContext> {
         match link.call(&CtxCall::DeviceAttr) {
@@ -155,13 +164,11 @@ impl DeviceContext for RemoteContext {
         }
     }
     async fn next_async_event(&self) -> AsyncEvent {
-        loop {
-            if let CtxReply::AsyncEvent(Some(e)) = self.link.wait(&CtxWait::AsyncEvent).await {
-                return e;
-            }
-            // a broken link: no event will come (callers bound their waits)
-            std::future::pending::<()>().await;
-        }
+        self.next(CtxWait::AsyncEvent, |r| match r {
+            CtxReply::AsyncEvent(e) => e,
+            _ => None,
+        })
+        .await
     }
     fn cm_listen(&self, addr: SocketAddr) -> Result<ListenerId> {
         ask!(self, CtxCall::CmListen { addr }, CtxReply::Listener(l) => l)
@@ -205,11 +212,10 @@ impl DeviceContext for RemoteContext {
         }
     }
     async fn next_cm_event(&self) -> CmEvent {
-        loop {
-            if let CtxReply::CmEvent(Some(e)) = self.link.wait(&CtxWait::CmEvent).await {
-                return e;
-            }
-            std::future::pending::<()>().await;
-        }
+        self.next(CtxWait::CmEvent, |r| match r {
+            CtxReply::CmEvent(e) => e,
+            _ => None,
+        })
+        .await
     }
 }

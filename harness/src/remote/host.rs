@@ -14,10 +14,7 @@ pub struct DeviceHost {
 
 /// The reply of a call: its value as `ok` says, or its error.
 fn reply<T>(r: Result<T>, ok: impl FnOnce(T) -> CtxReply) -> CtxReply {
-    match r {
-        Ok(v) => ok(v),
-        Err(e) => CtxReply::Error(ErrorRepr::from(&e)),
-    }
+    super::answer(r, ok, CtxReply::Error)
 }
 
 fn done(r: Result<()>) -> CtxReply {

@@ -20,6 +20,8 @@
 
 use async_trait::async_trait;
 
+use error::ErrorRepr;
+
 pub mod call;
 pub mod context;
 pub mod error;
@@ -32,6 +34,22 @@ pub use context::RemoteContext;
 pub use host::DeviceHost;
 pub use local::{LocalLink, RemoteFabric};
 pub use offload::{OffloadCall, OffloadHost, OffloadLink, OffloadReply, RemoteProvider};
+
+/// A call's result as a reply: `ok` of its value, or `error` of its error as it travels
+/// ([`error::ErrorRepr`]).
+fn answer<T, E, R>(
+    r: Result<T, E>,
+    ok: impl FnOnce(T) -> R,
+    error: impl FnOnce(ErrorRepr) -> R,
+) -> R
+where
+    for<'a> ErrorRepr: From<&'a E>,
+{
+    match r {
+        Ok(v) => ok(v),
+        Err(e) => error(ErrorRepr::from(&e)),
+    }
+}
 
 /// How calls reach the host and replies come back. A link that breaks answers every call
 /// with [`CtxReply::Error`] (ENODEV, naming why).

@@ -92,10 +92,7 @@ pub struct OffloadHost {
 }
 
 fn reply<T>(r: Result<T>, ok: impl FnOnce(T) -> OffloadReply) -> OffloadReply {
-    match r {
-        Ok(v) => ok(v),
-        Err(e) => OffloadReply::Error(ErrorRepr::from(&e)),
-    }
+    super::answer(r, ok, OffloadReply::Error)
 }
 
 fn done(r: Result<()>) -> OffloadReply {
