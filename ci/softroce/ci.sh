@@ -162,8 +162,12 @@ main() {
   local contract
   contract=$(contract_test_bin)
   [ -n "$contract" ] || log "no fabric_contract test binary under $BINS: stage a will skip"
+  # stage s soaks from the number of commits, as ci/soak.sh does: each commit explores
+  # another part of the space (NVMF_SOFTROCE_APPEND=nvmf_soak_seed=N replays one)
+  local soak_seed
+  soak_seed=$(git -C "$REPO_ROOT" rev-list --count HEAD 2>/dev/null || echo 1)
   "$SOFTROCE_DIR/run-vm.sh" --timeout 2100 --bins "$BINS" --results "$REPORTS/vm" \
-    --append "${contract:+nvmf_contract_bin=$contract} ${NVMF_SOFTROCE_APPEND:-}" stages.sh || rc=1
+    --append "${contract:+nvmf_contract_bin=$contract} nvmf_soak_seed=$soak_seed ${NVMF_SOFTROCE_APPEND:-}" stages.sh || rc=1
   log "single-VM stages: $((SECONDS - t)) s"
 
   # stage v: QEMU's NVMe controller driven through VFIO (a q35 VM with a virtual IOMMU)

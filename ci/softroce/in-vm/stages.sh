@@ -157,7 +157,8 @@ stage_r() {
 # reference target, every answer and every block checked against the model, with the faults
 # real verbs allow (timeouts, PCI errors, media errors, target restarts; link drops are the
 # simulated fabric's), for nvmf_soak_duration seconds (default 60) from seed nvmf_soak_seed
-# (default 1). Before c and d, whose targets take the ports.
+# (ci.sh passes the number of commits; default 1). Before c and d, whose targets take the
+# ports.
 stage_s() {
   [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform in the shared binaries"
   offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
