@@ -129,18 +129,11 @@ impl From<FabricError> for OffloadError {
     /// carry runtime data (a device name, an address) become a fixed description.
     fn from(e: FabricError) -> OffloadError {
         let errno = e.errno();
-        let reason = match e {
-            FabricError::Invalid(r)
-            | FabricError::NoMemory(r)
-            | FabricError::Busy(r)
-            | FabricError::NotFound(r)
-            | FabricError::NotSupported(r)
-            | FabricError::NotConnected(r) => r,
-            FabricError::NoDevice(_) => "fabric: no such device",
+        let reason = e.fixed_reason().unwrap_or(match e {
             FabricError::AddrInUse(_) => "fabric: address in use",
             FabricError::AddrNotAvail(_) => "fabric: address not available",
-            FabricError::Os { call, .. } => call,
-        };
+            _ => "fabric: no such device",
+        });
         OffloadError::from_errno(errno, reason)
     }
 }

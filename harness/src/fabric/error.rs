@@ -60,6 +60,25 @@ impl FabricError {
     }
 }
 
+impl FabricError {
+    /// The reason, when it is a fixed text (the field, rule or call it names); `None` for
+    /// the variants that carry runtime data (a device name, an address).
+    pub fn fixed_reason(&self) -> Option<&'static str> {
+        match self {
+            FabricError::Invalid(r)
+            | FabricError::NoMemory(r)
+            | FabricError::Busy(r)
+            | FabricError::NotFound(r)
+            | FabricError::NotSupported(r)
+            | FabricError::NotConnected(r) => Some(r),
+            FabricError::Os { call, .. } => Some(call),
+            FabricError::NoDevice(_) | FabricError::AddrInUse(_) | FabricError::AddrNotAvail(_) => {
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 impl FabricError {
     /// One error of each variant, for tests that must hold for all of them.

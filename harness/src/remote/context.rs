@@ -29,16 +29,6 @@ fn unexpected(reply: CtxReply) -> FabricError {
     }
 }
 
-/// Sends `$call` over `$self`'s link; `$reply` gives `$out`, anything else is an error.
-macro_rules! ask {
-    ($self:ident, $call:expr, $reply:pat => $out:expr) => {
-        match $self.link.call(&$call) {
-            $reply => Ok($out),
-            other => Err(unexpected(other)),
-        }
-    };
-}
-
 impl RemoteContext {
     /// The event `wait` brings, as `pick` finds it in the reply; none (a broken link) means
     /// none will come: the caller's bound ends the wait.

@@ -95,16 +95,11 @@ impl From<&ErrorRepr> for OffloadError {
 
 impl From<&FabricError> for ErrorRepr {
     fn from(e: &FabricError) -> ErrorRepr {
-        let reason = match e {
-            FabricError::Invalid(r)
-            | FabricError::NoMemory(r)
-            | FabricError::Busy(r)
-            | FabricError::NotFound(r)
-            | FabricError::NotSupported(r)
-            | FabricError::NotConnected(r) => r.to_string(),
-            FabricError::NoDevice(r) => r.clone(),
-            FabricError::AddrInUse(a) | FabricError::AddrNotAvail(a) => a.to_string(),
-            FabricError::Os { call, .. } => call.to_string(),
+        let reason = match (e.fixed_reason(), e) {
+            (Some(r), _) => r.to_string(),
+            (None, FabricError::NoDevice(name)) => name.clone(),
+            (None, FabricError::AddrInUse(a) | FabricError::AddrNotAvail(a)) => a.to_string(),
+            (None, other) => other.to_string(),
         };
         ErrorRepr {
             errno: e.errno() as i32,

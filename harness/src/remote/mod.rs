@@ -22,6 +22,18 @@ use async_trait::async_trait;
 
 use error::ErrorRepr;
 
+/// Sends `$call` over `$self.link`: the reply `$reply` gives `Ok($out)`; any other is
+/// `Err(unexpected(other))`, with the calling module's `unexpected` (the error the reply
+/// holds, or ENODEV naming the reply).
+macro_rules! ask {
+    ($self:ident, $call:expr, $reply:pat => $out:expr) => {
+        match $self.link.call(&$call) {
+            $reply => Ok($out),
+            other => Err(unexpected(other)),
+        }
+    };
+}
+
 pub mod call;
 pub mod context;
 pub mod error;

@@ -153,16 +153,6 @@ fn unexpected(reply: OffloadReply) -> OffloadError {
     }
 }
 
-/// Sends `$call` over `$self`'s link; `$reply` gives `$out`, anything else is an error.
-macro_rules! ask {
-    ($self:ident, $call:expr, $reply:pat => $out:expr) => {
-        match $self.link.call(&$call) {
-            $reply => Ok($out),
-            other => Err(unexpected(other)),
-        }
-    };
-}
-
 impl RemoteProvider {
     /// The provider behind `link`; its caps and backend access are read once, now.
     pub fn new(link: Arc<dyn OffloadLink>) -> Result<RemoteProvider> {

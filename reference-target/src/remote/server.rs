@@ -177,10 +177,17 @@ impl ControlServer {
             let reply = match parse_request(&line) {
                 Err(m) => error(m),
                 Ok(Request::Hello { protocol, proof }) => {
-                    match self.greet(protocol, proof.as_deref(), binding.as_ref()) {
-                        Greeting::Welcome(reply) => {
+                    let security = self.acceptor.security();
+                    match greeting(security, protocol, proof.as_deref(), binding.as_ref()) {
+                        Greeting::Welcome(proof) => {
                             greeted = true;
-                            reply
+                            Reply::Hello {
+                                protocol: PROTOCOL,
+                                version: env!("CARGO_PKG_VERSION").into(),
+                                fabric: self.fabric.clone(),
+                                device: self.device.clone(),
+                                proof,
+                            }
                         }
                         Greeting::Again(message) => error(message),
                         Greeting::Denied(message) => {
@@ -199,20 +206,6 @@ impl ControlServer {
         };
         drop(running);
         (why, knocking.map(|(s, addr, _)| (s, addr)))
-    }
-
-    /// Answers a `hello`: the protocol version first, then (over TLS) the runner's proof of
-    /// the lab secret for this session.
-    fn greet(&self, protocol: u32, proof: Option<&str>, binding: Option<&Binding>) -> Greeting {
-        greeting(self.acceptor.security(), protocol, proof, binding, || {
-            Reply::Hello {
-                protocol: PROTOCOL,
-                version: env!("CARGO_PKG_VERSION").into(),
-                fabric: self.fabric.clone(),
-                device: self.device.clone(),
-                proof: None,
-            }
-        })
     }
 
     async fn handle(&self, req: Request, running: &mut Option<Running>) -> Reply {
@@ -298,8 +291,8 @@ impl ControlServer {
 
 /// How a `hello` is answered.
 enum Greeting {
-    /// The runner is in: this reply (with the target's proof over TLS).
-    Welcome(Reply),
+    /// The runner is in; over TLS, the target's own proof goes back with the answer.
+    Welcome(Option<String>),
     /// Refused, and the channel stays open (another protocol version).
     Again(String),
     /// The runner did not prove the secret: told this, then closed.
@@ -307,13 +300,12 @@ enum Greeting {
 }
 
 /// Answers a `hello` of `protocol` with `proof` on a channel of `security` whose session has
-/// `binding`; `welcome` is the reply to let the runner in with (its proof is filled in).
+/// `binding`: the protocol version first, then (over TLS) the runner's proof of the lab secret.
 fn greeting(
     security: &Security,
     protocol: u32,
     proof: Option<&str>,
     binding: Option<&Binding>,
-    welcome: impl FnOnce() -> Reply,
 ) -> Greeting {
     if protocol != PROTOCOL {
         return Greeting::Again(format!(
@@ -321,25 +313,20 @@ fn greeting(
              nvmf-conform and nvmf-reference-target"
         ));
     }
-    let mut reply = welcome();
-    if let (Security::Secret(secret), Some(binding)) = (security, binding) {
-        let Some(proof) = proof else {
-            return Greeting::Denied(
-                "authentication: hello carries no proof of the lab secret".into(),
-            );
-        };
-        if !secret.verify(Side::Runner, binding, proof) {
-            return Greeting::Denied(
-                "authentication failed: the runner's proof is not of this target's secret \
-                 (start nvmf-conform with --control-secret naming the target's secret file)"
-                    .into(),
-            );
-        }
-        if let Reply::Hello { proof, .. } = &mut reply {
-            *proof = Some(secret.prove(Side::Target, binding));
-        }
+    let (Security::Secret(secret), Some(binding)) = (security, binding) else {
+        return Greeting::Welcome(None);
+    };
+    let Some(proof) = proof else {
+        return Greeting::Denied("authentication: hello carries no proof of the lab secret".into());
+    };
+    if !secret.verify(Side::Runner, binding, proof) {
+        return Greeting::Denied(
+            "authentication failed: the runner's proof is not of this target's secret (start \
+             nvmf-conform with --control-secret naming the target's secret file)"
+                .into(),
+        );
     }
-    Greeting::Welcome(reply)
+    Greeting::Welcome(Some(secret.prove(Side::Target, binding)))
 }
 
 /// Answers the `hello` of a runner that came while `holder` is connected, then closes: a
@@ -363,7 +350,6 @@ async fn refuse(acceptor: Arc<Acceptor>, stream: TcpStream, holder: SocketAddr) 
                 protocol,
                 proof.as_deref(),
                 binding.as_ref(),
-                || error(String::new()),
             ) {
                 Greeting::Welcome(_) => busy,
                 Greeting::Again(message) | Greeting::Denied(message) => message,
