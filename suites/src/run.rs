@@ -176,6 +176,22 @@ pub fn run_one(entry: &Entry, seed: u64, opts: &Options) -> CaseRecord {
 /// Virtual time between the frames of two cases in a run's capture.
 pub const CASE_GAP: Duration = Duration::from_secs(1);
 
+/// Scales this process's waits ([`framework::wait`]) for `opts`' fabric: by its
+/// `wait_scale` on a real fabric, not at all on the simulated one (virtual time).
+pub fn scale_waits(opts: &Options) {
+    framework::set_wait_scale(wait_factor(opts));
+}
+
+/// The factor `opts`' waits are scaled by: its `wait_scale` on a real fabric, 1 on the
+/// simulated one.
+pub fn wait_factor(opts: &Options) -> f64 {
+    if opts.fabric.is_sim() {
+        1.0
+    } else {
+        opts.wait_scale
+    }
+}
+
 /// [`run_one`], recording the fabric's traffic into `capture` when given.
 pub fn run_one_captured(
     entry: &Entry,
@@ -185,11 +201,7 @@ pub fn run_one_captured(
 ) -> CaseRecord {
     let bound = opts.case_bound;
     let started = Instant::now();
-    framework::set_wait_scale(if opts.fabric.is_sim() {
-        1.0
-    } else {
-        opts.wait_scale
-    });
+    scale_waits(opts);
     let rt = opts.fabric.runtime();
     let time = if opts.fabric.is_sim() {
         "of virtual time"

@@ -39,10 +39,10 @@ run_stage() {
   elif [ "$rc" = 0 ]; then
     echo pass > "$STAGES/$id.status"
   else
-    # The failing cases' own lines when the stage printed any (FAIL / ERROR), else its last
-    # lines: what the CI log shows of a failed stage.
+    # The failing cases' own lines when the stage printed any (FAIL / ERROR / a soak's
+    # DIVERGENCE), else its last lines: what the CI log shows of a failed stage.
     local why
-    why=$(grep -E '^(FAIL|ERROR) ' "$STAGES/$id.log" | head -4 | tr '\n' ' ' | cut -c1-600)
+    why=$(grep -E '^(FAIL|ERROR|DIVERGENCE) ' "$STAGES/$id.log" | head -4 | tr '\n' ' ' | cut -c1-600)
     [ -n "$why" ] || why="last lines: $(tail -3 "$STAGES/$id.log" | tr '\n' ' ' | cut -c1-300)"
     echo "fail: exit $rc ($why)" > "$STAGES/$id.status"
   fi

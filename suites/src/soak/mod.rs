@@ -253,6 +253,7 @@ pub fn soak(opts: &Options, soak: &SoakOptions, mut progress: impl FnMut(&Progre
         faults: injectable(&soak.faults, opts),
         steps: soak.steps.max(1),
     };
+    run::scale_waits(opts);
     let started = Instant::now();
     let mut p = Progress::default();
     let episodes: Box<dyn Iterator<Item = u64>> = match soak.episode {
@@ -283,7 +284,14 @@ pub fn soak(opts: &Options, soak: &SoakOptions, mut progress: impl FnMut(&Progre
             }
             Err(Stop::Diverged(message, cov)) => {
                 p.coverage.add(&cov);
-                let (steps, message) = shrink(opts, &all, steps, message);
+                let again = || match run_steps(opts, &all, &steps) {
+                    Err(Stop::Diverged(m, _)) => Some(m),
+                    _ => None,
+                };
+                let (steps, message) = match confirm(message, again) {
+                    Ok(again) => shrink(opts, &all, steps.clone(), again),
+                    Err(once) => (steps, once),
+                };
                 result.divergence = Some(Divergence {
                     episode: e,
                     message,
@@ -349,9 +357,15 @@ fn run_steps(opts: &Options, all: &[Op], steps: &[usize]) -> Result<Coverage, St
             .await
             .map_err(Stop::Untestable)?;
         let format = dut.ns_format();
+        // The command timeout the timeout fault meets; on a real fabric it is scaled as
+        // every wait is, so that a command a loaded machine is slow to serve does not
+        // time out.
         let mut config = one_subsystem(format).replace(
             "queue_depth = 64\n",
-            "queue_depth = 64\ncmd_timeout_ms = 100\n",
+            &format!(
+                "queue_depth = 64\ncmd_timeout_ms = {}\n",
+                crate::framework::wait(CMD_TIMEOUT).as_millis()
+            ),
         );
         // Restarts keep the media: a file the next target opens again.
         let media = restarts.then(TempNamespace::unique);
@@ -388,6 +402,21 @@ fn run_steps(opts: &Options, all: &[Op], steps: &[usize]) -> Result<Coverage, St
         }
         Ok(ep.coverage)
     })
+}
+
+/// The target's command timeout (`cmd_timeout_ms`) before scaling.
+const CMD_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// What a divergence that a re-run of its episode did not show again says: it was not
+/// shrunk (every shrink step would pass).
+pub const NOT_AGAIN: &str = "(a re-run of the episode did not diverge: the divergence \
+     depends on timing, so it was not shrunk and the replay may pass)";
+
+/// A divergence `first` confirmed by re-running its episode (`again`: the divergence the
+/// re-run shows, if any): `Ok` with the re-run's message, to shrink; `Err` with `first`
+/// marked [`NOT_AGAIN`] when the re-run passed.
+fn confirm(first: String, again: impl FnOnce() -> Option<String>) -> Result<String, String> {
+    again().ok_or_else(|| format!("{first} {NOT_AGAIN}"))
 }
 
 /// Most runs a shrink may take.
@@ -519,5 +548,18 @@ mod tests {
         let remote = injectable(&FaultKind::ALL, &remote);
         assert!(!remote.contains(&FaultKind::Restart), "{remote:?}");
         assert!(!remote.contains(&FaultKind::LinkDrop), "{remote:?}");
+    }
+
+    #[test]
+    fn a_divergence_is_shrunk_only_when_a_rerun_shows_it_again() {
+        // the re-run's message is the one shrinking starts from
+        assert_eq!(
+            confirm("first".into(), || Some("again".into())),
+            Ok("again".to_string())
+        );
+        // a re-run that passes: the first message, marked, and no shrink
+        let once = confirm("step 3 `read 1+1`: expected X".into(), || None).unwrap_err();
+        assert!(once.starts_with("step 3 `read 1+1`: expected X "), "{once}");
+        assert!(once.ends_with(NOT_AGAIN), "{once}");
     }
 }
