@@ -6,11 +6,12 @@
 
 mod control_rig;
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use harness::backend::emulated::Fault;
 use reference_target::quirks::Quirks;
-use reference_target::remote::RemoteError;
+use reference_target::remote::{RemoteError, RemoteTarget, REPLY_BOUND};
 
 use control_rig::{
     config, full, refused, runner, spawn_target, start_and_stop, LabSecret, BOUND, SUB,
@@ -120,6 +121,12 @@ async fn a_runner_that_leaves_mid_target_frees_the_port() {
     let lab = LabSecret::new("leaves");
     let p = spawn_target(Some(&lab));
     let t = runner(&p, &lab.security()).await.expect("hello");
+    assert_eq!(t.reply_bound(), REPLY_BOUND);
+    // a run's --timeout-scale stretches every reply's bound, never shortens it
+    let t = t.scaled(0.5);
+    assert_eq!(t.reply_bound(), REPLY_BOUND);
+    let t = t.scaled(2.5);
+    assert_eq!(t.reply_bound(), REPLY_BOUND.mul_f64(2.5));
     t.start(&config(), &full(), &Quirks::none())
         .await
         .expect("start");
@@ -128,6 +135,82 @@ async fn a_runner_that_leaves_mid_target_frees_the_port() {
     start_and_stop(&t)
         .await
         .expect("the port of the abandoned target is free again");
+}
+
+/// Runners cut off at random points of a session (their connection closed mid-request, as
+/// a killed runner's is by its kernel): the target host is left clean every time. The next
+/// runner is served at once, starts a target on the same ports, and finds nothing of the
+/// last one's: no controller, no count, no data, no fault (the last one injected a PCI
+/// error; the fresh target raises no NVME_PCI_ERR, and its backend serves).
+#[tokio::test]
+async fn runners_cut_off_at_random_points_leave_the_host_clean() {
+    let lab = LabSecret::new("cut-off");
+    let mut p = spawn_target(Some(&lab));
+    let security = lab.security();
+    // how far a session got: 0 nothing, 1 a target started, ... 6 stopped
+    async fn session(t: &RemoteTarget, reached: &Cell<u8>) -> Result<(), RemoteError> {
+        t.start(&config(), &full(), &Quirks::none()).await?;
+        reached.set(1);
+        t.inject(SUB, 1, Fault::PciError).await?;
+        reached.set(2);
+        t.wait_event("NVME_PCI_ERR", BOUND).await?;
+        reached.set(3);
+        t.backend_counters(SUB, 1).await?;
+        reached.set(4);
+        t.wait_event("never-logged", Duration::from_millis(100))
+            .await?;
+        reached.set(5);
+        t.stop().await?;
+        reached.set(6);
+        Ok(())
+    }
+    // a whole session's length on this machine, then cut points spread over it
+    let t = runner(&p, &security).await.expect("hello");
+    let started = std::time::Instant::now();
+    session(&t, &Cell::new(0)).await.expect("an uncut session");
+    let whole = started.elapsed().as_millis() as u64 + 1;
+    drop(t);
+    let mut cut_with_a_target = 0;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..16 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let cut = Duration::from_millis(x % whole);
+        let t = runner(&p, &security)
+            .await
+            .unwrap_or_else(|e| panic!("runner {i}, after a cut-off one: {e}"));
+        let reached = Cell::new(0);
+        let _ = tokio::time::timeout(cut, session(&t, &reached)).await;
+        drop(t);
+        if (1..6).contains(&reached.get()) {
+            cut_with_a_target += 1;
+        }
+    }
+    assert!(
+        cut_with_a_target > 0,
+        "no cut landed while a target ran (a session takes {whole} ms)"
+    );
+    let t = runner(&p, &security).await.expect("the runner after them");
+    t.start(&config(), &full(), &Quirks::none())
+        .await
+        .expect("the same ports are free");
+    assert_eq!(t.controllers(SUB).await.unwrap(), Vec::<u16>::new());
+    assert_eq!(t.backend_counters(SUB, 1).await.unwrap().commands, 0);
+    assert_eq!(
+        t.backend_blocks(SUB, 1, 0, 2).await.unwrap(),
+        vec![0u8; 8192]
+    );
+    let events = t.events().await.unwrap();
+    assert!(
+        !events.iter().any(|l| l.contains("NVME_PCI_ERR")),
+        "a fault outlived its runner: {events:#?}"
+    );
+    // and the fresh backend is healthy: a PCI error injected now is raised now
+    t.inject(SUB, 1, Fault::PciError).await.expect("inject");
+    assert!(t.wait_event("NVME_PCI_ERR", BOUND).await.unwrap().is_some());
+    t.stop().await.expect("stop");
+    assert!(p.alive(), "the target process died");
 }
 
 /// Runners one after another, each connecting the moment the previous one hangs up (as the

@@ -361,7 +361,7 @@ pub async fn open_dut(
 ) -> Result<Dut, String> {
     let remote = match &opts.connect {
         None => None,
-        Some(c) => match RemoteTarget::connect(c.addr, &c.security, REMOTE_BOUND).await {
+        Some(c) => match connect_remote(c, wait_factor(opts)).await {
             Ok(t) => Some(framework::remote::Remote {
                 target: Arc::new(t),
                 profile: opts.profile.clone(),
@@ -588,6 +588,17 @@ fn against_snapshot(
 
 /// Bound of connecting to a remote target's control channel and of its `hello`.
 pub const REMOTE_BOUND: Duration = Duration::from_secs(10);
+
+/// Opens the control channel `c` names, its bounds (the hello's, every reply's) scaled by
+/// `factor`.
+pub async fn connect_remote(
+    c: &crate::options::Connect,
+    factor: f64,
+) -> Result<RemoteTarget, reference_target::remote::RemoteError> {
+    let t =
+        RemoteTarget::connect(c.addr, &c.security, REMOTE_BOUND.mul_f64(factor.max(1.0))).await?;
+    Ok(t.scaled(factor))
+}
 
 /// Marks where a two-host case's trace goes on with the remote target's own lines.
 pub const REMOTE_TRACE_MARK: &str =

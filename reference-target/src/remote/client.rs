@@ -13,7 +13,8 @@ use super::proto::{read_line, write_msg, LineError, Reply, Request, PROTOCOL};
 use crate::quirks::Quirks;
 use harness::backend::emulated::{Counters, Fault};
 
-/// Longest wait for any reply (beyond a `wait-event`'s own bound).
+/// Longest wait for any reply (beyond a `wait-event`'s own bound), before
+/// [`RemoteTarget::scaled`].
 pub const REPLY_BOUND: Duration = Duration::from_secs(30);
 
 /// Why a call to the remote target failed.
@@ -73,6 +74,8 @@ pub struct RemoteTarget {
     addr: SocketAddr,
     io: Mutex<(BufReader<ReadHalf<Stream>>, WriteHalf<Stream>)>,
     info: RemoteInfo,
+    /// Longest wait for a reply: [`REPLY_BOUND`], scaled.
+    reply_bound: Duration,
 }
 
 impl std::fmt::Debug for RemoteTarget {
@@ -139,6 +142,7 @@ impl RemoteTarget {
                 device: String::new(),
                 fingerprint,
             },
+            reply_bound: REPLY_BOUND,
         };
         let secret = match security {
             Security::Secret(s) => binding.as_ref().map(|b| (s, b)),
@@ -171,6 +175,18 @@ impl RemoteTarget {
     /// The target's address on the control channel.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The same channel with every reply's bound scaled by `factor` (a run's
+    /// `--timeout-scale`: a loaded lab host answers later).
+    pub fn scaled(mut self, factor: f64) -> RemoteTarget {
+        self.reply_bound = REPLY_BOUND.mul_f64(factor.max(1.0));
+        self
+    }
+
+    /// Longest wait for a reply (beyond a `wait-event`'s own bound).
+    pub fn reply_bound(&self) -> Duration {
+        self.reply_bound
     }
 
     /// What the target said of itself.
@@ -218,13 +234,13 @@ impl RemoteTarget {
             profile: profile.clone(),
             quirks: quirks.clone(),
         };
-        ask!(self, req, REPLY_BOUND, Reply::Started { ip } => ip)
+        ask!(self, req, self.reply_bound, Reply::Started { ip } => ip)
     }
 
     /// Stops the running target: its trace and its event log.
     pub async fn stop(&self) -> Result<(Vec<String>, Vec<String>), RemoteError> {
         let req = Request::Stop {};
-        ask!(self, req, REPLY_BOUND, Reply::Stopped { trace, events } => (trace, events))
+        ask!(self, req, self.reply_bound, Reply::Stopped { trace, events } => (trace, events))
     }
 
     /// The live controllers of `subnqn`.
@@ -232,7 +248,7 @@ impl RemoteTarget {
         let req = Request::Controllers {
             subnqn: subnqn.into(),
         };
-        ask!(self, req, REPLY_BOUND, Reply::Controllers { cntlids } => cntlids)
+        ask!(self, req, self.reply_bound, Reply::Controllers { cntlids } => cntlids)
     }
 
     /// I/O commands software served for `subnqn`.
@@ -240,7 +256,7 @@ impl RemoteTarget {
         let req = Request::SoftwareIo {
             subnqn: subnqn.into(),
         };
-        ask!(self, req, REPLY_BOUND, Reply::Count { n } => n)
+        ask!(self, req, self.reply_bound, Reply::Count { n } => n)
     }
 
     /// The engine's counters of `nsid` of `subnqn`.
@@ -249,7 +265,7 @@ impl RemoteTarget {
             subnqn: subnqn.into(),
             nsid,
         };
-        ask!(self, req, REPLY_BOUND, Reply::NsCounters { counters } => counters)
+        ask!(self, req, self.reply_bound, Reply::NsCounters { counters } => counters)
     }
 
     /// The counters of the backend controller behind `nsid` of `subnqn`.
@@ -258,7 +274,7 @@ impl RemoteTarget {
             subnqn: subnqn.into(),
             nsid,
         };
-        ask!(self, req, REPLY_BOUND, Reply::BackendCounters { counters } => counters)
+        ask!(self, req, self.reply_bound, Reply::BackendCounters { counters } => counters)
     }
 
     /// `count` blocks from `slba` of namespace `nsid` of `subnqn`, as the backend holds them.
@@ -275,7 +291,7 @@ impl RemoteTarget {
             slba,
             count,
         };
-        ask!(self, req, REPLY_BOUND, Reply::Blocks { data } => data)
+        ask!(self, req, self.reply_bound, Reply::Blocks { data } => data)
     }
 
     /// Injects `fault` into the backend controller behind `nsid` of `subnqn`.
@@ -285,12 +301,12 @@ impl RemoteTarget {
             nsid,
             fault,
         };
-        ask!(self, req, REPLY_BOUND, Reply::Done => ())
+        ask!(self, req, self.reply_bound, Reply::Done => ())
     }
 
     /// The target's event log so far.
     pub async fn events(&self) -> Result<Vec<String>, RemoteError> {
-        ask!(self, Request::Events {}, REPLY_BOUND, Reply::Events { lines } => lines)
+        ask!(self, Request::Events {}, self.reply_bound, Reply::Events { lines } => lines)
     }
 
     /// The first event log line containing `needle` within `bound`.
@@ -303,12 +319,12 @@ impl RemoteTarget {
             needle: needle.into(),
             bound_ms: u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
         };
-        ask!(self, req, bound + REPLY_BOUND, Reply::Event { line } => line)
+        ask!(self, req, bound + self.reply_bound, Reply::Event { line } => line)
     }
 
     /// The target's trace so far.
     pub async fn trace(&self) -> Result<Vec<String>, RemoteError> {
-        ask!(self, Request::Trace {}, REPLY_BOUND, Reply::Trace { lines } => lines)
+        ask!(self, Request::Trace {}, self.reply_bound, Reply::Trace { lines } => lines)
     }
 }
 

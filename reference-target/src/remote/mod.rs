@@ -22,5 +22,5 @@ pub mod proto;
 pub mod server;
 
 pub use auth::{Secret, Security};
-pub use client::{RemoteError, RemoteInfo, RemoteTarget};
+pub use client::{RemoteError, RemoteInfo, RemoteTarget, REPLY_BOUND};
 pub use server::{ControlServer, OpenDevice, Opened};

@@ -70,6 +70,13 @@ pub struct TargetProcess {
     pub fingerprint: Option<String>,
 }
 
+impl TargetProcess {
+    /// Whether the process still runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
 impl Drop for TargetProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

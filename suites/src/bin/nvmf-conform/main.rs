@@ -115,11 +115,7 @@ fn check_connect(opts: &Options) -> Result<(), Refusal> {
         .build()
         .map_err(|e| Refusal::Untestable(format!("cannot start a runtime: {e}")))?;
     let target = rt
-        .block_on(reference_target::remote::RemoteTarget::connect(
-            addr,
-            &connect.security,
-            run::REMOTE_BOUND,
-        ))
+        .block_on(run::connect_remote(connect, run::wait_factor(opts)))
         .map_err(|e| Refusal::Untestable(format!("--connect {addr}: {e}")))?;
     let info = target.info();
     match &info.fingerprint {
