@@ -9,9 +9,8 @@ use harness::backend::emulated::Fault;
 use harness::initiator::{Completion, DataMode, IoQueue};
 use harness::wire::Status;
 
-use crate::framework::backends::{inject_fault, BackendRef};
+use crate::framework::backends::BackendRef;
 use crate::framework::counters::{self, BackendDid, Sent};
-use crate::framework::media;
 use crate::framework::session::pattern;
 use crate::framework::{blame, Case, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -56,20 +55,17 @@ pub fn cases() -> Vec<Case> {
                 // never repaired, and the controller counts nothing the case could read).
                 let bad_lba = match &s.backend {
                     BackendRef::Emulated(b) => {
-                        media::write(b, 2, &pattern(bs, 22))?;
-                        inject_fault(
-                            b,
-                            Fault::MediaError {
-                                nsid: 1,
-                                lbas: 2..3,
-                            },
-                        )?;
+                        b.write_blocks(2, &pattern(bs, 22))?;
+                        b.inject(Fault::MediaError {
+                            nsid: 1,
+                            lbas: 2..3,
+                        })?;
                         2
                     }
                     BackendRef::Real(r) => r.media_error_lba().await?,
                 };
                 let before = s.counters(&d)?;
-                let backend_before = s.backend.emulated().ok().map(|b| b.counters());
+                let backend_before = s.backend.counters_if_emulated()?;
                 let bad = s.io.read(bad_lba, 1, DataMode::Keyed).await?;
                 check_eq!(
                     bad.cqe.status,
@@ -102,7 +98,7 @@ pub fn cases() -> Vec<Case> {
                 if let (BackendRef::Emulated(b), Some(was)) = (&s.backend, backend_before) {
                     counters::backend_moved(
                         &was,
-                        &b.counters(),
+                        &b.counters()?,
                         BackendDid {
                             commands: 2,
                             errors: 1,
@@ -117,7 +113,7 @@ pub fn cases() -> Vec<Case> {
                 };
                 // The backend repairs the block: the device passes its answer on, it does not
                 // remember the earlier failure.
-                b.clear_faults();
+                b.clear_faults()?;
                 let again = s.io.read(2, 1, DataMode::Keyed).await?;
                 check_eq!(
                     again.cqe.status,
@@ -151,7 +147,7 @@ pub fn cases() -> Vec<Case> {
                 let mut s = d.default_session(PORT).await?;
                 let reads = d.caps.offload_ops_allowed(OffloadOps::READ);
                 let before = s.counters(&d)?;
-                let backend_before = s.backend.emulated()?.counters();
+                let backend_before = s.backend.emulated()?.counters()?;
                 s.backend.inject_emulated(Fault::DmaFault { count: 1 })?;
                 let bad = one_op(&d, &mut s.io, 3).await?;
                 if !reads {
@@ -190,7 +186,7 @@ pub fn cases() -> Vec<Case> {
                 counters::moved(&before, &s.counters(&d)?, sent)?;
                 counters::backend_moved(
                     &backend_before,
-                    &s.backend.emulated()?.counters(),
+                    &s.backend.emulated()?.counters()?,
                     BackendDid {
                         commands: 2,
                         errors: 1,

@@ -63,7 +63,7 @@ pub fn cases() -> Vec<Case> {
             );
             let lba = d.ns_format().lba_data_size() as usize;
             let n = 3 * u64::from(depth) * (1 + u64::from(extra)) + 3;
-            let before = s.backend.emulated()?.counters().completions;
+            let before = s.backend.emulated()?.counters()?.completions;
             // A write that goes unanswered before any ring wrapped breaks this case's rule,
             // after that the wrap's; the reads below are past every first use.
             let scope = blame::under("DP-BACKEND-RINGS");
@@ -101,7 +101,7 @@ pub fn cases() -> Vec<Case> {
                 "(writes, reads) counted"
             );
             check_eq!(
-                s.backend.emulated()?.counters().completions - before,
+                s.backend.emulated()?.counters()?.completions - before,
                 n + r,
                 "completions the backend posted"
             );

@@ -11,7 +11,6 @@ use harness::initiator::{misbehave, Command, DataMode};
 use harness::wire::{RwCommand, SglRepr, SqeCommand, SqeRepr, Status};
 
 use crate::framework::counters::{self, BackendDid, Sent};
-use crate::framework::media;
 use crate::framework::session::{pattern, Session, SessionOpts, FE_NSID};
 use crate::framework::{blame, wait, Case, CaseResult, Dut, Failure, Need};
 use crate::{check, check_eq};
@@ -282,7 +281,7 @@ pub fn cases() -> Vec<Case> {
                 d.caps.offload_ops_allowed(OffloadOps::WRITE),
                 d.caps.offload_ops_allowed(OffloadOps::READ),
             );
-            let before = (s.counters(&d)?, s.backend.emulated()?.counters());
+            let before = (s.counters(&d)?, s.backend.emulated()?.counters()?);
             for slba in 0..8u64 {
                 if writes {
                     let w =
@@ -315,7 +314,7 @@ pub fn cases() -> Vec<Case> {
                 commands: n(reads) + n(writes),
                 ..BackendDid::default()
             };
-            counters::backend_moved(&before.1, &s.backend.emulated()?.counters(), did)
+            counters::backend_moved(&before.1, &s.backend.emulated()?.counters()?, did)
         },
     ));
     v.push(Case::new(
@@ -630,7 +629,7 @@ pub fn cases() -> Vec<Case> {
             let bs = d.ns_format().lba_data_size();
             let blocks = [pattern(bs as usize, 0xa1), pattern(bs as usize, 0xb2)];
             for (i, b) in blocks.iter().enumerate() {
-                media::write(s.backend.emulated()?, i as u64, b)?;
+                s.backend.emulated()?.write_blocks(i as u64, b)?;
             }
             // The first read fetched from now on completes `hold` late.
             s.backend

@@ -184,7 +184,7 @@ async fn stall(b: &BackendRef, op: FaultOp, on: CmdMatch) -> Result<(), Failure>
 /// [`stall`] on every command, after reading what an emulated controller counted so far
 /// (QEMU's has no such counters: `None`).
 async fn stall_counted(b: &BackendRef, op: FaultOp) -> Result<Option<Counters>, Failure> {
-    let was = b.emulated().ok().map(|c| c.counters());
+    let was = b.counters_if_emulated()?;
     stall(b, op, CmdMatch::Any).await?;
     Ok(was)
 }
@@ -193,7 +193,7 @@ async fn stall_counted(b: &BackendRef, op: FaultOp) -> Result<Option<Counters>, 
 /// from [`stall_counted`]); on the real one only the device's own counters say it.
 fn emulated_moved(b: &BackendRef, was: Option<Counters>, did: BackendDid) -> Result<(), Failure> {
     match (b, was) {
-        (BackendRef::Emulated(c), Some(was)) => counters::backend_moved(&was, &c.counters(), did),
+        (BackendRef::Emulated(c), Some(was)) => counters::backend_moved(&was, &c.counters()?, did),
         _ => Ok(()),
     }
 }
@@ -506,10 +506,10 @@ pub fn cases() -> Vec<Case> {
             d.provider.inject_pci_error(s.ctrl)?;
             pci_err_event(&d, s.ctrl).await?;
             blame::checking("PCI-INFLIGHT-ANSWERED");
-            let fetched = s.backend.emulated().ok().map(|c| c.counters().commands);
+            let fetched = s.backend.counters_if_emulated()?.map(|c| c.commands);
             op.fails_at_once(&mut s.io, "after the device's PCI error, the", "it failed itself").await?;
-            if let (Some(before), Ok(c)) = (fetched, s.backend.emulated()) {
-                check_eq!(c.counters().commands, before, "commands the failed path still passed to the controller");
+            if let (Some(before), Some(now)) = (fetched, s.backend.counters_if_emulated()?) {
+                check_eq!(now.commands, before, "commands the failed path still passed to the controller");
             }
             d.no_event("PCI-INFLIGHT-ANSWERED", "a command sent after the device's PCI error").await
         }),
@@ -546,9 +546,7 @@ pub fn cases() -> Vec<Case> {
             // (the real controller keeps it, and is reset for the new queue pair).
             let a = match &s.backend {
                 BackendRef::Emulated(c) => {
-                    let ns = c
-                        .remove_namespace(1)
-                        .map_err(|e| Failure::from(e).context("taking the namespace back"))?;
+                    let ns = c.take_namespace(1)?;
                     d.backends()?.create_with(s.pd, &s.attrs, &s.staging, 1, vec![ns])?
                 }
                 BackendRef::Real(_) => d.backends()?.create(s.pd, &s.attrs, &s.staging, 1, &[(1, d.ns_format())])?,

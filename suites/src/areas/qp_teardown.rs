@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use harness::api::{NsCounters, OffloadOps};
-use harness::backend::emulated::BackendController;
 use harness::fabric::{Access, MrInfo};
 use harness::initiator::{misbehave, HostQueue};
 use harness::wire::SglRepr;
 
 use crate::areas::datapath::{ok_status, settle};
+use crate::framework::backends::EmulatedBackend;
 use crate::framework::session::{pattern, SessionOpts, FE_NSID};
 use crate::framework::{blame, wait, Case, CaseResult, Failure, Need};
 use crate::{check, check_eq};
@@ -68,7 +68,7 @@ async fn answered(
     q: &mut HostQueue,
     cids: Vec<u16>,
     what: &str,
-    backend: &BackendController,
+    backend: &EmulatedBackend,
     depth: u32,
 ) -> CaseResult {
     for (i, cid) in cids.into_iter().enumerate() {
@@ -76,7 +76,10 @@ async fn answered(
             .wait_response(cid, wait(Duration::from_secs(5)))
             .await
             .map_err(|e| {
-                if backend.counters().commands >= u64::from(depth) {
+                if backend
+                    .counters()
+                    .is_ok_and(|c| c.commands >= u64::from(depth))
+                {
                     blame::checking("DP-QUEUE-WRAP");
                 }
                 Failure::from(e).context(format!("{what} {i}"))

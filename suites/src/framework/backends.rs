@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use harness::api::{MemRef, NvmeCtrlAttrs, NvmfSrqAttrs};
 use harness::backend::emulated::{
-    BackendController, CmdMatch, DmaRegion, Fault, LbaFormat, Namespace, PciBus,
+    BackendController, CmdMatch, Counters, DmaRegion, Fault, LbaFormat, Namespace, PciBus,
 };
 use harness::backend::vfio::broker::RealFault;
 use harness::backend::vfio::RingLayout;
@@ -205,7 +205,9 @@ impl Backends {
     pub fn backend_of(&self, attrs: &NvmeCtrlAttrs) -> Option<BackendRef> {
         match &self.real {
             Some(r) => Some(BackendRef::Real(r.clone())),
-            None => self.controller(attrs).map(BackendRef::Emulated),
+            None => self
+                .controller(attrs)
+                .map(|c| BackendRef::Emulated(EmulatedBackend(c))),
         }
     }
 
@@ -268,7 +270,7 @@ impl Backends {
 #[derive(Clone)]
 pub enum BackendRef {
     /// Emulated by the project.
-    Emulated(Arc<BackendController>),
+    Emulated(EmulatedBackend),
     /// The real controller.
     Real(Arc<RealBackend>),
 }
@@ -298,16 +300,62 @@ pub enum BackendFault {
     },
 }
 
-/// Injects `fault` into the emulated controller `c`.
-pub fn inject_fault(c: &BackendController, fault: Fault) -> Result<(), Failure> {
-    c.inject(fault)
-        .map_err(|e| Failure::from(e).context("fault injection"))
+/// An emulated backend controller as a case holds it: what it counts, the faults it is
+/// given, the media of its namespace 1. Every look is fallible, as a look across a
+/// control channel is.
+#[derive(Clone)]
+pub struct EmulatedBackend(Arc<BackendController>);
+
+impl EmulatedBackend {
+    /// What the controller counted so far.
+    pub fn counters(&self) -> Result<Counters, Failure> {
+        Ok(self.0.counters())
+    }
+
+    /// Injects `fault`.
+    pub fn inject(&self, fault: Fault) -> Result<(), Failure> {
+        (self.0.inject(fault)).map_err(|e| Failure::from(e).context("fault injection"))
+    }
+
+    /// Lifts every fault (a stall's commands complete; bad blocks are repaired).
+    pub fn clear_faults(&self) -> Result<(), Failure> {
+        self.0.clear_faults();
+        Ok(())
+    }
+
+    /// Block `slba` of namespace 1, read from the media.
+    pub fn read_block(&self, slba: u64) -> Result<Vec<u8>, Failure> {
+        (self.0.with_namespace(1, |ns| ns.read_blocks(slba, 1)))
+            .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
+            .map_err(|e| Failure::from(e).context("reading the backend's media"))
+    }
+
+    /// Puts `data` on namespace 1 from block `slba` on.
+    pub fn write_blocks(&self, slba: u64, data: &[u8]) -> Result<(), Failure> {
+        (self.0.with_namespace(1, |ns| ns.write_blocks(slba, data)))
+            .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
+            .map_err(|e| Failure::from(e).context("writing the backend's media"))
+    }
+
+    /// Blocks of namespace 1.
+    pub fn blocks(&self) -> u64 {
+        self.0
+            .with_namespace(1, |n| n.blocks())
+            .unwrap_or(NS_BLOCKS)
+    }
+
+    /// Takes namespace `nsid` away from the controller, data included (to hand it to
+    /// another one with [`Backends::create_with`]).
+    pub fn take_namespace(&self, nsid: u32) -> Result<Namespace, Failure> {
+        (self.0.remove_namespace(nsid))
+            .map_err(|e| Failure::from(e).context("taking the namespace back"))
+    }
 }
 
 impl BackendRef {
     /// The emulated controller, or a failure saying the case needs one (such a case
     /// declares [`super::Need::EmulatedBackend`], so it does not get here on a real one).
-    pub fn emulated(&self) -> Result<&Arc<BackendController>, Failure> {
+    pub fn emulated(&self) -> Result<&EmulatedBackend, Failure> {
         match self {
             BackendRef::Emulated(c) => Ok(c),
             BackendRef::Real(_) => Err(Failure::new(
@@ -320,7 +368,16 @@ impl BackendRef {
     /// Injects `fault`, one only the emulated controller has (such a case declares
     /// [`super::Need::EmulatedBackend`]).
     pub fn inject_emulated(&self, fault: Fault) -> Result<(), Failure> {
-        inject_fault(self.emulated()?, fault)
+        self.emulated()?.inject(fault)
+    }
+
+    /// What an emulated controller counted so far; `None` on the real one (QEMU's
+    /// controller has no such counters).
+    pub fn counters_if_emulated(&self) -> Result<Option<Counters>, Failure> {
+        match self {
+            BackendRef::Emulated(c) => c.counters().map(Some),
+            BackendRef::Real(_) => Ok(None),
+        }
     }
 
     /// Whether this is the real controller.
@@ -336,12 +393,9 @@ impl BackendRef {
                     BackendFault::PciError => Fault::PciError,
                     BackendFault::Stall { on, .. } => Fault::Timeout { on, delay: None },
                     BackendFault::Slow { delay } => Fault::SlowCompletions { delay },
-                    BackendFault::Resume => {
-                        c.clear_faults();
-                        return Ok(());
-                    }
+                    BackendFault::Resume => return c.clear_faults(),
                 };
-                inject_fault(c, f)
+                c.inject(f)
             }
             BackendRef::Real(r) => {
                 r.inject(match fault {
@@ -358,7 +412,7 @@ impl BackendRef {
     /// Block `slba` of namespace 1, read from the media behind the device's back.
     pub fn read_block(&self, slba: u64) -> Result<Vec<u8>, Failure> {
         match self {
-            BackendRef::Emulated(c) => super::media::read(c, slba),
+            BackendRef::Emulated(c) => c.read_block(slba),
             BackendRef::Real(r) => r.read_block(slba),
         }
     }
@@ -366,7 +420,7 @@ impl BackendRef {
     /// Puts `data` on namespace 1 from block `slba` on, behind the device's back.
     pub fn write_blocks(&self, slba: u64, data: &[u8]) -> Result<(), Failure> {
         match self {
-            BackendRef::Emulated(c) => super::media::write(c, slba, data),
+            BackendRef::Emulated(c) => c.write_blocks(slba, data),
             BackendRef::Real(r) => r.write_blocks(slba, data),
         }
     }
@@ -374,7 +428,7 @@ impl BackendRef {
     /// Blocks of namespace 1.
     pub fn blocks(&self) -> u64 {
         match self {
-            BackendRef::Emulated(c) => c.with_namespace(1, |n| n.blocks()).unwrap_or(NS_BLOCKS),
+            BackendRef::Emulated(c) => c.blocks(),
             BackendRef::Real(r) => r.facts().map_or(0, |f| f.blocks),
         }
     }
