@@ -47,9 +47,10 @@ pub struct Options {
     pub connect: Option<Connect>,
     /// The backend controllers cases create: emulated, or queue pairs of a real controller.
     pub backend: BackendChoice,
-    /// The embedded reference target's device context and offload provider reached only by
-    /// messages in this process (two-host mode's calls, each written as JSON and parsed
-    /// back: `harness::remote::LocalLink`), to show the messages carry everything a case
+    /// The embedded reference target's device context, offload provider and emulated
+    /// backends reached only by messages in this process (two-host mode's calls, each
+    /// written as JSON and parsed back: `harness::remote::LocalLink`, `JsonBackendLink`),
+    /// to show the messages carry everything a case
     /// needs (the verdicts must be those of a direct run).
     pub message_link: bool,
     /// The options of `nvmf-conform replay CASE` that reproduce one of this run's cases,

@@ -1,6 +1,7 @@
-//! The whole catalog against the reference target whose device context and offload
-//! provider are reached only by messages (`Options::message_link`: two-host mode's calls
-//! through `harness::remote::LocalLink`, each written as JSON and parsed back): every case
+//! The whole catalog against the reference target whose device context, offload provider
+//! and emulated backends are reached only by messages (`Options::message_link`: two-host
+//! mode's calls through `harness::remote::LocalLink` and `JsonBackendLink`, each written as
+//! JSON and parsed back): every case
 //! ends with the verdict of a direct run, and its trace still matches its snapshot (the
 //! snapshot comparison is part of a pass). Issue 19's proof that the messages carry all a
 //! case needs, before they cross a wire.

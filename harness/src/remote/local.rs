@@ -64,7 +64,9 @@ impl LocalLink {
 }
 
 /// `v` as the other side reads it: written as JSON and parsed back (`Err`: why not).
-fn carried<T: Serialize + for<'de> Deserialize<'de>>(v: &T) -> std::result::Result<T, ErrorRepr> {
+pub(super) fn carried<T: Serialize + for<'de> Deserialize<'de>>(
+    v: &T,
+) -> std::result::Result<T, ErrorRepr> {
     let broken = |e: serde_json::Error| ErrorRepr {
         errno: nix::errno::Errno::ENODEV as i32,
         reason: format!("a message did not survive JSON: {e}"),

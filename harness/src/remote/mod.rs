@@ -11,6 +11,7 @@
 //! | `host.rs` | [`DeviceHost`]: carries a call out on the real device context |
 //! | `context.rs` | [`RemoteContext`]: the `DeviceContext` that sends each call over a [`Link`] |
 //! | `offload.rs` | the same for the offload API: [`OffloadCall`], [`OffloadHost`], [`RemoteProvider`] over an [`OffloadLink`] |
+//! | `backend.rs` | the emulated backend controllers as messages: [`BackendCall`], [`BackendHost`], [`BackendLink`] |
 //! | `local.rs` | [`LocalLink`] (every message through JSON to a host in this process) and [`RemoteFabric`] |
 //!
 //! A [`Link`] carries a call and brings back its reply; the control channel's link (TCP or
@@ -34,6 +35,7 @@ macro_rules! ask {
     };
 }
 
+pub mod backend;
 pub mod call;
 pub mod context;
 pub mod error;
@@ -41,6 +43,9 @@ pub mod host;
 pub mod local;
 pub mod offload;
 
+pub use backend::{
+    BackendCall, BackendHost, BackendId, BackendLink, BackendReply, JsonBackendLink, NsSource,
+};
 pub use call::{CtxCall, CtxReply, CtxWait};
 pub use context::RemoteContext;
 pub use host::DeviceHost;

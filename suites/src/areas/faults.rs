@@ -544,13 +544,7 @@ pub fn cases() -> Vec<Case> {
             fail_and_remove(&d, &s).await?;
             // The media survives the controller: software hands the namespace to a new one
             // (the real controller keeps it, and is reset for the new queue pair).
-            let a = match &s.backend {
-                BackendRef::Emulated(c) => {
-                    let ns = c.take_namespace(1)?;
-                    d.backends()?.create_with(s.pd, &s.attrs, &s.staging, 1, vec![ns])?
-                }
-                BackendRef::Real(_) => d.backends()?.create(s.pd, &s.attrs, &s.staging, 1, &[(1, d.ns_format())])?,
-            };
+            let a = d.backends()?.create_taking(s.pd, &s.attrs, &s.staging, &s.backend, (1, d.ns_format()))?;
             let (_, b) = attach(&d, &s, &a, FE_NSID, "the new backend")?;
             for (slba, data) in acked {
                 let what = format!("acknowledged write to block {slba}");

@@ -1,5 +1,7 @@
 //! The backend NVMe controllers a case creates for the device under test ([`Backends`]):
-//! emulated by the project (in-process, with fault injection and counters), or queue pairs
+//! emulated by the project (with fault injection and counters; made and looked at through
+//! the messages of [`harness::remote::backend`], so the same calls reach them in another
+//! process), or queue pairs
 //! of a real controller driven through VFIO ([`RealBackend`], `nvmf-conform run --backend
 //! vfio:PCI`, in [`super::real`]), with real faults asked of the host's fault broker. A session holds its
 //! controller as a [`BackendRef`]: what either kind can do (media read and written behind
@@ -7,15 +9,16 @@
 //! armed faults, extra SQs) is reached with [`BackendRef::emulated`], by cases that
 //! declare [`super::Need::EmulatedBackend`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use harness::api::{MemRef, NvmeCtrlAttrs, NvmfSrqAttrs};
-use harness::backend::emulated::{
-    BackendController, CmdMatch, Counters, DmaRegion, Fault, LbaFormat, Namespace, PciBus,
-};
+use harness::api::{NvmeCtrlAttrs, NvmfSrqAttrs};
+use harness::backend::emulated::{CmdMatch, Counters, Fault, LbaFormat, PciBus};
 use harness::backend::vfio::broker::RealFault;
 use harness::backend::vfio::RingLayout;
 use harness::fabric::{Access, DeviceContext, MrInfo, PdId};
+use harness::remote::{
+    BackendCall, BackendHost, BackendId, BackendLink, BackendReply, JsonBackendLink, NsSource,
+};
 use harness::trace::Recorder;
 
 use super::failure::Failure;
@@ -29,14 +32,14 @@ pub const SLOW_BACKEND: &str = "delays every completion by a set time (the broke
 /// Blocks of each namespace the harness creates on an emulated backend.
 pub const NS_BLOCKS: u64 = 1024;
 
-/// Creates backend NVMe controllers reachable by the device: emulated ones, or queue
-/// pairs of a real controller when the run names one.
+/// Creates backend NVMe controllers reachable by the device: emulated ones, made by a
+/// [`BackendHost`] through its messages ([`BackendLink`]), or queue pairs of a real
+/// controller when the run names one.
 pub struct Backends {
     ctx: Arc<dyn DeviceContext>,
     bus: Arc<PciBus>,
-    made: Mutex<Vec<Arc<BackendController>>>,
-    /// Where the controllers record their doorbells, SQEs and CQEs (`None`: untraced Dut).
-    rec: Option<Recorder>,
+    /// The emulated controllers' host.
+    link: Arc<dyn BackendLink>,
     /// The real controller every backend controller is made on, when the run names one.
     real: Option<Arc<RealBackend>>,
 }
@@ -64,30 +67,40 @@ impl Backends {
         srq: &NvmfSrqAttrs,
         staging: &MrInfo,
         nsqs: usize,
-        (sq_ini, cq_ini): (u16, u16),
+        ini: (u16, u16),
         namespaces: &[(u32, LbaFormat)],
     ) -> Result<NvmeCtrlAttrs, Failure> {
-        let nss = namespaces
-            .iter()
-            .map(|(nsid, fmt)| {
-                Namespace::ram(*nsid, *fmt, NS_BLOCKS)
-                    .map_err(|e| Failure::from(e).context("namespace"))
+        if let Some(real) = &self.real {
+            return self.build_real(real, pd, srq, staging, nsqs, ini, namespaces);
+        }
+        let namespaces = (namespaces.iter())
+            .map(|&(nsid, format)| NsSource::Ram {
+                nsid,
+                format,
+                blocks: NS_BLOCKS,
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.build(pd, srq, staging, nsqs, (sq_ini, cq_ini), nss)
+            .collect();
+        self.build(pd, srq, staging, nsqs, ini, namespaces)
     }
 
-    /// As [`Backends::create`], with existing namespaces (e.g. taken over from a failed
-    /// controller, data included).
-    pub fn create_with(
+    /// As [`Backends::create`], with namespace `nsid` taken away from `from` (a failed
+    /// controller), data and all; on the real controller, which keeps its namespace, a new
+    /// queue pair.
+    pub fn create_taking(
         &self,
         pd: PdId,
         srq: &NvmfSrqAttrs,
         staging: &MrInfo,
-        nsqs: usize,
-        namespaces: Vec<Namespace>,
+        from: &BackendRef,
+        (nsid, format): (u32, LbaFormat),
     ) -> Result<NvmeCtrlAttrs, Failure> {
-        self.build(pd, srq, staging, nsqs, (0, 0), namespaces)
+        match from {
+            BackendRef::Emulated(b) => {
+                let ns = NsSource::From { from: b.id, nsid };
+                self.build(pd, srq, staging, 1, (0, 0), vec![ns])
+            }
+            BackendRef::Real(_) => self.create(pd, srq, staging, 1, &[(nsid, format)]),
+        }
     }
 
     fn build(
@@ -96,74 +109,21 @@ impl Backends {
         srq: &NvmfSrqAttrs,
         staging: &MrInfo,
         nsqs: usize,
-        (sq_ini, cq_ini): (u16, u16),
-        namespaces: Vec<Namespace>,
+        ini: (u16, u16),
+        namespaces: Vec<NsSource>,
     ) -> Result<NvmeCtrlAttrs, Failure> {
-        if let Some(real) = &self.real {
-            return self.build_real(real, pd, srq, staging, nsqs, (sq_ini, cq_ini), &namespaces);
-        }
-        let depth = srq.nvme_queue_depth as u64;
-        let sq_len = depth * 64;
-        let cq_len = depth * 16;
-        // Room for every ring and doorbell with its alignment padding.
-        let len = (sq_len + 128) * nsqs as u64 + cq_len + 256;
-        let m = self.ctx.reg_mr(pd, len, Access::LOCAL_WRITE)?;
-        let mut off: u64 = 0;
-        let mut take = |n: u64, align: u64| {
-            off = off.div_ceil(align) * align;
-            let r = MemRef::of(&m, off, n);
-            off += n;
-            r
+        let call = BackendCall::Create {
+            pd,
+            srq: srq.clone(),
+            staging: *staging,
+            nsqs: u32::try_from(nsqs).unwrap_or(u32::MAX),
+            ini,
+            namespaces,
         };
-        let sq_buf = take(sq_len, 64);
-        let cq_buf = take(cq_len, 16);
-        let sqdb = take(4, 4);
-        let cqdb = take(4, 4);
-        let extra_sqs = (1..nsqs)
-            .map(|_| harness::api::BackendSq {
-                buf: take(sq_len, 64),
-                db: take(4, 4),
-                db_ini: sq_ini,
-            })
-            .collect();
-        let mut attrs = NvmeCtrlAttrs {
-            sq_buf,
-            cq_buf,
-            sqdb,
-            cqdb,
-            sqdb_ini: sq_ini,
-            cqdb_ini: cq_ini,
-            cmd_timeout_us: 0,
-            extra_sqs,
-        };
-        let dma = DmaRegion::from_mem(&srq.staging_buf, staging)
-            .ok_or_else(|| Failure::new("staging buffer outside its region"))?;
-        let ctrl = Arc::new(
-            self.bus
-                .spawn(
-                    self.ctx.clone(),
-                    pd,
-                    &mut attrs,
-                    srq.nvme_queue_depth as u16,
-                    &[m, *staging],
-                    vec![dma],
-                )
-                .map_err(|e| Failure::from(e).context("backend spawn"))?,
-        );
-        if let Some(rec) = &self.rec {
-            ctrl.trace_into(rec.clone());
+        match self.link.call(&call) {
+            BackendReply::Created { attrs, .. } => Ok(attrs),
+            other => Err(unexpected(other)),
         }
-        for ns in namespaces {
-            ctrl.add_namespace(ns)
-                .map_err(|e| Failure::from(e).context("namespace"))?;
-        }
-        self.bus
-            .attach(attrs.sqdb.mr, attrs.sqdb.addr, ctrl.clone());
-        self.made
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(ctrl);
-        Ok(attrs)
     }
 
     /// A queue pair of the real controller: rings in a region of the device's context laid
@@ -180,7 +140,7 @@ impl Backends {
         staging: &MrInfo,
         nsqs: usize,
         ini: (u16, u16),
-        namespaces: &[Namespace],
+        namespaces: &[(u32, LbaFormat)],
     ) -> Result<NvmeCtrlAttrs, Failure> {
         if nsqs != 1 || ini != (0, 0) {
             return Err(Failure::new(format!(
@@ -188,8 +148,8 @@ impl Backends {
                  (asked: {nsqs} SQs, doorbells from {ini:?})"
             )));
         }
-        for ns in namespaces {
-            real.check_namespace(ns.nsid(), ns.format())?;
+        for &(nsid, format) in namespaces {
+            real.check_namespace(nsid, format)?;
         }
         let depth = srq.nvme_queue_depth as u16;
         let layout = RingLayout::new(depth);
@@ -203,11 +163,18 @@ impl Backends {
     /// The controller behind attributes made by [`Backends::create`], as a session holds
     /// it.
     pub fn backend_of(&self, attrs: &NvmeCtrlAttrs) -> Option<BackendRef> {
-        match &self.real {
-            Some(r) => Some(BackendRef::Real(r.clone())),
-            None => self
-                .controller(attrs)
-                .map(|c| BackendRef::Emulated(EmulatedBackend(c))),
+        if let Some(r) = &self.real {
+            return Some(BackendRef::Real(r.clone()));
+        }
+        let call = BackendCall::Find {
+            attrs: attrs.clone(),
+        };
+        match self.link.call(&call) {
+            BackendReply::Found(Some(id)) => Some(BackendRef::Emulated(EmulatedBackend {
+                link: self.link.clone(),
+                id,
+            })),
+            _ => None,
         }
     }
 
@@ -223,8 +190,8 @@ impl Backends {
         if let Some(r) = &self.real {
             r.lift_stall();
         }
-        drop(self.bus.detach_all());
-        self.made.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        // the emulated controllers, and the real one's ports, leave the bus
+        let _ = self.link.call(&BackendCall::Release);
         if let Some(r) = &self.real {
             r.release();
         }
@@ -234,22 +201,26 @@ impl Backends {
     pub fn bus(&self) -> &Arc<PciBus> {
         &self.bus
     }
-
-    /// The emulated controller behind attributes made by [`Backends::create`] (none on a
-    /// real controller).
-    pub fn controller(&self, attrs: &NvmeCtrlAttrs) -> Option<Arc<BackendController>> {
-        self.bus.find(attrs.sqdb.mr, attrs.sqdb.addr)
-    }
 }
 
 impl Backends {
-    /// Emulated controllers for `ctx`'s device on `bus`, traced into `rec` when given.
-    pub fn emulated(ctx: Arc<dyn DeviceContext>, bus: Arc<PciBus>, rec: Option<Recorder>) -> Self {
+    /// Emulated controllers for `ctx`'s device on `bus`, traced into `rec` when given;
+    /// every call through JSON text when `json` (as the control channel carries them).
+    pub fn emulated(
+        ctx: Arc<dyn DeviceContext>,
+        bus: Arc<PciBus>,
+        rec: Option<Recorder>,
+        json: bool,
+    ) -> Self {
+        let host = BackendHost::new(ctx.clone(), bus.clone(), rec);
         Backends {
             ctx,
             bus,
-            made: Default::default(),
-            rec,
+            link: if json {
+                Arc::new(JsonBackendLink(host))
+            } else {
+                Arc::new(host)
+            },
             real: None,
         }
     }
@@ -257,12 +228,19 @@ impl Backends {
     /// Queue pairs of `real` for `ctx`'s device on `bus`.
     pub fn on_real(ctx: Arc<dyn DeviceContext>, bus: Arc<PciBus>, real: Arc<RealBackend>) -> Self {
         Backends {
+            link: Arc::new(BackendHost::new(ctx.clone(), bus.clone(), None)),
             ctx,
             bus,
-            made: Default::default(),
-            rec: None,
             real: Some(real),
         }
+    }
+}
+
+/// A reply other than the one asked for, as a case's failure.
+fn unexpected(reply: BackendReply) -> Failure {
+    match reply {
+        BackendReply::Failed(why) => Failure::new(why),
+        other => Failure::new(format!("the backend host answered {other:?}")),
     }
 }
 
@@ -300,55 +278,73 @@ pub enum BackendFault {
     },
 }
 
-/// An emulated backend controller as a case holds it: what it counts, the faults it is
-/// given, the media of its namespace 1. Every look is fallible, as a look across a
-/// control channel is.
+/// An emulated backend controller as a case holds it: its number on the backend host and
+/// the link to that host. Every look (what it counts, the faults it is given, the media
+/// of its namespace 1) is a message.
 #[derive(Clone)]
-pub struct EmulatedBackend(Arc<BackendController>);
+pub struct EmulatedBackend {
+    link: Arc<dyn BackendLink>,
+    id: BackendId,
+}
+
+/// Sends `$call` on `$self`'s link: `$reply` gives `Ok($out)`, any other a failure.
+macro_rules! ask {
+    ($self:ident, $call:expr, $reply:pat => $out:expr) => {
+        match $self.link.call(&$call) {
+            $reply => Ok($out),
+            other => Err(unexpected(other)),
+        }
+    };
+}
 
 impl EmulatedBackend {
     /// What the controller counted so far.
     pub fn counters(&self) -> Result<Counters, Failure> {
-        Ok(self.0.counters())
+        let call = BackendCall::Counters { backend: self.id };
+        ask!(self, call, BackendReply::Counters(c) => c)
     }
 
     /// Injects `fault`.
     pub fn inject(&self, fault: Fault) -> Result<(), Failure> {
-        (self.0.inject(fault)).map_err(|e| Failure::from(e).context("fault injection"))
+        let call = BackendCall::Inject {
+            backend: self.id,
+            fault,
+        };
+        ask!(self, call, BackendReply::Done => ())
     }
 
     /// Lifts every fault (a stall's commands complete; bad blocks are repaired).
     pub fn clear_faults(&self) -> Result<(), Failure> {
-        self.0.clear_faults();
-        Ok(())
+        let call = BackendCall::ClearFaults { backend: self.id };
+        ask!(self, call, BackendReply::Done => ())
     }
 
     /// Block `slba` of namespace 1, read from the media.
     pub fn read_block(&self, slba: u64) -> Result<Vec<u8>, Failure> {
-        (self.0.with_namespace(1, |ns| ns.read_blocks(slba, 1)))
-            .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
-            .map_err(|e| Failure::from(e).context("reading the backend's media"))
+        let call = BackendCall::ReadBlock {
+            backend: self.id,
+            slba,
+        };
+        ask!(self, call, BackendReply::Bytes(b) => b)
     }
 
     /// Puts `data` on namespace 1 from block `slba` on.
     pub fn write_blocks(&self, slba: u64, data: &[u8]) -> Result<(), Failure> {
-        (self.0.with_namespace(1, |ns| ns.write_blocks(slba, data)))
-            .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
-            .map_err(|e| Failure::from(e).context("writing the backend's media"))
+        let call = BackendCall::WriteBlocks {
+            backend: self.id,
+            slba,
+            data: data.to_vec(),
+        };
+        ask!(self, call, BackendReply::Done => ())
     }
 
     /// Blocks of namespace 1.
     pub fn blocks(&self) -> u64 {
-        self.0
-            .with_namespace(1, |n| n.blocks())
-            .unwrap_or(NS_BLOCKS)
-    }
-
-    /// Takes namespace `nsid` away from the controller, data included (to hand it to
-    /// another one with [`Backends::create_with`]).
-    pub fn take_namespace(&self, nsid: u32) -> Result<Namespace, Failure> {
-        (self.0.remove_namespace(nsid))
-            .map_err(|e| Failure::from(e).context("taking the namespace back"))
+        let call = BackendCall::Blocks { backend: self.id };
+        match self.link.call(&call) {
+            BackendReply::Blocks(Some(n)) => n,
+            _ => NS_BLOCKS,
+        }
     }
 }
 

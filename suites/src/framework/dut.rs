@@ -149,7 +149,14 @@ impl Dut {
         } else {
             (engine.context(), engine.provider())
         };
-        Ok(Dut::over(place, bus, device, Some(engine), quirks, traced))
+        Ok(Dut::over(
+            place,
+            bus,
+            device,
+            Some(engine),
+            quirks,
+            (traced, linked),
+        ))
     }
 
     /// A vendor plugin's device on a fresh simulated fabric: the plugin gets `sim0` as its
@@ -186,17 +193,18 @@ impl Dut {
             })?;
         let bus = PciBus::new();
         let device = plugin.open(real, bus.clone(), config)?;
-        Ok(Dut::over(place, bus, device, None, quirks, true))
+        Ok(Dut::over(place, bus, device, None, quirks, (true, false)))
     }
 
-    /// The Dut over a device's context and provider (traced when `traced`).
+    /// The Dut over a device's context and provider (traced when `traced`; its backends
+    /// reached through JSON messages when `linked`).
     fn over(
         place: CaseFabric,
         bus: Arc<PciBus>,
         (raw_ctx, raw_provider): DeviceUnderTest,
         engine: Option<Arc<Engine>>,
         quirks: Quirks,
-        traced: bool,
+        (traced, linked): (bool, bool),
     ) -> Dut {
         // A device that writes its doorbells in memory gets controllers laid out for it;
         // their BAR regions are registered on its own context (the backend's, untraced).
@@ -227,6 +235,7 @@ impl Dut {
                 ctx.clone(),
                 bus,
                 traced.then(|| rec.clone()),
+                linked,
             ))),
             ctx,
             provider,

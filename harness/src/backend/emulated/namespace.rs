@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use crate::backend::BackendError;
 
 /// An LBA format: data bytes and metadata bytes per block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct LbaFormat {
     /// Data bytes per block (512 or 4096).
     pub data: u32,

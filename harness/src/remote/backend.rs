@@ -1,0 +1,379 @@
+//! The emulated backend controllers of a device as messages: a case asks for a controller
+//! ([`BackendCall::Create`]), then looks at it and gives it faults by its number
+//! ([`BackendId`]); a [`BackendHost`] where the device is makes the controllers (rings in
+//! the device context, the staging buffer mapped for DMA, on the bus the device finds them
+//! on) and serves the looks. A [`BackendLink`] carries the calls: the host itself in this
+//! process, [`JsonBackendLink`] through JSON text (as the control channel carries them).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{MemRef, NvmeCtrlAttrs, NvmfSrqAttrs};
+use crate::backend::emulated::{
+    BackendController, Counters, DmaRegion, Fault, LbaFormat, Namespace, PciBus,
+};
+use crate::case::Failure;
+use crate::fabric::{Access, DeviceContext, MrInfo, PdId};
+use crate::trace::Recorder;
+
+/// A backend controller's number on its host.
+pub type BackendId = u64;
+
+/// Most bytes one [`BackendCall::WriteBlocks`] carries, or one read returns.
+pub const MEDIA_MAX: usize = 1 << 20;
+
+/// A namespace a new controller holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NsSource {
+    /// A fresh RAM namespace of `blocks` blocks.
+    Ram {
+        /// Its nsid on the controller.
+        nsid: u32,
+        /// Its LBA format.
+        format: LbaFormat,
+        /// Its size in blocks.
+        blocks: u64,
+    },
+    /// Namespace `nsid` taken away from controller `from`, data and all (the media
+    /// outlives a failed controller).
+    From {
+        /// The controller it leaves.
+        from: BackendId,
+        /// Its nsid, on both.
+        nsid: u32,
+    },
+}
+
+/// What a case asks of the backend host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackendCall {
+    /// A controller with `nsqs` SQs of the SRQ's `nvme_queue_depth`, its rings in a region
+    /// of `pd`, the SRQ's staging buffer (in `staging`) mapped for DMA, each SQ's tail
+    /// doorbell starting at `ini.0` and the CQ's head at `ini.1`.
+    Create {
+        /// The protection domain of the rings' region.
+        pd: PdId,
+        /// The SRQ the controller serves.
+        srq: NvmfSrqAttrs,
+        /// The region holding the SRQ's staging buffer.
+        staging: MrInfo,
+        /// How many SQs.
+        nsqs: u32,
+        /// The doorbells' first values (SQ tail, CQ head).
+        ini: (u16, u16),
+        /// Its namespaces.
+        namespaces: Vec<NsSource>,
+    },
+    /// The controller behind attributes a `Create` returned, if any.
+    Find {
+        /// The attributes.
+        attrs: NvmeCtrlAttrs,
+    },
+    /// What a controller counted.
+    Counters {
+        /// The controller.
+        backend: BackendId,
+    },
+    /// Gives a controller a fault.
+    Inject {
+        /// The controller.
+        backend: BackendId,
+        /// The fault.
+        fault: Fault,
+    },
+    /// Lifts every fault of a controller.
+    ClearFaults {
+        /// The controller.
+        backend: BackendId,
+    },
+    /// Block `slba` of namespace 1, from the media.
+    ReadBlock {
+        /// The controller.
+        backend: BackendId,
+        /// The block.
+        slba: u64,
+    },
+    /// Puts `data` on namespace 1 from block `slba` on.
+    WriteBlocks {
+        /// The controller.
+        backend: BackendId,
+        /// The first block.
+        slba: u64,
+        /// Whole blocks.
+        data: Vec<u8>,
+    },
+    /// Blocks of namespace 1.
+    Blocks {
+        /// The controller.
+        backend: BackendId,
+    },
+    /// Lets go of every controller (off the bus, their memory freed).
+    Release,
+}
+
+/// The host's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackendReply {
+    /// A controller made: the attributes naming it to the device, and its number.
+    Created {
+        /// Its attributes.
+        attrs: NvmeCtrlAttrs,
+        /// Its number.
+        backend: BackendId,
+    },
+    /// The controller found, if any.
+    Found(Option<BackendId>),
+    /// A controller's counters.
+    Counters(Counters),
+    /// Media contents.
+    Bytes(Vec<u8>),
+    /// Blocks of namespace 1 (`None`: it has none).
+    Blocks(Option<u64>),
+    /// Done.
+    Done,
+    /// The call failed: why, as a case reports it.
+    Failed(String),
+}
+
+/// Carries a call to a [`BackendHost`] and brings its reply back.
+pub trait BackendLink: Send + Sync {
+    /// Carries `call`.
+    fn call(&self, call: &BackendCall) -> BackendReply;
+}
+
+/// Makes and serves the emulated controllers of one device context on one bus.
+pub struct BackendHost {
+    ctx: Arc<dyn DeviceContext>,
+    bus: Arc<PciBus>,
+    /// Where the controllers record their doorbells, SQEs and CQEs.
+    rec: Option<Recorder>,
+    made: Mutex<Made>,
+}
+
+/// The controllers made, by number.
+#[derive(Default)]
+struct Made {
+    next: BackendId,
+    by_id: BTreeMap<BackendId, Arc<BackendController>>,
+}
+
+/// `r` as a reply: `ok` of its value, or [`BackendReply::Failed`] with its message.
+fn reply<T>(r: Result<T, Failure>, ok: impl FnOnce(T) -> BackendReply) -> BackendReply {
+    match r {
+        Ok(v) => ok(v),
+        Err(f) => BackendReply::Failed(f.message),
+    }
+}
+
+impl BackendHost {
+    /// A host making controllers for `ctx`'s device on `bus`, traced into `rec` when given.
+    pub fn new(ctx: Arc<dyn DeviceContext>, bus: Arc<PciBus>, rec: Option<Recorder>) -> Self {
+        BackendHost {
+            ctx,
+            bus,
+            rec,
+            made: Mutex::new(Made::default()),
+        }
+    }
+
+    fn made(&self) -> std::sync::MutexGuard<'_, Made> {
+        self.made.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, id: BackendId) -> Result<Arc<BackendController>, Failure> {
+        (self.made().by_id.get(&id).cloned())
+            .ok_or_else(|| Failure::new(format!("backend {id}: no such controller")))
+    }
+
+    /// Carries out `call`.
+    pub fn handle(&self, call: BackendCall) -> BackendReply {
+        match call {
+            BackendCall::Create {
+                pd,
+                srq,
+                staging,
+                nsqs,
+                ini,
+                namespaces,
+            } => reply(
+                self.create(pd, &srq, &staging, nsqs, ini, namespaces),
+                |(attrs, backend)| BackendReply::Created { attrs, backend },
+            ),
+            BackendCall::Find { attrs } => {
+                let c = self.bus.find(attrs.sqdb.mr, attrs.sqdb.addr);
+                let made = self.made();
+                BackendReply::Found(c.and_then(|c| {
+                    (made.by_id.iter())
+                        .find(|(_, m)| Arc::ptr_eq(m, &c))
+                        .map(|(id, _)| *id)
+                }))
+            }
+            BackendCall::Counters { backend } => {
+                reply(self.get(backend), |c| BackendReply::Counters(c.counters()))
+            }
+            BackendCall::Inject { backend, fault } => reply(
+                self.get(backend).and_then(|c| {
+                    (c.inject(fault)).map_err(|e| Failure::from(e).context("fault injection"))
+                }),
+                |()| BackendReply::Done,
+            ),
+            BackendCall::ClearFaults { backend } => reply(self.get(backend), |c| {
+                c.clear_faults();
+                BackendReply::Done
+            }),
+            BackendCall::ReadBlock { backend, slba } => reply(
+                self.get(backend).and_then(|c| {
+                    (c.with_namespace(1, |ns| ns.read_blocks(slba, 1)))
+                        .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
+                        .map_err(|e| Failure::from(e).context("reading the backend's media"))
+                }),
+                BackendReply::Bytes,
+            ),
+            BackendCall::WriteBlocks {
+                backend,
+                slba,
+                data,
+            } => reply(
+                self.get(backend).and_then(|c| {
+                    if data.len() > MEDIA_MAX {
+                        return Err(Failure::new(format!(
+                            "data: {} bytes, more than {MEDIA_MAX} in one call",
+                            data.len()
+                        )));
+                    }
+                    (c.with_namespace(1, |ns| ns.write_blocks(slba, &data)))
+                        .ok_or_else(|| Failure::new("the backend has no namespace 1"))?
+                        .map_err(|e| Failure::from(e).context("writing the backend's media"))
+                }),
+                |()| BackendReply::Done,
+            ),
+            BackendCall::Blocks { backend } => reply(self.get(backend), |c| {
+                BackendReply::Blocks(c.with_namespace(1, |n| n.blocks()))
+            }),
+            BackendCall::Release => {
+                drop(self.bus.detach_all());
+                self.made().by_id.clear();
+                BackendReply::Done
+            }
+        }
+    }
+
+    /// A new controller ([`BackendCall::Create`]).
+    fn create(
+        &self,
+        pd: PdId,
+        srq: &NvmfSrqAttrs,
+        staging: &MrInfo,
+        nsqs: u32,
+        (sq_ini, cq_ini): (u16, u16),
+        namespaces: Vec<NsSource>,
+    ) -> Result<(NvmeCtrlAttrs, BackendId), Failure> {
+        if nsqs == 0 || nsqs > 64 {
+            return Err(Failure::new(format!("nsqs: {nsqs}, not 1 to 64")));
+        }
+        // The namespaces first: one taken from another controller leaves it only once the
+        // new controller can be made.
+        let mut nss = Vec::new();
+        for n in &namespaces {
+            if let NsSource::Ram {
+                nsid,
+                format,
+                blocks,
+            } = n
+            {
+                nss.push(
+                    Namespace::ram(*nsid, *format, *blocks)
+                        .map_err(|e| Failure::from(e).context("namespace"))?,
+                );
+            }
+        }
+        let depth = u64::from(srq.nvme_queue_depth);
+        let sq_len = depth * 64;
+        let cq_len = depth * 16;
+        // Room for every ring and doorbell with its alignment padding.
+        let len = (sq_len + 128) * u64::from(nsqs) + cq_len + 256;
+        let m = self.ctx.reg_mr(pd, len, Access::LOCAL_WRITE)?;
+        let mut off: u64 = 0;
+        let mut take = |n: u64, align: u64| {
+            off = off.div_ceil(align) * align;
+            let r = MemRef::of(&m, off, n);
+            off += n;
+            r
+        };
+        let sq_buf = take(sq_len, 64);
+        let cq_buf = take(cq_len, 16);
+        let sqdb = take(4, 4);
+        let cqdb = take(4, 4);
+        let extra_sqs = (1..nsqs)
+            .map(|_| crate::api::BackendSq {
+                buf: take(sq_len, 64),
+                db: take(4, 4),
+                db_ini: sq_ini,
+            })
+            .collect();
+        let mut attrs = NvmeCtrlAttrs {
+            sq_buf,
+            cq_buf,
+            sqdb,
+            cqdb,
+            sqdb_ini: sq_ini,
+            cqdb_ini: cq_ini,
+            cmd_timeout_us: 0,
+            extra_sqs,
+        };
+        let dma = DmaRegion::from_mem(&srq.staging_buf, staging)
+            .ok_or_else(|| Failure::new("staging buffer outside its region"))?;
+        let ctrl = Arc::new(
+            self.bus
+                .spawn(
+                    self.ctx.clone(),
+                    pd,
+                    &mut attrs,
+                    srq.nvme_queue_depth as u16,
+                    &[m, *staging],
+                    vec![dma],
+                )
+                .map_err(|e| Failure::from(e).context("backend spawn"))?,
+        );
+        if let Some(rec) = &self.rec {
+            ctrl.trace_into(rec.clone());
+        }
+        for n in namespaces {
+            let ns = match n {
+                NsSource::Ram { .. } => nss.remove(0),
+                NsSource::From { from, nsid } => (self.get(from)?.remove_namespace(nsid))
+                    .map_err(|e| Failure::from(e).context("taking the namespace back"))?,
+            };
+            ctrl.add_namespace(ns)
+                .map_err(|e| Failure::from(e).context("namespace"))?;
+        }
+        self.bus
+            .attach(attrs.sqdb.mr, attrs.sqdb.addr, ctrl.clone());
+        let mut made = self.made();
+        let id = made.next;
+        made.next += 1;
+        made.by_id.insert(id, ctrl);
+        Ok((attrs, id))
+    }
+}
+
+impl BackendLink for BackendHost {
+    fn call(&self, call: &BackendCall) -> BackendReply {
+        self.handle(call.clone())
+    }
+}
+
+/// A [`BackendLink`] to a host in this process through JSON text both ways.
+pub struct JsonBackendLink(pub BackendHost);
+
+impl BackendLink for JsonBackendLink {
+    fn call(&self, call: &BackendCall) -> BackendReply {
+        let reply = match super::local::carried(call) {
+            Ok(call) => super::local::carried(&self.0.handle(call)),
+            Err(e) => Err(e),
+        };
+        reply.unwrap_or_else(|e| BackendReply::Failed(e.reason))
+    }
+}
