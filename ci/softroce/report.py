@@ -246,8 +246,10 @@ def blktests_table(runs, meta):
     lines = ["| test | what it checks | reference target | kernel nvmet-rdma |", "|---|---|---|---|"]
     for t in tests:
         ref, ker = runs.get("reference", {}).get(t), runs.get("kernel", {}).get(t)
+        again = runs.get("reference-again", {}).get(t)
         desc = ((ref or ker or {}).get("description", "")).replace("|", "/")
-        lines.append(f"| {t} | {desc} | {cell(ref)} | {cell(ker)} |")
+        ref_cell = cell(ref) + (f", then {cell(again)} on its re-run" if again else "")
+        lines.append(f"| {t} | {desc} | {ref_cell} | {cell(ker)} |")
     count = lambda r, v: sum(1 for f in r.values() if f.get("status") == v)
     totals = ", ".join(
         f"{name}: {count(runs.get(name, {}), 'pass')} passed, {count(runs.get(name, {}), 'fail')} failed, "

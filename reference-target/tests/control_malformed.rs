@@ -143,7 +143,7 @@ fn table() -> Vec<Row> {
             false,
             Connected,
             line(r#"{"op":"hello","protocol":999}"#),
-            Error("protocol 999 is not this target's (2)"),
+            Error("protocol 999 is not this target's (3)"),
         ),
         row(
             "ctl-unknown-op",
@@ -241,6 +241,37 @@ fn table() -> Vec<Row> {
                 control_rig::SUB
             )),
             Error("count: 1048576 blocks are"),
+        ),
+        row(
+            "ctl-device-not-open",
+            false,
+            Greeted,
+            line(r#"{"op":"ctx","call":{"call":"alloc-pd"}}"#),
+            Error("no device is open: open-device first"),
+        ),
+        row(
+            "ctl-unknown-device-call",
+            false,
+            Greeted,
+            line(r#"{"op":"ctx","call":{"call":"format-disk"}}"#),
+            Error("unknown variant `format-disk`"),
+        ),
+        row(
+            "ctl-close-no-device",
+            false,
+            Greeted,
+            line(r#"{"op":"close-device"}"#),
+            Error("no device is open"),
+        ),
+        row(
+            "ctl-device-while-started",
+            false,
+            Started,
+            line(
+                serde_json::json!({"op": "open-device", "profile": full(), "quirks": []})
+                    .to_string(),
+            ),
+            Error("a target is running: stop it first"),
         ),
         row(
             "ctl-line-too-long",

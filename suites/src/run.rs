@@ -19,7 +19,7 @@ use reference_target::quirks::Quirks;
 
 use std::sync::Arc;
 
-use reference_target::remote::{RemoteError, RemoteTarget};
+use reference_target::remote::{RemoteDevice, RemoteError, RemoteTarget};
 
 use crate::catalog::{Body, Entry};
 use crate::fabric::CaseFabric;
@@ -354,10 +354,13 @@ impl CaseOutcome {
 
 /// The device under test `opts` names, opened on `place`: the reference target, a plugin,
 /// or the reference target on another host (`--connect`); why not, when it does not open.
+/// In two-host mode, `device` says whether the case uses the remote target's device itself
+/// (every case but the control-plane ones, which start a target there).
 pub async fn open_dut(
     place: CaseFabric,
     opts: &Options,
     capture: Option<&Capture>,
+    device: bool,
 ) -> Result<Dut, String> {
     let remote = match &opts.connect {
         None => None,
@@ -366,14 +369,14 @@ pub async fn open_dut(
                 target: Arc::new(t),
                 profile: opts.profile.clone(),
                 quirks: opts.quirks.clone(),
+                device: None,
             }),
             Err(e) => return Err(e.to_string()),
         },
     };
     match (&opts.plugin, remote) {
-        (None, Some(r)) => {
-            Dut::remote(place, r).map_err(|e| format!("the host's device did not open: {e}"))
-        }
+        (None, Some(r)) => (Dut::remote(place, r, device).await)
+            .map_err(|e| format!("the device did not open: {e}")),
         (None, None) if opts.message_link => {
             Dut::reference_linked(place, &opts.profile, opts.quirks.clone(), capture)
                 .map_err(|e| format!("the device did not open: {e}"))
@@ -399,7 +402,8 @@ pub async fn offload_verdict(
     bound: Duration,
     time: &str,
 ) -> CaseOutcome {
-    let mut dut = match open_dut(place, opts, capture).await {
+    let control = case.needs.iter().any(|n| matches!(n, Need::ControlPlane));
+    let mut dut = match open_dut(place, opts, capture, !control).await {
         Ok(d) => d,
         Err(why) => return CaseOutcome::error(why),
     };
@@ -411,7 +415,6 @@ pub async fn offload_verdict(
         // Backend controllers are queue pairs of the real controller; a control-plane
         // case's reference target opens it itself, so the suites let go of it.
         let backends = case.needs.iter().any(|n| matches!(n, Need::Backends));
-        let control = case.needs.iter().any(|n| matches!(n, Need::ControlPlane));
         if backends || control {
             let used = framework::dut::RealBackend::open(pci).and_then(|r| {
                 if backends {
@@ -478,7 +481,10 @@ pub async fn offload_verdict(
     let mut trace: Vec<String> = rec.lines().iter().map(ToString::to_string).collect();
     let verdict = match &remote {
         None => verdict,
-        Some(r) => stop_remote(&r.target, verdict, &mut trace).await,
+        Some(r) => match &r.device {
+            Some(d) => close_remote(d, verdict, &mut trace),
+            None => stop_remote(&r.target, verdict, &mut trace).await,
+        },
     };
     // What a conforming device with these caps does (crate::oracle): the reviewed snapshot
     // of the built-in profile with these caps, or the reference target run with them,
@@ -603,6 +609,23 @@ pub async fn connect_remote(
 /// Marks where a two-host case's trace goes on with the remote target's own lines.
 pub const REMOTE_TRACE_MARK: &str =
     "# the remote target's own trace (not compared: see docs/two-host.md)";
+
+/// Releases the remote device a two-host case used (the Dut's drop has, unless the case
+/// hung) and appends its backends' trace after [`REMOTE_TRACE_MARK`]; a device that is not
+/// released makes a passing case an error.
+fn close_remote(d: &RemoteDevice, verdict: Verdict, trace: &mut Vec<String>) -> Verdict {
+    match d.close() {
+        Ok(lines) => {
+            trace.push(REMOTE_TRACE_MARK.into());
+            trace.extend(lines);
+            verdict
+        }
+        Err(e) => match verdict {
+            Verdict::Pass => Verdict::Error(format!("releasing the remote device: {e}")),
+            v => v,
+        },
+    }
+}
 
 /// Stops the target a two-host case started, if it started one, and appends its trace
 /// after [`REMOTE_TRACE_MARK`]. A target that does not stop cleanly makes a passing case an

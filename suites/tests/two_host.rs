@@ -20,59 +20,74 @@ use suites::fabric::CaseFabric;
 use suites::options::Connect;
 use suites::run::{offload_verdict, Options};
 
-/// Runs every control-plane case (areas connect, recovery and security) through a control
-/// channel;
+/// A control channel's target on its own thread (with its own runtime, as another host's
+/// would be: the runner's calls on the device block the runner's thread while the target
+/// answers), serving a simulated fabric's `sim0`; the channel's address and security, and
+/// the fabric, which the runner's hosts share.
+fn serve_on_a_thread(seed: u64) -> (std::net::SocketAddr, Security, Arc<SimFabric>) {
+    // the lab secret both ends hold: the channel is TLS, each end proving it
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("nvmf-two-host-{}-{run}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("lab.secret");
+    Secret::generate(&path).unwrap();
+    let security = Security::Secret(Arc::new(Secret::load(&path).unwrap()));
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let theirs = security.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let fabric = SimFabric::new(seed);
+            let shared = fabric.clone();
+            let open = move || {
+                Ok(Opened {
+                    ctx: shared.open("sim0").map_err(|e| e.to_string())?,
+                    fabric: None,
+                })
+            };
+            let server = ControlServer::bind(
+                "127.0.0.1:0".parse().unwrap(),
+                theirs,
+                Arc::new(open),
+                "sim",
+                "sim0",
+            )
+            .await
+            .unwrap();
+            tx.send((server.local_addr().unwrap(), fabric)).unwrap();
+            // serves until the test process ends
+            server.serve().await;
+        });
+    });
+    let (addr, fabric) = rx.recv().unwrap();
+    (addr, security, fabric)
+}
+
+/// Runs the cases `filters` select through a control channel with `profile` and `quirks`;
 /// returns `(id, verdict)` of each.
-fn run_remote(quirks: Quirks) -> Vec<(String, Verdict)> {
+fn run_remote(filters: &[&str], profile: &str, quirks: Quirks) -> Vec<(String, Verdict)> {
+    let (addr, security, fabric) = serve_on_a_thread(5);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let fabric = SimFabric::new(5);
-        let shared = fabric.clone();
-        let open = move || {
-            Ok(Opened {
-                ctx: shared.open("sim0").map_err(|e| e.to_string())?,
-                fabric: None,
-            })
-        };
-        // the lab secret both ends hold: the channel is TLS, each end proving it
-        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("nvmf-two-host-{}-{run}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("lab.secret");
-        Secret::generate(&path).unwrap();
-        let security = Security::Secret(Arc::new(Secret::load(&path).unwrap()));
-        std::fs::remove_dir_all(&dir).unwrap();
-        let server = ControlServer::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            security.clone(),
-            Arc::new(open),
-            "sim",
-            "sim0",
-        )
-        .await
-        .unwrap();
-        let addr = server.local_addr().unwrap();
-        let serving = tokio::spawn(server.serve());
         let opts = Options {
-            profile: Profile::builtin("full").unwrap(),
+            profile: Profile::builtin(profile).unwrap(),
             quirks,
             snapshots: Some(suites::snapshot::default_dir()),
             connect: Some(Connect { addr, security }),
             ..Options::default()
         };
         let mut out = Vec::new();
-        // and one case that calls the offload API itself: it cannot run here
-        for e in catalog::select(&[
-            "connect".into(),
-            "recovery".into(),
-            "security".into(),
-            "caps.consistent".into(),
-        ]) {
+        let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
+        for e in catalog::select(&filters) {
             let Body::Offload(case) = &e.body else {
                 continue;
             };
@@ -92,22 +107,27 @@ fn run_remote(quirks: Quirks) -> Vec<(String, Verdict)> {
                     "{}: the remote target's trace was not collected",
                     e.id
                 );
+                // a control-plane case's target lines come from the remote target
+                let control = case.needs.contains(&suites::framework::Need::ControlPlane);
                 assert!(
-                    trace.iter().any(|l| l.starts_with("target")),
+                    !control || trace.iter().any(|l| l.starts_with("target")),
                     "{}: no target line in {trace:#?}",
                     e.id
                 );
             }
             out.push((e.id.clone(), verdict));
         }
-        serving.abort();
         out
     })
 }
 
 #[test]
 fn control_plane_cases_pass_through_the_channel() {
-    let results = run_remote(Quirks::none());
+    let results = run_remote(
+        &["connect", "recovery", "security", "caps.consistent"],
+        "full",
+        Quirks::none(),
+    );
     let passed = results
         .iter()
         .filter(|(_, v)| matches!(v, Verdict::Pass))
@@ -116,9 +136,6 @@ fn control_plane_cases_pass_through_the_channel() {
     for (id, v) in &results {
         match v {
             Verdict::Pass => {}
-            Verdict::Skip(why) if id == "caps.consistent" => {
-                assert_eq!(why, suites::framework::NOT_REMOTE)
-            }
             // the full profile serves non-offloaded ops: this one case is for devices
             // that do not
             Verdict::Skip(why) if why.contains("supports_non_offloaded_ops") => {}
@@ -132,7 +149,11 @@ fn control_plane_cases_pass_through_the_channel() {
 /// remote target, and the case that checks the rule fails.
 #[test]
 fn a_remote_quirk_is_caught() {
-    let results = run_remote(Quirks::one(Quirk::AllowAnyHost));
+    let results = run_remote(
+        &["connect", "recovery", "security"],
+        "full",
+        Quirks::one(Quirk::AllowAnyHost),
+    );
     let failed: Vec<&str> = results
         .iter()
         .filter(|(_, v)| matches!(v, Verdict::Fail(_)))
@@ -142,4 +163,50 @@ fn a_remote_quirk_is_caught() {
         failed.iter().any(|id| id.contains("host-not-allowed")),
         "allow-any-host went unnoticed: failed {failed:?}"
     );
+}
+
+/// Every offload case runs through the channel (the device context, the offload API and
+/// the emulated backends of the target host's device used as messages) and ends as it does
+/// in one process.
+#[test]
+fn the_whole_catalog_runs_through_the_channel() {
+    let remote = run_remote(&[], "full", Quirks::none());
+    let opts = Options {
+        profile: Profile::builtin("full").unwrap(),
+        snapshots: Some(suites::snapshot::default_dir()),
+        ..Options::default()
+    };
+    let offload: Vec<_> = catalog::all()
+        .into_iter()
+        .filter(|e| matches!(e.body, Body::Offload(_)))
+        .collect();
+    let direct = suites::run::run(&offload, &opts, |_| {});
+    assert_eq!(direct.cases.len(), remote.len());
+    let differ: Vec<String> = direct
+        .cases
+        .iter()
+        .zip(&remote)
+        .filter(|(d, r)| format!("{:?}", d.verdict) != format!("{:?}", r.1))
+        .map(|(d, r)| {
+            format!(
+                "{}: {:?} in one process, {:?} across the channel",
+                d.id, d.verdict, r.1
+            )
+        })
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+    let passed = remote
+        .iter()
+        .filter(|(_, v)| matches!(v, Verdict::Pass))
+        .count();
+    eprintln!(
+        "{passed} of {} offload cases passed across the channel",
+        remote.len()
+    );
+    assert!(passed > 150, "only {passed} passed");
 }

@@ -139,7 +139,8 @@ stage_b_replay() {
 
 # r: two-host mode with both processes in this VM: nvmf-reference-target --control on
 # loopback TCP, and nvmf-conform run --connect, whose hosts reach the remote target's
-# ports over rxe0 (the control-plane cases: areas connect, recovery and security). Before
+# ports over rxe0 (the whole catalog: the control-plane cases start targets there, the others
+# use its device through the channel). Before
 # c and d, whose targets take ports 4420/4421.
 stage_r() {
   [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform in the shared binaries"

@@ -61,7 +61,7 @@ remote_target() {
   control_target_stop
 }
 
-# Two-host mode's initiator side: the control-plane cases against the target VM.
+# Two-host mode's initiator side: the whole catalog against the target VM.
 remote_initiator() {
   local n=0
   until [ -e "$SYNC/control-ready" ] || [ -e "$SYNC/control-none" ]; do

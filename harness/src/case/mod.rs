@@ -20,7 +20,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 pub use failure::{expect_errno, CaseResult, Context, Failure, WithErrno};
-pub use need::{DutFacts, Facts, FaultKind, Need, RealBackendFacts, FOREIGN_ADDR, NOT_REMOTE};
+pub use need::{DutFacts, Facts, FaultKind, Need, RealBackendFacts, FOREIGN_ADDR};
 
 /// What describes a case, apart from its code: the one source of the catalog, the docs'
 /// requirement table and the reports.

@@ -155,8 +155,8 @@ pub struct DutFacts<'a> {
     pub device: &'a DeviceAttr,
     /// Whether the harness can make backend controllers for it.
     pub has_backends: bool,
-    /// Two-host mode: the device is in a remote target's process, and only the cases that
-    /// go through the control plane can run.
+    /// Two-host mode: the device is in a remote target's process, reached through the
+    /// control channel.
     pub remote: bool,
     /// The backend controllers are queue pairs of this real controller (else emulated).
     pub real_backend: Option<RealBackendFacts>,
@@ -175,26 +175,16 @@ pub struct Facts<'a> {
     pub dut: Option<DutFacts<'a>>,
 }
 
-/// Why a case that does not go through the control plane cannot run in two-host mode.
-pub const NOT_REMOTE: &str = "two-host mode (--connect) runs only the control-plane cases \
-     (areas connect, recovery and security): this case calls the device's offload API, \
-     which is in the remote target's process";
-
 impl Facts<'_> {
     /// Why a case with these needs cannot run, or `None` when it can. A fabric case (no
-    /// device under test) on a fabric without any device is skipped; in two-host mode only
-    /// cases that need the control plane run.
+    /// device under test) on a fabric without any device is skipped.
     pub fn unmet(&self, needs: &[Need]) -> Option<String> {
-        match self.dut {
-            None => match self.fabric.devices() {
+        if self.dut.is_none() {
+            match self.fabric.devices() {
                 Err(e) => return Some(format!("cannot list RDMA devices: {e}")),
                 Ok(d) if d.is_empty() => return Some("no RDMA device".into()),
                 Ok(_) => {}
-            },
-            Some(dut) if dut.remote && !needs.contains(&Need::ControlPlane) => {
-                return Some(NOT_REMOTE.into())
             }
-            Some(_) => {}
         }
         needs.iter().find_map(|n| n.unmet(self))
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use harness::api::{NsCounters, Profile};
 use tokio::io::{BufReader, ReadHalf, WriteHalf};
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
 
 use super::auth::{Security, Side};
 use super::channel::{self, Established, Stream};
@@ -69,14 +69,31 @@ pub struct RemoteInfo {
     pub fingerprint: Option<String>,
 }
 
-/// A connection to a remote `nvmf-reference-target --control`.
+/// A connection to a remote `nvmf-reference-target --control`. The connection lives on a
+/// thread of its own (`nvmf-control`), which carries the requests one at a time: calls made
+/// from synchronous code (a remote device's context, [`super::link`]) wait for it without
+/// stopping it, and a caller that gives up waiting leaves the exchange to finish, so the
+/// next reply read is always the next request's.
 pub struct RemoteTarget {
     addr: SocketAddr,
-    io: Mutex<(BufReader<ReadHalf<Stream>>, WriteHalf<Stream>)>,
+    jobs: mpsc::UnboundedSender<Job>,
     info: RemoteInfo,
     /// Longest wait for a reply: [`REPLY_BOUND`], scaled.
     reply_bound: Duration,
 }
+
+/// What is done with a request's outcome.
+pub(super) type Done = Box<dyn FnOnce(Result<Reply, RemoteError>) + Send>;
+
+/// A request for the connection's thread: what to send, how long to wait for the reply,
+/// and what to do with it.
+struct Job {
+    req: Request,
+    bound: Duration,
+    done: Done,
+}
+
+type Io = (BufReader<ReadHalf<Stream>>, WriteHalf<Stream>);
 
 impl std::fmt::Debug for RemoteTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,7 +104,7 @@ impl std::fmt::Debug for RemoteTarget {
     }
 }
 
-fn op_name(r: &Request) -> &'static str {
+pub(super) fn op_name(r: &Request) -> &'static str {
     match r {
         Request::Hello { .. } => "hello",
         Request::Start { .. } => "start",
@@ -101,6 +118,13 @@ fn op_name(r: &Request) -> &'static str {
         Request::Events {} => "events",
         Request::WaitEvent { .. } => "wait-event",
         Request::Trace {} => "trace",
+        Request::OpenDevice { .. } => "open-device",
+        Request::Ctx { .. } => "ctx",
+        Request::CtxWait { .. } => "ctx-wait",
+        Request::Offload { .. } => "offload",
+        Request::OffloadEvent { .. } => "offload-event",
+        Request::Backend { .. } => "backend",
+        Request::CloseDevice {} => "close-device",
     }
 }
 
@@ -109,9 +133,10 @@ fn op_name(r: &Request) -> &'static str {
 macro_rules! ask {
     ($target:expr, $req:expr, $bound:expr, $reply:pat => $out:expr) => {{
         let req = $req;
-        match $target.call(&req, $bound).await? {
+        let op = op_name(&req);
+        match $target.call(req, $bound).await? {
             $reply => Ok($out),
-            other => Err(unexpected(op_name(&req), other)),
+            other => Err(unexpected(op, other)),
         }
     }};
 }
@@ -124,52 +149,46 @@ impl RemoteTarget {
         security: &Security,
         bound: Duration,
     ) -> Result<RemoteTarget, RemoteError> {
-        let channel = |message: String| RemoteError::Channel { addr, message };
-        let Established {
-            stream,
-            binding,
-            fingerprint,
-        } = channel::open(addr, security, bound)
+        let channel = move |message: String| RemoteError::Channel { addr, message };
+        let (ready, connected) = oneshot::channel();
+        let (jobs, queue) = mpsc::unbounded_channel();
+        let security = security.clone();
+        std::thread::Builder::new()
+            .name("nvmf-control".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready.send(Err(channel(format!("its thread's runtime: {e}"))));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match open(addr, &security, bound).await {
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                        }
+                        Ok((io, info)) => {
+                            if ready.send(Ok(info)).is_ok() {
+                                carry(addr, io, queue).await;
+                            }
+                        }
+                    }
+                });
+            })
+            .map_err(|e| channel(format!("its thread: {e}")))?;
+        let info = connected
             .await
-            .map_err(channel)?;
-        let (r, w) = tokio::io::split(stream);
-        let mut t = RemoteTarget {
+            .map_err(|_| channel("its thread ended before connecting".into()))??;
+        Ok(RemoteTarget {
             addr,
-            io: Mutex::new((BufReader::new(r), w)),
-            info: RemoteInfo {
-                version: String::new(),
-                fabric: String::new(),
-                device: String::new(),
-                fingerprint,
-            },
+            jobs,
+            info,
             reply_bound: REPLY_BOUND,
-        };
-        let secret = match security {
-            Security::Secret(s) => binding.as_ref().map(|b| (s, b)),
-            Security::Insecure => None,
-        };
-        let req = Request::Hello {
-            protocol: PROTOCOL,
-            proof: secret.map(|(s, b)| s.prove(Side::Runner, b)),
-        };
-        let (version, fabric, device, proof) = ask!(
-            t, req, bound,
-            Reply::Hello { version, fabric, device, proof, .. } => (version, fabric, device, proof)
-        )?;
-        if let Some((s, b)) = secret {
-            let proven = proof.is_some_and(|p| s.verify(Side::Target, b, &p));
-            if !proven {
-                return Err(channel(
-                    "the target did not prove it holds the lab secret: it has another secret \
-                     file, or something between the hosts answered in its place"
-                        .into(),
-                ));
-            }
-        }
-        t.info.version = version;
-        t.info.fabric = fabric;
-        t.info.device = device;
-        Ok(t)
+        })
     }
 
     /// The target's address on the control channel.
@@ -194,31 +213,76 @@ impl RemoteTarget {
         &self.info
     }
 
-    /// Sends `req` and waits (at most `bound`) for its reply; a `Reply::Error` is
-    /// [`RemoteError::Refused`].
-    async fn call(&self, req: &Request, bound: Duration) -> Result<Reply, RemoteError> {
-        let op = op_name(req);
-        let addr = self.addr;
-        let channel = |message: String| RemoteError::Channel { addr, message };
-        let mut io = self.io.lock().await;
-        let (r, w) = &mut *io;
-        let exchange = async {
-            write_msg(w, req)
-                .await
-                .map_err(|e| channel(format!("sending `{op}`: {e}")))?;
-            let line = read_line(r).await.map_err(|e| match e {
-                LineError::Closed => channel(format!("closed before answering `{op}`")),
-                e => channel(format!("reading the reply to `{op}`: {e}")),
-            })?;
-            serde_json::from_str::<Reply>(&line)
-                .map_err(|e| channel(format!("malformed reply to `{op}`: {e}")))
-        };
-        match tokio::time::timeout(bound, exchange).await {
-            Err(_) => Err(RemoteError::Timeout { addr, op, bound }),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(Reply::Error { message })) => Err(RemoteError::Refused { op, message }),
-            Ok(Ok(reply)) => Ok(reply),
+    /// Hands `req` to the connection's thread, which waits at most `bound` for its reply
+    /// and gives the outcome to `done`.
+    pub(super) fn submit(&self, req: Request, bound: Duration, done: Done) {
+        if let Err(mpsc::error::SendError(job)) = self.jobs.send(Job { req, bound, done }) {
+            let message = format!(
+                "`{}` not sent: the channel's thread ended",
+                op_name(&job.req)
+            );
+            (job.done)(Err(RemoteError::Channel {
+                addr: self.addr,
+                message,
+            }));
         }
+    }
+
+    /// Sends `req` and waits (at most `bound`) for its reply; a `Reply::Error` is
+    /// [`RemoteError::Refused`]. A caller that stops waiting leaves the exchange to finish.
+    async fn call(&self, req: Request, bound: Duration) -> Result<Reply, RemoteError> {
+        self.call_keeping(req, bound, |_| {}).await
+    }
+
+    /// [`RemoteTarget::call`]; a reply that comes after the caller stopped waiting goes to
+    /// `orphan` (a remote event must not be lost).
+    pub(super) async fn call_keeping(
+        &self,
+        req: Request,
+        bound: Duration,
+        orphan: impl FnOnce(Reply) + Send + 'static,
+    ) -> Result<Reply, RemoteError> {
+        let addr = self.addr;
+        let (tx, rx) = oneshot::channel();
+        self.submit(
+            req,
+            bound,
+            Box::new(move |r| {
+                if let Err(Ok(reply)) = tx.send(r) {
+                    orphan(reply);
+                }
+            }),
+        );
+        rx.await.unwrap_or_else(|_| {
+            Err(RemoteError::Channel {
+                addr,
+                message: "the channel's thread ended".into(),
+            })
+        })
+    }
+
+    /// [`RemoteTarget::call`] from synchronous code: blocks this thread (never the
+    /// connection's) until the reply, which the connection's thread bounds by `bound`.
+    pub(super) fn call_blocking(
+        &self,
+        req: Request,
+        bound: Duration,
+    ) -> Result<Reply, RemoteError> {
+        let addr = self.addr;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit(
+            req,
+            bound,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv().unwrap_or_else(|_| {
+            Err(RemoteError::Channel {
+                addr,
+                message: "the channel's thread ended".into(),
+            })
+        })
     }
 
     /// Starts a target from `config` (TOML text) with `profile` and `quirks`; the address
@@ -328,7 +392,116 @@ impl RemoteTarget {
     }
 }
 
-fn unexpected(op: &'static str, reply: Reply) -> RemoteError {
+/// Opens the channel to `addr` and says hello (within `bound`): the stream and what the
+/// target said of itself.
+async fn open(
+    addr: SocketAddr,
+    security: &Security,
+    bound: Duration,
+) -> Result<(Io, RemoteInfo), RemoteError> {
+    let channel = |message: String| RemoteError::Channel { addr, message };
+    let Established {
+        stream,
+        binding,
+        fingerprint,
+    } = channel::open(addr, security, bound)
+        .await
+        .map_err(channel)?;
+    let (r, w) = tokio::io::split(stream);
+    let mut io = (BufReader::new(r), w);
+    let secret = match security {
+        Security::Secret(s) => binding.as_ref().map(|b| (s, b)),
+        Security::Insecure => None,
+    };
+    let req = Request::Hello {
+        protocol: PROTOCOL,
+        proof: secret.map(|(s, b)| s.prove(Side::Runner, b)),
+    };
+    let (version, fabric, device, proof) = match exchange(addr, &mut io, &req, bound).await? {
+        Reply::Hello {
+            version,
+            fabric,
+            device,
+            proof,
+            ..
+        } => (version, fabric, device, proof),
+        other => return Err(unexpected("hello", other)),
+    };
+    if let Some((s, b)) = secret {
+        let proven = proof.is_some_and(|p| s.verify(Side::Target, b, &p));
+        if !proven {
+            return Err(channel(
+                "the target did not prove it holds the lab secret: it has another secret \
+                 file, or something between the hosts answered in its place"
+                    .into(),
+            ));
+        }
+    }
+    let info = RemoteInfo {
+        version,
+        fabric,
+        device,
+        fingerprint,
+    };
+    Ok((io, info))
+}
+
+/// The connection's thread: carries each job's request and hands its outcome on, until
+/// the [`RemoteTarget`] is dropped. After a timeout or a broken stream nothing more is
+/// sent (a late reply would be read as the next request's): every later job fails, saying
+/// why.
+async fn carry(addr: SocketAddr, mut io: Io, mut queue: mpsc::UnboundedReceiver<Job>) {
+    let mut broken: Option<String> = None;
+    while let Some(job) = queue.recv().await {
+        let op = op_name(&job.req);
+        let outcome = match &broken {
+            Some(why) => Err(RemoteError::Channel {
+                addr,
+                message: format!("`{op}` not sent: {why}"),
+            }),
+            None => exchange(addr, &mut io, &job.req, job.bound).await,
+        };
+        match &outcome {
+            Err(e @ RemoteError::Timeout { .. }) => broken = Some(format!("earlier, {e}")),
+            Err(RemoteError::Channel { message, .. }) if broken.is_none() => {
+                broken = Some(format!("the channel broke: {message}"))
+            }
+            _ => {}
+        }
+        (job.done)(outcome);
+    }
+}
+
+/// Sends `req` and waits (at most `bound`) for its reply; a `Reply::Error` is
+/// [`RemoteError::Refused`].
+async fn exchange(
+    addr: SocketAddr,
+    (r, w): &mut Io,
+    req: &Request,
+    bound: Duration,
+) -> Result<Reply, RemoteError> {
+    let op = op_name(req);
+    let channel = |message: String| RemoteError::Channel { addr, message };
+    let exchange = async {
+        write_msg(w, req)
+            .await
+            .map_err(|e| channel(format!("sending `{op}`: {e}")))?;
+        let line = read_line(r).await.map_err(|e| match e {
+            LineError::Closed => channel(format!("closed before answering `{op}`")),
+            e => channel(format!("reading the reply to `{op}`: {e}")),
+        })?;
+        serde_json::from_str::<Reply>(&line)
+            .map_err(|e| channel(format!("malformed reply to `{op}`: {e}")))
+    };
+    match tokio::time::timeout(bound, exchange).await {
+        Err(_) => Err(RemoteError::Timeout { addr, op, bound }),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(Reply::Error { message })) => Err(RemoteError::Refused { op, message }),
+        Ok(Ok(reply)) => Ok(reply),
+    }
+}
+
+pub(super) fn unexpected(op: &'static str, reply: Reply) -> RemoteError {
     RemoteError::Unexpected {
         op,
         reply: format!("{reply:?}"),

@@ -10,16 +10,21 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::quirks::Quirks;
 use harness::backend::emulated::{Counters, Fault};
+use harness::remote::{BackendCall, BackendReply, CtxCall, CtxReply, CtxWait};
+use harness::remote::{OffloadCall, OffloadReply};
 
 /// The protocol version; both ends say theirs in `hello` and refuse another (2: TLS and
-/// proofs of the lab secret, [`super::auth`]).
-pub const PROTOCOL: u32 = 2;
+/// proofs of the lab secret, [`super::auth`]; 3: the device itself served, `open-device`).
+pub const PROTOCOL: u32 = 3;
 /// Longest line either end accepts, bytes (a longer one ends the connection).
 pub const MAX_LINE: usize = 4 << 20;
 /// Longest `wait-event` bound the target accepts.
 pub const MAX_WAIT: Duration = Duration::from_secs(600);
 /// Most bytes one `backend-blocks` request may read.
 pub const MAX_BLOCK_BYTES: u64 = 1 << 20;
+/// Longest a `ctx-wait` or `offload-event` request waits on the target (the runner waits
+/// longer by asking again).
+pub const MAX_DEVICE_WAIT: Duration = Duration::from_secs(1);
 
 /// What the runner asks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +107,46 @@ pub enum Request {
     },
     /// The target's trace so far (lines of actors `target`, `device`).
     Trace {},
+    /// Opens the device and builds the reference engine on it with this profile and quirks,
+    /// for the runner to use the device itself: its context (`ctx`, `ctx-wait`), its
+    /// offload API (`offload`, `offload-event`) and emulated backend controllers
+    /// (`backend`), until `close-device`.
+    OpenDevice {
+        /// The capabilities the engine presents.
+        profile: Profile,
+        /// Deliberate violations the engine commits.
+        quirks: Quirks,
+    },
+    /// A device context call that answers at once.
+    Ctx {
+        /// The call.
+        call: CtxCall,
+    },
+    /// Waits on the device context, at most `bound_ms` (capped at [`MAX_DEVICE_WAIT`]).
+    CtxWait {
+        /// What to wait for.
+        wait: CtxWait,
+        /// Bound, milliseconds.
+        bound_ms: u64,
+    },
+    /// An offload API call that answers at once.
+    Offload {
+        /// The call.
+        call: OffloadCall,
+    },
+    /// Waits for the next offload event, at most `bound_ms` (capped at [`MAX_DEVICE_WAIT`]).
+    OffloadEvent {
+        /// Bound, milliseconds.
+        bound_ms: u64,
+    },
+    /// A call on the emulated backend controllers of the open device.
+    Backend {
+        /// The call.
+        call: BackendCall,
+    },
+    /// Releases the open device (its backend controllers first); the reply carries the
+    /// trace its backend controllers wrote.
+    CloseDevice {},
 }
 
 /// What the target answers.
@@ -175,6 +220,32 @@ pub enum Reply {
     Trace {
         /// The lines.
         lines: Vec<String>,
+    },
+    /// The device is open; the address it has.
+    DeviceOpened {
+        /// The device's IPv4 address.
+        ip: Ipv4Addr,
+    },
+    /// A device context call's answer; `null` for a wait that ended at its bound.
+    Ctx {
+        /// The answer.
+        answer: Option<CtxReply>,
+    },
+    /// An offload call's answer (an `offload-event` that ended at its bound:
+    /// `{"reply":"event","value":null}`).
+    Offload {
+        /// The answer.
+        answer: OffloadReply,
+    },
+    /// A backend call's answer.
+    Backend {
+        /// The answer.
+        answer: BackendReply,
+    },
+    /// The device was released.
+    DeviceClosed {
+        /// Its backend controllers' trace lines.
+        trace: Vec<String>,
     },
     /// The request could not be carried out; the connection stays usable.
     Error {
@@ -280,10 +351,59 @@ mod tests {
                 needle: "kato".into(),
                 bound_ms: 5000,
             },
+            Request::OpenDevice {
+                profile: Profile::builtin("minimal").unwrap(),
+                quirks: Quirks::none(),
+            },
+            Request::Ctx {
+                call: CtxCall::RegMr {
+                    pd: harness::fabric::PdId(3),
+                    len: 4096,
+                    access: harness::fabric::Access::LOCAL_WRITE,
+                },
+            },
+            Request::CtxWait {
+                wait: CtxWait::CmEvent,
+                bound_ms: 50,
+            },
+            Request::Offload {
+                call: OffloadCall::PollEvent,
+            },
+            Request::OffloadEvent { bound_ms: 50 },
+            Request::Backend {
+                call: BackendCall::Counters { backend: 7 },
+            },
+            Request::CloseDevice {},
         ];
         for r in reqs {
             let text = serde_json::to_string(&r).unwrap();
             assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), r, "{text}");
+        }
+    }
+
+    #[test]
+    fn device_replies_round_trip() {
+        let replies = [
+            Reply::DeviceOpened {
+                ip: Ipv4Addr::new(192, 0, 2, 1),
+            },
+            Reply::Ctx {
+                answer: Some(CtxReply::Pd(harness::fabric::PdId(1))),
+            },
+            Reply::Ctx { answer: None },
+            Reply::Offload {
+                answer: OffloadReply::Event(None),
+            },
+            Reply::Backend {
+                answer: BackendReply::Failed("backend: no controller 9".into()),
+            },
+            Reply::DeviceClosed {
+                trace: vec!["backend fetched".into()],
+            },
+        ];
+        for r in replies {
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<Reply>(&text).unwrap(), r, "{text}");
         }
     }
 
@@ -294,6 +414,9 @@ mod tests {
             r#"{"op":"reboot"}"#,
             r#"{"op":"controllers"}"#,
             r#"{"op":"inject","subnqn":"a","nsid":1,"fault":"melt"}"#,
+            r#"{"op":"ctx","call":{"call":"format-disk"}}"#,
+            r#"{"op":"ctx-wait","wait":{"wait":"cq"},"bound_ms":5}"#,
+            r#"{"op":"open-device","profile":"full"}"#,
         ] {
             assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
         }

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::auth::{Binding, Security, Side};
 use super::channel::{Acceptor, Established, HANDSHAKE_BOUND};
+use super::device::DeviceSession;
 use super::proto::{
     parse_request, read_line, read_line_into, write_msg, LineError, Reply, Request,
     MAX_BLOCK_BYTES, MAX_WAIT, PROTOCOL,
@@ -135,6 +136,7 @@ impl ControlServer {
         let (r, mut w) = tokio::io::split(stream);
         let mut r = BufReader::new(r);
         let mut running: Option<Running> = None;
+        let mut device: Option<DeviceSession> = None;
         let mut greeted = false;
         // a line half read when another runner knocks is finished on the next turn
         let mut pending = Vec::new();
@@ -198,18 +200,56 @@ impl ControlServer {
                     }
                 }
                 Ok(_) if !greeted => error("say hello first (protocol version)".into()),
-                Ok(req) => self.handle(req, &mut running).await,
+                Ok(req) => self.handle(req, &mut running, &mut device).await,
             };
             if let Err(e) = write_msg(&mut w, &reply).await {
                 break format!("writing a reply: {e}");
             }
         };
         drop(running);
+        drop(device);
         (why, knocking.map(|(s, addr, _)| (s, addr)))
     }
 
-    async fn handle(&self, req: Request, running: &mut Option<Running>) -> Reply {
+    async fn handle(
+        &self,
+        req: Request,
+        running: &mut Option<Running>,
+        device: &mut Option<DeviceSession>,
+    ) -> Reply {
         match req {
+            Request::OpenDevice { profile, quirks } => {
+                if running.is_some() {
+                    return error("a target is running: stop it first".into());
+                }
+                if device.is_some() {
+                    return error("the device is open: close it first".into());
+                }
+                let opened = match (self.open)() {
+                    Ok(o) => o,
+                    Err(e) => return error(format!("the device did not open: {e}")),
+                };
+                match DeviceSession::open(opened, profile, quirks) {
+                    Ok(d) => {
+                        let ip = d.ip();
+                        *device = Some(d);
+                        Reply::DeviceOpened { ip }
+                    }
+                    Err(m) => error(m),
+                }
+            }
+            Request::CloseDevice {} => match device.take() {
+                None => error("no device is open".into()),
+                Some(d) => Reply::DeviceClosed { trace: d.close() },
+            },
+            req @ (Request::Ctx { .. }
+            | Request::CtxWait { .. }
+            | Request::Offload { .. }
+            | Request::OffloadEvent { .. }
+            | Request::Backend { .. }) => match device {
+                None => error("no device is open: open-device first".into()),
+                Some(d) => d.handle(req).await,
+            },
             Request::Start {
                 config,
                 profile,
@@ -217,6 +257,9 @@ impl ControlServer {
             } => {
                 if running.is_some() {
                     return error("a target is running: stop it first".into());
+                }
+                if device.is_some() {
+                    return error("the device is open: close it first".into());
                 }
                 match self.start(&config, profile, quirks) {
                     Ok((r, ip)) => {
@@ -428,9 +471,7 @@ async fn query(r: &Running, req: Request) -> Reply {
         Request::Trace {} => Reply::Trace {
             lines: lines(&r.rec),
         },
-        Request::Hello { .. } | Request::Start { .. } | Request::Stop {} => {
-            error("unexpected request".into())
-        }
+        _ => error("unexpected request".into()),
     }
 }
 

@@ -37,7 +37,8 @@ pub const NS_BLOCKS: u64 = 1024;
 /// controller when the run names one.
 pub struct Backends {
     ctx: Arc<dyn DeviceContext>,
-    bus: Arc<PciBus>,
+    /// The bus the device finds them on (none here when the device is on another host).
+    bus: Option<Arc<PciBus>>,
     /// The emulated controllers' host.
     link: Arc<dyn BackendLink>,
     /// The real controller every backend controller is made on, when the run names one.
@@ -156,7 +157,8 @@ impl Backends {
         let rings = self.ctx.reg_mr(pd, layout.len, Access::LOCAL_WRITE)?;
         let port = real.lend(self.ctx.clone(), rings, staging, depth)?;
         let attrs = layout.ctrl_attrs(&rings, 0);
-        self.bus.attach_port(attrs.sqdb.mr, attrs.sqdb.addr, port);
+        self.bus()?
+            .attach_port(attrs.sqdb.mr, attrs.sqdb.addr, port);
         Ok(attrs)
     }
 
@@ -197,9 +199,11 @@ impl Backends {
         }
     }
 
-    /// The emulated PCIe bus the device finds these controllers on.
-    pub fn bus(&self) -> &Arc<PciBus> {
-        &self.bus
+    /// The emulated PCIe bus the device finds these controllers on (not in this process
+    /// when the device is on another host).
+    pub fn bus(&self) -> Result<&Arc<PciBus>, Failure> {
+        (self.bus.as_ref())
+            .ok_or_else(|| Failure::new("the backends' bus is on the remote target's host"))
     }
 }
 
@@ -215,7 +219,7 @@ impl Backends {
         let host = BackendHost::new(ctx.clone(), bus.clone(), rec);
         Backends {
             ctx,
-            bus,
+            bus: Some(bus),
             link: if json {
                 Arc::new(JsonBackendLink(host))
             } else {
@@ -230,8 +234,19 @@ impl Backends {
         Backends {
             link: Arc::new(BackendHost::new(ctx.clone(), bus.clone(), None)),
             ctx,
-            bus,
+            bus: Some(bus),
             real: Some(real),
+        }
+    }
+
+    /// Emulated controllers made by a host elsewhere (two-host mode: the target host's),
+    /// reached through `link`; `ctx` is the device's context as this process reaches it.
+    pub fn linked(ctx: Arc<dyn DeviceContext>, link: Arc<dyn BackendLink>) -> Self {
+        Backends {
+            ctx,
+            bus: None,
+            link,
+            real: None,
         }
     }
 }

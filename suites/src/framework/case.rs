@@ -2,7 +2,7 @@
 //! ([`Dut`]). Each case names the requirement it checks; its tags derive from its
 //! metadata ([`tags`]).
 
-pub use harness::case::{CaseMeta, DutFacts, Need, NOT_REMOTE};
+pub use harness::case::{CaseMeta, DutFacts, Need};
 
 use std::future::Future;
 

@@ -21,6 +21,7 @@ pub use super::real::RealTarget;
 use super::remote::{Elsewhere, Remote};
 use crate::fabric::{CaseFabric, FabricChoice};
 use harness::case::RealBackendFacts;
+use reference_target::remote::RemoteDevice;
 
 /// What a case gets; see the module docs.
 pub struct Dut {
@@ -377,15 +378,12 @@ impl Dut {
     /// Makes every backend controller a queue pair of `real` from now on (`nvmf-conform
     /// run --backend vfio:PCI`).
     pub fn use_real_backend(&mut self, real: Arc<RealBackend>) -> Result<(), Failure> {
-        let old = self
-            .backends
-            .take()
-            .ok_or_else(|| Failure::new("this device under test has no backend seam"))?;
-        self.backends = Some(Arc::new(Backends::on_real(
-            self.ctx.clone(),
-            old.bus().clone(),
-            real,
-        )));
+        let bus = self
+            .backends()
+            .map_err(|_| Failure::new("this device under test has no backend seam"))?
+            .bus()?
+            .clone();
+        self.backends = Some(Arc::new(Backends::on_real(self.ctx.clone(), bus, real)));
         Ok(())
     }
 
@@ -426,6 +424,10 @@ impl Drop for Dut {
         if let Some(b) = &self.backends {
             b.release();
         }
+        // a device served by a remote target: released there (its backends' trace kept)
+        if let Some(d) = self.remote.as_ref().and_then(|r| r.device.as_ref()) {
+            let _ = d.close();
+        }
     }
 }
 
@@ -446,12 +448,55 @@ pub fn expect_ok<T>(r: Result<T, OffloadError>, what: &str) -> Result<T, Failure
 
 impl Dut {
     /// The Dut of two-host mode: hosts on `place`'s host device, the target behind
-    /// `remote` (see the module docs).
-    pub fn remote(place: CaseFabric, remote: Remote) -> Result<Dut, Failure> {
+    /// `remote`. With `device`, the remote target's device itself is opened and used
+    /// through the channel (context, offload API, backends: traced here as in one process);
+    /// without (a control-plane case, which starts a target there itself), the provider is
+    /// [`Elsewhere`].
+    pub async fn remote(
+        place: CaseFabric,
+        mut remote: Remote,
+        device: bool,
+    ) -> Result<Dut, Failure> {
         let host = place
             .fabric
             .open(&place.host_device)
             .map_err(|e| Failure::new(format!("{}: {e}", place.host_device)))?;
+        if device {
+            let d = RemoteDevice::open(remote.target.clone(), &remote.profile, &remote.quirks)
+                .await
+                .map_err(|e| Failure::new(format!("the remote target's device: {e}")))?;
+            let (ctx, provider) = d.faces().map_err(Failure::new)?;
+            let (ctx, provider): DeviceUnderTest = (Arc::new(ctx), Arc::new(provider));
+            remote.device = Some(d.clone());
+            let rec = Recorder::new();
+            let names = Names::new();
+            let traced_ctx: Arc<dyn DeviceContext> =
+                TracedContext::new(ctx, "target", rec.clone(), names.clone());
+            let traced: Arc<dyn OffloadProvider> = TracedProvider::new(
+                provider.clone(),
+                "device",
+                "target",
+                rec.clone(),
+                names.clone(),
+            );
+            return Ok(Dut {
+                fabric: place.fabric,
+                host_device: place.host_device,
+                target_ip: d.ip(),
+                caps: traced.caps(),
+                backends: Some(Arc::new(Backends::linked(traced_ctx.clone(), d))),
+                ctx: traced_ctx,
+                provider: traced,
+                rec,
+                names,
+                engine: None,
+                raw_provider: provider,
+                quirks: remote.quirks.clone(),
+                traced: true,
+                remote: Some(remote),
+                real_target: None,
+            });
+        }
         let provider: Arc<dyn OffloadProvider> =
             Arc::new(Elsewhere::new(remote.profile.caps.clone()));
         Ok(Dut {

@@ -18,7 +18,7 @@ pub mod session;
 pub mod target;
 pub mod wait;
 
-pub use case::{Body, Case, DutFacts, Need, NOT_REMOTE};
+pub use case::{Body, Case, DutFacts, Need};
 pub use dut::Dut;
 pub use failure::{CaseResult, Failure};
 pub use harness::case::blame;

@@ -2,10 +2,11 @@
 //! run in `nvmf-reference-target --control` on another host, reached through the control
 //! channel ([`reference_target::remote`]); this process only has the hosts.
 //!
-//! Only control-plane cases run this way ([`super::Case::unmet`] skips the rest, saying
-//! so): they reach the target through [`super::target::TargetRig`], whose every look
-//! behind the target (controllers, counters, backend blocks, events) becomes a request on
-//! the channel. The Dut (`Dut::remote`) has [`Elsewhere`] for its provider, which answers ENODEV.
+//! Control-plane cases reach the target through [`super::target::TargetRig`], whose every
+//! look behind the target (controllers, counters, backend blocks, events) becomes a request
+//! on the channel; their Dut (`Dut::remote`) has [`Elsewhere`] for its provider, which
+//! answers ENODEV. Every other case uses the remote target's device itself
+//! ([`RemoteDevice`]: its context, offload API and emulated backends as messages).
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use harness::api::{
 };
 use harness::fabric::{PdId, QpId};
 use reference_target::quirks::Quirks;
-use reference_target::remote::RemoteTarget;
+use reference_target::remote::{RemoteDevice, RemoteTarget};
 
 /// The provider of a device in another process: its caps are the profile's, every call
 /// is ENODEV and no event ever comes.
@@ -88,4 +89,7 @@ pub struct Remote {
     pub profile: Profile,
     /// The quirks the remote target commits.
     pub quirks: Quirks,
+    /// The remote target's device, when the case uses it itself (every case but the
+    /// control-plane ones).
+    pub device: Option<Arc<RemoteDevice>>,
 }

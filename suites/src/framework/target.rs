@@ -262,7 +262,7 @@ impl Dut {
             });
         }
         config.place(self.target_ip, self.staging_len());
-        let bus = self.backends()?.bus().clone();
+        let bus = self.backends()?.bus()?.clone();
         let (ctx, provider) = (self.ctx.clone(), self.provider.clone());
         let target = match &self.engine {
             Some(engine) => Target::start_on(engine.clone(), bus, ctx, provider, config),

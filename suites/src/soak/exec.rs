@@ -200,7 +200,7 @@ impl<'a> Episode<'a> {
     /// Calls on the offload API's objects, on a fresh device of the same kind.
     async fn api(&mut self, calls: &[super::api::Call]) -> Result<(), String> {
         let place = self.opts.fabric.for_case(self.opts.seed)?;
-        let dut = crate::run::open_dut(place, self.opts, None).await?;
+        let dut = crate::run::open_dut(place, self.opts, None, true).await?;
         let answers = &mut self.coverage.answers;
         super::api::run(&dut, calls, |c, e| {
             *answers

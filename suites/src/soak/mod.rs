@@ -353,7 +353,8 @@ fn run_steps(opts: &Options, all: &[Op], steps: &[usize]) -> Result<Coverage, St
     rt.block_on(async {
         let place = opts.fabric.for_case(opts.seed).map_err(Stop::Untestable)?;
         let sim = place.sim.clone();
-        let dut = run::open_dut(place, opts, None)
+        // the episode starts a target of its own (remotely: there, not the device itself)
+        let dut = run::open_dut(place, opts, None, false)
             .await
             .map_err(Stop::Untestable)?;
         let format = dut.ns_format();

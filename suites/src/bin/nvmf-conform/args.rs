@@ -257,8 +257,9 @@ pub(crate) struct TargetArgs {
     /// Two-host mode: the reference target runs on another host under
     /// `nvmf-reference-target --control ADDR:PORT`; this process runs the hosts on
     /// --fabric verbs and reaches the target over RDMA, and its controls (start, faults,
-    /// counters, trace) over TLS. Only control-plane cases (areas connect, recovery, security) run;
-    /// the others skip, saying so. Needs --control-secret (or --insecure). See docs/two-host.md.
+    /// counters, trace) over TLS. Every case runs: control-plane cases start a target there,
+    /// the others use its device (context, offload API, backends) through the channel.
+    /// Needs --control-secret (or --insecure). See docs/two-host.md.
     #[arg(long, value_name = "ADDR:PORT")]
     pub(crate) connect: Option<std::net::SocketAddr>,
     /// With --connect: the lab secret file (a copy of the target's --control-secret; mode
