@@ -269,11 +269,12 @@ control_target_stop() {
 # Two-host mode: nvmf-conform run --connect ADDR over rxe0 with the lab secret in
 # $LAB_SECRET (every offload case: control-plane cases start targets there, the others use its
 # device through the channel; the fabric contract's cases never reach the channel, and stages
-# a and b run them) with --timeout-scale SCALE, its reports in REPORTS.
+# a and b run them) with --timeout-scale SCALE, its reports in REPORTS; only shard SHARD
+# (`i/n`) of them when given.
 remote_conform() {
   cd /mnt/repo
   "$BINS/nvmf-conform" run --fabric verbs --device rxe0 --connect "$1" \
     --control-secret "$LAB_SECRET" --snapshots /mnt/repo/suites/snapshots \
     --filter tag:api --filter tag:io --filter tag:faults --filter tag:connect --filter tag:security \
-    --timeout-scale "$2" --report-dir "$3"
+    ${4:+--shard "$4"} --timeout-scale "$2" --report-dir "$3"
 }

@@ -148,7 +148,8 @@ stage_r() {
   offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
   local rc=0
   control_target_start "127.0.0.1:$CONTROL_PORT" "$RESULTS/control-target.log"
-  remote_conform "127.0.0.1:$CONTROL_PORT" "$TIMEOUT_SCALE" /tmp/conform-r || rc=$?
+  # nvmf_remote_shard=i/n runs that shard only (ci.sh alternates the halves by commit)
+  remote_conform "127.0.0.1:$CONTROL_PORT" "$TIMEOUT_SCALE" /tmp/conform-r "$(karg remote_shard "")" || rc=$?
   control_target_stop
   cp -r /tmp/conform-r "$RESULTS/conform-r"
   return "$rc"
