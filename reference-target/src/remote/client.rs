@@ -230,7 +230,7 @@ impl RemoteTarget {
 
     /// Sends `req` and waits (at most `bound`) for its reply; a `Reply::Error` is
     /// [`RemoteError::Refused`]. A caller that stops waiting leaves the exchange to finish.
-    async fn call(&self, req: Request, bound: Duration) -> Result<Reply, RemoteError> {
+    pub(super) async fn call(&self, req: Request, bound: Duration) -> Result<Reply, RemoteError> {
         self.call_keeping(req, bound, |_| {}).await
     }
 

@@ -16,7 +16,7 @@ use harness::remote::{
 use harness::trace::Recorder;
 
 use super::proto::{Reply, Request, MAX_DEVICE_WAIT};
-use super::server::Opened;
+use super::server::{lines, Opened};
 use crate::control::config::device_ip;
 use crate::engine::Engine;
 use crate::quirks::Quirks;
@@ -33,13 +33,9 @@ pub struct DeviceSession {
 }
 
 impl DeviceSession {
-    /// The reference engine with `profile` and `quirks` on `device`; `Err` names what is
-    /// wrong (the profile's caps).
-    pub fn open(device: Opened, profile: Profile, quirks: Quirks) -> Result<DeviceSession, String> {
-        if let Err(problems) = profile.caps.validate() {
-            let p: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            return Err(format!("profile: inconsistent caps: {}", p.join("; ")));
-        }
+    /// The reference engine with `profile` (its caps already checked) and `quirks` on
+    /// `device`.
+    pub fn open(device: Opened, profile: Profile, quirks: Quirks) -> DeviceSession {
         let ip = device_ip(device.ctx.as_ref());
         let bus = PciBus::new();
         let engine = Engine::with_limits(
@@ -54,7 +50,7 @@ impl DeviceSession {
         // memory, their BAR regions registered on the device's own context
         bus.use_access(ctx.clone(), provider.backend_access());
         let rec = Recorder::new();
-        Ok(DeviceSession {
+        DeviceSession {
             backends: BackendHost::new(ctx.clone(), bus, Some(rec.clone())),
             ctx: DeviceHost::new(ctx),
             offload: OffloadHost::new(provider),
@@ -62,7 +58,7 @@ impl DeviceSession {
             rec,
             ip,
             _device: device,
-        })
+        }
     }
 
     /// The device's IPv4 address.
@@ -106,7 +102,7 @@ impl DeviceSession {
     /// Releases the device (its backend controllers first: they reach host memory through
     /// it); the backend controllers' trace.
     pub fn close(self) -> Vec<String> {
-        let trace = self.rec.lines().iter().map(ToString::to_string).collect();
+        let trace = lines(&self.rec);
         drop(self);
         trace
     }

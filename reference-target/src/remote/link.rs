@@ -54,6 +54,16 @@ impl Kept {
             _ => {}
         }
     }
+
+    /// The first kept async event, as the reply that would have brought it.
+    fn async_event(&mut self) -> Option<CtxReply> {
+        (self.async_events.pop_front()).map(|e| CtxReply::AsyncEvent(Some(e)))
+    }
+
+    /// The first kept CM event, likewise.
+    fn cm_event(&mut self) -> Option<CtxReply> {
+        (self.cm_events.pop_front()).map(|e| CtxReply::CmEvent(Some(e)))
+    }
 }
 
 /// The device of a remote target, opened with `open-device`; see the module docs.
@@ -86,10 +96,7 @@ impl RemoteDevice {
             profile: profile.clone(),
             quirks: quirks.clone(),
         };
-        let ip = match target
-            .call_keeping(req, target.reply_bound(), |_| {})
-            .await?
-        {
+        let ip = match target.call(req, target.reply_bound()).await? {
             Reply::DeviceOpened { ip } => ip,
             other => return Err(unexpected("open-device", other)),
         };
@@ -170,18 +177,13 @@ fn bound_ms() -> u64 {
 #[async_trait]
 impl Link for RemoteDevice {
     fn call(&self, call: &CtxCall) -> CtxReply {
-        match call {
-            CtxCall::PollAsyncEvent => {
-                if let Some(e) = self.kept().async_events.pop_front() {
-                    return CtxReply::AsyncEvent(Some(e));
-                }
-            }
-            CtxCall::PollCmEvent => {
-                if let Some(e) = self.kept().cm_events.pop_front() {
-                    return CtxReply::CmEvent(Some(e));
-                }
-            }
-            _ => {}
+        let kept = match call {
+            CtxCall::PollAsyncEvent => self.kept().async_event(),
+            CtxCall::PollCmEvent => self.kept().cm_event(),
+            _ => None,
+        };
+        if let Some(reply) = kept {
+            return reply;
         }
         match self.ask(Request::Ctx { call: call.clone() }) {
             Ok(Reply::Ctx { answer: Some(a) }) => a,
@@ -192,21 +194,13 @@ impl Link for RemoteDevice {
 
     async fn wait(&self, wait: &CtxWait) -> CtxReply {
         loop {
-            {
-                let mut kept = self.kept();
-                match wait {
-                    CtxWait::AsyncEvent => {
-                        if let Some(e) = kept.async_events.pop_front() {
-                            return CtxReply::AsyncEvent(Some(e));
-                        }
-                    }
-                    CtxWait::CmEvent => {
-                        if let Some(e) = kept.cm_events.pop_front() {
-                            return CtxReply::CmEvent(Some(e));
-                        }
-                    }
-                    CtxWait::Cq { .. } => {}
-                }
+            let kept = match wait {
+                CtxWait::AsyncEvent => self.kept().async_event(),
+                CtxWait::CmEvent => self.kept().cm_event(),
+                CtxWait::Cq { .. } => None,
+            };
+            if let Some(reply) = kept {
+                return reply;
             }
             let req = Request::CtxWait {
                 wait: wait.clone(),

@@ -219,24 +219,15 @@ impl ControlServer {
     ) -> Reply {
         match req {
             Request::OpenDevice { profile, quirks } => {
-                if running.is_some() {
-                    return error("a target is running: stop it first".into());
-                }
-                if device.is_some() {
-                    return error("the device is open: close it first".into());
+                if let Err(m) = idle(running, device).and_then(|()| consistent(&profile)) {
+                    return error(m);
                 }
                 let opened = match (self.open)() {
                     Ok(o) => o,
                     Err(e) => return error(format!("the device did not open: {e}")),
                 };
-                match DeviceSession::open(opened, profile, quirks) {
-                    Ok(d) => {
-                        let ip = d.ip();
-                        *device = Some(d);
-                        Reply::DeviceOpened { ip }
-                    }
-                    Err(m) => error(m),
-                }
+                let d = device.insert(DeviceSession::open(opened, profile, quirks));
+                Reply::DeviceOpened { ip: d.ip() }
             }
             Request::CloseDevice {} => match device.take() {
                 None => error("no device is open".into()),
@@ -255,11 +246,8 @@ impl ControlServer {
                 profile,
                 quirks,
             } => {
-                if running.is_some() {
-                    return error("a target is running: stop it first".into());
-                }
-                if device.is_some() {
-                    return error("the device is open: close it first".into());
+                if let Err(m) = idle(running, device) {
+                    return error(m);
                 }
                 match self.start(&config, profile, quirks) {
                     Ok((r, ip)) => {
@@ -295,10 +283,7 @@ impl ControlServer {
         profile: Profile,
         quirks: Quirks,
     ) -> Result<(Running, Ipv4Addr), String> {
-        if let Err(problems) = profile.caps.validate() {
-            let p: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            return Err(format!("profile: inconsistent caps: {}", p.join("; ")));
-        }
+        consistent(&profile)?;
         let mut cfg = Config::parse("<runner's config>", config).map_err(|e| e.to_string())?;
         let device = (self.open)().map_err(|e| format!("the device did not open: {e}"))?;
         let ip = device_ip(device.ctx.as_ref());
@@ -480,7 +465,27 @@ fn backend(t: &Target, subnqn: &str, nsid: u32) -> Result<Arc<BackendController>
         .ok_or_else(|| format!("subnqn/nsid: no backend for {subnqn} nsid {nsid}"))
 }
 
-fn lines(rec: &Recorder) -> Vec<String> {
+/// `Ok` when the device is free: no target running, no device open.
+fn idle(running: &Option<Running>, device: &Option<DeviceSession>) -> Result<(), String> {
+    if running.is_some() {
+        return Err("a target is running: stop it first".into());
+    }
+    if device.is_some() {
+        return Err("the device is open: close it first".into());
+    }
+    Ok(())
+}
+
+/// `Ok` when `profile`'s caps are consistent (checked before a device is opened).
+fn consistent(profile: &Profile) -> Result<(), String> {
+    profile.caps.validate().map_err(|problems| {
+        let p: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        format!("profile: inconsistent caps: {}", p.join("; "))
+    })
+}
+
+/// A recorder's lines as text.
+pub(super) fn lines(rec: &Recorder) -> Vec<String> {
     rec.lines().iter().map(ToString::to_string).collect()
 }
 

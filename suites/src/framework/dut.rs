@@ -21,7 +21,17 @@ pub use super::real::RealTarget;
 use super::remote::{Elsewhere, Remote};
 use crate::fabric::{CaseFabric, FabricChoice};
 use harness::case::RealBackendFacts;
+use harness::remote::BackendLink;
 use reference_target::remote::RemoteDevice;
+
+/// How a Dut reaches the emulated backend controllers of its device.
+enum BackendSeam {
+    /// Made in this process on the bus the device finds them on; every call through JSON
+    /// text when `json` (as the control channel carries them).
+    Bus { bus: Arc<PciBus>, json: bool },
+    /// Made where the device is, on another host, through this link.
+    Linked(Arc<dyn BackendLink>),
+}
 
 /// What a case gets; see the module docs.
 pub struct Dut {
@@ -150,14 +160,8 @@ impl Dut {
         } else {
             (engine.context(), engine.provider())
         };
-        Ok(Dut::over(
-            place,
-            bus,
-            device,
-            Some(engine),
-            quirks,
-            (traced, linked),
-        ))
+        let seam = BackendSeam::Bus { bus, json: linked };
+        Ok(Dut::over(place, seam, device, Some(engine), quirks, traced))
     }
 
     /// A vendor plugin's device on a fresh simulated fabric: the plugin gets `sim0` as its
@@ -194,22 +198,26 @@ impl Dut {
             })?;
         let bus = PciBus::new();
         let device = plugin.open(real, bus.clone(), config)?;
-        Ok(Dut::over(place, bus, device, None, quirks, (true, false)))
+        let seam = BackendSeam::Bus { bus, json: false };
+        Ok(Dut::over(place, seam, device, None, quirks, true))
     }
 
-    /// The Dut over a device's context and provider (traced when `traced`; its backends
-    /// reached through JSON messages when `linked`).
+    /// The Dut over a device's context and provider (traced when `traced`), its emulated
+    /// backends reached as `seam` says.
     fn over(
         place: CaseFabric,
-        bus: Arc<PciBus>,
+        seam: BackendSeam,
         (raw_ctx, raw_provider): DeviceUnderTest,
         engine: Option<Arc<Engine>>,
         quirks: Quirks,
-        (traced, linked): (bool, bool),
+        traced: bool,
     ) -> Dut {
-        // A device that writes its doorbells in memory gets controllers laid out for it;
-        // their BAR regions are registered on its own context (the backend's, untraced).
-        bus.use_access(raw_ctx.clone(), raw_provider.backend_access());
+        if let BackendSeam::Bus { bus, .. } = &seam {
+            // A device that writes its doorbells in memory gets controllers laid out for
+            // it; their BAR regions are registered on its own context (the backend's,
+            // untraced).
+            bus.use_access(raw_ctx.clone(), raw_provider.backend_access());
+        }
         let rec = Recorder::new();
         let names = Names::new();
         let (ctx, provider): (Arc<dyn DeviceContext>, Arc<dyn OffloadProvider>) = if traced {
@@ -232,12 +240,12 @@ impl Dut {
             host_device: place.host_device,
             target_ip,
             caps: provider.caps(),
-            backends: Some(Arc::new(Backends::emulated(
-                ctx.clone(),
-                bus,
-                traced.then(|| rec.clone()),
-                linked,
-            ))),
+            backends: Some(Arc::new(match seam {
+                BackendSeam::Bus { bus, json } => {
+                    Backends::emulated(ctx.clone(), bus, traced.then(|| rec.clone()), json)
+                }
+                BackendSeam::Linked(link) => Backends::linked(ctx.clone(), link),
+            })),
             ctx,
             provider,
             rec,
@@ -457,46 +465,28 @@ impl Dut {
         mut remote: Remote,
         device: bool,
     ) -> Result<Dut, Failure> {
-        let host = place
-            .fabric
-            .open(&place.host_device)
-            .map_err(|e| Failure::new(format!("{}: {e}", place.host_device)))?;
         if device {
             let d = RemoteDevice::open(remote.target.clone(), &remote.profile, &remote.quirks)
                 .await
                 .map_err(|e| Failure::new(format!("the remote target's device: {e}")))?;
             let (ctx, provider) = d.faces().map_err(Failure::new)?;
-            let (ctx, provider): DeviceUnderTest = (Arc::new(ctx), Arc::new(provider));
+            let quirks = remote.quirks.clone();
             remote.device = Some(d.clone());
-            let rec = Recorder::new();
-            let names = Names::new();
-            let traced_ctx: Arc<dyn DeviceContext> =
-                TracedContext::new(ctx, "target", rec.clone(), names.clone());
-            let traced: Arc<dyn OffloadProvider> = TracedProvider::new(
-                provider.clone(),
-                "device",
-                "target",
-                rec.clone(),
-                names.clone(),
+            let mut dut = Dut::over(
+                place,
+                BackendSeam::Linked(d),
+                (Arc::new(ctx), Arc::new(provider)),
+                None,
+                quirks,
+                true,
             );
-            return Ok(Dut {
-                fabric: place.fabric,
-                host_device: place.host_device,
-                target_ip: d.ip(),
-                caps: traced.caps(),
-                backends: Some(Arc::new(Backends::linked(traced_ctx.clone(), d))),
-                ctx: traced_ctx,
-                provider: traced,
-                rec,
-                names,
-                engine: None,
-                raw_provider: provider,
-                quirks: remote.quirks.clone(),
-                traced: true,
-                remote: Some(remote),
-                real_target: None,
-            });
+            dut.remote = Some(remote);
+            return Ok(dut);
         }
+        let host = place
+            .fabric
+            .open(&place.host_device)
+            .map_err(|e| Failure::new(format!("{}: {e}", place.host_device)))?;
         let provider: Arc<dyn OffloadProvider> =
             Arc::new(Elsewhere::new(remote.profile.caps.clone()));
         Ok(Dut {
