@@ -18,7 +18,7 @@
 #                             with the dev profile)
 #   NVMF_SOFTROCE_APPEND=...  more kernel arguments for both VMs: stages.sh reads
 #                             nvmf_fio_runtime=, nvmf_fio_reps=, nvmf_stages=,
-#                             nvmf_conform_filter=, nvmf_remote_shard=; vfio.sh reads
+#                             nvmf_conform_filter=, nvmf_shard=; vfio.sh reads
 #                             nvmf_vfio_only=ID,ID
 #   NVMF_CONFORM_VM_CACHE, NVMF_CONFORM_VM_KVER   see ci/softroce/lib.sh
 # Exit status: non-zero when a stage failed or the VM did not finish; skips do not fail.
@@ -167,11 +167,12 @@ main() {
   # another part of the space (NVMF_SOFTROCE_APPEND=nvmf_soak_seed=N replays one)
   local soak_seed
   soak_seed=$(git -C "$REPO_ROOT" rev-list --count HEAD 2>/dev/null || echo 1)
-  # stage r (two-host mode over rxe0) runs half of the offload cases, the halves alternating
-  # by commit (about 140 s each under TCG; NVMF_SOFTROCE_APPEND=nvmf_remote_shard= runs all)
-  local remote_shard=$((soak_seed % 2 + 1))/2
+  # stages p and r run half of their offload cases, and stage t half of its blktests
+  # selection, the halves alternating by commit: two consecutive commits run everything,
+  # and the VM stays near 20 minutes under TCG (NVMF_SOFTROCE_APPEND=nvmf_shard= runs all)
+  local shard=$((soak_seed % 2 + 1))/2
   "$SOFTROCE_DIR/run-vm.sh" --timeout 2100 --bins "$BINS" --results "$REPORTS/vm" \
-    --append "${contract:+nvmf_contract_bin=$contract} nvmf_soak_seed=$soak_seed nvmf_remote_shard=$remote_shard ${NVMF_SOFTROCE_APPEND:-}" stages.sh || rc=1
+    --append "${contract:+nvmf_contract_bin=$contract} nvmf_soak_seed=$soak_seed nvmf_shard=$shard ${NVMF_SOFTROCE_APPEND:-}" stages.sh || rc=1
   log "single-VM stages: $((SECONDS - t)) s"
 
   # stage v: QEMU's NVMe controller driven through VFIO (a q35 VM with a virtual IOMMU)

@@ -87,7 +87,8 @@ stage_b() {
 # status call (plugin ABI 2). First the reference plugin (doorbells=memory, its PRPs bus
 # addresses through a window) on every offload area; then fixtures/plugins/nic_shim.c (built
 # on the host) over the reference plugin on the fault areas. Reports in conform-p-reference/
-# and conform-p-shim/.
+# and conform-p-shim/. nvmf_shard=i/n runs that shard of the reference plugin's cases (the
+# shim's are few).
 PRP_WINDOW=0x100000000000000
 verdict_lines() { grep -E '^(FAIL|ERROR|[0-9]+ cases:)' || true; }
 stage_p() {
@@ -98,8 +99,10 @@ stage_p() {
   cd /mnt/repo
   local filters=() f rc=0
   for f in $(karg conform_filter "$OFFLOAD_AREAS" | tr ',' ' '); do filters+=(--filter "$f"); done
-  echo "== the reference plugin, doorbells=memory"
-  "$BINS/nvmf-conform" run --fabric verbs --device rxe0 "${filters[@]}" \
+  local shard
+  shard=$(karg shard "")
+  echo "== the reference plugin, doorbells=memory${shard:+ (shard $shard)}"
+  "$BINS/nvmf-conform" run --fabric verbs --device rxe0 "${filters[@]}" ${shard:+--shard "$shard"} \
     --target "plugin:$plugin" --plugin-config "profile=full;doorbells=memory;prp-window=$PRP_WINDOW" \
     --snapshots /mnt/repo/suites/snapshots --timeout-scale "$TIMEOUT_SCALE" \
     --report-dir /tmp/conform-p-reference | verdict_lines || rc=$?
@@ -148,8 +151,8 @@ stage_r() {
   offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
   local rc=0
   control_target_start "127.0.0.1:$CONTROL_PORT" "$RESULTS/control-target.log"
-  # nvmf_remote_shard=i/n runs that shard only (ci.sh alternates the halves by commit)
-  remote_conform "127.0.0.1:$CONTROL_PORT" "$TIMEOUT_SCALE" /tmp/conform-r "$(karg remote_shard "")" || rc=$?
+  # nvmf_shard=i/n runs that shard only (ci.sh alternates the halves by commit)
+  remote_conform "127.0.0.1:$CONTROL_PORT" "$TIMEOUT_SCALE" /tmp/conform-r "$(karg shard "")" || rc=$?
   control_target_stop
   cp -r /tmp/conform-r "$RESULTS/conform-r"
   return "$rc"

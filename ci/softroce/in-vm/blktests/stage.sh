@@ -6,7 +6,9 @@
 # Kernel arguments: nvmf_blktests (the tests, comma separated, e.g. nvme/029,nvme/004, or
 # "nvme" for the whole group; default: $BLKTESTS_SELECTION), nvmf_blktests_bound (seconds
 # for each target's run, default 420), nvmf_blktests_iter (NVME_NUM_ITER, the iterations
-# of the tests that loop, default 100; blktests' own default is 1000).
+# of the tests that loop, default 100; blktests' own default is 1000), nvmf_shard (i/n: with
+# the default selection, only its i-th of n parts, nvme/029 in every part; ci.sh alternates
+# the halves by commit).
 #
 # Results: $RESULTS/blktests/TARGET/ (blktests' own result files: status, runtime, output),
 # the run's console in blktests/TARGET.log; ci/softroce/report.py puts them side by side in
@@ -62,6 +64,14 @@ blktests_status() {
   echo -
 }
 
+# The I-th of N parts (SHARD is I/N) of the comma-separated TESTS, every N-th test from the
+# I-th, with nvme/029 (the stage's own check) in every part.
+blktests_shard() {
+  local i=${2%/*} n=${2#*/}
+  echo "$1" | tr ',' '\n' | awk -v i="$i" -v n="$n" \
+    '(NR - 1) % n == i - 1 || $0 == "nvme/029"' | paste -sd, -
+}
+
 stage_t() {
   [ -x "$BINS/nvmf-reference-target" ] || skip "no nvmf-reference-target in the shared binaries"
   offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
@@ -70,6 +80,12 @@ stage_t() {
   tests=$(karg blktests "$BLKTESTS_SELECTION")
   [ "$tests" != nvme ] || tests=$(cd /mnt/repo/ci/softroce/vendor/blktests && ls tests/nvme | grep -E '^[0-9]+$' | sed 's|^|nvme/|' | tr '\n' ',')
   tests=${tests%,}
+  local shard
+  shard=$(karg shard "")
+  if [ -n "$shard" ] && [ "$tests" = "$BLKTESTS_SELECTION" ]; then
+    tests=$(blktests_shard "$tests" "$shard")
+    say "blktests: shard $shard of the CI selection"
+  fi
   bound=$(karg blktests_bound 420)
   NUM_ITER=$(karg blktests_iter 100)
   nvme disconnect-all > /dev/null 2>&1 || true
