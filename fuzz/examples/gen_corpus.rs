@@ -560,6 +560,8 @@ fn control_corpus(out: &mut Out) {
                 version: "0.1.0".into(),
                 fabric: "verbs".into(),
                 device: "rxe0".into(),
+                target: "reference".into(),
+                caps: None,
                 proof: Some("cd".repeat(32)),
             },
         ),

@@ -74,6 +74,8 @@ async fn a_runner_refuses_a_target_without_its_secret_or_tls() {
                 version: "0".into(),
                 fabric: "sim".into(),
                 device: "sim0".into(),
+                target: "reference".into(),
+                caps: None,
                 proof,
             };
             write_msg(io.get_mut(), &hello).await.unwrap();

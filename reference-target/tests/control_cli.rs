@@ -169,6 +169,42 @@ fn control_mode_refuses_what_it_cannot_combine() {
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
         assert!(err.contains("cannot be used with"), "{extra:?}: {err}");
     }
+    // what the channel serves: the reference engine or a plugin, named precisely
+    let refusals: [(&[&str], &str); 4] = [
+        (
+            &["--target", "bogus"],
+            "--target bogus: expected reference or plugin:PATH",
+        ),
+        (
+            &["--target", "plugin:"],
+            "expected reference or plugin:PATH",
+        ),
+        (
+            &["--target", "plugin:/nowhere/libvendor.so"],
+            "/nowhere/libvendor.so",
+        ),
+        (
+            &["--plugin-config", "profile=full"],
+            "--plugin-config configures a --target plugin",
+        ),
+    ];
+    for (extra, says) in refusals {
+        let out = bin()
+            .args(["--control", "127.0.0.1:0", "--insecure", "--duration", "1"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
+    // a plugin is served on a control channel only
+    let out = with_config(&["--target", "plugin:/x.so"], reference());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--control"),
+        "{out:?}"
+    );
     // neither a configuration nor a control channel: nothing to serve
     let out = bin().output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

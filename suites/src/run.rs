@@ -606,6 +606,30 @@ pub async fn connect_remote(
     Ok(t.scaled(factor))
 }
 
+/// Makes `opts` test what the remote target said it serves (`info`, from its `hello`): a
+/// vendor plugin's device brings its own caps, which replace `opts`' profile (named
+/// `plugin:FILE`, as reports show it); the reference engine runs `opts`' profile. Returns
+/// what changed, for the user.
+pub fn adopt_remote(
+    opts: &mut Options,
+    info: &reference_target::remote::RemoteInfo,
+) -> Option<String> {
+    let caps = info.caps.clone()?;
+    let was = std::mem::replace(
+        &mut opts.profile,
+        harness::api::Profile {
+            name: info.target.clone(),
+            description: format!("the device the remote target serves ({})", info.target),
+            caps,
+            device: Default::default(),
+        },
+    );
+    Some(format!(
+        "the remote target serves {}: its caps are the device's own (not profile {})",
+        info.target, was.name
+    ))
+}
+
 /// Marks where a two-host case's trace goes on with the remote target's own lines.
 pub const REMOTE_TRACE_MARK: &str =
     "# the remote target's own trace (not compared: see docs/two-host.md)";

@@ -256,7 +256,7 @@ fn connect_needs_a_real_fabric_and_a_channel_that_answers() {
     }
     let err = assert_exit(&conform(&["run", "--insecure"]), 2);
     assert!(err.contains("--connect"), "{err}");
-    // a plugin runs here, not on the other host
+    // a plugin is served on the other host, not named here
     let out = conform(&[
         "run",
         "--target",
@@ -267,7 +267,8 @@ fn connect_needs_a_real_fabric_and_a_channel_that_answers() {
     ]);
     let err = assert_exit(&out, 2);
     assert!(
-        err.contains("--connect drives a remote reference target"),
+        err.contains("--connect drives the device the remote target serves")
+            && err.contains("--target plugin:PATH"),
         "{err}"
     );
     // not an address

@@ -4,7 +4,8 @@
 //! channel, and traces are compared with the snapshots the host's way
 //! (`Timing::Remote`). The channel's target and the runner's hosts share one simulated
 //! fabric here, standing in for the RDMA link between two hosts (the soft-RoCE VM runs
-//! the same over real verbs, in two processes).
+//! the same over real verbs, in two processes). The target host serves the reference
+//! engine, or a vendor plugin's device (the reference plugin here).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,19 +13,34 @@ use std::time::Duration;
 use harness::api::Profile;
 use harness::fabric::sim::SimFabric;
 use harness::fabric::Fabric;
+use harness::plugin::Plugin;
 use harness::runner::Verdict;
 use reference_target::quirks::{Quirk, Quirks};
-use reference_target::remote::{ControlServer, Opened, Secret, Security};
+use reference_target::remote::{ControlServer, Opened, Secret, Security, Served};
 use suites::catalog::{self, Body};
 use suites::fabric::CaseFabric;
 use suites::options::Connect;
-use suites::run::{offload_verdict, Options};
+use suites::run::{offload_verdict, Options, PluginTarget};
+
+/// The reference plugin's configuration the plugin tests serve: doorbells written in memory
+/// and PRPs as bus addresses through a window, as a NIC reaches its backends.
+const NIC_LIKE: &str = "profile=full;doorbells=memory;prp-window=0x100000000000000";
+
+fn reference_plugin() -> Plugin {
+    let path = nvmf_reference_plugin::library_path()
+        .expect("cargo builds libnvmf_reference_plugin.so for this test (a dev-dependency)");
+    Plugin::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
 
 /// A control channel's target on its own thread (with its own runtime, as another host's
 /// would be: the runner's calls on the device block the runner's thread while the target
-/// answers), serving a simulated fabric's `sim0`; the channel's address and security, and
-/// the fabric, which the runner's hosts share.
-fn serve_on_a_thread(seed: u64) -> (std::net::SocketAddr, Security, Arc<SimFabric>) {
+/// answers), serving a simulated fabric's `sim0` (the reference engine, or `plugin` opened
+/// with its configuration); the channel's address and security, and the fabric, which the
+/// runner's hosts share.
+fn serve_on_a_thread(
+    seed: u64,
+    plugin: Option<(Plugin, &'static str)>,
+) -> (std::net::SocketAddr, Security, Arc<SimFabric>) {
     // the lab secret both ends hold: the channel is TLS, each end proving it
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -45,21 +61,22 @@ fn serve_on_a_thread(seed: u64) -> (std::net::SocketAddr, Security, Arc<SimFabri
         rt.block_on(async move {
             let fabric = SimFabric::new(seed);
             let shared = fabric.clone();
-            let open = move || {
+            let open = Arc::new(move || {
                 Ok(Opened {
                     ctx: shared.open("sim0").map_err(|e| e.to_string())?,
                     fabric: None,
                 })
+            });
+            let served = match plugin {
+                None => Served::Reference,
+                Some((plugin, config)) => Served::plugin(plugin, config, &open().unwrap())
+                    .unwrap_or_else(|e| panic!("{e}")),
             };
-            let server = ControlServer::bind(
-                "127.0.0.1:0".parse().unwrap(),
-                theirs,
-                Arc::new(open),
-                "sim",
-                "sim0",
-            )
-            .await
-            .unwrap();
+            let server =
+                ControlServer::bind("127.0.0.1:0".parse().unwrap(), theirs, open, "sim", "sim0")
+                    .await
+                    .unwrap()
+                    .serving(served);
             tx.send((server.local_addr().unwrap(), fabric)).unwrap();
             // serves until the test process ends
             server.serve().await;
@@ -72,19 +89,43 @@ fn serve_on_a_thread(seed: u64) -> (std::net::SocketAddr, Security, Arc<SimFabri
 /// Runs the cases `filters` select through a control channel with `profile` and `quirks`;
 /// returns `(id, verdict)` of each.
 fn run_remote(filters: &[&str], profile: &str, quirks: Quirks) -> Vec<(String, Verdict)> {
-    let (addr, security, fabric) = serve_on_a_thread(5);
+    run_served(filters, profile, quirks, None)
+}
+
+/// [`run_remote`] with the target host serving `plugin` (with its configuration) when
+/// given; the runner takes what the target serves from its `hello`, as `nvmf-conform` does.
+/// `NVMF_TWO_HOST_TRACE=1` prints each case's verdict as it ends (`--nocapture`).
+fn run_served(
+    filters: &[&str],
+    profile: &str,
+    quirks: Quirks,
+    plugin: Option<(Plugin, &'static str)>,
+) -> Vec<(String, Verdict)> {
+    let served_plugin = plugin.is_some();
+    let (addr, security, fabric) = serve_on_a_thread(5, plugin);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let opts = Options {
+        let mut opts = Options {
             profile: Profile::builtin(profile).unwrap(),
             quirks,
             snapshots: Some(suites::snapshot::default_dir()),
             connect: Some(Connect { addr, security }),
             ..Options::default()
         };
+        let c = opts.connect.as_ref().unwrap();
+        let info = suites::run::connect_remote(c, 1.0)
+            .await
+            .unwrap()
+            .info()
+            .clone();
+        let adopted = suites::run::adopt_remote(&mut opts, &info);
+        assert_eq!(adopted.is_some(), served_plugin, "{info:?}");
+        if served_plugin {
+            assert_eq!(opts.profile.name, "plugin:libnvmf_reference_plugin.so");
+        }
         let mut out = Vec::new();
         let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
         for e in catalog::select(&filters) {
@@ -114,6 +155,9 @@ fn run_remote(filters: &[&str], profile: &str, quirks: Quirks) -> Vec<(String, V
                     "{}: no target line in {trace:#?}",
                     e.id
                 );
+            }
+            if std::env::var_os("NVMF_TWO_HOST_TRACE").is_some() {
+                eprintln!("{} {verdict:?}", e.id);
             }
             out.push((e.id.clone(), verdict));
         }
@@ -209,4 +253,63 @@ fn the_whole_catalog_runs_through_the_channel() {
         remote.len()
     );
     assert!(passed > 150, "only {passed} passed");
+}
+
+/// A vendor plugin served on the target host (`nvmf-reference-target --control … --target
+/// plugin:PATH`): the runner takes the device's caps from `hello`, and every offload case
+/// (control-plane cases start a target over the plugin's device there, the others use the
+/// device through the channel) ends as it does with the plugin in the runner's process. The
+/// reference plugin reaches its backends as a NIC does (doorbells in memory).
+#[test]
+fn a_plugin_served_on_the_target_host_runs_the_catalog() {
+    let remote = run_served(
+        &[],
+        "full",
+        Quirks::none(),
+        Some((reference_plugin(), NIC_LIKE)),
+    );
+    let opts = Options {
+        snapshots: Some(suites::snapshot::default_dir()),
+        plugin: Some(PluginTarget {
+            plugin: reference_plugin(),
+            config: NIC_LIKE.into(),
+        }),
+        isolation: suites::isolate::Isolation::Case,
+        ..Options::default()
+    };
+    let offload: Vec<_> = catalog::all()
+        .into_iter()
+        .filter(|e| matches!(e.body, Body::Offload(_)))
+        .collect();
+    let direct = suites::run::run(&offload, &opts, |_| {});
+    let differ: Vec<String> = direct
+        .cases
+        .iter()
+        .zip(&remote)
+        .filter(|(d, r)| format!("{:?}", d.verdict) != format!("{:?}", r.1))
+        .map(|(d, r)| format!("{}: {:?} in one process, {:?} served", d.id, d.verdict, r.1))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+    let passed = |v: &[Verdict]| v.iter().filter(|v| matches!(v, Verdict::Pass)).count();
+    let served: Vec<Verdict> = remote.iter().map(|(_, v)| v.clone()).collect();
+    eprintln!(
+        "{} of {} offload cases passed with the plugin served",
+        passed(&served),
+        served.len()
+    );
+    for area in ["pci-error", "timeout", "connect", "datapath"] {
+        let ran = remote
+            .iter()
+            .filter(|(id, v)| id.starts_with(&format!("{area}.")) && matches!(v, Verdict::Pass))
+            .count();
+        assert!(
+            ran > 0,
+            "area {area}: no case passed with the plugin served"
+        );
+    }
 }

@@ -253,7 +253,7 @@ impl BackendHost {
                 BackendReply::Blocks(c.with_namespace(1, |n| n.blocks()))
             }),
             BackendCall::Release => {
-                drop(self.bus.detach_all());
+                drop(self.bus.release());
                 self.made().by_id.clear();
                 BackendReply::Done
             }

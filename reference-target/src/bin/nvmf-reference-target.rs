@@ -15,10 +15,11 @@ use harness::api::OffloadProvider;
 use harness::fabric::sim::SimFabric;
 use harness::fabric::{DeviceContext, Fabric};
 use harness::initiator::{Controller, DataMode, HostConfig};
+use harness::plugin::Plugin;
 use harness::wire::Status;
 use reference_target::control::{Config, Target};
 use reference_target::quirks::Quirk;
-use reference_target::remote::{ControlServer, OpenDevice, Opened, Secret, Security};
+use reference_target::remote::{ControlServer, OpenDevice, Opened, Secret, Security, Served};
 
 #[cfg(feature = "verbs")]
 const FABRIC_HELP: &str = "Fabric: `sim` (in-process simulated RDMA; the target listens on \
@@ -39,7 +40,9 @@ device sim0). `verbs` is not built in this build (build with `--features verbs`)
 /// takes no configuration; a runner on another host (`nvmf-conform run --fabric verbs
 /// --connect 192.0.2.1:4800 --control-secret lab.secret`) starts a target per case over
 /// that control channel: TLS 1.3, both ends proving they hold the same secret file (make
-/// one with `--new-secret FILE`; docs/two-host.md).
+/// one with `--new-secret FILE`; docs/two-host.md). Add `--target plugin:PATH
+/// [--plugin-config STRING]` to serve a vendor plugin's device there instead of the
+/// reference engine.
 ///
 /// A real NVMe controller through VFIO: `--vfio-check 0000:01:00.0 --vfio-read 0` opens the
 /// controller (bound to vfio-pci, behind an IOMMU), brings it up, prints its Identify data
@@ -48,8 +51,9 @@ device sim0). `verbs` is not built in this build (build with `--features verbs`)
 /// it at a disk that holds data.
 ///
 /// Exit codes: 0 success, 1 self-test failed (or a VFIO check found an error status or a
-/// mismatch), 2 usage or configuration error, 125 no RDMA device (or, for --vfio-check, no
-/// device that can be driven through VFIO).
+/// mismatch), 2 usage or configuration error (a plugin configuration the plugin refuses
+/// among them), 125 no RDMA device (or, for --vfio-check, no device that can be driven
+/// through VFIO; for --target plugin:PATH, a plugin device that does not open).
 #[derive(Parser, Debug)]
 #[command(name = "nvmf-reference-target", version, about, long_about)]
 struct Cli {
@@ -67,6 +71,16 @@ struct Cli {
     /// both ends prove the secret, bound to the session.
     #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
     control_secret: Option<PathBuf>,
+    /// What the control channel serves on the device: `reference` (the reference engine,
+    /// with each runner's profile and quirks) or `plugin:PATH` (a vendor library
+    /// implementing include/nvmf_offload.h, opened on the device for each case: a vendor's
+    /// device certified across a real wire; its caps are its own).
+    #[arg(long, value_name = "TARGET", default_value = "reference")]
+    target: String,
+    /// With --target plugin:PATH: the configuration string the plugin is opened with (the
+    /// reference plugin's: `profile=full;doorbells=memory`, docs/vendor-guide.md).
+    #[arg(long, value_name = "STRING", default_value = "")]
+    plugin_config: String,
     /// Serve the control channel in plain TCP without authentication: anyone who reaches
     /// the port can start targets and inject faults. Said at every start.
     #[arg(long)]
@@ -191,6 +205,12 @@ fn main() -> ExitCode {
     if cli.control.is_none() && (cli.insecure || cli.control_secret.is_some()) {
         return usage(
             "--control-secret and --insecure protect a control channel: they need --control",
+        );
+    }
+    if cli.control.is_none() && (cli.target != "reference" || !cli.plugin_config.is_empty()) {
+        return usage(
+            "--target and --plugin-config say what a control channel serves: they need \
+             --control (a configuration is served by the reference engine)",
         );
     }
     if let Some(addr) = cli.control {
@@ -572,15 +592,21 @@ async fn serve_control(cli: &Cli, addr: std::net::SocketAddr) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
+    let served = match served(cli, &open).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let described = security.describe();
     let server = match ControlServer::bind(addr, security, open, &cli.fabric, &device).await {
-        Ok(s) => s,
+        Ok(s) => s.serving(served.clone()),
         Err(e) => return usage(format!("--control {addr}: {e}")),
     };
     let local = server.local_addr().unwrap_or(addr);
     println!(
-        "nvmf-reference-target: control channel on {local} (fabric {}, device {device})",
-        cli.fabric
+        "nvmf-reference-target: control channel on {local} (fabric {}, device {device}, \
+         serving {})",
+        cli.fabric,
+        served.name()
     );
     match server.fingerprint() {
         Some(fp) => println!(
@@ -605,6 +631,43 @@ async fn serve_control(cli: &Cli, addr: std::net::SocketAddr) -> ExitCode {
     serving.abort();
     let _ = serving.await;
     ExitCode::SUCCESS
+}
+
+/// What `--target` names: the reference engine, or a plugin, loaded and its device opened
+/// once on the device to read its caps (exit 2 for a library that is not a plugin or a
+/// configuration it refuses, 125 for a device it cannot open).
+async fn served(cli: &Cli, open: &OpenDevice) -> Result<Served, ExitCode> {
+    let path = match cli.target.split_once(':') {
+        None if cli.target == "reference" => {
+            if !cli.plugin_config.is_empty() {
+                return Err(usage("--plugin-config configures a --target plugin:PATH"));
+            }
+            return Ok(Served::Reference);
+        }
+        Some(("plugin", path)) if !path.is_empty() => path,
+        _ => {
+            return Err(usage(format!(
+                "--target {}: expected reference or plugin:PATH",
+                cli.target
+            )))
+        }
+    };
+    let plugin = Plugin::load(path).map_err(|e| usage(format!("--target plugin:{path}: {e}")))?;
+    let device = open().map_err(|e| {
+        eprintln!("nvmf-reference-target: the device did not open: {e}");
+        ExitCode::from(125)
+    })?;
+    match Served::plugin(plugin, &cli.plugin_config, &device) {
+        Ok(s) => Ok(s),
+        Err(e) if e.errno() == Some(nix::errno::Errno::EINVAL) => Err(usage(format!(
+            "--plugin-config `{}`: {e}",
+            cli.plugin_config
+        ))),
+        Err(e) => {
+            eprintln!("nvmf-reference-target: --target plugin:{path}: {e}");
+            Err(ExitCode::from(125))
+        }
+    }
 }
 
 /// Prints the target events after the first `from`; returns how many there are.

@@ -65,6 +65,10 @@ pub struct RemoteInfo {
     pub fabric: String,
     /// Its device.
     pub device: String,
+    /// What it serves there: `reference`, or `plugin:FILE`.
+    pub target: String,
+    /// A plugin's caps (none for the reference engine: its caps are the runner's profile).
+    pub caps: Option<harness::api::NvmfCaps>,
     /// The SHA-256 fingerprint of its TLS certificate (none on an `--insecure` channel).
     pub fingerprint: Option<String>,
 }
@@ -417,14 +421,26 @@ async fn open(
         protocol: PROTOCOL,
         proof: secret.map(|(s, b)| s.prove(Side::Runner, b)),
     };
-    let (version, fabric, device, proof) = match exchange(addr, &mut io, &req, bound).await? {
+    let (info, proof) = match exchange(addr, &mut io, &req, bound).await? {
         Reply::Hello {
             version,
             fabric,
             device,
+            target,
+            caps,
             proof,
             ..
-        } => (version, fabric, device, proof),
+        } => (
+            RemoteInfo {
+                version,
+                fabric,
+                device,
+                target,
+                caps,
+                fingerprint,
+            },
+            proof,
+        ),
         other => return Err(unexpected("hello", other)),
     };
     if let Some((s, b)) = secret {
@@ -437,12 +453,6 @@ async fn open(
             ));
         }
     }
-    let info = RemoteInfo {
-        version,
-        fabric,
-        device,
-        fingerprint,
-    };
     Ok((io, info))
 }
 

@@ -1,6 +1,7 @@
 //! The device itself, served on the control channel (`open-device` … `close-device`): the
-//! target host opens its device and builds the reference engine on it, and the runner
-//! uses the engine's device context, its offload API and emulated backend controllers
+//! target host opens its device and builds on it what it serves ([`Served`]: the reference
+//! engine or a vendor plugin's device), and the runner uses its device context, its offload
+//! API and emulated backend controllers
 //! through the messages of [`harness::remote`], so every case of the catalog runs with the
 //! device on this host.
 
@@ -16,14 +17,15 @@ use harness::remote::{
 use harness::trace::Recorder;
 
 use super::proto::{Reply, Request, MAX_DEVICE_WAIT};
+use super::served::{Faces, Served};
 use super::server::{lines, Opened};
 use crate::control::config::device_ip;
 use crate::engine::Engine;
 use crate::quirks::Quirks;
 
-/// An open device: the engine on it and the hosts that carry out the runner's calls.
+/// An open device: what is served on it and the hosts that carry out the runner's calls.
 pub struct DeviceSession {
-    engine: Arc<Engine>,
+    engine: Option<Arc<Engine>>,
     ctx: DeviceHost,
     offload: OffloadHost,
     backends: BackendHost,
@@ -33,24 +35,23 @@ pub struct DeviceSession {
 }
 
 impl DeviceSession {
-    /// The reference engine with `profile` (its caps already checked) and `quirks` on
-    /// `device`.
-    pub fn open(device: Opened, profile: Profile, quirks: Quirks) -> DeviceSession {
+    /// What `served` is on `device`: the reference engine with `profile` (its caps already
+    /// checked) and `quirks`, or the plugin's device; why not, when it does not open.
+    pub fn open(
+        device: Opened,
+        served: &Served,
+        profile: &Profile,
+        quirks: &Quirks,
+    ) -> Result<DeviceSession, String> {
         let ip = device_ip(device.ctx.as_ref());
         let bus = PciBus::new();
-        let engine = Engine::with_limits(
-            device.ctx.clone(),
-            profile.caps,
-            profile.device,
-            quirks,
-            bus.clone(),
-        );
-        let (ctx, provider) = (engine.context(), engine.provider());
-        // as in one process: controllers laid out for a device that writes its doorbells in
-        // memory, their BAR regions registered on the device's own context
-        bus.use_access(ctx.clone(), provider.backend_access());
+        let Faces {
+            engine,
+            ctx,
+            provider,
+        } = served.open(device.ctx.clone(), &bus, profile, quirks)?;
         let rec = Recorder::new();
-        DeviceSession {
+        Ok(DeviceSession {
             backends: BackendHost::new(ctx.clone(), bus, Some(rec.clone())),
             ctx: DeviceHost::new(ctx),
             offload: OffloadHost::new(provider),
@@ -58,7 +59,7 @@ impl DeviceSession {
             rec,
             ip,
             _device: device,
-        }
+        })
     }
 
     /// The device's IPv4 address.
@@ -110,7 +111,9 @@ impl DeviceSession {
 
 impl Drop for DeviceSession {
     fn drop(&mut self) {
-        self.engine.release_backends();
+        if let Some(engine) = &self.engine {
+            engine.release_backends();
+        }
         self.backends.handle(BackendCall::Release);
     }
 }

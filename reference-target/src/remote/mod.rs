@@ -11,7 +11,8 @@
 //! | `auth.rs` | the lab secret, its proofs bound to the TLS session, the TLS configurations |
 //! | `channel.rs` | the stream under the lines: TLS or (`--insecure`) plain TCP, each end's setup |
 //! | `server.rs` | the target's end: one runner at a time, a fresh device per `start` |
-//! | `device.rs` | the device itself served (`open-device`): engine, context, offload API, backends |
+//! | `served.rs` | what the channel serves on its device: the reference engine or a vendor plugin |
+//! | `device.rs` | the device itself served (`open-device`): context, offload API, backends |
 //! | `link.rs` | the runner's end of it: [`RemoteDevice`], the link the remote device's proxies use |
 //! | `client.rs` | the runner's end: typed calls, each bounded in time |
 //!
@@ -23,9 +24,11 @@ pub mod client;
 pub mod device;
 pub mod link;
 pub mod proto;
+pub mod served;
 pub mod server;
 
 pub use auth::{Secret, Security};
 pub use client::{RemoteError, RemoteInfo, RemoteTarget, REPLY_BOUND};
 pub use link::RemoteDevice;
+pub use served::Served;
 pub use server::{ControlServer, OpenDevice, Opened};

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use harness::api::{NsCounters, Profile};
+use harness::api::{NsCounters, NvmfCaps, Profile};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -14,8 +14,9 @@ use harness::remote::{BackendCall, BackendReply, CtxCall, CtxReply, CtxWait};
 use harness::remote::{OffloadCall, OffloadReply};
 
 /// The protocol version; both ends say theirs in `hello` and refuse another (2: TLS and
-/// proofs of the lab secret, [`super::auth`]; 3: the device itself served, `open-device`).
-pub const PROTOCOL: u32 = 3;
+/// proofs of the lab secret, [`super::auth`]; 3: the device itself served, `open-device`;
+/// 4: `hello` says what device the target serves, a vendor plugin's among them).
+pub const PROTOCOL: u32 = 4;
 /// Longest line either end accepts, bytes (a longer one ends the connection).
 pub const MAX_LINE: usize = 4 << 20;
 /// Longest `wait-event` bound the target accepts.
@@ -163,6 +164,13 @@ pub enum Reply {
         fabric: String,
         /// Its device (e.g. `rxe0`).
         device: String,
+        /// What it serves on that device: `reference` (the reference engine, with the
+        /// profile each runner asks for) or `plugin:FILE` (a vendor plugin's device).
+        target: String,
+        /// A plugin's caps (read when the target started): the runner's cases use these;
+        /// none for the reference engine, whose caps are the runner's profile.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caps: Option<NvmfCaps>,
         /// Over TLS: the target's proof that it holds the lab secret, bound to this session.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         proof: Option<String>,

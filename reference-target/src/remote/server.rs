@@ -20,9 +20,9 @@ use super::proto::{
     parse_request, read_line, read_line_into, write_msg, LineError, Reply, Request,
     MAX_BLOCK_BYTES, MAX_WAIT, PROTOCOL,
 };
+use super::served::{Faces, Served};
 use crate::control::config::{default_staging_len, device_ip};
 use crate::control::{Config, Target};
-use crate::engine::Engine;
 use crate::quirks::Quirks;
 use harness::backend::emulated::BackendController;
 use harness::backend::emulated::PciBus;
@@ -56,6 +56,7 @@ pub struct ControlServer {
     open: OpenDevice,
     fabric: String,
     device: String,
+    served: Served,
 }
 
 /// A target started by a runner, and what its trace needs.
@@ -63,7 +64,16 @@ struct Running {
     target: Target,
     rec: Recorder,
     raw_provider: Arc<dyn OffloadProvider>,
+    bus: Arc<PciBus>,
     _device: Opened,
+}
+
+impl Drop for Running {
+    /// The bus lets go of the device it holds for memory doorbells (a plugin's device holds
+    /// the bus too); the target then stops as it drops.
+    fn drop(&mut self) {
+        drop(self.bus.release());
+    }
 }
 
 impl ControlServer {
@@ -84,7 +94,14 @@ impl ControlServer {
             open,
             fabric: fabric.into(),
             device: device.into(),
+            served: Served::Reference,
         })
+    }
+
+    /// Serves `served` on the device instead of the reference engine (a vendor plugin's).
+    pub fn serving(mut self, served: Served) -> ControlServer {
+        self.served = served;
+        self
     }
 
     /// The address it listens on.
@@ -188,6 +205,8 @@ impl ControlServer {
                                 version: env!("CARGO_PKG_VERSION").into(),
                                 fabric: self.fabric.clone(),
                                 device: self.device.clone(),
+                                target: self.served.name(),
+                                caps: self.served.caps(),
                                 proof,
                             }
                         }
@@ -226,8 +245,12 @@ impl ControlServer {
                     Ok(o) => o,
                     Err(e) => return error(format!("the device did not open: {e}")),
                 };
-                let d = device.insert(DeviceSession::open(opened, profile, quirks));
-                Reply::DeviceOpened { ip: d.ip() }
+                match DeviceSession::open(opened, &self.served, &profile, &quirks) {
+                    Ok(d) => Reply::DeviceOpened {
+                        ip: device.insert(d).ip(),
+                    },
+                    Err(m) => error(m),
+                }
             }
             Request::CloseDevice {} => match device.take() {
                 None => error("no device is open".into()),
@@ -287,29 +310,32 @@ impl ControlServer {
         let mut cfg = Config::parse("<runner's config>", config).map_err(|e| e.to_string())?;
         let device = (self.open)().map_err(|e| format!("the device did not open: {e}"))?;
         let ip = device_ip(device.ctx.as_ref());
-        cfg.place(ip, default_staging_len(&profile.caps));
-        cfg.quirks = quirks.clone();
         let bus = PciBus::new();
-        let engine = Engine::with_limits(
-            device.ctx.clone(),
-            profile.caps.clone(),
-            profile.device,
-            quirks,
-            bus.clone(),
-        );
+        let Faces {
+            engine,
+            ctx,
+            provider: raw_provider,
+        } = self
+            .served
+            .open(device.ctx.clone(), &bus, &profile, &quirks)?;
+        cfg.place(ip, default_staging_len(&raw_provider.caps()));
+        cfg.quirks = quirks;
         let rec = Recorder::new();
         let names = Names::new();
-        let raw_provider = engine.provider();
-        let ctx = TracedContext::new(engine.context(), "target", rec.clone(), names.clone());
+        let ctx = TracedContext::new(ctx, "target", rec.clone(), names.clone());
         let provider =
             TracedProvider::new(raw_provider.clone(), "device", "target", rec.clone(), names);
-        let target = Target::start_on(engine, bus, ctx, provider, cfg)
-            .map_err(|e| format!("the target did not start: {e}"))?;
+        let target = match engine {
+            Some(engine) => Target::start_on(engine, bus.clone(), ctx, provider, cfg),
+            None => Target::start_on_device(bus.clone(), ctx, provider, cfg),
+        }
+        .map_err(|e| format!("the target did not start: {e}"))?;
         Ok((
             Running {
                 target,
                 rec,
                 raw_provider,
+                bus,
                 _device: device,
             },
             ip,

@@ -172,7 +172,15 @@ impl PciBus {
         self.lock().remove(&(mr, addr)).map(|(_, c)| c)
     }
 
-    /// Removes every controller (a stopping target's).
+    /// Lets go of everything: removes every controller, and forgets the device context
+    /// memory doorbells were registered on ([`PciBus::use_access`]), which holds the
+    /// device (whose PCI side is this bus) alive. For a device or target that ends.
+    pub fn release(&self) -> Vec<Arc<BackendController>> {
+        *self.memory.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.detach_all()
+    }
+
+    /// Removes every controller.
     pub fn detach_all(&self) -> Vec<Arc<BackendController>> {
         std::mem::take(&mut *self.lock())
             .into_values()

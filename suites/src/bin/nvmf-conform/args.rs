@@ -308,6 +308,11 @@ impl Refusal {
     }
 }
 
+/// Why `--connect` and `--target plugin:…` do not go together.
+const PLUGIN_ACROSS: &str = "--connect drives the device the remote target serves; to \
+certify a plugin across the wire, serve it there (nvmf-reference-target --control ADDR \
+--target plugin:PATH) and leave --target out here";
+
 impl TargetArgs {
     /// The run options these arguments ask for.
     pub(crate) fn options(&self, seed: u64, case_bound: Duration) -> Result<Options, Refusal> {
@@ -372,10 +377,7 @@ impl TargetArgs {
                 _ => p.to_string(),
             },
             Some(("plugin", _)) if self.connect.is_some() => {
-                return Err(Refusal::Usage(
-                    "--connect drives a remote reference target; a --target plugin runs in                      this process"
-                        .into(),
-                ))
+                return Err(Refusal::Usage(PLUGIN_ACROSS.into()))
             }
             Some(("plugin", path)) => {
                 let plugin = Plugin::load(path)

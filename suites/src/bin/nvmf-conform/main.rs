@@ -68,7 +68,7 @@ fn main() -> ProcessExit {
                 }
                 opts.fabric = fabric;
                 opts.wait_scale = timeout_scale;
-                if let Err(r) = check_connect(&opts).and_then(|()| check_backend(&opts)) {
+                if let Err(r) = check_backend(&opts).and_then(|()| check_connect(&mut opts)) {
                     return ProcessExit::from(r.report().code() as u8);
                 }
                 cmd_replay(&case, &opts, pcap.as_deref())
@@ -94,20 +94,27 @@ fn check_backend(opts: &Options) -> Result<(), Refusal> {
             "--backend vfio:{pci} needs --fabric verbs: the controller moves data by DMA into \
              memory regions, and the simulated fabric's are not this process's memory"
         ))),
+        BackendChoice::Vfio(pci) if opts.connect.is_some() => Err(Refusal::Usage(format!(
+            "--backend vfio:{pci} opens a controller on this host, and with --connect the \
+             device under test and its backends are on the target host (a real controller \
+             served there is not supported yet: docs/two-host.md)"
+        ))),
         _ => Ok(()),
     }
 }
 
 /// Two-host mode's preconditions: a real fabric (the simulated one does not leave this
-/// process) and a control channel that answers (else nothing can be tested: 125).
-fn check_connect(opts: &Options) -> Result<(), Refusal> {
+/// process) and a control channel that answers (else nothing can be tested: 125). A remote
+/// target that serves a plugin's device gives `opts` that device's caps.
+pub(crate) fn check_connect(opts: &mut Options) -> Result<(), Refusal> {
     let Some(connect) = &opts.connect else {
         return Ok(());
     };
     let addr = connect.addr;
     if opts.fabric.is_sim() {
         return Err(Refusal::Usage(format!(
-            "--connect {addr} needs --fabric verbs: the simulated fabric does not leave this              process, so hosts here cannot reach a target on another host"
+            "--connect {addr} needs --fabric verbs: the simulated fabric does not leave this \
+             process, so hosts here cannot reach a target on another host"
         )));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -128,6 +135,9 @@ fn check_connect(opts: &Options) -> Result<(), Refusal> {
             "nvmf-conform: control channel {addr}: plain TCP (--insecure), target {} {} on {}",
             info.version, info.fabric, info.device
         ),
+    }
+    if let Some(said) = run::adopt_remote(opts, info) {
+        eprintln!("nvmf-conform: {said}");
     }
     Ok(())
 }
@@ -162,7 +172,7 @@ fn cmd_run(a: &RunArgs) -> ExitCode {
     if a.pcap.is_some() && !opts.fabric.is_sim() {
         return usage(CAPTURE_NEEDS_SIM);
     }
-    if let Err(r) = check_connect(&opts).and_then(|()| check_backend(&opts)) {
+    if let Err(r) = check_backend(&opts).and_then(|()| check_connect(&mut opts)) {
         return r.report();
     }
     // A plugin may crash; on verbs a case's RDMA resources (its listening ports too) are

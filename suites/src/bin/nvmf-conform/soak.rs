@@ -20,7 +20,7 @@ pub(crate) fn cmd_soak(a: &SoakArgs) -> ExitCode {
         Err(r) => return r.report(),
     };
     opts.wait_scale = a.timeout_scale;
-    if let Err(r) = check_connect(&opts).and_then(|()| check_backend(&opts)) {
+    if let Err(r) = check_backend(&opts).and_then(|()| check_connect(&mut opts)) {
         return r.report();
     }
     if opts.backend.is_real() {
