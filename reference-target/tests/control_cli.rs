@@ -188,16 +188,10 @@ fn control_mode_refuses_what_it_cannot_combine() {
             "--plugin-config configures a --target plugin",
         ),
     ];
-    for (extra, says) in refusals {
-        let out = bin()
-            .args(["--control", "127.0.0.1:0", "--insecure", "--duration", "1"])
-            .args(extra)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
-        assert!(err.contains(says), "{extra:?}: {err}");
-    }
+    refused(
+        &["--control", "127.0.0.1:0", "--insecure", "--duration", "1"],
+        &refusals,
+    );
     // a plugin is served on a control channel only
     let out = with_config(&["--target", "plugin:/x.so"], reference());
     assert_eq!(out.status.code(), Some(2), "{out:?}");
@@ -263,6 +257,17 @@ fn control_mode_serves_until_its_duration() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Checks that `args` followed by each row's extra arguments is a usage error (2) whose
+/// message says the row's text.
+fn refused(args: &[&str], rows: &[(&[&str], &str)]) {
+    for (extra, says) in rows {
+        let out = bin().args(args).args(*extra).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
+}
+
 fn tmp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("nvmf-control-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -303,16 +308,7 @@ fn control_mode_needs_a_lab_secret_or_insecure() {
             "cannot be used with",
         ),
     ];
-    for (extra, says) in refusals {
-        let out = bin()
-            .args(["--control", "127.0.0.1:0", "--duration", "1"])
-            .args(extra)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
-        assert!(err.contains(says), "{extra:?}: {err}");
-    }
+    refused(&["--control", "127.0.0.1:0", "--duration", "1"], &refusals);
     // a secret or --insecure without a control channel: nothing they apply to
     for extra in [&["--insecure"][..], &["--control-secret", &secret]] {
         let out = bin()

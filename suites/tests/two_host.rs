@@ -220,23 +220,56 @@ fn the_whole_catalog_runs_through_the_channel() {
         snapshots: Some(suites::snapshot::default_dir()),
         ..Options::default()
     };
+    let passed = same_verdicts_as(&opts, &remote, "across the channel");
+    assert!(passed > 150, "only {passed} passed");
+}
+
+/// A vendor plugin served on the target host (`nvmf-reference-target --control … --target
+/// plugin:PATH`): the runner takes the device's caps from `hello`, and every offload case
+/// (control-plane cases start a target over the plugin's device there, the others use the
+/// device through the channel) ends as it does with the plugin in the runner's process. The
+/// reference plugin reaches its backends as a NIC does (doorbells in memory).
+#[test]
+fn a_plugin_served_on_the_target_host_runs_the_catalog() {
+    let plugin = Some((reference_plugin(), NIC_LIKE));
+    let remote = run_served(&[], "full", Quirks::none(), plugin);
+    let opts = Options {
+        snapshots: Some(suites::snapshot::default_dir()),
+        plugin: Some(PluginTarget {
+            plugin: reference_plugin(),
+            config: NIC_LIKE.into(),
+        }),
+        isolation: suites::isolate::Isolation::Case,
+        ..Options::default()
+    };
+    same_verdicts_as(&opts, &remote, "with the plugin served");
+    for area in ["pci-error", "timeout", "connect", "datapath"] {
+        let ran = remote
+            .iter()
+            .filter(|(id, v)| id.starts_with(&format!("{area}.")) && matches!(v, Verdict::Pass))
+            .count();
+        assert!(
+            ran > 0,
+            "area {area}: no case passed with the plugin served"
+        );
+    }
+}
+
+/// Runs every offload case in one process with `opts` and checks each ended as in
+/// `remote` (`how` it ran, for the messages); how many passed.
+fn same_verdicts_as(opts: &Options, remote: &[(String, Verdict)], how: &str) -> usize {
     let offload: Vec<_> = catalog::all()
         .into_iter()
         .filter(|e| matches!(e.body, Body::Offload(_)))
         .collect();
-    let direct = suites::run::run(&offload, &opts, |_| {});
+    let direct = suites::run::run(&offload, opts, |_| {});
     assert_eq!(direct.cases.len(), remote.len());
     let differ: Vec<String> = direct
         .cases
         .iter()
-        .zip(&remote)
+        .zip(remote)
         .filter(|(d, r)| format!("{:?}", d.verdict) != format!("{:?}", r.1))
-        .map(|(d, r)| {
-            format!(
-                "{}: {:?} in one process, {:?} across the channel",
-                d.id, d.verdict, r.1
-            )
-        })
+        .map(|(d, r)| format!("{}: {:?} in one process, {:?} {how}", d.id, d.verdict, r.1))
         .collect();
     assert!(
         differ.is_empty(),
@@ -248,68 +281,6 @@ fn the_whole_catalog_runs_through_the_channel() {
         .iter()
         .filter(|(_, v)| matches!(v, Verdict::Pass))
         .count();
-    eprintln!(
-        "{passed} of {} offload cases passed across the channel",
-        remote.len()
-    );
-    assert!(passed > 150, "only {passed} passed");
-}
-
-/// A vendor plugin served on the target host (`nvmf-reference-target --control … --target
-/// plugin:PATH`): the runner takes the device's caps from `hello`, and every offload case
-/// (control-plane cases start a target over the plugin's device there, the others use the
-/// device through the channel) ends as it does with the plugin in the runner's process. The
-/// reference plugin reaches its backends as a NIC does (doorbells in memory).
-#[test]
-fn a_plugin_served_on_the_target_host_runs_the_catalog() {
-    let remote = run_served(
-        &[],
-        "full",
-        Quirks::none(),
-        Some((reference_plugin(), NIC_LIKE)),
-    );
-    let opts = Options {
-        snapshots: Some(suites::snapshot::default_dir()),
-        plugin: Some(PluginTarget {
-            plugin: reference_plugin(),
-            config: NIC_LIKE.into(),
-        }),
-        isolation: suites::isolate::Isolation::Case,
-        ..Options::default()
-    };
-    let offload: Vec<_> = catalog::all()
-        .into_iter()
-        .filter(|e| matches!(e.body, Body::Offload(_)))
-        .collect();
-    let direct = suites::run::run(&offload, &opts, |_| {});
-    let differ: Vec<String> = direct
-        .cases
-        .iter()
-        .zip(&remote)
-        .filter(|(d, r)| format!("{:?}", d.verdict) != format!("{:?}", r.1))
-        .map(|(d, r)| format!("{}: {:?} in one process, {:?} served", d.id, d.verdict, r.1))
-        .collect();
-    assert!(
-        differ.is_empty(),
-        "{} differ:\n{}",
-        differ.len(),
-        differ.join("\n")
-    );
-    let passed = |v: &[Verdict]| v.iter().filter(|v| matches!(v, Verdict::Pass)).count();
-    let served: Vec<Verdict> = remote.iter().map(|(_, v)| v.clone()).collect();
-    eprintln!(
-        "{} of {} offload cases passed with the plugin served",
-        passed(&served),
-        served.len()
-    );
-    for area in ["pci-error", "timeout", "connect", "datapath"] {
-        let ran = remote
-            .iter()
-            .filter(|(id, v)| id.starts_with(&format!("{area}.")) && matches!(v, Verdict::Pass))
-            .count();
-        assert!(
-            ran > 0,
-            "area {area}: no case passed with the plugin served"
-        );
-    }
+    eprintln!("{passed} of {} offload cases passed {how}", remote.len());
+    passed
 }

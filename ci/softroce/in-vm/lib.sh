@@ -242,14 +242,16 @@ offers_verbs() {
 LAB_SECRET=/tmp/lab.secret
 
 # Two-host mode: starts nvmf-reference-target --control ADDR on rxe0 with a new lab secret
-# in $LAB_SECRET (TLS, docs/two-host.md), its output in LOG, and waits (at most 60 s) until
-# it serves; its pid in CONTROL_PID.
+# in $LAB_SECRET (TLS, docs/two-host.md) and the further ARGS (what it serves: --target
+# plugin:PATH …), its output in LOG, and waits (at most 60 s) until it serves; its pid in
+# CONTROL_PID. Usage: control_target_start ADDR LOG [ARGS…]
 control_target_start() {
   local addr=$1 log=$2 n=0
+  shift 2
   rm -f "$LAB_SECRET"
   "$BINS/nvmf-reference-target" --new-secret "$LAB_SECRET" > "$log" 2>&1 || { cat "$log"; return 1; }
   "$BINS/nvmf-reference-target" --fabric verbs --device rxe0 --control "$addr" \
-    --control-secret "$LAB_SECRET" \
+    --control-secret "$LAB_SECRET" "$@" \
     --log-level "$(karg target_log info)" >> "$log" 2>&1 &
   CONTROL_PID=$!
   until grep -qs "control channel on" "$log"; do

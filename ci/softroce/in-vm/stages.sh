@@ -149,8 +149,15 @@ stage_r() {
   [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform in the shared binaries"
   offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
   offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
-  local rc=0
-  control_target_start "127.0.0.1:$CONTROL_PORT" "$RESULTS/control-target.log"
+  local rc=0 served=()
+  # nvmf_remote_target=plugin: the target host serves the reference plugin as a NIC reaches
+  # its backends (doorbells in memory) instead of the reference engine
+  if [ "$(karg remote_target reference)" = plugin ]; then
+    [ -f "$BINS/libnvmf_reference_plugin.so" ] || skip "no libnvmf_reference_plugin.so in the shared binaries"
+    served=(--target "plugin:$BINS/libnvmf_reference_plugin.so"
+      --plugin-config "profile=full;doorbells=memory;prp-window=$PRP_WINDOW")
+  fi
+  control_target_start "127.0.0.1:$CONTROL_PORT" "$RESULTS/control-target.log" "${served[@]}"
   # nvmf_shard=i/n runs that shard only (ci.sh alternates the halves by commit)
   remote_conform "127.0.0.1:$CONTROL_PORT" "$TIMEOUT_SCALE" /tmp/conform-r "$(karg shard "")" || rc=$?
   control_target_stop

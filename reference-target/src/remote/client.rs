@@ -84,6 +84,24 @@ pub struct RemoteTarget {
     info: RemoteInfo,
     /// Longest wait for a reply: [`REPLY_BOUND`], scaled.
     reply_bound: Duration,
+    /// Says (by closing) that the connection's thread has ended, its socket closed.
+    ended: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+/// How long dropping a [`RemoteTarget`] waits for its connection to close (so that the
+/// next runner, often the next case, finds the target free; the target waits
+/// [`super::server::KNOCK_GRACE`] for that).
+pub const CLOSE_BOUND: Duration = Duration::from_secs(2);
+
+impl Drop for RemoteTarget {
+    /// Ends the connection: its thread finishes the exchange in flight (if any), closes the
+    /// socket and ends; waited for at most [`CLOSE_BOUND`].
+    fn drop(&mut self) {
+        let (none, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.jobs, none));
+        let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = ended.recv_timeout(CLOSE_BOUND);
+    }
 }
 
 /// What is done with a request's outcome.
@@ -157,9 +175,12 @@ impl RemoteTarget {
         let (ready, connected) = oneshot::channel();
         let (jobs, queue) = mpsc::unbounded_channel();
         let security = security.clone();
+        let (end, ended) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("nvmf-control".into())
             .spawn(move || {
+                // dropped when the thread ends: after its runtime, its socket
+                let _end = end;
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -192,6 +213,7 @@ impl RemoteTarget {
             jobs,
             info,
             reply_bound: REPLY_BOUND,
+            ended: std::sync::Mutex::new(ended),
         })
     }
 
