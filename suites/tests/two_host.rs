@@ -101,68 +101,82 @@ fn run_served(
     quirks: Quirks,
     plugin: Option<(Plugin, &'static str)>,
 ) -> Vec<(String, Verdict)> {
+    // One catalog through a channel at a time: two at once on a small machine slow a case's
+    // teardown past the 2 s a target gives the next runner before it says it is busy.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let served_plugin = plugin.is_some();
     let (addr, security, fabric) = serve_on_a_thread(5, plugin);
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let mut opts = Options {
+        profile: Profile::builtin(profile).unwrap(),
+        quirks,
+        snapshots: Some(suites::snapshot::default_dir()),
+        connect: Some(Connect { addr, security }),
+        ..Options::default()
+    };
+    let c = opts.connect.as_ref().unwrap();
+    let info = runtime()
+        .block_on(suites::run::connect_remote(c, 1.0))
+        .unwrap()
+        .info()
+        .clone();
+    let adopted = suites::run::adopt_remote(&mut opts, &info);
+    assert_eq!(adopted.is_some(), served_plugin, "{info:?}");
+    if served_plugin {
+        assert_eq!(opts.profile.name, "plugin:libnvmf_reference_plugin.so");
+    }
+    let mut out = Vec::new();
+    let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
+    for e in catalog::select(&filters) {
+        let Body::Offload(case) = &e.body else {
+            continue;
+        };
+        let place = CaseFabric {
+            fabric: fabric.clone() as Arc<dyn Fabric>,
+            sim: Some(fabric.clone()),
+            target_device: "sim0".into(),
+            host_device: "sim1".into(),
+        };
+        let bound = Duration::from_secs(60);
+        // a runtime per case, as nvmf-conform runs them: what a case left running ends
+        // with it (and lets go of its channel before the next case connects)
+        let outcome = runtime().block_on(offload_verdict(
+            &e.id,
+            case,
+            place,
+            &opts,
+            None,
+            bound,
+            "(wall time)",
+        ));
+        let (verdict, trace) = (outcome.verdict, outcome.trace);
+        if matches!(verdict, Verdict::Pass) {
+            assert!(
+                trace.iter().any(|l| l == suites::run::REMOTE_TRACE_MARK),
+                "{}: the remote target's trace was not collected",
+                e.id
+            );
+            // a control-plane case's target lines come from the remote target
+            let control = case.needs.contains(&suites::framework::Need::ControlPlane);
+            assert!(
+                !control || trace.iter().any(|l| l.starts_with("target")),
+                "{}: no target line in {trace:#?}",
+                e.id
+            );
+        }
+        if std::env::var_os("NVMF_TWO_HOST_TRACE").is_some() {
+            eprintln!("{} {verdict:?}", e.id);
+        }
+        out.push((e.id.clone(), verdict));
+    }
+    out
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut opts = Options {
-            profile: Profile::builtin(profile).unwrap(),
-            quirks,
-            snapshots: Some(suites::snapshot::default_dir()),
-            connect: Some(Connect { addr, security }),
-            ..Options::default()
-        };
-        let c = opts.connect.as_ref().unwrap();
-        let info = suites::run::connect_remote(c, 1.0)
-            .await
-            .unwrap()
-            .info()
-            .clone();
-        let adopted = suites::run::adopt_remote(&mut opts, &info);
-        assert_eq!(adopted.is_some(), served_plugin, "{info:?}");
-        if served_plugin {
-            assert_eq!(opts.profile.name, "plugin:libnvmf_reference_plugin.so");
-        }
-        let mut out = Vec::new();
-        let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
-        for e in catalog::select(&filters) {
-            let Body::Offload(case) = &e.body else {
-                continue;
-            };
-            let place = CaseFabric {
-                fabric: fabric.clone() as Arc<dyn Fabric>,
-                sim: Some(fabric.clone()),
-                target_device: "sim0".into(),
-                host_device: "sim1".into(),
-            };
-            let bound = Duration::from_secs(60);
-            let outcome =
-                offload_verdict(&e.id, case, place, &opts, None, bound, "(wall time)").await;
-            let (verdict, trace) = (outcome.verdict, outcome.trace);
-            if matches!(verdict, Verdict::Pass) {
-                assert!(
-                    trace.iter().any(|l| l == suites::run::REMOTE_TRACE_MARK),
-                    "{}: the remote target's trace was not collected",
-                    e.id
-                );
-                // a control-plane case's target lines come from the remote target
-                let control = case.needs.contains(&suites::framework::Need::ControlPlane);
-                assert!(
-                    !control || trace.iter().any(|l| l.starts_with("target")),
-                    "{}: no target line in {trace:#?}",
-                    e.id
-                );
-            }
-            if std::env::var_os("NVMF_TWO_HOST_TRACE").is_some() {
-                eprintln!("{} {verdict:?}", e.id);
-            }
-            out.push((e.id.clone(), verdict));
-        }
-        out
-    })
+        .unwrap()
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub const IDLE_BOUND: Duration = Duration::from_secs(900);
 
 /// How long a runner that connects while another is served waits for that one to leave
 /// before it is told the target is busy.
-pub const KNOCK_GRACE: Duration = Duration::from_secs(2);
+pub const KNOCK_GRACE: Duration = Duration::from_secs(5);
 
 /// How long the target waits before it closes a connection whose proof failed (a guess
 /// costs this much).
@@ -61,18 +61,21 @@ pub struct ControlServer {
 
 /// A target started by a runner, and what its trace needs.
 struct Running {
+    // fields drop in this order: the target stops first, then the bus lets go
     target: Target,
     rec: Recorder,
     raw_provider: Arc<dyn OffloadProvider>,
-    bus: Arc<PciBus>,
+    _bus: Released,
     _device: Opened,
 }
 
-impl Drop for Running {
-    /// The bus lets go of the device it holds for memory doorbells (a plugin's device holds
-    /// the bus too); the target then stops as it drops.
+/// Once the target has stopped, the bus lets go of the device it holds for memory
+/// doorbells (a plugin's device holds the bus too, so neither would ever be freed).
+struct Released(Arc<PciBus>);
+
+impl Drop for Released {
     fn drop(&mut self) {
-        drop(self.bus.release());
+        drop(self.0.release());
     }
 }
 
@@ -164,7 +167,11 @@ impl ControlServer {
             let deadline = knocking.as_ref().map(|(_, _, d)| *d);
             // a runner that has not said hello yet gets as long as a handshake
             let silence = if greeted { IDLE_BOUND } else { HANDSHAKE_BOUND };
+            // biased: the served runner's line (or its hang-up) first, so that a knock whose
+            // grace ran out while this task waited for the CPU is not refused when the runner
+            // it waited for has already gone
             let next = tokio::select! {
+                biased;
                 l = tokio::time::timeout(silence, read_line_into(&mut r, &mut pending)) => l,
                 other = self.listener.accept(), if knocking.is_none() => {
                     if let Ok((s, addr)) = other {
@@ -335,7 +342,7 @@ impl ControlServer {
                 target,
                 rec,
                 raw_provider,
-                bus,
+                _bus: Released(bus),
                 _device: device,
             },
             ip,
