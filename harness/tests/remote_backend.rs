@@ -18,6 +18,7 @@ const BS: usize = 4096;
 
 struct Rig {
     link: JsonBackendLink,
+    ctx: Arc<dyn harness::fabric::DeviceContext>,
     bus: Arc<PciBus>,
     pd: harness::fabric::PdId,
     srq: NvmfSrqAttrs,
@@ -42,7 +43,8 @@ fn rig() -> Rig {
     };
     let bus = PciBus::new();
     Rig {
-        link: JsonBackendLink(BackendHost::new(ctx, bus.clone(), None)),
+        link: JsonBackendLink(BackendHost::new(ctx.clone(), bus.clone(), None)),
+        ctx,
         bus,
         pd,
         srq,
@@ -51,11 +53,18 @@ fn rig() -> Rig {
 }
 
 impl Rig {
+    /// A region for the rings of `nsqs` SQs, as a caller registers it.
+    fn rings(&self, nsqs: u32) -> harness::fabric::MrInfo {
+        let len = BackendCall::rings_len(self.srq.nvme_queue_depth, nsqs.clamp(1, 64));
+        self.ctx.reg_mr(self.pd, len, Access::LOCAL_WRITE).unwrap()
+    }
+
     fn create(&self, nsqs: u32, namespaces: Vec<NsSource>) -> BackendReply {
         self.link.call(&BackendCall::Create {
             pd: self.pd,
             srq: self.srq.clone(),
             staging: self.staging,
+            rings: self.rings(nsqs),
             nsqs,
             ini: (0, 0),
             namespaces,
@@ -186,6 +195,35 @@ async fn what_the_host_cannot_do_is_refused_naming_why() {
     let r = rig();
     failed(r.create(0, vec![ram(8)]), "nsqs: 0");
     failed(r.create(65, vec![ram(8)]), "nsqs: 65");
+    // the rings' region: long enough for every ring, and writable by the controller
+    let need = BackendCall::rings_len(r.srq.nvme_queue_depth, 2);
+    for (len, access, why) in [
+        (
+            need - 1,
+            Access::LOCAL_WRITE,
+            format!(
+                "rings: a region of {} bytes, fewer than the {need}",
+                need - 1
+            ),
+        ),
+        (
+            need,
+            Access::REMOTE_READ,
+            "rings: the region is not locally writable".to_string(),
+        ),
+    ] {
+        let rings = r.ctx.reg_mr(r.pd, len, access).unwrap();
+        let call = BackendCall::Create {
+            pd: r.pd,
+            srq: r.srq.clone(),
+            staging: r.staging,
+            rings,
+            nsqs: 2,
+            ini: (0, 0),
+            namespaces: vec![ram(8)],
+        };
+        failed(r.link.call(&call), &why);
+    }
     failed(
         r.create(
             1,

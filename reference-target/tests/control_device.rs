@@ -75,10 +75,13 @@ async fn the_device_answers_across_the_channel() {
     }
     let srq = provider.create_srq(pd, &attrs).expect("a valid SRQ");
     // a backend controller made on the target host, its counters read from here
+    let len = BackendCall::rings_len(attrs.nvme_queue_depth, 1);
+    let rings = ctx.reg_mr(pd, len, Access::LOCAL_WRITE).unwrap();
     let call = BackendCall::Create {
         pd,
         srq: attrs,
         staging,
+        rings,
         nsqs: 1,
         ini: (0, 0),
         namespaces: vec![harness::remote::NsSource::Ram {

@@ -143,7 +143,7 @@ fn table() -> Vec<Row> {
             false,
             Connected,
             line(r#"{"op":"hello","protocol":999}"#),
-            Error("protocol 999 is not this target's (4)"),
+            Error("protocol 999 is not this target's (5)"),
         ),
         row(
             "ctl-unknown-op",

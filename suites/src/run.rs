@@ -266,7 +266,7 @@ pub fn run_one_captured(
                     &reference,
                     &trace,
                     &opts.target_name(),
-                    timing(opts, entry.race()),
+                    timing(opts, entry.race(), false), // never pending in two-host mode
                 );
                 if !matches!(verdict, Verdict::Pass) {
                     blamed = entry.requirement.map(str::to_string);
@@ -504,7 +504,8 @@ pub async fn offload_verdict(
             let (v, note) = if fails {
                 (verdict, None)
             } else {
-                against_snapshot(id, &trace, p, dir, opts, case.race)
+                let remote_device = remote.as_ref().is_some_and(|r| r.device.is_some());
+                against_snapshot(id, &trace, p, dir, opts, (case.race, remote_device))
             };
             if !fails && !matches!(v, Verdict::Pass) {
                 // A trace unlike the reviewed one: the case's own requirement.
@@ -546,8 +547,12 @@ pub async fn offload_verdict(
 
 /// Which clock a case's trace ran on, for comparisons; `race` is the case's declared race
 /// (`Case::racy`).
-fn timing(opts: &Options, race: Option<&str>) -> snapshot::Timing {
-    if opts.connect.is_some() {
+fn timing(opts: &Options, race: Option<&str>, remote_device: bool) -> snapshot::Timing {
+    if opts.connect.is_some() && remote_device && race.is_some() {
+        snapshot::Timing::RemoteRacy
+    } else if opts.connect.is_some() && remote_device {
+        snapshot::Timing::RemoteDevice
+    } else if opts.connect.is_some() {
         snapshot::Timing::Remote
     } else if opts.fabric.is_sim() && opts.plugin.is_none() {
         snapshot::Timing::Lockstep
@@ -566,19 +571,26 @@ fn against_snapshot(
     profile: &str,
     dir: &std::path::Path,
     opts: &Options,
-    race: Option<&'static str>,
+    (race, remote_device): (Option<&'static str>, bool),
 ) -> (Verdict, Option<String>) {
     let dir = snapshot::dir_for(dir, profile);
-    let timing = timing(opts, race);
+    let timing = timing(opts, race, remote_device);
     match snapshot::compare(&dir, id, trace, &opts.target_name(), timing) {
-        Ok(Comparison::Matches) if timing == snapshot::Timing::Racy => (
-            Verdict::Pass,
-            Some(format!(
-                "trace compared on its host and device lines only: the device keeps its own \
-                 time, and {}",
-                race.unwrap_or("the rest is timing")
-            )),
-        ),
+        Ok(Comparison::Matches)
+            if matches!(
+                timing,
+                snapshot::Timing::Racy | snapshot::Timing::RemoteRacy
+            ) =>
+        {
+            (
+                Verdict::Pass,
+                Some(format!(
+                    "trace compared on its host and device lines only: the device keeps its \
+                     own time, and {}",
+                    race.unwrap_or("the rest is timing")
+                )),
+            )
+        }
         Ok(Comparison::Matches) => (Verdict::Pass, None),
         Ok(Comparison::Differs(message)) => (Verdict::Fail(message), None),
         Ok(Comparison::Missing(file)) => (
@@ -632,7 +644,7 @@ pub fn adopt_remote(
 
 /// Marks where a two-host case's trace goes on with the remote target's own lines.
 pub const REMOTE_TRACE_MARK: &str =
-    "# the remote target's own trace (not compared: see docs/two-host.md)";
+    "# the remote target's own trace (compared as docs/two-host.md says)";
 
 /// Releases the remote device a two-host case used (the Dut's drop has, unless the case
 /// hung) and appends its backends' trace after [`REMOTE_TRACE_MARK`]; a device that is not

@@ -53,6 +53,12 @@
 //! (`Case::racy`); then only its host and device lines are compared ([`Timing::Racy`]), and
 //! its report says so.
 //!
+//! **In two-host mode** the target host names its objects itself and answers in real time:
+//! object names are renumbered in order of first appearance, and each side's lines are
+//! compared in their own order, the backend's relaxed ([`Timing::RemoteDevice`],
+//! [`remote_device_view`]); a control-plane case, whose control plane runs on the target
+//! host, on its host's lines ([`Timing::Remote`]).
+//!
 //! **Where the files are.** At run time, not embedded: by default the `suites/snapshots`
 //! directory of the source tree the binary was built from ([`default_dir`]), so snapshots
 //! accepted with `cargo insta review` apply without a rebuild; `nvmf-conform run
@@ -282,9 +288,16 @@ pub enum Timing {
     /// A real fabric, or a plugin on its own ticks: the backend's lines are relaxed
     /// ([`relax_backend`]).
     Independent,
-    /// Two-host mode: the target runs in another process, which names its objects itself,
-    /// so only the host's lines are compared ([`host_view`]).
+    /// Two-host mode, a control-plane case: the target runs in another process, which
+    /// names its objects itself, so only the host's lines are compared ([`host_view`]).
     Remote,
+    /// Two-host mode, a case that drives the remote device through the channel: the
+    /// host's, the target's, the device's and the relaxed backend's lines are compared,
+    /// renumbered ([`remote_device_view`]).
+    RemoteDevice,
+    /// As [`Timing::RemoteDevice`], for a case that declares its trace racy
+    /// (`Case::racy`): only its host's and device's lines, renumbered.
+    RemoteRacy,
     /// As [`Timing::Independent`], for a case that declares its trace racy there
     /// (`Case::racy`): only the host's and the device's lines are compared
     /// ([`host_and_device`]).
@@ -309,6 +322,30 @@ pub fn host_and_device(text: &str) -> String {
 /// renumbered in order of first appearance (the other process's objects are not numbered
 /// here), and `from=` (the sender's QP, the target's) dropped.
 pub fn host_view(text: &str) -> String {
+    renumbered(text.lines().filter(|l| l.starts_with("host ")))
+}
+
+/// What a two-host case that drives the device through the channel is compared on: the
+/// host's lines with the device's, then the target's with the device's, each sequence in
+/// its own order (where the target's lines fall among the host's is timing across two
+/// hosts), renumbered together as [`host_view`] does.
+pub fn remote_device_view(text: &str) -> String {
+    let with_device = |actor: &'static str| {
+        text.lines()
+            .filter(move |l| l.starts_with(actor) || l.starts_with("device "))
+    };
+    let backend = relax_backend(text);
+    let backend = backend.lines().filter(|l| l.starts_with("backend "));
+    renumbered(
+        with_device("host ")
+            .chain(with_device("target "))
+            .chain(backend),
+    )
+}
+
+/// `lines` with every object name renumbered in order of first appearance and `from=`
+/// dropped.
+fn renumbered<'a>(lines: impl Iterator<Item = &'a str>) -> String {
     static NAME: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let name = NAME.get_or_init(|| {
         regex::Regex::new(
@@ -319,7 +356,7 @@ pub fn host_view(text: &str) -> String {
     let mut seen: std::collections::HashMap<String, usize> = Default::default();
     let mut counts: std::collections::HashMap<String, usize> = Default::default();
     let mut out = String::new();
-    for l in text.lines().filter(|l| l.starts_with("host ")) {
+    for l in lines {
         let kept: Vec<&str> = l.split(' ').filter(|w| !w.starts_with("from=")).collect();
         let joined = kept.join(" ");
         let line = name.replace_all(&joined, |c: &regex::Captures<'_>| {
@@ -407,6 +444,14 @@ pub fn compare_lines<E: AsRef<str>, S: AsRef<str>>(
             relax_backend(&canonical(trace)),
         ),
         Timing::Remote => (host_view(&canonical(stored)), host_view(&canonical(trace))),
+        Timing::RemoteDevice => (
+            remote_device_view(&canonical(stored)),
+            remote_device_view(&canonical(trace)),
+        ),
+        Timing::RemoteRacy => (
+            renumbered(host_and_device(&canonical(stored)).lines()),
+            renumbered(host_and_device(&canonical(trace)).lines()),
+        ),
         Timing::Racy => (
             host_and_device(&canonical(stored)),
             host_and_device(&canonical(trace)),
@@ -454,6 +499,66 @@ mod tests {
         let mut device = stored.to_vec();
         device[3] = "device   call    remove_nvme_ctrl nvmf-srq1 ctrl1 -> EBUSY";
         assert!(matches!(cmp(&device, Timing::Racy), Comparison::Differs(_)));
+    }
+
+    #[test]
+    fn a_remote_device_case_is_compared_on_each_side_in_its_own_order() {
+        let stored = [
+            "target   call    reg_mr pd1 len=2944 LOCAL_WRITE -> mr2",
+            "device   call    create_nvme_ctrl nvmf-srq1 sqs=1 timeout_us=0 -> ctrl1",
+            "host     call    reg_mr pd2 len=512 LOCAL_WRITE -> mr5",
+            "target   resp    -> cid=0 status=ok dw0=0x1",
+            "host     resp    <- cid=0 status=ok dw0=0x1",
+            "target   call    dereg_mr mr7 -> ok",
+            "host     wc      qp1 Recv SUCCESS wr=1 len=16 from=qp2",
+            "backend  doorbell sq0 tail=1",
+            "backend  sqe     sq0 <- read slba=0 nlb=0 cid=3 nsid=1",
+        ];
+        // the other host numbers its objects itself; its lines fall elsewhere among the
+        // host's; the backend rang its doorbell once for two commands
+        let actual = [
+            "target   call    reg_mr pd1 len=2944 LOCAL_WRITE -> mr4",
+            "device   call    create_nvme_ctrl nvmf-srq1 sqs=1 timeout_us=0 -> ctrl1",
+            "host     call    reg_mr pd2 len=512 LOCAL_WRITE -> mr9",
+            "target   resp    -> cid=0 status=ok dw0=0x1",
+            "target   call    dereg_mr mr3 -> ok",
+            "host     resp    <- cid=0 status=ok dw0=0x1",
+            "host     wc      qp1 Recv SUCCESS wr=1 len=16 from=qp7",
+            "backend  sqe     sq0 <- read slba=0 nlb=0 cid=9 nsid=1",
+        ];
+        let cmp = |t: &[&str], timing| compare_lines(&stored, ("e", "w"), t, "a", timing);
+        assert_eq!(cmp(&actual, Timing::RemoteDevice), Comparison::Matches);
+        assert!(matches!(
+            cmp(&actual, Timing::Lockstep),
+            Comparison::Differs(_)
+        ));
+        // a target line, a device line or a backend command that changed is found
+        for (i, line) in [
+            (0, "target   call    reg_mr pd1 len=2943 LOCAL_WRITE -> mr4"),
+            (
+                1,
+                "device   call    create_nvme_ctrl nvmf-srq1 sqs=2 timeout_us=0 -> ctrl1",
+            ),
+            (7, "backend  sqe     sq0 <- write slba=0 nlb=0 cid=9 nsid=1"),
+            (4, "target   call    dereg_mr mr4 -> ok"),
+        ] {
+            let mut changed = actual;
+            changed[i] = line;
+            assert!(
+                matches!(cmp(&changed, Timing::RemoteDevice), Comparison::Differs(_)),
+                "{line}"
+            );
+        }
+        // a racy case: the host's and device's lines only
+        let mut target = actual;
+        target[0] = "target   call    reg_mr pd1 len=2943 LOCAL_WRITE -> mr4";
+        assert_eq!(cmp(&target, Timing::RemoteRacy), Comparison::Matches);
+        let mut device = actual;
+        device[1] = "device   call    create_nvme_ctrl nvmf-srq1 sqs=2 timeout_us=0 -> ctrl1";
+        assert!(matches!(
+            cmp(&device, Timing::RemoteRacy),
+            Comparison::Differs(_)
+        ));
     }
 
     #[test]

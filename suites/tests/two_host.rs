@@ -1,8 +1,10 @@
 //! Two-host mode end to end without RDMA hardware: the control-plane cases run through
 //! the runner's remote path (`offload_verdict` with `Options::connect`): the target starts
 //! behind a control channel on loopback TCP, every look behind it is a request on the
-//! channel, and traces are compared with the snapshots the host's way
-//! (`Timing::Remote`). The channel's target and the runner's hosts share one simulated
+//! channel, and traces are compared with the snapshots as two-host mode compares them
+//! (`Timing::Remote` for the control-plane cases, `Timing::RemoteDevice` for the cases
+//! that drive the remote device: host, target, device and backend lines). The channel's
+//! target and the runner's hosts share one simulated
 //! fabric here, standing in for the RDMA link between two hosts (the soft-RoCE VM runs
 //! the same over real verbs, in two processes). The target host serves the reference
 //! engine, or a vendor plugin's device (the reference plugin here).

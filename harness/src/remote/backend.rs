@@ -49,9 +49,11 @@ pub enum NsSource {
 /// What a case asks of the backend host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BackendCall {
-    /// A controller with `nsqs` SQs of the SRQ's `nvme_queue_depth`, its rings in a region
-    /// of `pd`, the SRQ's staging buffer (in `staging`) mapped for DMA, each SQ's tail
-    /// doorbell starting at `ini.0` and the CQ's head at `ini.1`.
+    /// A controller with `nsqs` SQs of the SRQ's `nvme_queue_depth`, its rings and
+    /// doorbells in `rings` (a region of `pd` the caller registered, so that the caller's
+    /// trace names it: [`BackendCall::rings_len`] bytes at least), the SRQ's staging
+    /// buffer (in `staging`) mapped for DMA, each SQ's tail doorbell starting at `ini.0`
+    /// and the CQ's head at `ini.1`.
     Create {
         /// The protection domain of the rings' region.
         pd: PdId,
@@ -59,6 +61,8 @@ pub enum BackendCall {
         srq: NvmfSrqAttrs,
         /// The region holding the SRQ's staging buffer.
         staging: MrInfo,
+        /// The region the rings and doorbells are laid out in, locally writable.
+        rings: MrInfo,
         /// How many SQs.
         nsqs: u32,
         /// The doorbells' first values (SQ tail, CQ head).
@@ -111,6 +115,23 @@ pub enum BackendCall {
     },
     /// Lets go of every controller (off the bus, their memory freed).
     Release,
+}
+
+impl BackendCall {
+    /// `Err` unless a controller can have `nsqs` SQs (1 to 64).
+    pub fn check_nsqs(nsqs: u32) -> Result<(), Failure> {
+        if nsqs == 0 || nsqs > 64 {
+            return Err(Failure::new(format!("nsqs: {nsqs}, not 1 to 64")));
+        }
+        Ok(())
+    }
+
+    /// Bytes a [`BackendCall::Create`]'s `rings` region needs for `nsqs` SQs of `depth`
+    /// entries, their doorbells and the CQ, with every alignment's padding.
+    pub fn rings_len(depth: u32, nsqs: u32) -> u64 {
+        let (sq_len, cq_len) = (u64::from(depth) * 64, u64::from(depth) * 16);
+        (sq_len + 128) * u64::from(nsqs) + cq_len + 256
+    }
 }
 
 /// The host's answer.
@@ -194,11 +215,12 @@ impl BackendHost {
                 pd,
                 srq,
                 staging,
+                rings,
                 nsqs,
                 ini,
                 namespaces,
             } => reply(
-                self.create(pd, &srq, &staging, nsqs, ini, namespaces),
+                self.create(pd, &srq, (&staging, rings), nsqs, ini, namespaces),
                 |(attrs, backend)| BackendReply::Created { attrs, backend },
             ),
             BackendCall::Find { attrs } => {
@@ -265,14 +287,12 @@ impl BackendHost {
         &self,
         pd: PdId,
         srq: &NvmfSrqAttrs,
-        staging: &MrInfo,
+        (staging, m): (&MrInfo, MrInfo),
         nsqs: u32,
         (sq_ini, cq_ini): (u16, u16),
         namespaces: Vec<NsSource>,
     ) -> Result<(NvmeCtrlAttrs, BackendId), Failure> {
-        if nsqs == 0 || nsqs > 64 {
-            return Err(Failure::new(format!("nsqs: {nsqs}, not 1 to 64")));
-        }
+        BackendCall::check_nsqs(nsqs)?;
         // The namespaces first: one taken from another controller leaves it only once the
         // new controller can be made.
         let mut nss = Vec::new();
@@ -292,9 +312,16 @@ impl BackendHost {
         let depth = u64::from(srq.nvme_queue_depth);
         let sq_len = depth * 64;
         let cq_len = depth * 16;
-        // Room for every ring and doorbell with its alignment padding.
-        let len = (sq_len + 128) * u64::from(nsqs) + cq_len + 256;
-        let m = self.ctx.reg_mr(pd, len, Access::LOCAL_WRITE)?;
+        let len = BackendCall::rings_len(srq.nvme_queue_depth, nsqs);
+        if m.len < len {
+            return Err(Failure::new(format!(
+                "rings: a region of {} bytes, fewer than the {len} the rings need",
+                m.len
+            )));
+        }
+        if !m.access.contains(Access::LOCAL_WRITE) {
+            return Err(Failure::new("rings: the region is not locally writable"));
+        }
         let mut off: u64 = 0;
         let mut take = |n: u64, align: u64| {
             off = off.div_ceil(align) * align;

@@ -15,8 +15,9 @@ use harness::remote::{OffloadCall, OffloadReply};
 
 /// The protocol version; both ends say theirs in `hello` and refuse another (2: TLS and
 /// proofs of the lab secret, [`super::auth`]; 3: the device itself served, `open-device`;
-/// 4: `hello` says what device the target serves, a vendor plugin's among them).
-pub const PROTOCOL: u32 = 4;
+/// 4: `hello` says what device the target serves, a vendor plugin's among them; 5: a
+/// backend's `create` carries the rings' region, registered by the runner).
+pub const PROTOCOL: u32 = 5;
 /// Longest line either end accepts, bytes (a longer one ends the connection).
 pub const MAX_LINE: usize = 4 << 20;
 /// Longest `wait-event` bound the target accepts.

@@ -113,11 +113,19 @@ impl Backends {
         ini: (u16, u16),
         namespaces: Vec<NsSource>,
     ) -> Result<NvmeCtrlAttrs, Failure> {
+        let nsqs = u32::try_from(nsqs).unwrap_or(u32::MAX);
+        BackendCall::check_nsqs(nsqs)?;
+        // The rings' region is registered here, on the device's context as this process
+        // reaches it, so the trace names it wherever the backend host is.
+        let len = BackendCall::rings_len(srq.nvme_queue_depth, nsqs);
+        let rings = (self.ctx.reg_mr(pd, len, Access::LOCAL_WRITE))
+            .map_err(|e| Failure::from(e).context("registering the backend's rings"))?;
         let call = BackendCall::Create {
             pd,
             srq: srq.clone(),
             staging: *staging,
-            nsqs: u32::try_from(nsqs).unwrap_or(u32::MAX),
+            rings,
+            nsqs,
             ini,
             namespaces,
         };
