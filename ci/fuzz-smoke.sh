@@ -7,8 +7,12 @@
 #   ci/fuzz-smoke.sh --time 20 wire_sqe target_capsule   # chosen targets, 20 s each
 #   ci/fuzz-smoke.sh --long 3600      # long run: every target 3600 s, corpus kept in
 #                                     # fuzz/target/fuzz-corpus/<target>/ between runs
+#   ci/fuzz-smoke.sh --release ...    # a smoke built optimized, as long runs are
 #   ci/fuzz-smoke.sh --list           # the targets
 #
+# A smoke builds without optimizations (cargo fuzz build --dev: a cold build in about a
+# third of the time; every seed still runs, a few times slower); a long run, or --release,
+# builds optimized with debug assertions, as cargo fuzz run does.
 # Works on a stable toolchain: cargo-fuzz's nightly-only flags (-Zsanitizer, ...) are
 # allowed with RUSTC_BOOTSTRAP=1. FUZZ_TOOLCHAIN=+nightly (or +stable) picks a toolchain;
 # FUZZ_SANITIZER=address builds with ASan (slower; the fuzzed code paths have no unsafe code, so
@@ -19,13 +23,15 @@ cd "$(dirname "$0")/.."
 secs=5
 long=0
 list=0
+release=0
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --time) secs="$2"; shift 2 ;;
-    --long) secs="$2"; long=1; shift 2 ;;
+    --long) secs="$2"; long=1; release=1; shift 2 ;;
+    --release) release=1; shift ;;
     --list) list=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "fuzz-smoke: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -42,11 +48,13 @@ if [ "$list" = 1 ]; then echo "$all"; exit 0; fi
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets <<<"$all"
 
 start=$SECONDS
-# -a: debug assertions, so integer overflow panics as it does under `cargo test`.
-(cd fuzz && cargo $tc fuzz build -a -s "$san") || { echo "fuzz-smoke: build failed" >&2; exit 1; }
+# -a: debug assertions, so integer overflow panics as it does under `cargo test` (a dev
+# build has them anyway).
+if [ "$release" = 1 ]; then mode=(-a); profile=release; else mode=(--dev); profile=debug; fi
+(cd fuzz && cargo $tc fuzz build "${mode[@]}" -s "$san") || { echo "fuzz-smoke: build failed" >&2; exit 1; }
 built=$((SECONDS - start))
 host=$(rustc $tc -vV | sed -n 's/^host: //p')
-bindir="fuzz/target/$host/release"
+bindir="fuzz/target/$host/$profile"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -78,7 +86,7 @@ for t in "${targets[@]}"; do
     grep -E 'panicked at|SUMMARY|ERROR: libFuzzer|Test unit written|^Base64' -A3 "$log" | head -40 >&2 || true
     tail -n 60 "$log" > "fuzz/artifacts/$t/last-run.log"
     echo "fuzz-smoke: $t failed; log tail in fuzz/artifacts/$t/last-run.log; replay with" >&2
-    echo "  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -a -s $san $t artifacts/$t/<crash-file>)" >&2
+    echo "  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run ${mode[*]} -s $san $t artifacts/$t/<crash-file>)" >&2
   else
     summary+=("$(printf '%-18s %10s %8s  ok' "$t" "${execs:-?}" "${rate:-?}")")
   fi

@@ -18,7 +18,8 @@
 #                             with the dev profile)
 #   NVMF_SOFTROCE_APPEND=...  more kernel arguments for both VMs: stages.sh reads
 #                             nvmf_fio_runtime=, nvmf_fio_reps=, nvmf_stages=,
-#                             nvmf_conform_filter=, nvmf_shard=; vfio.sh reads
+#                             nvmf_conform_filter=, nvmf_shard=,
+#                             nvmf_blktests_kernel=; vfio.sh reads
 #                             nvmf_vfio_only=ID,ID
 #   NVMF_CONFORM_VM_CACHE, NVMF_CONFORM_VM_KVER   see ci/softroce/lib.sh
 # Exit status: non-zero when a stage failed or the VM did not finish; skips do not fail.
@@ -167,7 +168,7 @@ main() {
   # another part of the space (NVMF_SOFTROCE_APPEND=nvmf_soak_seed=N replays one)
   local soak_seed
   soak_seed=$(git -C "$REPO_ROOT" rev-list --count HEAD 2>/dev/null || echo 1)
-  # stages p and r run half of their offload cases, and stage t half of its blktests
+  # stages b, p and r run half of their offload cases, and stage t half of its blktests
   # selection, the halves alternating by commit: two consecutive commits run everything,
   # and the VM stays near 20 minutes under TCG (NVMF_SOFTROCE_APPEND=nvmf_shard= runs all)
   local shard=$((soak_seed % 2 + 1))/2

@@ -258,7 +258,9 @@ def blktests_table(runs, meta):
     note = (f"blktests (vendored, `ci/softroce/vendor/blktests`) over rdma on rxe0, 16 MiB namespaces, "
             f"each target external through NVME_TARGET_CONTROL; kernel {meta.get('kernel', '?')}, "
             f"{meta.get('cpus', '?')} vCPUs under QEMU TCG. {totals}. Runtimes in seconds; "
-            "— : no result (the run was cut short, or the test was not selected for that target).")
+            "— : no result (the run was cut short, or the test was not selected for that target; "
+            "with `nvmf_blktests_kernel=on-failure`, as CI runs it, the kernel target runs only "
+            "the tests the reference target did not pass).")
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 

@@ -64,7 +64,8 @@ stage_a() {
 }
 
 # b: nvmf-conform on rxe0: the offload catalog (a selection: the whole of it is long
-# under emulation).
+# under emulation). nvmf_shard=i/n runs that shard only (ci.sh alternates the halves by
+# commit).
 stage_b() {
   [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform in the shared binaries"
   offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
@@ -75,7 +76,9 @@ stage_b() {
     stage_b_replay "${filters[@]}"
     return
   fi
-  "$BINS/nvmf-conform" run --fabric verbs --device rxe0 "${filters[@]}" \
+  local shard
+  shard=$(karg shard "")
+  "$BINS/nvmf-conform" run --fabric verbs --device rxe0 "${filters[@]}" ${shard:+--shard "$shard"} \
     --snapshots /mnt/repo/suites/snapshots --timeout-scale "$TIMEOUT_SCALE" \
     --report-dir /tmp/conform-b || rc=$?
   cp -r /tmp/conform-b "$RESULTS/conform-b"
