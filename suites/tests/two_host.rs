@@ -104,7 +104,7 @@ fn run_served(
     plugin: Option<(Plugin, &'static str)>,
 ) -> Vec<(String, Verdict)> {
     // One catalog through a channel at a time: two at once on a small machine slow a case's
-    // teardown past the 2 s a target gives the next runner before it says it is busy.
+    // teardown past the 5 s a target gives the next runner before it says it is busy.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let served_plugin = plugin.is_some();
