@@ -548,12 +548,12 @@ pub async fn offload_verdict(
 /// Which clock a case's trace ran on, for comparisons; `race` is the case's declared race
 /// (`Case::racy`).
 fn timing(opts: &Options, race: Option<&str>, remote_device: bool) -> snapshot::Timing {
-    if opts.connect.is_some() && remote_device && race.is_some() {
-        snapshot::Timing::RemoteRacy
-    } else if opts.connect.is_some() && remote_device {
-        snapshot::Timing::RemoteDevice
-    } else if opts.connect.is_some() {
-        snapshot::Timing::Remote
+    if opts.connect.is_some() {
+        match (remote_device, race) {
+            (false, _) => snapshot::Timing::Remote,
+            (true, None) => snapshot::Timing::RemoteDevice,
+            (true, Some(_)) => snapshot::Timing::RemoteRacy,
+        }
     } else if opts.fabric.is_sim() && opts.plugin.is_none() {
         snapshot::Timing::Lockstep
     } else if race.is_some() {
