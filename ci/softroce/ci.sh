@@ -63,36 +63,45 @@ verbs_build_deps() {
 
 build_binaries() {
   [ "${NVMF_SOFTROCE_BUILD:-1}" = 1 ] || return 0
-  local pkg feature
+  local pkg features=()
   for pkg in suites reference-target; do
-    mapfile -t feature < <(verbs_feature "$pkg")
-    log "cargo build --profile $PROFILE -p $pkg${feature[*]:+ ${feature[*]}}"
-    (cd "$REPO_ROOT" && cargo build --locked --profile "$PROFILE" -p "$pkg" --bins "${feature[@]}")
+    [ -z "$(verbs_feature "$pkg")" ] || features+=("$pkg/verbs")
   done
-  # stage p: the reference plugin, and the C NIC shim over it (fixtures/plugins/nic_shim.c)
-  log "cargo build --profile $PROFILE -p nvmf-reference-plugin; cc nic_shim.c"
-  (cd "$REPO_ROOT" && cargo build --locked --profile "$PROFILE" -p nvmf-reference-plugin)
+  # one invocation (with stage p's reference plugin): cargo unifies the features once, so
+  # harness and reference-target are built once, not once for the binaries and again for
+  # the plugin
+  log "cargo build --profile $PROFILE -p suites -p reference-target -p nvmf-reference-plugin${features[*]:+ --features ${features[*]}}"
+  (cd "$REPO_ROOT" && cargo build --locked --profile "$PROFILE" -p suites -p reference-target \
+    -p nvmf-reference-plugin ${features[*]:+--features "${features[*]}"})
+  # stage p: the C NIC shim over the reference plugin (fixtures/plugins/nic_shim.c)
   cc -shared -fPIC -std=c11 -O2 -Wall -Werror -I "$REPO_ROOT/include" -o "$BINS/libnic_shim.so" \
     "$REPO_ROOT/fixtures/plugins/nic_shim.c" -ldl
 }
 
-# The fabric_contract test binary (stage a), relative to BINS: cargo's own answer when
-# building, else the newest one there.
+# The fabric_contract test binary (stage a), relative to BINS. When building: the debug
+# build with the verbs fabric that .ci/run's verbs step already made (ci/verbs-args.sh: the
+# same packages and features, so nothing is built again; a release build of the test would
+# build every dev-dependency again, for a stage that runs in seconds), copied into BINS as
+# fabric_contract-verbs. Otherwise the one there, or the newest one under BINS/deps.
 contract_test_bin() {
-  local path="" feature
-  if [ "${NVMF_SOFTROCE_BUILD:-1}" = 1 ]; then
-    mapfile -t feature < <(verbs_feature harness)
-    path=$(cd "$REPO_ROOT" && cargo test --locked --profile "$PROFILE" -p harness "${feature[@]}" --test fabric_contract \
+  local path=""
+  if [ "${NVMF_SOFTROCE_BUILD:-1}" = 1 ] && [ -n "$(verbs_feature harness)" ]; then
+    # shellcheck source=ci/verbs-args.sh
+    source "$REPO_ROOT/ci/verbs-args.sh"
+    path=$(cd "$REPO_ROOT" && cargo test "${VERBS_CARGO[@]}" "${VERBS_TESTS[@]}" \
              --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "fabric_contract":
         print(m["executable"])') || true
-  else
-    path=$(find "$BINS/deps" -maxdepth 1 -type f -perm -u+x -name 'fabric_contract-*' -printf '%T@ %p\n' 2>/dev/null |
-             sort -n | tail -1 | cut -d' ' -f2-)
+    [ -n "$path" ] || return 0
+    cp -f "$path" "$BINS/fabric_contract-verbs" && echo fabric_contract-verbs
+    return 0
   fi
+  if [ -x "$BINS/fabric_contract-verbs" ]; then echo fabric_contract-verbs; return 0; fi
+  path=$(find "$BINS/deps" -maxdepth 1 -type f -perm -u+x -name 'fabric_contract-*' -printf '%T@ %p\n' 2>/dev/null |
+           sort -n | tail -1 | cut -d' ' -f2-)
   case $path in "$BINS"/*) echo "${path#"$BINS"/}" ;; esac
 }
 
