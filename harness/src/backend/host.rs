@@ -306,6 +306,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_released_bus_lets_go_of_its_ports() {
+        // A port that is not an emulated controller (a real controller's holds its device
+        // file and the device context): the bus must not keep it past `release`, or the
+        // controller could never be opened again in this process.
+        let (ctx, bus, _c, mr, sqdb) = rig();
+        let hb = HostBus::new(bus.clone() as Arc<dyn PciHost>, ctx.clone());
+        let port = hb.find_port(mr, sqdb).expect("port");
+        bus.attach_port(mr, sqdb + 4096, port.clone());
+        assert_eq!(Arc::strong_count(&port), 2);
+        assert!(bus.find_port(mr, sqdb + 4096).is_some());
+        assert_eq!(bus.release().len(), 1, "the emulated controller");
+        assert_eq!(Arc::strong_count(&port), 1, "the bus still holds the port");
+        assert!(bus.find_port(mr, sqdb + 4096).is_none());
+        assert!(bus.find_port(mr, sqdb).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn pci_bus_is_a_pci_host() {
         let (ctx, bus, c, mr, sqdb) = rig();
         let host: &dyn PciHost = bus.as_ref();

@@ -172,11 +172,16 @@ impl PciBus {
         self.lock().remove(&(mr, addr)).map(|(_, c)| c)
     }
 
-    /// Lets go of everything: removes every controller, and forgets the device context
-    /// memory doorbells were registered on ([`PciBus::use_access`]), which holds the
-    /// device (whose PCI side is this bus) alive. For a device or target that ends.
+    /// Lets go of everything: removes every controller and every port of a real
+    /// controller ([`PciBus::attach_port`]: a port holds the device context, and so the
+    /// device, and its controller's device file), and forgets the device context memory
+    /// doorbells were registered on ([`PciBus::use_access`]), which holds the device (whose
+    /// PCI side is this bus) alive. For a device or target that ends.
     pub fn release(&self) -> Vec<Arc<BackendController>> {
         *self.memory.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        drop(std::mem::take(
+            &mut *self.ports.lock().unwrap_or_else(|p| p.into_inner()),
+        ));
         self.detach_all()
     }
 
