@@ -547,6 +547,12 @@ fn control_corpus(out: &mut Out) {
                 bound_ms: 5000,
             },
         ),
+        (
+            "real-fault",
+            Request::RealFault {
+                fault: harness::backend::vfio::broker::RealFault::Stall,
+            },
+        ),
     ];
     for (name, r) in requests {
         let line = serde_json::to_string(&r).unwrap();
@@ -562,6 +568,14 @@ fn control_corpus(out: &mut Out) {
                 device: "rxe0".into(),
                 target: "reference".into(),
                 caps: None,
+                real: Some(reference_target::remote::LentReal {
+                    address: "0000:00:04.0".into(),
+                    facts: harness::case::RealBackendFacts {
+                        format: harness::backend::emulated::LbaFormat::L512,
+                        blocks: 524288,
+                        broker: true,
+                    },
+                }),
                 proof: Some("cd".repeat(32)),
             },
         ),

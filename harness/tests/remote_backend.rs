@@ -261,3 +261,43 @@ async fn what_the_host_cannot_do_is_refused_naming_why() {
         BackendReply::Counters(Counters::default())
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_host_of_emulated_controllers_says_so_to_every_real_controller_call() {
+    let r = rig();
+    // no real controller behind it: the facts say none, and every real call is refused
+    // naming what asked, the reply surviving JSON
+    assert_eq!(
+        r.link.call(&BackendCall::RealFacts),
+        BackendReply::RealFacts(None)
+    );
+    for (call, what) in [
+        (
+            BackendCall::RealInject {
+                fault: harness::backend::vfio::broker::RealFault::Stall,
+            },
+            "real fault",
+        ),
+        (BackendCall::RealMediaErrorLba, "real media error"),
+    ] {
+        match r.link.call(&call) {
+            BackendReply::Failed(why) => assert_eq!(
+                why,
+                format!("{what}: the backend host serves emulated controllers")
+            ),
+            other => panic!("{call:?} answered {other:?}"),
+        }
+    }
+    // lifting a stall asks nothing of a host without a real controller
+    assert_eq!(r.link.call(&BackendCall::RealLiftStall), BackendReply::Done);
+    // and its emulated controllers are still made and reached as before
+    let (_, id) = r.made(vec![NsSource::Ram {
+        nsid: 1,
+        format: LbaFormat::L4096,
+        blocks: 8,
+    }]);
+    match r.link.call(&BackendCall::Blocks { backend: id }) {
+        BackendReply::Blocks(Some(8)) => {}
+        other => panic!("blocks: {other:?}"),
+    }
+}

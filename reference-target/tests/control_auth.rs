@@ -76,6 +76,7 @@ async fn a_runner_refuses_a_target_without_its_secret_or_tls() {
                 device: "sim0".into(),
                 target: "reference".into(),
                 caps: None,
+                real: None,
                 proof,
             };
             write_msg(io.get_mut(), &hello).await.unwrap();

@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use harness::backend::emulated::Fault;
+use harness::backend::vfio::broker::RealFault;
 use reference_target::quirks::Quirks;
 use reference_target::remote::{RemoteError, RemoteTarget, REPLY_BOUND};
 
@@ -109,6 +110,23 @@ async fn a_runner_drives_targets_over_the_channel() {
     refused(
         t.start(&config(), &bad, &Quirks::none()).await,
         "inconsistent caps",
+    );
+    // a target host that lends no real controller says so in its hello, and refuses a
+    // configuration served from one, and a real fault, naming how to lend one
+    assert_eq!(t.info().real, None);
+    let vfio = format!(
+        "[[port]]\naddr = \"127.0.10.1:4420\"\nsubsystem = \"{SUB}\"\n\n\
+         [[subsystem]]\nnqn = \"{SUB}\"\nallow_any_host = true\n\n\
+         [subsystem.backend]\nkind = \"vfio\"\npci = \"0000:01:00.0\"\n"
+    );
+    refused(
+        t.start(&vfio, &full(), &Quirks::none()).await,
+        "backend vfio:0000:01:00.0: this target host lends no real controller (start \
+         nvmf-reference-target --control with --backend vfio:PCI --allow-destructive PCI)",
+    );
+    refused(
+        t.real_fault(RealFault::Stall).await,
+        "this target host lends no real controller",
     );
     // and the channel still serves
     start_and_stop(&t).await.expect("after refusals");

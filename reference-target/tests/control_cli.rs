@@ -192,6 +192,56 @@ fn control_mode_refuses_what_it_cannot_combine() {
         &["--control", "127.0.0.1:0", "--insecure", "--duration", "1"],
         &refusals,
     );
+    // a real controller lent to runners: named as vfio:PCI, with consent naming it
+    let lend: [(&[&str], &str); 4] = [
+        (
+            &["--backend", "emulated"],
+            "--backend emulated: expected vfio:PCI",
+        ),
+        (
+            &["--backend", "vfio:01:00"],
+            "--backend vfio:01:00: PCI address",
+        ),
+        (
+            &["--backend", "vfio:0000:01:00.0"],
+            "add --allow-destructive 0000:01:00.0 to consent",
+        ),
+        (
+            &[
+                "--backend",
+                "vfio:0000:01:00.0",
+                "--allow-destructive",
+                "0000:02:00.0",
+            ],
+            "add --allow-destructive 0000:01:00.0 to consent",
+        ),
+    ];
+    refused(
+        &["--control", "127.0.0.1:0", "--insecure", "--duration", "1"],
+        &lend,
+    );
+    // consent given, on a machine without that controller: 125, naming it, no panic
+    let out = bin()
+        .args(["--control", "127.0.0.1:0", "--insecure", "--duration", "1"])
+        .args(["--backend", "vfio:0000:01:00.0"])
+        .args(["--allow-destructive", "0000:01:00.0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("--backend vfio:0000:01:00.0: real controller 0000:01:00.0:"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // and --backend says what a control channel lends: not without one
+    let out = with_config(&["--backend", "vfio:0000:01:00.0"], reference());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--backend says what a control channel lends"),
+        "{out:?}"
+    );
     // a plugin is served on a control channel only
     let out = with_config(&["--target", "plugin:/x.so"], reference());
     assert_eq!(out.status.code(), Some(2), "{out:?}");

@@ -143,7 +143,7 @@ fn table() -> Vec<Row> {
             false,
             Connected,
             line(r#"{"op":"hello","protocol":999}"#),
-            Error("protocol 999 is not this target's (5)"),
+            Error("protocol 999 is not this target's (6)"),
         ),
         row(
             "ctl-unknown-op",
@@ -262,6 +262,20 @@ fn table() -> Vec<Row> {
             Greeted,
             line(r#"{"op":"close-device"}"#),
             Error("no device is open"),
+        ),
+        row(
+            "ctl-real-fault-not-lent",
+            false,
+            Greeted,
+            line(r#"{"op":"real-fault","fault":"pci-error"}"#),
+            Error("this target host lends no real controller (start nvmf-reference-target --control with --backend vfio:PCI --allow-destructive PCI)"),
+        ),
+        row(
+            "ctl-unknown-real-fault",
+            false,
+            Greeted,
+            line(r#"{"op":"real-fault","fault":"melt"}"#),
+            Error("unknown variant `melt`"),
         ),
         row(
             "ctl-device-while-started",

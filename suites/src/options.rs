@@ -84,6 +84,34 @@ impl BackendChoice {
     pub fn is_real(self) -> bool {
         matches!(self, BackendChoice::Vfio(_))
     }
+
+    /// Whether this choice agrees with what a two-host target host lends (`lent`, from its
+    /// `hello`): the same real controller named on both hosts, or emulated controllers on
+    /// both (a real controller's cases reset it and write its namespace, so the runner
+    /// must name it too). `Err`: why not, for the user.
+    pub fn agrees_with(
+        self,
+        lent: Option<&reference_target::remote::LentReal>,
+    ) -> Result<(), String> {
+        match (self, lent) {
+            (BackendChoice::Emulated, None) => Ok(()),
+            (BackendChoice::Vfio(pci), Some(l)) if pci.to_string() == l.address => Ok(()),
+            (BackendChoice::Vfio(pci), Some(l)) => Err(format!(
+                "--backend vfio:{pci}: the target host lends vfio:{}, not vfio:{pci}",
+                l.address
+            )),
+            (BackendChoice::Vfio(pci), None) => Err(format!(
+                "--backend vfio:{pci}: the target host lends no real controller (start \
+                 nvmf-reference-target --control there with --backend vfio:{pci} \
+                 --allow-destructive {pci})"
+            )),
+            (BackendChoice::Emulated, Some(l)) => Err(format!(
+                "the target host lends the real controller vfio:{0}: name it with --backend \
+                 vfio:{0} --allow-destructive {0} (its cases reset it and write its namespace)",
+                l.address
+            )),
+        }
+    }
 }
 
 /// A vendor plugin under test and the configuration string it is opened with.
@@ -134,5 +162,51 @@ impl Options {
             s.push_str(&format!("@vfio:{pci}"));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BackendChoice;
+    use harness::backend::emulated::LbaFormat;
+    use harness::case::RealBackendFacts;
+    use reference_target::remote::LentReal;
+
+    #[test]
+    fn a_runner_and_a_target_host_must_name_the_same_real_controller() {
+        let pci = "0000:00:04.0".parse().unwrap();
+        let lent = LentReal {
+            address: "0000:00:04.0".into(),
+            facts: RealBackendFacts {
+                format: LbaFormat::L512,
+                blocks: 1 << 19,
+                broker: true,
+            },
+        };
+        let other = LentReal {
+            address: "0000:00:05.0".into(),
+            ..lent.clone()
+        };
+        assert_eq!(BackendChoice::Emulated.agrees_with(None), Ok(()));
+        assert_eq!(BackendChoice::Vfio(pci).agrees_with(Some(&lent)), Ok(()));
+        let e = BackendChoice::Vfio(pci)
+            .agrees_with(Some(&other))
+            .unwrap_err();
+        assert!(
+            e.contains("lends vfio:0000:00:05.0, not vfio:0000:00:04.0"),
+            "{e}"
+        );
+        let e = BackendChoice::Vfio(pci).agrees_with(None).unwrap_err();
+        assert!(
+            e.contains("lends no real controller") && e.contains("--backend vfio:0000:00:04.0"),
+            "{e}"
+        );
+        let e = BackendChoice::Emulated
+            .agrees_with(Some(&lent))
+            .unwrap_err();
+        assert!(
+            e.contains("name it with --backend vfio:0000:00:04.0 --allow-destructive"),
+            "{e}"
+        );
     }
 }

@@ -56,13 +56,18 @@
 //! **In two-host mode** the target host names its objects itself and answers in real time:
 //! object names are renumbered in order of first appearance, and each side's lines are
 //! compared in their own order, the backend's relaxed ([`Timing::RemoteDevice`],
-//! [`remote_device_view`]); a control-plane case, whose control plane runs on the target
-//! host, on its host's lines ([`Timing::Remote`]).
+//! [`remote_device_view`]); a control-plane case, whose target and device run and are
+//! traced on the target host, on its host's lines, then the target host's in their own
+//! order ([`Timing::Remote`], [`remote_control_view`]).
 //!
 //! **Where the files are.** At run time, not embedded: by default the `suites/snapshots`
 //! directory of the source tree the binary was built from ([`default_dir`]), so snapshots
 //! accepted with `cargo insta review` apply without a rebuild; `nvmf-conform run
 //! --snapshots DIR` points elsewhere (an installed binary away from its source tree).
+
+mod remote;
+pub use remote::{host_view, remote_control_view, remote_device_view};
+use remote::{remote_control_views, renumbered};
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -288,13 +293,18 @@ pub enum Timing {
     /// A real fabric, or a plugin on its own ticks: the backend's lines are relaxed
     /// ([`relax_backend`]).
     Independent,
-    /// Two-host mode, a control-plane case: the target runs in another process, which
-    /// names its objects itself, so only the host's lines are compared ([`host_view`]).
+    /// Two-host mode, a control-plane case: the target and its device run on the target
+    /// host, which names its objects itself and traces them in its own order: the host's
+    /// lines, then the target's and device's, then the relaxed backend's, renumbered
+    /// ([`remote_control_view`]).
     Remote,
     /// Two-host mode, a case that drives the remote device through the channel: the
     /// host's, the target's, the device's and the relaxed backend's lines are compared,
     /// renumbered ([`remote_device_view`]).
     RemoteDevice,
+    /// As [`Timing::Remote`], for a control-plane case that declares its trace racy
+    /// (`Case::racy`): only its host's lines, renumbered ([`host_view`]).
+    RemoteHost,
     /// As [`Timing::RemoteDevice`], for a case that declares its trace racy
     /// (`Case::racy`): only its host's and device's lines, renumbered.
     RemoteRacy,
@@ -313,61 +323,6 @@ pub fn host_and_device(text: &str) -> String {
         .filter(|l| l.starts_with("host ") || l.starts_with("device "))
     {
         out.push_str(l);
-        out.push('\n');
-    }
-    out
-}
-
-/// The host's lines of `text`, as two-host mode compares them: every object name
-/// renumbered in order of first appearance (the other process's objects are not numbered
-/// here), and `from=` (the sender's QP, the target's) dropped.
-pub fn host_view(text: &str) -> String {
-    renumbered(text.lines().filter(|l| l.starts_with("host ")))
-}
-
-/// What a two-host case that drives the device through the channel is compared on: the
-/// host's lines with the device's, then the target's with the device's, each sequence in
-/// its own order (where the target's lines fall among the host's is timing across two
-/// hosts), renumbered together as [`host_view`] does.
-pub fn remote_device_view(text: &str) -> String {
-    let with_device = |actor: &'static str| {
-        text.lines()
-            .filter(move |l| l.starts_with(actor) || l.starts_with("device "))
-    };
-    let backend = relax_backend(text);
-    let backend = backend.lines().filter(|l| l.starts_with("backend "));
-    renumbered(
-        with_device("host ")
-            .chain(with_device("target "))
-            .chain(backend),
-    )
-}
-
-/// `lines` with every object name renumbered in order of first appearance and `from=`
-/// dropped.
-fn renumbered<'a>(lines: impl Iterator<Item = &'a str>) -> String {
-    static NAME: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let name = NAME.get_or_init(|| {
-        regex::Regex::new(
-            r"\b(unknown-qpn|unknown-key|unknown-addr|nvmf-srq|srq|conn|ctrl|pd|qp|cq|mr)([0-9]+)\b",
-        )
-        .expect("a valid pattern")
-    });
-    let mut seen: std::collections::HashMap<String, usize> = Default::default();
-    let mut counts: std::collections::HashMap<String, usize> = Default::default();
-    let mut out = String::new();
-    for l in lines {
-        let kept: Vec<&str> = l.split(' ').filter(|w| !w.starts_with("from=")).collect();
-        let joined = kept.join(" ");
-        let line = name.replace_all(&joined, |c: &regex::Captures<'_>| {
-            let n = seen.entry(c[0].to_string()).or_insert_with(|| {
-                let k = counts.entry(c[1].to_string()).or_insert(0);
-                *k += 1;
-                *k
-            });
-            format!("{}#{n}", &c[1])
-        });
-        out.push_str(&line);
         out.push('\n');
     }
     out
@@ -443,7 +398,8 @@ pub fn compare_lines<E: AsRef<str>, S: AsRef<str>>(
             relax_backend(&canonical(stored)),
             relax_backend(&canonical(trace)),
         ),
-        Timing::Remote => (host_view(&canonical(stored)), host_view(&canonical(trace))),
+        Timing::Remote => remote_control_views(&canonical(stored), &canonical(trace)),
+        Timing::RemoteHost => (host_view(&canonical(stored)), host_view(&canonical(trace))),
         Timing::RemoteDevice => (
             remote_device_view(&canonical(stored)),
             remote_device_view(&canonical(trace)),
@@ -557,6 +513,81 @@ mod tests {
         device[1] = "device   call    create_nvme_ctrl nvmf-srq1 sqs=2 timeout_us=0 -> ctrl1";
         assert!(matches!(
             cmp(&device, Timing::RemoteRacy),
+            Comparison::Differs(_)
+        ));
+    }
+
+    #[test]
+    fn a_remote_control_plane_case_is_compared_on_the_host_then_the_target_host() {
+        let stored = [
+            "target   call    reg_mr pd1 len=4096 LOCAL_WRITE -> mr1",
+            "host     cm      -> connect qid=0 hsqsize=31",
+            "target   cm      <- connect qid=0 hsqsize=31",
+            "device   call    create_srq pd1 -> nvmf-srq1",
+            "host     capsule -> connect cid=0 qid=0",
+            "target   resp    -> cid=0 status=ok dw0=0x1",
+            "host     resp    <- cid=0 status=ok dw0=0x1",
+            "backend  doorbell sq0 tail=1",
+            "backend  sqe     sq0 <- flush cid=3 nsid=1",
+        ];
+        // the target host's trace comes after the mark, numbered there
+        let actual = [
+            "host     cm      -> connect qid=0 hsqsize=31",
+            "host     capsule -> connect cid=0 qid=0",
+            "host     resp    <- cid=0 status=ok dw0=0x1",
+            "# the remote target's own trace (compared as docs/two-host.md says)",
+            "target   call    reg_mr pd4 len=4096 LOCAL_WRITE -> mr8",
+            "target   cm      <- connect qid=0 hsqsize=31",
+            "device   call    create_srq pd4 -> nvmf-srq2",
+            "target   resp    -> cid=0 status=ok dw0=0x1",
+            "backend  sqe     sq0 <- flush cid=7 nsid=1",
+        ];
+        let cmp = |t: &[&str], timing| compare_lines(&stored, ("e", "w"), t, "a", timing);
+        assert_eq!(cmp(&actual, Timing::Remote), Comparison::Matches);
+        assert_eq!(cmp(&actual, Timing::RemoteHost), Comparison::Matches);
+        // a target, device or backend line that changed, or the target's lines in another
+        // order, is found by the whole comparison; the host-only one sees none of it
+        for (i, line) in [
+            (5, "target   cm      <- connect qid=0 hsqsize=15"),
+            (6, "device   call    create_srq pd4 -> nvmf-srq2 extra"),
+            (7, "target   resp    -> cid=0 status=ok dw0=0x2"),
+            (8, "backend  sqe     sq0 <- write cid=7 nsid=1"),
+        ] {
+            let mut changed = actual;
+            changed[i] = line;
+            assert!(
+                matches!(cmp(&changed, Timing::Remote), Comparison::Differs(_)),
+                "{line}"
+            );
+            assert_eq!(
+                cmp(&changed, Timing::RemoteHost),
+                Comparison::Matches,
+                "{line}"
+            );
+        }
+        let mut swapped = actual;
+        swapped.swap(5, 7);
+        assert!(matches!(
+            cmp(&swapped, Timing::Remote),
+            Comparison::Differs(_)
+        ));
+        // what the target host does once the case is over (tearing down the connections
+        // the case's host let go) is not the case's; a line the case's trace lacks is
+        let mut after = actual.to_vec();
+        after.insert(8, "target   call    destroy_qp qp3 -> ok");
+        assert_eq!(cmp(&after, Timing::Remote), Comparison::Matches);
+        let mut short = actual.to_vec();
+        short.remove(7);
+        assert!(matches!(
+            cmp(&short, Timing::Remote),
+            Comparison::Differs(_)
+        ));
+        // a host line that changed is found by both
+        let mut host = actual;
+        host[2] = "host     resp    <- cid=0 status=ok dw0=0x2";
+        assert!(matches!(cmp(&host, Timing::Remote), Comparison::Differs(_)));
+        assert!(matches!(
+            cmp(&host, Timing::RemoteHost),
             Comparison::Differs(_)
         ));
     }

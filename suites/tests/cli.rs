@@ -82,16 +82,16 @@ fn a_real_backend_is_refused_without_consent_or_on_the_sim() {
             &["needs --fabric verbs"],
         ),
         (
-            "not for a remote target",
+            "not for a plugin in this process (a remote target that lends it is fine)",
             &[
                 "--backend",
                 DEVICE,
                 "--allow-destructive",
                 "0000:01:00.0",
-                "--connect",
-                "127.0.0.1:9",
+                "--target",
+                "plugin:/nowhere/libvendor.so",
             ],
-            &["embedded reference target"],
+            &["or those of a remote target that lends it (--connect), not a plugin's"],
         ),
     ];
     for (why, extra, says) in refusals {

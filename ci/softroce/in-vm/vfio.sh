@@ -21,6 +21,13 @@
 #                   conform-vfio/ (JUnit, summary, results), one line per area with its
 #                   pass/skip counts. Fails on any failed or errored case, or when no case
 #                   of an area passed.
+#   v  vfio-two-host  the same areas in two-host mode: nvmf-reference-target --control on
+#                   127.0.0.1 (rxe0) lends the controller (--backend vfio:PCI) with the
+#                   broker's faults, and nvmf-conform run --connect drives it from another
+#                   process over the lab secret's TLS channel, naming the same controller;
+#                   the reports in conform-vfio-two-host/, one line per area, and the cases
+#                   whose verdict differs from vfio-catalog's listed. Fails on any failed or
+#                   errored case, or when no case of an area passed.
 #   v  vfio-recovery  integrity under real faults on the reference target's VFIO backend:
 #                   the kernel initiator writes and reads back 64 chunks of 256 KiB (each
 #                   write's content recorded) while the fault broker injects a PCI error
@@ -56,6 +63,8 @@ TIMEOUT_SCALE=$(karg timeout_scale 8)
 # the block run-vm.sh's blkdebug rule fails reads of (129 MiB into the 256 MiB namespace:
 # clear of every region the stages write)
 MEDIA_LBA=264192
+# stage v-vfio-two-host's control channel (TCP)
+VFIO_CONTROL_PORT=4802
 
 # The NVMe controller's PCI address (class 010802), or nothing.
 nvme_bdf() {
@@ -437,9 +446,26 @@ stage_v_catalog() {
   cp -r /tmp/conform-vfio "$RESULTS/conform-vfio"
   [ -f /tmp/conform-vfio/junit.xml ] || { echo "no JUnit report"; return 1; }
   # per area: passed / skipped / failed, from the JUnit report (the VM has no python)
+  area_counts /tmp/conform-vfio/junit.xml "vfio catalog" || rc=1
+  return "$rc"
+}
+
+# Prints "CASE VERDICT" for every case of a JUnit report (pass, skip, fail), sorted.
+junit_verdicts() {
+  grep -o '<testcase [^>]*name="[^"]*"\|<skipped\|<failure\|<error\|</testcase>\|/>' "$1" | awk '
+    /^<testcase / { if (name != "") print name, v; match($0, /name="[^"]*"/)
+                    name = substr($0, RSTART + 6, RLENGTH - 7); v = "pass"; next }
+    /^<skipped/ { v = "skip" } /^<failure|^<error/ { v = "fail" }
+    END { if (name != "") print name, v }' | sort
+}
+
+# Per area of a JUnit report: passed / skipped / failed; fails on a failed case, or on an
+# area where none passed.
+area_counts() {
+  local junit=$1 label=$2 area rc=0
   for area in datapath pci-error timeout recovery backend-error; do
     grep -o '<testsuite [^>]*name="[^"]*"\|</testsuite>\|<testcase \|<skipped\|<failure\|<error' \
-      /tmp/conform-vfio/junit.xml | awk -v area="$area" '
+      "$junit" | awk -v area="$area" -v label="$label" '
         /^<testsuite / { on = index($0, "name=\"" area "\"") > 0; next }
         /^<\/testsuite>/ { on = 0 }
         on && /^<testcase / { n++ }
@@ -447,10 +473,45 @@ stage_v_catalog() {
         on && /^<failure|^<error/ { b++ }
         END {
           p = n - s - b
-          printf "vfio catalog %s: %d passed, %d skipped, %d failed or errored\n", area, p, s, b
+          printf "%s %s: %d passed, %d skipped, %d failed or errored\n", label, area, p, s, b
           exit (p > 0 && b == 0) ? 0 : 1
         }' || rc=1
   done
+  return "$rc"
+}
+
+stage_v_two_host() {
+  local bdf broker rc=0
+  bdf=$(nvme_bdf)
+  [ -n "$bdf" ] || skip "no NVMe controller on this machine"
+  [ -x "$BINS/nvmf-conform" ] || skip "no nvmf-conform in the shared binaries"
+  offers_verbs "$BINS/nvmf-conform" run || skip "nvmf-conform has no --fabric verbs in this build"
+  offers_verbs "$BINS/nvmf-reference-target" || skip "nvmf-reference-target has no --fabric verbs in this build"
+  rdma link show rxe0/1 > /dev/null 2>&1 || { setup_rxe "$IP"; setup_host_identity; }
+  [ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = vfio-pci ] || bind_vfio "$bdf"
+  broker=$(karg broker "")
+  cd /mnt/repo
+  # the target host lends the controller and asks its own broker for the faults; the
+  # runner names the same controller and reaches nothing of it but through the channel
+  export NVMF_FAULT_BROKER=$broker
+  control_target_start "127.0.0.1:$VFIO_CONTROL_PORT" \
+    "$RESULTS/vfio-two-host-target.log" --backend "vfio:$bdf" --allow-destructive "$bdf"
+  env -u NVMF_FAULT_BROKER timeout 900 "$BINS/nvmf-conform" run --fabric verbs --device rxe0 \
+    --connect "127.0.0.1:$VFIO_CONTROL_PORT" --control-secret "$LAB_SECRET" \
+    --backend "vfio:$bdf" --allow-destructive "$bdf" \
+    --filter datapath --filter pci-error --filter timeout --filter recovery --filter backend-error \
+    --timeout-scale "$TIMEOUT_SCALE" --report-dir /tmp/conform-vfio-two-host || rc=$?
+  control_target_stop
+  cp -r /tmp/conform-vfio-two-host "$RESULTS/conform-vfio-two-host"
+  [ -f /tmp/conform-vfio-two-host/junit.xml ] || { echo "no JUnit report"; return 1; }
+  area_counts /tmp/conform-vfio-two-host/junit.xml "vfio two-host" || rc=1
+  # beside the one-process run of the same areas, when vfio-catalog ran in this boot
+  if [ -f /tmp/conform-vfio/junit.xml ]; then
+    junit_verdicts /tmp/conform-vfio/junit.xml > /tmp/verdicts-one.txt
+    junit_verdicts /tmp/conform-vfio-two-host/junit.xml > /tmp/verdicts-two.txt
+    echo "verdicts that differ from vfio-catalog's (< one process, > two hosts):"
+    diff /tmp/verdicts-one.txt /tmp/verdicts-two.txt || true
+  fi
   return "$rc"
 }
 
@@ -564,7 +625,7 @@ main() {
   only=$(karg vfio_only "")
   # the catalog first: its cases write where they like, and the stages after it write
   # what the host checks in the backing file once the VM is done
-  for stage in v-vfio-catalog:stage_v_catalog v-vfio-check:stage_v \
+  for stage in v-vfio-catalog:stage_v_catalog v-vfio-two-host:stage_v_two_host v-vfio-check:stage_v \
     v-vfio-initiator:stage_v_initiator v-vfio-recovery:stage_v_recovery v-vfio-fio:stage_v_fio \
     v-lab-inject:stage_v_lab v-vfio-faults:stage_v_faults; do
     [ -z "$only" ] || [[ ",$only," == *",${stage%%:*},"* ]] || continue

@@ -136,7 +136,7 @@ pub enum Need {
 }
 
 /// What the run's real backend controller offers (`nvmf-conform run --backend vfio:PCI`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RealBackendFacts {
     /// The LBA format of its namespace 1, the only one cases get.
     pub format: crate::backend::emulated::LbaFormat,

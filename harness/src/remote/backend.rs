@@ -1,8 +1,10 @@
-//! The emulated backend controllers of a device as messages: a case asks for a controller
+//! The backend controllers of a device as messages: a case asks for a controller
 //! ([`BackendCall::Create`]), then looks at it and gives it faults by its number
 //! ([`BackendId`]); a [`BackendHost`] where the device is makes the controllers (rings in
 //! the device context, the staging buffer mapped for DMA, on the bus the device finds them
-//! on) and serves the looks. A [`BackendLink`] carries the calls: the host itself in this
+//! on) and serves the looks. Its controllers are emulated, or, on a host that serves a real
+//! controller ([`BackendHost::lending`]), queue pairs of that controller, with real faults
+//! from that host's fault broker (the `Real*` calls). A [`BackendLink`] carries the calls: the host itself in this
 //! process, [`JsonBackendLink`] through JSON text (as the control channel carries them).
 
 use std::collections::BTreeMap;
@@ -14,7 +16,9 @@ use crate::api::{MemRef, NvmeCtrlAttrs, NvmfSrqAttrs};
 use crate::backend::emulated::{
     BackendController, Counters, DmaRegion, Fault, LbaFormat, Namespace, PciBus,
 };
-use crate::case::Failure;
+use crate::backend::vfio::broker::RealFault;
+use crate::backend::vfio::{LentController, RingLayout};
+use crate::case::{Failure, RealBackendFacts};
 use crate::fabric::{Access, DeviceContext, MrInfo, PdId};
 use crate::trace::Recorder;
 
@@ -113,7 +117,21 @@ pub enum BackendCall {
         /// The controller.
         backend: BackendId,
     },
-    /// Lets go of every controller (off the bus, their memory freed).
+    /// What the host's real controller offers (the reply's `None`: the host's controllers
+    /// are emulated).
+    RealFacts,
+    /// Asks the host's fault broker for `fault` on its real controller (a PCI error or an
+    /// unplug is refused while a stall is in force).
+    RealInject {
+        /// The fault.
+        fault: RealFault,
+    },
+    /// The block of the real controller's namespace 1 whose reads fail with a media error.
+    RealMediaErrorLba,
+    /// Lifts a stall or a slow drive left in force on the real controller.
+    RealLiftStall,
+    /// Lets go of every controller (off the bus, their memory freed; the real controller's
+    /// queue pairs given back, a stall lifted and the controller reset if it failed).
     Release,
 }
 
@@ -152,6 +170,10 @@ pub enum BackendReply {
     Bytes(Vec<u8>),
     /// Blocks of namespace 1 (`None`: it has none).
     Blocks(Option<u64>),
+    /// What the host's real controller offers, if it serves one.
+    RealFacts(Option<RealBackendFacts>),
+    /// A block number.
+    Lba(u64),
     /// Done.
     Done,
     /// The call failed: why, as a case reports it.
@@ -164,12 +186,15 @@ pub trait BackendLink: Send + Sync {
     fn call(&self, call: &BackendCall) -> BackendReply;
 }
 
-/// Makes and serves the emulated controllers of one device context on one bus.
+/// Makes and serves the backend controllers of one device context on one bus: emulated
+/// ones, or queue pairs of a real controller.
 pub struct BackendHost {
     ctx: Arc<dyn DeviceContext>,
     bus: Arc<PciBus>,
     /// Where the controllers record their doorbells, SQEs and CQEs.
     rec: Option<Recorder>,
+    /// The real controller every controller is a queue pair of, when the host serves one.
+    real: Option<Arc<LentController>>,
     made: Mutex<Made>,
 }
 
@@ -178,6 +203,8 @@ pub struct BackendHost {
 struct Made {
     next: BackendId,
     by_id: BTreeMap<BackendId, Arc<BackendController>>,
+    /// Numbers of the real controller's queue pairs.
+    lent: Vec<BackendId>,
 }
 
 /// `r` as a reply: `ok` of its value, or [`BackendReply::Failed`] with its message.
@@ -195,8 +222,44 @@ impl BackendHost {
             ctx,
             bus,
             rec,
+            real: None,
             made: Mutex::new(Made::default()),
         }
+    }
+
+    /// This host with every controller a queue pair of `real` (nothing traced: the real
+    /// controller's rings are not the emulated controllers').
+    pub fn lending(mut self, real: Arc<LentController>) -> Self {
+        self.real = Some(real);
+        self.rec = None;
+        self
+    }
+
+    /// Whether its controllers are queue pairs of a real controller.
+    pub fn lends_real(&self) -> bool {
+        self.real.is_some()
+    }
+
+    /// The real controller, or a failure naming what needed it.
+    fn real(&self, what: &str) -> Result<&Arc<LentController>, Failure> {
+        (self.real.as_ref()).ok_or_else(|| {
+            Failure::new(format!(
+                "{what}: the backend host serves emulated controllers"
+            ))
+        })
+    }
+
+    /// The real controller when `id` is one of its queue pairs.
+    fn lent(&self, id: BackendId) -> Option<&Arc<LentController>> {
+        let real = self.real.as_ref()?;
+        self.made().lent.contains(&id).then_some(real)
+    }
+
+    fn next_id(&self) -> BackendId {
+        let mut made = self.made();
+        let id = made.next;
+        made.next += 1;
+        id
     }
 
     fn made(&self) -> std::sync::MutexGuard<'_, Made> {
@@ -210,6 +273,15 @@ impl BackendHost {
 
     /// Carries out `call`.
     pub fn handle(&self, call: BackendCall) -> BackendReply {
+        let lent = match &call {
+            BackendCall::ReadBlock { backend, .. }
+            | BackendCall::WriteBlocks { backend, .. }
+            | BackendCall::Blocks { backend } => self.lent(*backend).cloned(),
+            _ => None,
+        };
+        if let Some(real) = lent {
+            return real_media(&real, call);
+        }
         match call {
             BackendCall::Create {
                 pd,
@@ -219,10 +291,20 @@ impl BackendHost {
                 nsqs,
                 ini,
                 namespaces,
-            } => reply(
-                self.create(pd, &srq, (&staging, rings), nsqs, ini, namespaces),
-                |(attrs, backend)| BackendReply::Created { attrs, backend },
-            ),
+            } => {
+                let made = match &self.real {
+                    Some(real) => self.lend(real, &srq, (&staging, rings), nsqs, ini, &namespaces),
+                    None => self.create(pd, &srq, (&staging, rings), nsqs, ini, namespaces),
+                };
+                reply(made, |(attrs, backend)| BackendReply::Created {
+                    attrs,
+                    backend,
+                })
+            }
+            BackendCall::Find { .. } if self.real.is_some() => {
+                // every queue pair is the same controller: its first number names it
+                BackendReply::Found(self.made().lent.first().copied())
+            }
             BackendCall::Find { attrs } => {
                 let c = self.bus.find(attrs.sqdb.mr, attrs.sqdb.addr);
                 let made = self.made();
@@ -274,12 +356,92 @@ impl BackendHost {
             BackendCall::Blocks { backend } => reply(self.get(backend), |c| {
                 BackendReply::Blocks(c.with_namespace(1, |n| n.blocks()))
             }),
+            BackendCall::RealFacts => match &self.real {
+                None => BackendReply::RealFacts(None),
+                Some(r) => reply(r.facts(), |f| BackendReply::RealFacts(Some(f))),
+            },
+            BackendCall::RealInject { fault } => reply(
+                self.real("real fault")
+                    .and_then(|r| r.inject_blocking(fault)),
+                |()| BackendReply::Done,
+            ),
+            BackendCall::RealMediaErrorLba => reply(
+                self.real("real media error")
+                    .and_then(|r| r.media_error_lba_blocking()),
+                BackendReply::Lba,
+            ),
+            BackendCall::RealLiftStall => {
+                if let Some(r) = &self.real {
+                    r.lift_stall();
+                }
+                BackendReply::Done
+            }
             BackendCall::Release => {
+                // A stall first: QEMU's controller deletes a queue, or resets, only once
+                // every request it holds has finished, so a stalled one would hang it.
+                if let Some(r) = &self.real {
+                    r.lift_stall();
+                }
                 drop(self.bus.release());
-                self.made().by_id.clear();
+                let mut made = self.made();
+                made.by_id.clear();
+                made.lent.clear();
+                drop(made);
+                if let Some(r) = &self.real {
+                    r.release();
+                }
                 BackendReply::Done
             }
         }
+    }
+
+    /// A queue pair of the real controller ([`BackendCall::Create`] on a host that lends
+    /// one): rings in `rings` laid out as [`RingLayout`] says, `staging` mapped for DMA, the
+    /// port on the bus. The real controller has what it has: one SQ per controller,
+    /// doorbells starting at 0, its own namespace; anything else is refused.
+    fn lend(
+        &self,
+        real: &Arc<LentController>,
+        srq: &NvmfSrqAttrs,
+        (staging, rings): (&MrInfo, MrInfo),
+        nsqs: u32,
+        ini: (u16, u16),
+        namespaces: &[NsSource],
+    ) -> Result<(NvmeCtrlAttrs, BackendId), Failure> {
+        if nsqs != 1 || ini != (0, 0) {
+            return Err(Failure::new(format!(
+                "the real controller's queue pairs have one SQ each, doorbells from 0 \
+                 (asked: {nsqs} SQs, doorbells from {ini:?})"
+            )));
+        }
+        for n in namespaces {
+            match n {
+                NsSource::Ram { nsid, format, .. } => real.check_namespace(*nsid, *format)?,
+                // the real controller keeps its namespace: a new queue pair reaches it
+                NsSource::From { nsid, .. } => {
+                    let format = real.facts()?.format;
+                    real.check_namespace(*nsid, format)?
+                }
+            }
+        }
+        let depth = srq.nvme_queue_depth as u16;
+        let layout = RingLayout::new(depth);
+        if rings.len < layout.len {
+            return Err(Failure::new(format!(
+                "rings: a region of {} bytes, fewer than the {} a real controller's queue \
+                 pair needs",
+                rings.len, layout.len
+            )));
+        }
+        if !rings.access.contains(Access::LOCAL_WRITE) {
+            return Err(Failure::new("rings: the region is not locally writable"));
+        }
+        let port = real.lend(self.ctx.clone(), rings, staging, depth)?;
+        let attrs = layout.ctrl_attrs(&rings, 0);
+        self.bus.attach_port(attrs.sqdb.mr, attrs.sqdb.addr, port);
+        let id = self.next_id();
+        self.made().lent.push(id);
+        Ok((attrs, id))
     }
 
     /// A new controller ([`BackendCall::Create`]).
@@ -383,6 +545,26 @@ impl BackendHost {
         made.next += 1;
         made.by_id.insert(id, ctrl);
         Ok((attrs, id))
+    }
+}
+
+/// A media call ([`BackendCall::ReadBlock`], [`BackendCall::WriteBlocks`],
+/// [`BackendCall::Blocks`]) on a queue pair of `real`: through the harness's own queue pair
+/// of the real controller.
+fn real_media(real: &LentController, call: BackendCall) -> BackendReply {
+    match call {
+        BackendCall::ReadBlock { slba, .. } => reply(real.read_block(slba), BackendReply::Bytes),
+        BackendCall::WriteBlocks { data, .. } if data.len() > MEDIA_MAX => {
+            BackendReply::Failed(format!(
+                "data: {} bytes, more than {MEDIA_MAX} in one call",
+                data.len()
+            ))
+        }
+        BackendCall::WriteBlocks { slba, data, .. } => {
+            reply(real.write_blocks(slba, &data), |()| BackendReply::Done)
+        }
+        BackendCall::Blocks { .. } => BackendReply::Blocks(real.facts().ok().map(|f| f.blocks)),
+        other => BackendReply::Failed(format!("{other:?}: not a media call")),
     }
 }
 

@@ -12,6 +12,7 @@ use super::channel::{self, Established, Stream};
 use super::proto::{read_line, write_msg, LineError, Reply, Request, PROTOCOL};
 use crate::quirks::Quirks;
 use harness::backend::emulated::{Counters, Fault};
+use harness::backend::vfio::broker::RealFault;
 
 /// Longest wait for any reply (beyond a `wait-event`'s own bound), before
 /// [`RemoteTarget::scaled`].
@@ -69,6 +70,8 @@ pub struct RemoteInfo {
     pub target: String,
     /// A plugin's caps (none for the reference engine: its caps are the runner's profile).
     pub caps: Option<harness::api::NvmfCaps>,
+    /// The real controller it lends as backend controllers (none: emulated ones).
+    pub real: Option<super::proto::LentReal>,
     /// The SHA-256 fingerprint of its TLS certificate (none on an `--insecure` channel).
     pub fingerprint: Option<String>,
 }
@@ -147,6 +150,8 @@ pub(super) fn op_name(r: &Request) -> &'static str {
         Request::OffloadEvent { .. } => "offload-event",
         Request::Backend { .. } => "backend",
         Request::CloseDevice {} => "close-device",
+        Request::RealFault { .. } => "real-fault",
+        Request::RealLiftStall {} => "real-lift-stall",
     }
 }
 
@@ -394,6 +399,21 @@ impl RemoteTarget {
         ask!(self, req, self.reply_bound, Reply::Done => ())
     }
 
+    /// Asks the target host's fault broker for `fault` on the real controller it lends.
+    pub async fn real_fault(&self, fault: RealFault) -> Result<(), RemoteError> {
+        let req = Request::RealFault { fault };
+        ask!(self, req, self.reply_bound, Reply::Done => ())
+    }
+
+    /// Lifts a stall or a slow drive left in force on the target host's real controller,
+    /// blocking this thread (never the connection's) for the answer.
+    pub fn real_lift_stall_blocking(&self) -> Result<(), RemoteError> {
+        match self.call_blocking(Request::RealLiftStall {}, self.reply_bound)? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected("real-lift-stall", other)),
+        }
+    }
+
     /// The target's event log so far.
     pub async fn events(&self) -> Result<Vec<String>, RemoteError> {
         ask!(self, Request::Events {}, self.reply_bound, Reply::Events { lines } => lines)
@@ -450,6 +470,7 @@ async fn open(
             device,
             target,
             caps,
+            real,
             proof,
             ..
         } => (
@@ -459,6 +480,7 @@ async fn open(
                 device,
                 target,
                 caps,
+                real,
                 fingerprint,
             },
             proof,

@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use harness::api::Profile;
 use harness::backend::emulated::PciBus;
+use harness::backend::vfio::{FaultLine, LentController, PciAddress};
+use harness::case::RealBackendFacts;
 use harness::remote::{
-    BackendCall, BackendHost, CtxReply, CtxWait, DeviceHost, OffloadHost, OffloadReply,
+    BackendCall, BackendHost, BackendReply, CtxReply, CtxWait, DeviceHost, OffloadHost,
+    OffloadReply,
 };
 use harness::trace::Recorder;
 
@@ -28,7 +31,7 @@ pub struct DeviceSession {
     engine: Option<Arc<Engine>>,
     ctx: DeviceHost,
     offload: OffloadHost,
-    backends: BackendHost,
+    backends: Arc<BackendHost>,
     rec: Recorder,
     ip: Ipv4Addr,
     _device: Opened,
@@ -37,11 +40,12 @@ pub struct DeviceSession {
 impl DeviceSession {
     /// What `served` is on `device`: the reference engine with `profile` (its caps already
     /// checked) and `quirks`, or the plugin's device; why not, when it does not open.
+    /// Its backend controllers are queue pairs of `real` when the target host lends one.
     pub fn open(
         device: Opened,
         served: &Served,
-        profile: &Profile,
-        quirks: &Quirks,
+        (profile, quirks): (&Profile, &Quirks),
+        real: Option<&LendsReal>,
     ) -> Result<DeviceSession, String> {
         let ip = device_ip(device.ctx.as_ref());
         let bus = PciBus::new();
@@ -51,8 +55,12 @@ impl DeviceSession {
             provider,
         } = served.open(device.ctx.clone(), &bus, profile, quirks)?;
         let rec = Recorder::new();
+        let mut backends = BackendHost::new(ctx.clone(), bus, Some(rec.clone()));
+        if let Some(real) = real {
+            backends = backends.lending(Arc::new(real.open()?));
+        }
         Ok(DeviceSession {
-            backends: BackendHost::new(ctx.clone(), bus, Some(rec.clone())),
+            backends: Arc::new(backends),
             ctx: DeviceHost::new(ctx),
             offload: OffloadHost::new(provider),
             engine,
@@ -86,6 +94,15 @@ impl DeviceSession {
                     answer: reply.unwrap_or(OffloadReply::Event(None)),
                 }
             }
+            // a real fault waits for the broker's answer: off the runtime's thread
+            Request::Backend { call } if self.backends.lends_real() && is_real(&call) => {
+                let backends = self.backends.clone();
+                Reply::Backend {
+                    answer: tokio::task::spawn_blocking(move || backends.handle(call))
+                        .await
+                        .unwrap_or_else(|e| BackendReply::Failed(format!("backend call: {e}"))),
+                }
+            }
             Request::Backend { call } => Reply::Backend {
                 answer: self.backends.handle(call),
             },
@@ -106,6 +123,48 @@ impl DeviceSession {
         let trace = lines(&self.rec);
         drop(self);
         trace
+    }
+}
+
+/// Whether `call` may wait for the fault broker (or lift a stall through it).
+fn is_real(call: &BackendCall) -> bool {
+    matches!(
+        call,
+        BackendCall::RealInject { .. }
+            | BackendCall::RealMediaErrorLba
+            | BackendCall::RealLiftStall
+            | BackendCall::Release
+    )
+}
+
+/// The real controller a target host lends (`--backend vfio:PCI`): its address, what its
+/// namespace offers, and the host's fault broker (one line for every opening of it).
+pub struct LendsReal {
+    /// Its PCI address.
+    pub address: PciAddress,
+    /// Its namespace 1's format and size, and whether the broker answers.
+    pub facts: RealBackendFacts,
+    /// The host's fault broker.
+    pub faults: Arc<FaultLine>,
+}
+
+impl LendsReal {
+    /// Opens the controller at `address` once to learn its facts (and to refuse, before
+    /// any runner comes, one that cannot be lent), with `faults` for its faults.
+    pub fn new(address: PciAddress, faults: Arc<FaultLine>) -> Result<LendsReal, String> {
+        let lent = LentController::open_with(address, faults.clone()).map_err(|f| f.message)?;
+        let facts = lent.facts().map_err(|f| f.message)?;
+        Ok(LendsReal {
+            address,
+            facts,
+            faults,
+        })
+    }
+
+    /// Opens the controller for a runner's device (reset and brought up again).
+    pub fn open(&self) -> Result<LentController, String> {
+        LentController::open_with(self.address, self.faults.clone())
+            .map_err(|f| format!("the real controller: {}", f.message))
     }
 }
 

@@ -29,6 +29,8 @@ pub mod server;
 
 pub use auth::{Secret, Security};
 pub use client::{RemoteError, RemoteInfo, RemoteTarget, REPLY_BOUND};
+pub use device::LendsReal;
 pub use link::RemoteDevice;
+pub use proto::LentReal;
 pub use served::Served;
 pub use server::{ControlServer, OpenDevice, Opened};

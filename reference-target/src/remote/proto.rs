@@ -10,14 +10,17 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::quirks::Quirks;
 use harness::backend::emulated::{Counters, Fault};
+use harness::backend::vfio::broker::RealFault;
+use harness::case::RealBackendFacts;
 use harness::remote::{BackendCall, BackendReply, CtxCall, CtxReply, CtxWait};
 use harness::remote::{OffloadCall, OffloadReply};
 
 /// The protocol version; both ends say theirs in `hello` and refuse another (2: TLS and
 /// proofs of the lab secret, [`super::auth`]; 3: the device itself served, `open-device`;
 /// 4: `hello` says what device the target serves, a vendor plugin's among them; 5: a
-/// backend's `create` carries the rings' region, registered by the runner).
-pub const PROTOCOL: u32 = 5;
+/// backend's `create` carries the rings' region, registered by the runner; 6: a real
+/// controller lent by the target host, its faults through that host's broker).
+pub const PROTOCOL: u32 = 6;
 /// Longest line either end accepts, bytes (a longer one ends the connection).
 pub const MAX_LINE: usize = 4 << 20;
 /// Longest `wait-event` bound the target accepts.
@@ -149,6 +152,25 @@ pub enum Request {
     /// Releases the open device (its backend controllers first); the reply carries the
     /// trace its backend controllers wrote.
     CloseDevice {},
+    /// Asks the target host's fault broker for `fault` on the real controller it lends (for
+    /// a control-plane case, whose target opens that controller itself).
+    RealFault {
+        /// The fault.
+        fault: RealFault,
+    },
+    /// Lifts a stall or a slow drive left in force on the real controller.
+    RealLiftStall {},
+}
+
+/// The real controller a target host lends (`nvmf-reference-target --control … --backend
+/// vfio:PCI`), as `hello` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LentReal {
+    /// Its PCI address on the target host.
+    pub address: String,
+    /// Its namespace 1's format and size, and whether the target host's broker answers.
+    pub facts: RealBackendFacts,
 }
 
 /// What the target answers.
@@ -172,6 +194,9 @@ pub enum Reply {
         /// none for the reference engine, whose caps are the runner's profile.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         caps: Option<NvmfCaps>,
+        /// The real controller it lends as backend controllers (none: emulated ones).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        real: Option<LentReal>,
         /// Over TLS: the target's proof that it holds the lab secret, bound to this session.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         proof: Option<String>,

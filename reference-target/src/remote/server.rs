@@ -15,9 +15,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::auth::{Binding, Security, Side};
 use super::channel::{Acceptor, Established, HANDSHAKE_BOUND};
-use super::device::DeviceSession;
+use super::device::{DeviceSession, LendsReal};
 use super::proto::{
-    parse_request, read_line, read_line_into, write_msg, LineError, Reply, Request,
+    parse_request, read_line, read_line_into, write_msg, LentReal, LineError, Reply, Request,
     MAX_BLOCK_BYTES, MAX_WAIT, PROTOCOL,
 };
 use super::served::{Faces, Served};
@@ -49,6 +49,10 @@ pub struct Opened {
 /// Opens the device for each `start`; the error is the reason, shown to the runner.
 pub type OpenDevice = Arc<dyn Fn() -> Result<Opened, String> + Send + Sync>;
 
+/// Why a real controller's request is refused by a target host that lends none.
+const NO_REAL: &str = "this target host lends no real controller (start nvmf-reference-target \
+     --control with --backend vfio:PCI --allow-destructive PCI)";
+
 /// The control channel's listening end.
 pub struct ControlServer {
     listener: TcpListener,
@@ -57,6 +61,8 @@ pub struct ControlServer {
     fabric: String,
     device: String,
     served: Served,
+    /// The real controller it lends as backend controllers, if any.
+    real: Option<LendsReal>,
 }
 
 /// A target started by a runner, and what its trace needs.
@@ -98,7 +104,16 @@ impl ControlServer {
             fabric: fabric.into(),
             device: device.into(),
             served: Served::Reference,
+            real: None,
         })
+    }
+
+    /// Lends `real` to its runners: every backend controller of an open device is a queue
+    /// pair of it, a control-plane case's target may name it in its configuration, and
+    /// its faults come from this host's broker.
+    pub fn lending(mut self, real: LendsReal) -> ControlServer {
+        self.real = Some(real);
+        self
     }
 
     /// Serves `served` on the device instead of the reference engine (a vendor plugin's).
@@ -214,6 +229,10 @@ impl ControlServer {
                                 device: self.device.clone(),
                                 target: self.served.name(),
                                 caps: self.served.caps(),
+                                real: self.real.as_ref().map(|r| LentReal {
+                                    address: r.address.to_string(),
+                                    facts: r.facts,
+                                }),
                                 proof,
                             }
                         }
@@ -252,12 +271,27 @@ impl ControlServer {
                     Ok(o) => o,
                     Err(e) => return error(format!("the device did not open: {e}")),
                 };
-                match DeviceSession::open(opened, &self.served, &profile, &quirks) {
+                let real = self.real.as_ref();
+                match DeviceSession::open(opened, &self.served, (&profile, &quirks), real) {
                     Ok(d) => Reply::DeviceOpened {
                         ip: device.insert(d).ip(),
                     },
                     Err(m) => error(m),
                 }
+            }
+            Request::RealFault { fault } => match &self.real {
+                None => error(NO_REAL.into()),
+                Some(r) => match r.faults.inject(fault).await {
+                    Ok(()) => Reply::Done,
+                    Err(f) => error(f.message),
+                },
+            },
+            Request::RealLiftStall {} => {
+                if let Some(r) = &self.real {
+                    let faults = r.faults.clone();
+                    let _ = tokio::task::spawn_blocking(move || faults.lift_stall()).await;
+                }
+                Reply::Done
             }
             Request::CloseDevice {} => match device.take() {
                 None => error("no device is open".into()),
@@ -315,6 +349,26 @@ impl ControlServer {
     ) -> Result<(Running, Ipv4Addr), String> {
         consistent(&profile)?;
         let mut cfg = Config::parse("<runner's config>", config).map_err(|e| e.to_string())?;
+        for sub in &cfg.subsystems {
+            if let crate::control::BackendConfig::Vfio { pci } = sub.backend {
+                match &self.real {
+                    Some(r) if r.address == pci => {}
+                    Some(r) => {
+                        return Err(format!(
+                            "subsystem `{}`: backend vfio:{pci}: this target host lends only \
+                             vfio:{} (its --backend)",
+                            sub.nqn, r.address
+                        ))
+                    }
+                    None => {
+                        return Err(format!(
+                            "subsystem `{}`: backend vfio:{pci}: {NO_REAL}",
+                            sub.nqn
+                        ))
+                    }
+                }
+            }
+        }
         let device = (self.open)().map_err(|e| format!("the device did not open: {e}"))?;
         let ip = device_ip(device.ctx.as_ref());
         let bus = PciBus::new();

@@ -163,7 +163,29 @@ impl Backends {
         let depth = srq.nvme_queue_depth as u16;
         let layout = RingLayout::new(depth);
         let rings = self.ctx.reg_mr(pd, layout.len, Access::LOCAL_WRITE)?;
-        let port = real.lend(self.ctx.clone(), rings, staging, depth)?;
+        let Some(here) = real.here() else {
+            // lent by the target host: it checks the namespace, lends and attaches the port
+            let call = BackendCall::Create {
+                pd,
+                srq: srq.clone(),
+                staging: *staging,
+                rings,
+                nsqs: 1,
+                ini,
+                namespaces: (namespaces.iter())
+                    .map(|&(nsid, format)| NsSource::Ram {
+                        nsid,
+                        format,
+                        blocks: 0,
+                    })
+                    .collect(),
+            };
+            return match self.link.call(&call) {
+                BackendReply::Created { attrs, .. } => Ok(attrs),
+                other => Err(unexpected(other)),
+            };
+        };
+        let port = here.lend(self.ctx.clone(), rings, staging, depth)?;
         let attrs = layout.ctrl_attrs(&rings, 0);
         self.bus()?
             .attach_port(attrs.sqdb.mr, attrs.sqdb.addr, port);
@@ -237,12 +259,13 @@ impl Backends {
         }
     }
 
-    /// Queue pairs of `real` for `ctx`'s device on `bus`.
-    pub fn on_real(ctx: Arc<dyn DeviceContext>, bus: Arc<PciBus>, real: Arc<RealBackend>) -> Self {
+    /// These backends with every controller a queue pair of `real` from now on: on this
+    /// host (its ports on this bus), or lent by the target host behind this link.
+    pub fn with_real(&self, real: Arc<RealBackend>) -> Self {
         Backends {
-            link: Arc::new(BackendHost::new(ctx.clone(), bus.clone(), None)),
-            ctx,
-            bus: Some(bus),
+            ctx: self.ctx.clone(),
+            bus: self.bus.clone(),
+            link: self.link.clone(),
             real: Some(real),
         }
     }

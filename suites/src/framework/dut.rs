@@ -386,12 +386,13 @@ impl Dut {
     /// Makes every backend controller a queue pair of `real` from now on (`nvmf-conform
     /// run --backend vfio:PCI`).
     pub fn use_real_backend(&mut self, real: Arc<RealBackend>) -> Result<(), Failure> {
-        let bus = self
+        let backends = self
             .backends()
-            .map_err(|_| Failure::new("this device under test has no backend seam"))?
-            .bus()?
-            .clone();
-        self.backends = Some(Arc::new(Backends::on_real(self.ctx.clone(), bus, real)));
+            .map_err(|_| Failure::new("this device under test has no backend seam"))?;
+        if real.here().is_some() {
+            backends.bus()?; // its ports go on this process's bus
+        }
+        self.backends = Some(Arc::new(backends.with_real(real)));
         Ok(())
     }
 

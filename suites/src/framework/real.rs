@@ -1,186 +1,58 @@
 //! A real NVMe controller behind a run (`nvmf-conform run --backend vfio:PCI`), in the two
 //! ways cases meet it: [`RealBackend`], whose queue pairs are the backend controllers the
 //! cases create for the device under test, and [`RealTarget`], which the reference
-//! target a control-plane case starts opens itself. Both reach the host's fault broker
-//! through a [`FaultLine`], which remembers what it asked so that no case leaves a fault
-//! behind — above all a stall: QEMU's controller deletes a queue or resets only once every
-//! request it holds has finished, so a stalled request would hang the VM.
+//! target a control-plane case starts opens itself. The controller is on this host
+//! ([`LentController`], faults through this host's broker), or, in two-host mode, on the
+//! target host, which lends it and asks its own broker for the faults: then every look and
+//! fault is a message on the control channel.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use harness::backend::emulated::LbaFormat;
-use harness::backend::vfio::broker::{media_error_sector, Broker, RealFault, ENV};
-use harness::backend::vfio::{PciAddress, SharedController, VfioPort};
+use harness::backend::vfio::broker::RealFault;
+use harness::backend::vfio::{FaultLine, LentController, PciAddress};
 use harness::case::RealBackendFacts;
-use harness::fabric::{DeviceContext, MrInfo};
-use harness::wire::{RwCommand, SqeCommand};
+use harness::remote::{BackendCall, BackendId, BackendLink, BackendReply};
+use reference_target::remote::RemoteTarget;
 
 use super::failure::Failure;
 
-/// Bound of one command the harness runs on the real controller itself.
-const MEDIA_BOUND: Duration = Duration::from_secs(10);
-/// Bound of the broker's answer.
-const BROKER_BOUND: Duration = Duration::from_secs(20);
-
-/// The host's fault broker (when `NVMF_FAULT_BROKER` names one) and the faults asked of
-/// it that are still in force.
-pub struct FaultLine {
-    broker: Option<Mutex<Broker>>,
-    /// A stall asked and not lifted yet.
-    stalled: AtomicBool,
-    /// A slow drive asked and not lifted yet.
-    slowed: AtomicBool,
-    /// A PCI error or an unplug since the controller was last reset.
-    failed: AtomicBool,
-}
-
-impl FaultLine {
-    /// The broker `NVMF_FAULT_BROKER` names, if any.
-    pub fn from_env() -> FaultLine {
-        FaultLine::new(Broker::from_env())
-    }
-
-    /// Faults through `broker` (none: every injection refused, naming the variable).
-    pub fn new(broker: Option<Broker>) -> FaultLine {
-        FaultLine {
-            broker: broker.map(Mutex::new),
-            stalled: AtomicBool::new(false),
-            slowed: AtomicBool::new(false),
-            failed: AtomicBool::new(false),
-        }
-    }
-
-    /// Whether there is a broker.
-    pub fn present(&self) -> bool {
-        self.broker.is_some()
-    }
-
-    /// Asks the broker for `fault` and waits for its answer (bounded, off the runtime's
-    /// threads). A PCI error or an unplug is refused while a stall is in force.
-    pub async fn inject(self: &Arc<Self>, fault: RealFault) -> Result<(), Failure> {
-        if self.broker.is_none() {
-            return Err(Failure::new(format!(
-                "no fault broker ({ENV} unset) to inject {} into the real controller",
-                fault.name()
-            )));
-        }
-        let failing = matches!(fault, RealFault::PciError | RealFault::Unplug);
-        if failing && self.stalled.load(Ordering::SeqCst) {
-            return Err(Failure::new(format!(
-                "{} refused while a command is stalled on the real controller: QEMU's \
-                 controller resets only once every request it holds has finished, so the VM \
-                 would hang (lift the stall first)",
-                fault.name()
-            )));
-        }
-        match fault {
-            RealFault::Stall => self.stalled.store(true, Ordering::SeqCst),
-            RealFault::Slow => self.slowed.store(true, Ordering::SeqCst),
-            RealFault::Resume => {
-                self.stalled.store(false, Ordering::SeqCst);
-                self.slowed.store(false, Ordering::SeqCst);
-            }
-            RealFault::PciError | RealFault::Unplug => self.failed.store(true, Ordering::SeqCst),
-            RealFault::MediaError | RealFault::Replug => {}
-        }
-        let me = self.clone();
-        match tokio::task::spawn_blocking(move || me.ask(fault)).await {
-            Ok(r) => r,
-            Err(e) => Err(Failure::new(format!("fault broker: {e}"))),
-        }
-    }
-
-    fn ask(&self, fault: RealFault) -> Result<(), Failure> {
-        self.answer(fault).map(|_| ())
-    }
-
-    /// The broker's answer to `fault` (blocking, bounded).
-    fn answer(&self, fault: RealFault) -> Result<String, Failure> {
-        let Some(b) = &self.broker else {
-            return Ok(String::new());
-        };
-        b.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .inject(fault, BROKER_BOUND)
-            .map_err(|e| Failure::from(e).context("fault broker"))
-    }
-
-    /// The sector (512-byte units) whose reads fail with a media error, as the broker
-    /// knows it ([`RealFault::MediaError`]).
-    pub async fn media_error_sector(self: &Arc<Self>) -> Result<u64, Failure> {
-        if self.broker.is_none() {
-            return Err(Failure::new(format!(
-                "no fault broker ({ENV} unset) to say where the real controller's media error is"
-            )));
-        }
-        let me = self.clone();
-        let answer = tokio::task::spawn_blocking(move || me.answer(RealFault::MediaError))
-            .await
-            .map_err(|e| Failure::new(format!("fault broker: {e}")))??;
-        media_error_sector(&answer).map_err(|e| Failure::from(e).context("fault broker"))
-    }
-
-    /// Lifts a stall or a slow drive left in force (a stalled command completes); blocks
-    /// for the broker's answer.
-    pub fn lift_stall(&self) {
-        let stalled = self.stalled.swap(false, Ordering::SeqCst);
-        let slowed = self.slowed.swap(false, Ordering::SeqCst);
-        if stalled || slowed {
-            let _ = self.ask(RealFault::Resume);
-        }
-    }
-
-    /// Whether the controller failed since the last call (and forgets it).
-    fn take_failed(&self) -> bool {
-        self.failed.swap(false, Ordering::SeqCst)
-    }
-}
-
-/// Namespace 1's format and size as the suites need them, from its Identify data.
-fn namespace_facts(shared: &SharedController, broker: bool) -> Result<RealBackendFacts, Failure> {
-    let address = shared.address();
-    let ns = shared
-        .namespace(1)
-        .ok_or_else(|| Failure::new(format!("real controller {address}: no active namespace 1")))?;
-    let meta = ns.metadata_size();
-    if ns.separate_metadata() {
-        return Err(Failure::new(format!(
-            "real controller {address}: namespace 1 keeps {meta} bytes of metadata in a \
-             separate buffer; the suites move metadata only as extended LBAs"
-        )));
-    }
-    Ok(RealBackendFacts {
-        format: LbaFormat::new(ns.block_size(), meta),
-        blocks: ns.identify.nsze,
-        broker,
-    })
-}
-
-/// Fails unless block `lba` is inside a namespace of `blocks` blocks.
-fn check_lba(lba: u64, blocks: u64) -> Result<(), Failure> {
-    if lba >= blocks {
-        return Err(Failure::new(format!(
-            "the broker's media error is at block {lba}, past namespace 1's {blocks} blocks"
-        )));
-    }
-    Ok(())
-}
+/// The number media calls name the real controller by on a target host that lends it
+/// (every number names it there: its queue pairs share one namespace).
+const REAL: BackendId = 0;
 
 /// A real NVMe controller the cases' backend controllers are made on (one queue pair
-/// each), with the host's fault broker when there is one.
-pub struct RealBackend {
-    shared: SharedController,
-    faults: Arc<FaultLine>,
+/// each), with a fault broker when there is one.
+pub enum RealBackend {
+    /// Opened by this process, with this host's broker.
+    Here(Box<LentController>),
+    /// Lent by the target host (two-host mode), reached through the open device's backend
+    /// link.
+    There {
+        /// The device's backend link.
+        link: Arc<dyn BackendLink>,
+        /// What the target host's controller offers.
+        facts: RealBackendFacts,
+    },
 }
 
 impl std::fmt::Debug for RealBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RealBackend")
-            .field("controller", &self.shared)
-            .field("broker", &self.faults.present())
-            .finish_non_exhaustive()
+        match self {
+            RealBackend::Here(l) => l.fmt(f),
+            RealBackend::There { facts, .. } => f
+                .debug_struct("RealBackend::There")
+                .field("facts", facts)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A reply other than the one asked for, as a case's failure.
+fn unexpected(reply: BackendReply) -> Failure {
+    match reply {
+        BackendReply::Failed(why) => Failure::new(format!("the target host: {why}")),
+        other => Failure::new(format!("the target host answered {other:?}")),
     }
 }
 
@@ -189,119 +61,139 @@ impl RealBackend {
     /// `NVMF_FAULT_BROKER` names, if any. Its namespace 1 must be in a format the device
     /// can present (extended-LBA metadata, or none).
     pub fn open(address: PciAddress) -> Result<RealBackend, Failure> {
-        let shared = SharedController::open(address)
-            .map_err(|e| Failure::new(format!("real controller {address}: {e}")))?;
-        let real = RealBackend {
-            shared,
-            faults: Arc::new(FaultLine::from_env()),
-        };
-        real.facts()?;
-        Ok(real)
+        LentController::open(address).map(|l| RealBackend::Here(Box::new(l)))
+    }
+
+    /// The real controller the target host lends through `link` (its device's backend
+    /// link); a failure when the target host serves emulated controllers.
+    pub fn remote(link: Arc<dyn BackendLink>) -> Result<RealBackend, Failure> {
+        match link.call(&BackendCall::RealFacts) {
+            BackendReply::RealFacts(Some(facts)) => Ok(RealBackend::There { link, facts }),
+            BackendReply::RealFacts(None) => Err(Failure::new(
+                "the target host serves emulated backend controllers: start \
+                 nvmf-reference-target --control with --backend vfio:PCI to lend a real one",
+            )),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Its namespace 1's format and size, and whether faults can be injected.
     pub fn facts(&self) -> Result<RealBackendFacts, Failure> {
-        namespace_facts(&self.shared, self.faults.present())
+        match self {
+            RealBackend::Here(l) => l.facts(),
+            RealBackend::There { facts, .. } => Ok(*facts),
+        }
     }
 
+    /// The controller in this process, if it is here.
+    pub(super) fn here(&self) -> Option<&LentController> {
+        match self {
+            RealBackend::Here(l) => Some(l),
+            RealBackend::There { .. } => None,
+        }
+    }
+
+    /// Fails unless namespace `nsid` in `format` is the controller's namespace 1.
     pub(super) fn check_namespace(&self, nsid: u32, format: LbaFormat) -> Result<(), Failure> {
-        let facts = self.facts()?;
-        if nsid != 1 || format != facts.format {
-            return Err(Failure::new(format!(
-                "the real controller has namespace 1 in format {}; asked for namespace {nsid} \
-                 in format {format}",
-                facts.format
-            )));
+        match self {
+            RealBackend::Here(l) => l.check_namespace(nsid, format),
+            // the target host checks when it lends the queue pair
+            RealBackend::There { .. } => Ok(()),
         }
-        Ok(())
     }
 
-    /// A queue pair of `depth` entries over `rings`, for the device (reset first when the
-    /// controller failed since).
-    pub(super) fn lend(
-        &self,
-        ctx: Arc<dyn DeviceContext>,
-        rings: MrInfo,
-        staging: &MrInfo,
-        depth: u16,
-    ) -> Result<Arc<VfioPort>, Failure> {
-        if self.faults.take_failed() || self.shared.why_stopped().is_some() {
-            self.shared
-                .reset()
-                .map_err(|e| Failure::from(e).context("resetting the real controller"))?;
+    fn ask(&self, link: &Arc<dyn BackendLink>, call: BackendCall) -> Result<BackendReply, Failure> {
+        match link.call(&call) {
+            BackendReply::Failed(why) => Err(Failure::new(format!("the target host: {why}"))),
+            reply => Ok(reply),
         }
-        self.shared
-            .lend(ctx, rings, staging, depth)
-            .map_err(|e| Failure::from(e).context("a queue pair of the real controller"))
     }
 
     /// Block `slba` of namespace 1, read through the harness's own queue pair.
     pub fn read_block(&self, slba: u64) -> Result<Vec<u8>, Failure> {
-        let block = u64::from(self.facts()?.format.lba_data_size());
-        let read = SqeCommand::Read(RwCommand::new(slba, 1));
-        self.media(slba, read, &[], block, ("media read", "reading"))
+        match self {
+            RealBackend::Here(l) => l.read_block(slba),
+            RealBackend::There { link, .. } => {
+                let call = BackendCall::ReadBlock {
+                    backend: REAL,
+                    slba,
+                };
+                match self.ask(link, call)? {
+                    BackendReply::Bytes(b) => Ok(b),
+                    other => Err(unexpected(other)),
+                }
+            }
+        }
     }
 
     /// Writes `data` (whole blocks) from block `slba` on of namespace 1, through the
     /// harness's own queue pair.
     pub fn write_blocks(&self, slba: u64, data: &[u8]) -> Result<(), Failure> {
-        let block = self.facts()?.format.lba_data_size() as usize;
-        let blocks = (data.len() / block.max(1)) as u32;
-        let write = SqeCommand::Write(RwCommand::new(slba, blocks));
-        self.media(slba, write, data, 0, ("media write", "writing"))
-            .map(|_| ())
-    }
-
-    /// Runs `command` (from block `slba` on) through the harness's own queue pair, moving
-    /// `out` to the controller or `in_len` bytes from it; fails unless it succeeds.
-    fn media(
-        &self,
-        slba: u64,
-        command: SqeCommand,
-        out: &[u8],
-        in_len: u64,
-        (what, doing): (&'static str, &str),
-    ) -> Result<Vec<u8>, Failure> {
-        let (status, data) = self
-            .shared
-            .run(1, command, out, in_len, MEDIA_BOUND, what)
-            .map_err(|e| {
-                Failure::from(e).context(format!("{doing} the real controller's media"))
-            })?;
-        if !status.is_success() {
-            return Err(Failure::new(format!(
-                "{doing} block {slba} of the real controller's media: {status}"
-            )));
+        match self {
+            RealBackend::Here(l) => l.write_blocks(slba, data),
+            RealBackend::There { link, .. } => {
+                let call = BackendCall::WriteBlocks {
+                    backend: REAL,
+                    slba,
+                    data: data.to_vec(),
+                };
+                match self.ask(link, call)? {
+                    BackendReply::Done => Ok(()),
+                    other => Err(unexpected(other)),
+                }
+            }
         }
-        Ok(data)
     }
 
-    /// Asks the broker for `fault` (see [`FaultLine::inject`]).
+    /// Asks the broker for `fault` (see [`FaultLine::inject`]): this host's, or the target
+    /// host's.
     pub async fn inject(&self, fault: RealFault) -> Result<(), Failure> {
-        self.faults.inject(fault).await
+        match self {
+            RealBackend::Here(l) => l.inject(fault).await,
+            RealBackend::There { link, .. } => {
+                let link = link.clone();
+                let call = BackendCall::RealInject { fault };
+                let reply = tokio::task::spawn_blocking(move || link.call(&call))
+                    .await
+                    .map_err(|e| Failure::new(format!("fault broker: {e}")))?;
+                match reply {
+                    BackendReply::Done => Ok(()),
+                    other => Err(unexpected(other)),
+                }
+            }
+        }
     }
 
     /// The block of namespace 1 whose reads fail with a media error (the one holding the
     /// sector the broker names).
     pub async fn media_error_lba(&self) -> Result<u64, Failure> {
-        let sector = self.faults.media_error_sector().await?;
-        let facts = self.facts()?;
-        let lba = sector * 512 / u64::from(facts.format.lba_data_size());
-        check_lba(lba, facts.blocks)?;
-        Ok(lba)
+        match self {
+            RealBackend::Here(l) => l.media_error_lba().await,
+            RealBackend::There { link, .. } => {
+                match self.ask(link, BackendCall::RealMediaErrorLba)? {
+                    BackendReply::Lba(lba) => Ok(lba),
+                    other => Err(unexpected(other)),
+                }
+            }
+        }
     }
 
     /// Lifts a stall a case left behind: before its queue pairs are given back.
     pub fn lift_stall(&self) {
-        self.faults.lift_stall();
+        match self {
+            RealBackend::Here(l) => l.lift_stall(),
+            RealBackend::There { link, .. } => {
+                let _ = link.call(&BackendCall::RealLiftStall);
+            }
+        }
     }
 
     /// Lifts a stall and resets the controller when it failed, so that the next case
-    /// finds it as this one did.
+    /// finds it as this one did (the target host does so itself when its device's
+    /// controllers are released).
     pub(super) fn release(&self) {
-        self.faults.lift_stall();
-        if self.faults.take_failed() {
-            let _ = self.shared.reset();
+        if let RealBackend::Here(l) = self {
+            l.release();
         }
     }
 
@@ -309,33 +201,52 @@ impl RealBackend {
     /// to know: a [`RealTarget`].
     pub fn into_target(self) -> Result<RealTarget, Failure> {
         let facts = self.facts()?;
-        let address = self.shared.address();
-        let faults = self.faults.clone();
-        drop(self);
-        Ok(RealTarget {
-            address,
-            facts,
-            faults,
-        })
+        match self {
+            RealBackend::Here(l) => {
+                let (address, faults) = (l.address(), l.fault_line());
+                drop(l);
+                Ok(RealTarget {
+                    address,
+                    facts,
+                    faults: TargetFaults::Here(faults),
+                })
+            }
+            RealBackend::There { .. } => Err(Failure::new(
+                "a control-plane case's real controller on the target host is named by the \
+                 target host (RealTarget::remote)",
+            )),
+        }
     }
 }
 
-impl Drop for RealBackend {
-    fn drop(&mut self) {
-        self.release();
-    }
+/// Where a [`RealTarget`]'s faults are asked.
+enum TargetFaults {
+    /// This host's broker.
+    Here(Arc<FaultLine>),
+    /// The target host's, through the control channel.
+    There(Arc<RemoteTarget>),
 }
 
 /// A real controller that the reference target of a control-plane case opens itself
 /// (`[subsystem.backend] kind = "vfio"`): the suites keep its address, its namespace's
-/// facts and the broker, and hold no VFIO handle.
+/// facts and the way to its broker, and hold no VFIO handle.
 pub struct RealTarget {
     address: PciAddress,
     facts: RealBackendFacts,
-    faults: Arc<FaultLine>,
+    faults: TargetFaults,
 }
 
 impl RealTarget {
+    /// The controller the target host lends (`address`, with `facts`), its faults asked
+    /// through `target`'s channel.
+    pub fn remote(address: PciAddress, facts: RealBackendFacts, target: Arc<RemoteTarget>) -> Self {
+        RealTarget {
+            address,
+            facts,
+            faults: TargetFaults::There(target),
+        }
+    }
+
     /// Its PCI address.
     pub fn address(&self) -> PciAddress {
         self.address
@@ -348,146 +259,21 @@ impl RealTarget {
 
     /// Asks the broker for `fault` (see [`FaultLine::inject`]).
     pub async fn inject(&self, fault: RealFault) -> Result<(), Failure> {
-        self.faults.inject(fault).await
+        match &self.faults {
+            TargetFaults::Here(f) => f.inject(fault).await,
+            TargetFaults::There(t) => (t.real_fault(fault).await)
+                .map_err(|e| Failure::new(format!("the target host's fault broker: {e}"))),
+        }
     }
 
     /// Lifts a stall left in force; call before the target that holds the controller
     /// stops (blocks for the broker's answer).
     pub fn lift_stall(&self) {
-        self.faults.lift_stall();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::{Path, PathBuf};
-    use std::time::Instant;
-
-    /// The host's side of the broker, as `fault-broker.py` plays it: answers every request
-    /// "ok" and records the faults asked, until `stop` exists.
-    fn fake_broker(dir: PathBuf) -> std::thread::JoinHandle<Vec<String>> {
-        std::thread::spawn(move || {
-            let (requests, acks) = (dir.join("requests"), dir.join("acks"));
-            let start = Instant::now();
-            let mut asked = Vec::new();
-            while !dir.join("stop").exists() && start.elapsed() < Duration::from_secs(20) {
-                for e in std::fs::read_dir(&requests).into_iter().flatten().flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if name.starts_with('.') {
-                        continue;
-                    }
-                    let Ok(fault) = std::fs::read_to_string(e.path()) else {
-                        continue;
-                    };
-                    std::fs::create_dir_all(&acks).unwrap();
-                    let answer = match fault.trim() {
-                        "media-error" => "ok sector=264192",
-                        _ => "ok",
-                    };
-                    std::fs::write(acks.join(&name), answer).unwrap();
-                    std::fs::remove_file(e.path()).unwrap();
-                    asked.push(fault.trim().to_string());
-                }
-                std::thread::sleep(Duration::from_millis(5));
+        match &self.faults {
+            TargetFaults::Here(f) => f.lift_stall(),
+            TargetFaults::There(t) => {
+                let _ = t.real_lift_stall_blocking();
             }
-            asked
-        })
-    }
-
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("nvmf-faultline-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn stop(dir: &Path) {
-        std::fs::write(dir.join("stop"), "").unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_failure_is_refused_while_a_stall_is_in_force_and_a_stall_is_lifted_once() {
-        let dir = scratch("stall");
-        let host = fake_broker(dir.clone());
-        let line = Arc::new(FaultLine::new(Some(Broker::new(&dir))));
-        line.inject(RealFault::Stall).await.unwrap();
-        let refused = line.inject(RealFault::PciError).await.unwrap_err();
-        assert!(
-            refused
-                .message
-                .contains("pci-error refused while a command is stalled"),
-            "{}",
-            refused.message
-        );
-        let refused = line.inject(RealFault::Unplug).await.unwrap_err();
-        assert!(
-            refused.message.contains("unplug refused"),
-            "{}",
-            refused.message
-        );
-        // lifted once: a second lift asks nothing
-        line.lift_stall();
-        line.lift_stall();
-        line.inject(RealFault::PciError).await.unwrap();
-        assert!(line.take_failed());
-        assert!(!line.take_failed(), "a failure is reported once");
-        // a slow drive is lifted the same way, and does not refuse a failure (its commands
-        // finish, late)
-        line.inject(RealFault::Slow).await.unwrap();
-        line.inject(RealFault::Unplug).await.unwrap();
-        line.lift_stall();
-        line.lift_stall();
-        stop(&dir);
-        assert_eq!(
-            host.join().unwrap(),
-            ["stall", "resume", "pci-error", "slow", "unplug", "resume"]
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[tokio::test]
-    async fn the_broker_says_where_the_media_error_is() {
-        let dir = scratch("media");
-        let host = fake_broker(dir.clone());
-        let line = Arc::new(FaultLine::new(Some(Broker::new(&dir))));
-        assert_eq!(line.media_error_sector().await.unwrap(), 264192);
-        // asking where it is injects nothing: a PCI error is not refused, nothing to lift
-        line.lift_stall();
-        assert!(!line.take_failed());
-        stop(&dir);
-        assert_eq!(host.join().unwrap(), ["media-error"]);
-        let _ = std::fs::remove_dir_all(&dir);
-        assert!(check_lba(524287, 524288).is_ok());
-        let e = check_lba(524288, 524288).unwrap_err();
-        assert!(
-            e.message.contains("past namespace 1's 524288 blocks"),
-            "{}",
-            e.message
-        );
-    }
-
-    #[tokio::test]
-    async fn without_a_broker_every_fault_is_refused_naming_the_variable() {
-        let line = Arc::new(FaultLine::new(None));
-        assert!(!line.present());
-        for fault in [
-            RealFault::Stall,
-            RealFault::Resume,
-            RealFault::PciError,
-            RealFault::Unplug,
-        ] {
-            let e = line.inject(fault).await.unwrap_err();
-            assert!(
-                e.message.contains(ENV) && e.message.contains(fault.name()),
-                "{}",
-                e.message
-            );
         }
-        let e = line.media_error_sector().await.unwrap_err();
-        assert!(e.message.contains(ENV), "{}", e.message);
-        // nothing asked, so nothing to lift
-        line.lift_stall();
-        assert!(!line.take_failed());
     }
 }

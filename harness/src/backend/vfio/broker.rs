@@ -14,7 +14,8 @@ use super::VfioError;
 pub const ENV: &str = "NVMF_FAULT_BROKER";
 
 /// A fault the broker injects into the real controller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum RealFault {
     /// A breakpoint on the backing store's reads: the next read command stalls (blkdebug
     /// breakpoints are one-shot), CSTS stays ready. Reads only: QEMU 7.2's monitor hung

@@ -20,6 +20,9 @@
 //! - [`shared`]: [`SharedController`], a controller lending one queue pair per port
 //!   (the control plane's and the suites' real backends), with one of its own for I/O the
 //!   caller runs itself;
+//! - [`lent`]: [`LentController`], a shared controller whose queue pairs are a device's
+//!   backend controllers, with real faults through a [`FaultLine`] (the suites' real
+//!   backend, in their process or served on the control channel's target host);
 //! - [`broker`] and [`check`]: real faults from the host's fault broker, and
 //!   `nvmf-reference-target --vfio-check`.
 //!
@@ -30,6 +33,7 @@ pub mod bringup;
 pub mod broker;
 pub mod check;
 pub mod controller;
+pub mod lent;
 pub mod port;
 pub mod queue;
 pub use super::regs;
@@ -41,6 +45,7 @@ use std::path::PathBuf;
 
 pub use address::PciAddress;
 pub use controller::{Transfer, VfioController, VfioNamespace};
+pub use lent::{FaultLine, LentController};
 pub use port::{RingLayout, VfioPort};
 pub use shared::SharedController;
 

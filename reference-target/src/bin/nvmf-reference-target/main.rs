@@ -15,11 +15,12 @@ use harness::api::OffloadProvider;
 use harness::fabric::sim::SimFabric;
 use harness::fabric::{DeviceContext, Fabric};
 use harness::initiator::{Controller, DataMode, HostConfig};
-use harness::plugin::Plugin;
 use harness::wire::Status;
 use reference_target::control::{Config, Target};
 use reference_target::quirks::Quirk;
-use reference_target::remote::{ControlServer, OpenDevice, Opened, Secret, Security, Served};
+use reference_target::remote::Secret;
+
+mod control;
 
 #[cfg(feature = "verbs")]
 const FABRIC_HELP: &str = "Fabric: `sim` (in-process simulated RDMA; the target listens on \
@@ -81,6 +82,14 @@ struct Cli {
     /// reference plugin's: `profile=full;doorbells=memory`, docs/vendor-guide.md).
     #[arg(long, value_name = "STRING", default_value = "")]
     plugin_config: String,
+    /// With --control: lend this real NVMe controller (`vfio:PCI`, bound to vfio-pci behind
+    /// an IOMMU) to runners: every backend controller of a runner's device is a queue pair
+    /// of it, a control-plane case's target may be served from it, and its faults come from
+    /// this host's fault broker (NVMF_FAULT_BROKER). Resets the controller and lets hosts
+    /// write its namespace: needs --allow-destructive naming it. Runners must name it too
+    /// (`nvmf-conform run --connect … --backend vfio:PCI`).
+    #[arg(long, value_name = "vfio:PCI")]
+    backend: Option<String>,
     /// Serve the control channel in plain TCP without authentication: anyone who reaches
     /// the port can start targets and inject faults. Said at every start.
     #[arg(long)]
@@ -213,6 +222,12 @@ fn main() -> ExitCode {
              --control (a configuration is served by the reference engine)",
         );
     }
+    if cli.control.is_none() && cli.backend.is_some() {
+        return usage(
+            "--backend says what a control channel lends to its runners: it needs --control \
+             (a configuration names its controller in [subsystem.backend])",
+        );
+    }
     if let Some(addr) = cli.control {
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -221,7 +236,7 @@ fn main() -> ExitCode {
             Ok(rt) => rt,
             Err(e) => return usage(format!("runtime: {e}")),
         };
-        return rt.block_on(serve_control(&cli, addr));
+        return rt.block_on(control::serve_control(&cli, addr));
     }
     let Some(path) = cli.config.as_ref() else {
         return usage("--config FILE is required (see fixtures/configs/reference.toml)");
@@ -510,162 +525,6 @@ fn print_counters(target: &Target, subsystems: &[reference_target::control::Subs
                     target.software_io_commands(&s.nqn)
                 );
             }
-        }
-    }
-}
-
-/// How the control channel opens the device for each target, and the device's name; `Err`
-/// is the exit code (the device does not open now: 125 when there is no RDMA device).
-fn control_opener(cli: &Cli) -> Result<(OpenDevice, String), ExitCode> {
-    if cli.fabric == "sim" {
-        let seed = cli.seed;
-        let name = cli.device.clone().unwrap_or_else(|| "sim0".into());
-        let open = {
-            let name = name.clone();
-            move || {
-                let fabric = SimFabric::new(seed);
-                let ctx = fabric.open(&name).map_err(|e| format!("{name}: {e}"))?;
-                Ok(Opened {
-                    ctx,
-                    fabric: Some(fabric as Arc<dyn Fabric>),
-                })
-            }
-        };
-        open().map_err(usage)?;
-        return Ok((Arc::new(open), name));
-    }
-    control_opener_verbs(cli)
-}
-
-#[cfg(feature = "verbs")]
-fn control_opener_verbs(cli: &Cli) -> Result<(OpenDevice, String), ExitCode> {
-    use harness::fabric::verbs::VerbsFabric;
-    // The same checks (and exit codes) as serving one configuration.
-    let (dev, _) = open_verbs(cli)?;
-    drop(dev);
-    let name = match &cli.device {
-        Some(n) => n.clone(),
-        None => VerbsFabric::new()
-            .devices()
-            .ok()
-            .and_then(|d| d.first().cloned())
-            .unwrap_or_default(),
-    };
-    let fabric = VerbsFabric::new();
-    let device = name.clone();
-    let open = move || {
-        let ctx = fabric.open(&device).map_err(|e| format!("{device}: {e}"))?;
-        Ok(Opened { ctx, fabric: None })
-    };
-    Ok((Arc::new(open), name))
-}
-
-#[cfg(not(feature = "verbs"))]
-fn control_opener_verbs(_cli: &Cli) -> Result<(OpenDevice, String), ExitCode> {
-    Err(usage("--fabric verbs: not built in this build"))
-}
-
-/// The control channel's protection as the command line asks: a secret file, or
-/// `--insecure` said out loud; neither is a usage error.
-fn control_security(cli: &Cli) -> Result<Security, String> {
-    match (&cli.control_secret, cli.insecure) {
-        (Some(path), _) => Ok(Security::Secret(Arc::new(
-            Secret::load(path).map_err(|e| format!("--control-secret {e}"))?,
-        ))),
-        (None, true) => Ok(Security::Insecure),
-        (None, false) => Err(
-            "--control needs --control-secret FILE (the lab secret runners \
-             must prove; make one with --new-secret FILE), or --insecure for a channel \
-             without authentication"
-                .into(),
-        ),
-    }
-}
-
-/// Two-host mode: serves the control channel on `addr` until a signal or --duration.
-async fn serve_control(cli: &Cli, addr: std::net::SocketAddr) -> ExitCode {
-    let security = match control_security(cli) {
-        Ok(s) => s,
-        Err(e) => return usage(e),
-    };
-    let (open, device) = match control_opener(cli) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let served = match served(cli, &open).await {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let described = security.describe();
-    let server = match ControlServer::bind(addr, security, open, &cli.fabric, &device).await {
-        Ok(s) => s.serving(served.clone()),
-        Err(e) => return usage(format!("--control {addr}: {e}")),
-    };
-    let local = server.local_addr().unwrap_or(addr);
-    println!(
-        "nvmf-reference-target: control channel on {local} (fabric {}, device {device}, \
-         serving {})",
-        cli.fabric,
-        served.name()
-    );
-    match server.fingerprint() {
-        Some(fp) => println!(
-            "nvmf-reference-target: control channel: {described}; certificate SHA-256 {fp}"
-        ),
-        None => eprintln!("nvmf-reference-target: WARNING: control channel {described}"),
-    }
-    let serving = tokio::spawn(server.serve());
-    let until = async {
-        if cli.duration > 0 {
-            tokio::time::sleep(Duration::from_secs(cli.duration)).await;
-            "--duration elapsed"
-        } else {
-            std::future::pending().await
-        }
-    };
-    let why = tokio::select! {
-        why = until => why,
-        why = stop_signals() => why,
-    };
-    println!("nvmf-reference-target: {why}: stopping");
-    serving.abort();
-    let _ = serving.await;
-    ExitCode::SUCCESS
-}
-
-/// What `--target` names: the reference engine, or a plugin, loaded and its device opened
-/// once on the device to read its caps (exit 2 for a library that is not a plugin or a
-/// configuration it refuses, 125 for a device it cannot open).
-async fn served(cli: &Cli, open: &OpenDevice) -> Result<Served, ExitCode> {
-    let path = match cli.target.split_once(':') {
-        None if cli.target == "reference" => {
-            if !cli.plugin_config.is_empty() {
-                return Err(usage("--plugin-config configures a --target plugin:PATH"));
-            }
-            return Ok(Served::Reference);
-        }
-        Some(("plugin", path)) if !path.is_empty() => path,
-        _ => {
-            return Err(usage(format!(
-                "--target {}: expected reference or plugin:PATH",
-                cli.target
-            )))
-        }
-    };
-    let plugin = Plugin::load(path).map_err(|e| usage(format!("--target plugin:{path}: {e}")))?;
-    let device = open().map_err(|e| {
-        eprintln!("nvmf-reference-target: the device did not open: {e}");
-        ExitCode::from(125)
-    })?;
-    match Served::plugin(plugin, &cli.plugin_config, &device) {
-        Ok(s) => Ok(s),
-        Err(e) if e.errno() == Some(nix::errno::Errno::EINVAL) => Err(usage(format!(
-            "--plugin-config `{}`: {e}",
-            cli.plugin_config
-        ))),
-        Err(e) => {
-            eprintln!("nvmf-reference-target: --target plugin:{path}: {e}");
-            Err(ExitCode::from(125))
         }
     }
 }

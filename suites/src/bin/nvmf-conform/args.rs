@@ -353,10 +353,11 @@ impl TargetArgs {
                      faults into it: pass --allow-destructive {pci} to consent"
                 )));
             }
-            if self.connect.is_some() || self.target.starts_with("plugin:") {
+            if self.target.starts_with("plugin:") {
                 return Err(Refusal::Usage(format!(
                     "--backend vfio:{pci} serves the embedded reference target's backend \
-                     controllers (not a plugin's, nor a remote target's)"
+                     controllers, or those of a remote target that lends it (--connect), not \
+                     a plugin's"
                 )));
             }
         }

@@ -94,11 +94,6 @@ fn check_backend(opts: &Options) -> Result<(), Refusal> {
             "--backend vfio:{pci} needs --fabric verbs: the controller moves data by DMA into \
              memory regions, and the simulated fabric's are not this process's memory"
         ))),
-        BackendChoice::Vfio(pci) if opts.connect.is_some() => Err(Refusal::Usage(format!(
-            "--backend vfio:{pci} opens a controller on this host, and with --connect the \
-             device under test and its backends are on the target host (a real controller \
-             served there is not supported yet: docs/two-host.md)"
-        ))),
         _ => Ok(()),
     }
 }
@@ -136,6 +131,9 @@ pub(crate) fn check_connect(opts: &mut Options) -> Result<(), Refusal> {
             info.version, info.fabric, info.device
         ),
     }
+    opts.backend
+        .agrees_with(info.real.as_ref())
+        .map_err(Refusal::Usage)?;
     if let Some(said) = run::adopt_remote(opts, info) {
         eprintln!("nvmf-conform: {said}");
     }
