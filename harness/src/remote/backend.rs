@@ -249,10 +249,10 @@ impl BackendHost {
         })
     }
 
-    /// The real controller when `id` is one of its queue pairs.
-    fn lent(&self, id: BackendId) -> Option<&Arc<LentController>> {
-        let real = self.real.as_ref()?;
-        self.made().lent.contains(&id).then_some(real)
+    /// The real controller a media call reaches, on a host that lends one: every number
+    /// names it there (its queue pairs share one namespace, which outlives them).
+    fn lent(&self) -> Option<&Arc<LentController>> {
+        self.real.as_ref()
     }
 
     fn next_id(&self) -> BackendId {
@@ -273,14 +273,14 @@ impl BackendHost {
 
     /// Carries out `call`.
     pub fn handle(&self, call: BackendCall) -> BackendReply {
-        let lent = match &call {
-            BackendCall::ReadBlock { backend, .. }
-            | BackendCall::WriteBlocks { backend, .. }
-            | BackendCall::Blocks { backend } => self.lent(*backend).cloned(),
-            _ => None,
-        };
-        if let Some(real) = lent {
-            return real_media(&real, call);
+        let media = matches!(
+            call,
+            BackendCall::ReadBlock { .. }
+                | BackendCall::WriteBlocks { .. }
+                | BackendCall::Blocks { .. }
+        );
+        if let (true, Some(real)) = (media, self.lent()) {
+            return real_media(real, call);
         }
         match call {
             BackendCall::Create {
