@@ -71,8 +71,8 @@ impl Backends {
         ini: (u16, u16),
         namespaces: &[(u32, LbaFormat)],
     ) -> Result<NvmeCtrlAttrs, Failure> {
-        if let Some(real) = &self.real {
-            return self.build_real(real, pd, srq, staging, nsqs, ini, namespaces);
+        if self.real.is_some() {
+            return self.build_real(pd, srq, staging, nsqs, ini, namespaces);
         }
         let namespaces = (namespaces.iter())
             .map(|&(nsid, format)| NsSource::Ram {
@@ -136,14 +136,14 @@ impl Backends {
     }
 
     /// A queue pair of the real controller: rings in a region of the device's context laid
-    /// out as [`RingLayout`] says, `staging` mapped for DMA, the port on the bus. The real
-    /// controller has what it has: one SQ per controller, doorbells starting at 0, its own
-    /// namespace formats; anything else is refused (cases that need it declare
-    /// [`super::Need::EmulatedBackend`] and are skipped before they get here).
-    #[allow(clippy::too_many_arguments)]
+    /// out as [`RingLayout`] says, registered here so the trace names it wherever the
+    /// controller is, then made by the host that lends it ([`BackendHost::lending`]: this
+    /// process's, or the target host's), which refuses what the real controller does not
+    /// have (more than one SQ, doorbells not from 0, another namespace format; cases that
+    /// need it declare [`super::Need::EmulatedBackend`] and are skipped before they get
+    /// here).
     fn build_real(
         &self,
-        real: &Arc<RealBackend>,
         pd: PdId,
         srq: &NvmfSrqAttrs,
         staging: &MrInfo,
@@ -151,45 +151,27 @@ impl Backends {
         ini: (u16, u16),
         namespaces: &[(u32, LbaFormat)],
     ) -> Result<NvmeCtrlAttrs, Failure> {
-        if nsqs != 1 || ini != (0, 0) {
-            return Err(Failure::new(format!(
-                "the real controller's queue pairs have one SQ each, doorbells from 0 \
-                 (asked: {nsqs} SQs, doorbells from {ini:?})"
-            )));
-        }
-        for &(nsid, format) in namespaces {
-            real.check_namespace(nsid, format)?;
-        }
-        let depth = srq.nvme_queue_depth as u16;
-        let layout = RingLayout::new(depth);
+        let layout = RingLayout::new(srq.nvme_queue_depth as u16);
         let rings = self.ctx.reg_mr(pd, layout.len, Access::LOCAL_WRITE)?;
-        let Some(here) = real.here() else {
-            // lent by the target host: it checks the namespace, lends and attaches the port
-            let call = BackendCall::Create {
-                pd,
-                srq: srq.clone(),
-                staging: *staging,
-                rings,
-                nsqs: 1,
-                ini,
-                namespaces: (namespaces.iter())
-                    .map(|&(nsid, format)| NsSource::Ram {
-                        nsid,
-                        format,
-                        blocks: 0,
-                    })
-                    .collect(),
-            };
-            return match self.link.call(&call) {
-                BackendReply::Created { attrs, .. } => Ok(attrs),
-                other => Err(unexpected(other)),
-            };
+        let call = BackendCall::Create {
+            pd,
+            srq: srq.clone(),
+            staging: *staging,
+            rings,
+            nsqs: u32::try_from(nsqs).unwrap_or(u32::MAX),
+            ini,
+            namespaces: (namespaces.iter())
+                .map(|&(nsid, format)| NsSource::Ram {
+                    nsid,
+                    format,
+                    blocks: 0,
+                })
+                .collect(),
         };
-        let port = here.lend(self.ctx.clone(), rings, staging, depth)?;
-        let attrs = layout.ctrl_attrs(&rings, 0);
-        self.bus()?
-            .attach_port(attrs.sqdb.mr, attrs.sqdb.addr, port);
-        Ok(attrs)
+        match self.link.call(&call) {
+            BackendReply::Created { attrs, .. } => Ok(attrs),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// The controller behind attributes made by [`Backends::create`], as a session holds
@@ -217,16 +199,9 @@ impl Backends {
 
     /// Lets go of every controller made (the emulated ones, the real one's queue pairs).
     pub(crate) fn release(&self) {
-        // A stall first: QEMU's controller deletes a queue, or resets, only once every
-        // request it holds has finished, so a stalled one would hang it.
-        if let Some(r) = &self.real {
-            r.lift_stall();
-        }
-        // the emulated controllers, and the real one's ports, leave the bus
+        // the emulated controllers, and the real one's ports, leave the bus; a host that
+        // lends a real controller lifts a stall first and resets it if it failed
         let _ = self.link.call(&BackendCall::Release);
-        if let Some(r) = &self.real {
-            r.release();
-        }
     }
 
     /// The emulated PCIe bus the device finds these controllers on (not in this process
@@ -261,13 +236,20 @@ impl Backends {
 
     /// These backends with every controller a queue pair of `real` from now on: on this
     /// host (its ports on this bus), or lent by the target host behind this link.
-    pub fn with_real(&self, real: Arc<RealBackend>) -> Self {
-        Backends {
+    pub fn with_real(&self, real: Arc<RealBackend>) -> Result<Self, Failure> {
+        let link = match real.here() {
+            // its ports go on this process's bus, made by a host lending it here
+            Some(l) => Arc::new(
+                BackendHost::new(self.ctx.clone(), self.bus()?.clone(), None).lending(l.clone()),
+            ) as Arc<dyn BackendLink>,
+            None => self.link.clone(),
+        };
+        Ok(Backends {
             ctx: self.ctx.clone(),
             bus: self.bus.clone(),
-            link: self.link.clone(),
+            link,
             real: Some(real),
-        }
+        })
     }
 
     /// Emulated controllers made by a host elsewhere (two-host mode: the target host's),

@@ -389,10 +389,7 @@ impl Dut {
         let backends = self
             .backends()
             .map_err(|_| Failure::new("this device under test has no backend seam"))?;
-        if real.here().is_some() {
-            backends.bus()?; // its ports go on this process's bus
-        }
-        self.backends = Some(Arc::new(backends.with_real(real)));
+        self.backends = Some(Arc::new(backends.with_real(real)?));
         Ok(())
     }
 

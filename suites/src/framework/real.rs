@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use harness::backend::emulated::LbaFormat;
 use harness::backend::vfio::broker::RealFault;
 use harness::backend::vfio::{FaultLine, LentController, PciAddress};
 use harness::case::RealBackendFacts;
@@ -25,7 +24,7 @@ const REAL: BackendId = 0;
 /// each), with a fault broker when there is one.
 pub enum RealBackend {
     /// Opened by this process, with this host's broker.
-    Here(Box<LentController>),
+    Here(Arc<LentController>),
     /// Lent by the target host (two-host mode), reached through the open device's backend
     /// link.
     There {
@@ -61,7 +60,7 @@ impl RealBackend {
     /// `NVMF_FAULT_BROKER` names, if any. Its namespace 1 must be in a format the device
     /// can present (extended-LBA metadata, or none).
     pub fn open(address: PciAddress) -> Result<RealBackend, Failure> {
-        LentController::open(address).map(|l| RealBackend::Here(Box::new(l)))
+        LentController::open(address).map(|l| RealBackend::Here(Arc::new(l)))
     }
 
     /// The real controller the target host lends through `link` (its device's backend
@@ -86,19 +85,10 @@ impl RealBackend {
     }
 
     /// The controller in this process, if it is here.
-    pub(super) fn here(&self) -> Option<&LentController> {
+    pub(super) fn here(&self) -> Option<&Arc<LentController>> {
         match self {
             RealBackend::Here(l) => Some(l),
             RealBackend::There { .. } => None,
-        }
-    }
-
-    /// Fails unless namespace `nsid` in `format` is the controller's namespace 1.
-    pub(super) fn check_namespace(&self, nsid: u32, format: LbaFormat) -> Result<(), Failure> {
-        match self {
-            RealBackend::Here(l) => l.check_namespace(nsid, format),
-            // the target host checks when it lends the queue pair
-            RealBackend::There { .. } => Ok(()),
         }
     }
 
@@ -185,15 +175,6 @@ impl RealBackend {
             RealBackend::There { link, .. } => {
                 let _ = link.call(&BackendCall::RealLiftStall);
             }
-        }
-    }
-
-    /// Lifts a stall and resets the controller when it failed, so that the next case
-    /// finds it as this one did (the target host does so itself when its device's
-    /// controllers are released).
-    pub(super) fn release(&self) {
-        if let RealBackend::Here(l) = self {
-            l.release();
         }
     }
 
